@@ -1,0 +1,1 @@
+//! Attach points: tracepoints, uprobes, USDT, perf events.

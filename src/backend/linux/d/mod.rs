@@ -1,0 +1,1 @@
+//! The D language front end: lexer, parser, AST with spans, semantic checks, diagnostics.

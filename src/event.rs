@@ -1,0 +1,189 @@
+//! The event model: what a back end delivers and a presenter consumes.
+//!
+//! Both back ends (libdtrace and the Linux engine) translate what their probes produce into
+//! these types, so that commands never see FFI structures or BPF maps. A back end never
+//! formats output for a person; the one exception is `Printf::text`, because D's `printf` is
+//! itself a formatting action whose result is part of the program's semantics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// A fully specified probe, `provider:module:function:name`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct ProbeDesc {
+    pub provider: String,
+    pub module: String,
+    pub function: String,
+    pub name: String,
+}
+
+impl fmt::Display for ProbeDesc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            self.provider, self.module, self.function, self.name
+        )
+    }
+}
+
+/// One value traced by a D action.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Int(i64),
+    UInt(u64),
+    Str(String),
+    /// Symbolised frames of `stack()` or `ustack()`, innermost first.
+    Stack(Vec<String>),
+    /// Raw memory, as traced by `trace(*ptr)` of a non-scalar or by `copyin`.
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// The value as a signed integer, when it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int(v) => Some(v),
+            Value::UInt(v) => Some(v as i64),
+            _ => None,
+        }
+    }
+
+    /// The value as a string, when it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Where a record came from: the probe that fired, on which CPU, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Origin {
+    pub probe: Arc<ProbeDesc>,
+    pub cpu: u32,
+    /// Nanoseconds on the back end's monotonic clock (D's `timestamp`).
+    pub ts_ns: u64,
+}
+
+/// The data recorded by one clause for one firing of its probe (`trace()` and friends).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub origin: Origin,
+    pub values: Vec<Value>,
+}
+
+/// The output of one `printf()` action: the formatted text, and the arguments it was made of,
+/// so that a command can read fields without parsing text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Printf {
+    pub origin: Origin,
+    pub text: String,
+    pub args: Vec<Value>,
+}
+
+/// Which aggregating function produced an aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggFunc {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Stddev,
+    Quantize,
+    Lquantize,
+    Llquantize,
+}
+
+/// The value of one aggregation entry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggValue {
+    /// count, sum, min and max.
+    Scalar(i64),
+    Avg {
+        count: u64,
+        total: i64,
+    },
+    Stddev {
+        count: u64,
+        total: i64,
+        total_squares: u128,
+    },
+    /// quantize, lquantize and llquantize: (bucket lower bound, count), ascending. Bounds are
+    /// inclusive; `i64::MIN` stands for "below the first bucket".
+    Buckets(Vec<(i64, u64)>),
+}
+
+/// One entry of an aggregation: its keys and its value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AggEntry {
+    pub keys: Vec<Value>,
+    pub value: AggValue,
+}
+
+/// A snapshot of one aggregation, taken at print time (printa, END, exit or interval).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AggSnapshot {
+    pub name: String,
+    pub func: AggFunc,
+    pub entries: Vec<AggEntry>,
+}
+
+/// What kind of data was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropKind {
+    /// Principal buffer or ring buffer full.
+    Buffer,
+    /// Aggregation buffer full.
+    Aggregation,
+    /// Dynamic variable space (thread-locals, associative arrays) exhausted.
+    Dynamic,
+    /// Speculation buffers.
+    Speculation,
+    /// Strings cut at strsize.
+    TruncatedString,
+}
+
+impl fmt::Display for DropKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropKind::Buffer => "events dropped (buffer full)",
+            DropKind::Aggregation => "aggregation drops",
+            DropKind::Dynamic => "dynamic variable drops",
+            DropKind::Speculation => "speculation drops",
+            DropKind::TruncatedString => "strings truncated at strsize",
+        })
+    }
+}
+
+/// Everything a back end can tell a presenter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Record(Record),
+    Printf(Printf),
+    Agg(AggSnapshot),
+    Drop {
+        kind: DropKind,
+        count: u64,
+    },
+    /// A run-time error in a clause (DTrace's ERROR probe).
+    Error {
+        probe: Option<Arc<ProbeDesc>>,
+        msg: String,
+    },
+    /// The traced process (-p or -c) has exited; tracing ends after this.
+    TargetExited {
+        pid: u32,
+        status: Option<i32>,
+    },
+    /// The run is over: exit() was called, the target exited, or the user interrupted.
+    Done,
+}
