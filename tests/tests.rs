@@ -1,0 +1,6 @@
+//! dtk's integration tests: one binary, one module per area.
+//!
+//! Kernel tests (attach, see events, detach) need root and a kernel with BPF. They skip with a
+//! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
+
+mod util;
