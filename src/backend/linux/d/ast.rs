@@ -1,0 +1,529 @@
+//! The D abstract syntax tree. The parser builds it with every expression's type `Unknown`;
+//! the checker resolves names, substitutes inlines, folds constants and fills in each
+//! expression's `DType`, so the code generator can lower it without re-deriving anything.
+
+use super::span::Span;
+
+/// A whole D program, in source order, with the variables the checker found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Program {
+    pub items: Vec<Item>,
+    /// Every global, thread-local (`self->`), clause-local (`this->`) variable and
+    /// aggregation, with its type; filled by the checker.
+    pub variables: Vec<Variable>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Pragma(Pragma),
+    Decl(Decl),
+    Clause(Clause),
+}
+
+/// `#pragma D option name[=value]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pragma {
+    pub name: String,
+    pub value: Option<String>,
+    pub span: Span,
+}
+
+/// A declaration: `int x;`, `uint64_t ts[int];`, `self int d;`, `this string s;` or
+/// `inline int N = 3;`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decl {
+    pub scope: VarScope,
+    pub ty: DType,
+    pub name: String,
+    /// Key types of an associative array declaration (`ts[int, string]`); empty otherwise.
+    pub keys: Vec<DType>,
+    /// The value of an `inline` declaration.
+    pub inline: Option<Expr>,
+    pub span: Span,
+}
+
+/// A probe clause: descriptions, optional predicate, and the body (`None` when the clause
+/// has no body, which means D's default action).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clause {
+    pub probes: Vec<ProbeDesc>,
+    pub predicate: Option<Expr>,
+    pub body: Option<Vec<Stmt>>,
+    pub span: Span,
+}
+
+/// `provider:module:function:name`, after macro expansion. Globs (`*`, `?`, `[...]`) are kept
+/// as text; a short form such as `BEGIN` fills the parts from the right (`:::BEGIN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeDesc {
+    pub provider: String,
+    pub module: String,
+    pub function: String,
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    Expr(Expr),
+    /// `@name[keys] = func(args)`.
+    Aggregate(Aggregate),
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Option<Vec<Stmt>>,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The name without `@`; empty for the anonymous `@`.
+    pub name: String,
+    pub keys: Vec<Expr>,
+    pub func: Function,
+    pub args: Vec<Expr>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+    pub ty: DType,
+}
+
+impl Expr {
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        Expr {
+            kind,
+            span,
+            ty: DType::Unknown,
+        }
+    }
+
+    /// The value of an integer constant, if this is one.
+    pub fn as_int(&self) -> Option<u64> {
+        match self.kind {
+            ExprKind::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// An integer constant; its width and signedness are in the expression's type. The value
+    /// is stored sign-extended to 64 bits for signed types.
+    Int(u64),
+    Str(String),
+    /// A name as written; the checker replaces it with a `Var`, a `Builtin` or an inline's
+    /// value.
+    Ident(String),
+    Var {
+        name: String,
+        scope: VarScope,
+    },
+    Builtin(Builtin),
+    /// `@name` outside an aggregation statement (as in `printa(@a)`).
+    Aggregation(String),
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Ternary {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    /// `target = value`, or `target op= value` when `op` is set.
+    Assign {
+        op: Option<BinaryOp>,
+        target: Box<Expr>,
+        value: Box<Expr>,
+    },
+    IncDec {
+        op: IncDecOp,
+        target: Box<Expr>,
+    },
+    Cast {
+        to: DType,
+        expr: Box<Expr>,
+    },
+    SizeofType(DType),
+    SizeofExpr(Box<Expr>),
+    Stringof(Box<Expr>),
+    /// `base.member` or `base->member` (`arrow`).
+    Member {
+        base: Box<Expr>,
+        member: String,
+        arrow: bool,
+    },
+    /// `base[i, j]`: `args[0]` or an associative array.
+    Index {
+        base: Box<Expr>,
+        indices: Vec<Expr>,
+    },
+    Call {
+        func: Function,
+        args: Vec<Expr>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VarScope {
+    Global,
+    /// `self->x`: one per thread.
+    Thread,
+    /// `this->x`: one per clause firing.
+    Clause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Plus,
+    Not,
+    BitNot,
+    Deref,
+    AddrOf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncDecOp {
+    PreInc,
+    PreDec,
+    PostInc,
+    PostDec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Mul,
+    Div,
+    Mod,
+    Add,
+    Sub,
+    Shl,
+    Shr,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    BitAnd,
+    BitXor,
+    BitOr,
+    And,
+    /// D's logical exclusive or, `^^`.
+    Xor,
+    Or,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Mul => "*",
+            Div => "/",
+            Mod => "%",
+            Add => "+",
+            Sub => "-",
+            Shl => "<<",
+            Shr => ">>",
+            Lt => "<",
+            Le => "<=",
+            Gt => ">",
+            Ge => ">=",
+            Eq => "==",
+            Ne => "!=",
+            BitAnd => "&",
+            BitXor => "^",
+            BitOr => "|",
+            And => "&&",
+            Xor => "^^",
+            Or => "||",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Lt | Le | Gt | Ge | Eq | Ne)
+    }
+
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    }
+}
+
+/// A D type, as the checker assigns it to every expression.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DType {
+    /// Not yet checked (the parser's placeholder).
+    #[default]
+    Unknown,
+    Void,
+    Int {
+        bits: u8,
+        signed: bool,
+    },
+    String,
+    Pointer(Box<DType>),
+    /// `struct name` or `union name`; members are typed as 64-bit integers.
+    Record {
+        union: bool,
+        name: String,
+    },
+    /// The value of `stack()` or `ustack()`.
+    Stack,
+    Aggregation,
+}
+
+impl DType {
+    pub const INT: DType = DType::Int {
+        bits: 32,
+        signed: true,
+    };
+    pub const LONG: DType = DType::Int {
+        bits: 64,
+        signed: true,
+    };
+    pub const ULONG: DType = DType::Int {
+        bits: 64,
+        signed: false,
+    };
+    pub const CHAR: DType = DType::Int {
+        bits: 8,
+        signed: true,
+    };
+
+    pub fn is_integer(&self) -> bool {
+        matches!(self, DType::Int { .. })
+    }
+
+    /// Integers and pointers: what D allows in arithmetic, conditions and comparisons.
+    pub fn is_scalar(&self) -> bool {
+        matches!(self, DType::Int { .. } | DType::Pointer(_))
+    }
+
+    /// Strings and pointers to char, which D's string functions accept.
+    pub fn is_string_like(&self) -> bool {
+        match self {
+            DType::String => true,
+            DType::Pointer(to) => matches!(**to, DType::Int { bits: 8, .. }),
+            _ => false,
+        }
+    }
+
+    /// Size in bytes when it is known without options (strings depend on `strsize`).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            DType::Int { bits, .. } => Some(u64::from(*bits / 8)),
+            DType::Pointer(_) => Some(8),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DType::Unknown => f.write_str("<unknown>"),
+            DType::Void => f.write_str("void"),
+            DType::Int { bits, signed } => {
+                let base = match bits {
+                    8 => "char",
+                    16 => "short",
+                    32 => "int",
+                    _ => "long",
+                };
+                if *signed {
+                    f.write_str(base)
+                } else {
+                    write!(f, "unsigned {base}")
+                }
+            }
+            DType::String => f.write_str("string"),
+            DType::Pointer(to) => write!(f, "{to} *"),
+            DType::Record { union, name } => {
+                write!(f, "{} {name}", if *union { "union" } else { "struct" })
+            }
+            DType::Stack => f.write_str("stack"),
+            DType::Aggregation => f.write_str("aggregation"),
+        }
+    }
+}
+
+/// D's builtin variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Pid,
+    Tid,
+    Ppid,
+    Uid,
+    Gid,
+    Execname,
+    Zonename,
+    Cpu,
+    Timestamp,
+    Vtimestamp,
+    Walltimestamp,
+    Probeprov,
+    Probemod,
+    Probefunc,
+    Probename,
+    /// `arg0` … `arg9`.
+    Arg(u8),
+    /// `args[]`, the typed arguments; indexed with `args[N]`.
+    Args,
+    Errno,
+    Curthread,
+    Stackdepth,
+    Ustackdepth,
+    Caller,
+    Ucaller,
+    Epid,
+    Id,
+    Curpsinfo,
+}
+
+/// Which of D's function families a function belongs to; decides where it may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// Records data or changes tracing state; a statement on its own, never a value.
+    Action,
+    /// Computes a value.
+    Subroutine,
+    /// Only on the right of `@agg[keys] = ...`.
+    Aggregating,
+}
+
+/// The functions the front end knows, by D name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Trace,
+    Printf,
+    Printa,
+    Exit,
+    Clear,
+    Trunc,
+    Normalize,
+    Denormalize,
+    Stack,
+    Ustack,
+    Copyin,
+    Copyinstr,
+    Strlen,
+    Strjoin,
+    Substr,
+    Strstr,
+    Index,
+    Rindex,
+    Basename,
+    Dirname,
+    Lltostr,
+    Tolower,
+    Toupper,
+    Progenyof,
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Stddev,
+    Quantize,
+    Lquantize,
+    Llquantize,
+}
+
+const FUNCTION_NAMES: &[(&str, Function)] = &[
+    ("trace", Function::Trace),
+    ("printf", Function::Printf),
+    ("printa", Function::Printa),
+    ("exit", Function::Exit),
+    ("clear", Function::Clear),
+    ("trunc", Function::Trunc),
+    ("normalize", Function::Normalize),
+    ("denormalize", Function::Denormalize),
+    ("stack", Function::Stack),
+    ("ustack", Function::Ustack),
+    ("copyin", Function::Copyin),
+    ("copyinstr", Function::Copyinstr),
+    ("strlen", Function::Strlen),
+    ("strjoin", Function::Strjoin),
+    ("substr", Function::Substr),
+    ("strstr", Function::Strstr),
+    ("index", Function::Index),
+    ("rindex", Function::Rindex),
+    ("basename", Function::Basename),
+    ("dirname", Function::Dirname),
+    ("lltostr", Function::Lltostr),
+    ("tolower", Function::Tolower),
+    ("toupper", Function::Toupper),
+    ("progenyof", Function::Progenyof),
+    ("count", Function::Count),
+    ("sum", Function::Sum),
+    ("min", Function::Min),
+    ("max", Function::Max),
+    ("avg", Function::Avg),
+    ("stddev", Function::Stddev),
+    ("quantize", Function::Quantize),
+    ("lquantize", Function::Lquantize),
+    ("llquantize", Function::Llquantize),
+];
+
+impl Function {
+    pub fn from_name(name: &str) -> Option<Function> {
+        FUNCTION_NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    pub fn name(self) -> &'static str {
+        FUNCTION_NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    pub fn kind(self) -> FunctionKind {
+        use Function::*;
+        match self {
+            Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize => {
+                FunctionKind::Action
+            }
+            Count | Sum | Min | Max | Avg | Stddev | Quantize | Lquantize | Llquantize => {
+                FunctionKind::Aggregating
+            }
+            _ => FunctionKind::Subroutine,
+        }
+    }
+}
+
+/// A variable or aggregation the program uses, as the checker found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    pub name: String,
+    pub kind: VariableKind,
+    /// The value type (for aggregations: `Aggregation`).
+    pub ty: DType,
+    /// Key types of an associative array or aggregation.
+    pub keys: Vec<DType>,
+    /// The aggregating function, for aggregations.
+    pub func: Option<Function>,
+    /// Where it is first declared or assigned.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableKind {
+    Scalar(VarScope),
+    Aggregation,
+}

@@ -1,0 +1,438 @@
+//! Typing of expressions: each expression gets its `DType`, names are resolved (builtins,
+//! variables, inlines), and constant subexpressions are folded. An expression that fails a
+//! check gets type `Unknown`, which silences follow-on errors about the same mistake.
+
+use super::builtins::{builtin_type, psinfo_member};
+use super::{fold, Checker};
+use crate::backend::linux::d::ast::{
+    BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
+};
+use crate::backend::linux::d::diagnostic::Diagnostic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The whole expression of a statement: actions allowed.
+    Statement,
+    /// Anywhere a value is needed.
+    Value,
+}
+
+/// The type both operands of an integer operator are converted to (C's usual arithmetic
+/// conversions, on LP64).
+pub fn promote(a: &DType, b: &DType) -> DType {
+    let as_int = |t: &DType| match t {
+        DType::Int { bits, signed } => ((*bits).max(32), *signed),
+        _ => (64, false),
+    };
+    let ((ab, asg), (bb, bsg)) = (as_int(a), as_int(b));
+    let (bits, signed) = if asg == bsg {
+        (ab.max(bb), asg)
+    } else {
+        let ((ub, _), (sb, _)) = if asg { ((bb, bsg), (ab, asg)) } else { ((ab, asg), (bb, bsg)) };
+        if ub >= sb {
+            (ub, false)
+        } else {
+            (sb, true)
+        }
+    };
+    DType::Int { bits, signed }
+}
+
+/// Whether an inline's value is too big to copy into every use.
+pub fn too_large(e: &Expr) -> bool {
+    fn measure(e: &Expr, depth: usize, count: &mut usize) -> bool {
+        *count += 1;
+        if depth > 200 || *count > 4096 {
+            return true;
+        }
+        let mut large = false;
+        super::targets::for_each_child(e, &mut |c| {
+            large = large || measure(c, depth + 1, count);
+        });
+        large
+    }
+    measure(e, 0, &mut 0)
+}
+
+impl Checker {
+    pub(super) fn value(&mut self, e: &mut Expr) {
+        self.expr(e, Context::Value);
+    }
+
+    pub(super) fn statement_expr(&mut self, e: &mut Expr) {
+        self.expr(e, Context::Statement);
+    }
+
+    pub(super) fn expr(&mut self, e: &mut Expr, ctx: Context) {
+        let (ty, operand_ty) = self.type_of(e, ctx);
+        e.ty = ty;
+        if let Err(d) = fold::fold(e, &operand_ty) {
+            self.diagnostics.push(d);
+        }
+    }
+
+    /// The type of `e`, and the type its operands were converted to (for folding).
+    fn type_of(&mut self, e: &mut Expr, ctx: Context) -> (DType, DType) {
+        let span = e.span;
+        match &mut e.kind {
+            ExprKind::Assign { .. } => return (self.assign(e), DType::Unknown),
+            ExprKind::SizeofType(t) => {
+                let t = t.clone();
+                return (self.size_of(e, &t), DType::Unknown);
+            }
+            ExprKind::SizeofExpr(inner) => {
+                self.value(inner);
+                let t = inner.ty.clone();
+                return (self.size_of(e, &t), DType::Unknown);
+            }
+            _ => {}
+        }
+        let ty = match &mut e.kind {
+            ExprKind::Int(_) => e.ty.clone(),
+            ExprKind::Str(_) => DType::String,
+            ExprKind::Ident(name) => {
+                let name = name.clone();
+                return (self.identifier(e, &name), DType::Unknown);
+            }
+            ExprKind::Var { name, scope } => {
+                let (name, scope) = (name.clone(), *scope);
+                self.var_read(scope, &name, span)
+            }
+            ExprKind::Builtin(Builtin::Args) => {
+                self.error(span, "`args` must be indexed, as in `args[0]`");
+                DType::Unknown
+            }
+            ExprKind::Builtin(b) => builtin_type(*b),
+            ExprKind::Aggregation(name) => {
+                let message = format!(
+                    "aggregation `@{name}` cannot be used as a value; print it with printa()"
+                );
+                self.error(span, message);
+                DType::Unknown
+            }
+            ExprKind::Unary { op, operand } => self.unary(*op, operand),
+            ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs),
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => self.ternary(cond, then, otherwise),
+            ExprKind::IncDec { target, .. } => self.inc_dec(target),
+            ExprKind::Cast { to, expr } => {
+                let to = to.clone();
+                self.cast(&to, expr)
+            }
+            ExprKind::Assign { .. } | ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) => {
+                DType::Unknown
+            }
+            ExprKind::Stringof(inner) => {
+                self.value(inner);
+                if inner.ty.is_scalar() || inner.ty.is_string_like() {
+                    DType::String
+                } else {
+                    self.not_unknown(&inner.ty, inner.span, "stringof needs a scalar or a string");
+                    DType::Unknown
+                }
+            }
+            ExprKind::Member {
+                base,
+                member,
+                arrow,
+            } => {
+                let (member, arrow) = (member.clone(), *arrow);
+                self.member(base, &member, arrow)
+            }
+            ExprKind::Index { base, indices } => self.index(base, indices),
+            ExprKind::Call { func, args } => {
+                let func = *func;
+                if ctx == Context::Value && func.kind() == FunctionKind::Action {
+                    self.error(
+                        span,
+                        format!("`{}()` is an action; it has no value", func.name()),
+                    );
+                }
+                super::calls::call(self, func, args, span)
+            }
+        };
+        let operand_ty = match &e.kind {
+            ExprKind::Unary { .. } | ExprKind::Cast { .. } => ty.clone(),
+            _ => DType::Unknown,
+        };
+        (ty, operand_ty)
+    }
+
+    /// Reports `message` unless `ty` is already the result of an earlier error.
+    pub(super) fn not_unknown(&mut self, ty: &DType, span: crate::backend::linux::d::span::Span, message: &str) {
+        if *ty != DType::Unknown {
+            self.error(span, format!("{message}, found {ty}"));
+        }
+    }
+
+    /// A plain name: an inline (substituted here), or a global variable.
+    fn identifier(&mut self, e: &mut Expr, name: &str) -> DType {
+        if let Some(value) = self.inlines.get(name) {
+            let span = e.span;
+            *e = value.clone();
+            e.span = span;
+            return e.ty.clone();
+        }
+        let key = (VarScope::Global, name.to_string());
+        if self.vars.contains_key(&key) || self.assigned.contains(&key) {
+            e.kind = ExprKind::Var {
+                name: name.to_string(),
+                scope: VarScope::Global,
+            };
+            return self.var_read(VarScope::Global, name, e.span);
+        }
+        self.error(e.span, format!("unknown identifier `{name}`"));
+        DType::Unknown
+    }
+
+    pub(super) fn var_read(
+        &mut self,
+        scope: VarScope,
+        name: &str,
+        span: crate::backend::linux::d::span::Span,
+    ) -> DType {
+        let key = (scope, name.to_string());
+        if !self.vars.contains_key(&key) {
+            if self.assigned.contains(&key) {
+                // Assigned by a later clause: its type is not known yet; D reads zero.
+                return DType::LONG;
+            }
+            self.define(scope, name, DType::LONG, Vec::new(), span);
+        }
+        let Some(state) = self.vars.get_mut(&key) else {
+            return DType::Unknown;
+        };
+        let index = state.index;
+        if !state.assigned && !state.warned {
+            state.warned = true;
+            let shown = display_name(scope, name);
+            self.diagnostics.push(Diagnostic::warning(
+                span,
+                format!("`{shown}` is read but never assigned; it is always zero"),
+            ));
+        }
+        let var = &self.variables[index];
+        if !var.keys.is_empty() {
+            let message = format!("`{name}` is an associative array; index it, as in `{name}[key]`");
+            self.error(span, message);
+            return DType::Unknown;
+        }
+        var.ty.clone()
+    }
+
+    fn unary(&mut self, op: UnaryOp, operand: &mut Expr) -> DType {
+        self.value(operand);
+        let t = operand.ty.clone();
+        if t == DType::Unknown {
+            return t;
+        }
+        match op {
+            UnaryOp::Neg | UnaryOp::Plus | UnaryOp::BitNot if t.is_integer() => promote(&t, &t),
+            UnaryOp::Not if t.is_scalar() => DType::INT,
+            UnaryOp::Deref => match t {
+                DType::Pointer(to) if *to != DType::Void => *to,
+                _ => {
+                    self.error(operand.span, format!("cannot dereference {t}"));
+                    DType::Unknown
+                }
+            },
+            UnaryOp::AddrOf => DType::Pointer(Box::new(t)),
+            _ => {
+                let sym = match op {
+                    UnaryOp::Neg => "-",
+                    UnaryOp::Plus => "+",
+                    UnaryOp::BitNot => "~",
+                    _ => "!",
+                };
+                let what = if op == UnaryOp::Not { "a scalar" } else { "an integer" };
+                self.error(
+                    operand.span,
+                    format!("unary `{sym}` needs {what} operand, found {t}"),
+                );
+                DType::Unknown
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, lhs: &mut Expr, rhs: &mut Expr) -> (DType, DType) {
+        self.value(lhs);
+        self.value(rhs);
+        let (l, r) = (lhs.ty.clone(), rhs.ty.clone());
+        if l == DType::Unknown || r == DType::Unknown {
+            return (DType::Unknown, DType::Unknown);
+        }
+        let span = lhs.span.to(rhs.span);
+        let sym = op.symbol();
+        if op.is_logical() {
+            if l.is_scalar() && r.is_scalar() {
+                return (DType::INT, promote(&l, &r));
+            }
+            self.error(span, format!("`{sym}` needs scalar operands, found {l} and {r}"));
+            return (DType::Unknown, DType::Unknown);
+        }
+        if op.is_comparison() {
+            if l.is_scalar() && r.is_scalar() {
+                return (DType::INT, promote(&l, &r));
+            }
+            if l.is_string_like() && r.is_string_like() {
+                return (DType::INT, DType::String);
+            }
+            self.error(span, format!("cannot compare {l} with {r} using `{sym}`"));
+            return (DType::Unknown, DType::Unknown);
+        }
+        let pointer_math = matches!(op, BinaryOp::Add | BinaryOp::Sub);
+        let ty = match (&l, &r) {
+            (DType::Pointer(_), DType::Pointer(_)) if op == BinaryOp::Sub => DType::LONG,
+            (DType::Pointer(_), DType::Int { .. }) if pointer_math => l.clone(),
+            (DType::Int { .. }, DType::Pointer(_)) if op == BinaryOp::Add => r.clone(),
+            (a, b) if a.is_scalar() && b.is_scalar() => {
+                if matches!(op, BinaryOp::Shl | BinaryOp::Shr) {
+                    promote(a, a)
+                } else {
+                    promote(a, b)
+                }
+            }
+            _ => {
+                self.error(span, format!("`{sym}` needs integer operands, found {l} and {r}"));
+                return (DType::Unknown, DType::Unknown);
+            }
+        };
+        (ty.clone(), ty)
+    }
+
+    fn ternary(&mut self, cond: &mut Expr, then: &mut Expr, otherwise: &mut Expr) -> DType {
+        self.condition(cond, "the condition of `?:`");
+        self.value(then);
+        self.value(otherwise);
+        let (a, b) = (&then.ty, &otherwise.ty);
+        match (a, b) {
+            (DType::Unknown, _) | (_, DType::Unknown) => DType::Unknown,
+            (DType::Int { .. }, DType::Int { .. }) => promote(a, b),
+            (x, y) if x.is_string_like() && y.is_string_like() => DType::String,
+            (DType::Pointer(_), DType::Pointer(_)) if a == b => a.clone(),
+            (DType::Pointer(_), DType::Int { .. }) => a.clone(),
+            (DType::Int { .. }, DType::Pointer(_)) => b.clone(),
+            _ => {
+                let message = format!("the branches of `?:` have different types: {a} and {b}");
+                self.error(then.span.to(otherwise.span), message);
+                DType::Unknown
+            }
+        }
+    }
+
+    fn cast(&mut self, to: &DType, expr: &mut Expr) -> DType {
+        self.value(expr);
+        let from = expr.ty.clone();
+        if from == DType::Unknown {
+            return DType::Unknown;
+        }
+        let allowed = match to {
+            DType::Int { .. } | DType::Pointer(_) => from.is_scalar(),
+            DType::String => from.is_string_like(),
+            _ => false,
+        };
+        if !allowed {
+            self.error(expr.span, format!("cannot cast {from} to {to}"));
+            return DType::Unknown;
+        }
+        if let (Some(v), DType::Int { .. }) = (expr.as_int(), to) {
+            expr.kind = ExprKind::Int(fold::normalize(v, to));
+        }
+        to.clone()
+    }
+
+    /// `sizeof`: folded to a constant when the size is known without options.
+    fn size_of(&mut self, e: &mut Expr, t: &DType) -> DType {
+        match t {
+            DType::Unknown => return DType::Unknown,
+            DType::Void | DType::Aggregation | DType::Stack => {
+                self.error(e.span, format!("sizeof cannot be applied to {t}"));
+                return DType::Unknown;
+            }
+            _ => {}
+        }
+        if let Some(size) = t.size() {
+            e.kind = ExprKind::Int(size);
+        }
+        DType::ULONG
+    }
+
+    fn member(&mut self, base: &mut Expr, member: &str, arrow: bool) -> DType {
+        self.value(base);
+        let t = base.ty.clone();
+        let span = base.span;
+        match (&t, arrow) {
+            (DType::Unknown, _) => DType::Unknown,
+            (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => {
+                match &**to {
+                    DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
+                        .unwrap_or_else(|| {
+                            self.error(span.to(span), format!("psinfo_t has no member `{member}`"));
+                            DType::Unknown
+                        }),
+                    _ => DType::LONG,
+                }
+            }
+            (DType::Record { .. }, false) | (DType::Int { .. }, _) => DType::LONG,
+            (DType::Pointer(_), false) => {
+                self.error(span, format!("{t} is a pointer; use `->{member}`"));
+                DType::Unknown
+            }
+            (DType::Record { .. }, true) => {
+                self.error(span, format!("{t} is not a pointer; use `.{member}`"));
+                DType::Unknown
+            }
+            _ => {
+                let op = if arrow { "->" } else { "." };
+                self.error(span, format!("`{op}` needs a struct or union, found {t}"));
+                DType::Unknown
+            }
+        }
+    }
+
+    fn index(&mut self, base: &mut Expr, indices: &mut [Expr]) -> DType {
+        for i in indices.iter_mut() {
+            self.key(i);
+        }
+        match &base.kind {
+            ExprKind::Builtin(Builtin::Args) => {
+                base.ty = DType::LONG;
+                match indices {
+                    [i] if i.as_int().is_some_and(|v| v <= 9) => DType::LONG,
+                    _ => {
+                        self.error(
+                            base.span.to(indices.last().map_or(base.span, |i| i.span)),
+                            "`args[]` takes one integer constant index from 0 to 9",
+                        );
+                        DType::Unknown
+                    }
+                }
+            }
+            ExprKind::Ident(_) | ExprKind::Var { .. } => self.assoc_read(base, indices),
+            _ => {
+                self.value(base);
+                match (&base.ty, &*indices) {
+                    (DType::Unknown, _) => DType::Unknown,
+                    (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
+                    (t, _) => {
+                        let message = format!("`[]` needs a pointer or an associative array, found {t}");
+                        self.error(base.span, message);
+                        DType::Unknown
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `self->x`, `this->x` or `x`, as the user wrote it.
+pub fn display_name(scope: VarScope, name: &str) -> String {
+    match scope {
+        VarScope::Global => name.to_string(),
+        VarScope::Thread => format!("self->{name}"),
+        VarScope::Clause => format!("this->{name}"),
+    }
+}

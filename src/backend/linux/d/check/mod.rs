@@ -1,0 +1,275 @@
+//! Semantic checks over a parsed program: names resolve, inlines are substituted, each
+//! expression gets its D type, actions and aggregating functions get the arguments they need,
+//! printf formats match their arguments, aggregations are not used as values, and a variable
+//! read but never assigned draws a warning. Constants are folded on the way (`fold`).
+
+mod builtins;
+mod calls;
+mod expr;
+mod fold;
+mod printf;
+mod targets;
+
+use std::collections::{HashMap, HashSet};
+
+use super::ast::{
+    Aggregate, DType, Decl, Expr, ExprKind, Function, Item, Pragma, Program, Stmt, VarScope,
+    Variable, VariableKind,
+};
+use super::diagnostic::{Diagnostic, Severity};
+use super::span::Span;
+
+/// What a checked variable is known to be so far.
+struct VarState {
+    /// Index into `Program::variables`.
+    index: usize,
+    /// Whether anything in the program assigns it (found before checking starts).
+    assigned: bool,
+    warned: bool,
+}
+
+#[derive(Default)]
+pub struct Checker {
+    diagnostics: Vec<Diagnostic>,
+    variables: Vec<Variable>,
+    vars: HashMap<(VarScope, String), VarState>,
+    aggs: HashMap<String, usize>,
+    inlines: HashMap<String, Expr>,
+    /// Variables some statement assigns, and aggregations some statement fills.
+    assigned: HashSet<(VarScope, String)>,
+    filled_aggs: HashSet<String>,
+}
+
+/// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
+/// order.
+pub fn check(program: &mut Program) -> Vec<Diagnostic> {
+    let mut checker = Checker::default();
+    checker.collect_assignments(program);
+    for item in &mut program.items {
+        match item {
+            Item::Pragma(p) => checker.pragma(p),
+            Item::Decl(d) => checker.declaration(d),
+            Item::Clause(c) => {
+                if let Some(pred) = &mut c.predicate {
+                    checker.condition(pred, "a predicate");
+                }
+                if let Some(body) = &mut c.body {
+                    checker.statements(body);
+                }
+            }
+        }
+    }
+    program.variables = std::mem::take(&mut checker.variables);
+    let mut diagnostics = checker.diagnostics;
+    diagnostics.sort_by_key(|d| (d.span.start, d.severity == Severity::Warning));
+    diagnostics
+}
+
+impl Checker {
+    fn error(&mut self, span: Span, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::error(span, message));
+    }
+
+    fn pragma(&mut self, p: &Pragma) {
+        match (builtins::option_kind(&p.name), &p.value) {
+            (None, _) => self.error(p.span, format!("unknown option `{}`", p.name)),
+            (Some(builtins::OptionKind::Value), None) => self.error(
+                p.span,
+                format!("option `{}` needs a value: `{}=...`", p.name, p.name),
+            ),
+            _ => {}
+        }
+    }
+
+    fn declaration(&mut self, d: &mut Decl) {
+        if let Some(value) = &mut d.inline {
+            self.inline(&d.name, &d.ty, value, d.span);
+            return;
+        }
+        let key = (d.scope, d.name.clone());
+        if self.vars.contains_key(&key) || self.inlines.contains_key(&d.name) {
+            self.error(d.span, format!("`{}` is already declared", d.name));
+            return;
+        }
+        if matches!(d.ty, DType::Void) {
+            self.error(d.span, format!("`{}` cannot have type void", d.name));
+            return;
+        }
+        self.define(d.scope, &d.name, d.ty.clone(), d.keys.clone(), d.span);
+    }
+
+    fn inline(&mut self, name: &str, ty: &DType, value: &mut Expr, span: Span) {
+        if self.inlines.contains_key(name) || self.vars.contains_key(&(VarScope::Global, name.into())) {
+            self.error(span, format!("`{name}` is already declared"));
+            return;
+        }
+        self.value(value);
+        let compatible = match ty {
+            DType::String => value.ty.is_string_like(),
+            DType::Int { .. } | DType::Pointer(_) => value.ty.is_scalar(),
+            _ => false,
+        };
+        if value.ty != DType::Unknown && !compatible {
+            self.error(
+                value.span,
+                format!("inline `{name}` is declared {ty} but its value has type {}", value.ty),
+            );
+            return;
+        }
+        if let Some(v) = value.as_int() {
+            value.kind = ExprKind::Int(fold::normalize(v, ty));
+        }
+        value.ty = ty.clone();
+        if expr::too_large(value) {
+            self.error(span, format!("inline `{name}` expands to too large an expression"));
+            return;
+        }
+        self.inlines.insert(name.to_string(), value.clone());
+    }
+
+    /// Adds a variable to the table; returns its index.
+    fn define(
+        &mut self,
+        scope: VarScope,
+        name: &str,
+        ty: DType,
+        keys: Vec<DType>,
+        span: Span,
+    ) -> usize {
+        let index = self.variables.len();
+        self.variables.push(Variable {
+            name: name.to_string(),
+            kind: VariableKind::Scalar(scope),
+            ty,
+            keys,
+            func: None,
+            span,
+        });
+        let assigned = self.assigned.contains(&(scope, name.to_string()));
+        self.vars.insert(
+            (scope, name.to_string()),
+            VarState {
+                index,
+                assigned,
+                warned: false,
+            },
+        );
+        index
+    }
+
+    fn statements(&mut self, stmts: &mut [Stmt]) {
+        for stmt in stmts {
+            match stmt {
+                Stmt::Expr(e) => self.statement_expr(e),
+                Stmt::Aggregate(a) => self.aggregate(a),
+                Stmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                    ..
+                } => {
+                    self.condition(cond, "an `if` condition");
+                    self.statements(then);
+                    if let Some(o) = otherwise {
+                        self.statements(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A predicate or `if` condition: an integer or pointer.
+    fn condition(&mut self, e: &mut Expr, what: &str) {
+        self.value(e);
+        if e.ty != DType::Unknown && !e.ty.is_scalar() {
+            self.error(
+                e.span,
+                format!("{what} must be an integer or a pointer, found {}", e.ty),
+            );
+        }
+    }
+
+    fn aggregate(&mut self, a: &mut Aggregate) {
+        for key in &mut a.keys {
+            self.key(key);
+        }
+        calls::aggregating_args(self, a);
+        let keys: Vec<DType> = a.keys.iter().map(|k| k.ty.clone()).collect();
+        let Some(&index) = self.aggs.get(&a.name) else {
+            self.aggs.insert(a.name.clone(), self.variables.len());
+            self.variables.push(Variable {
+                name: a.name.clone(),
+                kind: VariableKind::Aggregation,
+                ty: DType::Aggregation,
+                keys,
+                func: Some(a.func),
+                span: a.span,
+            });
+            return;
+        };
+        let first = self.variables[index].clone();
+        if first.func != Some(a.func) {
+            self.error(
+                a.span,
+                format!(
+                    "`@{}` is used with {}() here but with {}() before",
+                    a.name,
+                    a.func.name(),
+                    first.func.map_or("", Function::name)
+                ),
+            );
+        } else if first.keys.len() != keys.len() {
+            self.error(
+                a.span,
+                format!(
+                    "`@{}` has {} key(s) here but {} before",
+                    a.name,
+                    keys.len(),
+                    first.keys.len()
+                ),
+            );
+        } else if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&first.keys[i], &keys[i])) {
+            self.error(
+                a.keys[i].span,
+                format!(
+                    "key {} of `@{}` has type {} here but {} before",
+                    i + 1,
+                    a.name,
+                    keys[i],
+                    first.keys[i]
+                ),
+            );
+        }
+    }
+
+    /// An aggregation or associative-array key: any value (including a stack), not an
+    /// aggregation.
+    fn key(&mut self, e: &mut Expr) {
+        self.value(e);
+        if matches!(e.ty, DType::Void) {
+            self.error(e.span, "a key must have a value");
+        }
+    }
+
+    /// Collects which variables and aggregations the program assigns anywhere, so a read
+    /// before the assigning clause is not mistaken for an unknown name.
+    fn collect_assignments(&mut self, program: &Program) {
+        for item in &program.items {
+            let Item::Clause(c) = item else { continue };
+            for stmt in c.body.iter().flatten() {
+                targets::assignments(stmt, &mut self.assigned, &mut self.filled_aggs);
+            }
+        }
+    }
+}
+
+/// Whether two types are interchangeable as keys or variable values: integers with
+/// integers (of any width), strings with strings.
+fn same_kind(a: &DType, b: &DType) -> bool {
+    match (a, b) {
+        (DType::Unknown, _) | (_, DType::Unknown) => true,
+        (x, y) if x.is_scalar() && y.is_scalar() => true,
+        (x, y) if x.is_string_like() && y.is_string_like() => true,
+        (x, y) => x == y,
+    }
+}

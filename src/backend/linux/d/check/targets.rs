@@ -1,0 +1,333 @@
+//! Assignments: the pre-pass that finds every variable and aggregation the program assigns,
+//! and the checks of `=`, `op=`, `++`/`--` and associative arrays. A variable's type comes
+//! from its declaration or, failing that, from its first assignment, as in D.
+
+use std::collections::HashSet;
+
+use super::expr::display_name;
+use super::{same_kind, Checker};
+use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::span::Span;
+
+/// Calls `f` on each direct subexpression of `e`.
+pub fn for_each_child<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
+    match &e.kind {
+        ExprKind::Int(_)
+        | ExprKind::Str(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Var { .. }
+        | ExprKind::Builtin(_)
+        | ExprKind::Aggregation(_)
+        | ExprKind::SizeofType(_) => {}
+        ExprKind::Unary { operand: x, .. }
+        | ExprKind::IncDec { target: x, .. }
+        | ExprKind::Cast { expr: x, .. }
+        | ExprKind::SizeofExpr(x)
+        | ExprKind::Stringof(x)
+        | ExprKind::Member { base: x, .. } => f(x),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            f(lhs);
+            f(rhs);
+        }
+        ExprKind::Assign { target, value, .. } => {
+            f(target);
+            f(value);
+        }
+        ExprKind::Ternary {
+            cond,
+            then,
+            otherwise,
+        } => {
+            f(cond);
+            f(then);
+            f(otherwise);
+        }
+        ExprKind::Index { base, indices } => {
+            f(base);
+            indices.iter().for_each(|i| f(i));
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| f(a)),
+    }
+}
+
+/// Records the variables `stmt` assigns and the aggregations it fills.
+pub fn assignments(
+    stmt: &Stmt,
+    vars: &mut HashSet<(VarScope, String)>,
+    aggs: &mut HashSet<String>,
+) {
+    match stmt {
+        Stmt::Expr(e) => expr_assignments(e, vars),
+        Stmt::Aggregate(a) => {
+            aggs.insert(a.name.clone());
+            a.keys.iter().chain(&a.args).for_each(|e| expr_assignments(e, vars));
+        }
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+            ..
+        } => {
+            expr_assignments(cond, vars);
+            for s in then.iter().chain(otherwise.iter().flatten()) {
+                assignments(s, vars, aggs);
+            }
+        }
+    }
+}
+
+fn expr_assignments(e: &Expr, vars: &mut HashSet<(VarScope, String)>) {
+    if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
+        let named = match &target.kind {
+            ExprKind::Index { base, .. } => base,
+            _ => target,
+        };
+        match &named.kind {
+            ExprKind::Ident(name) => {
+                vars.insert((VarScope::Global, name.clone()));
+            }
+            ExprKind::Var { name, scope } => {
+                vars.insert((*scope, name.clone()));
+            }
+            _ => {}
+        }
+    }
+    for_each_child(e, &mut |c| expr_assignments(c, vars));
+}
+
+/// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).
+fn set_target_type(target: &mut Expr, ty: &DType) {
+    target.ty = ty.clone();
+    if let ExprKind::Index { base, .. } = &mut target.kind {
+        base.ty = ty.clone();
+    }
+}
+
+/// A variable an assignment stores into: scope, name and key expressions.
+struct Target {
+    scope: VarScope,
+    name: String,
+    keyed: bool,
+    span: Span,
+}
+
+impl Checker {
+    /// Checks `target = value` or `target op= value`; returns the target's type.
+    pub(super) fn assign(&mut self, e: &mut Expr) -> DType {
+        let ExprKind::Assign { op, target, value } = &mut e.kind else {
+            return DType::Unknown;
+        };
+        self.value(value);
+        let Some(t) = self.target(target) else {
+            return DType::Unknown;
+        };
+        let value_ty = value.ty.clone();
+        if value_ty == DType::Unknown {
+            return DType::Unknown;
+        }
+        if matches!(value_ty, DType::Stack | DType::Void | DType::Record { .. }) {
+            self.error(
+                value.span,
+                format!("a {value_ty} value cannot be stored in a variable"),
+            );
+            return DType::Unknown;
+        }
+        if let Some(op) = op {
+            let var_ty = self.existing_type(&t);
+            if !var_ty.is_scalar() || !value_ty.is_scalar() {
+                let message = format!(
+                    "`{}=` needs integer operands, found {var_ty} and {value_ty}",
+                    op.symbol()
+                );
+                self.error(target.span.to(value.span), message);
+                return DType::Unknown;
+            }
+        }
+        let keys: Vec<DType> = match &target.kind {
+            ExprKind::Index { indices, .. } => indices.iter().map(|i| i.ty.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let ty = self.store(&t, value_ty, keys, value.span);
+        set_target_type(target, &ty);
+        ty
+    }
+
+    pub(super) fn inc_dec(&mut self, target: &mut Expr) -> DType {
+        let Some(t) = self.target(target) else {
+            return DType::Unknown;
+        };
+        let ty = self.existing_type(&t);
+        if !ty.is_scalar() {
+            self.error(t.span, format!("`++` and `--` need an integer, found {ty}"));
+            return DType::Unknown;
+        }
+        let keys: Vec<DType> = match &target.kind {
+            ExprKind::Index { indices, .. } => indices.iter().map(|i| i.ty.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let ty = self.store(&t, ty, keys, t.span);
+        set_target_type(target, &ty);
+        ty
+    }
+
+    /// Resolves the left side of an assignment to a variable, checking its keys.
+    fn target(&mut self, target: &mut Expr) -> Option<Target> {
+        let span = target.span;
+        let (named, keyed) = match &mut target.kind {
+            ExprKind::Index { base, indices } => {
+                for i in indices.iter_mut() {
+                    self.key(i);
+                }
+                (&mut **base, true)
+            }
+            _ => (target, false),
+        };
+        let resolved = match &named.kind {
+            ExprKind::Ident(name) if self.inlines.contains_key(name) => {
+                self.error(span, format!("inline `{name}` cannot be assigned"));
+                return None;
+            }
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            ExprKind::Builtin(Builtin::Args) => {
+                self.error(span, "`args[]` cannot be assigned");
+                return None;
+            }
+            ExprKind::Builtin(_) => {
+                self.error(span, "a builtin variable cannot be assigned");
+                return None;
+            }
+            ExprKind::Aggregation(name) => {
+                let message = format!("`@{name}` can only be assigned with `@{name} = func(...)`");
+                self.error(span, message);
+                return None;
+            }
+            _ => {
+                self.error(span, "only variables can be assigned");
+                return None;
+            }
+        };
+        named.kind = ExprKind::Var {
+            name: resolved.1.clone(),
+            scope: resolved.0,
+        };
+        Some(Target {
+            scope: resolved.0,
+            name: resolved.1,
+            keyed,
+            span,
+        })
+    }
+
+    fn existing_type(&self, t: &Target) -> DType {
+        self.vars
+            .get(&(t.scope, t.name.clone()))
+            .map_or(DType::LONG, |s| self.variables[s.index].ty.clone())
+    }
+
+    /// Stores a value of type `ty` into the target: defines the variable on first use, and
+    /// otherwise checks the value and keys against what it already holds.
+    fn store(&mut self, t: &Target, ty: DType, keys: Vec<DType>, value_span: Span) -> DType {
+        let shown = display_name(t.scope, &t.name);
+        let Some(state) = self.vars.get(&(t.scope, t.name.clone())) else {
+            self.define(t.scope, &t.name, ty.clone(), keys, t.span);
+            return ty;
+        };
+        let var = self.variables[state.index].clone();
+        if var.keys.is_empty() == t.keyed {
+            let message = if t.keyed {
+                format!("`{shown}` is not an associative array")
+            } else {
+                format!("`{shown}` is an associative array; assign `{shown}[key]`")
+            };
+            self.error(t.span, message);
+            return DType::Unknown;
+        }
+        if var.keys.len() != keys.len() {
+            let message = format!(
+                "`{shown}` has {} key(s), but {} are given here",
+                var.keys.len(),
+                keys.len()
+            );
+            self.error(t.span, message);
+            return DType::Unknown;
+        }
+        if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&var.keys[i], &keys[i])) {
+            let message = format!(
+                "key {} of `{shown}` has type {} here but {} before",
+                i + 1,
+                keys[i],
+                var.keys[i]
+            );
+            self.error(t.span, message);
+            return DType::Unknown;
+        }
+        if !same_kind(&var.ty, &ty) {
+            let message = format!("cannot assign {ty} to `{shown}`, which has type {}", var.ty);
+            self.error(value_span, message);
+            return DType::Unknown;
+        }
+        var.ty
+    }
+
+    /// Reads `name[keys]` from an associative array.
+    pub(super) fn assoc_read(&mut self, base: &mut Expr, indices: &[Expr]) -> DType {
+        let (scope, name) = match &base.kind {
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            _ => return DType::Unknown,
+        };
+        let key = (scope, name.clone());
+        let known = self.vars.contains_key(&key) || self.assigned.contains(&key);
+        if scope == VarScope::Global && !known {
+            self.error(base.span, format!("unknown identifier `{name}`"));
+            return DType::Unknown;
+        }
+        base.kind = ExprKind::Var {
+            name: name.clone(),
+            scope,
+        };
+        let Some(state) = self.vars.get(&key) else {
+            if !known {
+                let keys = indices.iter().map(|i| i.ty.clone()).collect();
+                self.define(scope, &name, DType::LONG, keys, base.span);
+                return self.warn_unassigned(scope, &name, base.span);
+            }
+            return DType::LONG;
+        };
+        let var = self.variables[state.index].clone();
+        let shown = display_name(scope, &name);
+        if var.keys.len() != indices.len() {
+            let message = if var.keys.is_empty() {
+                format!("`{shown}` is not an associative array")
+            } else {
+                format!(
+                    "`{shown}` has {} key(s), but {} are given here",
+                    var.keys.len(),
+                    indices.len()
+                )
+            };
+            self.error(base.span, message);
+            return DType::Unknown;
+        }
+        base.ty = var.ty.clone();
+        self.warn_unassigned(scope, &name, base.span)
+    }
+
+    fn warn_unassigned(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
+        let Some(state) = self.vars.get_mut(&(scope, name.to_string())) else {
+            return DType::Unknown;
+        };
+        let index = state.index;
+        if !state.assigned && !state.warned {
+            state.warned = true;
+            let message = format!(
+                "`{}` is read but never assigned; it is always zero",
+                display_name(scope, name)
+            );
+            self.diagnostics
+                .push(crate::backend::linux::d::diagnostic::Diagnostic::warning(span, message));
+        }
+        self.variables[index].ty.clone()
+    }
+}

@@ -1,0 +1,552 @@
+//! The D lexer: a cursor over the source that the parser drives one token at a time. The
+//! parser can also ask for a probe description at the cursor (`probe_spec`), because D lexes
+//! `syscall::open*:entry` differently from expressions. Macros (`$target`, `$1`, `$$1`) are
+//! substituted here, by D's rules, so the parser never sees them.
+
+use super::ast::DType;
+use super::diagnostic::Diagnostic;
+use super::span::Span;
+use super::token::{Tok, Token, PUNCTUATION};
+use super::MacroArgs;
+
+pub struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    macros: &'a MacroArgs,
+    /// Set by `#pragma D option defaultargs`: unset `$N` become 0 and `$$N` "".
+    defaultargs: bool,
+}
+
+type LexResult<T> = Result<T, Diagnostic>;
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Characters of a probe description, as D's lexer accepts them.
+fn is_probe_char(c: u8) -> bool {
+    is_ident_char(c) || b"-$:.?*\\[]!`".contains(&c)
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(src: &'a str, macros: &'a MacroArgs) -> Lexer<'a> {
+        Lexer {
+            src,
+            pos: 0,
+            macros,
+            defaultargs: false,
+        }
+    }
+
+    /// Moves the cursor back to `pos` (a token start the parser saw), to re-lex from there.
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.src.len());
+    }
+
+    fn peek_byte(&self, ahead: usize) -> u8 {
+        self.src.as_bytes().get(self.pos + ahead).copied().unwrap_or(0)
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    /// Skips whitespace, comments and a `#!` interpreter line at the very start.
+    fn skip_trivia(&mut self) -> LexResult<()> {
+        loop {
+            let rest = self.rest();
+            let trimmed = rest.trim_start();
+            self.pos += rest.len() - trimmed.len();
+            if self.pos == 0 && trimmed.starts_with("#!") {
+                self.skip_line();
+            } else if trimmed.starts_with("/*") {
+                let Some(end) = trimmed[2..].find("*/") else {
+                    return Err(Diagnostic::error(
+                        Span::new(self.pos, self.pos + 2),
+                        "unterminated comment: `/*` has no closing `*/`",
+                    ));
+                };
+                self.pos += end + 4;
+            } else if trimmed.starts_with("//") {
+                self.skip_line();
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    fn skip_line(&mut self) {
+        self.pos = self.rest().find('\n').map_or(self.src.len(), |i| self.pos + i);
+    }
+
+    pub fn next_token(&mut self) -> LexResult<Token> {
+        self.skip_trivia()?;
+        let start = self.pos;
+        let c = self.peek_byte(0);
+        let tok = match c {
+            0 if self.pos >= self.src.len() => Tok::Eof,
+            b'#' => return self.directive(),
+            b'$' => return self.macro_token(),
+            b'"' => Tok::Str(self.string()?),
+            b'\'' => self.char_constant()?,
+            b'@' => {
+                self.pos += 1;
+                Tok::Agg(self.ident_text().to_string())
+            }
+            c if is_ident_start(c) => Tok::Ident(self.ident_text().to_string()),
+            c if c.is_ascii_digit() => self.number()?,
+            _ => self.punct()?,
+        };
+        Ok(Token {
+            tok,
+            span: Span::new(start, self.pos),
+        })
+    }
+
+    fn ident_text(&mut self) -> &'a str {
+        let start = self.pos;
+        while is_ident_char(self.peek_byte(0)) {
+            self.pos += 1;
+        }
+        &self.src[start..self.pos]
+    }
+
+    fn punct(&mut self) -> LexResult<Tok> {
+        let rest = self.rest();
+        if let Some(p) = PUNCTUATION.iter().find(|p| rest.starts_with(**p)) {
+            self.pos += p.len();
+            return Ok(Tok::Punct(p));
+        }
+        let ch = rest.chars().next().unwrap_or('\0');
+        Err(Diagnostic::error(
+            Span::new(self.pos, self.pos + ch.len_utf8()),
+            format!("unexpected character `{}`", ch.escape_debug()),
+        ))
+    }
+
+    /// `#pragma D option ...` becomes a token; other `#pragma`s are ignored as D does; any
+    /// other directive needs the C preprocessor, which dtk does not run.
+    fn directive(&mut self) -> LexResult<Token> {
+        let start = self.pos;
+        self.skip_line();
+        let span = Span::new(start, self.pos);
+        let line = self.src[start + 1..self.pos].trim();
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("pragma") => {}
+            _ => {
+                return Err(Diagnostic::error(
+                    span,
+                    format!(
+                        "`#{}` is a C preprocessor directive; dtk does not run the preprocessor",
+                        line.split_whitespace().next().unwrap_or("")
+                    ),
+                ))
+            }
+        }
+        match (words.next(), words.next()) {
+            (Some("D"), Some("option")) => {}
+            (Some("D"), other) => {
+                return Err(Diagnostic::error(
+                    span,
+                    format!(
+                        "unsupported `#pragma D {}`: dtk supports `#pragma D option`",
+                        other.unwrap_or("")
+                    ),
+                ))
+            }
+            _ => return self.next_token(),
+        }
+        let (Some(setting), None) = (words.next(), words.next()) else {
+            return Err(Diagnostic::error(
+                span,
+                "expected one `name` or `name=value` after `#pragma D option`",
+            ));
+        };
+        let (name, value) = match setting.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (setting.to_string(), None),
+        };
+        if name == "defaultargs" {
+            self.defaultargs = true;
+        }
+        Ok(Token {
+            tok: Tok::Pragma { name, value },
+            span,
+        })
+    }
+
+    fn number(&mut self) -> LexResult<Tok> {
+        let start = self.pos;
+        while is_ident_char(self.peek_byte(0)) {
+            self.pos += 1;
+        }
+        let text = &self.src[start..self.pos];
+        parse_integer(text).map_err(|msg| Diagnostic::error(Span::new(start, self.pos), msg))
+    }
+
+    fn string(&mut self) -> LexResult<String> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek_byte(0) {
+                b'"' => {
+                    self.pos += 1;
+                    break;
+                }
+                b'\\' => out.push(self.escape()?),
+                b'\n' | 0 if self.peek_byte(0) == b'\n' || self.pos >= self.src.len() => {
+                    return Err(Diagnostic::error(
+                        Span::new(start, self.pos),
+                        "unterminated string constant",
+                    ))
+                }
+                c => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    fn char_constant(&mut self) -> LexResult<Tok> {
+        let start = self.pos;
+        self.pos += 1;
+        let value = match self.peek_byte(0) {
+            b'\\' => self.escape()?,
+            b'\'' | b'\n' => {
+                return Err(Diagnostic::error(
+                    Span::new(start, self.pos + 1),
+                    "empty character constant",
+                ))
+            }
+            0 if self.pos >= self.src.len() => 0,
+            c => {
+                self.pos += 1;
+                c
+            }
+        };
+        if self.peek_byte(0) != b'\'' {
+            return Err(Diagnostic::error(
+                Span::new(start, self.pos),
+                "character constant must hold one character and end with `'`",
+            ));
+        }
+        self.pos += 1;
+        Ok(Tok::Int {
+            value: value as i8 as i64 as u64,
+            ty: DType::CHAR,
+        })
+    }
+
+    /// One escape sequence at the cursor (which is on the backslash).
+    fn escape(&mut self) -> LexResult<u8> {
+        let start = self.pos;
+        self.pos += 1;
+        let c = self.peek_byte(0);
+        self.pos += 1;
+        let simple = match c {
+            b'n' => Some(b'\n'),
+            b't' => Some(b'\t'),
+            b'r' => Some(b'\r'),
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'v' => Some(11),
+            b'\\' | b'\'' | b'"' | b'?' => Some(c),
+            _ => None,
+        };
+        if let Some(v) = simple {
+            return Ok(v);
+        }
+        let (radix, max_digits, first) = match c {
+            b'0'..=b'7' => (8, 3, Some(c)),
+            b'x' => (16, 2, None),
+            _ => {
+                self.pos = self.pos.min(self.src.len());
+                while !self.src.is_char_boundary(self.pos) {
+                    self.pos += 1;
+                }
+                return Err(Diagnostic::error(
+                    Span::new(start, self.pos),
+                    "unknown escape sequence",
+                ));
+            }
+        };
+        let mut digits = String::new();
+        if let Some(f) = first {
+            digits.push(f as char);
+        }
+        while digits.len() < max_digits && (self.peek_byte(0) as char).is_digit(radix) {
+            digits.push(self.peek_byte(0) as char);
+            self.pos += 1;
+        }
+        u32::from_str_radix(&digits, radix)
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    Span::new(start, self.pos),
+                    "escape sequence out of range for a character",
+                )
+            })
+    }
+
+    /// A macro in an expression: `$target`, `$pid`, `$ppid`, `$N` (an integer or an
+    /// identifier) or `$$N` (always a string).
+    fn macro_token(&mut self) -> LexResult<Token> {
+        let start = self.pos;
+        let as_string = self.rest().starts_with("$$");
+        self.pos += if as_string { 2 } else { 1 };
+        let name = self.ident_text();
+        let span = Span::new(start, self.pos);
+        let value = self.macro_value(name, as_string, span)?;
+        let tok = if as_string {
+            Tok::Str(value)
+        } else if let Ok(int) = parse_integer(&value) {
+            int
+        } else if !value.is_empty()
+            && is_ident_start(value.as_bytes()[0])
+            && value.bytes().all(is_ident_char)
+        {
+            Tok::Ident(value)
+        } else {
+            return Err(Diagnostic::error(
+                span,
+                format!(
+                    "macro argument `{}` ({value:?}) is neither an integer nor an identifier; use `$${name}` for a string",
+                    &self.src[start..self.pos]
+                ),
+            ));
+        };
+        Ok(Token { tok, span })
+    }
+
+    /// The text a macro stands for.
+    fn macro_value(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
+        match name {
+            "target" => self.macros.target.map(|t| t.to_string()).ok_or_else(|| {
+                Diagnostic::error(
+                    span,
+                    "`$target` is used but no target process was given (-p PID or -c CMD)",
+                )
+            }),
+            "pid" => Ok(std::process::id().to_string()),
+            "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
+            _ => self.macro_argument(name, as_string, span),
+        }
+    }
+
+    fn macro_argument(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
+        let index: usize = match name.parse() {
+            Ok(n) if n >= 1 && name.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
+                return Err(Diagnostic::error(
+                    span,
+                    format!("unknown macro `${name}`"),
+                ))
+            }
+        };
+        match self.macros.args.get(index - 1) {
+            Some(v) => Ok(v.clone()),
+            None if self.defaultargs => Ok(if as_string { "" } else { "0" }.to_string()),
+            None => Err(Diagnostic::error(
+                span,
+                format!(
+                    "macro argument `${index}` is not defined: {} argument(s) given",
+                    self.macros.args.len()
+                ),
+            )),
+        }
+    }
+
+    /// Whether the next item starts with a word that `is_decl_word` accepts (and is not the
+    /// start of a probe description such as `int:::x`), or with a `#` directive, or is the end
+    /// of input: then the parser reads it with ordinary tokens.
+    pub fn at_declaration(&mut self, is_decl_word: impl Fn(&str) -> bool) -> LexResult<bool> {
+        self.skip_trivia()?;
+        let rest = self.rest();
+        if rest.is_empty() || rest.starts_with('#') {
+            return Ok(true);
+        }
+        let len = rest.bytes().take_while(|&b| is_ident_char(b)).count();
+        let next = rest.as_bytes().get(len).copied().unwrap_or(b' ');
+        Ok(len > 0 && is_decl_word(&rest[..len]) && !is_probe_char(next))
+    }
+
+    /// Consumes `c` if it is the next character after trivia.
+    pub fn eat_char(&mut self, c: u8) -> LexResult<bool> {
+        self.skip_trivia()?;
+        let found = self.peek_byte(0) == c;
+        if found {
+            self.pos += 1;
+        }
+        Ok(found)
+    }
+
+    /// The token after the cursor, without moving the cursor.
+    pub fn lookahead(&mut self) -> LexResult<Token> {
+        let save = self.pos;
+        let token = self.next_token();
+        self.pos = save;
+        token
+    }
+
+    /// A probe description at the cursor, with its macros expanded; `None` at end of input.
+    pub fn probe_spec(&mut self) -> LexResult<Option<(String, Span)>> {
+        self.skip_trivia()?;
+        let start = self.pos;
+        let mut text = String::new();
+        while is_probe_char(self.peek_byte(0)) {
+            if self.peek_byte(0) == b'$' {
+                let m = self.macro_in_spec()?;
+                text.push_str(&m);
+            } else {
+                text.push(self.peek_byte(0) as char);
+                self.pos += 1;
+            }
+        }
+        if self.pos == start {
+            return Ok(None);
+        }
+        Ok(Some((text, Span::new(start, self.pos))))
+    }
+
+    fn macro_in_spec(&mut self) -> LexResult<String> {
+        let start = self.pos;
+        let as_string = self.rest().starts_with("$$");
+        self.pos += if as_string { 2 } else { 1 };
+        let name = self.ident_text();
+        self.macro_value(name, as_string, Span::new(start, self.pos))
+    }
+}
+
+/// Parses a C integer constant with an optional `u`/`l`/`ll` suffix, and gives it the first
+/// of C's types that holds its value.
+pub fn parse_integer(text: &str) -> Result<Tok, String> {
+    let is_hex = text.starts_with("0x") || text.starts_with("0X");
+    let body_start = if is_hex { 2 } else { 0 };
+    let digits_end = text[body_start..]
+        .find(|c: char| matches!(c, 'u' | 'U' | 'l' | 'L'))
+        .map_or(text.len(), |i| i + body_start);
+    let (digits, suffix) = text.split_at(digits_end);
+    let (radix, body) = if is_hex {
+        (16, &digits[2..])
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    let value = u64::from_str_radix(body, radix).map_err(|e| {
+        if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+            format!("integer constant `{text}` is too large for 64 bits")
+        } else {
+            format!("invalid integer constant `{text}`")
+        }
+    })?;
+    let lower = suffix.to_ascii_lowercase();
+    let (unsigned, long) = match lower.as_str() {
+        "" => (false, false),
+        "u" => (true, false),
+        "l" | "ll" => (false, true),
+        "ul" | "ull" | "lu" | "llu" => (true, true),
+        _ => return Err(format!("invalid suffix `{suffix}` on integer constant")),
+    };
+    let candidates: &[(u8, bool)] = match (unsigned, long, radix == 10) {
+        (false, false, true) => &[(32, true), (64, true), (64, false)],
+        (false, false, false) => &[(32, true), (32, false), (64, true), (64, false)],
+        (true, false, _) => &[(32, false), (64, false)],
+        (false, true, true) => &[(64, true), (64, false)],
+        (false, true, false) => &[(64, true), (64, false)],
+        (true, true, _) => &[(64, false)],
+    };
+    let (bits, signed) = candidates
+        .iter()
+        .copied()
+        .find(|&(bits, signed)| {
+            let limit = if signed { bits - 1 } else { bits };
+            limit >= 64 || value < (1u64 << limit)
+        })
+        .unwrap_or((64, false));
+    Ok(Tok::Int {
+        value,
+        ty: DType::Int { bits, signed },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lex_all(src: &str) -> Result<Vec<Tok>, Diagnostic> {
+        let macros = MacroArgs {
+            target: Some(42),
+            args: vec!["7".into(), "open".into(), "a b".into()],
+        };
+        let mut lexer = Lexer::new(src, &macros);
+        let mut out = Vec::new();
+        loop {
+            let t = lexer.next_token()?;
+            if t.tok == Tok::Eof {
+                return Ok(out);
+            }
+            out.push(t.tok);
+        }
+    }
+
+    #[test]
+    fn integers_take_c_types() {
+        let int = |s| parse_integer(s).unwrap();
+        assert_eq!(int("10"), Tok::Int { value: 10, ty: DType::INT });
+        assert_eq!(
+            int("0xffffffff"),
+            Tok::Int { value: 0xffff_ffff, ty: DType::Int { bits: 32, signed: false } }
+        );
+        assert_eq!(int("010"), Tok::Int { value: 8, ty: DType::INT });
+        assert_eq!(int("5ull"), Tok::Int { value: 5, ty: DType::ULONG });
+        assert!(parse_integer("09").is_err());
+        assert!(parse_integer("5q").is_err());
+        assert!(parse_integer("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn macros_substitute_by_kind() {
+        let toks = lex_all("$target $1 $2 $$1").unwrap();
+        assert_eq!(toks[0], Tok::Int { value: 42, ty: DType::INT });
+        assert_eq!(toks[1], Tok::Int { value: 7, ty: DType::INT });
+        assert_eq!(toks[2], Tok::Ident("open".into()));
+        assert_eq!(toks[3], Tok::Str("7".into()));
+        assert!(lex_all("$3").is_err());
+        assert!(lex_all("$4").is_err());
+    }
+
+    #[test]
+    fn strings_and_chars_decode_escapes() {
+        let toks = lex_all(r#""a\tb\x41\101\n" '\0' 'z'"#).unwrap();
+        assert_eq!(toks[0], Tok::Str("a\tbAA\n".into()));
+        assert_eq!(toks[1], Tok::Int { value: 0, ty: DType::CHAR });
+        assert_eq!(toks[2], Tok::Int { value: b'z'.into(), ty: DType::CHAR });
+        assert!(lex_all("\"abc").is_err());
+        assert!(lex_all("'ab'").is_err());
+    }
+
+    #[test]
+    fn pragmas_and_comments() {
+        let toks = lex_all("#!/usr/sbin/dtrace -s\n/* c */ #pragma D option bufsize=4m\n// x\n#pragma ident \"x\"\n+").unwrap();
+        assert_eq!(
+            toks,
+            vec![
+                Tok::Pragma { name: "bufsize".into(), value: Some("4m".into()) },
+                Tok::Punct("+")
+            ]
+        );
+        assert!(lex_all("#include <x.h>").is_err());
+        assert!(lex_all("/* open").is_err());
+    }
+}

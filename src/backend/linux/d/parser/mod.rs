@@ -1,0 +1,434 @@
+//! The D parser: recursive descent for programs, clauses, declarations and statements
+//! (this file), precedence climbing for expressions (`expr`), D types (`types`). It stops at
+//! the first syntax error, which it reports as "expected X, found Y" at a span.
+
+mod expr;
+mod types;
+
+use super::ast::{
+    Aggregate, Clause, Decl, DType, Expr, ExprKind, FunctionKind, Item, Pragma, ProbeDesc,
+    Program, Stmt, VarScope,
+};
+use super::diagnostic::Diagnostic;
+use super::lexer::Lexer;
+use super::span::Span;
+use super::token::{Tok, Token};
+use super::MacroArgs;
+
+/// How deeply expressions and statements may nest. Real scripts stay far below it; the limit
+/// keeps hostile input from exhausting the stack here and in the passes that walk the tree.
+const MAX_DEPTH: usize = 96;
+
+type PResult<T> = Result<T, Diagnostic>;
+
+pub struct Parser<'a> {
+    lexer: Lexer<'a>,
+    peeked: Option<Token>,
+    /// End of the last consumed token: where a missing `;` is reported.
+    prev_end: usize,
+    depth: usize,
+    /// Inside `/.../`: a `/` followed by `{` ends the predicate instead of dividing.
+    in_predicate: bool,
+}
+
+/// Parses a D program. Macros are substituted from `macros` as the source is lexed.
+pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
+    let mut parser = Parser {
+        lexer: Lexer::new(source, macros),
+        peeked: None,
+        prev_end: 0,
+        depth: 0,
+        in_predicate: false,
+    };
+    parser.program()
+}
+
+impl Parser<'_> {
+    fn peek(&mut self) -> PResult<&Token> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lexer.next_token()?);
+        }
+        Ok(self.peeked.get_or_insert_with(|| Token {
+            tok: Tok::Eof,
+            span: Span::default(),
+        }))
+    }
+
+    fn bump(&mut self) -> PResult<Token> {
+        self.peek()?;
+        let token = self.peeked.take().unwrap_or(Token {
+            tok: Tok::Eof,
+            span: Span::default(),
+        });
+        self.prev_end = token.span.end;
+        Ok(token)
+    }
+
+    fn at(&mut self, punct: &str) -> PResult<bool> {
+        Ok(self.peek()?.is(punct))
+    }
+
+    fn eat(&mut self, punct: &str) -> PResult<bool> {
+        let found = self.at(punct)?;
+        if found {
+            self.bump()?;
+        }
+        Ok(found)
+    }
+
+    /// Consumes `punct` or reports what was there instead. A missing `;` is reported just
+    /// after the previous token, where it belongs.
+    fn expect(&mut self, punct: &str) -> PResult<Token> {
+        if self.at(punct)? {
+            return self.bump();
+        }
+        let found = self.peek()?.clone();
+        let span = if punct == ";" {
+            Span::new(self.prev_end, self.prev_end)
+        } else {
+            found.span
+        };
+        Err(Diagnostic::error(
+            span,
+            format!("expected `{punct}`, found {}", found.describe()),
+        ))
+    }
+
+    fn expect_ident(&mut self, what: &str) -> PResult<(String, Span)> {
+        let token = self.bump()?;
+        match token.tok {
+            Tok::Ident(name) => Ok((name, token.span)),
+            _ => Err(Diagnostic::error(
+                token.span,
+                format!("expected {what}, found {}", token.describe()),
+            )),
+        }
+    }
+
+    /// Counts one more level of nesting, failing past `MAX_DEPTH`.
+    fn deeper(&mut self, span: Span) -> PResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Diagnostic::error(
+                span,
+                format!("nested too deeply (more than {MAX_DEPTH} levels)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn program(&mut self) -> PResult<Program> {
+        let mut items = Vec::new();
+        loop {
+            if let Some(t) = self.peeked.take() {
+                self.lexer.seek(t.span.start);
+            }
+            if self.lexer.at_declaration(types::starts_declaration)? {
+                let token = self.peek()?.clone();
+                match token.tok {
+                    Tok::Eof => break,
+                    Tok::Pragma { name, value } => {
+                        self.bump()?;
+                        items.push(Item::Pragma(Pragma {
+                            name,
+                            value,
+                            span: token.span,
+                        }));
+                    }
+                    _ => items.extend(self.declaration()?.into_iter().map(Item::Decl)),
+                }
+            } else {
+                items.push(Item::Clause(self.clause()?));
+            }
+        }
+        Ok(Program {
+            items,
+            variables: Vec::new(),
+        })
+    }
+
+    fn clause(&mut self) -> PResult<Clause> {
+        let mut probes = vec![self.probe_desc()?];
+        while self.lexer.eat_char(b',')? {
+            probes.push(self.probe_desc()?);
+        }
+        let start = probes[0].span;
+        let predicate = if self.eat("/")? {
+            self.in_predicate = true;
+            let pred = self.expr()?;
+            self.in_predicate = false;
+            self.expect("/")?;
+            Some(pred)
+        } else {
+            None
+        };
+        let body = if self.at("{")? {
+            Some(self.block()?)
+        } else {
+            let next = self.peek()?.clone();
+            if predicate.is_some() && !matches!(next.tok, Tok::Ident(_) | Tok::Eof) {
+                return Err(Diagnostic::error(
+                    next.span,
+                    format!("expected `{{` to start the clause body, found {}", next.describe()),
+                ));
+            }
+            None
+        };
+        Ok(Clause {
+            probes,
+            predicate,
+            body,
+            span: start.to(Span::new(self.prev_end, self.prev_end)),
+        })
+    }
+
+    fn probe_desc(&mut self) -> PResult<ProbeDesc> {
+        let Some((text, span)) = self.lexer.probe_spec()? else {
+            let found = self.peek()?.clone();
+            return Err(Diagnostic::error(
+                found.span,
+                format!("expected a probe description, found {}", found.describe()),
+            ));
+        };
+        self.prev_end = span.end;
+        let parts: Vec<&str> = text.split(':').collect();
+        if parts.len() > 4 {
+            return Err(Diagnostic::error(
+                span,
+                format!(
+                    "probe description `{text}` has {} parts; at most four (provider:module:function:name)",
+                    parts.len()
+                ),
+            ));
+        }
+        for part in &parts {
+            check_glob(part, span)?;
+        }
+        let mut four = vec![String::new(); 4 - parts.len()];
+        four.extend(parts.iter().map(|p| p.to_string()));
+        let [provider, module, function, name] = <[String; 4]>::try_from(four)
+            .map_err(|_| Diagnostic::error(span, "malformed probe description"))?;
+        Ok(ProbeDesc {
+            provider,
+            module,
+            function,
+            name,
+            span,
+        })
+    }
+
+    fn block(&mut self) -> PResult<Vec<Stmt>> {
+        let open = self.expect("{")?;
+        self.deeper(open.span)?;
+        let mut stmts = Vec::new();
+        while !self.eat("}")? {
+            if self.peek()?.tok == Tok::Eof {
+                return Err(Diagnostic::error(
+                    open.span,
+                    "this `{` has no matching `}`",
+                ));
+            }
+            if self.eat(";")? {
+                continue;
+            }
+            let stmt = self.statement()?;
+            let needs_semicolon = !matches!(stmt, Stmt::If { .. });
+            stmts.push(stmt);
+            if needs_semicolon && !self.at("}")? {
+                self.expect(";")?;
+            }
+        }
+        self.depth -= 1;
+        Ok(stmts)
+    }
+
+    fn statement(&mut self) -> PResult<Stmt> {
+        if self.peek()?.is_ident("if") {
+            return self.if_statement();
+        }
+        let expr = self.expr()?;
+        aggregate_statement(expr)
+    }
+
+    fn if_statement(&mut self) -> PResult<Stmt> {
+        let start = self.bump()?.span;
+        self.deeper(start)?;
+        self.expect("(")?;
+        let cond = self.expr()?;
+        self.expect(")")?;
+        let then = self.branch()?;
+        let otherwise = if self.peek()?.is_ident("else") {
+            self.bump()?;
+            Some(self.branch()?)
+        } else {
+            None
+        };
+        self.depth -= 1;
+        Ok(Stmt::If {
+            cond,
+            then,
+            otherwise,
+            span: start.to(Span::new(self.prev_end, self.prev_end)),
+        })
+    }
+
+    /// The body of an `if` or `else`: a block, or one statement with its `;`.
+    fn branch(&mut self) -> PResult<Vec<Stmt>> {
+        if self.at("{")? {
+            return self.block();
+        }
+        let stmt = self.statement()?;
+        if !matches!(stmt, Stmt::If { .. }) && !self.at("}")? {
+            self.expect(";")?;
+        }
+        Ok(vec![stmt])
+    }
+}
+
+/// Turns `@name[keys] = func(args)` into an aggregation statement; other expressions stay
+/// expression statements.
+fn aggregate_statement(expr: Expr) -> PResult<Stmt> {
+    let span = expr.span;
+    let ExprKind::Assign {
+        op: None,
+        target,
+        value,
+    } = expr.kind
+    else {
+        return Ok(Stmt::Expr(expr));
+    };
+    let (name, keys) = match target.kind {
+        ExprKind::Aggregation(name) => (name, Vec::new()),
+        ExprKind::Index { base, indices } => match base.kind {
+            ExprKind::Aggregation(name) => (name, indices),
+            kind => {
+                let base = Box::new(Expr { kind, ..*base });
+                let target = Box::new(Expr::new(ExprKind::Index { base, indices }, target.span));
+                return Ok(Stmt::Expr(Expr::new(
+                    ExprKind::Assign {
+                        op: None,
+                        target,
+                        value,
+                    },
+                    span,
+                )));
+            }
+        },
+        kind => {
+            let target = Box::new(Expr { kind, ..*target });
+            return Ok(Stmt::Expr(Expr::new(
+                ExprKind::Assign {
+                    op: None,
+                    target,
+                    value,
+                },
+                span,
+            )));
+        }
+    };
+    match value.kind {
+        ExprKind::Call { func, args } if func.kind() == FunctionKind::Aggregating => {
+            Ok(Stmt::Aggregate(Aggregate {
+                name,
+                keys,
+                func,
+                args,
+                span,
+            }))
+        }
+        _ => Err(Diagnostic::error(
+            value.span,
+            format!(
+                "`@{name}` can only be assigned an aggregating function such as count() or quantize()"
+            ),
+        )),
+    }
+}
+
+/// Rejects a probe-description part whose `[` has no `]`.
+fn check_glob(part: &str, span: Span) -> PResult<()> {
+    let mut open = false;
+    for c in part.chars() {
+        match c {
+            '[' if !open => open = true,
+            ']' if open => open = false,
+            _ => {}
+        }
+    }
+    if open {
+        return Err(Diagnostic::error(
+            span,
+            format!("`[` in probe description part `{part}` has no closing `]`"),
+        ));
+    }
+    Ok(())
+}
+
+impl Parser<'_> {
+    /// A declaration at the top of the program; `int a, b;` declares two.
+    fn declaration(&mut self) -> PResult<Vec<Decl>> {
+        let start = self.peek()?.span;
+        let first = self.peek()?.clone();
+        let scope = if first.is_ident("self") {
+            self.bump()?;
+            VarScope::Thread
+        } else if first.is_ident("this") {
+            self.bump()?;
+            VarScope::Clause
+        } else {
+            VarScope::Global
+        };
+        if scope == VarScope::Global && first.is_ident("inline") {
+            self.bump()?;
+            return Ok(vec![self.inline_decl(start)?]);
+        }
+        let ty = self.parse_type()?;
+        let mut decls = Vec::new();
+        loop {
+            let (name, name_span) = self.expect_ident("a variable name")?;
+            let keys = if self.eat("[")? {
+                self.key_types()?
+            } else {
+                Vec::new()
+            };
+            decls.push(Decl {
+                scope,
+                ty: ty.clone(),
+                name,
+                keys,
+                inline: None,
+                span: start.to(name_span),
+            });
+            if !self.eat(",")? {
+                break;
+            }
+        }
+        self.expect(";")?;
+        Ok(decls)
+    }
+
+    fn inline_decl(&mut self, start: Span) -> PResult<Decl> {
+        let ty = self.parse_type()?;
+        let (name, _) = self.expect_ident("the inline's name")?;
+        self.expect("=")?;
+        let value = self.expr()?;
+        self.expect(";")?;
+        Ok(Decl {
+            scope: VarScope::Global,
+            ty,
+            name,
+            keys: Vec::new(),
+            inline: Some(value),
+            span: start.to(Span::new(self.prev_end, self.prev_end)),
+        })
+    }
+
+    fn key_types(&mut self) -> PResult<Vec<DType>> {
+        let mut keys = vec![self.parse_type()?];
+        while self.eat(",")? {
+            keys.push(self.parse_type()?);
+        }
+        self.expect("]")?;
+        Ok(keys)
+    }
+}
