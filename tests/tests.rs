@@ -4,3 +4,4 @@
 //! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
 
 mod util;
+mod d_frontend;

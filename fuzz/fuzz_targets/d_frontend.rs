@@ -1,0 +1,27 @@
+//! Fuzz target for the D front end: any bytes, as a script, must give a program or
+//! diagnostics, never a panic; and every diagnostic must render against the source.
+#![no_main]
+
+use dtk::backend::linux::d::{compile, MacroArgs};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(source) = std::str::from_utf8(data) else {
+        return;
+    };
+    let macros = MacroArgs {
+        target: Some(4242),
+        args: vec!["1".into(), "open".into(), "a b".into()],
+    };
+    match compile("fuzz.d", source, &macros) {
+        Ok(compiled) => {
+            let _ = dtk::backend::linux::d::dump(&compiled.program, source);
+            for w in &compiled.warnings {
+                let _ = w.render(source);
+            }
+        }
+        Err(diagnostics) => {
+            let _ = diagnostics.to_string();
+        }
+    }
+});

@@ -1,0 +1,262 @@
+//! The D front end: golden files (tests/d/*.d beside their expected *.out, regenerated with
+//! DTK_UPDATE_GOLDEN=1), the bundled scripts and a corpus of realistic scripts that must
+//! compile cleanly, and error cases that pin each message to its line and column.
+
+use std::path::{Path, PathBuf};
+
+use dtk::backend::linux::d::{compile, dump, MacroArgs, Severity};
+
+fn golden_macros() -> MacroArgs {
+    MacroArgs {
+        target: Some(4242),
+        args: vec!["10".into(), "read".into(), "hello world".into()],
+    }
+}
+
+fn d_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "d"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a golden file holds for a script: the AST dump and rendered warnings, or the
+/// rendered diagnostics.
+fn golden_text(name: &str, source: &str) -> String {
+    match compile(name, source, &golden_macros()) {
+        Ok(compiled) => {
+            let mut out = dump(&compiled.program, source);
+            for w in &compiled.warnings {
+                out.push_str(&w.render(source));
+            }
+            out
+        }
+        Err(diagnostics) => diagnostics.to_string(),
+    }
+}
+
+#[test]
+fn golden_files_match() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/d");
+    let update = std::env::var("DTK_UPDATE_GOLDEN").as_deref() == Ok("1");
+    let files = d_files(&dir);
+    assert!(files.len() >= 20, "expected the golden scripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let source = std::fs::read_to_string(&path).expect("read golden script");
+        let actual = golden_text(&name, &source);
+        let out = path.with_extension("out");
+        if update {
+            std::fs::write(&out, &actual).expect("write golden output");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&out).unwrap_or_default();
+        if expected != actual {
+            failures.push(format!("{name}:\n--- expected\n{expected}--- actual\n{actual}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (DTK_UPDATE_GOLDEN=1 regenerates):\n{}",
+        failures.join("\n")
+    );
+}
+
+fn assert_compiles_cleanly(path: &Path, macros: &MacroArgs) {
+    let source = std::fs::read_to_string(path).expect("read script");
+    let name = path.display().to_string();
+    match compile(&name, &source, macros) {
+        Ok(compiled) => {
+            let warnings: Vec<String> =
+                compiled.warnings.iter().map(|w| w.render(&source)).collect();
+            assert!(warnings.is_empty(), "{name} warns:\n{}", warnings.concat());
+        }
+        Err(e) => panic!("{name} does not compile:\n{e}"),
+    }
+}
+
+#[test]
+fn bundled_scripts_compile() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("d-scripts");
+    let files = d_files(&dir);
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(String::from))
+        .collect();
+    for expected in ["opens.d", "pyflow.d", "syscalls.d"] {
+        assert!(names.iter().any(|n| n == expected), "d-scripts/{expected} is missing");
+    }
+    let macros = MacroArgs {
+        target: Some(std::process::id()),
+        args: Vec::new(),
+    };
+    for path in files {
+        assert_compiles_cleanly(&path, &macros);
+    }
+}
+
+#[test]
+fn corpus_scripts_compile() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/d/corpus");
+    let files = d_files(&dir);
+    assert!(files.len() >= 40, "the corpus has {} scripts", files.len());
+    let macros = MacroArgs {
+        target: Some(4242),
+        args: vec!["1000".into(), "bash".into()],
+    };
+    for path in files {
+        assert_compiles_cleanly(&path, &macros);
+    }
+}
+
+/// One script with an error, and where and what the first error must be.
+struct ErrorCase {
+    source: &'static str,
+    line: usize,
+    column: usize,
+    message: &'static str,
+}
+
+const fn case(
+    source: &'static str,
+    line: usize,
+    column: usize,
+    message: &'static str,
+) -> ErrorCase {
+    ErrorCase {
+        source,
+        line,
+        column,
+        message,
+    }
+}
+
+const ERROR_CASES: &[ErrorCase] = &[
+    case("BEGIN\n{\n    self->t = timestamp\n}\n", 3, 24, "expected `;`, found `}`"),
+    case("BEGIN { trace(nosuch); }", 1, 15, "unknown identifier `nosuch`"),
+    case("BEGIN { frobnicate(1); }", 1, 9, "unknown function `frobnicate`"),
+    case("BEGIN { exit(); }", 1, 9, "`exit()` takes 1 argument, found 0"),
+    case("BEGIN { x = substr(\"abc\"); }", 1, 13, "`substr()` takes 2 or 3 arguments, found 1"),
+    case("BEGIN { x = strlen(3); }", 1, 20, "argument 1 of `strlen()` must be a string, found int"),
+    case("BEGIN { @a = count(1); }", 1, 9, "`count()` takes no arguments, found 1"),
+    case("BEGIN { @a = sum(\"x\"); }", 1, 18, "argument 1 of `sum()` must be an integer, found string"),
+    case("BEGIN { @a = lquantize(1, 0, 10, pid); }", 1, 34, "argument 4 of `lquantize()` must be an integer constant, found a non-constant expression"),
+    case("BEGIN { @a = lquantize(1, 10, 0, 1); }", 1, 9, "the upper bound of `lquantize()` must be greater than its lower bound"),
+    case("BEGIN { @a = llquantize(1, 1, 0, 6, 20); }", 1, 9, "the factor of `llquantize()` must be at least 2"),
+    case("BEGIN { printf(\"%d\\n\", execname); }", 1, 24, "conversion #1 `%d` needs an integer, but this argument has type string"),
+    case("BEGIN { printf(\"%s %s\\n\", execname); }", 1, 9, "the format of `printf()` needs 2 arguments after it, found 1"),
+    case("BEGIN { printf(\"%d\\n\", 1, 2); }", 1, 9, "the format of `printf()` needs 1 argument after it, found 2"),
+    case("BEGIN { printf(\"%q\\n\", 1); }", 1, 16, "`printf()`: unknown conversion `%q`"),
+    case("BEGIN { printf(execname); }", 1, 16, "the format of `printf()` must be a string constant"),
+    case("BEGIN { printf(\"%f\\n\", 1); }", 1, 24, "conversion #1 `%f` needs a floating-point value, which D does not have"),
+    case("BEGIN { @a = count(); x = @a; }", 1, 27, "aggregation `@a` cannot be used as a value; print it with printa()"),
+    case("BEGIN { @a = count(); trace(@a + 1); }", 1, 29, "aggregation `@a` cannot be used as a value"),
+    case("BEGIN { x = count(); }", 1, 13, "aggregating function `count()` can only be used as `@name[keys] = count(...)`"),
+    case("BEGIN { @a = 1; }", 1, 14, "`@a` can only be assigned an aggregating function such as count() or quantize()"),
+    case("BEGIN { x = trace(1); }", 1, 13, "`trace()` is an action; it has no value"),
+    case("BEGIN { printa(@nope); }", 1, 16, "`@nope` is not an aggregation this program fills"),
+    case("BEGIN { @a = count(); @a = sum(1); }", 1, 23, "`@a` is used with sum() here but with count() before"),
+    case("BEGIN { @a[1] = count(); @a[1, 2] = count(); }", 1, 26, "`@a` has 2 key(s) here but 1 before"),
+    case("BEGIN { x = \"a\"; x = 1; }", 1, 22, "cannot assign int to `x`, which has type string"),
+    case("BEGIN { x = execname + 1; }", 1, 13, "`+` needs integer operands, found string and int"),
+    case("BEGIN /execname == 1/ { }", 1, 8, "cannot compare string with int using `==`"),
+    case("BEGIN /execname/ { }", 1, 8, "a predicate must be an integer or a pointer, found string"),
+    case("BEGIN { x = pid ? \"a\" : 1; }", 1, 19, "the branches of `?:` have different types: string and int"),
+    case("BEGIN { pid = 1; }", 1, 9, "a builtin variable cannot be assigned"),
+    case("inline int N = 3;\nBEGIN { N = 4; }", 2, 9, "inline `N` cannot be assigned"),
+    case("inline int N = \"x\";", 1, 16, "inline `N` is declared int but its value has type string"),
+    case("BEGIN { x = args; }", 1, 13, "`args` must be indexed, as in `args[0]`"),
+    case("BEGIN { x = curpsinfo->pr_nosuch; }", 1, 13, "psinfo_t has no member `pr_nosuch`"),
+    case("BEGIN { x = curpsinfo.pr_pid; }", 1, 13, "is a pointer; use `->pr_pid`"),
+    case("BEGIN { x = (int)execname; }", 1, 18, "cannot cast string to int"),
+    case("BEGIN { x = 1 / 0; }", 1, 17, "division by zero in a constant expression"),
+    case("BEGIN { x = 99999999999999999999; }", 1, 13, "integer constant `99999999999999999999` is too large for 64 bits"),
+    case("BEGIN { x = 12q; }", 1, 13, "invalid suffix `q` on integer constant"),
+    case("BEGIN { x = \"abc; }", 1, 13, "unterminated string constant"),
+    case("BEGIN { x = 1; } /* open", 1, 18, "unterminated comment"),
+    case("BEGIN { x = $4; }", 1, 13, "macro argument `$4` is not defined: 3 argument(s) given"),
+    case("BEGIN { x = $3; }", 1, 13, "is neither an integer nor an identifier; use `$$3` for a string"),
+    case("#pragma D option nosuch\n", 1, 1, "unknown option `nosuch`"),
+    case("#pragma D option bufsize\n", 1, 1, "option `bufsize` needs a value: `bufsize=...`"),
+    case("#include <stdio.h>\n", 1, 1, "`#include` is a C preprocessor directive"),
+    case("a:b:c:d:e { }", 1, 1, "has 5 parts; at most four"),
+    case("syscall::[ab:entry { }", 1, 1, "has no closing `]`"),
+    case("BEGIN { x = ; }", 1, 13, "expected an expression, found `;`"),
+    case("BEGIN { if (1) { x = 1; }", 1, 7, "this `{` has no matching `}`"),
+    case("BEGIN { trace(1) trace(2); }", 1, 17, "expected `;`, found identifier `trace`"),
+    case("BEGIN /pid/ trace(1);", 1, 18, "expected `{` to start the clause body, found `(`"),
+    case("BEGIN { x = self; }", 1, 17, "expected `->`, found `;`"),
+    case("int x; int x;", 1, 8, "`x` is already declared"),
+    case("BEGIN { a[1] = 2; a = 3; }", 1, 19, "`a` is an associative array; assign `a[key]`"),
+    case("BEGIN { a[1, 2] = 2; x = a[1]; }", 1, 26, "`a` has 2 key(s), but 1 are given here"),
+    case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 13, "nested too deeply"),
+    case("BEGIN { x = '\\q'; }", 1, 13, "unknown escape sequence"),
+    case("BEGIN { x = `y; }", 1, 13, "unexpected character `` ` ``"),
+    case("BEGIN { x = $target; }", 1, 13, "`$target` is used but no target process was given"),
+];
+
+#[test]
+fn error_cases_report_message_line_and_column() {
+    assert!(ERROR_CASES.len() >= 30);
+    let mut failures = Vec::new();
+    for (i, c) in ERROR_CASES.iter().enumerate() {
+        let macros = if c.message.contains("$target") {
+            MacroArgs::default()
+        } else {
+            golden_macros()
+        };
+        let Err(diagnostics) = compile("case.d", c.source, &macros) else {
+            failures.push(format!("case {i}: compiled without error: {}", c.source));
+            continue;
+        };
+        let Some(first) = diagnostics.errors().next() else {
+            failures.push(format!("case {i}: no error diagnostics"));
+            continue;
+        };
+        let (line, column) = first.line_column(c.source);
+        if !first.message.contains(c.message) || (line, column) != (c.line, c.column) {
+            failures.push(format!(
+                "case {i}: expected {}:{} {:?}\n  got {}:{} {:?}",
+                c.line, c.column, c.message, line, column, first.message
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unassigned_variable_read_is_a_warning() {
+    let source = "syscall::read:return\n/self->ts/\n{\n    trace(timestamp - self->ts);\n}\n";
+    let compiled = compile("w.d", source, &MacroArgs::default()).expect("compiles");
+    assert_eq!(compiled.warnings.len(), 1);
+    let w = &compiled.warnings[0];
+    assert_eq!(w.severity, Severity::Warning);
+    assert_eq!(w.line_column(source), (2, 2));
+    assert_eq!(
+        w.render(source),
+        "w.d:2:2: warning: `self->ts` is read but never assigned; it is always zero\n    /self->ts/\n     ^^^^^^^^\n"
+    );
+}
+
+#[test]
+fn diagnostics_render_every_error() {
+    let source = "BEGIN { x = nosuch; y = strlen(1); }";
+    let err = compile("two.d", source, &MacroArgs::default()).expect_err("two errors");
+    let text = err.to_string();
+    assert_eq!(err.errors().count(), 2);
+    assert!(text.contains("two.d:1:13: error: unknown identifier `nosuch`"), "{text}");
+    assert!(text.contains("two.d:1:32: error: argument 1 of `strlen()`"), "{text}");
+    assert!(text.contains("\n                ^^^^^^\n"), "{text}");
+}
+
+#[test]
+fn inline_constants_fold_in_predicates() {
+    let source = "inline int P = 0;\ninline string N = \"\";\nsyscall:::entry\n/(P == 0 || pid == P) && (N == \"\" || execname == N)/\n{ @[probefunc] = count(); }\n";
+    let compiled = compile("f.d", source, &MacroArgs::default()).expect("compiles");
+    let text = dump(&compiled.program, source);
+    assert!(text.contains("  predicate 1:i32\n"), "{text}");
+}
