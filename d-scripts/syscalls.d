@@ -13,12 +13,15 @@
  *   BY_PROCESS   -P: 1 to key the counts by process as well as by call.
  *   TIMED        -L, -e, --hist: 1 to trace returns, for latency and errors.
  *   HIST_CALL    --hist CALL: the call whose latency is shown as a histogram ("": none).
+ *   INTERVAL     -i SECONDS: print and reset the counts every SECONDS (0: only at exit).
  * Output:     aggregations, keyed by [pid, execname, call] (pid 0 and execname "" without
  *             BY_PROCESS):
  *   @calls   count()                   calls entered
  *   @time    sum(ns)                   time from entry to return, per thread
  *   @errors  sum(errno != 0)           calls that failed
  *   @hist    quantize(ns)              latency of HIST_CALL
+ *   With INTERVAL, every INTERVAL seconds: printa of each, then the line
+ *   "interval WALLTIMESTAMP", then the counts start again from zero.
  */
 
 #pragma D option quiet
@@ -29,6 +32,7 @@ inline string FILTER_ZONE = "";
 inline int BY_PROCESS = 0;
 inline int TIMED = 0;
 inline string HIST_CALL = "";
+inline int INTERVAL = 0;
 
 syscall:::entry
 /(FILTER_PID == 0 || pid == FILTER_PID) &&
@@ -65,4 +69,23 @@ syscall:::return
 /TIMED && self->start/
 {
 	self->start = 0;
+}
+
+tick-1s
+/INTERVAL/
+{
+	ticks++;
+}
+
+tick-1s
+/INTERVAL && ticks >= INTERVAL/
+{
+	printa(@calls);
+	printa(@time);
+	printa(@errors);
+	printf("interval %d\n", walltimestamp);
+	trunc(@calls);
+	trunc(@time);
+	trunc(@errors);
+	ticks = 0;
 }
