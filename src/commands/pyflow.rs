@@ -191,7 +191,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         }
     }
 
-    fn event(&mut self, e: PyEvent) -> io::Result<()> {
+    fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
         let first = *self.first_ns.get_or_insert(e.ts_ns);
         if !self.show_tid && !self.flows.contains_key(&e.tid) && !self.flows.is_empty() {
             // A second thread: from now on lines carry the TID, under a new header.
@@ -369,7 +369,7 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Printf(p) => match PyEvent::from_printf(&p) {
-                Some(e) => self.event(e),
+                Some(e) => self.python_event(e),
                 None => self.out.text(&p.text),
             },
             Event::Drop { kind, count } => {
@@ -393,6 +393,131 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Origin, ProbeDesc, Value};
+    use std::sync::Arc;
+
+    fn config(filter: FrameFilter, summary: bool) -> PyflowConfig {
+        PyflowConfig {
+            target: Target::Pid(100),
+            filter,
+            elapsed: false,
+            summary,
+            top: 10,
+            cwd: Some("/home/u/proj".into()),
+        }
+    }
+
+    fn output() -> OutputConfig {
+        OutputConfig {
+            color: false,
+            format: Format::Text,
+            header: true,
+            line_flush: true,
+        }
+    }
+
+    /// (µs, tid, "->" or "<-", file, line, function)
+    type Step<'a> = (u64, u32, &'a str, &'a str, i64, &'a str);
+
+    fn printf((us, tid, arrow, file, line, function): Step) -> Event {
+        Event::Printf(Printf {
+            origin: Origin {
+                probe: Arc::new(ProbeDesc::default()),
+                cpu: 0,
+                ts_ns: us * 1000,
+            },
+            text: format!("{} 100 {tid} {arrow} {file} {line} {function}\n", us * 1000),
+            args: vec![
+                Value::Int((us * 1000) as i64),
+                Value::Int(100),
+                Value::Int(tid.into()),
+                Value::Str(file.into()),
+                Value::Int(line),
+                Value::Str(function.into()),
+            ],
+        })
+    }
+
+    fn flow(c: &PyflowConfig, steps: &[Step]) -> String {
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(), c);
+        for &step in steps {
+            EventSink::event(&mut p, printf(step)).unwrap();
+        }
+        EventSink::event(&mut p, Event::Done).unwrap();
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    const APP: &str = "/home/u/proj/app.py";
+    const JSON: &str = "/usr/lib/python3.11/json/__init__.py";
+
+    #[test]
+    fn library_frames_are_hidden_and_do_not_count_toward_depth() {
+        let steps = [
+            (10, 1, "->", APP, 1, "main"),
+            (15, 1, "->", JSON, 299, "loads"),
+            (20, 1, "->", APP, 9, "hook"),
+            (30, 1, "<-", APP, 10, "hook"),
+            (35, 1, "<-", JSON, 346, "loads"),
+            (50, 1, "<-", APP, 5, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let expected = "  DELTA(us)  FILE:LINE             FUNCTION\n\
+                        \x20         0  app.py:1              -> main\n\
+                        \x20        10  app.py:9                -> hook\n\
+                        \x20        10  app.py:10               <- hook\n\
+                        \x20        20  app.py:5              <- main\n";
+        assert_eq!(out, expected);
+        let all = FrameFilter {
+            all: true,
+            ..FrameFilter::default()
+        };
+        let out = flow(&config(all, false), &steps);
+        assert!(out.contains("-> loads\n"), "{out}");
+        assert!(out.contains("      -> hook\n"), "{out}");
+    }
+
+    #[test]
+    fn threads_have_their_own_depth_and_a_tid_column() {
+        let steps = [
+            (10, 1, "->", APP, 1, "main"),
+            (12, 2, "->", APP, 20, "worker"),
+            (15, 1, "<-", APP, 3, "main"),
+            (19, 2, "<-", APP, 22, "worker"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[2],
+            "  DELTA(us)      TID FILE:LINE             FUNCTION"
+        );
+        assert_eq!(
+            lines[3],
+            "          0        2 app.py:20             -> worker"
+        );
+        assert_eq!(
+            lines[5],
+            "          7        2 app.py:22             <- worker"
+        );
+    }
+
+    #[test]
+    fn summary_gives_inclusive_and_exclusive_time() {
+        let steps = [
+            (0, 1, "->", APP, 1, "main"),
+            (100, 1, "->", APP, 8, "load"),
+            (400, 1, "<-", APP, 9, "load"),
+            (1000, 1, "<-", APP, 3, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("FUNCTION"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "700"]);
+        assert_eq!(rows[1], ["load", "app.py:8", "1", "300", "300"]);
+    }
 
     #[test]
     fn library_frames_are_recognised() {

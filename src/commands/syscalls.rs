@@ -255,3 +255,116 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AggEntry, AggFunc};
+
+    fn config(by_process: bool) -> SyscallsConfig {
+        SyscallsConfig {
+            target: Target::None,
+            name: None,
+            zone: None,
+            by_process,
+            latency: true,
+            errors: true,
+            top: None,
+            sort: SortBy::Count,
+            interval: None,
+            duration: None,
+            hist: None,
+        }
+    }
+
+    fn agg(name: &str, func: AggFunc, rows: &[(i64, &str, &str, i64)]) -> Event {
+        Event::Agg(AggSnapshot {
+            name: name.into(),
+            func,
+            entries: rows
+                .iter()
+                .map(|&(pid, comm, call, v)| AggEntry {
+                    keys: vec![
+                        Value::Int(pid),
+                        Value::Str(comm.into()),
+                        Value::Str(call.into()),
+                    ],
+                    value: AggValue::Scalar(v),
+                })
+                .collect(),
+        })
+    }
+
+    fn table(c: &SyscallsConfig, format: Format) -> String {
+        let output = OutputConfig {
+            color: false,
+            format,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = SyscallsPresenter {
+            out: LineWriter::new(Vec::new(), true),
+            output,
+            c,
+            rows: BTreeMap::new(),
+            hist: None,
+            notices: Notices::default(),
+        };
+        let calls = [
+            (812, "nginx", "openat", 911),
+            (812, "nginx", "epoll_wait", 4210),
+        ];
+        p.event(agg("calls", AggFunc::Count, &calls)).unwrap();
+        let time = [
+            (812, "nginx", "openat", 3_870_000),
+            (812, "nginx", "epoll_wait", 4_901_233_000),
+        ];
+        p.event(agg("time", AggFunc::Sum, &time)).unwrap();
+        let errors = [(812, "nginx", "openat", 37)];
+        p.event(agg("errors", AggFunc::Sum, &errors)).unwrap();
+        p.event(Event::Done).unwrap();
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rows_merge_counts_time_and_errors_sorted_by_count() {
+        let out = table(&config(true), Format::Text);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "PID",
+                    "COMM",
+                    "SYSCALL",
+                    "COUNT",
+                    "TOTAL(us)",
+                    "AVG(us)",
+                    "ERRORS"
+                ],
+                vec![
+                    "812",
+                    "nginx",
+                    "epoll_wait",
+                    "4210",
+                    "4901233",
+                    "1164.2",
+                    "0"
+                ],
+                vec!["812", "nginx", "openat", "911", "3870", "4.2", "37"],
+            ]
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_table() {
+        let out = table(&config(false), Format::Json);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["rows"][0]["syscall"], "epoll_wait");
+        assert_eq!(v["rows"][0]["pid"], serde_json::Value::Null);
+        assert_eq!(v["rows"][1]["errors"], 37);
+    }
+}

@@ -78,6 +78,13 @@ impl<W: Write> LineWriter<W> {
         self.inner.flush()
     }
 
+    /// Flushes and returns the underlying writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.inner
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+
     fn end_line(&mut self) -> io::Result<()> {
         if self.flush_each_line {
             self.inner.flush()?;
