@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::backend::{self, EventSink, Job, Stop, Target};
 use crate::config::{CommandConfig, Config, ShowConfig};
-use crate::event::{DropKind, ProbeDesc};
+use crate::event::{DropKind, Event};
 use crate::script::Script;
 
 /// Runs the configured command.
@@ -96,12 +96,19 @@ impl Notices {
         }
     }
 
-    /// A run-time error in a clause; the run goes on, as in dtrace(1).
-    pub fn error(&mut self, probe: Option<&ProbeDesc>, msg: &str) {
-        match probe {
-            Some(p) => eprintln!("dtk: error on {p}: {msg}"),
-            None => eprintln!("dtk: error: {msg}"),
+    /// Reports drops and run-time errors (the run goes on, as in dtrace(1)), and hands back
+    /// every other event to the presenter.
+    pub fn take(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Drop { kind, count } => self.drop(kind, count),
+            Event::Error {
+                probe: Some(p),
+                msg,
+            } => eprintln!("dtk: error on {p}: {msg}"),
+            Event::Error { probe: None, msg } => eprintln!("dtk: error: {msg}"),
+            other => return Some(other),
         }
+        None
     }
 
     /// Prints what is pending.

@@ -245,13 +245,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
 
 /// HH:MM:SS.micro in local time, from nanoseconds since the epoch.
 fn wall_clock(ns: u64) -> String {
-    let secs = (ns / 1_000_000_000) as libc::time_t;
-    // SAFETY: localtime_r only writes into the tm we own.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    };
+    let tm = output::local_time(ns as i64);
     format!(
         "{:02}:{:02}:{:02}.{:06}",
         tm.tm_hour,
@@ -263,25 +257,20 @@ fn wall_clock(ns: u64) -> String {
 
 impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
         match event {
             Event::Printf(p) => match OpenEvent::from_printf(&p) {
                 Some(e) => self.open(e),
                 None => self.out.text(&p.text),
             },
-            Event::Drop { kind, count } => {
-                self.notices.drop(kind, count);
-                Ok(())
-            }
-            Event::Error { probe, msg } => {
-                self.notices.error(probe.as_deref(), &msg);
-                Ok(())
-            }
             Event::Done => {
                 self.print_counts()?;
                 self.notices.flush();
                 self.out.flush()
             }
-            Event::Record(_) | Event::Agg(_) | Event::TargetExited { .. } => Ok(()),
+            _ => Ok(()),
         }
     }
 }

@@ -367,25 +367,20 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
 
 impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
         match event {
             Event::Printf(p) => match PyEvent::from_printf(&p) {
                 Some(e) => self.python_event(e),
                 None => self.out.text(&p.text),
             },
-            Event::Drop { kind, count } => {
-                self.notices.drop(kind, count);
-                Ok(())
-            }
-            Event::Error { probe, msg } => {
-                self.notices.error(probe.as_deref(), &msg);
-                Ok(())
-            }
             Event::Done => {
                 self.summary()?;
                 self.notices.flush();
                 self.out.flush()
             }
-            Event::Record(_) | Event::Agg(_) | Event::TargetExited { .. } => Ok(()),
+            _ => Ok(()),
         }
     }
 }

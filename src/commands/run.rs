@@ -57,6 +57,9 @@ struct RunPresenter<W: io::Write> {
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
         match event {
             Event::Printf(p) => self.out.text(&p.text),
             Event::Record(r) => {
@@ -69,14 +72,6 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
                 ))
             }
             Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
-            Event::Drop { kind, count } => {
-                self.notices.drop(kind, count);
-                Ok(())
-            }
-            Event::Error { probe, msg } => {
-                self.notices.error(probe.as_deref(), &msg);
-                Ok(())
-            }
             Event::TargetExited { pid, status } => {
                 if !self.quiet {
                     match status {
@@ -90,6 +85,7 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
                 self.notices.flush();
                 self.out.flush()
             }
+            Event::Drop { .. } | Event::Error { .. } => Ok(()),
         }
     }
 }

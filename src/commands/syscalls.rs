@@ -204,13 +204,7 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
 
 /// YYYY-MM-DD HH:MM:SS in local time, from nanoseconds since the epoch.
 fn wall_date(ns: i64) -> String {
-    let secs = (ns / 1_000_000_000) as libc::time_t;
-    // SAFETY: localtime_r only writes into the tm we own.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    };
+    let tm = output::local_time(ns);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         tm.tm_year + 1900,
@@ -224,6 +218,9 @@ fn wall_date(ns: i64) -> String {
 
 impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
         match event {
             Event::Agg(snapshot) => {
                 self.absorb(snapshot);
@@ -233,14 +230,6 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 [Value::Int(wall)] if p.text.starts_with("interval ") => self.table(Some(*wall)),
                 _ => self.out.text(&p.text),
             },
-            Event::Drop { kind, count } => {
-                self.notices.drop(kind, count);
-                Ok(())
-            }
-            Event::Error { probe, msg } => {
-                self.notices.error(probe.as_deref(), &msg);
-                Ok(())
-            }
             Event::Done => {
                 if self.c.interval.is_none() || !self.rows.is_empty() {
                     self.table(None)?;
@@ -251,7 +240,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 self.notices.flush();
                 self.out.flush()
             }
-            Event::Record(_) | Event::TargetExited { .. } => Ok(()),
+            _ => Ok(()),
         }
     }
 }
