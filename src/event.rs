@@ -101,25 +101,46 @@ pub enum AggFunc {
     Llquantize,
 }
 
-/// The value of one aggregation entry.
+/// The value of one aggregation entry. Bucket arrays are laid out as DTrace lays them out, so
+/// that both back ends fill them the same way and they print exactly as dtrace(1) prints them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AggValue {
     /// count, sum, min and max.
     Scalar(i64),
     Avg {
-        count: u64,
+        count: i64,
         total: i64,
     },
     Stddev {
-        count: u64,
+        count: i64,
         total: i64,
         total_squares: u128,
     },
-    /// quantize, lquantize and llquantize: (bucket lower bound, count), ascending. Bounds are
-    /// inclusive; `i64::MIN` stands for "below the first bucket".
-    Buckets(Vec<(i64, u64)>),
+    /// quantize: [`QUANTIZE_BUCKETS`] counts; bucket 63 holds 0, bucket 64 + k values in
+    /// [2^k, 2^(k+1)), bucket 62 - k values in (-2^(k+1), -2^k].
+    Quantize(Vec<i64>),
+    /// lquantize(value, base, limit, step): `levels + 2` counts, the first for values below
+    /// base and the last for values at or above base + levels * step.
+    Lquantize {
+        base: i32,
+        step: u16,
+        levels: u16,
+        counts: Vec<i64>,
+    },
+    /// llquantize(value, factor, low, high, nsteps): one count below factor^low, then nsteps
+    /// buckets per order of magnitude, then one at or above factor^(high+1).
+    Llquantize {
+        factor: u16,
+        low: u16,
+        high: u16,
+        nsteps: u16,
+        counts: Vec<i64>,
+    },
 }
+
+/// Number of buckets of a quantize() aggregation.
+pub const QUANTIZE_BUCKETS: usize = 127;
 
 /// One entry of an aggregation: its keys and its value.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,5 +1,32 @@
-//! dtk: a DTrace toolkit. See DESIGN.md in the project's shared notes for the pipeline:
-//! cli → config → command → script → back end → events → presenter.
+//! dtk: a DTrace toolkit. The path of one run (DESIGN.md): argv → cli (clap) → Config,
+//! resolved once → command → bundled Script with safe parameters → Backend (libdtrace or
+//! the Linux engine) → Event stream → the command's presenter.
 
 pub mod backend;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod event;
+pub mod output;
+pub mod script;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Parses `args`, resolves the configuration and runs the command. Help and version requests
+/// print and return Ok; a command-line error is returned as a [`clap::Error`] inside the
+/// anyhow error, for main to print.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
+    let cli = match cli::Cli::try_parse_from(cli::multicall_args(args)) {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: print to stdout.
+            err.print()?;
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let config = config::Config::resolve(cli, &config::Environment::current())?;
+    commands::dispatch(config)
+}

@@ -1,0 +1,74 @@
+#!/usr/sbin/dtrace -s
+/*
+ * opens.d: files opened, with the result of each open.
+ *
+ * Traces:     open(2), openat(2), openat2(2) and creat(2), whichever the platform has
+ *             (zdefs lets a description match nothing).
+ * Providers:  syscall.
+ * Parameters: the inline constants below. dtk sets them from its options; to run this file
+ *             by hand, edit them.
+ *   FILTER_PID   -p PID: only this process (0: every process).
+ *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
+ *   FILTER_ZONE  -z ZONE: only this zone; on Linux a cgroup ("": all).
+ *   FAILED_ONLY  -x: 1 to report only opens that failed.
+ * Output:     one line per open:
+ *   walltimestamp zonename pid tid execname result errno flags path
+ *   where result is the fd, or -1 with errno set.
+ */
+
+#pragma D option quiet
+#pragma D option zdefs
+#pragma D option switchrate=10hz
+
+inline int FILTER_PID = 0;
+inline string FILTER_NAME = "";
+inline string FILTER_ZONE = "";
+inline int FAILED_ONLY = 0;
+
+syscall::open:entry,
+syscall::creat:entry
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
+{
+	self->path = arg0;
+	/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
+	self->flags = probefunc == "creat" ? 0x241 : arg1;
+}
+
+syscall::openat:entry,
+syscall::openat2:entry
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
+{
+	self->path = arg1;
+	self->flags = arg2;
+}
+
+/* openat2(dfd, path, how, size): the flags are the first member of struct open_how. */
+syscall::openat2:entry
+/self->path/
+{
+	self->flags = *(uint64_t *)copyin(arg2, sizeof (uint64_t));
+}
+
+syscall::open:return,
+syscall::creat:return,
+syscall::openat:return,
+syscall::openat2:return
+/self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
+{
+	printf("%d %s %d %d %s %d %d %d %s\n", walltimestamp, zonename, pid, tid,
+	    execname, (int)arg0, errno, self->flags, copyinstr(self->path));
+}
+
+syscall::open:return,
+syscall::creat:return,
+syscall::openat:return,
+syscall::openat2:return
+/self->path/
+{
+	self->path = 0;
+	self->flags = 0;
+}

@@ -1,0 +1,91 @@
+#!/usr/sbin/dtrace -s
+/*
+ * syscalls.d: system call counts, errors and time, per call and per process.
+ *
+ * Traces:     every system call, at entry (counts) and, when time or errors are asked
+ *             for, at return.
+ * Providers:  syscall.
+ * Parameters: the inline constants below. dtk sets them from its options; to run this file
+ *             by hand, edit them.
+ *   FILTER_PID   -p PID: only this process (0: every process).
+ *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
+ *   FILTER_ZONE  -z ZONE: only this zone; on Linux a cgroup ("": all).
+ *   BY_PROCESS   -P: 1 to key the counts by process as well as by call.
+ *   TIMED        -L, -e, --hist: 1 to trace returns, for latency and errors.
+ *   HIST_CALL    --hist CALL: the call whose latency is shown as a histogram ("": none).
+ *   INTERVAL     -i SECONDS: print and reset the counts every SECONDS (0: only at exit).
+ * Output:     aggregations, keyed by [pid, execname, call] (pid 0 and execname "" without
+ *             BY_PROCESS):
+ *   @calls   count()                   calls entered
+ *   @time    sum(ns)                   time from entry to return, per thread
+ *   @errors  sum(errno != 0)           calls that failed
+ *   @hist    quantize(ns)              latency of HIST_CALL
+ *   With INTERVAL, every INTERVAL seconds: printa of each, then the line
+ *   "interval WALLTIMESTAMP", then the counts start again from zero.
+ */
+
+#pragma D option quiet
+
+inline int FILTER_PID = 0;
+inline string FILTER_NAME = "";
+inline string FILTER_ZONE = "";
+inline int BY_PROCESS = 0;
+inline int TIMED = 0;
+inline string HIST_CALL = "";
+inline int INTERVAL = 0;
+
+syscall:::entry
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
+{
+	@calls[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc] = count();
+}
+
+syscall:::entry
+/TIMED &&
+ (FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
+{
+	self->start = timestamp;
+}
+
+syscall:::return
+/TIMED && self->start/
+{
+	this->ns = timestamp - self->start;
+	@time[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc] = sum(this->ns);
+	@errors[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc] = sum(errno != 0);
+}
+
+syscall:::return
+/TIMED && self->start && probefunc == HIST_CALL/
+{
+	@hist[probefunc] = quantize(timestamp - self->start);
+}
+
+syscall:::return
+/TIMED && self->start/
+{
+	self->start = 0;
+}
+
+tick-1s
+/INTERVAL/
+{
+	ticks++;
+}
+
+tick-1s
+/INTERVAL && ticks >= INTERVAL/
+{
+	printa(@calls);
+	printa(@time);
+	printa(@errors);
+	printf("interval %d\n", walltimestamp);
+	trunc(@calls);
+	trunc(@time);
+	trunc(@errors);
+	ticks = 0;
+}

@@ -1,0 +1,373 @@
+//! The command line, as clap sees it. This is the only module that knows clap: main.rs turns
+//! what it parses into a [`crate::config::Config`] and nothing deeper reads argv.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A DTrace toolkit: Python call flow, file opens and system calls, from bundled D scripts run
+/// by libdtrace or by dtk's own eBPF engine on stock Linux.
+#[derive(Debug, Parser)]
+#[command(name = "dtk", version, propagate_version = true, max_term_width = 100)]
+#[command(disable_help_subcommand = true)]
+#[command(after_help = "\
+Examples:
+  dtk pyflow -p 4242                 Python call flow of a running interpreter
+  dtk opens -n nginx                 files nginx opens
+  dtk syscalls -P -L -d 5            syscall counts and latency by process, for 5 seconds
+  dtk run -n 'syscall:::entry { @[execname] = count(); }'
+  dtk list                           the bundled D scripts
+  dtk show opens -n nginx            the D program `dtk opens -n nginx` runs
+
+dtk is also a multi-call binary: linked as `pyflow`, `opens` or `syscalls`, it runs that
+subcommand (`pyflow -p 4242`).")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Tracing engine: libdtrace where built in, else dtk's eBPF engine.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto, global = true)]
+    pub backend: BackendArg,
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
+    pub color: ColorArg,
+    /// Output format: text for people, json for one JSON object per line.
+    #[arg(short = 'o', long, value_enum, default_value_t = FormatArg::Text, global = true)]
+    pub output: FormatArg,
+    /// Do not print the header line.
+    #[arg(long, global = true)]
+    pub no_header: bool,
+    /// Print no notices on stderr (errors and drop counts are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Libdtrace,
+    Linux,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Pyflow(PyflowArgs),
+    Opens(OpensArgs),
+    Syscalls(SyscallsArgs),
+    Run(RunArgs),
+    /// List the bundled D scripts, one line each.
+    #[command(after_help = "Examples:\n  dtk list\n  dtk -o json list")]
+    List,
+    Show(ShowArgs),
+    Generate(GenerateArgs),
+}
+
+/// The process to trace: a running one, or a command to start.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TargetArgs {
+    /// Trace this running process; tracing ends when it exits.
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// Start this command (split like a shell would) and trace it until it exits.
+    #[arg(short, long, value_name = "CMD")]
+    pub command: Option<String>,
+}
+
+/// Python call flow: indented function entries and returns, per thread.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk pyflow -p 4242                  follow a running interpreter (Ctrl-C to stop)
+  dtk pyflow -c 'python3 app.py'      start a program and follow it from its first call
+  dtk pyflow -p 4242 --all            include the standard library and site-packages
+  dtk pyflow -p 4242 --module requests
+  dtk pyflow -p 4242 | grep connect   one event per line, flushed as it happens
+  dtk pyflow -c 'python3 app.py' --summary")]
+pub struct PyflowArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Show every frame, including the standard library, site-packages and frozen modules.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show only frames whose file matches REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Hide frames whose file matches REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Vec<String>,
+    /// Follow one package or module, even when it is installed in site-packages.
+    #[arg(long, value_name = "NAME")]
+    pub module: Vec<String>,
+    /// Show the time since tracing started instead of the time since the previous event.
+    #[arg(long)]
+    pub elapsed: bool,
+    /// At exit, print calls and inclusive and exclusive time per function.
+    #[arg(long)]
+    pub summary: bool,
+    /// How many functions the summary lists.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+}
+
+/// Files opened, with the fd or the error, scoped by process, name or zone.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk opens                           every open on the system
+  dtk opens -n nginx -x               failed opens by processes named nginx
+  dtk opens -z web                    opens inside the cgroup (zone) web and below it
+  dtk opens -c 'cat /etc/hostname'    the opens of one command
+  dtk opens --path '\\.conf$' -T      configuration files, with wall-clock times
+  dtk opens --count path -d 10        the most opened paths over 10 seconds")]
+pub struct OpensArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only processes whose name is exactly NAME.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only processes whose name matches REGEX.
+    #[arg(short = 'N', long, value_name = "REGEX")]
+    pub name_regex: Option<String>,
+    /// Only processes in ZONE (illumos: the zonename; Linux: a cgroup name or path, with its
+    /// descendants).
+    #[arg(short = 'z', long, value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Show the ZONE column.
+    #[arg(short = 'Z', long)]
+    pub show_zone: bool,
+    /// Only paths that match REGEX.
+    #[arg(long, value_name = "REGEX")]
+    pub path: Option<String>,
+    /// Only opens that failed.
+    #[arg(short = 'x', long)]
+    pub failed: bool,
+    /// Add the open flags (O_RDONLY|O_CLOEXEC…).
+    #[arg(long)]
+    pub flags: bool,
+    /// Add wall-clock timestamps.
+    #[arg(short = 'T', long)]
+    pub timestamp: bool,
+    /// Add the time elapsed since tracing started.
+    #[arg(short = 'e', long)]
+    pub elapsed: bool,
+    /// Resolve relative paths against the process's working directory.
+    #[arg(long)]
+    pub full: bool,
+    /// Instead of events, print at exit the number of opens per path or per process.
+    #[arg(long, value_enum, value_name = "BY", num_args = 0..=1, default_missing_value = "path")]
+    pub count: Option<CountBy>,
+    /// Stop after SECONDS.
+    #[arg(short = 'd', long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CountBy {
+    Path,
+    Process,
+}
+
+/// System call counts, errors and latency, per call and per process.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk syscalls -d 5                   counts by call over 5 seconds
+  dtk syscalls -P -L                  by process, with total and average latency (Ctrl-C)
+  dtk syscalls -p 812 -e              one process, with errors per call
+  dtk syscalls -i 1 -o json           one JSON table per second
+  dtk syscalls --hist read -d 10      latency histogram of read")]
+pub struct SyscallsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only processes whose name is exactly NAME.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only processes in ZONE (Linux: a cgroup name or path, with its descendants).
+    #[arg(short = 'z', long, value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Count by process (PID, COMM) as well as by call.
+    #[arg(short = 'P', long)]
+    pub by_process: bool,
+    /// Add total and average latency, from entry to return per thread.
+    #[arg(short = 'L', long)]
+    pub latency: bool,
+    /// Add errors per call.
+    #[arg(short = 'e', long)]
+    pub errors: bool,
+    /// Show the top N rows.
+    #[arg(short = 'T', long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Sort rows by this column.
+    #[arg(long, value_enum, default_value_t = SortBy::Count)]
+    pub sort: SortBy,
+    /// Print a table every SECONDS (whole seconds).
+    #[arg(short = 'i', long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub interval: Option<u32>,
+    /// Stop after SECONDS.
+    #[arg(short = 'd', long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+    /// Latency histogram of one system call, in DTrace's quantize format.
+    #[arg(long, value_name = "SYSCALL")]
+    pub hist: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Count,
+    Time,
+    Errors,
+    Name,
+}
+
+/// Run a D script or one-liner through dtk's consumer.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk run script.d                    run a D script
+  dtk run script.d 42 nginx           with $1 = 42 and $2 = nginx
+  dtk run -n 'syscall::openat:entry { printf(\"%s\\n\", copyinstr(arg1)); }'
+  dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A D program given on the command line (repeatable: clauses are joined in order).
+    /// With -n, every positional argument is a macro argument ($1, $2, …).
+    #[arg(short = 'n', long = "program", value_name = "PROGRAM")]
+    pub program: Vec<String>,
+    /// Permit probe descriptions that match no probes.
+    #[arg(short = 'Z', long)]
+    pub zdefs: bool,
+    /// Set a D option, as `#pragma D option` does (repeatable).
+    #[arg(short = 'x', long = "option", value_name = "NAME[=VALUE]")]
+    pub options: Vec<String>,
+    /// The script file (unless -n is given), then its arguments ($1, $2, …).
+    #[arg(value_name = "SCRIPT_AND_ARGS", trailing_var_arg = true)]
+    pub script_and_args: Vec<String>,
+}
+
+/// Print the exact D program a command would run, ready to paste into dtrace(1).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk show pyflow -p 4242
+  dtk show opens -n nginx -x
+  dtk show syscalls -P -L")]
+#[command(disable_help_subcommand = true)]
+pub struct ShowArgs {
+    #[command(subcommand)]
+    pub script: ShowScript,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShowScript {
+    Pyflow(PyflowArgs),
+    Opens(OpensArgs),
+    Syscalls(SyscallsArgs),
+}
+
+/// Write the man pages or a shell completion script, generated from this command line.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dtk generate man --dir man/
+  dtk generate complete-bash > /etc/bash_completion.d/dtk")]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[arg(value_enum)]
+    pub kind: GenerateKind,
+    /// Write the files into DIR (man: dtk.1 and one page per subcommand) instead of printing
+    /// the main one on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenerateKind {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+}
+
+fn parse_pid(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ => Err("not a process id (a positive integer)".into()),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("not a positive number of seconds".into()),
+    }
+}
+
+/// The names under which dtk runs one subcommand directly (multi-call binary).
+pub const MULTICALL_NAMES: &[&str] = &["pyflow", "opens", "syscalls"];
+
+/// The arguments clap should parse: when dtk was invoked through a link named after a
+/// subcommand (`pyflow -p 42`), the subcommand is inserted after the program name.
+pub fn multicall_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let invoked_as = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_owned);
+    if let Some(name) = invoked_as.filter(|n| MULTICALL_NAMES.contains(&n.as_str())) {
+        args[0] = "dtk".into();
+        args.insert(1, name.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn multicall_inserts_the_subcommand() {
+        let args = multicall_args(vec![
+            "/usr/local/bin/pyflow".into(),
+            "-p".into(),
+            "7".into(),
+        ]);
+        assert_eq!(args, ["dtk", "pyflow", "-p", "7"]);
+        let args = multicall_args(vec!["dtk".into(), "list".into()]);
+        assert_eq!(args, ["dtk", "list"]);
+    }
+
+    #[test]
+    fn pid_must_be_a_positive_integer() {
+        assert_eq!(parse_pid("42"), Ok(42));
+        assert!(parse_pid("0").is_err());
+        assert!(parse_pid("notapid").is_err());
+        assert!(parse_pid("-1").is_err());
+    }
+}

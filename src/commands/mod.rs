@@ -1,0 +1,127 @@
+//! The subcommands. Each chooses a bundled script and its parameters (or reads the user's
+//! program), hands it to the selected back end, and presents the events it gets back.
+
+mod generate;
+mod list;
+pub mod opens;
+pub mod pyflow;
+mod run;
+pub mod syscalls;
+
+use std::io::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::backend::{self, EventSink, Job, Stop, Target};
+use crate::config::{CommandConfig, Config, ShowConfig};
+use crate::event::{DropKind, Event};
+use crate::script::Script;
+
+/// Runs the configured command.
+pub fn dispatch(config: Config) -> Result<()> {
+    match &config.command {
+        CommandConfig::Pyflow(c) => pyflow::run(&config, c),
+        CommandConfig::Opens(c) => opens::run(&config, c),
+        CommandConfig::Syscalls(c) => syscalls::run(&config, c),
+        CommandConfig::Run(c) => run::run(&config, c),
+        CommandConfig::List => list::run(&config),
+        CommandConfig::Show(show) => {
+            let script = match show {
+                ShowConfig::Pyflow(c) => pyflow::script(c)?,
+                ShowConfig::Opens(c) => opens::script(c)?,
+                ShowConfig::Syscalls(c) => syscalls::script(c)?,
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(script.text.as_bytes())?;
+            out.flush()?;
+            Ok(())
+        }
+        CommandConfig::Generate { kind, dir } => generate::run(*kind, dir.as_deref()),
+    }
+}
+
+/// Runs `script` on the configured back end, feeding `sink`. A pid target is checked first,
+/// so that a typo gives "no such process" rather than a back-end error.
+/// With a duration, the run stops by itself after it, as after Ctrl-C.
+fn trace(
+    config: &Config,
+    script: Script,
+    target: &Target,
+    duration: Option<Duration>,
+    sink: &mut dyn EventSink,
+) -> Result<()> {
+    if let Target::Pid(pid) = target {
+        backend::check_pid(*pid)?;
+    }
+    let mut backend = backend::select(config.backend)?;
+    let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
+    if let Some(duration) = duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(duration);
+            stop.set();
+        });
+    }
+    let job = Job {
+        script,
+        args: Vec::new(),
+        target: target.clone(),
+        options: Vec::new(),
+        allow_empty: false,
+    };
+    backend.run(&job, &stop, sink)?;
+    Ok(())
+}
+
+/// Drop and error notices on stderr: counts are accumulated and printed at most once a
+/// second, and whatever is left when the run ends.
+#[derive(Debug, Default)]
+pub struct Notices {
+    pending: Vec<(DropKind, u64)>,
+    last: Option<Instant>,
+}
+
+impl Notices {
+    pub fn drop(&mut self, kind: DropKind, count: u64) {
+        match self.pending.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += count,
+            None => self.pending.push((kind, count)),
+        }
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.flush();
+        }
+    }
+
+    /// Reports drops and run-time errors (the run goes on, as in dtrace(1)), and hands back
+    /// every other event to the presenter.
+    pub fn take(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Drop { kind, count } => self.drop(kind, count),
+            Event::Error {
+                probe: Some(p),
+                msg,
+            } => eprintln!("dtk: error on {p}: {msg}"),
+            Event::Error { probe: None, msg } => eprintln!("dtk: error: {msg}"),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Prints what is pending.
+    pub fn flush(&mut self) {
+        for (kind, count) in self.pending.drain(..) {
+            eprintln!("dtk: {count} {kind}");
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
+impl Drop for Notices {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,106 @@
+//! `dtk run`: any D script or one-liner, through the same consumer as the bundled commands.
+//! Output follows dtrace(1): printf text as formatted, trace() records after their probe,
+//! aggregations in dtrace's layout.
+
+use std::fs;
+use std::io;
+
+use anyhow::{Context, Result};
+
+use super::Notices;
+use crate::backend::{self, EventSink, Job, Stop, Target};
+use crate::config::{Config, ProgramSource, RunConfig};
+use crate::event::{Event, Value};
+use crate::output::{self, aggregation, LineWriter};
+use crate::script::Script;
+
+pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
+    let script = match &c.source {
+        ProgramSource::File(path) => Script {
+            name: path.display().to_string(),
+            text: fs::read_to_string(path)
+                .with_context(|| format!("reading the D script {}", path.display()))?,
+        },
+        ProgramSource::Inline(text) => Script {
+            name: "-n".into(),
+            text: text.clone(),
+        },
+    };
+    if let Target::Pid(pid) = c.target {
+        backend::check_pid(pid)?;
+    }
+    let job = Job {
+        script,
+        args: c.args.clone(),
+        target: c.target.clone(),
+        options: c.options.clone(),
+        allow_empty: c.zdefs,
+    };
+    let mut backend = backend::select(config.backend)?;
+    let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
+    let mut presenter = RunPresenter {
+        out: output::stdout(config.output.line_flush),
+        notices: Notices::default(),
+        quiet: config.quiet,
+    };
+    backend.run(&job, &stop, &mut presenter)?;
+    presenter.out.flush()?;
+    Ok(())
+}
+
+/// Prints events as dtrace(1) does.
+struct RunPresenter<W: io::Write> {
+    out: LineWriter<W>,
+    notices: Notices,
+    quiet: bool,
+}
+
+impl<W: io::Write> EventSink for RunPresenter<W> {
+    fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
+        match event {
+            Event::Printf(p) => self.out.text(&p.text),
+            Event::Record(r) => {
+                let values: Vec<String> = r.values.iter().map(format_value).collect();
+                self.out.line(&format!(
+                    "{:>3} {:>32}  {}",
+                    r.origin.cpu,
+                    format!("{}:{}", r.origin.probe.function, r.origin.probe.name),
+                    values.join(" ")
+                ))
+            }
+            Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
+            Event::TargetExited { pid, status } => {
+                if !self.quiet {
+                    match status {
+                        Some(code) => eprintln!("dtk: pid {pid} has exited with status {code}"),
+                        None => eprintln!("dtk: pid {pid} has exited"),
+                    }
+                }
+                Ok(())
+            }
+            Event::Done => {
+                self.notices.flush();
+                self.out.flush()
+            }
+            Event::Drop { .. } | Event::Error { .. } => Ok(()),
+        }
+    }
+}
+
+/// A traced value as trace() shows it.
+fn format_value(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::Stack(frames) => frames.join("\n"),
+        Value::Bytes(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}

@@ -1,0 +1,359 @@
+//! `dtk syscalls`: system call counts, errors and latency, per call and per process.
+//!
+//! Counting and summing happen in aggregations (kernel maps on the Linux engine), so the
+//! events that reach this presenter are aggregation snapshots: at exit, and with `-i` at
+//! the end of every interval (syscalls.d prints them and then a line `interval WALLTIME`).
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::io;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{trace, Notices};
+use crate::backend::{EventSink, Target};
+use crate::cli::SortBy;
+use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
+use crate::event::{AggSnapshot, AggValue, Event, Value};
+use crate::output::{self, aggregation, LineWriter};
+use crate::script::{bundled, Param, Script, TargetMacro};
+
+/// The script `dtk syscalls` runs for this configuration.
+pub fn script(c: &SyscallsConfig) -> Result<Script> {
+    let pid = match c.target {
+        Target::Pid(pid) => Param::Int(pid.into()),
+        Target::Command(_) => Param::TargetPid,
+        Target::None => Param::Int(0),
+    };
+    let text = |v: &Option<String>| Param::Str(v.clone().unwrap_or_default());
+    let timed = c.latency || c.errors || c.hist.is_some();
+    Ok(bundled("syscalls")
+        .expect("syscalls.d is bundled")
+        .instantiate(
+            &[
+                ("FILTER_PID", pid),
+                ("FILTER_NAME", text(&c.name)),
+                ("FILTER_ZONE", text(&c.zone)),
+                ("BY_PROCESS", Param::Int(c.by_process.into())),
+                ("TIMED", Param::Int(timed.into())),
+                ("HIST_CALL", text(&c.hist)),
+                ("INTERVAL", Param::Int(c.interval.unwrap_or(0).into())),
+            ],
+            TargetMacro::Keep,
+        )?)
+}
+
+pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+    let mut presenter = SyscallsPresenter {
+        out: output::stdout(config.output.line_flush),
+        output: config.output,
+        c,
+        rows: BTreeMap::new(),
+        hist: None,
+        notices: Notices::default(),
+    };
+    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    presenter.out.flush()?;
+    Ok(())
+}
+
+/// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
+type RowKey = (i64, String, String);
+
+/// One row of the table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Row {
+    pub pid: Option<i64>,
+    pub comm: Option<String>,
+    pub syscall: String,
+    pub count: i64,
+    pub total_ns: i64,
+    pub errors: i64,
+}
+
+struct SyscallsPresenter<'a, W: io::Write> {
+    out: LineWriter<W>,
+    output: OutputConfig,
+    c: &'a SyscallsConfig,
+    rows: BTreeMap<RowKey, Row>,
+    hist: Option<AggSnapshot>,
+    notices: Notices,
+}
+
+impl<W: io::Write> SyscallsPresenter<'_, W> {
+    /// Merges one aggregation snapshot (@calls, @time or @errors) into the rows.
+    fn absorb(&mut self, snapshot: AggSnapshot) {
+        if snapshot.name == "hist" {
+            self.hist = Some(snapshot);
+            return;
+        }
+        for entry in snapshot.entries {
+            let (Some(pid), Some(comm), Some(call)) = (
+                entry.keys.first().and_then(Value::as_i64),
+                entry.keys.get(1).and_then(Value::as_str),
+                entry.keys.get(2).and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let AggValue::Scalar(v) = entry.value else {
+                continue;
+            };
+            let row = self
+                .rows
+                .entry((pid, comm.to_string(), call.to_string()))
+                .or_insert_with(|| Row {
+                    pid: self.c.by_process.then_some(pid),
+                    comm: self.c.by_process.then(|| comm.to_string()),
+                    syscall: call.to_string(),
+                    ..Row::default()
+                });
+            match snapshot.name.as_str() {
+                "calls" => row.count += v,
+                "time" => row.total_ns += v,
+                "errors" => row.errors += v,
+                _ => {}
+            }
+        }
+    }
+
+    fn sorted_rows(&mut self) -> Vec<Row> {
+        let mut rows: Vec<Row> = std::mem::take(&mut self.rows).into_values().collect();
+        match self.c.sort {
+            SortBy::Count => rows.sort_by_key(|r| Reverse(r.count)),
+            SortBy::Time => rows.sort_by_key(|r| Reverse(r.total_ns)),
+            SortBy::Errors => rows.sort_by_key(|r| Reverse(r.errors)),
+            SortBy::Name => rows.sort_by(|a, b| a.syscall.cmp(&b.syscall)),
+        }
+        if let Some(top) = self.c.top {
+            rows.truncate(top);
+        }
+        rows
+    }
+
+    /// Prints the table of what was gathered since the last one.
+    fn table(&mut self, wall_ns: Option<i64>) -> io::Result<()> {
+        let rows = self.sorted_rows();
+        if self.output.format == Format::Json {
+            return self.out.json(&serde_json::json!({
+                "ts_ns": wall_ns,
+                "interval_s": self.c.interval,
+                "rows": rows,
+            }));
+        }
+        if let Some(ns) = wall_ns {
+            self.out.line(&format!("--- {} ---", wall_date(ns)))?;
+        }
+        if self.output.header {
+            let h = self.line(
+                "PID",
+                "COMM",
+                "SYSCALL",
+                "COUNT",
+                "TOTAL(us)",
+                "AVG(us)",
+                "ERRORS",
+            );
+            self.out.line(&h)?;
+        }
+        for r in &rows {
+            let avg = if r.count > 0 {
+                r.total_ns as f64 / r.count as f64 / 1e3
+            } else {
+                0.0
+            };
+            let line = self.line(
+                &r.pid.unwrap_or(0).to_string(),
+                r.comm.as_deref().unwrap_or(""),
+                &r.syscall,
+                &r.count.to_string(),
+                &(r.total_ns / 1000).to_string(),
+                &format!("{avg:.1}"),
+                &r.errors.to_string(),
+            );
+            self.out.line(&line)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn line(
+        &self,
+        pid: &str,
+        comm: &str,
+        call: &str,
+        count: &str,
+        total: &str,
+        avg: &str,
+        errors: &str,
+    ) -> String {
+        let mut s = String::new();
+        if self.c.by_process {
+            s.push_str(&format!("{pid:<7} {comm:<16} "));
+        }
+        s.push_str(&format!("{call:<20} {count:>10}"));
+        if self.c.latency {
+            s.push_str(&format!(" {total:>12} {avg:>10}"));
+        }
+        if self.c.errors {
+            s.push_str(&format!(" {errors:>8}"));
+        }
+        s
+    }
+}
+
+/// YYYY-MM-DD HH:MM:SS in local time, from nanoseconds since the epoch.
+fn wall_date(ns: i64) -> String {
+    let tm = output::local_time(ns);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
+    fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
+        match event {
+            Event::Agg(snapshot) => {
+                self.absorb(snapshot);
+                Ok(())
+            }
+            Event::Printf(p) => match p.args.as_slice() {
+                [Value::Int(wall)] if p.text.starts_with("interval ") => self.table(Some(*wall)),
+                _ => self.out.text(&p.text),
+            },
+            Event::Done => {
+                if self.c.interval.is_none() || !self.rows.is_empty() {
+                    self.table(None)?;
+                }
+                if let Some(hist) = self.hist.take() {
+                    self.out.text(&aggregation::render(&hist))?;
+                }
+                self.notices.flush();
+                self.out.flush()
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AggEntry, AggFunc};
+
+    fn config(by_process: bool) -> SyscallsConfig {
+        SyscallsConfig {
+            target: Target::None,
+            name: None,
+            zone: None,
+            by_process,
+            latency: true,
+            errors: true,
+            top: None,
+            sort: SortBy::Count,
+            interval: None,
+            duration: None,
+            hist: None,
+        }
+    }
+
+    fn agg(name: &str, func: AggFunc, rows: &[(i64, &str, &str, i64)]) -> Event {
+        Event::Agg(AggSnapshot {
+            name: name.into(),
+            func,
+            entries: rows
+                .iter()
+                .map(|&(pid, comm, call, v)| AggEntry {
+                    keys: vec![
+                        Value::Int(pid),
+                        Value::Str(comm.into()),
+                        Value::Str(call.into()),
+                    ],
+                    value: AggValue::Scalar(v),
+                })
+                .collect(),
+        })
+    }
+
+    fn table(c: &SyscallsConfig, format: Format) -> String {
+        let output = OutputConfig {
+            color: false,
+            format,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = SyscallsPresenter {
+            out: LineWriter::new(Vec::new(), true),
+            output,
+            c,
+            rows: BTreeMap::new(),
+            hist: None,
+            notices: Notices::default(),
+        };
+        let calls = [
+            (812, "nginx", "openat", 911),
+            (812, "nginx", "epoll_wait", 4210),
+        ];
+        p.event(agg("calls", AggFunc::Count, &calls)).unwrap();
+        let time = [
+            (812, "nginx", "openat", 3_870_000),
+            (812, "nginx", "epoll_wait", 4_901_233_000),
+        ];
+        p.event(agg("time", AggFunc::Sum, &time)).unwrap();
+        let errors = [(812, "nginx", "openat", 37)];
+        p.event(agg("errors", AggFunc::Sum, &errors)).unwrap();
+        p.event(Event::Done).unwrap();
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rows_merge_counts_time_and_errors_sorted_by_count() {
+        let out = table(&config(true), Format::Text);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "PID",
+                    "COMM",
+                    "SYSCALL",
+                    "COUNT",
+                    "TOTAL(us)",
+                    "AVG(us)",
+                    "ERRORS"
+                ],
+                vec![
+                    "812",
+                    "nginx",
+                    "epoll_wait",
+                    "4210",
+                    "4901233",
+                    "1164.2",
+                    "0"
+                ],
+                vec!["812", "nginx", "openat", "911", "3870", "4.2", "37"],
+            ]
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_table() {
+        let out = table(&config(false), Format::Json);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["rows"][0]["syscall"], "epoll_wait");
+        assert_eq!(v["rows"][0]["pid"], serde_json::Value::Null);
+        assert_eq!(v["rows"][1]["errors"], 37);
+    }
+}

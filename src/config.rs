@@ -1,0 +1,372 @@
+//! The run configuration, resolved once from the command line and the environment before any
+//! work starts. Nothing deeper reads argv or the environment: commands receive a `Config`.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+
+use crate::backend::{BackendChoice, Target};
+use crate::cli::{
+    self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
+};
+use crate::output::{decide_color, ColorChoice};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// How output is written, decided once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputConfig {
+    pub color: bool,
+    pub format: Format,
+    pub header: bool,
+    /// Flush after every line: stdout is not a terminal (a pipe or a file), so that
+    /// `dtk … | grep X` shows lines as they happen.
+    pub line_flush: bool,
+}
+
+/// The whole configuration of one invocation.
+#[derive(Debug)]
+pub struct Config {
+    pub output: OutputConfig,
+    pub backend: BackendChoice,
+    pub quiet: bool,
+    pub command: CommandConfig,
+}
+
+#[derive(Debug)]
+pub enum CommandConfig {
+    Pyflow(PyflowConfig),
+    Opens(OpensConfig),
+    Syscalls(SyscallsConfig),
+    Run(RunConfig),
+    List,
+    Show(ShowConfig),
+    Generate {
+        kind: GenerateKind,
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `dtk show`: the command whose script is printed.
+#[derive(Debug)]
+pub enum ShowConfig {
+    Pyflow(PyflowConfig),
+    Opens(OpensConfig),
+    Syscalls(SyscallsConfig),
+}
+
+/// Which Python frames pyflow shows.
+#[derive(Debug, Default)]
+pub struct FrameFilter {
+    /// Show library frames too.
+    pub all: bool,
+    pub include: Vec<Regex>,
+    pub exclude: Vec<Regex>,
+    /// Packages or modules to follow even inside site-packages.
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct PyflowConfig {
+    pub target: Target,
+    pub filter: FrameFilter,
+    pub elapsed: bool,
+    pub summary: bool,
+    pub top: usize,
+    /// The working directory, for showing files below it as relative paths.
+    pub cwd: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct OpensConfig {
+    pub target: Target,
+    pub name: Option<String>,
+    pub name_regex: Option<Regex>,
+    pub zone: Option<String>,
+    pub show_zone: bool,
+    pub path: Option<Regex>,
+    pub failed: bool,
+    pub flags: bool,
+    pub timestamp: bool,
+    pub elapsed: bool,
+    pub full: bool,
+    pub count: Option<CountBy>,
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct SyscallsConfig {
+    pub target: Target,
+    pub name: Option<String>,
+    pub zone: Option<String>,
+    pub by_process: bool,
+    pub latency: bool,
+    pub errors: bool,
+    pub top: Option<usize>,
+    pub sort: SortBy,
+    pub interval: Option<u32>,
+    pub duration: Option<Duration>,
+    pub hist: Option<String>,
+}
+
+/// Where `dtk run` gets its program.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProgramSource {
+    File(PathBuf),
+    /// `-n` programs, joined.
+    Inline(String),
+}
+
+#[derive(Debug)]
+pub struct RunConfig {
+    pub source: ProgramSource,
+    pub args: Vec<String>,
+    pub target: Target,
+    pub zdefs: bool,
+    pub options: Vec<(String, Option<String>)>,
+}
+
+/// What the environment says about colour and terminals, read in one place.
+#[derive(Debug, Default)]
+pub struct Environment {
+    pub stdout_is_tty: bool,
+    pub no_color: Option<OsString>,
+    pub term: Option<OsString>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Environment {
+    pub fn current() -> Environment {
+        Environment {
+            stdout_is_tty: std::io::stdout().is_terminal(),
+            no_color: std::env::var_os("NO_COLOR"),
+            term: std::env::var_os("TERM"),
+            cwd: std::env::current_dir().ok(),
+        }
+    }
+}
+
+impl Config {
+    pub fn resolve(cli: Cli, env: &Environment) -> Result<Config> {
+        let g = &cli.global;
+        let color = decide_color(
+            match g.color {
+                ColorArg::Auto => ColorChoice::Auto,
+                ColorArg::Always => ColorChoice::Always,
+                ColorArg::Never => ColorChoice::Never,
+            },
+            env.stdout_is_tty,
+            env.no_color.as_deref(),
+            env.term.as_deref(),
+        );
+        let output = OutputConfig {
+            color,
+            format: match g.output {
+                FormatArg::Text => Format::Text,
+                FormatArg::Json => Format::Json,
+            },
+            header: !g.no_header,
+            line_flush: !env.stdout_is_tty,
+        };
+        let backend = match g.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Libdtrace => BackendChoice::Libdtrace,
+            BackendArg::Linux => BackendChoice::Linux,
+        };
+        let command = match cli.command {
+            Command::Pyflow(a) => CommandConfig::Pyflow(pyflow(a, env)?),
+            Command::Opens(a) => CommandConfig::Opens(opens(a)?),
+            Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a)?),
+            Command::Run(a) => CommandConfig::Run(run(a)?),
+            Command::List => CommandConfig::List,
+            Command::Show(a) => CommandConfig::Show(match a.script {
+                cli::ShowScript::Pyflow(a) => ShowConfig::Pyflow(pyflow(a, env)?),
+                cli::ShowScript::Opens(a) => ShowConfig::Opens(opens(a)?),
+                cli::ShowScript::Syscalls(a) => ShowConfig::Syscalls(syscalls(a)?),
+            }),
+            Command::Generate(a) => CommandConfig::Generate {
+                kind: a.kind,
+                dir: a.dir,
+            },
+        };
+        Ok(Config {
+            output,
+            backend,
+            quiet: g.quiet,
+            command,
+        })
+    }
+}
+
+fn target(args: &cli::TargetArgs) -> Result<Target> {
+    Ok(match (args.pid, &args.command) {
+        (Some(pid), _) => Target::Pid(pid),
+        (None, Some(cmd)) => {
+            let argv = shlex::split(cmd).with_context(|| {
+                format!("-c {cmd:?}: unbalanced quotes or a trailing backslash")
+            })?;
+            if argv.is_empty() {
+                bail!("-c: the command is empty");
+            }
+            Target::Command(argv)
+        }
+        (None, None) => Target::None,
+    })
+}
+
+fn regexes(patterns: &[String], option: &str) -> Result<Vec<Regex>> {
+    patterns
+        .iter()
+        .map(|p| {
+            Regex::new(p).with_context(|| format!("{option} {p:?}: invalid regular expression"))
+        })
+        .collect()
+}
+
+fn regex(pattern: Option<&String>, option: &str) -> Result<Option<Regex>> {
+    Ok(regexes(&pattern.cloned().into_iter().collect::<Vec<_>>(), option)?.pop())
+}
+
+fn seconds(s: Option<f64>) -> Option<Duration> {
+    s.map(Duration::from_secs_f64)
+}
+
+fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
+    Ok(PyflowConfig {
+        target: target(&a.target)?,
+        filter: FrameFilter {
+            all: a.all,
+            include: regexes(&a.include, "--include")?,
+            exclude: regexes(&a.exclude, "--exclude")?,
+            modules: a.module,
+        },
+        elapsed: a.elapsed,
+        summary: a.summary,
+        top: a.top,
+        cwd: env.cwd.clone(),
+    })
+}
+
+fn opens(a: cli::OpensArgs) -> Result<OpensConfig> {
+    Ok(OpensConfig {
+        target: target(&a.target)?,
+        name_regex: regex(a.name_regex.as_ref(), "-N")?,
+        name: a.name,
+        show_zone: a.show_zone || a.zone.is_some(),
+        zone: a.zone,
+        path: regex(a.path.as_ref(), "--path")?,
+        failed: a.failed,
+        flags: a.flags,
+        timestamp: a.timestamp,
+        elapsed: a.elapsed,
+        full: a.full,
+        count: a.count,
+        duration: seconds(a.duration),
+    })
+}
+
+fn syscalls(a: cli::SyscallsArgs) -> Result<SyscallsConfig> {
+    Ok(SyscallsConfig {
+        target: target(&a.target)?,
+        name: a.name,
+        zone: a.zone,
+        by_process: a.by_process,
+        latency: a.latency,
+        errors: a.errors,
+        top: a.top,
+        sort: a.sort,
+        interval: a.interval,
+        duration: seconds(a.duration),
+        hist: a.hist,
+    })
+}
+
+fn run(a: cli::RunArgs) -> Result<RunConfig> {
+    let mut rest = a.script_and_args.into_iter();
+    let source = if a.program.is_empty() {
+        match rest.next() {
+            Some(file) => ProgramSource::File(file.into()),
+            None => bail!("no program: give a script file or -n 'PROGRAM'"),
+        }
+    } else {
+        ProgramSource::Inline(a.program.join("\n"))
+    };
+    let options = a
+        .options
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (o.clone(), None),
+        })
+        .collect();
+    Ok(RunConfig {
+        source,
+        args: rest.collect(),
+        target: target(&a.target)?,
+        zdefs: a.zdefs,
+        options,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn resolve(args: &[&str]) -> Result<Config> {
+        Config::resolve(Cli::try_parse_from(args)?, &Environment::default())
+    }
+
+    #[test]
+    fn command_is_split_like_a_shell() {
+        let c = resolve(&["dtk", "opens", "-c", "sh -c 'echo a b'"]).unwrap();
+        let CommandConfig::Opens(o) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            o.target,
+            Target::Command(vec!["sh".into(), "-c".into(), "echo a b".into()])
+        );
+        let err = resolve(&["dtk", "opens", "-c", "sh 'x"]).unwrap_err();
+        assert!(err.to_string().contains("unbalanced quotes"), "{err}");
+    }
+
+    #[test]
+    fn bad_regex_names_the_option() {
+        let err = resolve(&["dtk", "opens", "--path", "("]).unwrap_err();
+        assert!(err.to_string().starts_with("--path \"(\""), "{err}");
+    }
+
+    #[test]
+    fn run_takes_script_then_args_or_program_then_args() {
+        let c = resolve(&["dtk", "run", "s.d", "1", "x"]).unwrap();
+        let CommandConfig::Run(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.source, ProgramSource::File("s.d".into()));
+        assert_eq!(r.args, ["1", "x"]);
+        let c = resolve(&["dtk", "run", "-n", "BEGIN { exit(0); }", "1"]).unwrap();
+        let CommandConfig::Run(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.source, ProgramSource::Inline("BEGIN { exit(0); }".into()));
+        assert_eq!(r.args, ["1"]);
+        assert!(resolve(&["dtk", "run"]).is_err());
+    }
+
+    #[test]
+    fn pipe_output_flushes_every_line() {
+        let c = resolve(&["dtk", "list"]).unwrap();
+        assert!(c.output.line_flush);
+        assert!(!c.output.color);
+    }
+}

@@ -1,0 +1,424 @@
+//! Aggregations printed exactly as dtrace(1) prints them (printa without a format, and the
+//! automatic print at exit): keys in fixed-width columns, values right-aligned, and the
+//! quantize family as ASCII distributions. Entries are sorted by value, ascending, as dtrace
+//! sorts them by default.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use crate::event::{AggEntry, AggSnapshot, AggValue, Value, QUANTIZE_BUCKETS};
+
+/// Width of a string key column (left-aligned) and of an integer column (right-aligned).
+const STRING_WIDTH: usize = 50;
+const INT_WIDTH: usize = 16;
+/// Indent of stack frames, dtrace's default `stackindent`.
+const STACK_INDENT: usize = 14;
+/// Bars are this many characters long at 100%.
+const BAR: usize = 40;
+/// The bucket that holds zero in a quantize() array.
+const ZERO_BUCKET: usize = QUANTIZE_BUCKETS / 2;
+
+/// The text dtrace(1) prints for `printa(@name)`: a blank line, then one entry per line (or
+/// per block, for distributions).
+pub fn render(snapshot: &AggSnapshot) -> String {
+    let mut entries: Vec<&AggEntry> = snapshot.entries.iter().collect();
+    entries.sort_by(|a, b| compare_values(&a.value, &b.value).then_with(|| compare_keys(a, b)));
+    let mut out = String::from("\n");
+    for entry in entries {
+        for key in &entry.keys {
+            write_key(&mut out, key);
+        }
+        write_value(&mut out, &entry.value);
+        out.push('\n');
+    }
+    out
+}
+
+fn write_key(out: &mut String, key: &Value) {
+    match key {
+        Value::Int(v) => {
+            let _ = write!(out, " {v:>INT_WIDTH$}");
+        }
+        Value::UInt(v) => {
+            let _ = write!(out, " {v:>INT_WIDTH$}");
+        }
+        Value::Str(s) => {
+            let _ = write!(out, "  {s:<STRING_WIDTH$}");
+        }
+        Value::Stack(frames) => {
+            out.push('\n');
+            for frame in frames {
+                let _ = writeln!(out, "{:STACK_INDENT$}{frame}", "");
+            }
+        }
+        Value::Bytes(bytes) => {
+            for b in bytes {
+                let _ = write!(out, " {b:02x}");
+            }
+        }
+    }
+}
+
+fn write_value(out: &mut String, value: &AggValue) {
+    match value {
+        AggValue::Scalar(v) => {
+            let _ = write!(out, " {v:>INT_WIDTH$}");
+        }
+        AggValue::Avg { count, total } => {
+            let avg = if *count == 0 { 0 } else { total / count };
+            let _ = write!(out, " {avg:>INT_WIDTH$}");
+        }
+        AggValue::Stddev { .. } => {
+            let _ = write!(out, " {:>INT_WIDTH$}", stddev(value));
+        }
+        AggValue::Quantize(counts) => write_quantize(out, counts),
+        AggValue::Lquantize {
+            base,
+            step,
+            levels,
+            counts,
+        } => write_lquantize(out, *base, *step, *levels, counts),
+        AggValue::Llquantize {
+            factor,
+            low,
+            high,
+            nsteps,
+            counts,
+        } => write_llquantize(out, *factor, *low, *high, *nsteps, counts),
+    }
+}
+
+/// The standard deviation, rounded down, as dtrace computes it from count, sum and sum of
+/// squares.
+fn stddev(value: &AggValue) -> u64 {
+    let AggValue::Stddev {
+        count,
+        total,
+        total_squares,
+    } = *value
+    else {
+        return 0;
+    };
+    if count <= 0 {
+        return 0;
+    }
+    let n = count as f64;
+    let mean = total as f64 / n;
+    let variance = (total_squares as f64 / n - mean * mean).max(0.0);
+    variance.sqrt() as u64
+}
+
+/// The lower bound of quantize() bucket `i`.
+fn quantize_bucket_value(i: usize) -> i64 {
+    match i.cmp(&ZERO_BUCKET) {
+        Ordering::Equal => 0,
+        Ordering::Greater => 1i64 << (i - ZERO_BUCKET - 1),
+        Ordering::Less => -(1i64 << (ZERO_BUCKET - i - 1)),
+    }
+}
+
+/// The range of buckets dtrace shows: from one below the first non-empty bucket to one above
+/// the last, or the three around `fallback` when all are empty.
+fn shown_range(counts: &[i64], fallback: (usize, usize)) -> (usize, usize) {
+    let Some(first) = counts.iter().position(|&c| c != 0) else {
+        return fallback;
+    };
+    let last = counts.iter().rposition(|&c| c != 0).unwrap_or(first);
+    (first.saturating_sub(1), (last + 1).min(counts.len() - 1))
+}
+
+fn distribution_header(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\n{:>16} {:>41} {:<9}",
+        "value", "------------- Distribution -------------", "count"
+    );
+}
+
+/// One bar of a distribution: `|@@@@      count`, with dtrace's handling of negative counts.
+fn write_bar(out: &mut String, count: i64, total: f64, positives: bool, negatives: bool) {
+    let depth = |len: usize| {
+        if total == 0.0 {
+            0
+        } else {
+            ((count.unsigned_abs() as f64 * len as f64) / total + 0.5) as usize
+        }
+    };
+    let ats = |n: usize| "@".repeat(n);
+    let spaces = |n: usize| " ".repeat(n);
+    if !negatives {
+        let d = if positives { depth(BAR) } else { 0 };
+        let _ = writeln!(out, "|{}{} {count:<9}", ats(d), spaces(BAR - d));
+    } else if !positives {
+        let d = depth(BAR);
+        let _ = writeln!(out, "{}{}| {count:<9}", spaces(BAR - d), ats(d));
+    } else {
+        let half = BAR / 2;
+        let d = depth(half);
+        if count <= 0 {
+            let _ = writeln!(
+                out,
+                "{}{}|{} {count:<9}",
+                spaces(half - d),
+                ats(d),
+                spaces(half)
+            );
+        } else {
+            let _ = writeln!(out, "{:20}|{}{} {count:<9}", "", ats(d), spaces(half - d));
+        }
+    }
+}
+
+/// Writes the rows `range` of a distribution whose row labels come from `label`.
+fn write_rows(
+    out: &mut String,
+    counts: &[i64],
+    range: (usize, usize),
+    label: impl Fn(usize) -> String,
+) {
+    let rows = &counts[range.0..=range.1];
+    let total: f64 = rows.iter().map(|c| c.unsigned_abs() as f64).sum();
+    let positives = rows.iter().any(|&c| c > 0);
+    let negatives = rows.iter().any(|&c| c < 0);
+    distribution_header(out);
+    for (i, &count) in rows.iter().enumerate() {
+        let _ = write!(out, "{:>16} ", label(range.0 + i));
+        write_bar(out, count, total, positives, negatives);
+    }
+}
+
+fn write_quantize(out: &mut String, counts: &[i64]) {
+    if counts.len() != QUANTIZE_BUCKETS {
+        return;
+    }
+    let range = shown_range(counts, (ZERO_BUCKET - 1, ZERO_BUCKET + 1));
+    write_rows(out, counts, range, |i| quantize_bucket_value(i).to_string());
+}
+
+fn write_lquantize(out: &mut String, base: i32, step: u16, levels: u16, counts: &[i64]) {
+    let levels = usize::from(levels);
+    if counts.len() != levels + 2 {
+        return;
+    }
+    let range = shown_range(counts, (0, 2.min(levels + 1)));
+    let step = i64::from(step);
+    let base = i64::from(base);
+    write_rows(out, counts, range, |i| match i {
+        0 => format!("< {base}"),
+        i if i == levels + 1 => format!(">= {}", base + levels as i64 * step),
+        i => (base + (i as i64 - 1) * step).to_string(),
+    });
+}
+
+/// The lower bounds of llquantize()'s buckets after the first ("< factor^low") one, and the
+/// value that the last (">=") bucket starts at.
+fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<i64>, i64) {
+    let factor = i64::from(factor);
+    let nsteps = i64::from(nsteps);
+    let mut value: i64 = 1;
+    for _ in 0..low {
+        value = value.saturating_mul(factor);
+    }
+    let mut bounds = Vec::new();
+    let mut next = value.saturating_mul(factor);
+    let mut step = if next > nsteps { next / nsteps } else { 1 };
+    let mut order = low;
+    while order <= high && step > 0 {
+        bounds.push(value);
+        value += step;
+        if value >= next {
+            value = next;
+            next = value.saturating_mul(factor);
+            step = if next > nsteps { next / nsteps } else { 1 };
+            order += 1;
+        }
+    }
+    (bounds, value)
+}
+
+fn write_llquantize(out: &mut String, factor: u16, low: u16, high: u16, nsteps: u16, c: &[i64]) {
+    let (bounds, top) = llquantize_bounds(factor, low, high, nsteps);
+    if c.len() != bounds.len() + 2 {
+        return;
+    }
+    let first = bounds.first().copied().unwrap_or(1);
+    let range = shown_range(c, (0, 1));
+    write_rows(out, c, range, |i| match i {
+        0 => format!("< {first}"),
+        i if i == bounds.len() + 1 => format!(">= {top}"),
+        i => bounds[i - 1].to_string(),
+    });
+}
+
+/// The sort weight of a distribution: the sum of each bucket's value times its count.
+fn distribution_weight(value: &AggValue) -> f64 {
+    match value {
+        AggValue::Quantize(c) => c
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| quantize_bucket_value(i) as f64 * n as f64)
+            .sum(),
+        AggValue::Lquantize {
+            base, step, counts, ..
+        } => counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (f64::from(*base) + (i as f64 - 1.0) * f64::from(*step)) * n as f64)
+            .sum(),
+        AggValue::Llquantize {
+            factor,
+            low,
+            high,
+            nsteps,
+            counts,
+        } => {
+            let (bounds, top) = llquantize_bounds(*factor, *low, *high, *nsteps);
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let v = match i {
+                        0 => 0,
+                        i => bounds.get(i - 1).copied().unwrap_or(top),
+                    };
+                    v as f64 * n as f64
+                })
+                .sum()
+        }
+        _ => 0.0,
+    }
+}
+
+fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
+    match (a, b) {
+        (AggValue::Scalar(x), AggValue::Scalar(y)) => x.cmp(y),
+        (AggValue::Avg { .. }, AggValue::Avg { .. }) => {
+            let avg = |v: &AggValue| match *v {
+                AggValue::Avg { count, total } if count != 0 => total as f64 / count as f64,
+                _ => 0.0,
+            };
+            avg(a).total_cmp(&avg(b))
+        }
+        (AggValue::Stddev { .. }, AggValue::Stddev { .. }) => stddev(a).cmp(&stddev(b)),
+        _ => distribution_weight(a).total_cmp(&distribution_weight(b)),
+    }
+}
+
+fn compare_keys(a: &AggEntry, b: &AggEntry) -> Ordering {
+    for (x, y) in a.keys.iter().zip(&b.keys) {
+        let ord = match (x, y) {
+            (Value::Str(x), Value::Str(y)) => x.cmp(y),
+            _ => x.as_i64().cmp(&y.as_i64()),
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::AggFunc;
+
+    fn snapshot(func: AggFunc, entries: Vec<(Vec<Value>, AggValue)>) -> AggSnapshot {
+        AggSnapshot {
+            name: "a".into(),
+            func,
+            entries: entries
+                .into_iter()
+                .map(|(keys, value)| AggEntry { keys, value })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn count_by_string_key_is_sorted_by_value() {
+        let s = snapshot(
+            AggFunc::Count,
+            vec![
+                (vec![Value::Str("sshd".into())], AggValue::Scalar(15)),
+                (vec![Value::Str("utmpd".into())], AggValue::Scalar(2)),
+            ],
+        );
+        let expected = format!(
+            "\n  {:<50} {:>16}\n  {:<50} {:>16}\n",
+            "utmpd", 2, "sshd", 15
+        );
+        assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn quantize_prints_like_dtrace() {
+        let mut counts = vec![0; QUANTIZE_BUCKETS];
+        counts[ZERO_BUCKET + 12] = 1; // 2048
+        counts[ZERO_BUCKET + 13] = 100; // 4096
+        let s = snapshot(
+            AggFunc::Quantize,
+            vec![(vec![], AggValue::Quantize(counts))],
+        );
+        let expected = "\n\n           value  ------------- Distribution ------------- count    \n\
+             \x20           1024 |                                         0        \n\
+             \x20           2048 |                                         1        \n\
+             \x20           4096 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ 100      \n\
+             \x20           8192 |                                         0        \n\n";
+        assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn lquantize_labels_the_outer_buckets() {
+        // lquantize(x, 0, 10, 5): levels 2, buckets <0, 0, 5, >=10.
+        let s = snapshot(
+            AggFunc::Lquantize,
+            vec![(
+                vec![],
+                AggValue::Lquantize {
+                    base: 0,
+                    step: 5,
+                    levels: 2,
+                    counts: vec![0, 3, 0, 1],
+                },
+            )],
+        );
+        let text = render(&s);
+        let labels: Vec<&str> = text
+            .lines()
+            .skip(3)
+            .filter_map(|l| l.get(..16))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(labels, ["< 0", "0", "5", ">= 10"]);
+        assert!(text.contains("|@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@           3        \n"));
+    }
+
+    #[test]
+    fn llquantize_buckets_follow_orders_of_magnitude() {
+        // llquantize(x, 10, 0, 1, 10): 1..9 by 1, then 10..90 by 10, then >= 100.
+        let (bounds, top) = llquantize_bounds(10, 0, 1, 10);
+        assert_eq!(
+            bounds,
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+        );
+        assert_eq!(top, 100);
+    }
+
+    #[test]
+    fn avg_and_stddev() {
+        let avg = AggValue::Avg {
+            count: 4,
+            total: 10,
+        };
+        let mut out = String::new();
+        write_value(&mut out, &avg);
+        assert_eq!(out, format!(" {:>16}", 2));
+        // Values 2, 4, 4, 4, 5, 5, 7, 9: mean 5, stddev 2.
+        let sd = AggValue::Stddev {
+            count: 8,
+            total: 40,
+            total_squares: 232,
+        };
+        assert_eq!(stddev(&sd), 2);
+    }
+}

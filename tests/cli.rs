@@ -1,0 +1,217 @@
+//! The command line as a user sees it: the real binary, with a scrubbed environment.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::cargo_bin;
+
+/// The dtk binary, with the variables that change its output removed.
+fn dtk() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(cargo_bin("dtk"));
+    cmd.env_remove("NO_COLOR").env_remove("TERM");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DTK_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = dtk().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "dtk {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_subcommand_help_has_examples() {
+    for sub in [
+        "pyflow", "opens", "syscalls", "run", "list", "show", "generate",
+    ] {
+        let help = stdout_of(&[sub, "--help"]);
+        assert!(
+            help.contains("Examples:\n  dtk "),
+            "dtk {sub} --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn list_names_every_bundled_script() {
+    let out = stdout_of(&["list"]);
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names, ["pyflow", "opens", "syscalls"]);
+    let json = stdout_of(&["-o", "json", "list"]);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["description"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+#[test]
+fn show_substitutes_the_pid_into_probe_descriptions() {
+    let out = stdout_of(&["show", "pyflow", "-p", "123"]);
+    assert!(out.contains("\npython123:::function-entry\n"), "{out}");
+    assert!(!out.contains("python$target:::"), "{out}");
+    let all = stdout_of(&["show", "pyflow"]);
+    assert!(all.contains("\npython*:::function-return\n"), "{all}");
+}
+
+#[test]
+fn show_escapes_a_quote_in_a_name() {
+    let out = stdout_of(&["show", "opens", "-n", "a\"b"]);
+    assert!(
+        out.contains("inline string FILTER_NAME = \"a\\\"b\";\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn show_passes_hostile_values_as_one_literal() {
+    let hostile = "x\"; } BEGIN { system(\"id\"); } /* \\";
+    let out = stdout_of(&["show", "syscalls", "-n", hostile, "-z", "a\nb"]);
+    assert!(
+        out.contains(r#"inline string FILTER_NAME = "x\"; } BEGIN { system(\"id\"); } /* \\";"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("inline string FILTER_ZONE = \"a\\nb\";\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("BEGIN").count(), 1, "only inside the literal");
+}
+
+#[test]
+fn show_of_a_command_target_keeps_dollar_target() {
+    let out = stdout_of(&["show", "opens", "-c", "cat /etc/hostname"]);
+    assert!(out.contains("inline int FILTER_PID = $target;\n"), "{out}");
+}
+
+#[test]
+fn bad_pid_is_a_clear_error_with_exit_code_2() {
+    let out = dtk()
+        .args(["show", "pyflow", "-p", "notapid"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("dtk: error: invalid value 'notapid' for '--pid <PID>'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_process_is_reported_before_any_backend_work() {
+    let out = dtk().args(["pyflow", "-p", "4194321"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "dtk: error: pid 4194321: no such process\n"
+    );
+}
+
+#[test]
+fn unavailable_backend_says_why_and_what_to_do() {
+    let out = dtk()
+        .args(["--backend", "libdtrace", "opens"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("dtk: error: the libdtrace back end is not available: "),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+}
+
+#[test]
+fn unreadable_script_names_the_file() {
+    let out = dtk().args(["run", "/nonexistent/x.d"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("dtk: error: reading the D script /nonexistent/x.d: No such file"),
+        "{err}"
+    );
+}
+
+/// The reader of dtk's output goes away before dtk writes: dtk must exit 0, silently.
+#[test]
+fn closed_pipe_exits_zero_silently() {
+    let mut child = Command::new(cargo_bin("dtk"))
+        .args(["generate", "complete-zsh"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn multicall_link_runs_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pyflow");
+    std::os::unix::fs::symlink(cargo_bin("dtk"), &link).unwrap();
+    let out = Command::new(&link).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.starts_with("Python call flow"), "{help}");
+    assert!(help.contains("Usage: dtk pyflow"), "{help}");
+}
+
+/// man/ and completions/ are generated from the CLI; this fails when they are stale.
+#[test]
+fn generated_docs_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fresh = tempfile::tempdir().unwrap();
+    for (kind, dir) in [
+        ("man", "man"),
+        ("complete-bash", "completions"),
+        ("complete-zsh", "completions"),
+        ("complete-fish", "completions"),
+    ] {
+        let out_dir = fresh.path().join(dir);
+        dtk()
+            .args(["generate", kind, "--dir"])
+            .arg(&out_dir)
+            .assert()
+            .success();
+    }
+    for dir in ["man", "completions"] {
+        let mut names: Vec<_> = std::fs::read_dir(fresh.path().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        let mut committed: Vec<_> = std::fs::read_dir(root.join(dir))
+            .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        committed.sort();
+        assert_eq!(
+            names, committed,
+            "{dir}/ holds other files than dtk generates"
+        );
+        for name in names {
+            let want = std::fs::read(fresh.path().join(dir).join(&name)).unwrap();
+            let have = std::fs::read(root.join(dir).join(&name)).unwrap();
+            assert!(
+                want == have,
+                "{dir}/{} is stale: regenerate with `cargo run -- generate man --dir man` and \
+                 `cargo run -- generate complete-SHELL --dir completions`",
+                name.to_string_lossy()
+            );
+        }
+    }
+}
