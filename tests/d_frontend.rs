@@ -136,7 +136,8 @@ const fn case(
 }
 
 const ERROR_CASES: &[ErrorCase] = &[
-    case("BEGIN\n{\n    self->t = timestamp\n}\n", 3, 24, "expected `;`, found `}`"),
+    case("BEGIN\n{\n    self->t = timestamp\n    trace(1);\n}\n", 3, 24, "expected `;`, found identifier `trace`"),
+    case("BEGIN { x = (1 + 2; }", 1, 19, "expected `)`, found `;`"),
     case("BEGIN { trace(nosuch); }", 1, 15, "unknown identifier `nosuch`"),
     case("BEGIN { frobnicate(1); }", 1, 9, "unknown function `frobnicate`"),
     case("BEGIN { exit(); }", 1, 9, "`exit()` takes 1 argument, found 0"),
@@ -188,14 +189,14 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { x = ; }", 1, 13, "expected an expression, found `;`"),
     case("BEGIN { if (1) { x = 1; }", 1, 7, "this `{` has no matching `}`"),
     case("BEGIN { trace(1) trace(2); }", 1, 17, "expected `;`, found identifier `trace`"),
-    case("BEGIN /pid/ trace(1);", 1, 18, "expected `{` to start the clause body, found `(`"),
+    case("BEGIN /pid/ ;", 1, 13, "expected `{` to start the clause body, found `;`"),
     case("BEGIN { x = self; }", 1, 17, "expected `->`, found `;`"),
     case("int x; int x;", 1, 8, "`x` is already declared"),
     case("BEGIN { a[1] = 2; a = 3; }", 1, 19, "`a` is an associative array; assign `a[key]`"),
     case("BEGIN { a[1, 2] = 2; x = a[1]; }", 1, 26, "`a` has 2 key(s), but 1 are given here"),
-    case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 13, "nested too deeply"),
-    case("BEGIN { x = '\\q'; }", 1, 13, "unknown escape sequence"),
-    case("BEGIN { x = `y; }", 1, 13, "unexpected character `` ` ``"),
+    case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 60, "nested too deeply"),
+    case("BEGIN { x = '\\q'; }", 1, 14, "unknown escape sequence"),
+    case("BEGIN { x = `y; }", 1, 13, "unexpected character '`'"),
     case("BEGIN { x = $target; }", 1, 13, "`$target` is used but no target process was given"),
 ];
 

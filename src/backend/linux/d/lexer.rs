@@ -71,7 +71,7 @@ impl<'a> Lexer<'a> {
                     ));
                 };
                 self.pos += end + 4;
-            } else if trimmed.starts_with("//") {
+            } else if trimmed.starts_with("//") || is_foreign_pragma(trimmed) {
                 self.skip_line();
             } else {
                 return Ok(());
@@ -124,11 +124,11 @@ impl<'a> Lexer<'a> {
         let ch = rest.chars().next().unwrap_or('\0');
         Err(Diagnostic::error(
             Span::new(self.pos, self.pos + ch.len_utf8()),
-            format!("unexpected character `{}`", ch.escape_debug()),
+            format!("unexpected character '{}'", ch.escape_debug()),
         ))
     }
 
-    /// `#pragma D option ...` becomes a token; other `#pragma`s are ignored as D does; any
+    /// `#pragma D option ...` becomes a token (other `#pragma`s are skipped as trivia); any
     /// other directive needs the C preprocessor, which dtk does not run.
     fn directive(&mut self) -> LexResult<Token> {
         let start = self.pos;
@@ -159,7 +159,12 @@ impl<'a> Lexer<'a> {
                     ),
                 ))
             }
-            _ => return self.next_token(),
+            _ => {
+                return Err(Diagnostic::error(
+                    span,
+                    "expected `#pragma D option name[=value]`",
+                ))
+            }
         }
         let (Some(setting), None) = (words.next(), words.next()) else {
             return Err(Diagnostic::error(
@@ -427,13 +432,23 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// A `#pragma` not meant for D (such as `#pragma ident`): D ignores these, so they are
+/// skipped like comments.
+fn is_foreign_pragma(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix('#') else {
+        return false;
+    };
+    let mut words = rest.split_whitespace();
+    words.next() == Some("pragma") && words.next() != Some("D")
+}
+
 /// Parses a C integer constant with an optional `u`/`l`/`ll` suffix, and gives it the first
 /// of C's types that holds its value.
 pub fn parse_integer(text: &str) -> Result<Tok, String> {
     let is_hex = text.starts_with("0x") || text.starts_with("0X");
     let body_start = if is_hex { 2 } else { 0 };
     let digits_end = text[body_start..]
-        .find(|c: char| matches!(c, 'u' | 'U' | 'l' | 'L'))
+        .find(|c: char| !(c.is_ascii_hexdigit() && (is_hex || c.is_ascii_digit())))
         .map_or(text.len(), |i| i + body_start);
     let (digits, suffix) = text.split_at(digits_end);
     let (radix, body) = if is_hex {

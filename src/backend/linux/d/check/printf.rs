@@ -43,13 +43,13 @@ pub fn parse_format(fmt: &str) -> Result<Vec<Conversion>, String> {
             }
             chars.next();
         }
-        while chars.next_if(|&(_, c)| "hlLzjtq".contains(c)).is_some() {}
+        while chars.next_if(|&(_, c)| "hlLzjt".contains(c)).is_some() {}
         let Some((end, conv)) = chars.next() else {
             return Err(format!("the format ends inside the conversion `{}`", &fmt[start..]));
         };
         let text = fmt[start..end + conv.len_utf8()].to_string();
         if !"diouxXcsSpaAYkeEfgG".contains(conv) {
-            return Err(format!("unknown conversion `{text}`"));
+            return Err(format!("unknown conversion `{}`", text.escape_debug()));
         }
         out.push(Conversion {
             text,

@@ -293,6 +293,7 @@ impl Checker {
                 self.define(scope, &name, DType::LONG, keys, base.span);
                 return self.warn_unassigned(scope, &name, base.span);
             }
+            base.ty = DType::LONG;
             return DType::LONG;
         };
         let var = self.variables[state.index].clone();

@@ -170,13 +170,14 @@ impl Parser<'_> {
         Ok(lhs)
     }
 
-    /// In a predicate, the `/` before the clause body closes the predicate.
+    /// In a predicate, a `/` closes the predicate when what follows it is `{`, `;`, `/` or
+    /// the end of input (D's own rule); otherwise it divides.
     fn slash_ends_predicate(&mut self) -> PResult<bool> {
         if !self.in_predicate {
             return Ok(false);
         }
         let next = self.lexer.lookahead()?;
-        Ok(next.is("{") || next.tok == Tok::Eof)
+        Ok(next.is("{") || next.is(";") || next.is("/") || next.tok == Tok::Eof)
     }
 
     fn unary(&mut self) -> PResult<Expr> {

@@ -1,0 +1,4 @@
+syscall::openat:entry
+{
+    printf("%s opened %d\n", pid, copyinstr(arg1));
+}

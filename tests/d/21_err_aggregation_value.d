@@ -1,0 +1,5 @@
+syscall::read:entry
+{
+    @n = count();
+    x = @n * 2;
+}

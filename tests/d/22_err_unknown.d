@@ -1,0 +1,5 @@
+syscall::read:entry
+/pdi == 1/
+{
+    trace(exename);
+}

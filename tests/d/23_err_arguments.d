@@ -1,0 +1,8 @@
+syscall::read:entry
+{
+    @q = quantize();
+    @l = lquantize(arg0, 0);
+    trace(substr(execname));
+    trace(copyinstr());
+    exit("now");
+}
