@@ -43,10 +43,18 @@ fn golden_files_match() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/d");
     let update = std::env::var("DTK_UPDATE_GOLDEN").as_deref() == Ok("1");
     let files = d_files(&dir);
-    assert!(files.len() >= 20, "expected the golden scripts in {}", dir.display());
+    assert!(
+        files.len() >= 20,
+        "expected the golden scripts in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         let source = std::fs::read_to_string(&path).expect("read golden script");
         let actual = golden_text(&name, &source);
         let out = path.with_extension("out");
@@ -56,7 +64,9 @@ fn golden_files_match() {
         }
         let expected = std::fs::read_to_string(&out).unwrap_or_default();
         if expected != actual {
-            failures.push(format!("{name}:\n--- expected\n{expected}--- actual\n{actual}"));
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}--- actual\n{actual}"
+            ));
         }
     }
     assert!(
@@ -71,8 +81,11 @@ fn assert_compiles_cleanly(path: &Path, macros: &MacroArgs) {
     let name = path.display().to_string();
     match compile(&name, &source, macros) {
         Ok(compiled) => {
-            let warnings: Vec<String> =
-                compiled.warnings.iter().map(|w| w.render(&source)).collect();
+            let warnings: Vec<String> = compiled
+                .warnings
+                .iter()
+                .map(|w| w.render(&source))
+                .collect();
             assert!(warnings.is_empty(), "{name} warns:\n{}", warnings.concat());
         }
         Err(e) => panic!("{name} does not compile:\n{e}"),
@@ -88,7 +101,10 @@ fn bundled_scripts_compile() {
         .filter_map(|p| p.file_name()?.to_str().map(String::from))
         .collect();
     for expected in ["opens.d", "pyflow.d", "syscalls.d"] {
-        assert!(names.iter().any(|n| n == expected), "d-scripts/{expected} is missing");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "d-scripts/{expected} is missing"
+        );
     }
     let macros = MacroArgs {
         target: Some(std::process::id()),
@@ -249,8 +265,14 @@ fn diagnostics_render_every_error() {
     let err = compile("two.d", source, &MacroArgs::default()).expect_err("two errors");
     let text = err.to_string();
     assert_eq!(err.errors().count(), 2);
-    assert!(text.contains("two.d:1:13: error: unknown identifier `nosuch`"), "{text}");
-    assert!(text.contains("two.d:1:32: error: argument 1 of `strlen()`"), "{text}");
+    assert!(
+        text.contains("two.d:1:13: error: unknown identifier `nosuch`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("two.d:1:32: error: argument 1 of `strlen()`"),
+        "{text}"
+    );
     assert!(text.contains("\n                ^^^^^^\n"), "{text}");
 }
 

@@ -4,5 +4,5 @@
 //! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
 
 mod cli;
-mod util;
 mod d_frontend;
+mod util;

@@ -133,6 +133,9 @@ mod tests {
         let src = "x = foo;";
         let mut d = Diagnostic::warning(Span::new(4, 7), "m");
         d.file = "f.d".into();
-        assert_eq!(d.render(src), "f.d:1:5: warning: m\n    x = foo;\n        ^^^\n");
+        assert_eq!(
+            d.render(src),
+            "f.d:1:5: warning: m\n    x = foo;\n        ^^^\n"
+        );
     }
 }

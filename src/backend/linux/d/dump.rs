@@ -232,7 +232,10 @@ impl Dumper<'_> {
                 base,
                 member,
                 arrow,
-            } => list(&format!("{}{member}", if *arrow { "->" } else { "." }), &[base]),
+            } => list(
+                &format!("{}{member}", if *arrow { "->" } else { "." }),
+                &[base],
+            ),
             ExprKind::Index { base, indices } => {
                 let mut parts: Vec<&Expr> = vec![base];
                 parts.extend(indices.iter());

@@ -48,7 +48,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn peek_byte(&self, ahead: usize) -> u8 {
-        self.src.as_bytes().get(self.pos + ahead).copied().unwrap_or(0)
+        self.src
+            .as_bytes()
+            .get(self.pos + ahead)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn rest(&self) -> &'a str {
@@ -63,8 +67,8 @@ impl<'a> Lexer<'a> {
             self.pos += rest.len() - trimmed.len();
             if self.pos == 0 && trimmed.starts_with("#!") {
                 self.skip_line();
-            } else if trimmed.starts_with("/*") {
-                let Some(end) = trimmed[2..].find("*/") else {
+            } else if let Some(body) = trimmed.strip_prefix("/*") {
+                let Some(end) = body.find("*/") else {
                     return Err(Diagnostic::error(
                         Span::new(self.pos, self.pos + 2),
                         "unterminated comment: `/*` has no closing `*/`",
@@ -80,7 +84,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn skip_line(&mut self) {
-        self.pos = self.rest().find('\n').map_or(self.src.len(), |i| self.pos + i);
+        self.pos = self
+            .rest()
+            .find('\n')
+            .map_or(self.src.len(), |i| self.pos + i);
     }
 
     pub fn next_token(&mut self) -> LexResult<Token> {
@@ -351,12 +358,7 @@ impl<'a> Lexer<'a> {
     fn macro_argument(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
         let index: usize = match name.parse() {
             Ok(n) if n >= 1 && name.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => {
-                return Err(Diagnostic::error(
-                    span,
-                    format!("unknown macro `${name}`"),
-                ))
-            }
+            _ => return Err(Diagnostic::error(span, format!("unknown macro `${name}`"))),
         };
         match self.macros.args.get(index - 1) {
             Some(v) => Ok(v.clone()),
@@ -518,13 +520,37 @@ mod tests {
     #[test]
     fn integers_take_c_types() {
         let int = |s| parse_integer(s).unwrap();
-        assert_eq!(int("10"), Tok::Int { value: 10, ty: DType::INT });
+        assert_eq!(
+            int("10"),
+            Tok::Int {
+                value: 10,
+                ty: DType::INT
+            }
+        );
         assert_eq!(
             int("0xffffffff"),
-            Tok::Int { value: 0xffff_ffff, ty: DType::Int { bits: 32, signed: false } }
+            Tok::Int {
+                value: 0xffff_ffff,
+                ty: DType::Int {
+                    bits: 32,
+                    signed: false
+                }
+            }
         );
-        assert_eq!(int("010"), Tok::Int { value: 8, ty: DType::INT });
-        assert_eq!(int("5ull"), Tok::Int { value: 5, ty: DType::ULONG });
+        assert_eq!(
+            int("010"),
+            Tok::Int {
+                value: 8,
+                ty: DType::INT
+            }
+        );
+        assert_eq!(
+            int("5ull"),
+            Tok::Int {
+                value: 5,
+                ty: DType::ULONG
+            }
+        );
         assert!(parse_integer("09").is_err());
         assert!(parse_integer("5q").is_err());
         assert!(parse_integer("99999999999999999999").is_err());
@@ -533,8 +559,20 @@ mod tests {
     #[test]
     fn macros_substitute_by_kind() {
         let toks = lex_all("$target $1 $2 $$1").unwrap();
-        assert_eq!(toks[0], Tok::Int { value: 42, ty: DType::INT });
-        assert_eq!(toks[1], Tok::Int { value: 7, ty: DType::INT });
+        assert_eq!(
+            toks[0],
+            Tok::Int {
+                value: 42,
+                ty: DType::INT
+            }
+        );
+        assert_eq!(
+            toks[1],
+            Tok::Int {
+                value: 7,
+                ty: DType::INT
+            }
+        );
         assert_eq!(toks[2], Tok::Ident("open".into()));
         assert_eq!(toks[3], Tok::Str("7".into()));
         assert!(lex_all("$3").is_err());
@@ -545,8 +583,20 @@ mod tests {
     fn strings_and_chars_decode_escapes() {
         let toks = lex_all(r#""a\tb\x41\101\n" '\0' 'z'"#).unwrap();
         assert_eq!(toks[0], Tok::Str("a\tbAA\n".into()));
-        assert_eq!(toks[1], Tok::Int { value: 0, ty: DType::CHAR });
-        assert_eq!(toks[2], Tok::Int { value: b'z'.into(), ty: DType::CHAR });
+        assert_eq!(
+            toks[1],
+            Tok::Int {
+                value: 0,
+                ty: DType::CHAR
+            }
+        );
+        assert_eq!(
+            toks[2],
+            Tok::Int {
+                value: b'z'.into(),
+                ty: DType::CHAR
+            }
+        );
         assert!(lex_all("\"abc").is_err());
         assert!(lex_all("'ab'").is_err());
     }
@@ -557,7 +607,10 @@ mod tests {
         assert_eq!(
             toks,
             vec![
-                Tok::Pragma { name: "bufsize".into(), value: Some("4m".into()) },
+                Tok::Pragma {
+                    name: "bufsize".into(),
+                    value: Some("4m".into())
+                },
                 Tok::Punct("+")
             ]
         );

@@ -33,13 +33,11 @@ pub fn psinfo_member(name: &str) -> Option<DType> {
     let int = |bits, signed| DType::Int { bits, signed };
     Some(match name {
         "pr_psargs" | "pr_fname" | "pr_dmodel" => DType::String,
-        "pr_pid" | "pr_ppid" | "pr_pgid" | "pr_sid" | "pr_projid" | "pr_taskid"
-        | "pr_zoneid" | "pr_contract" => int(32, true),
+        "pr_pid" | "pr_ppid" | "pr_pgid" | "pr_sid" | "pr_projid" | "pr_taskid" | "pr_zoneid"
+        | "pr_contract" => int(32, true),
         "pr_uid" | "pr_euid" | "pr_gid" | "pr_egid" => int(32, false),
         "pr_nlwp" | "pr_argc" => int(32, true),
-        "pr_addr" | "pr_argv" | "pr_envp" | "pr_size" | "pr_rssize" | "pr_start" => {
-            int(64, false)
-        }
+        "pr_addr" | "pr_argv" | "pr_envp" | "pr_size" | "pr_rssize" | "pr_start" => int(64, false),
         _ => return None,
     })
 }

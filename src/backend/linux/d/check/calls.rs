@@ -89,7 +89,13 @@ pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
     if !checker.arguments(a.func, kinds, min, &mut a.args, a.span) {
         return;
     }
-    let consts: Vec<i64> = a.args.iter().skip(1).filter_map(|e| e.as_int()).map(|v| v as i64).collect();
+    let consts: Vec<i64> = a
+        .args
+        .iter()
+        .skip(1)
+        .filter_map(|e| e.as_int())
+        .map(|v| v as i64)
+        .collect();
     let problem = match (a.func, consts.as_slice()) {
         (Function::Lquantize, [low, high, ..]) if high <= low => {
             Some("the upper bound of `lquantize()` must be greater than its lower bound")
@@ -170,7 +176,10 @@ impl Checker {
     /// An argument that names an aggregation (`printa(@a)`, `clear(@a)`).
     pub(super) fn aggregation_arg(&mut self, func: Function, arg: &mut Expr) -> bool {
         let ExprKind::Aggregation(name) = &arg.kind else {
-            let message = format!("`{}()` needs an aggregation such as `@counts` here", func.name());
+            let message = format!(
+                "`{}()` needs an aggregation such as `@counts` here",
+                func.name()
+            );
             self.error(arg.span, message);
             return false;
         };

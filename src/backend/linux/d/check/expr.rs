@@ -28,7 +28,11 @@ pub fn promote(a: &DType, b: &DType) -> DType {
     let (bits, signed) = if asg == bsg {
         (ab.max(bb), asg)
     } else {
-        let ((ub, _), (sb, _)) = if asg { ((bb, bsg), (ab, asg)) } else { ((ab, asg), (bb, bsg)) };
+        let ((ub, _), (sb, _)) = if asg {
+            ((bb, bsg), (ab, asg))
+        } else {
+            ((ab, asg), (bb, bsg))
+        };
         if ub >= sb {
             (ub, false)
         } else {
@@ -162,7 +166,12 @@ impl Checker {
     }
 
     /// Reports `message` unless `ty` is already the result of an earlier error.
-    pub(super) fn not_unknown(&mut self, ty: &DType, span: crate::backend::linux::d::span::Span, message: &str) {
+    pub(super) fn not_unknown(
+        &mut self,
+        ty: &DType,
+        span: crate::backend::linux::d::span::Span,
+        message: &str,
+    ) {
         if *ty != DType::Unknown {
             self.error(span, format!("{message}, found {ty}"));
         }
@@ -216,7 +225,8 @@ impl Checker {
         }
         let var = &self.variables[index];
         if !var.keys.is_empty() {
-            let message = format!("`{name}` is an associative array; index it, as in `{name}[key]`");
+            let message =
+                format!("`{name}` is an associative array; index it, as in `{name}[key]`");
             self.error(span, message);
             return DType::Unknown;
         }
@@ -247,7 +257,11 @@ impl Checker {
                     UnaryOp::BitNot => "~",
                     _ => "!",
                 };
-                let what = if op == UnaryOp::Not { "a scalar" } else { "an integer" };
+                let what = if op == UnaryOp::Not {
+                    "a scalar"
+                } else {
+                    "an integer"
+                };
                 self.error(
                     operand.span,
                     format!("unary `{sym}` needs {what} operand, found {t}"),
@@ -270,7 +284,10 @@ impl Checker {
             if l.is_scalar() && r.is_scalar() {
                 return (DType::INT, promote(&l, &r));
             }
-            self.error(span, format!("`{sym}` needs scalar operands, found {l} and {r}"));
+            self.error(
+                span,
+                format!("`{sym}` needs scalar operands, found {l} and {r}"),
+            );
             return (DType::Unknown, DType::Unknown);
         }
         if op.is_comparison() {
@@ -296,7 +313,10 @@ impl Checker {
                 }
             }
             _ => {
-                self.error(span, format!("`{sym}` needs integer operands, found {l} and {r}"));
+                self.error(
+                    span,
+                    format!("`{sym}` needs integer operands, found {l} and {r}"),
+                );
                 return (DType::Unknown, DType::Unknown);
             }
         };
@@ -366,16 +386,14 @@ impl Checker {
         let span = base.span;
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
-            (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => {
-                match &**to {
-                    DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
-                        .unwrap_or_else(|| {
-                            self.error(span.to(span), format!("psinfo_t has no member `{member}`"));
-                            DType::Unknown
-                        }),
-                    _ => DType::LONG,
-                }
-            }
+            (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
+                DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
+                    .unwrap_or_else(|| {
+                        self.error(span.to(span), format!("psinfo_t has no member `{member}`"));
+                        DType::Unknown
+                    }),
+                _ => DType::LONG,
+            },
             (DType::Record { .. }, false) | (DType::Int { .. }, _) => DType::LONG,
             (DType::Pointer(_), false) => {
                 self.error(span, format!("{t} is a pointer; use `->{member}`"));
@@ -418,7 +436,8 @@ impl Checker {
                     (DType::Unknown, _) => DType::Unknown,
                     (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
                     (t, _) => {
-                        let message = format!("`[]` needs a pointer or an associative array, found {t}");
+                        let message =
+                            format!("`[]` needs a pointer or an associative array, found {t}");
                         self.error(base.span, message);
                         DType::Unknown
                     }

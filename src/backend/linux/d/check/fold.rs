@@ -181,7 +181,13 @@ mod tests {
         assert_eq!(normalize(0xff, &DType::CHAR), u64::MAX);
         assert_eq!(normalize(0x1_0000_0001, &DType::INT), 1);
         assert_eq!(
-            normalize(u64::MAX, &DType::Int { bits: 16, signed: false }),
+            normalize(
+                u64::MAX,
+                &DType::Int {
+                    bits: 16,
+                    signed: false
+                }
+            ),
             0xffff
         );
     }

@@ -99,7 +99,9 @@ impl Checker {
     }
 
     fn inline(&mut self, name: &str, ty: &DType, value: &mut Expr, span: Span) {
-        if self.inlines.contains_key(name) || self.vars.contains_key(&(VarScope::Global, name.into())) {
+        if self.inlines.contains_key(name)
+            || self.vars.contains_key(&(VarScope::Global, name.into()))
+        {
             self.error(span, format!("`{name}` is already declared"));
             return;
         }
@@ -112,7 +114,10 @@ impl Checker {
         if value.ty != DType::Unknown && !compatible {
             self.error(
                 value.span,
-                format!("inline `{name}` is declared {ty} but its value has type {}", value.ty),
+                format!(
+                    "inline `{name}` is declared {ty} but its value has type {}",
+                    value.ty
+                ),
             );
             return;
         }
@@ -121,7 +126,10 @@ impl Checker {
         }
         value.ty = ty.clone();
         if expr::too_large(value) {
-            self.error(span, format!("inline `{name}` expands to too large an expression"));
+            self.error(
+                span,
+                format!("inline `{name}` expands to too large an expression"),
+            );
             return;
         }
         self.inlines.insert(name.to_string(), value.clone());

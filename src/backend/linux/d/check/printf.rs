@@ -45,7 +45,10 @@ pub fn parse_format(fmt: &str) -> Result<Vec<Conversion>, String> {
         }
         while chars.next_if(|&(_, c)| "hlLzjt".contains(c)).is_some() {}
         let Some((end, conv)) = chars.next() else {
-            return Err(format!("the format ends inside the conversion `{}`", &fmt[start..]));
+            return Err(format!(
+                "the format ends inside the conversion `{}`",
+                &fmt[start..]
+            ));
         };
         let text = fmt[start..end + conv.len_utf8()].to_string();
         if !"diouxXcsSpaAYkeEfgG".contains(conv) {
@@ -85,7 +88,10 @@ impl Checker {
     fn format_of(&mut self, func: Function, arg: &mut Expr) -> Option<Vec<Conversion>> {
         self.value(arg);
         let ExprKind::Str(fmt) = &arg.kind else {
-            let message = format!("the format of `{}()` must be a string constant", func.name());
+            let message = format!(
+                "the format of `{}()` must be a string constant",
+                func.name()
+            );
             self.error(arg.span, message);
             return None;
         };
@@ -101,7 +107,10 @@ impl Checker {
 
     pub(super) fn printf(&mut self, args: &mut [Expr], span: Span) -> DType {
         let Some((fmt, rest)) = args.split_first_mut() else {
-            self.error(span, "`printf()` takes a format and its arguments, found none");
+            self.error(
+                span,
+                "`printf()` takes a format and its arguments, found none",
+            );
             return DType::Void;
         };
         for arg in rest.iter_mut() {
@@ -111,7 +120,10 @@ impl Checker {
             return DType::Void;
         };
         if let Some(c) = convs.iter().find(|c| c.aggregation) {
-            let message = format!("`{}` prints an aggregation; it is only valid in printa()", c.text);
+            let message = format!(
+                "`{}` prints an aggregation; it is only valid in printa()",
+                c.text
+            );
             self.error(fmt.span, message);
             return DType::Void;
         }
@@ -154,7 +166,10 @@ impl Checker {
 
     pub(super) fn printa(&mut self, args: &mut [Expr], span: Span) -> DType {
         let Some((first, rest)) = args.split_first_mut() else {
-            self.error(span, "`printa()` takes an aggregation, or a format and aggregations");
+            self.error(
+                span,
+                "`printa()` takes an aggregation, or a format and aggregations",
+            );
             return DType::Void;
         };
         if matches!(first.kind, ExprKind::Aggregation(_)) {
@@ -166,7 +181,10 @@ impl Checker {
         }
         let convs = self.format_of(Function::Printa, first);
         if rest.is_empty() {
-            self.error(span, "`printa()` with a format needs at least one aggregation after it");
+            self.error(
+                span,
+                "`printa()` with a format needs at least one aggregation after it",
+            );
             return DType::Void;
         }
         let mut all_ok = true;
@@ -220,7 +238,15 @@ mod tests {
         let c = parse_format("%-8s %5d%% %*.*lld %@u\n").unwrap();
         let convs: Vec<(char, bool, usize)> =
             c.iter().map(|c| (c.conv, c.aggregation, c.stars)).collect();
-        assert_eq!(convs, vec![('s', false, 0), ('d', false, 0), ('d', false, 2), ('u', true, 0)]);
+        assert_eq!(
+            convs,
+            vec![
+                ('s', false, 0),
+                ('d', false, 0),
+                ('d', false, 2),
+                ('u', true, 0)
+            ]
+        );
         assert!(parse_format("%q").is_err());
         assert!(parse_format("abc %-").is_err());
     }

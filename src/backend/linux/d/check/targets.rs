@@ -44,9 +44,9 @@ pub fn for_each_child<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
         }
         ExprKind::Index { base, indices } => {
             f(base);
-            indices.iter().for_each(|i| f(i));
+            indices.iter().for_each(&mut *f);
         }
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| f(a)),
+        ExprKind::Call { args, .. } => args.iter().for_each(f),
     }
 }
 
@@ -60,7 +60,10 @@ pub fn assignments(
         Stmt::Expr(e) => expr_assignments(e, vars),
         Stmt::Aggregate(a) => {
             aggs.insert(a.name.clone());
-            a.keys.iter().chain(&a.args).for_each(|e| expr_assignments(e, vars));
+            a.keys
+                .iter()
+                .chain(&a.args)
+                .for_each(|e| expr_assignments(e, vars));
         }
         Stmt::If {
             cond,
@@ -147,7 +150,18 @@ impl Checker {
             ExprKind::Index { indices, .. } => indices.iter().map(|i| i.ty.clone()).collect(),
             _ => Vec::new(),
         };
-        let ty = self.store(&t, value_ty, keys, value.span);
+        // D frees a dynamic variable (thread-local or associative element) of any type when
+        // it is assigned zero: `self->path = 0` after a string.
+        let frees = op.is_none()
+            && value.as_int() == Some(0)
+            && (t.scope == VarScope::Thread || t.keyed)
+            && self.vars.contains_key(&(t.scope, t.name.clone()));
+        let stored = if frees {
+            self.existing_type(&t)
+        } else {
+            value_ty
+        };
+        let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
         ty
     }
@@ -327,7 +341,9 @@ impl Checker {
                 display_name(scope, name)
             );
             self.diagnostics
-                .push(crate::backend::linux::d::diagnostic::Diagnostic::warning(span, message));
+                .push(crate::backend::linux::d::diagnostic::Diagnostic::warning(
+                    span, message,
+                ));
         }
         self.variables[index].ty.clone()
     }

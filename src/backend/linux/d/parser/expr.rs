@@ -376,7 +376,10 @@ impl Parser<'_> {
             } else {
                 VarScope::Clause
             };
-            return Ok(Expr::new(ExprKind::Var { name: var, scope }, span.to(var_span)));
+            return Ok(Expr::new(
+                ExprKind::Var { name: var, scope },
+                span.to(var_span),
+            ));
         }
         if self.at("(")? {
             let func = Function::from_name(&name)

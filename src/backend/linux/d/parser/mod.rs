@@ -6,8 +6,8 @@ mod expr;
 mod types;
 
 use super::ast::{
-    Aggregate, Clause, Decl, DType, Expr, ExprKind, FunctionKind, Item, Pragma, ProbeDesc,
-    Program, Stmt, VarScope,
+    Aggregate, Clause, DType, Decl, Expr, ExprKind, FunctionKind, Item, Pragma, ProbeDesc, Program,
+    Stmt, VarScope,
 };
 use super::diagnostic::Diagnostic;
 use super::lexer::Lexer;
@@ -169,7 +169,10 @@ impl Parser<'_> {
             if predicate.is_some() && !matches!(next.tok, Tok::Ident(_) | Tok::Eof) {
                 return Err(Diagnostic::error(
                     next.span,
-                    format!("expected `{{` to start the clause body, found {}", next.describe()),
+                    format!(
+                        "expected `{{` to start the clause body, found {}",
+                        next.describe()
+                    ),
                 ));
             }
             None
@@ -223,10 +226,7 @@ impl Parser<'_> {
         let mut stmts = Vec::new();
         while !self.eat("}")? {
             if self.peek()?.tok == Tok::Eof {
-                return Err(Diagnostic::error(
-                    open.span,
-                    "this `{` has no matching `}`",
-                ));
+                return Err(Diagnostic::error(open.span, "this `{` has no matching `}`"));
             }
             if self.eat(";")? {
                 continue;

@@ -1,0 +1,5 @@
+/* zones.d: system calls by zone (on Linux, by cgroup). */
+syscall:::entry
+{
+	@[zonename, execname] = count();
+}
