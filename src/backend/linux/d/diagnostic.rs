@@ -124,7 +124,7 @@ mod tests {
         d.file = "script.d".into();
         assert_eq!(
             d.render(src),
-            "script.d:3:24: error: expected `;`, found `}`\n        self->t = timestamp\n                               ^\n"
+            "script.d:3:24: error: expected `;`, found `}`\n        self->t = timestamp\n                           ^\n"
         );
     }
 
