@@ -283,3 +283,23 @@ fn inline_constants_fold_in_predicates() {
     let text = dump(&compiled.program, source);
     assert!(text.contains("  predicate 1:i32\n"), "{text}");
 }
+
+#[test]
+fn dtk_run_reports_diagnostics_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("bad.d");
+    std::fs::write(&script, "BEGIN\n{\n    printf(\"%d\\n\", execname);\n}\n").expect("write");
+    let out = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("dtk"))
+        .env("NO_COLOR", "1")
+        .args(["--backend", "linux", "run"])
+        .arg(&script)
+        .output()
+        .expect("run dtk");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:3:20: error: conversion #1 `%d` needs an integer, but this argument has type string\n        printf(\"%d\\n\", execname);\n                       ^^^^^^^^\n",
+        script.display()
+    );
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
+}

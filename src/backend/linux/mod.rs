@@ -5,7 +5,7 @@ pub mod attach;
 pub mod bpf;
 pub mod d;
 
-use super::{Backend, BackendError, EventSink, Job, Stop};
+use super::{Backend, BackendError, EventSink, Job, Stop, Target};
 
 /// The Linux engine.
 #[derive(Debug)]
@@ -26,10 +26,11 @@ impl Backend for LinuxEngine {
 
     fn run(
         &mut self,
-        _job: &Job,
+        job: &Job,
         _stop: &Stop,
         _sink: &mut dyn EventSink,
     ) -> Result<(), BackendError> {
+        compile_job(job)?;
         Err(BackendError::Unavailable {
             backend: "linux",
             why: "this build's Linux engine has no D code generator or executor, so no \
@@ -40,4 +41,25 @@ impl Backend for LinuxEngine {
                 .into(),
         })
     }
+}
+
+/// Runs the D front end over the job's script, so that errors are reported before anything
+/// is attached. With `-c`, the command's pid is not known before it starts; `$target` is
+/// checked with pid 0 in its place.
+fn compile_job(job: &Job) -> Result<d::Compiled, BackendError> {
+    let target = match &job.target {
+        Target::Pid(pid) => Some(*pid),
+        Target::Command(_) => Some(0),
+        Target::None => None,
+    };
+    let macros = d::MacroArgs {
+        target,
+        args: job.args.clone(),
+    };
+    d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
+        BackendError::Compile(format!(
+            "the D program does not compile:\n{}",
+            diagnostics.to_string().trim_end()
+        ))
+    })
 }
