@@ -42,11 +42,12 @@ pub fn promote(a: &DType, b: &DType) -> DType {
     DType::Int { bits, signed }
 }
 
-/// Whether an inline's value is too big to copy into every use.
+/// Whether an inline's value is too big to copy into every use. Real inlines are constants
+/// or small expressions; the limit keeps a chain of inlines from growing without bound.
 pub fn too_large(e: &Expr) -> bool {
     fn measure(e: &Expr, depth: usize, count: &mut usize) -> bool {
         *count += 1;
-        if depth > 200 || *count > 4096 {
+        if depth > 64 || *count > 256 {
             return true;
         }
         let mut large = false;
@@ -177,7 +178,8 @@ impl Checker {
         }
     }
 
-    /// A plain name: an inline (substituted here), or a global variable.
+    /// A plain name: an inline (substituted here), a global variable, or a predefined
+    /// constant such as `ENOENT`.
     fn identifier(&mut self, e: &mut Expr, name: &str) -> DType {
         if let Some(value) = self.inlines.get(name) {
             let span = e.span;
@@ -192,6 +194,10 @@ impl Checker {
                 scope: VarScope::Global,
             };
             return self.var_read(VarScope::Global, name, e.span);
+        }
+        if let Some(value) = super::constants::constant(name) {
+            e.kind = ExprKind::Int(value);
+            return DType::INT;
         }
         self.error(e.span, format!("unknown identifier `{name}`"));
         DType::Unknown

@@ -5,6 +5,7 @@
 
 mod builtins;
 mod calls;
+mod constants;
 mod expr;
 mod fold;
 mod printf;
