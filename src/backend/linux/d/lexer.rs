@@ -5,25 +5,26 @@
 
 use super::ast::DType;
 use super::diagnostic::Diagnostic;
+use super::literal::parse_integer;
 use super::span::Span;
 use super::token::{Tok, Token, PUNCTUATION};
 use super::MacroArgs;
 
 pub struct Lexer<'a> {
-    src: &'a str,
-    pos: usize,
-    macros: &'a MacroArgs,
+    pub(super) src: &'a str,
+    pub(super) pos: usize,
+    pub(super) macros: &'a MacroArgs,
     /// Set by `#pragma D option defaultargs`: unset `$N` become 0 and `$$N` "".
-    defaultargs: bool,
+    pub(super) defaultargs: bool,
 }
 
 type LexResult<T> = Result<T, Diagnostic>;
 
-fn is_ident_start(c: u8) -> bool {
+pub(super) fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
 }
 
-fn is_ident_char(c: u8) -> bool {
+pub(super) fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
@@ -55,7 +56,7 @@ impl<'a> Lexer<'a> {
             .unwrap_or(0)
     }
 
-    fn rest(&self) -> &'a str {
+    pub(super) fn rest(&self) -> &'a str {
         &self.src[self.pos..]
     }
 
@@ -114,7 +115,7 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    fn ident_text(&mut self) -> &'a str {
+    pub(super) fn ident_text(&mut self) -> &'a str {
         let start = self.pos;
         while is_ident_char(self.peek_byte(0)) {
             self.pos += 1;
@@ -310,69 +311,6 @@ impl<'a> Lexer<'a> {
             })
     }
 
-    /// A macro in an expression: `$target`, `$pid`, `$ppid`, `$N` (an integer or an
-    /// identifier) or `$$N` (always a string).
-    fn macro_token(&mut self) -> LexResult<Token> {
-        let start = self.pos;
-        let as_string = self.rest().starts_with("$$");
-        self.pos += if as_string { 2 } else { 1 };
-        let name = self.ident_text();
-        let span = Span::new(start, self.pos);
-        let value = self.macro_value(name, as_string, span)?;
-        let tok = if as_string {
-            Tok::Str(value)
-        } else if let Ok(int) = parse_integer(&value) {
-            int
-        } else if !value.is_empty()
-            && is_ident_start(value.as_bytes()[0])
-            && value.bytes().all(is_ident_char)
-        {
-            Tok::Ident(value)
-        } else {
-            return Err(Diagnostic::error(
-                span,
-                format!(
-                    "macro argument `{}` ({value:?}) is neither an integer nor an identifier; use `$${name}` for a string",
-                    &self.src[start..self.pos]
-                ),
-            ));
-        };
-        Ok(Token { tok, span })
-    }
-
-    /// The text a macro stands for.
-    fn macro_value(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
-        match name {
-            "target" => self.macros.target.map(|t| t.to_string()).ok_or_else(|| {
-                Diagnostic::error(
-                    span,
-                    "`$target` is used but no target process was given (-p PID or -c CMD)",
-                )
-            }),
-            "pid" => Ok(std::process::id().to_string()),
-            "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
-            _ => self.macro_argument(name, as_string, span),
-        }
-    }
-
-    fn macro_argument(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
-        let index: usize = match name.parse() {
-            Ok(n) if n >= 1 && name.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(Diagnostic::error(span, format!("unknown macro `${name}`"))),
-        };
-        match self.macros.args.get(index - 1) {
-            Some(v) => Ok(v.clone()),
-            None if self.defaultargs => Ok(if as_string { "" } else { "0" }.to_string()),
-            None => Err(Diagnostic::error(
-                span,
-                format!(
-                    "macro argument `${index}` is not defined: {} argument(s) given",
-                    self.macros.args.len()
-                ),
-            )),
-        }
-    }
-
     /// Whether the next item starts with a word that `is_decl_word` accepts (and is not the
     /// start of a probe description such as `int:::x`), or with a `#` directive, or is the end
     /// of input: then the parser reads it with ordinary tokens.
@@ -424,14 +362,6 @@ impl<'a> Lexer<'a> {
         }
         Ok(Some((text, Span::new(start, self.pos))))
     }
-
-    fn macro_in_spec(&mut self) -> LexResult<String> {
-        let start = self.pos;
-        let as_string = self.rest().starts_with("$$");
-        self.pos += if as_string { 2 } else { 1 };
-        let name = self.ident_text();
-        self.macro_value(name, as_string, Span::new(start, self.pos))
-    }
 }
 
 /// A `#pragma` not meant for D (such as `#pragma ident`): D ignores these, so they are
@@ -442,59 +372,6 @@ fn is_foreign_pragma(text: &str) -> bool {
     };
     let mut words = rest.split_whitespace();
     words.next() == Some("pragma") && words.next() != Some("D")
-}
-
-/// Parses a C integer constant with an optional `u`/`l`/`ll` suffix, and gives it the first
-/// of C's types that holds its value.
-pub fn parse_integer(text: &str) -> Result<Tok, String> {
-    let is_hex = text.starts_with("0x") || text.starts_with("0X");
-    let body_start = if is_hex { 2 } else { 0 };
-    let digits_end = text[body_start..]
-        .find(|c: char| !(c.is_ascii_hexdigit() && (is_hex || c.is_ascii_digit())))
-        .map_or(text.len(), |i| i + body_start);
-    let (digits, suffix) = text.split_at(digits_end);
-    let (radix, body) = if is_hex {
-        (16, &digits[2..])
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        (8, &digits[1..])
-    } else {
-        (10, digits)
-    };
-    let value = u64::from_str_radix(body, radix).map_err(|e| {
-        if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
-            format!("integer constant `{text}` is too large for 64 bits")
-        } else {
-            format!("invalid integer constant `{text}`")
-        }
-    })?;
-    let lower = suffix.to_ascii_lowercase();
-    let (unsigned, long) = match lower.as_str() {
-        "" => (false, false),
-        "u" => (true, false),
-        "l" | "ll" => (false, true),
-        "ul" | "ull" | "lu" | "llu" => (true, true),
-        _ => return Err(format!("invalid suffix `{suffix}` on integer constant")),
-    };
-    let candidates: &[(u8, bool)] = match (unsigned, long, radix == 10) {
-        (false, false, true) => &[(32, true), (64, true), (64, false)],
-        (false, false, false) => &[(32, true), (32, false), (64, true), (64, false)],
-        (true, false, _) => &[(32, false), (64, false)],
-        (false, true, true) => &[(64, true), (64, false)],
-        (false, true, false) => &[(64, true), (64, false)],
-        (true, true, _) => &[(64, false)],
-    };
-    let (bits, signed) = candidates
-        .iter()
-        .copied()
-        .find(|&(bits, signed)| {
-            let limit = if signed { bits - 1 } else { bits };
-            limit >= 64 || value < (1u64 << limit)
-        })
-        .unwrap_or((64, false));
-    Ok(Tok::Int {
-        value,
-        ty: DType::Int { bits, signed },
-    })
 }
 
 #[cfg(test)]
@@ -515,45 +392,6 @@ mod tests {
             }
             out.push(t.tok);
         }
-    }
-
-    #[test]
-    fn integers_take_c_types() {
-        let int = |s| parse_integer(s).unwrap();
-        assert_eq!(
-            int("10"),
-            Tok::Int {
-                value: 10,
-                ty: DType::INT
-            }
-        );
-        assert_eq!(
-            int("0xffffffff"),
-            Tok::Int {
-                value: 0xffff_ffff,
-                ty: DType::Int {
-                    bits: 32,
-                    signed: false
-                }
-            }
-        );
-        assert_eq!(
-            int("010"),
-            Tok::Int {
-                value: 8,
-                ty: DType::INT
-            }
-        );
-        assert_eq!(
-            int("5ull"),
-            Tok::Int {
-                value: 5,
-                ty: DType::ULONG
-            }
-        );
-        assert!(parse_integer("09").is_err());
-        assert!(parse_integer("5q").is_err());
-        assert!(parse_integer("99999999999999999999").is_err());
     }
 
     #[test]

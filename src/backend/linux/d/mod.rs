@@ -9,6 +9,8 @@ mod check;
 mod diagnostic;
 mod dump;
 mod lexer;
+mod literal;
+mod macros;
 mod parser;
 mod span;
 mod token;
