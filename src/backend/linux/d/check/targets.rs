@@ -305,6 +305,7 @@ impl Checker {
             if !known {
                 let keys = indices.iter().map(|i| i.ty.clone()).collect();
                 self.define(scope, &name, DType::LONG, keys, base.span);
+                base.ty = DType::LONG;
                 return self.warn_unassigned(scope, &name, base.span);
             }
             base.ty = DType::LONG;
