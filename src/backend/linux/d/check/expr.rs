@@ -212,8 +212,7 @@ impl Checker {
         let key = (scope, name.to_string());
         if !self.vars.contains_key(&key) {
             if self.assigned.contains(&key) {
-                // Assigned by a later clause: its type is not known yet; D reads zero.
-                return DType::LONG;
+                return self.type_read_ahead(&key);
             }
             self.define(scope, name, DType::LONG, Vec::new(), span);
         }

@@ -152,14 +152,20 @@ impl Checker {
         };
         // D frees a dynamic variable (thread-local or associative element) of any type when
         // it is assigned zero: `self->path = 0` after a string.
-        let frees = op.is_none()
-            && value.as_int() == Some(0)
-            && (t.scope == VarScope::Thread || t.keyed)
-            && self.vars.contains_key(&(t.scope, t.name.clone()));
-        let stored = if frees {
-            self.existing_type(&t)
-        } else {
-            value_ty
+        let frees =
+            op.is_none() && value.as_int() == Some(0) && (t.scope == VarScope::Thread || t.keyed);
+        let key = (t.scope, t.name.clone());
+        let stored = match (frees, self.vars.contains_key(&key)) {
+            (true, true) => self.existing_type(&t),
+            // Freed before any clause gave it a value: its type comes from that later
+            // assignment.
+            (true, false) if !self.second_pass => {
+                self.read_ahead = true;
+                target.ty = DType::LONG;
+                return DType::LONG;
+            }
+            (true, false) => self.later_types.get(&key).cloned().unwrap_or(value_ty),
+            (false, _) => value_ty,
         };
         let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
@@ -308,8 +314,8 @@ impl Checker {
                 base.ty = DType::LONG;
                 return self.warn_unassigned(scope, &name, base.span);
             }
-            base.ty = DType::LONG;
-            return DType::LONG;
+            base.ty = self.type_read_ahead(&key);
+            return base.ty.clone();
         };
         let var = self.variables[state.index].clone();
         let shown = display_name(scope, &name);
