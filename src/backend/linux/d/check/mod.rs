@@ -8,14 +8,15 @@ mod calls;
 mod constants;
 mod expr;
 mod fold;
+mod options;
 mod printf;
 mod targets;
 
 use std::collections::{HashMap, HashSet};
 
 use super::ast::{
-    Aggregate, DType, Decl, Expr, ExprKind, Function, Item, Pragma, Program, Stmt, VarScope,
-    Variable, VariableKind,
+    Aggregate, DType, Decl, Expr, ExprKind, Function, Item, Program, Stmt, VarScope, Variable,
+    VariableKind,
 };
 use super::diagnostic::{Diagnostic, Severity};
 use super::span::Span;
@@ -114,17 +115,6 @@ impl Checker {
 
     fn error(&mut self, span: Span, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::error(span, message));
-    }
-
-    fn pragma(&mut self, p: &Pragma) {
-        match (builtins::option_kind(&p.name), &p.value) {
-            (None, _) => self.error(p.span, format!("unknown option `{}`", p.name)),
-            (Some(builtins::OptionKind::Value), None) => self.error(
-                p.span,
-                format!("option `{}` needs a value: `{}=...`", p.name, p.name),
-            ),
-            _ => {}
-        }
     }
 
     fn declaration(&mut self, d: &mut Decl) {
