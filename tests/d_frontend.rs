@@ -212,6 +212,7 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN /pid/ ;", 1, 13, "expected `{` to start the clause body, found `;`"),
     case("BEGIN { x = self; }", 1, 17, "expected `->`, found `;`"),
     case("int x; int x;", 1, 8, "`x` is already declared"),
+    case("int x = 5;", 1, 7, "a D declaration has no initializer; assign `x` in a clause"),
     case("BEGIN { a[1] = 2; a = 3; }", 1, 19, "`a` is an associative array; assign `a[key]`"),
     case("BEGIN { a[1, 2] = 2; x = a[1]; }", 1, 26, "`a` has 2 key(s), but 1 are given here"),
     case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 60, "nested too deeply"),
