@@ -8,6 +8,7 @@ use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
 };
 use crate::backend::linux::d::diagnostic::Diagnostic;
+use crate::backend::linux::d::span::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -145,7 +146,7 @@ impl Checker {
                 arrow,
             } => {
                 let (member, arrow) = (member.clone(), *arrow);
-                self.member(base, &member, arrow)
+                self.member(base, &member, arrow, span)
             }
             ExprKind::Index { base, indices } => self.index(base, indices),
             ExprKind::Call { func, args } => {
@@ -167,12 +168,7 @@ impl Checker {
     }
 
     /// Reports `message` unless `ty` is already the result of an earlier error.
-    pub(super) fn not_unknown(
-        &mut self,
-        ty: &DType,
-        span: crate::backend::linux::d::span::Span,
-        message: &str,
-    ) {
+    pub(super) fn not_unknown(&mut self, ty: &DType, span: Span, message: &str) {
         if *ty != DType::Unknown {
             self.error(span, format!("{message}, found {ty}"));
         }
@@ -203,12 +199,7 @@ impl Checker {
         DType::Unknown
     }
 
-    pub(super) fn var_read(
-        &mut self,
-        scope: VarScope,
-        name: &str,
-        span: crate::backend::linux::d::span::Span,
-    ) -> DType {
+    pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
         let key = (scope, name.to_string());
         if !self.vars.contains_key(&key) {
             if self.assigned.contains(&key) {
@@ -385,16 +376,15 @@ impl Checker {
         DType::ULONG
     }
 
-    fn member(&mut self, base: &mut Expr, member: &str, arrow: bool) -> DType {
+    fn member(&mut self, base: &mut Expr, member: &str, arrow: bool, span: Span) -> DType {
         self.value(base);
         let t = base.ty.clone();
-        let span = base.span;
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
                 DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
                     .unwrap_or_else(|| {
-                        self.error(span.to(span), format!("psinfo_t has no member `{member}`"));
+                        self.error(span, format!("psinfo_t has no member `{member}`"));
                         DType::Unknown
                     }),
                 _ => DType::LONG,
