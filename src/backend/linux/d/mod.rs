@@ -34,7 +34,7 @@ mod token;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
-pub use span::{locate, Location, Span};
+pub use span::Span;
 
 /// Values for D's macros: `$target` (from -p/-c) and `$1`…`$9` / `$$1`…`$$9` (the script's
 /// arguments). `$pid` and `$ppid` are dtk's own, as in dtrace(1).
