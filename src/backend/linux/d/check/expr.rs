@@ -7,7 +7,6 @@ use super::{fold, Checker};
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
 };
-use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,26 +206,18 @@ impl Checker {
             }
             self.define(scope, name, DType::LONG, Vec::new(), span);
         }
-        let Some(state) = self.vars.get_mut(&key) else {
-            return DType::Unknown;
-        };
-        let index = state.index;
-        if !state.assigned && !state.warned {
-            state.warned = true;
-            let shown = display_name(scope, name);
-            self.diagnostics.push(Diagnostic::warning(
-                span,
-                format!("`{shown}` is read but never assigned; it is always zero"),
-            ));
-        }
-        let var = &self.variables[index];
-        if !var.keys.is_empty() {
+        let ty = self.warn_unassigned(scope, name, span);
+        let keyed = self
+            .vars
+            .get(&key)
+            .is_some_and(|s| !self.variables[s.index].keys.is_empty());
+        if keyed {
             let message =
                 format!("`{name}` is an associative array; index it, as in `{name}[key]`");
             self.error(span, message);
             return DType::Unknown;
         }
-        var.ty.clone()
+        ty
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &mut Expr) -> DType {

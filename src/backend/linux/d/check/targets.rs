@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::expr::display_name;
 use super::{same_kind, Checker};
 use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 
 /// Calls `f` on each direct subexpression of `e`.
@@ -336,21 +337,21 @@ impl Checker {
         self.warn_unassigned(scope, &name, base.span)
     }
 
-    fn warn_unassigned(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
+    /// The variable's type; warns, once, when nothing in the program assigns it.
+    pub(super) fn warn_unassigned(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
         let Some(state) = self.vars.get_mut(&(scope, name.to_string())) else {
             return DType::Unknown;
         };
         let index = state.index;
         if !state.assigned && !state.warned {
             state.warned = true;
+            let ty = &self.variables[index].ty;
+            let always = if ty.is_string_like() { "empty" } else { "zero" };
             let message = format!(
-                "`{}` is read but never assigned; it is always zero",
+                "`{}` is read but never assigned; it is always {always}",
                 display_name(scope, name)
             );
-            self.diagnostics
-                .push(crate::backend::linux::d::diagnostic::Diagnostic::warning(
-                    span, message,
-                ));
+            self.diagnostics.push(Diagnostic::warning(span, message));
         }
         self.variables[index].ty.clone()
     }
