@@ -1,1 +1,3 @@
 //! Attach points: tracepoints, uprobes, USDT, perf events.
+
+pub mod elf;
