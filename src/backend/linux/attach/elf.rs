@@ -60,6 +60,8 @@ pub struct SectionView<'a> {
     pub address: u64,
     /// None for a section that occupies no file space (SHT_NOBITS).
     pub file_offset: Option<u64>,
+    /// The section's alignment (sh_addralign): notes are padded to it.
+    pub align: u64,
     pub data: &'a [u8],
 }
 
@@ -183,6 +185,7 @@ impl ElfImage {
         Ok(Some(SectionView {
             address: section.address(),
             file_offset: section.file_range().map(|(offset, _)| offset),
+            align: section.align(),
             data,
         }))
     }

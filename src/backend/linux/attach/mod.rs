@@ -13,6 +13,7 @@ pub mod perf;
 pub mod tracefs;
 pub mod tracepoint;
 pub mod uprobe;
+pub mod usdt;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
