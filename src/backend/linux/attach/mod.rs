@@ -10,6 +10,7 @@
 
 pub mod elf;
 pub mod perf;
+pub mod procmaps;
 pub mod tracefs;
 pub mod tracepoint;
 pub mod uprobe;
