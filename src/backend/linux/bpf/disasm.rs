@@ -75,12 +75,13 @@ fn signed(n: i64) -> String {
     }
 }
 
+/// Arithmetic prints its immediate in signed decimal (`r2 += -8`), as the verifier log does.
 fn alu(insn: &Insn, reg: &str) -> String {
     let reg = if reg.is_empty() { "r" } else { reg };
     let rhs = if insn.code & op::X != 0 {
         format!("{reg}{}", insn.src())
     } else {
-        format!("{:#x}", insn.imm)
+        insn.imm.to_string()
     };
     let dst = insn.dst();
     let sym = match insn.code & 0xf0 {
@@ -187,23 +188,25 @@ mod tests {
             .ldx(Size::B, Reg::R3, Reg::R6, 8)
             .atomic_add(Size::DW, Reg::R10, -16, Reg::R3)
             .alu32(AluOp::Add, Reg::R3, Src::Imm(1))
+            .alu64(AluOp::Add, Reg::R3, Src::Imm(-8))
             .bind(out)
             .mov64_imm(Reg::R0, 0)
             .exit();
         let text = disassemble(&asm.finish().unwrap());
         let expected = "   0: r6 = r1
    1: call bpf_get_current_pid_tgid#14
-   2: r0 >>= 0x20
+   2: r0 >>= 32
    3: *(u32 *)(r10 - 4) = r0
    4: *(u64 *)(r10 - 16) = 0x0
    5: r1 = map[fd 5] ll
    7: r2 = 0x100000000 ll
-   9: if r0 s> r6 goto +3 <13>
+   9: if r0 s> r6 goto +4 <14>
   10: r3 = *(u8 *)(r6 + 8)
   11: lock *(u64 *)(r10 - 16) += r3
-  12: w3 += 0x1
-  13: r0 = 0x0
-  14: exit
+  12: w3 += 1
+  13: r3 += -8
+  14: r0 = 0
+  15: exit
 ";
         assert_eq!(text, expected);
     }
