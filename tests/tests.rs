@@ -4,4 +4,5 @@
 //! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
 
 mod bpf_runtime;
+mod usdt;
 mod util;
