@@ -216,9 +216,9 @@ pub fn find_probe_file(pid: u32, provider: &str, name: &str) -> Result<ProbeFile
 /// The mapped files in the order worth searching: executable, libpython, the rest.
 fn search_order(maps: &ProcessMaps) -> Vec<&str> {
     let files = maps.files();
-    // The first file mapping of a process is its executable (it is mapped lowest by the
-    // kernel for non-PIE and PIE alike, before ld.so maps libraries above it); the
-    // interpreter itself (ld.so) may come first only when run as `ld.so PROGRAM`.
+    // The executable is normally the lowest file mapping: the kernel maps it, PIE or not,
+    // below the mmap area where ld.so and the libraries go. A program started as
+    // `ld.so PROGRAM` has ld.so first instead, and is then found among the rest.
     let (pythons, others): (Vec<&str>, Vec<&str>) = files
         .iter()
         .skip(1)

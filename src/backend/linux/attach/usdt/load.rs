@@ -97,12 +97,30 @@ fn size_of(bytes: u8) -> Size {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::linux::bpf::insn::disassemble;
+    use crate::backend::linux::bpf::insn::{disassemble, Insn};
 
-    fn listing(arg: UsdtArg) -> String {
+    const CTX: Reg = Reg::R6;
+    const DST: Reg = Reg::R7;
+
+    fn emitted(arg: UsdtArg) -> Vec<Insn> {
         let mut asm = Asm::new();
-        load_arg(&mut asm, &arg, Reg::R6, Reg::R7, -8);
-        disassemble(&asm.finish().unwrap())
+        load_arg(&mut asm, &arg, CTX, DST, -8);
+        asm.finish().unwrap()
+    }
+
+    fn expected(build: impl FnOnce(&mut Asm)) -> Vec<Insn> {
+        let mut asm = Asm::new();
+        build(&mut asm);
+        asm.finish().unwrap()
+    }
+
+    fn assert_program(got: Vec<Insn>, want: Vec<Insn>) {
+        assert!(
+            got == want,
+            "emitted:\n{}\nexpected:\n{}",
+            disassemble(&got),
+            disassemble(&want)
+        );
     }
 
     fn arg(size: u8, signed: bool, location: ArgLocation) -> UsdtArg {
@@ -113,86 +131,88 @@ mod tests {
         }
     }
 
+    fn register(regs_offset: u16, shift: u8) -> ArgLocation {
+        ArgLocation::Register { regs_offset, shift }
+    }
+
+    fn memory(regs_offset: u16, displacement: i64) -> ArgLocation {
+        ArgLocation::Memory {
+            regs_offset,
+            displacement,
+        }
+    }
+
     #[test]
     fn signed_register_is_sign_extended() {
-        let eax = ArgLocation::Register {
-            regs_offset: 80,
-            shift: 0,
-        };
-        assert_eq!(
-            listing(arg(4, true, eax)),
-            "   0: r7 = *(u64 *)(r6 + 80)\n   1: r7 <<= 0x20\n   2: r7 s>>= 0x20\n"
-        );
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, DST, CTX, 80)
+                .alu64(AluOp::Lsh, DST, Src::Imm(32))
+                .alu64(AluOp::Arsh, DST, Src::Imm(32));
+        });
+        assert_program(emitted(arg(4, true, register(80, 0))), want);
     }
 
     #[test]
     fn high_byte_register_is_shifted_then_zero_extended() {
-        let ah = ArgLocation::Register {
-            regs_offset: 80,
-            shift: 8,
-        };
-        assert_eq!(
-            listing(arg(1, false, ah)),
-            "   0: r7 = *(u64 *)(r6 + 80)\n   1: r7 >>= 0x8\n   2: r7 <<= 0x38\n   3: r7 >>= 0x38\n"
-        );
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, DST, CTX, 80)
+                .alu64(AluOp::Rsh, DST, Src::Imm(8))
+                .alu64(AluOp::Lsh, DST, Src::Imm(56))
+                .alu64(AluOp::Rsh, DST, Src::Imm(56));
+        });
+        assert_program(emitted(arg(1, false, register(80, 8))), want);
     }
 
     #[test]
     fn full_width_register_is_one_load() {
-        let rbp = ArgLocation::Register {
-            regs_offset: 32,
-            shift: 0,
-        };
-        assert_eq!(
-            listing(arg(8, false, rbp)),
-            "   0: r7 = *(u64 *)(r6 + 32)\n"
-        );
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, DST, CTX, 32);
+        });
+        assert_program(emitted(arg(8, false, register(32, 0))), want);
     }
 
     #[test]
     fn memory_operand_reads_user_memory_of_its_width() {
-        let stack = ArgLocation::Memory {
-            regs_offset: 152,
-            displacement: 112,
-        };
-        let text = listing(arg(4, true, stack));
-        let expected = [
-            "r3 = *(u64 *)(r6 + 152)",
-            "r3 += 0x70",
-            "r1 = r10",
-            "r1 += 0xfffffff8",
-            "r2 = 0x4",
-            "call bpf_probe_read_user#112",
-            "r7 = *(u32 *)(r10 - 8)",
-            "r7 <<= 0x20",
-            "r7 s>>= 0x20",
-        ];
-        assert_lines(&text, &expected);
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, Reg::R3, CTX, 152)
+                .alu64(AluOp::Add, Reg::R3, Src::Imm(112))
+                .mov64_reg(Reg::R1, Reg::R10)
+                .alu64(AluOp::Add, Reg::R1, Src::Imm(-8))
+                .mov64_imm(Reg::R2, 4)
+                .call(Helper::ProbeReadUser)
+                .ldx(Size::W, DST, Reg::R10, -8)
+                .alu64(AluOp::Lsh, DST, Src::Imm(32))
+                .alu64(AluOp::Arsh, DST, Src::Imm(32));
+        });
+        assert_program(emitted(arg(4, true, memory(152, 112))), want);
     }
 
     #[test]
-    fn unsigned_memory_operand_needs_no_extension() {
-        let deref = ArgLocation::Memory {
-            regs_offset: 112,
-            displacement: 0,
-        };
-        let text = listing(arg(2, false, deref));
-        assert!(
-            text.trim_end().ends_with("r7 = *(u16 *)(r10 - 8)"),
-            "{text}"
-        );
-        assert!(!text.contains("r3 +="), "no displacement to add: {text}");
+    fn unsigned_memory_operand_needs_no_extension_nor_displacement() {
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, Reg::R3, CTX, 112)
+                .mov64_reg(Reg::R1, Reg::R10)
+                .alu64(AluOp::Add, Reg::R1, Src::Imm(-8))
+                .mov64_imm(Reg::R2, 2)
+                .call(Helper::ProbeReadUser)
+                .ldx(Size::H, DST, Reg::R10, -8);
+        });
+        assert_program(emitted(arg(2, false, memory(112, 0))), want);
     }
 
     #[test]
     fn huge_displacement_goes_through_a_register() {
-        let far = ArgLocation::Memory {
-            regs_offset: 128,
-            displacement: 0x1_0000_0000,
-        };
-        let text = listing(arg(8, false, far));
-        assert!(text.contains("r2 = 0x100000000"), "{text}");
-        assert!(text.contains("r3 += r2"), "{text}");
+        let want = expected(|asm| {
+            asm.ldx(Size::DW, Reg::R3, CTX, 128)
+                .ld_imm64(Reg::R2, 0x1_0000_0000)
+                .alu64(AluOp::Add, Reg::R3, Src::Reg(Reg::R2))
+                .mov64_reg(Reg::R1, Reg::R10)
+                .alu64(AluOp::Add, Reg::R1, Src::Imm(-8))
+                .mov64_imm(Reg::R2, 8)
+                .call(Helper::ProbeReadUser)
+                .ldx(Size::DW, DST, Reg::R10, -8);
+        });
+        assert_program(emitted(arg(8, false, memory(128, 0x1_0000_0000))), want);
     }
 
     #[test]
@@ -202,16 +222,9 @@ mod tests {
         assert_eq!(extend_constant(0x1_0000_0005, 4, true), 5);
         assert_eq!(extend_constant(0xff, 1, true), u64::MAX);
         assert_eq!(extend_constant(7, 8, false), 7);
-        let text = listing(arg(4, true, ArgLocation::Constant(-5)));
-        assert!(text.contains("r7 = 0xfffffffffffffffb"), "{text}");
-    }
-
-    /// Checks the instruction text of each line of a listing, ignoring the slot numbers.
-    fn assert_lines(listing: &str, expected: &[&str]) {
-        let got: Vec<&str> = listing
-            .lines()
-            .map(|line| line.split_once(": ").map_or(line, |(_, text)| text))
-            .collect();
-        assert_eq!(got, expected, "{listing}");
+        let want = expected(|asm| {
+            asm.ld_imm64(DST, (-5i64) as u64);
+        });
+        assert_program(emitted(arg(4, true, ArgLocation::Constant(-5))), want);
     }
 }

@@ -22,7 +22,7 @@ pub mod note;
 
 use std::path::{Path, PathBuf};
 
-use super::elf::{ElfError, ElfImage};
+use super::elf::{ElfError, ElfImage, SectionView};
 use arg::{ArgSpecError, SpecContext, UsdtArg};
 use note::{Layout, StapsdtNote};
 
@@ -198,22 +198,12 @@ fn probe(
     image: &ElfImage,
     note: StapsdtNote,
     base_now: Option<u64>,
-    probes_section: Option<&super::elf::SectionView<'_>>,
+    probes_section: Option<&SectionView<'_>>,
 ) -> Result<UsdtProbe, UsdtError> {
-    // Without .stapsdt.base (or with a zero base in the note) there is nothing to adjust by.
-    let shift = match base_now {
-        Some(now) if note.base != 0 => now.wrapping_sub(note.base),
-        _ => 0,
-    };
-    let address = note.pc.wrapping_add(shift);
-    let semaphore = match note.semaphore {
-        0 => None,
-        link_time => Some(semaphore(
-            image,
-            &note,
-            link_time.wrapping_add(shift),
-            probes_section,
-        )?),
+    let (address, semaphore_address) = prelink_adjusted(&note, base_now);
+    let semaphore = match semaphore_address {
+        None => None,
+        Some(at) => Some(semaphore(image, &note, at, probes_section)?),
     };
     let symbol_address = |symbol: &str| image.symbol_address(symbol).ok();
     let context = SpecContext {
@@ -234,13 +224,25 @@ fn probe(
     })
 }
 
+/// The probe's address and its semaphore's (None when the note has none), moved by however
+/// far `.stapsdt.base` moved since the note was written (`base_now` is its address now).
+/// Without the section, or with a zero base in the note, there is nothing to adjust by.
+fn prelink_adjusted(note: &StapsdtNote, base_now: Option<u64>) -> (u64, Option<u64>) {
+    let shift = match base_now {
+        Some(now) if note.base != 0 => now.wrapping_sub(note.base),
+        _ => 0,
+    };
+    let semaphore = (note.semaphore != 0).then(|| note.semaphore.wrapping_add(shift));
+    (note.pc.wrapping_add(shift), semaphore)
+}
+
 /// Locates a semaphore in the file: in `.probes` as sys/sdt.h places it, or else in whatever
 /// PT_LOAD segment holds it (some toolchains put semaphores in .data).
 fn semaphore(
     image: &ElfImage,
     note: &StapsdtNote,
     address: u64,
-    probes_section: Option<&super::elf::SectionView<'_>>,
+    probes_section: Option<&SectionView<'_>>,
 ) -> Result<Semaphore, UsdtError> {
     let in_probes = probes_section.and_then(|section| {
         let within = address.checked_sub(section.address)?;
@@ -274,25 +276,172 @@ mod tests {
         path.exists().then(|| UsdtProbes::open(path).unwrap())
     }
 
-    #[test]
-    fn python_function_entry_semaphore_offset() {
-        let Some(probes) = python() else { return };
+    /// What binutils' `readelf` says about a file: the ground truth for these tests.
+    fn readelf(args: &[&str], path: &Path) -> String {
+        let out = std::process::Command::new("readelf")
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("readelf (binutils) is installed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn hex(text: &str) -> u64 {
+        let digits = text.trim().trim_end_matches(',');
+        u64::from_str_radix(digits.trim_start_matches("0x"), 16).unwrap()
+    }
+
+    /// `readelf -SW`: (address, file offset) of section `name`.
+    fn readelf_section(path: &Path, name: &str) -> (u64, u64) {
+        let table = readelf(&["-SW"], path);
+        let words: Vec<&str> = table
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find_map(|words| {
+                let at = words.iter().position(|w| *w == name)?;
+                Some(words[at..].to_vec())
+            })
+            .expect("the section is listed");
+        (hex(words[2]), hex(words[3]))
+    }
+
+    /// `readelf -lW`: the file offset of `address` through its PT_LOAD line.
+    fn readelf_file_offset(path: &Path, address: u64) -> u64 {
+        readelf(&["-lW"], path)
+            .lines()
+            .filter(|line| line.trim_start().starts_with("LOAD"))
+            .find_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let (offset, vaddr, file_size) = (hex(words[1]), hex(words[2]), hex(words[4]));
+                let within = address.checked_sub(vaddr)?;
+                (within < file_size).then_some(offset + within)
+            })
+            .expect("a LOAD segment holds the address")
+    }
+
+    /// `readelf -n`: (location, semaphore) of probe `provider:name`.
+    fn readelf_probe(path: &Path, provider: &str, name: &str) -> (u64, u64) {
+        let notes = readelf(&["-n"], path);
+        let lines: Vec<&str> = notes.lines().map(str::trim).collect();
+        let at = lines
+            .windows(2)
+            .position(|w| {
+                w[0] == format!("Provider: {provider}") && w[1] == format!("Name: {name}")
+            })
+            .expect("readelf lists the probe");
+        // "Location: 0x…, Base: 0x…, Semaphore: 0x…"
+        let fields: Vec<&str> = lines[at + 2].split_whitespace().collect();
+        (hex(fields[1]), hex(fields[5]))
+    }
+
+    /// Checks `function__entry` of `path` against readelf, with the formula of PYTHON.md:
+    /// semaphore offset = semaphore − .probes address + .probes file offset.
+    fn check_function_entry(path: &Path) {
+        let probes = UsdtProbes::open(path).unwrap();
         let sites = probes.find("python", "function__entry").unwrap();
         assert_eq!(sites.len(), 1);
         let entry = sites[0];
-        // PYTHON.md: semaphore at 0xa84260, file offset 0x683260.
+        let (location, semaphore) = readelf_probe(path, "python", "function__entry");
+        let (probes_address, probes_offset) = readelf_section(path, ".probes");
         assert_eq!(
             entry.semaphore,
             Some(Semaphore {
-                address: 0xa8_4260,
-                file_offset: 0x68_3260,
+                address: semaphore,
+                file_offset: semaphore - probes_address + probes_offset,
             })
         );
+        assert_eq!(entry.address, location);
+        assert_eq!(entry.file_offset, readelf_file_offset(path, location));
         assert_eq!(entry.arg_specs, "8@%rbp 8@%r12 -4@%eax");
         assert_eq!(entry.args().unwrap().len(), 3);
-        // readelf -n: Location 0x4f20a1 in a non-PIE file whose text maps at 0x400000.
-        assert_eq!(entry.address, 0x4f_20a1);
-        assert_eq!(entry.file_offset, 0xf_20a1);
+    }
+
+    #[test]
+    fn python_function_entry_agrees_with_readelf() {
+        check_function_entry(Path::new(PYTHON));
+    }
+
+    #[test]
+    fn libpython_function_entry_agrees_with_readelf() {
+        // A shared library: its writable segment maps at a different offset than its address,
+        // so the semaphore's file offset differs from its address.
+        let path = Path::new("/lib/x86_64-linux-gnu/libpython3.11.so.1.0");
+        check_function_entry(path);
+        let probes = UsdtProbes::open(path).unwrap();
+        let semaphore = probes.find("python", "function__entry").unwrap()[0]
+            .semaphore
+            .unwrap();
+        assert_ne!(semaphore.address, semaphore.file_offset);
+    }
+
+    #[test]
+    fn semaphore_offset_of_the_python_md_example() {
+        // PYTHON.md, measured on Debian's python3.11 3.11.2-6+deb12u6: function__entry's
+        // semaphore at 0xa84260 is at file offset 0x683260, where .probes starts.
+        let image = ElfImage::open(&std::env::current_exe().unwrap()).unwrap();
+        let data = [0u8; 0x18];
+        let probes = SectionView {
+            address: 0xa8_4260,
+            file_offset: Some(0x68_3260),
+            align: 2,
+            data: &data,
+        };
+        let note = StapsdtNote {
+            pc: 0x4f_20a1,
+            base: 0x8c_c5a0,
+            semaphore: 0xa8_4260,
+            provider: "python".into(),
+            name: "function__entry".into(),
+            args: "8@%rbp 8@%r12 -4@%eax".into(),
+        };
+        let found = semaphore(&image, &note, 0xa8_4260, Some(&probes)).unwrap();
+        assert_eq!(found.file_offset, 0x68_3260);
+        let last = semaphore(&image, &note, 0xa8_4276, Some(&probes)).unwrap();
+        assert_eq!(last.file_offset, 0x68_3276);
+        // Outside .probes, and in no segment of the file it is checked against: an error.
+        let err = semaphore(&image, &note, u64::MAX - 1, Some(&probes)).unwrap_err();
+        assert!(
+            matches!(err, UsdtError::SemaphoreNotInFile { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn prelinked_addresses_move_with_stapsdt_base() {
+        let note = StapsdtNote {
+            pc: 0x1500,
+            base: 0x1000,
+            semaphore: 0x2000,
+            provider: "p".into(),
+            name: "n".into(),
+            args: String::new(),
+        };
+        // Prelinked 0x20000 higher, or lower: both addresses move by the same amount.
+        assert_eq!(
+            prelink_adjusted(&note, Some(0x21000)),
+            (0x21500, Some(0x22000))
+        );
+        assert_eq!(prelink_adjusted(&note, Some(0x800)), (0xd00, Some(0x1800)));
+        // Not prelinked, no base section, or no base recorded: unchanged.
+        assert_eq!(
+            prelink_adjusted(&note, Some(0x1000)),
+            (0x1500, Some(0x2000))
+        );
+        assert_eq!(prelink_adjusted(&note, None), (0x1500, Some(0x2000)));
+        let unbased = StapsdtNote {
+            base: 0,
+            ..note.clone()
+        };
+        assert_eq!(
+            prelink_adjusted(&unbased, Some(0x9000)),
+            (0x1500, Some(0x2000))
+        );
+        // A zero semaphore means "none" and stays so.
+        let plain = StapsdtNote {
+            semaphore: 0,
+            ..note
+        };
+        assert_eq!(prelink_adjusted(&plain, Some(0x21000)), (0x21500, None));
     }
 
     #[test]
@@ -337,28 +486,6 @@ mod tests {
         assert!(err
             .to_string()
             .ends_with("it has no USDT probes at all (no .note.stapsdt section)"));
-    }
-
-    #[test]
-    fn libpython_semaphore_offset_differs_from_its_address() {
-        let path = Path::new("/lib/x86_64-linux-gnu/libpython3.11.so.1.0");
-        if !path.exists() {
-            return;
-        }
-        let probes = UsdtProbes::open(path).unwrap();
-        let entry = probes.find("python", "function__entry").unwrap()[0];
-        // readelf -S: .probes at address 0x760180, file offset 0x75f180; readelf -n puts
-        // function__entry's semaphore at its start.
-        assert_eq!(
-            entry.semaphore,
-            Some(Semaphore {
-                address: 0x76_0180,
-                file_offset: 0x75_f180,
-            })
-        );
-        // The probe is in the text segment, which maps file offsets 1:1 in this library.
-        assert_eq!(entry.address, 0x26_c4f2);
-        assert_eq!(entry.file_offset, 0x26_c4f2);
     }
 
     #[test]
