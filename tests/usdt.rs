@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use dtk::backend::linux::attach::procmaps::{find_probe_file, ProcessMaps};
 use dtk::backend::linux::attach::tracefs;
-use dtk::backend::linux::attach::uprobe::{attach_uprobe, UprobeSpec};
+use dtk::backend::linux::attach::uprobe::attach_uprobe;
 use dtk::backend::linux::attach::usdt::load::load_arg;
 use dtk::backend::linux::attach::usdt::{UsdtProbe, UsdtProbes};
 use dtk::backend::linux::attach::Link;
@@ -118,20 +118,11 @@ fn empty_program() -> Program {
     prog::load(ProgType::Kprobe, &asm.finish().unwrap(), "GPL").unwrap()
 }
 
-/// Attaches `prog` at every site of `probe` in `path`, for `pid` only, with the semaphore.
-fn attach(prog: &Program, path: &Path, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
+/// Attaches `prog` at every site of a probe, for `pid` only, with the semaphore.
+fn attach(prog: &Program, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
     sites
         .iter()
-        .map(|site| {
-            let spec = UprobeSpec {
-                path: path.to_path_buf(),
-                offset: site.file_offset,
-                ref_ctr_offset: site.semaphore.map(|s| s.file_offset),
-                pid: Some(pid as i32),
-                retprobe: false,
-            };
-            attach_uprobe(prog, &spec).unwrap()
-        })
+        .map(|site| attach_uprobe(prog, &site.uprobe_spec(Some(pid as i32))).unwrap())
         .collect()
 }
 
@@ -298,7 +289,7 @@ fn function_return_gives_filename_function_and_line() {
     let mut ring = RingBuf::create(1 << 18, "usdt_ret").unwrap();
     let sites = python_probe("function__return");
     let prog = record_program(&ring, &sites[0], RETURN_TAG, true);
-    let links = attach(&prog, Path::new(PYTHON), &sites, python.pid());
+    let links = attach(&prog, &sites, python.pid());
     python.go_and_wait();
     drop(links);
 
@@ -325,7 +316,7 @@ fn python_3_11_fires_function_entry_only_while_line_is_enabled() {
     let mut alone = PythonChild::start(CALLS);
     let mut ring = RingBuf::create(1 << 18, "usdt_entry").unwrap();
     let entry_prog = record_program(&ring, &entry_sites[0], ENTRY_TAG, true);
-    let links = attach(&entry_prog, Path::new(PYTHON), &entry_sites, alone.pid());
+    let links = attach(&entry_prog, &entry_sites, alone.pid());
     alone.go_and_wait();
     drop(links);
     let events = drain(&mut ring, alone.pid());
@@ -334,13 +325,8 @@ fn python_3_11_fires_function_entry_only_while_line_is_enabled() {
     // Entry with `line` attached too: entries fire, each with the def line.
     let mut with_line = PythonChild::start(CALLS);
     let line_prog = empty_program();
-    let mut links = attach(&line_prog, Path::new(PYTHON), &line_sites, with_line.pid());
-    links.extend(attach(
-        &entry_prog,
-        Path::new(PYTHON),
-        &entry_sites,
-        with_line.pid(),
-    ));
+    let mut links = attach(&line_prog, &line_sites, with_line.pid());
+    links.extend(attach(&entry_prog, &entry_sites, with_line.pid()));
     with_line.go_and_wait();
     drop(links);
     let events = drain(&mut ring, with_line.pid());
@@ -377,7 +363,7 @@ fn gc_start_reads_a_stack_memory_argument() {
     let mut python = PythonChild::start(&script);
     let mut ring = RingBuf::create(1 << 16, "usdt_gc").unwrap();
     let prog = record_program(&ring, &sites[0], 3, false);
-    let links = attach(&prog, Path::new(PYTHON), &sites, python.pid());
+    let links = attach(&prog, &sites, python.pid());
     python.go_and_wait();
     drop(links);
     let seen: Vec<u64> = drain(&mut ring, python.pid())
@@ -411,7 +397,7 @@ fn semaphore_is_raised_while_attached_and_restored_after() {
 
     let before = read_semaphore(python.pid(), address);
     let prog = empty_program();
-    let links = attach(&prog, Path::new(PYTHON), &sites, python.pid());
+    let links = attach(&prog, &sites, python.pid());
     let during = read_semaphore(python.pid(), address);
     drop(links);
     let after = read_semaphore(python.pid(), address);
@@ -461,7 +447,7 @@ fn probe_file_of_a_process_in_another_mount_namespace() {
 
     let mut ring = RingBuf::create(1 << 18, "usdt_ns").unwrap();
     let prog = record_program(&ring, &found.sites[0], RETURN_TAG, true);
-    let links = attach(&prog, &found.path, &found.sites, python.pid());
+    let links = attach(&prog, &found.sites, python.pid());
     python.go_and_wait();
     drop(links);
     assert_eq!(python.read_stdout_line(), "ok");

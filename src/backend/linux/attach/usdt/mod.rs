@@ -23,6 +23,7 @@ pub mod note;
 use std::path::{Path, PathBuf};
 
 use super::elf::{ElfError, ElfImage, SectionView};
+use super::uprobe::UprobeSpec;
 use arg::{ArgSpecError, SpecContext, UsdtArg};
 use note::{Layout, StapsdtNote};
 
@@ -112,6 +113,18 @@ impl UsdtProbe {
     /// `provider:name`.
     pub fn full_name(&self) -> String {
         format!("{}:{}", self.provider, self.name)
+    }
+
+    /// Where to attach this probe site: in the file it was read from, with its semaphore
+    /// counted by the kernel, for `pid` only or for every process that maps the file.
+    pub fn uprobe_spec(&self, pid: Option<i32>) -> UprobeSpec {
+        UprobeSpec {
+            path: self.path.clone(),
+            offset: self.file_offset,
+            ref_ctr_offset: self.semaphore.map(|s| s.file_offset),
+            pid,
+            retprobe: false,
+        }
     }
 }
 
@@ -442,6 +455,19 @@ mod tests {
             ..note
         };
         assert_eq!(prelink_adjusted(&plain, Some(0x21000)), (0x21500, None));
+    }
+
+    #[test]
+    fn uprobe_spec_carries_the_semaphore_offset() {
+        let probes = UsdtProbes::open(Path::new(PYTHON)).unwrap();
+        let entry = probes.find("python", "function__entry").unwrap()[0];
+        let spec = entry.uprobe_spec(Some(42));
+        assert_eq!(spec.path, Path::new(PYTHON));
+        assert_eq!(spec.offset, entry.file_offset);
+        assert_eq!(spec.ref_ctr_offset, entry.semaphore.map(|s| s.file_offset));
+        assert!(spec.ref_ctr_offset.is_some());
+        assert_eq!(spec.pid, Some(42));
+        assert!(!spec.retprobe);
     }
 
     #[test]
