@@ -187,7 +187,7 @@ impl PythonChild {
     fn wait_until_mapped(&mut self) {
         for _ in 0..500 {
             let mapped = ProcessMaps::read(self.pid())
-                .map(|maps| maps.files().iter().any(|f| f.ends_with("python3.11")))
+                .map(|maps| maps.files().iter().any(|f| f.path.ends_with("python3.11")))
                 .unwrap_or(false);
             if mapped {
                 return;
@@ -268,6 +268,15 @@ fn script_calls(events: &[Event], script: &Path, tag: u32) -> Vec<(String, u64)>
         .collect()
 }
 
+/// How many times the script's module code returned: once, for a script that ran to its end.
+fn module_returns(events: &[Event], script: &Path) -> usize {
+    let script = script.to_str().unwrap();
+    events
+        .iter()
+        .filter(|e| e.tag == RETURN_TAG && e.filename == script && e.funcname == "<module>")
+        .count()
+}
+
 #[test]
 fn function_return_gives_filename_function_and_line() {
     if !kernel_available("function_return_gives_filename_function_and_line") {
@@ -295,10 +304,7 @@ fn function_return_gives_filename_function_and_line() {
 
     let events = drain(&mut ring, python.pid());
     assert_eq!(script_calls(&events, &python.script, RETURN_TAG), expected);
-    let module = events
-        .iter()
-        .filter(|e| e.filename == python.script.to_str().unwrap() && e.funcname == "<module>");
-    assert_eq!(module.count(), 1, "the module's code returns once");
+    assert_eq!(module_returns(&events, &python.script), 1, "{events:?}");
 }
 
 #[test]
@@ -452,8 +458,39 @@ fn probe_file_of_a_process_in_another_mount_namespace() {
     drop(links);
     assert_eq!(python.read_stdout_line(), "ok");
     let events = drain(&mut ring, python.pid());
-    let module = events
-        .iter()
-        .filter(|e| e.filename == python.script.to_str().unwrap() && e.funcname == "<module>");
-    assert_eq!(module.count(), 1, "events: {events:?}");
+    assert_eq!(module_returns(&events, &python.script), 1, "{events:?}");
+}
+
+#[test]
+fn probe_file_of_a_python_replaced_while_running() {
+    if !kernel_available("probe_file_of_a_python_replaced_while_running") {
+        return;
+    }
+    // A copy of python3.11 is started, then replaced by another file at the same path, as an
+    // upgrade does: the probes must be found, and attached, in the file the process runs.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("python3.11");
+    std::fs::copy(PYTHON, &copy).unwrap();
+    let mut python = PythonChild::start_with("print('ok')\n", |script| {
+        let mut command = Command::new(&copy);
+        command.arg(script).env("PYTHONHOME", "/usr");
+        command
+    });
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::write(&copy, b"not the interpreter").unwrap();
+
+    let found = find_probe_file(python.pid(), "python", "function__return").unwrap();
+    assert_eq!(found.path_in_process, copy.to_str().unwrap());
+    assert!(found.deleted);
+    let map_files = format!("/proc/{}/map_files/", python.pid());
+    assert!(found.path.starts_with(&map_files), "{:?}", found.path);
+
+    let mut ring = RingBuf::create(1 << 18, "usdt_replaced").unwrap();
+    let prog = record_program(&ring, &found.sites[0], RETURN_TAG, true);
+    let links = attach(&prog, &found.sites, python.pid());
+    python.go_and_wait();
+    drop(links);
+    assert_eq!(python.read_stdout_line(), "ok");
+    let events = drain(&mut ring, python.pid());
+    assert_eq!(module_returns(&events, &python.script), 1, "{events:?}");
 }

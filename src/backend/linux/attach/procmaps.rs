@@ -5,6 +5,11 @@
 //! it are as the process sees them, which differs from dtk's view when the process runs in
 //! another mount namespace (a container): the file is opened, and the uprobe attached, through
 //! `/proc/PID/root/<path>`, which the kernel resolves in the process's own root.
+//!
+//! A file deleted or replaced since the process mapped it (a Python upgraded under a running
+//! interpreter) shows as "PATH (deleted)"; PATH now names another file, or none. Its mapping is
+//! still reachable as `/proc/PID/map_files/START-END`, a link to the very inode the process
+//! runs (reading it needs CAP_SYS_ADMIN, which tracing needs anyway).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -112,12 +117,15 @@ impl ProcessMaps {
         &self.mappings
     }
 
-    /// Each mapped file once, in address order, skipping deleted ones.
-    pub fn files(&self) -> Vec<&str> {
-        let mut files: Vec<&str> = Vec::new();
-        for mapping in self.mappings.iter().filter(|m| !m.deleted) {
-            if !files.contains(&mapping.path.as_str()) {
-                files.push(&mapping.path);
+    /// Each mapped file once (its lowest mapping), in address order.
+    pub fn files(&self) -> Vec<&FileMapping> {
+        let mut files: Vec<&FileMapping> = Vec::new();
+        for mapping in &self.mappings {
+            let seen = files
+                .iter()
+                .any(|f| f.path == mapping.path && f.deleted == mapping.deleted);
+            if !seen {
+                files.push(mapping);
             }
         }
         files
@@ -134,6 +142,19 @@ impl ProcessMaps {
     /// `path` as dtk can open it: through the process's root directory.
     pub fn through_root(&self, path: &str) -> PathBuf {
         Path::new(&format!("/proc/{}/root", self.pid)).join(path.trim_start_matches('/'))
+    }
+
+    /// A path that names the file of `mapping` for dtk (to read, and to attach uprobes to):
+    /// through the process's root, or through map_files when the file was deleted.
+    pub fn openable_path(&self, mapping: &FileMapping) -> PathBuf {
+        if mapping.deleted {
+            PathBuf::from(format!(
+                "/proc/{}/map_files/{:x}-{:x}",
+                self.pid, mapping.start, mapping.end
+            ))
+        } else {
+            self.through_root(&mapping.path)
+        }
     }
 }
 
@@ -179,8 +200,11 @@ fn parse_line(line: &str) -> Option<Option<FileMapping>> {
 pub struct ProbeFile {
     /// The path as the process sees it (for messages and /proc/PID/maps lookups).
     pub path_in_process: String,
-    /// The path to open and to attach to: through /proc/PID/root.
+    /// The file was deleted or replaced after the process mapped it.
+    pub deleted: bool,
+    /// The path to open and to attach to (see [`ProcessMaps::openable_path`]).
     pub path: PathBuf,
+    /// The probe's sites, read from `path` (so their uprobe specs use it too).
     pub sites: Vec<UsdtProbe>,
 }
 
@@ -190,20 +214,21 @@ pub struct ProbeFile {
 pub fn find_probe_file(pid: u32, provider: &str, name: &str) -> Result<ProbeFile, ProcMapsError> {
     let maps = ProcessMaps::read(pid)?;
     let mut searched = Vec::new();
-    for path_in_process in search_order(&maps) {
-        let path = maps.through_root(path_in_process);
+    for mapping in search_order(&maps) {
+        let path = maps.openable_path(mapping);
         // Files that are not ELF (locale archives, caches) or vanished cannot hold probes.
         let Ok(probes) = UsdtProbes::open(&path) else {
             continue;
         };
         if let Ok(sites) = probes.find(provider, name) {
             return Ok(ProbeFile {
-                path_in_process: path_in_process.to_string(),
+                path_in_process: mapping.path.clone(),
+                deleted: mapping.deleted,
                 sites: sites.into_iter().cloned().collect(),
                 path,
             });
         }
-        searched.push((PathBuf::from(path_in_process), probes.names()));
+        searched.push((PathBuf::from(&mapping.path), probes.names()));
     }
     Err(ProcMapsError::NoSuchProbe {
         pid,
@@ -214,15 +239,15 @@ pub fn find_probe_file(pid: u32, provider: &str, name: &str) -> Result<ProbeFile
 }
 
 /// The mapped files in the order worth searching: executable, libpython, the rest.
-fn search_order(maps: &ProcessMaps) -> Vec<&str> {
+fn search_order(maps: &ProcessMaps) -> Vec<&FileMapping> {
     let files = maps.files();
     // The executable is normally the lowest file mapping: the kernel maps it, PIE or not,
     // below the mmap area where ld.so and the libraries go. A program started as
     // `ld.so PROGRAM` has ld.so first instead, and is then found among the rest.
-    let (pythons, others): (Vec<&str>, Vec<&str>) = files
+    let (pythons, others): (Vec<&FileMapping>, Vec<&FileMapping>) = files
         .iter()
         .skip(1)
-        .partition(|path| file_name(path).starts_with("libpython"));
+        .partition(|mapping| file_name(&mapping.path).starts_with("libpython"));
     files
         .first()
         .into_iter()
@@ -271,25 +296,32 @@ mod tests {
         assert!(last.deleted);
     }
 
+    fn paths(mappings: Vec<&FileMapping>) -> Vec<&str> {
+        mappings.into_iter().map(|m| m.path.as_str()).collect()
+    }
+
     #[test]
     fn files_are_listed_once_and_searched_executable_then_libpython_first() {
         let maps = ProcessMaps::parse(42, MAPS).unwrap();
         assert_eq!(
-            maps.files(),
+            paths(maps.files()),
             vec![
                 "/usr/bin/python3.11",
                 "/usr/lib/locale/locale-archive",
                 "/usr/lib/x86_64-linux-gnu/libc.so.6",
                 "/opt/py/lib/libpython3.11.so.1.0",
+                "/tmp/my dir/lib x.so",
             ]
         );
+        assert_eq!(maps.files()[0].start, 0x40_0000, "a file's lowest mapping");
         assert_eq!(
-            search_order(&maps),
+            paths(search_order(&maps)),
             vec![
                 "/usr/bin/python3.11",
                 "/opt/py/lib/libpython3.11.so.1.0",
                 "/usr/lib/locale/locale-archive",
                 "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "/tmp/my dir/lib x.so",
             ]
         );
     }
@@ -310,11 +342,16 @@ mod tests {
     }
 
     #[test]
-    fn paths_go_through_the_process_root() {
+    fn paths_go_through_the_process_root_or_map_files_when_deleted() {
         let maps = ProcessMaps::parse(42, MAPS).unwrap();
+        let files = maps.files();
         assert_eq!(
-            maps.through_root("/usr/bin/python3.11"),
+            maps.openable_path(files[0]),
             PathBuf::from("/proc/42/root/usr/bin/python3.11")
+        );
+        assert_eq!(
+            maps.openable_path(files[4]),
+            PathBuf::from("/proc/42/map_files/7f0000600000-7f0000601000")
         );
     }
 
