@@ -58,6 +58,14 @@ pub enum AttachError {
     },
     #[error("{} does not hold a number: {text:?}", path.display())]
     BadNumber { path: PathBuf, text: String },
+    #[error(
+        "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe): uprobes and USDT \
+         need kernel ≥ 4.17 built with CONFIG_UPROBE_EVENTS"
+    )]
+    NoUprobePmu {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the path {} contains a NUL byte", path.display())]
     NulInPath { path: PathBuf },
     #[error(

@@ -77,7 +77,12 @@ fn describe(spec: &UprobeSpec) -> String {
 
 /// The uprobe PMU's perf type, a number the kernel assigns at boot.
 fn pmu_type() -> Result<u32, AttachError> {
-    let value = read_number(Path::new(PMU).join("type"))?;
+    let value = read_number(Path::new(PMU).join("type")).map_err(|e| match e {
+        AttachError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            AttachError::NoUprobePmu { source }
+        }
+        other => other,
+    })?;
     u32::try_from(value).map_err(|_| AttachError::BadNumber {
         path: Path::new(PMU).join("type"),
         text: value.to_string(),
