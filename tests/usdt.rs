@@ -144,23 +144,31 @@ struct PythonChild {
     _dir: tempfile::TempDir,
 }
 
+/// `python3.11 SCRIPT`.
+fn python_command(script: &Path) -> Command {
+    let mut command = Command::new(PYTHON);
+    command.arg(script);
+    command
+}
+
 /// The first line every test script starts with: wait until the probes are attached.
 const WAIT_FOR_GO: &str = "import sys\nsys.stdin.readline()\n";
 
 impl PythonChild {
     fn start(body: &str) -> PythonChild {
-        Self::start_with(body, |script| {
-            let mut command = Command::new(PYTHON);
-            command.arg(script);
-            command
-        })
+        Self::start_with("", body, python_command)
     }
 
-    /// Starts `make_command(script)` with the script written to a fresh temporary directory.
-    fn start_with(body: &str, make_command: impl FnOnce(&Path) -> Command) -> PythonChild {
+    /// Starts `make_command(script)` with the script written to a fresh temporary directory:
+    /// `setup`, then the wait for the go-ahead, then `body`.
+    fn start_with(
+        setup: &str,
+        body: &str,
+        make_command: impl FnOnce(&Path) -> Command,
+    ) -> PythonChild {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("traced.py");
-        std::fs::write(&script, format!("{WAIT_FOR_GO}{body}")).unwrap();
+        std::fs::write(&script, format!("{setup}{WAIT_FOR_GO}{body}")).unwrap();
         let mut child = make_command(&script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -363,10 +371,11 @@ fn gc_start_reads_a_stack_memory_argument() {
         .iter()
         .map(|g| format!("gc.collect({g})\n"))
         .collect();
-    // Automatic collections would add events; gc.collect() still works while disabled.
-    // os._exit skips the collections of interpreter shutdown.
-    let script = format!("import gc, os\ngc.disable()\n{calls}os._exit(0)\n");
-    let mut python = PythonChild::start(&script);
+    // Automatic collections would add events, so they are off before tracing starts;
+    // gc.collect() still works while disabled. os._exit skips the collections of shutdown.
+    let setup = "import gc, os\ngc.disable()\n";
+    let body = format!("{calls}os._exit(0)\n");
+    let mut python = PythonChild::start_with(setup, &body, python_command);
     let mut ring = RingBuf::create(1 << 16, "usdt_gc").unwrap();
     let prog = record_program(&ring, &sites[0], 3, false);
     let links = attach(&prog, &sites, python.pid());
@@ -428,7 +437,7 @@ fn probe_file_of_a_process_in_another_mount_namespace() {
     // and runs a copy of python3.11 from it: that file exists only in its namespace.
     let hidden = tempfile::tempdir().unwrap();
     let hidden_dir = hidden.path().to_str().unwrap().to_string();
-    let mut python = PythonChild::start_with("print('ok')\n", |script| {
+    let mut python = PythonChild::start_with("", "print('ok')\n", |script| {
         let shell = format!(
             "mount -t tmpfs dtk-test '{hidden_dir}' && cp {PYTHON} '{hidden_dir}/python3.11' \
              && PYTHONHOME=/usr exec '{hidden_dir}/python3.11' '{}'",
@@ -471,7 +480,7 @@ fn probe_file_of_a_python_replaced_while_running() {
     let copy_dir = tempfile::tempdir().unwrap();
     let copy = copy_dir.path().join("python3.11");
     std::fs::copy(PYTHON, &copy).unwrap();
-    let mut python = PythonChild::start_with("print('ok')\n", |script| {
+    let mut python = PythonChild::start_with("", "print('ok')\n", |script| {
         let mut command = Command::new(&copy);
         command.arg(script).env("PYTHONHOME", "/usr");
         command
