@@ -28,15 +28,13 @@ fn libc_function(name: &str) -> UprobeSpec {
 /// Offset of the return-value register in `struct pt_regs`.
 const RETURN_REG: i16 = if cfg!(target_arch = "aarch64") { 0 } else { 80 };
 
-/// A uprobe program that sends (tag, return register) for process `tgid` (any if 0).
-fn tagged_program(ring: &RingBuf, tgid: u32, tag: i32) -> Vec<Insn> {
+/// A uprobe program that sends (tgid, tag, return register), for thread `tid` only if given.
+fn tagged_program(ring: &RingBuf, tid: Option<u32>, tag: i32) -> Vec<Insn> {
     let mut asm = Asm::new();
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
-    if tgid != 0 {
-        asm.call(Helper::GetCurrentPidTgid)
-            .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
-            .jmp_if(Cond::Ne, Reg::R0, Src::Imm(tgid as i32), out);
+    if let Some(tid) = tid {
+        only_thread(&mut asm, tid, out);
     }
     asm.call(Helper::GetCurrentPidTgid)
         .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
@@ -63,8 +61,8 @@ fn uprobe_and_uretprobe_on_a_libc_symbol_fire_in_this_process() {
     }
     let pid = std::process::id();
     let mut ring = RingBuf::create(1 << 16, "dtk_test_uprobe").unwrap();
-    let entry = load(ProgType::Kprobe, &tagged_program(&ring, pid, 1));
-    let exit = load(ProgType::Kprobe, &tagged_program(&ring, pid, 2));
+    let entry = load(ProgType::Kprobe, &tagged_program(&ring, Some(gettid()), 1));
+    let exit = load(ProgType::Kprobe, &tagged_program(&ring, Some(gettid()), 2));
     let mut spec = libc_function("getpid");
     spec.pid = Some(pid as i32);
     let entry_link = attach_uprobe(&entry, &spec).unwrap();
@@ -83,9 +81,9 @@ fn uprobe_and_uretprobe_on_a_libc_symbol_fire_in_this_process() {
         [_, 2, value] => returns.push(value),
         _ => panic!("unexpected record {rec:?}"),
     });
-    // Other test threads may call getpid too (std::process::id does); ours are a lower bound.
-    assert!(entries >= CALLS, "{entries} entries");
-    assert_eq!(returns.len(), entries);
+    // Only this thread's calls count: other test threads call getpid too (std::process::id).
+    assert_eq!(entries, CALLS);
+    assert_eq!(returns.len(), CALLS);
     assert!(returns.iter().all(|&v| v == u64::from(pid)), "{returns:?}");
 }
 
@@ -95,7 +93,7 @@ fn uprobe_on_a_libc_symbol_fires_in_a_child_cat() {
         return;
     }
     let mut ring = RingBuf::create(1 << 20, "dtk_test_uprobe").unwrap();
-    let prog = load(ProgType::Kprobe, &tagged_program(&ring, 0, 1));
+    let prog = load(ProgType::Kprobe, &tagged_program(&ring, None, 1));
     let link = attach_uprobe(&prog, &libc_function("malloc")).unwrap();
     let child = Command::new("/bin/cat")
         .arg("/proc/self/stat")
@@ -169,7 +167,7 @@ fn a_uprobe_refused_for_a_stale_foreign_probe_names_it() {
     let foreign = ForeignProbe::add(&file, 0x1000, 0x2000);
     let prog = load(
         ProgType::Kprobe,
-        &tagged_program(&RingBuf::create(4096, "x").unwrap(), 0, 1),
+        &tagged_program(&RingBuf::create(4096, "x").unwrap(), None, 1),
     );
     let spec = UprobeSpec {
         path: file.clone(),
