@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use dtk::backend::linux::attach::procmaps::{find_probe_file, ProcessMaps};
@@ -140,6 +140,7 @@ fn python_probe(name: &str) -> Vec<UsdtProbe> {
 struct PythonChild {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
     script: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -151,8 +152,9 @@ fn python_command(script: &Path) -> Command {
     command
 }
 
-/// The first line every test script starts with: wait until the probes are attached.
-const WAIT_FOR_GO: &str = "import sys\nsys.stdin.readline()\n";
+/// The lines every test script starts with: say it is ready, then wait until the probes are
+/// attached. Attaching only once it is ready leaves the interpreter's own start-up untraced.
+const WAIT_FOR_GO: &str = "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n";
 
 impl PythonChild {
     fn start(body: &str) -> PythonChild {
@@ -176,33 +178,20 @@ impl PythonChild {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut child = PythonChild {
             child,
             stdin,
+            stdout,
             script,
             _dir: dir,
         };
-        child.wait_until_mapped();
+        assert_eq!(child.read_stdout_line(), "ready");
         child
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// Waits until the interpreter has mapped python3.11 (exec done), so that its maps and
-    /// semaphores are there to look at.
-    fn wait_until_mapped(&mut self) {
-        for _ in 0..500 {
-            let mapped = ProcessMaps::read(self.pid())
-                .map(|maps| maps.files().iter().any(|f| f.path.ends_with("python3.11")))
-                .unwrap_or(false);
-            if mapped {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("python3.11 never showed up in /proc/{}/maps", self.pid());
     }
 
     /// Lets the script run past its first line, and waits for it to finish.
@@ -214,11 +203,10 @@ impl PythonChild {
         assert!(status.success(), "python exited with {status}");
     }
 
-    /// The first line the script printed.
+    /// The next line the script printed.
     fn read_stdout_line(&mut self) -> String {
-        let stdout = self.child.stdout.as_mut().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        self.stdout.read_line(&mut line).unwrap();
         line.trim().to_string()
     }
 }
