@@ -24,11 +24,13 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
         .exit();
     let prog = load(ProgType::PerfEvent, &asm.finish().unwrap());
     const HZ: u64 = 200;
-    let start = std::time::Instant::now();
+    // The window is timed from attached to detaching, so a slow attach on a busy machine does
+    // not count as time without samples.
     let link = perf::attach_cpu_clock(&prog, HZ).unwrap();
+    let start = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(500));
-    drop(link);
     let elapsed = start.elapsed().as_secs_f64();
+    drop(link);
     let key = 0u32.to_ne_bytes();
     let cpus = dtk::backend::linux::bpf::cpus::online().unwrap().len() as f64;
     let want = HZ as f64 * elapsed * cpus;
@@ -40,7 +42,7 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     let per_cpu = counts.lookup_per_cpu(&key).unwrap().unwrap();
     assert!(
         per_cpu.iter().take(cpus as usize).all(|v| v != &[0; 8]),
-        "a CPU had no samples"
+        "a CPU had no samples: {per_cpu:?}"
     );
 }
 

@@ -88,25 +88,39 @@ fn uprobe_and_uretprobe_on_a_libc_symbol_fire_in_this_process() {
 }
 
 #[test]
-fn uprobe_on_a_libc_symbol_fires_in_a_child_cat() {
-    if !kernel_available("uprobe_on_a_libc_symbol_fires_in_a_child_cat") {
+fn uprobe_for_one_pid_sees_each_write_of_a_child_cat() {
+    use std::io::{BufRead, BufReader, Write};
+    if !kernel_available("uprobe_for_one_pid_sees_each_write_of_a_child_cat") {
         return;
     }
-    let mut ring = RingBuf::create(1 << 20, "dtk_test_uprobe").unwrap();
-    let prog = load(ProgType::Kprobe, &tagged_program(&ring, None, 1));
-    let link = attach_uprobe(&prog, &libc_function("malloc")).unwrap();
-    let child = Command::new("/bin/cat")
-        .arg("/proc/self/stat")
-        .stdout(std::process::Stdio::null())
+    let mut child = Command::new("/bin/cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    let status = child.wait_with_output().unwrap().status;
+    let mut ring = RingBuf::create(1 << 16, "dtk_test_uprobe").unwrap();
+    let prog = load(ProgType::Kprobe, &tagged_program(&ring, None, 1));
+    let mut spec = libc_function("write");
+    spec.pid = Some(pid as i32);
+    let link = attach_uprobe(&prog, &spec).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // One line at a time, each echoed before the next is sent: cat makes one write() per line.
+    const LINES: usize = 5;
+    for n in 0..LINES {
+        // One write_all of the whole line: writeln! would write it in pieces.
+        stdin.write_all(format!("line {n}\n").as_bytes()).unwrap();
+        let mut echo = String::new();
+        stdout.read_line(&mut echo).unwrap();
+        assert_eq!(echo, format!("line {n}\n"));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
     drop(link);
-    assert!(status.success());
-    let mut hits = 0;
-    ring.consume(|rec| hits += usize::from(words(rec)[0] == u64::from(pid)));
-    assert!(hits >= 1, "malloc never seen in cat (pid {pid})");
+    let mut tgids = Vec::new();
+    ring.consume(|rec| tgids.push(words(rec)[0]));
+    assert_eq!(tgids, vec![u64::from(pid); LINES]);
 }
 
 /// Adds a tracefs uprobe the way another tracer would, enables it, and removes it on drop.
