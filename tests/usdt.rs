@@ -491,3 +491,68 @@ fn probe_file_of_a_python_replaced_while_running() {
     let events = drain(&mut ring, python.pid());
     assert_eq!(module_returns(&events, &python.script), 1, "{events:?}");
 }
+
+/// A pyenv CPython 3.11 (built --enable-shared, without USDT markers) from the machine image.
+fn pyenv_python_3_11() -> Option<PathBuf> {
+    let versions = std::fs::read_dir("/root/.pyenv/versions").ok()?;
+    versions
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("3.11."))
+        .map(|entry| entry.path().join("bin/python3.11"))
+        .find(|path| path.exists())
+}
+
+#[test]
+fn probes_in_libpython_when_the_executable_has_none() {
+    if !kernel_available("probes_in_libpython_when_the_executable_has_none") {
+        return;
+    }
+    let Some(host) = pyenv_python_3_11() else {
+        eprintln!("probes_in_libpython_when_the_executable_has_none: skipped: no pyenv 3.11");
+        return;
+    };
+    // The layout of Fedora and other shared builds: an executable without markers, running
+    // the interpreter from libpython3.11.so. Debian's libpython (with markers) is preloaded in
+    // place of pyenv's own, which has the same soname.
+    let libpython = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
+    let mut python = PythonChild::start_with("", CALLS, |script| {
+        let mut command = Command::new(&host);
+        command
+            .arg(script)
+            .env("LD_PRELOAD", libpython)
+            .env("PYTHONHOME", "/usr");
+        command
+    });
+    let found = find_probe_file(python.pid(), "python", "function__return").unwrap();
+    assert_eq!(found.path_in_process, libpython);
+    let site = &found.sites[0];
+    let semaphore = site.semaphore.expect("libpython's probes have semaphores");
+    assert_ne!(semaphore.address, semaphore.file_offset);
+
+    let maps = ProcessMaps::read(python.pid()).unwrap();
+    let address = maps
+        .address_of(libpython, semaphore.file_offset)
+        .expect("the semaphore's page is mapped");
+    let mut ring = RingBuf::create(1 << 18, "usdt_libpython").unwrap();
+    let prog = record_program(&ring, site, RETURN_TAG, true);
+    let links = attach(&prog, &found.sites, python.pid());
+    assert_eq!(read_semaphore(python.pid(), address), 1);
+    python.go_and_wait();
+    drop(links);
+
+    let text = format!("{WAIT_FOR_GO}{CALLS}");
+    let leaf = ("leaf".to_string(), line_of(&text, "return n * 2"));
+    let middle = ("middle".to_string(), line_of(&text, "return doubled + 1"));
+    let events = drain(&mut ring, python.pid());
+    assert_eq!(
+        script_calls(&events, &python.script, RETURN_TAG),
+        [
+            leaf.clone(),
+            middle.clone(),
+            leaf.clone(),
+            middle.clone(),
+            leaf,
+            middle
+        ]
+    );
+}
