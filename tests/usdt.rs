@@ -251,6 +251,17 @@ for i in range(3):
     middle(i)
 ";
 
+/// The (function, line) of each return of CALLS's functions, from the script's text: the
+/// line of the `return` statement, in call order.
+fn expected_returns_of_calls() -> Vec<(String, u64)> {
+    let text = format!("{WAIT_FOR_GO}{CALLS}");
+    let leaf = ("leaf".to_string(), line_of(&text, "return n * 2"));
+    let middle = ("middle".to_string(), line_of(&text, "return doubled + 1"));
+    (0..3)
+        .flat_map(|_| [leaf.clone(), middle.clone()])
+        .collect()
+}
+
 const RETURN_TAG: u32 = 1;
 const ENTRY_TAG: u32 = 2;
 
@@ -278,18 +289,7 @@ fn function_return_gives_filename_function_and_line() {
     if !kernel_available("function_return_gives_filename_function_and_line") {
         return;
     }
-    let text = format!("{WAIT_FOR_GO}{CALLS}");
-    let leaf_return = line_of(&text, "return n * 2");
-    let middle_return = line_of(&text, "return doubled + 1");
-    let expected: Vec<(String, u64)> = (0..3)
-        .flat_map(|_| {
-            [
-                ("leaf".to_string(), leaf_return),
-                ("middle".to_string(), middle_return),
-            ]
-        })
-        .collect();
-
+    let expected = expected_returns_of_calls();
     let mut python = PythonChild::start(CALLS);
     let mut ring = RingBuf::create(1 << 18, "usdt_ret").unwrap();
     let sites = python_probe("function__return");
@@ -540,19 +540,9 @@ fn probes_in_libpython_when_the_executable_has_none() {
     python.go_and_wait();
     drop(links);
 
-    let text = format!("{WAIT_FOR_GO}{CALLS}");
-    let leaf = ("leaf".to_string(), line_of(&text, "return n * 2"));
-    let middle = ("middle".to_string(), line_of(&text, "return doubled + 1"));
     let events = drain(&mut ring, python.pid());
     assert_eq!(
         script_calls(&events, &python.script, RETURN_TAG),
-        [
-            leaf.clone(),
-            middle.clone(),
-            leaf.clone(),
-            middle.clone(),
-            leaf,
-            middle
-        ]
+        expected_returns_of_calls()
     );
 }
