@@ -154,3 +154,49 @@ fn the_access_check_passes_where_kernel_tests_run() {
     }
     dtk::backend::linux::bpf::access::check().unwrap();
 }
+
+const UNMOUNTED_ENV: &str = "DTK_TEST_TRACEFS_UNMOUNTED";
+
+/// Runs `tracefs_is_mounted_when_missing_inner` in this test binary, inside a private mount
+/// namespace where tracefs and debugfs are unmounted, so the host's mounts are untouched.
+#[test]
+fn tracefs_is_mounted_when_missing() {
+    if !kernel_available("tracefs_is_mounted_when_missing") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let script = "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+                  exec \"$0\" --exact bpf_runtime::load_and_maps::tracefs_is_mounted_when_missing_inner \
+                  --include-ignored --test-threads 1";
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(&exe)
+        .env(UNMOUNTED_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run by tracefs_is_mounted_when_missing in a private mount namespace"]
+fn tracefs_is_mounted_when_missing_inner() {
+    if std::env::var(UNMOUNTED_ENV).as_deref() != Ok("1") {
+        eprintln!("skipped: runs only inside tracefs_is_mounted_when_missing");
+        return;
+    }
+    for dir in [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ] {
+        assert!(!Path::new(dir).exists(), "{dir} is still there");
+    }
+    let root = dtk::backend::linux::attach::tracefs::root().unwrap();
+    assert_eq!(root, Path::new("/sys/kernel/tracing"));
+    let format = tracepoint_format("syscalls", "sys_enter_openat").unwrap();
+    assert!(format.field("filename").is_some());
+}

@@ -32,7 +32,8 @@ impl ProgType {
     }
 }
 
-/// The kernel caps the verifier log at `u32::MAX >> 8` bytes (kernel ≥ 5.2; 16 MiB before).
+/// The log buffer starts at 64 KiB and grows up to 16 MiB (`u32::MAX >> 8`), the largest size
+/// every kernel accepts (before 5.2 the cap was `UINT_MAX >> 8`; later kernels allow more).
 const LOG_START: usize = 64 * 1024;
 const LOG_MAX: usize = (u32::MAX >> 8) as usize;
 
