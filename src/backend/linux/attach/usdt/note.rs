@@ -211,6 +211,25 @@ mod tests {
         );
     }
 
+    /// Corrupted sections (bytes of a real note overwritten at random): errors, never panics.
+    #[test]
+    fn corrupted_notes_are_read_or_refused_without_panicking() {
+        let good = note(3, b"stapsdt\0", [1, 2, 3], &["prov", "name", "8@%rax"]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut data = good.clone();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % data.len();
+                data[at] = (seed >> 32) as u8;
+            }
+            let _ = parse_notes(&data, 4, LE64);
+            let _ = parse_notes(&data, 8, LE64);
+        }
+    }
+
     #[test]
     fn reads_32_bit_big_endian_descriptors() {
         let mut desc = Vec::new();

@@ -374,6 +374,32 @@ mod tests {
         );
     }
 
+    /// Arbitrary specs built from the characters specs are made of: errors, never panics.
+    #[test]
+    fn any_text_is_read_or_refused_without_panicking() {
+        const ALPHABET: &[u8] = b"%$@()[],# -+0123456789abcdefhilpqrswxz.\xc3\xa9";
+        let symbols = |name: &str| (name == "a").then_some(0x10);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for i in 0..(seed % 14) {
+                bytes.push(ALPHABET[((seed >> (i * 4)) as usize) % ALPHABET.len()]);
+            }
+            let spec = String::from_utf8_lossy(&bytes);
+            for machine in [Machine::X86_64, Machine::Aarch64] {
+                let context = SpecContext {
+                    machine,
+                    probe_address: 0x1000,
+                    symbol_address: &symbols,
+                };
+                let _ = parse_args(&context, &spec);
+            }
+        }
+    }
+
     #[test]
     fn other_machines_are_refused() {
         let context = SpecContext {
