@@ -93,3 +93,86 @@ fn a_dropped_link_no_longer_runs_its_program() {
     }
     assert_eq!(drops.total().unwrap(), 9);
 }
+
+/// CPU time this thread has used, from getrusage(RUSAGE_THREAD).
+fn thread_cpu_time() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it and cannot fail for RUSAGE_THREAD.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+#[test]
+fn the_reader_sleeps_until_a_record_or_a_signal_arrives() {
+    if !kernel_available("the_reader_sleeps_until_a_record_or_a_signal_arrives") {
+        return;
+    }
+    let mut ring = RingBuf::create(4096, "dtk_test_wait").unwrap();
+    let drops = DropCounter::create("dtk_test_drops").unwrap();
+    // An empty ring: the wait times out, having slept rather than spun.
+    let (wall, cpu) = (std::time::Instant::now(), thread_cpu_time());
+    assert_eq!(
+        ring.poll(Some(Duration::from_millis(300)), |_| {}).unwrap(),
+        0
+    );
+    assert!(wall.elapsed() >= Duration::from_millis(300));
+    assert!(
+        thread_cpu_time() - cpu < Duration::from_millis(30),
+        "the wait spun"
+    );
+
+    // A record from another thread wakes a wait with no timeout.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        tid_tx.send(gettid()).unwrap();
+        go_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        close_unopened(UNOPENED_FD_BASE + 2);
+    });
+    let fd_off = syscall_arg_offset("syscalls", "sys_enter_close", "fd");
+    let tid = tid_rx.recv().unwrap();
+    let prog = load(
+        ProgType::Tracepoint,
+        &reserve_program(&ring, &drops, tid, fd_off, 8, false),
+    );
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    go_tx.send(()).unwrap();
+    let mut seen = Vec::new();
+    let delivered = ring.poll(None, |rec| seen.push(words(rec)[0])).unwrap();
+    writer.join().unwrap();
+    drop(link);
+    assert_eq!((delivered, seen), (1, vec![UNOPENED_FD_BASE + 2]));
+
+    // A signal (Ctrl-C in dtk) ends a wait with no timeout, with nothing delivered.
+    // SAFETY: the handler does nothing, so it is async-signal-safe; SA_RESTART is not set, but
+    // epoll_wait is never restarted anyway.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    // Signals repeat until the wait has ended, so one sent before the wait began cannot
+    // leave it blocked forever.
+    let signaller = std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: `me` is the polling thread, alive until this thread is joined.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR1) };
+        }
+    });
+    let result = ring.poll(None, |_| {});
+    done.store(true, std::sync::atomic::Ordering::Release);
+    signaller.join().unwrap();
+    assert_eq!(result.unwrap(), 0);
+}
