@@ -75,7 +75,7 @@ fn list_probes(available: &[String]) -> String {
     }
 }
 
-/// A semaphore: a `unsigned short` that the probe site tests before firing.
+/// A semaphore: an `unsigned short` that the probe site tests before firing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Semaphore {
     pub address: u64,
