@@ -109,10 +109,6 @@ impl ProcessMaps {
         Ok(Self { pid, mappings })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     pub fn mappings(&self) -> &[FileMapping] {
         &self.mappings
     }

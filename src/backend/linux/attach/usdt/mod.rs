@@ -171,10 +171,6 @@ impl UsdtProbes {
         Ok(Self { path, probes })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn all(&self) -> &[UsdtProbe] {
         &self.probes
     }
