@@ -1,7 +1,7 @@
 //! Kernel tests of USDT probes on /usr/bin/python3.11: arguments read in BPF (registers,
 //! memory operands, strings), semaphores counted by the kernel through ref_ctr_offset, the
 //! `line` semaphore that makes CPython 3.11 fire function__entry, and finding the probe file
-//! of a process in another mount namespace.
+//! of a process: in libpython, in another mount namespace, or replaced while it runs.
 //!
 //! Every test runs its own Python child, which waits for a line on stdin so that the probes
 //! can be attached to that pid before the workload runs. Attaching to one pid keeps the tests
@@ -126,14 +126,18 @@ fn attach(prog: &Program, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
         .collect()
 }
 
+/// The sites of python3.11's probe `name`. There is one per probe in Debian's build, which
+/// is what lets each test build one program, from the first site's argument specs.
 fn python_probe(name: &str) -> Vec<UsdtProbe> {
     let probes = UsdtProbes::open(Path::new(PYTHON)).unwrap();
-    probes
+    let sites: Vec<UsdtProbe> = probes
         .find("python", name)
         .unwrap()
         .into_iter()
         .cloned()
-        .collect()
+        .collect();
+    assert_eq!(sites.len(), 1, "python:{name} sites");
+    sites
 }
 
 /// A Python process running a script that first waits for a line on stdin.
