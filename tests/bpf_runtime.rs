@@ -24,6 +24,7 @@ use crate::util::kernel_available;
 
 mod load_and_maps;
 mod process_context;
+mod resources;
 mod ring_buffer;
 mod tracepoints;
 mod uprobes;
