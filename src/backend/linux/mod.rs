@@ -4,6 +4,8 @@
 pub mod attach;
 pub mod bpf;
 pub mod d;
+pub mod firing;
+pub mod options;
 
 use super::{Backend, BackendError, EventSink, Job, Stop, Target};
 
