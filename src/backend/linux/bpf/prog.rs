@@ -163,7 +163,10 @@ fn load_with_log(
         prog_name: *b"dtk\0\0\0\0\0\0\0\0\0\0\0\0\0",
         ..ProgLoadAttr::default()
     });
-    sys::bpf_fd(BpfCmd::ProgLoad, &mut attr)
+    // SAFETY: `insns` and `license` are read for `insn_cnt` instructions and up to the NUL;
+    // the log (if any) is written for at most `log_size` = `log.len()` bytes; all outlive the
+    // call.
+    unsafe { sys::bpf_fd(BpfCmd::ProgLoad, &mut attr) }
 }
 
 #[cfg(test)]
