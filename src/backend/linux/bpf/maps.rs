@@ -110,14 +110,6 @@ impl Map {
         })
     }
 
-    pub fn kind(&self) -> MapType {
-        self.kind
-    }
-
-    pub fn max_entries(&self) -> u32 {
-        self.max_entries
-    }
-
     /// The fd to put in a program with `Asm::ld_map_fd`.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
