@@ -110,14 +110,6 @@ impl Map {
         })
     }
 
-    pub fn kind(&self) -> MapType {
-        self.kind
-    }
-
-    pub fn max_entries(&self) -> u32 {
-        self.max_entries
-    }
-
     /// The fd to put in a program with `Asm::ld_map_fd`.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -144,7 +136,9 @@ impl Map {
             flags: flags as u64,
             ..MapElemAttr::default()
         });
-        sys::bpf(BpfCmd::MapUpdateElem, &mut attr)?;
+        // SAFETY: key and value were checked against the map's sizes above and outlive the
+        // call; the kernel only reads them.
+        unsafe { sys::bpf(BpfCmd::MapUpdateElem, &mut attr)? };
         Ok(())
     }
 
@@ -158,7 +152,9 @@ impl Map {
             value_or_next_key: value.as_mut_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapLookupElem, &mut attr) {
+        // SAFETY: the key was checked; `value` holds a whole (per-CPU) value, which is what
+        // the kernel writes.
+        match unsafe { sys::bpf(BpfCmd::MapLookupElem, &mut attr) } {
             Ok(_) => Ok(Some(value)),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
@@ -200,7 +196,8 @@ impl Map {
             key: key.as_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapDeleteElem, &mut attr) {
+        // SAFETY: the key was checked against the key size and outlives the call.
+        match unsafe { sys::bpf(BpfCmd::MapDeleteElem, &mut attr) } {
             Ok(_) => Ok(true),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e.into()),
@@ -219,7 +216,8 @@ impl Map {
             value_or_next_key: next.as_mut_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapGetNextKey, &mut attr) {
+        // SAFETY: the key (if any) was checked; `next` has room for one key.
+        match unsafe { sys::bpf(BpfCmd::MapGetNextKey, &mut attr) } {
             Ok(_) => Ok(Some(next)),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
@@ -280,5 +278,6 @@ pub(super) fn create_fd(
         map_name,
         ..MapCreateAttr::default()
     });
-    sys::bpf_fd(BpfCmd::MapCreate, &mut attr)
+    // SAFETY: MAP_CREATE's attributes hold no pointers.
+    unsafe { sys::bpf_fd(BpfCmd::MapCreate, &mut attr) }
 }
