@@ -4,6 +4,9 @@
 pub mod attach;
 pub mod bpf;
 pub mod d;
+pub mod firing;
+pub mod options;
+pub mod target;
 
 use super::{Backend, BackendError, EventSink, Job, Stop, Target};
 

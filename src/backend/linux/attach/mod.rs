@@ -1,1 +1,156 @@
 //! Attach points: tracepoints, uprobes, USDT, perf events.
+//!
+//! Every attachment is a perf event with the program set on it: `perf_event_open`, then
+//! `PERF_EVENT_IOC_SET_BPF`, then `PERF_EVENT_IOC_ENABLE`. dtk uses this one path instead of
+//! `BPF_LINK_CREATE` because it works for tracepoints (kernel ≥ 4.7), the uprobe PMU (≥ 4.17;
+//! ref_ctr_offset ≥ 4.20) and cpu-clock sampling (≥ 4.9) alike, while perf-event links need
+//! ≥ 5.15 and would add nothing dtk uses (no pinning: attachments live as long as dtk).
+//! Closing the perf event fd detaches the program, so a [`Link`] detaches on drop, and the
+//! kernel does the same if dtk dies.
+
+pub mod elf;
+pub mod perf;
+pub mod procmaps;
+pub mod tracefs;
+pub mod tracepoint;
+pub mod uprobe;
+pub mod usdt;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::bpf::prog::Program;
+use super::bpf::sys::{self, PerfEventAttr, PerfIoctl, SysError};
+
+/// Why an attachment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("cannot attach to {what}")]
+    Sys {
+        what: String,
+        #[source]
+        source: SysError,
+    },
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "tracefs is not mounted and could not be mounted at /sys/kernel/tracing or under debugfs"
+    )]
+    NoTracefs {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tracepoint {category}:{name} does not exist{}", hint(.category_exists))]
+    NoSuchTracepoint {
+        category: String,
+        name: String,
+        category_exists: bool,
+    },
+    #[error("{} line {line}: cannot parse tracepoint field {text:?}", path.display())]
+    Format {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{} does not hold a number: {text:?}", path.display())]
+    BadNumber { path: PathBuf, text: String },
+    #[error(
+        "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe): uprobes and USDT \
+         need kernel ≥ 4.17 built with CONFIG_UPROBE_EVENTS"
+    )]
+    NoUprobePmu {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the path {} contains a NUL byte", path.display())]
+    NulInPath { path: PathBuf },
+    #[error(
+        "cannot attach a uprobe at {}:{offset:#x}: another tracer left the probe `{existing}` \
+         at the same place with a different reference counter; remove it with \
+         `echo '-:{event}' >> /sys/kernel/tracing/uprobe_events`",
+        path.display()
+    )]
+    UprobeConflict {
+        path: PathBuf,
+        offset: u64,
+        existing: String,
+        event: String,
+        #[source]
+        source: SysError,
+    },
+}
+
+fn hint(category_exists: &bool) -> &'static str {
+    if *category_exists {
+        " (its category exists; see available_events in tracefs for the names)"
+    } else {
+        " (no such category; see available_events in tracefs)"
+    }
+}
+
+/// A program attached to one or more perf events (one per CPU for cpu-clock sampling).
+/// Dropping it disables and closes the events, which detaches the program.
+#[derive(Debug)]
+pub struct Link {
+    events: Vec<OwnedFd>,
+    what: String,
+}
+
+impl Link {
+    /// What is attached, e.g. `tracepoint syscalls:sys_enter_openat`.
+    pub fn describe(&self) -> &str {
+        &self.what
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for event in &self.events {
+            // Stop delivery before the close; a failure here changes nothing, the close
+            // that follows detaches anyway.
+            let _ = sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Disable);
+        }
+    }
+}
+
+/// Opens a perf event (disabled), sets `prog` on it and enables it.
+///
+/// # Safety
+/// As for `sys::perf_event_open`: a pointer in `attr` (`config1`, the uprobe path) must point
+/// to a NUL-terminated string that stays valid for the call.
+unsafe fn attach_perf_event(
+    prog: &Program,
+    attr: &PerfEventAttr,
+    pid: i32,
+    cpu: i32,
+    what: &str,
+) -> Result<OwnedFd, AttachError> {
+    let mut attr = *attr;
+    attr.flags |= sys::PERF_FLAG_BIT_DISABLED;
+    let sys_err = |source| AttachError::Sys {
+        what: what.to_string(),
+        source,
+    };
+    // SAFETY: the caller upholds the contract on pointers in `attr` (see # Safety).
+    let event = unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }
+        .map_err(sys_err)?;
+    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(sys_err)?;
+    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(sys_err)?;
+    Ok(event)
+}
+
+/// Reads a sysfs/tracefs file that holds one decimal number.
+fn read_number(path: PathBuf) -> Result<u64, AttachError> {
+    let text = std::fs::read_to_string(&path).map_err(|source| AttachError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    text.trim().parse().map_err(|_| AttachError::BadNumber {
+        path,
+        text: text.trim().to_string(),
+    })
+}

@@ -1,0 +1,329 @@
+//! ELF reading for uprobes and USDT: symbols → addresses, addresses → file offsets, and the
+//! raw sections the USDT note parser needs.
+//!
+//! The kernel's uprobe PMU takes a path and an offset into that file, not a virtual address.
+//! A symbol's value is a virtual address, so it is converted through the PT_LOAD segment that
+//! contains it (offset = address − p_vaddr + p_offset). That works the same for executables
+//! (ET_EXEC) and shared libraries or PIE executables (ET_DYN), whatever their load address.
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+
+/// Errors from reading an ELF file.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ELF file that dtk can read")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: object::Error,
+    },
+    #[error("{path} has no function named `{name}` in .symtab or .dynsym")]
+    NoSuchFunction { path: PathBuf, name: String },
+    #[error("{path} has no symbol named `{name}`")]
+    NoSuchSymbol { path: PathBuf, name: String },
+    #[error("address {address:#x} is not in any loadable segment of {path}")]
+    AddressNotInFile { path: PathBuf, address: u64 },
+}
+
+/// The machine an ELF file was built for, as far as dtk needs to know it (USDT argument
+/// specs are written in the machine's assembler syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    X86_64,
+    Aarch64,
+    /// Anything else, by its `object` name; its probes can be listed but not decoded.
+    Other(object::Architecture),
+}
+
+/// A function symbol resolved to where a uprobe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionLocation {
+    /// The symbol's virtual address in the file.
+    pub address: u64,
+    /// Its offset in the file: what the uprobe PMU wants.
+    pub file_offset: u64,
+    /// The symbol's size in bytes (0 when the symbol table does not say).
+    pub size: u64,
+}
+
+/// A section found by name: where it is in memory and in the file, and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionView<'a> {
+    pub address: u64,
+    /// None for a section that occupies no file space (SHT_NOBITS).
+    pub file_offset: Option<u64>,
+    /// The section's alignment (sh_addralign): notes are padded to it.
+    pub align: u64,
+    pub data: &'a [u8],
+}
+
+/// An ELF file read into memory.
+#[derive(Debug)]
+pub struct ElfImage {
+    path: PathBuf,
+    data: Vec<u8>,
+    machine: Machine,
+    is_64: bool,
+    little_endian: bool,
+}
+
+impl ElfImage {
+    /// Reads and checks the file at `path`.
+    pub fn open(path: &Path) -> Result<Self, ElfError> {
+        let data = std::fs::read(path).map_err(|source| ElfError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(path, data)
+    }
+
+    /// Checks `data` as the contents of the ELF file `path` (the path is used in messages).
+    pub fn from_bytes(path: &Path, data: Vec<u8>) -> Result<Self, ElfError> {
+        let (machine, is_64, little_endian) = {
+            // Only the ELF reader is compiled into `object`, so anything it parses is ELF.
+            let file = parse(path, &data)?;
+            let machine = match file.architecture() {
+                object::Architecture::X86_64 => Machine::X86_64,
+                object::Architecture::Aarch64 => Machine::Aarch64,
+                other => Machine::Other(other),
+            };
+            (machine, file.is_64(), file.is_little_endian())
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            data,
+            machine,
+            is_64,
+            little_endian,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn machine(&self) -> Machine {
+        self.machine
+    }
+
+    /// Whether addresses in the file are 8 bytes (ELFCLASS64) rather than 4.
+    pub fn is_64(&self) -> bool {
+        self.is_64
+    }
+
+    pub fn is_little_endian(&self) -> bool {
+        self.little_endian
+    }
+
+    /// Finds a defined function (STT_FUNC or STT_GNU_IFUNC) named `name` in .symtab, then in
+    /// .dynsym (stripped libraries keep only the latter). A global symbol wins over a local one
+    /// of the same name. For an IFUNC this is the resolver, as with every uprobe tool.
+    pub fn function(&self, name: &str) -> Result<FunctionLocation, ElfError> {
+        let file = self.parsed()?;
+        let found = best_symbol(file.symbols(), name, true)
+            .or_else(|| best_symbol(file.dynamic_symbols(), name, true));
+        let Some((address, size)) = found else {
+            return Err(ElfError::NoSuchFunction {
+                path: self.path.clone(),
+                name: name.to_string(),
+            });
+        };
+        Ok(FunctionLocation {
+            address,
+            file_offset: self.file_offset(address)?,
+            size,
+        })
+    }
+
+    /// The address of any defined symbol (function or data) named `name`.
+    pub fn symbol_address(&self, name: &str) -> Result<u64, ElfError> {
+        let file = self.parsed()?;
+        best_symbol(file.symbols(), name, false)
+            .or_else(|| best_symbol(file.dynamic_symbols(), name, false))
+            .map(|(address, _)| address)
+            .ok_or_else(|| ElfError::NoSuchSymbol {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })
+    }
+
+    /// Converts a virtual address to a file offset through the PT_LOAD segment whose file
+    /// image holds it.
+    pub fn file_offset(&self, address: u64) -> Result<u64, ElfError> {
+        let file = self.parsed()?;
+        file.segments()
+            .find_map(|segment| {
+                let (offset, file_size) = segment.file_range();
+                let start = segment.address();
+                let within = address.checked_sub(start)?;
+                (within < file_size).then(|| offset + within)
+            })
+            .ok_or_else(|| ElfError::AddressNotInFile {
+                path: self.path.clone(),
+                address,
+            })
+    }
+
+    /// The first section named `name`, if the file has one.
+    pub fn section(&self, name: &str) -> Result<Option<SectionView<'_>>, ElfError> {
+        let file = self.parsed()?;
+        let Some(section) = file.section_by_name(name) else {
+            return Ok(None);
+        };
+        let data = section.data().map_err(|source| ElfError::Parse {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(Some(SectionView {
+            address: section.address(),
+            file_offset: section.file_range().map(|(offset, _)| offset),
+            align: section.align(),
+            data,
+        }))
+    }
+
+    fn parsed(&self) -> Result<object::File<'_>, ElfError> {
+        parse(&self.path, &self.data)
+    }
+}
+
+fn parse<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>, ElfError> {
+    object::File::parse(data).map_err(|source| ElfError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The (address, size) of the defined symbol named `name` among `symbols`, preferring a
+/// global one; only functions when `functions_only`.
+fn best_symbol<'data, S>(
+    symbols: impl Iterator<Item = S>,
+    name: &str,
+    functions_only: bool,
+) -> Option<(u64, u64)>
+where
+    S: ObjectSymbol<'data>,
+{
+    let mut local = None;
+    for symbol in symbols {
+        if symbol.name_bytes().ok() != Some(name.as_bytes()) || !symbol.is_definition() {
+            continue;
+        }
+        if functions_only && symbol.kind() != SymbolKind::Text {
+            continue;
+        }
+        if symbol.is_global() {
+            return Some((symbol.address(), symbol.size()));
+        }
+        local.get_or_insert((symbol.address(), symbol.size()));
+    }
+    local
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYTHON: &str = "/usr/bin/python3.11";
+
+    fn python() -> Option<ElfImage> {
+        let path = Path::new(PYTHON);
+        path.exists()
+            .then(|| ElfImage::open(path).expect("python3.11 is an ELF file"))
+    }
+
+    #[test]
+    fn not_elf_is_a_parse_error() {
+        let err = ElfImage::from_bytes(Path::new("x.txt"), b"hello, world".to_vec()).unwrap_err();
+        assert!(matches!(err, ElfError::Parse { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "x.txt is not an ELF file that dtk can read"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let err = ElfImage::open(Path::new("/nonexistent/dtk-test")).unwrap_err();
+        assert!(matches!(err, ElfError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn section_and_segment_tables_agree_on_where_probes_is() {
+        let Some(image) = python() else { return };
+        // Two independent tables of the file: the section header of .probes, and the PT_LOAD
+        // segment that maps its address.
+        let probes = image.section(".probes").unwrap().expect(".probes exists");
+        assert_eq!(
+            Some(image.file_offset(probes.address).unwrap()),
+            probes.file_offset
+        );
+        assert_eq!(image.machine(), Machine::X86_64);
+    }
+
+    #[test]
+    fn function_offset_agrees_with_the_segment_it_is_in() {
+        // Debian strips .symtab from python3.11, so this goes through .dynsym.
+        let Some(image) = python() else { return };
+        let main = image.function("Py_Main").unwrap();
+        assert_ne!(main.size, 0);
+        // A non-PIE x86_64 executable's text segment maps file offset X at 0x400000 + X.
+        assert_eq!(main.address - main.file_offset, 0x40_0000);
+        assert_eq!(image.symbol_address("Py_Main").unwrap(), main.address);
+    }
+
+    #[test]
+    fn unknown_function_and_unmapped_address_are_errors() {
+        let Some(image) = python() else { return };
+        let err = image.function("no_such_function_in_python").unwrap_err();
+        assert!(matches!(err, ElfError::NoSuchFunction { .. }), "{err:?}");
+        let err = image.file_offset(0x10).unwrap_err();
+        assert!(matches!(err, ElfError::AddressNotInFile { .. }), "{err:?}");
+    }
+
+    /// A function with a fixed name, so the test can look it up in this test binary's .symtab.
+    #[no_mangle]
+    #[inline(never)]
+    pub extern "C" fn dtk_elf_test_function(x: u64) -> u64 {
+        x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) ^ 0x5a
+    }
+
+    #[test]
+    fn symtab_function_bytes_in_file_equal_the_code_in_memory() {
+        let exe = std::env::current_exe().unwrap();
+        let image = ElfImage::open(&exe).unwrap();
+        let found = image.function("dtk_elf_test_function").unwrap();
+        assert!(found.size > 0 && found.size < 4096, "{found:?}");
+        let size = found.size as usize;
+        let start = found.file_offset as usize;
+        let in_file = &image.data[start..start + size];
+        let code = dtk_elf_test_function as *const u8;
+        // SAFETY: `code` points at the function's machine code, which is mapped readable for
+        // the life of the process, and the symbol table says it is `size` bytes long.
+        let in_memory = unsafe { std::slice::from_raw_parts(code, size) };
+        assert_eq!(in_file, in_memory);
+    }
+
+    #[test]
+    fn dynsym_function_in_a_shared_library() {
+        let path = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+        if !path.exists() {
+            return;
+        }
+        let libc = ElfImage::open(path).unwrap();
+        let getpid = libc.function("getpid").unwrap();
+        assert_eq!(
+            libc.file_offset(getpid.address).unwrap(),
+            getpid.file_offset
+        );
+        assert!(getpid.file_offset < std::fs::metadata(path).unwrap().len());
+    }
+}

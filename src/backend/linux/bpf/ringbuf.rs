@@ -1,0 +1,261 @@
+//! The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, kernel ≥ 5.8) and its memory-mapped reader.
+//!
+//! Layout, from the kernel's `kernel/bpf/ringbuf.c`: the first page of the map holds the
+//! consumer position, which user space writes; the next page holds the producer position,
+//! which the kernel writes; the data area follows and is mapped twice in a row, so a record
+//! that wraps around the end reads as one contiguous slice. Each record starts with an 8-byte
+//! header: a u32 length whose top bits mean "still being written" (BUSY) and "discarded by
+//! the program" (DISCARD), and a u32 page offset used by the kernel only. Records are padded
+//! to 8 bytes.
+//!
+//! The ring buffer itself never counts lost records: when it is full, `bpf_ringbuf_reserve`
+//! returns NULL and `bpf_ringbuf_output` an error, and the program must count those failures
+//! itself (dtk's programs add them to a per-CPU array that user space sums with
+//! `Map::sum_u64`).
+//!
+//! The reader waits with epoll on the map fd rather than spinning; the kernel wakes it when a
+//! record is submitted and the reader had caught up.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::maps::{self, MapError, MapType};
+
+const BUSY: u32 = 1 << 31;
+const DISCARD: u32 = 1 << 30;
+const HEADER: usize = 8;
+
+/// A ring buffer map and its reader.
+#[derive(Debug)]
+pub struct RingBuf {
+    fd: OwnedFd,
+    epoll: OwnedFd,
+    /// The writable consumer page.
+    consumer: *mut u8,
+    /// The read-only producer page followed by the data area, mapped twice.
+    producer: *mut u8,
+    page: usize,
+    size: usize,
+    discarded: u64,
+}
+
+// SAFETY: the mappings are owned by this value alone (nothing else holds the pointers), and
+// all access goes through `&mut self`, so moving the reader to another thread is sound.
+unsafe impl Send for RingBuf {}
+
+impl RingBuf {
+    /// Creates a ring buffer of `size` bytes, a power of two and a multiple of the page size.
+    pub fn create(size: u32, name: &str) -> Result<RingBuf, MapError> {
+        let page = page_size();
+        if !size.is_power_of_two() || (size as usize) % page != 0 {
+            return Err(MapError::RingBufSize { size });
+        }
+        let fd = maps::create_fd(MapType::RingBuf, 0, 0, size, name)?;
+        let epoll = epoll_for(&fd)?;
+        let size = size as usize;
+        let consumer = map(&fd, page, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+        let producer = match map(&fd, page + 2 * size, libc::PROT_READ, page) {
+            Ok(p) => p,
+            Err(e) => {
+                unmap(consumer, page);
+                return Err(e);
+            }
+        };
+        let ring = RingBuf {
+            epoll,
+            fd,
+            consumer,
+            producer,
+            page,
+            size,
+            discarded: 0,
+        };
+        Ok(ring)
+    }
+
+    /// The fd to put in a program with `Asm::ld_map_fd`.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Data area size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Records the program discarded (`bpf_ringbuf_discard`) that the reader skipped so far.
+    pub fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// Waits up to `timeout` (forever if None) for records, then hands each available one to
+    /// `on_record`. Returns how many were delivered; 0 on timeout or when a signal interrupted
+    /// the wait, so that the caller can check for Ctrl-C.
+    pub fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        on_record: impl FnMut(&[u8]),
+    ) -> Result<usize, MapError> {
+        if !self.has_data() {
+            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+            let mut event = libc::epoll_event { events: 0, u64: 0 };
+            // SAFETY: `event` is a valid buffer for one event and the epoll fd is ours.
+            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    return Ok(0);
+                }
+                return Err(MapError::Epoll(err));
+            }
+        }
+        Ok(self.consume(on_record))
+    }
+
+    /// Hands every record available now to `on_record`, without waiting.
+    pub fn consume(&mut self, mut on_record: impl FnMut(&[u8])) -> usize {
+        let mut delivered = 0;
+        let mut cons = self.consumer_pos().load(Ordering::Relaxed);
+        loop {
+            let prod = self.producer_pos().load(Ordering::Acquire);
+            if cons >= prod {
+                break;
+            }
+            let offset = (cons as usize) & (self.size - 1);
+            let header = self.header(offset).load(Ordering::Acquire);
+            if header & BUSY != 0 {
+                break;
+            }
+            let len = (header & !(BUSY | DISCARD)) as usize;
+            if header & DISCARD != 0 {
+                self.discarded += 1;
+            } else {
+                on_record(self.record(offset, len));
+                delivered += 1;
+            }
+            cons += (HEADER + len).next_multiple_of(8) as u64;
+            // Release: the kernel may reuse the space only after the record was read.
+            self.consumer_pos().store(cons, Ordering::Release);
+        }
+        delivered
+    }
+
+    fn has_data(&self) -> bool {
+        self.consumer_pos().load(Ordering::Relaxed) < self.producer_pos().load(Ordering::Acquire)
+    }
+
+    fn consumer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the consumer page is mapped read-write for our lifetime and page-aligned;
+        // the kernel reads this u64 concurrently, hence the atomic.
+        unsafe { AtomicU64::from_ptr(self.consumer.cast()) }
+    }
+
+    fn producer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the producer page is mapped for our lifetime and page-aligned; the kernel
+        // writes this u64 concurrently and we only read it atomically.
+        unsafe { AtomicU64::from_ptr(self.producer.cast()) }
+    }
+
+    fn header(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: offset < size and is 8-aligned (records are padded to 8), so the header lies
+        // inside the first data mapping; the kernel flips its BUSY bit concurrently.
+        unsafe { AtomicU32::from_ptr(self.producer.add(self.page + offset).cast()) }
+    }
+
+    fn record(&self, offset: usize, len: usize) -> &[u8] {
+        // The kernel limits a record to less than the data size, so with the double mapping
+        // the bytes after the header are contiguous; clamp anyway so a corrupt length cannot
+        // read outside the mapping.
+        let len = len.min(self.size - HEADER);
+        // SAFETY: offset < size and len ≤ size − 8, so [page+offset+8, +len) lies within the
+        // producer page + two copies of the data area that we mapped.
+        unsafe { std::slice::from_raw_parts(self.producer.add(self.page + offset + HEADER), len) }
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        unmap(self.consumer, self.page);
+        unmap(self.producer, self.page + 2 * self.size);
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+fn map(fd: &OwnedFd, len: usize, prot: i32, offset: usize) -> Result<*mut u8, MapError> {
+    // SAFETY: a fresh shared mapping of the map fd at a kernel-chosen address; it aliases no
+    // Rust object, and the kernel validates len/offset against the map.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            offset as libc::off_t,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(MapError::Mmap(io::Error::last_os_error()));
+    }
+    Ok(ptr.cast())
+}
+
+fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: `ptr`/`len` are exactly a mapping created by `map` and not used afterwards.
+    unsafe { libc::munmap(ptr.cast(), len) };
+}
+
+fn epoll_for(fd: &OwnedFd) -> Result<OwnedFd, MapError> {
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if raw < 0 {
+        return Err(MapError::Epoll(io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor that nobody else owns.
+    let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 0,
+    };
+    // SAFETY: both fds are open and `event` is a valid epoll_event.
+    let ret = unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd.as_raw_fd(),
+            &mut event,
+        )
+    };
+    if ret < 0 {
+        return Err(MapError::Epoll(io::Error::last_os_error()));
+    }
+    Ok(epoll)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_that_are_not_pages_are_refused() {
+        assert!(matches!(
+            RingBuf::create(1000, "x"),
+            Err(MapError::RingBufSize { size: 1000 })
+        ));
+        assert!(matches!(
+            RingBuf::create(3 * 4096, "x"),
+            Err(MapError::RingBufSize { .. })
+        ));
+    }
+}

@@ -1,0 +1,92 @@
+//! The boundary between the kernel half of the Linux engine and its executor: what the plan
+//! tells the executor about each probe, and one decoded firing of a probe.
+//!
+//! The code generator decides what a probe's BPF program captures (only what the clauses
+//! need) and decodes each ring-buffer record into a [`Firing`]; the engine synthesises
+//! firings for the probes that live in user space (BEGIN, END, ERROR, tick-N). The executor
+//! runs the probe's clauses over the firing.
+
+use std::sync::Arc;
+
+use crate::event::ProbeDesc;
+
+/// Where a probe's events come from; decides how its arguments and `errno` read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    Begin,
+    End,
+    /// DTrace's ERROR probe: arg1 = epid, arg2 = clause index, arg4 = fault, arg5 = address.
+    Error,
+    /// tick-N: user-space timer.
+    Tick,
+    /// profile-N: a perf cpu-clock sample on every CPU.
+    Profile,
+    /// syscall::NAME:entry — args are the system call's arguments.
+    SyscallEntry,
+    /// syscall::NAME:return — arg0 = arg1 = the raw return value; errno is set from it.
+    SyscallReturn,
+    /// proc:::exec-success, proc:::exit, proc:::create, … (sched tracepoints).
+    Proc,
+    /// A USDT probe (python$target:::function-entry …): args are the probe's arguments.
+    Usdt,
+    /// pid$target::func:entry (args = the function's first six integer arguments) and
+    /// pid$target::func:return (arg1 = the return value).
+    Uprobe,
+}
+
+/// What the executor knows about one probe of the plan. `Firing::probe` indexes the plan's
+/// list of these.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeInfo {
+    pub desc: Arc<ProbeDesc>,
+    pub kind: ProbeKind,
+    /// The clauses that run when this probe fires, as indices into the program's clauses in
+    /// source order (`Item::Clause` items only, counted from 0), ascending.
+    pub clauses: Vec<usize>,
+}
+
+/// Number of `argN` values a firing carries (arg0 … arg9).
+pub const MAX_ARGS: usize = 10;
+
+/// One firing of a probe, decoded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Firing {
+    /// Index into the plan's probes.
+    pub probe: u32,
+    pub cpu: u32,
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns), D's `timestamp`.
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// cgroup v2 id of the thread (its cgroup directory's inode number); 0 when unknown.
+    pub cgroup_id: u64,
+    /// The thread's command name, D's `execname`.
+    pub comm: String,
+    /// arg0 … arg9 as the probe gives them; zero where not captured.
+    pub args: [u64; MAX_ARGS],
+    /// Strings read in the kernel at the probe from the user pointer in `args[i]`, for the
+    /// arguments the program reads with copyinstr (directly or through a variable assigned
+    /// from the argument). `truncated` is set when the string was cut at strsize.
+    pub strings: Vec<CapturedString>,
+    /// Memory read in the kernel at the probe from the user pointer in `args[i]`, for the
+    /// arguments the program reads with copyin(argN, size).
+    pub bytes: Vec<CapturedBytes>,
+    /// For syscall returns: the error number when the call failed, else 0.
+    pub errno: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedString {
+    pub arg: u8,
+    pub value: String,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedBytes {
+    pub arg: u8,
+    /// What was read; empty when the read faulted.
+    pub value: Vec<u8>,
+}

@@ -1,0 +1,177 @@
+//! D options for the Linux engine: `#pragma D option` in the program, then `-x` from the
+//! command line, which wins. Sizes take dtrace's suffixes (k, m, g) and rates take dtrace's
+//! forms (`10hz`, `50ms`, `1s`, a bare number of hertz).
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::d::ast::{Item, Program};
+
+/// The options the engine uses, with dtrace's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `quiet`: only explicit output (printf, printa, trace values without probe headers).
+    pub quiet: bool,
+    /// `strsize`: longest string, including its NUL; longer strings are cut and counted.
+    pub strsize: usize,
+    /// `bufsize`: the ring buffer's size in bytes (rounded up to a power of two by the
+    /// runtime).
+    pub bufsize: usize,
+    /// `switchrate`: how often buffered events are ordered and delivered.
+    pub switchrate: Duration,
+    /// `aggrate`: how often kernel aggregations are read (at most).
+    pub aggrate: Duration,
+    /// `zdefs` (or -Z): a description that matches no probe is not an error.
+    pub zdefs: bool,
+    /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
+    pub dynvarsize: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            quiet: false,
+            strsize: 256,
+            bufsize: 4 << 20,
+            switchrate: Duration::from_secs(1),
+            aggrate: Duration::from_secs(1),
+            zdefs: false,
+            dynvarsize: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("option {name}: {value:?} is not a {what}")]
+    BadValue {
+        name: String,
+        value: String,
+        what: &'static str,
+    },
+    #[error("option {0} needs a value")]
+    MissingValue(String),
+}
+
+impl Options {
+    /// The program's pragmas, then `overrides` (from -x), in order. Options the engine does
+    /// not act on (the checker already knows every valid name) are accepted and ignored, as
+    /// dtrace ignores options that do not apply to a platform.
+    pub fn resolve(
+        program: &Program,
+        overrides: &[(String, Option<String>)],
+    ) -> Result<Options, OptionError> {
+        let mut options = Options::default();
+        for item in &program.items {
+            if let Item::Pragma(p) = item {
+                options.set(&p.name, p.value.as_deref())?;
+            }
+        }
+        for (name, value) in overrides {
+            options.set(name, value.as_deref())?;
+        }
+        Ok(options)
+    }
+
+    fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), OptionError> {
+        let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
+        match name {
+            "quiet" => self.quiet = true,
+            "zdefs" => self.zdefs = true,
+            "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
+            "bufsize" => self.bufsize = parse_size(name, need()?)?,
+            "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,
+            "switchrate" => self.switchrate = parse_rate(name, need()?)?,
+            "aggrate" => self.aggrate = parse_rate(name, need()?)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `4m`, `512k`, `1g`, `256`.
+fn parse_size(name: &str, value: &str) -> Result<usize, OptionError> {
+    let bad = || OptionError::BadValue {
+        name: name.into(),
+        value: value.into(),
+        what: "size (such as 256, 64k or 4m)",
+    };
+    let lower = value.to_ascii_lowercase();
+    let (digits, shift) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 10),
+        Some(b'm') => (&lower[..lower.len() - 1], 20),
+        Some(b'g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower.as_str(), 0),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(bad)
+}
+
+/// `10hz`, `100ms`, `1s`, `50us`, `1000ns`, or a bare number of hertz.
+fn parse_rate(name: &str, value: &str) -> Result<Duration, OptionError> {
+    let bad = || OptionError::BadValue {
+        name: name.into(),
+        value: value.into(),
+        what: "rate (such as 10hz, 100ms or 1s)",
+    };
+    let lower = value.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let n: u64 = lower[..split].parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(match &lower[split..] {
+        "" | "hz" => Duration::from_nanos(1_000_000_000 / n),
+        "s" | "sec" => Duration::from_secs(n),
+        "ms" | "msec" => Duration::from_millis(n),
+        "us" | "usec" => Duration::from_micros(n),
+        "ns" | "nsec" => Duration::from_nanos(n),
+        _ => return Err(bad()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::linux::d::{compile, MacroArgs};
+
+    fn resolve(src: &str, overrides: &[(&str, Option<&str>)]) -> Result<Options, OptionError> {
+        let program = compile("t.d", src, &MacroArgs::default()).unwrap().program;
+        let overrides: Vec<_> = overrides
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect();
+        Options::resolve(&program, &overrides)
+    }
+
+    #[test]
+    fn pragmas_then_command_line() {
+        let o = resolve(
+            "#pragma D option quiet\n#pragma D option strsize=1k\n#pragma D option switchrate=10hz\nBEGIN { exit(0); }",
+            &[("strsize", Some("64"))],
+        )
+        .unwrap();
+        assert!(o.quiet);
+        assert_eq!(o.strsize, 64);
+        assert_eq!(o.switchrate, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn sizes_and_rates() {
+        assert_eq!(parse_size("bufsize", "16m"), Ok(16 << 20));
+        assert!(parse_size("bufsize", "lots").is_err());
+        assert_eq!(
+            parse_rate("aggrate", "250ms"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_rate("switchrate", "4"),
+            Ok(Duration::from_millis(250))
+        );
+        assert!(parse_rate("switchrate", "0hz").is_err());
+        assert!(parse_rate("switchrate", "10parsecs").is_err());
+    }
+}
