@@ -111,5 +111,7 @@ mod tests {
         assert!(number_with_suffix("10Hz", RATE_SUFFIXES));
         assert!(number_with_suffix("250ms", RATE_SUFFIXES));
         assert!(!number_with_suffix("fast", RATE_SUFFIXES));
+        assert!(!number_with_suffix("0hz", RATE_SUFFIXES));
+        assert!(number_with_suffix("0", &[""]));
     }
 }
