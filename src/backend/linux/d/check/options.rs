@@ -52,17 +52,19 @@ const OPTIONS: &[(&str, Value)] = &[
     ("bufresize", Value::Choice(&["auto", "manual"])),
 ];
 
-const SIZE_SUFFIXES: &[&str] = &["", "k", "m", "g", "t"];
+/// The suffixes the engine's option parser (`linux::options`) understands.
+const SIZE_SUFFIXES: &[&str] = &["", "k", "m", "g"];
 const RATE_SUFFIXES: &[&str] = &[
-    "", "hz", "ns", "nsec", "us", "usec", "ms", "msec", "s", "sec", "m", "min", "h", "hour", "d",
-    "day",
+    "", "hz", "ns", "nsec", "us", "usec", "ms", "msec", "s", "sec",
 ];
 
-/// Whether `value` is digits followed by one of `suffixes` (in any case).
+/// Whether `value` is a number followed by one of `suffixes` (in any case). Sizes and rates
+/// (anything with suffixes) must also be more than zero.
 fn number_with_suffix(value: &str, suffixes: &[&str]) -> bool {
     let digits = value.bytes().take_while(u8::is_ascii_digit).count();
     let suffix = value[digits..].to_ascii_lowercase();
-    digits > 0 && suffixes.contains(&suffix.as_str())
+    let positive = value[..digits].bytes().any(|b| b != b'0') || suffixes.len() == 1;
+    digits > 0 && positive && suffixes.contains(&suffix.as_str())
 }
 
 impl Checker {
