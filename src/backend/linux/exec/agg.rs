@@ -1,0 +1,676 @@
+//! Aggregations: the aggregating functions with DTrace's exact semantics (bucket layouts of
+//! quantize, lquantize and llquantize as libdtrace lays them out), and the operations the
+//! actions apply to a whole aggregation (clear, trunc, normalize).
+//!
+//! Entries keep their first-insertion order; the presenter sorts them when it prints a
+//! snapshot, and printa with a format sorts its rows itself (`rows`).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::backend::linux::d::ast::Function;
+use crate::event::{self, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS};
+
+/// One part of a key tuple, hashable (event values are not).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    Int(i64),
+    UInt(u64),
+    Str(String),
+    Stack,
+}
+
+impl KeyPart {
+    pub fn to_event(&self) -> event::Value {
+        match self {
+            KeyPart::Int(v) => event::Value::Int(*v),
+            KeyPart::UInt(v) => event::Value::UInt(*v),
+            KeyPart::Str(s) => event::Value::Str(s.clone()),
+            KeyPart::Stack => event::Value::Stack(Vec::new()),
+        }
+    }
+
+    fn from_event(v: &event::Value) -> KeyPart {
+        match v {
+            event::Value::Int(v) => KeyPart::Int(*v),
+            event::Value::UInt(v) => KeyPart::UInt(*v),
+            event::Value::Str(s) => KeyPart::Str(s.clone()),
+            event::Value::Stack(_) | event::Value::Bytes(_) => KeyPart::Stack,
+        }
+    }
+
+    fn compare(&self, other: &KeyPart) -> Ordering {
+        match (self, other) {
+            (KeyPart::Str(a), KeyPart::Str(b)) => a.cmp(b),
+            (KeyPart::Int(a), KeyPart::Int(b)) => a.cmp(b),
+            (KeyPart::UInt(a), KeyPart::UInt(b)) => a.cmp(b),
+            (KeyPart::Int(a), KeyPart::UInt(b)) => i128::from(*a).cmp(&i128::from(*b)),
+            (KeyPart::UInt(a), KeyPart::Int(b)) => i128::from(*a).cmp(&i128::from(*b)),
+            _ => Ordering::Equal,
+        }
+    }
+}
+
+/// Why an aggregating function's parameters cannot be used (DTrace rejects these when it
+/// compiles the program).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadParameters(pub String);
+
+/// The arguments of one aggregating call, evaluated.
+pub struct Update<'a> {
+    pub func: Function,
+    pub args: &'a [i64],
+}
+
+#[derive(Clone, Debug)]
+struct Aggregation {
+    func: AggFunc,
+    entries: Vec<(Vec<KeyPart>, AggValue)>,
+    index: HashMap<Vec<KeyPart>, usize>,
+    /// normalize(@a, n): values are divided by this when printed.
+    normal: i64,
+}
+
+/// Every aggregation of the program, by name (without `@`).
+#[derive(Clone, Debug, Default)]
+pub struct Aggregations {
+    aggs: HashMap<String, Aggregation>,
+    /// Names in the order aggregations first received data, for the final print.
+    order: Vec<String>,
+}
+
+impl Aggregations {
+    /// Applies `@name[keys] = func(args)`.
+    pub fn update(
+        &mut self,
+        name: &str,
+        keys: Vec<KeyPart>,
+        update: &Update<'_>,
+    ) -> Result<(), BadParameters> {
+        let func = agg_func(update.func);
+        let fresh = initial(update.func, update.args)?;
+        let agg = self.aggs.entry(name.to_string()).or_insert_with(|| {
+            self.order.push(name.to_string());
+            Aggregation {
+                func,
+                entries: Vec::new(),
+                index: HashMap::new(),
+                normal: 1,
+            }
+        });
+        let i = match agg.index.get(&keys) {
+            Some(&i) => i,
+            None => {
+                agg.index.insert(keys.clone(), agg.entries.len());
+                agg.entries.push((keys, fresh));
+                agg.entries.len() - 1
+            }
+        };
+        apply(&mut agg.entries[i].1, update.func, update.args);
+        Ok(())
+    }
+
+    /// Replaces an aggregation's entries with what the kernel counted.
+    pub fn replace(&mut self, name: &str, func: AggFunc, entries: Vec<AggEntry>) {
+        if !self.aggs.contains_key(name) {
+            self.order.push(name.to_string());
+        }
+        let mut agg = Aggregation {
+            func,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            normal: self.aggs.get(name).map_or(1, |a| a.normal),
+        };
+        for entry in entries {
+            let keys: Vec<KeyPart> = entry.keys.iter().map(KeyPart::from_event).collect();
+            agg.index.insert(keys.clone(), agg.entries.len());
+            agg.entries.push((keys, entry.value));
+        }
+        self.aggs.insert(name.to_string(), agg);
+    }
+
+    /// The names that have entries, in the order they first got data.
+    pub fn names_with_data(&self) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|n| self.aggs.get(*n).is_some_and(|a| !a.entries.is_empty()))
+            .cloned()
+            .collect()
+    }
+
+    /// A snapshot with normalization applied, or `None` when the aggregation has no data yet.
+    pub fn snapshot(&self, name: &str) -> Option<AggSnapshot> {
+        let agg = self.aggs.get(name)?;
+        Some(AggSnapshot {
+            name: name.to_string(),
+            func: agg.func,
+            entries: agg
+                .entries
+                .iter()
+                .map(|(keys, value)| AggEntry {
+                    keys: keys.iter().map(KeyPart::to_event).collect(),
+                    value: normalized(value, agg.normal),
+                })
+                .collect(),
+        })
+    }
+
+    /// `clear(@a)`: every value back to its zero; keys stay. As libdtrace does, min and max
+    /// restart from the extreme values so that the next update sets them.
+    pub fn clear(&mut self, name: &str) {
+        if let Some(agg) = self.aggs.get_mut(name) {
+            for (_, value) in &mut agg.entries {
+                clear_value(value, agg.func);
+            }
+        }
+    }
+
+    /// `trunc(@a)` removes every entry; `trunc(@a, n)` keeps the `n` largest values (the
+    /// `-n` smallest when `n` is negative).
+    pub fn trunc(&mut self, name: &str, keep: Option<i64>) {
+        let Some(agg) = self.aggs.get_mut(name) else {
+            return;
+        };
+        let mut entries = std::mem::take(&mut agg.entries);
+        match keep {
+            None => entries.clear(),
+            Some(n) => {
+                entries.sort_by(|a, b| compare_values(&b.1, &a.1));
+                if n < 0 {
+                    entries.reverse();
+                }
+                entries.truncate(usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX));
+            }
+        }
+        agg.index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        agg.entries = entries;
+    }
+
+    /// `normalize(@a, n)` (n > 0) and `denormalize(@a)` (n = 1).
+    pub fn set_normal(&mut self, name: &str, normal: i64) {
+        if let Some(agg) = self.aggs.get_mut(name) {
+            agg.normal = normal.max(1);
+        }
+    }
+
+    /// The rows of `printa(format, @a, @b, …)`: the union of the keys, each with every
+    /// aggregation's (normalized) value, zero where an aggregation has no such key; sorted by
+    /// the first aggregation's value, then by key, as dtrace sorts them.
+    pub fn rows(&self, names: &[String]) -> Vec<(Vec<KeyPart>, Vec<AggValue>)> {
+        let aggs: Vec<Option<&Aggregation>> = names.iter().map(|n| self.aggs.get(n)).collect();
+        let mut keys: Vec<&Vec<KeyPart>> = Vec::new();
+        for agg in aggs.iter().flatten() {
+            for (k, _) in &agg.entries {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+        let mut rows: Vec<(Vec<KeyPart>, Vec<AggValue>)> = keys
+            .into_iter()
+            .map(|k| {
+                let values = aggs
+                    .iter()
+                    .map(|agg| match agg {
+                        Some(a) => match a.index.get(k) {
+                            Some(&i) => normalized(&a.entries[i].1, a.normal),
+                            None => zero_of(a.func, &a.entries[0].1),
+                        },
+                        None => AggValue::Scalar(0),
+                    })
+                    .collect();
+                (k.clone(), values)
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            compare_values(&a.1[0], &b.1[0]).then_with(|| compare_keys(&a.0, &b.0))
+        });
+        rows
+    }
+}
+
+fn agg_func(f: Function) -> AggFunc {
+    match f {
+        Function::Sum => AggFunc::Sum,
+        Function::Min => AggFunc::Min,
+        Function::Max => AggFunc::Max,
+        Function::Avg => AggFunc::Avg,
+        Function::Stddev => AggFunc::Stddev,
+        Function::Quantize => AggFunc::Quantize,
+        Function::Lquantize => AggFunc::Lquantize,
+        Function::Llquantize => AggFunc::Llquantize,
+        _ => AggFunc::Count,
+    }
+}
+
+/// The value a new entry starts from, with the bucket layout its parameters give.
+fn initial(func: Function, args: &[i64]) -> Result<AggValue, BadParameters> {
+    Ok(match func {
+        Function::Min => AggValue::Scalar(i64::MAX),
+        Function::Max => AggValue::Scalar(i64::MIN),
+        Function::Avg => AggValue::Avg { count: 0, total: 0 },
+        Function::Stddev => AggValue::Stddev {
+            count: 0,
+            total: 0,
+            total_squares: 0,
+        },
+        Function::Quantize => AggValue::Quantize(vec![0; QUANTIZE_BUCKETS]),
+        Function::Lquantize => lquantize_layout(args)?,
+        Function::Llquantize => llquantize_layout(args)?,
+        _ => AggValue::Scalar(0),
+    })
+}
+
+fn arg(args: &[i64], i: usize) -> i64 {
+    args.get(i).copied().unwrap_or(0)
+}
+
+/// lquantize(value, base, limit, step): DTrace packs base in 32 bits and step and the
+/// number of levels in 16 bits each.
+fn lquantize_layout(args: &[i64]) -> Result<AggValue, BadParameters> {
+    let (base, limit, step) = (arg(args, 1), arg(args, 2), arg(args, 3));
+    let bad = |why: &str| Err(BadParameters(format!("lquantize(): {why}")));
+    let Ok(base32) = i32::try_from(base) else {
+        return bad("the lower bound does not fit in 32 bits");
+    };
+    let Ok(step16) = u16::try_from(step) else {
+        return bad("the step must be from 1 to 65535");
+    };
+    if step16 == 0 || limit <= base {
+        return bad("the step must be positive and the upper bound above the lower");
+    }
+    let Ok(levels) = u16::try_from((limit - base) / step) else {
+        return bad("too many levels (at most 65535)");
+    };
+    if levels == 0 {
+        return bad("the range is smaller than one step");
+    }
+    Ok(AggValue::Lquantize {
+        base: base32,
+        step: step16,
+        levels,
+        counts: vec![0; usize::from(levels) + 2],
+    })
+}
+
+/// llquantize(value, factor, low, high, nsteps), with DTrace's requirements on them.
+fn llquantize_layout(args: &[i64]) -> Result<AggValue, BadParameters> {
+    let part = |i| u16::try_from(arg(args, i)).ok();
+    let (Some(factor), Some(low), Some(high), Some(nsteps)) = (part(1), part(2), part(3), part(4))
+    else {
+        return Err(BadParameters(
+            "llquantize(): parameters must be from 0 to 65535".into(),
+        ));
+    };
+    if factor < 2 || high <= low || nsteps < factor || nsteps % factor != 0 {
+        return Err(BadParameters(
+            "llquantize(): needs factor >= 2, low < high, and nsteps a multiple of factor".into(),
+        ));
+    }
+    let top = llquantize_bucket(factor, low, high, nsteps, i64::MAX);
+    Ok(AggValue::Llquantize {
+        factor,
+        low,
+        high,
+        nsteps,
+        counts: vec![0; top + 1],
+    })
+}
+
+/// Adds one value to an entry.
+fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
+    let v = arg(args, 0);
+    match value {
+        AggValue::Scalar(s) => match func {
+            Function::Count => *s = s.wrapping_add(1),
+            Function::Sum => *s = s.wrapping_add(v),
+            Function::Min => *s = (*s).min(v),
+            Function::Max => *s = (*s).max(v),
+            _ => {}
+        },
+        AggValue::Avg { count, total } => {
+            *count += 1;
+            *total = total.wrapping_add(v);
+        }
+        AggValue::Stddev {
+            count,
+            total,
+            total_squares,
+        } => {
+            *count += 1;
+            *total = total.wrapping_add(v);
+            *total_squares = total_squares.wrapping_add(u128::from(v.unsigned_abs()).pow(2));
+        }
+        AggValue::Quantize(counts) => {
+            let incr = args.get(1).copied().unwrap_or(1);
+            counts[quantize_bucket(v)] += incr;
+        }
+        AggValue::Lquantize {
+            base,
+            step,
+            levels,
+            counts,
+        } => {
+            let incr = args.get(4).copied().unwrap_or(1);
+            counts[lquantize_bucket(*base, *step, *levels, v)] += incr;
+        }
+        AggValue::Llquantize {
+            factor,
+            low,
+            high,
+            nsteps,
+            counts,
+        } => {
+            let i = llquantize_bucket(*factor, *low, *high, *nsteps, v);
+            if let Some(c) = counts.get_mut(i) {
+                *c += 1;
+            }
+        }
+    }
+}
+
+/// quantize(): bucket 63 holds 0; 64 + k holds [2^k, 2^(k+1)); 62 - k holds
+/// (-2^(k+1), -2^k]. The outermost buckets take everything beyond them.
+pub fn quantize_bucket(v: i64) -> usize {
+    const ZERO: usize = QUANTIZE_BUCKETS / 2;
+    match v.cmp(&0) {
+        Ordering::Equal => ZERO,
+        Ordering::Greater => ZERO + 1 + v.ilog2() as usize,
+        Ordering::Less => ZERO.saturating_sub(1 + v.unsigned_abs().ilog2() as usize),
+    }
+}
+
+/// lquantize(): the value is taken as a 32-bit integer, as DTrace does.
+fn lquantize_bucket(base: i32, step: u16, levels: u16, v: i64) -> usize {
+    let v = i64::from(v as i32);
+    let base = i64::from(base);
+    if v < base {
+        return 0;
+    }
+    let level = (v - base) / i64::from(step.max(1));
+    if level < i64::from(levels) {
+        level as usize + 1
+    } else {
+        usize::from(levels) + 1
+    }
+}
+
+/// llquantize(): bucket 0 is below factor^low; each order of magnitude from low to high
+/// has nsteps buckets (fewer while factor^order is smaller than nsteps), less those the
+/// previous order already covers; the last bucket is at or above factor^(high+1).
+pub fn llquantize_bucket(factor: u16, low: u16, high: u16, nsteps: u16, value: i64) -> usize {
+    let factor = i64::from(factor);
+    let nsteps = i64::from(nsteps);
+    let mut this: i64 = 1;
+    for _ in 0..low {
+        this = this.saturating_mul(factor);
+    }
+    if value < this {
+        return 0;
+    }
+    let mut last = this;
+    this = this.saturating_mul(factor);
+    let mut base: i64 = 1;
+    let mut value = value;
+    for _ in low..=high {
+        let nbuckets = this.min(nsteps);
+        let next = this.checked_mul(factor);
+        if next.is_none() {
+            value = value.min(this - 1);
+        }
+        if value < this {
+            return (base + (value - last) / (this / nbuckets).max(1)) as usize;
+        }
+        base += nbuckets - nbuckets / factor;
+        last = this;
+        this = next.unwrap_or(i64::MAX);
+    }
+    base as usize
+}
+
+fn normalized(value: &AggValue, normal: i64) -> AggValue {
+    if normal == 1 {
+        return value.clone();
+    }
+    let n = normal;
+    let div = |counts: &[i64]| counts.iter().map(|c| c / n).collect::<Vec<_>>();
+    match value {
+        AggValue::Scalar(v) => AggValue::Scalar(v / n),
+        AggValue::Avg { count, total } => AggValue::Avg {
+            count: *count,
+            total: total / n,
+        },
+        AggValue::Stddev {
+            count,
+            total,
+            total_squares,
+        } => AggValue::Stddev {
+            count: *count,
+            total: total / n,
+            total_squares: total_squares / (n as u128).pow(2),
+        },
+        AggValue::Quantize(c) => AggValue::Quantize(div(c)),
+        AggValue::Lquantize {
+            base,
+            step,
+            levels,
+            counts,
+        } => AggValue::Lquantize {
+            base: *base,
+            step: *step,
+            levels: *levels,
+            counts: div(counts),
+        },
+        AggValue::Llquantize {
+            factor,
+            low,
+            high,
+            nsteps,
+            counts,
+        } => AggValue::Llquantize {
+            factor: *factor,
+            low: *low,
+            high: *high,
+            nsteps: *nsteps,
+            counts: div(counts),
+        },
+    }
+}
+
+fn clear_value(value: &mut AggValue, func: AggFunc) {
+    match value {
+        AggValue::Scalar(v) => {
+            *v = match func {
+                AggFunc::Min => i64::MAX,
+                AggFunc::Max => i64::MIN,
+                _ => 0,
+            }
+        }
+        AggValue::Avg { count, total } => (*count, *total) = (0, 0),
+        AggValue::Stddev {
+            count,
+            total,
+            total_squares,
+        } => (*count, *total, *total_squares) = (0, 0, 0),
+        AggValue::Quantize(c)
+        | AggValue::Lquantize { counts: c, .. }
+        | AggValue::Llquantize { counts: c, .. } => c.iter_mut().for_each(|c| *c = 0),
+    }
+}
+
+/// The value an aggregation shows for a key it has no entry for (printa of several
+/// aggregations): zero, with the layout of `like`.
+fn zero_of(func: AggFunc, like: &AggValue) -> AggValue {
+    let mut v = like.clone();
+    clear_value(&mut v, func);
+    if let AggValue::Scalar(s) = &mut v {
+        *s = 0;
+    }
+    v
+}
+
+/// The number an entry sorts by: the value, the average, or a distribution's weighted sum.
+fn sort_weight(value: &AggValue) -> f64 {
+    match value {
+        AggValue::Scalar(v) => *v as f64,
+        AggValue::Avg { count, total } | AggValue::Stddev { count, total, .. } => {
+            if *count == 0 {
+                0.0
+            } else {
+                *total as f64 / *count as f64
+            }
+        }
+        AggValue::Quantize(c) => c
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| quantize_floor(i) as f64 * n as f64)
+            .sum(),
+        AggValue::Lquantize {
+            base, step, counts, ..
+        } => counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (f64::from(*base) + (i as f64 - 1.0) * f64::from(*step)) * n as f64)
+            .sum(),
+        AggValue::Llquantize { counts, .. } => counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| i as f64 * n as f64)
+            .sum(),
+    }
+}
+
+fn quantize_floor(i: usize) -> i64 {
+    const ZERO: usize = QUANTIZE_BUCKETS / 2;
+    match i.cmp(&ZERO) {
+        Ordering::Equal => 0,
+        Ordering::Greater => 1i64 << (i - ZERO - 1).min(62),
+        Ordering::Less => -(1i64 << (ZERO - i - 1).min(62)),
+    }
+}
+
+fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
+    match (a, b) {
+        (AggValue::Scalar(x), AggValue::Scalar(y)) => x.cmp(y),
+        _ => sort_weight(a).total_cmp(&sort_weight(b)),
+    }
+}
+
+fn compare_keys(a: &[KeyPart], b: &[KeyPart]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.compare(y))
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(Ordering::Equal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_buckets_match_dtrace() {
+        assert_eq!(quantize_bucket(0), 63);
+        assert_eq!(quantize_bucket(1), 64);
+        assert_eq!(quantize_bucket(2), 65);
+        assert_eq!(quantize_bucket(3), 65);
+        assert_eq!(quantize_bucket(1024), 74);
+        assert_eq!(quantize_bucket(-1), 62);
+        assert_eq!(quantize_bucket(-5), 60);
+        assert_eq!(quantize_bucket(i64::MAX), 126);
+        assert_eq!(quantize_bucket(i64::MIN), 0);
+        assert_eq!(quantize_bucket(-(1 << 62)), 0);
+    }
+
+    #[test]
+    fn lquantize_edges() {
+        // lquantize(v, 0, 100, 10): 10 levels; buckets <0, [0,10), …, [90,100), >=100.
+        assert_eq!(lquantize_bucket(0, 10, 10, -1), 0);
+        assert_eq!(lquantize_bucket(0, 10, 10, 0), 1);
+        assert_eq!(lquantize_bucket(0, 10, 10, 9), 1);
+        assert_eq!(lquantize_bucket(0, 10, 10, 10), 2);
+        assert_eq!(lquantize_bucket(0, 10, 10, 99), 10);
+        assert_eq!(lquantize_bucket(0, 10, 10, 100), 11);
+        // The value is taken as 32 bits: 2^32 + 5 is 5.
+        assert_eq!(lquantize_bucket(0, 10, 10, (1 << 32) + 5), 1);
+    }
+
+    #[test]
+    fn llquantize_buckets() {
+        // factor 10, magnitudes 0..=1, 10 steps: <1, 1..9, 10..90 by 10, >=100.
+        let b = |v| llquantize_bucket(10, 0, 1, 10, v);
+        assert_eq!(b(0), 0);
+        assert_eq!(b(1), 1);
+        assert_eq!(b(9), 9);
+        assert_eq!(b(10), 10);
+        assert_eq!(b(19), 10);
+        assert_eq!(b(20), 11);
+        assert_eq!(b(99), 18);
+        assert_eq!(b(100), 19);
+        assert_eq!(b(i64::MAX), 19);
+        // factor 2, magnitudes 0..=1, 4 steps: <1, 1, 2, 3, >=4.
+        let b = |v| llquantize_bucket(2, 0, 1, 4, v);
+        assert_eq!([b(0), b(1), b(2), b(3), b(4), b(400)], [0, 1, 2, 3, 4, 4]);
+    }
+
+    fn update(aggs: &mut Aggregations, name: &str, key: &str, func: Function, args: &[i64]) {
+        aggs.update(name, vec![KeyPart::Str(key.into())], &Update { func, args })
+            .unwrap();
+    }
+
+    fn scalar(aggs: &Aggregations, name: &str) -> Vec<i64> {
+        aggs.snapshot(name)
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| match e.value {
+                AggValue::Scalar(v) => v,
+                _ => panic!("not a scalar"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clear_trunc_and_normalize() {
+        let mut aggs = Aggregations::default();
+        for (key, n) in [("a", 5), ("b", 1), ("c", 9)] {
+            update(&mut aggs, "s", key, Function::Sum, &[n]);
+            update(&mut aggs, "m", key, Function::Min, &[n]);
+        }
+        aggs.set_normal("s", 2);
+        assert_eq!(scalar(&aggs, "s"), [2, 0, 4]);
+        aggs.set_normal("s", 1);
+        aggs.trunc("s", Some(2));
+        assert_eq!(scalar(&aggs, "s"), [9, 5]);
+        aggs.trunc("s", Some(-1));
+        assert_eq!(scalar(&aggs, "s"), [5]);
+        aggs.clear("s");
+        assert_eq!(scalar(&aggs, "s"), [0]);
+        aggs.clear("m");
+        update(&mut aggs, "m", "a", Function::Min, &[7]);
+        assert_eq!(scalar(&aggs, "m"), [7, i64::MAX, i64::MAX]);
+        aggs.trunc("m", None);
+        assert!(aggs.snapshot("m").unwrap().entries.is_empty());
+        assert_eq!(aggs.names_with_data(), ["s"]);
+    }
+
+    #[test]
+    fn bad_lquantize_parameters_are_reported() {
+        let mut aggs = Aggregations::default();
+        let err = aggs
+            .update(
+                "l",
+                vec![],
+                &Update {
+                    func: Function::Lquantize,
+                    args: &[1, 0, 1_000_000, 1],
+                },
+            )
+            .unwrap_err();
+        assert!(err.0.contains("levels"), "{err:?}");
+    }
+}
