@@ -11,6 +11,7 @@
 
 mod actions;
 mod agg;
+mod buckets;
 mod builtins;
 mod eval;
 mod format;
