@@ -237,7 +237,8 @@ pub fn string(spec: &Spec, width: usize, precision: Option<usize>, text: &str) -
 /// Pads `prefix` + `body` to `width`: on the right with `-`, with zeros after the prefix
 /// with `0`, else with spaces on the left.
 fn pad(spec: &Spec, width: usize, prefix: &str, body: &str) -> String {
-    let len = prefix.chars().count() + body.chars().count();
+    // C counts bytes, not characters.
+    let len = prefix.len() + body.len();
     let fill = width.saturating_sub(len);
     let mut out = String::with_capacity(len + fill);
     if spec.minus {
@@ -521,7 +522,7 @@ mod tests {
     #[test]
     fn integer_conversions_match_c() {
         let formats = [
-            "%lld", "%5lld", "%-5lld|", "%05lld", "%+lld", "% lld", "%.3lld", "%8.3lld",
+            "%lld", "%lli", "%5lld", "%-5lld|", "%05lld", "%+lld", "% lld", "%.3lld", "%8.3lld",
             "%-08lld|", "%.0lld", "%llu", "%llx", "%llX", "%#llx", "%#llo", "%llo", "%#10llx",
             "%010llx", "%+05lld", "%#.0llo", "%#.5llx", "%#.0llx",
         ];

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, Function, Item, Program, VariableKind};
-use super::firing::{Firing, ProbeInfo, ProbeKind};
+use super::firing::{Firing, ProbeInfo, ProbeKind, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
@@ -98,6 +98,49 @@ impl Fault {
         }
     }
 }
+
+/// A fault and where it happened, for the ERROR probe.
+struct Faulted {
+    clause: usize,
+    place: Place,
+    fault: Fault,
+}
+
+impl Faulted {
+    /// The firing of DTrace's ERROR probe for this fault: arg1 is the faulting enabling's
+    /// epid, arg2 the action's number (0 for the predicate), arg3 the DIF offset (none
+    /// here: -1), arg4 the fault type and arg5 the faulting address.
+    fn error_firing(&self, probe: u32, faulted: &Firing) -> Firing {
+        let (kind, addr) = match self.fault {
+            Fault::InvalidAddress(addr) => (FAULT_BADADDR, addr),
+            Fault::DivideByZero => (FAULT_DIVZERO, 0),
+            Fault::IllegalOperation | Fault::BadParameters(_) => (FAULT_ILLOP, 0),
+        };
+        let action = match self.place {
+            Place::Predicate => 0,
+            Place::Action(n) => n as u64,
+        };
+        let mut args = [0; MAX_ARGS];
+        args[1] = self.clause as u64 + 1;
+        args[2] = action;
+        args[3] = u64::MAX;
+        args[4] = kind;
+        args[5] = addr;
+        Firing {
+            probe,
+            args,
+            strings: Vec::new(),
+            bytes: Vec::new(),
+            errno: 0,
+            ..faulted.clone()
+        }
+    }
+}
+
+/// DTrace's fault types (DTRACEFLT_*), as the ERROR probe's arg4 gives them.
+const FAULT_BADADDR: u64 = 1;
+const FAULT_ILLOP: u64 = 3;
+const FAULT_DIVZERO: u64 = 4;
 
 /// One run of one clause over one firing.
 struct Frame<'a> {
@@ -179,6 +222,27 @@ impl Executor {
     /// Runs the probe's clauses, in order, over one firing; emits events into `sink`.
     /// Returns `Flow::Exit(status)` once exit() has run.
     pub fn fire(&mut self, firing: &Firing, sink: &mut dyn EventSink) -> Result<Flow, ExecError> {
+        let faults = self.run(firing, sink)?;
+        let error_probe = self.probes.iter().position(|p| p.kind == ProbeKind::Error);
+        let faulted_kind = self.probes.get(firing.probe as usize).map(|p| &p.kind);
+        // A fault in an ERROR clause does not fire ERROR again, as in DTrace.
+        if let (Some(error), false) = (error_probe, faulted_kind == Some(&ProbeKind::Error)) {
+            for fault in faults {
+                self.run(&fault.error_firing(error as u32, firing), sink)?;
+            }
+        }
+        Ok(match self.state.exit {
+            Some(status) => Flow::Exit(status),
+            None => Flow::Continue,
+        })
+    }
+
+    /// Runs the firing's clauses; returns the faults they hit.
+    fn run(
+        &mut self,
+        firing: &Firing,
+        sink: &mut dyn EventSink,
+    ) -> Result<Vec<Faulted>, ExecError> {
         let Executor {
             clauses,
             probes,
@@ -192,6 +256,7 @@ impl Executor {
             })?;
         state.vars.begin_firing();
         let captures = captures_of(firing);
+        let mut faults = Vec::new();
         for &index in &probe.clauses {
             let clause = clauses.get(index).ok_or_else(|| ExecError::UnknownClause {
                 probe: probe.desc.to_string(),
@@ -213,18 +278,21 @@ impl Executor {
             };
             match state.run_clause(clause, &mut frame) {
                 Ok(()) => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
-                Err((fault, place)) => sink
-                    .event(Event::Error {
+                Err((fault, place)) => {
+                    sink.event(Event::Error {
                         probe: Some(Arc::clone(&probe.desc)),
                         msg: fault.message(place),
                     })
-                    .map_err(ExecError::Output)?,
+                    .map_err(ExecError::Output)?;
+                    faults.push(Faulted {
+                        clause: index,
+                        place,
+                        fault,
+                    });
+                }
             }
         }
-        Ok(match state.exit {
-            Some(status) => Flow::Exit(status),
-            None => Flow::Continue,
-        })
+        Ok(faults)
     }
 
     /// At the end of the run (after END): one snapshot per aggregation that has data and

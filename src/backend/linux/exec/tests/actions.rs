@@ -218,3 +218,64 @@ fn unknown_probe_is_an_executor_error() {
     let err = h.exec.fire(&firing(5, 0), &mut h.events).unwrap_err();
     assert!(err.to_string().contains("probe #5"), "{err}");
 }
+
+#[test]
+fn faults_fire_the_error_probe() {
+    let src = r#"
+syscall::read:entry { x = 1; y = 1 / (int)arg0; }
+syscall::read:entry { printf("%s\n", copyinstr(arg1)); }
+ERROR { printf("ERROR %d %d %d 0x%x\n", arg1, arg2, arg4, arg5); z = 1 / (int)arg0; }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[
+            ("syscall::read:entry", ProbeKind::SyscallEntry),
+            ("dtrace:::ERROR", ProbeKind::Error),
+        ],
+    );
+    h.fire(&with_args(firing(0, 1), &[0, 0xbad]));
+    let events = h.take();
+    assert_eq!(
+        errors(&events),
+        [
+            "divide-by-zero in action #2",
+            "invalid address (0xbad) in action #1",
+            // The ERROR clause's own fault is reported, and does not fire ERROR again.
+            "divide-by-zero in action #2",
+            "divide-by-zero in action #2",
+        ]
+    );
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Printf(p) => Some(p.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    // The ERROR clause faulted after its printf, so its output is discarded too.
+    assert!(texts.is_empty(), "{texts:?}");
+}
+
+#[test]
+fn error_probe_arguments() {
+    let src = r#"
+syscall::read:entry { y = 1 / (int)arg0; }
+syscall::read:entry /arg0 == 0/ { printf("%s\n", copyinstr(arg1)); }
+ERROR { printf("ERROR %d %d %d 0x%x\n", arg1, arg2, arg4, arg5); }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[
+            ("syscall::read:entry", ProbeKind::SyscallEntry),
+            ("dtrace:::ERROR", ProbeKind::Error),
+        ],
+    );
+    h.fire(&with_args(firing(0, 1), &[0, 0xbad]));
+    assert_eq!(h.printed(), ["ERROR 1 1 4 0x0\n", "ERROR 2 1 1 0xbad\n"]);
+}
+
+#[test]
+fn length_modifiers_are_accepted_and_ignored() {
+    let src = r#"BEGIN { printf("%hhd %hd %ld %lld %zu %lx %a\n", 1, 2, 3, 4, 5, 255, 4096); }"#;
+    assert_eq!(begin(src), ["1 2 3 4 5 ff 0x1000\n"]);
+}
