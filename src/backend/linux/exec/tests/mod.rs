@@ -3,6 +3,7 @@
 
 mod actions;
 mod aggregations;
+mod scripts;
 mod subroutines;
 mod variables;
 
@@ -31,10 +32,13 @@ struct Harness {
     events: Events,
 }
 
-/// Whether a clause's description (`syscall::open*:entry` without globs, `BEGIN`) names
-/// `probe`: each part equal, empty or `*`.
+/// Whether a clause's description names `probe`: each part empty, equal, or a prefix
+/// followed by `*` (the globs the test programs use).
 fn matches(pattern: &ast::ProbeDesc, probe: &ProbeDesc) -> bool {
-    let part = |p: &str, v: &str| p.is_empty() || p == "*" || p == v;
+    let part = |p: &str, v: &str| match p.strip_suffix('*') {
+        Some(prefix) => v.starts_with(prefix),
+        None => p.is_empty() || p == v,
+    };
     part(&pattern.provider, &probe.provider)
         && part(&pattern.module, &probe.module)
         && part(&pattern.function, &probe.function)
