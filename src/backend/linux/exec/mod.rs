@@ -163,6 +163,9 @@ struct State {
     aggs: Aggregations,
     /// Each aggregation's function, from the checked program.
     agg_funcs: HashMap<String, AggFunc>,
+    /// Aggregation names in the order the program first uses them: the order of the final
+    /// print, as dtrace prints aggregations by their id.
+    agg_order: Vec<String>,
     procs: ProcessTable,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, measured once, for walltimestamp.
     wall_offset_ns: i64,
@@ -188,12 +191,15 @@ pub struct Executor {
 impl Executor {
     /// `probes[i]` describes the probe whose firings have `probe == i`.
     pub fn new(program: Program, probes: Vec<ProbeInfo>, options: Options) -> Executor {
-        let agg_funcs = program
+        let aggregations = program
             .variables
             .iter()
-            .filter(|v| v.kind == VariableKind::Aggregation)
+            .filter(|v| v.kind == VariableKind::Aggregation);
+        let agg_funcs = aggregations
+            .clone()
             .map(|v| (v.name.clone(), agg_func(v.func)))
             .collect();
+        let agg_order = aggregations.map(|v| v.name.clone()).collect();
         let clauses = program
             .items
             .into_iter()
@@ -210,6 +216,7 @@ impl Executor {
                 options,
                 aggs: Aggregations::default(),
                 agg_funcs,
+                agg_order,
                 procs: ProcessTable::default(),
                 wall_offset_ns: wall_clock_offset(),
                 drops: HashMap::new(),
@@ -298,7 +305,17 @@ impl Executor {
     /// At the end of the run (after END): one snapshot per aggregation that has data and
     /// was not printed by printa in END.
     pub fn final_snapshots(&mut self, sink: &mut dyn EventSink) -> io::Result<()> {
-        for name in self.state.aggs.names_with_data() {
+        let with_data = self.state.aggs.names_with_data();
+        let ordered = self
+            .state
+            .agg_order
+            .iter()
+            .filter(|n| with_data.contains(n));
+        let others = with_data
+            .iter()
+            .filter(|n| !self.state.agg_order.contains(n));
+        let names: Vec<String> = ordered.chain(others).cloned().collect();
+        for name in names {
             if self.state.printed_in_end.contains(&name) {
                 continue;
             }

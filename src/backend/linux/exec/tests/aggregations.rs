@@ -217,3 +217,16 @@ fn bad_lquantize_parameters_are_a_run_time_error() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn final_print_follows_program_order() {
+    let src = r#"
+syscall::read:entry /arg0 == 1/ { @first = count(); }
+syscall::read:entry { @second = sum((long)arg0); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    h.fire(&with_args(firing(0, 1), &[2]));
+    h.fire(&with_args(firing(0, 1), &[1]));
+    let names: Vec<String> = h.finals().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["first", "second"]);
+}
