@@ -94,14 +94,18 @@ fn apply(spec: &Spec, width: usize, precision: Option<usize>, operand: Operand<'
 pub fn printa_row(fmt: &str, funcs: &[AggFunc], keys: &[KeyPart], values: &[AggValue]) -> String {
     let mut out = String::new();
     let mut next_key = keys.iter();
-    let mut next_value = values.iter().zip(funcs);
+    // Each `%@` prints the next aggregation's value; those beyond the last aggregation print
+    // the last one's again, as libdtrace does.
+    let mut next_agg = 0;
     for piece in format::parse(fmt) {
         match piece {
             Piece::Text(t) => out.push_str(&t),
             Piece::Conv(spec) if spec.aggregation => {
                 let mut star = || 0;
                 let (spec, width, precision) = resolve(spec, &mut star);
-                let Some((value, func)) = next_value.next() else {
+                let i = next_agg.min(values.len().saturating_sub(1));
+                next_agg += 1;
+                let (Some(value), Some(func)) = (values.get(i), funcs.get(i)) else {
                     continue;
                 };
                 out.push_str(&value_text(&spec, width, precision, value, *func));
@@ -209,6 +213,8 @@ mod tests {
             &[AggValue::Scalar(7), AggValue::Avg { count: 2, total: 9 }],
         );
         assert_eq!(row, "cat       -3        7|4\n");
+        let row = printa_row("%@d %@d\n", &[AggFunc::Sum], &[], &[AggValue::Scalar(5)]);
+        assert_eq!(row, "5 5\n");
     }
 
     #[test]
