@@ -2,6 +2,10 @@
 //! precisions, `*` taken from an argument, and length modifiers accepted and ignored (D knows
 //! each argument's type, so `%d` of a `char` and of a `long` both print right).
 //!
+//! Integers print as libdtrace prints them: at the size of their D type, `%d` signed or
+//! unsigned as the type is, `%i` and `%c` signed, `%u %o %x %X` unsigned (so `%x` of a
+//! `char` holding -1 is `ff`, not C's `ffffffff`), and `%p` as `%x` does.
+//!
 //! D adds its own conversions: `%S` (a string with C escapes), `%Y` (a walltimestamp as a
 //! date), `%a` (a kernel symbol, printed here as its address: this engine has no symbol
 //! table) and `%@` (an aggregation's value, in printa). D has no floating point; `%e %f %g`
@@ -52,37 +56,31 @@ pub enum Arg<'a> {
 }
 
 impl Arg<'_> {
-    /// The integer after C's integer promotions: at least 32 bits wide, sign-extended from
-    /// its own width when its type is signed. Returns the value and the promoted width.
-    fn promoted(&self) -> (u64, u32) {
-        let Arg::Int {
-            value,
-            bits,
-            signed,
-        } = *self
-        else {
-            return (0, 32);
-        };
-        (extend(value, bits, signed), bits.clamp(32, 64))
-    }
-
-    /// As `%d` reads it: signed at the promoted width.
+    /// The integer as libdtrace's signed printer reads it: sign-extended from its size.
     fn as_signed(&self) -> i64 {
-        let (v, width) = self.promoted();
-        extend(v, width, true) as i64
+        match *self {
+            Arg::Int { value, bits, .. } => extend(value, bits, true) as i64,
+            Arg::Str(_) => 0,
+        }
     }
 
-    /// As `%u %o %x` read it: unsigned at the promoted width.
+    /// The integer as libdtrace's unsigned printer reads it: zero-extended from its size.
     fn as_unsigned(&self) -> u64 {
-        let (v, width) = self.promoted();
-        extend(v, width, false)
+        match *self {
+            Arg::Int { value, bits, .. } => extend(value, bits, false),
+            Arg::Str(_) => 0,
+        }
+    }
+
+    fn is_signed(&self) -> bool {
+        matches!(self, Arg::Int { signed: true, .. })
     }
 
     fn as_f64(&self) -> f64 {
-        match self {
-            Arg::Int { signed: true, .. } => self.as_signed() as f64,
-            Arg::Int { .. } => self.as_unsigned() as f64,
-            Arg::Str(_) => 0.0,
+        if self.is_signed() {
+            self.as_signed() as f64
+        } else {
+            self.as_unsigned() as f64
         }
     }
 }
@@ -184,17 +182,21 @@ fn parse_count(bytes: &[u8], i: &mut usize) -> Option<Count> {
 /// negative `*` width arrives as `minus` set on the spec.
 pub fn convert(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> String {
     match spec.conv {
+        // `%d` follows the argument's signedness; `%i` is always signed.
+        'd' if !arg.is_signed() => unsigned(spec, width, precision, arg.as_unsigned(), 10, ""),
         'd' | 'i' => signed(spec, width, precision, arg.as_signed()),
         'u' => unsigned(spec, width, precision, arg.as_unsigned(), 10, ""),
         'o' => unsigned(spec, width, precision, arg.as_unsigned(), 8, ""),
         'x' => unsigned(spec, width, precision, arg.as_unsigned(), 16, "0x"),
         'X' => unsigned(spec, width, precision, arg.as_unsigned(), 16, "0X"),
-        'p' | 'a' | 'A' => {
+        // libdtrace prints `%p` as `%x` does.
+        'p' => unsigned(spec, width, precision, arg.as_unsigned(), 16, "0x"),
+        'a' | 'A' => {
             let hex = format!("0x{:x}", arg.as_unsigned());
             pad(spec, width, "", &hex)
         }
         'c' => {
-            let c = char::from(arg.as_unsigned() as u8);
+            let c = char::from(arg.as_signed() as u8);
             pad(spec, width, "", &c.to_string())
         }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' => float(spec, width, precision, arg.as_f64()),
@@ -554,14 +556,20 @@ mod tests {
             signed: false,
         };
         assert_eq!(ours("%d", uchar), "255");
-        // A char is promoted to int, as C's printf sees it.
         let char_minus_one = Arg::Int {
             value: u64::MAX,
             bits: 8,
             signed: true,
         };
         assert_eq!(ours("%d", char_minus_one), "-1");
-        assert_eq!(ours("%x", char_minus_one), "ffffffff");
+        assert_eq!(ours("%x", char_minus_one), "ff");
+        let uint_max = Arg::Int {
+            value: 0xffff_ffff,
+            bits: 32,
+            signed: false,
+        };
+        assert_eq!(ours("%d", uint_max), "4294967295");
+        assert_eq!(ours("%i", uint_max), "-1");
     }
 
     #[test]
@@ -569,7 +577,8 @@ mod tests {
         for fmt in ["%c", "%3c", "%-3c|"] {
             assert_eq!(ours(fmt, long(65)), c_int(fmt, 65), "{fmt}");
         }
-        assert_eq!(ours("%p", long(0x7fff1234)), c_int("%p", 0x7fff1234));
+        assert_eq!(ours("%p", long(0x7fff1234)), "7fff1234");
+        assert_eq!(ours("%#p", long(0x7fff1234)), c_int("%p", 0x7fff1234));
         for fmt in ["%s", "%10s", "%-10s|", "%.3s", "%10.2s", "%.0s|"] {
             for s in ["", "hello", "a longer string"] {
                 assert_eq!(ours(fmt, Arg::Str(s)), c_str(fmt, s), "{fmt} of {s:?}");

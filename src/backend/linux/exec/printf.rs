@@ -53,8 +53,9 @@ pub fn printf(fmt: &str, args: &[Typed]) -> String {
     out
 }
 
-/// Reads `*` widths and precisions: a negative width means left-justified, a negative
-/// precision means none, as in C.
+/// Reads `*` widths and precisions: a negative width means left-justified, as in C. A
+/// precision applies only when it is above zero: libdtrace leaves `.0` (and a negative `*`
+/// precision) out of the format it hands to printf.
 fn resolve(mut spec: Spec, star: &mut impl FnMut() -> i64) -> (Spec, usize, Option<usize>) {
     let width = match spec.width {
         Some(Count::Fixed(w)) => w,
@@ -72,7 +73,7 @@ fn resolve(mut spec: Spec, star: &mut impl FnMut() -> i64) -> (Spec, usize, Opti
         Some(Count::Star) => usize::try_from(star()).ok(),
         None => None,
     };
-    (spec, width, precision)
+    (spec, width, precision.filter(|&p| p > 0))
 }
 
 /// Applies a conversion, with D's own: `%Y` formats a date, `%k` a stack.
@@ -201,6 +202,7 @@ mod tests {
         assert_eq!(printf("[%*d]", &[int(-5), int(42)]), "[42   ]");
         assert_eq!(printf("[%.*d]", &[int(4), int(42)]), "[0042]");
         assert_eq!(printf("[%.*d]", &[int(-1), int(42)]), "[42]");
+        assert_eq!(printf("[%.0d]", &[int(0)]), "[0]");
         assert_eq!(printf("100%%", &[]), "100%");
     }
 
