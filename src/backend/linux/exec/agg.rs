@@ -72,6 +72,9 @@ struct Aggregation {
     index: HashMap<Vec<KeyPart>, usize>,
     /// normalize(@a, n): values are divided by this when printed.
     normal: i64,
+    /// The value shown for a key the aggregation has no entry for (printa of several
+    /// aggregations): zero, in the aggregation's layout.
+    zero: AggValue,
 }
 
 /// Every aggregation of the program, by name (without `@`).
@@ -99,6 +102,7 @@ impl Aggregations {
                 entries: Vec::new(),
                 index: HashMap::new(),
                 normal: 1,
+                zero: zero_of(func, &fresh),
             }
         });
         let i = match agg.index.get(&keys) {
@@ -109,7 +113,9 @@ impl Aggregations {
                 agg.entries.len() - 1
             }
         };
-        apply(&mut agg.entries[i].1, update.func, update.args);
+        if let Some((_, value)) = agg.entries.get_mut(i) {
+            apply(value, update.func, update.args);
+        }
         Ok(())
     }
 
@@ -123,6 +129,9 @@ impl Aggregations {
             entries: Vec::new(),
             index: HashMap::new(),
             normal: self.aggs.get(name).map_or(1, |a| a.normal),
+            zero: entries
+                .first()
+                .map_or(AggValue::Scalar(0), |e| zero_of(func, &e.value)),
         };
         for entry in entries {
             let keys: Vec<KeyPart> = entry.keys.iter().map(KeyPart::from_event).collect();
@@ -219,10 +228,11 @@ impl Aggregations {
                 let values = aggs
                     .iter()
                     .map(|agg| match agg {
-                        Some(a) => match a.index.get(k) {
-                            Some(&i) => normalized(&a.entries[i].1, a.normal),
-                            None => zero_of(a.func, &a.entries[0].1),
-                        },
+                        Some(a) => a
+                            .index
+                            .get(k)
+                            .and_then(|&i| a.entries.get(i))
+                            .map_or_else(|| a.zero.clone(), |e| normalized(&e.1, a.normal)),
                         None => AggValue::Scalar(0),
                     })
                     .collect();
@@ -230,7 +240,12 @@ impl Aggregations {
             })
             .collect();
         rows.sort_by(|a, b| {
-            compare_values(&a.1[0], &b.1[0]).then_with(|| compare_keys(&a.0, &b.0))
+            let first = |row: &(Vec<KeyPart>, Vec<AggValue>)| row.1.first().cloned();
+            match (first(a), first(b)) {
+                (Some(x), Some(y)) => compare_values(&x, &y),
+                _ => Ordering::Equal,
+            }
+            .then_with(|| compare_keys(&a.0, &b.0))
         });
         rows
     }
@@ -280,7 +295,7 @@ fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
             _ => {}
         },
         AggValue::Avg { count, total } => {
-            *count += 1;
+            *count = count.wrapping_add(1);
             *total = total.wrapping_add(v);
         }
         AggValue::Stddev {
@@ -288,13 +303,15 @@ fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
             total,
             total_squares,
         } => {
-            *count += 1;
+            *count = count.wrapping_add(1);
             *total = total.wrapping_add(v);
             *total_squares = total_squares.wrapping_add(u128::from(v.unsigned_abs()).pow(2));
         }
         AggValue::Quantize(counts) => {
             let incr = args.get(1).copied().unwrap_or(1);
-            counts[quantize_bucket(v)] += incr;
+            if let Some(c) = counts.get_mut(quantize_bucket(v)) {
+                *c = c.wrapping_add(incr);
+            }
         }
         AggValue::Lquantize {
             base,
@@ -303,7 +320,9 @@ fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
             counts,
         } => {
             let incr = args.get(4).copied().unwrap_or(1);
-            counts[lquantize_bucket(*base, *step, *levels, v)] += incr;
+            if let Some(c) = counts.get_mut(lquantize_bucket(*base, *step, *levels, v)) {
+                *c = c.wrapping_add(incr);
+            }
         }
         AggValue::Llquantize {
             factor,
@@ -314,7 +333,7 @@ fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
         } => {
             let i = llquantize_bucket(*factor, *low, *high, *nsteps, v);
             if let Some(c) = counts.get_mut(i) {
-                *c += 1;
+                *c = c.wrapping_add(1);
             }
         }
     }

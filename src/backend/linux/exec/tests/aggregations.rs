@@ -230,3 +230,28 @@ syscall::read:entry { @second = sum((long)arg0); }
     let names: Vec<String> = h.finals().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["first", "second"]);
 }
+
+#[test]
+fn printa_of_several_aggregations_fills_missing_keys_with_zero() {
+    let src = r#"
+syscall::read:entry { @c[execname] = count(); @q[execname] = quantize((long)arg0); }
+syscall::write:entry { @c[execname] = count(); trunc(@q); }
+END { printa("%s %@d\n%@d", @c, @q); }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[
+            ("syscall::read:entry", ProbeKind::SyscallEntry),
+            ("syscall::write:entry", ProbeKind::SyscallEntry),
+            ("END", ProbeKind::End),
+        ],
+    );
+    h.fire(&with_args(firing(0, 1), &[8]));
+    h.fire(&firing(1, 1));
+    h.fire(&firing(2, 0));
+    let text = h.printed().join("");
+    assert!(text.starts_with("cat 2\n"), "{text:?}");
+    // @q has no entry for "cat" after trunc: its distribution is all zero.
+    assert!(text.contains("               0 |"), "{text:?}");
+    assert!(!text.contains('@'), "{text:?}");
+}
