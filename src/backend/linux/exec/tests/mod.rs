@@ -3,6 +3,7 @@
 
 mod actions;
 mod aggregations;
+mod corpus;
 mod scripts;
 mod subroutines;
 mod variables;
@@ -60,8 +61,11 @@ fn desc(text: &str) -> ProbeDesc {
 impl Harness {
     /// Compiles `source`; `probes[i]` is probe number i.
     fn new(source: &str, probes: &[(&str, ProbeKind)]) -> Harness {
-        let compiled = d::compile("test.d", source, &d::MacroArgs::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        Harness::with_macros(source, &d::MacroArgs::default(), probes)
+    }
+
+    fn with_macros(source: &str, macros: &d::MacroArgs, probes: &[(&str, ProbeKind)]) -> Harness {
+        let compiled = d::compile("test.d", source, macros).unwrap_or_else(|e| panic!("{e}"));
         let program = compiled.program;
         let options = Options::resolve(&program, &[]).unwrap();
         let clauses: Vec<&ast::Clause> = program
