@@ -251,7 +251,8 @@ impl Aggregations {
     }
 }
 
-fn agg_func(f: Function) -> AggFunc {
+/// The event model's name for an aggregating function.
+pub fn agg_func(f: Function) -> AggFunc {
     match f {
         Function::Sum => AggFunc::Sum,
         Function::Min => AggFunc::Min,

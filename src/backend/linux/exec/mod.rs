@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::d::ast::{Clause, Function, Item, Program, VariableKind};
+use super::d::ast::{Clause, Item, Program, VariableKind};
 use super::firing::{Firing, ProbeInfo, ProbeKind, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -181,7 +181,8 @@ impl State {
     }
 }
 
-/// Runs a checked D program over firings.
+/// Runs a checked D program over firings. It is `Send`, so the engine may run it on the
+/// thread that reads the ring buffer.
 pub struct Executor {
     clauses: Vec<Clause>,
     probes: Vec<ProbeInfo>,
@@ -197,7 +198,7 @@ impl Executor {
             .filter(|v| v.kind == VariableKind::Aggregation);
         let agg_funcs = aggregations
             .clone()
-            .map(|v| (v.name.clone(), agg_func(v.func)))
+            .map(|v| (v.name.clone(), v.func.map_or(AggFunc::Count, agg::agg_func)))
             .collect();
         let agg_order = aggregations.map(|v| v.name.clone()).collect();
         let clauses = program
@@ -346,19 +347,10 @@ impl Executor {
     }
 }
 
-fn agg_func(func: Option<Function>) -> AggFunc {
-    match func {
-        Some(Function::Sum) => AggFunc::Sum,
-        Some(Function::Min) => AggFunc::Min,
-        Some(Function::Max) => AggFunc::Max,
-        Some(Function::Avg) => AggFunc::Avg,
-        Some(Function::Stddev) => AggFunc::Stddev,
-        Some(Function::Quantize) => AggFunc::Quantize,
-        Some(Function::Lquantize) => AggFunc::Lquantize,
-        Some(Function::Llquantize) => AggFunc::Llquantize,
-        _ => AggFunc::Count,
-    }
-}
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Executor>();
+};
 
 /// What the kernel read at each argument's address, by argument number.
 fn captures_of(firing: &Firing) -> Vec<Option<Arc<Capture>>> {
