@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod bpf;
 pub mod d;
+pub mod exec;
 pub mod firing;
 pub mod options;
 pub mod target;

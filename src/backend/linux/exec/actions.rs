@@ -1,0 +1,223 @@
+//! D's actions: trace, printf, printa, exit, clear, trunc, normalize and denormalize.
+//!
+//! A clause's actions are collected while it runs and applied in order once it completes
+//! (`commit`): DTrace discards what an enabling recorded when it faults, and runs printa,
+//! clear, trunc and exit in the consumer, in record order. Aggregation updates are not
+//! actions and take effect at once, as they do in DTrace's aggregation buffers.
+
+use std::io;
+
+use super::printf::{self, Typed};
+use super::{ExecError, Fault, Frame, State};
+use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
+use crate::backend::EventSink;
+use crate::event::{AggFunc, AggSnapshot, Event, Origin, Printf, Record};
+
+/// An action waiting for its clause to complete.
+#[derive(Debug)]
+pub enum Pending {
+    Emit(Event),
+    Printa(String),
+    PrintaFormat {
+        format: String,
+        names: Vec<String>,
+        origin: Origin,
+    },
+    Clear(String),
+    /// trunc(@a) (None) or trunc(@a, n).
+    Trunc(String, Option<i64>),
+    /// normalize(@a, n); denormalize(@a) is n = 1.
+    Normalize(String, i64),
+    Exit(i32),
+}
+
+/// The name of an aggregation argument, `@name`.
+fn agg_name(e: Option<&Expr>) -> String {
+    match e.map(|e| &e.kind) {
+        Some(ExprKind::Aggregation(name)) => name.clone(),
+        _ => String::new(),
+    }
+}
+
+impl State {
+    pub(super) fn action(
+        &mut self,
+        func: Function,
+        args: &[Expr],
+        f: &mut Frame<'_>,
+    ) -> Result<(), Fault> {
+        let pending = match func {
+            Function::Trace => {
+                let mut values = Vec::with_capacity(args.len());
+                for arg in args {
+                    values.push(self.eval(arg, f)?.to_event(&arg.ty));
+                }
+                Pending::Emit(Event::Record(Record {
+                    origin: f.origin.clone(),
+                    values,
+                }))
+            }
+            Function::Printf => self.printf(args, f)?,
+            Function::Printa => return self.printa(args, f),
+            Function::Exit => {
+                let status = self.int_arg(args.first(), f)?;
+                Pending::Exit(status as i32)
+            }
+            Function::Clear => Pending::Clear(agg_name(args.first())),
+            Function::Trunc => {
+                let keep = match args.get(1) {
+                    Some(e) => Some(self.eval(e, f)?.int() as i64),
+                    None => None,
+                };
+                Pending::Trunc(agg_name(args.first()), keep)
+            }
+            Function::Normalize => {
+                let n = self.int_arg(args.get(1), f)?;
+                if n <= 0 {
+                    return Err(Fault::IllegalOperation);
+                }
+                Pending::Normalize(agg_name(args.first()), n)
+            }
+            Function::Denormalize => Pending::Normalize(agg_name(args.first()), 1),
+            _ => return self.eval_all(args, f),
+        };
+        f.pending.push(pending);
+        Ok(())
+    }
+
+    fn int_arg(&mut self, e: Option<&Expr>, f: &mut Frame<'_>) -> Result<i64, Fault> {
+        match e {
+            Some(e) => Ok(self.eval(e, f)?.int() as i64),
+            None => Ok(0),
+        }
+    }
+
+    fn eval_all(&mut self, args: &[Expr], f: &mut Frame<'_>) -> Result<(), Fault> {
+        for arg in args {
+            self.eval(arg, f)?;
+        }
+        Ok(())
+    }
+
+    fn printf(&mut self, args: &[Expr], f: &mut Frame<'_>) -> Result<Pending, Fault> {
+        let Some((fmt, rest)) = args.split_first() else {
+            return Err(Fault::IllegalOperation);
+        };
+        let ExprKind::Str(fmt) = &fmt.kind else {
+            return Err(Fault::IllegalOperation);
+        };
+        let mut typed = Vec::with_capacity(rest.len());
+        for arg in rest {
+            typed.push(Typed {
+                value: self.eval(arg, f)?,
+                ty: arg.ty.clone(),
+            });
+        }
+        let text = printf::printf(fmt, &typed);
+        let args = typed.iter().map(|t| t.value.to_event(&t.ty)).collect();
+        Ok(Pending::Emit(Event::Printf(Printf {
+            origin: f.origin.clone(),
+            text,
+            args,
+        })))
+    }
+
+    fn printa(&mut self, args: &[Expr], f: &mut Frame<'_>) -> Result<(), Fault> {
+        match args.first().map(|e| &e.kind) {
+            Some(ExprKind::Str(format)) => {
+                let names = args.iter().skip(1).map(|e| agg_name(Some(e))).collect();
+                f.pending.push(Pending::PrintaFormat {
+                    format: format.clone(),
+                    names,
+                    origin: f.origin.clone(),
+                });
+            }
+            _ => {
+                for arg in args {
+                    f.pending.push(Pending::Printa(agg_name(Some(arg))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A clause with no body: DTrace's default action records the firing with no data, which
+    /// the presenter shows as the probe's line.
+    pub(super) fn default_action(&mut self, f: &mut Frame<'_>) {
+        f.pending.push(Pending::Emit(Event::Record(Record {
+            origin: f.origin.clone(),
+            values: Vec::new(),
+        })));
+    }
+
+    /// Applies a completed clause's actions, in order.
+    pub(super) fn commit(
+        &mut self,
+        pending: Vec<Pending>,
+        in_end: bool,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), ExecError> {
+        for p in pending {
+            self.apply(p, in_end, sink).map_err(ExecError::Output)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, p: Pending, in_end: bool, sink: &mut dyn EventSink) -> io::Result<()> {
+        match p {
+            Pending::Emit(event) => sink.event(event)?,
+            Pending::Printa(name) => {
+                let snapshot = self.snapshot(&name);
+                if in_end {
+                    self.printed_in_end.insert(name);
+                }
+                sink.event(Event::Agg(snapshot))?;
+            }
+            Pending::PrintaFormat {
+                format,
+                names,
+                origin,
+            } => {
+                if in_end {
+                    self.printed_in_end.extend(names.iter().cloned());
+                }
+                for text in self.printa_texts(&format, &names) {
+                    sink.event(Event::Printf(Printf {
+                        origin: origin.clone(),
+                        text,
+                        args: Vec::new(),
+                    }))?;
+                }
+            }
+            Pending::Clear(name) => self.aggs.clear(&name),
+            Pending::Trunc(name, keep) => self.aggs.trunc(&name, keep),
+            Pending::Normalize(name, n) => self.aggs.set_normal(&name, n),
+            Pending::Exit(status) => {
+                self.exit.get_or_insert(status);
+            }
+        }
+        Ok(())
+    }
+
+    /// A snapshot of `name`, empty when it has no data yet.
+    fn snapshot(&self, name: &str) -> AggSnapshot {
+        self.aggs.snapshot(name).unwrap_or_else(|| AggSnapshot {
+            name: name.to_string(),
+            func: self.func_of(name),
+            entries: Vec::new(),
+        })
+    }
+
+    fn func_of(&self, name: &str) -> AggFunc {
+        self.agg_funcs.get(name).copied().unwrap_or(AggFunc::Count)
+    }
+
+    fn printa_texts(&self, format: &str, names: &[String]) -> Vec<String> {
+        let funcs: Vec<_> = names.iter().map(|n| self.func_of(n)).collect();
+        self.aggs
+            .rows(names)
+            .iter()
+            .map(|(keys, values)| printf::printa_row(format, &funcs, keys, values))
+            .collect()
+    }
+}

@@ -1,0 +1,89 @@
+//! D's builtin variables, read from the firing, the probe's description and /proc.
+//!
+//! Some builtins have nothing to read on this engine, and read as 0: `stackdepth`,
+//! `ustackdepth`, `caller` and `ucaller` (the kernel half captures no stacks), and
+//! `curthread` (the kernel's task structure is not captured, and D programs only follow it
+//! into kernel memory, which faults here). `id` is the probe's number in the plan, counted
+//! from 1, and `epid` the clause's number in the program, counted from 1: both identify the
+//! probe and the enabling, as their DTrace counterparts do.
+
+use super::value::Value;
+use super::{Frame, State};
+use crate::backend::linux::d::ast::{Builtin, DType};
+
+impl State {
+    pub(super) fn builtin(&mut self, b: Builtin, ty: &DType, f: &Frame<'_>) -> Value {
+        let firing = f.firing;
+        let desc = &f.probe.desc;
+        let int = |v: u64| Value::Int(v).convert(ty);
+        match b {
+            Builtin::Pid => int(u64::from(firing.pid)),
+            Builtin::Tid => int(u64::from(firing.tid)),
+            Builtin::Ppid => int(u64::from(self.procs.psinfo(firing.pid, &firing.comm).ppid)),
+            Builtin::Uid => int(u64::from(firing.uid)),
+            Builtin::Gid => int(u64::from(firing.gid)),
+            Builtin::Execname => Value::str(&firing.comm),
+            Builtin::Zonename => Value::str(&self.procs.zone_name(firing.cgroup_id)),
+            Builtin::Cpu => int(u64::from(firing.cpu)),
+            Builtin::Timestamp | Builtin::Vtimestamp => int(firing.ts_ns),
+            Builtin::Walltimestamp => int(firing.ts_ns.wrapping_add_signed(self.wall_offset_ns)),
+            Builtin::Probeprov => Value::str(&desc.provider),
+            Builtin::Probemod => Value::str(&desc.module),
+            Builtin::Probefunc => Value::str(&desc.function),
+            Builtin::Probename => Value::str(&desc.name),
+            Builtin::Arg(n) => self.arg(usize::from(n), f).convert(ty),
+            Builtin::Errno => int(firing.errno as i64 as u64),
+            Builtin::Id => int(u64::from(firing.probe) + 1),
+            Builtin::Epid => int(f.clause as u64 + 1),
+            Builtin::Args
+            | Builtin::Curthread
+            | Builtin::Curpsinfo
+            | Builtin::Stackdepth
+            | Builtin::Ustackdepth
+            | Builtin::Caller
+            | Builtin::Ucaller => Value::Int(0),
+        }
+    }
+
+    /// `argN`: the raw argument, carrying what the kernel read at it when it did. For a
+    /// syscall return, arg0 is the raw return value the firing already holds.
+    pub(super) fn arg(&self, n: usize, f: &Frame<'_>) -> Value {
+        let addr = f.firing.args.get(n).copied().unwrap_or(0);
+        match f.captures.get(n) {
+            Some(Some(capture)) => Value::User {
+                addr,
+                capture: capture.clone(),
+            },
+            _ => Value::Int(addr),
+        }
+    }
+
+    /// `curpsinfo->member`. Members with no Linux counterpart (project, task, contract and
+    /// zone ids, and kernel addresses) read as 0.
+    pub(super) fn psinfo_member(&mut self, member: &str, ty: &DType, f: &Frame<'_>) -> Value {
+        let info = self.procs.psinfo(f.firing.pid, &f.firing.comm);
+        let n = |v: u32| Value::Int(u64::from(v)).convert(ty);
+        match member {
+            "pr_psargs" => Value::str(&info.psargs),
+            "pr_fname" => Value::str(&info.fname),
+            "pr_dmodel" => Value::str(if cfg!(target_pointer_width = "64") {
+                "LP64"
+            } else {
+                "ILP32"
+            }),
+            "pr_pid" => n(info.pid),
+            "pr_ppid" => n(info.ppid),
+            "pr_pgid" => n(info.pgid),
+            "pr_sid" => n(info.sid),
+            "pr_uid" => n(info.uid),
+            "pr_euid" => n(info.euid),
+            "pr_gid" => n(info.gid),
+            "pr_egid" => n(info.egid),
+            "pr_nlwp" => n(info.nlwp),
+            "pr_argc" => n(info.argc),
+            "pr_size" => Value::Int(info.size_kb),
+            "pr_rssize" => Value::Int(info.rssize_kb),
+            _ => Value::Int(0),
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Evaluation of D expressions and statements over one firing.
+//!
+//! Integer arithmetic follows C on 64 bits with each expression's checked type: operands are
+//! converted to the type the operator works in (the expression's own type for arithmetic,
+//! the promoted operand type for comparisons), results wrap to that type's width, and
+//! division and shifts are signed or unsigned as the type says. Strings compare with strcmp.
+
+use std::cmp::Ordering;
+
+use super::agg::{KeyPart, Update};
+use super::value::{is_signed, normalize, promote, Value};
+use super::vars::{Place as VarPlace, Stored};
+use super::{Fault, Frame, Place, State};
+use crate::backend::linux::d::ast::{
+    BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
+    VarScope,
+};
+use crate::event::DropKind;
+
+type Eval = Result<Value, Fault>;
+
+impl State {
+    /// Runs a clause: the predicate, then the statements. On a fault, says where it was.
+    pub(super) fn run_clause(
+        &mut self,
+        clause: &Clause,
+        f: &mut Frame<'_>,
+    ) -> Result<(), (Fault, Place)> {
+        if let Some(pred) = &clause.predicate {
+            let v = self
+                .eval(pred, f)
+                .map_err(|fault| (fault, Place::Predicate))?;
+            if !v.truthy() {
+                return Ok(());
+            }
+        }
+        match &clause.body {
+            None => {
+                self.default_action(f);
+                Ok(())
+            }
+            Some(body) => self
+                .statements(body, f)
+                .map_err(|fault| (fault, Place::Action(f.action))),
+        }
+    }
+
+    fn statements(&mut self, stmts: &[Stmt], f: &mut Frame<'_>) -> Result<(), Fault> {
+        for stmt in stmts {
+            match stmt {
+                Stmt::Expr(e) => {
+                    f.action += 1;
+                    self.statement_expr(e, f)?;
+                }
+                Stmt::Aggregate(a) => {
+                    f.action += 1;
+                    let keys = self.keys(&a.keys, f)?;
+                    let mut args = Vec::with_capacity(a.args.len());
+                    for arg in &a.args {
+                        args.push(self.eval(arg, f)?.int() as i64);
+                    }
+                    let update = Update {
+                        func: a.func,
+                        args: &args,
+                    };
+                    self.aggs
+                        .update(&a.name, keys, &update)
+                        .map_err(|bad| Fault::BadParameters(bad.0))?;
+                }
+                Stmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                    ..
+                } => {
+                    let start = f.action;
+                    // A fault in the condition is reported at the first statement it guards.
+                    f.action += 1;
+                    let taken = self.eval(cond, f)?.truthy();
+                    let otherwise = otherwise.as_deref().unwrap_or_default();
+                    f.action = start;
+                    if taken {
+                        self.statements(then, f)?;
+                    } else {
+                        f.action += leaves(then);
+                        self.statements(otherwise, f)?;
+                    }
+                    f.action = start + leaves(then) + leaves(otherwise);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn statement_expr(&mut self, e: &Expr, f: &mut Frame<'_>) -> Result<(), Fault> {
+        if let ExprKind::Call { func, args } = &e.kind {
+            if func.kind() == FunctionKind::Action {
+                return self.action(*func, args, f);
+            }
+        }
+        self.eval(e, f).map(|_| ())
+    }
+
+    /// Evaluates key expressions into a hashable tuple.
+    pub(super) fn keys(
+        &mut self,
+        exprs: &[Expr],
+        f: &mut Frame<'_>,
+    ) -> Result<Vec<KeyPart>, Fault> {
+        let mut keys = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let v = self.eval(e, f)?;
+            keys.push(key_part(&v, &e.ty));
+        }
+        Ok(keys)
+    }
+
+    pub(super) fn eval(&mut self, e: &Expr, f: &mut Frame<'_>) -> Eval {
+        match &e.kind {
+            ExprKind::Int(v) => Ok(Value::Int(*v)),
+            ExprKind::Str(s) => Ok(Value::str(s)),
+            ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
+            ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
+            ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),
+            ExprKind::Unary { op, operand } => self.unary(*op, operand, &e.ty, f),
+            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, &e.ty, f),
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let chosen = if self.eval(cond, f)?.truthy() {
+                    then
+                } else {
+                    otherwise
+                };
+                Ok(self.eval(chosen, f)?.convert(&e.ty))
+            }
+            ExprKind::Assign { op, target, value } => self.assign(*op, target, value, f),
+            ExprKind::IncDec { op, target } => self.inc_dec(*op, target, f),
+            ExprKind::Cast { to, expr } => Ok(self.eval(expr, f)?.convert(to)),
+            ExprKind::SizeofType(t) => Ok(Value::Int(self.size_of(t))),
+            ExprKind::SizeofExpr(x) => Ok(Value::Int(self.size_of(&x.ty))),
+            ExprKind::Stringof(x) => {
+                let v = self.eval(x, f)?;
+                Ok(Value::str(&self.stringof(&v, &x.ty)))
+            }
+            ExprKind::Member { base, member, .. } => self.member(base, member, &e.ty, f),
+            ExprKind::Index { base, indices } => self.index(base, indices, &e.ty, f),
+            ExprKind::Call { func, args } => self.subroutine(*func, args, &e.ty, f),
+        }
+    }
+
+    fn size_of(&self, ty: &DType) -> u64 {
+        match ty {
+            DType::String => self.options.strsize as u64,
+            other => other.size().unwrap_or(8),
+        }
+    }
+
+    /// stringof: strings as they are, a captured user string as read, integers in decimal.
+    fn stringof(&self, v: &Value, ty: &DType) -> String {
+        match v {
+            Value::Str(s) => s.to_string(),
+            Value::User { capture, .. } if capture.string.is_some() => {
+                capture.string.as_deref().unwrap_or("").to_string()
+            }
+            other if is_signed(ty) => (other.int() as i64).to_string(),
+            other => other.int().to_string(),
+        }
+    }
+
+    fn read_var(
+        &mut self,
+        scope: VarScope,
+        name: &str,
+        keys: Vec<KeyPart>,
+        ty: &DType,
+        f: &Frame<'_>,
+    ) -> Value {
+        let place = VarPlace { scope, name, keys };
+        self.vars
+            .get(&place, f.firing.tid)
+            .cloned()
+            .unwrap_or_else(|| Value::zero(ty))
+    }
+
+    fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
+        if op == UnaryOp::AddrOf {
+            // D variables live in DTrace's own storage, which has no address a D program
+            // may take; DTrace refuses `&` of them.
+            return Err(Fault::IllegalOperation);
+        }
+        let v = self.eval(operand, f)?;
+        Ok(match op {
+            UnaryOp::Neg => Value::Int(normalize(v.int().wrapping_neg(), ty)),
+            UnaryOp::Plus => Value::Int(normalize(v.int(), ty)),
+            UnaryOp::BitNot => Value::Int(normalize(!v.int(), ty)),
+            UnaryOp::Not => Value::Int(u64::from(!v.truthy())),
+            UnaryOp::Deref | UnaryOp::AddrOf => load(&v, 0, ty)?,
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        lhs: &Expr,
+        rhs: &Expr,
+        ty: &DType,
+        f: &mut Frame<'_>,
+    ) -> Eval {
+        let l = self.eval(lhs, f)?;
+        match op {
+            BinaryOp::And if !l.truthy() => return Ok(Value::Int(0)),
+            BinaryOp::Or if l.truthy() => return Ok(Value::Int(1)),
+            _ => {}
+        }
+        let r = self.eval(rhs, f)?;
+        if op.is_logical() {
+            let truth = match op {
+                BinaryOp::Xor => l.truthy() != r.truthy(),
+                _ => r.truthy(),
+            };
+            return Ok(Value::Int(u64::from(truth)));
+        }
+        if op.is_comparison() {
+            let ord = if lhs.ty == DType::String || rhs.ty == DType::String {
+                string_of(&l).as_bytes().cmp(string_of(&r).as_bytes())
+            } else {
+                compare_ints(l.int(), r.int(), &promote(&lhs.ty, &rhs.ty))
+            };
+            return Ok(Value::Int(u64::from(holds(op, ord))));
+        }
+        arithmetic(op, (l.int(), &lhs.ty), (r.int(), &rhs.ty), ty).map(Value::Int)
+    }
+
+    fn assign(
+        &mut self,
+        op: Option<BinaryOp>,
+        target: &Expr,
+        value: &Expr,
+        f: &mut Frame<'_>,
+    ) -> Eval {
+        let v = self.eval(value, f)?;
+        let (scope, name, keys) = self.target(target, f)?;
+        let new = match op {
+            None => v,
+            Some(op) => {
+                let old = self.read_var(scope, name, keys.clone(), &target.ty, f);
+                Value::Int(arithmetic(
+                    op,
+                    (old.int(), &target.ty),
+                    (v.int(), &value.ty),
+                    &target.ty,
+                )?)
+            }
+        };
+        let new = self.cut_value(new.convert(&target.ty));
+        self.store(scope, name, keys, new.clone(), f);
+        Ok(new)
+    }
+
+    fn inc_dec(&mut self, op: IncDecOp, target: &Expr, f: &mut Frame<'_>) -> Eval {
+        let (scope, name, keys) = self.target(target, f)?;
+        let old = self.read_var(scope, name, keys.clone(), &target.ty, f);
+        let delta = match op {
+            IncDecOp::PreInc | IncDecOp::PostInc => 1u64,
+            IncDecOp::PreDec | IncDecOp::PostDec => u64::MAX,
+        };
+        let step = match &target.ty {
+            DType::Pointer(to) => to.size().unwrap_or(1),
+            _ => 1,
+        };
+        let new = Value::Int(normalize(
+            old.int().wrapping_add(delta.wrapping_mul(step)),
+            &target.ty,
+        ));
+        self.store(scope, name, keys, new.clone(), f);
+        Ok(match op {
+            IncDecOp::PreInc | IncDecOp::PreDec => new,
+            IncDecOp::PostInc | IncDecOp::PostDec => Value::Int(normalize(old.int(), &target.ty)),
+        })
+    }
+
+    /// The variable an assignment stores into, with its evaluated keys.
+    fn target<'e>(
+        &mut self,
+        target: &'e Expr,
+        f: &mut Frame<'_>,
+    ) -> Result<(VarScope, &'e str, Vec<KeyPart>), Fault> {
+        let (named, keys) = match &target.kind {
+            ExprKind::Index { base, indices } => (&**base, self.keys(indices, f)?),
+            _ => (target, Vec::new()),
+        };
+        match &named.kind {
+            ExprKind::Var { name, scope } => Ok((*scope, name.as_str(), keys)),
+            _ => Err(Fault::IllegalOperation),
+        }
+    }
+
+    fn store(
+        &mut self,
+        scope: VarScope,
+        name: &str,
+        keys: Vec<KeyPart>,
+        value: Value,
+        f: &Frame<'_>,
+    ) {
+        let place = VarPlace { scope, name, keys };
+        if self.vars.set(&place, f.firing.tid, value) == Stored::Dropped {
+            self.drop(DropKind::Dynamic);
+        }
+    }
+
+    /// Strings are cut at strsize - 1 bytes (on a character boundary), and each cut counted.
+    pub(super) fn cut_value(&mut self, v: Value) -> Value {
+        match v {
+            Value::Str(s) if s.len() >= self.options.strsize => Value::str(&self.cut(&s)),
+            other => other,
+        }
+    }
+
+    pub(super) fn cut(&mut self, s: &str) -> String {
+        let max = self.options.strsize.saturating_sub(1);
+        if s.len() <= max {
+            return s.to_string();
+        }
+        self.drop(DropKind::TruncatedString);
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    }
+
+    fn member(&mut self, base: &Expr, member: &str, ty: &DType, f: &mut Frame<'_>) -> Eval {
+        if let ExprKind::Builtin(Builtin::Curpsinfo) = base.kind {
+            return Ok(self.psinfo_member(member, ty, f));
+        }
+        // Other structures are kernel or user memory this engine does not read; DTrace
+        // faults the same way on an address it cannot load.
+        let v = self.eval(base, f)?;
+        Err(Fault::InvalidAddress(v.int()))
+    }
+
+    fn index(&mut self, base: &Expr, indices: &[Expr], ty: &DType, f: &mut Frame<'_>) -> Eval {
+        match &base.kind {
+            ExprKind::Builtin(Builtin::Args) => {
+                let n = indices.first().and_then(Expr::as_int).unwrap_or(0);
+                Ok(self.arg(n as usize, f).convert(ty))
+            }
+            ExprKind::Var { name, scope } => {
+                let keys = self.keys(indices, f)?;
+                Ok(self.read_var(*scope, name, keys, ty, f))
+            }
+            _ => {
+                let pointer = self.eval(base, f)?;
+                let i = match indices.first() {
+                    Some(e) => self.eval(e, f)?.int(),
+                    None => 0,
+                };
+                let size = ty.size().unwrap_or(1);
+                load(&pointer, i.wrapping_mul(size), ty)
+            }
+        }
+    }
+}
+
+/// The number of statements (as numbered for error messages) in `stmts`.
+fn leaves(stmts: &[Stmt]) -> usize {
+    stmts
+        .iter()
+        .map(|s| match s {
+            Stmt::If {
+                then, otherwise, ..
+            } => leaves(then) + otherwise.as_deref().map_or(0, leaves),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// A key for a variable or aggregation: integers signed or not by their type.
+pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
+    match v {
+        Value::Str(s) => KeyPart::Str(s.to_string()),
+        Value::Stack => KeyPart::Stack,
+        other if is_signed(ty) => KeyPart::Int(other.int() as i64),
+        other => KeyPart::UInt(other.int()),
+    }
+}
+
+/// The text a string comparison sees: a string, or what was read at a user address.
+pub(super) fn string_of(v: &Value) -> &str {
+    match v {
+        Value::Str(s) => s,
+        Value::User { capture, .. } => capture.string.as_deref().unwrap_or(""),
+        _ => "",
+    }
+}
+
+fn compare_ints(a: u64, b: u64, ty: &DType) -> Ordering {
+    let (a, b) = (normalize(a, ty), normalize(b, ty));
+    if is_signed(ty) {
+        (a as i64).cmp(&(b as i64))
+    } else {
+        a.cmp(&b)
+    }
+}
+
+fn holds(op: BinaryOp, ord: Ordering) -> bool {
+    match op {
+        BinaryOp::Lt => ord == Ordering::Less,
+        BinaryOp::Le => ord != Ordering::Greater,
+        BinaryOp::Gt => ord == Ordering::Greater,
+        BinaryOp::Ge => ord != Ordering::Less,
+        BinaryOp::Eq => ord == Ordering::Equal,
+        _ => ord != Ordering::Equal,
+    }
+}
+
+/// An arithmetic or bitwise operator in the type `ty`, with C's pointer arithmetic scaled
+/// by the size of what a pointer points to.
+fn arithmetic(op: BinaryOp, l: (u64, &DType), r: (u64, &DType), ty: &DType) -> Result<u64, Fault> {
+    let scale = |t: &DType| match t {
+        DType::Pointer(to) => to.size().unwrap_or(1).max(1),
+        _ => 1,
+    };
+    match (l.1, r.1, op) {
+        (DType::Pointer(_), DType::Pointer(_), BinaryOp::Sub) => {
+            let diff = l.0.wrapping_sub(r.0) as i64;
+            return Ok((diff / scale(l.1) as i64) as u64);
+        }
+        (DType::Pointer(_), _, BinaryOp::Add | BinaryOp::Sub) => {
+            let offset = r.0.wrapping_mul(scale(l.1));
+            return Ok(if op == BinaryOp::Add {
+                l.0.wrapping_add(offset)
+            } else {
+                l.0.wrapping_sub(offset)
+            });
+        }
+        (_, DType::Pointer(_), BinaryOp::Add) => {
+            return Ok(r.0.wrapping_add(l.0.wrapping_mul(scale(r.1))))
+        }
+        _ => {}
+    }
+    let shift = matches!(op, BinaryOp::Shl | BinaryOp::Shr);
+    let a = normalize(l.0, ty);
+    let b = if shift { r.0 } else { normalize(r.0, ty) };
+    let signed = is_signed(ty);
+    let v = match op {
+        BinaryOp::Add => a.wrapping_add(b),
+        BinaryOp::Sub => a.wrapping_sub(b),
+        BinaryOp::Mul => a.wrapping_mul(b),
+        BinaryOp::Div | BinaryOp::Mod if b == 0 => return Err(Fault::DivideByZero),
+        BinaryOp::Div if signed => (a as i64).wrapping_div(b as i64) as u64,
+        BinaryOp::Div => a / b,
+        BinaryOp::Mod if signed => (a as i64).wrapping_rem(b as i64) as u64,
+        BinaryOp::Mod => a % b,
+        // The shift count is taken modulo 64, as the 64-bit machine instruction does.
+        BinaryOp::Shl => a.wrapping_shl(b as u32),
+        BinaryOp::Shr if signed => (a as i64).wrapping_shr(b as u32) as u64,
+        BinaryOp::Shr => a.wrapping_shr(b as u32),
+        BinaryOp::BitAnd => a & b,
+        BinaryOp::BitOr => a | b,
+        _ => a ^ b,
+    };
+    Ok(normalize(v, ty))
+}
+
+/// Reads a `ty` at `offset` in the memory `pointer` refers to: only copyin's buffer is
+/// memory this engine holds; any other address faults, as an unmapped one does in DTrace.
+fn load(pointer: &Value, offset: u64, ty: &DType) -> Eval {
+    let Value::Memory { addr, bytes } = pointer else {
+        return Err(Fault::InvalidAddress(pointer.int().wrapping_add(offset)));
+    };
+    let size = ty.size().unwrap_or(8) as usize;
+    let start = usize::try_from(offset).ok();
+    let Some(chunk) = start.and_then(|s| bytes.get(s..s.checked_add(size)?)) else {
+        return Err(Fault::InvalidAddress(addr.wrapping_add(offset)));
+    };
+    let mut raw = [0u8; 8];
+    raw[..chunk.len().min(8)].copy_from_slice(&chunk[..chunk.len().min(8)]);
+    Ok(Value::Int(normalize(u64::from_le_bytes(raw), ty)))
+}

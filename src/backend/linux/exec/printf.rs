@@ -1,0 +1,228 @@
+//! The text of printf() and of printa() with a format: conversions applied to typed
+//! arguments, or, for printa, to an aggregation's keys (in order) and values (`%@`).
+//!
+//! A `%@` of a quantize-family aggregation prints its distribution exactly as the final
+//! print does, through the presenter's renderer, so that both look the same.
+
+use super::agg::KeyPart;
+use super::eval::string_of;
+use super::format::{self, Arg, Count, Piece, Spec};
+use super::value::{bits, is_signed, Value};
+use crate::backend::linux::d::ast::DType;
+use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue};
+use crate::output::aggregation;
+
+/// One printf argument with its D type.
+pub struct Typed {
+    pub value: Value,
+    pub ty: DType,
+}
+
+/// What a conversion prints: an integer or a string.
+enum Operand<'a> {
+    Int(Arg<'a>),
+    Str(&'a str),
+}
+
+/// The text of `printf(fmt, args…)`.
+pub fn printf(fmt: &str, args: &[Typed]) -> String {
+    let mut out = String::new();
+    let mut next = args.iter();
+    for piece in format::parse(fmt) {
+        match piece {
+            Piece::Text(t) => out.push_str(&t),
+            Piece::Conv(spec) => {
+                let mut star = || next.next().map_or(0, |a| a.value.int() as i64);
+                let (spec, width, precision) = resolve(spec, &mut star);
+                let Some(arg) = next.next() else { break };
+                let operand = match &arg.value {
+                    Value::Stack => Operand::Str(""),
+                    v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
+                        Operand::Str(string_of(v))
+                    }
+                    v => Operand::Int(Arg::Int {
+                        value: v.int(),
+                        bits: bits(&arg.ty),
+                        signed: is_signed(&arg.ty),
+                    }),
+                };
+                out.push_str(&apply(&spec, width, precision, operand));
+            }
+        }
+    }
+    out
+}
+
+/// Reads `*` widths and precisions: a negative width means left-justified, as in C. A
+/// precision applies only when it is above zero: libdtrace leaves `.0` (and a negative `*`
+/// precision) out of the format it hands to printf.
+fn resolve(mut spec: Spec, star: &mut impl FnMut() -> i64) -> (Spec, usize, Option<usize>) {
+    let width = match spec.width {
+        Some(Count::Fixed(w)) => w,
+        Some(Count::Star) => {
+            let w = star();
+            if w < 0 {
+                spec.minus = true;
+            }
+            usize::try_from(w.unsigned_abs()).unwrap_or(0)
+        }
+        None => 0,
+    };
+    let precision = match spec.precision {
+        Some(Count::Fixed(p)) => Some(p),
+        Some(Count::Star) => usize::try_from(star()).ok(),
+        None => None,
+    };
+    (spec, width, precision.filter(|&p| p > 0))
+}
+
+/// Applies a conversion, with D's own: `%Y` formats a date, `%k` a stack.
+fn apply(spec: &Spec, width: usize, precision: Option<usize>, operand: Operand<'_>) -> String {
+    match (spec.conv, operand) {
+        ('Y', Operand::Int(arg)) => {
+            let ns = match arg {
+                Arg::Int { value, .. } => value,
+                Arg::Str(_) => 0,
+            };
+            format::string(spec, width, precision, &format::date(ns))
+        }
+        (_, Operand::Int(arg)) => format::convert(spec, width, precision, arg),
+        (_, Operand::Str(s)) => format::convert(spec, width, precision, Arg::Str(s)),
+    }
+}
+
+/// The text of `printa(fmt, @a, …)` for one row: the keys and the aggregations' values.
+pub fn printa_row(fmt: &str, funcs: &[AggFunc], keys: &[KeyPart], values: &[AggValue]) -> String {
+    let mut out = String::new();
+    let mut next_key = keys.iter();
+    // Each `%@` prints the next aggregation's value; those beyond the last aggregation print
+    // the last one's again, as libdtrace does.
+    let mut next_agg = 0;
+    for piece in format::parse(fmt) {
+        match piece {
+            Piece::Text(t) => out.push_str(&t),
+            Piece::Conv(spec) if spec.aggregation => {
+                let mut star = || 0;
+                let (spec, width, precision) = resolve(spec, &mut star);
+                let i = next_agg.min(values.len().saturating_sub(1));
+                next_agg += 1;
+                let (Some(value), Some(func)) = (values.get(i), funcs.get(i)) else {
+                    continue;
+                };
+                out.push_str(&value_text(&spec, width, precision, value, *func));
+            }
+            Piece::Conv(spec) => {
+                let mut star = || match next_key.next() {
+                    Some(KeyPart::Int(v)) => *v,
+                    Some(KeyPart::UInt(v)) => *v as i64,
+                    _ => 0,
+                };
+                let (spec, width, precision) = resolve(spec, &mut star);
+                let Some(key) = next_key.next() else { continue };
+                let operand = match key {
+                    KeyPart::Int(v) => Operand::Int(long(*v as u64, true)),
+                    KeyPart::UInt(v) => Operand::Int(long(*v, false)),
+                    KeyPart::Str(s) => Operand::Str(s),
+                    KeyPart::Stack => Operand::Str(""),
+                };
+                out.push_str(&apply(&spec, width, precision, operand));
+            }
+        }
+    }
+    out
+}
+
+fn long(value: u64, signed: bool) -> Arg<'static> {
+    Arg::Int {
+        value,
+        bits: 64,
+        signed,
+    }
+}
+
+/// `%@`: a scalar as an integer; a distribution as the text the final print shows.
+fn value_text(
+    spec: &Spec,
+    width: usize,
+    precision: Option<usize>,
+    value: &AggValue,
+    func: AggFunc,
+) -> String {
+    let scalar = match value {
+        AggValue::Scalar(v) => Some(*v),
+        AggValue::Avg { count, total } => Some(if *count == 0 { 0 } else { total / count }),
+        AggValue::Stddev {
+            count,
+            total,
+            total_squares,
+        } => Some(stddev(*count, *total, *total_squares)),
+        _ => None,
+    };
+    if let Some(v) = scalar {
+        return format::convert(spec, width, precision, long(v as u64, true));
+    }
+    let snapshot = AggSnapshot {
+        name: String::new(),
+        func,
+        entries: vec![AggEntry {
+            keys: Vec::new(),
+            value: value.clone(),
+        }],
+    };
+    let text = aggregation::render(&snapshot);
+    let text = text.strip_prefix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    format::string(spec, width, precision, text)
+}
+
+/// The standard deviation, rounded down, as dtrace computes it.
+fn stddev(count: i64, total: i64, total_squares: u128) -> i64 {
+    if count <= 0 {
+        return 0;
+    }
+    let n = count as f64;
+    let mean = total as f64 / n;
+    (total_squares as f64 / n - mean * mean).max(0.0).sqrt() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(v: i64) -> Typed {
+        Typed {
+            value: Value::Int(v as u64),
+            ty: DType::INT,
+        }
+    }
+
+    #[test]
+    fn star_width_and_precision_come_from_arguments() {
+        assert_eq!(printf("[%*d]", &[int(5), int(42)]), "[   42]");
+        assert_eq!(printf("[%*d]", &[int(-5), int(42)]), "[42   ]");
+        assert_eq!(printf("[%.*d]", &[int(4), int(42)]), "[0042]");
+        assert_eq!(printf("[%.*d]", &[int(-1), int(42)]), "[42]");
+        assert_eq!(printf("[%.0d]", &[int(0)]), "[0]");
+        assert_eq!(printf("100%%", &[]), "100%");
+    }
+
+    #[test]
+    fn printa_formats_keys_then_values() {
+        let row = printa_row(
+            "%-6s %5d %@8d|%@d\n",
+            &[AggFunc::Count, AggFunc::Avg],
+            &[KeyPart::Str("cat".into()), KeyPart::Int(-3)],
+            &[AggValue::Scalar(7), AggValue::Avg { count: 2, total: 9 }],
+        );
+        assert_eq!(row, "cat       -3        7|4\n");
+        let row = printa_row("%@d %@d\n", &[AggFunc::Sum], &[], &[AggValue::Scalar(5)]);
+        assert_eq!(row, "5 5\n");
+    }
+
+    #[test]
+    fn stddev_of_known_values() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, standard deviation 2.
+        assert_eq!(stddev(8, 40, 232), 2);
+        assert_eq!(stddev(0, 0, 0), 0);
+    }
+}

@@ -1,0 +1,315 @@
+//! What D reads about processes that the firing does not carry: `ppid`, `curpsinfo` and
+//! `progenyof()` from /proc, and `zonename`, which on Linux is the name of the thread's
+//! cgroup v2 directory.
+//!
+//! Reads are cached for the run: per (pid, execname) for psinfo, so that a process that
+//! execs is read again; per cgroup id for zone names, the cgroup tree being walked again
+//! only when an id is not yet known (a cgroup created after the last walk). A process that
+//! has already exited reads as zeros and empty strings.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// How much of the arguments illumos keeps in `pr_psargs` (PRARGSZ) and of the name in
+/// `pr_fname` (PRFNSZ), less their NUL.
+const PSARGS_LEN: usize = 79;
+const FNAME_LEN: usize = 15;
+/// Deepest cgroup nesting walked, and longest parent chain followed.
+const MAX_DEPTH: usize = 64;
+const MAX_ANCESTORS: usize = 4096;
+
+/// The members of `curpsinfo` this engine fills from /proc.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Psinfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub nlwp: u32,
+    pub argc: u32,
+    pub fname: String,
+    pub psargs: String,
+    /// Virtual and resident size in kilobytes, as illumos reports them.
+    pub size_kb: u64,
+    pub rssize_kb: u64,
+}
+
+/// Caches of /proc and cgroup lookups.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    psinfo: HashMap<(u32, String), Psinfo>,
+    zones: CgroupNames,
+}
+
+impl ProcessTable {
+    /// `curpsinfo` of `pid`, whose thread is named `comm` at the probe.
+    pub fn psinfo(&mut self, pid: u32, comm: &str) -> &Psinfo {
+        self.psinfo
+            .entry((pid, comm.to_string()))
+            .or_insert_with(|| read_psinfo(pid, comm))
+    }
+
+    /// `progenyof(ancestor)`: whether `pid` is `ancestor` or one of its descendants.
+    pub fn progeny_of(&mut self, pid: u32, comm: &str, ancestor: u32) -> bool {
+        let mut current = pid;
+        for _ in 0..MAX_ANCESTORS {
+            if current == ancestor {
+                return true;
+            }
+            if current <= 1 {
+                return false;
+            }
+            current = if current == pid {
+                self.psinfo(pid, comm).ppid
+            } else {
+                read_stat(current).map_or(0, |s| s.ppid)
+            };
+        }
+        false
+    }
+
+    /// `zonename`: the name of the cgroup whose directory has inode `cgroup_id`.
+    pub fn zone_name(&mut self, cgroup_id: u64) -> String {
+        self.zones.name(cgroup_id)
+    }
+}
+
+/// Fields of /proc/PID/stat.
+struct Stat {
+    ppid: u32,
+    pgid: u32,
+    sid: u32,
+    nlwp: u32,
+    vsize: u64,
+    rss_pages: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(Stat {
+        ppid: field(1)? as u32,
+        pgid: field(2)? as u32,
+        sid: field(3)? as u32,
+        nlwp: field(17).unwrap_or(0) as u32,
+        vsize: field(20).unwrap_or(0),
+        rss_pages: field(21).unwrap_or(0),
+    })
+}
+
+/// Real and effective ids from a `Uid:` or `Gid:` line of /proc/PID/status.
+fn ids(status: &str, label: &str) -> (u32, u32) {
+    let line = status.lines().find(|l| l.starts_with(label));
+    let mut numbers = line
+        .into_iter()
+        .flat_map(|l| l[label.len()..].split_whitespace())
+        .map(|n| n.parse().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn read_psinfo(pid: u32, comm: &str) -> Psinfo {
+    let mut info = Psinfo {
+        pid,
+        fname: cut(comm, FNAME_LEN),
+        ..Psinfo::default()
+    };
+    if let Some(stat) = read_stat(pid) {
+        info.ppid = stat.ppid;
+        info.pgid = stat.pgid;
+        info.sid = stat.sid;
+        info.nlwp = stat.nlwp;
+        info.size_kb = stat.vsize / 1024;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+        info.rssize_kb = stat.rss_pages * page / 1024;
+    }
+    if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+        (info.uid, info.euid) = ids(&status, "Uid:");
+        (info.gid, info.egid) = ids(&status, "Gid:");
+    }
+    if let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) {
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        info.argc = args.len() as u32;
+        info.psargs = cut(&args.join(" "), PSARGS_LEN);
+    }
+    // Kernel threads have no command line; illumos shows their name.
+    if info.psargs.is_empty() {
+        info.psargs = info.fname.clone();
+    }
+    info
+}
+
+/// Cgroup ids (directory inodes) to names.
+#[derive(Debug, Default)]
+struct CgroupNames {
+    names: HashMap<u64, String>,
+    /// Ids a walk did not find, so that each costs one walk only.
+    missing: HashSet<u64>,
+}
+
+impl CgroupNames {
+    fn name(&mut self, id: u64) -> String {
+        if id == 0 {
+            return GLOBAL.to_string();
+        }
+        if !self.names.contains_key(&id) && !self.missing.contains(&id) {
+            self.walk();
+            if !self.names.contains_key(&id) {
+                self.missing.insert(id);
+            }
+        }
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| GLOBAL.to_string())
+    }
+
+    fn walk(&mut self) {
+        let Some(root) = cgroup2_mount() else {
+            return;
+        };
+        if let Ok(meta) = fs::metadata(&root) {
+            self.names.insert(meta.ino(), GLOBAL.to_string());
+        }
+        walk_dir(&root, 0, &mut self.names);
+    }
+}
+
+/// The root cgroup's name, like illumos's global zone.
+const GLOBAL: &str = "global";
+
+fn walk_dir(dir: &Path, depth: usize, names: &mut HashMap<u64, String>) {
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Ok(meta) = entry.metadata() {
+            names.insert(meta.ino(), entry.file_name().to_string_lossy().into_owned());
+        }
+        walk_dir(&entry.path(), depth + 1, names);
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace()
+            .nth(4)
+            .map(|p| PathBuf::from(unescape(p)))
+    })
+}
+
+/// mountinfo writes spaces and other special bytes in paths as `\ooo`.
+fn unescape(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_reads_like_ps() {
+        let pid = std::process::id();
+        let mut table = ProcessTable::default();
+        let info = table.psinfo(pid, "tests").clone();
+        // SAFETY: getppid and getuid have no preconditions.
+        let (ppid, uid) = unsafe { (libc::getppid(), libc::getuid()) };
+        assert_eq!(info.ppid, ppid as u32);
+        assert_eq!(info.uid, uid);
+        assert!(info.argc >= 1);
+        assert!(info.psargs.len() <= PSARGS_LEN);
+        assert!(table.progeny_of(pid, "tests", ppid as u32));
+        assert!(table.progeny_of(pid, "tests", pid));
+        assert!(!table.progeny_of(ppid as u32, "x", pid));
+    }
+
+    #[test]
+    fn exited_process_reads_as_zero() {
+        let mut table = ProcessTable::default();
+        let info = table.psinfo(4_194_304 + 9, "gone");
+        assert_eq!(info.ppid, 0);
+        assert_eq!(info.psargs, "gone");
+    }
+
+    #[test]
+    fn zone_of_own_cgroup() {
+        let Some(root) = cgroup2_mount() else {
+            return;
+        };
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/")
+            .trim_start_matches('/');
+        let dir = root.join(path);
+        let expected = if path.is_empty() {
+            GLOBAL.to_string()
+        } else {
+            dir.file_name().unwrap().to_string_lossy().into_owned()
+        };
+        let id = fs::metadata(&dir).unwrap().ino();
+        let mut table = ProcessTable::default();
+        assert_eq!(table.zone_name(id), expected);
+        assert_eq!(table.zone_name(0), GLOBAL);
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

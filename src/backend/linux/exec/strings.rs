@@ -1,0 +1,222 @@
+//! D's string subroutines, with the semantics of DTrace's implementation: substr's negative
+//! positions, index/rindex's Perl-like positions, basename and dirname of "" and "/",
+//! lltostr's prefixes for bases 8 and 16. Strings are byte strings of at most strsize - 1
+//! bytes; results longer than that are cut by the caller.
+
+/// `substr(s, index[, length])`.
+pub fn substr(s: &str, index: i64, length: Option<i64>, strsize: usize) -> String {
+    let bytes = s.as_bytes();
+    let len = bytes.len() as i64;
+    let size = strsize as i64;
+    let mut index = index;
+    let mut remaining = length.unwrap_or(size);
+    if index < 0 {
+        index += len;
+        if index < 0 && index + remaining > 0 {
+            remaining += index;
+            index = 0;
+        }
+    }
+    if index >= len || index < 0 {
+        remaining = 0;
+    } else if remaining < 0 {
+        remaining += len - index;
+    } else if index.saturating_add(remaining) > size {
+        remaining = size - index;
+    }
+    let start = index.clamp(0, len) as usize;
+    let end = (index.saturating_add(remaining.max(0))).clamp(0, len) as usize;
+    lossy(&bytes[start..end.max(start)])
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `strstr(s, sub)`: `s` from the first occurrence of `sub`, or "" when there is none (D's
+/// NULL string prints as empty).
+pub fn strstr(s: &str, sub: &str) -> String {
+    s.find(sub)
+        .map_or_else(String::new, |at| s[at..].to_string())
+}
+
+/// `index(s, sub[, start])`.
+pub fn index(s: &str, sub: &str, start: Option<i64>) -> i64 {
+    let (hay, needle) = (s.as_bytes(), sub.as_bytes());
+    let len = hay.len() as i64;
+    if hay.is_empty() && needle.is_empty() {
+        return 0;
+    }
+    let mut from = 0;
+    if let Some(pos) = start {
+        from = pos.max(0);
+        if from >= len {
+            return if needle.is_empty() { len } else { -1 };
+        }
+    }
+    (from..len)
+        .find(|&i| hay[i as usize..].starts_with(needle))
+        .unwrap_or(-1)
+}
+
+/// `rindex(s, sub[, start])`.
+pub fn rindex(s: &str, sub: &str, start: Option<i64>) -> i64 {
+    let (hay, needle) = (s.as_bytes(), sub.as_bytes());
+    let len = hay.len() as i64;
+    if hay.is_empty() && needle.is_empty() {
+        return 0;
+    }
+    let mut from = len;
+    if let Some(pos) = start {
+        if pos < 0 {
+            return if needle.is_empty() { 0 } else { -1 };
+        }
+        from = pos.min(len);
+    }
+    // DTrace compares at each position from `from` down, with strncmp, which stops at the
+    // end of the string: at position len only the empty string matches.
+    (0..=from)
+        .rev()
+        .find(|&i| hay[i as usize..].starts_with(needle))
+        .unwrap_or(-1)
+}
+
+/// Where the last component of a path starts and ends, and where its directory ends, as
+/// DTrace's basename/dirname find them (an all-slash path is "/", "" is ".").
+fn split_path(path: &str) -> (String, String) {
+    let path = if path.is_empty() { "." } else { path };
+    let b = path.as_bytes();
+    let Some(last_base) = b.iter().rposition(|&c| c != b'/') else {
+        return ("/".into(), "/".into());
+    };
+    let first_base = b[..last_base]
+        .iter()
+        .rposition(|&c| c == b'/')
+        .map(|i| i + 1);
+    let base = lossy(&b[first_base.unwrap_or(0)..=last_base]);
+    let dir = match first_base {
+        None => ".".to_string(),
+        Some(fb) => match b[..fb].iter().rposition(|&c| c != b'/') {
+            Some(last_dir) => lossy(&b[..=last_dir]),
+            None => "/".to_string(),
+        },
+    };
+    (base, dir)
+}
+
+pub fn basename(path: &str) -> String {
+    split_path(path).0
+}
+
+pub fn dirname(path: &str) -> String {
+    split_path(path).1
+}
+
+/// Why a base is not usable by `lltostr`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadBase;
+
+/// `lltostr(value[, base])`: base 10 is signed; other bases print the 64-bit pattern, with
+/// "0" before octal and "0x" before hexadecimal digits.
+pub fn lltostr(value: i64, base: Option<i64>) -> Result<String, BadBase> {
+    let base = base.unwrap_or(10);
+    if !(2..=36).contains(&base) {
+        return Err(BadBase);
+    }
+    let mut magnitude = if base == 10 {
+        value.unsigned_abs()
+    } else {
+        value as u64
+    };
+    let mut digits = Vec::new();
+    while magnitude != 0 {
+        let d = (magnitude % base as u64) as u32;
+        digits.push(char::from_digit(d, 36).unwrap_or('?'));
+        magnitude /= base as u64;
+    }
+    if value == 0 && base == 16 {
+        digits.push('0');
+    }
+    if base == 16 {
+        digits.push('x');
+    }
+    if value == 0 || base == 8 || base == 16 {
+        digits.push('0');
+    }
+    if value < 0 && base == 10 {
+        digits.push('-');
+    }
+    Ok(digits.iter().rev().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substr_follows_dtrace() {
+        let s = "coconut";
+        assert_eq!(substr(s, 0, None, 256), "coconut");
+        assert_eq!(substr(s, 2, None, 256), "conut");
+        assert_eq!(substr(s, 2, Some(3), 256), "con");
+        assert_eq!(substr(s, -3, None, 256), "nut");
+        assert_eq!(substr(s, -3, Some(2), 256), "nu");
+        assert_eq!(substr(s, -10, Some(5), 256), "co");
+        assert_eq!(substr(s, -10, Some(2), 256), "");
+        assert_eq!(substr(s, 7, None, 256), "");
+        assert_eq!(substr(s, 1, Some(-2), 256), "ocon");
+        assert_eq!(substr(s, 3, Some(100), 256), "onut");
+        assert_eq!(substr("", 0, None, 256), "");
+    }
+
+    #[test]
+    fn index_and_rindex_follow_dtrace() {
+        let s = "hello world, hello";
+        assert_eq!(index(s, "hello", None), 0);
+        assert_eq!(index(s, "hello", Some(1)), 13);
+        assert_eq!(index(s, "hello", Some(-5)), 0);
+        assert_eq!(index(s, "xyz", None), -1);
+        assert_eq!(index(s, "", Some(100)), s.len() as i64);
+        assert_eq!(index(s, "o", Some(100)), -1);
+        assert_eq!(rindex(s, "hello", None), 13);
+        assert_eq!(rindex(s, "hello", Some(12)), 0);
+        assert_eq!(rindex(s, "hello", Some(-1)), -1);
+        assert_eq!(rindex(s, "", Some(-1)), 0);
+        assert_eq!(rindex(s, "", None), s.len() as i64);
+        assert_eq!(index("", "", Some(5)), 0);
+        assert_eq!(strstr(s, "world"), "world, hello");
+        assert_eq!(strstr(s, "nope"), "");
+    }
+
+    #[test]
+    fn basename_and_dirname_edges() {
+        let cases = [
+            ("/usr/lib/libc.so", "libc.so", "/usr/lib"),
+            ("/usr/lib/", "lib", "/usr"),
+            ("usr", "usr", "."),
+            ("/", "/", "/"),
+            ("///", "/", "/"),
+            ("", ".", "."),
+            ("/a", "a", "/"),
+            ("//a//b//", "b", "//a"),
+            ("a/b", "b", "a"),
+        ];
+        for (path, base, dir) in cases {
+            assert_eq!(basename(path), base, "basename({path:?})");
+            assert_eq!(dirname(path), dir, "dirname({path:?})");
+        }
+    }
+
+    #[test]
+    fn lltostr_bases() {
+        assert_eq!(lltostr(0, None).unwrap(), "0");
+        assert_eq!(lltostr(-42, None).unwrap(), "-42");
+        assert_eq!(lltostr(i64::MIN, None).unwrap(), "-9223372036854775808");
+        assert_eq!(lltostr(255, Some(16)).unwrap(), "0xff");
+        assert_eq!(lltostr(0, Some(16)).unwrap(), "0x0");
+        assert_eq!(lltostr(8, Some(8)).unwrap(), "010");
+        assert_eq!(lltostr(5, Some(2)).unwrap(), "101");
+        assert_eq!(lltostr(-1, Some(16)).unwrap(), "0xffffffffffffffff");
+        assert_eq!(lltostr(1, Some(1)), Err(BadBase));
+    }
+}

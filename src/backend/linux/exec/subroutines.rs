@@ -1,0 +1,109 @@
+//! D's subroutines: copyin and copyinstr over what the kernel captured at the probe, the
+//! string functions (`strings`), progenyof, and stack()/ustack(), whose frames this engine
+//! does not capture (they yield an empty stack).
+
+use std::sync::Arc;
+
+use super::eval::string_of;
+use super::strings;
+use super::value::Value;
+use super::{Fault, Frame, State};
+use crate::backend::linux::d::ast::{DType, Expr, Function};
+use crate::event::DropKind;
+
+impl State {
+    pub(super) fn subroutine(
+        &mut self,
+        func: Function,
+        args: &[Expr],
+        ty: &DType,
+        f: &mut Frame<'_>,
+    ) -> Result<Value, Fault> {
+        let mut values = Vec::with_capacity(args.len());
+        for arg in args {
+            values.push(self.eval(arg, f)?);
+        }
+        let first = values.first().cloned().unwrap_or(Value::Int(0));
+        let text = |i: usize| values.get(i).map_or("", string_of);
+        let int = |i: usize| values.get(i).map(|v| v.int() as i64);
+        let strsize = self.options.strsize;
+        Ok(match func {
+            Function::Copyin => copyin(&first, int(1).unwrap_or(0))?,
+            Function::Copyinstr => {
+                let s = self.copyinstr(&first, int(1))?;
+                Value::str(&s)
+            }
+            Function::Strlen => Value::Int(text(0).len() as u64),
+            Function::Strjoin => {
+                let joined = format!("{}{}", text(0), text(1));
+                Value::str(&self.cut(&joined))
+            }
+            Function::Substr => Value::str(&strings::substr(
+                text(0),
+                int(1).unwrap_or(0),
+                int(2),
+                strsize,
+            )),
+            Function::Strstr => Value::str(&strings::strstr(text(0), text(1))),
+            Function::Index => Value::Int(strings::index(text(0), text(1), int(2)) as u64),
+            Function::Rindex => Value::Int(strings::rindex(text(0), text(1), int(2)) as u64),
+            Function::Basename => Value::str(&strings::basename(text(0))),
+            Function::Dirname => Value::str(&strings::dirname(text(0))),
+            Function::Lltostr => {
+                let s = strings::lltostr(int(0).unwrap_or(0), int(1))
+                    .map_err(|_| Fault::IllegalOperation)?;
+                Value::str(&s)
+            }
+            Function::Tolower => Value::str(&text(0).to_ascii_lowercase()),
+            Function::Toupper => Value::str(&text(0).to_ascii_uppercase()),
+            Function::Progenyof => {
+                let ancestor = int(0).unwrap_or(0) as u32;
+                let yes = self
+                    .procs
+                    .progeny_of(f.firing.pid, &f.firing.comm, ancestor);
+                Value::Int(u64::from(yes))
+            }
+            Function::Stack | Function::Ustack => Value::Stack,
+            _ => Value::zero(ty),
+        })
+    }
+
+    /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe.
+    fn copyinstr(&mut self, addr: &Value, max: Option<i64>) -> Result<String, Fault> {
+        let Value::User { capture, .. } = addr else {
+            return Err(Fault::InvalidAddress(addr.int()));
+        };
+        let Some(s) = capture.string.as_deref() else {
+            return Err(Fault::InvalidAddress(addr.int()));
+        };
+        if capture.truncated {
+            self.drop(DropKind::TruncatedString);
+        }
+        let s = match max {
+            Some(n) if n >= 0 && (n as usize) < s.len() => {
+                let mut end = n as usize;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                &s[..end]
+            }
+            _ => s,
+        };
+        Ok(self.cut(s))
+    }
+}
+
+/// copyin(addr, size): the first `size` bytes the kernel read at `addr` at the probe.
+fn copyin(addr: &Value, size: i64) -> Result<Value, Fault> {
+    let fault = || Fault::InvalidAddress(addr.int());
+    let Value::User { addr, capture } = addr else {
+        return Err(fault());
+    };
+    let bytes = capture.bytes.as_deref().ok_or_else(fault)?;
+    let size = usize::try_from(size).map_err(|_| fault())?;
+    let read = bytes.get(..size).ok_or_else(fault)?;
+    Ok(Value::Memory {
+        addr: *addr,
+        bytes: Arc::from(read),
+    })
+}

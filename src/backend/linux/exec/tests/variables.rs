@@ -1,0 +1,210 @@
+//! Variables: the opensnoop pattern across entry and return, thread-locals per thread and
+//! freed by 0, clause-locals, integer wraparound and C arithmetic, dynvarsize.
+
+use super::*;
+
+const OPENSNOOP: &str = r#"
+#pragma D option quiet
+syscall::openat:entry
+{
+	self->path = arg1;
+	self->flags = arg2;
+}
+syscall::openat:return
+/self->path/
+{
+	printf("%s %d %s %d\n", execname, (int)arg0, copyinstr(self->path), self->flags);
+}
+syscall::openat:return
+/self->path/
+{
+	self->path = 0;
+	self->flags = 0;
+}
+"#;
+
+fn opensnoop() -> Harness {
+    Harness::new(
+        OPENSNOOP,
+        &[
+            ("syscall::openat:entry", ProbeKind::SyscallEntry),
+            ("syscall::openat:return", ProbeKind::SyscallReturn),
+        ],
+    )
+}
+
+#[test]
+fn opensnoop_pattern_reads_the_string_captured_at_entry() {
+    let mut h = opensnoop();
+    let entry = with_string(
+        with_args(firing(0, 7), &[u64::MAX - 99, 0x7ffd_0000_1000, 0o2]),
+        1,
+        "/etc/passwd",
+    );
+    h.fire(&entry);
+    h.fire(&with_args(firing(1, 7), &[3, 3]));
+    assert_eq!(h.printed(), ["cat 3 /etc/passwd 2\n"]);
+    // The last clause freed self->path: a return with no entry prints nothing.
+    h.fire(&with_args(firing(1, 7), &[4, 4]));
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn thread_locals_are_per_thread() {
+    let mut h = opensnoop();
+    let entry = with_string(with_args(firing(0, 7), &[0, 0x1000, 0]), 1, "/tmp/a");
+    h.fire(&entry);
+    // Thread 8 never entered: its return sees no self->path.
+    h.fire(&with_args(firing(1, 8), &[3]));
+    assert!(h.take().is_empty());
+    h.fire(&with_args(firing(1, 7), &[5]));
+    assert_eq!(h.printed(), ["cat 5 /tmp/a 0\n"]);
+}
+
+#[test]
+fn copyinstr_of_an_address_nothing_was_read_at_is_an_error() {
+    let mut h = opensnoop();
+    h.fire(&with_args(firing(0, 7), &[0, 0xdead_beef, 0]));
+    h.fire(&with_args(firing(1, 7), &[3]));
+    let events = h.take();
+    assert_eq!(
+        errors(&events),
+        ["invalid address (0xdeadbeef) in action #1"]
+    );
+    // The clause that frees the variables still ran.
+    h.fire(&with_args(firing(1, 7), &[3]));
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn integers_wrap_to_their_declared_width() {
+    let src = r#"
+int i; char c; unsigned int u; short s;
+BEGIN {
+	i = 2147483647; i++;
+	c = 200;
+	u = -1;
+	s = 70000;
+	this->neg = -16;
+	printf("%d %d %u %d %d\n", i, c, u, s, this->neg >> 2);
+	printf("%d %d\n", u / 2 > 0, (int)u / 2);
+	printf("%d %d\n", -7 / 2, -7 % 2);
+}
+"#;
+    assert_eq!(
+        begin(src),
+        ["-2147483648 -56 4294967295 4464 -4\n", "1 0\n", "-3 -1\n"]
+    );
+}
+
+#[test]
+fn run_time_arithmetic_follows_c_types() {
+    let src = r#"
+syscall::read:entry {
+	this->a = (int)arg0;
+	this->b = (unsigned int)arg1;
+	printf("%d %u %d\n", this->a / 2, this->b / 2, this->a < this->b);
+	printf("%d %d\n", (long)arg0 >> 60, arg0 >> 60);
+}
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    // arg0 = -8 as a 64-bit pattern, arg1 = 0xffff_fffe.
+    h.fire(&with_args(firing(0, 1), &[(-8i64) as u64, 0xffff_fffe]));
+    // int / 2 is signed; unsigned int / 2 is not; int < unsigned int compares unsigned.
+    assert_eq!(
+        h.printed(),
+        ["-4 2147483647 1\n", &format!("-1 {}\n", u64::MAX >> 60)]
+    );
+}
+
+#[test]
+fn clause_locals_last_one_firing_and_globals_persist() {
+    let src = r#"
+syscall::read:entry { this->n++; total++; }
+syscall::read:entry { printf("%d %d\n", this->n, total); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    h.fire(&firing(0, 1));
+    h.fire(&firing(0, 1));
+    assert_eq!(h.printed(), ["1 1\n", "1 2\n"]);
+}
+
+#[test]
+fn associative_arrays_by_tuple_and_dynvarsize_drops() {
+    let src = r#"
+#pragma D option dynvarsize=256
+syscall::read:entry { counts[execname, tid]++; printf("%d\n", counts[execname, tid]); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    for tid in [1, 1, 2, 3, 4, 5] {
+        h.fire(&firing(0, tid));
+    }
+    // Each element costs a header, two keys (one a string at strsize 256) and a value, so
+    // 256 bytes hold none: every increment is dropped and reads 0.
+    assert_eq!(h.printed(), ["0\n"; 6]);
+    assert_eq!(h.drops(DropKind::Dynamic), 6);
+
+    let src = r#"
+syscall::read:entry { counts[tid]++; printf("%d\n", counts[tid]); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    for tid in [1, 1, 2] {
+        h.fire(&firing(0, tid));
+    }
+    assert_eq!(h.printed(), ["1\n", "2\n", "1\n"]);
+    assert_eq!(h.drops(DropKind::Dynamic), 0);
+}
+
+#[test]
+fn strings_are_cut_at_strsize_and_counted() {
+    let src = r#"
+#pragma D option strsize=8
+BEGIN { s = strjoin("abcdef", "ghijkl"); printf("%s %d\n", s, strlen(s)); }
+"#;
+    let mut h = Harness::new(src, &[("BEGIN", ProbeKind::Begin)]);
+    h.fire(&firing(0, 0));
+    assert_eq!(h.printed(), ["abcdefg 7\n"]);
+    assert_eq!(h.drops(DropKind::TruncatedString), 1);
+    assert_eq!(h.drops(DropKind::TruncatedString), 0);
+}
+
+#[test]
+fn string_comparison_is_strcmp() {
+    let src = r#"
+syscall::read:entry /execname == "cat"/ {
+	printf("%d %d %d\n", execname < "dog", execname > "car", probefunc != "read");
+}
+syscall::read:entry /execname == "dog"/ { printf("dog\n"); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    h.fire(&firing(0, 1));
+    assert_eq!(h.printed(), ["1 1 0\n"]);
+}
+
+#[test]
+fn builtins_from_the_firing_and_proc() {
+    let src = r#"
+syscall::read:entry {
+	printf("%d %d %d %d %s %s %s %s %d\n", pid, tid, uid, cpu, probeprov, probemod,
+	    probefunc, probename, timestamp);
+	printf("%d %d %s\n", ppid, curpsinfo->pr_pid, zonename);
+	printf("%d %d\n", errno, walltimestamp > timestamp);
+}
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    let mut f = firing(0, 3);
+    f.pid = std::process::id();
+    f.errno = 2;
+    h.fire(&f);
+    // SAFETY: getppid has no preconditions.
+    let ppid = unsafe { libc::getppid() };
+    let pid = std::process::id();
+    assert_eq!(
+        h.printed(),
+        [
+            format!("{pid} 3 1000 1 syscall  read entry 1000000\n"),
+            format!("{ppid} {pid} global\n"),
+            "2 1\n".to_string()
+        ]
+    );
+}

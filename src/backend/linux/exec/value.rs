@@ -1,0 +1,203 @@
+//! Run-time values of the executor and the integer rules they follow.
+//!
+//! D reads user memory at the probe; here the kernel did that read and the firing carries what
+//! it found. A value that came from `argN` (or `args[N]`) of such a firing is a [`Value::User`]
+//! that keeps the captured string and bytes, so that `copyinstr(self->path)` at a return probe
+//! works on what was read at the entry probe. Assignments and casts keep the capture;
+//! arithmetic makes a plain integer, as a pointer moved by arithmetic no longer points at what
+//! was read.
+
+use std::sync::Arc;
+
+use crate::backend::linux::d::ast::DType;
+use crate::event;
+
+/// What the kernel read at a user address when the probe fired.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Capture {
+    /// The string copyinstr would read (already cut at strsize by the kernel).
+    pub string: Option<Arc<str>>,
+    /// The bytes copyin would read; empty when the read faulted.
+    pub bytes: Option<Arc<[u8]>>,
+    /// The kernel cut the string at strsize.
+    pub truncated: bool,
+}
+
+/// One value computed by a D expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// An integer or pointer, in the canonical 64-bit form of its type: sign-extended for
+    /// signed types, zero-extended for unsigned ones.
+    Int(u64),
+    Str(Arc<str>),
+    /// A user address with what the kernel read there.
+    User {
+        addr: u64,
+        capture: Arc<Capture>,
+    },
+    /// The scratch buffer `copyin` returns: the bytes read from `addr`.
+    Memory {
+        addr: u64,
+        bytes: Arc<[u8]>,
+    },
+    /// The value of `stack()` or `ustack()`: frames are not captured by this engine.
+    Stack,
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Arc::from(s))
+    }
+
+    /// The integer value (the address of a pointer); 0 for strings and stacks.
+    pub fn int(&self) -> u64 {
+        match self {
+            Value::Int(v) => *v,
+            Value::User { addr, .. } | Value::Memory { addr, .. } => *addr,
+            Value::Str(_) | Value::Stack => 0,
+        }
+    }
+
+    /// D's truth: a non-zero integer or pointer, or a non-empty string.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Str(s) => !s.is_empty(),
+            Value::Stack => false,
+            other => other.int() != 0,
+        }
+    }
+
+    /// The zero value of a type: what an unset variable reads as.
+    pub fn zero(ty: &DType) -> Value {
+        match ty {
+            DType::String => Value::str(""),
+            _ => Value::Int(0),
+        }
+    }
+
+    /// Converts to `ty` as an assignment or cast does: integers are cut to the type's width;
+    /// a user pointer keeps its capture whatever integer type it is cast to.
+    pub fn convert(self, ty: &DType) -> Value {
+        match (self, ty) {
+            (Value::Int(v), _) => Value::Int(normalize(v, ty)),
+            (Value::User { addr, capture }, DType::Int { .. }) => Value::User {
+                addr: normalize(addr, ty),
+                capture,
+            },
+            (v, _) => v,
+        }
+    }
+
+    /// The value as the event model carries it, signed or not according to `ty`.
+    pub fn to_event(&self, ty: &DType) -> event::Value {
+        match self {
+            Value::Str(s) => event::Value::Str(s.to_string()),
+            Value::Stack => event::Value::Stack(Vec::new()),
+            Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
+            other if is_signed(ty) => event::Value::Int(other.int() as i64),
+            other => event::Value::UInt(other.int()),
+        }
+    }
+}
+
+/// Whether `ty` is a signed integer type (pointers are unsigned).
+pub fn is_signed(ty: &DType) -> bool {
+    matches!(ty, DType::Int { signed: true, .. })
+}
+
+/// Width in bits of an integer or pointer type (64 for anything else).
+pub fn bits(ty: &DType) -> u32 {
+    match ty {
+        DType::Int { bits, .. } => u32::from(*bits),
+        _ => 64,
+    }
+}
+
+/// Truncates `value` to the width of `ty` and sign-extends it when `ty` is signed.
+pub fn normalize(value: u64, ty: &DType) -> u64 {
+    let DType::Int { bits, signed } = *ty else {
+        return value;
+    };
+    if bits >= 64 || bits == 0 {
+        return value;
+    }
+    let mask = (1u64 << bits) - 1;
+    let v = value & mask;
+    if signed && (v >> (bits - 1)) & 1 == 1 {
+        v | !mask
+    } else {
+        v
+    }
+}
+
+/// The type both operands of an integer operator are converted to: C's usual arithmetic
+/// conversions on LP64, with pointers as `unsigned long`.
+pub fn promote(a: &DType, b: &DType) -> DType {
+    let rank = |t: &DType| match t {
+        DType::Int { bits, signed } => ((*bits).max(32), *signed),
+        _ => (64, false),
+    };
+    let ((ab, asg), (bb, bsg)) = (rank(a), rank(b));
+    let (bits, signed) = if asg == bsg {
+        (ab.max(bb), asg)
+    } else {
+        let (unsigned_bits, signed_bits) = if asg { (bb, ab) } else { (ab, bb) };
+        if unsigned_bits >= signed_bits {
+            (unsigned_bits, false)
+        } else {
+            (signed_bits, true)
+        }
+    };
+    DType::Int { bits, signed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_wrap_to_their_type() {
+        assert_eq!(normalize(0x1_0000_0001, &DType::INT), 1);
+        assert_eq!(normalize(0xffff_ffff, &DType::INT) as i64, -1);
+        assert_eq!(normalize(0x80, &DType::CHAR) as i64, -128);
+        let uint = DType::Int {
+            bits: 32,
+            signed: false,
+        };
+        assert_eq!(normalize(u64::MAX, &uint), 0xffff_ffff);
+    }
+
+    #[test]
+    fn usual_arithmetic_conversions() {
+        let uint = DType::Int {
+            bits: 32,
+            signed: false,
+        };
+        assert_eq!(promote(&DType::INT, &uint), uint);
+        assert_eq!(promote(&DType::INT, &DType::LONG), DType::LONG);
+        assert_eq!(promote(&uint, &DType::LONG), DType::LONG);
+        assert_eq!(promote(&DType::LONG, &DType::ULONG), DType::ULONG);
+        assert_eq!(promote(&DType::CHAR, &DType::CHAR), DType::INT);
+    }
+
+    #[test]
+    fn casts_keep_a_capture_and_cut_integers() {
+        let capture = Arc::new(Capture {
+            string: Some(Arc::from("/etc/passwd")),
+            bytes: None,
+            truncated: false,
+        });
+        let user = Value::User {
+            addr: 0x7fff_0000_1000,
+            capture: Arc::clone(&capture),
+        };
+        match user.convert(&DType::ULONG) {
+            Value::User { addr, capture: c } => {
+                assert_eq!(addr, 0x7fff_0000_1000);
+                assert_eq!(c, capture);
+            }
+            other => panic!("lost the capture: {other:?}"),
+        }
+        assert_eq!(Value::Int(300).convert(&DType::CHAR), Value::Int(44));
+    }
+}
