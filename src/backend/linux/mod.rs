@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod d;
 pub mod firing;
 pub mod options;
+pub mod plan;
 
 use super::{Backend, BackendError, EventSink, Job, Stop, Target};
 
