@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod codegen;
 pub mod d;
 pub mod firing;
 pub mod options;

@@ -12,9 +12,7 @@
 use std::collections::BTreeSet;
 
 use super::{PlannedProbe, Site};
-use crate::backend::linux::d::ast::{
-    Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope,
-};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,16 +67,17 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
                 }
             }
             for (name, scope, n) in &used.assigns {
-                for (_, _, size) in var_reads
-                    .iter()
-                    .filter(|(v, s, _)| v == name && s == scope)
-                {
+                for (_, _, size) in var_reads.iter().filter(|(v, s, _)| v == name && s == scope) {
                     wanted.insert((*n, *size));
                 }
             }
         }
         let provided = probe.site.args().len();
-        probe.captures = to_captures(wanted.into_iter().filter(|(n, _)| usize::from(*n) < provided));
+        probe.captures = to_captures(
+            wanted
+                .into_iter()
+                .filter(|(n, _)| usize::from(*n) < provided),
+        );
     }
     unify_raw_syscalls(probes);
 }
@@ -164,7 +163,9 @@ fn pointer_of(e: &Expr) -> Option<Pointer> {
     match &e.kind {
         ExprKind::Cast { expr, .. } => pointer_of(expr),
         ExprKind::Builtin(Builtin::Arg(n)) => Some(Pointer::Arg(*n)),
-        ExprKind::Index { base, indices } if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) => {
+        ExprKind::Index { base, indices }
+            if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) =>
+        {
             let n = indices.first()?.as_int()?;
             u8::try_from(n).ok().filter(|&n| n < 10).map(Pointer::Arg)
         }

@@ -3,7 +3,7 @@
 //! busy system does not flood user space with firings every clause would discard.
 //!
 //! The kernel evaluates: pid, tid, uid, gid, cpu, argN / args[N], integer constants,
-//! `execname == "…"` / `!=`, comparisons, `&&`, `||`, `^^` and `!`. probeprov, probemod,
+//! `execname == "…"` / `!=`, comparisons, `&&`, `||` and `!`. probeprov, probemod,
 //! probefunc and probename are known per probe, so comparisons of them with strings are
 //! decided here. The executor still runs the predicates; the kernel only drops firings that
 //! could not pass them.
@@ -31,17 +31,17 @@ pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>>
 fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
     let mut out = e.clone();
     out.kind = match &e.kind {
-        ExprKind::Builtin(b @ (Builtin::Probeprov | Builtin::Probemod | Builtin::Probefunc | Builtin::Probename)) => {
-            ExprKind::Str(
-                match b {
-                    Builtin::Probeprov => &desc.provider,
-                    Builtin::Probemod => &desc.module,
-                    Builtin::Probefunc => &desc.function,
-                    _ => &desc.name,
-                }
-                .clone(),
-            )
-        }
+        ExprKind::Builtin(
+            b @ (Builtin::Probeprov | Builtin::Probemod | Builtin::Probefunc | Builtin::Probename),
+        ) => ExprKind::Str(
+            match b {
+                Builtin::Probeprov => &desc.provider,
+                Builtin::Probemod => &desc.module,
+                Builtin::Probefunc => &desc.function,
+                _ => &desc.name,
+            }
+            .clone(),
+        ),
         ExprKind::Binary { op, lhs, rhs } => {
             let (lhs, rhs) = (specialize(lhs, desc), specialize(rhs, desc));
             match (&lhs.kind, &rhs.kind, op) {
@@ -67,9 +67,11 @@ fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
 /// Whether the kernel can evaluate `e` as a condition.
 fn is_condition(e: &Expr) -> bool {
     match &e.kind {
-        ExprKind::Binary { op, lhs, rhs } if op.is_logical() => {
-            is_condition(lhs) && is_condition(rhs)
-        }
+        ExprKind::Binary {
+            op: BinaryOp::And | BinaryOp::Or,
+            lhs,
+            rhs,
+        } => is_condition(lhs) && is_condition(rhs),
         ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
             (is_value(lhs) && is_value(rhs)) || is_execname_test(*op, lhs, rhs)
         }

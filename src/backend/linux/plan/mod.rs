@@ -12,7 +12,7 @@
 //! scanning every process's files for `:::entry` would be slow and surprising.
 
 mod captures;
-mod filter;
+pub mod filter;
 mod glob;
 mod pid;
 mod providers;

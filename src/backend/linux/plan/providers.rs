@@ -43,7 +43,9 @@ pub fn resolve_desc(
 ) -> Result<Vec<Candidate>, PlanError> {
     let mut found = Vec::new();
     let static_part = |provider: &str| {
-        matches(&desc.provider, provider) && matches(&desc.module, "") && matches(&desc.function, "")
+        matches(&desc.provider, provider)
+            && matches(&desc.module, "")
+            && matches(&desc.function, "")
     };
     if static_part("dtrace") {
         found.extend(dtrace_probes(desc));
@@ -77,10 +79,11 @@ fn pid_suffix(provider: &str, prefix: &str) -> Option<u32> {
 
 /// `python123` → ("python", 123), for any provider but the static ones and `pid`.
 fn usdt_provider_with_pid(provider: &str) -> Option<(&str, u32)> {
-    let split = provider.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let split = provider
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .len();
     let (base, _) = provider.split_at(split);
-    if base.is_empty() || is_glob(base) || ["pid", "syscall", "proc", "profile"].contains(&base)
-    {
+    if base.is_empty() || is_glob(base) || ["pid", "syscall", "proc", "profile"].contains(&base) {
         return None;
     }
     pid_suffix(provider, base).map(|pid| (base, pid))
@@ -149,9 +152,12 @@ fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
         let args = match *name {
             // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
             "create" => {
-                let format =
-                    tracepoint_format("sched", tracepoint).map_err(PlanError::Tracefs)?;
-                format.field("child_pid").map(field_load).into_iter().collect()
+                let format = tracepoint_format("sched", tracepoint).map_err(PlanError::Tracefs)?;
+                format
+                    .field("child_pid")
+                    .map(field_load)
+                    .into_iter()
+                    .collect()
             }
             _ => Vec::new(),
         };

@@ -120,11 +120,13 @@ fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
     let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::Tracefs)?;
     let missing = |field: &str| {
-        PlanError::Tracefs(crate::backend::linux::attach::AttachError::NoSuchTracepoint {
-            category: "raw_syscalls".into(),
-            name: format!("{name} (field {field})"),
-            category_exists: true,
-        })
+        PlanError::Tracefs(
+            crate::backend::linux::attach::AttachError::NoSuchTracepoint {
+                category: "raw_syscalls".into(),
+                name: format!("{name} (field {field})"),
+                category_exists: true,
+            },
+        )
     };
     if entry {
         let args = format.field("args").ok_or_else(|| missing("args"))?;
@@ -145,22 +147,24 @@ fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
 pub fn raw_id_offset(entry: bool) -> Result<u16, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
     let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::Tracefs)?;
-    format
-        .field("id")
-        .map(|f| f.offset as u16)
-        .ok_or_else(|| {
-            PlanError::Tracefs(crate::backend::linux::attach::AttachError::NoSuchTracepoint {
+    format.field("id").map(|f| f.offset as u16).ok_or_else(|| {
+        PlanError::Tracefs(
+            crate::backend::linux::attach::AttachError::NoSuchTracepoint {
                 category: "raw_syscalls".into(),
                 name: format!("{name} (field id)"),
                 category_exists: true,
-            })
-        })
+            },
+        )
+    })
 }
 
 /// `syscalls:sys_enter_NAME` with the syscall's arguments (the fields after
 /// `__syscall_nr`), or `sys_exit_NAME` with arg0 = arg1 = `ret`.
 fn own_tracepoint(syscall: &str, entry: bool) -> Result<Site, PlanError> {
-    let name = format!("{}{syscall}", if entry { "sys_enter_" } else { "sys_exit_" });
+    let name = format!(
+        "{}{syscall}",
+        if entry { "sys_enter_" } else { "sys_exit_" }
+    );
     let format = tracepoint_format("syscalls", &name).map_err(PlanError::Tracefs)?;
     let args = if entry {
         format

@@ -45,7 +45,10 @@ fn profile_rates_become_hertz() {
 fn a_description_that_matches_nothing_is_an_error_unless_zdefs() {
     let src = "BEGIN {} dtrace:::NOPE {}";
     let err = plan(src).unwrap_err();
-    assert_eq!(err.to_string(), "probe description dtrace:::NOPE does not match any probe");
+    assert_eq!(
+        err.to_string(),
+        "probe description dtrace:::NOPE does not match any probe"
+    );
     let options = Options {
         zdefs: true,
         ..Options::default()
@@ -98,7 +101,11 @@ fn strings_are_captured_where_the_pointer_is_an_argument() {
         probe_with_args(1, vec![2]),
     ];
     captures::assign(&mut probes, &clauses);
-    assert_eq!(probes[0].captures.strings, [1], "self->p = arg1, read later");
+    assert_eq!(
+        probes[0].captures.strings,
+        [1],
+        "self->p = arg1, read later"
+    );
     assert_eq!(probes[1].captures.strings, [0], "copyinstr(arg0)");
     assert_eq!(probes[2].captures.bytes, [(3, 16)]);
     assert!(probes[3].captures.bytes.is_empty(), "arg3 is not provided");

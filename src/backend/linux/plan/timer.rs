@@ -5,10 +5,14 @@ use std::time::Duration;
 
 /// The period of a rate, or None when it is not one (or is zero).
 pub fn parse_rate(rate: &str) -> Option<Duration> {
-    let split = rate.find(|c: char| !c.is_ascii_digit()).unwrap_or(rate.len());
+    let split = rate
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rate.len());
     let n: u64 = rate[..split].parse().ok().filter(|&n| n > 0)?;
     let unit_ns: u64 = match &rate[split..] {
-        "" | "hz" => return Some(Duration::from_nanos(1_000_000_000 / n).max(Duration::from_nanos(1))),
+        "" | "hz" => {
+            return Some(Duration::from_nanos(1_000_000_000 / n).max(Duration::from_nanos(1)))
+        }
         "ns" | "nsec" => 1,
         "us" | "usec" => 1_000,
         "ms" | "msec" => 1_000_000,

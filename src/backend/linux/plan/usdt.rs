@@ -145,11 +145,9 @@ fn candidates(
             if !provider_ok(&probe.provider) || !matches(&desc.name, &name) {
                 continue;
             }
-            let site = uprobe_site(probe, file, process.pid).map_err(|source| {
-                PlanError::Usdt {
-                    desc: describe(desc),
-                    source,
-                }
+            let site = uprobe_site(probe, file, process.pid).map_err(|source| PlanError::Usdt {
+                desc: describe(desc),
+                source,
             })?;
             let concrete = ProbeDesc {
                 provider: format!("{}{}", probe.provider, process.pid),
@@ -173,11 +171,7 @@ fn candidates(
     Ok(found)
 }
 
-fn uprobe_site(
-    probe: &UsdtProbe,
-    file: &MappedProbes,
-    pid: u32,
-) -> Result<UprobeSite, UsdtError> {
+fn uprobe_site(probe: &UsdtProbe, file: &MappedProbes, pid: u32) -> Result<UprobeSite, UsdtError> {
     let args = probe.args()?.iter().cloned().map(ArgLoad::Usdt).collect();
     let mut spec = probe.uprobe_spec(i32::try_from(pid).ok());
     spec.path = file.path.clone();
@@ -191,7 +185,10 @@ mod tests {
     #[test]
     fn note_names_in_d_spelling() {
         assert_eq!(dtrace_name("function__entry"), "function-entry");
-        assert_eq!(dtrace_name("import__find__load__start"), "import-find-load-start");
+        assert_eq!(
+            dtrace_name("import__find__load__start"),
+            "import-find-load-start"
+        );
         assert_eq!(dtrace_name("line"), "line");
     }
 }
