@@ -5,6 +5,7 @@
 
 mod bpf_runtime;
 mod cli;
+mod codegen;
 mod d_frontend;
 mod usdt;
 mod util;

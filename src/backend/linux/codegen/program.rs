@@ -53,6 +53,11 @@ pub struct ProgramSpec<'a> {
 /// Assembles the program.
 pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     let mut asm = Asm::new();
+    if spec.filter.is_some_and(<[Expr]>::is_empty) {
+        // No firing can pass: the program only enables the probe (and its semaphore).
+        asm.mov64_imm(Reg::R0, 0).exit();
+        return asm.finish();
+    }
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
     lookup_zero_key(&mut asm, spec.scratch, out);
@@ -211,6 +216,10 @@ fn any_true(asm: &mut Asm, filter: &[Expr], out: Label) {
 fn per_probe_filters(asm: &mut Asm, filters: &[(u32, &[Expr])], out: Label) {
     let done = asm.label();
     for (index, filter) in filters {
+        if filter.is_empty() {
+            asm.jmp_if(Cond::Eq, Reg::R8, Src::Imm(*index as i32), out);
+            continue;
+        }
         let next = asm.label();
         asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
         any_true(asm, filter, out);

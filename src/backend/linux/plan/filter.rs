@@ -17,13 +17,79 @@ pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>>
     if clauses.is_empty() {
         return None;
     }
-    clauses
+    let predicates: Vec<Expr> = clauses
         .iter()
         .map(|c| {
-            let p = specialize(c.predicate.as_ref()?, desc);
+            let p = simplify(specialize(c.predicate.as_ref()?, desc));
             is_condition(&p).then_some(p)
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    // A predicate that is always true lets everything through; one that is never true
+    // (`/0/`, which enables a probe for its side effects only) adds nothing to the OR. An
+    // empty list means the kernel emits nothing.
+    if predicates
+        .iter()
+        .any(|p| p.as_int().is_some_and(|v| v != 0))
+    {
+        return None;
+    }
+    Some(
+        predicates
+            .into_iter()
+            .filter(|p| p.as_int().is_none())
+            .collect(),
+    )
+}
+
+/// Folds `&&`, `||` and `!` over constants, and execname comparisons that cannot hold (comm
+/// keeps 15 characters), so that no code the kernel sees is unreachable.
+fn simplify(e: Expr) -> Expr {
+    let truth = |e: &Expr| e.as_int().map(|v| v != 0);
+    let constant = |e: &Expr, v: bool| Expr {
+        kind: ExprKind::Int(u64::from(v)),
+        ..e.clone()
+    };
+    match &e.kind {
+        ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
+            let (lhs, rhs) = (simplify((**lhs).clone()), simplify((**rhs).clone()));
+            let and = *op == BinaryOp::And;
+            match (truth(&lhs), truth(&rhs)) {
+                (Some(l), _) if l != and => constant(&e, l),
+                (_, Some(r)) if r != and => constant(&e, r),
+                (Some(_), _) => rhs,
+                (_, Some(_)) => lhs,
+                _ => Expr {
+                    kind: ExprKind::Binary {
+                        op: *op,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                    },
+                    ..e.clone()
+                },
+            }
+        }
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => {
+            let operand = simplify((**operand).clone());
+            match truth(&operand) {
+                Some(v) => constant(&e, !v),
+                None => Expr {
+                    kind: ExprKind::Unary {
+                        op: UnaryOp::Not,
+                        operand: Box::new(operand),
+                    },
+                    ..e.clone()
+                },
+            }
+        }
+        ExprKind::Binary { op, lhs, rhs } => match execname_constant(*op, lhs, rhs) {
+            Some(text) if text.len() >= 16 => constant(&e, *op == BinaryOp::Ne),
+            _ => e,
+        },
+        _ => e,
+    }
 }
 
 /// Replaces the probe-name builtins with this probe's strings and decides comparisons of two
@@ -162,9 +228,24 @@ mod tests {
     fn kernel_evaluable_predicates() {
         assert!(filter_of("syscall::read:entry /pid == 42 && arg0 > 2/ {}").is_some());
         assert!(filter_of("syscall::read:entry /execname == \"cat\" || !(uid == 0)/ {}").is_some());
-        let decided = filter_of("syscall::read:entry /probefunc == \"read\"/ {}").unwrap();
-        assert_eq!(decided[0].kind, ExprKind::Int(1));
+        assert!(filter_of("syscall::read:entry /probefunc == \"read\"/ {}").is_none());
+        assert_eq!(
+            filter_of("syscall::read:entry /probefunc == \"write\"/ {}"),
+            Some(vec![])
+        );
         assert!(filter_of("syscall::read:entry /args[1] != 0/ {}").is_some());
+        assert_eq!(filter_of("syscall::read:entry /0/ {}"), Some(vec![]));
+        assert!(
+            filter_of("syscall::read:entry /0/ {} syscall::read:entry /1 || pid/ {}").is_none()
+        );
+        let folded = filter_of("syscall::read:entry /!(probename == \"entry\") || pid == 3/ {}");
+        assert!(matches!(
+            folded.unwrap()[0].kind,
+            ExprKind::Binary {
+                op: BinaryOp::Eq,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -140,13 +140,13 @@ pub enum PlanError {
         is_target: bool,
     },
     #[error("cannot list the system's tracepoints")]
-    Tracefs(#[source] AttachError),
+    Tracefs(#[source] Box<AttachError>),
     #[error("probe description {desc}: cannot read the files of process {pid}")]
     ProcMaps {
         desc: String,
         pid: u32,
         #[source]
-        source: ProcMapsError,
+        source: Box<ProcMapsError>,
     },
     #[error("probe description {desc}")]
     Usdt {
@@ -160,6 +160,12 @@ pub enum PlanError {
         #[source]
         source: ElfError,
     },
+}
+
+impl PlanError {
+    fn tracefs(source: AttachError) -> PlanError {
+        PlanError::Tracefs(Box::new(source))
+    }
 }
 
 /// A concrete probe found for one description, before merging.

@@ -35,7 +35,7 @@ pub fn probes(
         source => PlanError::ProcMaps {
             desc: describe(desc),
             pid,
-            source,
+            source: Box::new(source),
         },
     })?;
     let mut found = Vec::new();

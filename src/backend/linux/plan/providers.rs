@@ -152,7 +152,7 @@ fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
         let args = match *name {
             // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
             "create" => {
-                let format = tracepoint_format("sched", tracepoint).map_err(PlanError::Tracefs)?;
+                let format = tracepoint_format("sched", tracepoint).map_err(PlanError::tracefs)?;
                 format
                     .field("child_pid")
                     .map(field_load)

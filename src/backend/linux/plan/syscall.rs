@@ -24,10 +24,10 @@ pub const RAW_THRESHOLD: usize = 20;
 /// The syscalls that have tracepoints, sorted.
 pub fn list() -> Result<Vec<String>, PlanError> {
     let dir = tracefs::root()
-        .map_err(PlanError::Tracefs)?
+        .map_err(PlanError::tracefs)?
         .join("events/syscalls");
     let entries = std::fs::read_dir(&dir).map_err(|source| {
-        PlanError::Tracefs(crate::backend::linux::attach::AttachError::Io {
+        PlanError::tracefs(crate::backend::linux::attach::AttachError::Io {
             path: dir.clone(),
             source,
         })
@@ -118,9 +118,9 @@ fn syscall_number(name: &str) -> Option<u32> {
 /// Arguments through raw_syscalls: `args[0..6]` on entry, `ret` twice on return.
 fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
-    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::Tracefs)?;
+    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
     let missing = |field: &str| {
-        PlanError::Tracefs(
+        PlanError::tracefs(
             crate::backend::linux::attach::AttachError::NoSuchTracepoint {
                 category: "raw_syscalls".into(),
                 name: format!("{name} (field {field})"),
@@ -146,9 +146,9 @@ fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
 /// The offset of the syscall number in a raw_syscalls record (`id`).
 pub fn raw_id_offset(entry: bool) -> Result<u16, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
-    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::Tracefs)?;
+    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
     format.field("id").map(|f| f.offset as u16).ok_or_else(|| {
-        PlanError::Tracefs(
+        PlanError::tracefs(
             crate::backend::linux::attach::AttachError::NoSuchTracepoint {
                 category: "raw_syscalls".into(),
                 name: format!("{name} (field id)"),
@@ -165,7 +165,7 @@ fn own_tracepoint(syscall: &str, entry: bool) -> Result<Site, PlanError> {
         "{}{syscall}",
         if entry { "sys_enter_" } else { "sys_exit_" }
     );
-    let format = tracepoint_format("syscalls", &name).map_err(PlanError::Tracefs)?;
+    let format = tracepoint_format("syscalls", &name).map_err(PlanError::tracefs)?;
     let args = if entry {
         format
             .fields

@@ -61,7 +61,7 @@ pub fn probes_of_process(
         source => PlanError::ProcMaps {
             desc: describe(desc),
             pid,
-            source,
+            source: Box::new(source),
         },
     })?;
     candidates(desc, &process, |provider| provider == base)
