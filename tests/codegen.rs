@@ -110,9 +110,9 @@ fn opensnoop_captures_paths_at_entry_and_errno_at_return() {
         .stderr(Stdio::null())
         .output()
         .unwrap();
-    let pid_marker = output.status.code();
+    let exit_code = output.status.code();
     assert_eq!(output.stdout, b"1\n2\n");
-    assert_eq!(pid_marker, Some(1), "cat fails on the missing file");
+    assert_eq!(exit_code, Some(1), "cat fails on the missing file");
     let firings = drain(&mut attached, &plan);
     drop(attached);
     // The child's pid is the one whose entries open our files.
@@ -383,17 +383,18 @@ fn proc_probes_see_a_childs_create_exec_and_exit() {
     )
     .unwrap();
     let mut attached = attach(&plan);
-    let status = Command::new("/bin/true").status().unwrap();
-    assert!(status.success());
+    let mut true_child = Command::new("/bin/true").spawn().unwrap();
+    let child = true_child.id();
+    assert!(true_child.wait().unwrap().success());
     let firings = drain(&mut attached, &plan);
     drop(attached);
-    let created: Vec<u32> = firings
-        .iter()
-        .filter(|f| name_of(&plan, f) == "proc:::create" && f.pid == std::process::id())
-        .map(|f| f.args[0] as u32)
-        .collect();
-    assert!(!created.is_empty(), "the test process created the child");
-    let child = *created.last().unwrap();
+    // Other tests start children from this process too: look for this one by its pid.
+    let created = firings.iter().any(|f| {
+        name_of(&plan, f) == "proc:::create"
+            && f.pid == std::process::id()
+            && f.args[0] == u64::from(child)
+    });
+    assert!(created, "proc:::create in the test process names the child");
     let events: Vec<(String, String)> = firings
         .iter()
         .filter(|f| f.pid == child)
