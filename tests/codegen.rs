@@ -434,3 +434,44 @@ fn a_description_that_matches_nothing_is_an_error_unless_zdefs() {
     assert_eq!(names, ["syscall::read:entry"]);
     assert_eq!(plan.probes[0].info.clauses, [1]);
 }
+
+#[test]
+fn pid_provider_traces_a_library_function_and_its_return_value() {
+    if !kernel_available("pid_provider_traces_a_library_function_and_its_return_value") {
+        return;
+    }
+    const CALLS: usize = 23;
+    let mut child = PythonChild::start(&format!("for _ in range({CALLS}):\n    os.getppid()\n"));
+    let pid = child.pid();
+    let src = format!("pid{pid}:libc.so.6:getppid:entry, pid{pid}:libc.so.6:getppid:return {{}}");
+    let plan = plan_of(&src, &options()).unwrap();
+    let names: Vec<String> = plan
+        .probes
+        .iter()
+        .map(|p| p.info.desc.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("pid{pid}:libc.so.6:getppid:entry"),
+            format!("pid{pid}:libc.so.6:getppid:return"),
+        ]
+    );
+    let mut attached = attach(&plan);
+    let dump = attached.dump();
+    assert_eq!(dump.matches("bpf_ringbuf_output").count(), 2, "{dump}");
+    assert!(dump.contains("uretprobe"));
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    drop(attached);
+    let entries = firings.iter().filter(|f| f.probe == 0).count();
+    let returns: Vec<u64> = firings
+        .iter()
+        .filter(|f| f.probe == 1)
+        .map(|f| f.args[1])
+        .collect();
+    println!("pid provider: {entries} entries, returns {returns:?}");
+    assert!(firings.iter().all(|f| f.pid == pid));
+    assert_eq!(entries, CALLS);
+    assert_eq!(returns, vec![u64::from(std::process::id()); CALLS]);
+}
