@@ -475,3 +475,65 @@ fn pid_provider_traces_a_library_function_and_its_return_value() {
     assert_eq!(entries, CALLS);
     assert_eq!(returns, vec![u64::from(std::process::id()); CALLS]);
 }
+
+#[test]
+fn kernel_aggregations_count_sum_min_max_without_records() {
+    if !kernel_available("kernel_aggregations_count_sum_min_max_without_records") {
+        return;
+    }
+    let body = "fd = os.open('/dev/null', os.O_WRONLY)\nfor n in (100, 7, 250):\n    os.write(fd, b'x' * n)\nfor _ in range(5):\n    os.getppid()\n";
+    let mut child = PythonChild::start(body);
+    let pid = child.pid();
+    let src = format!(
+        "syscall::write:entry /pid == {pid}/ {{
+             @bytes = sum(arg2); @small = min(arg2); @big = max(arg2); @writes[execname] = count(); }}
+         syscall::get*:entry /pid == {pid}/ {{ @calls[probefunc, probename] = count(); }}
+         syscall::getppid:return /pid == {pid}/ {{ trace(arg0); }}"
+    );
+    let plan = plan_of(&src, &options()).unwrap();
+    let names: Vec<&str> = plan
+        .kernel_aggregations
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["big", "bytes", "calls", "small", "writes"]);
+    for probe in &plan.probes {
+        let user = probe.info.desc.name == "return";
+        assert_eq!(probe.info.clauses.is_empty(), !user, "{}", probe.info.desc);
+        assert_eq!(probe.kernel_clauses.is_empty(), user, "{}", probe.info.desc);
+    }
+    let mut attached = attach(&plan);
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let aggregations = attached.read_kernel_aggregations(&plan).unwrap();
+    assert_eq!(attached.aggregation_drops().unwrap(), 0);
+    drop(attached);
+    let returns: Vec<u64> = firings
+        .iter()
+        .filter(|f| f.pid == pid)
+        .map(|f| f.args[0])
+        .collect();
+    assert_eq!(
+        returns,
+        vec![u64::from(std::process::id()); 5],
+        "only getppid:return emits"
+    );
+    let scalar = |name: &str| {
+        let (_, _, entries) = aggregations.iter().find(|(n, _, _)| n == name).unwrap();
+        entries
+            .iter()
+            .map(|e| (e.keys.clone(), e.value.clone()))
+            .collect::<Vec<_>>()
+    };
+    use dtk::event::{AggValue::Scalar, Value};
+    println!("kernel aggregations: {aggregations:?}");
+    assert_eq!(scalar("bytes"), [(vec![], Scalar(357))]);
+    assert_eq!(scalar("small"), [(vec![], Scalar(7))]);
+    assert_eq!(scalar("big"), [(vec![], Scalar(250))]);
+    assert_eq!(
+        scalar("writes"),
+        [(vec![Value::Str("python3.11".into())], Scalar(3))]
+    );
+    let getppid = vec![Value::Str("getppid".into()), Value::Str("entry".into())];
+    assert!(scalar("calls").contains(&(getppid, Scalar(5))));
+}

@@ -6,6 +6,7 @@
 //! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
 //! need 4.20, which 5.8 includes.
 
+mod aggregate;
 mod predicate;
 mod program;
 pub mod record;
@@ -23,7 +24,9 @@ use super::bpf::prog::{load, LoadError, ProgType};
 use super::bpf::ringbuf::RingBuf;
 use super::d::ast::Expr;
 use super::options::Options;
-use super::plan::{raw_id_offset, ArgLoad, Plan, PlanError, PlannedProbe, Site};
+use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, PlannedProbe, Site};
+use aggregate::AggregationMaps;
+pub use aggregate::KernelAggregationSnapshot;
 use program::{ProbeIndex, ProgramSpec};
 pub use record::{decode, DecodeError, Layout};
 
@@ -75,6 +78,7 @@ pub struct Attached {
     programs: Vec<AttachedProgram>,
     ring: RingBuf,
     drops: DropCounter,
+    aggregations: AggregationMaps,
 }
 
 impl Attached {
@@ -86,6 +90,21 @@ impl Attached {
     /// Records lost because the ring buffer was full (report as `DropKind::Buffer`).
     pub fn dropped(&self) -> Result<u64, MapError> {
         self.drops.total()
+    }
+
+    /// Kernel aggregation updates lost because a map was full (report as
+    /// `DropKind::Aggregation`).
+    pub fn aggregation_drops(&self) -> Result<u64, MapError> {
+        self.aggregations.dropped()
+    }
+
+    /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its
+    /// entries, the CPUs combined; the executor merges them into what it prints.
+    pub fn read_kernel_aggregations(
+        &self,
+        plan: &Plan,
+    ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+        self.aggregations.read(plan)
     }
 
     /// What each program is attached to.
@@ -115,10 +134,15 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         what: "drop counter",
         source,
     })?;
+    let aggregations = AggregationMaps::create(plan).map_err(|source| CodegenError::Map {
+        what: "kernel aggregation",
+        source,
+    })?;
     let mut attached = Attached {
         programs: Vec::new(),
         ring,
         drops,
+        aggregations,
     };
     for (index, probe) in plan.probes.iter().enumerate() {
         attach_probe(&mut attached, plan, index as u32, probe)?;
@@ -143,6 +167,7 @@ fn attach_probe(
             index: ProbeIndex::Fixed(index),
             args,
             filter,
+            kernel_clauses: vec![(index, probe.kernel_clauses.as_slice())],
         };
         build_and_load(attached, plan, probe, &what, parts, kind)
     };
@@ -197,6 +222,7 @@ struct Parts<'a> {
     index: ProbeIndex<'a>,
     args: &'a [ArgLoad],
     filter: Option<&'a [Expr]>,
+    kernel_clauses: Vec<(u32, &'a [KernelClause])>,
 }
 
 /// Creates the scratch map for `probe`'s record, assembles the program and loads it.
@@ -225,6 +251,8 @@ fn build_and_load(
         args: parts.args,
         layout: &layout,
         filter: parts.filter,
+        kernel_clauses: parts.kernel_clauses,
+        aggregations: &attached.aggregations,
         scratch: &scratch,
         ring: &attached.ring,
         drops: &attached.drops,
@@ -288,9 +316,15 @@ fn attach_raw_syscalls(
             id_offset,
             numbers: &numbers,
             filters,
+            emits: probes.iter().any(|(_, p, _)| !p.info.clauses.is_empty()),
         },
         args: &args,
         filter: None,
+        kernel_clauses: probes
+            .iter()
+            .filter(|(_, p, _)| !p.kernel_clauses.is_empty())
+            .map(|(i, p, _)| (*i, p.kernel_clauses.as_slice()))
+            .collect(),
     };
     let (program, insns, mut maps) =
         build_and_load(attached, plan, first, &what, parts, ProgType::Tracepoint)?;

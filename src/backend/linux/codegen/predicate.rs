@@ -111,7 +111,7 @@ fn execname(asm: &mut Asm, text: &str, equal: bool, target: Label) {
 }
 
 /// Loads a kernel-evaluable value into `dst` (R1 or R2; nothing else is touched).
-fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
+pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
     let field = |asm: &mut Asm, size, off| {
         asm.ldx(size, dst, Reg::R7, off);
     };

@@ -6,6 +6,7 @@
 //! Registers: R6 = the context (tracepoint record, or pt_regs for uprobes and perf events),
 //! R7 = the record, R8 = the probe index (programs on raw_syscalls, which serve many probes).
 
+use super::aggregate::AggregationMaps;
 use super::predicate;
 use super::record::{self, arg_offset, Layout};
 use crate::backend::linux::attach::usdt::load::load_arg;
@@ -17,12 +18,12 @@ use crate::backend::linux::bpf::maps::Map;
 use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::MAX_ARGS;
-use crate::backend::linux::plan::{regs, ArgLoad};
+use crate::backend::linux::plan::{regs, ArgLoad, KernelClause};
 
 /// Stack slots (offsets from R10).
 const KEY_SLOT: i16 = -8;
 const ARG_SCRATCH: i16 = -16;
-const DROP_KEY_SLOT: i16 = -24;
+pub const DROP_KEY_SLOT: i16 = -24;
 
 /// How the program learns which probe fired.
 pub enum ProbeIndex<'a> {
@@ -35,6 +36,8 @@ pub enum ProbeIndex<'a> {
         id_offset: u16,
         numbers: &'a Map,
         filters: Vec<(u32, &'a [Expr])>,
+        /// Some probe has clauses in user space, so records are emitted.
+        emits: bool,
     },
 }
 
@@ -45,6 +48,9 @@ pub struct ProgramSpec<'a> {
     pub layout: &'a Layout,
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
+    /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
+    pub kernel_clauses: Vec<(u32, &'a [KernelClause])>,
+    pub aggregations: &'a AggregationMaps,
     pub scratch: &'a Map,
     pub ring: &'a RingBuf,
     pub drops: &'a DropCounter,
@@ -53,8 +59,14 @@ pub struct ProgramSpec<'a> {
 /// Assembles the program.
 pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     let mut asm = Asm::new();
-    if spec.filter.is_some_and(<[Expr]>::is_empty) {
-        // No firing can pass: the program only enables the probe (and its semaphore).
+    // A fixed probe whose clauses all run in the kernel, or whose predicates can never hold,
+    // emits no records.
+    let emits = match &spec.index {
+        ProbeIndex::Fixed(_) => !spec.filter.is_some_and(<[Expr]>::is_empty),
+        ProbeIndex::BySyscall { emits, .. } => *emits,
+    };
+    if !emits && spec.kernel_clauses.is_empty() {
+        // Nothing to do: the program only enables the probe (and its semaphore).
         asm.mov64_imm(Reg::R0, 0).exit();
         return asm.finish();
     }
@@ -65,18 +77,37 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     probe_index(&mut asm, &spec.index, out);
     header(&mut asm);
     arguments(&mut asm, spec.args);
-    match &spec.index {
-        ProbeIndex::Fixed(_) => {
-            if let Some(filter) = spec.filter {
-                any_true(&mut asm, filter, out);
+    kernel_clauses(&mut asm, spec);
+    if emits {
+        match &spec.index {
+            ProbeIndex::Fixed(_) => {
+                if let Some(filter) = spec.filter {
+                    any_true(&mut asm, filter, out);
+                }
             }
+            ProbeIndex::BySyscall { filters, .. } => per_probe_filters(&mut asm, filters, out),
         }
-        ProbeIndex::BySyscall { filters, .. } => per_probe_filters(&mut asm, filters, out),
+        captures(&mut asm, spec.layout);
+        submit(&mut asm, spec, out);
     }
-    captures(&mut asm, spec.layout);
-    submit(&mut asm, spec, out);
     asm.bind(out).mov64_imm(Reg::R0, 0).exit();
     asm.finish()
+}
+
+/// The kernel clauses of the probe that fired: directly for a fixed probe, by R8 for
+/// raw_syscalls.
+fn kernel_clauses(asm: &mut Asm, spec: &ProgramSpec<'_>) {
+    for (index, clauses) in &spec.kernel_clauses {
+        match spec.index {
+            ProbeIndex::Fixed(_) => spec.aggregations.emit_clauses(asm, clauses),
+            ProbeIndex::BySyscall { .. } => {
+                let next = asm.label();
+                asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
+                spec.aggregations.emit_clauses(asm, clauses);
+                asm.bind(next);
+            }
+        }
+    }
 }
 
 /// R0 = &map[0], or goto `out` when the lookup fails.

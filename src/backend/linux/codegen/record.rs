@@ -224,8 +224,10 @@ mod tests {
                 site: Site::UserSpace,
                 captures,
                 kernel_filter: None,
+                kernel_clauses: Vec::new(),
             }],
             strsize: 8,
+            kernel_aggregations: Vec::new(),
         }
     }
 

@@ -181,7 +181,7 @@ fn pointer_of(e: &Expr) -> Option<Pointer> {
     }
 }
 
-fn walk_stmt(stmt: &Stmt, visit: &mut impl FnMut(&Expr)) {
+pub fn walk_stmt(stmt: &Stmt, visit: &mut impl FnMut(&Expr)) {
     match stmt {
         Stmt::Expr(e) => walk(e, visit),
         Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| walk(e, visit)),

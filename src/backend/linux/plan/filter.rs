@@ -12,17 +12,12 @@ use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, Expr, ExprKind, U
 use crate::event::ProbeDesc;
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
-/// some clause must see every firing.
+/// some clause must see every firing. No clauses (all of them run in the kernel) means no
+/// firing is emitted.
 pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>> {
-    if clauses.is_empty() {
-        return None;
-    }
     let predicates: Vec<Expr> = clauses
         .iter()
-        .map(|c| {
-            let p = simplify(specialize(c.predicate.as_ref()?, desc));
-            is_condition(&p).then_some(p)
-        })
+        .map(|c| kernel_predicate(c.predicate.as_ref()?, desc))
         .collect::<Option<_>>()?;
     // A predicate that is always true lets everything through; one that is never true
     // (`/0/`, which enables a probe for its side effects only) adds nothing to the OR. An
@@ -39,6 +34,12 @@ pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>>
             .filter(|p| p.as_int().is_none())
             .collect(),
     )
+}
+
+/// `predicate` as the kernel evaluates it at probe `desc`, or None when it cannot.
+pub fn kernel_predicate(predicate: &Expr, desc: &ProbeDesc) -> Option<Expr> {
+    let p = simplify(specialize(predicate, desc));
+    is_condition(&p).then_some(p)
 }
 
 /// Folds `&&`, `||` and `!` over constants, and execname comparisons that cannot hold (comm

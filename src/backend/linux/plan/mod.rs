@@ -11,6 +11,7 @@
 //! searched only when the provider part names them (a pid suffix or a non-empty glob), since
 //! scanning every process's files for `:::entry` would be slow and surprising.
 
+mod aggregate;
 mod captures;
 pub mod filter;
 mod glob;
@@ -38,6 +39,7 @@ use super::firing::{ProbeInfo, ProbeKind};
 use super::options::Options;
 use crate::event::ProbeDesc;
 
+pub use aggregate::{KernelAggregation, KernelClause, KernelUpdate, KeyKind};
 pub use captures::Captures;
 pub use syscall::raw_id_offset;
 
@@ -47,6 +49,8 @@ pub struct Plan {
     pub probes: Vec<PlannedProbe>,
     /// Bytes of each captured string slot (the `strsize` option), which record layouts use.
     pub strsize: usize,
+    /// Aggregations kept in BPF maps; `KernelUpdate::aggregation` indexes this.
+    pub kernel_aggregations: Vec<KernelAggregation>,
 }
 
 /// One concrete probe.
@@ -60,6 +64,9 @@ pub struct PlannedProbe {
     /// None: every firing is emitted (some clause has no predicate, or one the kernel cannot
     /// evaluate).
     pub kernel_filter: Option<Vec<Expr>>,
+    /// Clauses that run entirely in the kernel at this probe (kernel-side aggregations); they
+    /// are not in `info.clauses`, so the executor skips them.
+    pub kernel_clauses: Vec<KernelClause>,
 }
 
 /// Where a probe's firings come from.
@@ -206,6 +213,7 @@ pub fn resolve(
     }
     let mut probes = merge(candidates);
     syscall::finish_sites(&mut probes)?;
+    let kernel_aggregations = aggregate::assign(&mut probes, &clauses);
     for probe in &mut probes {
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info.desc);
@@ -214,6 +222,7 @@ pub fn resolve(
     Ok(Plan {
         probes,
         strsize: options.strsize,
+        kernel_aggregations,
     })
 }
 
@@ -241,6 +250,7 @@ fn merge(candidates: Vec<(Candidate, usize)>) -> Vec<PlannedProbe> {
                 site: candidate.site.clone(),
                 captures: Captures::default(),
                 kernel_filter: None,
+                kernel_clauses: Vec::new(),
             });
             probes.len() - 1
         });

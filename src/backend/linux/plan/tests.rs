@@ -76,6 +76,7 @@ fn probe_with_args(n: usize, clauses: Vec<usize>) -> PlannedProbe {
         },
         captures: Captures::default(),
         kernel_filter: None,
+        kernel_clauses: Vec::new(),
     }
 }
 
