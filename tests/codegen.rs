@@ -537,3 +537,39 @@ fn kernel_aggregations_count_sum_min_max_without_records() {
     let getppid = vec![Value::Str("getppid".into()), Value::Str("entry".into())];
     assert!(scalar("calls").contains(&(getppid, Scalar(5))));
 }
+
+#[test]
+fn a_provider_glob_finds_the_usdt_probes_of_running_processes() {
+    if !kernel_available("a_provider_glob_finds_the_usdt_probes_of_running_processes") {
+        return;
+    }
+    let child = PythonChild::start("");
+    let pid = child.pid();
+    let plan = plan_of("pyth*:::function-entry {}", &options()).unwrap();
+    let listing = plan::list(&plan);
+    let wanted = format!("python{pid}:python3.11::function-entry");
+    let found = plan
+        .probes
+        .iter()
+        .find(|p| p.info.desc.to_string() == wanted)
+        .unwrap_or_else(|| panic!("{wanted} not in\n{listing}"));
+    assert_eq!(found.info.kind, ProbeKind::Usdt);
+    let Site::Uprobe { sites } = &found.site else {
+        panic!("{wanted} is not a uprobe: {:?}", found.site);
+    };
+    assert!(sites.iter().all(|s| s.spec.pid == Some(pid as i32)));
+    assert!(
+        sites.iter().all(|s| s.spec.ref_ctr_offset.is_some()),
+        "semaphore"
+    );
+    assert_eq!(sites[0].args.len(), 3, "filename, funcname, lineno");
+    let provider = format!("python{pid}");
+    let row = [provider.as_str(), "python3.11", "function-entry"];
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().skip(1).eq(row.iter().copied())),
+        "{listing}"
+    );
+    println!("{listing}");
+}

@@ -111,3 +111,61 @@ fn strings_are_captured_where_the_pointer_is_an_argument() {
     assert_eq!(probes[2].captures.bytes, [(3, 16)]);
     assert!(probes[3].captures.bytes.is_empty(), "arg3 is not provided");
 }
+
+/// The names of the aggregations the plan keeps in the kernel.
+fn kernel_aggregations(src: &str) -> Vec<String> {
+    plan(src)
+        .unwrap()
+        .kernel_aggregations
+        .into_iter()
+        .map(|a| a.name)
+        .collect()
+}
+
+#[test]
+fn simple_aggregating_clauses_on_kernel_probes_run_in_the_kernel() {
+    let p = plan("profile-997 /pid != 0/ { @[cpu, execname] = count(); @s = sum(arg0); } END { printa(@s); }").unwrap();
+    let names: Vec<&str> = p
+        .kernel_aggregations
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["", "s"]);
+    assert_eq!(
+        p.kernel_aggregations[0].keys,
+        [KeyKind::Int { signed: false }, KeyKind::Execname]
+    );
+    assert_eq!(p.kernel_aggregations[0].key_size(), 24);
+    let profile = &p.probes[0];
+    assert!(profile.info.clauses.is_empty(), "the executor skips it");
+    assert_eq!(profile.kernel_clauses.len(), 1);
+    assert_eq!(profile.kernel_clauses[0].updates.len(), 2);
+    assert_eq!(profile.kernel_filter, Some(vec![]), "nothing to emit");
+    assert_eq!(p.probes[1].info.clauses, [1]);
+}
+
+#[test]
+fn aggregations_stay_in_user_space_when_any_update_needs_it() {
+    assert!(
+        kernel_aggregations("profile-997 { @a = count(); } tick-1s { @a = count(); }").is_empty()
+    );
+    assert!(kernel_aggregations("profile-997 { @a = count(); printf(\"x\"); }").is_empty());
+    assert!(kernel_aggregations(
+        "profile-997 { @a[execname] = count(); } profile-99 { @a[probefunc] = count(); }"
+    )
+    .is_empty());
+    assert!(kernel_aggregations("profile-997 /self->x/ { @a = count(); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = count(); } END { clear(@a); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = quantize(arg0); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a[timestamp] = count(); }").is_empty());
+    // @b is updated in user space too, so the clause that updates both stays there, and @a
+    // with it.
+    assert!(kernel_aggregations(
+        "profile-997 { @a = count(); @b = count(); } profile-99 { @b = count(); trace(1); }"
+    )
+    .is_empty());
+    assert_eq!(
+        kernel_aggregations("profile-997 { @a = count(); } profile-99 { @b = avg(1); }"),
+        ["a"]
+    );
+}
