@@ -125,7 +125,7 @@ impl Attached {
 
 /// Builds, loads and attaches a program for every kernel attach point of `plan`.
 pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> {
-    let size = (options.bufsize.clamp(4096, 1 << 30).next_power_of_two()) as u32;
+    let size = options.bufsize.clamp(4096, 1 << 30).next_power_of_two() as u32;
     let ring = RingBuf::create(size, "dtk_events").map_err(|source| CodegenError::Map {
         what: "ring buffer",
         source,
@@ -167,7 +167,10 @@ fn attach_probe(
             index: ProbeIndex::Fixed(index),
             args,
             filter,
-            kernel_clauses: vec![(index, probe.kernel_clauses.as_slice())],
+            kernel_clauses: Some((index, probe.kernel_clauses.as_slice()))
+                .filter(|(_, clauses)| !clauses.is_empty())
+                .into_iter()
+                .collect(),
         };
         build_and_load(attached, plan, probe, &what, parts, kind)
     };
