@@ -5,6 +5,8 @@
 
 mod bpf_runtime;
 mod cli;
+mod codegen;
 mod d_frontend;
+mod run_linux;
 mod usdt;
 mod util;

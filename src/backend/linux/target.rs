@@ -2,9 +2,11 @@
 //! by dtk (`-c CMD`), held stopped right after its exec so that probes are attached before it
 //! runs its first instruction, then let go.
 //!
-//! Holding the child uses ptrace only for that one stop: the child asks to be traced, the
-//! kernel stops it when exec completes (its image, and so its USDT notes, are in place), and
-//! dtk detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
+//! Holding the child uses ptrace only until the probes are attached: the child asks to be
+//! traced, the kernel stops it when exec completes, and dtk then lets it run to its entry
+//! point (a breakpoint on AT_ENTRY, x86_64), where the dynamic loader has mapped every shared
+//! library — so that `pid$target::getppid:entry` finds libc and USDT probes in libpython are
+//! found — and detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
 //! which becomes readable when the process exits, whoever its parent is.
 
 use std::io;
@@ -26,6 +28,15 @@ pub enum TargetError {
     NoExecStop { command: String, status: i32 },
     #[error("pid {pid}: no such process")]
     NoSuchProcess { pid: u32 },
+    #[error("{command:?} exited before reaching its entry point")]
+    ExitedEarly { command: String },
+    #[error("holding {command:?} at its entry point: {call} failed")]
+    Ptrace {
+        command: String,
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("watching pid {pid}")]
     Watch {
         pid: u32,
@@ -72,11 +83,73 @@ impl Spawned {
         if rc < 0 || !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGTRAP {
             return Err(TargetError::NoExecStop { command, status });
         }
-        Ok(Spawned {
+        let mut spawned = Spawned {
             child,
             stopped: true,
             exit: None,
-        })
+        };
+        spawned.run_to_entry(&command)?;
+        Ok(spawned)
+    }
+
+    /// Continues the held child to its entry point and holds it there: a one-byte int3 at
+    /// AT_ENTRY, put back once hit, with the instruction pointer rewound onto it.
+    #[cfg(target_arch = "x86_64")]
+    fn run_to_entry(&mut self, command: &str) -> Result<(), TargetError> {
+        let pid = self.child.id() as libc::pid_t;
+        let fail = |call, source| TargetError::Ptrace {
+            command: command.to_string(),
+            call,
+            source,
+        };
+        let entry = auxv_entry(pid).map_err(|e| fail("reading auxv", e))?;
+        let addr = entry as *mut libc::c_void;
+        // SAFETY (for every ptrace call below): pid is our tracee, stopped; PEEKTEXT and
+        // POKETEXT address its memory, not ours; GETREGS/SETREGS use a struct we own.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let word = libc::ptrace(libc::PTRACE_PEEKTEXT, pid, addr, 0);
+            if word == -1 && *libc::__errno_location() != 0 {
+                return Err(fail("PTRACE_PEEKTEXT", io::Error::last_os_error()));
+            }
+            let trap = (word & !0xff) | 0xcc;
+            if libc::ptrace(libc::PTRACE_POKETEXT, pid, addr, trap) != 0 {
+                return Err(fail("PTRACE_POKETEXT", io::Error::last_os_error()));
+            }
+            if libc::ptrace(libc::PTRACE_CONT, pid, 0, 0) != 0 {
+                return Err(fail("PTRACE_CONT", io::Error::last_os_error()));
+            }
+            let mut status = 0;
+            if libc::waitpid(pid, &mut status, 0) < 0 {
+                return Err(fail("waitpid", io::Error::last_os_error()));
+            }
+            if !libc::WIFSTOPPED(status) {
+                self.stopped = false;
+                self.exit = Some(libc::WEXITSTATUS(status));
+                return Err(TargetError::ExitedEarly {
+                    command: command.to_string(),
+                });
+            }
+            if libc::ptrace(libc::PTRACE_POKETEXT, pid, addr, word) != 0 {
+                return Err(fail("PTRACE_POKETEXT", io::Error::last_os_error()));
+            }
+            let mut regs: libc::user_regs_struct = std::mem::zeroed();
+            if libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs) != 0 {
+                return Err(fail("PTRACE_GETREGS", io::Error::last_os_error()));
+            }
+            regs.rip = entry;
+            if libc::ptrace(libc::PTRACE_SETREGS, pid, 0, &regs) != 0 {
+                return Err(fail("PTRACE_SETREGS", io::Error::last_os_error()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Elsewhere the child is held right after exec: its executable is mapped, its shared
+    /// libraries not yet.
+    #[cfg(not(target_arch = "x86_64"))]
+    fn run_to_entry(&mut self, _command: &str) -> Result<(), TargetError> {
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -115,6 +188,20 @@ impl Drop for Spawned {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The program's entry point, from the AT_ENTRY entry of /proc/PID/auxv.
+#[cfg(target_arch = "x86_64")]
+fn auxv_entry(pid: libc::pid_t) -> io::Result<u64> {
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
+    auxv.chunks_exact(16)
+        .map(|pair| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+            (word(&pair[..8]), word(&pair[8..]))
+        })
+        .find(|&(key, _)| key == libc::AT_ENTRY)
+        .map(|(_, value)| value)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no AT_ENTRY in auxv"))
 }
 
 /// Watches a process that dtk did not start.
@@ -183,6 +270,15 @@ mod tests {
         s.resume();
         assert!(wait_until(|| s.try_exit().is_some()));
         assert_eq!(s.try_exit(), Some(7));
+    }
+
+    #[test]
+    fn spawned_command_is_held_with_its_libraries_mapped() {
+        let s = Spawned::start(&["sleep".into(), "0".into()]).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid())).unwrap();
+        if cfg!(target_arch = "x86_64") {
+            assert!(maps.contains("libc.so"), "{maps}");
+        }
     }
 
     #[test]

@@ -284,6 +284,11 @@ impl Asm {
         self.push(insn)
     }
 
+    /// `dst = -dst` (64-bit).
+    pub fn neg64(&mut self, dst: Reg) -> &mut Asm {
+        self.push(Insn::new(op::ALU64 | op::NEG, dst, Reg::R0, 0, 0))
+    }
+
     /// `dst = *(size *)(src + off)`.
     pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Asm {
         self.push(Insn::new(op::LDX | op::MEM | size.bits(), dst, src, off, 0))

@@ -110,6 +110,11 @@ impl Map {
         })
     }
 
+    /// How many entries the map holds at most.
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+
     /// The fd to put in a program with `Asm::ld_map_fd`.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
