@@ -130,7 +130,9 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s l -l list -d 'List the probes that the descriptions match (-n DESC, or the script\'s) instead of tracing'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s Z -l zdefs -d 'Permit probe descriptions that match no probes'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -l dump-bpf -d 'Print the generated eBPF programs on stderr before tracing (linux back end)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s h -l help -d 'Print help'

@@ -246,7 +246,8 @@ Examples:
   dtk run script.d                    run a D script
   dtk run script.d 42 nginx           with $1 = 42 and $2 = nginx
   dtk run -n 'syscall::openat:entry { printf(\"%s\\n\", copyinstr(arg1)); }'
-  dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242")]
+  dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242
+  dtk run -l -n 'syscall::read*:'     list the probes a description matches")]
 pub struct RunArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -254,12 +255,19 @@ pub struct RunArgs {
     /// With -n, every positional argument is a macro argument ($1, $2, …).
     #[arg(short = 'n', long = "program", value_name = "PROGRAM")]
     pub program: Vec<String>,
+    /// List the probes that the descriptions match (-n DESC, or the script's) instead of
+    /// tracing.
+    #[arg(short = 'l', long)]
+    pub list: bool,
     /// Permit probe descriptions that match no probes.
     #[arg(short = 'Z', long)]
     pub zdefs: bool,
     /// Set a D option, as `#pragma D option` does (repeatable).
     #[arg(short = 'x', long = "option", value_name = "NAME[=VALUE]")]
     pub options: Vec<String>,
+    /// Print the generated eBPF programs on stderr before tracing (linux back end).
+    #[arg(long)]
+    pub dump_bpf: bool,
     /// The script file (unless -n is given), then its arguments ($1, $2, …).
     #[arg(value_name = "SCRIPT_AND_ARGS", trailing_var_arg = true)]
     pub script_and_args: Vec<String>,

@@ -131,8 +131,10 @@ pub struct RunConfig {
     pub source: ProgramSource,
     pub args: Vec<String>,
     pub target: Target,
+    pub list: bool,
     pub zdefs: bool,
     pub options: Vec<(String, Option<String>)>,
+    pub dump_bpf: bool,
 }
 
 /// What the environment says about colour and terminals, read in one place.
@@ -297,6 +299,20 @@ fn run(a: cli::RunArgs) -> Result<RunConfig> {
             Some(file) => ProgramSource::File(file.into()),
             None => bail!("no program: give a script file or -n 'PROGRAM'"),
         }
+    } else if a.list {
+        // With -l, -n gives probe descriptions; an empty body makes each a clause.
+        let clauses: Vec<String> = a
+            .program
+            .iter()
+            .map(|d| {
+                if d.contains('{') {
+                    d.clone()
+                } else {
+                    format!("{d} {{}}")
+                }
+            })
+            .collect();
+        ProgramSource::Inline(clauses.join("\n"))
     } else {
         ProgramSource::Inline(a.program.join("\n"))
     };
@@ -312,8 +328,10 @@ fn run(a: cli::RunArgs) -> Result<RunConfig> {
         source,
         args: rest.collect(),
         target: target(&a.target)?,
+        list: a.list,
         zdefs: a.zdefs,
         options,
+        dump_bpf: a.dump_bpf,
     })
 }
 

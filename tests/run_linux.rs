@@ -491,3 +491,60 @@ fn malformed_script_reports_line_and_column_before_attaching() {
     assert!(err.contains(&loc), "{err}");
     assert!(Path::new(&script).exists());
 }
+
+#[test]
+fn list_probes_of_a_description() {
+    if !kernel_available("list_probes_of_a_description") {
+        return;
+    }
+    let out = std::process::Command::new(cargo_bin("dtk"))
+        .args([
+            "--backend",
+            "linux",
+            "run",
+            "-l",
+            "-n",
+            "syscall::getppid:",
+            "-n",
+            "BEGIN",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows[0], ["ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"]);
+    assert_eq!(
+        &rows[1..],
+        [
+            vec!["1", "syscall", "getppid", "entry"],
+            vec!["2", "syscall", "getppid", "return"],
+            vec!["3", "dtrace", "BEGIN"],
+        ]
+    );
+}
+
+#[test]
+fn dump_bpf_shows_each_program_under_its_attach_point() {
+    if !kernel_available("dump_bpf_shows_each_program_under_its_attach_point") {
+        return;
+    }
+    let out = dtk_run(
+        "syscall::getppid:entry { @ = count(); } BEGIN { exit(0); }",
+        &["--dump-bpf"],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("; tracepoint syscalls:sys_enter_getppid\n"),
+        "{err}"
+    );
+    assert!(err.contains("call bpf_get_current_pid_tgid#14"), "{err}");
+    assert!(err.contains("exit"), "{err}");
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::event::Event;
+use crate::event::{Event, ProbeDesc};
 use crate::script::Script;
 
 pub mod linux;
@@ -46,6 +46,8 @@ pub struct Job {
     pub options: Vec<(String, Option<String>)>,
     /// `-Z`: a probe description that matches nothing is not an error.
     pub allow_empty: bool,
+    /// `--dump-bpf`: print the generated BPF programs on stderr before tracing.
+    pub dump_bpf: bool,
 }
 
 /// Receives the events of a run. An error (a closed pipe, say) ends the run.
@@ -62,6 +64,9 @@ pub trait Backend {
     /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns.
     fn run(&mut self, job: &Job, stop: &Stop, sink: &mut dyn EventSink)
         -> Result<(), BackendError>;
+
+    /// The probes that the job's probe descriptions match (`dtk run -l`), without tracing.
+    fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError>;
 }
 
 /// Errors common to both back ends.

@@ -69,6 +69,7 @@ fn trace(
         target: target.clone(),
         options: Vec::new(),
         allow_empty: false,
+        dump_bpf: false,
     };
     backend.run(&job, &stop, sink)?;
     Ok(())

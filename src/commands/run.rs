@@ -4,13 +4,14 @@
 
 use std::fs;
 use std::io;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::Notices;
 use crate::backend::{self, EventSink, Job, Stop, Target};
-use crate::config::{Config, ProgramSource, RunConfig};
-use crate::event::{Event, Value};
+use crate::config::{Config, Format, ProgramSource, RunConfig};
+use crate::event::{Event, ProbeDesc, Value};
 use crate::output::{self, aggregation, LineWriter};
 use crate::script::Script;
 
@@ -35,8 +36,12 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
         target: c.target.clone(),
         options: c.options.clone(),
         allow_empty: c.zdefs,
+        dump_bpf: c.dump_bpf,
     };
     let mut backend = backend::select(config.backend)?;
+    if c.list {
+        return list(config, backend.list(&job)?);
+    }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
         out: output::stdout(config.output.line_flush),
@@ -45,6 +50,34 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
     };
     backend.run(&job, &stop, &mut presenter)?;
     presenter.out.flush()?;
+    Ok(())
+}
+
+/// `dtk run -l`: one line per probe, numbered, as `dtrace -l` lists them.
+fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
+    let mut out = output::stdout(config.output.line_flush);
+    if config.output.format == Format::Json {
+        for (id, p) in (1..).zip(&probes) {
+            out.json(&serde_json::json!({
+                "id": id, "provider": p.provider, "module": p.module,
+                "function": p.function, "name": p.name,
+            }))?;
+        }
+    } else {
+        if config.output.header {
+            out.line(&format!(
+                "{:>5} {:>10} {:>20} {:>32} NAME",
+                "ID", "PROVIDER", "MODULE", "FUNCTION"
+            ))?;
+        }
+        for (id, p) in (1..).zip(&probes) {
+            out.line(&format!(
+                "{id:>5} {:>10} {:>20} {:>32} {}",
+                p.provider, p.module, p.function, p.name
+            ))?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

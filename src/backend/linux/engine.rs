@@ -7,6 +7,7 @@
 //! record reserved on one CPU can land after a later one from another, so flow output would
 //! otherwise be shuffled.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codegen::{self, Attached};
@@ -17,7 +18,7 @@ use super::options::Options;
 use super::plan::{self, Plan, Site};
 use super::target::{Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, Stop, Target};
-use crate::event::{DropKind, Event};
+use crate::event::{DropKind, Event, ProbeDesc};
 
 /// Where the run's target stands.
 enum Traced {
@@ -56,16 +57,12 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
         Target::Command(argv) => Traced::Started(Spawned::start(argv).map_err(engine_error)?),
     };
-    let compiled = compile(job, traced.pid())?;
-    for warning in &compiled.warnings {
-        eprint!("{}", warning.render(&job.script.text));
-    }
-    let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
-    options.zdefs |= job.allow_empty;
-    let plan = plan::resolve(&compiled.program, traced.pid(), &options)
-        .map_err(|e| BackendError::Compile(format!("{}: {e}", job.script.name)))?;
+    let (compiled, options, plan) = prepare(job, traced.pid())?;
     super::bpf::access::check().map_err(engine_error)?;
     let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    if job.dump_bpf {
+        eprintln!("{}", attached.dump());
+    }
     let infos = plan.probes.iter().map(|p| p.info.clone()).collect();
     let mut exec = Executor::new(compiled.program, infos, options.clone());
     if let Traced::Started(s) = &mut traced {
@@ -83,6 +80,41 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
     result.and(end)
+}
+
+/// The probes the job's descriptions match, for `dtk run -l`.
+pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
+    // A command is started and held, as for a run, so that its probes can be found; it is
+    // killed when `held` drops, never having run.
+    let held = match &job.target {
+        Target::Command(argv) => Some(Spawned::start(argv).map_err(engine_error)?),
+        _ => None,
+    };
+    let target = match &job.target {
+        Target::Pid(pid) => Some(Watched::new(*pid).map_err(engine_error)?.pid()),
+        Target::Command(_) => held.as_ref().map(Spawned::pid),
+        Target::None => None,
+    };
+    let (_, _, plan) = prepare(job, target)?;
+    Ok(plan
+        .probes
+        .iter()
+        .map(|p| Arc::clone(&p.info.desc))
+        .collect())
+}
+
+/// Compiles the job's program, resolves its options and plans its probes. Warnings are
+/// printed here, before anything is attached.
+fn prepare(job: &Job, target: Option<u32>) -> Result<(d::Compiled, Options, Plan), BackendError> {
+    let compiled = compile(job, target)?;
+    for warning in &compiled.warnings {
+        eprint!("{}", warning.render(&job.script.text));
+    }
+    let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
+    options.zdefs |= job.allow_empty;
+    let plan = plan::resolve(&compiled.program, target, &options)
+        .map_err(|e| BackendError::Compile(format!("{}: {e}", job.script.name)))?;
+    Ok((compiled, options, plan))
 }
 
 fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> {

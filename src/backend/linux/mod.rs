@@ -12,7 +12,10 @@ pub mod options;
 pub mod plan;
 pub mod target;
 
+use std::sync::Arc;
+
 use super::{Backend, BackendError, EventSink, Job, Stop};
+use crate::event::ProbeDesc;
 
 /// The Linux engine.
 #[derive(Debug)]
@@ -38,5 +41,9 @@ impl Backend for LinuxEngine {
         sink: &mut dyn EventSink,
     ) -> Result<(), BackendError> {
         engine::run(job, stop, sink)
+    }
+
+    fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
+        engine::list(job)
     }
 }
