@@ -158,10 +158,15 @@ impl State {
         }
     }
 
-    /// stringof: strings as they are, a captured user string as read, integers in decimal.
+    /// stringof: strings as they are, a captured user string as read, copyin's bytes up to
+    /// their first NUL, integers in decimal.
     fn stringof(&self, v: &Value, ty: &DType) -> String {
         match v {
             Value::Str(s) => s.to_string(),
+            Value::Memory { bytes, .. } => {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                String::from_utf8_lossy(&bytes[..end]).into_owned()
+            }
             Value::User { capture, .. } if capture.string.is_some() => {
                 capture.string.as_deref().unwrap_or("").to_string()
             }
