@@ -6,5 +6,6 @@
 mod bpf_runtime;
 mod cli;
 mod d_frontend;
+mod exec;
 mod usdt;
 mod util;
