@@ -185,7 +185,7 @@ impl State {
     ) -> Value {
         let place = VarPlace { scope, name, keys };
         self.vars
-            .get(&place, f.firing.tid)
+            .get(place, f.firing.tid)
             .cloned()
             .unwrap_or_else(|| Value::zero(ty))
     }
@@ -312,7 +312,7 @@ impl State {
         f: &Frame<'_>,
     ) {
         let place = VarPlace { scope, name, keys };
-        if self.vars.set(&place, f.firing.tid, value) == Stored::Dropped {
+        if self.vars.set(place, f.firing.tid, value) == Stored::Dropped {
             self.drop(DropKind::Dynamic);
         }
     }
