@@ -148,16 +148,7 @@ fn value_text(
     value: &AggValue,
     func: AggFunc,
 ) -> String {
-    let scalar = match value {
-        AggValue::Scalar(v) => Some(*v),
-        AggValue::Avg { count, total } => Some(if *count == 0 { 0 } else { total / count }),
-        AggValue::Stddev {
-            count,
-            total,
-            total_squares,
-        } => Some(stddev(*count, *total, *total_squares)),
-        _ => None,
-    };
+    let scalar = scalar(value);
     if let Some(v) = scalar {
         return format::convert(spec, width, precision, long(v as u64, true));
     }
@@ -173,6 +164,20 @@ fn value_text(
     let text = text.strip_prefix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\n').unwrap_or(text);
     format::string(spec, width, precision, text)
+}
+
+/// The number an aggregation's value prints as, unless it is a distribution.
+pub fn scalar(value: &AggValue) -> Option<i64> {
+    match value {
+        AggValue::Scalar(v) => Some(*v),
+        AggValue::Avg { count, total } => Some(if *count == 0 { 0 } else { total / count }),
+        AggValue::Stddev {
+            count,
+            total,
+            total_squares,
+        } => Some(stddev(*count, *total, *total_squares)),
+        _ => None,
+    }
 }
 
 /// The standard deviation, rounded down, as dtrace computes it.

@@ -140,9 +140,24 @@ END { printa("%-8s %6d %@5d %@d\n", @calls, @bytes); }
         h.fire(&f);
     }
     h.fire(&firing(1, 0));
+    let events = h.take();
+    let rows: Vec<(&str, &[Value])> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Printf(p) => Some((p.text.as_str(), p.args.as_slice())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows[0].0, "cat          10     2 101\n");
+    assert_eq!(rows[1].0, "dd           20     2 15\n");
     assert_eq!(
-        h.printed(),
-        ["cat          10     2 101\n", "dd           20     2 15\n"]
+        rows[0].1,
+        [
+            Value::Str("cat".into()),
+            Value::Int(10),
+            Value::Int(2),
+            Value::Int(101)
+        ]
     );
     assert!(h.finals().is_empty());
 }
