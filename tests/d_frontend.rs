@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dtk::backend::linux::d::ast::{DType, Expr, ExprKind, Item, Stmt};
 use dtk::backend::linux::d::{compile, dump, MacroArgs, Severity};
 
 fn golden_macros() -> MacroArgs {
@@ -199,6 +200,9 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { x = $3; }", 1, 13, "is neither an integer nor an identifier; use `$$3` for a string"),
     case("#pragma D option nosuch\n", 1, 1, "unknown option `nosuch`"),
     case("#pragma D option bufsize\n", 1, 1, "option `bufsize` needs a value: `bufsize=...`"),
+    case("#pragma D option bufsize=lots\n", 1, 1, "option `bufsize` takes a size such as 4m, found `lots`"),
+    case("#pragma D option switchrate=often\n", 1, 1, "option `switchrate` takes a rate such as 10hz or 100ms, found `often`"),
+    case("#pragma D option bufpolicy=drop\n", 1, 1, "option `bufpolicy` takes fill, switch, ring, found `drop`"),
     case("#include <stdio.h>\n", 1, 1, "`#include` is a C preprocessor directive"),
     case("a:b:c:d:e { }", 1, 1, "has 5 parts; at most four"),
     case("syscall::[ab:entry { }", 1, 1, "has no closing `]`"),
@@ -208,6 +212,7 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN /pid/ ;", 1, 13, "expected `{` to start the clause body, found `;`"),
     case("BEGIN { x = self; }", 1, 17, "expected `->`, found `;`"),
     case("int x; int x;", 1, 8, "`x` is already declared"),
+    case("int x = 5;", 1, 7, "a D declaration has no initializer; assign `x` in a clause"),
     case("BEGIN { a[1] = 2; a = 3; }", 1, 19, "`a` is an associative array; assign `a[key]`"),
     case("BEGIN { a[1, 2] = 2; x = a[1]; }", 1, 26, "`a` has 2 key(s), but 1 are given here"),
     case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 60, "nested too deeply"),
@@ -302,4 +307,108 @@ fn dtk_run_reports_diagnostics_with_exit_code_2() {
         script.display()
     );
     assert!(stderr.contains(&expected), "stderr:\n{stderr}");
+}
+
+/// Calls `f` on `e` and every expression inside it.
+fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::Int(_)
+        | ExprKind::Str(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Var { .. }
+        | ExprKind::Builtin(_)
+        | ExprKind::Aggregation(_)
+        | ExprKind::SizeofType(_) => {}
+        ExprKind::Unary { operand: x, .. }
+        | ExprKind::IncDec { target: x, .. }
+        | ExprKind::Cast { expr: x, .. }
+        | ExprKind::SizeofExpr(x)
+        | ExprKind::Stringof(x)
+        | ExprKind::Member { base: x, .. } => walk(x, f),
+        ExprKind::Binary { lhs: a, rhs: b, .. }
+        | ExprKind::Assign {
+            target: a,
+            value: b,
+            ..
+        } => {
+            walk(a, f);
+            walk(b, f);
+        }
+        ExprKind::Ternary {
+            cond,
+            then,
+            otherwise,
+        } => {
+            walk(cond, f);
+            walk(then, f);
+            walk(otherwise, f);
+        }
+        ExprKind::Index { base, indices } => {
+            walk(base, f);
+            indices.iter().for_each(|i| walk(i, f));
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
+    }
+}
+
+fn walk_stmts(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
+    for stmt in stmts {
+        match stmt {
+            Stmt::Expr(e) => walk(e, f),
+            Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| walk(e, f)),
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                walk(cond, f);
+                walk_stmts(then, f);
+                walk_stmts(otherwise.as_deref().unwrap_or(&[]), f);
+            }
+        }
+    }
+}
+
+/// What the code generator relies on: after `compile`, every expression has a type and no
+/// name is left unresolved.
+#[test]
+fn checked_programs_are_fully_typed_and_resolved() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = d_files(&root.join("tests/d/corpus"));
+    files.extend(d_files(&root.join("d-scripts")));
+    files.extend(d_files(&root.join("tests/d")));
+    let mut checked = 0;
+    for path in files {
+        let source = std::fs::read_to_string(&path).expect("read script");
+        let Ok(compiled) = compile("t.d", &source, &golden_macros()) else {
+            continue;
+        };
+        checked += 1;
+        let mut problems = Vec::new();
+        let mut check = |e: &Expr| {
+            if e.ty == DType::Unknown || matches!(e.kind, ExprKind::Ident(_)) {
+                problems.push(format!("{:?} at {:?}", e.kind, e.span));
+            }
+        };
+        for item in &compiled.program.items {
+            match item {
+                Item::Clause(c) => {
+                    if let Some(p) = &c.predicate {
+                        walk(p, &mut check);
+                    }
+                    walk_stmts(c.body.as_deref().unwrap_or(&[]), &mut check);
+                }
+                Item::Decl(d) => {
+                    if let Some(v) = &d.inline {
+                        walk(v, &mut check);
+                    }
+                }
+                Item::Pragma(_) => {}
+            }
+        }
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+    }
+    assert!(checked > 60, "only {checked} scripts compiled");
 }

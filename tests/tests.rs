@@ -5,7 +5,9 @@
 
 mod bpf_runtime;
 mod cli;
+mod codegen;
 mod d_frontend;
 mod exec;
+mod run_linux;
 mod usdt;
 mod util;

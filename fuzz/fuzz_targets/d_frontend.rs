@@ -1,5 +1,9 @@
 //! Fuzz target for the D front end: any bytes, as a script, must give a program or
 //! diagnostics, never a panic; and every diagnostic must render against the source.
+//!
+//! Run from fuzz/: `cargo +nightly fuzz run d_frontend -- -dict=d.dict -max_len=4096`
+//! (or `RUSTC_BOOTSTRAP=1 cargo fuzz run ...` on the stable toolchain). Seed the corpus with
+//! tests/d/*.d and tests/d/corpus/*.d for a faster start.
 #![no_main]
 
 use dtk::backend::linux::d::{compile, MacroArgs};

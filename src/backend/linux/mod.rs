@@ -3,12 +3,16 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod codegen;
 pub mod d;
+mod engine;
 pub mod exec;
 pub mod firing;
 pub mod options;
+pub mod plan;
+pub mod target;
 
-use super::{Backend, BackendError, EventSink, Job, Stop, Target};
+use super::{Backend, BackendError, EventSink, Job, Stop};
 
 /// The Linux engine.
 #[derive(Debug)]
@@ -30,39 +34,9 @@ impl Backend for LinuxEngine {
     fn run(
         &mut self,
         job: &Job,
-        _stop: &Stop,
-        _sink: &mut dyn EventSink,
+        stop: &Stop,
+        sink: &mut dyn EventSink,
     ) -> Result<(), BackendError> {
-        compile_job(job)?;
-        Err(BackendError::Unavailable {
-            backend: "linux",
-            why: "this build's Linux engine has no D code generator or executor, so no \
-                  back end can run the program"
-                .into(),
-            hint: "`dtk show NAME [options]` prints the program, which runs as it is under \
-                   dtrace(1) -s where DTrace is installed"
-                .into(),
-        })
+        engine::run(job, stop, sink)
     }
-}
-
-/// Runs the D front end over the job's script, so that errors are reported before anything
-/// is attached. With `-c`, the command's pid is not known before it starts; `$target` is
-/// checked with pid 0 in its place.
-fn compile_job(job: &Job) -> Result<d::Compiled, BackendError> {
-    let target = match &job.target {
-        Target::Pid(pid) => Some(*pid),
-        Target::Command(_) => Some(0),
-        Target::None => None,
-    };
-    let macros = d::MacroArgs {
-        target,
-        args: job.args.clone(),
-    };
-    d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
-        BackendError::Compile(format!(
-            "the D program does not compile:\n{}",
-            diagnostics.to_string().trim_end()
-        ))
-    })
 }

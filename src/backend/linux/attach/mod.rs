@@ -118,7 +118,11 @@ impl Drop for Link {
 }
 
 /// Opens a perf event (disabled), sets `prog` on it and enables it.
-fn attach_perf_event(
+///
+/// # Safety
+/// As for `sys::perf_event_open`: a pointer in `attr` (`config1`, the uprobe path) must point
+/// to a NUL-terminated string that stays valid for the call.
+unsafe fn attach_perf_event(
     prog: &Program,
     attr: &PerfEventAttr,
     pid: i32,
@@ -131,8 +135,9 @@ fn attach_perf_event(
         what: what.to_string(),
         source,
     };
-    let event =
-        sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC).map_err(sys_err)?;
+    // SAFETY: the caller upholds the contract on pointers in `attr` (see # Safety).
+    let event = unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }
+        .map_err(sys_err)?;
     sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(sys_err)?;
     sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(sys_err)?;
     Ok(event)

@@ -22,7 +22,8 @@ pub fn attach_cpu_clock(prog: &Program, hz: u64) -> Result<Link, AttachError> {
         .iter()
         .map(|&cpu| {
             let what = format!("{what} on cpu {cpu}");
-            attach_perf_event(prog, &attr, -1, cpu as i32, &what)
+            // SAFETY: a software event's attribute carries no pointer.
+            unsafe { attach_perf_event(prog, &attr, -1, cpu as i32, &what) }
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Link { events, what })

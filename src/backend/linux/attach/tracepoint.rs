@@ -15,7 +15,8 @@ pub fn attach_tracepoint(prog: &Program, category: &str, name: &str) -> Result<L
     let id = tracefs::tracepoint_id(category, name)?;
     let what = format!("tracepoint {category}:{name}");
     let attr = PerfEventAttr::new(PERF_TYPE_TRACEPOINT, id);
-    let event = attach_perf_event(prog, &attr, -1, 0, &what)?;
+    // SAFETY: a tracepoint event's attribute carries no pointer.
+    let event = unsafe { attach_perf_event(prog, &attr, -1, 0, &what)? };
     Ok(Link {
         events: vec![event],
         what,

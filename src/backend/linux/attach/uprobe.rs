@@ -51,7 +51,8 @@ pub fn attach_uprobe(prog: &Program, spec: &UprobeSpec) -> Result<Link, AttachEr
         Some(pid) => (pid, -1),
         None => (-1, 0),
     };
-    match attach_perf_event(prog, &attr, pid, cpu, &what) {
+    // SAFETY: config1 points into `path`, a CString that lives until the end of this function.
+    match unsafe { attach_perf_event(prog, &attr, pid, cpu, &what) } {
         Ok(event) => Ok(Link {
             events: vec![event],
             what,

@@ -107,16 +107,6 @@ impl Size {
             _ => Size::DW,
         }
     }
-
-    /// Width in bytes.
-    pub fn bytes(self) -> usize {
-        match self {
-            Size::B => 1,
-            Size::H => 2,
-            Size::W => 4,
-            Size::DW => 8,
-        }
-    }
 }
 
 /// Arithmetic operations (`BPF_OP` of the ALU classes), except `mov` and `neg`.
@@ -258,15 +248,6 @@ impl Asm {
         Asm::default()
     }
 
-    /// Number of instruction slots so far (`ld_imm64` takes two).
-    pub fn len(&self) -> usize {
-        self.insns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.insns.is_empty()
-    }
-
     fn push(&mut self, insn: Insn) -> &mut Asm {
         self.insns.push(insn);
         self
@@ -303,6 +284,7 @@ impl Asm {
         self.push(insn)
     }
 
+    /// `dst = -dst` (64-bit).
     pub fn neg64(&mut self, dst: Reg) -> &mut Asm {
         self.push(Insn::new(op::ALU64 | op::NEG, dst, Reg::R0, 0, 0))
     }

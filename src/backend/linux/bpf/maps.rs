@@ -110,10 +110,7 @@ impl Map {
         })
     }
 
-    pub fn kind(&self) -> MapType {
-        self.kind
-    }
-
+    /// How many entries the map holds at most.
     pub fn max_entries(&self) -> u32 {
         self.max_entries
     }
@@ -144,7 +141,9 @@ impl Map {
             flags: flags as u64,
             ..MapElemAttr::default()
         });
-        sys::bpf(BpfCmd::MapUpdateElem, &mut attr)?;
+        // SAFETY: key and value were checked against the map's sizes above and outlive the
+        // call; the kernel only reads them.
+        unsafe { sys::bpf(BpfCmd::MapUpdateElem, &mut attr)? };
         Ok(())
     }
 
@@ -158,7 +157,9 @@ impl Map {
             value_or_next_key: value.as_mut_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapLookupElem, &mut attr) {
+        // SAFETY: the key was checked; `value` holds a whole (per-CPU) value, which is what
+        // the kernel writes.
+        match unsafe { sys::bpf(BpfCmd::MapLookupElem, &mut attr) } {
             Ok(_) => Ok(Some(value)),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
@@ -200,7 +201,8 @@ impl Map {
             key: key.as_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapDeleteElem, &mut attr) {
+        // SAFETY: the key was checked against the key size and outlives the call.
+        match unsafe { sys::bpf(BpfCmd::MapDeleteElem, &mut attr) } {
             Ok(_) => Ok(true),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e.into()),
@@ -219,7 +221,8 @@ impl Map {
             value_or_next_key: next.as_mut_ptr() as u64,
             ..MapElemAttr::default()
         });
-        match sys::bpf(BpfCmd::MapGetNextKey, &mut attr) {
+        // SAFETY: the key (if any) was checked; `next` has room for one key.
+        match unsafe { sys::bpf(BpfCmd::MapGetNextKey, &mut attr) } {
             Ok(_) => Ok(Some(next)),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
@@ -280,5 +283,6 @@ pub(super) fn create_fd(
         map_name,
         ..MapCreateAttr::default()
     });
-    sys::bpf_fd(BpfCmd::MapCreate, &mut attr)
+    // SAFETY: MAP_CREATE's attributes hold no pointers.
+    unsafe { sys::bpf_fd(BpfCmd::MapCreate, &mut attr) }
 }

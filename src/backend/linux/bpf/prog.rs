@@ -73,13 +73,6 @@ fn verifier_tail(log: &str) -> String {
 #[derive(Debug)]
 pub struct Program {
     fd: OwnedFd,
-    kind: ProgType,
-}
-
-impl Program {
-    pub fn kind(&self) -> ProgType {
-        self.kind
-    }
 }
 
 impl AsFd for Program {
@@ -105,7 +98,7 @@ pub fn load(kind: ProgType, insns: &[Insn], license: &str) -> Result<Program, Lo
         license: license.to_string(),
     })?;
     match load_with_log(kind, insns, &license_c, &mut []) {
-        Ok(fd) => Ok(Program { fd, kind }),
+        Ok(fd) => Ok(Program { fd }),
         Err(first) => Err(explain(kind, insns, &license_c, first)),
     }
 }
@@ -163,7 +156,10 @@ fn load_with_log(
         prog_name: *b"dtk\0\0\0\0\0\0\0\0\0\0\0\0\0",
         ..ProgLoadAttr::default()
     });
-    sys::bpf_fd(BpfCmd::ProgLoad, &mut attr)
+    // SAFETY: `insns` and `license` are read for `insn_cnt` instructions and up to the NUL;
+    // the log (if any) is written for at most `log_size` = `log.len()` bytes; all outlive the
+    // call.
+    unsafe { sys::bpf_fd(BpfCmd::ProgLoad, &mut attr) }
 }
 
 #[cfg(test)]

@@ -4,6 +4,11 @@
 //! and [`perf_ioctl`]. That keeps errors uniform (each names the command and carries the
 //! errno) and keeps all the `unsafe` syscall plumbing in one short file.
 //!
+//! [`bpf`], [`bpf_fd`] and [`perf_event_open`] are `unsafe fn`s: their attributes carry raw
+//! pointers that the kernel reads from and writes through (a lookup writes a whole value, a
+//! load writes the verifier log), and only the caller knows those buffers are large enough.
+//! The safe wrappers in `maps`, `prog` and `attach` size the buffers and keep them alive.
+//!
 //! The attribute layouts below mirror `union bpf_attr` and `struct perf_event_attr` from the
 //! kernel's UAPI headers. Only the fields dtk uses are named; the rest are zero, which the
 //! kernel accepts because it checks that unused trailing bytes are zero.
@@ -140,10 +145,14 @@ impl BpfAttr {
 }
 
 /// Issues `bpf(cmd, attr)`. Returns the non-negative result (an fd for the create and load
-/// commands, 0 otherwise). Pointers inside `attr` must stay valid for the call.
-pub fn bpf(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<i64, SysError> {
-    // SAFETY: `attr` is a live, properly sized `union bpf_attr`; the pointers the caller put
-    // in it refer to buffers it keeps alive across this call (documented contract).
+/// commands, 0 otherwise).
+///
+/// # Safety
+/// Every pointer inside `attr` must be valid for the call: readable for what the kernel reads
+/// and writable for as many bytes as it writes (a map's key or value size, `log_size`).
+pub unsafe fn bpf(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<i64, SysError> {
+    // SAFETY: `attr` is a live, properly sized `union bpf_attr`; the caller guarantees the
+    // pointers inside it (see # Safety).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -159,8 +168,12 @@ pub fn bpf(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<i64, SysError> {
 }
 
 /// Issues a `bpf()` command whose result is a new file descriptor, and takes ownership of it.
-pub fn bpf_fd(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<OwnedFd, SysError> {
-    let fd = bpf(cmd, attr)?;
+///
+/// # Safety
+/// As for [`bpf`].
+pub unsafe fn bpf_fd(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<OwnedFd, SysError> {
+    // SAFETY: the caller upholds `bpf`'s contract.
+    let fd = unsafe { bpf(cmd, attr)? };
     // SAFETY: MAP_CREATE and PROG_LOAD return a fresh descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -222,8 +235,11 @@ impl PerfEventAttr {
 }
 
 /// Opens a perf event; the error names the PMU type, config, pid and cpu.
-/// Pointers in `attr` (the uprobe path) must stay valid for the call.
-pub fn perf_event_open(
+///
+/// # Safety
+/// A pointer in `attr` (`config1`, the uprobe PMU's path) must point to a NUL-terminated string
+/// that stays valid for the call.
+pub unsafe fn perf_event_open(
     attr: &PerfEventAttr,
     pid: i32,
     cpu: i32,
@@ -231,7 +247,7 @@ pub fn perf_event_open(
     flags: u64,
 ) -> Result<OwnedFd, SysError> {
     // SAFETY: `attr` is a complete `perf_event_attr` whose `size` field matches its layout;
-    // any pointer inside it is kept alive by the caller across this call.
+    // the caller guarantees any pointer inside it (see # Safety).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,

@@ -58,7 +58,7 @@ impl Diagnostic {
     /// one character; a span running past the line is cut at the line's end).
     pub fn render(&self, source: &str) -> String {
         let loc = locate(source, self.span.start);
-        let line = &source[loc.line_start..loc.line_end];
+        let line = source[loc.line_start..loc.line_end].trim_end_matches('\r');
         let end = self.span.end.clamp(self.span.start, loc.line_end);
         let width = source
             .get(self.span.start.min(loc.line_end)..end)

@@ -2,7 +2,24 @@
 //!
 //! `compile` runs the whole front end: macro substitution (in the lexer), parsing, then
 //! checking, which resolves names, substitutes inlines, folds constants and types every
-//! expression. The code generator consumes the checked `ast::Program`.
+//! expression. The code generator consumes the checked `ast::Program`, and may rely on this:
+//!
+//! - every expression has a type (`DType::Unknown` never survives a successful compile);
+//! - no `ExprKind::Ident` is left: names are `Var` (global, `self->`, `this->`), `Builtin`,
+//!   or the value an inline or a predefined name (`ENOENT`, `NULL`) stands for;
+//! - constant subexpressions are folded (`(0 == 0 || pid == 0)` is `1`), and `sizeof` is a
+//!   constant except for strings (whose size depends on the `strsize` option) and
+//!   structs (whose layout the front end does not know);
+//! - `ExprKind::Aggregation` appears only as an argument of printa, clear, trunc, normalize
+//!   and denormalize; aggregations are filled only by `Stmt::Aggregate`;
+//! - `Program::variables` lists every variable and aggregation with its type and key types;
+//! - assigning integer 0 to a thread-local or an associative element frees it, whatever its
+//!   type, as in D.
+//!
+//! Layout: `lexer` (with `macros` and `literal`), `parser` (items and statements; `expr`,
+//! `types`), `check` (names and types in `expr`, assignments in `targets`, calls in `calls`
+//! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
+//! form the golden tests compare).
 
 pub mod ast;
 mod check;
@@ -17,7 +34,7 @@ mod token;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
-pub use span::{locate, Location, Span};
+pub use span::Span;
 
 /// Values for D's macros: `$target` (from -p/-c) and `$1`…`$9` / `$$1`…`$$9` (the script's
 /// arguments). `$pid` and `$ppid` are dtk's own, as in dtrace(1).

@@ -1,5 +1,5 @@
-//! What the checker knows about D's predefined names: the types of the builtin variables, the
-//! members of `curpsinfo`, and the options `#pragma D option` accepts.
+//! What the checker knows about D's predefined names: the types of the builtin variables and
+//! the members of `curpsinfo`.
 
 use crate::backend::linux::d::ast::{Builtin, DType};
 
@@ -40,58 +40,4 @@ pub fn psinfo_member(name: &str) -> Option<DType> {
         "pr_addr" | "pr_argv" | "pr_envp" | "pr_size" | "pr_rssize" | "pr_start" => int(64, false),
         _ => return None,
     })
-}
-
-/// Options that are flags (`quiet`) and options that take a value (`bufsize=4m`).
-const FLAG_OPTIONS: &[&str] = &[
-    "quiet",
-    "flowindent",
-    "defaultargs",
-    "destructive",
-    "zdefs",
-    "rawbytes",
-    "aggsortkey",
-    "aggsortrev",
-    "aggpercpu",
-    "aggzoom",
-    "verbose",
-    "nolibs",
-    "strip",
-];
-const VALUE_OPTIONS: &[&str] = &[
-    "bufsize",
-    "aggsize",
-    "switchrate",
-    "aggrate",
-    "dynvarsize",
-    "strsize",
-    "stackframes",
-    "ustackframes",
-    "nspec",
-    "specsize",
-    "cleanrate",
-    "statusrate",
-    "bufpolicy",
-    "bufresize",
-    "aggsortpos",
-    "aggsortkeypos",
-    "cpu",
-    "jstackframes",
-    "jstackstrsize",
-    "stackindent",
-];
-
-pub enum OptionKind {
-    Flag,
-    Value,
-}
-
-pub fn option_kind(name: &str) -> Option<OptionKind> {
-    if FLAG_OPTIONS.contains(&name) {
-        Some(OptionKind::Flag)
-    } else if VALUE_OPTIONS.contains(&name) {
-        Some(OptionKind::Value)
-    } else {
-        None
-    }
 }

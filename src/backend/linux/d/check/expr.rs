@@ -7,7 +7,7 @@ use super::{fold, Checker};
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
 };
-use crate::backend::linux::d::diagnostic::Diagnostic;
+use crate::backend::linux::d::span::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -145,7 +145,7 @@ impl Checker {
                 arrow,
             } => {
                 let (member, arrow) = (member.clone(), *arrow);
-                self.member(base, &member, arrow)
+                self.member(base, &member, arrow, span)
             }
             ExprKind::Index { base, indices } => self.index(base, indices),
             ExprKind::Call { func, args } => {
@@ -167,12 +167,7 @@ impl Checker {
     }
 
     /// Reports `message` unless `ty` is already the result of an earlier error.
-    pub(super) fn not_unknown(
-        &mut self,
-        ty: &DType,
-        span: crate::backend::linux::d::span::Span,
-        message: &str,
-    ) {
+    pub(super) fn not_unknown(&mut self, ty: &DType, span: Span, message: &str) {
         if *ty != DType::Unknown {
             self.error(span, format!("{message}, found {ty}"));
         }
@@ -203,40 +198,26 @@ impl Checker {
         DType::Unknown
     }
 
-    pub(super) fn var_read(
-        &mut self,
-        scope: VarScope,
-        name: &str,
-        span: crate::backend::linux::d::span::Span,
-    ) -> DType {
+    pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
         let key = (scope, name.to_string());
         if !self.vars.contains_key(&key) {
             if self.assigned.contains(&key) {
-                // Assigned by a later clause: its type is not known yet; D reads zero.
-                return DType::LONG;
+                return self.type_read_ahead(&key);
             }
             self.define(scope, name, DType::LONG, Vec::new(), span);
         }
-        let Some(state) = self.vars.get_mut(&key) else {
-            return DType::Unknown;
-        };
-        let index = state.index;
-        if !state.assigned && !state.warned {
-            state.warned = true;
-            let shown = display_name(scope, name);
-            self.diagnostics.push(Diagnostic::warning(
-                span,
-                format!("`{shown}` is read but never assigned; it is always zero"),
-            ));
-        }
-        let var = &self.variables[index];
-        if !var.keys.is_empty() {
+        let ty = self.warn_unassigned(scope, name, span);
+        let keyed = self
+            .vars
+            .get(&key)
+            .is_some_and(|s| !self.variables[s.index].keys.is_empty());
+        if keyed {
             let message =
                 format!("`{name}` is an associative array; index it, as in `{name}[key]`");
             self.error(span, message);
             return DType::Unknown;
         }
-        var.ty.clone()
+        ty
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &mut Expr) -> DType {
@@ -386,16 +367,15 @@ impl Checker {
         DType::ULONG
     }
 
-    fn member(&mut self, base: &mut Expr, member: &str, arrow: bool) -> DType {
+    fn member(&mut self, base: &mut Expr, member: &str, arrow: bool, span: Span) -> DType {
         self.value(base);
         let t = base.ty.clone();
-        let span = base.span;
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
                 DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
                     .unwrap_or_else(|| {
-                        self.error(span.to(span), format!("psinfo_t has no member `{member}`"));
+                        self.error(span, format!("psinfo_t has no member `{member}`"));
                         DType::Unknown
                     }),
                 _ => DType::LONG,

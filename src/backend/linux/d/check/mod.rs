@@ -8,14 +8,15 @@ mod calls;
 mod constants;
 mod expr;
 mod fold;
+mod options;
 mod printf;
 mod targets;
 
 use std::collections::{HashMap, HashSet};
 
 use super::ast::{
-    Aggregate, DType, Decl, Expr, ExprKind, Function, Item, Pragma, Program, Stmt, VarScope,
-    Variable, VariableKind,
+    Aggregate, DType, Decl, Expr, ExprKind, Function, Item, Program, Stmt, VarScope, Variable,
+    VariableKind,
 };
 use super::diagnostic::{Diagnostic, Severity};
 use super::span::Span;
@@ -39,12 +40,46 @@ pub struct Checker {
     /// Variables some statement assigns, and aggregations some statement fills.
     assigned: HashSet<(VarScope, String)>,
     filled_aggs: HashSet<String>,
+    /// Types of variables from an earlier pass, for reads before the assigning clause.
+    later_types: HashMap<(VarScope, String), DType>,
+    /// Whether some variable was read before any clause assigned it.
+    read_ahead: bool,
+    second_pass: bool,
 }
 
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
 /// order.
 pub fn check(program: &mut Program) -> Vec<Diagnostic> {
-    let mut checker = Checker::default();
+    let pristine = program.clone();
+    let first = run(program, HashMap::new(), false);
+    if !first.read_ahead {
+        return first.finish();
+    }
+    // A variable was read before the clause that assigns it, so its type was not known
+    // there: check again, knowing the type each variable's first assignment gave it.
+    let later_types = first
+        .variables
+        .iter()
+        .filter_map(|v| match v.kind {
+            VariableKind::Scalar(scope) => Some(((scope, v.name.clone()), v.ty.clone())),
+            VariableKind::Aggregation => None,
+        })
+        .collect();
+    *program = pristine;
+    run(program, later_types, true).finish()
+}
+
+/// One checking pass over the program; moves the variable table into it.
+fn run(
+    program: &mut Program,
+    later_types: HashMap<(VarScope, String), DType>,
+    second_pass: bool,
+) -> Checker {
+    let mut checker = Checker {
+        second_pass,
+        later_types,
+        ..Checker::default()
+    };
     checker.collect_assignments(program);
     for item in &mut program.items {
         match item {
@@ -60,26 +95,26 @@ pub fn check(program: &mut Program) -> Vec<Diagnostic> {
             }
         }
     }
-    program.variables = std::mem::take(&mut checker.variables);
-    let mut diagnostics = checker.diagnostics;
-    diagnostics.sort_by_key(|d| (d.span.start, d.severity == Severity::Warning));
-    diagnostics
+    program.variables = checker.variables.clone();
+    checker
 }
 
 impl Checker {
-    fn error(&mut self, span: Span, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic::error(span, message));
+    fn finish(self) -> Vec<Diagnostic> {
+        let mut diagnostics = self.diagnostics;
+        diagnostics.sort_by_key(|d| (d.span.start, d.severity == Severity::Warning));
+        diagnostics
     }
 
-    fn pragma(&mut self, p: &Pragma) {
-        match (builtins::option_kind(&p.name), &p.value) {
-            (None, _) => self.error(p.span, format!("unknown option `{}`", p.name)),
-            (Some(builtins::OptionKind::Value), None) => self.error(
-                p.span,
-                format!("option `{}` needs a value: `{}=...`", p.name, p.name),
-            ),
-            _ => {}
-        }
+    /// The type of a variable read before any clause assigned it: what a later assignment
+    /// gives it (known on the second pass), else D's zero, a long.
+    fn type_read_ahead(&mut self, key: &(VarScope, String)) -> DType {
+        self.read_ahead = true;
+        self.later_types.get(key).cloned().unwrap_or(DType::LONG)
+    }
+
+    fn error(&mut self, span: Span, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::error(span, message));
     }
 
     fn declaration(&mut self, d: &mut Decl) {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::expr::display_name;
 use super::{same_kind, Checker};
 use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 
 /// Calls `f` on each direct subexpression of `e`.
@@ -152,14 +153,20 @@ impl Checker {
         };
         // D frees a dynamic variable (thread-local or associative element) of any type when
         // it is assigned zero: `self->path = 0` after a string.
-        let frees = op.is_none()
-            && value.as_int() == Some(0)
-            && (t.scope == VarScope::Thread || t.keyed)
-            && self.vars.contains_key(&(t.scope, t.name.clone()));
-        let stored = if frees {
-            self.existing_type(&t)
-        } else {
-            value_ty
+        let frees =
+            op.is_none() && value.as_int() == Some(0) && (t.scope == VarScope::Thread || t.keyed);
+        let key = (t.scope, t.name.clone());
+        let stored = match (frees, self.vars.contains_key(&key)) {
+            (true, true) => self.existing_type(&t),
+            // Freed before any clause gave it a value: its type comes from that later
+            // assignment.
+            (true, false) if !self.second_pass => {
+                self.read_ahead = true;
+                target.ty = DType::LONG;
+                return DType::LONG;
+            }
+            (true, false) => self.later_types.get(&key).cloned().unwrap_or(value_ty),
+            (false, _) => value_ty,
         };
         let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
@@ -305,10 +312,11 @@ impl Checker {
             if !known {
                 let keys = indices.iter().map(|i| i.ty.clone()).collect();
                 self.define(scope, &name, DType::LONG, keys, base.span);
+                base.ty = DType::LONG;
                 return self.warn_unassigned(scope, &name, base.span);
             }
-            base.ty = DType::LONG;
-            return DType::LONG;
+            base.ty = self.type_read_ahead(&key);
+            return base.ty.clone();
         };
         let var = self.variables[state.index].clone();
         let shown = display_name(scope, &name);
@@ -329,21 +337,21 @@ impl Checker {
         self.warn_unassigned(scope, &name, base.span)
     }
 
-    fn warn_unassigned(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
+    /// The variable's type; warns, once, when nothing in the program assigns it.
+    pub(super) fn warn_unassigned(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
         let Some(state) = self.vars.get_mut(&(scope, name.to_string())) else {
             return DType::Unknown;
         };
         let index = state.index;
         if !state.assigned && !state.warned {
             state.warned = true;
+            let ty = &self.variables[index].ty;
+            let always = if ty.is_string_like() { "empty" } else { "zero" };
             let message = format!(
-                "`{}` is read but never assigned; it is always zero",
+                "`{}` is read but never assigned; it is always {always}",
                 display_name(scope, name)
             );
-            self.diagnostics
-                .push(crate::backend::linux::d::diagnostic::Diagnostic::warning(
-                    span, message,
-                ));
+            self.diagnostics.push(Diagnostic::warning(span, message));
         }
         self.variables[index].ty.clone()
     }

@@ -386,6 +386,15 @@ impl Parser<'_> {
         let mut decls = Vec::new();
         loop {
             let (name, name_span) = self.expect_ident("a variable name")?;
+            if self.at("=")? {
+                let span = self.peek()?.span;
+                return Err(Diagnostic::error(
+                    span,
+                    format!(
+                        "a D declaration has no initializer; assign `{name}` in a clause, or declare it `inline`"
+                    ),
+                ));
+            }
             let keys = if self.eat("[")? {
                 self.key_types()?
             } else {

@@ -1,0 +1,276 @@
+//! Kernel-side aggregations (see `plan::aggregate`): one per-CPU hash map per aggregation,
+//! the BPF code that updates it at a probe, and reading the maps back into entries.
+//!
+//! A map value is 16 bytes per CPU: how many updates this CPU made, then the count, sum,
+//! minimum or maximum. The update count tells a CPU that never touched a key (its slot is
+//! zero) from one whose minimum is 0. Per-CPU maps need no atomics; user space combines the
+//! CPUs when it reads (kernel ≥ 4.6 for `BPF_MAP_TYPE_PERCPU_HASH`).
+
+use super::predicate::{branch, load};
+use super::record;
+use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
+use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
+use crate::backend::linux::plan::{KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan};
+use crate::event::{AggEntry, AggFunc, AggValue, Value};
+
+/// Entries each aggregation map can hold; updates beyond are counted as aggregation drops.
+const MAX_ENTRIES: u32 = 16384;
+const VALUE_SIZE: u32 = 16;
+/// Stack: the zeroed value for a new key, then the key below it.
+const INITIAL_VALUE: i16 = -40;
+
+/// The maps of a plan's kernel aggregations, in `Plan::kernel_aggregations` order.
+#[derive(Debug)]
+pub struct AggregationMaps {
+    maps: Vec<(KernelAggregation, Map)>,
+    drops: DropCounter,
+}
+
+impl AggregationMaps {
+    pub fn create(plan: &Plan) -> Result<AggregationMaps, MapError> {
+        let maps = plan
+            .kernel_aggregations
+            .iter()
+            .map(|a| {
+                let map = Map::create(
+                    MapType::PerCpuHash,
+                    a.key_size() as u32,
+                    VALUE_SIZE,
+                    MAX_ENTRIES,
+                    &format!("dtk_agg_{}", a.name),
+                )?;
+                Ok((a.clone(), map))
+            })
+            .collect::<Result<_, MapError>>()?;
+        Ok(AggregationMaps {
+            maps,
+            drops: DropCounter::create("dtk_agg_drops")?,
+        })
+    }
+
+    /// Updates that found the map full.
+    pub fn dropped(&self) -> Result<u64, MapError> {
+        self.drops.total()
+    }
+
+    /// Emits the code of `clauses` (R7 = the filled record; clobbers R0–R5 and R9).
+    pub fn emit_clauses(&self, asm: &mut Asm, clauses: &[KernelClause]) {
+        for clause in clauses {
+            let skip = asm.label();
+            if let Some(predicate) = &clause.predicate {
+                branch(asm, predicate, skip, false);
+            }
+            for update in &clause.updates {
+                self.emit_update(asm, update);
+            }
+            asm.bind(skip);
+        }
+    }
+
+    fn emit_update(&self, asm: &mut Asm, update: &KernelUpdate) {
+        let Some((aggregation, map)) = self.maps.get(update.aggregation) else {
+            return;
+        };
+        let key = INITIAL_VALUE - aggregation.key_size().next_multiple_of(8) as i16;
+        write_key(asm, aggregation, &update.keys, key);
+        match &update.value {
+            Some(value) => load(asm, value, Reg::R1),
+            None => {
+                asm.mov64_imm(Reg::R1, 0);
+            }
+        }
+        asm.mov64_reg(Reg::R9, Reg::R1);
+        let have = asm.label();
+        let done = asm.label();
+        lookup(asm, map, key);
+        asm.jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), have)
+            .st(Size::DW, Reg::R10, INITIAL_VALUE, 0)
+            .st(Size::DW, Reg::R10, INITIAL_VALUE + 8, 0)
+            .ld_map_fd(Reg::R1, map.fd())
+            .mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(key.into()))
+            .mov64_reg(Reg::R3, Reg::R10)
+            .alu64(AluOp::Add, Reg::R3, Src::Imm(INITIAL_VALUE.into()))
+            // BPF_NOEXIST: another CPU may have added the key meanwhile; look it up again.
+            .mov64_imm(Reg::R4, 1)
+            .call(Helper::MapUpdateElem);
+        lookup(asm, map, key);
+        asm.jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), have);
+        self.drops.emit_count(asm, super::program::DROP_KEY_SLOT);
+        asm.jmp(done).bind(have);
+        combine(asm, aggregation.func);
+        asm.bind(done);
+    }
+}
+
+/// R0 = the map's value for the key on the stack at `key`, or 0.
+fn lookup(asm: &mut Asm, map: &Map, key: i16) {
+    asm.ld_map_fd(Reg::R1, map.fd())
+        .mov64_reg(Reg::R2, Reg::R10)
+        .alu64(AluOp::Add, Reg::R2, Src::Imm(key.into()))
+        .call(Helper::MapLookupElem);
+}
+
+/// Writes every byte of the key at `r10 + at`.
+fn write_key(
+    asm: &mut Asm,
+    aggregation: &KernelAggregation,
+    keys: &[crate::backend::linux::d::ast::Expr],
+    at: i16,
+) {
+    if keys.is_empty() {
+        asm.st(Size::DW, Reg::R10, at, 0);
+    }
+    let mut offset = at;
+    for (kind, expr) in aggregation.keys.iter().zip(keys) {
+        match kind {
+            KeyKind::Int { .. } => {
+                load(asm, expr, Reg::R1);
+                asm.stx(Size::DW, Reg::R10, offset, Reg::R1);
+            }
+            KeyKind::Execname => {
+                for half in [0, 8] {
+                    asm.ldx(Size::DW, Reg::R1, Reg::R7, record::COMM + half)
+                        .stx(Size::DW, Reg::R10, offset + half, Reg::R1);
+                }
+            }
+            KeyKind::ProbeFunc | KeyKind::ProbeName => {
+                asm.ldx(Size::W, Reg::R1, Reg::R7, record::PROBE).stx(
+                    Size::DW,
+                    Reg::R10,
+                    offset,
+                    Reg::R1,
+                );
+            }
+        }
+        offset += kind.size() as i16;
+    }
+}
+
+/// Folds R9 into this CPU's value at R0: {u64 updates, i64 value}.
+fn combine(asm: &mut Asm, func: AggFunc) {
+    let bump = asm.label();
+    asm.ldx(Size::DW, Reg::R1, Reg::R0, 0);
+    match func {
+        AggFunc::Sum => {
+            asm.ldx(Size::DW, Reg::R2, Reg::R0, 8)
+                .alu64(AluOp::Add, Reg::R2, Src::Reg(Reg::R9))
+                .stx(Size::DW, Reg::R0, 8, Reg::R2);
+        }
+        AggFunc::Min | AggFunc::Max => {
+            let store = asm.label();
+            let keep = if func == AggFunc::Min {
+                Cond::Sge
+            } else {
+                Cond::Sle
+            };
+            asm.jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), store)
+                .ldx(Size::DW, Reg::R2, Reg::R0, 8)
+                .jmp_if(keep, Reg::R9, Src::Reg(Reg::R2), bump)
+                .bind(store)
+                .stx(Size::DW, Reg::R0, 8, Reg::R9);
+        }
+        _ => {}
+    }
+    asm.bind(bump)
+        .alu64(AluOp::Add, Reg::R1, Src::Imm(1))
+        .stx(Size::DW, Reg::R0, 0, Reg::R1);
+}
+
+/// One kernel aggregation as read back: its name, function and entries.
+pub type KernelAggregationSnapshot = (String, AggFunc, Vec<AggEntry>);
+
+impl AggregationMaps {
+    /// Every kernel aggregation's entries, the CPUs combined.
+    pub fn read(&self, plan: &Plan) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+        self.maps
+            .iter()
+            .map(|(aggregation, map)| {
+                let mut entries = Vec::new();
+                for key in map.keys()? {
+                    let Some(per_cpu) = map.lookup_per_cpu(&key)? else {
+                        continue;
+                    };
+                    if let Some(value) = combined(aggregation.func, &per_cpu) {
+                        entries.push(AggEntry {
+                            keys: key_values(aggregation, &key, plan),
+                            value: AggValue::Scalar(value),
+                        });
+                    }
+                }
+                Ok((aggregation.name.clone(), aggregation.func, entries))
+            })
+            .collect()
+    }
+}
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
+/// The CPUs' slots combined; None when no CPU updated the key.
+fn combined(func: AggFunc, per_cpu: &[Vec<u8>]) -> Option<i64> {
+    let used: Vec<(u64, i64)> = per_cpu
+        .iter()
+        .filter(|slot| slot.len() >= 16)
+        .map(|slot| (word(slot, 0), word(slot, 8) as i64))
+        .filter(|&(updates, _)| updates > 0)
+        .collect();
+    let values = used.iter().map(|&(_, v)| v);
+    match func {
+        AggFunc::Count => (!used.is_empty()).then(|| used.iter().map(|&(n, _)| n as i64).sum()),
+        AggFunc::Sum => (!used.is_empty()).then(|| values.sum()),
+        AggFunc::Min => values.min(),
+        _ => values.max(),
+    }
+}
+
+/// The D values of a map key.
+fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<Value> {
+    let mut at = 0;
+    let mut values = Vec::new();
+    for kind in &aggregation.keys {
+        let probe = || {
+            plan.probes
+                .get(word(key, at) as usize)
+                .map(|p| &p.info.desc)
+        };
+        values.push(match kind {
+            KeyKind::Int { signed: true } => Value::Int(word(key, at) as i64),
+            KeyKind::Int { signed: false } => Value::UInt(word(key, at)),
+            KeyKind::Execname => {
+                let comm = &key[at..at + 16];
+                let end = comm.iter().position(|&b| b == 0).unwrap_or(16);
+                Value::Str(String::from_utf8_lossy(&comm[..end]).into_owned())
+            }
+            KeyKind::ProbeFunc => {
+                Value::Str(probe().map(|d| d.function.clone()).unwrap_or_default())
+            }
+            KeyKind::ProbeName => Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default()),
+        });
+        at += kind.size();
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(updates: u64, value: i64) -> Vec<u8> {
+        [updates.to_ne_bytes(), value.to_ne_bytes()].concat()
+    }
+
+    #[test]
+    fn cpus_combine_and_untouched_slots_are_ignored() {
+        let slots = vec![slot(2, 5), slot(0, 0), slot(3, -4)];
+        assert_eq!(combined(AggFunc::Count, &slots), Some(5));
+        assert_eq!(combined(AggFunc::Sum, &slots), Some(1));
+        assert_eq!(combined(AggFunc::Min, &slots), Some(-4));
+        assert_eq!(combined(AggFunc::Max, &slots), Some(5));
+        assert_eq!(combined(AggFunc::Min, &[slot(0, 0)]), None);
+    }
+}

@@ -1,0 +1,338 @@
+//! Code generation for the Linux engine: one BPF program per attach point of a [`Plan`],
+//! loaded and attached, all writing records to one ring buffer (see `record` for the layout
+//! and [`decode`]). [`attach`] returns an [`Attached`] that owns every program, map, ring
+//! buffer and link; dropping it detaches everything.
+//!
+//! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
+//! need 4.20, which 5.8 includes.
+
+mod aggregate;
+mod predicate;
+mod program;
+pub mod record;
+
+use thiserror::Error;
+
+use super::attach::perf::attach_cpu_clock;
+use super::attach::tracepoint::attach_tracepoint;
+use super::attach::uprobe::attach_uprobe;
+use super::attach::{AttachError, Link};
+use super::bpf::drops::DropCounter;
+use super::bpf::insn::{disassemble, AsmError, Insn};
+use super::bpf::maps::{Map, MapError, MapType, Update};
+use super::bpf::prog::{load, LoadError, ProgType};
+use super::bpf::ringbuf::RingBuf;
+use super::d::ast::Expr;
+use super::options::Options;
+use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, PlannedProbe, Site};
+use aggregate::AggregationMaps;
+pub use aggregate::KernelAggregationSnapshot;
+use program::{ProbeIndex, ProgramSpec};
+pub use record::{decode, DecodeError, Layout};
+
+/// Syscall numbers the raw_syscalls programs can map (x86_64 and aarch64 stay below 512).
+const MAX_SYSCALL_NR: u32 = 1024;
+
+/// Why the plan could not be turned into attached programs.
+#[derive(Debug, Error)]
+pub enum CodegenError {
+    #[error("cannot create the {what} map")]
+    Map {
+        what: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("cannot assemble the program for {what}")]
+    Asm {
+        what: String,
+        #[source]
+        source: AsmError,
+    },
+    #[error("the kernel refused the program for {what}")]
+    Load {
+        what: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error(transparent)]
+    Plan(Box<PlanError>),
+    #[error("a record of {what} would take {size} bytes; lower strsize (at most 32767 bytes per record)")]
+    RecordTooLarge { what: String, size: usize },
+}
+
+/// One loaded and attached program. Fields drop in order: the link first, so the program is
+/// detached before it is closed.
+#[derive(Debug)]
+struct AttachedProgram {
+    link: Link,
+    insns: Vec<Insn>,
+    _program: super::bpf::prog::Program,
+    _maps: Vec<Map>,
+}
+
+/// Everything a plan attached. Dropping it detaches every program and frees every map.
+#[derive(Debug)]
+pub struct Attached {
+    programs: Vec<AttachedProgram>,
+    ring: RingBuf,
+    drops: DropCounter,
+    aggregations: AggregationMaps,
+}
+
+impl Attached {
+    /// The ring buffer every program writes to; decode its records with [`decode`].
+    pub fn ring_buffer(&mut self) -> &mut RingBuf {
+        &mut self.ring
+    }
+
+    /// Records lost because the ring buffer was full (report as `DropKind::Buffer`).
+    pub fn dropped(&self) -> Result<u64, MapError> {
+        self.drops.total()
+    }
+
+    /// Kernel aggregation updates lost because a map was full (report as
+    /// `DropKind::Aggregation`).
+    pub fn aggregation_drops(&self) -> Result<u64, MapError> {
+        self.aggregations.dropped()
+    }
+
+    /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its
+    /// entries, the CPUs combined; the executor merges them into what it prints.
+    pub fn read_kernel_aggregations(
+        &self,
+        plan: &Plan,
+    ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+        self.aggregations.read(plan)
+    }
+
+    /// What each program is attached to.
+    pub fn attachments(&self) -> Vec<&str> {
+        self.programs.iter().map(|p| p.link.describe()).collect()
+    }
+
+    /// The disassembly of every program, each under a comment naming its attach point
+    /// (`dtk run --dump-bpf`).
+    pub fn dump(&self) -> String {
+        self.programs
+            .iter()
+            .map(|p| format!("; {}\n{}", p.link.describe(), disassemble(&p.insns)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Builds, loads and attaches a program for every kernel attach point of `plan`.
+pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> {
+    let size = options.bufsize.clamp(4096, 1 << 30).next_power_of_two() as u32;
+    let ring = RingBuf::create(size, "dtk_events").map_err(|source| CodegenError::Map {
+        what: "ring buffer",
+        source,
+    })?;
+    let drops = DropCounter::create("dtk_drops").map_err(|source| CodegenError::Map {
+        what: "drop counter",
+        source,
+    })?;
+    let aggregations = AggregationMaps::create(plan).map_err(|source| CodegenError::Map {
+        what: "kernel aggregation",
+        source,
+    })?;
+    let mut attached = Attached {
+        programs: Vec::new(),
+        ring,
+        drops,
+        aggregations,
+    };
+    for (index, probe) in plan.probes.iter().enumerate() {
+        attach_probe(&mut attached, plan, index as u32, probe)?;
+    }
+    for entry in [true, false] {
+        attach_raw_syscalls(&mut attached, plan, entry)?;
+    }
+    Ok(attached)
+}
+
+/// The attach point of a probe that has one of its own.
+fn attach_probe(
+    attached: &mut Attached,
+    plan: &Plan,
+    index: u32,
+    probe: &PlannedProbe,
+) -> Result<(), CodegenError> {
+    let what = probe.info.desc.to_string();
+    let filter = probe.kernel_filter.as_deref();
+    let build = |attached: &Attached, args: &[ArgLoad], kind| {
+        let parts = Parts {
+            index: ProbeIndex::Fixed(index),
+            args,
+            filter,
+            kernel_clauses: Some((index, probe.kernel_clauses.as_slice()))
+                .filter(|(_, clauses)| !clauses.is_empty())
+                .into_iter()
+                .collect(),
+        };
+        build_and_load(attached, plan, probe, &what, parts, kind)
+    };
+    match &probe.site {
+        Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
+        Site::Tracepoint {
+            category,
+            name,
+            args,
+        } => {
+            let (program, insns, maps) = build(attached, args, ProgType::Tracepoint)?;
+            let link = attach_tracepoint(&program, category, name)?;
+            attached.push(link, insns, program, maps);
+        }
+        Site::Profile { hz, args } => {
+            let (program, insns, maps) = build(attached, args, ProgType::PerfEvent)?;
+            let link = attach_cpu_clock(&program, *hz)?;
+            attached.push(link, insns, program, maps);
+        }
+        Site::Uprobe { sites } => {
+            for site in sites {
+                let (program, insns, maps) = build(attached, &site.args, ProgType::Kprobe)?;
+                let link = attach_uprobe(&program, &site.spec)?;
+                attached.push(link, insns, program, maps);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Attached {
+    fn push(
+        &mut self,
+        link: Link,
+        insns: Vec<Insn>,
+        program: super::bpf::prog::Program,
+        maps: Vec<Map>,
+    ) {
+        self.programs.push(AttachedProgram {
+            link,
+            insns,
+            _program: program,
+            _maps: maps,
+        });
+    }
+}
+
+type Built = (super::bpf::prog::Program, Vec<Insn>, Vec<Map>);
+
+/// What a program does, apart from the maps it writes.
+struct Parts<'a> {
+    index: ProbeIndex<'a>,
+    args: &'a [ArgLoad],
+    filter: Option<&'a [Expr]>,
+    kernel_clauses: Vec<(u32, &'a [KernelClause])>,
+}
+
+/// Creates the scratch map for `probe`'s record, assembles the program and loads it.
+fn build_and_load(
+    attached: &Attached,
+    plan: &Plan,
+    probe: &PlannedProbe,
+    what: &str,
+    parts: Parts<'_>,
+    kind: ProgType,
+) -> Result<Built, CodegenError> {
+    let layout = Layout::new(&probe.captures, plan.strsize);
+    if layout.size > i16::MAX as usize {
+        return Err(CodegenError::RecordTooLarge {
+            what: what.to_string(),
+            size: layout.size,
+        });
+    }
+    let scratch = Map::create(MapType::PerCpuArray, 4, layout.size as u32, 1, "dtk_record")
+        .map_err(|source| CodegenError::Map {
+            what: "record scratch",
+            source,
+        })?;
+    let spec = ProgramSpec {
+        index: parts.index,
+        args: parts.args,
+        layout: &layout,
+        filter: parts.filter,
+        kernel_clauses: parts.kernel_clauses,
+        aggregations: &attached.aggregations,
+        scratch: &scratch,
+        ring: &attached.ring,
+        drops: &attached.drops,
+    };
+    let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
+        what: what.to_string(),
+        source,
+    })?;
+    let program = load(kind, &insns, "GPL").map_err(|source| CodegenError::Load {
+        what: what.to_string(),
+        source,
+    })?;
+    Ok((program, insns, vec![scratch]))
+}
+
+/// One program on raw_syscalls:sys_enter (or sys_exit) for every probe planned there.
+fn attach_raw_syscalls(
+    attached: &mut Attached,
+    plan: &Plan,
+    entry: bool,
+) -> Result<(), CodegenError> {
+    let probes: Vec<(u32, &PlannedProbe, u32)> = plan
+        .probes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p.site {
+            Site::RawSyscall { entry: e, nr, .. } if e == entry => Some((i as u32, p, nr)),
+            _ => None,
+        })
+        .collect();
+    let Some(&(_, first, _)) = probes.first() else {
+        return Ok(());
+    };
+    let numbers =
+        Map::create(MapType::Array, 4, 4, MAX_SYSCALL_NR, "dtk_sysnr").map_err(|source| {
+            CodegenError::Map {
+                what: "syscall numbers",
+                source,
+            }
+        })?;
+    for &(index, _, nr) in &probes {
+        if nr < MAX_SYSCALL_NR {
+            numbers
+                .update(&nr.to_ne_bytes(), &(index + 1).to_ne_bytes(), Update::Any)
+                .map_err(|source| CodegenError::Map {
+                    what: "syscall numbers",
+                    source,
+                })?;
+        }
+    }
+    let filters: Vec<(u32, &[Expr])> = probes
+        .iter()
+        .filter_map(|(i, p, _)| p.kernel_filter.as_deref().map(|f| (*i, f)))
+        .collect();
+    let id_offset = raw_id_offset(entry).map_err(|e| CodegenError::Plan(Box::new(e)))?;
+    let tracepoint = if entry { "sys_enter" } else { "sys_exit" };
+    let what = format!("raw_syscalls:{tracepoint}");
+    let args = first.site.args().to_vec();
+    let parts = Parts {
+        index: ProbeIndex::BySyscall {
+            id_offset,
+            numbers: &numbers,
+            filters,
+            emits: probes.iter().any(|(_, p, _)| !p.info.clauses.is_empty()),
+        },
+        args: &args,
+        filter: None,
+        kernel_clauses: probes
+            .iter()
+            .filter(|(_, p, _)| !p.kernel_clauses.is_empty())
+            .map(|(i, p, _)| (*i, p.kernel_clauses.as_slice()))
+            .collect(),
+    };
+    let (program, insns, mut maps) =
+        build_and_load(attached, plan, first, &what, parts, ProgType::Tracepoint)?;
+    let link = attach_tracepoint(&program, "raw_syscalls", tracepoint)?;
+    maps.push(numbers);
+    attached.push(link, insns, program, maps);
+    Ok(())
+}

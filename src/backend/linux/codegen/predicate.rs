@@ -1,0 +1,142 @@
+//! BPF code for a kernel-side predicate (see `plan::filter` for what qualifies). It runs
+//! after the record's header and arguments are filled, and reads its operands from the
+//! record (R7), so it needs no helpers: every operand is a leaf loaded into R1 or R2, and
+//! `&&`, `||` and `!` become jumps.
+
+use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, UID};
+use crate::backend::linux::bpf::insn::{Asm, Cond, Label, Reg, Size, Src};
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp};
+use crate::backend::linux::plan::filter::{args_index, execname_constant};
+
+/// Jumps to `target` when `e`'s truth is `when`; falls through otherwise.
+pub fn branch(asm: &mut Asm, e: &Expr, target: Label, when: bool) {
+    match &e.kind {
+        ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
+            // `a && b` jumps on false as soon as a is false; `a || b` on true as soon as a is.
+            let shortcut = *op == BinaryOp::Or;
+            if when == shortcut {
+                branch(asm, lhs, target, when);
+                branch(asm, rhs, target, when);
+            } else {
+                let skip = asm.label();
+                branch(asm, lhs, skip, shortcut);
+                branch(asm, rhs, target, when);
+                asm.bind(skip);
+            }
+        }
+        ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
+            match execname_constant(*op, lhs, rhs) {
+                Some(text) => execname(asm, text, (*op == BinaryOp::Eq) == when, target),
+                None => compare(asm, *op, lhs, rhs, target, when),
+            }
+        }
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => branch(asm, operand, target, !when),
+        ExprKind::Int(v) => {
+            if (*v != 0) == when {
+                asm.jmp(target);
+            }
+        }
+        _ => {
+            load(asm, e, Reg::R1);
+            let cond = if when { Cond::Ne } else { Cond::Eq };
+            asm.jmp_if(cond, Reg::R1, Src::Imm(0), target);
+        }
+    }
+}
+
+fn is_signed(ty: &DType) -> bool {
+    matches!(ty, DType::Int { signed: true, .. })
+}
+
+fn compare(asm: &mut Asm, op: BinaryOp, lhs: &Expr, rhs: &Expr, target: Label, when: bool) {
+    load(asm, lhs, Reg::R1);
+    load(asm, rhs, Reg::R2);
+    let signed = is_signed(&lhs.ty) && is_signed(&rhs.ty);
+    // When jumping on false, jump on the opposite comparison.
+    let op = if when { op } else { negate(op) };
+    let cond = match (op, signed) {
+        (BinaryOp::Eq, _) => Cond::Eq,
+        (BinaryOp::Ne, _) => Cond::Ne,
+        (BinaryOp::Lt, true) => Cond::Slt,
+        (BinaryOp::Lt, false) => Cond::Lt,
+        (BinaryOp::Le, true) => Cond::Sle,
+        (BinaryOp::Le, false) => Cond::Le,
+        (BinaryOp::Gt, true) => Cond::Sgt,
+        (BinaryOp::Gt, false) => Cond::Gt,
+        (_, true) => Cond::Sge,
+        (_, false) => Cond::Ge,
+    };
+    asm.jmp_if(cond, Reg::R1, Src::Reg(Reg::R2), target);
+}
+
+fn negate(op: BinaryOp) -> BinaryOp {
+    match op {
+        BinaryOp::Eq => BinaryOp::Ne,
+        BinaryOp::Ne => BinaryOp::Eq,
+        BinaryOp::Lt => BinaryOp::Ge,
+        BinaryOp::Ge => BinaryOp::Lt,
+        BinaryOp::Gt => BinaryOp::Le,
+        _ => BinaryOp::Gt,
+    }
+}
+
+/// Jumps to `target` when the record's comm equals `text` (`equal`) or differs from it
+/// (`!equal`). comm is NUL-padded to 16 bytes, so two 8-byte compares decide it; a text
+/// longer than comm can hold never equals it.
+fn execname(asm: &mut Asm, text: &str, equal: bool, target: Label) {
+    if text.len() >= COMM_LEN {
+        if !equal {
+            asm.jmp(target);
+        }
+        return;
+    }
+    let mut padded = [0u8; COMM_LEN];
+    padded[..text.len()].copy_from_slice(text.as_bytes());
+    let differ = asm.label();
+    let on_difference = if equal { differ } else { target };
+    for (i, chunk) in padded.chunks(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, COMM + 8 * i as i16)
+            .ld_imm64(Reg::R2, u64::from_ne_bytes(word))
+            .jmp_if(Cond::Ne, Reg::R1, Src::Reg(Reg::R2), on_difference);
+    }
+    if equal {
+        asm.jmp(target);
+    }
+    asm.bind(differ);
+}
+
+/// Loads a kernel-evaluable value into `dst` (R1 or R2; nothing else is touched).
+pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
+    let field = |asm: &mut Asm, size, off| {
+        asm.ldx(size, dst, Reg::R7, off);
+    };
+    match &e.kind {
+        ExprKind::Int(v) => {
+            asm.ld_imm64(dst, *v);
+        }
+        ExprKind::Builtin(Builtin::Pid) => field(asm, Size::W, PID),
+        ExprKind::Builtin(Builtin::Tid) => field(asm, Size::W, TID),
+        ExprKind::Builtin(Builtin::Uid) => field(asm, Size::W, UID),
+        ExprKind::Builtin(Builtin::Gid) => field(asm, Size::W, GID),
+        ExprKind::Builtin(Builtin::Cpu) => field(asm, Size::W, CPU),
+        ExprKind::Builtin(Builtin::Arg(n)) => field(asm, Size::DW, arg_offset(*n)),
+        ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
+        ExprKind::Cast { expr, .. } => load(asm, expr, dst),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => {
+            load(asm, operand, dst);
+            asm.neg64(dst);
+        }
+        // plan::filter admits nothing else; a constant keeps the code total.
+        _ => {
+            asm.mov64_imm(dst, 0);
+        }
+    }
+}

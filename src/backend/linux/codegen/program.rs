@@ -1,0 +1,292 @@
+//! The BPF program of one attach point: fill a record in a per-CPU scratch slot (the record
+//! outgrows the 512-byte stack once a string is captured), evaluate the kernel-side filter,
+//! read the captured strings and bytes, and submit the record with `bpf_ringbuf_output`,
+//! counting a failure in the drop counter.
+//!
+//! Registers: R6 = the context (tracepoint record, or pt_regs for uprobes and perf events),
+//! R7 = the record, R8 = the probe index (programs on raw_syscalls, which serve many probes).
+
+use super::aggregate::AggregationMaps;
+use super::predicate;
+use super::record::{self, arg_offset, Layout};
+use crate::backend::linux::attach::usdt::load::load_arg;
+use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::insn::{
+    AluOp, Asm, AsmError, Cond, Helper, Insn, Label, Reg, Size, Src,
+};
+use crate::backend::linux::bpf::maps::Map;
+use crate::backend::linux::bpf::ringbuf::RingBuf;
+use crate::backend::linux::d::ast::Expr;
+use crate::backend::linux::firing::MAX_ARGS;
+use crate::backend::linux::plan::{regs, ArgLoad, KernelClause};
+
+/// Stack slots (offsets from R10).
+const KEY_SLOT: i16 = -8;
+const ARG_SCRATCH: i16 = -16;
+pub const DROP_KEY_SLOT: i16 = -24;
+
+/// How the program learns which probe fired.
+pub enum ProbeIndex<'a> {
+    /// One probe per program.
+    Fixed(u32),
+    /// raw_syscalls: the syscall number at `id_offset` in the record indexes `numbers`, an
+    /// array of u32 holding probe index + 1 (0: not traced). `filters` holds the kernel
+    /// filter of each probe that has one.
+    BySyscall {
+        id_offset: u16,
+        numbers: &'a Map,
+        filters: Vec<(u32, &'a [Expr])>,
+        /// Some probe has clauses in user space, so records are emitted.
+        emits: bool,
+    },
+}
+
+/// Everything one program needs.
+pub struct ProgramSpec<'a> {
+    pub index: ProbeIndex<'a>,
+    pub args: &'a [ArgLoad],
+    pub layout: &'a Layout,
+    /// For a fixed probe: the predicates to OR (None: emit every firing).
+    pub filter: Option<&'a [Expr]>,
+    /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
+    pub kernel_clauses: Vec<(u32, &'a [KernelClause])>,
+    pub aggregations: &'a AggregationMaps,
+    pub scratch: &'a Map,
+    pub ring: &'a RingBuf,
+    pub drops: &'a DropCounter,
+}
+
+/// Assembles the program.
+pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
+    let mut asm = Asm::new();
+    // A fixed probe whose clauses all run in the kernel, or whose predicates can never hold,
+    // emits no records.
+    let emits = match &spec.index {
+        ProbeIndex::Fixed(_) => !spec.filter.is_some_and(<[Expr]>::is_empty),
+        ProbeIndex::BySyscall { emits, .. } => *emits,
+    };
+    if !emits && spec.kernel_clauses.is_empty() {
+        // Nothing to do: the program only enables the probe (and its semaphore).
+        asm.mov64_imm(Reg::R0, 0).exit();
+        return asm.finish();
+    }
+    let out = asm.label();
+    asm.mov64_reg(Reg::R6, Reg::R1);
+    lookup_zero_key(&mut asm, spec.scratch, out);
+    asm.mov64_reg(Reg::R7, Reg::R0);
+    probe_index(&mut asm, &spec.index, out);
+    header(&mut asm);
+    arguments(&mut asm, spec.args);
+    kernel_clauses(&mut asm, spec);
+    if emits {
+        match &spec.index {
+            ProbeIndex::Fixed(_) => {
+                if let Some(filter) = spec.filter {
+                    any_true(&mut asm, filter, out);
+                }
+            }
+            ProbeIndex::BySyscall { filters, .. } => per_probe_filters(&mut asm, filters, out),
+        }
+        captures(&mut asm, spec.layout);
+        submit(&mut asm, spec, out);
+    }
+    asm.bind(out).mov64_imm(Reg::R0, 0).exit();
+    asm.finish()
+}
+
+/// The kernel clauses of the probe that fired: directly for a fixed probe, by R8 for
+/// raw_syscalls.
+fn kernel_clauses(asm: &mut Asm, spec: &ProgramSpec<'_>) {
+    for (index, clauses) in &spec.kernel_clauses {
+        match spec.index {
+            ProbeIndex::Fixed(_) => spec.aggregations.emit_clauses(asm, clauses),
+            ProbeIndex::BySyscall { .. } => {
+                let next = asm.label();
+                asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
+                spec.aggregations.emit_clauses(asm, clauses);
+                asm.bind(next);
+            }
+        }
+    }
+}
+
+/// R0 = &map[0], or goto `out` when the lookup fails.
+fn lookup_zero_key(asm: &mut Asm, map: &Map, out: Label) {
+    asm.st(Size::W, Reg::R10, KEY_SLOT, 0)
+        .ld_map_fd(Reg::R1, map.fd())
+        .mov64_reg(Reg::R2, Reg::R10)
+        .alu64(AluOp::Add, Reg::R2, Src::Imm(KEY_SLOT.into()))
+        .call(Helper::MapLookupElem)
+        .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out);
+}
+
+fn probe_index(asm: &mut Asm, index: &ProbeIndex<'_>, out: Label) {
+    match index {
+        ProbeIndex::Fixed(i) => {
+            asm.st(Size::W, Reg::R7, record::PROBE, *i as i32);
+        }
+        ProbeIndex::BySyscall {
+            id_offset, numbers, ..
+        } => {
+            // An unsigned compare also sends the −1 of an unknown syscall to `out`.
+            asm.ldx(Size::DW, Reg::R1, Reg::R6, *id_offset as i16)
+                .jmp_if(
+                    Cond::Ge,
+                    Reg::R1,
+                    Src::Imm(numbers.max_entries() as i32),
+                    out,
+                )
+                .stx(Size::W, Reg::R10, KEY_SLOT, Reg::R1)
+                .ld_map_fd(Reg::R1, numbers.fd())
+                .mov64_reg(Reg::R2, Reg::R10)
+                .alu64(AluOp::Add, Reg::R2, Src::Imm(KEY_SLOT.into()))
+                .call(Helper::MapLookupElem)
+                .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out)
+                .ldx(Size::W, Reg::R8, Reg::R0, 0)
+                .jmp_if(Cond::Eq, Reg::R8, Src::Imm(0), out)
+                .alu64(AluOp::Sub, Reg::R8, Src::Imm(1))
+                .stx(Size::W, Reg::R7, record::PROBE, Reg::R8);
+        }
+    }
+}
+
+/// cpu, timestamp, pid/tid, uid/gid, cgroup id and comm.
+fn header(asm: &mut Asm) {
+    asm.call(Helper::GetSmpProcessorId)
+        .stx(Size::W, Reg::R7, record::CPU, Reg::R0)
+        .call(Helper::KtimeGetNs)
+        .stx(Size::DW, Reg::R7, record::TIMESTAMP, Reg::R0)
+        .call(Helper::GetCurrentPidTgid)
+        .stx(Size::W, Reg::R7, record::TID, Reg::R0)
+        .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+        .stx(Size::W, Reg::R7, record::PID, Reg::R0)
+        .call(Helper::GetCurrentUidGid)
+        .stx(Size::W, Reg::R7, record::UID, Reg::R0)
+        .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+        .stx(Size::W, Reg::R7, record::GID, Reg::R0)
+        .call(Helper::GetCurrentCgroupId)
+        .stx(Size::DW, Reg::R7, record::CGROUP, Reg::R0)
+        .mov64_reg(Reg::R1, Reg::R7)
+        .alu64(AluOp::Add, Reg::R1, Src::Imm(record::COMM.into()))
+        .mov64_imm(Reg::R2, record::COMM_LEN as i32)
+        .call(Helper::GetCurrentComm);
+}
+
+/// arg0 … arg9; those the site does not provide are zeroed (the scratch slot keeps the last
+/// record's bytes).
+fn arguments(asm: &mut Asm, args: &[ArgLoad]) {
+    for n in 0..MAX_ARGS {
+        let at = arg_offset(n as u8);
+        match args.get(n) {
+            Some(arg) => {
+                load_argument(asm, arg);
+                asm.stx(Size::DW, Reg::R7, at, Reg::R1);
+            }
+            None => {
+                asm.st(Size::DW, Reg::R7, at, 0);
+            }
+        }
+    }
+}
+
+/// Leaves the argument in R1 (may clobber R0–R5).
+fn load_argument(asm: &mut Asm, arg: &ArgLoad) {
+    match arg {
+        ArgLoad::Field {
+            offset,
+            size,
+            signed,
+        } => {
+            let width = match size {
+                1 => Size::B,
+                2 => Size::H,
+                4 => Size::W,
+                _ => Size::DW,
+            };
+            asm.ldx(width, Reg::R1, Reg::R6, *offset as i16);
+            let shift = 64 - 8 * i32::from(*size).min(8);
+            if *signed && shift > 0 {
+                asm.alu64(AluOp::Lsh, Reg::R1, Src::Imm(shift)).alu64(
+                    AluOp::Arsh,
+                    Reg::R1,
+                    Src::Imm(shift),
+                );
+            }
+        }
+        ArgLoad::Register { offset } => {
+            asm.ldx(Size::DW, Reg::R1, Reg::R6, *offset as i16);
+        }
+        ArgLoad::Usdt(usdt) => load_arg(asm, usdt, Reg::R6, Reg::R1, ARG_SCRATCH),
+        ArgLoad::SampledPc { user } => {
+            let (mode_offset, mask, user_value) = regs::user_mode_test();
+            let keep = asm.label();
+            asm.ldx(Size::DW, Reg::R1, Reg::R6, regs::PC as i16)
+                .ldx(Size::DW, Reg::R2, Reg::R6, mode_offset as i16)
+                .alu64(AluOp::And, Reg::R2, Src::Imm(mask));
+            let in_wanted_mode = if *user { Cond::Eq } else { Cond::Ne };
+            asm.jmp_if(in_wanted_mode, Reg::R2, Src::Imm(user_value), keep)
+                .mov64_imm(Reg::R1, 0)
+                .bind(keep);
+        }
+        ArgLoad::Constant(v) => {
+            asm.ld_imm64(Reg::R1, *v);
+        }
+    }
+}
+
+/// Goes on when one of `filter` holds, else to `out`.
+fn any_true(asm: &mut Asm, filter: &[Expr], out: Label) {
+    let pass = asm.label();
+    for predicate in filter {
+        predicate::branch(asm, predicate, pass, true);
+    }
+    asm.jmp(out).bind(pass);
+}
+
+/// raw_syscalls: the filter of whichever probe R8 names.
+fn per_probe_filters(asm: &mut Asm, filters: &[(u32, &[Expr])], out: Label) {
+    let done = asm.label();
+    for (index, filter) in filters {
+        if filter.is_empty() {
+            asm.jmp_if(Cond::Eq, Reg::R8, Src::Imm(*index as i32), out);
+            continue;
+        }
+        let next = asm.label();
+        asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
+        any_true(asm, filter, out);
+        asm.jmp(done).bind(next);
+    }
+    asm.bind(done);
+}
+
+/// Reads each captured string and byte range from the user pointer in its argument.
+fn captures(asm: &mut Asm, layout: &Layout) {
+    let reads = layout
+        .strings
+        .iter()
+        .map(|&(arg, at)| (arg, at, layout.strsize, Helper::ProbeReadUserStr))
+        .chain(
+            layout
+                .bytes
+                .iter()
+                .map(|&(arg, size, at)| (arg, at, size as usize, Helper::ProbeReadUser)),
+        );
+    for (arg, at, size, helper) in reads {
+        asm.mov64_reg(Reg::R1, Reg::R7)
+            .alu64(AluOp::Add, Reg::R1, Src::Imm(at as i32 + 8))
+            .mov64_imm(Reg::R2, size as i32)
+            .ldx(Size::DW, Reg::R3, Reg::R7, arg_offset(arg))
+            .call(helper)
+            .stx(Size::DW, Reg::R7, at as i16, Reg::R0);
+    }
+}
+
+fn submit(asm: &mut Asm, spec: &ProgramSpec<'_>, out: Label) {
+    asm.ld_map_fd(Reg::R1, spec.ring.fd())
+        .mov64_reg(Reg::R2, Reg::R7)
+        .mov64_imm(Reg::R3, spec.layout.size as i32)
+        .mov64_imm(Reg::R4, 0)
+        .call(Helper::RingbufOutput)
+        .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out);
+    spec.drops.emit_count(asm, DROP_KEY_SLOT);
+}

@@ -1,0 +1,278 @@
+//! The layout of the record a probe's BPF program submits to the ring buffer, and its
+//! decoding into a [`Firing`].
+//!
+//! All fields are in the machine's byte order:
+//!
+//! | offset | field |
+//! |---|---|
+//! | 0 | u32 probe index in the plan |
+//! | 4 | u32 cpu |
+//! | 8 | u64 timestamp (bpf_ktime_get_ns) |
+//! | 16 | u32 pid (tgid), u32 tid |
+//! | 24 | u32 uid, u32 gid |
+//! | 32 | u64 cgroup id |
+//! | 40 | char comm[16] |
+//! | 56 | u64 arg0 … arg9 |
+//! | 136 | one slot per captured string, then one per captured byte range |
+//!
+//! A slot is an i64 (what the read helper returned: the length read including the NUL for
+//! strings, 0 for bytes, or a negative error) followed by the data, padded to 8 bytes. A
+//! string that fills its `strsize` slot was cut there and is marked truncated.
+
+use thiserror::Error;
+
+use crate::backend::linux::firing::{CapturedBytes, CapturedString, Firing, ProbeKind, MAX_ARGS};
+use crate::backend::linux::plan::{Captures, Plan};
+
+pub const PROBE: i16 = 0;
+pub const CPU: i16 = 4;
+pub const TIMESTAMP: i16 = 8;
+pub const PID: i16 = 16;
+pub const TID: i16 = 20;
+pub const UID: i16 = 24;
+pub const GID: i16 = 28;
+pub const CGROUP: i16 = 32;
+pub const COMM: i16 = 40;
+pub const COMM_LEN: usize = 16;
+pub const ARGS: i16 = 56;
+pub const HEADER: usize = ARGS as usize + 8 * MAX_ARGS;
+
+/// Offset of argN in the record.
+pub fn arg_offset(n: u8) -> i16 {
+    ARGS + 8 * i16::from(n)
+}
+
+/// Where each captured string and byte range lives in a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// (argN, slot offset).
+    pub strings: Vec<(u8, usize)>,
+    /// (argN, size, slot offset).
+    pub bytes: Vec<(u8, u32, usize)>,
+    pub strsize: usize,
+    /// Total record size.
+    pub size: usize,
+}
+
+impl Layout {
+    pub fn new(captures: &Captures, strsize: usize) -> Layout {
+        let mut at = HEADER;
+        let mut slot = |data: usize| {
+            let here = at;
+            at += 8 + data.next_multiple_of(8);
+            here
+        };
+        let strings = captures
+            .strings
+            .iter()
+            .map(|&n| (n, slot(strsize)))
+            .collect();
+        let bytes = captures
+            .bytes
+            .iter()
+            .map(|&(n, size)| (n, size, slot(size as usize)))
+            .collect();
+        Layout {
+            strings,
+            bytes,
+            strsize,
+            size: at,
+        }
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("a record of {len} bytes is shorter than the {want} its layout needs")]
+    TooShort { len: usize, want: usize },
+    #[error("a record names probe {index}, but the plan has {count} probes")]
+    NoSuchProbe { index: u32, count: usize },
+}
+
+fn u32_at(r: &[u8], at: i16) -> u32 {
+    let at = at as usize;
+    u32::from_ne_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]])
+}
+
+fn u64_at(r: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&r[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
+/// The text up to the first NUL.
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Decodes one ring-buffer record of `plan`'s programs.
+pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
+    let short = |want| DecodeError::TooShort {
+        len: record.len(),
+        want,
+    };
+    if record.len() < HEADER {
+        return Err(short(HEADER));
+    }
+    let index = u32_at(record, PROBE);
+    let probe = plan
+        .probes
+        .get(index as usize)
+        .ok_or(DecodeError::NoSuchProbe {
+            index,
+            count: plan.probes.len(),
+        })?;
+    let layout = Layout::new(&probe.captures, plan.strsize);
+    if record.len() < layout.size {
+        return Err(short(layout.size));
+    }
+    let mut args = [0u64; MAX_ARGS];
+    for (n, arg) in args.iter_mut().enumerate() {
+        *arg = u64_at(record, arg_offset(n as u8) as usize);
+    }
+    let comm = &record[COMM as usize..COMM as usize + COMM_LEN];
+    Ok(Firing {
+        probe: index,
+        cpu: u32_at(record, CPU),
+        ts_ns: u64_at(record, TIMESTAMP as usize),
+        pid: u32_at(record, PID),
+        tid: u32_at(record, TID),
+        uid: u32_at(record, UID),
+        gid: u32_at(record, GID),
+        cgroup_id: u64_at(record, CGROUP as usize),
+        comm: c_string(comm),
+        args,
+        strings: strings(record, &layout),
+        bytes: bytes(record, &layout),
+        errno: errno(&probe.info.kind, args[0]),
+    })
+}
+
+fn strings(record: &[u8], layout: &Layout) -> Vec<CapturedString> {
+    layout
+        .strings
+        .iter()
+        .map(|&(arg, at)| {
+            let read = u64_at(record, at) as i64;
+            let data = &record[at + 8..at + 8 + layout.strsize];
+            CapturedString {
+                arg,
+                value: if read > 0 {
+                    c_string(data)
+                } else {
+                    String::new()
+                },
+                truncated: read >= layout.strsize as i64,
+            }
+        })
+        .collect()
+}
+
+fn bytes(record: &[u8], layout: &Layout) -> Vec<CapturedBytes> {
+    layout
+        .bytes
+        .iter()
+        .map(|&(arg, size, at)| {
+            let ok = u64_at(record, at) == 0;
+            CapturedBytes {
+                arg,
+                value: if ok {
+                    record[at + 8..at + 8 + size as usize].to_vec()
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect()
+}
+
+/// A syscall return's errno: −ret for a return value in [−4095, −1], as the kernel encodes
+/// errors; 0 otherwise and for other probes.
+fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
+    let ret = arg0 as i64;
+    if *kind == ProbeKind::SyscallReturn && (-4095..0).contains(&ret) {
+        -ret as i32
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::linux::firing::ProbeInfo;
+    use crate::backend::linux::plan::{PlannedProbe, Site};
+    use crate::event::ProbeDesc;
+
+    fn plan(kind: ProbeKind, captures: Captures) -> Plan {
+        Plan {
+            probes: vec![PlannedProbe {
+                info: ProbeInfo {
+                    desc: Arc::new(ProbeDesc {
+                        provider: "syscall".into(),
+                        module: String::new(),
+                        function: "openat".into(),
+                        name: "return".into(),
+                    }),
+                    kind,
+                    clauses: vec![0],
+                },
+                site: Site::UserSpace,
+                captures,
+                kernel_filter: None,
+                kernel_clauses: Vec::new(),
+            }],
+            strsize: 8,
+            kernel_aggregations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_record_decodes_to_its_firing() {
+        let captures = Captures {
+            strings: vec![1, 2],
+            bytes: vec![(0, 3)],
+        };
+        let plan = plan(ProbeKind::SyscallReturn, captures);
+        let layout = Layout::new(&plan.probes[0].captures, 8);
+        assert_eq!(layout.size, HEADER + 16 + 16 + 16);
+        let mut r = vec![0u8; layout.size];
+        r[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        r[16..20].copy_from_slice(&42u32.to_ne_bytes());
+        r[40..43].copy_from_slice(b"cat");
+        r[56..64].copy_from_slice(&(-2i64).to_ne_bytes());
+        let (s1, s2, b) = (layout.strings[0].1, layout.strings[1].1, layout.bytes[0].2);
+        r[s1..s1 + 8].copy_from_slice(&3i64.to_ne_bytes());
+        r[s1 + 8..s1 + 11].copy_from_slice(b"ab\0");
+        r[s2..s2 + 8].copy_from_slice(&8i64.to_ne_bytes());
+        r[s2 + 8..s2 + 16].copy_from_slice(b"1234567\0");
+        r[b + 8..b + 11].copy_from_slice(b"xyz");
+        let f = decode(&r, &plan).unwrap();
+        assert_eq!((f.cpu, f.pid, f.comm.as_str()), (1, 42, "cat"));
+        assert_eq!(f.errno, 2);
+        assert_eq!(f.strings[0].value, "ab");
+        assert!(!f.strings[0].truncated);
+        assert_eq!(f.strings[1].value, "1234567");
+        assert!(f.strings[1].truncated);
+        assert_eq!(f.bytes[0].value, b"xyz");
+    }
+
+    #[test]
+    fn short_records_and_unknown_probes_are_errors() {
+        let plan = plan(ProbeKind::SyscallEntry, Captures::default());
+        assert!(matches!(
+            decode(&[0; 10], &plan),
+            Err(DecodeError::TooShort { .. })
+        ));
+        let mut r = vec![0u8; HEADER];
+        r[0] = 5;
+        assert_eq!(
+            decode(&r, &plan),
+            Err(DecodeError::NoSuchProbe { index: 5, count: 1 })
+        );
+    }
+}

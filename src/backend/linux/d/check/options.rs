@@ -1,0 +1,119 @@
+//! `#pragma D option name[=value]`: the options dtrace(1) accepts, and the form each value
+//! must have (a size such as `4m`, a rate such as `10hz` or `50ms`, a count, or one of a few
+//! words), so a mistyped option is reported where it is written.
+
+use super::Checker;
+use crate::backend::linux::d::ast::Pragma;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    /// No value (a value is accepted and ignored, as dtrace does for `quiet=1`).
+    Flag,
+    /// Bytes, with an optional k, m, g or t suffix.
+    Size,
+    /// A frequency (`10hz`) or an interval (`100ms`, `1s`; a bare number is in hertz).
+    Rate,
+    Count,
+    Choice(&'static [&'static str]),
+}
+
+const OPTIONS: &[(&str, Value)] = &[
+    ("quiet", Value::Flag),
+    ("flowindent", Value::Flag),
+    ("defaultargs", Value::Flag),
+    ("destructive", Value::Flag),
+    ("zdefs", Value::Flag),
+    ("rawbytes", Value::Flag),
+    ("aggsortkey", Value::Flag),
+    ("aggsortrev", Value::Flag),
+    ("aggpercpu", Value::Flag),
+    ("aggzoom", Value::Flag),
+    ("verbose", Value::Flag),
+    ("nolibs", Value::Flag),
+    ("bufsize", Value::Size),
+    ("aggsize", Value::Size),
+    ("dynvarsize", Value::Size),
+    ("specsize", Value::Size),
+    ("strsize", Value::Size),
+    ("jstackstrsize", Value::Size),
+    ("switchrate", Value::Rate),
+    ("aggrate", Value::Rate),
+    ("cleanrate", Value::Rate),
+    ("statusrate", Value::Rate),
+    ("stackframes", Value::Count),
+    ("ustackframes", Value::Count),
+    ("jstackframes", Value::Count),
+    ("nspec", Value::Count),
+    ("aggsortpos", Value::Count),
+    ("aggsortkeypos", Value::Count),
+    ("cpu", Value::Count),
+    ("stackindent", Value::Count),
+    ("bufpolicy", Value::Choice(&["fill", "switch", "ring"])),
+    ("bufresize", Value::Choice(&["auto", "manual"])),
+];
+
+/// The suffixes the engine's option parser (`linux::options`) understands.
+const SIZE_SUFFIXES: &[&str] = &["", "k", "m", "g"];
+const RATE_SUFFIXES: &[&str] = &[
+    "", "hz", "ns", "nsec", "us", "usec", "ms", "msec", "s", "sec",
+];
+
+/// Whether `value` is a number followed by one of `suffixes` (in any case). Sizes and rates
+/// (anything with suffixes) must also be more than zero.
+fn number_with_suffix(value: &str, suffixes: &[&str]) -> bool {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let suffix = value[digits..].to_ascii_lowercase();
+    let positive = value[..digits].bytes().any(|b| b != b'0') || suffixes.len() == 1;
+    digits > 0 && positive && suffixes.contains(&suffix.as_str())
+}
+
+impl Checker {
+    pub(super) fn pragma(&mut self, p: &Pragma) {
+        let Some(&(_, kind)) = OPTIONS.iter().find(|(n, _)| *n == p.name) else {
+            self.error(p.span, format!("unknown option `{}`", p.name));
+            return;
+        };
+        let Some(value) = &p.value else {
+            if kind != Value::Flag {
+                let message = format!("option `{}` needs a value: `{}=...`", p.name, p.name);
+                self.error(p.span, message);
+            }
+            return;
+        };
+        let (ok, wanted) = match kind {
+            Value::Flag => (true, String::new()),
+            Value::Size => (
+                number_with_suffix(value, SIZE_SUFFIXES),
+                "a size such as 4m".to_string(),
+            ),
+            Value::Rate => (
+                number_with_suffix(value, RATE_SUFFIXES),
+                "a rate such as 10hz or 100ms".to_string(),
+            ),
+            Value::Count => (number_with_suffix(value, &[""]), "a number".to_string()),
+            Value::Choice(words) => (words.contains(&value.as_str()), words.join(", ")),
+        };
+        if !ok {
+            let message = format!("option `{}` takes {wanted}, found `{value}`", p.name);
+            self.error(p.span, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_rates_take_their_suffixes() {
+        assert!(number_with_suffix("16m", SIZE_SUFFIXES));
+        assert!(number_with_suffix("4096", SIZE_SUFFIXES));
+        assert!(!number_with_suffix("m", SIZE_SUFFIXES));
+        assert!(!number_with_suffix("4q", SIZE_SUFFIXES));
+        assert!(number_with_suffix("10Hz", RATE_SUFFIXES));
+        assert!(number_with_suffix("250ms", RATE_SUFFIXES));
+        assert!(!number_with_suffix("fast", RATE_SUFFIXES));
+        assert!(!number_with_suffix("0hz", RATE_SUFFIXES));
+        assert!(number_with_suffix("0", &[""]));
+    }
+}

@@ -1,0 +1,351 @@
+//! One run of the Linux engine: compile, plan, attach, then the event loop that feeds the
+//! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
+//! drops.
+//!
+//! The loop wakes at least every `switchrate`. Records read from the ring buffer are held
+//! until then and delivered sorted by timestamp: the ring buffer is shared by all CPUs, and a
+//! record reserved on one CPU can land after a later one from another, so flow output would
+//! otherwise be shuffled.
+
+use std::time::{Duration, Instant};
+
+use super::codegen::{self, Attached};
+use super::d;
+use super::exec::{Executor, Flow};
+use super::firing::{Firing, ProbeKind};
+use super::options::Options;
+use super::plan::{self, Plan, Site};
+use super::target::{Spawned, Watched};
+use crate::backend::{BackendError, EventSink, Job, Stop, Target};
+use crate::event::{DropKind, Event};
+
+/// Where the run's target stands.
+enum Traced {
+    None,
+    Running(Watched),
+    Started(Spawned),
+}
+
+impl Traced {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Traced::None => None,
+            Traced::Running(w) => Some(w.pid()),
+            Traced::Started(s) => Some(s.pid()),
+        }
+    }
+
+    /// The exit status, once the target has exited.
+    fn exited(&mut self) -> Option<Option<i32>> {
+        match self {
+            Traced::None => None,
+            Traced::Running(w) => w.has_exited().then_some(None),
+            Traced::Started(s) => s.try_exit().map(Some),
+        }
+    }
+}
+
+fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Engine(Box::new(e))
+}
+
+/// Compiles and runs `job` until exit(), the target's exit, or `stop`.
+pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
+    let mut traced = match &job.target {
+        Target::None => Traced::None,
+        Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
+        Target::Command(argv) => Traced::Started(Spawned::start(argv).map_err(engine_error)?),
+    };
+    let compiled = compile(job, traced.pid())?;
+    for warning in &compiled.warnings {
+        eprint!("{}", warning.render(&job.script.text));
+    }
+    let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
+    options.zdefs |= job.allow_empty;
+    let plan = plan::resolve(&compiled.program, traced.pid(), &options)
+        .map_err(|e| BackendError::Compile(format!("{}: {e}", job.script.name)))?;
+    super::bpf::access::check().map_err(engine_error)?;
+    let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    let infos = plan.probes.iter().map(|p| p.info.clone()).collect();
+    let mut exec = Executor::new(compiled.program, infos, options.clone());
+    if let Traced::Started(s) = &mut traced {
+        s.resume();
+    }
+    let mut run = Run {
+        plan: &plan,
+        options: &options,
+        exec: &mut exec,
+        sink,
+        reported_lost: 0,
+        reported_agg_drops: 0,
+        bad_records: 0,
+    };
+    let result = run.main_loop(&mut attached, &mut traced, stop);
+    let end = run.finish(&mut attached);
+    result.and(end)
+}
+
+fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> {
+    let macros = d::MacroArgs {
+        target,
+        args: job.args.clone(),
+    };
+    d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
+        BackendError::Compile(format!(
+            "the D program does not compile:\n{}",
+            diagnostics.to_string().trim_end()
+        ))
+    })
+}
+
+/// The state of the event loop.
+struct Run<'a> {
+    plan: &'a Plan,
+    options: &'a Options,
+    exec: &'a mut Executor,
+    sink: &'a mut dyn EventSink,
+    reported_lost: u64,
+    reported_agg_drops: u64,
+    /// Records that did not decode (never expected: a bug if it happens), reported once.
+    bad_records: u64,
+}
+
+/// A tick-N probe's timer.
+struct Tick {
+    probe: u32,
+    period: Duration,
+    due: Instant,
+}
+
+/// Why the loop ended.
+enum Ending {
+    Exit,
+    TargetExited(u32, Option<i32>),
+    Stopped,
+}
+
+impl Run<'_> {
+    fn main_loop(
+        &mut self,
+        attached: &mut Attached,
+        traced: &mut Traced,
+        stop: &Stop,
+    ) -> Result<(), BackendError> {
+        if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
+            return self.end(Ending::Exit);
+        }
+        let start = Instant::now();
+        let mut ticks: Vec<Tick> = (0u32..)
+            .zip(&self.plan.probes)
+            .filter_map(|(probe, p)| match p.site {
+                Site::Tick { period } => Some(Tick {
+                    probe,
+                    period,
+                    due: start + period,
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut batch: Vec<Firing> = Vec::new();
+        let mut next_flush = Instant::now() + self.options.switchrate;
+        let ending = loop {
+            let now = Instant::now();
+            let next_tick = ticks.iter().map(|t| t.due).min();
+            let wake = next_tick.map_or(next_flush, |t| t.min(next_flush));
+            let timeout = wake
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            self.read(attached, timeout, &mut batch)?;
+            if Instant::now() >= next_flush || stop.is_set() {
+                if is_exit(self.deliver(&mut batch)?) {
+                    break Ending::Exit;
+                }
+                self.report_drops(attached)?;
+                next_flush = Instant::now() + self.options.switchrate;
+            }
+            let due: Vec<u32> = ticks
+                .iter_mut()
+                .filter(|t| t.due <= Instant::now())
+                .map(|t| {
+                    t.due += t.period;
+                    t.probe
+                })
+                .collect();
+            if !due.is_empty() {
+                // Records gathered so far come before the tick.
+                if is_exit(self.deliver(&mut batch)?) {
+                    break Ending::Exit;
+                }
+                let mut exited = false;
+                for probe in due {
+                    exited |= is_exit(self.fire(self.user_firing(probe))?);
+                }
+                if exited {
+                    break Ending::Exit;
+                }
+            }
+            if stop.is_set() {
+                break Ending::Stopped;
+            }
+            if let Some(status) = traced.exited() {
+                // Drain what the target produced before it exited.
+                self.read(attached, Duration::ZERO, &mut batch)?;
+                if is_exit(self.deliver(&mut batch)?) {
+                    break Ending::Exit;
+                }
+                break Ending::TargetExited(traced.pid().unwrap_or(0), status);
+            }
+        };
+        self.end(ending)
+    }
+
+    fn end(&mut self, ending: Ending) -> Result<(), BackendError> {
+        if let Ending::TargetExited(pid, status) = ending {
+            self.sink.event(Event::TargetExited { pid, status })?;
+        }
+        self.fire_user_probes(ProbeKind::End)?;
+        Ok(())
+    }
+
+    /// Final aggregations and Done; runs even when the loop failed, so that what was
+    /// gathered is printed.
+    fn finish(&mut self, attached: &mut Attached) -> Result<(), BackendError> {
+        let kernel = attached
+            .read_kernel_aggregations(self.plan)
+            .map_err(engine_error)?;
+        for (name, _func, entries) in kernel {
+            self.exec.set_kernel_aggregation(&name, entries);
+        }
+        self.report_drops(attached)?;
+        self.exec.final_snapshots(self.sink)?;
+        self.sink.event(Event::Done)?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for records and decodes what has arrived into `batch`.
+    fn read(
+        &mut self,
+        attached: &mut Attached,
+        timeout: Duration,
+        batch: &mut Vec<Firing>,
+    ) -> Result<(), BackendError> {
+        let plan = self.plan;
+        let mut bad = 0;
+        attached
+            .ring_buffer()
+            .poll(Some(timeout), |record| {
+                match codegen::decode(record, plan) {
+                    Ok(firing) => batch.push(firing),
+                    Err(_) => bad += 1,
+                }
+            })
+            .map_err(engine_error)?;
+        if bad > 0 && self.bad_records == 0 {
+            eprintln!("dtk: {bad} ring-buffer records could not be decoded and were skipped");
+        }
+        self.bad_records += bad;
+        Ok(())
+    }
+
+    /// Runs the held records in timestamp order.
+    fn deliver(&mut self, batch: &mut Vec<Firing>) -> Result<Flow, BackendError> {
+        batch.sort_by_key(|f| f.ts_ns);
+        let mut drained = batch.drain(..);
+        for firing in drained.by_ref() {
+            let flow = self.fire(firing)?;
+            if is_exit(flow) {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn fire(&mut self, firing: Firing) -> Result<Flow, BackendError> {
+        self.exec.fire(&firing, self.sink).map_err(engine_error)
+    }
+
+    /// Fires every probe of `kind` (BEGIN or END), in plan order.
+    fn fire_user_probes(&mut self, kind: ProbeKind) -> Result<Flow, BackendError> {
+        let probes: Vec<u32> = (0u32..)
+            .zip(&self.plan.probes)
+            .filter(|(_, p)| p.info.kind == kind)
+            .map(|(i, _)| i)
+            .collect();
+        let mut result = Flow::Continue;
+        for probe in probes {
+            let flow = self.fire(self.user_firing(probe))?;
+            if is_exit(flow) {
+                result = flow;
+                if kind == ProbeKind::Begin {
+                    break;
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// A firing of a probe that lives in user space, in dtk's own context.
+    fn user_firing(&self, probe: u32) -> Firing {
+        Firing {
+            probe,
+            cpu: current_cpu(),
+            ts_ns: monotonic_ns(),
+            pid: std::process::id(),
+            tid: current_tid(),
+            // SAFETY: getuid and getgid cannot fail.
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+            comm: "dtk".into(),
+            ..Firing::default()
+        }
+    }
+
+    /// Lost ring-buffer records, kernel aggregation drops and the executor's own drops, as
+    /// deltas since the last report.
+    fn report_drops(&mut self, attached: &Attached) -> Result<(), BackendError> {
+        let lost = attached.dropped().map_err(engine_error)?;
+        if lost > self.reported_lost {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Buffer,
+                count: lost - self.reported_lost,
+            })?;
+            self.reported_lost = lost;
+        }
+        let agg = attached.aggregation_drops().map_err(engine_error)?;
+        if agg > self.reported_agg_drops {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Aggregation,
+                count: agg - self.reported_agg_drops,
+            })?;
+            self.reported_agg_drops = agg;
+        }
+        for (kind, count) in self.exec.take_drops() {
+            self.sink.event(Event::Drop { kind, count })?;
+        }
+        Ok(())
+    }
+}
+
+fn is_exit(flow: Flow) -> bool {
+    matches!(flow, Flow::Exit(_))
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments.
+    u32::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
+}
+
+fn current_tid() -> u32 {
+    // SAFETY: gettid takes no arguments.
+    unsafe { libc::gettid() as u32 }
+}

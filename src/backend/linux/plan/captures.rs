@@ -1,0 +1,242 @@
+//! Capture analysis: which user memory a probe's BPF program must read at the probe, because
+//! it will be gone (or changed) by the time the executor runs the clause.
+//!
+//! `copyinstr(E)` and `copyin(E, size)` read the traced process's memory. When E is `argN`
+//! (or `args[N]`, or a cast of either), the clause's probes capture the string or bytes at
+//! argN. When E is a variable (global, `self->x`, `this->x`), every clause that assigns
+//! `x = argN` captures argN at its probes, since the pointer is read later through the
+//! variable (opensnoop's `self->path = arg1` at entry, `copyinstr(self->path)` at return).
+//! The fixed header (ids, time, pid/tid, uid/gid, comm, cgroup) and the probe's arguments are
+//! always captured.
+
+use std::collections::BTreeSet;
+
+use super::{PlannedProbe, Site};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
+
+/// What a probe's program reads from user memory besides its arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captures {
+    /// argN whose string is read (bpf_probe_read_user_str into a strsize slot), ascending.
+    pub strings: Vec<u8>,
+    /// (argN, size) whose bytes are read (bpf_probe_read_user), ascending by N.
+    pub bytes: Vec<(u8, u32)>,
+}
+
+/// What a pointer expression given to copyinstr/copyin refers to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pointer {
+    Arg(u8),
+    Var(String, Scope),
+}
+
+/// `VarScope` with an order, for sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    Global,
+    Thread,
+    Clause,
+}
+
+/// One clause's reads (string or `Some(size)` bytes) and `var = argN` assignments.
+#[derive(Default)]
+struct ClauseUse {
+    reads: BTreeSet<(Pointer, Option<u32>)>,
+    assigns: BTreeSet<(String, Scope, u8)>,
+}
+
+/// Fills in every probe's captures. Probes served by one raw_syscalls program share one
+/// record layout, so they get the union of their captures.
+pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
+    let uses: Vec<ClauseUse> = clauses.iter().map(|c| clause_use(c)).collect();
+    let var_reads: BTreeSet<(String, Scope, Option<u32>)> = uses
+        .iter()
+        .flat_map(|u| u.reads.iter())
+        .filter_map(|(p, size)| match p {
+            Pointer::Var(name, scope) => Some((name.clone(), *scope, *size)),
+            Pointer::Arg(_) => None,
+        })
+        .collect();
+    for probe in probes.iter_mut() {
+        let mut wanted: BTreeSet<(u8, Option<u32>)> = BTreeSet::new();
+        for &c in &probe.info.clauses {
+            let Some(used) = uses.get(c) else { continue };
+            for (pointer, size) in &used.reads {
+                if let Pointer::Arg(n) = pointer {
+                    wanted.insert((*n, *size));
+                }
+            }
+            for (name, scope, n) in &used.assigns {
+                for (_, _, size) in var_reads.iter().filter(|(v, s, _)| v == name && s == scope) {
+                    wanted.insert((*n, *size));
+                }
+            }
+        }
+        let provided = probe.site.args().len();
+        probe.captures = to_captures(
+            wanted
+                .into_iter()
+                .filter(|(n, _)| usize::from(*n) < provided),
+        );
+    }
+    unify_raw_syscalls(probes);
+}
+
+fn to_captures(wanted: impl Iterator<Item = (u8, Option<u32>)>) -> Captures {
+    let mut captures = Captures::default();
+    for (n, size) in wanted {
+        match size {
+            None => captures.strings.push(n),
+            Some(size) => captures.bytes.push((n, size)),
+        }
+    }
+    captures.strings.dedup();
+    captures.bytes.dedup();
+    captures
+}
+
+fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
+    for entry in [true, false] {
+        let is_group =
+            |p: &PlannedProbe| matches!(p.site, Site::RawSyscall { entry: e, .. } if e == entry);
+        let mut strings = BTreeSet::new();
+        let mut bytes = BTreeSet::new();
+        for p in probes.iter().filter(|p| is_group(p)) {
+            strings.extend(p.captures.strings.iter().copied());
+            bytes.extend(p.captures.bytes.iter().copied());
+        }
+        let union = Captures {
+            strings: strings.into_iter().collect(),
+            bytes: bytes.into_iter().collect(),
+        };
+        for p in probes.iter_mut().filter(|p| is_group(p)) {
+            p.captures = union.clone();
+        }
+    }
+}
+
+fn clause_use(clause: &Clause) -> ClauseUse {
+    let mut used = ClauseUse::default();
+    let mut visit = |e: &Expr| note(e, &mut used);
+    if let Some(p) = &clause.predicate {
+        walk(p, &mut visit);
+    }
+    for stmt in clause.body.iter().flatten() {
+        walk_stmt(stmt, &mut visit);
+    }
+    used
+}
+
+/// Records a copyinstr/copyin read or an assignment from an argument.
+fn note(e: &Expr, used: &mut ClauseUse) {
+    match &e.kind {
+        ExprKind::Call { func, args } => {
+            let size = match func {
+                Function::Copyinstr => None,
+                Function::Copyin => match args.get(1).and_then(Expr::as_int) {
+                    Some(size) => Some(u32::try_from(size).unwrap_or(u32::MAX)),
+                    None => return,
+                },
+                _ => return,
+            };
+            if let Some(pointer) = args.first().and_then(pointer_of) {
+                used.reads.insert((pointer, size));
+            }
+        }
+        ExprKind::Assign {
+            op: None,
+            target,
+            value,
+        } => {
+            if let (Some(Pointer::Var(name, scope)), Some(Pointer::Arg(n))) =
+                (pointer_of(target), pointer_of(value))
+            {
+                used.assigns.insert((name, scope, n));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `argN`, `args[N]` or a variable, seen through casts.
+fn pointer_of(e: &Expr) -> Option<Pointer> {
+    match &e.kind {
+        ExprKind::Cast { expr, .. } => pointer_of(expr),
+        ExprKind::Builtin(Builtin::Arg(n)) => Some(Pointer::Arg(*n)),
+        ExprKind::Index { base, indices }
+            if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) =>
+        {
+            let n = indices.first()?.as_int()?;
+            u8::try_from(n).ok().filter(|&n| n < 10).map(Pointer::Arg)
+        }
+        ExprKind::Var { name, scope } => Some(Pointer::Var(
+            name.clone(),
+            match scope {
+                VarScope::Global => Scope::Global,
+                VarScope::Thread => Scope::Thread,
+                VarScope::Clause => Scope::Clause,
+            },
+        )),
+        _ => None,
+    }
+}
+
+pub fn walk_stmt(stmt: &Stmt, visit: &mut impl FnMut(&Expr)) {
+    match stmt {
+        Stmt::Expr(e) => walk(e, visit),
+        Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| walk(e, visit)),
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+            ..
+        } => {
+            walk(cond, visit);
+            then.iter()
+                .chain(otherwise.iter().flatten())
+                .for_each(|s| walk_stmt(s, visit));
+        }
+    }
+}
+
+/// Calls `visit` on `e` and every expression inside it.
+pub fn walk(e: &Expr, visit: &mut impl FnMut(&Expr)) {
+    visit(e);
+    match &e.kind {
+        ExprKind::Unary { operand: x, .. }
+        | ExprKind::Cast { expr: x, .. }
+        | ExprKind::SizeofExpr(x)
+        | ExprKind::Stringof(x)
+        | ExprKind::IncDec { target: x, .. }
+        | ExprKind::Member { base: x, .. } => walk(x, visit),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            walk(lhs, visit);
+            walk(rhs, visit);
+        }
+        ExprKind::Assign { target, value, .. } => {
+            walk(target, visit);
+            walk(value, visit);
+        }
+        ExprKind::Ternary {
+            cond,
+            then,
+            otherwise,
+        } => {
+            walk(cond, visit);
+            walk(then, visit);
+            walk(otherwise, visit);
+        }
+        ExprKind::Index { base, indices } => {
+            walk(base, visit);
+            indices.iter().for_each(|i| walk(i, visit));
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, visit)),
+        ExprKind::Int(_)
+        | ExprKind::Str(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Var { .. }
+        | ExprKind::Builtin(_)
+        | ExprKind::Aggregation(_)
+        | ExprKind::SizeofType(_) => {}
+    }
+}

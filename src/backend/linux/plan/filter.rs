@@ -1,0 +1,259 @@
+//! Kernel-side filtering: when every clause of a probe has a predicate the kernel can
+//! evaluate, the probe's program evaluates their OR and emits nothing when it is false, so a
+//! busy system does not flood user space with firings every clause would discard.
+//!
+//! The kernel evaluates: pid, tid, uid, gid, cpu, argN / args[N], integer constants,
+//! `execname == "…"` / `!=`, comparisons, `&&`, `||` and `!`. probeprov, probemod,
+//! probefunc and probename are known per probe, so comparisons of them with strings are
+//! decided here. The executor still runs the predicates; the kernel only drops firings that
+//! could not pass them.
+
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, Expr, ExprKind, UnaryOp};
+use crate::event::ProbeDesc;
+
+/// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
+/// some clause must see every firing. No clauses (all of them run in the kernel) means no
+/// firing is emitted.
+pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>> {
+    let predicates: Vec<Expr> = clauses
+        .iter()
+        .map(|c| kernel_predicate(c.predicate.as_ref()?, desc))
+        .collect::<Option<_>>()?;
+    // A predicate that is always true lets everything through; one that is never true
+    // (`/0/`, which enables a probe for its side effects only) adds nothing to the OR. An
+    // empty list means the kernel emits nothing.
+    if predicates
+        .iter()
+        .any(|p| p.as_int().is_some_and(|v| v != 0))
+    {
+        return None;
+    }
+    Some(
+        predicates
+            .into_iter()
+            .filter(|p| p.as_int().is_none())
+            .collect(),
+    )
+}
+
+/// `predicate` as the kernel evaluates it at probe `desc`, or None when it cannot.
+pub fn kernel_predicate(predicate: &Expr, desc: &ProbeDesc) -> Option<Expr> {
+    let p = simplify(specialize(predicate, desc));
+    is_condition(&p).then_some(p)
+}
+
+/// Folds `&&`, `||` and `!` over constants, and execname comparisons that cannot hold (comm
+/// keeps 15 characters), so that no code the kernel sees is unreachable.
+fn simplify(e: Expr) -> Expr {
+    let truth = |e: &Expr| e.as_int().map(|v| v != 0);
+    let constant = |e: &Expr, v: bool| Expr {
+        kind: ExprKind::Int(u64::from(v)),
+        ..e.clone()
+    };
+    match &e.kind {
+        ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
+            let (lhs, rhs) = (simplify((**lhs).clone()), simplify((**rhs).clone()));
+            let and = *op == BinaryOp::And;
+            match (truth(&lhs), truth(&rhs)) {
+                (Some(l), _) if l != and => constant(&e, l),
+                (_, Some(r)) if r != and => constant(&e, r),
+                (Some(_), _) => rhs,
+                (_, Some(_)) => lhs,
+                _ => Expr {
+                    kind: ExprKind::Binary {
+                        op: *op,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                    },
+                    ..e.clone()
+                },
+            }
+        }
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => {
+            let operand = simplify((**operand).clone());
+            match truth(&operand) {
+                Some(v) => constant(&e, !v),
+                None => Expr {
+                    kind: ExprKind::Unary {
+                        op: UnaryOp::Not,
+                        operand: Box::new(operand),
+                    },
+                    ..e.clone()
+                },
+            }
+        }
+        ExprKind::Binary { op, lhs, rhs } => match execname_constant(*op, lhs, rhs) {
+            Some(text) if text.len() >= 16 => constant(&e, *op == BinaryOp::Ne),
+            _ => e,
+        },
+        _ => e,
+    }
+}
+
+/// Replaces the probe-name builtins with this probe's strings and decides comparisons of two
+/// strings.
+fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
+    let mut out = e.clone();
+    out.kind = match &e.kind {
+        ExprKind::Builtin(
+            b @ (Builtin::Probeprov | Builtin::Probemod | Builtin::Probefunc | Builtin::Probename),
+        ) => ExprKind::Str(
+            match b {
+                Builtin::Probeprov => &desc.provider,
+                Builtin::Probemod => &desc.module,
+                Builtin::Probefunc => &desc.function,
+                _ => &desc.name,
+            }
+            .clone(),
+        ),
+        ExprKind::Binary { op, lhs, rhs } => {
+            let (lhs, rhs) = (specialize(lhs, desc), specialize(rhs, desc));
+            match (&lhs.kind, &rhs.kind, op) {
+                (ExprKind::Str(a), ExprKind::Str(b), BinaryOp::Eq | BinaryOp::Ne) => {
+                    ExprKind::Int(u64::from((a == b) == (*op == BinaryOp::Eq)))
+                }
+                _ => ExprKind::Binary {
+                    op: *op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+            }
+        }
+        ExprKind::Unary { op, operand } => ExprKind::Unary {
+            op: *op,
+            operand: Box::new(specialize(operand, desc)),
+        },
+        other => other.clone(),
+    };
+    out
+}
+
+/// Whether the kernel can evaluate `e` as a condition.
+fn is_condition(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And | BinaryOp::Or,
+            lhs,
+            rhs,
+        } => is_condition(lhs) && is_condition(rhs),
+        ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
+            (is_value(lhs) && is_value(rhs)) || is_execname_test(*op, lhs, rhs)
+        }
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => is_condition(operand),
+        _ => is_value(e),
+    }
+}
+
+/// Whether `e` is an integer the kernel has at the probe.
+pub fn is_value(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) => true,
+        ExprKind::Builtin(b) => value_builtin(*b),
+        ExprKind::Index { .. } => args_index(e).is_some(),
+        ExprKind::Cast { expr, to } => to.is_scalar() && is_value(expr),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => is_value(operand),
+        _ => false,
+    }
+}
+
+fn value_builtin(b: Builtin) -> bool {
+    matches!(
+        b,
+        Builtin::Pid | Builtin::Tid | Builtin::Uid | Builtin::Gid | Builtin::Cpu | Builtin::Arg(_)
+    )
+}
+
+/// `args[N]` → N.
+pub fn args_index(e: &Expr) -> Option<u8> {
+    let ExprKind::Index { base, indices } = &e.kind else {
+        return None;
+    };
+    if !matches!(base.kind, ExprKind::Builtin(Builtin::Args)) || indices.len() != 1 {
+        return None;
+    }
+    u8::try_from(indices[0].as_int()?).ok().filter(|&n| n < 10)
+}
+
+/// `execname == "str"` or `"str" != execname`.
+pub fn is_execname_test(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> bool {
+    execname_constant(op, lhs, rhs).is_some()
+}
+
+/// The string an execname comparison tests against.
+pub fn execname_constant<'a>(op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> Option<&'a str> {
+    if !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+        return None;
+    }
+    match (&lhs.kind, &rhs.kind) {
+        (ExprKind::Builtin(Builtin::Execname), ExprKind::Str(s))
+        | (ExprKind::Str(s), ExprKind::Builtin(Builtin::Execname)) => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::linux::d::ast::Item;
+    use crate::backend::linux::d::{compile, MacroArgs};
+
+    fn filter_of(src: &str) -> Option<Vec<Expr>> {
+        let program = compile("t.d", src, &MacroArgs::default()).unwrap().program;
+        let clauses: Vec<&Clause> = program
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Clause(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let desc = ProbeDesc {
+            provider: "syscall".into(),
+            module: String::new(),
+            function: "read".into(),
+            name: "entry".into(),
+        };
+        kernel_filter(&clauses, &desc)
+    }
+
+    #[test]
+    fn kernel_evaluable_predicates() {
+        assert!(filter_of("syscall::read:entry /pid == 42 && arg0 > 2/ {}").is_some());
+        assert!(filter_of("syscall::read:entry /execname == \"cat\" || !(uid == 0)/ {}").is_some());
+        assert!(filter_of("syscall::read:entry /probefunc == \"read\"/ {}").is_none());
+        assert_eq!(
+            filter_of("syscall::read:entry /probefunc == \"write\"/ {}"),
+            Some(vec![])
+        );
+        assert!(filter_of("syscall::read:entry /args[1] != 0/ {}").is_some());
+        assert_eq!(filter_of("syscall::read:entry /0/ {}"), Some(vec![]));
+        assert!(
+            filter_of("syscall::read:entry /0/ {} syscall::read:entry /1 || pid/ {}").is_none()
+        );
+        let folded = filter_of("syscall::read:entry /!(probename == \"entry\") || pid == 3/ {}");
+        assert!(matches!(
+            folded.unwrap()[0].kind,
+            ExprKind::Binary {
+                op: BinaryOp::Eq,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn anything_else_stays_in_user_space() {
+        assert!(filter_of("syscall::read:entry { }").is_none());
+        assert!(filter_of("syscall::read:entry /self->x/ {}").is_none());
+        assert!(filter_of("syscall::read:entry /pid == 1/ {} syscall::read:entry {}").is_none());
+        assert!(filter_of("syscall::read:entry /timestamp > 5/ {}").is_none());
+    }
+}

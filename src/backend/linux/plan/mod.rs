@@ -1,0 +1,287 @@
+//! Probe matching: the program's probe descriptions (with globs in any part) resolved to
+//! concrete probes, each with its attach point (`Site`), what its BPF program must capture
+//! (`Captures`) and, when every clause's predicate can run in the kernel, the predicate the
+//! kernel evaluates before it emits anything (`kernel_filter`).
+//!
+//! Providers: `dtrace` (BEGIN/END/ERROR, user space), `syscall` (syscall tracepoints, or the
+//! raw_syscalls pair when many are traced), `proc` (sched tracepoints), `profile`
+//! (profile-N on perf cpu-clock, tick-N in user space), `pidNNN` (uprobes on ELF functions)
+//! and USDT providers named with a pid (`python123`) or a glob (`python*`, every running
+//! process). An empty part of a description matches anything, as in D; USDT processes are
+//! searched only when the provider part names them (a pid suffix or a non-empty glob), since
+//! scanning every process's files for `:::entry` would be slow and surprising.
+
+mod aggregate;
+mod captures;
+pub mod filter;
+mod glob;
+mod pid;
+mod providers;
+pub mod regs;
+mod syscall;
+mod timer;
+mod usdt;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::attach::elf::ElfError;
+use super::attach::procmaps::ProcMapsError;
+use super::attach::uprobe::UprobeSpec;
+use super::attach::usdt::arg::UsdtArg;
+use super::attach::usdt::UsdtError;
+use super::attach::AttachError;
+use super::d::ast::{self, Expr, Item};
+use super::firing::{ProbeInfo, ProbeKind};
+use super::options::Options;
+use crate::event::ProbeDesc;
+
+pub use aggregate::{KernelAggregation, KernelClause, KernelUpdate, KeyKind};
+pub use captures::Captures;
+pub use syscall::raw_id_offset;
+
+/// Every concrete probe the program uses, in the order their descriptions first match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub probes: Vec<PlannedProbe>,
+    /// Bytes of each captured string slot (the `strsize` option), which record layouts use.
+    pub strsize: usize,
+    /// Aggregations kept in BPF maps; `KernelUpdate::aggregation` indexes this.
+    pub kernel_aggregations: Vec<KernelAggregation>,
+}
+
+/// One concrete probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedProbe {
+    pub info: ProbeInfo,
+    pub site: Site,
+    pub captures: Captures,
+    /// When set, the kernel emits a firing only if one of these predicates is true (their OR).
+    /// Each is a clause's predicate with probefunc/probename replaced by this probe's values.
+    /// None: every firing is emitted (some clause has no predicate, or one the kernel cannot
+    /// evaluate).
+    pub kernel_filter: Option<Vec<Expr>>,
+    /// Clauses that run entirely in the kernel at this probe (kernel-side aggregations); they
+    /// are not in `info.clauses`, so the executor skips them.
+    pub kernel_clauses: Vec<KernelClause>,
+}
+
+/// Where a probe's firings come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Site {
+    /// BEGIN, END and ERROR: the engine fires them.
+    UserSpace,
+    /// tick-N: the engine runs a timer with this period.
+    Tick { period: Duration },
+    /// profile-N: perf cpu-clock at `hz` on every online CPU; arg0 is the kernel's program
+    /// counter and arg1 the user's, whichever was interrupted (the other is 0).
+    Profile { hz: u64, args: Vec<ArgLoad> },
+    /// A tracepoint of its own; `args[i]` loads argN from the record.
+    Tracepoint {
+        category: String,
+        name: String,
+        args: Vec<ArgLoad>,
+    },
+    /// One syscall seen through raw_syscalls:sys_enter (`entry`) or sys_exit, whose program
+    /// maps the syscall number `nr` to this probe.
+    RawSyscall {
+        entry: bool,
+        nr: u32,
+        args: Vec<ArgLoad>,
+    },
+    /// Uprobes; one program per site (USDT sites may differ in where their arguments live).
+    Uprobe { sites: Vec<UprobeSite> },
+}
+
+/// One uprobe of a probe, and how argN loads there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UprobeSite {
+    pub spec: UprobeSpec,
+    pub args: Vec<ArgLoad>,
+}
+
+/// How the BPF program loads one argument.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgLoad {
+    /// A field of the tracepoint record.
+    Field { offset: u16, size: u8, signed: bool },
+    /// A 64-bit slot of `struct pt_regs` (function arguments and return values).
+    Register { offset: u16 },
+    /// A USDT argument, as its note describes it.
+    Usdt(UsdtArg),
+    /// The sampled program counter of a perf event when the CPU was in user mode (`user`) or
+    /// in the kernel, else 0 (profile's arg1 and arg0).
+    SampledPc { user: bool },
+    /// A value known when planning.
+    Constant(u64),
+}
+
+impl Site {
+    /// The arguments this site provides (for uprobes, those of its first site; all sites of a
+    /// probe provide the same argN).
+    pub fn args(&self) -> &[ArgLoad] {
+        match self {
+            Site::Tracepoint { args, .. }
+            | Site::RawSyscall { args, .. }
+            | Site::Profile { args, .. } => args,
+            Site::Uprobe { sites } => sites.first().map_or(&[], |s| &s.args),
+            Site::UserSpace | Site::Tick { .. } => &[],
+        }
+    }
+}
+
+/// Why a program's probes could not be planned.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error("probe description {desc} does not match any probe")]
+    NoMatch { desc: String },
+    #[error("probe description {desc}: {name:?} is not a rate (such as profile-997, tick-1s or profile-10ms)")]
+    BadRate { desc: String, name: String },
+    #[error("probe description {desc}: no process {pid}{}", if *.is_target { " (the target process)" } else { "" })]
+    NoProcess {
+        desc: String,
+        pid: u32,
+        is_target: bool,
+    },
+    #[error("cannot list the system's tracepoints")]
+    Tracefs(#[source] Box<AttachError>),
+    #[error("probe description {desc}: cannot read the files of process {pid}")]
+    ProcMaps {
+        desc: String,
+        pid: u32,
+        #[source]
+        source: Box<ProcMapsError>,
+    },
+    #[error("probe description {desc}")]
+    Usdt {
+        desc: String,
+        #[source]
+        source: UsdtError,
+    },
+    #[error("probe description {desc}")]
+    Elf {
+        desc: String,
+        #[source]
+        source: ElfError,
+    },
+}
+
+impl PlanError {
+    fn tracefs(source: AttachError) -> PlanError {
+        PlanError::Tracefs(Box::new(source))
+    }
+}
+
+/// A concrete probe found for one description, before merging.
+#[derive(Clone, Debug)]
+struct Candidate {
+    desc: ProbeDesc,
+    kind: ProbeKind,
+    site: Site,
+}
+
+/// Resolves every probe description of `program`. `target` is the -p/-c process, already
+/// substituted for `$target` by the front end; it only sharpens error messages.
+pub fn resolve(
+    program: &ast::Program,
+    target: Option<u32>,
+    options: &Options,
+) -> Result<Plan, PlanError> {
+    let clauses: Vec<&ast::Clause> = program
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Clause(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut candidates: Vec<(Candidate, usize)> = Vec::new();
+    let mut cache = providers::Cache::default();
+    for (index, clause) in clauses.iter().enumerate() {
+        for desc in &clause.probes {
+            let found = providers::resolve_desc(desc, target, &mut cache)?;
+            if found.is_empty() && !options.zdefs {
+                return Err(PlanError::NoMatch {
+                    desc: describe(desc),
+                });
+            }
+            candidates.extend(found.into_iter().map(|c| (c, index)));
+        }
+    }
+    let mut probes = merge(candidates);
+    syscall::finish_sites(&mut probes)?;
+    let kernel_aggregations = aggregate::assign(&mut probes, &clauses);
+    for probe in &mut probes {
+        let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
+        probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info.desc);
+    }
+    captures::assign(&mut probes, &clauses);
+    Ok(Plan {
+        probes,
+        strsize: options.strsize,
+        kernel_aggregations,
+    })
+}
+
+/// `provider:module:function:name` as written.
+fn describe(desc: &ast::ProbeDesc) -> String {
+    format!(
+        "{}:{}:{}:{}",
+        desc.provider, desc.module, desc.function, desc.name
+    )
+}
+
+/// One planned probe per concrete probe, with the clauses of every description that matched
+/// it, in first-match order.
+fn merge(candidates: Vec<(Candidate, usize)>) -> Vec<PlannedProbe> {
+    let mut probes: Vec<PlannedProbe> = Vec::new();
+    let mut index: HashMap<ProbeDesc, usize> = HashMap::new();
+    for (candidate, clause) in candidates {
+        let at = *index.entry(candidate.desc.clone()).or_insert_with(|| {
+            probes.push(PlannedProbe {
+                info: ProbeInfo {
+                    desc: Arc::new(candidate.desc.clone()),
+                    kind: candidate.kind.clone(),
+                    clauses: Vec::new(),
+                },
+                site: candidate.site.clone(),
+                captures: Captures::default(),
+                kernel_filter: None,
+                kernel_clauses: Vec::new(),
+            });
+            probes.len() - 1
+        });
+        let clauses = &mut probes[at].info.clauses;
+        if let Err(pos) = clauses.binary_search(&clause) {
+            clauses.insert(pos, clause);
+        }
+    }
+    probes
+}
+
+/// `dtrace -l`-style lines for the plan's probes: a header, then ID PROVIDER MODULE FUNCTION
+/// NAME per probe (IDs are the plan's probe indices, from 1).
+pub fn list(plan: &Plan) -> String {
+    let mut out = format!(
+        "{:>5} {:>10} {:>20} {:>32} {}\n",
+        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
+    );
+    for (i, probe) in plan.probes.iter().enumerate() {
+        let d = &probe.info.desc;
+        out += &format!(
+            "{:>5} {:>10} {:>20} {:>32} {}\n",
+            i + 1,
+            d.provider,
+            d.module,
+            d.function,
+            d.name
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! The pid provider: `pid123:module:function:entry` and `:return`, a uprobe or uretprobe on a
+//! function of the process's executable or of a library it maps. The module part matches the
+//! file's name (`libc.so.6`); an empty module searches every mapped file. Function globs are
+//! matched against the defined functions of `.symtab` and `.dynsym`.
+//!
+//! Entry probes give the six integer argument registers as arg0–arg5; return probes give
+//! arg1 = the return value (arg0, the return's offset in the function in DTrace, is 0: a
+//! uretprobe does not know it).
+
+use std::path::Path;
+
+use object::{Object, ObjectSymbol, SymbolKind};
+
+use super::glob::{is_glob, matches};
+use super::{describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite};
+use crate::backend::linux::attach::elf::{ElfError, ElfImage};
+use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
+use crate::backend::linux::attach::uprobe::UprobeSpec;
+use crate::backend::linux::d::ast;
+use crate::backend::linux::firing::ProbeKind;
+use crate::event::ProbeDesc;
+
+/// The pid provider's probes in process `pid`.
+pub fn probes(
+    desc: &ast::ProbeDesc,
+    pid: u32,
+    target: Option<u32>,
+) -> Result<Vec<Candidate>, PlanError> {
+    let maps = ProcessMaps::read(pid).map_err(|source| match source {
+        ProcMapsError::NoSuchProcess { pid } => PlanError::NoProcess {
+            desc: describe(desc),
+            pid,
+            is_target: target == Some(pid),
+        },
+        source => PlanError::ProcMaps {
+            desc: describe(desc),
+            pid,
+            source: Box::new(source),
+        },
+    })?;
+    let mut found = Vec::new();
+    for mapping in maps.files() {
+        let module = mapping.path.rsplit('/').next().unwrap_or("");
+        if !matches(&desc.module, module) {
+            continue;
+        }
+        let path = maps.openable_path(mapping);
+        // Mapped files that are not ELF (locale archives, caches) have no functions.
+        let Ok(image) = ElfImage::open(&path) else {
+            continue;
+        };
+        for function in function_names(&desc.function, &path) {
+            let location = match image.function(&function) {
+                Ok(location) => location,
+                Err(ElfError::NoSuchFunction { .. }) => continue,
+                Err(source) => {
+                    return Err(PlanError::Elf {
+                        desc: describe(desc),
+                        source,
+                    })
+                }
+            };
+            for (name, retprobe) in [("entry", false), ("return", true)] {
+                if !matches(&desc.name, name) {
+                    continue;
+                }
+                let spec = UprobeSpec {
+                    path: path.clone(),
+                    offset: location.file_offset,
+                    ref_ctr_offset: None,
+                    pid: i32::try_from(pid).ok(),
+                    retprobe,
+                };
+                found.push(Candidate {
+                    desc: ProbeDesc {
+                        provider: format!("pid{pid}"),
+                        module: module.to_string(),
+                        function: function.clone(),
+                        name: name.into(),
+                    },
+                    kind: ProbeKind::Uprobe,
+                    site: Site::Uprobe {
+                        sites: vec![UprobeSite {
+                            spec,
+                            args: function_args(retprobe),
+                        }],
+                    },
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The function names to look up: the pattern itself, or the file's defined functions that
+/// match it.
+fn function_names(pattern: &str, path: &Path) -> Vec<String> {
+    if !pattern.is_empty() && !is_glob(pattern) {
+        return vec![pattern.to_string()];
+    }
+    let Ok(data) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .filter(|n| !n.is_empty() && matches(pattern, n))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn function_args(retprobe: bool) -> Vec<ArgLoad> {
+    if retprobe {
+        vec![
+            ArgLoad::Constant(0),
+            ArgLoad::Register {
+                offset: regs::RETURN,
+            },
+        ]
+    } else {
+        regs::ARGS
+            .iter()
+            .map(|&offset| ArgLoad::Register { offset })
+            .collect()
+    }
+}

@@ -1,0 +1,171 @@
+//! Planning without the kernel: user-space providers, clause indices, rates, zdefs, and
+//! capture analysis over hand-made sites.
+
+use super::*;
+use crate::backend::linux::d::{compile, MacroArgs};
+
+fn program(src: &str) -> ast::Program {
+    compile("t.d", src, &MacroArgs::default()).unwrap().program
+}
+
+fn plan(src: &str) -> Result<Plan, PlanError> {
+    resolve(&program(src), None, &Options::default())
+}
+
+#[test]
+fn user_space_probes_and_their_clauses() {
+    let p = plan("BEGIN {} profile:::tick-10ms {} END {} dtrace:::BEGIN, END {}").unwrap();
+    let names: Vec<&str> = p.probes.iter().map(|p| p.info.desc.name.as_str()).collect();
+    assert_eq!(names, ["BEGIN", "tick-10ms", "END"]);
+    assert_eq!(p.probes[0].info.clauses, [0, 3]);
+    assert_eq!(p.probes[2].info.clauses, [2, 3]);
+    assert_eq!(p.probes[0].info.kind, ProbeKind::Begin);
+    assert_eq!(
+        p.probes[1].site,
+        Site::Tick {
+            period: Duration::from_millis(10)
+        }
+    );
+    assert!(list(&p).contains("    2    profile"));
+}
+
+#[test]
+fn profile_rates_become_hertz() {
+    let p = plan("profile:::profile-997 {} profile-1ms {}").unwrap();
+    assert!(matches!(p.probes[0].site, Site::Profile { hz: 997, .. }));
+    assert!(matches!(p.probes[1].site, Site::Profile { hz: 1000, .. }));
+    assert_eq!(p.probes[0].info.kind, ProbeKind::Profile);
+    assert!(matches!(
+        plan("profile:::tick-soon {}"),
+        Err(PlanError::BadRate { .. })
+    ));
+}
+
+#[test]
+fn a_description_that_matches_nothing_is_an_error_unless_zdefs() {
+    let src = "BEGIN {} dtrace:::NOPE {}";
+    let err = plan(src).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "probe description dtrace:::NOPE does not match any probe"
+    );
+    let options = Options {
+        zdefs: true,
+        ..Options::default()
+    };
+    let p = resolve(&program(src), None, &options).unwrap();
+    assert_eq!(p.probes.len(), 1);
+}
+
+fn probe_with_args(n: usize, clauses: Vec<usize>) -> PlannedProbe {
+    PlannedProbe {
+        info: ProbeInfo {
+            desc: Arc::new(ProbeDesc {
+                provider: "test".into(),
+                module: String::new(),
+                function: format!("f{}", clauses[0]),
+                name: "p".into(),
+            }),
+            kind: ProbeKind::Usdt,
+            clauses,
+        },
+        site: Site::Tracepoint {
+            category: "c".into(),
+            name: "n".into(),
+            args: vec![ArgLoad::Constant(0); n],
+        },
+        captures: Captures::default(),
+        kernel_filter: None,
+        kernel_clauses: Vec::new(),
+    }
+}
+
+#[test]
+fn strings_are_captured_where_the_pointer_is_an_argument() {
+    let prog = program(
+        "BEGIN { self->p = arg1; this->q = (char *)arg2; }
+         END /self->p/ { printf(\"%s %s\", copyinstr(self->p), copyinstr(arg0)); }
+         ERROR { trace(copyin(arg3, 16)); }",
+    );
+    let clauses: Vec<&ast::Clause> = prog
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Clause(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut probes = vec![
+        probe_with_args(3, vec![0]),
+        probe_with_args(3, vec![1]),
+        probe_with_args(6, vec![2]),
+        probe_with_args(1, vec![2]),
+    ];
+    captures::assign(&mut probes, &clauses);
+    assert_eq!(
+        probes[0].captures.strings,
+        [1],
+        "self->p = arg1, read later"
+    );
+    assert_eq!(probes[1].captures.strings, [0], "copyinstr(arg0)");
+    assert_eq!(probes[2].captures.bytes, [(3, 16)]);
+    assert!(probes[3].captures.bytes.is_empty(), "arg3 is not provided");
+}
+
+/// The names of the aggregations the plan keeps in the kernel.
+fn kernel_aggregations(src: &str) -> Vec<String> {
+    plan(src)
+        .unwrap()
+        .kernel_aggregations
+        .into_iter()
+        .map(|a| a.name)
+        .collect()
+}
+
+#[test]
+fn simple_aggregating_clauses_on_kernel_probes_run_in_the_kernel() {
+    let p = plan("profile-997 /pid != 0/ { @[cpu, execname] = count(); @s = sum(arg0); } END { printa(@s); }").unwrap();
+    let names: Vec<&str> = p
+        .kernel_aggregations
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["", "s"]);
+    assert_eq!(
+        p.kernel_aggregations[0].keys,
+        [KeyKind::Int { signed: false }, KeyKind::Execname]
+    );
+    assert_eq!(p.kernel_aggregations[0].key_size(), 24);
+    let profile = &p.probes[0];
+    assert!(profile.info.clauses.is_empty(), "the executor skips it");
+    assert_eq!(profile.kernel_clauses.len(), 1);
+    assert_eq!(profile.kernel_clauses[0].updates.len(), 2);
+    assert_eq!(profile.kernel_filter, Some(vec![]), "nothing to emit");
+    assert_eq!(p.probes[1].info.clauses, [1]);
+}
+
+#[test]
+fn aggregations_stay_in_user_space_when_any_update_needs_it() {
+    assert!(
+        kernel_aggregations("profile-997 { @a = count(); } tick-1s { @a = count(); }").is_empty()
+    );
+    assert!(kernel_aggregations("profile-997 { @a = count(); printf(\"x\"); }").is_empty());
+    assert!(kernel_aggregations(
+        "profile-997 { @a[execname] = count(); } profile-99 { @a[probefunc] = count(); }"
+    )
+    .is_empty());
+    assert!(kernel_aggregations("profile-997 /self->x/ { @a = count(); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = count(); } END { clear(@a); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = quantize(arg0); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a[timestamp] = count(); }").is_empty());
+    // @b is updated in user space too, so the clause that updates both stays there, and @a
+    // with it.
+    assert!(kernel_aggregations(
+        "profile-997 { @a = count(); @b = count(); } profile-99 { @b = count(); trace(1); }"
+    )
+    .is_empty());
+    assert_eq!(
+        kernel_aggregations("profile-997 { @a = count(); } profile-99 { @b = avg(1); }"),
+        ["a"]
+    );
+}

@@ -1,0 +1,194 @@
+//! USDT providers: `python123:::function-entry` (one process) and `python*:::…` (every
+//! running process whose mapped files have such a provider). Probes are found in the files
+//! /proc/PID/maps lists (the executable, libpython, any library), and each site becomes a
+//! uprobe for that pid, with the probe's semaphore passed as `ref_ctr_offset`.
+//!
+//! D spells the note's `function__entry` as `function-entry`; descriptions are matched
+//! against that spelling. The module part is the file's name (`python3.11`,
+//! `libpython3.11.so.1.0`). The function part is empty: notes do not name the function that
+//! holds them.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use super::glob::matches;
+use super::providers::Cache;
+use super::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
+use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
+use crate::backend::linux::attach::usdt::{UsdtError, UsdtProbe, UsdtProbes};
+use crate::backend::linux::d::ast;
+use crate::backend::linux::firing::ProbeKind;
+use crate::event::ProbeDesc;
+
+/// The USDT probes in the files one process maps.
+#[derive(Debug)]
+pub struct ProcessProbes {
+    pid: u32,
+    files: Vec<MappedProbes>,
+}
+
+#[derive(Debug)]
+struct MappedProbes {
+    /// The file's name, D's module.
+    module: String,
+    /// The path to attach through for this process.
+    path: std::path::PathBuf,
+    probes: Arc<UsdtProbes>,
+}
+
+/// Parsed files shared between processes, by (device, inode).
+type FileCache = HashMap<(u64, u64), Option<Arc<UsdtProbes>>>;
+
+/// D's name for a note's probe name.
+pub fn dtrace_name(note_name: &str) -> String {
+    note_name.replace("__", "-")
+}
+
+/// The probes of `base` (a provider without its pid) in process `pid`.
+pub fn probes_of_process(
+    desc: &ast::ProbeDesc,
+    base: &str,
+    pid: u32,
+    target: Option<u32>,
+) -> Result<Vec<Candidate>, PlanError> {
+    let process = read_process(pid, &mut FileCache::new()).map_err(|source| match source {
+        ProcMapsError::NoSuchProcess { pid } => PlanError::NoProcess {
+            desc: describe(desc),
+            pid,
+            is_target: target == Some(pid),
+        },
+        source => PlanError::ProcMaps {
+            desc: describe(desc),
+            pid,
+            source: Box::new(source),
+        },
+    })?;
+    candidates(desc, &process, |provider| provider == base)
+}
+
+/// The probes of every running process whose provider matches the description's glob.
+/// Processes that exit or cannot be read while scanning are passed over.
+pub fn probes_of_all_processes(
+    desc: &ast::ProbeDesc,
+    cache: &mut Cache,
+) -> Result<Vec<Candidate>, PlanError> {
+    let scan = cache.usdt_scan.get_or_insert_with(scan_processes);
+    let mut found = Vec::new();
+    for process in scan.iter() {
+        let pattern = desc.provider.as_str();
+        found.extend(candidates(desc, process, |provider| {
+            matches(pattern, provider) || matches(pattern, &format!("{provider}{}", process.pid))
+        })?);
+    }
+    Ok(found)
+}
+
+fn scan_processes() -> Vec<ProcessProbes> {
+    let mut files = FileCache::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter()
+        .filter_map(|pid| read_process(pid, &mut files).ok())
+        .filter(|p| !p.files.is_empty())
+        .collect()
+}
+
+/// The files of `pid` that have USDT probes.
+fn read_process(pid: u32, cache: &mut FileCache) -> Result<ProcessProbes, ProcMapsError> {
+    let maps = ProcessMaps::read(pid)?;
+    let mut files = Vec::new();
+    for mapping in maps.files() {
+        let path = maps.openable_path(mapping);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let probes = cache
+            .entry((meta.dev(), meta.ino()))
+            .or_insert_with(|| {
+                UsdtProbes::open(&path)
+                    .ok()
+                    .filter(|p| !p.all().is_empty())
+                    .map(Arc::new)
+            })
+            .clone();
+        if let Some(probes) = probes {
+            let module = mapping.path.rsplit('/').next().unwrap_or("").to_string();
+            files.push(MappedProbes {
+                module,
+                path,
+                probes,
+            });
+        }
+    }
+    Ok(ProcessProbes { pid, files })
+}
+
+/// One candidate per (file, provider, name) of `process` that the description matches.
+fn candidates(
+    desc: &ast::ProbeDesc,
+    process: &ProcessProbes,
+    provider_ok: impl Fn(&str) -> bool,
+) -> Result<Vec<Candidate>, PlanError> {
+    let mut found: Vec<Candidate> = Vec::new();
+    for file in &process.files {
+        if !matches(&desc.module, &file.module) || !matches(&desc.function, "") {
+            continue;
+        }
+        for probe in file.probes.all() {
+            let name = dtrace_name(&probe.name);
+            if !provider_ok(&probe.provider) || !matches(&desc.name, &name) {
+                continue;
+            }
+            let site = uprobe_site(probe, file, process.pid).map_err(|source| PlanError::Usdt {
+                desc: describe(desc),
+                source,
+            })?;
+            let concrete = ProbeDesc {
+                provider: format!("{}{}", probe.provider, process.pid),
+                module: file.module.clone(),
+                function: String::new(),
+                name,
+            };
+            match found.iter_mut().find(|c| c.desc == concrete) {
+                Some(Candidate {
+                    site: Site::Uprobe { sites },
+                    ..
+                }) => sites.push(site),
+                _ => found.push(Candidate {
+                    desc: concrete,
+                    kind: ProbeKind::Usdt,
+                    site: Site::Uprobe { sites: vec![site] },
+                }),
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn uprobe_site(probe: &UsdtProbe, file: &MappedProbes, pid: u32) -> Result<UprobeSite, UsdtError> {
+    let args = probe.args()?.iter().cloned().map(ArgLoad::Usdt).collect();
+    let mut spec = probe.uprobe_spec(i32::try_from(pid).ok());
+    spec.path = file.path.clone();
+    Ok(UprobeSite { spec, args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_names_in_d_spelling() {
+        assert_eq!(dtrace_name("function__entry"), "function-entry");
+        assert_eq!(
+            dtrace_name("import__find__load__start"),
+            "import-find-load-start"
+        );
+        assert_eq!(dtrace_name("line"), "line");
+    }
+}

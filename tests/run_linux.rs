@@ -1,0 +1,493 @@
+//! Conformance of `dtk --backend linux run`: real D programs, each with a workload that makes
+//! it fire and a check of the output, in the shape of bpftrace's runtime tests (NAME / PROG /
+//! workload / EXPECT). Expected values come from the workloads themselves (counts the test
+//! chose, files it created), not from earlier runs.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::cargo::cargo_bin;
+
+use crate::util::kernel_available;
+
+const PYTHON: &str = "/usr/bin/python3.11";
+
+/// Runs `dtk --backend linux run -n PROG [extra…]`.
+fn dtk_run(prog: &str, extra: &[&str]) -> Output {
+    std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run", "-n", prog])
+        .args(extra)
+        .env_remove("NO_COLOR")
+        .env_remove("TERM")
+        .output()
+        .unwrap()
+}
+
+/// Runs a program and returns its stdout; fails the test with stderr when dtk fails.
+fn stdout_of(name: &str, prog: &str, extra: &[&str]) -> Option<String> {
+    if !kernel_available(name) {
+        return None;
+    }
+    let out = dtk_run(prog, extra);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{name}: dtk failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    Some(stdout)
+}
+
+/// A python3.11 one-liner as a `-c` command.
+fn python(code: &str) -> String {
+    format!("{PYTHON} -c {}", shlex::try_quote(code).unwrap())
+}
+
+/// The value column of single-line aggregation output (`printa` default layout).
+fn agg_lines(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+macro_rules! expect_lines {
+    ($name:ident, $prog:expr, [$($extra:expr),*], |$out:ident| $check:block) => {
+        #[test]
+        fn $name() {
+            let extra: Vec<String> = vec![$($extra.to_string()),*];
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let Some($out) = stdout_of(stringify!($name), $prog, &extra) else {
+                return;
+            };
+            $check
+        }
+    };
+}
+
+expect_lines!(
+    begin_printf_and_exit,
+    "BEGIN { printf(\"hello %d\\n\", 42); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "hello 42\n");
+    }
+);
+
+expect_lines!(
+    arithmetic_precedence_and_wraparound,
+    "#pragma D option quiet\nBEGIN { x = (char)300; y = 1 + 2 * 3 - 8 / 4 % 3; z = (unsigned int)-1; printf(\"%d %d %u\\n\", x, y, z); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "44 5 4294967295\n");
+    }
+);
+
+expect_lines!(
+    ternary_and_if_else,
+    "#pragma D option quiet\nBEGIN { a = 3; s = a > 2 ? \"big\" : \"small\"; if (a == 3) { printf(\"%s three\\n\", s); } else { printf(\"other\\n\"); } exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "big three\n");
+    }
+);
+
+expect_lines!(
+    string_subroutines,
+    "#pragma D option quiet\nBEGIN { s = \"/usr/lib/python3.11/json/decoder.py\"; printf(\"%s|%s|%d|%s|%s|%s|%d|%d|%s|%s\\n\", basename(s), dirname(s), strlen(s), substr(s, 5, 3), toupper(\"abc\"), strjoin(\"a\", \"b\"), index(s, \"lib\"), rindex(s, \"/\"), strstr(s, \"json\"), lltostr(-42)); exit(0); }",
+    [],
+    |out| {
+        let s = "/usr/lib/python3.11/json/decoder.py";
+        let expected = format!(
+            "decoder.py|/usr/lib/python3.11/json|{}|lib|ABC|ab|{}|{}|json/decoder.py|-42\n",
+            s.len(),
+            s.find("lib").unwrap(),
+            s.rfind('/').unwrap()
+        );
+        assert_eq!(out, expected);
+    }
+);
+
+expect_lines!(
+    printf_conversions,
+    "#pragma D option quiet\nBEGIN { printf(\"[%5d][%-5d][%05d][%x][%X][%o][%c][%10s][%-4s][%%][%+d]\\n\", 42, 42, 42, 255, 255, 8, 65, \"right\", \"l\", 7); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "[   42][42   ][00042][ff][FF][10][A][     right][l   ][%][+7]\n");
+    }
+);
+
+expect_lines!(
+    associative_arrays_and_globals,
+    "#pragma D option quiet\nBEGIN { a[\"x\", 1] = 10; a[\"y\", 2] = 20; n = a[\"x\", 1] + a[\"y\", 2] + a[\"z\", 3]; printf(\"%d\\n\", n); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "30\n");
+    }
+);
+
+expect_lines!(
+    tick_probe_counts_then_exits,
+    "#pragma D option quiet\ntick-50ms { i++; } tick-50ms /i == 4/ { printf(\"ticks %d\\n\", i); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "ticks 4\n");
+    }
+);
+
+expect_lines!(
+    end_runs_after_exit_then_aggregations_print,
+    "#pragma D option quiet\nBEGIN { @c[\"k\"] = count(); @c[\"k\"] = count(); exit(0); } END { printf(\"end\\n\"); }",
+    [],
+    |out| {
+        let lines = agg_lines(&out);
+        assert_eq!(lines, [vec!["end"], vec!["k", "2"]]);
+    }
+);
+
+expect_lines!(
+    dollar_arguments,
+    "#pragma D option quiet\nBEGIN { printf(\"%d %s %s\\n\", $1 + 1, $$2, $$1); exit(0); }",
+    ["41", "word"],
+    |out| {
+        assert_eq!(out, "42 word 41\n");
+    }
+);
+
+expect_lines!(
+    openat_paths_of_a_command,
+    "#pragma D option quiet\nsyscall::openat:entry /pid == $target/ { printf(\"%s\\n\", copyinstr(arg1)); }",
+    ["-c", "cat /etc/hostname /etc/passwd"],
+    |out| {
+        let paths: Vec<&str> = out.lines().collect();
+        let tail = &paths[paths.len() - 2..];
+        assert_eq!(tail, ["/etc/hostname", "/etc/passwd"]);
+    }
+);
+
+expect_lines!(
+    opensnoop_pattern_saves_pointer_at_entry_and_reads_at_return,
+    "#pragma D option quiet\nsyscall::openat:entry /pid == $target/ { self->p = arg1; } syscall::openat:return /self->p/ { printf(\"%d %d %s\\n\", (int)arg0 < 0 ? -1 : 0, errno, copyinstr(self->p)); self->p = 0; }",
+    ["-c", "cat /etc/hostname /nonexistent/dtk-missing"],
+    |out| {
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.contains(&"0 0 /etc/hostname"), "{out}");
+        assert!(lines.contains(&"-1 2 /nonexistent/dtk-missing"), "{out}");
+    }
+);
+
+expect_lines!(
+    errno_on_failed_open,
+    "#pragma D option quiet\nsyscall::openat:entry /pid == $target/ { self->p = arg1; } syscall::openat:return /self->p && errno != 0 && index(copyinstr(self->p), \"/nonexistent/\") == 0/ { printf(\"errno %d %s\\n\", errno, copyinstr(self->p)); } syscall::openat:return { self->p = 0; }",
+    ["-c", "cat /nonexistent/a /nonexistent/b"],
+    |out| {
+        assert_eq!(out, "errno 2 /nonexistent/a\nerrno 2 /nonexistent/b\n");
+    }
+);
+
+expect_lines!(
+    count_exact_syscalls_of_a_command,
+    "#pragma D option quiet\nsyscall::getppid:entry /pid == $target/ { @n = count(); }",
+    [
+        "-c",
+        python("import os\nfor _ in range(1234): os.getppid()")
+    ],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["1234"]]);
+    }
+);
+
+expect_lines!(
+    aggregation_keyed_by_execname,
+    "#pragma D option quiet\nsyscall::read:entry /pid == $target/ { @[execname] = count(); }",
+    ["-c", "dd if=/dev/zero of=/dev/null bs=1 count=300"],
+    |out| {
+        let lines = agg_lines(&out);
+        assert_eq!(lines.len(), 1, "{out}");
+        assert_eq!(lines[0][0], "dd");
+        let n: u64 = lines[0][1].parse().unwrap();
+        assert!(n >= 300, "{out}");
+    }
+);
+
+expect_lines!(
+    aggregation_keyed_by_argument,
+    "#pragma D option quiet\nsyscall::write:entry /pid == $target/ { @[arg0] = count(); }",
+    ["-c", "dd if=/dev/zero of=/dev/null bs=1 count=250"],
+    |out| {
+        // dd writes its data to fd 1 (of=) 250 times; its report goes to fd 2.
+        let lines = agg_lines(&out);
+        assert!(
+            lines.contains(&vec!["1".to_string(), "250".to_string()]),
+            "{out}"
+        );
+    }
+);
+
+expect_lines!(
+    probefunc_glob,
+    "#pragma D option quiet\nsyscall::getpp*:entry /pid == $target/ { @[probefunc] = count(); }",
+    ["-c", python("import os\nfor _ in range(77): os.getppid()")],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["getppid", "77"]]);
+    }
+);
+
+expect_lines!(
+    sum_min_max_avg,
+    "#pragma D option quiet\nsyscall::read:return /pid == $target && arg0 > 0/ { @s = sum(arg0); @lo = min(arg0); @hi = max(arg0); @av = avg(arg0); } END { printa(\"%@d \", @s); printa(\"%@d \", @lo); printa(\"%@d \", @hi); printa(\"%@d\\n\", @av); }",
+    ["-c", "dd if=/dev/zero of=/dev/null bs=4096 count=10"],
+    |out| {
+        let line = out.lines().find(|l| !l.trim().is_empty()).unwrap();
+        let v: Vec<u64> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        // dd also reads its locale files; the 10 blocks of 4096 are among the reads.
+        assert!(v[0] >= 40960, "{out}");
+        assert!(v[1] <= 4096 && v[2] >= 4096 && v[3] > 0, "{out}");
+    }
+);
+
+expect_lines!(
+    quantize_of_read_sizes,
+    "#pragma D option quiet\nsyscall::read:return /pid == $target && execname == \"dd\" && arg0 == 1/ { @ = quantize(arg0); }",
+    ["-c", "dd if=/dev/zero of=/dev/null bs=1 count=321"],
+    |out| {
+        let text = out.trim_start_matches('\n');
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "           value  ------------- Distribution ------------- count    ");
+        assert_eq!(lines[1], "               0 |                                         0        ");
+        assert_eq!(lines[2], "               1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ 321      ");
+        assert_eq!(lines[3], "               2 |                                         0        ");
+    }
+);
+
+expect_lines!(
+    lquantize_buckets,
+    "#pragma D option quiet\nBEGIN { @ = lquantize(5, 0, 10, 2); @ = lquantize(5, 0, 10, 2); @ = lquantize(11, 0, 10, 2); exit(0); }",
+    [],
+    |out| {
+        // Rows 2 … >= 10 are shown (one empty bucket either side of the data); the bars are
+        // 2/3 and 1/3 of 40 characters, rounded: 27 and 13.
+        let bar = |n: usize| format!("|{}{} ", "@".repeat(n), " ".repeat(40 - n));
+        assert!(out.contains(&format!("               4 {}2        \n", bar(27))), "{out}");
+        assert!(out.contains(&format!("           >= 10 {}1        \n", bar(13))), "{out}");
+        assert!(out.contains(&format!("               2 {}0        \n", bar(0))), "{out}");
+    }
+);
+
+expect_lines!(
+    llquantize_buckets,
+    "#pragma D option quiet\nBEGIN { @ = llquantize(150, 10, 0, 3, 10); exit(0); }",
+    [],
+    |out| {
+        assert!(
+            out.contains("             100 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ 1        \n"),
+            "{out}"
+        );
+    }
+);
+
+expect_lines!(
+    stddev_of_known_values,
+    "#pragma D option quiet\nBEGIN { @ = stddev(2); @ = stddev(4); @ = stddev(4); @ = stddev(4); @ = stddev(5); @ = stddev(5); @ = stddev(7); @ = stddev(9); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["2"]]);
+    }
+);
+
+expect_lines!(
+    printa_with_format_and_keys,
+    "#pragma D option quiet\nBEGIN { @c[\"b\"] = count(); @c[\"a\"] = count(); @c[\"a\"] = count(); exit(0); } END { printa(\"%s=%@d\\n\", @c); }",
+    [],
+    |out| {
+        assert_eq!(out.trim_start(), "b=1\na=2\n");
+    }
+);
+
+expect_lines!(
+    trunc_keeps_the_top_entries,
+    "#pragma D option quiet\nBEGIN { @[1] = sum(10); @[2] = sum(30); @[3] = sum(20); trunc(@, 2); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["3", "20"], vec!["2", "30"]]);
+    }
+);
+
+expect_lines!(
+    clear_zeroes_values_and_keeps_keys,
+    "#pragma D option quiet\nBEGIN { @[\"x\"] = count(); @[\"x\"] = count(); } tick-20ms /!done/ { clear(@); done = 1; } tick-60ms /done/ { @[\"y\"] = count(); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["x", "0"], vec!["y", "1"]]);
+    }
+);
+
+expect_lines!(
+    normalize_divides_at_print_time,
+    "#pragma D option quiet\nBEGIN { @ = sum(5000); normalize(@, 1000); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["5"]]);
+    }
+);
+
+expect_lines!(
+    thread_local_latency_is_positive,
+    "#pragma D option quiet\nsyscall::nanosleep:entry,syscall::clock_nanosleep:entry /pid == $target/ { self->ts = timestamp; } syscall::nanosleep:return,syscall::clock_nanosleep:return /self->ts/ { @ = sum(timestamp - self->ts); self->ts = 0; }",
+    ["-c", "sleep 0.2"],
+    |out| {
+        let ns: u64 = agg_lines(&out)[0][0].parse().unwrap();
+        assert!((150_000_000..2_000_000_000).contains(&ns), "{out}");
+    }
+);
+
+expect_lines!(
+    uid_and_execname_builtins,
+    "#pragma D option quiet\nsyscall::getppid:entry /pid == $target/ { printf(\"%d %s\\n\", uid, execname); exit(0); }",
+    ["-c", python("import os\nos.getppid()")],
+    |out| {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(out, format!("{uid} python3.11\n"));
+    }
+);
+
+// ppid and psargs are read from /proc when the event is delivered (at most switchrate later),
+// so the workload stays alive that long.
+expect_lines!(
+    ppid_and_psargs,
+    "#pragma D option quiet\n#pragma D option switchrate=20hz\nsyscall::getppid:entry /pid == $target/ { printf(\"%d %s\\n\", ppid == 0 ? 0 : 1, curpsinfo->pr_psargs); exit(0); }",
+    ["-c", python("import os, time\nos.getppid()\ntime.sleep(1)")],
+    |out| {
+        assert!(out.starts_with("1 /usr/bin/python3.11 -c"), "{out}");
+    }
+);
+
+expect_lines!(
+    walltimestamp_is_the_real_time,
+    "#pragma D option quiet\nBEGIN { printf(\"%d\\n\", walltimestamp / 1000000000); exit(0); }",
+    [],
+    |out| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let got: u64 = out.trim().parse().unwrap();
+        assert!(got.abs_diff(now) <= 5, "{out} vs {now}");
+    }
+);
+
+expect_lines!(
+    percent_y_formats_walltimestamp,
+    "#pragma D option quiet\nBEGIN { printf(\"%Y\\n\", walltimestamp); exit(0); }",
+    [],
+    |out| {
+        // 2026 Nov 24 10:15:03
+        let re = regex::Regex::new(r"^\d{4} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}\n$").unwrap();
+        assert!(re.is_match(&out), "{out:?}");
+    }
+);
+
+expect_lines!(
+    profile_samples_a_busy_command,
+    "#pragma D option quiet\nprofile-997 /pid == $target/ { @ = count(); }",
+    ["-c", python("x = 0\nfor i in range(3_000_000): x += i")],
+    |out| {
+        let n: u64 = agg_lines(&out)[0][0].parse().unwrap();
+        assert!(n >= 10, "{out}");
+    }
+);
+
+expect_lines!(
+    proc_exec_success,
+    "#pragma D option quiet\nproc:::exec-success /execname == \"true\"/ { printf(\"exec %s\\n\", execname); exit(0); }",
+    ["-c", "sh -c '/bin/true; sleep 1'"],
+    |out| {
+        assert_eq!(out, "exec true\n");
+    }
+);
+
+expect_lines!(
+    python_function_returns,
+    "#pragma D option quiet\npython$target:::function-return /copyinstr(arg1) == \"leaf\"/ { printf(\"%s %d\\n\", copyinstr(arg1), arg2); }",
+    ["-c", python("def leaf():\n    return 1\nfor _ in range(3): leaf()")],
+    |out| {
+        assert_eq!(out, "leaf 2\nleaf 2\nleaf 2\n");
+    }
+);
+
+expect_lines!(
+    python_function_entries_need_the_line_probe_on_3_11,
+    "#pragma D option quiet\npython$target:::function-entry /copyinstr(arg1) == \"leaf\"/ { @ = count(); } python$target:::line /0/ { }",
+    ["-c", python("def leaf():\n    return 1\nfor _ in range(5): leaf()")],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["5"]]);
+    }
+);
+
+expect_lines!(
+    pid_provider_uprobe_on_libc,
+    "#pragma D option quiet\npid$target::getppid:entry { @ = count(); }",
+    ["-c", python("import os\nfor _ in range(40): os.getppid()")],
+    |out| {
+        assert_eq!(agg_lines(&out), [vec!["40"]]);
+    }
+);
+
+expect_lines!(
+    divide_by_zero_is_a_run_time_error_and_the_run_goes_on,
+    "#pragma D option quiet\nBEGIN { z = 0; x = 1 / z; printf(\"not reached\\n\"); } BEGIN { printf(\"next clause\\n\"); exit(0); }",
+    [],
+    |out| {
+        assert_eq!(out, "next clause\n");
+    }
+);
+
+expect_lines!(
+    self_variables_are_per_thread,
+    "#pragma D option quiet\nsyscall::getppid:entry /pid == $target/ { self->n++; @[self->n > 1 ? \"again\" : \"first\"] = count(); }",
+    ["-c", python("import os, threading\nt = [threading.Thread(target=lambda: [os.getppid() for _ in range(3)]) for _ in range(4)]\n[x.start() for x in t]\n[x.join() for x in t]")],
+    |out| {
+        let mut lines = agg_lines(&out);
+        lines.sort();
+        assert_eq!(lines, [vec!["again", "8"], vec!["first", "4"]]);
+    }
+);
+
+#[test]
+fn description_matching_nothing_is_an_error_unless_zdefs() {
+    if !kernel_available("description_matching_nothing_is_an_error_unless_zdefs") {
+        return;
+    }
+    let out = dtk_run("syscall::no_such_call:entry { }", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("syscall::no_such_call:entry"), "{err}");
+    let out = dtk_run(
+        "syscall::no_such_call:entry { } BEGIN { exit(0); }",
+        &["-Z"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn malformed_script_reports_line_and_column_before_attaching() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.d");
+    std::fs::write(&script, "BEGIN\n{\n\tx = ;\n}\n").unwrap();
+    let out = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let loc = format!("{}:3:6: error:", script.display());
+    assert!(err.contains(&loc), "{err}");
+    assert!(Path::new(&script).exists());
+}
