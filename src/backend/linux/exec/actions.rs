@@ -53,6 +53,12 @@ impl State {
                 for arg in args {
                     values.push(self.eval(arg, f)?.to_event(&arg.ty));
                 }
+                // Consecutive trace() calls make one record, which dtrace(1) shows as one
+                // line after the probe's header.
+                if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
+                    last.values.extend(values);
+                    return Ok(());
+                }
                 Pending::Emit(Event::Record(Record {
                     origin: f.origin.clone(),
                     values,

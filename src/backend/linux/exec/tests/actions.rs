@@ -11,8 +11,9 @@ syscall::read:entry { trace(pid); trace(execname); trace(arg0); trace((int)arg0)
 "#;
     let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
     h.fire(&with_args(firing(0, 1), &[u64::MAX]));
-    let values: Vec<Value> = h
-        .take()
+    let events = h.take();
+    assert_eq!(events.len(), 1, "one record per clause: {events:?}");
+    let values: Vec<Value> = events
         .into_iter()
         .flat_map(|e| match e {
             Event::Record(r) => {
