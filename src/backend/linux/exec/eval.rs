@@ -191,12 +191,12 @@ impl State {
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
-        if op == UnaryOp::AddrOf {
+        let v = match op {
             // D variables live in DTrace's own storage, which has no address a D program
             // may take; DTrace refuses `&` of them.
-            return Err(Fault::IllegalOperation);
-        }
-        let v = self.eval(operand, f)?;
+            UnaryOp::AddrOf => return Err(Fault::IllegalOperation),
+            _ => self.eval(operand, f)?,
+        };
         Ok(match op {
             UnaryOp::Neg => Value::Int(normalize(v.int().wrapping_neg(), ty)),
             UnaryOp::Plus => Value::Int(normalize(v.int(), ty)),
