@@ -7,6 +7,7 @@ mod bpf_runtime;
 mod cli;
 mod codegen;
 mod d_frontend;
+mod exec;
 mod run_linux;
 mod usdt;
 mod util;

@@ -7,11 +7,12 @@
 
 use std::io;
 
+use super::agg::KeyPart;
 use super::printf::{self, Typed};
 use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
 use crate::backend::EventSink;
-use crate::event::{AggFunc, AggSnapshot, Event, Origin, Printf, Record};
+use crate::event::{AggFunc, AggSnapshot, Event, Origin, Printf, Record, Value};
 
 /// An action waiting for its clause to complete.
 #[derive(Debug)]
@@ -51,6 +52,12 @@ impl State {
                 let mut values = Vec::with_capacity(args.len());
                 for arg in args {
                     values.push(self.eval(arg, f)?.to_event(&arg.ty));
+                }
+                // Consecutive trace() calls make one record, which dtrace(1) shows as one
+                // line after the probe's header.
+                if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
+                    last.values.extend(values);
+                    return Ok(());
                 }
                 Pending::Emit(Event::Record(Record {
                     origin: f.origin.clone(),
@@ -181,11 +188,11 @@ impl State {
                 if in_end {
                     self.printed_in_end.extend(names.iter().cloned());
                 }
-                for text in self.printa_texts(&format, &names) {
+                for (text, args) in self.printa_rows(&format, &names) {
                     sink.event(Event::Printf(Printf {
                         origin: origin.clone(),
                         text,
-                        args: Vec::new(),
+                        args,
                     }))?;
                 }
             }
@@ -212,12 +219,23 @@ impl State {
         self.agg_funcs.get(name).copied().unwrap_or(AggFunc::Count)
     }
 
-    fn printa_texts(&self, format: &str, names: &[String]) -> Vec<String> {
+    /// The text of each row of `printa(format, @names…)`, with its arguments: the keys,
+    /// then each aggregation's value where it is a number (count, sum, min, max, avg and
+    /// stddev), so that a command can read fields without parsing text.
+    fn printa_rows(&self, format: &str, names: &[String]) -> Vec<(String, Vec<Value>)> {
         let funcs: Vec<_> = names.iter().map(|n| self.func_of(n)).collect();
         self.aggs
             .rows(names)
             .iter()
-            .map(|(keys, values)| printf::printa_row(format, &funcs, keys, values))
+            .map(|(keys, values)| {
+                let text = printf::printa_row(format, &funcs, keys, values);
+                let args = keys
+                    .iter()
+                    .map(KeyPart::to_event)
+                    .chain(values.iter().filter_map(printf::scalar).map(Value::Int))
+                    .collect();
+                (text, args)
+            })
             .collect()
     }
 }

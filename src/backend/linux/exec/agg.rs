@@ -14,8 +14,11 @@ use super::buckets::{
 use crate::backend::linux::d::ast::Function;
 use crate::event::{self, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS};
 
-/// One part of a key tuple, hashable (event values are not).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One part of a key tuple, hashable (event values are not). An integer key is the same
+/// key whether it came from a signed or an unsigned expression: DTrace compares keys by
+/// their bits, so `a[pid]` and `a[(uint64_t)pid]` name one element. The sign only decides
+/// how the key prints.
+#[derive(Clone, Debug)]
 pub enum KeyPart {
     Int(i64),
     UInt(u64),
@@ -23,7 +26,24 @@ pub enum KeyPart {
     Stack,
 }
 
+/// What identifies a key part.
+#[derive(PartialEq, Eq, Hash)]
+enum KeyBits<'a> {
+    Int(u64),
+    Str(&'a str),
+    Stack,
+}
+
 impl KeyPart {
+    fn bits(&self) -> KeyBits<'_> {
+        match self {
+            KeyPart::Int(v) => KeyBits::Int(*v as u64),
+            KeyPart::UInt(v) => KeyBits::Int(*v),
+            KeyPart::Str(s) => KeyBits::Str(s),
+            KeyPart::Stack => KeyBits::Stack,
+        }
+    }
+
     pub fn to_event(&self) -> event::Value {
         match self {
             KeyPart::Int(v) => event::Value::Int(*v),
@@ -51,6 +71,20 @@ impl KeyPart {
             (KeyPart::UInt(a), KeyPart::Int(b)) => i128::from(*a).cmp(&i128::from(*b)),
             _ => Ordering::Equal,
         }
+    }
+}
+
+impl PartialEq for KeyPart {
+    fn eq(&self, other: &KeyPart) -> bool {
+        self.bits() == other.bits()
+    }
+}
+
+impl Eq for KeyPart {}
+
+impl std::hash::Hash for KeyPart {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bits().hash(state);
     }
 }
 

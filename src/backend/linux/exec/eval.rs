@@ -158,10 +158,15 @@ impl State {
         }
     }
 
-    /// stringof: strings as they are, a captured user string as read, integers in decimal.
+    /// stringof: strings as they are, a captured user string as read, copyin's bytes up to
+    /// their first NUL, integers in decimal.
     fn stringof(&self, v: &Value, ty: &DType) -> String {
         match v {
             Value::Str(s) => s.to_string(),
+            Value::Memory { bytes, .. } => {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                String::from_utf8_lossy(&bytes[..end]).into_owned()
+            }
             Value::User { capture, .. } if capture.string.is_some() => {
                 capture.string.as_deref().unwrap_or("").to_string()
             }
@@ -180,18 +185,18 @@ impl State {
     ) -> Value {
         let place = VarPlace { scope, name, keys };
         self.vars
-            .get(&place, f.firing.tid)
+            .get(place, f.firing.tid)
             .cloned()
             .unwrap_or_else(|| Value::zero(ty))
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
-        if op == UnaryOp::AddrOf {
+        let v = match op {
             // D variables live in DTrace's own storage, which has no address a D program
             // may take; DTrace refuses `&` of them.
-            return Err(Fault::IllegalOperation);
-        }
-        let v = self.eval(operand, f)?;
+            UnaryOp::AddrOf => return Err(Fault::IllegalOperation),
+            _ => self.eval(operand, f)?,
+        };
         Ok(match op {
             UnaryOp::Neg => Value::Int(normalize(v.int().wrapping_neg(), ty)),
             UnaryOp::Plus => Value::Int(normalize(v.int(), ty)),
@@ -307,7 +312,7 @@ impl State {
         f: &Frame<'_>,
     ) {
         let place = VarPlace { scope, name, keys };
-        if self.vars.set(&place, f.firing.tid, value) == Stored::Dropped {
+        if self.vars.set(place, f.firing.tid, value) == Stored::Dropped {
             self.drop(DropKind::Dynamic);
         }
     }

@@ -67,7 +67,7 @@ pub enum ExecError {
 
 /// A D run-time error: it ends the clause, and is reported as DTrace's ERROR does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fault {
+enum Fault {
     InvalidAddress(u64),
     DivideByZero,
     /// An operation D does not allow on these operands (lltostr's base, `&` of a variable).
@@ -128,11 +128,16 @@ impl Faulted {
         args[5] = addr;
         Firing {
             probe,
+            cpu: faulted.cpu,
+            ts_ns: faulted.ts_ns,
+            pid: faulted.pid,
+            tid: faulted.tid,
+            uid: faulted.uid,
+            gid: faulted.gid,
+            cgroup_id: faulted.cgroup_id,
+            comm: faulted.comm.clone(),
             args,
-            strings: Vec::new(),
-            bytes: Vec::new(),
-            errno: 0,
-            ..faulted.clone()
+            ..Firing::default()
         }
     }
 }

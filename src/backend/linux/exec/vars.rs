@@ -22,7 +22,9 @@ struct Slot {
     scope: VarScope,
     /// The thread for `self->`; 0 otherwise.
     tid: u32,
-    name: String,
+    /// The variable's name, as a number given on first store (lookups by name then cost no
+    /// allocation).
+    id: u32,
     keys: Vec<KeyPart>,
 }
 
@@ -43,9 +45,10 @@ pub enum Stored {
 
 #[derive(Debug)]
 pub struct Variables {
+    ids: HashMap<String, u32>,
     slots: HashMap<Slot, (Value, usize)>,
     /// `this->` variables of the current firing.
-    clause: HashMap<(String, Vec<KeyPart>), Value>,
+    clause: HashMap<Slot, Value>,
     dynamic_used: usize,
     dynamic_limit: usize,
     strsize: usize,
@@ -54,6 +57,7 @@ pub struct Variables {
 impl Variables {
     pub fn new(dynvarsize: usize, strsize: usize) -> Variables {
         Variables {
+            ids: HashMap::new(),
             slots: HashMap::new(),
             clause: HashMap::new(),
             dynamic_used: 0,
@@ -67,24 +71,25 @@ impl Variables {
         self.clause.clear();
     }
 
-    pub fn get(&self, place: &Place<'_>, tid: u32) -> Option<&Value> {
-        if place.scope == VarScope::Clause {
-            return self
-                .clause
-                .get(&(place.name.to_string(), place.keys.clone()));
+    pub fn get(&self, place: Place<'_>, tid: u32) -> Option<&Value> {
+        let id = *self.ids.get(place.name)?;
+        let key = slot(place, id, tid);
+        if key.scope == VarScope::Clause {
+            return self.clause.get(&key);
         }
-        self.slots.get(&slot(place, tid)).map(|(v, _)| v)
+        self.slots.get(&key).map(|(v, _)| v)
     }
 
     /// Stores `value`. A zero integer frees a dynamic variable.
-    pub fn set(&mut self, place: &Place<'_>, tid: u32, value: Value) -> Stored {
-        if place.scope == VarScope::Clause {
-            self.clause
-                .insert((place.name.to_string(), place.keys.clone()), value);
+    pub fn set(&mut self, place: Place<'_>, tid: u32, value: Value) -> Stored {
+        let next = self.ids.len() as u32;
+        let id = *self.ids.entry(place.name.to_string()).or_insert(next);
+        let key = slot(place, id, tid);
+        if key.scope == VarScope::Clause {
+            self.clause.insert(key, value);
             return Stored::Done;
         }
-        let dynamic = place.scope == VarScope::Thread || !place.keys.is_empty();
-        let key = slot(place, tid);
+        let dynamic = key.scope == VarScope::Thread || !key.keys.is_empty();
         if !dynamic {
             self.slots.insert(key, (value, 0));
             return Stored::Done;
@@ -120,7 +125,7 @@ impl Variables {
     }
 }
 
-fn slot(place: &Place<'_>, tid: u32) -> Slot {
+fn slot(place: Place<'_>, id: u32, tid: u32) -> Slot {
     Slot {
         scope: place.scope,
         tid: if place.scope == VarScope::Thread {
@@ -128,8 +133,8 @@ fn slot(place: &Place<'_>, tid: u32) -> Slot {
         } else {
             0
         },
-        name: place.name.to_string(),
-        keys: place.keys.clone(),
+        id,
+        keys: place.keys,
     }
 }
 
@@ -149,27 +154,27 @@ mod tests {
     fn dynamic_space_is_bounded_and_freed_by_zero() {
         // Room for exactly two integer thread-locals.
         let mut vars = Variables::new(2 * (DYNVAR_HEADER + 8), 256);
-        assert_eq!(vars.set(&thread("a"), 1, Value::Int(1)), Stored::Done);
-        assert_eq!(vars.set(&thread("a"), 2, Value::Int(1)), Stored::Done);
-        assert_eq!(vars.set(&thread("a"), 3, Value::Int(1)), Stored::Dropped);
-        assert_eq!(vars.get(&thread("a"), 3), None);
-        assert_eq!(vars.set(&thread("a"), 1, Value::Int(5)), Stored::Done);
-        assert_eq!(vars.set(&thread("a"), 1, Value::Int(0)), Stored::Done);
-        assert_eq!(vars.get(&thread("a"), 1), None);
-        assert_eq!(vars.set(&thread("a"), 3, Value::Int(1)), Stored::Done);
+        assert_eq!(vars.set(thread("a"), 1, Value::Int(1)), Stored::Done);
+        assert_eq!(vars.set(thread("a"), 2, Value::Int(1)), Stored::Done);
+        assert_eq!(vars.set(thread("a"), 3, Value::Int(1)), Stored::Dropped);
+        assert_eq!(vars.get(thread("a"), 3), None);
+        assert_eq!(vars.set(thread("a"), 1, Value::Int(5)), Stored::Done);
+        assert_eq!(vars.set(thread("a"), 1, Value::Int(0)), Stored::Done);
+        assert_eq!(vars.get(thread("a"), 1), None);
+        assert_eq!(vars.set(thread("a"), 3, Value::Int(1)), Stored::Done);
     }
 
     #[test]
     fn clause_locals_last_one_firing() {
         let mut vars = Variables::new(1024, 256);
-        let this = Place {
+        let this = || Place {
             scope: VarScope::Clause,
             name: "x",
             keys: Vec::new(),
         };
-        vars.set(&this, 0, Value::Int(3));
-        assert_eq!(vars.get(&this, 0), Some(&Value::Int(3)));
+        vars.set(this(), 0, Value::Int(3));
+        assert_eq!(vars.get(this(), 0), Some(&Value::Int(3)));
         vars.begin_firing();
-        assert_eq!(vars.get(&this, 0), None);
+        assert_eq!(vars.get(this(), 0), None);
     }
 }

@@ -11,8 +11,9 @@ syscall::read:entry { trace(pid); trace(execname); trace(arg0); trace((int)arg0)
 "#;
     let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
     h.fire(&with_args(firing(0, 1), &[u64::MAX]));
-    let values: Vec<Value> = h
-        .take()
+    let events = h.take();
+    assert_eq!(events.len(), 1, "one record per clause: {events:?}");
+    let values: Vec<Value> = events
         .into_iter()
         .flat_map(|e| match e {
             Event::Record(r) => {
@@ -140,9 +141,24 @@ END { printa("%-8s %6d %@5d %@d\n", @calls, @bytes); }
         h.fire(&f);
     }
     h.fire(&firing(1, 0));
+    let events = h.take();
+    let rows: Vec<(&str, &[Value])> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Printf(p) => Some((p.text.as_str(), p.args.as_slice())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows[0].0, "cat          10     2 101\n");
+    assert_eq!(rows[1].0, "dd           20     2 15\n");
     assert_eq!(
-        h.printed(),
-        ["cat          10     2 101\n", "dd           20     2 15\n"]
+        rows[0].1,
+        [
+            Value::Str("cat".into()),
+            Value::Int(10),
+            Value::Int(2),
+            Value::Int(101)
+        ]
     );
     assert!(h.finals().is_empty());
 }
@@ -278,4 +294,14 @@ ERROR { printf("ERROR %d %d %d 0x%x\n", arg1, arg2, arg4, arg5); }
 fn length_modifiers_are_accepted_and_ignored() {
     let src = r#"BEGIN { printf("%hhd %hd %ld %lld %zu %lx %a\n", 1, 2, 3, 4, 5, 255, 4096); }"#;
     assert_eq!(begin(src), ["1 2 3 4 5 ff 0x1000\n"]);
+}
+
+#[test]
+fn address_of_a_variable_is_an_illegal_operation() {
+    let mut h = Harness::new(
+        "BEGIN { x = 1; y = (long)&x; printf(\"not reached\\n\"); }",
+        &[("BEGIN", ProbeKind::Begin)],
+    );
+    h.fire(&firing(0, 0));
+    assert_eq!(errors(&h.take()), ["illegal operation in action #2"]);
 }

@@ -63,3 +63,14 @@ syscall::write:entry { printf("%s|%s\n", copyinstr((uintptr_t)arg1, 3), copyinst
     ));
     assert_eq!(h.printed(), ["hel|hello\n"]);
 }
+
+#[test]
+fn stringof_copyin_and_integers() {
+    let src = r#"
+syscall::write:entry { printf("%s|%s|%s\n", stringof(copyin(arg1, 8)), stringof(arg2), stringof((int)arg3)); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::write:entry", ProbeKind::SyscallEntry)]);
+    let f = with_args(firing(0, 1), &[1, 0x1000, 42, u64::MAX]);
+    h.fire(&with_bytes(f, 1, b"abc\0defgh"));
+    assert_eq!(h.printed(), ["abc|42|-1\n"]);
+}

@@ -208,3 +208,16 @@ syscall::read:entry {
         ]
     );
 }
+
+#[test]
+fn integer_keys_match_whatever_their_signedness() {
+    let src = r#"
+syscall::read:entry { a[pid] = 5; @c[pid] = count(); }
+syscall::read:entry { printf("%d\n", a[(uint64_t)pid]); @c[(uint64_t)pid] = count(); }
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    h.fire(&firing(0, 1));
+    assert_eq!(h.printed(), ["5\n"]);
+    let finals = h.finals();
+    assert_eq!(finals[0].entries.len(), 1, "{finals:?}");
+}

@@ -1,0 +1,131 @@
+//! The executor through its public API, as the Linux engine drives it: BEGIN, firings of a
+//! syscall probe, exit(), END, then the final aggregation snapshots and the drop counts.
+
+use std::sync::Arc;
+
+use dtk::backend::linux::d::{self, ast};
+use dtk::backend::linux::exec::{Executor, Flow};
+use dtk::backend::linux::firing::{CapturedString, Firing, ProbeInfo, ProbeKind};
+use dtk::backend::linux::options::Options;
+use dtk::backend::EventSink;
+use dtk::event::{AggValue, DropKind, Event, ProbeDesc, Value};
+
+#[derive(Default)]
+struct Collect(Vec<Event>);
+
+impl EventSink for Collect {
+    fn event(&mut self, event: Event) -> std::io::Result<()> {
+        self.0.push(event);
+        Ok(())
+    }
+}
+
+const PROGRAM: &str = r#"
+#pragma D option quiet
+#pragma D option strsize=16
+BEGIN { printf("start\n"); }
+syscall::openat:entry { @opens[copyinstr(arg1)] = count(); n++; }
+syscall::openat:entry /n == 3/ { exit(7); }
+END { printf("%d opens\n", n); }
+"#;
+
+fn probe(
+    provider: &str,
+    function: &str,
+    name: &str,
+    kind: ProbeKind,
+    clauses: Vec<usize>,
+) -> ProbeInfo {
+    ProbeInfo {
+        desc: Arc::new(ProbeDesc {
+            provider: provider.into(),
+            module: String::new(),
+            function: function.into(),
+            name: name.into(),
+        }),
+        kind,
+        clauses,
+    }
+}
+
+fn open_of(path: &str) -> Firing {
+    Firing {
+        probe: 1,
+        pid: 42,
+        tid: 42,
+        comm: "cat".into(),
+        args: [0, 0x7000, 0, 0, 0, 0, 0, 0, 0, 0],
+        strings: vec![CapturedString {
+            arg: 1,
+            value: path.chars().take(15).collect(),
+            truncated: path.len() > 15,
+        }],
+        ..Firing::default()
+    }
+}
+
+#[test]
+fn executor_runs_a_program_through_its_public_api() {
+    let program: ast::Program = d::compile("t.d", PROGRAM, &d::MacroArgs::default())
+        .unwrap()
+        .program;
+    let options = Options::resolve(&program, &[]).unwrap();
+    let probes = vec![
+        probe("dtrace", "", "BEGIN", ProbeKind::Begin, vec![0]),
+        probe(
+            "syscall",
+            "openat",
+            "entry",
+            ProbeKind::SyscallEntry,
+            vec![1, 2],
+        ),
+        probe("dtrace", "", "END", ProbeKind::End, vec![3]),
+    ];
+    let mut exec = Executor::new(program, probes, options);
+    let mut sink = Collect::default();
+    let begin = Firing::default();
+    assert_eq!(exec.fire(&begin, &mut sink).unwrap(), Flow::Continue);
+    let mut flows = Vec::new();
+    for path in ["/etc/hosts", "/etc/hosts", "/usr/lib/a/very/long/path"] {
+        flows.push(exec.fire(&open_of(path), &mut sink).unwrap());
+    }
+    assert_eq!(flows, [Flow::Continue, Flow::Continue, Flow::Exit(7)]);
+    let end = Firing {
+        probe: 2,
+        ..Firing::default()
+    };
+    exec.fire(&end, &mut sink).unwrap();
+    exec.final_snapshots(&mut sink).unwrap();
+
+    let texts: Vec<&str> = sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            Event::Printf(p) => Some(p.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["start\n", "3 opens\n"]);
+    let snapshots: Vec<_> = sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            Event::Agg(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(snapshots.len(), 1);
+    let counts: Vec<(Value, AggValue)> = snapshots[0]
+        .entries
+        .iter()
+        .map(|e| (e.keys[0].clone(), e.value.clone()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (Value::Str("/etc/hosts".into()), AggValue::Scalar(2)),
+            (Value::Str("/usr/lib/a/very".into()), AggValue::Scalar(1)),
+        ]
+    );
+    assert_eq!(exec.take_drops(), [(DropKind::TruncatedString, 1)]);
+}
