@@ -46,8 +46,10 @@ fn attach(plan: &Plan) -> Attached {
     })
 }
 
-/// Every firing in the ring buffer, in order, once the buffer stays empty for 200 ms.
+/// Detaches every program, then returns every firing left in the ring buffer, in order.
 fn drain(attached: &mut Attached, plan: &Plan) -> Vec<Firing> {
+    attached.detach();
+    assert!(attached.attachments().is_empty());
     let mut firings = Vec::new();
     while attached
         .ring_buffer()

@@ -107,6 +107,12 @@ impl Attached {
         self.aggregations.read(plan)
     }
 
+    /// Detaches and unloads every program, keeping the ring buffer and the maps: what the
+    /// programs wrote can still be read, and nothing more arrives.
+    pub fn detach(&mut self) {
+        self.programs.clear();
+    }
+
     /// What each program is attached to.
     pub fn attachments(&self) -> Vec<&str> {
         self.programs.iter().map(|p| p.link.describe()).collect()
