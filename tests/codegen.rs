@@ -575,3 +575,48 @@ fn a_provider_glob_finds_the_usdt_probes_of_running_processes() {
     );
     println!("{listing}");
 }
+
+#[test]
+fn a_string_that_fills_strsize_is_cut_and_marked_truncated() {
+    if !kernel_available("a_string_that_fills_strsize_is_cut_and_marked_truncated") {
+        return;
+    }
+    let options = Options {
+        strsize: 16,
+        ..options()
+    };
+    let plan = plan_of(
+        "syscall::openat:entry /execname == \"cat\"/ { trace(copyinstr(arg1)); }",
+        &options,
+    )
+    .unwrap();
+    assert!(
+        plan.probes[0].kernel_filter.is_some(),
+        "execname is kernel-side"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("a-file-name-longer-than-sixteen-bytes.txt");
+    std::fs::write(&long, "x").unwrap();
+    let mut attached = codegen::attach(&plan, &options).unwrap();
+    let child = Command::new("/bin/cat")
+        .arg(&long)
+        .env_clear()
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let firings = drain(&mut attached, &plan);
+    drop(attached);
+    assert!(firings.iter().all(|f| f.comm == "cat"));
+    let strings: Vec<(String, bool)> = firings
+        .iter()
+        .filter(|f| f.pid == pid)
+        .map(|f| (f.strings[0].value.clone(), f.strings[0].truncated))
+        .collect();
+    println!("cat {pid} with strsize=16: {strings:?}");
+    let path = long.display().to_string();
+    assert_eq!(strings.last(), Some(&(path[..15].to_string(), true)));
+    let cache = "/etc/ld.so.cache";
+    assert_eq!(strings.first(), Some(&(cache[..15].to_string(), true)));
+}
