@@ -3,6 +3,12 @@
 //! and [`decode`]). [`attach`] returns an [`Attached`] that owns every program, map, ring
 //! buffer and link; dropping it detaches everything.
 //!
+//! - `program`: the instructions of one program (record header, arguments, kernel clauses,
+//!   filter, captured strings, output).
+//! - `predicate`: kernel-side predicates as jumps.
+//! - `aggregate`: kernel-side aggregations in per-CPU hash maps, and reading them back.
+//! - `record`: the record layout and [`decode`].
+//!
 //! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
 //! need 4.20, which 5.8 includes.
 
