@@ -620,3 +620,27 @@ fn a_string_that_fills_strsize_is_cut_and_marked_truncated() {
     let cache = "/etc/ld.so.cache";
     assert_eq!(strings.first(), Some(&(cache[..15].to_string(), true)));
 }
+
+#[test]
+fn proc_exit_fires_once_per_process_not_per_thread() {
+    if !kernel_available("proc_exit_fires_once_per_process_not_per_thread") {
+        return;
+    }
+    let body = "import threading\nfor _ in range(3):\n    t = threading.Thread(target=os.getppid)\n    t.start()\n    t.join()\n";
+    let mut child = PythonChild::start(body);
+    let pid = child.pid();
+    let plan = plan_of(&format!("proc:::exit /pid == {pid}/ {{}}"), &options()).unwrap();
+    let Site::Tracepoint { guard, .. } = &plan.probes[0].site else {
+        panic!("proc:::exit is a tracepoint");
+    };
+    if guard.is_none() {
+        eprintln!("this kernel's sched_process_exit has no group_dead: exit fires per thread");
+        return;
+    }
+    let mut attached = attach(&plan);
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let exits: Vec<(u32, u32)> = firings.iter().map(|f| (f.pid, f.tid)).collect();
+    println!("proc:::exit of {pid} (3 threads started and joined): {exits:?}");
+    assert_eq!(exits, [(pid, pid)]);
+}

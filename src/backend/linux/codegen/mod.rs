@@ -174,10 +174,11 @@ fn attach_probe(
 ) -> Result<(), CodegenError> {
     let what = probe.info.desc.to_string();
     let filter = probe.kernel_filter.as_deref();
-    let build = |attached: &Attached, args: &[ArgLoad], kind| {
+    let build = |attached: &Attached, args: &[ArgLoad], guard, kind| {
         let parts = Parts {
             index: ProbeIndex::Fixed(index),
             args,
+            guard,
             filter,
             kernel_clauses: Some((index, probe.kernel_clauses.as_slice()))
                 .filter(|(_, clauses)| !clauses.is_empty())
@@ -192,19 +193,20 @@ fn attach_probe(
             category,
             name,
             args,
+            guard,
         } => {
-            let (program, insns, maps) = build(attached, args, ProgType::Tracepoint)?;
+            let (program, insns, maps) = build(attached, args, *guard, ProgType::Tracepoint)?;
             let link = attach_tracepoint(&program, category, name)?;
             attached.push(link, insns, program, maps);
         }
         Site::Profile { hz, args } => {
-            let (program, insns, maps) = build(attached, args, ProgType::PerfEvent)?;
+            let (program, insns, maps) = build(attached, args, None, ProgType::PerfEvent)?;
             let link = attach_cpu_clock(&program, *hz)?;
             attached.push(link, insns, program, maps);
         }
         Site::Uprobe { sites } => {
             for site in sites {
-                let (program, insns, maps) = build(attached, &site.args, ProgType::Kprobe)?;
+                let (program, insns, maps) = build(attached, &site.args, None, ProgType::Kprobe)?;
                 let link = attach_uprobe(&program, &site.spec)?;
                 attached.push(link, insns, program, maps);
             }
@@ -236,6 +238,7 @@ type Built = (super::bpf::prog::Program, Vec<Insn>, Vec<Map>);
 struct Parts<'a> {
     index: ProbeIndex<'a>,
     args: &'a [ArgLoad],
+    guard: Option<u16>,
     filter: Option<&'a [Expr]>,
     kernel_clauses: Vec<(u32, &'a [KernelClause])>,
 }
@@ -264,6 +267,7 @@ fn build_and_load(
     let spec = ProgramSpec {
         index: parts.index,
         args: parts.args,
+        guard: parts.guard,
         layout: &layout,
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
@@ -334,6 +338,7 @@ fn attach_raw_syscalls(
             emits: probes.iter().any(|(_, p, _)| !p.info.clauses.is_empty()),
         },
         args: &args,
+        guard: None,
         filter: None,
         kernel_clauses: probes
             .iter()

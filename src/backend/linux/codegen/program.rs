@@ -45,6 +45,8 @@ pub enum ProbeIndex<'a> {
 pub struct ProgramSpec<'a> {
     pub index: ProbeIndex<'a>,
     pub args: &'a [ArgLoad],
+    /// Offset of a byte of the context that must be non-zero, else the probe did not fire.
+    pub guard: Option<u16>,
     pub layout: &'a Layout,
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
@@ -72,6 +74,14 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     }
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
+    if let Some(offset) = spec.guard {
+        asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
+            Cond::Eq,
+            Reg::R1,
+            Src::Imm(0),
+            out,
+        );
+    }
     lookup_zero_key(&mut asm, spec.scratch, out);
     asm.mov64_reg(Reg::R7, Reg::R0);
     probe_index(&mut asm, &spec.index, out);

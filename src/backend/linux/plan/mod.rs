@@ -84,6 +84,9 @@ pub enum Site {
         category: String,
         name: String,
         args: Vec<ArgLoad>,
+        /// Offset of a one-byte field of the record that must be non-zero for the probe to
+        /// fire (proc:::exit's `group_dead`).
+        guard: Option<u16>,
     },
     /// One syscall seen through raw_syscalls:sys_enter (`entry`) or sys_exit, whose program
     /// maps the syscall number `nr` to this probe.

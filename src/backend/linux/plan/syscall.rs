@@ -70,6 +70,7 @@ pub fn probes(desc: &ast::ProbeDesc, cache: &mut Cache) -> Result<Vec<Candidate>
                         category: "syscalls".into(),
                         name: format!("{prefix}{name}"),
                         args: Vec::new(),
+                        guard: None,
                     },
                 });
             }
@@ -183,6 +184,7 @@ fn own_tracepoint(syscall: &str, entry: bool) -> Result<Site, PlanError> {
         category: "syscalls".into(),
         name,
         args,
+        guard: None,
     })
 }
 

@@ -73,6 +73,7 @@ fn probe_with_args(n: usize, clauses: Vec<usize>) -> PlannedProbe {
             category: "c".into(),
             name: "n".into(),
             args: vec![ArgLoad::Constant(0); n],
+            guard: None,
         },
         captures: Captures::default(),
         kernel_filter: None,
