@@ -644,3 +644,70 @@ fn proc_exit_fires_once_per_process_not_per_thread() {
     println!("proc:::exit of {pid} (3 threads started and joined): {exits:?}");
     assert_eq!(exits, [(pid, pid)]);
 }
+
+#[test]
+fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
+    if !kernel_available("the_bundled_syscalls_script_counts_in_the_kernel_with_one_program") {
+        return;
+    }
+    let mut child = PythonChild::start("for _ in range(11):\n    os.getppid()\n");
+    let pid = child.pid();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/d-scripts/syscalls.d"))
+            .unwrap()
+            .replace(
+                "inline int FILTER_PID = 0;",
+                &format!("inline int FILTER_PID = {pid};"),
+            )
+            .replace("inline int BY_PROCESS = 0;", "inline int BY_PROCESS = 1;");
+    let plan = plan_of(&script, &options()).unwrap();
+    let kept: Vec<&str> = plan
+        .kernel_aggregations
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(kept, ["calls"]);
+    let mut attached = attach(&plan);
+    assert_eq!(
+        attached.attachments(),
+        ["tracepoint raw_syscalls:sys_enter"]
+    );
+    let dump = attached.dump();
+    assert!(
+        dump.lines().count() < 400,
+        "one shared clause, no dispatch:\n{dump}"
+    );
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let aggregations = attached.read_kernel_aggregations(&plan).unwrap();
+    assert!(firings.is_empty(), "nothing goes through the ring buffer");
+    let (_, _, entries) = &aggregations[0];
+    use dtk::event::{AggValue::Scalar, Value};
+    let key = |call: &str| {
+        vec![
+            Value::Int(i64::from(pid)),
+            Value::Str("python3.11".into()),
+            Value::Str(call.into()),
+        ]
+    };
+    let count = |call: &str| {
+        entries
+            .iter()
+            .find(|e| e.keys == key(call))
+            .map(|e| e.value.clone())
+    };
+    println!(
+        "syscalls.d for {pid}: {} calls counted, getppid {:?}",
+        entries.len(),
+        count("getppid")
+    );
+    assert_eq!(count("getppid"), Some(Scalar(11)));
+    assert!(entries
+        .iter()
+        .all(|e| e.keys[0] == Value::Int(i64::from(pid))));
+    assert!(attached.clear_kernel_aggregation("calls").unwrap());
+    assert!(attached.read_kernel_aggregations(&plan).unwrap()[0]
+        .2
+        .is_empty());
+    assert!(!attached.clear_kernel_aggregation("time").unwrap());
+}

@@ -49,6 +49,19 @@ impl AggregationMaps {
         })
     }
 
+    /// Deletes every entry of aggregation `name` (D's `trunc(@name)`, or `clear(@name)` once
+    /// the executor has noted the keys it must keep printing as zero). Returns whether the
+    /// aggregation is kept in the kernel. Updates racing with the walk may survive it.
+    pub fn clear(&self, name: &str) -> Result<bool, MapError> {
+        let Some((_, map)) = self.maps.iter().find(|(a, _)| a.name == name) else {
+            return Ok(false);
+        };
+        for key in map.keys()? {
+            map.delete(&key)?;
+        }
+        Ok(true)
+    }
+
     /// Updates that found the map full.
     pub fn dropped(&self) -> Result<u64, MapError> {
         self.drops.total()
@@ -119,7 +132,8 @@ fn write_key(
     keys: &[crate::backend::linux::d::ast::Expr],
     at: i16,
 ) {
-    if keys.is_empty() {
+    // A key of constants only is one zero word (map keys cannot be empty).
+    if aggregation.keys.iter().all(|k| k.size() == 0) {
         asm.st(Size::DW, Reg::R10, at, 0);
     }
     let mut offset = at;
@@ -143,6 +157,7 @@ fn write_key(
                     Reg::R1,
                 );
             }
+            KeyKind::Str(_) => {}
         }
         offset += kind.size() as i16;
     }
@@ -250,6 +265,7 @@ fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<V
                 Value::Str(probe().map(|d| d.function.clone()).unwrap_or_default())
             }
             KeyKind::ProbeName => Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default()),
+            KeyKind::Str(s) => Value::Str(s.clone()),
         });
         at += kind.size();
     }

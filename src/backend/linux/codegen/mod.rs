@@ -119,6 +119,12 @@ impl Attached {
         self.programs.clear();
     }
 
+    /// Empties kernel aggregation `name` (see `AggregationMaps::clear`); false when it is not
+    /// kept in the kernel.
+    pub fn clear_kernel_aggregation(&self, name: &str) -> Result<bool, MapError> {
+        self.aggregations.clear(name)
+    }
+
     /// What each program is attached to.
     pub fn attachments(&self) -> Vec<&str> {
         self.programs.iter().map(|p| p.link.describe()).collect()
@@ -187,8 +193,12 @@ fn attach_probe(
         };
         build_and_load(attached, plan, probe, &what, parts, kind)
     };
+    // A probe with nothing to emit or update needs no program, unless attaching has an effect
+    // of its own (a USDT semaphore raised while a uprobe is attached).
+    let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
     match &probe.site {
         Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
+        Site::Tracepoint { .. } | Site::Profile { .. } if idle => {}
         Site::Tracepoint {
             category,
             name,
@@ -230,6 +240,15 @@ impl Attached {
             _maps: maps,
         });
     }
+}
+
+/// Whether the kernel filter of `probe` lets nothing through (all its clauses run in the
+/// kernel, or none of their predicates can hold).
+fn never_emits(probe: &PlannedProbe) -> bool {
+    probe
+        .kernel_filter
+        .as_deref()
+        .is_some_and(<[Expr]>::is_empty)
 }
 
 type Built = (super::bpf::prog::Program, Vec<Insn>, Vec<Map>);
@@ -305,6 +324,10 @@ fn attach_raw_syscalls(
     let Some(&(_, first, _)) = probes.first() else {
         return Ok(());
     };
+    let emits = probes.iter().any(|(_, p, _)| !never_emits(p));
+    if !emits && probes.iter().all(|(_, p, _)| p.kernel_clauses.is_empty()) {
+        return Ok(());
+    }
     let numbers =
         Map::create(MapType::Array, 4, 4, MAX_SYSCALL_NR, "dtk_sysnr").map_err(|source| {
             CodegenError::Map {
@@ -335,7 +358,8 @@ fn attach_raw_syscalls(
             id_offset,
             numbers: &numbers,
             filters,
-            emits: probes.iter().any(|(_, p, _)| !p.info.clauses.is_empty()),
+            emits,
+            probes: probes.len(),
         },
         args: &args,
         guard: None,

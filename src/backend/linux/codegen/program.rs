@@ -38,6 +38,8 @@ pub enum ProbeIndex<'a> {
         filters: Vec<(u32, &'a [Expr])>,
         /// Some probe has clauses in user space, so records are emitted.
         emits: bool,
+        /// How many probes the program serves.
+        probes: usize,
     },
 }
 
@@ -95,7 +97,14 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
                     any_true(&mut asm, filter, out);
                 }
             }
-            ProbeIndex::BySyscall { filters, .. } => per_probe_filters(&mut asm, filters, out),
+            ProbeIndex::BySyscall {
+                filters, probes, ..
+            } => match filters.first() {
+                Some((_, shared)) if same_for_all(filters, *probes) => {
+                    any_true(&mut asm, shared, out)
+                }
+                _ => per_probe_filters(&mut asm, filters, out),
+            },
         }
         captures(&mut asm, spec.layout);
         submit(&mut asm, spec, out);
@@ -104,20 +113,31 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     asm.finish()
 }
 
-/// The kernel clauses of the probe that fired: directly for a fixed probe, by R8 for
-/// raw_syscalls.
+/// The kernel clauses of the probe that fired: directly for a fixed probe, or when every
+/// probe of a raw_syscalls program has the same ones (`syscall:::entry { @[probefunc] =
+/// count(); }`); else by R8.
 fn kernel_clauses(asm: &mut Asm, spec: &ProgramSpec<'_>) {
-    for (index, clauses) in &spec.kernel_clauses {
-        match spec.index {
-            ProbeIndex::Fixed(_) => spec.aggregations.emit_clauses(asm, clauses),
-            ProbeIndex::BySyscall { .. } => {
-                let next = asm.label();
-                asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
-                spec.aggregations.emit_clauses(asm, clauses);
-                asm.bind(next);
-            }
+    let shared = match spec.index {
+        ProbeIndex::Fixed(_) => true,
+        ProbeIndex::BySyscall { probes, .. } => same_for_all(&spec.kernel_clauses, probes),
+    };
+    if shared {
+        if let Some((_, clauses)) = spec.kernel_clauses.first() {
+            spec.aggregations.emit_clauses(asm, clauses);
         }
+        return;
     }
+    for (index, clauses) in &spec.kernel_clauses {
+        let next = asm.label();
+        asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
+        spec.aggregations.emit_clauses(asm, clauses);
+        asm.bind(next);
+    }
+}
+
+/// Whether `per_probe` has an entry for each of `probes` probes, all equal.
+fn same_for_all<T: PartialEq>(per_probe: &[(u32, &[T])], probes: usize) -> bool {
+    per_probe.len() == probes && per_probe.windows(2).all(|w| w[0].1 == w[1].1)
 }
 
 /// R0 = &map[0], or goto `out` when the lookup fails.

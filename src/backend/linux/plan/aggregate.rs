@@ -6,8 +6,11 @@
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
 //! An aggregation qualifies only if every clause that updates it qualifies, every update
-//! uses the same function and key shapes, and no action other than printa names it (clear,
-//! trunc and normalize act on the executor's copy).
+//! uses the same function and key shapes, and no action but printa, clear and trunc (without
+//! a count) names it: the executor prints it from `Attached::read_kernel_aggregations` and
+//! empties it with `Attached::clear_kernel_aggregation`; normalize and a trunc that keeps the
+//! top N act on values the executor must hold. Clauses whose predicate the front end folded
+//! to 0 never run and are left out of the reckoning.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,7 +46,7 @@ fn key_size(keys: &[KeyKind]) -> usize {
 }
 
 /// How one key is stored in a map key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyKind {
     /// A 64-bit integer; `signed` decides how it reads back.
     Int {
@@ -54,12 +57,15 @@ pub enum KeyKind {
     /// probefunc or probename: stored as the plan's probe index, named again when read.
     ProbeFunc,
     ProbeName,
+    /// A string constant: takes no room in the map key.
+    Str(String),
 }
 
 impl KeyKind {
-    pub fn size(self) -> usize {
+    pub fn size(&self) -> usize {
         match self {
             KeyKind::Execname => 16,
+            KeyKind::Str(_) => 0,
             _ => 8,
         }
     }
@@ -114,6 +120,9 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAgg
 fn eligible_aggregations(probes: &[PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAggregation> {
     let mut shapes: BTreeMap<String, Option<(AggFunc, Vec<KeyKind>)>> = BTreeMap::new();
     for (index, clause) in clauses.iter().enumerate() {
+        if is_dead(clause) {
+            continue;
+        }
         match clause_shapes(clause).filter(|_| runs_in_kernel(probes, clauses, index)) {
             Some(statements) => {
                 for s in statements {
@@ -216,6 +225,7 @@ fn key_kind(e: &Expr) -> Option<KeyKind> {
         ExprKind::Builtin(Builtin::Execname) => Some(KeyKind::Execname),
         ExprKind::Builtin(Builtin::Probefunc) => Some(KeyKind::ProbeFunc),
         ExprKind::Builtin(Builtin::Probename) => Some(KeyKind::ProbeName),
+        ExprKind::Str(s) => Some(KeyKind::Str(s.clone())),
         _ if is_value(e) => Some(KeyKind::Int {
             signed: matches!(
                 e.ty,
@@ -247,12 +257,22 @@ fn aggregation_names(clause: &Clause) -> Vec<String> {
     names
 }
 
-/// Aggregations named by clear, trunc, normalize or denormalize anywhere.
+/// A clause whose predicate is the constant 0.
+fn is_dead(clause: &Clause) -> bool {
+    clause.predicate.as_ref().and_then(Expr::as_int) == Some(0)
+}
+
+/// Aggregations named by normalize, denormalize or trunc(@a, N) in a clause that can run.
 fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut visit = |e: &Expr| {
         if let ExprKind::Call { func, args } = &e.kind {
-            if *func != Function::Printa {
+            let reads_or_empties = match func {
+                Function::Printa | Function::Clear => true,
+                Function::Trunc => args.len() == 1,
+                _ => false,
+            };
+            if !reads_or_empties {
                 for arg in args {
                     if let ExprKind::Aggregation(name) = &arg.kind {
                         names.insert(name.clone());
@@ -261,7 +281,7 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
             }
         }
     };
-    for clause in clauses {
+    for clause in clauses.iter().filter(|c| !is_dead(c)) {
         for stmt in clause.body.iter().flatten() {
             super::captures::walk_stmt(stmt, &mut visit);
         }
@@ -294,6 +314,12 @@ fn kernel_clause(
     let predicate = match &clause.predicate {
         None => None,
         Some(p) => Some(kernel_predicate(p, desc)?),
+    };
+    // A predicate decided at this probe leaves no test, or no updates, to emit.
+    let (predicate, updates) = match predicate.as_ref().and_then(Expr::as_int) {
+        Some(0) => (None, Vec::new()),
+        Some(_) => (None, updates),
+        None => (predicate, updates),
     };
     Some(KernelClause {
         clause: index,
