@@ -711,3 +711,47 @@ fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
         .is_empty());
     assert!(!attached.clear_kernel_aggregation("time").unwrap());
 }
+
+#[test]
+fn every_bundled_script_plans_and_loads() {
+    if !kernel_available("every_bundled_script_plans_and_loads") {
+        return;
+    }
+    let child = PythonChild::start("");
+    let pid = child.pid();
+    for name in ["opens", "pyflow", "syscalls"] {
+        let path = format!("{}/d-scripts/{name}.d", env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(path).unwrap();
+        let macros = MacroArgs {
+            target: Some(pid),
+            args: Vec::new(),
+        };
+        let program = compile(name, &source, &macros).unwrap().program;
+        let options = Options::resolve(&program, &[]).unwrap();
+        let plan = plan::resolve(&program, Some(pid), &options).unwrap();
+        let attached = codegen::attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        println!(
+            "{name}.d: {} probes, {:?}",
+            plan.probes.len(),
+            attached.attachments()
+        );
+        assert!(!attached.attachments().is_empty(), "{name}");
+    }
+    let opens = plan_of(
+        &std::fs::read_to_string(format!("{}/d-scripts/opens.d", env!("CARGO_MANIFEST_DIR")))
+            .unwrap(),
+        &options(),
+    )
+    .unwrap();
+    let openat2 = opens
+        .probes
+        .iter()
+        .find(|p| p.info.desc.to_string() == "syscall::openat2:entry")
+        .unwrap();
+    assert_eq!(openat2.captures.strings, [1], "self->path = arg1");
+    assert_eq!(
+        openat2.captures.bytes,
+        [(2, 8)],
+        "copyin(arg2, sizeof (uint64_t))"
+    );
+}
