@@ -755,3 +755,42 @@ fn every_bundled_script_plans_and_loads() {
         "copyin(arg2, sizeof (uint64_t))"
     );
 }
+
+#[test]
+fn kernel_predicates_cast_like_d() {
+    if !kernel_available("kernel_predicates_cast_like_d") {
+        return;
+    }
+    let body = "fd = os.open('/dev/null', os.O_WRONLY)\nfor _ in range(3):\n    os.write(fd, b'x')\nfor _ in range(2):\n    try:\n        os.write(-1, b'x')\n    except OSError:\n        pass\n";
+    let mut child = PythonChild::start(body);
+    let pid = child.pid();
+    // write(-1, …) returns -EBADF (-9): 0xf7 as an unsigned char, 0xfffffff7 as an
+    // unsigned int, -9 as an int.
+    let tests = [
+        "(unsigned char)arg0 == 0xf7",
+        "(unsigned int)arg0 == 4294967287",
+        "(int)arg0 == -9 && !((int)arg0 >= 0)",
+    ];
+    let plans: Vec<Plan> = tests
+        .iter()
+        .map(|t| {
+            plan_of(
+                &format!("syscall::write:return /pid == {pid} && {t}/ {{}}"),
+                &options(),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(plans.iter().all(|p| p.probes[0].kernel_filter.is_some()));
+    let mut attached: Vec<Attached> = plans.iter().map(attach).collect();
+    child.go_and_wait();
+    for ((test, plan), attached) in tests.iter().zip(&plans).zip(&mut attached) {
+        let firings = drain(attached, plan);
+        let returns: Vec<(i64, i32)> = firings
+            .iter()
+            .map(|f| (f.args[0] as i64, f.errno))
+            .collect();
+        println!("{test}: {returns:?}");
+        assert_eq!(returns, [(-9, libc::EBADF); 2], "{test}");
+    }
+}
