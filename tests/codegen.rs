@@ -459,6 +459,15 @@ fn pid_provider_traces_a_library_function_and_its_return_value() {
             format!("pid{pid}:libc.so.6:getppid:return"),
         ]
     );
+    let in_executable = plan_of(
+        &format!("pid{pid}:a.out:PyLong_FromLong:entry {{}}"),
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(
+        in_executable.probes[0].info.desc.to_string(),
+        format!("pid{pid}:python3.11:PyLong_FromLong:entry")
+    );
     let mut attached = attach(&plan);
     let dump = attached.dump();
     assert_eq!(dump.matches("bpf_ringbuf_output").count(), 2, "{dump}");
