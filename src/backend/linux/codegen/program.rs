@@ -20,7 +20,7 @@ use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::MAX_ARGS;
 use crate::backend::linux::plan::{regs, ArgLoad, KernelClause};
 
-/// Stack slots (offsets from R10).
+/// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
 const KEY_SLOT: i16 = -8;
 const ARG_SCRATCH: i16 = -16;
 pub const DROP_KEY_SLOT: i16 = -24;

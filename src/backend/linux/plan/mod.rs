@@ -1,7 +1,8 @@
 //! Probe matching: the program's probe descriptions (with globs in any part) resolved to
 //! concrete probes, each with its attach point (`Site`), what its BPF program must capture
-//! (`Captures`) and, when every clause's predicate can run in the kernel, the predicate the
-//! kernel evaluates before it emits anything (`kernel_filter`).
+//! (`Captures`), when every clause's predicate can run in the kernel, the predicate the
+//! kernel evaluates before it emits anything (`kernel_filter`), and the clauses that run
+//! entirely in the kernel (`kernel_clauses`, aggregations kept in BPF maps).
 //!
 //! Providers: `dtrace` (BEGIN/END/ERROR, user space), `syscall` (syscall tracepoints, or the
 //! raw_syscalls pair when many are traced), `proc` (sched tracepoints), `profile`
