@@ -779,6 +779,7 @@ fn kernel_predicates_cast_like_d() {
         "(unsigned char)arg0 == 0xf7",
         "(unsigned int)arg0 == 4294967287",
         "(int)arg0 == -9 && !((int)arg0 >= 0)",
+        "errno == EBADF",
     ];
     let plans: Vec<Plan> = tests
         .iter()

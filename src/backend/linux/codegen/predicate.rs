@@ -125,6 +125,20 @@ pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
         ExprKind::Builtin(Builtin::Gid) => field(asm, Size::W, GID),
         ExprKind::Builtin(Builtin::Cpu) => field(asm, Size::W, CPU),
         ExprKind::Builtin(Builtin::Arg(n)) => field(asm, Size::DW, arg_offset(*n)),
+        // Only at syscall returns (plan::filter makes it 0 elsewhere): −arg0 for a return
+        // value in [−4095, −1], else 0.
+        ExprKind::Builtin(Builtin::Errno) => {
+            let zero = asm.label();
+            let done = asm.label();
+            field(asm, Size::DW, arg_offset(0));
+            asm.jmp_if(Cond::Sge, dst, Src::Imm(0), zero)
+                .jmp_if(Cond::Slt, dst, Src::Imm(-4095), zero)
+                .neg64(dst)
+                .jmp(done)
+                .bind(zero)
+                .mov64_imm(dst, 0)
+                .bind(done);
+        }
         ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
         ExprKind::Cast { expr, to } => {
             load(asm, expr, dst);

@@ -15,9 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::captures::walk;
-use super::filter::{is_value, kernel_predicate};
+use super::filter::{is_value, kernel_predicate, specialize};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt};
+use crate::backend::linux::firing::ProbeInfo;
 use crate::event::AggFunc;
 
 /// Keys of a kernel aggregation larger than this stay in user space (they live on the BPF
@@ -106,7 +107,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAgg
     for probe in probes.iter_mut() {
         let mut kept = Vec::new();
         for &c in &probe.info.clauses {
-            match kernel_clause(clauses[c], c, &probe.info.desc, &index_of) {
+            match kernel_clause(clauses[c], c, &probe.info, &index_of) {
                 Some(kernel) => probe.kernel_clauses.push(kernel),
                 None => kept.push(c),
             }
@@ -189,7 +190,7 @@ fn runs_in_kernel(probes: &[PlannedProbe], clauses: &[&Clause], index: usize) ->
             let predicate_ok = clauses[index]
                 .predicate
                 .as_ref()
-                .is_none_or(|e| kernel_predicate(e, &p.info.desc).is_some());
+                .is_none_or(|e| kernel_predicate(e, &p.info).is_some());
             kernel_site && predicate_ok
         })
 }
@@ -296,7 +297,7 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
 fn kernel_clause(
     clause: &Clause,
     index: usize,
-    desc: &crate::event::ProbeDesc,
+    probe: &ProbeInfo,
     index_of: &impl Fn(&str) -> Option<usize>,
 ) -> Option<KernelClause> {
     let body = clause.body.as_ref().filter(|b| !b.is_empty())?;
@@ -305,15 +306,15 @@ fn kernel_clause(
         .map(|stmt| match stmt {
             Stmt::Aggregate(a) => Some(KernelUpdate {
                 aggregation: index_of(&a.name)?,
-                keys: a.keys.clone(),
-                value: a.args.first().cloned(),
+                keys: a.keys.iter().map(|k| specialize(k, probe)).collect(),
+                value: a.args.first().map(|v| specialize(v, probe)),
             }),
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
     let predicate = match &clause.predicate {
         None => None,
-        Some(p) => Some(kernel_predicate(p, desc)?),
+        Some(p) => Some(kernel_predicate(p, probe)?),
     };
     // A predicate decided at this probe leaves no test, or no updates, to emit.
     let (predicate, updates) = match predicate.as_ref().and_then(Expr::as_int) {

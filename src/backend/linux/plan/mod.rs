@@ -220,7 +220,7 @@ pub fn resolve(
     let kernel_aggregations = aggregate::assign(&mut probes, &clauses);
     for probe in &mut probes {
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
-        probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info.desc);
+        probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     captures::assign(&mut probes, &clauses);
     Ok(Plan {
