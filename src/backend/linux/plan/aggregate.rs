@@ -306,7 +306,16 @@ fn kernel_clause(
         .map(|stmt| match stmt {
             Stmt::Aggregate(a) => Some(KernelUpdate {
                 aggregation: index_of(&a.name)?,
-                keys: a.keys.iter().map(|k| specialize(k, probe)).collect(),
+                // probefunc and probename keys stay as they are: the program stores the
+                // probe index, so that probes can share one copy of the clause.
+                keys: a
+                    .keys
+                    .iter()
+                    .map(|k| match key_kind(k) {
+                        Some(KeyKind::Int { .. }) => specialize(k, probe),
+                        _ => k.clone(),
+                    })
+                    .collect(),
                 value: a.args.first().map(|v| specialize(v, probe)),
             }),
             _ => None,
