@@ -804,3 +804,56 @@ fn kernel_predicates_cast_like_d() {
         assert_eq!(returns, [(-9, libc::EBADF); 2], "{test}");
     }
 }
+
+#[test]
+fn raw_syscalls_apply_each_probes_own_filter() {
+    if !kernel_available("raw_syscalls_apply_each_probes_own_filter") {
+        return;
+    }
+    let mut child = PythonChild::start(
+        "for _ in range(3):\n    os.getppid()\nfor _ in range(2):\n    os.getuid()\n",
+    );
+    let pid = child.pid();
+    // getppid:entry has a clause without predicate, so it is not filtered; the other get*
+    // probes keep only the child's calls.
+    let src = format!("syscall::get*:entry /pid == {pid}/ {{}} syscall::getppid:entry {{}}");
+    let plan = plan_of(&src, &options()).unwrap();
+    let getppid = plan
+        .probes
+        .iter()
+        .position(|p| p.info.desc.function == "getppid")
+        .unwrap();
+    assert!(plan.probes[getppid].kernel_filter.is_none());
+    assert!(matches!(plan.probes[getppid].site, Site::RawSyscall { .. }));
+    let mut attached = attach(&plan);
+    let me = std::process::id();
+    for _ in 0..4 {
+        // SAFETY: getuid and getppid have no preconditions.
+        unsafe { libc::getuid() };
+    }
+    for _ in 0..2 {
+        // SAFETY: as above.
+        unsafe { libc::getppid() };
+    }
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let seen = |who: u32, call: &str| {
+        firings
+            .iter()
+            .filter(|f| f.pid == who && plan.probes[f.probe as usize].info.desc.function == call)
+            .count()
+    };
+    println!(
+        "child getppid {} getuid {}; test process getppid {} getuid {}",
+        seen(pid, "getppid"),
+        seen(pid, "getuid"),
+        seen(me, "getppid"),
+        seen(me, "getuid")
+    );
+    assert_eq!((seen(pid, "getppid"), seen(pid, "getuid")), (3, 2));
+    assert_eq!(seen(me, "getuid"), 0, "filtered in the kernel");
+    assert!(seen(me, "getppid") >= 2, "getppid is not filtered");
+    assert!(firings
+        .iter()
+        .all(|f| f.pid == pid || plan.probes[f.probe as usize].info.desc.function == "getppid"));
+}
