@@ -82,6 +82,7 @@ struct AttachedProgram {
 #[derive(Debug)]
 pub struct Attached {
     programs: Vec<AttachedProgram>,
+    scratch: Map,
     ring: RingBuf,
     drops: DropCounter,
     aggregations: AggregationMaps,
@@ -158,6 +159,7 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
     })?;
     let mut attached = Attached {
         programs: Vec::new(),
+        scratch: record_scratch(plan)?,
         ring,
         drops,
         aggregations,
@@ -262,7 +264,7 @@ struct Parts<'a> {
     kernel_clauses: Vec<(u32, &'a [KernelClause])>,
 }
 
-/// Creates the scratch map for `probe`'s record, assembles the program and loads it.
+/// Assembles the program for `probe`'s record and loads it.
 fn build_and_load(
     attached: &Attached,
     plan: &Plan,
@@ -272,17 +274,6 @@ fn build_and_load(
     kind: ProgType,
 ) -> Result<Built, CodegenError> {
     let layout = Layout::new(&probe.captures, plan.strsize);
-    if layout.size > i16::MAX as usize {
-        return Err(CodegenError::RecordTooLarge {
-            what: what.to_string(),
-            size: layout.size,
-        });
-    }
-    let scratch = Map::create(MapType::PerCpuArray, 4, layout.size as u32, 1, "dtk_record")
-        .map_err(|source| CodegenError::Map {
-            what: "record scratch",
-            source,
-        })?;
     let spec = ProgramSpec {
         index: parts.index,
         args: parts.args,
@@ -291,7 +282,7 @@ fn build_and_load(
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
         aggregations: &attached.aggregations,
-        scratch: &scratch,
+        scratch: &attached.scratch,
         ring: &attached.ring,
         drops: &attached.drops,
     };
@@ -303,7 +294,31 @@ fn build_and_load(
         what: what.to_string(),
         source,
     })?;
-    Ok((program, insns, vec![scratch]))
+    Ok((program, insns, Vec::new()))
+}
+
+/// The per-CPU slot every program builds its record in, as large as the largest record.
+/// Programs cannot interrupt one another on a CPU (the kernel skips a tracing program that
+/// would nest in another), so one slot per CPU is enough.
+fn record_scratch(plan: &Plan) -> Result<Map, CodegenError> {
+    let largest = plan
+        .probes
+        .iter()
+        .map(|p| (p, Layout::new(&p.captures, plan.strsize).size))
+        .max_by_key(|&(_, size)| size);
+    if let Some((probe, size)) = largest.filter(|&(_, size)| size > i16::MAX as usize) {
+        return Err(CodegenError::RecordTooLarge {
+            what: probe.info.desc.to_string(),
+            size,
+        });
+    }
+    let size = largest.map_or(record::HEADER, |(_, size)| size);
+    Map::create(MapType::PerCpuArray, 4, size as u32, 1, "dtk_record").map_err(|source| {
+        CodegenError::Map {
+            what: "record scratch",
+            source,
+        }
+    })
 }
 
 /// One program on raw_syscalls:sys_enter (or sys_exit) for every probe planned there.
