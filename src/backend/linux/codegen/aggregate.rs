@@ -49,19 +49,6 @@ impl AggregationMaps {
         })
     }
 
-    /// Deletes every entry of aggregation `name` (D's `trunc(@name)`, or `clear(@name)` once
-    /// the executor has noted the keys it must keep printing as zero). Returns whether the
-    /// aggregation is kept in the kernel. Updates racing with the walk may survive it.
-    pub fn clear(&self, name: &str) -> Result<bool, MapError> {
-        let Some((_, map)) = self.maps.iter().find(|(a, _)| a.name == name) else {
-            return Ok(false);
-        };
-        for key in map.keys()? {
-            map.delete(&key)?;
-        }
-        Ok(true)
-    }
-
     /// Updates that found the map full.
     pub fn dropped(&self) -> Result<u64, MapError> {
         self.drops.total()

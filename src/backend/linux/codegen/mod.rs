@@ -120,12 +120,6 @@ impl Attached {
         self.programs.clear();
     }
 
-    /// Empties kernel aggregation `name` (see `AggregationMaps::clear`); false when it is not
-    /// kept in the kernel.
-    pub fn clear_kernel_aggregation(&self, name: &str) -> Result<bool, MapError> {
-        self.aggregations.clear(name)
-    }
-
     /// What each program is attached to.
     pub fn attachments(&self) -> Vec<&str> {
         self.programs.iter().map(|p| p.link.describe()).collect()

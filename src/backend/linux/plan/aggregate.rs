@@ -6,10 +6,9 @@
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
 //! An aggregation qualifies only if every clause that updates it qualifies, every update
-//! uses the same function and key shapes, and no action but printa, clear and trunc (without
-//! a count) names it: the executor prints it from `Attached::read_kernel_aggregations` and
-//! empties it with `Attached::clear_kernel_aggregation`; normalize and a trunc that keeps the
-//! top N act on values the executor must hold. Clauses whose predicate the front end folded
+//! uses the same function and key shapes, and no action but printa names it: the executor
+//! prints it from `Attached::read_kernel_aggregations`, while clear, trunc and normalize act
+//! on values the executor must hold. Clauses whose predicate the front end folded
 //! to 0 never run and are left out of the reckoning.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -263,17 +262,12 @@ fn is_dead(clause: &Clause) -> bool {
     clause.predicate.as_ref().and_then(Expr::as_int) == Some(0)
 }
 
-/// Aggregations named by normalize, denormalize or trunc(@a, N) in a clause that can run.
+/// Aggregations named by clear, trunc, normalize or denormalize in a clause that can run.
 fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut visit = |e: &Expr| {
         if let ExprKind::Call { func, args } = &e.kind {
-            let reads_or_empties = match func {
-                Function::Printa | Function::Clear => true,
-                Function::Trunc => args.len() == 1,
-                _ => false,
-            };
-            if !reads_or_empties {
+            if *func != Function::Printa {
                 for arg in args {
                     if let ExprKind::Aggregation(name) = &arg.kind {
                         names.insert(name.clone());
