@@ -651,7 +651,10 @@ fn proc_exit_fires_once_per_process_not_per_thread() {
     let firings = drain(&mut attached, &plan);
     let exits: Vec<(u32, u32)> = firings.iter().map(|f| (f.pid, f.tid)).collect();
     println!("proc:::exit of {pid} (3 threads started and joined): {exits:?}");
-    assert_eq!(exits, [(pid, pid)]);
+    // Once, for the process; in whichever thread was last to go (a joined thread may still
+    // be on its way out when the main thread exits).
+    assert_eq!(exits.len(), 1, "{exits:?}");
+    assert_eq!(exits[0].0, pid);
 }
 
 #[test]
