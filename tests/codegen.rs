@@ -46,8 +46,10 @@ fn attach(plan: &Plan) -> Attached {
     })
 }
 
-/// Every firing in the ring buffer, in order, once the buffer stays empty for 200 ms.
+/// Detaches every program, then returns every firing left in the ring buffer, in order.
 fn drain(attached: &mut Attached, plan: &Plan) -> Vec<Firing> {
+    attached.detach();
+    assert!(attached.attachments().is_empty());
     let mut firings = Vec::new();
     while attached
         .ring_buffer()
@@ -457,6 +459,15 @@ fn pid_provider_traces_a_library_function_and_its_return_value() {
             format!("pid{pid}:libc.so.6:getppid:return"),
         ]
     );
+    let in_executable = plan_of(
+        &format!("pid{pid}:a.out:PyLong_FromLong:entry {{}}"),
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(
+        in_executable.probes[0].info.desc.to_string(),
+        format!("pid{pid}:python3.11:PyLong_FromLong:entry")
+    );
     let mut attached = attach(&plan);
     let dump = attached.dump();
     assert_eq!(dump.matches("bpf_ringbuf_output").count(), 2, "{dump}");
@@ -572,4 +583,275 @@ fn a_provider_glob_finds_the_usdt_probes_of_running_processes() {
         "{listing}"
     );
     println!("{listing}");
+}
+
+#[test]
+fn a_string_that_fills_strsize_is_cut_and_marked_truncated() {
+    if !kernel_available("a_string_that_fills_strsize_is_cut_and_marked_truncated") {
+        return;
+    }
+    let options = Options {
+        strsize: 16,
+        ..options()
+    };
+    let plan = plan_of(
+        "syscall::openat:entry /execname == \"cat\"/ { trace(copyinstr(arg1)); }",
+        &options,
+    )
+    .unwrap();
+    assert!(
+        plan.probes[0].kernel_filter.is_some(),
+        "execname is kernel-side"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("a-file-name-longer-than-sixteen-bytes.txt");
+    std::fs::write(&long, "x").unwrap();
+    let mut attached = codegen::attach(&plan, &options).unwrap();
+    let child = Command::new("/bin/cat")
+        .arg(&long)
+        .env_clear()
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let firings = drain(&mut attached, &plan);
+    drop(attached);
+    assert!(firings.iter().all(|f| f.comm == "cat"));
+    let strings: Vec<(String, bool)> = firings
+        .iter()
+        .filter(|f| f.pid == pid)
+        .map(|f| (f.strings[0].value.clone(), f.strings[0].truncated))
+        .collect();
+    println!("cat {pid} with strsize=16: {strings:?}");
+    let path = long.display().to_string();
+    assert_eq!(strings.last(), Some(&(path[..15].to_string(), true)));
+    let cache = "/etc/ld.so.cache";
+    assert_eq!(strings.first(), Some(&(cache[..15].to_string(), true)));
+}
+
+#[test]
+fn proc_exit_fires_once_per_process_not_per_thread() {
+    if !kernel_available("proc_exit_fires_once_per_process_not_per_thread") {
+        return;
+    }
+    let body = "import threading\nfor _ in range(3):\n    t = threading.Thread(target=os.getppid)\n    t.start()\n    t.join()\n";
+    let mut child = PythonChild::start(body);
+    let pid = child.pid();
+    let plan = plan_of(&format!("proc:::exit /pid == {pid}/ {{}}"), &options()).unwrap();
+    let Site::Tracepoint { guard, .. } = &plan.probes[0].site else {
+        panic!("proc:::exit is a tracepoint");
+    };
+    if guard.is_none() {
+        eprintln!("this kernel's sched_process_exit has no group_dead: exit fires per thread");
+        return;
+    }
+    let mut attached = attach(&plan);
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let exits: Vec<(u32, u32)> = firings.iter().map(|f| (f.pid, f.tid)).collect();
+    println!("proc:::exit of {pid} (3 threads started and joined): {exits:?}");
+    // Once, for the process; in whichever thread was last to go (a joined thread may still
+    // be on its way out when the main thread exits).
+    assert_eq!(exits.len(), 1, "{exits:?}");
+    assert_eq!(exits[0].0, pid);
+}
+
+#[test]
+fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
+    if !kernel_available("the_bundled_syscalls_script_counts_in_the_kernel_with_one_program") {
+        return;
+    }
+    let mut child = PythonChild::start("for _ in range(11):\n    os.getppid()\n");
+    let pid = child.pid();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/d-scripts/syscalls.d"))
+            .unwrap()
+            .replace(
+                "inline int FILTER_PID = 0;",
+                &format!("inline int FILTER_PID = {pid};"),
+            )
+            .replace("inline int BY_PROCESS = 0;", "inline int BY_PROCESS = 1;");
+    let plan = plan_of(&script, &options()).unwrap();
+    let kept: Vec<&str> = plan
+        .kernel_aggregations
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(kept, ["calls"]);
+    let mut attached = attach(&plan);
+    assert_eq!(
+        attached.attachments(),
+        ["tracepoint raw_syscalls:sys_enter"]
+    );
+    let dump = attached.dump();
+    assert!(
+        dump.lines().count() < 400,
+        "one shared clause, no dispatch:\n{dump}"
+    );
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let aggregations = attached.read_kernel_aggregations(&plan).unwrap();
+    assert!(firings.is_empty(), "nothing goes through the ring buffer");
+    let (_, _, entries) = &aggregations[0];
+    use dtk::event::{AggValue::Scalar, Value};
+    let key = |call: &str| {
+        vec![
+            Value::Int(i64::from(pid)),
+            Value::Str("python3.11".into()),
+            Value::Str(call.into()),
+        ]
+    };
+    let count = |call: &str| {
+        entries
+            .iter()
+            .find(|e| e.keys == key(call))
+            .map(|e| e.value.clone())
+    };
+    println!(
+        "syscalls.d for {pid}: {} calls counted, getppid {:?}",
+        entries.len(),
+        count("getppid")
+    );
+    assert_eq!(count("getppid"), Some(Scalar(11)));
+    assert!(entries
+        .iter()
+        .all(|e| e.keys[0] == Value::Int(i64::from(pid))));
+}
+
+#[test]
+fn every_bundled_script_plans_and_loads() {
+    if !kernel_available("every_bundled_script_plans_and_loads") {
+        return;
+    }
+    let child = PythonChild::start("");
+    let pid = child.pid();
+    for name in ["opens", "pyflow", "syscalls"] {
+        let path = format!("{}/d-scripts/{name}.d", env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(path).unwrap();
+        let macros = MacroArgs {
+            target: Some(pid),
+            args: Vec::new(),
+        };
+        let program = compile(name, &source, &macros).unwrap().program;
+        let options = Options::resolve(&program, &[]).unwrap();
+        let plan = plan::resolve(&program, Some(pid), &options).unwrap();
+        let attached = codegen::attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        println!(
+            "{name}.d: {} probes, {:?}",
+            plan.probes.len(),
+            attached.attachments()
+        );
+        assert!(!attached.attachments().is_empty(), "{name}");
+    }
+    let opens = plan_of(
+        &std::fs::read_to_string(format!("{}/d-scripts/opens.d", env!("CARGO_MANIFEST_DIR")))
+            .unwrap(),
+        &options(),
+    )
+    .unwrap();
+    let openat2 = opens
+        .probes
+        .iter()
+        .find(|p| p.info.desc.to_string() == "syscall::openat2:entry")
+        .unwrap();
+    assert_eq!(openat2.captures.strings, [1], "self->path = arg1");
+    assert_eq!(
+        openat2.captures.bytes,
+        [(2, 8)],
+        "copyin(arg2, sizeof (uint64_t))"
+    );
+}
+
+#[test]
+fn kernel_predicates_cast_like_d() {
+    if !kernel_available("kernel_predicates_cast_like_d") {
+        return;
+    }
+    let body = "fd = os.open('/dev/null', os.O_WRONLY)\nfor _ in range(3):\n    os.write(fd, b'x')\nfor _ in range(2):\n    try:\n        os.write(-1, b'x')\n    except OSError:\n        pass\n";
+    let mut child = PythonChild::start(body);
+    let pid = child.pid();
+    // write(-1, …) returns -EBADF (-9): 0xf7 as an unsigned char, 0xfffffff7 as an
+    // unsigned int, -9 as an int.
+    let tests = [
+        "(unsigned char)arg0 == 0xf7",
+        "(unsigned int)arg0 == 4294967287",
+        "(int)arg0 == -9 && !((int)arg0 >= 0)",
+        "errno == EBADF",
+    ];
+    let plans: Vec<Plan> = tests
+        .iter()
+        .map(|t| {
+            plan_of(
+                &format!("syscall::write:return /pid == {pid} && {t}/ {{}}"),
+                &options(),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(plans.iter().all(|p| p.probes[0].kernel_filter.is_some()));
+    let mut attached: Vec<Attached> = plans.iter().map(attach).collect();
+    child.go_and_wait();
+    for ((test, plan), attached) in tests.iter().zip(&plans).zip(&mut attached) {
+        let firings = drain(attached, plan);
+        let returns: Vec<(i64, i32)> = firings
+            .iter()
+            .map(|f| (f.args[0] as i64, f.errno))
+            .collect();
+        println!("{test}: {returns:?}");
+        assert_eq!(returns, [(-9, libc::EBADF); 2], "{test}");
+    }
+}
+
+#[test]
+fn raw_syscalls_apply_each_probes_own_filter() {
+    if !kernel_available("raw_syscalls_apply_each_probes_own_filter") {
+        return;
+    }
+    let mut child = PythonChild::start(
+        "for _ in range(3):\n    os.getppid()\nfor _ in range(2):\n    os.getuid()\n",
+    );
+    let pid = child.pid();
+    // getppid:entry has a clause without predicate, so it is not filtered; the other get*
+    // probes keep only the child's calls.
+    let src = format!("syscall::get*:entry /pid == {pid}/ {{}} syscall::getppid:entry {{}}");
+    let plan = plan_of(&src, &options()).unwrap();
+    let getppid = plan
+        .probes
+        .iter()
+        .position(|p| p.info.desc.function == "getppid")
+        .unwrap();
+    assert!(plan.probes[getppid].kernel_filter.is_none());
+    assert!(matches!(plan.probes[getppid].site, Site::RawSyscall { .. }));
+    let mut attached = attach(&plan);
+    let me = std::process::id();
+    for _ in 0..4 {
+        // SAFETY: getuid and getppid have no preconditions.
+        unsafe { libc::getuid() };
+    }
+    for _ in 0..2 {
+        // SAFETY: as above.
+        unsafe { libc::getppid() };
+    }
+    child.go_and_wait();
+    let firings = drain(&mut attached, &plan);
+    let seen = |who: u32, call: &str| {
+        firings
+            .iter()
+            .filter(|f| f.pid == who && plan.probes[f.probe as usize].info.desc.function == call)
+            .count()
+    };
+    println!(
+        "child getppid {} getuid {}; test process getppid {} getuid {}",
+        seen(pid, "getppid"),
+        seen(pid, "getuid"),
+        seen(me, "getppid"),
+        seen(me, "getuid")
+    );
+    assert_eq!((seen(pid, "getppid"), seen(pid, "getuid")), (3, 2));
+    assert_eq!(seen(me, "getuid"), 0, "filtered in the kernel");
+    assert!(seen(me, "getppid") >= 2, "getppid is not filtered");
+    assert!(firings
+        .iter()
+        .all(|f| f.pid == pid || plan.probes[f.probe as usize].info.desc.function == "getppid"));
 }

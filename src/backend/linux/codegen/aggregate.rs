@@ -119,7 +119,8 @@ fn write_key(
     keys: &[crate::backend::linux::d::ast::Expr],
     at: i16,
 ) {
-    if keys.is_empty() {
+    // A key of constants only is one zero word (map keys cannot be empty).
+    if aggregation.keys.iter().all(|k| k.size() == 0) {
         asm.st(Size::DW, Reg::R10, at, 0);
     }
     let mut offset = at;
@@ -143,6 +144,7 @@ fn write_key(
                     Reg::R1,
                 );
             }
+            KeyKind::Str(_) => {}
         }
         offset += kind.size() as i16;
     }
@@ -250,6 +252,7 @@ fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<V
                 Value::Str(probe().map(|d| d.function.clone()).unwrap_or_default())
             }
             KeyKind::ProbeName => Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default()),
+            KeyKind::Str(s) => Value::Str(s.clone()),
         });
         at += kind.size();
     }

@@ -3,6 +3,12 @@
 //! and [`decode`]). [`attach`] returns an [`Attached`] that owns every program, map, ring
 //! buffer and link; dropping it detaches everything.
 //!
+//! - `program`: the instructions of one program (record header, arguments, kernel clauses,
+//!   filter, captured strings, output).
+//! - `predicate`: kernel-side predicates as jumps.
+//! - `aggregate`: kernel-side aggregations in per-CPU hash maps, and reading them back.
+//! - `record`: the record layout and [`decode`].
+//!
 //! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
 //! need 4.20, which 5.8 includes.
 
@@ -76,6 +82,7 @@ struct AttachedProgram {
 #[derive(Debug)]
 pub struct Attached {
     programs: Vec<AttachedProgram>,
+    scratch: Map,
     ring: RingBuf,
     drops: DropCounter,
     aggregations: AggregationMaps,
@@ -105,6 +112,12 @@ impl Attached {
         plan: &Plan,
     ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
         self.aggregations.read(plan)
+    }
+
+    /// Detaches and unloads every program, keeping the ring buffer and the maps: what the
+    /// programs wrote can still be read, and nothing more arrives.
+    pub fn detach(&mut self) {
+        self.programs.clear();
     }
 
     /// What each program is attached to.
@@ -140,6 +153,7 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
     })?;
     let mut attached = Attached {
         programs: Vec::new(),
+        scratch: record_scratch(plan)?,
         ring,
         drops,
         aggregations,
@@ -162,10 +176,11 @@ fn attach_probe(
 ) -> Result<(), CodegenError> {
     let what = probe.info.desc.to_string();
     let filter = probe.kernel_filter.as_deref();
-    let build = |attached: &Attached, args: &[ArgLoad], kind| {
+    let build = |attached: &Attached, args: &[ArgLoad], guard, kind| {
         let parts = Parts {
             index: ProbeIndex::Fixed(index),
             args,
+            guard,
             filter,
             kernel_clauses: Some((index, probe.kernel_clauses.as_slice()))
                 .filter(|(_, clauses)| !clauses.is_empty())
@@ -174,25 +189,30 @@ fn attach_probe(
         };
         build_and_load(attached, plan, probe, &what, parts, kind)
     };
+    // A probe with nothing to emit or update needs no program, unless attaching has an effect
+    // of its own (a USDT semaphore raised while a uprobe is attached).
+    let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
     match &probe.site {
         Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
+        Site::Tracepoint { .. } | Site::Profile { .. } if idle => {}
         Site::Tracepoint {
             category,
             name,
             args,
+            guard,
         } => {
-            let (program, insns, maps) = build(attached, args, ProgType::Tracepoint)?;
+            let (program, insns, maps) = build(attached, args, *guard, ProgType::Tracepoint)?;
             let link = attach_tracepoint(&program, category, name)?;
             attached.push(link, insns, program, maps);
         }
         Site::Profile { hz, args } => {
-            let (program, insns, maps) = build(attached, args, ProgType::PerfEvent)?;
+            let (program, insns, maps) = build(attached, args, None, ProgType::PerfEvent)?;
             let link = attach_cpu_clock(&program, *hz)?;
             attached.push(link, insns, program, maps);
         }
         Site::Uprobe { sites } => {
             for site in sites {
-                let (program, insns, maps) = build(attached, &site.args, ProgType::Kprobe)?;
+                let (program, insns, maps) = build(attached, &site.args, None, ProgType::Kprobe)?;
                 let link = attach_uprobe(&program, &site.spec)?;
                 attached.push(link, insns, program, maps);
             }
@@ -218,17 +238,27 @@ impl Attached {
     }
 }
 
+/// Whether the kernel filter of `probe` lets nothing through (all its clauses run in the
+/// kernel, or none of their predicates can hold).
+fn never_emits(probe: &PlannedProbe) -> bool {
+    probe
+        .kernel_filter
+        .as_deref()
+        .is_some_and(<[Expr]>::is_empty)
+}
+
 type Built = (super::bpf::prog::Program, Vec<Insn>, Vec<Map>);
 
 /// What a program does, apart from the maps it writes.
 struct Parts<'a> {
     index: ProbeIndex<'a>,
     args: &'a [ArgLoad],
+    guard: Option<u16>,
     filter: Option<&'a [Expr]>,
     kernel_clauses: Vec<(u32, &'a [KernelClause])>,
 }
 
-/// Creates the scratch map for `probe`'s record, assembles the program and loads it.
+/// Assembles the program for `probe`'s record and loads it.
 fn build_and_load(
     attached: &Attached,
     plan: &Plan,
@@ -238,25 +268,15 @@ fn build_and_load(
     kind: ProgType,
 ) -> Result<Built, CodegenError> {
     let layout = Layout::new(&probe.captures, plan.strsize);
-    if layout.size > i16::MAX as usize {
-        return Err(CodegenError::RecordTooLarge {
-            what: what.to_string(),
-            size: layout.size,
-        });
-    }
-    let scratch = Map::create(MapType::PerCpuArray, 4, layout.size as u32, 1, "dtk_record")
-        .map_err(|source| CodegenError::Map {
-            what: "record scratch",
-            source,
-        })?;
     let spec = ProgramSpec {
         index: parts.index,
         args: parts.args,
+        guard: parts.guard,
         layout: &layout,
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
         aggregations: &attached.aggregations,
-        scratch: &scratch,
+        scratch: &attached.scratch,
         ring: &attached.ring,
         drops: &attached.drops,
     };
@@ -268,7 +288,31 @@ fn build_and_load(
         what: what.to_string(),
         source,
     })?;
-    Ok((program, insns, vec![scratch]))
+    Ok((program, insns, Vec::new()))
+}
+
+/// The per-CPU slot every program builds its record in, as large as the largest record.
+/// Programs cannot interrupt one another on a CPU (the kernel skips a tracing program that
+/// would nest in another), so one slot per CPU is enough.
+fn record_scratch(plan: &Plan) -> Result<Map, CodegenError> {
+    let largest = plan
+        .probes
+        .iter()
+        .map(|p| (p, Layout::new(&p.captures, plan.strsize).size))
+        .max_by_key(|&(_, size)| size);
+    if let Some((probe, size)) = largest.filter(|&(_, size)| size > i16::MAX as usize) {
+        return Err(CodegenError::RecordTooLarge {
+            what: probe.info.desc.to_string(),
+            size,
+        });
+    }
+    let size = largest.map_or(record::HEADER, |(_, size)| size);
+    Map::create(MapType::PerCpuArray, 4, size as u32, 1, "dtk_record").map_err(|source| {
+        CodegenError::Map {
+            what: "record scratch",
+            source,
+        }
+    })
 }
 
 /// One program on raw_syscalls:sys_enter (or sys_exit) for every probe planned there.
@@ -289,6 +333,10 @@ fn attach_raw_syscalls(
     let Some(&(_, first, _)) = probes.first() else {
         return Ok(());
     };
+    let emits = probes.iter().any(|(_, p, _)| !never_emits(p));
+    if !emits && probes.iter().all(|(_, p, _)| p.kernel_clauses.is_empty()) {
+        return Ok(());
+    }
     let numbers =
         Map::create(MapType::Array, 4, 4, MAX_SYSCALL_NR, "dtk_sysnr").map_err(|source| {
             CodegenError::Map {
@@ -319,9 +367,11 @@ fn attach_raw_syscalls(
             id_offset,
             numbers: &numbers,
             filters,
-            emits: probes.iter().any(|(_, p, _)| !p.info.clauses.is_empty()),
+            emits,
+            probes: probes.len(),
         },
         args: &args,
+        guard: None,
         filter: None,
         kernel_clauses: probes
             .iter()

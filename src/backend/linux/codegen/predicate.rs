@@ -4,7 +4,7 @@
 //! `&&`, `||` and `!` become jumps.
 
 use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, UID};
-use crate::backend::linux::bpf::insn::{Asm, Cond, Label, Reg, Size, Src};
+use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
 use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
 
@@ -125,8 +125,33 @@ pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
         ExprKind::Builtin(Builtin::Gid) => field(asm, Size::W, GID),
         ExprKind::Builtin(Builtin::Cpu) => field(asm, Size::W, CPU),
         ExprKind::Builtin(Builtin::Arg(n)) => field(asm, Size::DW, arg_offset(*n)),
+        // Only at syscall returns (plan::filter makes it 0 elsewhere): −arg0 for a return
+        // value in [−4095, −1], else 0.
+        ExprKind::Builtin(Builtin::Errno) => {
+            let zero = asm.label();
+            let done = asm.label();
+            field(asm, Size::DW, arg_offset(0));
+            asm.jmp_if(Cond::Sge, dst, Src::Imm(0), zero)
+                .jmp_if(Cond::Slt, dst, Src::Imm(-4095), zero)
+                .neg64(dst)
+                .jmp(done)
+                .bind(zero)
+                .mov64_imm(dst, 0)
+                .bind(done);
+        }
         ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
-        ExprKind::Cast { expr, .. } => load(asm, expr, dst),
+        ExprKind::Cast { expr, to } => {
+            load(asm, expr, dst);
+            // A narrower integer type keeps the low bits, sign- or zero-extended.
+            if let DType::Int { bits, signed } = to {
+                let shift = 64 - i32::from(*bits).min(64);
+                if shift > 0 {
+                    let back = if *signed { AluOp::Arsh } else { AluOp::Rsh };
+                    asm.alu64(AluOp::Lsh, dst, Src::Imm(shift))
+                        .alu64(back, dst, Src::Imm(shift));
+                }
+            }
+        }
         ExprKind::Unary {
             op: UnaryOp::Neg,
             operand,

@@ -20,7 +20,7 @@ use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::MAX_ARGS;
 use crate::backend::linux::plan::{regs, ArgLoad, KernelClause};
 
-/// Stack slots (offsets from R10).
+/// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
 const KEY_SLOT: i16 = -8;
 const ARG_SCRATCH: i16 = -16;
 pub const DROP_KEY_SLOT: i16 = -24;
@@ -38,6 +38,8 @@ pub enum ProbeIndex<'a> {
         filters: Vec<(u32, &'a [Expr])>,
         /// Some probe has clauses in user space, so records are emitted.
         emits: bool,
+        /// How many probes the program serves.
+        probes: usize,
     },
 }
 
@@ -45,6 +47,8 @@ pub enum ProbeIndex<'a> {
 pub struct ProgramSpec<'a> {
     pub index: ProbeIndex<'a>,
     pub args: &'a [ArgLoad],
+    /// Offset of a byte of the context that must be non-zero, else the probe did not fire.
+    pub guard: Option<u16>,
     pub layout: &'a Layout,
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
@@ -72,6 +76,14 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     }
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
+    if let Some(offset) = spec.guard {
+        asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
+            Cond::Eq,
+            Reg::R1,
+            Src::Imm(0),
+            out,
+        );
+    }
     lookup_zero_key(&mut asm, spec.scratch, out);
     asm.mov64_reg(Reg::R7, Reg::R0);
     probe_index(&mut asm, &spec.index, out);
@@ -85,7 +97,14 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
                     any_true(&mut asm, filter, out);
                 }
             }
-            ProbeIndex::BySyscall { filters, .. } => per_probe_filters(&mut asm, filters, out),
+            ProbeIndex::BySyscall {
+                filters, probes, ..
+            } => match filters.first() {
+                Some((_, shared)) if same_for_all(filters, *probes) => {
+                    any_true(&mut asm, shared, out)
+                }
+                _ => per_probe_filters(&mut asm, filters, out),
+            },
         }
         captures(&mut asm, spec.layout);
         submit(&mut asm, spec, out);
@@ -94,20 +113,31 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     asm.finish()
 }
 
-/// The kernel clauses of the probe that fired: directly for a fixed probe, by R8 for
-/// raw_syscalls.
+/// The kernel clauses of the probe that fired: directly for a fixed probe, or when every
+/// probe of a raw_syscalls program has the same ones (`syscall:::entry { @[probefunc] =
+/// count(); }`); else by R8.
 fn kernel_clauses(asm: &mut Asm, spec: &ProgramSpec<'_>) {
-    for (index, clauses) in &spec.kernel_clauses {
-        match spec.index {
-            ProbeIndex::Fixed(_) => spec.aggregations.emit_clauses(asm, clauses),
-            ProbeIndex::BySyscall { .. } => {
-                let next = asm.label();
-                asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
-                spec.aggregations.emit_clauses(asm, clauses);
-                asm.bind(next);
-            }
+    let shared = match spec.index {
+        ProbeIndex::Fixed(_) => true,
+        ProbeIndex::BySyscall { probes, .. } => same_for_all(&spec.kernel_clauses, probes),
+    };
+    if shared {
+        if let Some((_, clauses)) = spec.kernel_clauses.first() {
+            spec.aggregations.emit_clauses(asm, clauses);
         }
+        return;
     }
+    for (index, clauses) in &spec.kernel_clauses {
+        let next = asm.label();
+        asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
+        spec.aggregations.emit_clauses(asm, clauses);
+        asm.bind(next);
+    }
+}
+
+/// Whether `per_probe` has an entry for each of `probes` probes, all equal.
+fn same_for_all<T: PartialEq>(per_probe: &[(u32, &[T])], probes: usize) -> bool {
+    per_probe.len() == probes && per_probe.windows(2).all(|w| w[0].1 == w[1].1)
 }
 
 /// R0 = &map[0], or goto `out` when the lookup fails.

@@ -6,15 +6,18 @@
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
 //! An aggregation qualifies only if every clause that updates it qualifies, every update
-//! uses the same function and key shapes, and no action other than printa names it (clear,
-//! trunc and normalize act on the executor's copy).
+//! uses the same function and key shapes, and no action but printa names it: the executor
+//! prints it from `Attached::read_kernel_aggregations`, while clear, trunc and normalize act
+//! on values the executor must hold. Clauses whose predicate the front end folded
+//! to 0 never run and are left out of the reckoning.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::captures::walk;
-use super::filter::{is_value, kernel_predicate};
+use super::filter::{is_value, kernel_predicate, specialize};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt};
+use crate::backend::linux::firing::ProbeInfo;
 use crate::event::AggFunc;
 
 /// Keys of a kernel aggregation larger than this stay in user space (they live on the BPF
@@ -43,7 +46,7 @@ fn key_size(keys: &[KeyKind]) -> usize {
 }
 
 /// How one key is stored in a map key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyKind {
     /// A 64-bit integer; `signed` decides how it reads back.
     Int {
@@ -54,12 +57,15 @@ pub enum KeyKind {
     /// probefunc or probename: stored as the plan's probe index, named again when read.
     ProbeFunc,
     ProbeName,
+    /// A string constant: takes no room in the map key.
+    Str(String),
 }
 
 impl KeyKind {
-    pub fn size(self) -> usize {
+    pub fn size(&self) -> usize {
         match self {
             KeyKind::Execname => 16,
+            KeyKind::Str(_) => 0,
             _ => 8,
         }
     }
@@ -100,7 +106,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAgg
     for probe in probes.iter_mut() {
         let mut kept = Vec::new();
         for &c in &probe.info.clauses {
-            match kernel_clause(clauses[c], c, &probe.info.desc, &index_of) {
+            match kernel_clause(clauses[c], c, &probe.info, &index_of) {
                 Some(kernel) => probe.kernel_clauses.push(kernel),
                 None => kept.push(c),
             }
@@ -114,6 +120,9 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAgg
 fn eligible_aggregations(probes: &[PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAggregation> {
     let mut shapes: BTreeMap<String, Option<(AggFunc, Vec<KeyKind>)>> = BTreeMap::new();
     for (index, clause) in clauses.iter().enumerate() {
+        if is_dead(clause) {
+            continue;
+        }
         match clause_shapes(clause).filter(|_| runs_in_kernel(probes, clauses, index)) {
             Some(statements) => {
                 for s in statements {
@@ -180,7 +189,7 @@ fn runs_in_kernel(probes: &[PlannedProbe], clauses: &[&Clause], index: usize) ->
             let predicate_ok = clauses[index]
                 .predicate
                 .as_ref()
-                .is_none_or(|e| kernel_predicate(e, &p.info.desc).is_some());
+                .is_none_or(|e| kernel_predicate(e, &p.info).is_some());
             kernel_site && predicate_ok
         })
 }
@@ -216,6 +225,7 @@ fn key_kind(e: &Expr) -> Option<KeyKind> {
         ExprKind::Builtin(Builtin::Execname) => Some(KeyKind::Execname),
         ExprKind::Builtin(Builtin::Probefunc) => Some(KeyKind::ProbeFunc),
         ExprKind::Builtin(Builtin::Probename) => Some(KeyKind::ProbeName),
+        ExprKind::Str(s) => Some(KeyKind::Str(s.clone())),
         _ if is_value(e) => Some(KeyKind::Int {
             signed: matches!(
                 e.ty,
@@ -247,7 +257,12 @@ fn aggregation_names(clause: &Clause) -> Vec<String> {
     names
 }
 
-/// Aggregations named by clear, trunc, normalize or denormalize anywhere.
+/// A clause whose predicate is the constant 0.
+fn is_dead(clause: &Clause) -> bool {
+    clause.predicate.as_ref().and_then(Expr::as_int) == Some(0)
+}
+
+/// Aggregations named by clear, trunc, normalize or denormalize in a clause that can run.
 fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut visit = |e: &Expr| {
@@ -261,7 +276,7 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
             }
         }
     };
-    for clause in clauses {
+    for clause in clauses.iter().filter(|c| !is_dead(c)) {
         for stmt in clause.body.iter().flatten() {
             super::captures::walk_stmt(stmt, &mut visit);
         }
@@ -276,7 +291,7 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
 fn kernel_clause(
     clause: &Clause,
     index: usize,
-    desc: &crate::event::ProbeDesc,
+    probe: &ProbeInfo,
     index_of: &impl Fn(&str) -> Option<usize>,
 ) -> Option<KernelClause> {
     let body = clause.body.as_ref().filter(|b| !b.is_empty())?;
@@ -285,15 +300,30 @@ fn kernel_clause(
         .map(|stmt| match stmt {
             Stmt::Aggregate(a) => Some(KernelUpdate {
                 aggregation: index_of(&a.name)?,
-                keys: a.keys.clone(),
-                value: a.args.first().cloned(),
+                // probefunc and probename keys stay as they are: the program stores the
+                // probe index, so that probes can share one copy of the clause.
+                keys: a
+                    .keys
+                    .iter()
+                    .map(|k| match key_kind(k) {
+                        Some(KeyKind::Int { .. }) => specialize(k, probe),
+                        _ => k.clone(),
+                    })
+                    .collect(),
+                value: a.args.first().map(|v| specialize(v, probe)),
             }),
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
     let predicate = match &clause.predicate {
         None => None,
-        Some(p) => Some(kernel_predicate(p, desc)?),
+        Some(p) => Some(kernel_predicate(p, probe)?),
+    };
+    // A predicate decided at this probe leaves no test, or no updates, to emit.
+    let (predicate, updates) = match predicate.as_ref().and_then(Expr::as_int) {
+        Some(0) => (None, Vec::new()),
+        Some(_) => (None, updates),
+        None => (predicate, updates),
     };
     Some(KernelClause {
         clause: index,

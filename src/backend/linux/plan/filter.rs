@@ -3,21 +3,22 @@
 //! busy system does not flood user space with firings every clause would discard.
 //!
 //! The kernel evaluates: pid, tid, uid, gid, cpu, argN / args[N], integer constants,
-//! `execname == "…"` / `!=`, comparisons, `&&`, `||` and `!`. probeprov, probemod,
-//! probefunc and probename are known per probe, so comparisons of them with strings are
-//! decided here. The executor still runs the predicates; the kernel only drops firings that
+//! `execname == "…"` / `!=`, comparisons, `&&`, `||` and `!`, and errno at syscall returns
+//! (from the return value, as `decode` computes it; 0 at every other probe). probeprov,
+//! probemod, probefunc and probename are known per probe, so comparisons of them with
+//! strings are decided here. The executor still runs the predicates; the kernel only drops firings that
 //! could not pass them.
 
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, Expr, ExprKind, UnaryOp};
-use crate::event::ProbeDesc;
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp};
+use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
 /// some clause must see every firing. No clauses (all of them run in the kernel) means no
 /// firing is emitted.
-pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>> {
+pub fn kernel_filter(clauses: &[&Clause], probe: &ProbeInfo) -> Option<Vec<Expr>> {
     let predicates: Vec<Expr> = clauses
         .iter()
-        .map(|c| kernel_predicate(c.predicate.as_ref()?, desc))
+        .map(|c| kernel_predicate(c.predicate.as_ref()?, probe))
         .collect::<Option<_>>()?;
     // A predicate that is always true lets everything through; one that is never true
     // (`/0/`, which enables a probe for its side effects only) adds nothing to the OR. An
@@ -36,9 +37,9 @@ pub fn kernel_filter(clauses: &[&Clause], desc: &ProbeDesc) -> Option<Vec<Expr>>
     )
 }
 
-/// `predicate` as the kernel evaluates it at probe `desc`, or None when it cannot.
-pub fn kernel_predicate(predicate: &Expr, desc: &ProbeDesc) -> Option<Expr> {
-    let p = simplify(specialize(predicate, desc));
+/// `predicate` as the kernel evaluates it at `probe`, or None when it cannot.
+pub fn kernel_predicate(predicate: &Expr, probe: &ProbeInfo) -> Option<Expr> {
+    let p = simplify(specialize(predicate, probe));
     is_condition(&p).then_some(p)
 }
 
@@ -85,19 +86,32 @@ fn simplify(e: Expr) -> Expr {
                 },
             }
         }
-        ExprKind::Binary { op, lhs, rhs } => match execname_constant(*op, lhs, rhs) {
-            Some(text) if text.len() >= 16 => constant(&e, *op == BinaryOp::Ne),
-            _ => e,
-        },
+        ExprKind::Binary { op, lhs, rhs } => {
+            if let Some(text) = execname_constant(*op, lhs, rhs) {
+                return if text.len() >= 16 {
+                    constant(&e, *op == BinaryOp::Ne)
+                } else {
+                    e
+                };
+            }
+            match compare_constants(*op, lhs, rhs) {
+                Some(v) => constant(&e, v),
+                None => e,
+            }
+        }
         _ => e,
     }
 }
 
-/// Replaces the probe-name builtins with this probe's strings and decides comparisons of two
-/// strings.
-fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
+/// Replaces the probe-name builtins with this probe's strings (and errno with 0 where it is
+/// always 0), and decides comparisons of two strings.
+pub fn specialize(e: &Expr, probe: &ProbeInfo) -> Expr {
+    let desc = &probe.desc;
     let mut out = e.clone();
     out.kind = match &e.kind {
+        ExprKind::Builtin(Builtin::Errno) if probe.kind != ProbeKind::SyscallReturn => {
+            ExprKind::Int(0)
+        }
         ExprKind::Builtin(
             b @ (Builtin::Probeprov | Builtin::Probemod | Builtin::Probefunc | Builtin::Probename),
         ) => ExprKind::Str(
@@ -110,7 +124,7 @@ fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
             .clone(),
         ),
         ExprKind::Binary { op, lhs, rhs } => {
-            let (lhs, rhs) = (specialize(lhs, desc), specialize(rhs, desc));
+            let (lhs, rhs) = (specialize(lhs, probe), specialize(rhs, probe));
             match (&lhs.kind, &rhs.kind, op) {
                 (ExprKind::Str(a), ExprKind::Str(b), BinaryOp::Eq | BinaryOp::Ne) => {
                     ExprKind::Int(u64::from((a == b) == (*op == BinaryOp::Eq)))
@@ -124,11 +138,38 @@ fn specialize(e: &Expr, desc: &ProbeDesc) -> Expr {
         }
         ExprKind::Unary { op, operand } => ExprKind::Unary {
             op: *op,
-            operand: Box::new(specialize(operand, desc)),
+            operand: Box::new(specialize(operand, probe)),
+        },
+        ExprKind::Cast { to, expr } => ExprKind::Cast {
+            to: to.clone(),
+            expr: Box::new(specialize(expr, probe)),
         },
         other => other.clone(),
     };
     out
+}
+
+/// A comparison of two integer constants (errno at a probe where it is 0, say), decided.
+fn compare_constants(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> Option<bool> {
+    let (a, b) = (lhs.as_int()?, rhs.as_int()?);
+    let signed = [lhs, rhs]
+        .iter()
+        .all(|e| matches!(e.ty, DType::Int { signed: true, .. }));
+    let order = if signed {
+        (a as i64).cmp(&(b as i64))
+    } else {
+        a.cmp(&b)
+    };
+    use std::cmp::Ordering::*;
+    Some(match op {
+        BinaryOp::Eq => order == Equal,
+        BinaryOp::Ne => order != Equal,
+        BinaryOp::Lt => order == Less,
+        BinaryOp::Le => order != Greater,
+        BinaryOp::Gt => order == Greater,
+        BinaryOp::Ge => order != Less,
+        _ => return None,
+    })
 }
 
 /// Whether the kernel can evaluate `e` as a condition.
@@ -168,7 +209,13 @@ pub fn is_value(e: &Expr) -> bool {
 fn value_builtin(b: Builtin) -> bool {
     matches!(
         b,
-        Builtin::Pid | Builtin::Tid | Builtin::Uid | Builtin::Gid | Builtin::Cpu | Builtin::Arg(_)
+        Builtin::Pid
+            | Builtin::Tid
+            | Builtin::Uid
+            | Builtin::Gid
+            | Builtin::Cpu
+            | Builtin::Arg(_)
+            | Builtin::Errno
     )
 }
 
@@ -216,13 +263,17 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let desc = ProbeDesc {
-            provider: "syscall".into(),
-            module: String::new(),
-            function: "read".into(),
-            name: "entry".into(),
+        let probe = ProbeInfo {
+            desc: std::sync::Arc::new(crate::event::ProbeDesc {
+                provider: "syscall".into(),
+                module: String::new(),
+                function: "read".into(),
+                name: "entry".into(),
+            }),
+            kind: ProbeKind::SyscallEntry,
+            clauses: vec![0],
         };
-        kernel_filter(&clauses, &desc)
+        kernel_filter(&clauses, &probe)
     }
 
     #[test]
@@ -235,6 +286,11 @@ mod tests {
             Some(vec![])
         );
         assert!(filter_of("syscall::read:entry /args[1] != 0/ {}").is_some());
+        assert_eq!(
+            filter_of("syscall::read:entry /errno != 0/ {}"),
+            Some(vec![]),
+            "errno is 0 at an entry"
+        );
         assert_eq!(filter_of("syscall::read:entry /0/ {}"), Some(vec![]));
         assert!(
             filter_of("syscall::read:entry /0/ {} syscall::read:entry /1 || pid/ {}").is_none()

@@ -1,7 +1,8 @@
 //! Probe matching: the program's probe descriptions (with globs in any part) resolved to
 //! concrete probes, each with its attach point (`Site`), what its BPF program must capture
-//! (`Captures`) and, when every clause's predicate can run in the kernel, the predicate the
-//! kernel evaluates before it emits anything (`kernel_filter`).
+//! (`Captures`), when every clause's predicate can run in the kernel, the predicate the
+//! kernel evaluates before it emits anything (`kernel_filter`), and the clauses that run
+//! entirely in the kernel (`kernel_clauses`, aggregations kept in BPF maps).
 //!
 //! Providers: `dtrace` (BEGIN/END/ERROR, user space), `syscall` (syscall tracepoints, or the
 //! raw_syscalls pair when many are traced), `proc` (sched tracepoints), `profile`
@@ -84,6 +85,9 @@ pub enum Site {
         category: String,
         name: String,
         args: Vec<ArgLoad>,
+        /// Offset of a one-byte field of the record that must be non-zero for the probe to
+        /// fire (proc:::exit's `group_dead`).
+        guard: Option<u16>,
     },
     /// One syscall seen through raw_syscalls:sys_enter (`entry`) or sys_exit, whose program
     /// maps the syscall number `nr` to this probe.
@@ -216,7 +220,7 @@ pub fn resolve(
     let kernel_aggregations = aggregate::assign(&mut probes, &clauses);
     for probe in &mut probes {
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
-        probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info.desc);
+        probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     captures::assign(&mut probes, &clauses);
     Ok(Plan {

@@ -1,6 +1,7 @@
 //! The pid provider: `pid123:module:function:entry` and `:return`, a uprobe or uretprobe on a
 //! function of the process's executable or of a library it maps. The module part matches the
-//! file's name (`libc.so.6`); an empty module searches every mapped file. Function globs are
+//! file's name (`libc.so.6`), or is `a.out` for the executable; an empty module searches
+//! every mapped file. Function globs are
 //! matched against the defined functions of `.symtab` and `.dynsym`.
 //!
 //! Entry probes give the six integer argument registers as arg0–arg5; return probes give
@@ -39,9 +40,11 @@ pub fn probes(
         },
     })?;
     let mut found = Vec::new();
-    for mapping in maps.files() {
+    // The executable is the first file mapping (see `procmaps`); D calls it `a.out`.
+    for (index, mapping) in maps.files().into_iter().enumerate() {
         let module = mapping.path.rsplit('/').next().unwrap_or("");
-        if !matches(&desc.module, module) {
+        let executable = index == 0 && desc.module == "a.out";
+        if !executable && !matches(&desc.module, module) {
             continue;
         }
         let path = maps.openable_path(mapping);

@@ -149,17 +149,21 @@ fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
         if !matches(&desc.name, name) {
             continue;
         }
+        let format = tracepoint_format("sched", tracepoint).map_err(PlanError::tracefs)?;
+        // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
         let args = match *name {
-            // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
-            "create" => {
-                let format = tracepoint_format("sched", tracepoint).map_err(PlanError::tracefs)?;
-                format
-                    .field("child_pid")
-                    .map(field_load)
-                    .into_iter()
-                    .collect()
-            }
+            "create" => format
+                .field("child_pid")
+                .map(field_load)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
+        };
+        // sched_process_exit fires for every thread; proc:::exit once per process, when
+        // the last thread exits, which kernels that have the field say with group_dead.
+        let guard = match *name {
+            "exit" => format.field("group_dead").map(|f| f.offset as u16),
+            _ => None,
         };
         found.push(Candidate {
             desc: concrete("proc", "", "", name),
@@ -168,6 +172,7 @@ fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
                 category: "sched".into(),
                 name: (*tracepoint).into(),
                 args,
+                guard,
             },
         });
     }

@@ -70,6 +70,7 @@ pub fn probes(desc: &ast::ProbeDesc, cache: &mut Cache) -> Result<Vec<Candidate>
                         category: "syscalls".into(),
                         name: format!("{prefix}{name}"),
                         args: Vec::new(),
+                        guard: None,
                     },
                 });
             }
@@ -108,8 +109,23 @@ pub fn finish_sites(probes: &mut [PlannedProbe]) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// This machine's number for syscall `name`.
+/// Tracepoints named after the kernel's function (`SYSCALL_DEFINE`) where that differs from
+/// the syscall's name in the number table.
+const TABLE_NAMES: &[(&str, &str)] = &[
+    ("newfstat", "fstat"),
+    ("newlstat", "lstat"),
+    ("newstat", "stat"),
+    ("newuname", "uname"),
+    ("sendfile64", "sendfile"),
+    ("umount", "umount2"),
+];
+
+/// This machine's number for syscall `name` (a tracepoint's name).
 fn syscall_number(name: &str) -> Option<u32> {
+    let name = TABLE_NAMES
+        .iter()
+        .find(|(tracepoint, _)| *tracepoint == name)
+        .map_or(name, |(_, table)| table);
     syscalls::Sysno::from_str(name)
         .ok()
         .and_then(|s| u32::try_from(s.id()).ok())
@@ -183,6 +199,7 @@ fn own_tracepoint(syscall: &str, entry: bool) -> Result<Site, PlanError> {
         category: "syscalls".into(),
         name,
         args,
+        guard: None,
     })
 }
 
@@ -195,5 +212,17 @@ mod tests {
         let getpid = syscall_number("getpid").unwrap();
         assert_eq!(i64::from(getpid), libc::SYS_getpid);
         assert_eq!(syscall_number("no_such_call"), None);
+        assert_eq!(
+            i64::from(syscall_number("newfstat").unwrap()),
+            libc::SYS_fstat
+        );
+        assert_eq!(
+            i64::from(syscall_number("umount").unwrap()),
+            libc::SYS_umount2
+        );
+        assert_eq!(
+            i64::from(syscall_number("sendfile64").unwrap()),
+            libc::SYS_sendfile
+        );
     }
 }

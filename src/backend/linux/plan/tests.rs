@@ -73,6 +73,7 @@ fn probe_with_args(n: usize, clauses: Vec<usize>) -> PlannedProbe {
             category: "c".into(),
             name: "n".into(),
             args: vec![ArgLoad::Constant(0); n],
+            guard: None,
         },
         captures: Captures::default(),
         kernel_filter: None,
@@ -155,7 +156,16 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
     )
     .is_empty());
     assert!(kernel_aggregations("profile-997 /self->x/ { @a = count(); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = count(); } END { trunc(@a); }").is_empty());
     assert!(kernel_aggregations("profile-997 { @a = count(); } END { clear(@a); }").is_empty());
+    assert!(
+        kernel_aggregations("profile-997 { @a = count(); } END { normalize(@a, 2); }").is_empty()
+    );
+    assert_eq!(
+        kernel_aggregations("profile-997 { @a = count(); } END /0/ { normalize(@a, 2); }"),
+        ["a"],
+        "a clause that never runs does not count"
+    );
     assert!(kernel_aggregations("profile-997 { @a = quantize(arg0); }").is_empty());
     assert!(kernel_aggregations("profile-997 { @a[timestamp] = count(); }").is_empty());
     // @b is updated in user space too, so the clause that updates both stays there, and @a
