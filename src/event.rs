@@ -139,6 +139,32 @@ pub enum AggValue {
     },
 }
 
+impl AggValue {
+    /// The single number of count, sum, min, max, avg and stddev, as dtrace(1) prints it:
+    /// avg and stddev in integers, as libdtrace computes them (stddev: the square root of the
+    /// truncated mean of the squares less the square of the truncated mean). None for the
+    /// distributions.
+    pub fn scalar(&self) -> Option<i64> {
+        match *self {
+            AggValue::Scalar(v) => Some(v),
+            AggValue::Avg { count, total } => Some(if count == 0 { 0 } else { total / count }),
+            AggValue::Stddev {
+                count,
+                total,
+                total_squares,
+            } => {
+                if count <= 0 {
+                    return Some(0);
+                }
+                let mean_of_squares = total_squares / count as u128;
+                let mean = u128::from((total / count).unsigned_abs());
+                Some(mean_of_squares.saturating_sub(mean * mean).isqrt() as i64)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Number of buckets of a quantize() aggregation.
 pub const QUANTIZE_BUCKETS: usize = 127;
 

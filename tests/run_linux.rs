@@ -548,3 +548,12 @@ fn dump_bpf_shows_each_program_under_its_attach_point() {
     assert!(err.contains("call bpf_get_current_pid_tgid#14"), "{err}");
     assert!(err.contains("exit"), "{err}");
 }
+
+expect_lines!(
+    kernel_aggregation_printed_live_from_a_tick,
+    "#pragma D option quiet\nsyscall::getppid:entry /pid == $target/ { @n = count(); } tick-100ms /++t == 8/ { printa(\"live %@d\\n\", @n); exit(0); }",
+    ["-c", python("import os, time\nfor _ in range(50): os.getppid()\ntime.sleep(2)")],
+    |out| {
+        assert_eq!(out.lines().next(), Some("live 50"), "{out}");
+    }
+);

@@ -61,15 +61,9 @@ fn write_key(out: &mut String, key: &Value) {
 
 fn write_value(out: &mut String, value: &AggValue) {
     match value {
-        AggValue::Scalar(v) => {
+        AggValue::Scalar(_) | AggValue::Avg { .. } | AggValue::Stddev { .. } => {
+            let v = value.scalar().unwrap_or(0);
             let _ = write!(out, " {v:>INT_WIDTH$}");
-        }
-        AggValue::Avg { count, total } => {
-            let avg = if *count == 0 { 0 } else { total / count };
-            let _ = write!(out, " {avg:>INT_WIDTH$}");
-        }
-        AggValue::Stddev { .. } => {
-            let _ = write!(out, " {:>INT_WIDTH$}", stddev(value));
         }
         AggValue::Quantize(counts) => write_quantize(out, counts),
         AggValue::Lquantize {
@@ -86,26 +80,6 @@ fn write_value(out: &mut String, value: &AggValue) {
             counts,
         } => write_llquantize(out, *factor, *low, *high, *nsteps, counts),
     }
-}
-
-/// The standard deviation, rounded down, as dtrace computes it from count, sum and sum of
-/// squares.
-fn stddev(value: &AggValue) -> u64 {
-    let AggValue::Stddev {
-        count,
-        total,
-        total_squares,
-    } = *value
-    else {
-        return 0;
-    };
-    if count <= 0 {
-        return 0;
-    }
-    let n = count as f64;
-    let mean = total as f64 / n;
-    let variance = (total_squares as f64 / n - mean * mean).max(0.0);
-    variance.sqrt() as u64
 }
 
 /// The lower bound of quantize() bucket `i`.
@@ -299,7 +273,7 @@ fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
             };
             avg(a).total_cmp(&avg(b))
         }
-        (AggValue::Stddev { .. }, AggValue::Stddev { .. }) => stddev(a).cmp(&stddev(b)),
+        (AggValue::Stddev { .. }, AggValue::Stddev { .. }) => a.scalar().cmp(&b.scalar()),
         _ => distribution_weight(a).total_cmp(&distribution_weight(b)),
     }
 }
@@ -419,6 +393,13 @@ mod tests {
             total: 40,
             total_squares: 232,
         };
-        assert_eq!(stddev(&sd), 2);
+        assert_eq!(sd.scalar(), Some(2));
+        // libdtrace's integer formula: values 1 and 2 give sqrt(5/2 - 1*1) = 1.
+        let two = AggValue::Stddev {
+            count: 2,
+            total: 3,
+            total_squares: 5,
+        };
+        assert_eq!(two.scalar(), Some(1));
     }
 }

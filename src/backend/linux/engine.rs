@@ -164,7 +164,7 @@ impl Run<'_> {
         stop: &Stop,
     ) -> Result<(), BackendError> {
         if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
-            return self.end(Ending::Exit);
+            return self.end(attached, Ending::Exit);
         }
         let start = Instant::now();
         let mut ticks: Vec<Tick> = (0u32..)
@@ -208,6 +208,7 @@ impl Run<'_> {
                 if is_exit(self.deliver(&mut batch)?) {
                     break Ending::Exit;
                 }
+                self.refresh_kernel_aggregations(attached)?;
                 let mut exited = false;
                 for probe in due {
                     exited |= is_exit(self.fire(self.user_firing(probe))?);
@@ -228,26 +229,34 @@ impl Run<'_> {
                 break Ending::TargetExited(traced.pid().unwrap_or(0), status);
             }
         };
-        self.end(ending)
+        self.end(attached, ending)
     }
 
-    fn end(&mut self, ending: Ending) -> Result<(), BackendError> {
+    fn end(&mut self, attached: &Attached, ending: Ending) -> Result<(), BackendError> {
         if let Ending::TargetExited(pid, status) = ending {
             self.sink.event(Event::TargetExited { pid, status })?;
         }
+        self.refresh_kernel_aggregations(attached)?;
         self.fire_user_probes(ProbeKind::End)?;
         Ok(())
     }
 
-    /// Final aggregations and Done; runs even when the loop failed, so that what was
-    /// gathered is printed.
-    fn finish(&mut self, attached: &mut Attached) -> Result<(), BackendError> {
+    /// Copies the aggregations kept in kernel maps into the executor, so that a printa in a
+    /// user-space probe (tick-N, END) prints what the kernel counted so far.
+    fn refresh_kernel_aggregations(&mut self, attached: &Attached) -> Result<(), BackendError> {
         let kernel = attached
             .read_kernel_aggregations(self.plan)
             .map_err(engine_error)?;
         for (name, _func, entries) in kernel {
             self.exec.set_kernel_aggregation(&name, entries);
         }
+        Ok(())
+    }
+
+    /// Final aggregations and Done; runs even when the loop failed, so that what was
+    /// gathered is printed.
+    fn finish(&mut self, attached: &mut Attached) -> Result<(), BackendError> {
+        self.refresh_kernel_aggregations(attached)?;
         self.report_drops(attached)?;
         self.exec.final_snapshots(self.sink)?;
         self.sink.event(Event::Done)?;

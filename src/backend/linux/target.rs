@@ -7,7 +7,8 @@
 //! point (a breakpoint on AT_ENTRY, x86_64), where the dynamic loader has mapped every shared
 //! library — so that `pid$target::getppid:entry` finds libc and USDT probes in libpython are
 //! found — and detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
-//! which becomes readable when the process exits, whoever its parent is.
+//! which becomes readable when the process exits, whoever its parent is. A command dtk started
+//! is killed when tracing ends before it exits, as dtrace -c does.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -180,10 +181,10 @@ impl Spawned {
 }
 
 impl Drop for Spawned {
-    /// A command that never ran (an error before resume) is killed: it was dtk's to start.
-    /// One that runs is left to finish on its own, as dtrace -c leaves it.
+    /// A command dtk started does not outlive the run, as with dtrace -c: if it has not
+    /// exited when tracing ends (exit(), Ctrl-C, an error), it is killed and reaped.
     fn drop(&mut self) {
-        if self.stopped {
+        if self.exit.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -285,6 +286,15 @@ mod tests {
     fn command_that_cannot_start_is_an_error() {
         let err = Spawned::start(&["/nonexistent/prog".into()]).unwrap_err();
         assert!(err.to_string().contains("cannot start"), "{err}");
+    }
+
+    #[test]
+    fn running_command_is_killed_when_tracing_ends() {
+        let mut s = Spawned::start(&["sleep".into(), "30".into()]).unwrap();
+        s.resume();
+        let pid = s.pid();
+        drop(s);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }
 
     #[test]

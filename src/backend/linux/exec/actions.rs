@@ -12,7 +12,7 @@ use super::printf::{self, Typed};
 use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
 use crate::backend::EventSink;
-use crate::event::{AggFunc, AggSnapshot, Event, Origin, Printf, Record, Value};
+use crate::event::{AggFunc, AggSnapshot, AggValue, Event, Origin, Printf, Record, Value};
 
 /// An action waiting for its clause to complete.
 #[derive(Debug)]
@@ -232,7 +232,7 @@ impl State {
                 let args = keys
                     .iter()
                     .map(KeyPart::to_event)
-                    .chain(values.iter().filter_map(printf::scalar).map(Value::Int))
+                    .chain(values.iter().filter_map(AggValue::scalar).map(Value::Int))
                     .collect();
                 (text, args)
             })

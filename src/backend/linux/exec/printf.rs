@@ -148,7 +148,7 @@ fn value_text(
     value: &AggValue,
     func: AggFunc,
 ) -> String {
-    let scalar = scalar(value);
+    let scalar = value.scalar();
     if let Some(v) = scalar {
         return format::convert(spec, width, precision, long(v as u64, true));
     }
@@ -167,31 +167,6 @@ fn value_text(
 }
 
 /// The number an aggregation's value prints as, unless it is a distribution.
-pub fn scalar(value: &AggValue) -> Option<i64> {
-    match value {
-        AggValue::Scalar(v) => Some(*v),
-        AggValue::Avg { count, total } => Some(if *count == 0 { 0 } else { total / count }),
-        AggValue::Stddev {
-            count,
-            total,
-            total_squares,
-        } => Some(stddev(*count, *total, *total_squares)),
-        _ => None,
-    }
-}
-
-/// The standard deviation as libdtrace computes it, in integers: the square root of the
-/// truncated average of the squares less the square of the truncated average.
-fn stddev(count: i64, total: i64, total_squares: u128) -> i64 {
-    if count <= 0 {
-        return 0;
-    }
-    let avg_of_squares = total_squares / count as u128;
-    let avg = u128::from((total / count).unsigned_abs());
-    let variance = avg_of_squares.saturating_sub(avg * avg);
-    variance.isqrt() as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +204,15 @@ mod tests {
     #[test]
     fn stddev_of_known_values() {
         // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, standard deviation 2.
+        let stddev = |count, total, total_squares| {
+            AggValue::Stddev {
+                count,
+                total,
+                total_squares,
+            }
+            .scalar()
+            .unwrap()
+        };
         assert_eq!(stddev(8, 40, 232), 2);
         assert_eq!(stddev(0, 0, 0), 0);
         // 1 and 2: libdtrace's integer steps give 1 where the exact value is 0.5.
