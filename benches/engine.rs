@@ -153,17 +153,38 @@ fn wait_for_line(child: &mut Child) -> Result<()> {
     Err(format!("tracer printed {line:?} instead of \"attached\"").into())
 }
 
-/// SIGINT, then reap; returns the tracer's peak RSS in KiB.
+/// SIGINT, then reap; returns the tracer's peak RSS in KiB. A tracer that has not exited
+/// after a second is sent SIGINT again (bpftrace 0.17 sometimes misses the first), and
+/// SIGKILL after ten.
 fn stop(child: &mut Child) -> Result<i64> {
-    // SAFETY: signalling and reaping our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-        let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::wait4(child.id() as i32, &mut status, 0, &mut usage) < 0 {
-            return Err(std::io::Error::last_os_error().into());
+    let pid = child.id() as i32;
+    let start = Instant::now();
+    let mut signalled = 0;
+    loop {
+        let elapsed = start.elapsed();
+        let due = match signalled {
+            0 => Some(libc::SIGINT),
+            1 if elapsed > Duration::from_secs(1) => Some(libc::SIGINT),
+            2 if elapsed > Duration::from_secs(10) => Some(libc::SIGKILL),
+            _ => None,
+        };
+        if let Some(signal) = due {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, signal) };
+            signalled += 1;
         }
-        Ok(usage.ru_maxrss)
+        let mut status = 0;
+        // SAFETY: reaping our own child into a zeroed rusage we own.
+        let (rc, usage) = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let rc = libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage);
+            (rc, usage)
+        };
+        match rc {
+            0 => std::thread::sleep(Duration::from_millis(10)),
+            rc if rc < 0 => return Err(std::io::Error::last_os_error().into()),
+            _ => return Ok(usage.ru_maxrss),
+        }
     }
 }
 

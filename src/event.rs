@@ -181,6 +181,11 @@ pub struct AggSnapshot {
     pub name: String,
     pub func: AggFunc,
     pub entries: Vec<AggEntry>,
+    /// The size in bytes of each key as the program typed it (1, 2, 4 or 8 for integers, 0
+    /// otherwise), where the back end knows it: dtrace(1) prints an integer key in a column
+    /// as wide as its type (`@[pid]` is narrower than `@[timestamp]`). Empty: 8 bytes.
+    #[serde(skip)]
+    pub key_sizes: Vec<u8>,
 }
 
 /// What kind of data was lost.
@@ -216,7 +221,12 @@ impl fmt::Display for DropKind {
 pub enum Event {
     Record(Record),
     Printf(Printf),
+    /// printa(@a) without a format.
     Agg(AggSnapshot),
+    /// The print at the end of the run: every aggregation that has data and was not printed
+    /// by printa in END, in program order. dtrace(1) prints one blank line and then their
+    /// entries one after the other.
+    FinalAggs(Vec<AggSnapshot>),
     Drop {
         kind: DropKind,
         count: u64,

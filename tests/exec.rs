@@ -109,9 +109,9 @@ fn executor_runs_a_program_through_its_public_api() {
     let snapshots: Vec<_> = sink
         .0
         .iter()
-        .filter_map(|e| match e {
-            Event::Agg(s) => Some(s),
-            _ => None,
+        .flat_map(|e| match e {
+            Event::FinalAggs(s) => s.iter().collect(),
+            _ => Vec::new(),
         })
         .collect();
     assert_eq!(snapshots.len(), 1);

@@ -71,7 +71,7 @@ expect_lines!(
     "BEGIN { printf(\"hello %d\\n\", 42); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "hello 42\n");
+        assert_eq!(out, "hello 42\n\n");
     }
 );
 
@@ -80,7 +80,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { x = (char)300; y = 1 + 2 * 3 - 8 / 4 % 3; z = (unsigned int)-1; printf(\"%d %d %u\\n\", x, y, z); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "44 5 4294967295\n");
+        assert_eq!(out, "44 5 4294967295\n\n");
     }
 );
 
@@ -89,7 +89,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { a = 3; s = a > 2 ? \"big\" : \"small\"; if (a == 3) { printf(\"%s three\\n\", s); } else { printf(\"other\\n\"); } exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "big three\n");
+        assert_eq!(out, "big three\n\n");
     }
 );
 
@@ -100,7 +100,7 @@ expect_lines!(
     |out| {
         let s = "/usr/lib/python3.11/json/decoder.py";
         let expected = format!(
-            "decoder.py|/usr/lib/python3.11/json|{}|lib|ABC|ab|{}|{}|json/decoder.py|-42\n",
+            "decoder.py|/usr/lib/python3.11/json|{}|lib|ABC|ab|{}|{}|json/decoder.py|-42\n\n",
             s.len(),
             s.find("lib").unwrap(),
             s.rfind('/').unwrap()
@@ -114,7 +114,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { printf(\"[%5d][%-5d][%05d][%x][%X][%o][%c][%10s][%-4s][%%][%+d]\\n\", 42, 42, 42, 255, 255, 8, 65, \"right\", \"l\", 7); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "[   42][42   ][00042][ff][FF][10][A][     right][l   ][%][+7]\n");
+        assert_eq!(out, "[   42][42   ][00042][ff][FF][10][A][     right][l   ][%][+7]\n\n");
     }
 );
 
@@ -123,7 +123,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { a[\"x\", 1] = 10; a[\"y\", 2] = 20; n = a[\"x\", 1] + a[\"y\", 2] + a[\"z\", 3]; printf(\"%d\\n\", n); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "30\n");
+        assert_eq!(out, "30\n\n");
     }
 );
 
@@ -132,7 +132,7 @@ expect_lines!(
     "#pragma D option quiet\ntick-50ms { i++; } tick-50ms /i == 4/ { printf(\"ticks %d\\n\", i); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "ticks 4\n");
+        assert_eq!(out, "ticks 4\n\n");
     }
 );
 
@@ -151,7 +151,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { printf(\"%d %s %s\\n\", $1 + 1, $$2, $$1); exit(0); }",
     ["41", "word"],
     |out| {
-        assert_eq!(out, "42 word 41\n");
+        assert_eq!(out, "42 word 41\n\n");
     }
 );
 
@@ -160,7 +160,7 @@ expect_lines!(
     "#pragma D option quiet\nsyscall::openat:entry /pid == $target/ { printf(\"%s\\n\", copyinstr(arg1)); }",
     ["-c", "cat /etc/hostname /etc/passwd"],
     |out| {
-        let paths: Vec<&str> = out.lines().collect();
+        let paths: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
         let tail = &paths[paths.len() - 2..];
         assert_eq!(tail, ["/etc/hostname", "/etc/passwd"]);
     }
@@ -182,7 +182,7 @@ expect_lines!(
     "#pragma D option quiet\nsyscall::openat:entry /pid == $target/ { self->p = arg1; } syscall::openat:return /self->p && errno != 0 && index(copyinstr(self->p), \"/nonexistent/\") == 0/ { printf(\"errno %d %s\\n\", errno, copyinstr(self->p)); } syscall::openat:return { self->p = 0; }",
     ["-c", "cat /nonexistent/a /nonexistent/b"],
     |out| {
-        assert_eq!(out, "errno 2 /nonexistent/a\nerrno 2 /nonexistent/b\n");
+        assert_eq!(out, "errno 2 /nonexistent/a\nerrno 2 /nonexistent/b\n\n");
     }
 );
 
@@ -301,7 +301,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { @c[\"b\"] = count(); @c[\"a\"] = count(); @c[\"a\"] = count(); exit(0); } END { printa(\"%s=%@d\\n\", @c); }",
     [],
     |out| {
-        assert_eq!(out.trim_start(), "b=1\na=2\n");
+        assert_eq!(out, "b=1\na=2\n\n");
     }
 );
 
@@ -349,7 +349,7 @@ expect_lines!(
     |out| {
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        assert_eq!(out, format!("{uid} python3.11\n"));
+        assert_eq!(out, format!("{uid} python3.11\n\n"));
     }
 );
 
@@ -384,7 +384,7 @@ expect_lines!(
     [],
     |out| {
         // 2026 Nov 24 10:15:03
-        let re = regex::Regex::new(r"^\d{4} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}\n$").unwrap();
+        let re = regex::Regex::new(r"^\d{4} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}\n\n$").unwrap();
         assert!(re.is_match(&out), "{out:?}");
     }
 );
@@ -404,7 +404,7 @@ expect_lines!(
     "#pragma D option quiet\nproc:::exec-success /execname == \"true\"/ { printf(\"exec %s\\n\", execname); exit(0); }",
     ["-c", "sh -c '/bin/true; sleep 1'"],
     |out| {
-        assert_eq!(out, "exec true\n");
+        assert_eq!(out, "exec true\n\n");
     }
 );
 
@@ -413,7 +413,7 @@ expect_lines!(
     "#pragma D option quiet\npython$target:::function-return /copyinstr(arg1) == \"leaf\"/ { printf(\"%s %d\\n\", copyinstr(arg1), arg2); }",
     ["-c", python("def leaf():\n    return 1\nfor _ in range(3): leaf()")],
     |out| {
-        assert_eq!(out, "leaf 2\nleaf 2\nleaf 2\n");
+        assert_eq!(out, "leaf 2\nleaf 2\nleaf 2\n\n");
     }
 );
 
@@ -440,7 +440,7 @@ expect_lines!(
     "#pragma D option quiet\nBEGIN { z = 0; x = 1 / z; printf(\"not reached\\n\"); } BEGIN { printf(\"next clause\\n\"); exit(0); }",
     [],
     |out| {
-        assert_eq!(out, "next clause\n");
+        assert_eq!(out, "next clause\n\n");
     }
 );
 
@@ -557,3 +557,83 @@ expect_lines!(
         assert_eq!(out.lines().next(), Some("live 50"), "{out}");
     }
 );
+
+/// Ctrl-C (SIGINT) ends tracing: the aggregations are printed and dtk exits 0.
+#[test]
+fn sigint_prints_aggregations_and_exits_zero() {
+    use std::io::{BufRead, BufReader, Read};
+    if !kernel_available("sigint_prints_aggregations_and_exits_zero") {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let mut child = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run", "-n"])
+        .arg(
+            "#pragma D option quiet\nsyscall::getppid:entry /pid == $1/ { @calls = count(); } \
+             BEGIN { printf(\"attached\\n\"); }",
+        )
+        .arg(&me)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "attached\n");
+    for _ in 0..25 {
+        // SAFETY: getppid cannot fail.
+        unsafe { libc::getppid() };
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(agg_lines(&rest), [vec!["25"]]);
+}
+
+/// Programs whose output does not change from run to run, compared byte for byte with
+/// dtrace(1) when `DTK_COMPARE_DTRACE` names a dtrace binary (for example Oracle's DTrace for
+/// Linux built from source). Without it this comparison mode does nothing.
+const SAME_AS_DTRACE: &[&str] = &[
+    "BEGIN { printf(\"[%5d][%-5d][%05d][%x][%X][%o][%c][%10s][%-4s][%%][%+d]\\n\", 42, 42, 42, 255, 255, 8, 65, \"right\", \"l\", 7); exit(0); }",
+    // Without toupper, which Oracle's DTrace does not have.
+    "BEGIN { s = \"/usr/lib/python3.11/json/decoder.py\"; printf(\"%s|%s|%d|%s|%s|%d|%d|%s\\n\", basename(s), dirname(s), strlen(s), substr(s, 5, 3), strjoin(\"a\", \"b\"), index(s, \"lib\"), rindex(s, \"/\"), strstr(s, \"json\")); exit(0); }",
+    "BEGIN { x = (char)300; y = 1 + 2 * 3 - 8 / 4 % 3; z = (unsigned int)-1; printf(\"%d %d %u\\n\", x, y, z); exit(0); }",
+    "BEGIN { @[1] = sum(10); @[2] = sum(30); @[3] = sum(20); exit(0); }",
+    "BEGIN { @c[\"b\"] = count(); @c[\"a\"] = count(); @c[\"a\"] = count(); exit(0); }",
+    "BEGIN { @c[\"b\"] = count(); @c[\"a\"] = count(); @c[\"a\"] = count(); exit(0); } END { printa(\"%s=%@d\\n\", @c); }",
+    "BEGIN { @mn = min(5); @mn = min(3); @mx = max(5); @mx = max(9); @av = avg(4); @av = avg(7); exit(0); }",
+    "BEGIN { @ = stddev(2); @ = stddev(4); @ = stddev(4); @ = stddev(4); @ = stddev(5); @ = stddev(5); @ = stddev(7); @ = stddev(9); exit(0); }",
+    "BEGIN { @ = quantize(0); @ = quantize(1); @ = quantize(2); @ = quantize(3); @ = quantize(1024); @ = quantize(1025); exit(0); }",
+    "BEGIN { @ = lquantize(5, 0, 10, 2); @ = lquantize(5, 0, 10, 2); @ = lquantize(11, 0, 10, 2); @ = lquantize(-1, 0, 10, 2); exit(0); }",
+    "BEGIN { @ = llquantize(150, 10, 0, 3, 10); @ = llquantize(7, 10, 0, 3, 10); exit(0); }",
+    "BEGIN { @[1] = sum(10); @[2] = sum(30); @[3] = sum(20); trunc(@, 2); exit(0); }",
+    "BEGIN { @ = sum(5000); normalize(@, 1000); exit(0); }",
+    "BEGIN { @q[\"x\"] = quantize(100); @q[\"y\"] = quantize(7); exit(0); }",
+    "BEGIN { a = 3; printf(\"%s\\n\", a > 2 ? \"big\" : \"small\"); exit(0); }",
+];
+
+#[test]
+fn same_output_as_dtrace() {
+    let Ok(dtrace) = std::env::var("DTK_COMPARE_DTRACE") else {
+        return;
+    };
+    let mut differences = Vec::new();
+    for prog in SAME_AS_DTRACE {
+        let theirs = std::process::Command::new(&dtrace)
+            .args(["-q", "-n", prog])
+            .output()
+            .unwrap();
+        let ours = dtk_run(&format!("#pragma D option quiet\n{prog}"), &[]);
+        if theirs.stdout != ours.stdout {
+            differences.push(format!(
+                "{prog}\n--- dtrace:\n{}--- dtk:\n{}",
+                String::from_utf8_lossy(&theirs.stdout),
+                String::from_utf8_lossy(&ours.stdout)
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}

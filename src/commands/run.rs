@@ -105,6 +105,7 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
                 ))
             }
             Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
+            Event::FinalAggs(snapshots) => self.out.text(&aggregation::render_final(&snapshots)),
             Event::TargetExited { pid, status } => {
                 if !self.quiet {
                     match status {

@@ -226,6 +226,10 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 self.absorb(snapshot);
                 Ok(())
             }
+            Event::FinalAggs(snapshots) => {
+                snapshots.into_iter().for_each(|s| self.absorb(s));
+                Ok(())
+            }
             Event::Printf(p) => match p.args.as_slice() {
                 [Value::Int(wall)] if p.text.starts_with("interval ") => self.table(Some(*wall)),
                 _ => self.out.text(&p.text),
@@ -270,6 +274,7 @@ mod tests {
         Event::Agg(AggSnapshot {
             name: name.into(),
             func,
+            key_sizes: Vec::new(),
             entries: rows
                 .iter()
                 .map(|&(pid, comm, call, v)| AggEntry {

@@ -21,12 +21,28 @@ const ZERO_BUCKET: usize = QUANTIZE_BUCKETS / 2;
 /// The text dtrace(1) prints for `printa(@name)`: a blank line, then one entry per line (or
 /// per block, for distributions).
 pub fn render(snapshot: &AggSnapshot) -> String {
+    format!("\n{}", render_entries(snapshot))
+}
+
+/// The text dtrace(1) prints at the end of a run for the aggregations not printed yet: one
+/// blank line, then the entries of each, one aggregation after the other.
+pub fn render_final(snapshots: &[AggSnapshot]) -> String {
+    let mut out = String::from("\n");
+    for snapshot in snapshots {
+        out.push_str(&render_entries(snapshot));
+    }
+    out
+}
+
+/// The entries of one aggregation, sorted as dtrace sorts them.
+fn render_entries(snapshot: &AggSnapshot) -> String {
     let mut entries: Vec<&AggEntry> = snapshot.entries.iter().collect();
     entries.sort_by(|a, b| compare_values(&a.value, &b.value).then_with(|| compare_keys(a, b)));
-    let mut out = String::from("\n");
+    let mut out = String::new();
     for entry in entries {
-        for key in &entry.keys {
-            write_key(&mut out, key);
+        for (i, key) in entry.keys.iter().enumerate() {
+            let size = snapshot.key_sizes.get(i).copied().unwrap_or(8);
+            write_key(&mut out, key, size);
         }
         write_value(&mut out, &entry.value);
         out.push('\n');
@@ -34,13 +50,24 @@ pub fn render(snapshot: &AggSnapshot) -> String {
     out
 }
 
-fn write_key(out: &mut String, key: &Value) {
+/// The column width dtrace(1) gives an integer of `size` bytes.
+fn int_width(size: u8) -> usize {
+    match size {
+        1 => 3,
+        2 => 5,
+        4 => 8,
+        _ => INT_WIDTH,
+    }
+}
+
+fn write_key(out: &mut String, key: &Value, size: u8) {
+    let width = int_width(size);
     match key {
         Value::Int(v) => {
-            let _ = write!(out, " {v:>INT_WIDTH$}");
+            let _ = write!(out, " {v:>width$}");
         }
         Value::UInt(v) => {
-            let _ = write!(out, " {v:>INT_WIDTH$}");
+            let _ = write!(out, " {v:>width$}");
         }
         Value::Str(s) => {
             let _ = write!(out, "  {s:<STRING_WIDTH$}");
@@ -300,6 +327,7 @@ mod tests {
         AggSnapshot {
             name: "a".into(),
             func,
+            key_sizes: Vec::new(),
             entries: entries
                 .into_iter()
                 .map(|(keys, value)| AggEntry { keys, value })
@@ -321,6 +349,16 @@ mod tests {
             "utmpd", 2, "sshd", 15
         );
         assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn integer_keys_are_as_wide_as_their_type() {
+        let mut s = snapshot(
+            AggFunc::Sum,
+            vec![(vec![Value::Int(1), Value::Int(7)], AggValue::Scalar(10))],
+        );
+        s.key_sizes = vec![4, 8];
+        assert_eq!(render(&s), format!("\n {:>8} {:>16} {:>16}\n", 1, 7, 10));
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl State {
             name: name.to_string(),
             func: self.func_of(name),
             entries: Vec::new(),
+            key_sizes: Vec::new(),
         })
     }
 

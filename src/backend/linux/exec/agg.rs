@@ -115,11 +115,20 @@ struct Aggregation {
 #[derive(Clone, Debug, Default)]
 pub struct Aggregations {
     aggs: HashMap<String, Aggregation>,
+    /// Each aggregation's key sizes, from the program's types (see AggSnapshot::key_sizes).
+    key_sizes: HashMap<String, Vec<u8>>,
     /// Names in the order aggregations first received data, for the final print.
     order: Vec<String>,
 }
 
 impl Aggregations {
+    pub fn with_key_sizes(key_sizes: HashMap<String, Vec<u8>>) -> Aggregations {
+        Aggregations {
+            key_sizes,
+            ..Aggregations::default()
+        }
+    }
+
     /// Applies `@name[keys] = func(args)`.
     pub fn update(
         &mut self,
@@ -190,6 +199,7 @@ impl Aggregations {
         Some(AggSnapshot {
             name: name.to_string(),
             func: agg.func,
+            key_sizes: self.key_sizes.get(name).cloned().unwrap_or_default(),
             entries: agg
                 .entries
                 .iter()

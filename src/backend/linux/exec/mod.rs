@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::d::ast::{Clause, Item, Program, VariableKind};
+use super::d::ast::{Clause, DType, Item, Program, VariableKind};
 use super::firing::{Firing, ProbeInfo, ProbeKind, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -194,6 +194,15 @@ pub struct Executor {
     state: State,
 }
 
+/// The size dtrace(1) sizes an aggregation key's column by: an integer's bytes, else 0.
+fn key_size(ty: &DType) -> u8 {
+    match ty {
+        DType::Int { bits, .. } => bits / 8,
+        DType::Pointer(_) => 8,
+        _ => 0,
+    }
+}
+
 impl Executor {
     /// `probes[i]` describes the probe whose firings have `probe == i`.
     pub fn new(program: Program, probes: Vec<ProbeInfo>, options: Options) -> Executor {
@@ -204,6 +213,10 @@ impl Executor {
         let agg_funcs = aggregations
             .clone()
             .map(|v| (v.name.clone(), v.func.map_or(AggFunc::Count, agg::agg_func)))
+            .collect();
+        let key_sizes = aggregations
+            .clone()
+            .map(|v| (v.name.clone(), v.keys.iter().map(key_size).collect()))
             .collect();
         let agg_order = aggregations.map(|v| v.name.clone()).collect();
         let clauses = program
@@ -220,7 +233,7 @@ impl Executor {
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 options,
-                aggs: Aggregations::default(),
+                aggs: Aggregations::with_key_sizes(key_sizes),
                 agg_funcs,
                 agg_order,
                 procs: ProcessTable::default(),
@@ -320,16 +333,12 @@ impl Executor {
         let others = with_data
             .iter()
             .filter(|n| !self.state.agg_order.contains(n));
-        let names: Vec<String> = ordered.chain(others).cloned().collect();
-        for name in names {
-            if self.state.printed_in_end.contains(&name) {
-                continue;
-            }
-            if let Some(snapshot) = self.state.aggs.snapshot(&name) {
-                sink.event(Event::Agg(snapshot))?;
-            }
-        }
-        Ok(())
+        let snapshots = ordered
+            .chain(others)
+            .filter(|name| !self.state.printed_in_end.contains(*name))
+            .filter_map(|name| self.state.aggs.snapshot(name))
+            .collect();
+        sink.event(Event::FinalAggs(snapshots))
     }
 
     /// Entries of an aggregation kept in the kernel, merged in before printing: they

@@ -155,6 +155,7 @@ fn value_text(
     let snapshot = AggSnapshot {
         name: String::new(),
         func,
+        key_sizes: Vec::new(),
         entries: vec![AggEntry {
             keys: Vec::new(),
             value: value.clone(),

@@ -123,9 +123,9 @@ impl Harness {
         events
             .0
             .into_iter()
-            .filter_map(|e| match e {
-                Event::Agg(s) => Some(s),
-                _ => None,
+            .flat_map(|e| match e {
+                Event::FinalAggs(s) => s,
+                _ => Vec::new(),
             })
             .collect()
     }
