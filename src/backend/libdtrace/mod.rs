@@ -3,7 +3,7 @@
 //! (`cfg(dtk_libdtrace)`).
 //!
 //! One run: open → options → grab/create the target → (Oracle) init → compile with `$1`…
-//! → exec → handlers → go → continue the target → dtrace_work until exit(), the target's
+//! → handlers → exec → go → continue the target → dtrace_work until exit(), the target's
 //! exit or a stop request → stop → final aggregation snapshot → Done. libdtrace formats
 //! printf output; everything else is decoded by dtk into the event model.
 
@@ -52,6 +52,10 @@ impl From<LibdtraceError> for BackendError {
     }
 }
 
+/// dtrace(1)'s defaults, which libdtrace's own (much smaller) do not match; the script's
+/// pragmas and the job's options come after them.
+const DEFAULT_OPTIONS: [(&str, &str); 2] = [("bufsize", "4m"), ("aggsize", "4m")];
+
 /// The back end; each run opens its own handle.
 #[derive(Debug, Default)]
 pub struct LibdtraceBackend;
@@ -76,6 +80,9 @@ impl Backend for LibdtraceBackend {
 
     fn run(&mut self, job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
         let mut handle = Handle::open()?;
+        for (name, value) in DEFAULT_OPTIONS {
+            handle.setopt(name, Some(value))?;
+        }
         for (name, value) in &job.options {
             handle.setopt(name, value.as_deref())?;
         }
@@ -89,15 +96,17 @@ impl Backend for LibdtraceBackend {
         let program = handle
             .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
             .map_err(BackendError::Compile)?;
-        if handle.exec(&program)? == 0 && !job.allow_empty {
-            return Err(LibdtraceError::NoProbes.into());
-        }
         let mut consumer = Box::new(Consumer::new(sink, handle.raw())?);
         consumer.target = target.map(|p| handle.pid(p));
         // Callbacks reach the consumer only through this pointer, and only during calls
         // into the handle below; the box outlives them all.
         let this: *mut Consumer<'_> = &mut *consumer;
+        // The handlers come before exec: the error handler compiles and enables libdtrace's
+        // default ERROR clause, which must be part of the program that exec enables.
         handle.set_handlers(&Consumer::handlers(this))?;
+        if handle.exec(&program)? == 0 && !job.allow_empty {
+            return Err(LibdtraceError::NoProbes.into());
+        }
         handle.go(cflags)?;
         if let Some(p) = target {
             handle.continue_process(p);
