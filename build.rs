@@ -41,10 +41,17 @@ fn main() {
     let header = found.include.join("dtrace.h");
     println!("cargo::rerun-if-changed={}", header.display());
     let text = fs::read_to_string(&header).unwrap_or_default();
-    // Oracle's header is the only one that declares dtrace_init.
-    if text.contains("dtrace_init(") {
-        println!("cargo::rustc-cfg=dtk_dtrace_oracle");
+    // Oracle's header is the only one that declares dtrace_init. The illumos family's
+    // layouts (src/backend/libdtrace/platform/) have no module yet: say so, build without.
+    if !text.contains("dtrace_init(") {
+        println!(
+            "cargo::warning={} is an illumos-family libdtrace; dtk's libdtrace back end \
+             supports Oracle's DTrace for Linux only for now, so it is not built",
+            header.display()
+        );
+        return;
     }
+    println!("cargo::rustc-cfg=dtk_dtrace_oracle");
     generate_bindings(&found, &header);
     if let Some(lib) = &found.lib {
         println!("cargo::rustc-link-search=native={}", lib.display());

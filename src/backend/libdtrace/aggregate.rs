@@ -16,7 +16,10 @@ use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS};
 ///
 /// # Safety
 /// `h` is an open handle, and no other aggregation walk is under way on it.
-pub unsafe fn collect(h: *mut ffi::dtrace_hdl_t, only: Option<u32>) -> Result<Vec<AggSnapshot>, LibdtraceError> {
+pub unsafe fn collect(
+    h: *mut ffi::dtrace_hdl_t,
+    only: Option<u32>,
+) -> Result<Vec<AggSnapshot>, LibdtraceError> {
     let mut walk = Walk {
         only,
         snapshots: Vec::new(),
@@ -24,7 +27,9 @@ pub unsafe fn collect(h: *mut ffi::dtrace_hdl_t, only: Option<u32>) -> Result<Ve
     };
     // SAFETY: walk_entry treats its argument as the `Walk` passed here, which outlives the
     // call, and catches panics.
-    let rc = unsafe { ffi::dtrace_aggregate_walk_valsorted(h, Some(walk_entry), (&raw mut walk).cast()) };
+    let rc = unsafe {
+        ffi::dtrace_aggregate_walk_valsorted(h, Some(walk_entry), (&raw mut walk).cast())
+    };
     if rc == -1 {
         return Err(LibdtraceError::Call {
             call: "dtrace_aggregate_walk_valsorted",
@@ -142,7 +147,11 @@ mod tests {
     use super::*;
 
     fn view(func: AggFunc, params: u64, data: &[i64]) -> (Vec<u8>, AggFunc, u64) {
-        (data.iter().flat_map(|v| v.to_ne_bytes()).collect(), func, params)
+        (
+            data.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+            func,
+            params,
+        )
     }
 
     fn value_of(func: AggFunc, params: u64, data: &[i64], normal: u64) -> AggValue {
@@ -161,14 +170,20 @@ mod tests {
     fn scalars_and_normalisation() {
         assert_eq!(value_of(AggFunc::Count, 0, &[42], 1), AggValue::Scalar(42));
         assert_eq!(value_of(AggFunc::Sum, 0, &[-10], 1), AggValue::Scalar(-10));
-        assert_eq!(value_of(AggFunc::Sum, 0, &[1000], 10), AggValue::Scalar(100));
+        assert_eq!(
+            value_of(AggFunc::Sum, 0, &[1000], 10),
+            AggValue::Scalar(100)
+        );
     }
 
     #[test]
     fn avg_and_stddev_keep_their_accumulators() {
         assert_eq!(
             value_of(AggFunc::Avg, 0, &[4, 10], 1),
-            AggValue::Avg { count: 4, total: 10 }
+            AggValue::Avg {
+                count: 4,
+                total: 10
+            }
         );
         assert_eq!(
             value_of(AggFunc::Stddev, 0, &[2, 6, 20, 1], 1),

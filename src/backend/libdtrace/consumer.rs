@@ -121,7 +121,11 @@ impl<'a> Consumer<'a> {
         }
     }
 
-    fn record(&mut self, data: &ffi::dtrace_probedata_t, rec: Option<&ffi::dtrace_recdesc_t>) -> c_int {
+    fn record(
+        &mut self,
+        data: &ffi::dtrace_probedata_t,
+        rec: Option<&ffi::dtrace_recdesc_t>,
+    ) -> c_int {
         self.finish_printf();
         let Some(rec) = rec else {
             self.end_of_clause();
@@ -132,7 +136,10 @@ impl<'a> Consumer<'a> {
             let Some(ddesc) = data.dtpda_ddesc.as_ref() else {
                 return ffi::DTRACE_CONSUME_NEXT as c_int;
             };
-            let recs = slice::from_raw_parts(ddesc.dtdd_recs, usize::try_from(ddesc.dtdd_nrecs).unwrap_or(0));
+            let recs = slice::from_raw_parts(
+                ddesc.dtdd_recs,
+                usize::try_from(ddesc.dtdd_nrecs).unwrap_or(0),
+            );
             let base = platform::clause_data(data, rec);
             // The clause's data ends with its last record (dtdd_size is not filled in on
             // every platform).
@@ -166,7 +173,10 @@ impl<'a> Consumer<'a> {
                     self.values.push(value);
                     return ffi::DTRACE_CONSUME_NEXT as c_int;
                 }
-                if !matches!(u32::from(rec.dtrd_action), ffi::DTRACEACT_SYSTEM | ffi::DTRACEACT_FREOPEN) {
+                if !matches!(
+                    u32::from(rec.dtrd_action),
+                    ffi::DTRACEACT_SYSTEM | ffi::DTRACEACT_FREOPEN
+                ) {
                     return ffi::DTRACE_CONSUME_NEXT as c_int;
                 }
                 // system() and freopen() are carried out by libdtrace; what it prints is
@@ -280,7 +290,11 @@ impl<'a> Consumer<'a> {
 
 /// The arguments of the printf that starts at `recs[0]`: its own record and the records
 /// that follow it with the same action and no format of their own.
-fn printf_args(recs: &[ffi::dtrace_recdesc_t], clause: &[u8], handle: *mut ffi::dtrace_hdl_t) -> Vec<Value> {
+fn printf_args(
+    recs: &[ffi::dtrace_recdesc_t],
+    clause: &[u8],
+    handle: *mut ffi::dtrace_hdl_t,
+) -> Vec<Value> {
     let Some((first, rest)) = recs.split_first() else {
         return Vec::new();
     };
@@ -308,7 +322,11 @@ fn record_bytes<'c>(clause: &'c [u8], rec: &ffi::dtrace_recdesc_t) -> &'c [u8] {
 /// # Safety
 /// `arg` is the pointer given to libdtrace by [`Consumer::callbacks`] or
 /// [`Consumer::handlers`], and no other reference to the consumer is live during the call.
-unsafe fn with_consumer<R>(arg: *mut c_void, on_panic: R, f: impl FnOnce(&mut Consumer<'_>) -> R) -> R {
+unsafe fn with_consumer<R>(
+    arg: *mut c_void,
+    on_panic: R,
+    f: impl FnOnce(&mut Consumer<'_>) -> R,
+) -> R {
     let Some(consumer) = arg.cast::<Consumer<'_>>().as_mut() else {
         return on_panic;
     };
@@ -324,11 +342,16 @@ unsafe fn with_consumer<R>(arg: *mut c_void, on_panic: R, f: impl FnOnce(&mut Co
     }
 }
 
-unsafe extern "C" fn probe_trampoline(data: *const ffi::dtrace_probedata_t, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn probe_trampoline(
+    data: *const ffi::dtrace_probedata_t,
+    arg: *mut c_void,
+) -> c_int {
     let abort = ffi::DTRACE_CONSUME_ABORT as c_int;
     // SAFETY: libdtrace passes valid probe data and our consumer pointer.
     unsafe {
-        let Some(data) = data.as_ref() else { return abort };
+        let Some(data) = data.as_ref() else {
+            return abort;
+        };
         with_consumer(arg, abort, |c| c.probe(data))
     }
 }
@@ -341,16 +364,23 @@ unsafe extern "C" fn record_trampoline(
     let abort = ffi::DTRACE_CONSUME_ABORT as c_int;
     // SAFETY: libdtrace passes valid probe data, a record or NULL, and our pointer.
     unsafe {
-        let Some(data) = data.as_ref() else { return abort };
+        let Some(data) = data.as_ref() else {
+            return abort;
+        };
         with_consumer(arg, abort, |c| c.record(data, rec.as_ref()))
     }
 }
 
-unsafe extern "C" fn error_trampoline(err: *const ffi::dtrace_errdata_t, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn error_trampoline(
+    err: *const ffi::dtrace_errdata_t,
+    arg: *mut c_void,
+) -> c_int {
     let abort = ffi::DTRACE_HANDLE_ABORT;
     // SAFETY: libdtrace passes valid error data and our pointer.
     unsafe {
-        let Some(err) = err.as_ref() else { return abort };
+        let Some(err) = err.as_ref() else {
+            return abort;
+        };
         with_consumer(arg, abort, |c| {
             c.error(err);
             ffi::DTRACE_HANDLE_OK as c_int
@@ -358,11 +388,16 @@ unsafe extern "C" fn error_trampoline(err: *const ffi::dtrace_errdata_t, arg: *m
     }
 }
 
-unsafe extern "C" fn drop_trampoline(drop: *const ffi::dtrace_dropdata_t, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn drop_trampoline(
+    drop: *const ffi::dtrace_dropdata_t,
+    arg: *mut c_void,
+) -> c_int {
     let abort = ffi::DTRACE_HANDLE_ABORT;
     // SAFETY: libdtrace passes valid drop data and our pointer.
     unsafe {
-        let Some(drop) = drop.as_ref() else { return abort };
+        let Some(drop) = drop.as_ref() else {
+            return abort;
+        };
         with_consumer(arg, abort, |c| {
             c.drop_report(drop);
             ffi::DTRACE_HANDLE_OK as c_int

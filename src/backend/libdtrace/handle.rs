@@ -117,7 +117,8 @@ impl Handle {
         let mut arg_ptrs: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
         arg_ptrs.push(ptr::null_mut());
         // SAFETY: file and the NULL-terminated argv outlive the call, which copies them.
-        let proc = unsafe { ffi::dtrace_proc_create(self.raw(), file.as_ptr(), arg_ptrs.as_ptr(), 0) };
+        let proc =
+            unsafe { ffi::dtrace_proc_create(self.raw(), file.as_ptr(), arg_ptrs.as_ptr(), 0) };
         match NonNull::new(proc) {
             Some(p) => Ok(self.keep(p)),
             None => Err(create_error(self.last_error())),
@@ -167,11 +168,20 @@ impl Handle {
     }
 
     /// Compiles D source; `args` are `$1`…. Returns the rendered diagnostics on failure.
-    pub fn compile(&mut self, text: &str, cflags: c_uint, args: &[String]) -> Result<Program, String> {
-        let source = CString::new(text).map_err(|_| "the D program contains a NUL byte".to_owned())?;
+    pub fn compile(
+        &mut self,
+        text: &str,
+        cflags: c_uint,
+        args: &[String],
+    ) -> Result<Program, String> {
+        let source =
+            CString::new(text).map_err(|_| "the D program contains a NUL byte".to_owned())?;
         let mut argv = vec![CString::new("dtk").unwrap_or_default()];
         for a in args {
-            argv.push(CString::new(a.as_str()).map_err(|_| format!("argument {a:?} contains a NUL byte"))?);
+            argv.push(
+                CString::new(a.as_str())
+                    .map_err(|_| format!("argument {a:?} contains a NUL byte"))?,
+            );
         }
         let arg_ptrs: Vec<*mut c_char> = argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
         let argc = c_int::try_from(arg_ptrs.len()).map_err(|_| "too many arguments".to_owned())?;
@@ -186,7 +196,9 @@ impl Handle {
                 arg_ptrs.as_ptr(),
             )
         };
-        NonNull::new(prog).map(Program).ok_or_else(|| self.last_error())
+        NonNull::new(prog)
+            .map(Program)
+            .ok_or_else(|| self.last_error())
     }
 
     /// Enables the program's probes; returns how many probes it matched.
@@ -202,9 +214,18 @@ impl Handle {
         // SAFETY: the handlers are extern "C" functions that catch panics; `arg` stays valid
         // for as long as the handle may call them (the caller guarantees it outlives work()).
         unsafe {
-            self.call("dtrace_handle_err", ffi::dtrace_handle_err(self.raw(), handlers.error, handlers.arg))?;
-            self.call("dtrace_handle_drop", ffi::dtrace_handle_drop(self.raw(), handlers.drop, handlers.arg))?;
-            self.call("dtrace_handle_proc", ffi::dtrace_handle_proc(self.raw(), handlers.process, handlers.arg))?;
+            self.call(
+                "dtrace_handle_err",
+                ffi::dtrace_handle_err(self.raw(), handlers.error, handlers.arg),
+            )?;
+            self.call(
+                "dtrace_handle_drop",
+                ffi::dtrace_handle_drop(self.raw(), handlers.drop, handlers.arg),
+            )?;
+            self.call(
+                "dtrace_handle_proc",
+                ffi::dtrace_handle_proc(self.raw(), handlers.process, handlers.arg),
+            )?;
         }
         Ok(())
     }
@@ -223,11 +244,23 @@ impl Handle {
 
     /// Waits for data as the platform does, then consumes what is there, writing formatted
     /// output (printf) to `out`.
-    pub fn work(&mut self, out: *mut ffi::FILE, callbacks: &WorkCallbacks) -> Result<WorkStatus, LibdtraceError> {
+    pub fn work(
+        &mut self,
+        out: *mut ffi::FILE,
+        callbacks: &WorkCallbacks,
+    ) -> Result<WorkStatus, LibdtraceError> {
         platform::pause(self.raw());
         // SAFETY: `out` is an open stream; the callbacks catch panics and `arg` is valid for
         // the duration of the call.
-        let status = unsafe { ffi::dtrace_work(self.raw(), out, callbacks.probe, callbacks.record, callbacks.arg) };
+        let status = unsafe {
+            ffi::dtrace_work(
+                self.raw(),
+                out,
+                callbacks.probe,
+                callbacks.record,
+                callbacks.arg,
+            )
+        };
         match status {
             ffi::dtrace_workstatus_t_DTRACE_WORKSTATUS_DONE => Ok(WorkStatus::Done),
             ffi::dtrace_workstatus_t_DTRACE_WORKSTATUS_OKAY => Ok(WorkStatus::Okay),

@@ -64,6 +64,11 @@ impl LibdtraceBackend {
     /// Checks that libdtrace can be opened here (it needs privileges and, on Linux, the
     /// kernel's tracing support).
     pub fn open() -> Result<LibdtraceBackend, BackendError> {
+        platform::prepare().map_err(|e| BackendError::Unavailable {
+            backend: "libdtrace",
+            why: format!("mounting debugfs on /sys/kernel/debug: {e}"),
+            hint: "run as root, or mount it: mount -t debugfs debugfs /sys/kernel/debug".into(),
+        })?;
         Handle::open().map_err(|e| BackendError::Unavailable {
             backend: "libdtrace",
             why: e.to_string(),
@@ -78,7 +83,12 @@ impl Backend for LibdtraceBackend {
         "libdtrace"
     }
 
-    fn run(&mut self, job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
+    fn run(
+        &mut self,
+        job: &Job,
+        stop: &Stop,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), BackendError> {
         let mut handle = Handle::open()?;
         for (name, value) in DEFAULT_OPTIONS {
             handle.setopt(name, Some(value))?;
@@ -92,7 +102,11 @@ impl Backend for LibdtraceBackend {
             Target::Command(argv) => Some(handle.create_process(argv)?),
         };
         handle.init()?;
-        let cflags: c_uint = if job.allow_empty { ffi::DTRACE_C_ZDEFS } else { 0 };
+        let cflags: c_uint = if job.allow_empty {
+            ffi::DTRACE_C_ZDEFS
+        } else {
+            0
+        };
         let program = handle
             .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
             .map_err(BackendError::Compile)?;
@@ -120,7 +134,11 @@ impl Backend for LibdtraceBackend {
 }
 
 /// Runs dtrace_work until tracing is over.
-fn work_until_done(handle: &mut Handle, this: *mut Consumer<'_>, stop: &Stop) -> Result<(), BackendError> {
+fn work_until_done(
+    handle: &mut Handle,
+    this: *mut Consumer<'_>,
+    stop: &Stop,
+) -> Result<(), BackendError> {
     let callbacks = Consumer::callbacks(this);
     let mut stopping = false;
     loop {

@@ -150,7 +150,10 @@ mod tests {
     fn strings_stop_at_the_nul() {
         let mut bytes = b"cat\0junk".to_vec();
         bytes.resize(257, 0);
-        assert_eq!(decode(shape(257, 1, 0), &bytes, false), Value::Str("cat".into()));
+        assert_eq!(
+            decode(shape(257, 1, 0), &bytes, false),
+            Value::Str("cat".into())
+        );
         assert_eq!(
             decode(shape(257, 1, NF_REF), &bytes, true),
             Value::Str("cat".into())

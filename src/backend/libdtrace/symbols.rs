@@ -16,7 +16,11 @@ const FRAME_LEN: usize = 512;
 ///
 /// # Safety
 /// `h` is an open handle; `bytes` are the record's bytes.
-pub unsafe fn decode_action(h: *mut ffi::dtrace_hdl_t, rec: &ffi::dtrace_recdesc_t, bytes: &[u8]) -> Option<Value> {
+pub unsafe fn decode_action(
+    h: *mut ffi::dtrace_hdl_t,
+    rec: &ffi::dtrace_recdesc_t,
+    bytes: &[u8],
+) -> Option<Value> {
     let shape = RecordShape {
         size: bytes.len(),
         alignment: usize::from(rec.dtrd_alignment),
@@ -108,7 +112,10 @@ mod tests {
     #[test]
     fn mod_keeps_only_the_module() {
         let name = "vmlinux`do_sys_open+0x12".to_owned();
-        assert_eq!(module_only(name.clone(), ffi::DTRACEACT_MOD as _), "vmlinux");
+        assert_eq!(
+            module_only(name.clone(), ffi::DTRACEACT_MOD as _),
+            "vmlinux"
+        );
         assert_eq!(module_only(name.clone(), ffi::DTRACEACT_SYM as _), name);
     }
 }

@@ -39,6 +39,31 @@ pub const PRELUDE: &[(&str, &str)] = &[(
     "inline string zonename = stringof(curthread->cgroups->dfl_cgrp->kn->name);",
 )];
 
+/// Where Oracle's libdtrace reads tracefs (its include/tracefs.h): under debugfs.
+const TRACEFS_EVENTS: &str = "/sys/kernel/debug/tracing/events";
+
+/// Mounts debugfs when it is not mounted: Oracle's libdtrace finds the syscall, proc and
+/// sdt tracepoints only through /sys/kernel/debug/tracing (tracefs is automounted there).
+pub fn prepare() -> std::io::Result<()> {
+    if std::path::Path::new(TRACEFS_EVENTS).is_dir() {
+        return Ok(());
+    }
+    // SAFETY: every argument is a NUL-terminated literal; mount(2) changes no memory of ours.
+    let rc = unsafe {
+        libc::mount(
+            c"debugfs".as_ptr(),
+            c"/sys/kernel/debug".as_ptr(),
+            c"debugfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Finishes the handle's set-up once options are set and processes grabbed.
 ///
 /// # Safety
@@ -73,8 +98,14 @@ pub unsafe fn probe_names(pd: &ffi::dtrace_probedesc_t) -> [String; 4] {
 ///
 /// # Safety
 /// `data` and `rec` come from the same record callback.
-pub unsafe fn clause_data(data: &ffi::dtrace_probedata_t, rec: &ffi::dtrace_recdesc_t) -> *const u8 {
-    data.dtpda_data.cast::<u8>().cast_const().wrapping_sub(rec.dtrd_offset as usize)
+pub unsafe fn clause_data(
+    data: &ffi::dtrace_probedata_t,
+    rec: &ffi::dtrace_recdesc_t,
+) -> *const u8 {
+    data.dtpda_data
+        .cast::<u8>()
+        .cast_const()
+        .wrapping_sub(rec.dtrd_offset as usize)
 }
 
 /// What the process handler was told: the pid, and whether the process is gone.
