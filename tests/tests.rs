@@ -4,4 +4,6 @@
 //! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
 
 mod cli;
+#[cfg(dtk_libdtrace)]
+mod libdtrace;
 mod util;

@@ -17,6 +17,7 @@ mod record;
 mod symbols;
 
 use std::ffi::c_uint;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use thiserror::Error;
 
@@ -44,6 +45,8 @@ pub enum LibdtraceError {
     Panic,
     #[error("the probe description matched no probes (use -Z to allow this)")]
     NoProbes,
+    #[error("this process has already traced once; this libdtrace allows one run per process")]
+    OneRunPerProcess,
 }
 
 impl From<LibdtraceError> for BackendError {
@@ -55,6 +58,17 @@ impl From<LibdtraceError> for BackendError {
 /// dtrace(1)'s defaults, which libdtrace's own (much smaller) do not match; the script's
 /// pragmas and the job's options come after them.
 const DEFAULT_OPTIONS: [(&str, &str); 2] = [("bufsize", "4m"), ("aggsize", "4m")];
+
+/// libdtrace keeps compiler state in globals (the parser's current context among them), so
+/// two handles must not be used at once, even from different threads: every use of the
+/// library holds this lock.
+static LIBRARY: Mutex<()> = Mutex::new(());
+
+fn lock_library() -> MutexGuard<'static, ()> {
+    // A panic while holding the lock leaves nothing half-done that the next run relies
+    // on: each run opens its own handle.
+    LIBRARY.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The back end; each run opens its own handle.
 #[derive(Debug, Default)]
@@ -69,6 +83,7 @@ impl LibdtraceBackend {
             why: format!("mounting debugfs on /sys/kernel/debug: {e}"),
             hint: "run as root, or mount it: mount -t debugfs debugfs /sys/kernel/debug".into(),
         })?;
+        let _library = lock_library();
         Handle::open().map_err(|e| BackendError::Unavailable {
             backend: "libdtrace",
             why: e.to_string(),
@@ -89,6 +104,10 @@ impl Backend for LibdtraceBackend {
         stop: &Stop,
         sink: &mut dyn EventSink,
     ) -> Result<(), BackendError> {
+        let _library = lock_library();
+        if !platform::can_go() {
+            return Err(LibdtraceError::OneRunPerProcess.into());
+        }
         let mut handle = Handle::open()?;
         for (name, value) in DEFAULT_OPTIONS {
             handle.setopt(name, Some(value))?;

@@ -6,6 +6,7 @@
 
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::slice;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::AggView;
@@ -72,9 +73,20 @@ pub unsafe fn init(h: *mut ffi::dtrace_hdl_t) -> c_int {
     ffi::dtrace_init(h)
 }
 
+/// Whether a handle of this process has gone live: Oracle's libdtrace creates its global
+/// BPF maps once per process (dt_bpf.c's dt_gmap_done) and closes them with the handle, so a
+/// second handle's programs would refer to closed maps.
+static WENT_LIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process can still start tracing.
+pub fn can_go() -> bool {
+    !WENT_LIVE.load(Ordering::Relaxed)
+}
+
 /// # Safety
 /// `h` is an open handle with an executed program.
 pub unsafe fn go(h: *mut ffi::dtrace_hdl_t, cflags: c_uint) -> c_int {
+    WENT_LIVE.store(true, Ordering::Relaxed);
     ffi::dtrace_go(h, cflags)
 }
 
