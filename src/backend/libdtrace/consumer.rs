@@ -10,7 +10,6 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::slice;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::aggregate;
 use super::ffi;
@@ -41,7 +40,6 @@ pub struct Consumer<'a> {
     out: MemStream,
     handle: *mut ffi::dtrace_hdl_t,
     probes: HashMap<u32, Arc<ProbeDesc>>,
-    started: Instant,
     origin: Option<Origin>,
     values: Vec<Value>,
     pending: Option<PendingPrintf>,
@@ -58,7 +56,6 @@ impl<'a> Consumer<'a> {
             out: MemStream::open()?,
             handle,
             probes: HashMap::new(),
-            started: Instant::now(),
             origin: None,
             values: Vec::new(),
             pending: None,
@@ -89,7 +86,7 @@ impl<'a> Consumer<'a> {
         self.origin = Some(Origin {
             probe,
             cpu: data.dtpda_cpu,
-            ts_ns: u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            ts_ns: monotonic_ns(),
         });
         self.values.clear();
         ffi::DTRACE_CONSUME_THIS as c_int
@@ -286,6 +283,21 @@ impl<'a> Consumer<'a> {
             arg: this.cast(),
         }
     }
+}
+
+/// Now on CLOCK_MONOTONIC, the clock of D's `timestamp` on Linux. libdtrace hands no time
+/// with the probe data, so a record's time is when dtk consumed it.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a live out-parameter; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// The arguments of the printf that starts at `recs[0]`: its own record and the records
