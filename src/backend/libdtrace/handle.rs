@@ -264,10 +264,14 @@ impl Handle {
         match status {
             ffi::dtrace_workstatus_t_DTRACE_WORKSTATUS_DONE => Ok(WorkStatus::Done),
             ffi::dtrace_workstatus_t_DTRACE_WORKSTATUS_OKAY => Ok(WorkStatus::Okay),
-            _ => {
-                self.call("dtrace_work", -1)?;
-                Ok(WorkStatus::Done)
-            }
+            // A signal (Ctrl-C sets the stop flag) interrupted the wait: the caller looks at
+            // the flag and calls again, as dtrace(1) does.
+            // SAFETY: the handle is open.
+            _ if unsafe { ffi::dtrace_errno(self.raw()) } == libc::EINTR => Ok(WorkStatus::Okay),
+            _ => Err(LibdtraceError::Call {
+                call: "dtrace_work",
+                msg: self.last_error(),
+            }),
         }
     }
 
