@@ -352,3 +352,56 @@ fn a_grabbed_process_ends_the_run_when_it_exits() {
         );
     });
 }
+
+#[test]
+fn stack_keys_are_symbolised() {
+    in_own_process("stack_keys_are_symbolised", || {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                "dd if=/dev/zero of=/dev/null bs=1 count=20000000 >/dev/null 2>&1 & echo $!",
+            ])
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let script = Script {
+            name: "-n".into(),
+            text:
+                "profile-997 /pid == $target/ { @u[ustack(4)] = count(); @k[stack(4)] = count(); } \
+                   tick-1s { printa(@u); printa(@k); exit(0); }"
+                    .into(),
+        };
+        let events = run(script, Target::Pid(pid));
+        // SAFETY: kill sends a signal to the dd this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let frames = |name: &str| -> Vec<String> {
+            let snapshot = events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Agg(s) if s.name == name => Some(s),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no printa of @{name}: {events:?}"));
+            snapshot
+                .entries
+                .iter()
+                .flat_map(|e| match &e.keys[..] {
+                    [Value::Stack(frames)] => frames.clone(),
+                    other => panic!("@{name} key is not a stack: {other:?}"),
+                })
+                .collect()
+        };
+        // dd is stripped: its frames are module`address; the kernel's have symbols.
+        let user = frames("u");
+        assert!(user.iter().any(|f| f.starts_with("dd`")), "{user:?}");
+        let kernel = frames("k");
+        assert!(
+            kernel.iter().any(|f| f.starts_with("vmlinux`")),
+            "{kernel:?}"
+        );
+    });
+}

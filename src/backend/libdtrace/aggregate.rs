@@ -7,9 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::ffi;
 use super::handle::last_error;
 use super::platform::{self, AggView};
-use super::record::{decode, read_int, words};
+use super::record::{decode, read_int, words, RecordShape};
+use super::symbols::decode_action;
 use super::LibdtraceError;
-use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS};
+use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue, Value, QUANTIZE_BUCKETS};
 
 /// Decodes the last snapshot of every aggregation, or of the one with id `only`, sorted as
 /// dtrace(1) prints them.
@@ -21,6 +22,7 @@ pub unsafe fn collect(
     only: Option<u32>,
 ) -> Result<Vec<AggSnapshot>, LibdtraceError> {
     let mut walk = Walk {
+        handle: h,
         only,
         snapshots: Vec::new(),
         panicked: false,
@@ -44,6 +46,7 @@ pub unsafe fn collect(
 }
 
 struct Walk {
+    handle: *mut ffi::dtrace_hdl_t,
     only: Option<u32>,
     snapshots: Vec<AggSnapshot>,
     panicked: bool,
@@ -58,7 +61,8 @@ impl Walk {
             keys: view
                 .keys
                 .iter()
-                .map(|(shape, bytes)| decode(*shape, bytes, false))
+                // SAFETY: the handle is open during the walk.
+                .map(|(rec, bytes)| unsafe { decode_key(self.handle, rec, bytes) })
                 .collect(),
             value: value(&view),
         };
@@ -72,6 +76,28 @@ impl Walk {
             }),
         }
     }
+}
+
+/// One key: stack(), ustack(), sym() and the like symbolised, other values as traced.
+///
+/// # Safety
+/// `h` is an open handle.
+unsafe fn decode_key(
+    h: *mut ffi::dtrace_hdl_t,
+    rec: &ffi::dtrace_recdesc_t,
+    bytes: &[u8],
+) -> Value {
+    if u32::from(rec.dtrd_action) != ffi::DTRACEACT_DIFEXPR {
+        if let Some(value) = decode_action(h, rec, bytes) {
+            return value;
+        }
+    }
+    let shape = RecordShape {
+        size: bytes.len(),
+        alignment: usize::from(rec.dtrd_alignment),
+        flags: 0,
+    };
+    decode(shape, bytes, false)
 }
 
 /// D's `@name` without the `@`; the anonymous `@` is "" (libdtrace names it `_`).

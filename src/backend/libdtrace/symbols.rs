@@ -98,7 +98,8 @@ unsafe fn kernel_symbol(h: *mut ffi::dtrace_hdl_t, addr: u64) -> String {
 
 unsafe fn user_symbol(h: *mut ffi::dtrace_hdl_t, pid: u64, addr: u64) -> String {
     let mut buf = [0 as c_char; FRAME_LEN];
-    let pid = ffi::pid_t::try_from(pid).unwrap_or(-1);
+    // The word holds the pid in its low half (Oracle stores the thread id above it).
+    let pid = (pid & u64::from(u32::MAX)) as u32 as ffi::pid_t;
     // SAFETY: as in kernel_symbol; libdtrace falls back to the hex address when it cannot
     // find a symbol.
     ffi::dtrace_uaddr2str(h, pid, addr, buf.as_mut_ptr(), FRAME_LEN as c_int);

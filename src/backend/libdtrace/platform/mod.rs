@@ -10,7 +10,7 @@ mod oracle;
 
 pub use oracle::*;
 
-use super::record::RecordShape;
+use super::ffi;
 use crate::event::AggFunc;
 
 /// The program text with the platform's prelude definitions that it uses, inserted after
@@ -51,7 +51,8 @@ pub struct AggView<'a> {
     pub params: u64,
     /// `normalize()`'s divisor (1 when not normalised).
     pub normal: u64,
-    pub keys: Vec<(RecordShape, &'a [u8])>,
+    /// Each key's record description and bytes.
+    pub keys: Vec<(&'a ffi::dtrace_recdesc_t, &'a [u8])>,
     /// The value's data: the counts or accumulators, without any parameter prefix.
     pub data: &'a [u8],
 }

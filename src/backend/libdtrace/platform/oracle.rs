@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use super::AggView;
 use crate::backend::libdtrace::ffi;
-use crate::backend::libdtrace::record::RecordShape;
 use crate::event::AggFunc;
 
 /// Oracle's aggregating functions are numbered in libdtrace's private dt_aggregate.h
@@ -143,7 +142,7 @@ pub unsafe fn agg_view<'a>(agg: &'a ffi::dtrace_aggdata_t) -> Option<AggView<'a>
     let keys = krecs
         .iter()
         .skip(1)
-        .map(|r| (shape(r), bytes(key_base, r)))
+        .map(|r| (r, bytes(key_base, r)))
         .collect();
     Some(AggView {
         name: owned(desc.dtagd_name),
@@ -169,14 +168,6 @@ pub fn llquantize_counts(raw: &[i64], params: u64) -> Vec<i64> {
     let mut counts = vec![raw[..below_end].iter().sum()];
     counts.extend_from_slice(raw.get(below_end..).unwrap_or(&[]));
     counts
-}
-
-fn shape(r: &ffi::dtrace_recdesc_t) -> RecordShape {
-    RecordShape {
-        size: r.dtrd_size as usize,
-        alignment: usize::from(r.dtrd_alignment),
-        flags: 0,
-    }
 }
 
 /// # Safety
