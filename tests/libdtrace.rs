@@ -173,7 +173,10 @@ fn syscalls_counts_the_reads_and_writes_of_dd() {
             let Some(AggValue::Scalar(n)) = count_of(call) else {
                 panic!("no count for {call}: {calls:?}");
             };
-            assert!((blocks..blocks + 20).contains(&n), "{call}: {n}");
+            assert!(
+                (blocks..blocks + 20).contains(&n),
+                "{call}: {n} in {calls:?}"
+            );
         }
         assert_eq!(last_agg(&events, "time").func, AggFunc::Sum);
         assert_eq!(last_agg(&events, "errors").func, AggFunc::Sum);
@@ -326,7 +329,7 @@ fn a_grabbed_process_ends_the_run_when_it_exits() {
     in_own_process("a_grabbed_process_ends_the_run_when_it_exits", || {
         // A process that is not this one's child, as with `dtk -p` from a shell.
         let out = Command::new("sh")
-            .args(["-c", "sleep 2 >/dev/null 2>&1 & echo $!"])
+            .args(["-c", "sleep 5 >/dev/null 2>&1 & echo $!"])
             .output()
             .unwrap();
         let pid: u32 = String::from_utf8(out.stdout)
