@@ -119,6 +119,8 @@ fn missing_process_is_reported_before_any_backend_work() {
     );
 }
 
+/// Only where the libdtrace back end was not built; where it was, tests/libdtrace.rs runs it.
+#[cfg(not(dtk_libdtrace))]
 #[test]
 fn unavailable_backend_says_why_and_what_to_do() {
     let out = dtk()

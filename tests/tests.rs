@@ -8,6 +8,8 @@ mod cli;
 mod codegen;
 mod d_frontend;
 mod exec;
+#[cfg(dtk_libdtrace)]
+mod libdtrace;
 mod run_linux;
 mod usdt;
 mod util;

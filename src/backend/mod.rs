@@ -13,6 +13,8 @@ use thiserror::Error;
 use crate::event::{Event, ProbeDesc};
 use crate::script::Script;
 
+#[cfg(dtk_libdtrace)]
+pub mod libdtrace;
 pub mod linux;
 
 /// Which back end the user asked for.
@@ -102,7 +104,14 @@ pub fn select(choice: BackendChoice) -> Result<Box<dyn Backend>, BackendError> {
 }
 
 /// The libdtrace back end (DESIGN.md: an FFI consumer with bindings made by bindgen from
-/// the system's dtrace.h) is not part of this version of dtk.
+/// the system's dtrace.h), when build.rs found one.
+#[cfg(dtk_libdtrace)]
+fn open_libdtrace() -> Result<Box<dyn Backend>, BackendError> {
+    Ok(Box::new(libdtrace::LibdtraceBackend::open()?))
+}
+
+/// Without a dtrace.h at build time, the libdtrace back end is not part of this dtk.
+#[cfg(not(dtk_libdtrace))]
 fn open_libdtrace() -> Result<Box<dyn Backend>, BackendError> {
     Err(BackendError::Unavailable {
         backend: "libdtrace",
@@ -165,6 +174,7 @@ mod tests {
         check_pid(std::process::id()).unwrap();
     }
 
+    #[cfg(not(dtk_libdtrace))]
     #[test]
     fn libdtrace_choice_explains_itself_when_not_built() {
         let err = select(BackendChoice::Libdtrace).err().unwrap().to_string();
