@@ -28,7 +28,27 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     // not count as time without samples.
     let link = perf::attach_cpu_clock(&prog, HZ).unwrap();
     let start = std::time::Instant::now();
-    std::thread::sleep(Duration::from_millis(500));
+    // cpu-clock does not tick on an idle CPU (NO_HZ), so keep every CPU busy: one spinning
+    // thread pinned to each.
+    let online = dtk::backend::linux::bpf::cpus::online().unwrap();
+    let spinners: Vec<_> = online
+        .iter()
+        .map(|&cpu| {
+            std::thread::spawn(move || {
+                // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity only
+                // touch the set we own and this thread's affinity.
+                unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu as usize, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+                }
+                while start.elapsed() < Duration::from_millis(500) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    spinners.into_iter().for_each(|t| t.join().unwrap());
     let elapsed = start.elapsed().as_secs_f64();
     drop(link);
     let key = 0u32.to_ne_bytes();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::codegen::{self, Attached};
 use super::d;
+use super::d::ast::Item;
 use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
 use super::options::Options;
@@ -55,7 +56,9 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
     let mut traced = match &job.target {
         Target::None => Traced::None,
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
-        Target::Command(argv) => Traced::Started(Spawned::start(argv).map_err(engine_error)?),
+        Target::Command(argv) => {
+            Traced::Started(Spawned::start(argv, probes_in_libraries(job)).map_err(engine_error)?)
+        }
     };
     let (compiled, options, plan) = prepare(job, traced.pid())?;
     super::bpf::access::check().map_err(engine_error)?;
@@ -87,7 +90,9 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
     // A command is started and held, as for a run, so that its probes can be found; it is
     // killed when `held` drops, never having run.
     let held = match &job.target {
-        Target::Command(argv) => Some(Spawned::start(argv).map_err(engine_error)?),
+        Target::Command(argv) => {
+            Some(Spawned::start(argv, probes_in_libraries(job)).map_err(engine_error)?)
+        }
         _ => None,
     };
     let target = match &job.target {
@@ -101,6 +106,26 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         .iter()
         .map(|p| Arc::clone(&p.info.desc))
         .collect())
+}
+
+/// Whether the program names probes that may live in the target's shared libraries: any
+/// provider other than the kernel's and dtrace's own (pid, USDT). A program that does not
+/// parse says no; compiling it reports the error.
+fn probes_in_libraries(job: &Job) -> bool {
+    const KERNEL: &[&str] = &["syscall", "proc", "profile", "tick", "dtrace", ""];
+    let macros = d::MacroArgs {
+        target: Some(0),
+        args: job.args.clone(),
+    };
+    d::parse(&job.script.text, &macros).is_ok_and(|program| {
+        program.items.iter().any(|item| match item {
+            Item::Clause(c) => c
+                .probes
+                .iter()
+                .any(|p| !KERNEL.contains(&p.provider.as_str())),
+            _ => false,
+        })
+    })
 }
 
 /// Compiles the job's program, resolves its options and plans its probes. Warnings are

@@ -3,10 +3,11 @@
 //! runs its first instruction, then let go.
 //!
 //! Holding the child uses ptrace only until the probes are attached: the child asks to be
-//! traced, the kernel stops it when exec completes, and dtk then lets it run to its entry
-//! point (a breakpoint on AT_ENTRY, x86_64), where the dynamic loader has mapped every shared
-//! library — so that `pid$target::getppid:entry` finds libc and USDT probes in libpython are
-//! found — and detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
+//! traced and the kernel stops it when exec completes, before the dynamic loader runs, so
+//! that syscall probes see every open it makes. When the program's probes live in shared
+//! libraries (`pid$target::getppid:entry` in libc, USDT probes in libpython), dtk first lets
+//! it run to its entry point (a breakpoint on AT_ENTRY, x86_64), where the loader has mapped
+//! them. It detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
 //! which becomes readable when the process exits, whoever its parent is. A command dtk started
 //! is killed when tracing ends before it exits, as dtrace -c does.
 
@@ -55,8 +56,10 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Starts `argv` and waits until it stops after its exec.
-    pub fn start(argv: &[String]) -> Result<Spawned, TargetError> {
+    /// Starts `argv` and holds it: right after its exec, or, with `to_entry`, at its entry
+    /// point, once the dynamic loader has mapped its libraries (which the loader's own opens
+    /// then precede, unseen).
+    pub fn start(argv: &[String], to_entry: bool) -> Result<Spawned, TargetError> {
         let command = argv.join(" ");
         let spawn_error = |source| TargetError::Spawn {
             command: command.clone(),
@@ -89,7 +92,9 @@ impl Spawned {
             stopped: true,
             exit: None,
         };
-        spawned.run_to_entry(&command)?;
+        if to_entry {
+            spawned.run_to_entry(&command)?;
+        }
         Ok(spawned)
     }
 
@@ -263,7 +268,7 @@ mod tests {
 
     #[test]
     fn spawned_command_is_held_after_exec_then_runs_to_its_exit() {
-        let mut s = Spawned::start(&["sh".into(), "-c".into(), "exit 7".into()]).unwrap();
+        let mut s = Spawned::start(&["sh".into(), "-c".into(), "exit 7".into()], false).unwrap();
         // Held: its image is the shell already, and it has not exited.
         let exe = std::fs::read_link(format!("/proc/{}/exe", s.pid())).unwrap();
         assert!(exe.to_string_lossy().contains("sh"), "{exe:?}");
@@ -275,7 +280,7 @@ mod tests {
 
     #[test]
     fn spawned_command_is_held_with_its_libraries_mapped() {
-        let s = Spawned::start(&["sleep".into(), "0".into()]).unwrap();
+        let s = Spawned::start(&["sleep".into(), "0".into()], true).unwrap();
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid())).unwrap();
         if cfg!(target_arch = "x86_64") {
             assert!(maps.contains("libc.so"), "{maps}");
@@ -284,13 +289,13 @@ mod tests {
 
     #[test]
     fn command_that_cannot_start_is_an_error() {
-        let err = Spawned::start(&["/nonexistent/prog".into()]).unwrap_err();
+        let err = Spawned::start(&["/nonexistent/prog".into()], false).unwrap_err();
         assert!(err.to_string().contains("cannot start"), "{err}");
     }
 
     #[test]
     fn running_command_is_killed_when_tracing_ends() {
-        let mut s = Spawned::start(&["sleep".into(), "30".into()]).unwrap();
+        let mut s = Spawned::start(&["sleep".into(), "30".into()], false).unwrap();
         s.resume();
         let pid = s.pid();
         drop(s);
@@ -299,7 +304,7 @@ mod tests {
 
     #[test]
     fn held_command_is_killed_when_never_resumed() {
-        let s = Spawned::start(&["sleep".into(), "30".into()]).unwrap();
+        let s = Spawned::start(&["sleep".into(), "30".into()], false).unwrap();
         let pid = s.pid();
         drop(s);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());

@@ -150,22 +150,21 @@ pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
     })
 }
 
+/// The strings read at the probe. A read that faulted (the page was not resident, say: BPF
+/// cannot fault it in) gives no capture, so that copyinstr of that pointer is an "invalid
+/// address" error, as in DTrace, rather than an empty string.
 fn strings(record: &[u8], layout: &Layout) -> Vec<CapturedString> {
     layout
         .strings
         .iter()
-        .map(|&(arg, at)| {
+        .filter_map(|&(arg, at)| {
             let read = u64_at(record, at) as i64;
             let data = &record[at + 8..at + 8 + layout.strsize];
-            CapturedString {
+            (read > 0).then(|| CapturedString {
                 arg,
-                value: if read > 0 {
-                    c_string(data)
-                } else {
-                    String::new()
-                },
+                value: c_string(data),
                 truncated: read >= layout.strsize as i64,
-            }
+            })
         })
         .collect()
 }
