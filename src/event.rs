@@ -5,6 +5,7 @@
 //! formats output for a person; the one exception is `Printf::text`, because D's `printf` is
 //! itself a formatting action whose result is part of the program's semantics.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
@@ -167,6 +168,100 @@ impl AggValue {
 
 /// Number of buckets of a quantize() aggregation.
 pub const QUANTIZE_BUCKETS: usize = 127;
+/// The quantize() bucket that holds 0.
+pub const QUANTIZE_ZERO_BUCKET: usize = QUANTIZE_BUCKETS / 2;
+
+/// The lower bound of quantize() bucket `i`.
+pub fn quantize_bucket_value(i: usize) -> i64 {
+    match i.cmp(&QUANTIZE_ZERO_BUCKET) {
+        Ordering::Equal => 0,
+        Ordering::Greater => 1i64 << (i - QUANTIZE_ZERO_BUCKET - 1),
+        Ordering::Less => -(1i64 << (QUANTIZE_ZERO_BUCKET - i - 1)),
+    }
+}
+
+/// The lower bounds of llquantize()'s buckets after the first ("< factor^low") one, and the
+/// value that the last (">=") bucket starts at.
+pub fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<i64>, i64) {
+    let factor = i64::from(factor);
+    let nsteps = i64::from(nsteps);
+    let mut value: i64 = 1;
+    for _ in 0..low {
+        value = value.saturating_mul(factor);
+    }
+    let mut bounds = Vec::new();
+    let mut next = value.saturating_mul(factor);
+    let mut step = if next > nsteps { next / nsteps } else { 1 };
+    let mut order = low;
+    while order <= high && step > 0 {
+        bounds.push(value);
+        value += step;
+        if value >= next {
+            value = next;
+            next = value.saturating_mul(factor);
+            step = if next > nsteps { next / nsteps } else { 1 };
+            order += 1;
+        }
+    }
+    (bounds, value)
+}
+
+/// The sort weight of a distribution: the sum of each bucket's value times its count.
+fn distribution_weight(value: &AggValue) -> f64 {
+    match value {
+        AggValue::Quantize(c) => c
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| quantize_bucket_value(i) as f64 * n as f64)
+            .sum(),
+        AggValue::Lquantize {
+            base, step, counts, ..
+        } => counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (f64::from(*base) + (i as f64 - 1.0) * f64::from(*step)) * n as f64)
+            .sum(),
+        AggValue::Llquantize {
+            factor,
+            low,
+            high,
+            nsteps,
+            counts,
+        } => {
+            let (bounds, top) = llquantize_bounds(*factor, *low, *high, *nsteps);
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let v = match i {
+                        0 => 0,
+                        i => bounds.get(i - 1).copied().unwrap_or(top),
+                    };
+                    v as f64 * n as f64
+                })
+                .sum()
+        }
+        _ => 0.0,
+    }
+}
+
+/// dtrace's order of aggregation values, used to sort printed entries and by trunc(): by
+/// value, by average, by standard deviation, and distributions by the sum of each bucket's
+/// value times its count.
+pub fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
+    match (a, b) {
+        (AggValue::Scalar(x), AggValue::Scalar(y)) => x.cmp(y),
+        (AggValue::Avg { .. }, AggValue::Avg { .. }) => {
+            let avg = |v: &AggValue| match *v {
+                AggValue::Avg { count, total } if count != 0 => total as f64 / count as f64,
+                _ => 0.0,
+            };
+            avg(a).total_cmp(&avg(b))
+        }
+        (AggValue::Stddev { .. }, AggValue::Stddev { .. }) => a.scalar().cmp(&b.scalar()),
+        _ => distribution_weight(a).total_cmp(&distribution_weight(b)),
+    }
+}
 
 /// One entry of an aggregation: its keys and its value.
 #[derive(Clone, Debug, PartialEq, Serialize)]

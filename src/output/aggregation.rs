@@ -6,7 +6,10 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use crate::event::{AggEntry, AggSnapshot, AggValue, Value, QUANTIZE_BUCKETS};
+use crate::event::{
+    compare_values, llquantize_bounds, quantize_bucket_value, AggEntry, AggSnapshot, AggValue,
+    Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
+};
 
 /// Width of a string key column (left-aligned) and of an integer column (right-aligned).
 const STRING_WIDTH: usize = 50;
@@ -16,7 +19,7 @@ const STACK_INDENT: usize = 14;
 /// Bars are this many characters long at 100%.
 const BAR: usize = 40;
 /// The bucket that holds zero in a quantize() array.
-const ZERO_BUCKET: usize = QUANTIZE_BUCKETS / 2;
+const ZERO_BUCKET: usize = QUANTIZE_ZERO_BUCKET;
 
 /// The text dtrace(1) prints for `printa(@name)`: a blank line, then one entry per line (or
 /// per block, for distributions).
@@ -106,15 +109,6 @@ fn write_value(out: &mut String, value: &AggValue) {
             nsteps,
             counts,
         } => write_llquantize(out, *factor, *low, *high, *nsteps, counts),
-    }
-}
-
-/// The lower bound of quantize() bucket `i`.
-fn quantize_bucket_value(i: usize) -> i64 {
-    match i.cmp(&ZERO_BUCKET) {
-        Ordering::Equal => 0,
-        Ordering::Greater => 1i64 << (i - ZERO_BUCKET - 1),
-        Ordering::Less => -(1i64 << (ZERO_BUCKET - i - 1)),
     }
 }
 
@@ -211,32 +205,6 @@ fn write_lquantize(out: &mut String, base: i32, step: u16, levels: u16, counts: 
     });
 }
 
-/// The lower bounds of llquantize()'s buckets after the first ("< factor^low") one, and the
-/// value that the last (">=") bucket starts at.
-fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<i64>, i64) {
-    let factor = i64::from(factor);
-    let nsteps = i64::from(nsteps);
-    let mut value: i64 = 1;
-    for _ in 0..low {
-        value = value.saturating_mul(factor);
-    }
-    let mut bounds = Vec::new();
-    let mut next = value.saturating_mul(factor);
-    let mut step = if next > nsteps { next / nsteps } else { 1 };
-    let mut order = low;
-    while order <= high && step > 0 {
-        bounds.push(value);
-        value += step;
-        if value >= next {
-            value = next;
-            next = value.saturating_mul(factor);
-            step = if next > nsteps { next / nsteps } else { 1 };
-            order += 1;
-        }
-    }
-    (bounds, value)
-}
-
 fn write_llquantize(out: &mut String, factor: u16, low: u16, high: u16, nsteps: u16, c: &[i64]) {
     let (bounds, top) = llquantize_bounds(factor, low, high, nsteps);
     if c.len() != bounds.len() + 2 {
@@ -249,60 +217,6 @@ fn write_llquantize(out: &mut String, factor: u16, low: u16, high: u16, nsteps: 
         i if i == bounds.len() + 1 => format!(">= {top}"),
         i => bounds[i - 1].to_string(),
     });
-}
-
-/// The sort weight of a distribution: the sum of each bucket's value times its count.
-fn distribution_weight(value: &AggValue) -> f64 {
-    match value {
-        AggValue::Quantize(c) => c
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| quantize_bucket_value(i) as f64 * n as f64)
-            .sum(),
-        AggValue::Lquantize {
-            base, step, counts, ..
-        } => counts
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (f64::from(*base) + (i as f64 - 1.0) * f64::from(*step)) * n as f64)
-            .sum(),
-        AggValue::Llquantize {
-            factor,
-            low,
-            high,
-            nsteps,
-            counts,
-        } => {
-            let (bounds, top) = llquantize_bounds(*factor, *low, *high, *nsteps);
-            counts
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| {
-                    let v = match i {
-                        0 => 0,
-                        i => bounds.get(i - 1).copied().unwrap_or(top),
-                    };
-                    v as f64 * n as f64
-                })
-                .sum()
-        }
-        _ => 0.0,
-    }
-}
-
-fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
-    match (a, b) {
-        (AggValue::Scalar(x), AggValue::Scalar(y)) => x.cmp(y),
-        (AggValue::Avg { .. }, AggValue::Avg { .. }) => {
-            let avg = |v: &AggValue| match *v {
-                AggValue::Avg { count, total } if count != 0 => total as f64 / count as f64,
-                _ => 0.0,
-            };
-            avg(a).total_cmp(&avg(b))
-        }
-        (AggValue::Stddev { .. }, AggValue::Stddev { .. }) => a.scalar().cmp(&b.scalar()),
-        _ => distribution_weight(a).total_cmp(&distribution_weight(b)),
-    }
 }
 
 fn compare_keys(a: &AggEntry, b: &AggEntry) -> Ordering {

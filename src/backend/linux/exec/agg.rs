@@ -12,7 +12,9 @@ use super::buckets::{
     arg, llquantize_bucket, llquantize_layout, lquantize_bucket, lquantize_layout, quantize_bucket,
 };
 use crate::backend::linux::d::ast::Function;
-use crate::event::{self, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS};
+use crate::event::{
+    self, compare_values, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS,
+};
 
 /// One part of a key tuple, hashable (event values are not). An integer key is the same
 /// key whether it came from a signed or an unsigned expression: DTrace compares keys by
@@ -463,53 +465,6 @@ fn zero_of(func: AggFunc, like: &AggValue) -> AggValue {
         *s = 0;
     }
     v
-}
-
-/// The number an entry sorts by: the value, the average, or a distribution's weighted sum.
-fn sort_weight(value: &AggValue) -> f64 {
-    match value {
-        AggValue::Scalar(v) => *v as f64,
-        AggValue::Avg { count, total } | AggValue::Stddev { count, total, .. } => {
-            if *count == 0 {
-                0.0
-            } else {
-                *total as f64 / *count as f64
-            }
-        }
-        AggValue::Quantize(c) => c
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| quantize_floor(i) as f64 * n as f64)
-            .sum(),
-        AggValue::Lquantize {
-            base, step, counts, ..
-        } => counts
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (f64::from(*base) + (i as f64 - 1.0) * f64::from(*step)) * n as f64)
-            .sum(),
-        AggValue::Llquantize { counts, .. } => counts
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| i as f64 * n as f64)
-            .sum(),
-    }
-}
-
-fn quantize_floor(i: usize) -> i64 {
-    const ZERO: usize = QUANTIZE_BUCKETS / 2;
-    match i.cmp(&ZERO) {
-        Ordering::Equal => 0,
-        Ordering::Greater => 1i64 << (i - ZERO - 1).min(62),
-        Ordering::Less => -(1i64 << (ZERO - i - 1).min(62)),
-    }
-}
-
-fn compare_values(a: &AggValue, b: &AggValue) -> Ordering {
-    match (a, b) {
-        (AggValue::Scalar(x), AggValue::Scalar(y)) => x.cmp(y),
-        _ => sort_weight(a).total_cmp(&sort_weight(b)),
-    }
 }
 
 fn compare_keys(a: &[KeyPart], b: &[KeyPart]) -> Ordering {
