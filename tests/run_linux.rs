@@ -637,3 +637,44 @@ fn same_output_as_dtrace() {
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// dtk tracing its own system calls must not wake itself for every record it reads (each
+/// wakeup is another epoll_wait, which is another record): it reads at intervals instead.
+expect_lines!(
+    tracing_its_own_syscalls_does_not_feed_back,
+    "#pragma D option quiet\nsyscall::epoll_wait:entry /pid == $pid/ { n++; } tick-1s { printf(\"%d\\n\", n); exit(0); }",
+    [],
+    |out| {
+        let n: u64 = out.trim().parse().unwrap();
+        assert!(n < 100, "{n} epoll_wait calls in one second");
+    }
+);
+
+/// `dtk syscalls -i 1` prints a dated table every second.
+#[test]
+fn syscalls_interval_tables() {
+    if !kernel_available("syscalls_interval_tables") {
+        return;
+    }
+    let out = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "syscalls", "-i", "1", "-c"])
+        .arg(python(
+            "import os, time\nfor _ in range(3):\n    os.getppid()\n    time.sleep(1)",
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dated = regex::Regex::new(r"(?m)^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ---$").unwrap();
+    assert!(dated.find_iter(&text).count() >= 2, "{text}");
+    let getppid: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("getppid"))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(getppid, 3, "{text}");
+}

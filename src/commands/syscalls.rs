@@ -231,7 +231,9 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 Ok(())
             }
             Event::Printf(p) => match p.args.as_slice() {
-                [Value::Int(wall)] if p.text.starts_with("interval ") => self.table(Some(*wall)),
+                [wall] if p.text.starts_with("interval ") && wall.as_i64().is_some() => {
+                    self.table(wall.as_i64())
+                }
                 _ => self.out.text(&p.text),
             },
             Event::Done => {

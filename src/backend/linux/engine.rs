@@ -61,7 +61,6 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         }
     };
     let (compiled, options, plan) = prepare(job, traced.pid())?;
-    super::bpf::access::check().map_err(engine_error)?;
     let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
     if job.dump_bpf {
         eprintln!("{}", attached.dump());
@@ -132,6 +131,9 @@ fn probes_in_libraries(job: &Job) -> bool {
 /// printed here, before anything is attached.
 fn prepare(job: &Job, target: Option<u32>) -> Result<(d::Compiled, Options, Plan), BackendError> {
     let compiled = compile(job, target)?;
+    // Planning reads tracefs and the target's files, which need the same privileges as
+    // tracing: say which capability is missing before a plan error could hide it.
+    super::bpf::access::check().map_err(engine_error)?;
     for warning in &compiled.warnings {
         eprint!("{}", warning.render(&job.script.text));
     }

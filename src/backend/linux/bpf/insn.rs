@@ -191,6 +191,7 @@ helpers! {
     RingbufReserve = 131, "bpf_ringbuf_reserve", "Kernel ≥ 5.8.";
     RingbufSubmit = 132, "bpf_ringbuf_submit", "Kernel ≥ 5.8.";
     RingbufDiscard = 133, "bpf_ringbuf_discard", "Kernel ≥ 5.8.";
+    RingbufQuery = 134, "bpf_ringbuf_query", "Kernel ≥ 5.8.";
 }
 
 impl Helper {

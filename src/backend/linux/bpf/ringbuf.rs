@@ -99,19 +99,27 @@ impl RingBuf {
         on_record: impl FnMut(&[u8]),
     ) -> Result<usize, MapError> {
         if !self.has_data() {
-            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-            let mut event = libc::epoll_event { events: 0, u64: 0 };
-            // SAFETY: `event` is a valid buffer for one event and the epoll fd is ours.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    return Ok(0);
-                }
+            self.wait(timeout)?;
+        }
+        Ok(self.consume(on_record))
+    }
+
+    /// Sleeps until the kernel wakes the reader (a record written without
+    /// `BPF_RB_NO_WAKEUP`), `timeout` passes, or a signal arrives, whether or not records are
+    /// waiting. The wait is edge-triggered: records written with `BPF_RB_NO_WAKEUP` do not end
+    /// it, so a program can batch its records for a reader that reads at intervals.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), MapError> {
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `event` is a valid buffer for one event and the epoll fd is ours.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
                 return Err(MapError::Epoll(err));
             }
         }
-        Ok(self.consume(on_record))
+        Ok(())
     }
 
     /// Hands every record available now to `on_record`, without waiting.
@@ -225,7 +233,8 @@ fn epoll_for(fd: &OwnedFd) -> Result<OwnedFd, MapError> {
     // SAFETY: `raw` is a fresh descriptor that nobody else owns.
     let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
+        // Edge-triggered: see `wait`.
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
         u64: 0,
     };
     // SAFETY: both fds are open and `event` is a valid epoll_event.

@@ -311,11 +311,29 @@ fn captures(asm: &mut Asm, layout: &Layout) {
     }
 }
 
+/// `bpf_ringbuf_query` flag: bytes written and not yet consumed.
+const BPF_RB_AVAIL_DATA: i32 = 0;
+/// `bpf_ringbuf_output` flags.
+const BPF_RB_NO_WAKEUP: i32 = 1;
+const BPF_RB_FORCE_WAKEUP: i32 = 2;
+
+/// Writes the record to the ring buffer without waking the reader, unless the buffer is a
+/// quarter full. The engine reads at least every 100 ms, as dtrace reads its buffers at
+/// switchrate; waking it for every record would make it trace itself in a loop when its own
+/// system calls are traced (each wakeup's epoll_wait is another record).
 fn submit(asm: &mut Asm, spec: &ProgramSpec<'_>, out: Label) {
+    let quiet = asm.label();
+    let threshold = (spec.ring.size() / 4).min(i32::MAX as usize) as i32;
     asm.ld_map_fd(Reg::R1, spec.ring.fd())
+        .mov64_imm(Reg::R2, BPF_RB_AVAIL_DATA)
+        .call(Helper::RingbufQuery)
+        .mov64_imm(Reg::R4, BPF_RB_NO_WAKEUP)
+        .jmp_if(Cond::Lt, Reg::R0, Src::Imm(threshold), quiet)
+        .mov64_imm(Reg::R4, BPF_RB_FORCE_WAKEUP)
+        .bind(quiet)
+        .ld_map_fd(Reg::R1, spec.ring.fd())
         .mov64_reg(Reg::R2, Reg::R7)
         .mov64_imm(Reg::R3, spec.layout.size as i32)
-        .mov64_imm(Reg::R4, 0)
         .call(Helper::RingbufOutput)
         .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out);
     spec.drops.emit_count(asm, DROP_KEY_SLOT);
