@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 
 use thiserror::Error;
 
+use crate::backend::Target;
+
 /// A script shipped inside the binary.
 #[derive(Debug)]
 pub struct BundledScript {
@@ -51,6 +53,23 @@ pub enum Param {
     Str(String),
     /// The pid of the process started by `-c` (D's `$target`), known only at run time.
     TargetPid,
+}
+
+impl Param {
+    /// The FILTER_PID of a command's target: the pid, `$target` for a command dtk starts
+    /// (known only at run time), or 0 for every process.
+    pub fn pid_filter(target: &Target) -> Param {
+        match target {
+            Target::Pid(pid) => Param::Int((*pid).into()),
+            Target::Command(_) => Param::TargetPid,
+            Target::None => Param::Int(0),
+        }
+    }
+
+    /// An optional string filter: "" when not given, as the scripts read it.
+    pub fn text(value: &Option<String>) -> Param {
+        Param::Str(value.clone().unwrap_or_default())
+    }
 }
 
 /// What `$target` in a probe description becomes.

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use serde::Serialize;
 
 use super::{trace, Notices};
-use crate::backend::{EventSink, Target};
+use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
 use crate::event::{Event, Printf};
@@ -22,12 +22,8 @@ use crate::script::{bundled, Param, Script, TargetMacro};
 
 /// The script `dtk opens` runs for this configuration.
 pub fn script(c: &OpensConfig) -> Result<Script> {
-    let pid = match c.target {
-        Target::Pid(pid) => Param::Int(pid.into()),
-        Target::Command(_) => Param::TargetPid,
-        Target::None => Param::Int(0),
-    };
-    let text = |v: &Option<String>| Param::Str(v.clone().unwrap_or_default());
+    let pid = Param::pid_filter(&c.target);
+    let text = Param::text;
     Ok(bundled("opens").expect("opens.d is bundled").instantiate(
         &[
             ("FILTER_PID", pid),

@@ -12,7 +12,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{trace, Notices};
-use crate::backend::{EventSink, Target};
+use crate::backend::EventSink;
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, Event, Value};
@@ -21,12 +21,8 @@ use crate::script::{bundled, Param, Script, TargetMacro};
 
 /// The script `dtk syscalls` runs for this configuration.
 pub fn script(c: &SyscallsConfig) -> Result<Script> {
-    let pid = match c.target {
-        Target::Pid(pid) => Param::Int(pid.into()),
-        Target::Command(_) => Param::TargetPid,
-        Target::None => Param::Int(0),
-    };
-    let text = |v: &Option<String>| Param::Str(v.clone().unwrap_or_default());
+    let pid = Param::pid_filter(&c.target);
+    let text = Param::text;
     let timed = c.latency || c.errors || c.hist.is_some();
     Ok(bundled("syscalls")
         .expect("syscalls.d is bundled")
@@ -254,6 +250,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Target;
     use crate::event::{AggEntry, AggFunc};
 
     fn config(by_process: bool) -> SyscallsConfig {
