@@ -680,3 +680,39 @@ fn syscalls_interval_tables() {
         .sum();
     assert_eq!(getppid, 3, "{text}");
 }
+
+/// A pointer read through another at the probe: execve's argv[1] and argv[2] are
+/// `*(argv + 1)` and `*(argv + 2)`, read in the kernel before the exec replaces the memory.
+/// Words chosen here, so the output cannot come from anywhere but the traced exec.
+#[test]
+fn pointer_chains_are_read_at_the_probe() {
+    let words = [
+        format!("w{}", std::process::id()),
+        format!("x{}", std::process::id() * 7),
+    ];
+    let prog = "#pragma D option quiet
+syscall::execve:entry
+/basename(copyinstr(arg0)) == \"echo\"/
+{
+	this->argv = (uint64_t *)arg1;
+	printf(\"%s %s %s\\n\", copyinstr(arg0), copyinstr(*(uint64_t *)copyin(arg1 + 8, 8)),
+	    copyinstr(*(uint64_t *)copyin((uint64_t)(this->argv + 2), 8)));
+	this->third = *(uint64_t *)copyin(arg1 + 24, 8);
+	printf(\"argv[3] %s\\n\", this->third ? \"set\" : \"NULL\");
+}";
+    let command = format!(
+        "sh -c '/bin/echo {} {} >/dev/null; true'",
+        words[0], words[1]
+    );
+    let Some(out) = stdout_of(
+        "pointer_chains_are_read_at_the_probe",
+        prog,
+        &["-c", &command],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        format!("/bin/echo {} {}\nargv[3] NULL\n\n", words[0], words[1])
+    );
+}

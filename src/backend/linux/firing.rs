@@ -73,6 +73,9 @@ pub struct Firing {
     /// Memory read in the kernel at the probe from the user pointer in `args[i]`, for the
     /// arguments the program reads with copyin(argN, size).
     pub bytes: Vec<CapturedBytes>,
+    /// Memory read in the kernel at addresses the program computed (a pointer read through
+    /// another, `copyinstr(*(uint64_t *)copyin(arg1 + 8, 8))`); only the reads that succeeded.
+    pub reads: Vec<MemoryRead>,
     /// For syscall returns: the error number when the call failed, else 0.
     pub errno: i32,
 }
@@ -89,4 +92,19 @@ pub struct CapturedBytes {
     pub arg: u8,
     /// What was read; empty when the read faulted.
     pub value: Vec<u8>,
+}
+
+/// What the kernel read at a computed address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryRead {
+    pub addr: u64,
+    pub data: ReadData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadData {
+    /// copyinstr: the string, and whether it was cut at strsize.
+    String { value: String, truncated: bool },
+    /// copyin: the bytes.
+    Bytes(Vec<u8>),
 }

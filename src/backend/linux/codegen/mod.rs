@@ -13,6 +13,7 @@
 //! need 4.20, which 5.8 includes.
 
 mod aggregate;
+mod derived;
 mod predicate;
 mod program;
 pub mod record;
@@ -273,6 +274,7 @@ fn build_and_load(
         args: parts.args,
         guard: parts.guard,
         layout: &layout,
+        derived: &probe.captures.derived,
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
         aggregations: &attached.aggregations,

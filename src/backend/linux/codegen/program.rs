@@ -18,7 +18,7 @@ use crate::backend::linux::bpf::maps::Map;
 use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::MAX_ARGS;
-use crate::backend::linux::plan::{regs, ArgLoad, KernelClause};
+use crate::backend::linux::plan::{regs, ArgLoad, DerivedRead, KernelClause};
 
 /// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
 const KEY_SLOT: i16 = -8;
@@ -50,6 +50,8 @@ pub struct ProgramSpec<'a> {
     /// Offset of a byte of the context that must be non-zero, else the probe did not fire.
     pub guard: Option<u16>,
     pub layout: &'a Layout,
+    /// The derived reads, one per `layout.derived` slot.
+    pub derived: &'a [DerivedRead],
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
     /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
@@ -107,6 +109,9 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             },
         }
         captures(&mut asm, spec.layout);
+        for (read, slot) in spec.derived.iter().zip(&spec.layout.derived) {
+            super::derived::emit(&mut asm, read, slot);
+        }
         submit(&mut asm, spec, out);
     }
     asm.bind(out).mov64_imm(Reg::R0, 0).exit();

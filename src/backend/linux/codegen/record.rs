@@ -13,15 +13,19 @@
 //! | 32 | u64 cgroup id |
 //! | 40 | char comm[16] |
 //! | 56 | u64 arg0 … arg9 |
-//! | 136 | one slot per captured string, then one per captured byte range |
+//! | 136 | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
 //! strings, 0 for bytes, or a negative error) followed by the data, padded to 8 bytes. A
-//! string that fills its `strsize` slot was cut there and is marked truncated.
+//! string that fills its `strsize` slot was cut there and is marked truncated. A derived
+//! read's slot has the computed address between the two, and its data area is also the
+//! scratch space where the program keeps the intermediate values of the address.
 
 use thiserror::Error;
 
-use crate::backend::linux::firing::{CapturedBytes, CapturedString, Firing, ProbeKind, MAX_ARGS};
+use crate::backend::linux::firing::{
+    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ReadData, MAX_ARGS,
+};
 use crate::backend::linux::plan::{Captures, Plan};
 
 pub const PROBE: i16 = 0;
@@ -49,6 +53,8 @@ pub struct Layout {
     pub strings: Vec<(u8, usize)>,
     /// (argN, size, slot offset).
     pub bytes: Vec<(u8, u32, usize)>,
+    /// One per `Captures::derived`, in that order.
+    pub derived: Vec<DerivedSlot>,
     pub strsize: usize,
     /// Total record size.
     pub size: usize,
@@ -72,12 +78,47 @@ impl Layout {
             .iter()
             .map(|&(n, size)| (n, size, slot(size as usize)))
             .collect();
+        let derived = captures
+            .derived
+            .iter()
+            .map(|read| {
+                let size = read.size.map_or(strsize, |n| n as usize);
+                let scratch = 8 * read.addr.depth();
+                let at = slot(8 + size.max(scratch));
+                DerivedSlot {
+                    at,
+                    size,
+                    string: read.size.is_none(),
+                }
+            })
+            .collect();
         Layout {
             strings,
             bytes,
+            derived,
             strsize,
             size: at,
         }
+    }
+}
+
+/// Where a derived read lives: status at `at`, the address at `at + 8`, the data (and the
+/// scratch space) from `at + 16`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DerivedSlot {
+    pub at: usize,
+    /// Bytes read: strsize for a string.
+    pub size: usize,
+    pub string: bool,
+}
+
+impl DerivedSlot {
+    pub fn addr(&self) -> usize {
+        self.at + 8
+    }
+
+    pub fn data(&self) -> usize {
+        self.at + 16
     }
 }
 
@@ -146,6 +187,7 @@ pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
         args,
         strings: strings(record, &layout),
         bytes: bytes(record, &layout),
+        reads: reads(record, &layout),
         errno: errno(&probe.info.kind, args[0]),
     })
 }
@@ -183,6 +225,31 @@ fn bytes(record: &[u8], layout: &Layout) -> Vec<CapturedBytes> {
                     Vec::new()
                 },
             }
+        })
+        .collect()
+}
+
+/// The derived reads that succeeded; a failed one (a link of its address could not be read,
+/// or the read itself faulted) is left out, so that reading there is an invalid address.
+fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
+    layout
+        .derived
+        .iter()
+        .filter_map(|slot| {
+            let read = u64_at(record, slot.at) as i64;
+            let data = &record[slot.data()..slot.data() + slot.size];
+            let data = if slot.string {
+                (read > 0).then(|| ReadData::String {
+                    value: c_string(data),
+                    truncated: read >= slot.size as i64,
+                })?
+            } else {
+                (read == 0).then(|| ReadData::Bytes(data.to_vec()))?
+            };
+            Some(MemoryRead {
+                addr: u64_at(record, slot.addr()),
+                data,
+            })
         })
         .collect()
 }
@@ -235,6 +302,7 @@ mod tests {
         let captures = Captures {
             strings: vec![1, 2],
             bytes: vec![(0, 3)],
+            ..Captures::default()
         };
         let plan = plan(ProbeKind::SyscallReturn, captures);
         let layout = Layout::new(&plan.probes[0].captures, 8);
@@ -258,6 +326,50 @@ mod tests {
         assert_eq!(f.strings[1].value, "1234567");
         assert!(f.strings[1].truncated);
         assert_eq!(f.bytes[0].value, b"xyz");
+    }
+
+    #[test]
+    fn derived_reads_decode_with_their_address_and_failures_are_left_out() {
+        use crate::backend::linux::plan::{AddrExpr, DerivedRead};
+        let load = AddrExpr::Load {
+            addr: Box::new(AddrExpr::Arg(1)),
+            bytes: 8,
+            signed: false,
+        };
+        let captures = Captures {
+            derived: vec![
+                DerivedRead {
+                    addr: load.clone(),
+                    size: None,
+                },
+                DerivedRead {
+                    addr: load,
+                    size: Some(4),
+                },
+            ],
+            ..Captures::default()
+        };
+        let plan = plan(ProbeKind::Uprobe, captures);
+        let layout = Layout::new(&plan.probes[0].captures, 8);
+        let (s, b) = (layout.derived[0], layout.derived[1]);
+        assert!(s.string && !b.string);
+        assert_eq!(b.data() - b.at, 16, "status, address, then data");
+        let mut r = vec![0u8; layout.size];
+        r[s.at..s.at + 8].copy_from_slice(&3i64.to_ne_bytes());
+        r[s.addr()..s.addr() + 8].copy_from_slice(&0x1000u64.to_ne_bytes());
+        r[s.data()..s.data() + 3].copy_from_slice(b"hi\0");
+        r[b.at..b.at + 8].copy_from_slice(&(-14i64).to_ne_bytes());
+        let f = decode(&r, &plan).unwrap();
+        assert_eq!(
+            f.reads,
+            [MemoryRead {
+                addr: 0x1000,
+                data: ReadData::String {
+                    value: "hi".into(),
+                    truncated: false
+                }
+            }]
+        );
     }
 
     #[test]

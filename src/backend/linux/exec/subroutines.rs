@@ -9,6 +9,7 @@ use super::strings;
 use super::value::Value;
 use super::{Fault, Frame, State};
 use crate::backend::linux::d::ast::{DType, Expr, Function};
+use crate::backend::linux::firing::{Firing, ReadData};
 use crate::event::DropKind;
 
 impl State {
@@ -28,9 +29,9 @@ impl State {
         let int = |i: usize| values.get(i).map(|v| v.int() as i64);
         let strsize = self.options.strsize;
         Ok(match func {
-            Function::Copyin => copyin(&first, int(1).unwrap_or(0))?,
+            Function::Copyin => copyin(&first, int(1).unwrap_or(0), f.firing)?,
             Function::Copyinstr => {
-                let s = self.copyinstr(&first, int(1))?;
+                let s = self.copyinstr(&first, int(1), f.firing)?;
                 Value::str(&s)
             }
             Function::Strlen => Value::Int(text(0).len() as u64),
@@ -68,15 +69,30 @@ impl State {
         })
     }
 
-    /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe.
-    fn copyinstr(&mut self, addr: &Value, max: Option<i64>) -> Result<String, Fault> {
-        let Value::User { capture, .. } = addr else {
-            return Err(Fault::InvalidAddress(addr.int()));
+    /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the
+    /// capture an argument carries, or a read at an address the program computed.
+    fn copyinstr(
+        &mut self,
+        addr: &Value,
+        max: Option<i64>,
+        firing: &Firing,
+    ) -> Result<String, Fault> {
+        let (s, truncated) = match addr {
+            Value::User { capture, .. } if capture.string.is_some() => {
+                (capture.string.as_deref().unwrap_or(""), capture.truncated)
+            }
+            _ => firing
+                .reads
+                .iter()
+                .find_map(|r| match &r.data {
+                    ReadData::String { value, truncated } if r.addr == addr.int() => {
+                        Some((value.as_str(), *truncated))
+                    }
+                    _ => None,
+                })
+                .ok_or(Fault::InvalidAddress(addr.int()))?,
         };
-        let Some(s) = capture.string.as_deref() else {
-            return Err(Fault::InvalidAddress(addr.int()));
-        };
-        if capture.truncated {
+        if truncated {
             self.drop(DropKind::TruncatedString);
         }
         let s = match max {
@@ -93,17 +109,26 @@ impl State {
     }
 }
 
-/// copyin(addr, size): the first `size` bytes the kernel read at `addr` at the probe.
-fn copyin(addr: &Value, size: i64) -> Result<Value, Fault> {
+/// copyin(addr, size): the first `size` bytes the kernel read at `addr` at the probe: the
+/// capture an argument carries, or a read at an address the program computed.
+fn copyin(addr: &Value, size: i64, firing: &Firing) -> Result<Value, Fault> {
     let fault = || Fault::InvalidAddress(addr.int());
-    let Value::User { addr, capture } = addr else {
-        return Err(fault());
-    };
-    let bytes = capture.bytes.as_deref().ok_or_else(fault)?;
     let size = usize::try_from(size).map_err(|_| fault())?;
-    let read = bytes.get(..size).ok_or_else(fault)?;
+    let captured = match addr {
+        Value::User { capture, .. } => capture.bytes.as_deref(),
+        _ => None,
+    };
+    let read = captured
+        .and_then(|bytes| bytes.get(..size))
+        .or_else(|| {
+            firing.reads.iter().find_map(|r| match &r.data {
+                ReadData::Bytes(bytes) if r.addr == addr.int() => bytes.get(..size),
+                _ => None,
+            })
+        })
+        .ok_or_else(fault)?;
     Ok(Value::Memory {
-        addr: *addr,
+        addr: addr.int(),
         bytes: Arc::from(read),
     })
 }

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use super::derived::{self, DerivedRead};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 
@@ -21,6 +22,8 @@ pub struct Captures {
     pub strings: Vec<u8>,
     /// (argN, size) whose bytes are read (bpf_probe_read_user), ascending by N.
     pub bytes: Vec<(u8, u32)>,
+    /// Reads at addresses the program computes (`derived`), sorted.
+    pub derived: Vec<DerivedRead>,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -78,6 +81,13 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
                 .into_iter()
                 .filter(|(n, _)| usize::from(*n) < provided),
         );
+        let own: Vec<&Clause> = probe
+            .info
+            .clauses
+            .iter()
+            .filter_map(|&c| clauses.get(c).copied())
+            .collect();
+        probe.captures.derived = derived::reads_of(&own);
     }
     unify_raw_syscalls(probes);
 }
@@ -101,13 +111,16 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             |p: &PlannedProbe| matches!(p.site, Site::RawSyscall { entry: e, .. } if e == entry);
         let mut strings = BTreeSet::new();
         let mut bytes = BTreeSet::new();
+        let mut derived = BTreeSet::new();
         for p in probes.iter().filter(|p| is_group(p)) {
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
+            derived.extend(p.captures.derived.iter().cloned());
         }
         let union = Captures {
             strings: strings.into_iter().collect(),
             bytes: bytes.into_iter().collect(),
+            derived: derived.into_iter().collect(),
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();

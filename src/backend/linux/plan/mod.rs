@@ -14,6 +14,7 @@
 
 mod aggregate;
 mod captures;
+mod derived;
 pub mod filter;
 mod glob;
 mod pid;
@@ -42,6 +43,7 @@ use crate::event::ProbeDesc;
 
 pub use aggregate::{KernelAggregation, KernelClause, KernelUpdate, KeyKind};
 pub use captures::Captures;
+pub use derived::{AddrExpr, AddrOp, DerivedRead};
 pub use syscall::raw_id_offset;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.

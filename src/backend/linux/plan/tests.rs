@@ -113,6 +113,63 @@ fn strings_are_captured_where_the_pointer_is_an_argument() {
     assert!(probes[3].captures.bytes.is_empty(), "arg3 is not provided");
 }
 
+#[test]
+fn reads_through_pointers_are_derived_with_c_arithmetic() {
+    let prog = program(
+        "BEGIN {
+            this->argv = (uint64_t *)arg1;
+            this->code = *(uint64_t *)copyin(arg1, 8) & ~7;
+            printf(\"%s %s %s\", copyinstr(*(uint64_t *)copyin((uint64_t)(this->argv + 2), 8)),
+                copyinstr(this->code + 40), copyinstr(arg0));
+            if (arg2) { this->code = 0; }
+            trace(copyinstr(this->code));
+        }",
+    );
+    let clauses: Vec<&ast::Clause> = prog
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Clause(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut probes = vec![probe_with_args(3, vec![0])];
+    captures::assign(&mut probes, &clauses);
+    let reads = &probes[0].captures.derived;
+    let arg1_plus = |n| {
+        AddrExpr::Binary(
+            AddrOp::Add,
+            Box::new(AddrExpr::Arg(1)),
+            Box::new(AddrExpr::Const(n)),
+        )
+    };
+    let argv2 = arg1_plus(16);
+    assert!(
+        reads.contains(&DerivedRead {
+            addr: argv2,
+            size: Some(8)
+        }),
+        "argv + 2 is scaled by sizeof (uint64_t): {reads:?}"
+    );
+    assert!(
+        reads.iter().any(|r| r.size.is_none()
+            && matches!(&r.addr, AddrExpr::Binary(AddrOp::Add, code, _) if code.loads())),
+        "this->code + 40 reads through arg1: {reads:?}"
+    );
+    assert!(
+        !reads
+            .iter()
+            .any(|r| r.addr == AddrExpr::Arg(0) || r.addr == arg1_plus(0)),
+        "plain arguments are ordinary captures"
+    );
+    assert_eq!(probes[0].captures.strings, [0]);
+    assert_eq!(
+        reads.iter().filter(|r| r.size.is_none()).count(),
+        2,
+        "this->code is unknown after the if: no read for copyinstr(this->code)"
+    );
+}
+
 /// The names of the aggregations the plan keeps in the kernel.
 fn kernel_aggregations(src: &str) -> Vec<String> {
     plan(src)

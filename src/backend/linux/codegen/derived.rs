@@ -1,0 +1,131 @@
+//! Derived reads in BPF: compute an address from the record's arguments, constants and
+//! integers read from user memory (see `plan::derived`), then read the string or bytes there
+//! into the read's slot, with the address beside them for the executor to match.
+//!
+//! R0 holds the value being computed. Intermediate values (the left side of an operator, a
+//! loaded integer) live in the slot's data area, level by level, since helper calls clobber
+//! R1–R5 and R6–R9 are taken. A link that cannot be read stops the read: its status is then
+//! -EFAULT and the executor treats the address as unreadable.
+
+use super::record::{arg_offset, DerivedSlot};
+use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, Reg, Size, Src};
+use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead};
+
+/// -EFAULT, the status of a read whose address could not be computed.
+const EFAULT: i32 = -14;
+
+/// Emits one derived read into `slot` (R7 = the record).
+pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot) {
+    let fail = asm.label();
+    let done = asm.label();
+    value(asm, &read.addr, slot, 0, fail);
+    let helper = if slot.string {
+        Helper::ProbeReadUserStr
+    } else {
+        Helper::ProbeReadUser
+    };
+    asm.stx(Size::DW, Reg::R7, slot.addr() as i16, Reg::R0)
+        .mov64_reg(Reg::R3, Reg::R0)
+        .mov64_reg(Reg::R1, Reg::R7)
+        .alu64(AluOp::Add, Reg::R1, Src::Imm(slot.data() as i32))
+        .mov64_imm(Reg::R2, slot.size as i32)
+        .call(helper)
+        .stx(Size::DW, Reg::R7, slot.at as i16, Reg::R0);
+    // The verifier rejects unreachable code: the failure path exists only when a link is read.
+    if read.addr.loads() {
+        asm.jmp(done).bind(fail).mov64_imm(Reg::R0, EFAULT).stx(
+            Size::DW,
+            Reg::R7,
+            slot.at as i16,
+            Reg::R0,
+        );
+    }
+    asm.bind(done);
+}
+
+/// Scratch offset of `level` in the slot.
+fn scratch(slot: &DerivedSlot, level: usize) -> i16 {
+    (slot.data() + 8 * level) as i16
+}
+
+/// Computes `e` into R0, using scratch levels from `level` up.
+fn value(asm: &mut Asm, e: &AddrExpr, slot: &DerivedSlot, level: usize, fail: Label) {
+    match e {
+        AddrExpr::Arg(n) => {
+            asm.ldx(Size::DW, Reg::R0, Reg::R7, arg_offset(*n));
+        }
+        AddrExpr::Const(v) => match i32::try_from(*v as i64) {
+            Ok(small) => {
+                asm.mov64_imm(Reg::R0, small);
+            }
+            Err(_) => {
+                asm.ld_imm64(Reg::R0, *v);
+            }
+        },
+        AddrExpr::Binary(op, a, b) => {
+            value(asm, a, slot, level, fail);
+            asm.stx(Size::DW, Reg::R7, scratch(slot, level), Reg::R0);
+            value(asm, b, slot, level + 1, fail);
+            asm.ldx(Size::DW, Reg::R1, Reg::R7, scratch(slot, level))
+                .alu64(alu(*op), Reg::R1, Src::Reg(Reg::R0))
+                .mov64_reg(Reg::R0, Reg::R1);
+        }
+        AddrExpr::Select(cond, then, otherwise) => {
+            let other = asm.label();
+            let end = asm.label();
+            value(asm, cond, slot, level, fail);
+            asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), other);
+            value(asm, then, slot, level, fail);
+            asm.jmp(end).bind(other);
+            value(asm, otherwise, slot, level, fail);
+            asm.bind(end);
+        }
+        AddrExpr::Load {
+            addr,
+            bytes,
+            signed,
+        } => {
+            value(asm, addr, slot, level, fail);
+            let at = scratch(slot, level);
+            asm.mov64_reg(Reg::R3, Reg::R0)
+                .mov64_reg(Reg::R1, Reg::R7)
+                .alu64(AluOp::Add, Reg::R1, Src::Imm(i32::from(at)))
+                .mov64_imm(Reg::R2, i32::from(*bytes))
+                .call(Helper::ProbeReadUser)
+                .jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), fail)
+                .ldx(width(*bytes), Reg::R0, Reg::R7, at);
+            if *signed && *bytes < 8 {
+                let unused = 64 - 8 * i32::from(*bytes);
+                asm.alu64(AluOp::Lsh, Reg::R0, Src::Imm(unused)).alu64(
+                    AluOp::Arsh,
+                    Reg::R0,
+                    Src::Imm(unused),
+                );
+            }
+        }
+    }
+}
+
+fn alu(op: AddrOp) -> AluOp {
+    match op {
+        AddrOp::Add => AluOp::Add,
+        AddrOp::Sub => AluOp::Sub,
+        AddrOp::Mul => AluOp::Mul,
+        AddrOp::And => AluOp::And,
+        AddrOp::Or => AluOp::Or,
+        AddrOp::Xor => AluOp::Xor,
+        AddrOp::Shl => AluOp::Lsh,
+        AddrOp::Shr => AluOp::Rsh,
+        AddrOp::Sar => AluOp::Arsh,
+    }
+}
+
+/// The load size of an integer `bytes` wide (the planner only makes 1, 2, 4 and 8).
+fn width(bytes: u8) -> Size {
+    match bytes {
+        1 => Size::B,
+        2 => Size::H,
+        4 => Size::W,
+        _ => Size::DW,
+    }
+}
