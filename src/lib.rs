@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod output;
+pub mod python;
 pub mod script;
 
 use std::ffi::OsString;

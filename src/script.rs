@@ -30,6 +30,12 @@ pub const BUNDLED: &[BundledScript] = &[
         source: include_str!("../d-scripts/pyflow.d"),
     },
     BundledScript {
+        name: "pyflow-trampoline",
+        summary:
+            "Python call flow on CPython 3.12 to 3.14 (no markers), through the perf trampoline",
+        source: include_str!("../d-scripts/pyflow-trampoline.d"),
+    },
+    BundledScript {
         name: "opens",
         summary: "files opened (open, openat, openat2, creat), with fd or errno and flags",
         source: include_str!("../d-scripts/opens.d"),

@@ -17,24 +17,131 @@ use crate::backend::{EventSink, Target};
 use crate::config::{Config, Format, FrameFilter, OutputConfig, PyflowConfig};
 use crate::event::{Event, Printf};
 use crate::output::{self, LineWriter};
-use crate::script::{bundled, Script, TargetMacro};
+use crate::python::{Build, FlowSource, PythonError};
+use crate::script::{bundled, Param, Script, TargetMacro};
+
+/// What `dtk pyflow` runs for a configuration: the script for the target's CPython, the
+/// target (a command started for the trampoline path gains `-X perf`), and what dtk turns on
+/// in the target, to announce on stderr.
+pub struct Prepared {
+    pub script: Script,
+    pub target: Target,
+    pub notice: Option<String>,
+}
 
 /// The script `dtk pyflow` runs for this configuration.
 pub fn script(c: &PyflowConfig) -> Result<Script> {
-    let target = match c.target {
-        Target::Pid(pid) => TargetMacro::Pid(pid),
-        Target::Command(_) => TargetMacro::Keep,
-        Target::None => TargetMacro::Any,
+    Ok(prepare(c)?.script)
+}
+
+/// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
+/// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
+/// 3.14. With no target, every process with markers is traced.
+pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
+    let markers = |target: TargetMacro| -> Result<Script> {
+        Ok(bundled("pyflow")
+            .expect("pyflow.d is bundled")
+            .instantiate(&[], target)?)
     };
-    Ok(bundled("pyflow")
-        .expect("pyflow.d is bundled")
-        .instantiate(&[], target)?)
+    let (build, target_macro, command_index) = match &c.target {
+        Target::None => {
+            return Ok(Prepared {
+                script: markers(TargetMacro::Any)?,
+                target: Target::None,
+                notice: None,
+            })
+        }
+        Target::Pid(pid) => (Build::of_process(*pid)?, TargetMacro::Pid(*pid), None),
+        Target::Command(argv) => {
+            let (build, index) = Build::of_command(argv)?;
+            (build, TargetMacro::Keep, Some(index))
+        }
+    };
+    let no_probes = || PythonError::NoProbes {
+        path: build.path.display().to_string(),
+        version: build.version_text(),
+    };
+    let layout = match build.flow_source().ok_or_else(no_probes)? {
+        FlowSource::Markers => {
+            return Ok(Prepared {
+                script: markers(target_macro)?,
+                target: c.target.clone(),
+                notice: None,
+            })
+        }
+        FlowSource::Trampoline(layout) => layout,
+    };
+    let params: Vec<(&str, Param)> = layout
+        .params()
+        .into_iter()
+        .map(|(name, value)| (name, Param::Int(value as i64)))
+        .collect();
+    let script = bundled("pyflow-trampoline")
+        .expect("pyflow-trampoline.d is bundled")
+        .instantiate(&params, target_macro)?;
+    let version = build.version_text();
+    let (target, notice) = match (&c.target, command_index) {
+        (Target::Command(argv), Some(index)) => {
+            let mut argv = argv.clone();
+            argv.insert(index + 1, "-X".into());
+            argv.insert(index + 2, "perf".into());
+            let notice = format!(
+                "dtk: starting CPython {version} with -X perf: it has no function probes, so \
+                 calls are followed through the perf trampoline"
+            );
+            (Target::Command(argv), Some(notice))
+        }
+        (Target::Pid(pid), _) => {
+            if !trampoline_active(*pid) {
+                return Err(PythonError::TrampolineInactive {
+                    path: build.path.display().to_string(),
+                    version,
+                    pid: *pid,
+                    activate: "",
+                }
+                .into());
+            }
+            (Target::Pid(*pid), None)
+        }
+        (target, _) => (target.clone(), None),
+    };
+    Ok(Prepared {
+        script,
+        target,
+        notice,
+    })
+}
+
+/// Whether CPython's perf trampoline is on in `pid`: it then writes the perf map
+/// /tmp/perf-PID.map (PID as the process's own namespace numbers it), seen through the
+/// process's root.
+fn trampoline_active(pid: u32) -> bool {
+    let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last().map(str::to_string))
+        })
+        .unwrap_or_else(|| pid.to_string());
+    Path::new(&format!("/proc/{pid}/root/tmp/perf-{ns_pid}.map")).exists()
 }
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
+    let prepared = prepare(c)?;
+    if let Some(notice) = &prepared.notice {
+        eprintln!("{notice}");
+    }
     let mut presenter =
         FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
-    trace(config, script(c)?, &c.target, None, &mut presenter)?;
+    trace(
+        config,
+        prepared.script,
+        &prepared.target,
+        None,
+        &mut presenter,
+    )?;
     presenter.out.flush()?;
     Ok(())
 }
@@ -45,6 +152,8 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
 pub enum Kind {
     Entry,
     Return,
+    /// A return by an exception (the trampoline path tells them apart).
+    Unwind,
 }
 
 /// One Python event.
@@ -70,6 +179,8 @@ impl PyEvent {
             Kind::Entry
         } else if p.text.contains(" <- ") {
             Kind::Return
+        } else if p.text.contains(" <! ") {
+            Kind::Unwind
         } else {
             return None;
         };
@@ -214,7 +325,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 });
                 (shown, depth)
             }
-            Kind::Return => match flow.stack.pop() {
+            Kind::Return | Kind::Unwind => match flow.stack.pop() {
                 Some(frame) => {
                     flow.depth -= usize::from(frame.shown);
                     let incl = e.ts_ns.saturating_sub(frame.entered_ns);
@@ -296,22 +407,29 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         let location = format!("{file}:{}", e.line);
         let arrow = match e.kind {
             Kind::Entry => "->",
-            Kind::Return => "<-",
+            Kind::Return | Kind::Unwind => "<-",
         };
+        // A return by an exception is marked `<- f !` (OUTPUT.md).
+        let mark = if e.kind == Kind::Unwind { " !" } else { "" };
         let indent = "  ".repeat(depth);
         let line = if self.output.color {
             let colour = DEPTH_COLOURS[depth % DEPTH_COLOURS.len()];
             let arrow = match e.kind {
                 Kind::Entry => arrow.green().to_string(),
                 Kind::Return => arrow.blue().to_string(),
+                Kind::Unwind => arrow.red().to_string(),
             };
             format!(
-                "{prefix}{} {indent}{arrow} {}",
+                "{prefix}{} {indent}{arrow} {}{}",
                 format!("{location:<21}").dimmed(),
-                e.function.color(colour)
+                e.function.color(colour),
+                mark.red()
             )
         } else {
-            format!("{prefix}{location:<21} {indent}{arrow} {}", e.function)
+            format!(
+                "{prefix}{location:<21} {indent}{arrow} {}{mark}",
+                e.function
+            )
         };
         self.out.line(&line)
     }

@@ -190,6 +190,38 @@ impl ElfImage {
         }))
     }
 
+    /// `len` bytes of the file at `offset`, if the file has them.
+    pub fn bytes_at(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        self.data.get(start..start.checked_add(len)?)
+    }
+
+    /// The libraries a 64-bit file needs (DT_NEEDED) and where it asks the loader to look
+    /// first (DT_RUNPATH, or DT_RPATH without it); None when it has no dynamic section.
+    pub fn dynamic_needs(&self) -> Option<(Vec<String>, Vec<String>)> {
+        use object::read::elf::{Dyn, FileHeader};
+        let data = self.data.as_slice();
+        let header = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+        let endian = header.endian().ok()?;
+        let sections = header.sections(endian, data).ok()?;
+        let (entries, link) = sections.dynamic(endian, data).ok()??;
+        let strings = sections.strings(endian, data, link).ok()?;
+        let (mut needed, mut runpath, mut rpath) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in entries {
+            let Ok(text) = entry.string(endian, strings) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(text).into_owned();
+            match entry.tag32(endian).map(i64::from) {
+                Some(object::elf::DT_NEEDED) => needed.push(text),
+                Some(object::elf::DT_RUNPATH) => runpath.push(text),
+                Some(object::elf::DT_RPATH) => rpath.push(text),
+                _ => {}
+            }
+        }
+        Some((needed, if runpath.is_empty() { rpath } else { runpath }))
+    }
+
     fn parsed(&self) -> Result<object::File<'_>, ElfError> {
         parse(&self.path, &self.data)
     }

@@ -1,0 +1,418 @@
+//! What dtk needs to know about a CPython build to follow its calls: which file holds the
+//! interpreter (the executable, or libpython for shared builds), its version, whether it has
+//! the USDT function markers, and, for 3.12 to 3.14 (no markers), the layout of the
+//! structures the perf-trampoline path reads (see ../shared/PYTHON.md and
+//! d-scripts/pyflow-trampoline.d).
+//!
+//! Layouts: 3.12's are measured (gdb `ptype/o` on a 3.12.1 build with debug information);
+//! 3.13 and later publish them in `_Py_DebugOffsets` at the start of `_PyRuntime`, whose
+//! initial value is in the file's data, so they are read from there for the build at hand.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::backend::linux::attach::elf::{ElfError, ElfImage};
+use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
+use crate::backend::linux::attach::usdt::UsdtProbes;
+
+/// CPython's bytecode evaluator: with the perf trampoline, entered once per Python call.
+pub const EVAL_FRAME: &str = "_PyEval_EvalFrameDefault";
+
+#[derive(Debug, Error)]
+pub enum PythonError {
+    #[error("pid {pid}: no such process")]
+    NoProcess { pid: u32 },
+    #[error("cannot read the mappings of pid {pid}")]
+    Maps {
+        pid: u32,
+        #[source]
+        source: ProcMapsError,
+    },
+    #[error(
+        "{what} is not a CPython interpreter (no {EVAL_FRAME} in it or in a libpython it maps)"
+    )]
+    NotPython { what: String },
+    #[error("{path} (CPython {version}) has no function probes\n  hint: check with `readelf -n {path} | grep -A3 function__entry`; Debian's, Ubuntu's, Fedora's and Homebrew's builds have them, and ./configure --with-dtrace adds them (pyenv: PYTHON_CONFIGURE_OPTS=--with-dtrace)")]
+    NoProbes { path: String, version: String },
+    #[error("{path} (CPython {version}) has no function probes (CPython 3.12 removed them), and the perf trampoline is not active in pid {pid}\n  hint: run the program with `dtk pyflow -c`, which enables the perf trampoline, or start it with `python -X perf` (or PYTHONPERFSUPPORT=1){activate}")]
+    TrampolineInactive {
+        path: String,
+        version: String,
+        pid: u32,
+        activate: &'static str,
+    },
+    #[error(
+        "{path}: CPython {version}'s structure layout (_Py_DebugOffsets) is not one dtk knows"
+    )]
+    UnknownLayout { path: String, version: String },
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+}
+
+/// A CPython version, as `Py_Version` gives it or the file name says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u8,
+    pub minor: u8,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The file that holds a process's interpreter, and what it offers.
+#[derive(Debug)]
+pub struct Build {
+    /// The file to read and attach to, as dtk opens it.
+    pub path: PathBuf,
+    pub version: Option<Version>,
+    /// It has the `python:function__entry` marker.
+    pub markers: bool,
+    /// The trampoline path's structure offsets, on 3.12 and later.
+    pub layout: Option<Layout>,
+}
+
+/// How pyflow follows calls in a build.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FlowSource {
+    /// The USDT markers (d-scripts/pyflow.d).
+    Markers,
+    /// The perf trampoline (d-scripts/pyflow-trampoline.d) with these offsets.
+    Trampoline(Layout),
+}
+
+/// Offsets read by d-scripts/pyflow-trampoline.d (its parameters of the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub frame_code: u64,
+    pub code_tag_bits: u64,
+    pub frame_owner: u64,
+    pub co_flags: u64,
+    pub co_filename: u64,
+    pub co_name: u64,
+    pub co_firstlineno: u64,
+    pub str_state: u64,
+    pub str_ascii_data: u64,
+    pub str_utf8: u64,
+}
+
+impl Layout {
+    /// The parameters of pyflow-trampoline.d.
+    pub fn params(&self) -> [(&'static str, u64); 10] {
+        [
+            ("FRAME_CODE", self.frame_code),
+            ("CODE_TAG_BITS", self.code_tag_bits),
+            ("FRAME_OWNER", self.frame_owner),
+            ("CO_FLAGS", self.co_flags),
+            ("CO_FILENAME", self.co_filename),
+            ("CO_NAME", self.co_name),
+            ("CO_FIRSTLINENO", self.co_firstlineno),
+            ("STR_STATE", self.str_state),
+            ("STR_ASCII_DATA", self.str_ascii_data),
+            ("STR_UTF8", self.str_utf8),
+        ]
+    }
+}
+
+/// CPython 3.12 on 64-bit Linux (gdb `ptype/o` of _PyInterpreterFrame, PyCodeObject and
+/// PyASCIIObject on 3.12.1).
+const LAYOUT_3_12: Layout = Layout {
+    frame_code: 0,
+    code_tag_bits: 0,
+    frame_owner: 70,
+    co_flags: 48,
+    co_filename: 112,
+    co_name: 120,
+    co_firstlineno: 68,
+    str_state: 32,
+    str_ascii_data: 40,
+    str_utf8: 48,
+};
+
+impl Build {
+    /// How pyflow can follow this build's calls, if it can.
+    pub fn flow_source(&self) -> Option<FlowSource> {
+        if self.markers {
+            return Some(FlowSource::Markers);
+        }
+        self.layout.map(FlowSource::Trampoline)
+    }
+
+    pub fn version_text(&self) -> String {
+        self.version
+            .map_or("of unknown version".into(), |v| v.to_string())
+    }
+
+    /// Reads `path`; None when it holds no interpreter.
+    pub fn read(path: &Path) -> Result<Option<Build>, PythonError> {
+        let image = ElfImage::open(path)?;
+        let markers =
+            UsdtProbes::read(&image).is_ok_and(|p| p.find("python", "function__entry").is_ok());
+        let evaluator = image.function(EVAL_FRAME).is_ok();
+        if !markers && !evaluator {
+            return Ok(None);
+        }
+        let version = py_version(&image).or_else(|| version_from_name(path));
+        let layout = match version {
+            Some(v)
+                if v >= (Version {
+                    major: 3,
+                    minor: 13,
+                }) =>
+            {
+                Some(
+                    debug_offsets(&image, v).ok_or_else(|| PythonError::UnknownLayout {
+                        path: path.display().to_string(),
+                        version: v.to_string(),
+                    })?,
+                )
+            }
+            Some(v)
+                if v == (Version {
+                    major: 3,
+                    minor: 12,
+                }) =>
+            {
+                Some(LAYOUT_3_12)
+            }
+            _ => None,
+        };
+        Ok(Some(Build {
+            path: path.to_path_buf(),
+            version,
+            markers,
+            layout,
+        }))
+    }
+
+    /// The interpreter of process `pid`: its executable, or a libpython it maps.
+    pub fn of_process(pid: u32) -> Result<Build, PythonError> {
+        let maps = ProcessMaps::read(pid).map_err(|source| match source {
+            ProcMapsError::NoSuchProcess { pid } => PythonError::NoProcess { pid },
+            source => PythonError::Maps { pid, source },
+        })?;
+        for mapping in maps.files() {
+            let name = mapping.path.rsplit('/').next().unwrap_or("");
+            if !(name.starts_with("python") || name.starts_with("libpython")) {
+                continue;
+            }
+            if let Some(build) = Build::read(&maps.openable_path(mapping))? {
+                return Ok(build);
+            }
+        }
+        // An interpreter under another name (an embedding program, a renamed copy).
+        if let Some(exe) = maps.files().first() {
+            if let Some(build) = Build::read(&maps.openable_path(exe))? {
+                return Ok(build);
+            }
+        }
+        Err(PythonError::NotPython {
+            what: format!("pid {pid}"),
+        })
+    }
+
+    /// The interpreter a command line runs, and the index of its argument: the first argument
+    /// that names an interpreter (so that `ld.so --library-path … python3.14 app.py` works),
+    /// or a program linked with a libpython found through its RUNPATH.
+    pub fn of_command(argv: &[String]) -> Result<(Build, usize), PythonError> {
+        for (index, arg) in argv.iter().enumerate() {
+            let Some(path) = executable(arg) else {
+                continue;
+            };
+            let Ok(image) = ElfImage::open(&path) else {
+                continue;
+            };
+            if let Some(build) = Build::read(&path)? {
+                return Ok((build, index));
+            }
+            for lib in linked_libpython(&image, &path) {
+                if let Some(build) = Build::read(&lib)? {
+                    return Ok((build, index));
+                }
+            }
+        }
+        Err(PythonError::NotPython {
+            what: argv.first().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// `arg` as a file to read: a path, or a name found on PATH.
+fn executable(arg: &str) -> Option<PathBuf> {
+    if arg.contains('/') {
+        let path = PathBuf::from(arg);
+        return path.is_file().then_some(path);
+    }
+    if arg.starts_with('-') || arg.is_empty() {
+        return None;
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(arg))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `Py_Version` (3.11 and later): PY_VERSION_HEX, 0x030C01F0 for 3.12.1.
+fn py_version(image: &ElfImage) -> Option<Version> {
+    let address = image.symbol_address("Py_Version").ok()?;
+    let bytes = image.bytes_at(image.file_offset(address).ok()?, 4)?;
+    let raw = <[u8; 4]>::try_from(bytes).ok()?;
+    let hex = if image.is_little_endian() {
+        u32::from_le_bytes(raw)
+    } else {
+        u32::from_be_bytes(raw)
+    };
+    Some(Version {
+        major: (hex >> 24) as u8,
+        minor: (hex >> 16) as u8,
+    })
+}
+
+/// `python3.11`, `libpython3.10.so.1.0` → 3.11, 3.10.
+fn version_from_name(path: &Path) -> Option<Version> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name
+        .strip_prefix("lib")
+        .unwrap_or(name)
+        .strip_prefix("python")?;
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some(Version { major, minor })
+}
+
+/// Where the sections of `_Py_DebugOffsets` that dtk reads start, in 64-bit words from the
+/// beginning of the structure: (interpreter_frame, code_object, unicode_object). The words
+/// before each section are fields of earlier sections, whose count changes between minor
+/// versions: 3.13's from gdb `ptype/o struct _Py_DebugOffsets` on 3.13.0; 3.14's from the
+/// words of a 3.14.10 build (Debian's), whose sections show as runs of known offsets.
+fn debug_sections(v: Version) -> Option<(usize, usize, usize)> {
+    match (v.major, v.minor) {
+        (3, 13) => Some((28, 34, 67)),
+        (3, 14) => Some((31, 39, 77)),
+        _ => None,
+    }
+}
+
+/// The layout from the build's `_Py_DebugOffsets` (3.13+): the structure starts with the
+/// cookie "xdebugpy" and PY_VERSION_HEX, then one u64 per field.
+fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
+    let (frame, code, unicode) = debug_sections(v)?;
+    let address = image.symbol_address("_PyRuntime").ok()?;
+    let start = image.file_offset(address).ok()?;
+    let words = image.bytes_at(start, 8 * (unicode + 4))?;
+    if &words[..8] != b"xdebugpy" || !image.is_little_endian() {
+        return None;
+    }
+    let word = |i: usize| {
+        let b = &words[8 * i..8 * i + 8];
+        u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+    };
+    let version = word(1);
+    if (version >> 24, (version >> 16) & 0xff) != (u64::from(v.major), u64::from(v.minor)) {
+        return None;
+    }
+    Some(Layout {
+        // interpreter_frame: size, previous, executable, instr_ptr, localsplus, owner.
+        frame_code: word(frame + 2),
+        // 3.14's f_executable is a tagged stack reference.
+        code_tag_bits: if v.minor >= 14 { 7 } else { 0 },
+        frame_owner: word(frame + 5),
+        // co_flags is not published; it sits before co_argcount in every version so far.
+        co_flags: word(code + 6) - 4,
+        // code_object: size, filename, name, qualname, linetable, firstlineno, argcount, …
+        co_filename: word(code + 1),
+        co_name: word(code + 2),
+        co_firstlineno: word(code + 5),
+        // unicode_object: size, state, length, asciiobject_size. A compact non-ASCII str
+        // keeps its UTF-8 pointer after utf8_length, which follows the ASCII header.
+        str_state: word(unicode + 1),
+        str_ascii_data: word(unicode + 3),
+        str_utf8: word(unicode + 3) + 8,
+    })
+}
+
+/// The libpython files `image` needs, where the dynamic loader would find them first: its
+/// RUNPATH or RPATH (with $ORIGIN), then the usual library directories.
+fn linked_libpython(image: &ElfImage, path: &Path) -> Vec<PathBuf> {
+    let Some((needed, search)) = image.dynamic_needs() else {
+        return Vec::new();
+    };
+    let origin = path.parent().unwrap_or(Path::new("/"));
+    let mut dirs: Vec<PathBuf> = search
+        .iter()
+        .flat_map(|s| s.split(':'))
+        .map(|d| PathBuf::from(d.replace("$ORIGIN", &origin.to_string_lossy())))
+        .collect();
+    dirs.extend(
+        [
+            "/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib/aarch64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/lib64",
+            "/usr/lib64",
+            "/lib",
+            "/usr/lib",
+            "/usr/local/lib",
+        ]
+        .map(PathBuf::from),
+    );
+    needed
+        .iter()
+        .filter(|n| n.starts_with("libpython"))
+        .filter_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_file_names() {
+        let v = |s: &str| version_from_name(Path::new(s));
+        assert_eq!(
+            v("/usr/bin/python3.11"),
+            Some(Version {
+                major: 3,
+                minor: 11
+            })
+        );
+        assert_eq!(
+            v("/x/libpython3.10.so.1.0"),
+            Some(Version {
+                major: 3,
+                minor: 10
+            })
+        );
+        assert_eq!(v("/usr/bin/ld-linux-x86-64.so.2"), None);
+    }
+
+    #[test]
+    fn debian_python_3_11_has_markers() {
+        let path = Path::new("/usr/bin/python3.11");
+        if !path.exists() {
+            return;
+        }
+        let build = Build::read(path).unwrap().unwrap();
+        assert_eq!(
+            build.version,
+            Some(Version {
+                major: 3,
+                minor: 11
+            })
+        );
+        assert_eq!(build.flow_source(), Some(FlowSource::Markers));
+    }
+
+    #[test]
+    fn a_program_that_is_not_python_is_said_so() {
+        let err = Build::of_command(&["/bin/true".to_string()]).unwrap_err();
+        assert!(matches!(err, PythonError::NotPython { .. }), "{err}");
+    }
+}
