@@ -127,6 +127,10 @@ pub struct PyflowArgs {
     /// How many functions the summary lists.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
+    /// With -p on CPython 3.14 without its perf trampoline: turn the trampoline on in the
+    /// process (sys.remote_exec runs code in it), and off again when tracing ends.
+    #[arg(long, requires = "pid")]
+    pub activate: bool,
 }
 
 /// Files opened, with the fd or the error, scoped by process, name or zone.

@@ -82,6 +82,8 @@ pub struct PyflowConfig {
     pub elapsed: bool,
     pub summary: bool,
     pub top: usize,
+    /// --activate: turn CPython 3.14's perf trampoline on in a -p target.
+    pub activate: bool,
     /// The working directory, for showing files below it as relative paths.
     pub cwd: Option<PathBuf>,
 }
@@ -254,6 +256,7 @@ fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
         elapsed: a.elapsed,
         summary: a.summary,
         top: a.top,
+        activate: a.activate,
         cwd: env.cwd.clone(),
     })
 }

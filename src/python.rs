@@ -46,6 +46,8 @@ pub enum PythonError {
         "{path}: CPython {version}'s structure layout (_Py_DebugOffsets) is not one dtk knows"
     )]
     UnknownLayout { path: String, version: String },
+    #[error("cannot run code in pid {pid} through sys.remote_exec: {reason}")]
+    RemoteExec { pid: u32, reason: String },
     #[error(transparent)]
     Elf(#[from] ElfError),
 }
@@ -68,6 +70,8 @@ impl std::fmt::Display for Version {
 pub struct Build {
     /// The file to read and attach to, as dtk opens it.
     pub path: PathBuf,
+    /// The file as the process names it, for messages.
+    pub shown: String,
     pub version: Option<Version>,
     /// It has the `python:function__entry` marker.
     pub markers: bool,
@@ -182,6 +186,7 @@ impl Build {
         };
         Ok(Some(Build {
             path: path.to_path_buf(),
+            shown: path.display().to_string(),
             version,
             markers,
             layout,
@@ -200,13 +205,19 @@ impl Build {
                 continue;
             }
             if let Some(build) = Build::read(&maps.openable_path(mapping))? {
-                return Ok(build);
+                return Ok(Build {
+                    shown: mapping.path.clone(),
+                    ..build
+                });
             }
         }
         // An interpreter under another name (an embedding program, a renamed copy).
         if let Some(exe) = maps.files().first() {
             if let Some(build) = Build::read(&maps.openable_path(exe))? {
-                return Ok(build);
+                return Ok(Build {
+                    shown: exe.path.clone(),
+                    ..build
+                });
             }
         }
         Err(PythonError::NotPython {
@@ -238,6 +249,56 @@ impl Build {
             what: argv.first().cloned().unwrap_or_default(),
         })
     }
+}
+
+/// Runs `code` in process `pid` with `sys.remote_exec` (PEP 768, CPython 3.14): the target's
+/// own interpreter command line (up to the interpreter) and environment run
+/// `sys.remote_exec(pid, FILE)`, and the target runs FILE before its next bytecode (a target
+/// blocked in a system call runs it when the call returns). FILE is written under the
+/// target's root and removes itself once run.
+pub fn remote_exec(pid: u32, code: &str) -> Result<(), PythonError> {
+    let fail = |reason: String| PythonError::RemoteExec { pid, reason };
+    let read = |what: &str| {
+        std::fs::read(format!("/proc/{pid}/{what}"))
+            .map_err(|e| fail(format!("cannot read /proc/{pid}/{what}: {e}")))
+    };
+    let split = |bytes: Vec<u8>| -> Vec<String> {
+        bytes
+            .split(|&b| b == 0)
+            .filter(|part| !part.is_empty())
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect()
+    };
+    let cmdline = split(read("cmdline")?);
+    let environ: Vec<(String, String)> = split(read("environ")?)
+        .into_iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.into(), v.into())))
+        .collect();
+    let mut invoker = match Build::of_command(&cmdline) {
+        Ok((_, index)) => cmdline[..=index].to_vec(),
+        Err(_) => vec![format!("/proc/{pid}/exe")],
+    };
+    let name = format!("dtk-remote-{pid}-{}.py", std::process::id());
+    let inside = format!("/tmp/{name}");
+    let script = format!("import os\ntry:\n    {code}\nfinally:\n    os.unlink({inside:?})\n");
+    let outside = format!("/proc/{pid}/root/tmp/{name}");
+    std::fs::write(&outside, script).map_err(|e| fail(format!("cannot write {outside}: {e}")))?;
+    invoker.push("-c".into());
+    invoker.push(format!("import sys; sys.remote_exec({pid}, {inside:?})"));
+    let out = std::process::Command::new(&invoker[0])
+        .args(&invoker[1..])
+        .env_clear()
+        .envs(environ)
+        .output()
+        .map_err(|e| fail(format!("cannot run {}: {e}", invoker[0])));
+    let out = match out {
+        Ok(out) if out.status.success() => return Ok(()),
+        Ok(out) => fail(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) => e,
+    };
+    // The request was not queued: the file would never be run or removed.
+    let _ = std::fs::remove_file(&outside);
+    Err(out)
 }
 
 /// `arg` as a file to read: a path, or a name found on PATH.

@@ -17,7 +17,7 @@ use crate::backend::{EventSink, Target};
 use crate::config::{Config, Format, FrameFilter, OutputConfig, PyflowConfig};
 use crate::event::{Event, Printf};
 use crate::output::{self, LineWriter};
-use crate::python::{Build, FlowSource, PythonError};
+use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
 /// What `dtk pyflow` runs for a configuration: the script for the target's CPython, the
@@ -27,6 +27,29 @@ pub struct Prepared {
     pub script: Script,
     pub target: Target,
     pub notice: Option<String>,
+    /// --activate turned the trampoline on in this process: turn it off at the end.
+    pub activated: Option<Activation>,
+}
+
+/// CPython 3.14's perf trampoline, turned on by dtk in a running process; dropping this turns
+/// it off again, so that the process is left as it was found.
+pub struct Activation {
+    pid: u32,
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            return;
+        }
+        match python::remote_exec(self.pid, "import sys; sys.deactivate_stack_trampoline()") {
+            Ok(()) => eprintln!(
+                "dtk: turned the perf trampoline of pid {} off again (sys.remote_exec)",
+                self.pid
+            ),
+            Err(e) => eprintln!("dtk: warning: {e}"),
+        }
+    }
 }
 
 /// The script `dtk pyflow` runs for this configuration.
@@ -49,6 +72,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
                 notice: None,
+                activated: None,
             })
         }
         Target::Pid(pid) => (Build::of_process(*pid)?, TargetMacro::Pid(*pid), None),
@@ -58,7 +82,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         }
     };
     let no_probes = || PythonError::NoProbes {
-        path: build.path.display().to_string(),
+        path: build.shown.clone(),
         version: build.version_text(),
     };
     let layout = match build.flow_source().ok_or_else(no_probes)? {
@@ -67,6 +91,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 script: markers(target_macro)?,
                 target: c.target.clone(),
                 notice: None,
+                activated: None,
             })
         }
         FlowSource::Trampoline(layout) => layout,
@@ -80,6 +105,12 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         .expect("pyflow-trampoline.d is bundled")
         .instantiate(&params, target_macro)?;
     let version = build.version_text();
+    let remote_exec_works = build.version
+        >= Some(Version {
+            major: 3,
+            minor: 14,
+        });
+    let mut activated = None;
     let (target, notice) = match (&c.target, command_index) {
         (Target::Command(argv), Some(index)) => {
             let mut argv = argv.clone();
@@ -91,17 +122,29 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
             );
             (Target::Command(argv), Some(notice))
         }
+        (Target::Pid(pid), _) if trampoline_active(*pid) => (Target::Pid(*pid), None),
+        (Target::Pid(pid), _) if c.activate && remote_exec_works => {
+            python::remote_exec(*pid, "import sys; sys.activate_stack_trampoline('perf')")?;
+            activated = Some(Activation { pid: *pid });
+            let notice = format!(
+                "dtk: turning the perf trampoline of pid {pid} (CPython {version}) on with \
+                 sys.remote_exec (--activate); it runs before the process's next bytecode, and \
+                 dtk turns it off when tracing ends"
+            );
+            (Target::Pid(*pid), Some(notice))
+        }
         (Target::Pid(pid), _) => {
-            if !trampoline_active(*pid) {
-                return Err(PythonError::TrampolineInactive {
-                    path: build.path.display().to_string(),
-                    version,
-                    pid: *pid,
-                    activate: "",
-                }
-                .into());
+            return Err(PythonError::TrampolineInactive {
+                path: build.shown.clone(),
+                version,
+                pid: *pid,
+                activate: if remote_exec_works {
+                    ", or pass --activate to turn it on in the running process"
+                } else {
+                    ""
+                },
             }
-            (Target::Pid(*pid), None)
+            .into());
         }
         (target, _) => (target.clone(), None),
     };
@@ -109,6 +152,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         script,
         target,
         notice,
+        activated,
     })
 }
 
@@ -135,6 +179,8 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
     }
     let mut presenter =
         FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
+    // Dropped after tracing ends, however it ends: the trampoline goes off again.
+    let _activated = prepared.activated;
     trace(
         config,
         prepared.script,
@@ -516,6 +562,7 @@ mod tests {
             elapsed: false,
             summary,
             top: 10,
+            activate: false,
             cwd: Some("/home/u/proj".into()),
         }
     }
