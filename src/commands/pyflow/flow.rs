@@ -241,8 +241,10 @@ impl<'a> Flow<'a> {
             .iter()
             .rposition(|f| f.key.file == e.file && f.key.function == e.function);
         let Some(at) = matched else {
-            // A return from a call that began before tracing did.
-            if self.filter.shows(&e.file) {
+            // A return from a call that began before tracing did. One at no line leaves one of
+            // the interpreter's own shim frames (3.15's `__init__` cleanup), which entered
+            // without an entry and is no Python function.
+            if e.line >= 0 && self.filter.shows(&e.file) {
                 shown.push(show(thread, e, 0));
             }
             return;
