@@ -12,6 +12,10 @@
 //!   creation from a first resume (see [`Creation`]); creations are not shown. Returns are
 //!   matched to entries by function, so an entry that is never returned from cannot shift the
 //!   depth of what follows.
+//! - 3.15 enters some code at no line (class bodies, closures, methods using `super()`). The
+//!   line is the `def` or `class` of that name in the source; when the file has several, the
+//!   entry's line waits for its return (the definition above the returning line), and the
+//!   thread's later lines wait with it, in order.
 
 use std::collections::HashMap;
 
@@ -51,6 +55,11 @@ struct Frame {
     entered_ns: u64,
     /// Time spent in callees, for exclusive time.
     children_ns: u64,
+    /// The first lines it may have, while its entry came at no line and several definitions
+    /// in the file have its name.
+    candidates: Vec<i64>,
+    /// Where its entry waits in the thread's queue.
+    queued_at: Option<usize>,
 }
 
 /// One thread's stack, depth and held entry.
@@ -62,6 +71,53 @@ struct ThreadFlow {
     last_ns: Option<u64>,
     /// An entry of a generator function that may be the generator's creation.
     held: Option<PyEvent>,
+    /// Shown events waiting for the line of an entry among them.
+    queue: Vec<Shown>,
+    /// Frames on the stack whose line is not known yet.
+    unplaced: usize,
+}
+
+/// Most events a thread's queue holds for an entry's line; past it, the line stays unknown.
+const MAX_QUEUED: usize = 4096;
+
+impl ThreadFlow {
+    /// Shows `s`, or queues it behind an entry whose line is not known yet.
+    fn emit(&mut self, s: Shown, out: &mut Vec<Shown>) {
+        if self.unplaced == 0 {
+            return out.push(s);
+        }
+        self.queue.push(s);
+        if self.queue.len() > MAX_QUEUED {
+            for frame in &mut self.stack {
+                frame.candidates.clear();
+                frame.queued_at = None;
+            }
+            self.unplaced = 0;
+            out.append(&mut self.queue);
+        }
+    }
+
+    /// `frame` returned at `line`: it is the last of its candidate definitions above `line`.
+    fn place(&mut self, frame: &mut Frame, line: i64, out: &mut Vec<Shown>) {
+        if frame.candidates.is_empty() {
+            return;
+        }
+        let def_line = frame
+            .candidates
+            .iter()
+            .copied()
+            .filter(|&c| c <= line)
+            .max()
+            .unwrap_or(frame.candidates[0]);
+        frame.key.def_line = def_line;
+        if let Some(at) = frame.queued_at {
+            self.queue[at].event.line = def_line;
+        }
+        self.unplaced -= 1;
+        if self.unplaced == 0 {
+            out.append(&mut self.queue);
+        }
+    }
 }
 
 /// What the flow knows of one process's generator functions.
@@ -135,6 +191,9 @@ impl<'a> Flow<'a> {
             let verdict = self.creation(&h, None);
             self.settle(h, verdict, &mut shown);
         }
+        for thread in self.threads.values_mut() {
+            shown.append(&mut thread.queue);
+        }
         shown
     }
 
@@ -153,15 +212,23 @@ impl<'a> Flow<'a> {
         let point = (e.file.clone(), e.function.clone(), e.line);
         if let Some(&def_line) = self.process(e.pid).yield_points.get(&point) {
             e.line = def_line;
-            return self.push(e, shown);
+            return self.push(e, Vec::new(), shown);
         }
         if e.function == "<module>" && e.line == 0 {
             e.line = 1;
         }
+        let mut candidates = Vec::new();
         if e.line < 0 {
-            // Only 3.15 enters at no line: class bodies and generator expressions being made,
-            // which its start-up (importlib) already runs.
+            // Only 3.15 enters at no line, which its start-up (importlib's classes) already
+            // does; that Python fires an entry when a generator is made.
             self.process(e.pid).fires_creations = true;
+            if e.function != "<genexpr>" {
+                candidates = self.sources.def_lines(e.pid, &e.file, &e.function);
+                if let [line] = candidates[..] {
+                    e.line = line;
+                    candidates.clear();
+                }
+            }
         }
         let sources = &mut self.sources;
         let generator = *self
@@ -172,7 +239,7 @@ impl<'a> Flow<'a> {
             let tid = e.tid;
             self.threads.entry(tid).or_default().held = Some(e);
         } else {
-            self.push(e, shown);
+            self.push(e, candidates, shown);
         }
     }
 
@@ -213,24 +280,31 @@ impl<'a> Flow<'a> {
                 if let Some(n) = process.unstarted.get_mut(&key) {
                     *n = n.saturating_sub(1);
                 }
-                self.push(h, shown);
+                self.push(h, Vec::new(), shown);
             }
         }
     }
 
-    fn push(&mut self, e: PyEvent, shown: &mut Vec<Shown>) {
+    fn push(&mut self, e: PyEvent, candidates: Vec<i64>, shown: &mut Vec<Shown>) {
         let visible = self.filter.shows(&e.file);
         let thread = self.threads.entry(e.tid).or_default();
         let depth = thread.depth;
         thread.depth += usize::from(visible);
+        if !candidates.is_empty() {
+            thread.unplaced += 1;
+        }
+        let queued_at = (visible && !candidates.is_empty()).then_some(thread.queue.len());
         thread.stack.push(Frame {
             key: key_of(&e),
             shown: visible,
             entered_ns: e.ts_ns,
             children_ns: 0,
+            candidates,
+            queued_at,
         });
         if visible {
-            shown.push(show(thread, e, depth));
+            let s = show(thread, e, depth);
+            thread.emit(s, shown);
         }
     }
 
@@ -245,17 +319,20 @@ impl<'a> Flow<'a> {
             // the interpreter's own shim frames (3.15's `__init__` cleanup), which entered
             // without an entry and is no Python function.
             if e.line >= 0 && self.filter.shows(&e.file) {
-                shown.push(show(thread, e, 0));
+                let s = show(thread, e, 0);
+                thread.emit(s, shown);
             }
             return;
         };
         // Frames above the match were never returned from: creations taken for calls.
-        for unmatched in thread.stack.drain(at + 1..) {
-            thread.depth -= usize::from(unmatched.shown);
-            self.generator_functions.insert((e.pid, unmatched.key), true);
+        let unmatched: Vec<Frame> = thread.stack.drain(at + 1..).collect();
+        for mut frame in unmatched {
+            thread.depth -= usize::from(frame.shown);
+            thread.place(&mut frame, e.line, shown);
+            self.generator_functions.insert((e.pid, frame.key), true);
             self.processes.entry(e.pid).or_default().fires_creations = true;
         }
-        let frame = thread.stack.pop().expect("the matched frame is on the stack");
+        let mut frame = thread.stack.pop().expect("the matched frame is on the stack");
         thread.depth -= usize::from(frame.shown);
         let incl = e.ts_ns.saturating_sub(frame.entered_ns);
         if let Some(parent) = thread.stack.last_mut() {
@@ -263,8 +340,10 @@ impl<'a> Flow<'a> {
         }
         let depth = thread.depth;
         if frame.shown {
-            shown.push(show(thread, e.clone(), depth));
+            let s = show(thread, e.clone(), depth);
+            thread.emit(s, shown);
         }
+        thread.place(&mut frame, e.line, shown);
         if e.line != frame.key.def_line {
             let point = (e.file.clone(), e.function.clone(), e.line);
             self.process(e.pid)

@@ -6,6 +6,10 @@
 //! first call, which functions make generators. The probes do not say; the source does: a
 //! `def` whose own body (not a nested def or class) holds `yield`, any `async def`, and every
 //! generator expression.
+//!
+//! 3.15 also enters some code at no line (-1): class bodies, closures, and methods that use
+//! `super()` (their code starts with instructions that have no line). Their first line is
+//! found here too, from the `def` or `class` statements of that name in the file.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,14 +30,45 @@ impl SourceCache {
         if function.starts_with('<') || line < 1 {
             return false;
         }
-        let lines = self
-            .files
-            .entry((pid, file.to_string()))
-            .or_insert_with(|| read_source(pid, file));
-        lines
-            .as_deref()
+        self.lines(pid, file)
             .is_some_and(|lines| def_makes_generator(lines, line as usize - 1))
     }
+
+    /// The first lines (decorators included, as in `co_firstlineno`) of every `def` or `class`
+    /// named `function` in `file`.
+    pub fn def_lines(&mut self, pid: u32, file: &str, function: &str) -> Vec<i64> {
+        let Some(lines) = self.lines(pid, file) else {
+            return Vec::new();
+        };
+        (0..lines.len())
+            .filter(|&i| defines(code(&lines[i]), function))
+            .map(|i| {
+                let first = (0..i)
+                    .rev()
+                    .take_while(|&j| code(&lines[j]).starts_with('@'))
+                    .last()
+                    .unwrap_or(i);
+                first as i64 + 1
+            })
+            .collect()
+    }
+
+    fn lines(&mut self, pid: u32, file: &str) -> Option<&[String]> {
+        self.files
+            .entry((pid, file.to_string()))
+            .or_insert_with(|| read_source(pid, file))
+            .as_deref()
+    }
+}
+
+/// Whether a statement defines `name`: `def name(`, `async def name(`, `class name:` or `(`.
+fn defines(statement: &str, name: &str) -> bool {
+    let rest = statement
+        .strip_prefix("async def ")
+        .or_else(|| statement.strip_prefix("def "))
+        .or_else(|| statement.strip_prefix("class "));
+    rest.and_then(|r| r.trim_start().strip_prefix(name))
+        .is_some_and(|r| r.trim_start().starts_with(['(', ':']))
 }
 
 /// The file's lines, read through the process's root and working directory while it lives
@@ -133,6 +168,25 @@ mod tests {
         assert!(def_makes_generator(&src, 13));
         assert!(!def_makes_generator(&src, 16));
         assert!(def_makes_generator(&src, 20));
+    }
+
+    #[test]
+    fn definitions_are_found_by_name_with_their_decorators() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shapes.py");
+        std::fs::write(
+            &file,
+            "class Shape:\n    def __init__(self):\n        pass\n\n\
+             class Square(Shape):\n    @staticmethod\n    @other\n    def __init__(self):\n\
+             \x20       super().__init__()\n    def __init_subclass__(cls): pass\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let mut cache = SourceCache::default();
+        assert_eq!(cache.def_lines(1, f, "Shape"), [1]);
+        assert_eq!(cache.def_lines(1, f, "Square"), [5]);
+        assert_eq!(cache.def_lines(1, f, "__init__"), [2, 6]);
+        assert!(cache.def_lines(1, f, "missing").is_empty());
     }
 
     #[test]
