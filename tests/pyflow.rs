@@ -5,6 +5,7 @@
 //! sys.setprofile (with threading.setprofile) records for the same program, with the same
 //! frames left out (tests/pyflow/setprofile.py), at the same depths and lines.
 
+mod behaviour;
 mod interpreter;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,9 @@ fn programs() -> PathBuf {
 /// The dtk binary, with the variables that change its output removed, run in `dir`.
 fn dtk(dir: &Path) -> Command {
     let mut cmd = Command::new(cargo_bin("dtk"));
-    cmd.env_remove("NO_COLOR").env_remove("TERM").current_dir(dir);
+    cmd.env_remove("NO_COLOR")
+        .env_remove("TERM")
+        .current_dir(dir);
     for (key, _) in std::env::vars() {
         if key.starts_with("DTK_") {
             cmd.env_remove(key);
@@ -43,13 +46,16 @@ fn by_thread(lines: &str) -> Vec<Vec<Call>> {
     let mut threads: BTreeMap<u64, Vec<Call>> = BTreeMap::new();
     for line in lines.lines().filter(|l| !l.is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        threads.entry(v["tid"].as_u64().unwrap()).or_default().push((
-            v["kind"].as_str().unwrap().to_string(),
-            v["file"].as_str().unwrap().to_string(),
-            v["function"].as_str().unwrap().to_string(),
-            v["line"].as_i64().unwrap(),
-            v["depth"].as_u64().unwrap(),
-        ));
+        threads
+            .entry(v["tid"].as_u64().unwrap())
+            .or_default()
+            .push((
+                v["kind"].as_str().unwrap().to_string(),
+                v["file"].as_str().unwrap().to_string(),
+                v["function"].as_str().unwrap().to_string(),
+                v["line"].as_i64().unwrap(),
+                v["depth"].as_u64().unwrap(),
+            ));
     }
     let mut threads: Vec<Vec<Call>> = threads.into_values().collect();
     threads.sort();

@@ -64,7 +64,10 @@ impl Interpreter {
         if required {
             panic!("{test}: python{version} under {}: {why}", root.display());
         }
-        eprintln!("{test}: skipped: python{version} under {}: {why}", root.display());
+        eprintln!(
+            "{test}: skipped: python{version} under {}: {why}",
+            root.display()
+        );
         None
     }
 

@@ -332,7 +332,10 @@ impl<'a> Flow<'a> {
             self.generator_functions.insert((e.pid, frame.key), true);
             self.processes.entry(e.pid).or_default().fires_creations = true;
         }
-        let mut frame = thread.stack.pop().expect("the matched frame is on the stack");
+        let mut frame = thread
+            .stack
+            .pop()
+            .expect("the matched frame is on the stack");
         thread.depth -= usize::from(frame.shown);
         let incl = e.ts_ns.saturating_sub(frame.entered_ns);
         if let Some(parent) = thread.stack.last_mut() {

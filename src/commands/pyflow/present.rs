@@ -341,9 +341,16 @@ mod tests {
             (16, 1, "<-", APP, 2, "main"),
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
-        let arrows: Vec<usize> = out.lines().skip(1).map(|l| l.find(['-', '<']).unwrap()).collect();
+        let arrows: Vec<usize> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.find(['-', '<']).unwrap())
+            .collect();
         assert_eq!(arrows, [13, 15, 15, 13], "{out}");
-        assert!(out.contains("-> deep  a/much/longer/path/to/module.py:3\n"), "{out}");
+        assert!(
+            out.contains("-> deep  a/much/longer/path/to/module.py:3\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -392,11 +399,7 @@ mod tests {
             (50, 1, "<-", APP, 9, "<module>"),
         ];
         let lines: Vec<(String, String, i64)> = calls(&steps);
-        let entry_lines: Vec<i64> = lines
-            .iter()
-            .filter(|c| c.0 == "->")
-            .map(|c| c.2)
-            .collect();
+        let entry_lines: Vec<i64> = lines.iter().filter(|c| c.0 == "->").map(|c| c.2).collect();
         assert_eq!(entry_lines, [1, 1, 1]);
         let out = flow(&config(FrameFilter::default(), true), &steps);
         let ticks: Vec<&str> = out.lines().filter(|l| l.starts_with("ticks ")).collect();
@@ -419,8 +422,22 @@ mod tests {
         .unwrap();
         let f = file.to_str().unwrap();
         let steps = [
-            (0, 1, "->", "<frozen importlib._bootstrap>", -1, "ModuleSpec"),
-            (1, 1, "<-", "<frozen importlib._bootstrap>", 380, "ModuleSpec"),
+            (
+                0,
+                1,
+                "->",
+                "<frozen importlib._bootstrap>",
+                -1,
+                "ModuleSpec",
+            ),
+            (
+                1,
+                1,
+                "<-",
+                "<frozen importlib._bootstrap>",
+                380,
+                "ModuleSpec",
+            ),
             (1, 1, "->", f, 10, "main"),
             // g = gen(1); helper(); for x in g: ...
             (2, 1, "->", f, 1, "gen"),
