@@ -5,13 +5,13 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use dtk::backend::linux::attach::usdt::UsdtProbes;
 use serde_json::Value;
 
-use super::{dtk, programs, Interpreter};
+use super::{dtk, programs, success, Interpreter};
 use crate::util::kernel_available;
 
 const PYTHON: &str = "/usr/bin/python3.11";
@@ -159,11 +159,7 @@ fn files_shown(options: &[&str]) -> Vec<String> {
         .args(options)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    success(&format!("dtk pyflow {options:?}"), &out);
     let mut files: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
