@@ -262,8 +262,11 @@ impl<'a> Flow<'a> {
                 }
             }
             // Made, then started at once (`for x in gen()`); a 3.15 generator expression's
-            // creation enters at no line, its first resume at its line.
-            Some(n) if same(n) && (n.line == h.line || h.line < 0) => Creation::Made,
+            // creation enters at no line, its first resume at its line. (Before 3.15, the same
+            // pair is a generator whose first statement is `yield from` itself.)
+            Some(n) if same(n) && (h.line < 0 || (process.fires_creations && n.line == h.line)) => {
+                Creation::Made
+            }
             // The caller goes on with something else: on a Python that fires creations, the
             // first entry of a generator that was not made yet is its creation.
             Some(_) if process.fires_creations && !made_before => Creation::Made,
