@@ -407,6 +407,28 @@ mod tests {
         assert_eq!(ticks[0].split_whitespace().nth(2), Some("2"), "{out}");
     }
 
+    /// Before 3.15, a generator whose first statement is `yield from` itself enters twice at
+    /// the same line: two resumes, both shown.
+    #[test]
+    fn a_generator_resuming_itself_at_once_is_not_a_creation_before_3_15() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("walk.py");
+        std::fs::write(
+            &file,
+            "def walk(n):\n    yield from walk(n - 1) if n else [n]\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let steps = [
+            (1, 1, "->", f, 1, "walk"),
+            (2, 1, "->", f, 1, "walk"),
+            (3, 1, "<-", f, 2, "walk"),
+            (4, 1, "<-", f, 2, "walk"),
+        ];
+        let seen: Vec<(String, String, i64)> = calls(&steps);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+    }
+
     /// What CPython 3.15.2 fires for examples like tests/pyflow/generators.py (measured with
     /// `dtk run`): each call of a generator function enters once more and never returns.
     #[test]

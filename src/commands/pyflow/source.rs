@@ -18,6 +18,8 @@ use std::path::PathBuf;
 #[derive(Debug, Default)]
 pub struct SourceCache {
     files: HashMap<(u32, String), Option<Vec<String>>>,
+    /// def_lines' answers, by process, file and name.
+    definitions: HashMap<(u32, String, String), Vec<i64>>,
 }
 
 impl SourceCache {
@@ -37,6 +39,16 @@ impl SourceCache {
     /// The first lines (decorators included, as in `co_firstlineno`) of every `def` or `class`
     /// named `function` in `file`.
     pub fn def_lines(&mut self, pid: u32, file: &str, function: &str) -> Vec<i64> {
+        let key = (pid, file.to_string(), function.to_string());
+        if let Some(found) = self.definitions.get(&key) {
+            return found.clone();
+        }
+        let found = self.find_definitions(pid, file, function);
+        self.definitions.insert(key, found.clone());
+        found
+    }
+
+    fn find_definitions(&mut self, pid: u32, file: &str, function: &str) -> Vec<i64> {
         let Some(lines) = self.lines(pid, file) else {
             return Vec::new();
         };
