@@ -12,7 +12,10 @@
  *   where kind is -> for an entry and <- for a return.
  *
  * CPython 3.11 fires function__entry only while the `line` marker is enabled (its semaphore
- * is set; CPython issue #98894): the last clause enables it and records nothing.
+ * is set; CPython issue #98894): the last clause enables it and records nothing. 3.15 has no
+ * `line` marker, so that clause names `line` by a glob that also matches function-entry and
+ * function-return (`[lf][iu]n[ec]*`): the description matches on every version with function
+ * markers, and enabling those twice changes nothing.
  */
 
 #pragma D option quiet
@@ -31,7 +34,7 @@ python$target:::function-return
 	    copyinstr(arg1));
 }
 
-python$target:::line
+python$target:::[lf][iu]n[ec]*
 /0/
 {
 }

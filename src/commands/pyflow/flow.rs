@@ -1,0 +1,387 @@
+//! The call flow of each thread, worked out from the entries and returns CPython fires: which
+//! frames are shown, their depth (which counts only shown frames), the time since the thread's
+//! previous shown event, and the calls and times for --summary.
+//!
+//! What CPython fires differs by version, and the flow makes every version read like
+//! sys.setprofile's 'call' and 'return' events:
+//! - A generator's resume enters at the line it last yielded at; it is shown at the line of
+//!   its `def`, which the flow learns from the return at that yield.
+//! - `<module>` enters at line 0 (3.11, 3.15); a module's code starts at line 1.
+//! - 3.15 also fires an entry, never returned from, when a generator function is called and
+//!   makes its generator. Such an entry is held until the thread's next event, which tells a
+//!   creation from a first resume (see [`Creation`]); creations are not shown. Returns are
+//!   matched to entries by function, so an entry that is never returned from cannot shift the
+//!   depth of what follows.
+//! - 3.15 enters some code at no line (class bodies, closures, methods using `super()`). The
+//!   line is the `def` or `class` of that name in the source; when the file has several, the
+//!   entry's line waits for its return (the definition above the returning line), and the
+//!   thread's later lines wait with it, in order.
+
+use std::collections::HashMap;
+
+use super::source::SourceCache;
+use super::{Kind, PyEvent};
+use crate::config::FrameFilter;
+
+/// A function's identity: its file, name and first line (the `def`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FnKey {
+    pub file: String,
+    pub function: String,
+    pub def_line: i64,
+}
+
+/// An event to show, at its depth, with the time since the thread's previous shown event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    pub event: PyEvent,
+    pub depth: usize,
+    pub delta_ns: u64,
+}
+
+/// Calls and times of one function, for --summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub calls: u64,
+    pub incl_ns: u64,
+    pub excl_ns: u64,
+}
+
+/// A frame on a thread's stack.
+#[derive(Debug)]
+struct Frame {
+    key: FnKey,
+    shown: bool,
+    entered_ns: u64,
+    /// Time spent in callees, for exclusive time.
+    children_ns: u64,
+    /// The first lines it may have, while its entry came at no line and several definitions
+    /// in the file have its name.
+    candidates: Vec<i64>,
+    /// Where its entry waits in the thread's queue.
+    queued_at: Option<usize>,
+}
+
+/// One thread's stack, depth and held entry.
+#[derive(Debug, Default)]
+struct ThreadFlow {
+    stack: Vec<Frame>,
+    /// Shown frames on the stack: the indentation depth.
+    depth: usize,
+    last_ns: Option<u64>,
+    /// An entry of a generator function that may be the generator's creation.
+    held: Option<PyEvent>,
+    /// Shown events waiting for the line of an entry among them.
+    queue: Vec<Shown>,
+    /// Frames on the stack whose line is not known yet.
+    unplaced: usize,
+}
+
+/// Most events a thread's queue holds for an entry's line; past it, the line stays unknown.
+const MAX_QUEUED: usize = 4096;
+
+impl ThreadFlow {
+    /// Shows `s`, or queues it behind an entry whose line is not known yet.
+    fn emit(&mut self, s: Shown, out: &mut Vec<Shown>) {
+        if self.unplaced == 0 {
+            return out.push(s);
+        }
+        self.queue.push(s);
+        if self.queue.len() > MAX_QUEUED {
+            for frame in &mut self.stack {
+                frame.candidates.clear();
+                frame.queued_at = None;
+            }
+            self.unplaced = 0;
+            out.append(&mut self.queue);
+        }
+    }
+
+    /// `frame` returned at `line`: it is the last of its candidate definitions above `line`.
+    fn place(&mut self, frame: &mut Frame, line: i64, out: &mut Vec<Shown>) {
+        if frame.candidates.is_empty() {
+            return;
+        }
+        let def_line = frame
+            .candidates
+            .iter()
+            .copied()
+            .filter(|&c| c <= line)
+            .max()
+            .unwrap_or(frame.candidates[0]);
+        frame.key.def_line = def_line;
+        if let Some(at) = frame.queued_at {
+            self.queue[at].event.line = def_line;
+        }
+        self.unplaced -= 1;
+        if self.unplaced == 0 {
+            out.append(&mut self.queue);
+        }
+    }
+}
+
+/// What the flow knows of one process's generator functions.
+#[derive(Debug, Default)]
+struct ProcessFlow {
+    /// (file, function, line) of each return that was not at the function's first line: a
+    /// resume entering at that line continues the function defined at the value.
+    yield_points: HashMap<(String, String, i64), i64>,
+    /// Generator functions whose generators were made and not yet started.
+    unstarted: HashMap<FnKey, usize>,
+    /// Whether this Python fires an entry when a generator is made (3.15).
+    fires_creations: bool,
+}
+
+/// Whether a held entry made a generator or called (or resumed) the function.
+#[derive(Debug, PartialEq, Eq)]
+enum Creation {
+    Made,
+    Called,
+}
+
+pub struct Flow<'a> {
+    filter: &'a FrameFilter,
+    summary: bool,
+    threads: HashMap<u32, ThreadFlow>,
+    processes: HashMap<u32, ProcessFlow>,
+    sources: SourceCache,
+    /// Per process and function: whether calling it makes a generator.
+    generator_functions: HashMap<(u32, FnKey), bool>,
+    totals: HashMap<FnKey, Totals>,
+}
+
+impl<'a> Flow<'a> {
+    pub fn new(filter: &'a FrameFilter, summary: bool) -> Flow<'a> {
+        Flow {
+            filter,
+            summary,
+            threads: HashMap::new(),
+            processes: HashMap::new(),
+            sources: SourceCache::default(),
+            generator_functions: HashMap::new(),
+            totals: HashMap::new(),
+        }
+    }
+
+    /// Takes one event and says what to show now: up to two events (a held entry that turned
+    /// out to be a call, then this event).
+    pub fn event(&mut self, e: PyEvent) -> Vec<Shown> {
+        let mut shown = Vec::new();
+        let held = self.threads.get_mut(&e.tid).and_then(|t| t.held.take());
+        if let Some(h) = held {
+            let verdict = self.creation(&h, Some(&e));
+            self.settle(h, verdict, &mut shown);
+        }
+        match e.kind {
+            Kind::Entry => self.entry(e, &mut shown),
+            Kind::Return | Kind::Unwind => self.ret(e, &mut shown),
+        }
+        shown
+    }
+
+    /// Settles every held entry: the run is over, so nothing will tell them apart any more.
+    pub fn finish(&mut self) -> Vec<Shown> {
+        let mut shown = Vec::new();
+        let held: Vec<PyEvent> = self
+            .threads
+            .values_mut()
+            .filter_map(|t| t.held.take())
+            .collect();
+        for h in held {
+            let verdict = self.creation(&h, None);
+            self.settle(h, verdict, &mut shown);
+        }
+        for thread in self.threads.values_mut() {
+            shown.append(&mut thread.queue);
+        }
+        shown
+    }
+
+    /// The summary rows of shown functions.
+    pub fn totals(&self) -> impl Iterator<Item = (&FnKey, &Totals)> {
+        self.totals
+            .iter()
+            .filter(|(key, _)| self.filter.shows(&key.file))
+    }
+
+    fn process(&mut self, pid: u32) -> &mut ProcessFlow {
+        self.processes.entry(pid).or_default()
+    }
+
+    fn entry(&mut self, mut e: PyEvent, shown: &mut Vec<Shown>) {
+        let point = (e.file.clone(), e.function.clone(), e.line);
+        if let Some(&def_line) = self.process(e.pid).yield_points.get(&point) {
+            e.line = def_line;
+            return self.push(e, Vec::new(), shown);
+        }
+        if e.function == "<module>" && e.line == 0 {
+            e.line = 1;
+        }
+        let mut candidates = Vec::new();
+        if e.line < 0 {
+            // Only 3.15 enters at no line, which its start-up (importlib's classes) already
+            // does; that Python fires an entry when a generator is made.
+            self.process(e.pid).fires_creations = true;
+            if e.function != "<genexpr>" {
+                candidates = self.sources.def_lines(e.pid, &e.file, &e.function);
+                if let [line] = candidates[..] {
+                    e.line = line;
+                    candidates.clear();
+                }
+            }
+        }
+        let sources = &mut self.sources;
+        let generator = *self
+            .generator_functions
+            .entry((e.pid, key_of(&e)))
+            .or_insert_with(|| sources.makes_generator(e.pid, &e.file, &e.function, e.line));
+        if generator {
+            let tid = e.tid;
+            self.threads.entry(tid).or_default().held = Some(e);
+        } else {
+            self.push(e, candidates, shown);
+        }
+    }
+
+    /// Tells a held entry of a generator function `h` apart by the thread's next event.
+    fn creation(&mut self, h: &PyEvent, next: Option<&PyEvent>) -> Creation {
+        let same = |n: &PyEvent| n.file == h.file && n.function == h.function;
+        let process = self.processes.entry(h.pid).or_default();
+        let made_before = process.unstarted.get(&key_of(h)).copied().unwrap_or(0) > 0;
+        match next {
+            // The run ended (or the thread's next event was never seen).
+            None => Creation::Made,
+            Some(n) if n.kind != Kind::Entry => {
+                if same(n) {
+                    Creation::Called
+                } else {
+                    // A return of another function before this one's: nothing runs in
+                    // between, so this entry made a generator and went back to its caller.
+                    process.fires_creations = true;
+                    Creation::Made
+                }
+            }
+            // Made, then started at once (`for x in gen()`); a 3.15 generator expression's
+            // creation enters at no line, its first resume at its line. (Before 3.15, the same
+            // pair is a generator whose first statement is `yield from` itself.)
+            Some(n) if same(n) && (h.line < 0 || (process.fires_creations && n.line == h.line)) => {
+                Creation::Made
+            }
+            // The caller goes on with something else: on a Python that fires creations, the
+            // first entry of a generator that was not made yet is its creation.
+            Some(_) if process.fires_creations && !made_before => Creation::Made,
+            Some(_) => Creation::Called,
+        }
+    }
+
+    fn settle(&mut self, h: PyEvent, verdict: Creation, shown: &mut Vec<Shown>) {
+        let key = key_of(&h);
+        let process = self.processes.entry(h.pid).or_default();
+        match verdict {
+            Creation::Made => *process.unstarted.entry(key).or_default() += 1,
+            Creation::Called => {
+                if let Some(n) = process.unstarted.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                }
+                self.push(h, Vec::new(), shown);
+            }
+        }
+    }
+
+    fn push(&mut self, e: PyEvent, candidates: Vec<i64>, shown: &mut Vec<Shown>) {
+        let visible = self.filter.shows(&e.file);
+        let thread = self.threads.entry(e.tid).or_default();
+        let depth = thread.depth;
+        thread.depth += usize::from(visible);
+        if !candidates.is_empty() {
+            thread.unplaced += 1;
+        }
+        let queued_at = (visible && !candidates.is_empty()).then_some(thread.queue.len());
+        thread.stack.push(Frame {
+            key: key_of(&e),
+            shown: visible,
+            entered_ns: e.ts_ns,
+            children_ns: 0,
+            candidates,
+            queued_at,
+        });
+        if visible {
+            let s = show(thread, e, depth);
+            thread.emit(s, shown);
+        }
+    }
+
+    fn ret(&mut self, e: PyEvent, shown: &mut Vec<Shown>) {
+        let thread = self.threads.entry(e.tid).or_default();
+        let matched = thread
+            .stack
+            .iter()
+            .rposition(|f| f.key.file == e.file && f.key.function == e.function);
+        let Some(at) = matched else {
+            // A return from a call that began before tracing did. One at no line leaves one of
+            // the interpreter's own shim frames (3.15's `__init__` cleanup), which entered
+            // without an entry and is no Python function.
+            if e.line >= 0 && self.filter.shows(&e.file) {
+                let s = show(thread, e, 0);
+                thread.emit(s, shown);
+            }
+            return;
+        };
+        // Frames above the match were never returned from: creations taken for calls.
+        let unmatched: Vec<Frame> = thread.stack.drain(at + 1..).collect();
+        for mut frame in unmatched {
+            thread.depth -= usize::from(frame.shown);
+            thread.place(&mut frame, e.line, shown);
+            self.generator_functions.insert((e.pid, frame.key), true);
+            self.processes.entry(e.pid).or_default().fires_creations = true;
+        }
+        let mut frame = thread
+            .stack
+            .pop()
+            .expect("the matched frame is on the stack");
+        thread.depth -= usize::from(frame.shown);
+        let incl = e.ts_ns.saturating_sub(frame.entered_ns);
+        if let Some(parent) = thread.stack.last_mut() {
+            parent.children_ns += incl;
+        }
+        let depth = thread.depth;
+        if frame.shown {
+            let s = show(thread, e.clone(), depth);
+            thread.emit(s, shown);
+        }
+        thread.place(&mut frame, e.line, shown);
+        if e.line != frame.key.def_line {
+            let point = (e.file.clone(), e.function.clone(), e.line);
+            self.process(e.pid)
+                .yield_points
+                .insert(point, frame.key.def_line);
+        }
+        if self.summary {
+            let t = self.totals.entry(frame.key).or_default();
+            t.calls += 1;
+            t.incl_ns += incl;
+            t.excl_ns += incl.saturating_sub(frame.children_ns);
+        }
+    }
+}
+
+fn key_of(e: &PyEvent) -> FnKey {
+    FnKey {
+        file: e.file.clone(),
+        function: e.function.clone(),
+        def_line: e.line,
+    }
+}
+
+/// `e` at `depth`, timed from the thread's previous shown event.
+fn show(thread: &mut ThreadFlow, event: PyEvent, depth: usize) -> Shown {
+    let delta_ns = thread
+        .last_ns
+        .map_or(0, |last| event.ts_ns.saturating_sub(last));
+    thread.last_ns = Some(event.ts_ns);
+    Shown {
+        event,
+        depth,
+        delta_ns,
+    }
+}

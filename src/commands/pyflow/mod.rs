@@ -1,0 +1,259 @@
+//! `dtk pyflow`: Python call flow, indented per thread, with per-line time deltas, and the
+//! standard library and installed packages hidden unless asked for.
+//!
+//! pyflow.d reports every entry and return; `flow` works out, per thread, which frames are
+//! shown, their depth (which counts only shown frames), the deltas and the summary, and makes
+//! every CPython version read like sys.setprofile; `present` prints them; `filter` says which
+//! files are library code; `source` tells generator functions from the source.
+
+mod filter;
+mod flow;
+mod present;
+mod source;
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::trace;
+use crate::backend::Target;
+use crate::config::{Config, PyflowConfig};
+use crate::event::Printf;
+use crate::output;
+use crate::python::{self, Build, FlowSource, PythonError, Version};
+use crate::script::{bundled, Param, Script, TargetMacro};
+
+use present::FlowPresenter;
+
+/// What `dtk pyflow` runs for a configuration: the script for the target's CPython, the
+/// target (a command started for the trampoline path gains `-X perf`), and what dtk turns on
+/// in the target, to announce on stderr.
+pub struct Prepared {
+    pub script: Script,
+    pub target: Target,
+    pub notice: Option<String>,
+    /// --activate turned the trampoline on in this process: turn it off at the end.
+    pub activated: Option<Activation>,
+}
+
+/// CPython 3.14's perf trampoline, turned on by dtk in a running process; dropping this turns
+/// it off again, so that the process is left as it was found.
+pub struct Activation {
+    pid: u32,
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            return;
+        }
+        match python::remote_exec(self.pid, "import sys; sys.deactivate_stack_trampoline()") {
+            Ok(()) => {
+                // The perf map was not there before (the trampoline was off): remove it, so
+                // that the process is left as it was found and no one takes the trampoline
+                // for on.
+                let _ = std::fs::remove_file(perf_map(self.pid));
+                eprintln!(
+                    "dtk: turned the perf trampoline of pid {} off again (sys.remote_exec)",
+                    self.pid
+                );
+            }
+            Err(e) => eprintln!("dtk: warning: {e}"),
+        }
+    }
+}
+
+/// The script `dtk pyflow` runs for this configuration.
+pub fn script(c: &PyflowConfig) -> Result<Script> {
+    Ok(prepare(c)?.script)
+}
+
+/// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
+/// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
+/// 3.14. With no target, every process with markers is traced.
+pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
+    let markers = |target: TargetMacro| -> Result<Script> {
+        Ok(bundled("pyflow")
+            .expect("pyflow.d is bundled")
+            .instantiate(&[], target)?)
+    };
+    let (build, target_macro, command_index) = match &c.target {
+        Target::None => {
+            return Ok(Prepared {
+                script: markers(TargetMacro::Any)?,
+                target: Target::None,
+                notice: None,
+                activated: None,
+            })
+        }
+        Target::Pid(pid) => (Build::of_process(*pid)?, TargetMacro::Pid(*pid), None),
+        Target::Command(argv) => {
+            let (build, index) = Build::of_command(argv)?;
+            (build, TargetMacro::Keep, Some(index))
+        }
+    };
+    let no_probes = || PythonError::NoProbes {
+        path: build.shown.clone(),
+        version: build.version_text(),
+    };
+    let layout = match build.flow_source().ok_or_else(no_probes)? {
+        FlowSource::Markers => {
+            return Ok(Prepared {
+                script: markers(target_macro)?,
+                target: c.target.clone(),
+                notice: None,
+                activated: None,
+            })
+        }
+        FlowSource::Trampoline(layout) => layout,
+    };
+    let params: Vec<(&str, Param)> = layout
+        .params()
+        .into_iter()
+        .map(|(name, value)| (name, Param::Int(value as i64)))
+        .collect();
+    let script = bundled("pyflow-trampoline")
+        .expect("pyflow-trampoline.d is bundled")
+        .instantiate(&params, target_macro)?;
+    let version = build.version_text();
+    let remote_exec_works = build.version
+        >= Some(Version {
+            major: 3,
+            minor: 14,
+        });
+    let mut activated = None;
+    let (target, notice) = match (&c.target, command_index) {
+        (Target::Command(argv), Some(index)) => {
+            let mut argv = argv.clone();
+            argv.insert(index + 1, "-X".into());
+            argv.insert(index + 2, "perf".into());
+            let notice = format!(
+                "dtk: starting CPython {version} with -X perf: it has no function probes, so \
+                 calls are followed through the perf trampoline"
+            );
+            (Target::Command(argv), Some(notice))
+        }
+        (Target::Pid(pid), _) if trampoline_active(*pid) => (Target::Pid(*pid), None),
+        (Target::Pid(pid), _) if c.activate && remote_exec_works => {
+            python::remote_exec(*pid, "import sys; sys.activate_stack_trampoline('perf')")?;
+            activated = Some(Activation { pid: *pid });
+            let notice = format!(
+                "dtk: turning the perf trampoline of pid {pid} (CPython {version}) on with \
+                 sys.remote_exec (--activate); it runs before the process's next bytecode, and \
+                 dtk turns it off when tracing ends"
+            );
+            (Target::Pid(*pid), Some(notice))
+        }
+        (Target::Pid(pid), _) => {
+            return Err(PythonError::TrampolineInactive {
+                path: build.shown.clone(),
+                version,
+                pid: *pid,
+                activate: if remote_exec_works {
+                    ", or pass --activate to turn it on in the running process"
+                } else {
+                    ""
+                },
+            }
+            .into());
+        }
+        (target, _) => (target.clone(), None),
+    };
+    Ok(Prepared {
+        script,
+        target,
+        notice,
+        activated,
+    })
+}
+
+/// Whether CPython's perf trampoline is on in `pid`: it then writes its perf map.
+fn trampoline_active(pid: u32) -> bool {
+    Path::new(&perf_map(pid)).exists()
+}
+
+/// The perf map CPython's trampoline writes, /tmp/perf-PID.map (PID as the process's own
+/// namespace numbers it), seen through the process's root.
+fn perf_map(pid: u32) -> String {
+    let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last().map(str::to_string))
+        })
+        .unwrap_or_else(|| pid.to_string());
+    format!("/proc/{pid}/root/tmp/perf-{ns_pid}.map")
+}
+
+pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
+    let prepared = prepare(c)?;
+    if let Some(notice) = &prepared.notice {
+        eprintln!("{notice}");
+    }
+    let mut presenter =
+        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
+    // Dropped after tracing ends, however it ends: the trampoline goes off again.
+    let _activated = prepared.activated;
+    trace(
+        config,
+        prepared.script,
+        &prepared.target,
+        None,
+        &mut presenter,
+    )?;
+    presenter.out.flush()?;
+    Ok(())
+}
+
+/// Entry or return, as pyflow.d reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Entry,
+    Return,
+    /// A return by an exception (the trampoline path tells them apart).
+    Unwind,
+}
+
+/// One Python event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyEvent {
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub kind: Kind,
+    pub file: String,
+    pub line: i64,
+    pub function: String,
+}
+
+impl PyEvent {
+    /// Reads the printf arguments of pyflow.d: timestamp pid tid file line function (the
+    /// direction is in the format text).
+    pub fn from_printf(p: &Printf) -> Option<PyEvent> {
+        let [ts, pid, tid, file, line, function] = p.args.as_slice() else {
+            return None;
+        };
+        let kind = if p.text.contains(" -> ") {
+            Kind::Entry
+        } else if p.text.contains(" <- ") {
+            Kind::Return
+        } else if p.text.contains(" <! ") {
+            Kind::Unwind
+        } else {
+            return None;
+        };
+        Some(PyEvent {
+            ts_ns: ts.as_i64()? as u64,
+            pid: u32::try_from(pid.as_i64()?).ok()?,
+            tid: u32::try_from(tid.as_i64()?).ok()?,
+            kind,
+            file: file.as_str()?.to_string(),
+            line: line.as_i64()?,
+            function: function.as_str()?.to_string(),
+        })
+    }
+}

@@ -1,0 +1,517 @@
+//! pyflow's presenter: the shown events as text lines (indented per thread, coloured on a
+//! terminal) or JSON lines, and the --summary table at the end of the run.
+//!
+//! A text line is `DELTA(us) [PID] [TID]  -> function  file:line`: the columns before the
+//! arrow have fixed widths, so arrows line up at every depth whatever the length of the paths,
+//! and the location comes last, where a long path cannot push anything.
+
+use std::io;
+use std::path::Path;
+
+use owo_colors::OwoColorize;
+
+use super::flow::{Flow, FnKey, Shown, Totals};
+use super::{Kind, PyEvent};
+use crate::backend::{EventSink, Target};
+use crate::commands::Notices;
+use crate::config::{Format, OutputConfig, PyflowConfig};
+use crate::event::Event;
+use crate::output::LineWriter;
+
+/// Colours that deep levels cycle through.
+const DEPTH_COLOURS: [owo_colors::AnsiColors; 4] = [
+    owo_colors::AnsiColors::Green,
+    owo_colors::AnsiColors::Cyan,
+    owo_colors::AnsiColors::Yellow,
+    owo_colors::AnsiColors::Magenta,
+];
+
+pub struct FlowPresenter<'a, W: io::Write> {
+    pub out: LineWriter<W>,
+    output: OutputConfig,
+    c: &'a PyflowConfig,
+    flow: Flow<'a>,
+    first_ns: Option<u64>,
+    tids: std::collections::HashSet<u32>,
+    show_pid: bool,
+    show_tid: bool,
+    header_done: bool,
+    notices: Notices,
+}
+
+impl<'a, W: io::Write> FlowPresenter<'a, W> {
+    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig) -> Self {
+        FlowPresenter {
+            out,
+            output,
+            c,
+            flow: Flow::new(&c.filter, c.summary),
+            first_ns: None,
+            tids: Default::default(),
+            show_pid: c.target == Target::None,
+            show_tid: false,
+            header_done: false,
+            notices: Notices::default(),
+        }
+    }
+
+    fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
+        self.first_ns.get_or_insert(e.ts_ns);
+        if self.tids.insert(e.tid) && self.tids.len() == 2 {
+            // A second thread: from now on lines carry the TID, under a new header.
+            self.show_tid = true;
+            self.header_done = false;
+        }
+        for shown in self.flow.event(e) {
+            self.print(&shown)?;
+        }
+        Ok(())
+    }
+
+    fn relative<'f>(&self, file: &'f str) -> &'f str {
+        self.c
+            .cwd
+            .as_deref()
+            .and_then(|cwd| Path::new(file).strip_prefix(cwd).ok())
+            .and_then(|p| p.to_str())
+            .unwrap_or(file)
+    }
+
+    fn print(&mut self, shown: &Shown) -> io::Result<()> {
+        let e = &shown.event;
+        let delta_ns = if self.c.elapsed {
+            e.ts_ns.saturating_sub(self.first_ns.unwrap_or(e.ts_ns))
+        } else {
+            shown.delta_ns
+        };
+        let file = self.relative(&e.file).to_string();
+        if self.output.format == Format::Json {
+            return self.out.json(&serde_json::json!({
+                "ts_ns": e.ts_ns,
+                "delta_us": delta_ns / 1000,
+                "pid": e.pid,
+                "tid": e.tid,
+                "kind": e.kind,
+                "depth": shown.depth,
+                "file": file,
+                "line": e.line,
+                "function": e.function,
+            }));
+        }
+        self.header()?;
+        let prefix = self.prefix(
+            &(delta_ns / 1000).to_string(),
+            &e.pid.to_string(),
+            &e.tid.to_string(),
+        );
+        let location = format!("{file}:{}", e.line);
+        let arrow = match e.kind {
+            Kind::Entry => "->",
+            Kind::Return | Kind::Unwind => "<-",
+        };
+        // A return by an exception is marked `<- f !` (OUTPUT.md).
+        let mark = if e.kind == Kind::Unwind { " !" } else { "" };
+        let indent = "  ".repeat(shown.depth);
+        let line = if self.output.color {
+            let colour = DEPTH_COLOURS[shown.depth % DEPTH_COLOURS.len()];
+            let arrow = match e.kind {
+                Kind::Entry => arrow.green().to_string(),
+                Kind::Return => arrow.blue().to_string(),
+                Kind::Unwind => arrow.red().to_string(),
+            };
+            format!(
+                "{prefix}{indent}{arrow} {}{}  {}",
+                e.function.color(colour),
+                mark.red(),
+                location.dimmed()
+            )
+        } else {
+            format!("{prefix}{indent}{arrow} {}{mark}  {location}", e.function)
+        };
+        self.out.line(&line)
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if self.header_done {
+            return Ok(());
+        }
+        self.header_done = true;
+        if !self.output.header {
+            return Ok(());
+        }
+        let delta = if self.c.elapsed {
+            "TIME(us)"
+        } else {
+            "DELTA(us)"
+        };
+        let head = self.prefix(delta, "PID", "TID");
+        self.out.line(&format!("{head}FUNCTION  FILE:LINE"))
+    }
+
+    fn prefix(&self, delta: &str, pid: &str, tid: &str) -> String {
+        let mut s = format!("{delta:>11}  ");
+        if self.show_pid {
+            s.push_str(&format!("{pid:>7}  "));
+        }
+        if self.show_tid {
+            s.push_str(&format!("{tid:>7}  "));
+        }
+        s
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        for shown in self.flow.finish() {
+            self.print(&shown)?;
+        }
+        if self.c.summary {
+            self.summary()?;
+        }
+        Ok(())
+    }
+
+    fn summary(&mut self) -> io::Result<()> {
+        let mut rows: Vec<(FnKey, Totals)> =
+            self.flow.totals().map(|(k, t)| (k.clone(), *t)).collect();
+        rows.sort_by(|a, b| b.1.excl_ns.cmp(&a.1.excl_ns).then_with(|| a.0.cmp(&b.0)));
+        rows.truncate(self.c.top);
+        if self.output.format == Format::Json {
+            for (k, t) in &rows {
+                self.out.json(&serde_json::json!({
+                    "function": k.function, "file": self.relative(&k.file), "line": k.def_line,
+                    "calls": t.calls, "incl_us": t.incl_ns / 1000, "excl_us": t.excl_ns / 1000,
+                }))?;
+            }
+            return Ok(());
+        }
+        let located: Vec<(&str, String, &Totals)> = rows
+            .iter()
+            .map(|(k, t)| {
+                let location = format!("{}:{}", self.relative(&k.file), k.def_line);
+                (k.function.as_str(), location, t)
+            })
+            .collect();
+        // Printed once, at the end: the columns are as wide as the longest name and location.
+        let fw = located.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
+        let lw = located.iter().map(|r| r.1.len()).max().unwrap_or(0).max(9);
+        if self.output.header {
+            self.out.line(&format!(
+                "\n{:<fw$}  {:<lw$}  {:>8}  {:>10}  {:>10}",
+                "FUNCTION", "FILE:LINE", "CALLS", "INCL(us)", "EXCL(us)"
+            ))?;
+        }
+        for (function, location, t) in located {
+            self.out.line(&format!(
+                "{function:<fw$}  {location:<lw$}  {:>8}  {:>10}  {:>10}",
+                t.calls,
+                t.incl_ns / 1000,
+                t.excl_ns / 1000
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
+    fn event(&mut self, event: Event) -> io::Result<()> {
+        let Some(event) = self.notices.take(event) else {
+            return Ok(());
+        };
+        match event {
+            Event::Printf(p) => match PyEvent::from_printf(&p) {
+                Some(e) => self.python_event(e),
+                None => self.out.text(&p.text),
+            },
+            Event::Done => {
+                self.finish()?;
+                self.notices.flush();
+                self.out.flush()
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FrameFilter;
+    use crate::event::{Origin, Printf, ProbeDesc, Value};
+    use std::sync::Arc;
+
+    fn config(filter: FrameFilter, summary: bool) -> PyflowConfig {
+        PyflowConfig {
+            target: Target::Pid(100),
+            filter,
+            elapsed: false,
+            summary,
+            top: 10,
+            activate: false,
+            cwd: Some("/home/u/proj".into()),
+        }
+    }
+
+    fn output(format: Format) -> OutputConfig {
+        OutputConfig {
+            color: false,
+            format,
+            header: true,
+            line_flush: true,
+        }
+    }
+
+    /// (µs, tid, "->" or "<-", file, line, function)
+    type Step<'a> = (u64, u32, &'a str, &'a str, i64, &'a str);
+
+    fn printf((us, tid, arrow, file, line, function): Step) -> Event {
+        Event::Printf(Printf {
+            origin: Origin {
+                probe: Arc::new(ProbeDesc::default()),
+                cpu: 0,
+                ts_ns: us * 1000,
+            },
+            text: format!("{} 100 {tid} {arrow} {file} {line} {function}\n", us * 1000),
+            args: vec![
+                Value::Int((us * 1000) as i64),
+                Value::Int(100),
+                Value::Int(tid.into()),
+                Value::Str(file.into()),
+                Value::Int(line),
+                Value::Str(function.into()),
+            ],
+        })
+    }
+
+    fn run(c: &PyflowConfig, format: Format, steps: &[Step]) -> String {
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c);
+        for &step in steps {
+            EventSink::event(&mut p, printf(step)).unwrap();
+        }
+        EventSink::event(&mut p, Event::Done).unwrap();
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    fn flow(c: &PyflowConfig, steps: &[Step]) -> String {
+        run(c, Format::Text, steps)
+    }
+
+    /// The (arrow, function, line) of each JSON line.
+    fn calls(steps: &[Step]) -> Vec<(String, String, i64)> {
+        run(&config(FrameFilter::default(), false), Format::Json, steps)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let arrow = if v["kind"] == "entry" { "->" } else { "<-" };
+                let function = v["function"].as_str().unwrap().to_string();
+                (arrow.to_string(), function, v["line"].as_i64().unwrap())
+            })
+            .collect()
+    }
+
+    const APP: &str = "/home/u/proj/app.py";
+    const JSON: &str = "/usr/lib/python3.11/json/__init__.py";
+    const LONG: &str = "/home/u/proj/a/much/longer/path/to/module.py";
+
+    #[test]
+    fn library_frames_are_hidden_and_do_not_count_toward_depth() {
+        let steps = [
+            (10, 1, "->", APP, 1, "main"),
+            (15, 1, "->", JSON, 299, "loads"),
+            (20, 1, "->", APP, 9, "hook"),
+            (30, 1, "<-", APP, 10, "hook"),
+            (35, 1, "<-", JSON, 346, "loads"),
+            (50, 1, "<-", APP, 5, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let expected = "  DELTA(us)  FUNCTION  FILE:LINE\n\
+                        \x20         0  -> main  app.py:1\n\
+                        \x20        10    -> hook  app.py:9\n\
+                        \x20        10    <- hook  app.py:10\n\
+                        \x20        20  <- main  app.py:5\n";
+        assert_eq!(out, expected);
+        let all = FrameFilter {
+            all: true,
+            ..FrameFilter::default()
+        };
+        let out = flow(&config(all, false), &steps);
+        assert!(out.contains("  -> loads  "), "{out}");
+        assert!(out.contains("      -> hook  "), "{out}");
+    }
+
+    #[test]
+    fn arrows_line_up_whatever_the_length_of_the_path() {
+        let steps = [
+            (10, 1, "->", APP, 1, "main"),
+            (12, 1, "->", LONG, 3, "deep"),
+            (14, 1, "<-", LONG, 4, "deep"),
+            (16, 1, "<-", APP, 2, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let arrows: Vec<usize> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.find(['-', '<']).unwrap())
+            .collect();
+        assert_eq!(arrows, [13, 15, 15, 13], "{out}");
+        assert!(
+            out.contains("-> deep  a/much/longer/path/to/module.py:3\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn threads_have_their_own_depth_and_a_tid_column() {
+        let steps = [
+            (10, 1, "->", APP, 1, "main"),
+            (12, 2, "->", APP, 20, "worker"),
+            (15, 1, "<-", APP, 3, "main"),
+            (19, 2, "<-", APP, 22, "worker"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[2], "  DELTA(us)      TID  FUNCTION  FILE:LINE");
+        assert_eq!(lines[3], "          0        2  -> worker  app.py:20");
+        assert_eq!(lines[5], "          7        2  <- worker  app.py:22");
+    }
+
+    #[test]
+    fn summary_gives_inclusive_and_exclusive_time() {
+        let steps = [
+            (0, 1, "->", APP, 1, "main"),
+            (100, 1, "->", APP, 8, "load"),
+            (400, 1, "<-", APP, 9, "load"),
+            (1000, 1, "<-", APP, 3, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("FUNCTION"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "700"]);
+        assert_eq!(rows[1], ["load", "app.py:8", "1", "300", "300"]);
+    }
+
+    /// CPython 3.11 and 3.9: a resume enters at the line it yielded at; `<module>` at 0.
+    #[test]
+    fn resumes_show_the_def_line_and_add_to_one_summary_row() {
+        let steps = [
+            (0, 1, "->", APP, 0, "<module>"),
+            (10, 1, "->", APP, 1, "ticks"),
+            (20, 1, "<-", APP, 3, "ticks"),
+            (30, 1, "->", APP, 3, "ticks"),
+            (40, 1, "<-", APP, 2, "ticks"),
+            (50, 1, "<-", APP, 9, "<module>"),
+        ];
+        let lines: Vec<(String, String, i64)> = calls(&steps);
+        let entry_lines: Vec<i64> = lines.iter().filter(|c| c.0 == "->").map(|c| c.2).collect();
+        assert_eq!(entry_lines, [1, 1, 1]);
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let ticks: Vec<&str> = out.lines().filter(|l| l.starts_with("ticks ")).collect();
+        assert_eq!(ticks.len(), 1, "{out}");
+        assert_eq!(ticks[0].split_whitespace().nth(2), Some("2"), "{out}");
+    }
+
+    /// Before 3.15, a generator whose first statement is `yield from` itself enters twice at
+    /// the same line: two resumes, both shown.
+    #[test]
+    fn a_generator_resuming_itself_at_once_is_not_a_creation_before_3_15() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("walk.py");
+        std::fs::write(
+            &file,
+            "def walk(n):\n    yield from walk(n - 1) if n else [n]\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let steps = [
+            (1, 1, "->", f, 1, "walk"),
+            (2, 1, "->", f, 1, "walk"),
+            (3, 1, "<-", f, 2, "walk"),
+            (4, 1, "<-", f, 2, "walk"),
+        ];
+        let seen: Vec<(String, String, i64)> = calls(&steps);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+    }
+
+    /// What CPython 3.15.2 fires for examples like tests/pyflow/generators.py (measured with
+    /// `dtk run`): each call of a generator function enters once more and never returns.
+    #[test]
+    fn generator_creations_of_3_15_are_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gens.py");
+        std::fs::write(
+            &file,
+            "def gen(n):\n    for i in range(n):\n        yield i\n\n\n\
+             def helper():\n    return 1\n\n\n\
+             def consume(it):\n    return sum(it)\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let steps = [
+            (
+                0,
+                1,
+                "->",
+                "<frozen importlib._bootstrap>",
+                -1,
+                "ModuleSpec",
+            ),
+            (
+                1,
+                1,
+                "<-",
+                "<frozen importlib._bootstrap>",
+                380,
+                "ModuleSpec",
+            ),
+            (1, 1, "->", f, 10, "main"),
+            // g = gen(1); helper(); for x in g: ...
+            (2, 1, "->", f, 1, "gen"),
+            (3, 1, "->", f, 6, "helper"),
+            (4, 1, "<-", f, 7, "helper"),
+            (5, 1, "->", f, 1, "gen"),
+            (6, 1, "<-", f, 3, "gen"),
+            (7, 1, "->", f, 3, "gen"),
+            (8, 1, "<-", f, 2, "gen"),
+            // consume(gen(2))
+            (9, 1, "->", f, 1, "gen"),
+            (10, 1, "->", f, 10, "consume"),
+            (11, 1, "->", f, 1, "gen"),
+            (12, 1, "<-", f, 3, "gen"),
+            (13, 1, "->", f, 3, "gen"),
+            (14, 1, "<-", f, 2, "gen"),
+            (15, 1, "<-", f, 11, "consume"),
+            // list(x for x in y)
+            (16, 1, "->", f, -1, "<genexpr>"),
+            (17, 1, "->", f, 20, "<genexpr>"),
+            (18, 1, "<-", f, 20, "<genexpr>"),
+            // h = gen(1), never started
+            (19, 1, "->", f, 1, "gen"),
+            (20, 1, "<-", f, 22, "main"),
+        ];
+        let seen: Vec<String> = calls(&steps)
+            .into_iter()
+            .map(|(arrow, function, line)| format!("{arrow} {function}:{line}"))
+            .collect();
+        let expected = [
+            "-> main:10",
+            "-> helper:6",
+            "<- helper:7",
+            "-> gen:1",
+            "<- gen:3",
+            "-> gen:1",
+            "<- gen:2",
+            "-> consume:10",
+            "-> gen:1",
+            "<- gen:3",
+            "-> gen:1",
+            "<- gen:2",
+            "<- consume:11",
+            "-> <genexpr>:20",
+            "<- <genexpr>:20",
+            "<- main:22",
+        ];
+        assert_eq!(seen, expected);
+    }
+}

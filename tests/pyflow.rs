@@ -1,0 +1,221 @@
+//! `dtk pyflow` end to end, on every CPython Debian provides here.
+//!
+//! Ground truth: for each program in tests/pyflow/, the entries and returns that
+//! `dtk pyflow -o json -c` shows must be, thread by thread, the 'call' and 'return' events that
+//! sys.setprofile (with threading.setprofile) records for the same program, with the same
+//! frames left out (tests/pyflow/setprofile.py), at the same depths and lines.
+
+mod behaviour;
+mod interpreter;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use assert_cmd::cargo::cargo_bin;
+use serde_json::Value;
+
+use crate::util::kernel_available;
+use interpreter::Interpreter;
+
+/// The directory of the test programs.
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyflow")
+}
+
+/// The dtk binary, with the variables that change its output removed, run in `dir`.
+fn dtk(dir: &Path) -> Command {
+    let mut cmd = Command::new(cargo_bin("dtk"));
+    cmd.env_remove("NO_COLOR")
+        .env_remove("TERM")
+        .current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DTK_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// One event as both sides report it: kind, file, function, line, depth.
+type Call = (String, String, String, i64, u64);
+
+/// Events grouped by thread, each thread's in order; threads sorted, since their ids differ
+/// from run to run.
+fn by_thread(lines: &str) -> Vec<Vec<Call>> {
+    let mut threads: BTreeMap<u64, Vec<Call>> = BTreeMap::new();
+    for line in lines.lines().filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        threads
+            .entry(v["tid"].as_u64().unwrap())
+            .or_default()
+            .push((
+                v["kind"].as_str().unwrap().to_string(),
+                v["file"].as_str().unwrap().to_string(),
+                v["function"].as_str().unwrap().to_string(),
+                v["line"].as_i64().unwrap(),
+                v["depth"].as_u64().unwrap(),
+            ));
+    }
+    let mut threads: Vec<Vec<Call>> = threads.into_values().collect();
+    threads.sort();
+    threads
+}
+
+fn render(threads: &[Vec<Call>]) -> String {
+    let mut s = String::new();
+    for (i, calls) in threads.iter().enumerate() {
+        s.push_str(&format!("thread {i}:\n"));
+        for (kind, file, function, line, depth) in calls {
+            let arrow = if kind == "entry" { "->" } else { "<-" };
+            let indent = "  ".repeat(*depth as usize);
+            s.push_str(&format!("  {indent}{arrow} {function}  {file}:{line}\n"));
+        }
+    }
+    s
+}
+
+fn success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What sys.setprofile records for `program` on `python`.
+fn setprofile_flow(python: &Interpreter, program: &str) -> Vec<Vec<Call>> {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("events.json");
+    let out = python
+        .command(&["setprofile.py", out_file.to_str().unwrap(), program])
+        .current_dir(programs())
+        .output()
+        .unwrap();
+    success(&format!("{} setprofile.py {program}", python.name), &out);
+    by_thread(&std::fs::read_to_string(out_file).unwrap())
+}
+
+/// What `dtk pyflow -o json -c` shows for `program` on `python`.
+fn pyflow_flow(python: &Interpreter, program: &str) -> Vec<Vec<Call>> {
+    let out = dtk(&programs())
+        .args(["pyflow", "-o", "json", "-c", &python.command_line(program)])
+        .envs(python.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    success(&format!("dtk pyflow on {} {program}", python.name), &out);
+    by_thread(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// What the perf-trampoline path can know: a return gives its function's entry line (the
+/// frame is gone when the evaluator returns), and a return by an exception is an "unwind".
+/// Applied to both sides for the interpreters that take that path.
+fn as_the_trampoline_sees(threads: Vec<Vec<Call>>) -> Vec<Vec<Call>> {
+    threads
+        .into_iter()
+        .map(|calls| {
+            let mut entered: Vec<i64> = Vec::new();
+            calls
+                .into_iter()
+                .map(|(kind, file, function, line, depth)| {
+                    if kind == "entry" {
+                        entered.push(line);
+                        return (kind, file, function, line, depth);
+                    }
+                    let line = entered.pop().unwrap_or(line);
+                    ("return".to_string(), file, function, line, depth)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The ground truth of this module: pyflow shows what sys.setprofile records.
+pub fn assert_flow_matches_setprofile(python: &Interpreter, program: &str) {
+    let mut want = setprofile_flow(python, program);
+    let mut have = pyflow_flow(python, program);
+    if python.trampoline {
+        want = as_the_trampoline_sees(want);
+        have = as_the_trampoline_sees(have);
+    }
+    assert!(
+        want.iter().map(Vec::len).sum::<usize>() > 5,
+        "{program}: too few events recorded to compare:\n{}",
+        render(&want)
+    );
+    assert!(
+        have == want,
+        "{} {program}: pyflow shows\n{}\nsys.setprofile records\n{}",
+        python.name,
+        render(&have),
+        render(&want)
+    );
+}
+
+const PROGRAMS: [&str; 6] = [
+    "recursion.py",
+    "generators.py",
+    "exceptions.py",
+    "threads.py",
+    "imports.py",
+    "classes.py",
+];
+
+fn assert_every_program(test: &str, python: Option<Interpreter>) {
+    if !kernel_available(test) {
+        return;
+    }
+    let Some(python) = python else {
+        return;
+    };
+    for program in PROGRAMS {
+        assert_flow_matches_setprofile(&python, program);
+    }
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_python_3_11() {
+    let test = "pyflow_matches_setprofile_on_python_3_11";
+    assert_every_program(test, Some(Interpreter::system_3_11()));
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_python_3_9() {
+    let test = "pyflow_matches_setprofile_on_python_3_9";
+    assert_every_program(test, Interpreter::debian("3.9", test));
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_python_3_15() {
+    let test = "pyflow_matches_setprofile_on_python_3_15";
+    assert_every_program(test, Interpreter::debian("3.15", test));
+}
+
+// CPython 3.12 to 3.14 have no function markers: pyflow starts them with -X perf and follows
+// the perf trampoline (d-scripts/pyflow-trampoline.d).
+
+#[test]
+fn pyflow_matches_setprofile_on_python_3_13_through_the_trampoline() {
+    let test = "pyflow_matches_setprofile_on_python_3_13_through_the_trampoline";
+    assert_every_program(test, Interpreter::debian("3.13", test));
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_python_3_14_through_the_trampoline() {
+    let test = "pyflow_matches_setprofile_on_python_3_14_through_the_trampoline";
+    assert_every_program(test, Interpreter::debian("3.14", test));
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_pyenv_3_12_through_the_trampoline() {
+    let test = "pyflow_matches_setprofile_on_pyenv_3_12_through_the_trampoline";
+    assert_every_program(test, Interpreter::pyenv("3.12.1", test));
+}
+
+#[test]
+fn pyflow_matches_setprofile_on_pyenv_3_13_through_the_trampoline() {
+    let test = "pyflow_matches_setprofile_on_pyenv_3_13_through_the_trampoline";
+    assert_every_program(test, Interpreter::pyenv("3.13.0", test));
+}

@@ -1,0 +1,298 @@
+//! `dtk pyflow` as a user runs it: attached to a running loop with -p and stopped with Ctrl-C
+//! (the target's probe semaphores back to 0 afterwards), frame filtering, JSON, no colour in a
+//! pipe, and `| head -1`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use dtk::backend::linux::attach::usdt::UsdtProbes;
+use serde_json::Value;
+
+use super::{dtk, programs, success, Interpreter};
+use crate::util::kernel_available;
+
+const PYTHON: &str = "/usr/bin/python3.11";
+
+/// A process this test started, killed by pid when dropped.
+struct Started(Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// tests/pyflow/loop.py on python3.11, once it has said it is ready.
+fn start_loop() -> Started {
+    start_loop_on(&Interpreter::system_3_11())
+}
+
+/// tests/pyflow/loop.py on `python`, once it has said it is ready.
+fn start_loop_on(python: &Interpreter) -> Started {
+    let mut child = python
+        .command(&["loop.py"])
+        .current_dir(programs())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    Started(child)
+}
+
+/// The values of python3.11's semaphores of `names` in process `pid` (Debian's python3.11 is
+/// not PIE: a semaphore's address in the file is its address in the process).
+fn semaphores(pid: u32, names: &[&str]) -> Vec<u16> {
+    let probes = UsdtProbes::open(Path::new(PYTHON)).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    names
+        .iter()
+        .map(|name| {
+            let site = probes.find("python", name).unwrap()[0].clone();
+            let semaphore = site.semaphore.expect("python3.11's probes have semaphores");
+            let mut bytes = [0u8; 2];
+            mem.read_exact_at(&mut bytes, semaphore.address).unwrap();
+            u16::from_ne_bytes(bytes)
+        })
+        .collect()
+}
+
+/// Waits for `child` to exit, for at most `limit`.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn pyflow_attaches_to_a_running_loop_and_restores_its_semaphores() {
+    if !kernel_available("pyflow_attaches_to_a_running_loop_and_restores_its_semaphores") {
+        return;
+    }
+    let target = start_loop();
+    let pid = target.0.id();
+    let names = ["function__entry", "function__return", "line"];
+    assert_eq!(semaphores(pid, &names), [0, 0, 0]);
+    let mut dtk = dtk(&programs())
+        .args(["pyflow", "--no-header", "-p", &pid.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dtk.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(lines.next().expect("pyflow printed lines").unwrap());
+    }
+    let during = semaphores(pid, &names);
+    // SAFETY: kill(2) on the pid of the dtk process this test started.
+    unsafe { libc::kill(dtk.id() as i32, libc::SIGINT) };
+    let status = wait_for(&mut dtk, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = dtk.kill();
+        let _ = dtk.wait();
+    }
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "dtk after SIGINT");
+    assert!(
+        during.iter().all(|&s| s > 0),
+        "semaphores while attached: {during:?}"
+    );
+    assert_eq!(semaphores(pid, &names), [0, 0, 0], "semaphores after");
+    for line in &seen {
+        assert!(!line.contains('\x1b'), "colour in a pipe: {line:?}");
+        assert!(
+            line.ends_with("-> tick  loop.py:7") || line.ends_with("<- tick  loop.py:8"),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn pyflow_into_head_exits_zero() {
+    if !kernel_available("pyflow_into_head_exits_zero") {
+        return;
+    }
+    let python = Interpreter::system_3_11();
+    let mut dtk = dtk(&programs())
+        .args(["pyflow", "-c", &python.command_line("loop.py")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line is the header or the program's own "ready" (the same pipe): read it
+    // and go away, as `head -1` does.
+    let mut first = String::new();
+    BufReader::new(dtk.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let status = wait_for(&mut dtk, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = dtk.kill();
+        let _ = dtk.wait();
+    }
+    assert_eq!(
+        status.map(|s| s.code()),
+        Some(Some(0)),
+        "dtk after its reader left"
+    );
+}
+
+/// The files of the frames `dtk pyflow -o json` shows for imports.py with `options`.
+fn files_shown(options: &[&str]) -> Vec<String> {
+    let python = Interpreter::system_3_11();
+    let out = dtk(&programs())
+        .args([
+            "pyflow",
+            "-o",
+            "json",
+            "-c",
+            &python.command_line("imports.py"),
+        ])
+        .args(options)
+        .output()
+        .unwrap();
+    success(&format!("dtk pyflow {options:?}"), &out);
+    let mut files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["file"].as_str().unwrap().to_string()
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+#[test]
+fn pyflow_filters_frames_by_library_module_include_and_exclude() {
+    if !kernel_available("pyflow_filters_frames_by_library_module_include_and_exclude") {
+        return;
+    }
+    assert_eq!(files_shown(&[]), ["imports.py"]);
+    let json = files_shown(&["--module", "json"]);
+    assert!(json.contains(&"imports.py".to_string()), "{json:?}");
+    assert!(
+        json.iter().any(|f| f.ends_with("/json/decoder.py")),
+        "{json:?}"
+    );
+    assert!(
+        json.iter()
+            .all(|f| f == "imports.py" || f.contains("/json/")),
+        "{json:?}"
+    );
+    let all = files_shown(&["--all"]);
+    for library in [
+        "/json/decoder.py",
+        "/functools.py",
+        "/re/__init__.py",
+        "<frozen",
+    ] {
+        assert!(
+            all.iter().any(|f| f.contains(library)),
+            "{library}: {all:?}"
+        );
+    }
+    assert_eq!(files_shown(&["--include", "re/__init__"]).len(), 1);
+    let no_re = files_shown(&["--all", "--exclude", "/re/"]);
+    assert!(no_re.iter().all(|f| !f.contains("/re/")), "{no_re:?}");
+    assert!(no_re.contains(&"imports.py".to_string()), "{no_re:?}");
+}
+
+/// Entries of _PyEval_EvalFrameDefault in `pid` during one second. loop.py calls tick() 200
+/// times a second; without the perf trampoline those calls stay inside one evaluator run.
+fn evaluator_entries(pid: u32) -> u64 {
+    let out = dtk(&programs())
+        .args(["run", "-p", &pid.to_string(), "-n"])
+        .arg("pid$target::_PyEval_EvalFrameDefault:entry { @ = count(); } tick-1s { exit(0); }")
+        .output()
+        .unwrap();
+    success("dtk run counting evaluator entries", &out);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn pyflow_activate_turns_the_trampoline_of_python_3_14_on_and_off_again() {
+    let test = "pyflow_activate_turns_the_trampoline_of_python_3_14_on_and_off_again";
+    if !kernel_available(test) {
+        return;
+    }
+    let Some(python) = Interpreter::debian("3.14", test) else {
+        return;
+    };
+    let target = start_loop_on(&python);
+    let pid = target.0.id().to_string();
+    let refused = dtk(&programs())
+        .args(["pyflow", "-p", &pid])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("perf trampoline is not active") && stderr.contains("--activate"),
+        "{stderr}"
+    );
+    assert!(
+        evaluator_entries(target.0.id()) < 20,
+        "the trampoline is off before"
+    );
+
+    let mut dtk = dtk(&programs())
+        .args(["pyflow", "--no-header", "--activate", "-p", &pid])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dtk.stdout.take().unwrap()).lines();
+    let seen: Vec<String> = (0..4)
+        .map(|_| lines.next().expect("pyflow printed lines").unwrap())
+        .collect();
+    // SAFETY: kill(2) on the pid of the dtk process this test started.
+    unsafe { libc::kill(dtk.id() as i32, libc::SIGINT) };
+    let status = wait_for(&mut dtk, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = dtk.kill();
+    }
+    let out = dtk.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{stderr}");
+    assert!(
+        stderr.contains("turning the perf trampoline of pid"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("off again"), "{stderr}");
+    for line in &seen {
+        // The trampoline path gives a return its def line.
+        assert!(
+            line.ends_with("-> tick  loop.py:7") || line.ends_with("<- tick  loop.py:7"),
+            "{line:?}"
+        );
+    }
+    // The deactivation runs at the target's next bytecode: within a few ticks.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        evaluator_entries(target.0.id()) < 20,
+        "the trampoline is off after"
+    );
+    assert!(
+        !Path::new(&format!("/tmp/perf-{pid}.map")).exists(),
+        "perf map removed"
+    );
+}
