@@ -233,7 +233,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__pyflow)
-            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,7 +473,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__show__subcmd__pyflow)
-            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

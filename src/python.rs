@@ -174,14 +174,10 @@ impl Build {
                     })?,
                 )
             }
-            Some(v)
-                if v == (Version {
-                    major: 3,
-                    minor: 12,
-                }) =>
-            {
-                Some(LAYOUT_3_12)
-            }
+            Some(Version {
+                major: 3,
+                minor: 12,
+            }) => Some(LAYOUT_3_12),
             _ => None,
         };
         Ok(Some(Build {
