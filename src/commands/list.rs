@@ -16,11 +16,12 @@ pub fn run(config: &Config) -> Result<()> {
             }
         }
         Format::Text => {
+            let width = BUNDLED.iter().map(|s| s.name.len()).max().unwrap_or(0);
             if config.output.header {
-                out.line(&format!("{:<10} DESCRIPTION", "NAME"))?;
+                out.line(&format!("{:<width$}  DESCRIPTION", "NAME"))?;
             }
             for s in BUNDLED {
-                out.line(&format!("{:<10} {}", s.name, s.summary))?;
+                out.line(&format!("{:<width$}  {}", s.name, s.summary))?;
             }
         }
     }
