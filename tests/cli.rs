@@ -48,7 +48,7 @@ fn list_names_every_bundled_script() {
         .skip(1)
         .map(|l| l.split(' ').next().unwrap())
         .collect();
-    assert_eq!(names, ["pyflow", "opens", "syscalls"]);
+    assert_eq!(names, ["pyflow", "pyflow-trampoline", "opens", "syscalls"]);
     let json = stdout_of(&["-o", "json", "list"]);
     for line in json.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
