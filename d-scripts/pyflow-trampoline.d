@@ -47,6 +47,12 @@ inline int STR_ASCII_DATA = 40;
 inline int STR_UTF8 = 48;
 inline int MAX_DEPTH = 64;
 
+/* A clause-local variable is undefined until this firing sets it: clear the flag first. */
+pid$target::_PyEval_EvalFrameDefault:entry
+{
+	this->recorded = 0;
+}
+
 pid$target::_PyEval_EvalFrameDefault:entry
 /self->depth >= MAX_DEPTH/
 {
@@ -71,10 +77,11 @@ pid$target::_PyEval_EvalFrameDefault:entry
 	names[tid, self->depth] = copyinstr(this->ntext);
 	lines[tid, self->depth] = *(int *)copyin(this->code + CO_FIRSTLINENO, 4);
 	hidden[tid, self->depth] = this->creates;
+	this->recorded = 1;
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
-/self->depth && self->depth <= MAX_DEPTH && !hidden[tid, self->depth]/
+/this->recorded && !hidden[tid, self->depth]/
 {
 	printf("%d %d %d -> %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
 	    lines[tid, self->depth], names[tid, self->depth]);

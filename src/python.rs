@@ -160,24 +160,19 @@ impl Build {
             return Ok(None);
         }
         let version = py_version(&image).or_else(|| version_from_name(path));
+        // The trampoline path is only for builds without markers, 3.12 to 3.14.
         let layout = match version {
-            Some(v)
-                if v >= (Version {
-                    major: 3,
-                    minor: 13,
-                }) =>
-            {
-                Some(
-                    debug_offsets(&image, v).ok_or_else(|| PythonError::UnknownLayout {
-                        path: path.display().to_string(),
-                        version: v.to_string(),
-                    })?,
-                )
-            }
+            _ if markers => None,
             Some(Version {
                 major: 3,
                 minor: 12,
             }) => Some(LAYOUT_3_12),
+            Some(v) if debug_sections(v).is_some() => Some(debug_offsets(&image, v).ok_or_else(
+                || PythonError::UnknownLayout {
+                    path: path.display().to_string(),
+                    version: v.to_string(),
+                },
+            )?),
             _ => None,
         };
         Ok(Some(Build {

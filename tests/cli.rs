@@ -58,8 +58,20 @@ fn list_names_every_bundled_script() {
 
 #[test]
 fn show_substitutes_the_pid_into_probe_descriptions() {
-    let out = stdout_of(&["show", "pyflow", "-p", "123"]);
-    assert!(out.contains("\npython123:::function-entry\n"), "{out}");
+    // pyflow reads the process's interpreter to choose its script: a real python3.11.
+    let mut python = std::process::Command::new("/usr/bin/python3.11")
+        .args(["-c", "import time; time.sleep(30)"])
+        .spawn()
+        .unwrap();
+    let pid = python.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = stdout_of(&["show", "pyflow", "-p", &pid]);
+    let _ = python.kill();
+    let _ = python.wait();
+    assert!(
+        out.contains(&format!("\npython{pid}:::function-entry\n")),
+        "{out}"
+    );
     assert!(!out.contains("python$target:::"), "{out}");
     let all = stdout_of(&["show", "pyflow"]);
     assert!(all.contains("\npython*:::function-return\n"), "{all}");

@@ -296,3 +296,43 @@ fn pyflow_activate_turns_the_trampoline_of_python_3_14_on_and_off_again() {
         "perf map removed"
     );
 }
+
+/// On the trampoline path the kernel follows at most 64 nested returns per thread: deeper
+/// calls are not shown, and their number is said on stderr.
+#[test]
+fn calls_deeper_than_the_kernel_follows_are_counted() {
+    let test = "calls_deeper_than_the_kernel_follows_are_counted";
+    if !kernel_available(test) {
+        return;
+    }
+    let Some(python) = Interpreter::pyenv("3.12.1", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let depth = 100;
+    let program = dir.path().join("deep.py");
+    std::fs::write(
+        &program,
+        format!(
+            "def rec(n):\n    return rec(n - 1) if n else 0\n\nrec({})\n",
+            depth - 1
+        ),
+    )
+    .unwrap();
+    let out = dtk(dir.path())
+        .args(["pyflow", "-o", "json", "-c"])
+        .arg(python.command_line(program.to_str().unwrap()))
+        .output()
+        .unwrap();
+    success("dtk pyflow on deep.py", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let entries = stdout.lines().filter(|l| l.contains("\"entry\"")).count();
+    // <module> and `depth` nested rec() calls: the kernel follows the first 64.
+    let hidden = 1 + depth - 64;
+    assert_eq!(entries, 64, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("dtk: {hidden} calls nested deeper than 64 frames")),
+        "{stderr}"
+    );
+}

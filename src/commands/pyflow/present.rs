@@ -15,7 +15,7 @@ use super::{Kind, PyEvent};
 use crate::backend::{EventSink, Target};
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
-use crate::event::Event;
+use crate::event::{AggSnapshot, Event};
 use crate::output::LineWriter;
 
 /// Colours that deep levels cycle through.
@@ -221,6 +221,10 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
                 Some(e) => self.python_event(e),
                 None => self.out.text(&p.text),
             },
+            Event::FinalAggs(aggs) => {
+                too_deep_notice(&aggs);
+                Ok(())
+            }
             Event::Done => {
                 self.finish()?;
                 self.notices.flush();
@@ -228,6 +232,23 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// pyflow-trampoline.d counts in @too_deep the calls it could not follow: the kernel places a
+/// return probe on at most 64 nested calls of a thread. Nothing is lost silently.
+fn too_deep_notice(aggs: &[AggSnapshot]) {
+    let calls: i64 = aggs
+        .iter()
+        .filter(|a| a.name == "too_deep")
+        .flat_map(|a| &a.entries)
+        .filter_map(|e| e.value.scalar())
+        .sum();
+    if calls > 0 {
+        eprintln!(
+            "dtk: {calls} calls nested deeper than 64 frames were not shown (the kernel \
+             follows at most 64 nested returns of a thread)"
+        );
     }
 }
 
