@@ -33,7 +33,7 @@
 
 #pragma D option quiet
 #pragma D option switchrate=10hz
-#pragma D option bufsize=16m
+#pragma D option bufsize=64m
 
 inline int FRAME_CODE = 0;
 inline int CODE_TAG_BITS = 0;

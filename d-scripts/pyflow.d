@@ -20,7 +20,7 @@
 
 #pragma D option quiet
 #pragma D option switchrate=10hz
-#pragma D option bufsize=16m
+#pragma D option bufsize=64m
 
 python$target:::function-entry
 {

@@ -99,6 +99,23 @@ fn extend(value: u64, bits: u32, signed: bool) -> u64 {
     }
 }
 
+/// `parse(fmt)`, parsed once per format: a program's formats are few and fixed, and a busy
+/// printf runs hundreds of thousands of times a second.
+pub fn parsed(fmt: &str) -> std::rc::Rc<[Piece]> {
+    thread_local! {
+        static PARSED: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<[Piece]>>> =
+            std::cell::RefCell::default();
+    }
+    PARSED.with(|cache| {
+        if let Some(pieces) = cache.borrow().get(fmt) {
+            return pieces.clone();
+        }
+        let pieces: std::rc::Rc<[Piece]> = parse(fmt).into();
+        cache.borrow_mut().insert(fmt.to_string(), pieces.clone());
+        pieces
+    })
+}
+
 /// Splits a format into text and conversions. `%%` is text. The checker has validated the
 /// format; a conversion cut short at the end is kept as text.
 pub fn parse(fmt: &str) -> Vec<Piece> {

@@ -28,12 +28,12 @@ enum Operand<'a> {
 pub fn printf(fmt: &str, args: &[Typed]) -> String {
     let mut out = String::new();
     let mut next = args.iter();
-    for piece in format::parse(fmt) {
+    for piece in format::parsed(fmt).iter() {
         match piece {
-            Piece::Text(t) => out.push_str(&t),
+            Piece::Text(t) => out.push_str(t),
             Piece::Conv(spec) => {
                 let mut star = || next.next().map_or(0, |a| a.value.int() as i64);
-                let (spec, width, precision) = resolve(spec, &mut star);
+                let (spec, width, precision) = resolve(spec.clone(), &mut star);
                 let Some(arg) = next.next() else { break };
                 let operand = match &arg.value {
                     Value::Stack => Operand::Str(""),
