@@ -47,6 +47,9 @@ inline int STR_ASCII_DATA = 40;
 inline int STR_UTF8 = 48;
 inline int MAX_DEPTH = 64;
 
+self int depth;
+this int recorded;
+
 /* A clause-local variable is undefined until this firing sets it: clear the flag first. */
 pid$target::_PyEval_EvalFrameDefault:entry
 {
