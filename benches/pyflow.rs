@@ -41,11 +41,7 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let timing = dir.path().join("t");
     let fib = |n: u32| -> String {
-        format!(
-            "{PYTHON} {} {} {n}",
-            workload().display(),
-            timing.display()
-        )
+        format!("{PYTHON} {} {} {n}", workload().display(), timing.display())
     };
     let read_time = || -> Result<f64> { Ok(std::fs::read_to_string(&timing)?.trim().parse()?) };
     let calls = |n: u32| fib_calls(n);
