@@ -30,7 +30,8 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let screen = Screen::enter().context("--live needs a terminal on stdout")?;
-    let view = Arc::new(Mutex::new(View::new(screen, c.sort, config.output.color)));
+    let board = Board::new(c.sort, config.output.color);
+    let view = Arc::new(Mutex::new(View { screen, board }));
     lock(&view).draw()?;
     let done = Arc::new(AtomicBool::new(false));
     let keys = {
@@ -68,7 +69,7 @@ fn read_keys(view: &Mutex<View>, stop: &Stop, done: &AtomicBool) -> io::Result<(
             Some(Key::Char(c)) => {
                 if let Some(sort) = Sort::from_key(c) {
                     let mut view = lock(view);
-                    view.sort = sort;
+                    view.board.sort = sort;
                     view.draw()?;
                 }
             }
@@ -141,8 +142,22 @@ impl Line {
     }
 }
 
+/// The screen and what it shows.
 struct View {
     screen: Screen,
+    board: Board,
+}
+
+impl View {
+    fn draw(&self) -> io::Result<()> {
+        let (rows, _) = self.screen.size();
+        let (lines, headers) = self.board.frame(rows);
+        self.screen.draw(&lines, &headers, self.board.color)
+    }
+}
+
+/// The two tables and the title above them, from the snapshots so far.
+struct Board {
     sort: Sort,
     color: bool,
     calls: Vec<Line>,
@@ -154,10 +169,9 @@ struct View {
     drops: u64,
 }
 
-impl View {
-    fn new(screen: Screen, sort: SortBy, color: bool) -> View {
-        View {
-            screen,
+impl Board {
+    fn new(sort: SortBy, color: bool) -> Board {
+        Board {
             sort: sort.into(),
             color,
             calls: Vec::new(),
@@ -256,12 +270,6 @@ impl View {
         }
         (lines, headers)
     }
-
-    fn draw(&self) -> io::Result<()> {
-        let (rows, _) = self.screen.size();
-        let (lines, headers) = self.frame(rows);
-        self.screen.draw(&lines, &headers, self.color)
-    }
 }
 
 fn row_text(name: &str, [count, rate, total, avg, errors]: [String; 5]) -> String {
@@ -281,12 +289,86 @@ impl EventSink for LivePresenter {
             Event::Printf(p) if p.text.starts_with("snapshot ") => {
                 let wall = p.args.first().and_then(|v| v.as_i64());
                 let mut view = lock(&self.view);
-                view.update(&mut self.pending, wall);
+                view.board.update(&mut self.pending, wall);
                 view.draw()?;
             }
-            Event::Drop { count, .. } => lock(&self.view).drops += count,
+            Event::Drop { count, .. } => lock(&self.view).board.drops += count,
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue, Value};
+
+    fn calls(rows: &[(i64, &str, &str, i64)]) -> AggSnapshot {
+        AggSnapshot {
+            name: "calls".into(),
+            func: AggFunc::Count,
+            key_sizes: Vec::new(),
+            entries: rows
+                .iter()
+                .map(|&(pid, comm, call, n)| AggEntry {
+                    keys: vec![
+                        Value::Int(pid),
+                        Value::Str(comm.into()),
+                        Value::Str(call.into()),
+                    ],
+                    value: AggValue::Scalar(n),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tables_sum_calls_and_processes_and_follow_the_sort() {
+        let mut board = Board::new(SortBy::Count, false);
+        let mut tally = Tally::new(true);
+        tally.absorb(&calls(&[
+            (1, "a", "read", 10),
+            (2, "b", "read", 5),
+            (2, "b", "write", 12),
+        ]));
+        board.update(&mut tally, None);
+        let (lines, headers) = board.frame(40);
+        let first_words = |i: usize| lines[i].split_whitespace().take(3).collect::<Vec<_>>();
+        assert_eq!(headers, [3, 7]);
+        assert_eq!(first_words(4), ["read", "15", "0"]);
+        assert_eq!(first_words(5), ["write", "12", "0"]);
+        assert_eq!(first_words(8), ["2", "b", "17"]);
+        assert_eq!(first_words(9), ["1", "a", "10"]);
+        board.sort = Sort::Name;
+        let (lines, _) = board.frame(40);
+        assert!(lines[9].starts_with("2       b "), "{lines:?}");
+    }
+
+    #[test]
+    fn rates_are_the_change_since_the_previous_snapshot() {
+        let mut board = Board::new(SortBy::Count, false);
+        let mut tally = Tally::new(true);
+        tally.absorb(&calls(&[(1, "a", "read", 10)]));
+        board.update(&mut tally, None);
+        board.previous_at = Some(Instant::now() - Duration::from_secs(2));
+        tally.absorb(&calls(&[(1, "a", "read", 30)]));
+        board.update(&mut tally, None);
+        let rate = board.calls[0].rate;
+        assert!(
+            (9.0..=10.0).contains(&rate),
+            "20 calls in about 2 s: {rate}"
+        );
+        assert_eq!(board.calls[0].count, 30);
+    }
+
+    #[test]
+    fn a_small_screen_shows_what_fits() {
+        let mut board = Board::new(SortBy::Count, false);
+        let mut tally = Tally::new(true);
+        let many: Vec<(i64, &str, &str, i64)> = (0..50).map(|i| (i, "p", "read", i)).collect();
+        tally.absorb(&calls(&many));
+        board.update(&mut tally, None);
+        assert!(board.frame(20).0.len() <= 20);
     }
 }
