@@ -11,5 +11,6 @@ mod exec;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
 mod run_linux;
+mod syscalls;
 mod usdt;
 mod util;
