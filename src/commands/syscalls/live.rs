@@ -235,7 +235,8 @@ impl Board {
     /// The frame for a screen of `rows` rows, and which of its lines are headers.
     fn frame(&self, rows: usize) -> (Vec<String>, Vec<usize>) {
         let total: i64 = self.calls.iter().map(|l| l.count).sum();
-        let rate: f64 = self.calls.iter().map(|l| l.rate).sum();
+        // A fold from +0.0: the sum of no floats is −0.0, which prints as "-0".
+        let rate = self.calls.iter().fold(0.0, |sum, l| sum + l.rate);
         let when = self.wall_ns.map(wall_date).unwrap_or_default();
         let mut lines = vec![
             format!(
