@@ -388,16 +388,7 @@ mod tests {
         assert_eq!(
             rows,
             [
-                vec![
-                    "PID",
-                    "COMM",
-                    "SYSCALL",
-                    "COUNT",
-                    "TOTAL(us)",
-                    "AVG(us)",
-                    "ERRORS",
-                    "ERRNOS"
-                ],
+                HEADER.to_vec(),
                 vec![
                     "812",
                     "nginx",
