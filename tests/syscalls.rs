@@ -113,12 +113,15 @@ fn latency_is_positive_and_plausible() {
 fn strace_counts(script: &str) -> BTreeMap<String, (i64, i64)> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("strace.txt");
+    // The workload gets the stdio dtk's -c child gets (stdin closed, stdout and stderr
+    // pipes), since CPython's startup calls depend on what they are (lseek fails on a pipe).
     let status = Command::new("strace")
         .args(["-c", "-f", "-o"])
         .arg(&out)
         .args([PYTHON, script])
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     assert!(status.success());
     let mut counts = BTreeMap::new();
     for line in std::fs::read_to_string(&out).unwrap().lines() {
@@ -363,4 +366,19 @@ fn counting_by_call_reads_no_process_state_and_indexes_an_array() {
     ] {
         assert!(!program.contains(helper), "{helper} in:\n{program}");
     }
+}
+
+#[test]
+fn live_view_needs_a_terminal_and_has_no_json_form() {
+    let out = dtk()
+        .args(["-o", "json", "syscalls", "--live"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no JSON form"), "{stderr}");
+    let out = dtk().args(["syscalls", "--live"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--live needs a terminal"), "{stderr}");
 }
