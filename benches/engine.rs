@@ -4,9 +4,9 @@
 //! 1. startup to attached: spawn → the first line BEGIN prints (both tools run BEGIN only
 //!    after every probe is attached), for one syscall tracepoint counted by process;
 //! 2. overhead on `dd if=/dev/zero of=/dev/null bs=1 count=1000000` (about two million system
-//!    calls) while system calls are counted by process: untraced, an empty BPF program on the
-//!    same tracepoint, dtk (`dtk run` with the D one-liner, and the bundled `dtk syscalls -P`),
-//!    and bpftrace doing the same count;
+//!    calls): untraced, an empty BPF program on the same tracepoint, then system calls counted
+//!    by call (`dtk syscalls`, and bpftrace keyed by syscall id) and by process (`dtk run`
+//!    with the D one-liner, the bundled `dtk syscalls -P`, and bpftrace doing the same count);
 //! 3. peak resident memory of each tracer during that run (ru_maxrss from wait4).
 //!
 //! Results are medians of RUNS runs, with the ratios that BENCHMARKS.md records.
@@ -33,6 +33,9 @@ const DD: [&str; 5] = [
     "count=1000000",
 ];
 
+/// Count every system call by call, as `dtk syscalls` does without -P.
+const BPFTRACE_BY_CALL: &str = "tracepoint:raw_syscalls:sys_enter { @[args->id] = count(); } \
+                                BEGIN { printf(\"attached\\n\"); }";
 /// Count every system call by process, and say when attached.
 const DTK_COUNT: &str = "syscall:::entry { @[pid, execname, probefunc] = count(); } \
                          BEGIN { printf(\"attached\\n\"); }";
@@ -64,31 +67,25 @@ fn main() -> Result<()> {
     report("untraced", &plain, "s");
     let empty = median(RUNS, dd_with_empty_program)?;
     report("empty BPF program on raw_syscalls:sys_enter", &empty, "s");
-    let mut rss = Vec::new();
-    let dtk = median(RUNS, || {
-        let (t, kb) = dd_time(Some(dtk_cmd(&["run", "-n", DTK_COUNT])))?;
-        rss.push(("dtk run", kb));
-        Ok(t)
-    })?;
-    report("dtk run (count by pid, execname, probefunc)", &dtk, "s");
-    let dtk_cmd_syscalls = median(RUNS, || {
-        let (t, kb) = dd_time(Some(dtk_cmd(&["syscalls", "-P"])))?;
-        rss.push(("dtk syscalls -P", kb));
-        Ok(t)
-    })?;
-    report("dtk syscalls -P", &dtk_cmd_syscalls, "s");
-    let mut lines = vec![
-        ("dtk run", dtk.median),
-        ("dtk syscalls -P", dtk_cmd_syscalls.median),
+    let mut cases = vec![
+        ("dtk syscalls", dtk_cmd(&["syscalls"])),
+        ("dtk run -P", dtk_cmd(&["run", "-n", DTK_COUNT])),
+        ("dtk syscalls -P", dtk_cmd(&["syscalls", "-P"])),
     ];
     if bpftrace {
-        let bt = median(RUNS, || {
-            let (t, kb) = dd_time(Some(bpftrace_cmd(BPFTRACE_COUNT)))?;
-            rss.push(("bpftrace", kb));
+        cases.insert(1, ("bpftrace", bpftrace_cmd(BPFTRACE_BY_CALL)));
+        cases.push(("bpftrace -P", bpftrace_cmd(BPFTRACE_COUNT)));
+    }
+    let mut rss = Vec::new();
+    let mut lines = Vec::new();
+    for (name, cmd) in &mut cases {
+        let stats = median(RUNS, || {
+            let (t, kb) = dd_time(Some(cmd))?;
+            rss.push((*name, kb));
             Ok(t)
         })?;
-        report("bpftrace (count by pid, comm, syscall id)", &bt, "s");
-        lines.push(("bpftrace", bt.median));
+        report(name, &stats, "s");
+        lines.push((*name, stats.median));
     }
     println!("\noverhead (traced / untraced − 1), and against the empty program:");
     for (name, t) in &lines {
@@ -99,10 +96,10 @@ fn main() -> Result<()> {
         );
     }
     println!("\n## Peak resident memory of the tracer during the dd run (max over runs)");
-    for name in ["dtk run", "dtk syscalls -P", "bpftrace"] {
+    for (name, _) in &cases {
         if let Some(kb) = rss
             .iter()
-            .filter(|(n, _)| *n == name)
+            .filter(|(n, _)| n == name)
             .map(|(_, kb)| *kb)
             .max()
         {
@@ -190,9 +187,9 @@ fn stop(child: &mut Child) -> Result<i64> {
 
 /// Runs dd (with a tracer attached first, when given) and returns dd's wall time and the
 /// tracer's peak RSS.
-fn dd_time(tracer: Option<Command>) -> Result<(f64, i64)> {
+fn dd_time(tracer: Option<&mut Command>) -> Result<(f64, i64)> {
     let mut child = match tracer {
-        Some(mut cmd) => {
+        Some(cmd) => {
             let needs_line = cmd.get_program() == "bpftrace" || cmd.get_args().any(|a| a == "run");
             let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
             if needs_line {

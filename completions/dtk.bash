@@ -535,7 +535,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__show__subcmd__syscalls)
-            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,7 +629,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__syscalls)
-            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

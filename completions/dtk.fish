@@ -114,7 +114,8 @@ complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s o -l output -d 'Out
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
-complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s e -l errors -d 'Add errors per call'
+complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s e -l errors -d 'Add errors per call, with the errno names and counts'
+complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l live -d 'Full-screen view of the top calls and processes (counts, rates, latency and errors), refreshed every second'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s h -l help -d 'Print help'
@@ -236,7 +237,8 @@ complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s e -l errors -d 'Add errors per call'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s e -l errors -d 'Add errors per call, with the errno names and counts'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l live -d 'Full-screen view of the top calls and processes (counts, rates, latency and errors), refreshed every second'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s h -l help -d 'Print help'

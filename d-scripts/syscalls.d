@@ -11,17 +11,20 @@
  *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
  *   FILTER_ZONE  -z ZONE: only this zone; on Linux a cgroup ("": all).
  *   BY_PROCESS   -P: 1 to key the counts by process as well as by call.
- *   TIMED        -L, -e, --hist: 1 to trace returns, for latency and errors.
+ *   TIMED        -L, --hist, --live: 1 to time calls from entry to return.
+ *   ERRORS       -e, --live: 1 to count failed calls by errno at return.
  *   HIST_CALL    --hist CALL: the call whose latency is shown as a histogram ("": none).
  *   INTERVAL     -i SECONDS: print and reset the counts every SECONDS (0: only at exit).
+ *   SNAPSHOT     --live: 1 to print the running totals every second, without resetting.
  * Output:     aggregations, keyed by [pid, execname, call] (pid 0 and execname "" without
  *             BY_PROCESS):
  *   @calls   count()                   calls entered
  *   @time    sum(ns)                   time from entry to return, per thread
- *   @errors  sum(errno != 0)           calls that failed
+ *   @errnos  count()                   calls that failed, with the errno as a fourth key
  *   @hist    quantize(ns)              latency of HIST_CALL
  *   With INTERVAL, every INTERVAL seconds: printa of each, then the line
  *   "interval WALLTIMESTAMP", then the counts start again from zero.
+ *   With SNAPSHOT, every second: printa of each, then the line "snapshot WALLTIMESTAMP".
  */
 
 #pragma D option quiet
@@ -31,8 +34,10 @@ inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int BY_PROCESS = 0;
 inline int TIMED = 0;
+inline int ERRORS = 0;
 inline string HIST_CALL = "";
 inline int INTERVAL = 0;
+inline int SNAPSHOT = 0;
 
 syscall:::entry
 /(FILTER_PID == 0 || pid == FILTER_PID) &&
@@ -56,7 +61,15 @@ syscall:::return
 {
 	this->ns = timestamp - self->start;
 	@time[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc] = sum(this->ns);
-	@errors[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc] = sum(errno != 0);
+}
+
+syscall:::return
+/ERRORS && errno != 0 &&
+ (FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
+{
+	@errnos[BY_PROCESS ? pid : 0, BY_PROCESS ? execname : "", probefunc, errno] = count();
 }
 
 syscall:::return
@@ -82,10 +95,19 @@ tick-1s
 {
 	printa(@calls);
 	printa(@time);
-	printa(@errors);
+	printa(@errnos);
 	printf("interval %d\n", walltimestamp);
 	trunc(@calls);
 	trunc(@time);
-	trunc(@errors);
+	trunc(@errnos);
 	ticks = 0;
+}
+
+tick-1s
+/SNAPSHOT/
+{
+	printa(@calls);
+	printa(@time);
+	printa(@errnos);
+	printf("snapshot %d\n", walltimestamp);
 }

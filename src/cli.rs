@@ -199,7 +199,10 @@ Examples:
   dtk syscalls -P -L                  by process, with total and average latency (Ctrl-C)
   dtk syscalls -p 812 -e              one process, with errors per call
   dtk syscalls -i 1 -o json           one JSON table per second
-  dtk syscalls --hist read -d 10      latency histogram of read")]
+  dtk syscalls --hist read -d 10      latency histogram of read
+  dtk syscalls --live                 full-screen view of the top calls and processes
+
+--live keys: c, r, t, e, n sort by count, rate, time, errors or name; q (or Ctrl-C) quits.")]
 pub struct SyscallsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -215,9 +218,13 @@ pub struct SyscallsArgs {
     /// Add total and average latency, from entry to return per thread.
     #[arg(short = 'L', long)]
     pub latency: bool,
-    /// Add errors per call.
+    /// Add errors per call, with the errno names and counts.
     #[arg(short = 'e', long)]
     pub errors: bool,
+    /// Full-screen view of the top calls and processes (counts, rates, latency and errors),
+    /// refreshed every second.
+    #[arg(long, conflicts_with_all = ["interval", "hist", "top"])]
+    pub live: bool,
     /// Show the top N rows.
     #[arg(short = 'T', long, value_name = "N")]
     pub top: Option<usize>,

@@ -118,6 +118,8 @@ pub struct SyscallsConfig {
     pub interval: Option<u32>,
     pub duration: Option<Duration>,
     pub hist: Option<String>,
+    /// The full-screen view; implies by-process counts, latency and errors.
+    pub live: bool,
 }
 
 /// Where `dtk run` gets its program.
@@ -292,6 +294,7 @@ fn syscalls(a: cli::SyscallsArgs) -> Result<SyscallsConfig> {
         interval: a.interval,
         duration: seconds(a.duration),
         hist: a.hist,
+        live: a.live,
     })
 }
 

@@ -536,7 +536,7 @@ fn dump_bpf_shows_each_program_under_its_attach_point() {
         return;
     }
     let out = dtk_run(
-        "syscall::getppid:entry { @ = count(); } BEGIN { exit(0); }",
+        "syscall::getppid:entry /pid != 0/ { @ = count(); } BEGIN { exit(0); }",
         &["--dump-bpf"],
     );
     assert!(out.status.success());

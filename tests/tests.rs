@@ -12,5 +12,6 @@ mod exec;
 mod libdtrace;
 mod pyflow;
 mod run_linux;
+mod syscalls;
 mod usdt;
 mod util;

@@ -51,11 +51,23 @@ fn trace(
     duration: Option<Duration>,
     sink: &mut dyn EventSink,
 ) -> Result<()> {
+    let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
+    trace_until(config, script, target, duration, stop, sink)
+}
+
+/// `trace`, also ended by whoever else holds `stop` (a live view's q key).
+fn trace_until(
+    config: &Config,
+    script: Script,
+    target: &Target,
+    duration: Option<Duration>,
+    stop: Stop,
+    sink: &mut dyn EventSink,
+) -> Result<()> {
     if let Target::Pid(pid) = target {
         backend::check_pid(*pid)?;
     }
     let mut backend = backend::select(config.backend)?;
-    let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     if let Some(duration) = duration {
         let stop = stop.clone();
         std::thread::spawn(move || {

@@ -3,6 +3,9 @@
 //! Counting and summing happen in aggregations (kernel maps on the Linux engine), so the
 //! events that reach this presenter are aggregation snapshots: at exit, and with `-i` at
 //! the end of every interval (syscalls.d prints them and then a line `interval WALLTIME`).
+//! `--live` (the `live` module) gets the running totals every second instead.
+
+mod live;
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -11,6 +14,7 @@ use std::io;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::opens::errno_name;
 use super::{trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::SortBy;
@@ -23,7 +27,7 @@ use crate::script::{bundled, Param, Script, TargetMacro};
 pub fn script(c: &SyscallsConfig) -> Result<Script> {
     let pid = Param::pid_filter(&c.target);
     let text = Param::text;
-    let timed = c.latency || c.errors || c.hist.is_some();
+    let timed = c.latency || c.hist.is_some() || c.live;
     Ok(bundled("syscalls")
         .expect("syscalls.d is bundled")
         .instantiate(
@@ -31,21 +35,26 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
                 ("FILTER_PID", pid),
                 ("FILTER_NAME", text(&c.name)),
                 ("FILTER_ZONE", text(&c.zone)),
-                ("BY_PROCESS", Param::Int(c.by_process.into())),
+                ("BY_PROCESS", Param::Int((c.by_process || c.live).into())),
                 ("TIMED", Param::Int(timed.into())),
+                ("ERRORS", Param::Int((c.errors || c.live).into())),
                 ("HIST_CALL", text(&c.hist)),
                 ("INTERVAL", Param::Int(c.interval.unwrap_or(0).into())),
+                ("SNAPSHOT", Param::Int(c.live.into())),
             ],
             TargetMacro::Keep,
         )?)
 }
 
 pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+    if c.live {
+        return live::run(config, c, script(c)?);
+    }
     let mut presenter = SyscallsPresenter {
         out: output::stdout(config.output.line_flush),
         output: config.output,
         c,
-        rows: BTreeMap::new(),
+        tally: Tally::new(c.by_process),
         hist: None,
         notices: Notices::default(),
     };
@@ -66,25 +75,38 @@ pub struct Row {
     pub count: i64,
     pub total_ns: i64,
     pub errors: i64,
+    /// Failed calls by errno name.
+    pub errnos: BTreeMap<String, i64>,
 }
 
-struct SyscallsPresenter<'a, W: io::Write> {
-    out: LineWriter<W>,
-    output: OutputConfig,
-    c: &'a SyscallsConfig,
+impl Row {
+    /// `ENOENT:30 EACCES:7`: the most frequent first.
+    fn errno_summary(&self) -> String {
+        let mut errnos: Vec<(&String, &i64)> = self.errnos.iter().collect();
+        errnos.sort_by_key(|&(name, n)| (Reverse(*n), name));
+        let parts: Vec<String> = errnos.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+        parts.join(" ")
+    }
+}
+
+/// The rows that syscalls.d's aggregations (@calls, @time, @errnos) add up to.
+#[derive(Debug)]
+struct Tally {
+    by_process: bool,
     rows: BTreeMap<RowKey, Row>,
-    hist: Option<AggSnapshot>,
-    notices: Notices,
 }
 
-impl<W: io::Write> SyscallsPresenter<'_, W> {
-    /// Merges one aggregation snapshot (@calls, @time or @errors) into the rows.
-    fn absorb(&mut self, snapshot: AggSnapshot) {
-        if snapshot.name == "hist" {
-            self.hist = Some(snapshot);
-            return;
+impl Tally {
+    fn new(by_process: bool) -> Tally {
+        Tally {
+            by_process,
+            rows: BTreeMap::new(),
         }
-        for entry in snapshot.entries {
+    }
+
+    /// Merges one aggregation snapshot into the rows.
+    fn absorb(&mut self, snapshot: &AggSnapshot) {
+        for entry in &snapshot.entries {
             let (Some(pid), Some(comm), Some(call)) = (
                 entry.keys.first().and_then(Value::as_i64),
                 entry.keys.get(1).and_then(Value::as_str),
@@ -99,22 +121,50 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
                 .rows
                 .entry((pid, comm.to_string(), call.to_string()))
                 .or_insert_with(|| Row {
-                    pid: self.c.by_process.then_some(pid),
-                    comm: self.c.by_process.then(|| comm.to_string()),
+                    pid: self.by_process.then_some(pid),
+                    comm: self.by_process.then(|| comm.to_string()),
                     syscall: call.to_string(),
                     ..Row::default()
                 });
-            match snapshot.name.as_str() {
-                "calls" => row.count += v,
-                "time" => row.total_ns += v,
-                "errors" => row.errors += v,
+            match (snapshot.name.as_str(), entry.keys.get(3)) {
+                ("calls", _) => row.count += v,
+                ("time", _) => row.total_ns += v,
+                ("errnos", Some(errno)) => {
+                    row.errors += v;
+                    let name = errno_name(errno.as_i64().unwrap_or(0));
+                    *row.errnos.entry(name).or_default() += v;
+                }
                 _ => {}
             }
         }
     }
 
+    /// The rows gathered so far, which start again from none.
+    fn take(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.rows).into_values().collect()
+    }
+}
+
+struct SyscallsPresenter<'a, W: io::Write> {
+    out: LineWriter<W>,
+    output: OutputConfig,
+    c: &'a SyscallsConfig,
+    tally: Tally,
+    hist: Option<AggSnapshot>,
+    notices: Notices,
+}
+
+impl<W: io::Write> SyscallsPresenter<'_, W> {
+    fn absorb(&mut self, snapshot: AggSnapshot) {
+        if snapshot.name == "hist" {
+            self.hist = Some(snapshot);
+        } else {
+            self.tally.absorb(&snapshot);
+        }
+    }
+
     fn sorted_rows(&mut self) -> Vec<Row> {
-        let mut rows: Vec<Row> = std::mem::take(&mut self.rows).into_values().collect();
+        let mut rows = self.tally.take();
         match self.c.sort {
             SortBy::Count => rows.sort_by_key(|r| Reverse(r.count)),
             SortBy::Time => rows.sort_by_key(|r| Reverse(r.total_ns)),
@@ -141,48 +191,28 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
             self.out.line(&format!("--- {} ---", wall_date(ns)))?;
         }
         if self.output.header {
-            let h = self.line(
-                "PID",
-                "COMM",
-                "SYSCALL",
-                "COUNT",
-                "TOTAL(us)",
-                "AVG(us)",
-                "ERRORS",
-            );
+            let h = self.line(HEADER.map(String::from));
             self.out.line(&h)?;
         }
         for r in &rows {
-            let avg = if r.count > 0 {
-                r.total_ns as f64 / r.count as f64 / 1e3
-            } else {
-                0.0
-            };
-            let line = self.line(
-                &r.pid.unwrap_or(0).to_string(),
-                r.comm.as_deref().unwrap_or(""),
-                &r.syscall,
-                &r.count.to_string(),
-                &(r.total_ns / 1000).to_string(),
-                &format!("{avg:.1}"),
-                &r.errors.to_string(),
-            );
+            let line = self.line([
+                r.pid.unwrap_or(0).to_string(),
+                r.comm.clone().unwrap_or_default(),
+                r.syscall.clone(),
+                r.count.to_string(),
+                (r.total_ns / 1000).to_string(),
+                format!("{:.1}", average_us(r.total_ns, r.count)),
+                r.errors.to_string(),
+                r.errno_summary(),
+            ]);
             self.out.line(&line)?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn line(
-        &self,
-        pid: &str,
-        comm: &str,
-        call: &str,
-        count: &str,
-        total: &str,
-        avg: &str,
-        errors: &str,
-    ) -> String {
+    /// The columns this configuration shows, from the cells of every column.
+    fn line(&self, cells: [String; 8]) -> String {
+        let [pid, comm, call, count, total, avg, errors, errnos] = cells;
         let mut s = String::new();
         if self.c.by_process {
             s.push_str(&format!("{pid:<7} {comm:<16} "));
@@ -192,9 +222,29 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
             s.push_str(&format!(" {total:>12} {avg:>10}"));
         }
         if self.c.errors {
-            s.push_str(&format!(" {errors:>8}"));
+            s.push_str(&format!(" {errors:>8}  {errnos}"));
         }
-        s
+        s.trim_end().to_string()
+    }
+}
+
+const HEADER: [&str; 8] = [
+    "PID",
+    "COMM",
+    "SYSCALL",
+    "COUNT",
+    "TOTAL(us)",
+    "AVG(us)",
+    "ERRORS",
+    "ERRNOS",
+];
+
+/// Mean time per call in microseconds (0 for no calls).
+fn average_us(total_ns: i64, count: i64) -> f64 {
+    if count > 0 {
+        total_ns as f64 / count as f64 / 1e3
+    } else {
+        0.0
     }
 }
 
@@ -233,7 +283,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 _ => self.out.text(&p.text),
             },
             Event::Done => {
-                if self.c.interval.is_none() || !self.rows.is_empty() {
+                if self.c.interval.is_none() || !self.tally.rows.is_empty() {
                     self.table(None)?;
                 }
                 if let Some(hist) = self.hist.take() {
@@ -266,23 +316,29 @@ mod tests {
             interval: None,
             duration: None,
             hist: None,
+            live: false,
         }
     }
 
-    fn agg(name: &str, func: AggFunc, rows: &[(i64, &str, &str, i64)]) -> Event {
+    /// An aggregation keyed by (pid, comm, call), and by errno too when one is given.
+    fn agg(name: &str, func: AggFunc, rows: &[(i64, &str, &str, Option<i64>, i64)]) -> Event {
         Event::Agg(AggSnapshot {
             name: name.into(),
             func,
             key_sizes: Vec::new(),
             entries: rows
                 .iter()
-                .map(|&(pid, comm, call, v)| AggEntry {
-                    keys: vec![
+                .map(|&(pid, comm, call, errno, v)| {
+                    let mut keys = vec![
                         Value::Int(pid),
                         Value::Str(comm.into()),
                         Value::Str(call.into()),
-                    ],
-                    value: AggValue::Scalar(v),
+                    ];
+                    keys.extend(errno.map(Value::Int));
+                    AggEntry {
+                        keys,
+                        value: AggValue::Scalar(v),
+                    }
                 })
                 .collect(),
         })
@@ -299,22 +355,25 @@ mod tests {
             out: LineWriter::new(Vec::new(), true),
             output,
             c,
-            rows: BTreeMap::new(),
+            tally: Tally::new(c.by_process),
             hist: None,
             notices: Notices::default(),
         };
         let calls = [
-            (812, "nginx", "openat", 911),
-            (812, "nginx", "epoll_wait", 4210),
+            (812, "nginx", "openat", None, 911),
+            (812, "nginx", "epoll_wait", None, 4210),
         ];
         p.event(agg("calls", AggFunc::Count, &calls)).unwrap();
         let time = [
-            (812, "nginx", "openat", 3_870_000),
-            (812, "nginx", "epoll_wait", 4_901_233_000),
+            (812, "nginx", "openat", None, 3_870_000),
+            (812, "nginx", "epoll_wait", None, 4_901_233_000),
         ];
         p.event(agg("time", AggFunc::Sum, &time)).unwrap();
-        let errors = [(812, "nginx", "openat", 37)];
-        p.event(agg("errors", AggFunc::Sum, &errors)).unwrap();
+        let errnos = [
+            (812, "nginx", "openat", Some(2), 30),
+            (812, "nginx", "openat", Some(13), 7),
+        ];
+        p.event(agg("errnos", AggFunc::Count, &errnos)).unwrap();
         p.event(Event::Done).unwrap();
         String::from_utf8(p.out.into_inner().unwrap()).unwrap()
     }
@@ -329,15 +388,7 @@ mod tests {
         assert_eq!(
             rows,
             [
-                vec![
-                    "PID",
-                    "COMM",
-                    "SYSCALL",
-                    "COUNT",
-                    "TOTAL(us)",
-                    "AVG(us)",
-                    "ERRORS"
-                ],
+                HEADER.to_vec(),
                 vec![
                     "812",
                     "nginx",
@@ -347,7 +398,17 @@ mod tests {
                     "1164.2",
                     "0"
                 ],
-                vec!["812", "nginx", "openat", "911", "3870", "4.2", "37"],
+                vec![
+                    "812",
+                    "nginx",
+                    "openat",
+                    "911",
+                    "3870",
+                    "4.2",
+                    "37",
+                    "ENOENT:30",
+                    "EACCES:7"
+                ],
             ]
         );
     }
@@ -359,5 +420,6 @@ mod tests {
         assert_eq!(v["rows"][0]["syscall"], "epoll_wait");
         assert_eq!(v["rows"][0]["pid"], serde_json::Value::Null);
         assert_eq!(v["rows"][1]["errors"], 37);
+        assert_eq!(v["rows"][1]["errnos"]["EACCES"], 7);
     }
 }

@@ -1,8 +1,9 @@
 //! Writing output: the colour decision, the line writer that flushes per line in a pipe, JSON
-//! lines, and recognising a closed pipe. Presenters receive these decisions; they never ask
-//! the terminal themselves.
+//! lines, the full-screen terminal of live views (`live`), and recognising a closed pipe.
+//! Presenters receive these decisions; they never ask the terminal themselves.
 
 pub mod aggregation;
+pub mod live;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

@@ -1,5 +1,6 @@
-//! Kernel-side aggregations (see `plan::aggregate`): one per-CPU hash map per aggregation,
-//! the BPF code that updates it at a probe, and reading the maps back into entries.
+//! Kernel-side aggregations (see `plan::aggregate`): one per-CPU map per aggregation (a hash
+//! map, or an array indexed by probe for `Storage::ByProbe`), the BPF code that updates it at
+//! a probe, and reading the maps back into entries.
 //!
 //! A map value is 16 bytes per CPU: how many updates this CPU made, then the count, sum,
 //! minimum or maximum. The update count tells a CPU that never touched a key (its slot is
@@ -11,7 +12,9 @@ use super::record;
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
-use crate::backend::linux::plan::{KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan};
+use crate::backend::linux::plan::{
+    KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage,
+};
 use crate::event::{AggEntry, AggFunc, AggValue, Value};
 
 /// Entries each aggregation map can hold; updates beyond are counted as aggregation drops.
@@ -33,13 +36,19 @@ impl AggregationMaps {
             .kernel_aggregations
             .iter()
             .map(|a| {
-                let map = Map::create(
-                    MapType::PerCpuHash,
-                    a.key_size() as u32,
-                    VALUE_SIZE,
-                    MAX_ENTRIES,
-                    &format!("dtk_agg_{}", a.name),
-                )?;
+                let name = format!("dtk_agg_{}", a.name);
+                let map = match a.storage {
+                    Storage::Hash => Map::create(
+                        MapType::PerCpuHash,
+                        a.key_size() as u32,
+                        VALUE_SIZE,
+                        MAX_ENTRIES,
+                        &name,
+                    )?,
+                    Storage::ByProbe { slots } => {
+                        Map::create(MapType::PerCpuArray, 4, VALUE_SIZE, slots, &name)?
+                    }
+                };
                 Ok((a.clone(), map))
             })
             .collect::<Result<_, MapError>>()?;
@@ -72,6 +81,9 @@ impl AggregationMaps {
         let Some((aggregation, map)) = self.maps.get(update.aggregation) else {
             return;
         };
+        if let Storage::ByProbe { slots } = aggregation.storage {
+            return emit_array_update(asm, aggregation, map, slots, update);
+        }
         let key = INITIAL_VALUE - aggregation.key_size().next_multiple_of(8) as i16;
         write_key(asm, aggregation, &update.keys, key);
         match &update.value {
@@ -102,6 +114,39 @@ impl AggregationMaps {
         combine(asm, aggregation.func);
         asm.bind(done);
     }
+}
+
+/// `Storage::ByProbe`: the slot is the probe index (or 0), which is always in the array, so
+/// there is no key to write and no entry to create.
+fn emit_array_update(
+    asm: &mut Asm,
+    aggregation: &KernelAggregation,
+    map: &Map,
+    slots: u32,
+    update: &KernelUpdate,
+) {
+    let done = asm.label();
+    match &update.value {
+        Some(value) => load(asm, value, Reg::R1),
+        None => {
+            asm.mov64_imm(Reg::R1, 0);
+        }
+    }
+    asm.mov64_reg(Reg::R9, Reg::R1);
+    if slots > 1 {
+        asm.ldx(Size::W, Reg::R1, Reg::R7, record::PROBE).stx(
+            Size::W,
+            Reg::R10,
+            INITIAL_VALUE,
+            Reg::R1,
+        );
+    } else {
+        asm.st(Size::W, Reg::R10, INITIAL_VALUE, 0);
+    }
+    lookup(asm, map, INITIAL_VALUE);
+    asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), done);
+    combine(asm, aggregation.func);
+    asm.bind(done);
 }
 
 /// R0 = the map's value for the key on the stack at `key`, or 0.
@@ -144,7 +189,7 @@ fn write_key(
                     Reg::R1,
                 );
             }
-            KeyKind::Str(_) => {}
+            KeyKind::Str(_) | KeyKind::Const { .. } => {}
         }
         offset += kind.size() as i16;
     }
@@ -230,15 +275,21 @@ fn combined(func: AggFunc, per_cpu: &[Vec<u8>]) -> Option<i64> {
     }
 }
 
-/// The D values of a map key.
+/// The D values of a map key (for `Storage::ByProbe`, the array index).
 fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<Value> {
     let mut at = 0;
     let mut values = Vec::new();
     for kind in &aggregation.keys {
         let probe = || {
-            plan.probes
-                .get(word(key, at) as usize)
-                .map(|p| &p.info.desc)
+            let index = match aggregation.storage {
+                Storage::Hash => word(key, at) as usize,
+                Storage::ByProbe { .. } => {
+                    let mut b = [0u8; 4];
+                    b.copy_from_slice(&key[..4]);
+                    u32::from_ne_bytes(b) as usize
+                }
+            };
+            plan.probes.get(index).map(|p| &p.info.desc)
         };
         values.push(match kind {
             KeyKind::Int { signed: true } => Value::Int(word(key, at) as i64),
@@ -253,6 +304,11 @@ fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<V
             }
             KeyKind::ProbeName => Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default()),
             KeyKind::Str(s) => Value::Str(s.clone()),
+            KeyKind::Const {
+                value,
+                signed: true,
+            } => Value::Int(*value as i64),
+            KeyKind::Const { value, .. } => Value::UInt(*value),
         });
         at += kind.size();
     }

@@ -1,5 +1,6 @@
 //! The BPF program of one attach point: fill a record in a per-CPU scratch slot (the record
-//! outgrows the 512-byte stack once a string is captured), evaluate the kernel-side filter,
+//! outgrows the 512-byte stack once a string is captured; a program that only runs kernel
+//! clauses fills just the fields they read), evaluate the kernel-side filter,
 //! read the captured strings and bytes, and submit the record with `bpf_ringbuf_output`,
 //! counting a failure in the drop counter.
 //!
@@ -18,7 +19,7 @@ use crate::backend::linux::bpf::maps::Map;
 use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::MAX_ARGS;
-use crate::backend::linux::plan::{regs, ArgLoad, DerivedRead, KernelClause};
+use crate::backend::linux::plan::{regs, ArgLoad, DerivedRead, HeaderReads, KernelClause};
 
 /// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
 const KEY_SLOT: i16 = -8;
@@ -89,8 +90,18 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     lookup_zero_key(&mut asm, spec.scratch, out);
     asm.mov64_reg(Reg::R7, Reg::R0);
     probe_index(&mut asm, &spec.index, out);
-    header(&mut asm);
-    arguments(&mut asm, spec.args);
+    let reads = if emits {
+        HeaderReads::ALL
+    } else {
+        spec.kernel_clauses
+            .iter()
+            .map(|(_, clauses)| HeaderReads::of(clauses))
+            .fold(HeaderReads::default(), HeaderReads::union)
+    };
+    header(&mut asm, reads);
+    if reads.args {
+        arguments(&mut asm, spec.args);
+    }
     kernel_clauses(&mut asm, spec);
     if emits {
         match &spec.index {
@@ -185,26 +196,39 @@ fn probe_index(asm: &mut Asm, index: &ProbeIndex<'_>, out: Label) {
     }
 }
 
-/// cpu, timestamp, pid/tid, uid/gid, cgroup id and comm.
-fn header(asm: &mut Asm) {
-    asm.call(Helper::GetSmpProcessorId)
-        .stx(Size::W, Reg::R7, record::CPU, Reg::R0)
-        .call(Helper::KtimeGetNs)
-        .stx(Size::DW, Reg::R7, record::TIMESTAMP, Reg::R0)
-        .call(Helper::GetCurrentPidTgid)
-        .stx(Size::W, Reg::R7, record::TID, Reg::R0)
-        .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
-        .stx(Size::W, Reg::R7, record::PID, Reg::R0)
-        .call(Helper::GetCurrentUidGid)
-        .stx(Size::W, Reg::R7, record::UID, Reg::R0)
-        .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
-        .stx(Size::W, Reg::R7, record::GID, Reg::R0)
-        .call(Helper::GetCurrentCgroupId)
-        .stx(Size::DW, Reg::R7, record::CGROUP, Reg::R0)
-        .mov64_reg(Reg::R1, Reg::R7)
-        .alu64(AluOp::Add, Reg::R1, Src::Imm(record::COMM.into()))
-        .mov64_imm(Reg::R2, record::COMM_LEN as i32)
-        .call(Helper::GetCurrentComm);
+/// cpu, timestamp, pid/tid, uid/gid, cgroup id and comm: those `reads` names (a record
+/// that is emitted needs them all).
+fn header(asm: &mut Asm, reads: HeaderReads) {
+    if reads.cpu {
+        asm.call(Helper::GetSmpProcessorId)
+            .stx(Size::W, Reg::R7, record::CPU, Reg::R0);
+    }
+    if reads.all {
+        asm.call(Helper::KtimeGetNs)
+            .stx(Size::DW, Reg::R7, record::TIMESTAMP, Reg::R0);
+    }
+    if reads.pid_tgid {
+        asm.call(Helper::GetCurrentPidTgid)
+            .stx(Size::W, Reg::R7, record::TID, Reg::R0)
+            .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+            .stx(Size::W, Reg::R7, record::PID, Reg::R0);
+    }
+    if reads.uid_gid {
+        asm.call(Helper::GetCurrentUidGid)
+            .stx(Size::W, Reg::R7, record::UID, Reg::R0)
+            .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+            .stx(Size::W, Reg::R7, record::GID, Reg::R0);
+    }
+    if reads.all {
+        asm.call(Helper::GetCurrentCgroupId)
+            .stx(Size::DW, Reg::R7, record::CGROUP, Reg::R0);
+    }
+    if reads.comm {
+        asm.mov64_reg(Reg::R1, Reg::R7)
+            .alu64(AluOp::Add, Reg::R1, Src::Imm(record::COMM.into()))
+            .mov64_imm(Reg::R2, record::COMM_LEN as i32)
+            .call(Helper::GetCurrentComm);
+    }
 }
 
 /// arg0 … arg9; those the site does not provide are zeroed (the scratch slot keeps the last

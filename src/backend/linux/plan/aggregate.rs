@@ -5,6 +5,12 @@
 //! updates a per-CPU hash map and sends nothing to user space. The executor skips such
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
+//! An aggregation whose keys are all constants and probe names (probefunc, probename) is kept
+//! in a per-CPU array indexed by the probe (`Storage::ByProbe`) instead of a hash map: the
+//! probe index alone tells its entries apart, and an array slot is found by a bounds check
+//! where a hash map hashes the key, walks a bucket and inserts new keys. `syscall:::entry {
+//! @[probefunc] = count(); }` is the common case.
+//!
 //! An aggregation qualifies only if every clause that updates it qualifies, every update
 //! uses the same function and key shapes, and no action but printa names it: the executor
 //! prints it from `Attached::read_kernel_aggregations`, while clear, trunc and normalize act
@@ -31,6 +37,17 @@ pub struct KernelAggregation {
     pub name: String,
     pub func: AggFunc,
     pub keys: Vec<KeyKind>,
+    pub storage: Storage,
+}
+
+/// The kind of map an aggregation lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A per-CPU hash map whose key is the key values' bytes (`KernelAggregation::key_size`).
+    Hash,
+    /// A per-CPU array with one slot per probe of the plan (a single slot when no key names
+    /// the probe): every key is a constant or the name of the probe that fired.
+    ByProbe { slots: u32 },
 }
 
 impl KernelAggregation {
@@ -59,15 +76,24 @@ pub enum KeyKind {
     ProbeName,
     /// A string constant: takes no room in the map key.
     Str(String),
+    /// An integer that every update gives the same constant value: takes no room either.
+    Const {
+        value: u64,
+        signed: bool,
+    },
 }
 
 impl KeyKind {
     pub fn size(&self) -> usize {
         match self {
             KeyKind::Execname => 16,
-            KeyKind::Str(_) => 0,
+            KeyKind::Str(_) | KeyKind::Const { .. } => 0,
             _ => 8,
         }
+    }
+
+    fn names_probe(&self) -> bool {
+        matches!(self, KeyKind::ProbeFunc | KeyKind::ProbeName)
     }
 }
 
@@ -89,6 +115,84 @@ pub struct KernelClause {
     /// The predicate as the kernel evaluates it at this probe; None when there is none.
     pub predicate: Option<Expr>,
     pub updates: Vec<KernelUpdate>,
+}
+
+/// The parts of the record header that kernel clauses read. A program that emits no record
+/// fills only these: the helpers behind the others (the clock, comm, the cgroup id) cost more
+/// than a map update, on every firing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderReads {
+    pub cpu: bool,
+    /// pid and tid.
+    pub pid_tgid: bool,
+    /// uid and gid.
+    pub uid_gid: bool,
+    pub comm: bool,
+    /// arg0 … arg9 (args[N] and errno read them too).
+    pub args: bool,
+    /// Something else: fill the whole header.
+    pub all: bool,
+}
+
+impl HeaderReads {
+    pub const ALL: HeaderReads = HeaderReads {
+        cpu: true,
+        pid_tgid: true,
+        uid_gid: true,
+        comm: true,
+        args: true,
+        all: true,
+    };
+
+    /// What these clauses read, together.
+    pub fn of(clauses: &[KernelClause]) -> HeaderReads {
+        let mut reads = HeaderReads::default();
+        let exprs = clauses.iter().flat_map(|c| {
+            c.predicate.iter().chain(
+                c.updates
+                    .iter()
+                    .flat_map(|u| u.keys.iter().chain(u.value.iter())),
+            )
+        });
+        for e in exprs {
+            walk(e, &mut |e| reads.add(e));
+        }
+        reads
+    }
+
+    fn add(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Builtin(b) => match b {
+                Builtin::Cpu => self.cpu = true,
+                Builtin::Pid | Builtin::Tid => self.pid_tgid = true,
+                Builtin::Uid | Builtin::Gid => self.uid_gid = true,
+                Builtin::Execname => self.comm = true,
+                Builtin::Arg(_) | Builtin::Args | Builtin::Errno => self.args = true,
+                // Stored as the probe index, which every program writes.
+                Builtin::Probefunc | Builtin::Probename => {}
+                _ => *self = HeaderReads::ALL,
+            },
+            ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Binary { .. }
+            | ExprKind::Unary { .. }
+            | ExprKind::Cast { .. }
+            | ExprKind::Ternary { .. }
+            | ExprKind::Index { .. } => {}
+            _ => *self = HeaderReads::ALL,
+        }
+    }
+
+    pub fn union(self, other: HeaderReads) -> HeaderReads {
+        HeaderReads {
+            cpu: self.cpu || other.cpu,
+            pid_tgid: self.pid_tgid || other.pid_tgid,
+            uid_gid: self.uid_gid || other.uid_gid,
+            comm: self.comm || other.comm,
+            args: self.args || other.args,
+            all: self.all || other.all,
+        }
+    }
 }
 
 /// The shape of one aggregating statement, when the kernel can run it.
@@ -113,7 +217,59 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAgg
         }
         probe.info.clauses = kept;
     }
+    let mut aggregations = aggregations;
+    for (index, aggregation) in aggregations.iter_mut().enumerate() {
+        fold_constant_keys(aggregation, &updates_of(probes, index));
+        aggregation.storage = storage(&aggregation.keys, probes.len());
+    }
     aggregations
+}
+
+/// Every update of aggregation `index`, at every probe.
+fn updates_of(probes: &[PlannedProbe], index: usize) -> Vec<&KernelUpdate> {
+    probes
+        .iter()
+        .flat_map(|p| &p.kernel_clauses)
+        .flat_map(|c| &c.updates)
+        .filter(|u| u.aggregation == index)
+        .collect()
+}
+
+/// Turns each integer key that every update sets to one constant into `KeyKind::Const`
+/// (`@[BY_PROCESS ? pid : 0, probefunc]` with BY_PROCESS = 0).
+fn fold_constant_keys(aggregation: &mut KernelAggregation, updates: &[&KernelUpdate]) {
+    for (position, kind) in aggregation.keys.iter_mut().enumerate() {
+        let KeyKind::Int { signed } = *kind else {
+            continue;
+        };
+        let mut values = updates
+            .iter()
+            .map(|u| u.keys.get(position).and_then(Expr::as_int));
+        let Some(Some(first)) = values.next() else {
+            continue;
+        };
+        if values.all(|v| v == Some(first)) {
+            *kind = KeyKind::Const {
+                value: first,
+                signed,
+            };
+        }
+    }
+}
+
+/// A per-probe array when the keys hold nothing but constants and probe names.
+fn storage(keys: &[KeyKind], probes: usize) -> Storage {
+    if !keys.iter().all(|k| k.size() == 0 || k.names_probe()) {
+        return Storage::Hash;
+    }
+    let slots = if keys.iter().any(KeyKind::names_probe) {
+        probes.max(1)
+    } else {
+        1
+    };
+    Storage::ByProbe {
+        slots: u32::try_from(slots).unwrap_or(u32::MAX),
+    }
 }
 
 /// The aggregations every updating clause of which can run in the kernel at all its probes.
@@ -173,7 +329,12 @@ fn eligible_aggregations(probes: &[PlannedProbe], clauses: &[&Clause]) -> Vec<Ke
         .into_iter()
         .filter_map(|(name, shape)| {
             let (func, keys) = shape?;
-            Some(KernelAggregation { name, func, keys })
+            Some(KernelAggregation {
+                name,
+                func,
+                keys,
+                storage: Storage::Hash,
+            })
         })
         .collect()
 }

@@ -41,7 +41,7 @@ use super::firing::{ProbeInfo, ProbeKind};
 use super::options::Options;
 use crate::event::ProbeDesc;
 
-pub use aggregate::{KernelAggregation, KernelClause, KernelUpdate, KeyKind};
+pub use aggregate::{HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage};
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead};
 pub use syscall::raw_id_offset;

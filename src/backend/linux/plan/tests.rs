@@ -236,3 +236,85 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
         ["a"]
     );
 }
+
+#[test]
+fn keys_of_constants_and_probe_names_index_an_array_by_probe() {
+    let p = plan(
+        "profile-997, profile-99 { @[0, \"all\", probename] = count(); @n = sum(arg0); } \
+         END { printa(@n); }",
+    );
+    let p = p.unwrap();
+    let by_name = |name: &str| {
+        p.kernel_aggregations
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_name("n").storage,
+        Storage::ByProbe { slots: 1 },
+        "no key: one slot"
+    );
+    let plain = by_name("");
+    assert_eq!(
+        plain.keys,
+        [
+            KeyKind::Const {
+                value: 0,
+                signed: true
+            },
+            KeyKind::Str("all".into()),
+            KeyKind::ProbeName
+        ]
+    );
+    assert_eq!(
+        plain.storage,
+        Storage::ByProbe { slots: 3 },
+        "one slot per probe of the plan (END too)"
+    );
+}
+
+#[test]
+fn an_integer_key_that_differs_between_updates_stays_in_the_hash_key() {
+    let p = plan(
+        "profile-997 { @a[1, probename] = count(); } profile-99 { @a[2, probename] = count(); }",
+    )
+    .unwrap();
+    assert_eq!(
+        p.kernel_aggregations[0].keys[0],
+        KeyKind::Int { signed: true }
+    );
+    assert_eq!(p.kernel_aggregations[0].storage, Storage::Hash);
+    let p = plan("profile-997 { @a[pid, probename] = count(); }").unwrap();
+    assert_eq!(p.kernel_aggregations[0].storage, Storage::Hash);
+}
+
+#[test]
+fn kernel_clauses_read_only_the_header_fields_they_name() {
+    let reads = |src: &str| {
+        let p = plan(src).unwrap();
+        HeaderReads::of(&p.probes[0].kernel_clauses)
+    };
+    assert_eq!(
+        reads("profile-997 { @[probename] = count(); }"),
+        HeaderReads::default()
+    );
+    assert_eq!(
+        reads("profile-997 /pid == 4/ { @[execname] = sum(arg0); }"),
+        HeaderReads {
+            pid_tgid: true,
+            comm: true,
+            args: true,
+            ..HeaderReads::default()
+        }
+    );
+    assert_eq!(
+        reads("profile-997 /cpu == 1 && uid == 0/ { @ = count(); }"),
+        HeaderReads {
+            cpu: true,
+            uid_gid: true,
+            ..HeaderReads::default()
+        }
+    );
+}

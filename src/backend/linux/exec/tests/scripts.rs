@@ -90,6 +90,7 @@ fn syscalls_counts_times_and_errors_per_process() {
     let params = [
         ("BY_PROCESS", Param::Int(1)),
         ("TIMED", Param::Int(1)),
+        ("ERRORS", Param::Int(1)),
         ("HIST_CALL", Param::Str("read".into())),
     ];
     let probes = [
@@ -109,7 +110,7 @@ fn syscalls_counts_times_and_errors_per_process() {
     assert!(h.take().is_empty());
     let finals = h.finals();
     let names: Vec<&str> = finals.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["calls", "time", "errors", "hist"]);
+    assert_eq!(names, ["calls", "time", "errnos", "hist"]);
     let key = vec![
         Value::Int(100),
         Value::Str("cat".into()),
@@ -117,12 +118,13 @@ fn syscalls_counts_times_and_errors_per_process() {
     ];
     let value = |i: usize| {
         assert_eq!(finals[i].entries.len(), 1);
-        assert_eq!(finals[i].entries[0].keys, key);
+        assert_eq!(finals[i].entries[0].keys[..3], key);
         finals[i].entries[0].value.clone()
     };
     assert_eq!(value(0), AggValue::Scalar(2));
     assert_eq!(value(1), AggValue::Scalar(3_500));
     assert_eq!(value(2), AggValue::Scalar(1));
+    assert_eq!(finals[2].entries[0].keys[3], Value::Int(11), "the errno");
     assert_eq!(finals[3].func, AggFunc::Quantize);
     let AggValue::Quantize(counts) = &finals[3].entries[0].value else {
         panic!("{:?}", finals[3])
@@ -154,7 +156,7 @@ fn syscalls_prints_and_resets_every_interval() {
         .collect();
     assert_eq!(
         kinds,
-        ["agg calls 1", "agg time 0", "agg errors 0", "interval"]
+        ["agg calls 1", "agg time 0", "agg errnos 0", "interval"]
     );
     assert!(h.finals().is_empty());
 }
