@@ -258,6 +258,14 @@ impl Run<'_> {
                 }
             }
             if stop.is_set() {
+                // Records written after the read above (while the batch was delivered, say)
+                // come before the stop: detach so that nothing more arrives, then deliver
+                // everything the programs wrote.
+                attached.detach();
+                self.read(attached, Duration::ZERO, &mut batch)?;
+                if is_exit(self.deliver(&mut batch)?) {
+                    break Ending::Exit;
+                }
                 break Ending::Stopped;
             }
             if let Some(status) = traced.exited() {
