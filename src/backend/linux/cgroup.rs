@@ -204,20 +204,21 @@ fn unescape(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// This process's cgroup directory under `root`, from /proc/self/cgroup (for tests).
+#[cfg(test)]
+pub fn own_cgroup(root: &Path) -> PathBuf {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .trim_start_matches('/');
+    root.join(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// This process's cgroup directory, from /proc/self/cgroup.
-    fn own_cgroup(root: &Path) -> PathBuf {
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/');
-        root.join(path)
-    }
 
     #[test]
     fn root_and_own_cgroup_by_path() {

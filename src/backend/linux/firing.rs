@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, Expr, ExprKind};
+use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
 use crate::event::ProbeDesc;
 
 /// Where a probe's events come from; decides how its arguments and `errno` read.
@@ -117,14 +117,7 @@ pub const MAX_ZONES: usize = 64;
 
 /// The zone name of `zonename == "NAME"`, `"NAME" != zonename` and the like.
 pub fn zone_compared<'e>(op: BinaryOp, lhs: &'e Expr, rhs: &'e Expr) -> Option<&'e str> {
-    if !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
-        return None;
-    }
-    match (&lhs.kind, &rhs.kind) {
-        (ExprKind::Builtin(Builtin::Zonename), ExprKind::Str(s))
-        | (ExprKind::Str(s), ExprKind::Builtin(Builtin::Zonename)) => Some(s),
-        _ => None,
-    }
+    string_test(Builtin::Zonename, op, lhs, rhs)
 }
 
 /// Whether `firing`'s thread is in the zone `name` (its cgroup or below); None when the plan

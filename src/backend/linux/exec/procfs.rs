@@ -219,14 +219,8 @@ mod tests {
         let Some(root) = cgroup::mount() else {
             return;
         };
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/');
-        let dir = root.join(path);
-        let expected = if path.is_empty() {
+        let dir = cgroup::own_cgroup(&root);
+        let expected = if dir == root {
             cgroup::GLOBAL.to_string()
         } else {
             dir.file_name().unwrap().to_string_lossy().into_owned()

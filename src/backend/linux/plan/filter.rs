@@ -10,7 +10,9 @@
 //! strings are decided here. The executor still runs the predicates; the kernel only drops firings that
 //! could not pass them.
 
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp};
+use crate::backend::linux::d::ast::{
+    string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp,
+};
 use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
@@ -240,14 +242,7 @@ pub fn is_execname_test(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> bool {
 
 /// The string an execname comparison tests against.
 pub fn execname_constant<'a>(op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> Option<&'a str> {
-    if !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
-        return None;
-    }
-    match (&lhs.kind, &rhs.kind) {
-        (ExprKind::Builtin(Builtin::Execname), ExprKind::Str(s))
-        | (ExprKind::Str(s), ExprKind::Builtin(Builtin::Execname)) => Some(s),
-        _ => None,
-    }
+    string_test(Builtin::Execname, op, lhs, rhs)
 }
 
 #[cfg(test)]
