@@ -9,7 +9,8 @@
  *             by hand, edit them.
  *   FILTER_PID   -p PID: only this process (0: every process).
  *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
- *   FILTER_ZONE  -z ZONE: only this zone; on Linux a cgroup ("": all).
+ *   FILTER_ZONE  -z ZONE: only this zone ("": all). On Linux, dtk's engine reads
+ *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
  * Output:     one line per open:
  *   walltimestamp zonename pid tid execname result errno flags path
@@ -36,8 +37,7 @@ syscall::creat:entry
 	self->flags = probefunc == "creat" ? 0x241 : arg1;
 }
 
-syscall::openat:entry,
-syscall::openat2:entry
+syscall::openat:entry
 /(FILTER_PID == 0 || pid == FILTER_PID) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
@@ -48,8 +48,11 @@ syscall::openat2:entry
 
 /* openat2(dfd, path, how, size): the flags are the first member of struct open_how. */
 syscall::openat2:entry
-/self->path/
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
+	self->path = arg1;
 	self->flags = *(uint64_t *)copyin(arg2, sizeof (uint64_t));
 }
 

@@ -66,7 +66,8 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         eprintln!("{}", attached.dump());
     }
     let infos = plan.probes.iter().map(|p| p.info.clone()).collect();
-    let mut exec = Executor::new(compiled.program, infos, options.clone());
+    let mut exec =
+        Executor::new(compiled.program, infos, options.clone()).with_zones(plan.zones.clone());
     if let Traced::Started(s) = &mut traced {
         s.resume();
     }
@@ -140,8 +141,20 @@ fn prepare(job: &Job, target: Option<u32>) -> Result<(d::Compiled, Options, Plan
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
     let plan = plan::resolve(&compiled.program, target, &options)
-        .map_err(|e| BackendError::Compile(format!("{}: {e}", job.script.name)))?;
+        .map_err(|e| BackendError::Compile(format!("{}: {}", job.script.name, with_causes(&e))))?;
     Ok((compiled, options, plan))
+}
+
+/// `error: cause: cause…`, as main prints an error chain: a plan error is reported as text,
+/// and its causes (why a zone or a USDT probe was not found) are the useful part.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text += &format!(": {c}");
+        cause = c.source();
+    }
+    text
 }
 
 fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> {
@@ -245,6 +258,14 @@ impl Run<'_> {
                 }
             }
             if stop.is_set() {
+                // Records written after the read above (while the batch was delivered, say)
+                // come before the stop: detach so that nothing more arrives, then deliver
+                // everything the programs wrote.
+                attached.detach();
+                self.read(attached, Duration::ZERO, &mut batch)?;
+                if is_exit(self.deliver(&mut batch)?) {
+                    break Ending::Exit;
+                }
                 break Ending::Stopped;
             }
             if let Some(status) = traced.exited() {

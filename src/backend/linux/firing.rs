@@ -1,5 +1,5 @@
 //! The boundary between the kernel half of the Linux engine and its executor: what the plan
-//! tells the executor about each probe, and one decoded firing of a probe.
+//! tells the executor about each probe and each zone, and one decoded firing of a probe.
 //!
 //! The code generator decides what a probe's BPF program captures (only what the clauses
 //! need) and decodes each ring-buffer record into a [`Firing`]; the engine synthesises
@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
 use crate::event::ProbeDesc;
 
 /// Where a probe's events come from; decides how its arguments and `errno` read.
@@ -62,6 +63,9 @@ pub struct Firing {
     pub gid: u32,
     /// cgroup v2 id of the thread (its cgroup directory's inode number); 0 when unknown.
     pub cgroup_id: u64,
+    /// Bit i is set when the thread is in the cgroup of the plan's zone i or below it (see
+    /// [`Zone`]).
+    pub zones: u64,
     /// The thread's command name, D's `execname`.
     pub comm: String,
     /// arg0 … arg9 as the probe gives them; zero where not captured.
@@ -107,4 +111,36 @@ pub enum ReadData {
     String { value: String, truncated: bool },
     /// copyin: the bytes.
     Bytes(Vec<u8>),
+}
+
+/// A zone the program compares `zonename` with. On Linux `zonename` is the name of the
+/// thread's cgroup, and `zonename == "NAME"` (or `!=`) holds when the thread is in the cgroup
+/// NAME resolves to *or in any cgroup below it*, so that `-z NAME` selects a cgroup with its
+/// descendants. NAME may be a cgroup's name or path (see `cgroup::find`); the plan resolves
+/// it once, before tracing. The kernel sets the firing's membership bits; the executor reads
+/// them, so both decide the same way. Other uses of `zonename` (printing it, comparing a
+/// variable that holds it) see the cgroup's name alone, as illumos's zonename is a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    /// As the program wrote it.
+    pub name: String,
+    /// The cgroup's id (its directory's inode number).
+    pub cgroup_id: u64,
+    /// Its depth below the root cgroup; the root (level 0) holds every thread.
+    pub level: u32,
+}
+
+/// Zones one program can compare with: one membership bit each in a firing.
+pub const MAX_ZONES: usize = 64;
+
+/// The zone name of `zonename == "NAME"`, `"NAME" != zonename` and the like.
+pub fn zone_compared<'e>(op: BinaryOp, lhs: &'e Expr, rhs: &'e Expr) -> Option<&'e str> {
+    string_test(Builtin::Zonename, op, lhs, rhs)
+}
+
+/// Whether `firing`'s thread is in the zone `name` (its cgroup or below); None when the plan
+/// did not resolve `name`.
+pub fn in_zone(zones: &[Zone], name: &str, firing: &Firing) -> Option<bool> {
+    let i = zones.iter().position(|z| z.name == name)?;
+    Some(zones[i].level == 0 || firing.zones & (1 << i) != 0)
 }

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod cgroup;
 pub mod codegen;
 pub mod d;
 mod engine;

@@ -187,6 +187,7 @@ helpers! {
     ProbeReadKernel = 113, "bpf_probe_read_kernel", "Kernel ≥ 5.5.";
     ProbeReadUserStr = 114, "bpf_probe_read_user_str", "Kernel ≥ 5.5.";
     ProbeReadKernelStr = 115, "bpf_probe_read_kernel_str", "Kernel ≥ 5.5.";
+    GetCurrentAncestorCgroupId = 123, "bpf_get_current_ancestor_cgroup_id", "Kernel ≥ 5.7; for every program type since 6.4.";
     RingbufOutput = 130, "bpf_ringbuf_output", "Kernel ≥ 5.8.";
     RingbufReserve = 131, "bpf_ringbuf_reserve", "Kernel ≥ 5.8.";
     RingbufSubmit = 132, "bpf_ringbuf_submit", "Kernel ≥ 5.8.";

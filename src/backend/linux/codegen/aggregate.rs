@@ -12,6 +12,7 @@ use super::record;
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
+use crate::backend::linux::firing::Zone;
 use crate::backend::linux::plan::{
     KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage,
 };
@@ -28,6 +29,8 @@ const INITIAL_VALUE: i16 = -40;
 pub struct AggregationMaps {
     maps: Vec<(KernelAggregation, Map)>,
     drops: DropCounter,
+    /// The plan's zones, for predicates that test them.
+    zones: Vec<Zone>,
 }
 
 impl AggregationMaps {
@@ -55,6 +58,7 @@ impl AggregationMaps {
         Ok(AggregationMaps {
             maps,
             drops: DropCounter::create("dtk_agg_drops")?,
+            zones: plan.zones.clone(),
         })
     }
 
@@ -68,7 +72,7 @@ impl AggregationMaps {
         for clause in clauses {
             let skip = asm.label();
             if let Some(predicate) = &clause.predicate {
-                branch(asm, predicate, skip, false);
+                branch(asm, predicate, &self.zones, skip, false);
             }
             for update in &clause.updates {
                 self.emit_update(asm, update);

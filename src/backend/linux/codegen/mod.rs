@@ -278,6 +278,7 @@ fn build_and_load(
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
         aggregations: &attached.aggregations,
+        zones: &plan.zones,
         scratch: &attached.scratch,
         ring: &attached.ring,
         drops: &attached.drops,

@@ -1,39 +1,46 @@
 //! BPF code for a kernel-side predicate (see `plan::filter` for what qualifies). It runs
 //! after the record's header and arguments are filled, and reads its operands from the
 //! record (R7), so it needs no helpers: every operand is a leaf loaded into R1 or R2, and
-//! `&&`, `||` and `!` become jumps.
+//! `&&`, `||` and `!` become jumps. A zone test reads the membership bits the header
+//! computed (see `firing::Zone`).
 
-use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, UID};
+use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, UID, ZONES};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
 use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp};
+use crate::backend::linux::firing::{zone_compared, Zone};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
 
-/// Jumps to `target` when `e`'s truth is `when`; falls through otherwise.
-pub fn branch(asm: &mut Asm, e: &Expr, target: Label, when: bool) {
+/// Jumps to `target` when `e`'s truth is `when`; falls through otherwise. `zones` are the
+/// plan's, in membership-bit order.
+pub fn branch(asm: &mut Asm, e: &Expr, zones: &[Zone], target: Label, when: bool) {
     match &e.kind {
         ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
             // `a && b` jumps on false as soon as a is false; `a || b` on true as soon as a is.
             let shortcut = *op == BinaryOp::Or;
             if when == shortcut {
-                branch(asm, lhs, target, when);
-                branch(asm, rhs, target, when);
+                branch(asm, lhs, zones, target, when);
+                branch(asm, rhs, zones, target, when);
             } else {
                 let skip = asm.label();
-                branch(asm, lhs, skip, shortcut);
-                branch(asm, rhs, target, when);
+                branch(asm, lhs, zones, skip, shortcut);
+                branch(asm, rhs, zones, target, when);
                 asm.bind(skip);
             }
         }
         ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
-            match execname_constant(*op, lhs, rhs) {
-                Some(text) => execname(asm, text, (*op == BinaryOp::Eq) == when, target),
-                None => compare(asm, *op, lhs, rhs, target, when),
+            let equal = (*op == BinaryOp::Eq) == when;
+            if let Some(text) = execname_constant(*op, lhs, rhs) {
+                execname(asm, text, equal, target);
+            } else if let Some(name) = zone_compared(*op, lhs, rhs) {
+                zone(asm, zones, name, equal, target);
+            } else {
+                compare(asm, *op, lhs, rhs, target, when);
             }
         }
         ExprKind::Unary {
             op: UnaryOp::Not,
             operand,
-        } => branch(asm, operand, target, !when),
+        } => branch(asm, operand, zones, target, !when),
         ExprKind::Int(v) => {
             if (*v != 0) == when {
                 asm.jmp(target);
@@ -108,6 +115,29 @@ fn execname(asm: &mut Asm, text: &str, equal: bool, target: Label) {
         asm.jmp(target);
     }
     asm.bind(differ);
+}
+
+/// Jumps to `target` when the thread is in the zone `name` (`inside`) or outside it
+/// (`!inside`). A zone at the root holds every thread. The plan resolves every zone a
+/// program compares with, so `name` is among `zones`; the fall-back only keeps this total.
+fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) {
+    let Some(i) = zones.iter().position(|z| z.name == name) else {
+        if !inside {
+            asm.jmp(target);
+        }
+        return;
+    };
+    if zones[i].level == 0 {
+        if inside {
+            asm.jmp(target);
+        }
+        return;
+    }
+    let cond = if inside { Cond::Ne } else { Cond::Eq };
+    asm.ldx(Size::DW, Reg::R1, Reg::R7, ZONES)
+        .ld_imm64(Reg::R2, 1 << i)
+        .alu64(AluOp::And, Reg::R1, Src::Reg(Reg::R2))
+        .jmp_if(cond, Reg::R1, Src::Imm(0), target);
 }
 
 /// Loads a kernel-evaluable value into `dst` (R1 or R2; nothing else is touched).

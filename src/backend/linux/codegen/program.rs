@@ -18,7 +18,7 @@ use crate::backend::linux::bpf::insn::{
 use crate::backend::linux::bpf::maps::Map;
 use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
-use crate::backend::linux::firing::MAX_ARGS;
+use crate::backend::linux::firing::{Zone, MAX_ARGS};
 use crate::backend::linux::plan::{regs, ArgLoad, DerivedRead, HeaderReads, KernelClause};
 
 /// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
@@ -58,6 +58,8 @@ pub struct ProgramSpec<'a> {
     /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
     pub kernel_clauses: Vec<(u32, &'a [KernelClause])>,
     pub aggregations: &'a AggregationMaps,
+    /// The plan's zones, whose membership the header records.
+    pub zones: &'a [Zone],
     pub scratch: &'a Map,
     pub ring: &'a RingBuf,
     pub drops: &'a DropCounter,
@@ -99,6 +101,10 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             .fold(HeaderReads::default(), HeaderReads::union)
     };
     header(&mut asm, reads);
+    // zonename reads as HeaderReads::all.
+    if reads.all {
+        zone_membership(&mut asm, spec.zones);
+    }
     if reads.args {
         arguments(&mut asm, spec.args);
     }
@@ -107,16 +113,16 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         match &spec.index {
             ProbeIndex::Fixed(_) => {
                 if let Some(filter) = spec.filter {
-                    any_true(&mut asm, filter, out);
+                    any_true(&mut asm, filter, spec.zones, out);
                 }
             }
             ProbeIndex::BySyscall {
                 filters, probes, ..
             } => match filters.first() {
                 Some((_, shared)) if same_for_all(filters, *probes) => {
-                    any_true(&mut asm, shared, out)
+                    any_true(&mut asm, shared, spec.zones, out)
                 }
-                _ => per_probe_filters(&mut asm, filters, out),
+                _ => per_probe_filters(&mut asm, filters, spec.zones, out),
             },
         }
         captures(&mut asm, spec.layout);
@@ -231,6 +237,34 @@ fn header(asm: &mut Asm, reads: HeaderReads) {
     }
 }
 
+/// The zone membership bits: set for a zone at the root (every thread is in it), and for
+/// another when the thread's ancestor at the zone's level is the zone's cgroup, which holds
+/// for the cgroup itself and every cgroup below it. Clobbers R0–R5.
+///
+/// `bpf_get_current_ancestor_cgroup_id` (helper 123) came in kernel 5.7; 6.4 offers it to
+/// every program type, tracepoint, kprobe/uprobe and perf-event programs included.
+fn zone_membership(asm: &mut Asm, zones: &[Zone]) {
+    let everywhere = zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| z.level == 0)
+        .fold(0u64, |bits, (i, _)| bits | 1 << i);
+    asm.ld_imm64(Reg::R1, everywhere)
+        .stx(Size::DW, Reg::R7, record::ZONES, Reg::R1);
+    for (i, zone) in zones.iter().enumerate().filter(|(_, z)| z.level > 0) {
+        let outside = asm.label();
+        asm.mov64_imm(Reg::R1, zone.level as i32)
+            .call(Helper::GetCurrentAncestorCgroupId)
+            .ld_imm64(Reg::R1, zone.cgroup_id)
+            .jmp_if(Cond::Ne, Reg::R0, Src::Reg(Reg::R1), outside)
+            .ldx(Size::DW, Reg::R1, Reg::R7, record::ZONES)
+            .ld_imm64(Reg::R2, 1 << i)
+            .alu64(AluOp::Or, Reg::R1, Src::Reg(Reg::R2))
+            .stx(Size::DW, Reg::R7, record::ZONES, Reg::R1)
+            .bind(outside);
+    }
+}
+
 /// arg0 … arg9; those the site does not provide are zeroed (the scratch slot keeps the last
 /// record's bytes).
 fn arguments(asm: &mut Asm, args: &[ArgLoad]) {
@@ -294,16 +328,16 @@ fn load_argument(asm: &mut Asm, arg: &ArgLoad) {
 }
 
 /// Goes on when one of `filter` holds, else to `out`.
-fn any_true(asm: &mut Asm, filter: &[Expr], out: Label) {
+fn any_true(asm: &mut Asm, filter: &[Expr], zones: &[Zone], out: Label) {
     let pass = asm.label();
     for predicate in filter {
-        predicate::branch(asm, predicate, pass, true);
+        predicate::branch(asm, predicate, zones, pass, true);
     }
     asm.jmp(out).bind(pass);
 }
 
 /// raw_syscalls: the filter of whichever probe R8 names.
-fn per_probe_filters(asm: &mut Asm, filters: &[(u32, &[Expr])], out: Label) {
+fn per_probe_filters(asm: &mut Asm, filters: &[(u32, &[Expr])], zones: &[Zone], out: Label) {
     let done = asm.label();
     for (index, filter) in filters {
         if filter.is_empty() {
@@ -312,7 +346,7 @@ fn per_probe_filters(asm: &mut Asm, filters: &[(u32, &[Expr])], out: Label) {
         }
         let next = asm.label();
         asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
-        any_true(asm, filter, out);
+        any_true(asm, filter, zones, out);
         asm.jmp(done).bind(next);
     }
     asm.bind(done);

@@ -12,8 +12,9 @@
 //! | 24 | u32 uid, u32 gid |
 //! | 32 | u64 cgroup id |
 //! | 40 | char comm[16] |
-//! | 56 | u64 arg0 … arg9 |
-//! | 136 | one slot per captured string, then one per captured byte range, then one per derived read |
+//! | 56 | u64 zone membership: bit i set when the thread is in `Plan::zones[i]` or below |
+//! | 64 | u64 arg0 … arg9 |
+//! | 144 | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
 //! strings, 0 for bytes, or a negative error) followed by the data, padded to 8 bytes. A
@@ -38,7 +39,8 @@ pub const GID: i16 = 28;
 pub const CGROUP: i16 = 32;
 pub const COMM: i16 = 40;
 pub const COMM_LEN: usize = 16;
-pub const ARGS: i16 = 56;
+pub const ZONES: i16 = 56;
+pub const ARGS: i16 = 64;
 pub const HEADER: usize = ARGS as usize + 8 * MAX_ARGS;
 
 /// Offset of argN in the record.
@@ -183,6 +185,7 @@ pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
         uid: u32_at(record, UID),
         gid: u32_at(record, GID),
         cgroup_id: u64_at(record, CGROUP as usize),
+        zones: u64_at(record, ZONES as usize),
         comm: c_string(comm),
         args,
         strings: strings(record, &layout),
@@ -294,6 +297,7 @@ mod tests {
             }],
             strsize: 8,
             kernel_aggregations: Vec::new(),
+            zones: Vec::new(),
         }
     }
 
@@ -311,7 +315,8 @@ mod tests {
         r[4..8].copy_from_slice(&1u32.to_ne_bytes());
         r[16..20].copy_from_slice(&42u32.to_ne_bytes());
         r[40..43].copy_from_slice(b"cat");
-        r[56..64].copy_from_slice(&(-2i64).to_ne_bytes());
+        r[56..64].copy_from_slice(&5u64.to_ne_bytes());
+        r[64..72].copy_from_slice(&(-2i64).to_ne_bytes());
         let (s1, s2, b) = (layout.strings[0].1, layout.strings[1].1, layout.bytes[0].2);
         r[s1..s1 + 8].copy_from_slice(&3i64.to_ne_bytes());
         r[s1 + 8..s1 + 11].copy_from_slice(b"ab\0");
@@ -320,7 +325,7 @@ mod tests {
         r[b + 8..b + 11].copy_from_slice(b"xyz");
         let f = decode(&r, &plan).unwrap();
         assert_eq!((f.cpu, f.pid, f.comm.as_str()), (1, 42, "cat"));
-        assert_eq!(f.errno, 2);
+        assert_eq!((f.zones, f.errno), (5, 2));
         assert_eq!(f.strings[0].value, "ab");
         assert!(!f.strings[0].truncated);
         assert_eq!(f.strings[1].value, "1234567");

@@ -111,6 +111,27 @@ impl Expr {
     }
 }
 
+/// The string of `builtin == "text"`, `"text" != builtin` and the like (an equality test of
+/// a string builtin with a constant, which the engine may decide in the kernel).
+pub fn string_test<'e>(
+    builtin: Builtin,
+    op: BinaryOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+) -> Option<&'e str> {
+    if !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+        return None;
+    }
+    match (&lhs.kind, &rhs.kind) {
+        (ExprKind::Builtin(b), ExprKind::Str(s)) | (ExprKind::Str(s), ExprKind::Builtin(b))
+            if *b == builtin =>
+        {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// An integer constant; its width and signedness are in the expression's type. The value

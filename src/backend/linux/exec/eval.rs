@@ -15,6 +15,7 @@ use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
     VarScope,
 };
+use crate::backend::linux::firing::{in_zone, zone_compared};
 use crate::event::DropKind;
 
 type Eval = Result<Value, Fault>;
@@ -214,6 +215,11 @@ impl State {
         ty: &DType,
         f: &mut Frame<'_>,
     ) -> Eval {
+        if let Some(inside) =
+            zone_compared(op, lhs, rhs).and_then(|name| in_zone(&self.zones, name, f.firing))
+        {
+            return Ok(Value::Int(u64::from(inside == (op == BinaryOp::Eq))));
+        }
         let l = self.eval(lhs, f)?;
         match op {
             BinaryOp::And if !l.truthy() => return Ok(Value::Int(0)),

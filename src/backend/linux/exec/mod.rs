@@ -32,7 +32,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, DType, Item, Program, VariableKind};
-use super::firing::{Firing, ProbeInfo, ProbeKind, MAX_ARGS};
+use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
@@ -135,6 +135,7 @@ impl Faulted {
             uid: faulted.uid,
             gid: faulted.gid,
             cgroup_id: faulted.cgroup_id,
+            zones: faulted.zones,
             comm: faulted.comm.clone(),
             args,
             ..Firing::default()
@@ -172,6 +173,8 @@ struct State {
     /// print, as dtrace prints aggregations by their id.
     agg_order: Vec<String>,
     procs: ProcessTable,
+    /// The zones the plan resolved, for `zonename == "NAME"` (see `firing::Zone`).
+    zones: Vec<Zone>,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, measured once, for walltimestamp.
     wall_offset_ns: i64,
     drops: HashMap<DropKind, u64>,
@@ -237,12 +240,20 @@ impl Executor {
                 agg_funcs,
                 agg_order,
                 procs: ProcessTable::default(),
+                zones: Vec::new(),
                 wall_offset_ns: wall_clock_offset(),
                 drops: HashMap::new(),
                 printed_in_end: HashSet::new(),
                 exit: None,
             },
         }
+    }
+
+    /// Gives `zonename == "NAME"` its Linux meaning for the zones the plan resolved, in the
+    /// order of the firings' membership bits. Without them it compares names.
+    pub fn with_zones(mut self, zones: Vec<Zone>) -> Executor {
+        self.state.zones = zones;
+        self
     }
 
     /// Runs the probe's clauses, in order, over one firing; emits events into `sink`.

@@ -9,15 +9,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+
+use crate::backend::linux::cgroup;
 
 /// How much of the arguments illumos keeps in `pr_psargs` (PRARGSZ) and of the name in
 /// `pr_fname` (PRFNSZ), less their NUL.
 const PSARGS_LEN: usize = 79;
 const FNAME_LEN: usize = 15;
-/// Deepest cgroup nesting walked, and longest parent chain followed.
-const MAX_DEPTH: usize = 64;
+/// Longest parent chain followed.
 const MAX_ANCESTORS: usize = 4096;
 
 /// The members of `curpsinfo` this engine fills from /proc.
@@ -171,10 +170,10 @@ struct CgroupNames {
 impl CgroupNames {
     fn name(&mut self, id: u64) -> String {
         if id == 0 {
-            return GLOBAL.to_string();
+            return cgroup::GLOBAL.to_string();
         }
         if !self.names.contains_key(&id) && !self.missing.contains(&id) {
-            self.walk();
+            self.names.extend(cgroup::names());
             if !self.names.contains_key(&id) {
                 self.missing.insert(id);
             }
@@ -182,83 +181,14 @@ impl CgroupNames {
         self.names
             .get(&id)
             .cloned()
-            .unwrap_or_else(|| GLOBAL.to_string())
+            .unwrap_or_else(|| cgroup::GLOBAL.to_string())
     }
-
-    fn walk(&mut self) {
-        let Some(root) = cgroup2_mount() else {
-            return;
-        };
-        if let Ok(meta) = fs::metadata(&root) {
-            self.names.insert(meta.ino(), GLOBAL.to_string());
-        }
-        walk_dir(&root, 0, &mut self.names);
-    }
-}
-
-/// The root cgroup's name, like illumos's global zone.
-const GLOBAL: &str = "global";
-
-fn walk_dir(dir: &Path, depth: usize, names: &mut HashMap<u64, String>) {
-    if depth >= MAX_DEPTH {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        if let Ok(meta) = entry.metadata() {
-            names.insert(meta.ino(), entry.file_name().to_string_lossy().into_owned());
-        }
-        walk_dir(&entry.path(), depth + 1, names);
-    }
-}
-
-/// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        left.split_whitespace()
-            .nth(4)
-            .map(|p| PathBuf::from(unescape(p)))
-    })
-}
-
-/// mountinfo writes spaces and other special bytes in paths as `\ooo`.
-fn unescape(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn own_process_reads_like_ps() {
@@ -286,30 +216,18 @@ mod tests {
 
     #[test]
     fn zone_of_own_cgroup() {
-        let Some(root) = cgroup2_mount() else {
+        let Some(root) = cgroup::mount() else {
             return;
         };
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/');
-        let dir = root.join(path);
-        let expected = if path.is_empty() {
-            GLOBAL.to_string()
+        let dir = cgroup::own_cgroup(&root);
+        let expected = if dir == root {
+            cgroup::GLOBAL.to_string()
         } else {
             dir.file_name().unwrap().to_string_lossy().into_owned()
         };
         let id = fs::metadata(&dir).unwrap().ino();
         let mut table = ProcessTable::default();
         assert_eq!(table.zone_name(id), expected);
-        assert_eq!(table.zone_name(0), GLOBAL);
-    }
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(table.zone_name(0), cgroup::GLOBAL);
     }
 }

@@ -3,14 +3,17 @@
 //! busy system does not flood user space with firings every clause would discard.
 //!
 //! The kernel evaluates: pid, tid, uid, gid, cpu, argN / args[N], integer constants,
-//! `execname == "…"` / `!=`, comparisons, `&&`, `||` and `!`, and errno at syscall returns
+//! `execname == "…"` / `!=`, `zonename == "…"` / `!=` (the zone's cgroup or below it, see
+//! `firing::Zone`), comparisons, `&&`, `||` and `!`, and errno at syscall returns
 //! (from the return value, as `decode` computes it; 0 at every other probe). probeprov,
 //! probemod, probefunc and probename are known per probe, so comparisons of them with
 //! strings are decided here. The executor still runs the predicates; the kernel only drops firings that
 //! could not pass them.
 
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp};
-use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
+use crate::backend::linux::d::ast::{
+    string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp,
+};
+use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
 /// some clause must see every firing. No clauses (all of them run in the kernel) means no
@@ -181,7 +184,9 @@ fn is_condition(e: &Expr) -> bool {
             rhs,
         } => is_condition(lhs) && is_condition(rhs),
         ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
-            (is_value(lhs) && is_value(rhs)) || is_execname_test(*op, lhs, rhs)
+            (is_value(lhs) && is_value(rhs))
+                || is_execname_test(*op, lhs, rhs)
+                || zone_compared(*op, lhs, rhs).is_some()
         }
         ExprKind::Unary {
             op: UnaryOp::Not,
@@ -237,14 +242,7 @@ pub fn is_execname_test(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> bool {
 
 /// The string an execname comparison tests against.
 pub fn execname_constant<'a>(op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> Option<&'a str> {
-    if !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
-        return None;
-    }
-    match (&lhs.kind, &rhs.kind) {
-        (ExprKind::Builtin(Builtin::Execname), ExprKind::Str(s))
-        | (ExprKind::Str(s), ExprKind::Builtin(Builtin::Execname)) => Some(s),
-        _ => None,
-    }
+    string_test(Builtin::Execname, op, lhs, rhs)
 }
 
 #[cfg(test)]
@@ -286,6 +284,8 @@ mod tests {
             Some(vec![])
         );
         assert!(filter_of("syscall::read:entry /args[1] != 0/ {}").is_some());
+        assert!(filter_of("syscall::read:entry /zonename == \"web\" && pid != 1/ {}").is_some());
+        assert!(filter_of("syscall::read:entry /zonename < \"web\"/ {}").is_none());
         assert_eq!(
             filter_of("syscall::read:entry /errno != 0/ {}"),
             Some(vec![]),

@@ -23,6 +23,7 @@ pub mod regs;
 mod syscall;
 mod timer;
 mod usdt;
+mod zone;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +37,9 @@ use super::attach::uprobe::UprobeSpec;
 use super::attach::usdt::arg::UsdtArg;
 use super::attach::usdt::UsdtError;
 use super::attach::AttachError;
+use super::cgroup::CgroupError;
 use super::d::ast::{self, Expr, Item};
-use super::firing::{ProbeInfo, ProbeKind};
+use super::firing::{ProbeInfo, ProbeKind, Zone, MAX_ZONES};
 use super::options::Options;
 use crate::event::ProbeDesc;
 
@@ -54,6 +56,8 @@ pub struct Plan {
     pub strsize: usize,
     /// Aggregations kept in BPF maps; `KernelUpdate::aggregation` indexes this.
     pub kernel_aggregations: Vec<KernelAggregation>,
+    /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
+    pub zones: Vec<Zone>,
 }
 
 /// One concrete probe.
@@ -167,6 +171,14 @@ pub enum PlanError {
         #[source]
         source: UsdtError,
     },
+    #[error("zone {name:?}")]
+    Zone {
+        name: String,
+        #[source]
+        source: CgroupError,
+    },
+    #[error("the program compares zonename with {count} zones; at most {MAX_ZONES} are supported")]
+    TooManyZones { count: usize },
     #[error("probe description {desc}")]
     Elf {
         desc: String,
@@ -204,6 +216,7 @@ pub fn resolve(
             _ => None,
         })
         .collect();
+    let zones = zone::resolve(&clauses)?;
     let mut candidates: Vec<(Candidate, usize)> = Vec::new();
     let mut cache = providers::Cache::default();
     for (index, clause) in clauses.iter().enumerate() {
@@ -229,6 +242,7 @@ pub fn resolve(
         probes,
         strsize: options.strsize,
         kernel_aggregations,
+        zones,
     })
 }
 

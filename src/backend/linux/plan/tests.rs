@@ -318,3 +318,25 @@ fn kernel_clauses_read_only_the_header_fields_they_name() {
         }
     );
 }
+
+#[test]
+fn zones_are_resolved_once_in_first_use_order() {
+    if crate::backend::linux::cgroup::mount().is_none() {
+        return;
+    }
+    let p = plan(
+        "BEGIN /zonename == \"global\"/ {} \
+         END { x = \"/\" != zonename; y = zonename == \"global\"; }",
+    )
+    .unwrap();
+    let names: Vec<(&str, u32)> = p.zones.iter().map(|z| (z.name.as_str(), z.level)).collect();
+    assert_eq!(names, [("global", 0), ("/", 0)]);
+    assert_eq!(p.zones[0].cgroup_id, p.zones[1].cgroup_id);
+    let err = plan("BEGIN { x = zonename == \"dtk-no-such-zone\"; }").unwrap_err();
+    assert!(
+        matches!(&err, PlanError::Zone { name, .. } if name == "dtk-no-such-zone"),
+        "{err}"
+    );
+    // Only comparisons with a string name a zone.
+    assert!(plan("BEGIN { x = zonename; }").unwrap().zones.is_empty());
+}

@@ -2,6 +2,7 @@
 //! freed by 0, clause-locals, integer wraparound and C arithmetic, dynvarsize.
 
 use super::*;
+use crate::backend::linux::firing::Zone;
 
 const OPENSNOOP: &str = r#"
 #pragma D option quiet
@@ -220,4 +221,28 @@ syscall::read:entry { printf("%d\n", a[(uint64_t)pid]); @c[(uint64_t)pid] = coun
     assert_eq!(h.printed(), ["5\n"]);
     let finals = h.finals();
     assert_eq!(finals[0].entries.len(), 1, "{finals:?}");
+}
+
+#[test]
+fn zonename_compared_with_a_zone_reads_the_membership_bits() {
+    let src = r#"
+syscall::read:entry {
+	printf("%d %d %d %d\n", zonename == "web", "web" != zonename, zonename == "global",
+	    zonename == "other");
+}
+"#;
+    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
+    let zone = |name: &str, level| Zone {
+        name: name.into(),
+        cgroup_id: 4242,
+        level,
+    };
+    h.exec = h.exec.with_zones(vec![zone("web", 2), zone("global", 0)]);
+    // In web's cgroup or below it (bit 0), then outside it; the root holds every thread, and
+    // a name the plan did not resolve compares as a name (zonename is "global" here).
+    let mut inside = firing(0, 1);
+    inside.zones = 1;
+    h.fire(&inside);
+    h.fire(&firing(0, 1));
+    assert_eq!(h.printed(), ["1 0 1 0\n", "0 1 1 0\n"]);
 }
