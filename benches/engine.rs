@@ -11,7 +11,6 @@
 //!
 //! Results are medians of RUNS runs, with the ratios that BENCHMARKS.md records.
 
-use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,10 @@ use dtk::backend::linux::bpf::access;
 use dtk::backend::linux::bpf::insn::{Asm, Reg};
 use dtk::backend::linux::bpf::prog::{self, ProgType};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+#[path = "common/stats.rs"]
+mod stats;
+
+use stats::{median, Result, Stats};
 
 const RUNS: usize = 7;
 const DTK: &str = env!("CARGO_BIN_EXE_dtk");
@@ -226,22 +228,6 @@ fn dd_with_empty_program() -> Result<f64> {
     let program = prog::load(ProgType::Tracepoint, &asm.finish()?, "GPL")?;
     let _link = attach_tracepoint(&program, "raw_syscalls", "sys_enter")?;
     Ok(dd_time(None)?.0)
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn median(runs: usize, mut f: impl FnMut() -> Result<f64>) -> Result<Stats> {
-    let mut v = (0..runs).map(|_| f()).collect::<Result<Vec<f64>>>()?;
-    v.sort_by(f64::total_cmp);
-    Ok(Stats {
-        median: v[v.len() / 2],
-        min: v[0],
-        max: v[v.len() - 1],
-    })
 }
 
 fn report(name: &str, s: &Stats, unit: &str) {

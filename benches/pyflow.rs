@@ -13,13 +13,15 @@
 //!
 //! Results are medians of RUNS runs.
 
-use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+#[path = "common/stats.rs"]
+mod stats;
+
+use stats::{median, Result, Stats};
 
 const RUNS: usize = 5;
 const DTK: &str = env!("CARGO_BIN_EXE_dtk");
@@ -48,12 +50,12 @@ fn main() -> Result<()> {
     println!("# pyflow vs bpftrace on python3.11 ({RUNS} runs each, median [min–max])\n");
 
     println!("## Overhead per call: fib(20), {} calls", calls(20));
-    let untraced = median(|| {
+    let untraced = median(RUNS, || {
         run_quiet(Command::new("sh").args(["-c", &fib(20)]))?;
         read_time()
     })?;
     report("untraced", &untraced, "ms");
-    let dtk = median(|| {
+    let dtk = median(RUNS, || {
         run_quiet(Command::new(DTK).args(["pyflow", "-c", &fib(20)]))?;
         read_time()
     })?;
@@ -61,7 +63,7 @@ fn main() -> Result<()> {
     let per_call = |t: f64| (t - untraced.median) / calls(20) as f64 * 1e6;
     println!("  dtk: {:.2} µs per call", per_call(dtk.median));
     if bpftrace {
-        let bt = median(|| {
+        let bt = median(RUNS, || {
             run_quiet(Command::new("bpftrace").args(["-e", BPFTRACE_FLOW, "-c", &fib(20)]))?;
             read_time()
         })?;
@@ -136,29 +138,13 @@ fn rate(cmd: &mut Command, events: u64) -> Result<(f64, u64)> {
 
 fn median_rate(cmd: &mut Command, events: u64) -> Result<(Stats, u64)> {
     let mut lost = Vec::new();
-    let stats = median(|| {
+    let stats = median(RUNS, || {
         let (r, l) = rate(cmd, events)?;
         lost.push(l);
         Ok(r)
     })?;
     lost.sort();
     Ok((stats, lost[lost.len() / 2]))
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn median(mut f: impl FnMut() -> Result<f64>) -> Result<Stats> {
-    let mut v = (0..RUNS).map(|_| f()).collect::<Result<Vec<f64>>>()?;
-    v.sort_by(f64::total_cmp);
-    Ok(Stats {
-        median: v[v.len() / 2],
-        min: v[0],
-        max: v[v.len() - 1],
-    })
 }
 
 fn report(name: &str, s: &Stats, unit: &str) {

@@ -13,6 +13,19 @@ pub struct Program {
     pub variables: Vec<Variable>,
 }
 
+impl Program {
+    /// The probe clauses, in source order (the indices the plan and the executor use).
+    pub fn clauses(&self) -> Vec<&Clause> {
+        self.items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Clause(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Pragma(Pragma),

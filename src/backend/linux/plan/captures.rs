@@ -144,13 +144,8 @@ fn clause_use(clause: &Clause) -> ClauseUse {
 fn note(e: &Expr, used: &mut ClauseUse) {
     match &e.kind {
         ExprKind::Call { func, args } => {
-            let size = match func {
-                Function::Copyinstr => None,
-                Function::Copyin => match args.get(1).and_then(Expr::as_int) {
-                    Some(size) => Some(u32::try_from(size).unwrap_or(u32::MAX)),
-                    None => return,
-                },
-                _ => return,
+            let Some(size) = read_size(*func, args) else {
+                return;
             };
             if let Some(pointer) = args.first().and_then(pointer_of) {
                 used.reads.insert((pointer, size));
@@ -168,6 +163,19 @@ fn note(e: &Expr, used: &mut ClauseUse) {
             }
         }
         _ => {}
+    }
+}
+
+/// What a copyinstr (`Some(None)`: a string) or copyin with a constant size
+/// (`Some(Some(size))`) reads; None for any other call.
+pub fn read_size(func: Function, args: &[Expr]) -> Option<Option<u32>> {
+    match func {
+        Function::Copyinstr => Some(None),
+        Function::Copyin => {
+            let size = args.get(1).and_then(Expr::as_int)?;
+            Some(Some(u32::try_from(size).unwrap_or(u32::MAX)))
+        }
+        _ => None,
     }
 }
 

@@ -157,13 +157,8 @@ fn collect(e: &Expr, locals: &Locals, reads: &mut Vec<DerivedRead>) {
         let ExprKind::Call { func, args } = &e.kind else {
             return;
         };
-        let size = match func {
-            Function::Copyinstr => None,
-            Function::Copyin => match args.get(1).and_then(Expr::as_int) {
-                Some(size) => Some(u32::try_from(size).unwrap_or(u32::MAX)),
-                None => return,
-            },
-            _ => return,
+        let Some(size) = super::captures::read_size(*func, args) else {
+            return;
         };
         let Some(addr) = args.first().and_then(|a| address(a, locals)) else {
             return;

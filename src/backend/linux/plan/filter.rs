@@ -248,19 +248,11 @@ pub fn execname_constant<'a>(op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::linux::d::ast::Item;
     use crate::backend::linux::d::{compile, MacroArgs};
 
     fn filter_of(src: &str) -> Option<Vec<Expr>> {
         let program = compile("t.d", src, &MacroArgs::default()).unwrap().program;
-        let clauses: Vec<&Clause> = program
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Clause(c) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let clauses = program.clauses();
         let probe = ProbeInfo {
             desc: std::sync::Arc::new(crate::event::ProbeDesc {
                 provider: "syscall".into(),

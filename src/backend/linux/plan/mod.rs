@@ -38,7 +38,7 @@ use super::attach::usdt::arg::UsdtArg;
 use super::attach::usdt::UsdtError;
 use super::attach::AttachError;
 use super::cgroup::CgroupError;
-use super::d::ast::{self, Expr, Item};
+use super::d::ast::{self, Expr};
 use super::firing::{ProbeInfo, ProbeKind, Zone, MAX_ZONES};
 use super::options::Options;
 use crate::event::ProbeDesc;
@@ -208,14 +208,7 @@ pub fn resolve(
     target: Option<u32>,
     options: &Options,
 ) -> Result<Plan, PlanError> {
-    let clauses: Vec<&ast::Clause> = program
-        .items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Clause(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let clauses = program.clauses();
     let zones = zone::resolve(&clauses)?;
     let mut candidates: Vec<(Candidate, usize)> = Vec::new();
     let mut cache = providers::Cache::default();

@@ -88,14 +88,7 @@ fn strings_are_captured_where_the_pointer_is_an_argument() {
          END /self->p/ { printf(\"%s %s\", copyinstr(self->p), copyinstr(arg0)); }
          ERROR { trace(copyin(arg3, 16)); }",
     );
-    let clauses: Vec<&ast::Clause> = prog
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Clause(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let clauses = prog.clauses();
     let mut probes = vec![
         probe_with_args(3, vec![0]),
         probe_with_args(3, vec![1]),
@@ -125,14 +118,7 @@ fn reads_through_pointers_are_derived_with_c_arithmetic() {
             trace(copyinstr(this->code));
         }",
     );
-    let clauses: Vec<&ast::Clause> = prog
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Clause(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let clauses = prog.clauses();
     let mut probes = vec![probe_with_args(3, vec![0])];
     captures::assign(&mut probes, &clauses);
     let reads = &probes[0].captures.derived;

@@ -68,14 +68,7 @@ impl Harness {
         let compiled = d::compile("test.d", source, macros).unwrap_or_else(|e| panic!("{e}"));
         let program = compiled.program;
         let options = Options::resolve(&program, &[]).unwrap();
-        let clauses: Vec<&ast::Clause> = program
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                ast::Item::Clause(c) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let clauses = program.clauses();
         let infos = probes
             .iter()
             .map(|(text, kind)| {
