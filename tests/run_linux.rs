@@ -716,3 +716,35 @@ syscall::execve:entry
         format!("/bin/echo {} {}\nargv[3] NULL\n\n", words[0], words[1])
     );
 }
+
+/// DTrace's timing pattern with a thread variable runs in the kernel: the count is exact, the
+/// times are plausible, and the programs send no records to user space.
+#[test]
+fn thread_variables_time_calls_in_the_kernel() {
+    let prog = "syscall::getppid:entry /pid == $target/ { self->ts = timestamp; } \
+                syscall::getppid:return /self->ts/ { @n = count(); \
+                @t = sum(timestamp - self->ts); @lo = min(timestamp - self->ts); self->ts = 0; }";
+    let calls = 1234;
+    let command = python(&format!("import os\nfor i in range({calls}): os.getppid()"));
+    let Some(out) = stdout_of(
+        "thread_variables_time_calls_in_the_kernel",
+        prog,
+        &["-c", &command],
+    ) else {
+        return;
+    };
+    let values: Vec<u64> = agg_lines(&out)
+        .iter()
+        .map(|l| l[0].parse().unwrap())
+        .collect();
+    let [n, total, lo] = values[..] else {
+        panic!("{out}");
+    };
+    assert_eq!(n, calls);
+    assert!(lo > 0 && lo * n <= total, "{out}");
+    assert!(total < n * 1_000_000, "under 1 ms a call: {out}");
+    let dump = dtk_run(prog, &["--dump-bpf", "-c", "true"]);
+    let programs = String::from_utf8_lossy(&dump.stderr);
+    assert!(programs.contains("bpf_map_delete_elem"), "{programs}");
+    assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
+}

@@ -78,6 +78,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         sink,
         reported_lost: 0,
         reported_agg_drops: 0,
+        reported_var_drops: 0,
         bad_records: 0,
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
@@ -178,6 +179,7 @@ struct Run<'a> {
     sink: &'a mut dyn EventSink,
     reported_lost: u64,
     reported_agg_drops: u64,
+    reported_var_drops: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
 }
@@ -407,6 +409,14 @@ impl Run<'_> {
                 count: agg - self.reported_agg_drops,
             })?;
             self.reported_agg_drops = agg;
+        }
+        let vars = attached.thread_var_drops().map_err(engine_error)?;
+        if vars > self.reported_var_drops {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Dynamic,
+                count: vars - self.reported_var_drops,
+            })?;
+            self.reported_var_drops = vars;
         }
         for (kind, count) in self.exec.take_drops() {
             self.sink.event(Event::Drop { kind, count })?;

@@ -7,14 +7,15 @@
 //! zero) from one whose minimum is 0. Per-CPU maps need no atomics; user space combines the
 //! CPUs when it reads (kernel ≥ 4.6 for `BPF_MAP_TYPE_PERCPU_HASH`).
 
-use super::predicate::{branch, load};
+use super::predicate::{branch, load, thread_var_slot, Scope};
 use super::record;
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
+use crate::backend::linux::d::ast::{Expr, ExprKind, VarScope};
 use crate::backend::linux::firing::Zone;
 use crate::backend::linux::plan::{
-    KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage,
+    KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage, ThreadAssign,
 };
 use crate::event::{AggEntry, AggFunc, AggValue, Value};
 
@@ -24,13 +25,24 @@ const VALUE_SIZE: u32 = 16;
 /// Stack: the zeroed value for a new key, then the key below it.
 const INITIAL_VALUE: i16 = -40;
 
-/// The maps of a plan's kernel aggregations, in `Plan::kernel_aggregations` order.
+/// Threads whose kernel thread variables can be set at once (DTrace's dynamic variable
+/// space); a set beyond is counted as a dynamic-variable drop.
+const THREAD_VAR_ENTRIES: u32 = 65536;
+/// Stack: the thread id, the key of the thread variable maps, and the value being stored.
+const THREAD_KEY: i16 = -432;
+const THREAD_VALUE: i16 = -440;
+
+/// The maps of a plan's kernel aggregations, in `Plan::kernel_aggregations` order, and of its
+/// kernel thread variables (`Plan::kernel_vars`), hash maps from thread id to value.
 #[derive(Debug)]
 pub struct AggregationMaps {
     maps: Vec<(KernelAggregation, Map)>,
     drops: DropCounter,
     /// The plan's zones, for predicates that test them.
     zones: Vec<Zone>,
+    var_names: Vec<String>,
+    vars: Vec<Map>,
+    var_drops: DropCounter,
 }
 
 impl AggregationMaps {
@@ -55,10 +67,26 @@ impl AggregationMaps {
                 Ok((a.clone(), map))
             })
             .collect::<Result<_, MapError>>()?;
+        let vars = plan
+            .kernel_vars
+            .iter()
+            .map(|name| {
+                Map::create(
+                    MapType::Hash,
+                    8,
+                    8,
+                    THREAD_VAR_ENTRIES,
+                    &format!("dtk_self_{name}"),
+                )
+            })
+            .collect::<Result<_, MapError>>()?;
         Ok(AggregationMaps {
             maps,
             drops: DropCounter::create("dtk_agg_drops")?,
             zones: plan.zones.clone(),
+            var_names: plan.kernel_vars.clone(),
+            vars,
+            var_drops: DropCounter::create("dtk_var_drops")?,
         })
     }
 
@@ -67,18 +95,99 @@ impl AggregationMaps {
         self.drops.total()
     }
 
+    /// Kernel thread variables that could not be set because their map was full.
+    pub fn var_drops(&self) -> Result<u64, MapError> {
+        self.var_drops.total()
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            zones: &self.zones,
+            vars: &self.var_names,
+        }
+    }
+
     /// Emits the code of `clauses` (R7 = the filled record; clobbers R0–R5 and R9).
     pub fn emit_clauses(&self, asm: &mut Asm, clauses: &[KernelClause]) {
         for clause in clauses {
             let skip = asm.label();
+            self.load_thread_vars(asm, clause);
             if let Some(predicate) = &clause.predicate {
-                branch(asm, predicate, &self.zones, skip, false);
+                branch(asm, predicate, self.scope(), skip, false);
             }
-            for update in &clause.updates {
+            let mut assigns = clause.assigns.iter().peekable();
+            for (done, update) in clause.updates.iter().enumerate() {
+                while let Some(assign) = assigns.next_if(|a| a.after <= done) {
+                    self.emit_assign(asm, assign);
+                }
                 self.emit_update(asm, update);
+            }
+            for assign in assigns {
+                self.emit_assign(asm, assign);
             }
             asm.bind(skip);
         }
+    }
+
+    /// Reads the thread's value of each kernel thread variable `clause` uses into its stack
+    /// slot (0 when the thread has none), with the thread id left in THREAD_KEY.
+    fn load_thread_vars(&self, asm: &mut Asm, clause: &KernelClause) {
+        let used = clause_vars(clause, &self.var_names);
+        if used.is_empty() {
+            return;
+        }
+        asm.call(Helper::GetCurrentPidTgid)
+            // The thread id: the low 32 bits.
+            .alu64(AluOp::Lsh, Reg::R0, Src::Imm(32))
+            .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+            .stx(Size::DW, Reg::R10, THREAD_KEY, Reg::R0);
+        for i in used {
+            let Some(map) = self.vars.get(i) else {
+                continue;
+            };
+            let absent = asm.label();
+            let done = asm.label();
+            lookup(asm, map, THREAD_KEY);
+            asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), absent)
+                .ldx(Size::DW, Reg::R1, Reg::R0, 0)
+                .jmp(done)
+                .bind(absent)
+                .mov64_imm(Reg::R1, 0)
+                .bind(done)
+                .stx(Size::DW, Reg::R10, thread_var_slot(i), Reg::R1);
+        }
+    }
+
+    /// `self->x = value`: the slot (for the clause's later statements) and the map; 0
+    /// deletes the thread's entry.
+    fn emit_assign(&self, asm: &mut Asm, assign: &ThreadAssign) {
+        let Some(map) = self.vars.get(assign.var) else {
+            return;
+        };
+        let delete = asm.label();
+        let done = asm.label();
+        load(asm, &assign.value, &self.var_names, Reg::R1);
+        asm.stx(Size::DW, Reg::R10, thread_var_slot(assign.var), Reg::R1)
+            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), delete)
+            .stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R1)
+            .ld_map_fd(Reg::R1, map.fd())
+            .mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
+            .mov64_reg(Reg::R3, Reg::R10)
+            .alu64(AluOp::Add, Reg::R3, Src::Imm(THREAD_VALUE.into()))
+            // BPF_ANY
+            .mov64_imm(Reg::R4, 0)
+            .call(Helper::MapUpdateElem)
+            .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), done);
+        self.var_drops
+            .emit_count(asm, super::program::DROP_KEY_SLOT);
+        asm.jmp(done)
+            .bind(delete)
+            .ld_map_fd(Reg::R1, map.fd())
+            .mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
+            .call(Helper::MapDeleteElem)
+            .bind(done);
     }
 
     fn emit_update(&self, asm: &mut Asm, update: &KernelUpdate) {
@@ -86,12 +195,12 @@ impl AggregationMaps {
             return;
         };
         if let Storage::ByProbe { slots } = aggregation.storage {
-            return emit_array_update(asm, aggregation, map, slots, update);
+            return emit_array_update(asm, aggregation, map, slots, update, &self.var_names);
         }
         let key = INITIAL_VALUE - aggregation.key_size().next_multiple_of(8) as i16;
         write_key(asm, aggregation, &update.keys, key);
         match &update.value {
-            Some(value) => load(asm, value, Reg::R1),
+            Some(value) => load(asm, value, &self.var_names, Reg::R1),
             None => {
                 asm.mov64_imm(Reg::R1, 0);
             }
@@ -120,6 +229,37 @@ impl AggregationMaps {
     }
 }
 
+/// The indices of the kernel thread variables `clause` reads or writes, ascending.
+fn clause_vars(clause: &KernelClause, names: &[String]) -> Vec<usize> {
+    let mut used = std::collections::BTreeSet::new();
+    let mut visit = |e: &Expr| {
+        if let ExprKind::Var {
+            name,
+            scope: VarScope::Thread,
+        } = &e.kind
+        {
+            if let Some(i) = names.iter().position(|n| n == name) {
+                used.insert(i);
+            }
+        }
+    };
+    let exprs = clause
+        .predicate
+        .iter()
+        .chain(
+            clause
+                .updates
+                .iter()
+                .flat_map(|u| u.keys.iter().chain(u.value.iter())),
+        )
+        .chain(clause.assigns.iter().map(|a| &a.value));
+    for e in exprs {
+        crate::backend::linux::plan::walk(e, &mut visit);
+    }
+    used.extend(clause.assigns.iter().map(|a| a.var));
+    used.into_iter().collect()
+}
+
 /// `Storage::ByProbe`: the slot is the probe index (or 0), which is always in the array, so
 /// there is no key to write and no entry to create.
 fn emit_array_update(
@@ -128,10 +268,12 @@ fn emit_array_update(
     map: &Map,
     slots: u32,
     update: &KernelUpdate,
+
+    vars: &[String],
 ) {
     let done = asm.label();
     match &update.value {
-        Some(value) => load(asm, value, Reg::R1),
+        Some(value) => load(asm, value, vars, Reg::R1),
         None => {
             asm.mov64_imm(Reg::R1, 0);
         }
@@ -176,7 +318,8 @@ fn write_key(
     for (kind, expr) in aggregation.keys.iter().zip(keys) {
         match kind {
             KeyKind::Int { .. } => {
-                load(asm, expr, Reg::R1);
+                // Keys never name thread variables (`plan::aggregate::key_kind`).
+                load(asm, expr, &[], Reg::R1);
                 asm.stx(Size::DW, Reg::R10, offset, Reg::R1);
             }
             KeyKind::Execname => {

@@ -106,6 +106,12 @@ impl Attached {
         self.aggregations.dropped()
     }
 
+    /// Kernel thread variables not set because their map was full (report as
+    /// `DropKind::Dynamic`).
+    pub fn thread_var_drops(&self) -> Result<u64, MapError> {
+        self.aggregations.var_drops()
+    }
+
     /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its
     /// entries, the CPUs combined; the executor merges them into what it prints.
     pub fn read_kernel_aggregations(

@@ -4,26 +4,43 @@
 //! `&&`, `||` and `!` become jumps. A zone test reads the membership bits the header
 //! computed (see `firing::Zone`).
 
-use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, UID, ZONES};
+use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp};
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp, VarScope};
 use crate::backend::linux::firing::{zone_compared, Zone};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
 
-/// Jumps to `target` when `e`'s truth is `when`; falls through otherwise. `zones` are the
-/// plan's, in membership-bit order.
-pub fn branch(asm: &mut Asm, e: &Expr, zones: &[Zone], target: Label, when: bool) {
+/// What kernel expressions refer to besides the record: the plan's zones, in membership-bit
+/// order, and the thread variables kept in the kernel, whose values the clause's code has
+/// loaded into the stack slots `thread_var_slot` gives (see `codegen::aggregate`).
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub zones: &'a [Zone],
+    pub vars: &'a [String],
+}
+
+/// The stack slot holding kernel thread variable `index` while a kernel clause runs.
+pub fn thread_var_slot(index: usize) -> i16 {
+    THREAD_VARS - 8 * index as i16
+}
+
+/// Below the aggregation key (at most 256 bytes under -40).
+const THREAD_VARS: i16 = -304;
+
+/// Jumps to `target` when `e`'s truth is `when`; falls through otherwise.
+pub fn branch(asm: &mut Asm, e: &Expr, scope: Scope<'_>, target: Label, when: bool) {
+    let zones = scope.zones;
     match &e.kind {
         ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
             // `a && b` jumps on false as soon as a is false; `a || b` on true as soon as a is.
             let shortcut = *op == BinaryOp::Or;
             if when == shortcut {
-                branch(asm, lhs, zones, target, when);
-                branch(asm, rhs, zones, target, when);
+                branch(asm, lhs, scope, target, when);
+                branch(asm, rhs, scope, target, when);
             } else {
                 let skip = asm.label();
-                branch(asm, lhs, zones, skip, shortcut);
-                branch(asm, rhs, zones, target, when);
+                branch(asm, lhs, scope, skip, shortcut);
+                branch(asm, rhs, scope, target, when);
                 asm.bind(skip);
             }
         }
@@ -34,20 +51,20 @@ pub fn branch(asm: &mut Asm, e: &Expr, zones: &[Zone], target: Label, when: bool
             } else if let Some(name) = zone_compared(*op, lhs, rhs) {
                 zone(asm, zones, name, equal, target);
             } else {
-                compare(asm, *op, lhs, rhs, target, when);
+                compare(asm, *op, lhs, rhs, scope.vars, target, when);
             }
         }
         ExprKind::Unary {
             op: UnaryOp::Not,
             operand,
-        } => branch(asm, operand, zones, target, !when),
+        } => branch(asm, operand, scope, target, !when),
         ExprKind::Int(v) => {
             if (*v != 0) == when {
                 asm.jmp(target);
             }
         }
         _ => {
-            load(asm, e, Reg::R1);
+            load(asm, e, scope.vars, Reg::R1);
             let cond = if when { Cond::Ne } else { Cond::Eq };
             asm.jmp_if(cond, Reg::R1, Src::Imm(0), target);
         }
@@ -58,9 +75,17 @@ fn is_signed(ty: &DType) -> bool {
     matches!(ty, DType::Int { signed: true, .. })
 }
 
-fn compare(asm: &mut Asm, op: BinaryOp, lhs: &Expr, rhs: &Expr, target: Label, when: bool) {
-    load(asm, lhs, Reg::R1);
-    load(asm, rhs, Reg::R2);
+fn compare(
+    asm: &mut Asm,
+    op: BinaryOp,
+    lhs: &Expr,
+    rhs: &Expr,
+    vars: &[String],
+    target: Label,
+    when: bool,
+) {
+    load(asm, lhs, vars, Reg::R1);
+    load(asm, rhs, vars, Reg::R2);
     let signed = is_signed(&lhs.ty) && is_signed(&rhs.ty);
     // When jumping on false, jump on the opposite comparison.
     let op = if when { op } else { negate(op) };
@@ -140,8 +165,9 @@ fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) 
         .jmp_if(cond, Reg::R1, Src::Imm(0), target);
 }
 
-/// Loads a kernel-evaluable value into `dst` (R1 or R2; nothing else is touched).
-pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
+/// Loads a kernel-evaluable value into `dst` (R1 or R2; R3 is the temporary of arithmetic,
+/// whose right operand is always a leaf; nothing else is touched).
+pub fn load(asm: &mut Asm, e: &Expr, vars: &[String], dst: Reg) {
     let field = |asm: &mut Asm, size, off| {
         asm.ldx(size, dst, Reg::R7, off);
     };
@@ -170,28 +196,62 @@ pub fn load(asm: &mut Asm, e: &Expr, dst: Reg) {
                 .bind(done);
         }
         ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
-        ExprKind::Cast { expr, to } => {
-            load(asm, expr, dst);
-            // A narrower integer type keeps the low bits, sign- or zero-extended.
-            if let DType::Int { bits, signed } = to {
-                let shift = 64 - i32::from(*bits).min(64);
-                if shift > 0 {
-                    let back = if *signed { AluOp::Arsh } else { AluOp::Rsh };
-                    asm.alu64(AluOp::Lsh, dst, Src::Imm(shift))
-                        .alu64(back, dst, Src::Imm(shift));
-                }
+        ExprKind::Builtin(Builtin::Timestamp) => field(asm, Size::DW, TIMESTAMP),
+        ExprKind::Var {
+            name,
+            scope: VarScope::Thread,
+        } => match vars.iter().position(|v| v == name) {
+            Some(i) => {
+                asm.ldx(Size::DW, dst, Reg::R10, thread_var_slot(i));
             }
+            None => {
+                asm.mov64_imm(dst, 0);
+            }
+        },
+        ExprKind::Binary { op, lhs, rhs } => {
+            load(asm, lhs, vars, dst);
+            load(asm, rhs, vars, Reg::R3);
+            let alu = match op {
+                BinaryOp::Add => AluOp::Add,
+                BinaryOp::Sub => AluOp::Sub,
+                BinaryOp::Mul => AluOp::Mul,
+                BinaryOp::BitAnd => AluOp::And,
+                BinaryOp::BitOr => AluOp::Or,
+                BinaryOp::BitXor => AluOp::Xor,
+                BinaryOp::Shl => AluOp::Lsh,
+                _ if is_signed(&lhs.ty) => AluOp::Arsh,
+                _ => AluOp::Rsh,
+            };
+            asm.alu64(alu, dst, Src::Reg(Reg::R3));
+            fit(asm, &e.ty, dst);
+        }
+        ExprKind::Cast { expr, to } => {
+            load(asm, expr, vars, dst);
+            fit(asm, to, dst);
         }
         ExprKind::Unary {
             op: UnaryOp::Neg,
             operand,
         } => {
-            load(asm, operand, dst);
+            load(asm, operand, vars, dst);
             asm.neg64(dst);
         }
         // plan::filter admits nothing else; a constant keeps the code total.
         _ => {
             asm.mov64_imm(dst, 0);
+        }
+    }
+}
+
+/// A narrower integer type keeps the low bits, sign- or zero-extended, as the executor cuts
+/// values to their type.
+fn fit(asm: &mut Asm, ty: &DType, dst: Reg) {
+    if let DType::Int { bits, signed } = ty {
+        let shift = 64 - i32::from(*bits).min(64);
+        if shift > 0 {
+            let back = if *signed { AluOp::Arsh } else { AluOp::Rsh };
+            asm.alu64(AluOp::Lsh, dst, Src::Imm(shift))
+                .alu64(back, dst, Src::Imm(shift));
         }
     }
 }

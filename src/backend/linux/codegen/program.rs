@@ -209,7 +209,7 @@ fn header(asm: &mut Asm, reads: HeaderReads) {
         asm.call(Helper::GetSmpProcessorId)
             .stx(Size::W, Reg::R7, record::CPU, Reg::R0);
     }
-    if reads.all {
+    if reads.timestamp {
         asm.call(Helper::KtimeGetNs)
             .stx(Size::DW, Reg::R7, record::TIMESTAMP, Reg::R0);
     }
@@ -331,7 +331,13 @@ fn load_argument(asm: &mut Asm, arg: &ArgLoad) {
 fn any_true(asm: &mut Asm, filter: &[Expr], zones: &[Zone], out: Label) {
     let pass = asm.label();
     for predicate in filter {
-        predicate::branch(asm, predicate, zones, pass, true);
+        predicate::branch(
+            asm,
+            predicate,
+            predicate::Scope { zones, vars: &[] },
+            pass,
+            true,
+        );
     }
     asm.jmp(out).bind(pass);
 }

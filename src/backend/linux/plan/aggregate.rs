@@ -20,9 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::captures::walk;
-use super::filter::{is_value, kernel_predicate, specialize};
+use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
 use super::{PlannedProbe, Site};
-use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::firing::ProbeInfo;
 use crate::event::AggFunc;
 
@@ -115,6 +115,18 @@ pub struct KernelClause {
     /// The predicate as the kernel evaluates it at this probe; None when there is none.
     pub predicate: Option<Expr>,
     pub updates: Vec<KernelUpdate>,
+    /// Assignments to thread variables kept in the kernel, in clause order among the updates.
+    pub assigns: Vec<ThreadAssign>,
+}
+
+/// `self->NAME = value` in a kernel clause.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadAssign {
+    /// Index into `Plan::kernel_vars`.
+    pub var: usize,
+    pub value: Expr,
+    /// How many of the clause's updates come before it.
+    pub after: usize,
 }
 
 /// The parts of the record header that kernel clauses read. A program that emits no record
@@ -130,6 +142,7 @@ pub struct HeaderReads {
     pub comm: bool,
     /// arg0 … arg9 (args[N] and errno read them too).
     pub args: bool,
+    pub timestamp: bool,
     /// Something else: fill the whole header.
     pub all: bool,
 }
@@ -141,6 +154,7 @@ impl HeaderReads {
         uid_gid: true,
         comm: true,
         args: true,
+        timestamp: true,
         all: true,
     };
 
@@ -148,11 +162,14 @@ impl HeaderReads {
     pub fn of(clauses: &[KernelClause]) -> HeaderReads {
         let mut reads = HeaderReads::default();
         let exprs = clauses.iter().flat_map(|c| {
-            c.predicate.iter().chain(
-                c.updates
-                    .iter()
-                    .flat_map(|u| u.keys.iter().chain(u.value.iter())),
-            )
+            c.predicate
+                .iter()
+                .chain(
+                    c.updates
+                        .iter()
+                        .flat_map(|u| u.keys.iter().chain(u.value.iter())),
+                )
+                .chain(c.assigns.iter().map(|a| &a.value))
         });
         for e in exprs {
             walk(e, &mut |e| reads.add(e));
@@ -168,6 +185,7 @@ impl HeaderReads {
                 Builtin::Uid | Builtin::Gid => self.uid_gid = true,
                 Builtin::Execname => self.comm = true,
                 Builtin::Arg(_) | Builtin::Args | Builtin::Errno => self.args = true,
+                Builtin::Timestamp => self.timestamp = true,
                 // Stored as the probe index, which every program writes.
                 Builtin::Probefunc | Builtin::Probename => {}
                 _ => *self = HeaderReads::ALL,
@@ -178,7 +196,9 @@ impl HeaderReads {
             | ExprKind::Unary { .. }
             | ExprKind::Cast { .. }
             | ExprKind::Ternary { .. }
-            | ExprKind::Index { .. } => {}
+            | ExprKind::Index { .. }
+            // Thread variables are looked up by the clause's own code.
+            | ExprKind::Var { .. } => {}
             _ => *self = HeaderReads::ALL,
         }
     }
@@ -190,6 +210,7 @@ impl HeaderReads {
             uid_gid: self.uid_gid || other.uid_gid,
             comm: self.comm || other.comm,
             args: self.args || other.args,
+            timestamp: self.timestamp || other.timestamp,
             all: self.all || other.all,
         }
     }
@@ -204,13 +225,19 @@ struct Shape {
 
 /// Moves the qualifying clauses of each probe to `PlannedProbe::kernel_clauses` and returns
 /// the aggregations they update.
-pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAggregation> {
-    let aggregations = eligible_aggregations(probes, clauses);
+pub fn assign(
+    probes: &mut [PlannedProbe],
+    clauses: &[&Clause],
+    kernel_vars: &[String],
+) -> Vec<KernelAggregation> {
+    let aggregations = eligible_aggregations(probes, clauses, kernel_vars);
     let index_of = |name: &str| aggregations.iter().position(|a| a.name == name);
     for probe in probes.iter_mut() {
         let mut kept = Vec::new();
         for &c in &probe.info.clauses {
-            match kernel_clause(clauses[c], c, &probe.info, &index_of) {
+            match kernel_clause(clauses[c], c, &probe.info, &index_of, kernel_vars) {
+                // A clause with nothing to do at this probe needs no code.
+                Some(kernel) if kernel.updates.is_empty() && kernel.assigns.is_empty() => {}
                 Some(kernel) => probe.kernel_clauses.push(kernel),
                 None => kept.push(c),
             }
@@ -273,13 +300,19 @@ fn storage(keys: &[KeyKind], probes: usize) -> Storage {
 }
 
 /// The aggregations every updating clause of which can run in the kernel at all its probes.
-fn eligible_aggregations(probes: &[PlannedProbe], clauses: &[&Clause]) -> Vec<KernelAggregation> {
+fn eligible_aggregations(
+    probes: &[PlannedProbe],
+    clauses: &[&Clause],
+    kernel_vars: &[String],
+) -> Vec<KernelAggregation> {
     let mut shapes: BTreeMap<String, Option<(AggFunc, Vec<KeyKind>)>> = BTreeMap::new();
     for (index, clause) in clauses.iter().enumerate() {
         if is_dead(clause) {
             continue;
         }
-        match clause_shapes(clause).filter(|_| runs_in_kernel(probes, clauses, index)) {
+        match clause_shapes(clause, kernel_vars)
+            .filter(|_| runs_in_kernel(probes, clauses, index, kernel_vars))
+        {
             Some(statements) => {
                 for s in statements {
                     let shape = (s.func, s.keys);
@@ -341,7 +374,12 @@ fn eligible_aggregations(probes: &[PlannedProbe], clauses: &[&Clause]) -> Vec<Ke
 
 /// Whether clause `index`'s predicate can run in the kernel at every probe it is on, and
 /// every one of those probes fires in the kernel.
-fn runs_in_kernel(probes: &[PlannedProbe], clauses: &[&Clause], index: usize) -> bool {
+fn runs_in_kernel(
+    probes: &[PlannedProbe],
+    clauses: &[&Clause],
+    index: usize,
+    kernel_vars: &[String],
+) -> bool {
     probes
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
@@ -350,35 +388,149 @@ fn runs_in_kernel(probes: &[PlannedProbe], clauses: &[&Clause], index: usize) ->
             let predicate_ok = clauses[index]
                 .predicate
                 .as_ref()
-                .is_none_or(|e| kernel_predicate(e, &p.info).is_some());
+                .is_none_or(|e| kernel_predicate_in(e, &p.info, kernel_vars).is_some());
             kernel_site && predicate_ok
         })
 }
 
-/// The aggregating statements of a clause made only of them, each with a shape the kernel
-/// can run; None otherwise.
-fn clause_shapes(clause: &Clause) -> Option<Vec<Shape>> {
+/// The aggregating statements of a clause the kernel can run whole (aggregations, and
+/// assignments to kernel thread variables and to clause-local variables), each with a shape
+/// the kernel can run; None otherwise.
+fn clause_shapes(clause: &Clause, kernel_vars: &[String]) -> Option<Vec<Shape>> {
+    let statements = kernel_statements(clause, kernel_vars)?;
+    Some(
+        statements
+            .into_iter()
+            .filter_map(|s| match s {
+                Statement::Aggregate {
+                    name, func, keys, ..
+                } => Some(Shape {
+                    name,
+                    func,
+                    keys: keys.iter().map(key_kind).collect::<Option<_>>()?,
+                }),
+                Statement::Assign { .. } => None,
+            })
+            .collect(),
+    )
+    .filter(|shapes: &Vec<Shape>| {
+        let aggregates = clause
+            .body
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s, Stmt::Aggregate(_)))
+            .count();
+        shapes.len() == aggregates
+    })
+}
+
+/// A statement of a kernel clause, with `this->` variables replaced by their values.
+enum Statement {
+    Aggregate {
+        name: String,
+        func: AggFunc,
+        keys: Vec<Expr>,
+        value: Option<Expr>,
+    },
+    Assign {
+        var: usize,
+        value: Expr,
+    },
+}
+
+/// The statements of `clause` when the kernel can run them all: aggregations with
+/// count/sum/min/max of kernel values, `self->x = value` for x kept in the kernel, and
+/// `this->t = value` (which the following statements read as the value itself).
+fn kernel_statements(clause: &Clause, kernel_vars: &[String]) -> Option<Vec<Statement>> {
     let body = clause.body.as_ref().filter(|b| !b.is_empty())?;
-    body.iter()
-        .map(|stmt| match stmt {
+    let mut locals: Vec<(String, Expr)> = Vec::new();
+    let mut out = Vec::new();
+    for stmt in body {
+        match stmt {
             Stmt::Aggregate(a) => {
-                let func = match (a.func, a.args.as_slice()) {
+                let args: Vec<Expr> = a.args.iter().map(|v| with_locals(v, &locals)).collect();
+                let value_ok = |v: &Expr| is_value_in(v, kernel_vars);
+                let func = match (a.func, args.as_slice()) {
                     (Function::Count, []) => AggFunc::Count,
-                    (Function::Sum, [v]) if is_value(v) => AggFunc::Sum,
-                    (Function::Min, [v]) if is_value(v) => AggFunc::Min,
-                    (Function::Max, [v]) if is_value(v) => AggFunc::Max,
+                    (Function::Sum, [v]) if value_ok(v) => AggFunc::Sum,
+                    (Function::Min, [v]) if value_ok(v) => AggFunc::Min,
+                    (Function::Max, [v]) if value_ok(v) => AggFunc::Max,
                     _ => return None,
                 };
-                let keys = a.keys.iter().map(key_kind).collect::<Option<_>>()?;
-                Some(Shape {
+                out.push(Statement::Aggregate {
                     name: a.name.clone(),
                     func,
-                    keys,
-                })
+                    keys: a.keys.iter().map(|k| with_locals(k, &locals)).collect(),
+                    value: args.into_iter().next(),
+                });
             }
-            _ => None,
-        })
-        .collect()
+            Stmt::Expr(Expr {
+                kind:
+                    ExprKind::Assign {
+                        op: None,
+                        target,
+                        value,
+                    },
+                ..
+            }) => {
+                let value = with_locals(value, &locals);
+                if !is_value_in(&value, kernel_vars) {
+                    return None;
+                }
+                match &target.kind {
+                    ExprKind::Var {
+                        name,
+                        scope: VarScope::Thread,
+                    } => out.push(Statement::Assign {
+                        var: kernel_vars.iter().position(|v| v == name)?,
+                        value: Expr {
+                            kind: ExprKind::Cast {
+                                to: target.ty.clone(),
+                                expr: Box::new(value),
+                            },
+                            span: target.span,
+                            ty: target.ty.clone(),
+                        },
+                    }),
+                    ExprKind::Var {
+                        name,
+                        scope: VarScope::Clause,
+                    } => locals.push((name.clone(), value)),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `e` with each `this->` variable set earlier in the clause replaced by its value.
+fn with_locals(e: &Expr, locals: &[(String, Expr)]) -> Expr {
+    let mut out = e.clone();
+    replace_locals(&mut out, locals);
+    out
+}
+
+fn replace_locals(e: &mut Expr, locals: &[(String, Expr)]) {
+    match &mut e.kind {
+        ExprKind::Var {
+            name,
+            scope: VarScope::Clause,
+        } => {
+            if let Some((_, value)) = locals.iter().rev().find(|(n, _)| n == name) {
+                *e = value.clone();
+            }
+        }
+        ExprKind::Binary { lhs, rhs, .. } => {
+            replace_locals(lhs, locals);
+            replace_locals(rhs, locals);
+        }
+        ExprKind::Unary { operand: x, .. } | ExprKind::Cast { expr: x, .. } => {
+            replace_locals(x, locals)
+        }
+        _ => {}
+    }
 }
 
 fn key_kind(e: &Expr) -> Option<KeyKind> {
@@ -454,41 +606,56 @@ fn kernel_clause(
     index: usize,
     probe: &ProbeInfo,
     index_of: &impl Fn(&str) -> Option<usize>,
+    kernel_vars: &[String],
 ) -> Option<KernelClause> {
-    let body = clause.body.as_ref().filter(|b| !b.is_empty())?;
-    let updates = body
-        .iter()
-        .map(|stmt| match stmt {
-            Stmt::Aggregate(a) => Some(KernelUpdate {
-                aggregation: index_of(&a.name)?,
+    let predicate = match &clause.predicate {
+        None => None,
+        Some(p) => Some(kernel_predicate_in(p, probe, kernel_vars)?),
+    };
+    // A predicate decided at this probe leaves no test, or nothing to do, whatever the body
+    // (a clause that never runs here is the kernel's, so it holds no variable back).
+    let predicate = match predicate.as_ref().and_then(Expr::as_int) {
+        Some(0) => {
+            return Some(KernelClause {
+                clause: index,
+                predicate: None,
+                updates: Vec::new(),
+                assigns: Vec::new(),
+            })
+        }
+        Some(_) => None,
+        None => predicate,
+    };
+    let mut updates = Vec::new();
+    let mut assigns = Vec::new();
+    for statement in kernel_statements(clause, kernel_vars)? {
+        match statement {
+            Statement::Aggregate {
+                name, keys, value, ..
+            } => updates.push(KernelUpdate {
+                aggregation: index_of(&name)?,
                 // probefunc and probename keys stay as they are: the program stores the
                 // probe index, so that probes can share one copy of the clause.
-                keys: a
-                    .keys
+                keys: keys
                     .iter()
                     .map(|k| match key_kind(k) {
                         Some(KeyKind::Int { .. }) => specialize(k, probe),
                         _ => k.clone(),
                     })
                     .collect(),
-                value: a.args.first().map(|v| specialize(v, probe)),
+                value: value.map(|v| specialize(&v, probe)),
             }),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let predicate = match &clause.predicate {
-        None => None,
-        Some(p) => Some(kernel_predicate(p, probe)?),
-    };
-    // A predicate decided at this probe leaves no test, or no updates, to emit.
-    let (predicate, updates) = match predicate.as_ref().and_then(Expr::as_int) {
-        Some(0) => (None, Vec::new()),
-        Some(_) => (None, updates),
-        None => (predicate, updates),
-    };
+            Statement::Assign { var, value } => assigns.push(ThreadAssign {
+                var,
+                value: specialize(&value, probe),
+                after: updates.len(),
+            }),
+        }
+    }
     Some(KernelClause {
         clause: index,
         predicate,
         updates,
+        assigns,
     })
 }

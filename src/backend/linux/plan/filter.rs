@@ -11,7 +11,7 @@
 //! could not pass them.
 
 use crate::backend::linux::d::ast::{
-    string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp,
+    string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp, VarScope,
 };
 use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
 
@@ -42,8 +42,18 @@ pub fn kernel_filter(clauses: &[&Clause], probe: &ProbeInfo) -> Option<Vec<Expr>
 
 /// `predicate` as the kernel evaluates it at `probe`, or None when it cannot.
 pub fn kernel_predicate(predicate: &Expr, probe: &ProbeInfo) -> Option<Expr> {
+    kernel_predicate_in(predicate, probe, &[])
+}
+
+/// `kernel_predicate`, where the thread variables `kernel_vars` live in the kernel too (see
+/// `plan::threadvars`).
+pub fn kernel_predicate_in(
+    predicate: &Expr,
+    probe: &ProbeInfo,
+    kernel_vars: &[String],
+) -> Option<Expr> {
     let p = simplify(specialize(predicate, probe));
-    is_condition(&p).then_some(p)
+    is_condition(&p, kernel_vars).then_some(p)
 }
 
 /// Folds `&&`, `||` and `!` over constants, and execname comparisons that cannot hold (comm
@@ -176,45 +186,82 @@ fn compare_constants(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> Option<bool> {
 }
 
 /// Whether the kernel can evaluate `e` as a condition.
-fn is_condition(e: &Expr) -> bool {
+fn is_condition(e: &Expr, kernel_vars: &[String]) -> bool {
     match &e.kind {
         ExprKind::Binary {
             op: BinaryOp::And | BinaryOp::Or,
             lhs,
             rhs,
-        } => is_condition(lhs) && is_condition(rhs),
+        } => is_condition(lhs, kernel_vars) && is_condition(rhs, kernel_vars),
         ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
-            (is_value(lhs) && is_value(rhs))
+            (is_value_in(lhs, kernel_vars) && is_value_in(rhs, kernel_vars))
                 || is_execname_test(*op, lhs, rhs)
                 || zone_compared(*op, lhs, rhs).is_some()
         }
         ExprKind::Unary {
             op: UnaryOp::Not,
             operand,
-        } => is_condition(operand),
-        _ => is_value(e),
+        } => is_condition(operand, kernel_vars),
+        _ => is_value_in(e, kernel_vars),
     }
 }
 
 /// Whether `e` is an integer the kernel has at the probe.
 pub fn is_value(e: &Expr) -> bool {
+    is_value_in(e, &[])
+}
+
+/// `is_value`, where the thread variables `kernel_vars` live in the kernel too. Arithmetic
+/// qualifies when its right operand is a leaf (the code keeps one temporary register):
+/// `timestamp - self->ts` does, `a - (b - c)` does not.
+pub fn is_value_in(e: &Expr, kernel_vars: &[String]) -> bool {
     match &e.kind {
         ExprKind::Int(_) => true,
         ExprKind::Builtin(b) => value_builtin(*b),
         ExprKind::Index { .. } => args_index(e).is_some(),
-        ExprKind::Cast { expr, to } => to.is_scalar() && is_value(expr),
+        ExprKind::Cast { expr, to } => to.is_scalar() && is_value_in(expr, kernel_vars),
         ExprKind::Unary {
             op: UnaryOp::Neg,
             operand,
-        } => is_value(operand),
+        } => is_value_in(operand, kernel_vars),
+        ExprKind::Var {
+            name,
+            scope: VarScope::Thread,
+        } => kernel_vars.contains(name),
+        ExprKind::Binary { op, lhs, rhs } => {
+            is_arithmetic(*op)
+                && [&lhs.ty, &rhs.ty, &e.ty]
+                    .iter()
+                    .all(|ty| matches!(ty, DType::Int { .. }))
+                && !matches!(rhs.kind, ExprKind::Binary { .. })
+                && is_value_in(lhs, kernel_vars)
+                && is_value_in(rhs, kernel_vars)
+        }
         _ => false,
     }
+}
+
+/// Operators the kernel computes on values (division is left out: it would need a check
+/// for zero).
+pub fn is_arithmetic(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::BitAnd
+            | BinaryOp::BitOr
+            | BinaryOp::BitXor
+            | BinaryOp::Shl
+            | BinaryOp::Shr
+    )
 }
 
 fn value_builtin(b: Builtin) -> bool {
     matches!(
         b,
-        Builtin::Pid
+        Builtin::Timestamp
+            | Builtin::Pid
             | Builtin::Tid
             | Builtin::Uid
             | Builtin::Gid
@@ -302,6 +349,11 @@ mod tests {
         assert!(filter_of("syscall::read:entry { }").is_none());
         assert!(filter_of("syscall::read:entry /self->x/ {}").is_none());
         assert!(filter_of("syscall::read:entry /pid == 1/ {} syscall::read:entry {}").is_none());
-        assert!(filter_of("syscall::read:entry /timestamp > 5/ {}").is_none());
+        assert!(filter_of("syscall::read:entry /walltimestamp > 5/ {}").is_none());
+        assert!(
+            filter_of("syscall::read:entry /self->x/ {}").is_none(),
+            "thread variables"
+        );
+        assert!(filter_of("syscall::read:entry /timestamp - arg0 > 5/ {}").is_some());
     }
 }

@@ -21,6 +21,7 @@ mod pid;
 mod providers;
 pub mod regs;
 mod syscall;
+mod threadvars;
 mod timer;
 mod usdt;
 mod zone;
@@ -43,8 +44,10 @@ use super::firing::{ProbeInfo, ProbeKind, Zone, MAX_ZONES};
 use super::options::Options;
 use crate::event::ProbeDesc;
 
-pub use aggregate::{HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage};
-pub use captures::Captures;
+pub use aggregate::{
+    HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
+};
+pub use captures::{walk, Captures};
 pub use derived::{AddrExpr, AddrOp, DerivedRead};
 pub use syscall::raw_id_offset;
 
@@ -56,6 +59,8 @@ pub struct Plan {
     pub strsize: usize,
     /// Aggregations kept in BPF maps; `KernelUpdate::aggregation` indexes this.
     pub kernel_aggregations: Vec<KernelAggregation>,
+    /// Thread variables kept in BPF maps; `ThreadAssign::var` indexes this.
+    pub kernel_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
 }
@@ -225,7 +230,7 @@ pub fn resolve(
     }
     let mut probes = merge(candidates);
     syscall::finish_sites(&mut probes)?;
-    let kernel_aggregations = aggregate::assign(&mut probes, &clauses);
+    let (kernel_aggregations, kernel_vars) = threadvars::resolve(&mut probes, &clauses);
     for probe in &mut probes {
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
@@ -235,6 +240,7 @@ pub fn resolve(
         probes,
         strsize: options.strsize,
         kernel_aggregations,
+        kernel_vars,
         zones,
     })
 }

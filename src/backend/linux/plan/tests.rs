@@ -198,7 +198,10 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
         "profile-997 { @a[execname] = count(); } profile-99 { @a[probefunc] = count(); }"
     )
     .is_empty());
-    assert!(kernel_aggregations("profile-997 /self->x/ { @a = count(); }").is_empty());
+    assert!(kernel_aggregations(
+        "profile-997 /self->x/ { @a = count(); } profile-99 { self->x = 1; trace(1); }"
+    )
+    .is_empty());
     assert!(kernel_aggregations("profile-997 { @a = count(); } END { trunc(@a); }").is_empty());
     assert!(kernel_aggregations("profile-997 { @a = count(); } END { clear(@a); }").is_empty());
     assert!(
@@ -210,7 +213,7 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
         "a clause that never runs does not count"
     );
     assert!(kernel_aggregations("profile-997 { @a = quantize(arg0); }").is_empty());
-    assert!(kernel_aggregations("profile-997 { @a[timestamp] = count(); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a[walltimestamp] = count(); }").is_empty());
     // @b is updated in user space too, so the clause that updates both stays there, and @a
     // with it.
     assert!(kernel_aggregations(
@@ -325,4 +328,33 @@ fn zones_are_resolved_once_in_first_use_order() {
     );
     // Only comparisons with a string name a zone.
     assert!(plan("BEGIN { x = zonename; }").unwrap().zones.is_empty());
+}
+
+#[test]
+fn thread_variables_used_only_by_kernel_clauses_live_in_the_kernel() {
+    let p = plan(
+        "profile-997 { self->ts = timestamp; } \
+         profile-99 /self->ts/ { this->ns = timestamp - self->ts; @t = sum(this->ns); \
+         self->ts = 0; @n = count(); }",
+    )
+    .unwrap();
+    assert_eq!(p.kernel_vars, ["ts"]);
+    assert!(p.probes.iter().all(|probe| probe.info.clauses.is_empty()));
+    let ret = &p.probes[1].kernel_clauses[0];
+    assert_eq!(ret.updates.len(), 2);
+    assert_eq!(ret.assigns.len(), 1);
+    assert_eq!(ret.assigns[0].after, 1, "self->ts = 0 comes after the sum");
+    assert!(
+        matches!(&ret.updates[0].value, Some(v) if !format!("{v:?}").contains("ns")),
+        "this->ns is replaced by its value"
+    );
+    // Read by a clause left in user space (printf), the variable stays there, and so do the
+    // clauses that set it.
+    let p = plan(
+        "profile-997 { self->ts = timestamp; } \
+         profile-99 /self->ts/ { printf(\"%d\", timestamp - self->ts); }",
+    )
+    .unwrap();
+    assert!(p.kernel_vars.is_empty());
+    assert_eq!(p.probes[0].info.clauses, [0]);
 }
