@@ -470,3 +470,42 @@ fn pyflow_shows_the_same_flow_as_the_linux_back_end() {
     assert_eq!(linux.len(), 12, "{linux:?}");
     assert_eq!(flow("libdtrace"), linux);
 }
+
+#[test]
+fn run_l_lists_the_probes_a_description_matches() {
+    in_own_process("run_l_lists_the_probes_a_description_matches", || {
+        let job = Job {
+            script: Script {
+                name: "-n".into(),
+                text: "syscall::read:entry, syscall::write:return, syscall::openat*:entry {}"
+                    .into(),
+            },
+            args: Vec::new(),
+            target: Target::None,
+            options: Vec::new(),
+            allow_empty: false,
+            dump_bpf: false,
+        };
+        let mut backend = select(BackendChoice::Libdtrace).unwrap();
+        let mut probes: Vec<String> = backend
+            .list(&job)
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}::{}:{}", p.provider, p.function, p.name))
+            .collect();
+        probes.sort();
+        let mut want: Vec<String> = ["read:entry", "write:return", "openat:entry"]
+            .iter()
+            .map(|p| format!("syscall::{p}"))
+            .collect();
+        // openat2 where the kernel has it.
+        if std::path::Path::new("/sys/kernel/tracing/events/syscalls/sys_enter_openat2").exists()
+            || std::path::Path::new("/sys/kernel/debug/tracing/events/syscalls/sys_enter_openat2")
+                .exists()
+        {
+            want.push("syscall::openat2:entry".into());
+        }
+        want.sort();
+        assert_eq!(probes, want);
+    });
+}

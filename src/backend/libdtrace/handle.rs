@@ -201,6 +201,26 @@ impl Handle {
             .ok_or_else(|| self.last_error())
     }
 
+    /// The probes the program's clauses match, as `dtrace -l` lists them: each statement's
+    /// probe description, through dtrace_probe_iter. A probe matched twice is listed once.
+    pub fn probes_of(&mut self, program: &Program) -> Vec<[String; 4]> {
+        let mut found: Vec<[String; 4]> = Vec::new();
+        let data: *mut Vec<[String; 4]> = &mut found;
+        // SAFETY: the program was compiled by this handle; `data` points at `found`, which
+        // outlives the call, and the callbacks only push to it.
+        unsafe {
+            ffi::dtrace_stmt_iter(
+                self.raw(),
+                program.0.as_ptr(),
+                Some(each_statement),
+                data.cast(),
+            )
+        };
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|names| seen.insert(names.clone()));
+        found
+    }
+
     /// Enables the program's probes; returns how many probes it matched.
     pub fn exec(&mut self, program: &Program) -> Result<u32, LibdtraceError> {
         let mut info = ffi::dtrace_proginfo_t::default();
@@ -315,4 +335,54 @@ pub unsafe fn c_text(p: *const c_char) -> String {
         return String::new();
     }
     CStr::from_ptr(p).to_string_lossy().trim_end().to_owned()
+}
+
+/// dtrace_stmt_iter's callback: lists the probes the statement's description matches.
+///
+/// # Safety
+/// libdtrace calls it with a statement of a live program and the `data` of `probes_of`.
+unsafe extern "C" fn each_statement(
+    dtp: *mut ffi::dtrace_hdl_t,
+    _program: *mut ffi::dtrace_prog_t,
+    statement: *mut ffi::dtrace_stmtdesc_t,
+    data: *mut c_void,
+) -> c_int {
+    let listed = std::panic::catch_unwind(|| {
+        // SAFETY: the statement and its ECB description are libdtrace's, valid during the
+        // call; a description that matches nothing makes dtrace_probe_iter return -1, which
+        // lists nothing for it.
+        unsafe {
+            let description = &(*(*statement).dtsd_ecbdesc).dted_probe;
+            ffi::dtrace_probe_iter(dtp, description, Some(each_probe), data);
+        }
+    });
+    if listed.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+/// dtrace_probe_iter's callback: records one probe's names.
+///
+/// # Safety
+/// libdtrace calls it with a live probe description and the `data` of `probes_of`.
+unsafe extern "C" fn each_probe(
+    _dtp: *mut ffi::dtrace_hdl_t,
+    probe: *const ffi::dtrace_probedesc_t,
+    data: *mut c_void,
+) -> c_int {
+    let pushed = std::panic::catch_unwind(|| {
+        // SAFETY: `data` is `probes_of`'s vector, borrowed by nothing else during the
+        // iteration; `probe` is valid during the call.
+        unsafe {
+            let found = &mut *data.cast::<Vec<[String; 4]>>();
+            found.push(platform::probe_names(&*probe));
+        }
+    });
+    if pushed.is_ok() {
+        0
+    } else {
+        -1
+    }
 }

@@ -98,14 +98,43 @@ impl Backend for LibdtraceBackend {
         "libdtrace"
     }
 
-    /// Listing needs libdtrace's statement and probe iterators, whose probe descriptions
-    /// differ in layout across platforms; dtk lists probes with its Linux engine only.
-    fn list(&mut self, _job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
-        Err(BackendError::Unavailable {
-            backend: "libdtrace",
-            why: "dtk run -l lists probes through the linux back end only".into(),
-            hint: "use `dtrace -l -n DESC`, or dtk --backend linux run -l".into(),
-        })
+    /// The probes the job's descriptions match, from libdtrace's own probe list (as
+    /// `dtrace -l` gives it), without enabling anything.
+    fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
+        let _library = lock_library();
+        let mut handle = Handle::open()?;
+        for (name, value) in DEFAULT_OPTIONS {
+            handle.setopt(name, Some(value))?;
+        }
+        for (name, value) in &job.options {
+            handle.setopt(name, value.as_deref())?;
+        }
+        let _target = match &job.target {
+            Target::None => None,
+            Target::Pid(pid) => Some(handle.grab_process(*pid)?),
+            Target::Command(argv) => Some(handle.create_process(argv)?),
+        };
+        handle.init()?;
+        let cflags: c_uint = if job.allow_empty {
+            ffi::DTRACE_C_ZDEFS
+        } else {
+            0
+        };
+        let program = handle
+            .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
+            .map_err(BackendError::Compile)?;
+        Ok(handle
+            .probes_of(&program)
+            .into_iter()
+            .map(|[provider, module, function, name]| {
+                Arc::new(ProbeDesc {
+                    provider,
+                    module,
+                    function,
+                    name,
+                })
+            })
+            .collect())
     }
 
     fn run(
