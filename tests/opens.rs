@@ -546,3 +546,52 @@ fn opens_agrees_with_strace() {
         .collect();
     assert_eq!(reported, straced);
 }
+
+/// A path in a page the process had not touched when the call started (cat's libc opens
+/// /usr/lib/locale/locale-archive through such a string) is read again at the return, as
+/// DTrace reads it: every open `cat` makes is reported, with no "invalid address". Ground
+/// truth: strace on a separate run of the same command (strace itself faults the strings
+/// in, so it cannot share the run).
+#[test]
+fn paths_unreadable_at_entry_are_read_at_return() {
+    if !kernel_available("paths_unreadable_at_entry_are_read_at_return") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("strace.log");
+    run(&[
+        "strace",
+        "-f",
+        "-qq",
+        "-s",
+        "4096",
+        "-e",
+        "trace=open,openat,openat2,creat",
+        "-o",
+        log.to_str().unwrap(),
+        "cat",
+        "/etc/hostname",
+    ]);
+    let want: Vec<(String, String)> = strace_opens(&std::fs::read_to_string(&log).unwrap())
+        .into_iter()
+        .map(|(_, path, result)| (path, result))
+        .collect();
+    assert!(
+        want.iter().any(|(path, _)| path == "/etc/hostname"),
+        "{want:?}"
+    );
+    let out = dtk_opens(&["-c", "cat /etc/hostname"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("invalid address"), "{stderr}");
+    let have: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("path").is_some())
+        .map(|v| {
+            let o = open_of(&v);
+            (o.path, o.result)
+        })
+        .collect();
+    assert_eq!(have, want);
+}

@@ -29,7 +29,7 @@ const INITIAL_VALUE: i16 = -40;
 /// space); a set beyond is counted as a dynamic-variable drop.
 const THREAD_VAR_ENTRIES: u32 = 65536;
 /// Stack: the thread id, the key of the thread variable maps, and the value being stored.
-const THREAD_KEY: i16 = -432;
+pub(super) const THREAD_KEY: i16 = -432;
 const THREAD_VALUE: i16 = -440;
 
 /// The maps of a plan's kernel aggregations, in `Plan::kernel_aggregations` order, and of its
@@ -43,6 +43,8 @@ pub struct AggregationMaps {
     var_names: Vec<String>,
     vars: Vec<Map>,
     var_drops: DropCounter,
+    /// Per-thread pointers of `Plan::shadow_vars`.
+    shadows: Vec<Map>,
 }
 
 impl AggregationMaps {
@@ -80,6 +82,19 @@ impl AggregationMaps {
                 )
             })
             .collect::<Result<_, MapError>>()?;
+        let shadows = plan
+            .shadow_vars
+            .iter()
+            .map(|name| {
+                Map::create(
+                    MapType::Hash,
+                    8,
+                    8,
+                    THREAD_VAR_ENTRIES,
+                    &format!("dtk_ptr_{name}"),
+                )
+            })
+            .collect::<Result<_, MapError>>()?;
         Ok(AggregationMaps {
             maps,
             drops: DropCounter::create("dtk_agg_drops")?,
@@ -87,6 +102,7 @@ impl AggregationMaps {
             var_names: plan.kernel_vars.clone(),
             vars,
             var_drops: DropCounter::create("dtk_var_drops")?,
+            shadows,
         })
     }
 
@@ -98,6 +114,35 @@ impl AggregationMaps {
     /// Kernel thread variables that could not be set because their map was full.
     pub fn var_drops(&self) -> Result<u64, MapError> {
         self.var_drops.total()
+    }
+
+    /// The map of shadowed thread variable `i`.
+    pub fn shadow(&self, i: usize) -> Option<&Map> {
+        self.shadows.get(i)
+    }
+
+    /// Stores argN of the record as this thread's pointer for each (i, N) (R7 = the record;
+    /// clobbers R0–R5). A full map keeps no pointer, and the later probe falls back on what
+    /// the first one read.
+    pub fn emit_shadow_stores(&self, asm: &mut Asm, stores: &[(usize, u8)]) {
+        if stores.is_empty() {
+            return;
+        }
+        thread_key(asm);
+        for &(i, arg) in stores {
+            let Some(map) = self.shadows.get(i) else {
+                continue;
+            };
+            asm.ldx(Size::DW, Reg::R1, Reg::R7, record::arg_offset(arg))
+                .stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R1)
+                .ld_map_fd(Reg::R1, map.fd())
+                .mov64_reg(Reg::R2, Reg::R10)
+                .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
+                .mov64_reg(Reg::R3, Reg::R10)
+                .alu64(AluOp::Add, Reg::R3, Src::Imm(THREAD_VALUE.into()))
+                .mov64_imm(Reg::R4, 0)
+                .call(Helper::MapUpdateElem);
+        }
     }
 
     fn scope(&self) -> Scope<'_> {
@@ -136,11 +181,7 @@ impl AggregationMaps {
         if used.is_empty() {
             return;
         }
-        asm.call(Helper::GetCurrentPidTgid)
-            // The thread id: the low 32 bits.
-            .alu64(AluOp::Lsh, Reg::R0, Src::Imm(32))
-            .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
-            .stx(Size::DW, Reg::R10, THREAD_KEY, Reg::R0);
+        thread_key(asm);
         for i in used {
             let Some(map) = self.vars.get(i) else {
                 continue;
@@ -227,6 +268,15 @@ impl AggregationMaps {
         combine(asm, aggregation.func);
         asm.bind(done);
     }
+}
+
+/// Writes the thread id (the low 32 bits of pid_tgid) at THREAD_KEY: the key of the
+/// per-thread maps.
+pub(super) fn thread_key(asm: &mut Asm) {
+    asm.call(Helper::GetCurrentPidTgid)
+        .alu64(AluOp::Lsh, Reg::R0, Src::Imm(32))
+        .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
+        .stx(Size::DW, Reg::R10, THREAD_KEY, Reg::R0);
 }
 
 /// The indices of the kernel thread variables `clause` reads or writes, ascending.

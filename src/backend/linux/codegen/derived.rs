@@ -7,6 +7,7 @@
 //! R1–R5 and R6–R9 are taken. A link that cannot be read stops the read: its status is then
 //! -EFAULT and the executor treats the address as unreadable.
 
+use super::aggregate::{thread_key, AggregationMaps, THREAD_KEY};
 use super::record::{arg_offset, DerivedSlot};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, Reg, Size, Src};
 use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead};
@@ -14,11 +15,11 @@ use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead};
 /// -EFAULT, the status of a read whose address could not be computed.
 const EFAULT: i32 = -14;
 
-/// Emits one derived read into `slot` (R7 = the record).
-pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot) {
+/// Emits one derived read into `slot` (R7 = the record); `maps` has the shadow maps.
+pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot, maps: &AggregationMaps) {
     let fail = asm.label();
     let done = asm.label();
-    value(asm, &read.addr, slot, 0, fail);
+    value(asm, &read.addr, slot, 0, fail, maps);
     let helper = if slot.string {
         Helper::ProbeReadUserStr
     } else {
@@ -49,8 +50,29 @@ fn scratch(slot: &DerivedSlot, level: usize) -> i16 {
 }
 
 /// Computes `e` into R0, using scratch levels from `level` up.
-fn value(asm: &mut Asm, e: &AddrExpr, slot: &DerivedSlot, level: usize, fail: Label) {
+fn value(
+    asm: &mut Asm,
+    e: &AddrExpr,
+    slot: &DerivedSlot,
+    level: usize,
+    fail: Label,
+    maps: &AggregationMaps,
+) {
     match e {
+        AddrExpr::Shadow(i) => match maps.shadow(*i) {
+            Some(map) => {
+                thread_key(asm);
+                asm.ld_map_fd(Reg::R1, map.fd())
+                    .mov64_reg(Reg::R2, Reg::R10)
+                    .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
+                    .call(Helper::MapLookupElem)
+                    .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), fail)
+                    .ldx(Size::DW, Reg::R0, Reg::R0, 0);
+            }
+            None => {
+                asm.jmp(fail);
+            }
+        },
         AddrExpr::Arg(n) => {
             asm.ldx(Size::DW, Reg::R0, Reg::R7, arg_offset(*n));
         }
@@ -63,9 +85,9 @@ fn value(asm: &mut Asm, e: &AddrExpr, slot: &DerivedSlot, level: usize, fail: La
             }
         },
         AddrExpr::Binary(op, a, b) => {
-            value(asm, a, slot, level, fail);
+            value(asm, a, slot, level, fail, maps);
             asm.stx(Size::DW, Reg::R7, scratch(slot, level), Reg::R0);
-            value(asm, b, slot, level + 1, fail);
+            value(asm, b, slot, level + 1, fail, maps);
             asm.ldx(Size::DW, Reg::R1, Reg::R7, scratch(slot, level))
                 .alu64(alu(*op), Reg::R1, Src::Reg(Reg::R0))
                 .mov64_reg(Reg::R0, Reg::R1);
@@ -73,11 +95,11 @@ fn value(asm: &mut Asm, e: &AddrExpr, slot: &DerivedSlot, level: usize, fail: La
         AddrExpr::Select(cond, then, otherwise) => {
             let other = asm.label();
             let end = asm.label();
-            value(asm, cond, slot, level, fail);
+            value(asm, cond, slot, level, fail, maps);
             asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), other);
-            value(asm, then, slot, level, fail);
+            value(asm, then, slot, level, fail, maps);
             asm.jmp(end).bind(other);
-            value(asm, otherwise, slot, level, fail);
+            value(asm, otherwise, slot, level, fail, maps);
             asm.bind(end);
         }
         AddrExpr::Load {
@@ -85,7 +107,7 @@ fn value(asm: &mut Asm, e: &AddrExpr, slot: &DerivedSlot, level: usize, fail: La
             bytes,
             signed,
         } => {
-            value(asm, addr, slot, level, fail);
+            value(asm, addr, slot, level, fail, maps);
             let at = scratch(slot, level);
             asm.mov64_reg(Reg::R3, Reg::R0)
                 .mov64_reg(Reg::R1, Reg::R7)

@@ -281,6 +281,7 @@ fn build_and_load(
         guard: parts.guard,
         layout: &layout,
         derived: &probe.captures.derived,
+        shadow_stores: &probe.captures.shadow_stores,
         filter: parts.filter,
         kernel_clauses: parts.kernel_clauses,
         aggregations: &attached.aggregations,

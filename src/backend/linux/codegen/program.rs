@@ -53,6 +53,8 @@ pub struct ProgramSpec<'a> {
     pub layout: &'a Layout,
     /// The derived reads, one per `layout.derived` slot.
     pub derived: &'a [DerivedRead],
+    /// Pointers to keep for a later probe (`Captures::shadow_stores`).
+    pub shadow_stores: &'a [(usize, u8)],
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
     /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
@@ -127,8 +129,10 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         }
         captures(&mut asm, spec.layout);
         for (read, slot) in spec.derived.iter().zip(&spec.layout.derived) {
-            super::derived::emit(&mut asm, read, slot);
+            super::derived::emit(&mut asm, read, slot, spec.aggregations);
         }
+        spec.aggregations
+            .emit_shadow_stores(&mut asm, spec.shadow_stores);
         submit(&mut asm, spec, out);
     }
     asm.bind(out).mov64_imm(Reg::R0, 0).exit();

@@ -298,6 +298,7 @@ mod tests {
             strsize: 8,
             kernel_aggregations: Vec::new(),
             kernel_vars: Vec::new(),
+            shadow_vars: Vec::new(),
             zones: Vec::new(),
         }
     }

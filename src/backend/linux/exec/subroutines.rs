@@ -77,20 +77,20 @@ impl State {
         max: Option<i64>,
         firing: &Firing,
     ) -> Result<String, Fault> {
-        let (s, truncated) = match addr {
-            Value::User { capture, .. } if capture.string.is_some() => {
+        // A read made at this probe through a pointer kept from an earlier one (a path saved
+        // at entry, read at return) is fresher than the capture the pointer carries.
+        let fresh = firing.reads.iter().find_map(|r| match &r.data {
+            ReadData::String { value, truncated } if r.addr == addr.int() => {
+                Some((value.as_str(), *truncated))
+            }
+            _ => None,
+        });
+        let (s, truncated) = match (fresh, addr) {
+            (Some(read), _) => read,
+            (None, Value::User { capture, .. }) if capture.string.is_some() => {
                 (capture.string.as_deref().unwrap_or(""), capture.truncated)
             }
-            _ => firing
-                .reads
-                .iter()
-                .find_map(|r| match &r.data {
-                    ReadData::String { value, truncated } if r.addr == addr.int() => {
-                        Some((value.as_str(), *truncated))
-                    }
-                    _ => None,
-                })
-                .ok_or(Fault::InvalidAddress(addr.int()))?,
+            _ => return Err(Fault::InvalidAddress(addr.int())),
         };
         if truncated {
             self.drop(DropKind::TruncatedString);
@@ -114,19 +114,15 @@ impl State {
 fn copyin(addr: &Value, size: i64, firing: &Firing) -> Result<Value, Fault> {
     let fault = || Fault::InvalidAddress(addr.int());
     let size = usize::try_from(size).map_err(|_| fault())?;
+    let fresh = firing.reads.iter().find_map(|r| match &r.data {
+        ReadData::Bytes(bytes) if r.addr == addr.int() => bytes.get(..size),
+        _ => None,
+    });
     let captured = match addr {
-        Value::User { capture, .. } => capture.bytes.as_deref(),
+        Value::User { capture, .. } => capture.bytes.as_deref().and_then(|b| b.get(..size)),
         _ => None,
     };
-    let read = captured
-        .and_then(|bytes| bytes.get(..size))
-        .or_else(|| {
-            firing.reads.iter().find_map(|r| match &r.data {
-                ReadData::Bytes(bytes) if r.addr == addr.int() => bytes.get(..size),
-                _ => None,
-            })
-        })
-        .ok_or_else(fault)?;
+    let read = fresh.or(captured).ok_or_else(fault)?;
     Ok(Value::Memory {
         addr: addr.int(),
         bytes: Arc::from(read),

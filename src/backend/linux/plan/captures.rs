@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use super::derived::{self, DerivedRead};
+use super::derived::{self, AddrExpr, DerivedRead};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 
@@ -24,6 +24,9 @@ pub struct Captures {
     pub bytes: Vec<(u8, u32)>,
     /// Reads at addresses the program computes (`derived`), sorted.
     pub derived: Vec<DerivedRead>,
+    /// (i, argN): store argN as this thread's pointer for `Plan::shadow_vars[i]`, for a
+    /// later probe to read through (`AddrExpr::Shadow`).
+    pub shadow_stores: Vec<(usize, u8)>,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -48,9 +51,18 @@ struct ClauseUse {
     assigns: BTreeSet<(String, Scope, u8)>,
 }
 
-/// Fills in every probe's captures. Probes served by one raw_syscalls program share one
-/// record layout, so they get the union of their captures.
-pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
+/// Fills in every probe's captures, and returns the thread variables whose pointers are
+/// shadowed in the kernel. Probes served by one raw_syscalls program share one record
+/// layout, so they get the union of their captures.
+///
+/// A thread variable set from an argument at one probe and read with copyinstr/copyin at
+/// another (`self->path = arg1` at a syscall's entry, `copyinstr(self->path)` at its return)
+/// is captured at the first probe, and read again at the second, as DTrace reads it: the
+/// first probe also stores the pointer in a per-thread map (`shadow_stores`), and the second
+/// reads through it (`AddrExpr::Shadow`). The second read sees what the process has written
+/// or paged in meanwhile (the kernel faults a path in while opening it; BPF cannot); the
+/// executor prefers it when its address is the variable's.
+pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
     let uses: Vec<ClauseUse> = clauses.iter().map(|c| clause_use(c)).collect();
     let var_reads: BTreeSet<(String, Scope, Option<u32>)> = uses
         .iter()
@@ -60,18 +72,49 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
             Pointer::Arg(_) => None,
         })
         .collect();
+    let shadow_vars: Vec<String> = var_reads
+        .iter()
+        .filter(|(name, scope, _)| {
+            *scope == Scope::Thread
+                && uses.iter().any(|u| {
+                    u.assigns
+                        .iter()
+                        .any(|(v, s, _)| v == name && *s == Scope::Thread)
+                })
+        })
+        .map(|(name, _, _)| name.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let shadow = |name: &str, scope: Scope| {
+        (scope == Scope::Thread)
+            .then(|| shadow_vars.iter().position(|v| v == name))
+            .flatten()
+    };
     for probe in probes.iter_mut() {
         let mut wanted: BTreeSet<(u8, Option<u32>)> = BTreeSet::new();
+        let mut shadow_reads: BTreeSet<(usize, Option<u32>)> = BTreeSet::new();
+        let mut shadow_stores: BTreeSet<(usize, u8)> = BTreeSet::new();
         for &c in &probe.info.clauses {
             let Some(used) = uses.get(c) else { continue };
             for (pointer, size) in &used.reads {
-                if let Pointer::Arg(n) = pointer {
-                    wanted.insert((*n, *size));
+                match pointer {
+                    Pointer::Arg(n) => {
+                        wanted.insert((*n, *size));
+                    }
+                    Pointer::Var(name, scope) => {
+                        if let Some(i) = shadow(name, *scope) {
+                            shadow_reads.insert((i, *size));
+                        }
+                    }
                 }
             }
             for (name, scope, n) in &used.assigns {
                 for (_, _, size) in var_reads.iter().filter(|(v, s, _)| v == name && s == scope) {
                     wanted.insert((*n, *size));
+                }
+                if let Some(i) = shadow(name, *scope) {
+                    shadow_stores.insert((i, *n));
                 }
             }
         }
@@ -87,9 +130,21 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) {
             .iter()
             .filter_map(|&c| clauses.get(c).copied())
             .collect();
-        probe.captures.derived = derived::reads_of(&own);
+        let mut reads = derived::reads_of(&own);
+        reads.extend(shadow_reads.into_iter().map(|(i, size)| DerivedRead {
+            addr: AddrExpr::Shadow(i),
+            size,
+        }));
+        reads.sort();
+        reads.dedup();
+        probe.captures.derived = reads;
+        probe.captures.shadow_stores = shadow_stores
+            .into_iter()
+            .filter(|(_, n)| usize::from(*n) < provided)
+            .collect();
     }
     unify_raw_syscalls(probes);
+    shadow_vars
 }
 
 fn to_captures(wanted: impl Iterator<Item = (u8, Option<u32>)>) -> Captures {
@@ -112,15 +167,18 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut strings = BTreeSet::new();
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
+        let mut shadow_stores = BTreeSet::new();
         for p in probes.iter().filter(|p| is_group(p)) {
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
+            shadow_stores.extend(p.captures.shadow_stores.iter().copied());
         }
         let union = Captures {
             strings: strings.into_iter().collect(),
             bytes: bytes.into_iter().collect(),
             derived: derived.into_iter().collect(),
+            shadow_stores: shadow_stores.into_iter().collect(),
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();

@@ -33,6 +33,10 @@ pub enum AddrExpr {
         bytes: u8,
         signed: bool,
     },
+    /// The pointer an earlier probe of this thread stored for thread variable
+    /// `Plan::shadow_vars[i]` (see `captures`: a path saved at a syscall's entry is read
+    /// again at its return).
+    Shadow(usize),
 }
 
 /// Integer operators of addresses; `Sar` is the arithmetic (signed) right shift.
@@ -67,14 +71,14 @@ impl AddrExpr {
             AddrExpr::Arg(_) | AddrExpr::Const(_) => false,
             AddrExpr::Binary(_, a, b) => a.loads() || b.loads(),
             AddrExpr::Select(c, a, b) => c.loads() || a.loads() || b.loads(),
-            AddrExpr::Load { .. } => true,
+            AddrExpr::Load { .. } | AddrExpr::Shadow(_) => true,
         }
     }
 
     /// Levels of nesting: the scratch slots the program needs to compute it.
     pub fn depth(&self) -> usize {
         match self {
-            AddrExpr::Arg(_) | AddrExpr::Const(_) => 1,
+            AddrExpr::Arg(_) | AddrExpr::Const(_) | AddrExpr::Shadow(_) => 1,
             AddrExpr::Binary(_, a, b) => a.depth().max(1 + b.depth()),
             AddrExpr::Select(c, a, b) => c.depth().max(a.depth()).max(b.depth()),
             AddrExpr::Load { addr, .. } => addr.depth(),

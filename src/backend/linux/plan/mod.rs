@@ -61,6 +61,9 @@ pub struct Plan {
     pub kernel_aggregations: Vec<KernelAggregation>,
     /// Thread variables kept in BPF maps; `ThreadAssign::var` indexes this.
     pub kernel_vars: Vec<String>,
+    /// Thread variables whose pointers the kernel keeps too, to read through them again at
+    /// a later probe (`captures::assign`); `AddrExpr::Shadow` indexes this.
+    pub shadow_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
 }
@@ -235,12 +238,13 @@ pub fn resolve(
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
-    captures::assign(&mut probes, &clauses);
+    let shadow_vars = captures::assign(&mut probes, &clauses);
     Ok(Plan {
         probes,
         strsize: options.strsize,
         kernel_aggregations,
         kernel_vars,
+        shadow_vars,
         zones,
     })
 }

@@ -358,3 +358,23 @@ fn thread_variables_used_only_by_kernel_clauses_live_in_the_kernel() {
     assert!(p.kernel_vars.is_empty());
     assert_eq!(p.probes[0].info.clauses, [0]);
 }
+
+#[test]
+fn a_pointer_saved_at_one_probe_is_read_again_at_the_next() {
+    let prog =
+        program("BEGIN { self->p = arg1; } END /self->p/ { printf(\"%s\", copyinstr(self->p)); }");
+    let clauses = prog.clauses();
+    let mut probes = vec![probe_with_args(3, vec![0]), probe_with_args(3, vec![1])];
+    let shadowed = captures::assign(&mut probes, &clauses);
+    assert_eq!(shadowed, ["p"]);
+    assert_eq!(probes[0].captures.strings, [1], "read at the first probe");
+    assert_eq!(probes[0].captures.shadow_stores, [(0, 1)], "and arg1 kept");
+    assert_eq!(
+        probes[1].captures.derived,
+        [DerivedRead {
+            addr: AddrExpr::Shadow(0),
+            size: None
+        }],
+        "read again through it at the second"
+    );
+}
