@@ -486,6 +486,21 @@ fn opens_z_accepts_a_cgroup_path_and_names_the_zone() {
     );
 }
 
+/// strace following forks, logging the open calls with whole paths to `log`.
+fn strace_argv(log: &Path) -> Vec<&str> {
+    vec![
+        "strace",
+        "-f",
+        "-qq",
+        "-s",
+        "4096",
+        "-e",
+        "trace=open,openat,openat2,creat",
+        "-o",
+        log.to_str().unwrap(),
+    ]
+}
+
 /// strace's `PID name(args) = result` lines for the open calls, as (pid, path, fd or errno).
 fn strace_opens(log: &str) -> Vec<(u32, String, String)> {
     let line = regex::Regex::new(
@@ -520,17 +535,7 @@ fn opens_agrees_with_strace() {
             "import os\ntry: os.open('/nonexistent/dtk-opens-strace', 0)\nexcept OSError: pass",
         ])
     });
-    let mut argv = vec![
-        "strace",
-        "-f",
-        "-qq",
-        "-s",
-        "4096",
-        "-e",
-        "trace=open,openat,openat2,creat",
-        "-o",
-        log.to_str().unwrap(),
-    ];
+    let mut argv = strace_argv(&log);
     argv.extend(workload.split(' '));
     run(&argv);
     let opens = tracer.stop();
@@ -559,19 +564,9 @@ fn paths_unreadable_at_entry_are_read_at_return() {
     }
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("strace.log");
-    run(&[
-        "strace",
-        "-f",
-        "-qq",
-        "-s",
-        "4096",
-        "-e",
-        "trace=open,openat,openat2,creat",
-        "-o",
-        log.to_str().unwrap(),
-        "cat",
-        "/etc/hostname",
-    ]);
+    let mut argv = strace_argv(&log);
+    argv.extend(["cat", "/etc/hostname"]);
+    run(&argv);
     let want: Vec<(String, String)> = strace_opens(&std::fs::read_to_string(&log).unwrap())
         .into_iter()
         .map(|(_, path, result)| (path, result))

@@ -133,15 +133,8 @@ impl AggregationMaps {
             let Some(map) = self.shadows.get(i) else {
                 continue;
             };
-            asm.ldx(Size::DW, Reg::R1, Reg::R7, record::arg_offset(arg))
-                .stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R1)
-                .ld_map_fd(Reg::R1, map.fd())
-                .mov64_reg(Reg::R2, Reg::R10)
-                .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
-                .mov64_reg(Reg::R3, Reg::R10)
-                .alu64(AluOp::Add, Reg::R3, Src::Imm(THREAD_VALUE.into()))
-                .mov64_imm(Reg::R4, 0)
-                .call(Helper::MapUpdateElem);
+            asm.ldx(Size::DW, Reg::R1, Reg::R7, record::arg_offset(arg));
+            set_for_thread(asm, map);
         }
     }
 
@@ -209,17 +202,9 @@ impl AggregationMaps {
         let done = asm.label();
         load(asm, &assign.value, &self.var_names, Reg::R1);
         asm.stx(Size::DW, Reg::R10, thread_var_slot(assign.var), Reg::R1)
-            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), delete)
-            .stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R1)
-            .ld_map_fd(Reg::R1, map.fd())
-            .mov64_reg(Reg::R2, Reg::R10)
-            .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
-            .mov64_reg(Reg::R3, Reg::R10)
-            .alu64(AluOp::Add, Reg::R3, Src::Imm(THREAD_VALUE.into()))
-            // BPF_ANY
-            .mov64_imm(Reg::R4, 0)
-            .call(Helper::MapUpdateElem)
-            .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), done);
+            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), delete);
+        set_for_thread(asm, map);
+        asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), done);
         self.var_drops
             .emit_count(asm, super::program::DROP_KEY_SLOT);
         asm.jmp(done)
@@ -277,6 +262,18 @@ pub(super) fn thread_key(asm: &mut Asm) {
         .alu64(AluOp::Lsh, Reg::R0, Src::Imm(32))
         .alu64(AluOp::Rsh, Reg::R0, Src::Imm(32))
         .stx(Size::DW, Reg::R10, THREAD_KEY, Reg::R0);
+}
+
+/// map[THREAD_KEY] = R1 (BPF_ANY); R0 is the helper's result.
+fn set_for_thread(asm: &mut Asm, map: &Map) {
+    asm.stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R1)
+        .ld_map_fd(Reg::R1, map.fd())
+        .mov64_reg(Reg::R2, Reg::R10)
+        .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
+        .mov64_reg(Reg::R3, Reg::R10)
+        .alu64(AluOp::Add, Reg::R3, Src::Imm(THREAD_VALUE.into()))
+        .mov64_imm(Reg::R4, 0)
+        .call(Helper::MapUpdateElem);
 }
 
 /// The indices of the kernel thread variables `clause` reads or writes, ascending.
