@@ -152,14 +152,19 @@ impl Build {
 
     /// Reads `path`; None when it holds no interpreter.
     pub fn read(path: &Path) -> Result<Option<Build>, PythonError> {
-        let image = ElfImage::open(path)?;
+        Build::of_image(&ElfImage::open(path)?)
+    }
+
+    /// `read`, for a file already read.
+    fn of_image(image: &ElfImage) -> Result<Option<Build>, PythonError> {
+        let path = image.path();
         let markers =
-            UsdtProbes::read(&image).is_ok_and(|p| p.find("python", "function__entry").is_ok());
+            UsdtProbes::read(image).is_ok_and(|p| p.find("python", "function__entry").is_ok());
         let evaluator = image.function(EVAL_FRAME).is_ok();
         if !markers && !evaluator {
             return Ok(None);
         }
-        let version = py_version(&image).or_else(|| version_from_name(path));
+        let version = py_version(image).or_else(|| version_from_name(path));
         // The trampoline path is only for builds without markers, 3.12 to 3.14.
         let layout = match version {
             _ if markers => None,
@@ -167,7 +172,7 @@ impl Build {
                 major: 3,
                 minor: 12,
             }) => Some(LAYOUT_3_12),
-            Some(v) if debug_sections(v).is_some() => Some(debug_offsets(&image, v).ok_or_else(
+            Some(v) if debug_sections(v).is_some() => Some(debug_offsets(image, v).ok_or_else(
                 || PythonError::UnknownLayout {
                     path: path.display().to_string(),
                     version: v.to_string(),
@@ -227,7 +232,7 @@ impl Build {
             let Ok(image) = ElfImage::open(&path) else {
                 continue;
             };
-            if let Some(build) = Build::read(&path)? {
+            if let Some(build) = Build::of_image(&image)? {
                 return Ok((build, index));
             }
             for lib in linked_libpython(&image, &path) {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use thiserror::Error;
 
 use self::consumer::{Consumer, Failure};
-use self::handle::{Handle, WorkStatus};
+use self::handle::{Handle, Process, Program, WorkStatus};
 use super::{Backend, BackendError, EventSink, Job, Stop, Target};
 use crate::event::{Event, ProbeDesc};
 
@@ -102,27 +102,11 @@ impl Backend for LibdtraceBackend {
     /// `dtrace -l` gives it), without enabling anything.
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         let _library = lock_library();
-        let mut handle = Handle::open()?;
-        for (name, value) in DEFAULT_OPTIONS {
-            handle.setopt(name, Some(value))?;
-        }
-        for (name, value) in &job.options {
-            handle.setopt(name, value.as_deref())?;
-        }
-        let _target = match &job.target {
-            Target::None => None,
-            Target::Pid(pid) => Some(handle.grab_process(*pid)?),
-            Target::Command(argv) => Some(handle.create_process(argv)?),
-        };
-        handle.init()?;
-        let cflags: c_uint = if job.allow_empty {
-            ffi::DTRACE_C_ZDEFS
-        } else {
-            0
-        };
-        let program = handle
-            .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
-            .map_err(BackendError::Compile)?;
+        let Compiled {
+            mut handle,
+            program,
+            ..
+        } = compile(job)?;
         Ok(handle
             .probes_of(&program)
             .into_iter()
@@ -154,27 +138,12 @@ impl Backend for LibdtraceBackend {
         if !platform::can_go() {
             return Err(LibdtraceError::OneRunPerProcess.into());
         }
-        let mut handle = Handle::open()?;
-        for (name, value) in DEFAULT_OPTIONS {
-            handle.setopt(name, Some(value))?;
-        }
-        for (name, value) in &job.options {
-            handle.setopt(name, value.as_deref())?;
-        }
-        let target = match &job.target {
-            Target::None => None,
-            Target::Pid(pid) => Some(handle.grab_process(*pid)?),
-            Target::Command(argv) => Some(handle.create_process(argv)?),
-        };
-        handle.init()?;
-        let cflags: c_uint = if job.allow_empty {
-            ffi::DTRACE_C_ZDEFS
-        } else {
-            0
-        };
-        let program = handle
-            .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
-            .map_err(BackendError::Compile)?;
+        let Compiled {
+            mut handle,
+            target,
+            program,
+            cflags,
+        } = compile(job)?;
         let mut consumer = Box::new(Consumer::new(sink, handle.raw())?);
         consumer.target = target.map(|p| handle.pid(p));
         // Callbacks reach the consumer only through this pointer, and only during calls
@@ -196,6 +165,45 @@ impl Backend for LibdtraceBackend {
         result?;
         finish(&mut handle, consumer)
     }
+}
+
+/// A job's program compiled by a fresh handle, with its options set and its -p/-c process
+/// grabbed or created (libdtrace wants the process before compiling, for `$target`).
+struct Compiled {
+    handle: Handle,
+    target: Option<Process>,
+    program: Program,
+    cflags: c_uint,
+}
+
+fn compile(job: &Job) -> Result<Compiled, BackendError> {
+    let mut handle = Handle::open()?;
+    for (name, value) in DEFAULT_OPTIONS {
+        handle.setopt(name, Some(value))?;
+    }
+    for (name, value) in &job.options {
+        handle.setopt(name, value.as_deref())?;
+    }
+    let target = match &job.target {
+        Target::None => None,
+        Target::Pid(pid) => Some(handle.grab_process(*pid)?),
+        Target::Command(argv) => Some(handle.create_process(argv)?),
+    };
+    handle.init()?;
+    let cflags: c_uint = if job.allow_empty {
+        ffi::DTRACE_C_ZDEFS
+    } else {
+        0
+    };
+    let program = handle
+        .compile(&platform::with_prelude(&job.script.text), cflags, &job.args)
+        .map_err(BackendError::Compile)?;
+    Ok(Compiled {
+        handle,
+        target,
+        program,
+        cflags,
+    })
 }
 
 /// Runs dtrace_work until tracing is over.

@@ -150,10 +150,10 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 path: build.shown.clone(),
                 version,
                 pid: *pid,
-                activate: if remote_exec_works {
-                    ", or pass --activate to turn it on in the running process"
-                } else {
-                    ""
+                activate: match (remote_exec_works, c.activate) {
+                    (true, _) => ", or pass --activate to turn it on in the running process",
+                    (false, true) => "; --activate needs CPython 3.14 or later (sys.remote_exec)",
+                    (false, false) => "",
                 },
             }
             .into());

@@ -208,15 +208,14 @@ impl ElfImage {
         let strings = sections.strings(endian, data, link).ok()?;
         let (mut needed, mut runpath, mut rpath) = (Vec::new(), Vec::new(), Vec::new());
         for entry in entries {
-            let Ok(text) = entry.string(endian, strings) else {
-                continue;
+            let list = match entry.tag32(endian).map(i64::from) {
+                Some(object::elf::DT_NEEDED) => &mut needed,
+                Some(object::elf::DT_RUNPATH) => &mut runpath,
+                Some(object::elf::DT_RPATH) => &mut rpath,
+                _ => continue,
             };
-            let text = String::from_utf8_lossy(text).into_owned();
-            match entry.tag32(endian).map(i64::from) {
-                Some(object::elf::DT_NEEDED) => needed.push(text),
-                Some(object::elf::DT_RUNPATH) => runpath.push(text),
-                Some(object::elf::DT_RPATH) => rpath.push(text),
-                _ => {}
+            if let Ok(text) = entry.string(endian, strings) {
+                list.push(String::from_utf8_lossy(text).into_owned());
             }
         }
         Some((needed, if runpath.is_empty() { rpath } else { runpath }))

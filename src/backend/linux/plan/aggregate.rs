@@ -397,31 +397,20 @@ fn runs_in_kernel(
 /// assignments to kernel thread variables and to clause-local variables), each with a shape
 /// the kernel can run; None otherwise.
 fn clause_shapes(clause: &Clause, kernel_vars: &[String]) -> Option<Vec<Shape>> {
-    let statements = kernel_statements(clause, kernel_vars)?;
-    Some(
-        statements
-            .into_iter()
-            .filter_map(|s| match s {
-                Statement::Aggregate {
-                    name, func, keys, ..
-                } => Some(Shape {
-                    name,
-                    func,
-                    keys: keys.iter().map(key_kind).collect::<Option<_>>()?,
-                }),
-                Statement::Assign { .. } => None,
-            })
-            .collect(),
-    )
-    .filter(|shapes: &Vec<Shape>| {
-        let aggregates = clause
-            .body
-            .iter()
-            .flatten()
-            .filter(|s| matches!(s, Stmt::Aggregate(_)))
-            .count();
-        shapes.len() == aggregates
-    })
+    let mut shapes = Vec::new();
+    for statement in kernel_statements(clause, kernel_vars)? {
+        if let Statement::Aggregate {
+            name, func, keys, ..
+        } = statement
+        {
+            shapes.push(Shape {
+                name,
+                func,
+                keys: keys.iter().map(key_kind).collect::<Option<_>>()?,
+            });
+        }
+    }
+    Some(shapes)
 }
 
 /// A statement of a kernel clause, with `this->` variables replaced by their values.
