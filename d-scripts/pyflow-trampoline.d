@@ -20,10 +20,24 @@
  *   STR_UTF8        offset of a non-ASCII str's cached UTF-8 pointer.
  *   MAX_DEPTH       the kernel places a return probe on at most this many nested calls of a
  *                   thread; deeper calls are counted in @too_deep and not shown.
+ *   TS_CFRAME       offset of PyThreadState.cframe (3.12), or 0 where the thread state holds
+ *                   the current frame itself (3.13 and later).
+ *   CURRENT_FRAME   offset of current_frame in _PyCFrame (3.12) or PyThreadState (3.13+).
+ *   GEN_IFRAME      offset of the frame in a generator (or coroutine) object, gi_iframe.
+ *   GEN_FRAME_STATE offset of gi_frame_state in it; a suspended generator's is negative.
  * Output:     one line per event:
  *   timestamp pid tid kind file line function
- *   where kind is -> for an entry, <- for a return, and <! for a return by an exception
- *   (the evaluator returns NULL). Both kinds of return give the def line.
+ *   where kind is -> for an entry, <- for a return, <! for a return by an exception (the
+ *   evaluator returns NULL), <y for a generator's (or coroutine's) return by yield or await,
+ *   and y> for its entry resuming after one. Every kind gives the def line.
+ *
+ * A return cannot read the frame that returns from the evaluator's arguments: the thread
+ * keeps the frame it runs in self->frame, set at each entry, and set again at each return
+ * from the thread state's current frame, which is then the caller's. A frame whose
+ * generator is suspended when the evaluator returns yielded; its frame (inside the
+ * generator object) is noted, and its next entry is a resume. Making a generator clears the
+ * note of its frame, since a new generator may take the memory of one that was dropped
+ * while suspended.
  *
  * Calling a generator, coroutine or async generator function runs its frame only up to
  * RETURN_GENERATOR, which makes the generator; its body runs later, each time the generator
@@ -46,14 +60,25 @@ inline int STR_STATE = 32;
 inline int STR_ASCII_DATA = 40;
 inline int STR_UTF8 = 48;
 inline int MAX_DEPTH = 64;
+inline int TS_CFRAME = 56;
+inline int CURRENT_FRAME = 0;
+inline int GEN_IFRAME = 72;
+inline int GEN_FRAME_STATE = 67;
 
 self int depth;
+self uint64_t tstate;
+self uint64_t frame;
 this int recorded;
+this int resumed;
+this int yielded;
 
-/* A clause-local variable is undefined until this firing sets it: clear the flag first. */
+/* A clause-local variable is undefined until this firing sets it: clear the flags first. */
 pid$target::_PyEval_EvalFrameDefault:entry
 {
 	this->recorded = 0;
+	this->resumed = 0;
+	self->tstate = arg0;
+	self->frame = arg1;
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
@@ -80,20 +105,61 @@ pid$target::_PyEval_EvalFrameDefault:entry
 	names[tid, self->depth] = copyinstr(this->ntext);
 	lines[tid, self->depth] = *(int *)copyin(this->code + CO_FIRSTLINENO, 4);
 	hidden[tid, self->depth] = this->creates;
+	frames[tid, self->depth] = arg1;
+	owned[tid, self->depth] = *(uint8_t *)copyin(arg1 + FRAME_OWNER, 1) == 1;
+	this->resumed = owned[tid, self->depth] && suspended[arg1];
+	suspended[arg1] = 0;
 	this->recorded = 1;
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
-/this->recorded && !hidden[tid, self->depth]/
+/this->recorded && !hidden[tid, self->depth] && !this->resumed/
 {
 	printf("%d %d %d -> %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
 	    lines[tid, self->depth], names[tid, self->depth]);
 }
 
+pid$target::_PyEval_EvalFrameDefault:entry
+/this->recorded && !hidden[tid, self->depth] && this->resumed/
+{
+	printf("%d %d %d y> %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
+	    lines[tid, self->depth], names[tid, self->depth]);
+}
+
 pid$target::_PyEval_EvalFrameDefault:return
-/self->depth && !hidden[tid, self->depth] && arg1/
+{
+	this->yielded = 0;
+}
+
+/* A generator's frame returning: did it yield? Not if it returned NULL (an exception); and
+   not known when deeper calls went past MAX_DEPTH: their returns were not seen, so
+   self->frame is not this frame. */
+pid$target::_PyEval_EvalFrameDefault:return
+/self->depth && owned[tid, self->depth] && frames[tid, self->depth] == self->frame/
+{
+	this->yielded = arg1 ?
+	    *(int8_t *)copyin(self->frame - GEN_IFRAME + GEN_FRAME_STATE, 1) < 0 : 0;
+	suspended[self->frame] = this->yielded;
+}
+
+/* A generator made: its frame is a new one, whatever frame was there before. */
+pid$target::_PyEval_EvalFrameDefault:return
+/self->depth && hidden[tid, self->depth] && arg1/
+{
+	suspended[arg1 + GEN_IFRAME] = 0;
+}
+
+pid$target::_PyEval_EvalFrameDefault:return
+/self->depth && !hidden[tid, self->depth] && arg1 && !this->yielded/
 {
 	printf("%d %d %d <- %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
+	    lines[tid, self->depth], names[tid, self->depth]);
+}
+
+pid$target::_PyEval_EvalFrameDefault:return
+/self->depth && !hidden[tid, self->depth] && this->yielded/
+{
+	printf("%d %d %d <y %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
 	    lines[tid, self->depth], names[tid, self->depth]);
 }
 
@@ -111,5 +177,14 @@ pid$target::_PyEval_EvalFrameDefault:return
 	names[tid, self->depth] = 0;
 	lines[tid, self->depth] = 0;
 	hidden[tid, self->depth] = 0;
+	frames[tid, self->depth] = 0;
+	owned[tid, self->depth] = 0;
 	self->depth--;
+}
+
+/* The frame the thread runs now: the caller's. */
+pid$target::_PyEval_EvalFrameDefault:return
+{
+	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
+	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
 }

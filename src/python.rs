@@ -101,11 +101,18 @@ pub struct Layout {
     pub str_state: u64,
     pub str_ascii_data: u64,
     pub str_utf8: u64,
+    /// PyThreadState.cframe on 3.12; 0 where the thread state holds the current frame.
+    pub ts_cframe: u64,
+    /// current_frame in _PyCFrame (3.12) or in PyThreadState (3.13+).
+    pub current_frame: u64,
+    /// gi_iframe and gi_frame_state in a generator object.
+    pub gen_iframe: u64,
+    pub gen_frame_state: u64,
 }
 
 impl Layout {
     /// The parameters of pyflow-trampoline.d.
-    pub fn params(&self) -> [(&'static str, u64); 10] {
+    pub fn params(&self) -> [(&'static str, u64); 14] {
         [
             ("FRAME_CODE", self.frame_code),
             ("CODE_TAG_BITS", self.code_tag_bits),
@@ -117,12 +124,16 @@ impl Layout {
             ("STR_STATE", self.str_state),
             ("STR_ASCII_DATA", self.str_ascii_data),
             ("STR_UTF8", self.str_utf8),
+            ("TS_CFRAME", self.ts_cframe),
+            ("CURRENT_FRAME", self.current_frame),
+            ("GEN_IFRAME", self.gen_iframe),
+            ("GEN_FRAME_STATE", self.gen_frame_state),
         ]
     }
 }
 
-/// CPython 3.12 on 64-bit Linux (gdb `ptype/o` of _PyInterpreterFrame, PyCodeObject and
-/// PyASCIIObject on 3.12.1).
+/// CPython 3.12 on 64-bit Linux (gdb `ptype/o` of _PyInterpreterFrame, PyCodeObject,
+/// PyASCIIObject, PyThreadState, _PyCFrame and PyGenObject on 3.12.1).
 const LAYOUT_3_12: Layout = Layout {
     frame_code: 0,
     code_tag_bits: 0,
@@ -134,7 +145,17 @@ const LAYOUT_3_12: Layout = Layout {
     str_state: 32,
     str_ascii_data: 40,
     str_utf8: 48,
+    ts_cframe: 56,
+    current_frame: 0,
+    gen_iframe: GEN_IFRAME,
+    gen_frame_state: GEN_FRAME_STATE,
 };
+
+/// A generator's frame and state, the same on 3.12 to 3.14 (gdb `ptype/o PyGenObject` on
+/// 3.12.1 and 3.13.0; 3.14.10's _Py_DebugOffsets publishes the same in its gen_object
+/// section).
+const GEN_IFRAME: u64 = 72;
+const GEN_FRAME_STATE: u64 = 67;
 
 impl Build {
     /// How pyflow can follow this build's calls, if it can.
@@ -343,14 +364,15 @@ fn version_from_name(path: &Path) -> Option<Version> {
 }
 
 /// Where the sections of `_Py_DebugOffsets` that dtk reads start, in 64-bit words from the
-/// beginning of the structure: (interpreter_frame, code_object, unicode_object). The words
+/// beginning of the structure: (thread_state, interpreter_frame, code_object,
+/// unicode_object). The words
 /// before each section are fields of earlier sections, whose count changes between minor
 /// versions: 3.13's from gdb `ptype/o struct _Py_DebugOffsets` on 3.13.0; 3.14's from the
 /// words of a 3.14.10 build (Debian's), whose sections show as runs of known offsets.
-fn debug_sections(v: Version) -> Option<(usize, usize, usize)> {
+fn debug_sections(v: Version) -> Option<(usize, usize, usize, usize)> {
     match (v.major, v.minor) {
-        (3, 13) => Some((28, 34, 67)),
-        (3, 14) => Some((31, 39, 77)),
+        (3, 13) => Some((19, 28, 34, 67)),
+        (3, 14) => Some((22, 31, 39, 77)),
         _ => None,
     }
 }
@@ -358,7 +380,7 @@ fn debug_sections(v: Version) -> Option<(usize, usize, usize)> {
 /// The layout from the build's `_Py_DebugOffsets` (3.13+): the structure starts with the
 /// cookie "xdebugpy" and PY_VERSION_HEX, then one u64 per field.
 fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
-    let (frame, code, unicode) = debug_sections(v)?;
+    let (thread, frame, code, unicode) = debug_sections(v)?;
     let address = image.symbol_address("_PyRuntime").ok()?;
     let start = image.file_offset(address).ok()?;
     let words = image.bytes_at(start, 8 * (unicode + 4))?;
@@ -390,6 +412,11 @@ fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
         str_state: word(unicode + 1),
         str_ascii_data: word(unicode + 3),
         str_utf8: word(unicode + 3) + 8,
+        // thread_state: size, prev, next, interp, current_frame, …
+        ts_cframe: 0,
+        current_frame: word(thread + 4),
+        gen_iframe: GEN_IFRAME,
+        gen_frame_state: GEN_FRAME_STATE,
     })
 }
 

@@ -717,6 +717,30 @@ syscall::execve:entry
     );
 }
 
+/// A pointer read at one probe is kept per thread in the kernel and followed at another:
+/// writev's first buffer, read from its iovec at the entry, is read again at the return
+/// through the kept pointer plus one (an address only the kernel can compute there). Words
+/// chosen here.
+#[test]
+fn pointers_kept_at_one_probe_are_followed_at_another() {
+    let word = format!("w{}", std::process::id());
+    let prog = "#pragma D option quiet
+syscall::writev:entry /pid == $target/ { self->base = *(uint64_t *)copyin(arg1, 8); }
+syscall::writev:return /pid == $target/ { printf(\"%s\\n\", copyinstr(self->base + 1)); self->base = 0; }";
+    let command = python(&format!(
+        "import os\nfd = os.open('/dev/null', os.O_WRONLY)\n\
+         for i in range(3): os.writev(fd, [b'/{word}' + str(i).encode()])"
+    ));
+    let Some(out) = stdout_of(
+        "pointers_kept_at_one_probe_are_followed_at_another",
+        prog,
+        &["-c", &command],
+    ) else {
+        return;
+    };
+    assert_eq!(out, format!("{word}0\n{word}1\n{word}2\n\n"));
+}
+
 /// DTrace's timing pattern with a thread variable runs in the kernel: the count is exact, the
 /// times are plausible, and the programs send no records to user space.
 #[test]

@@ -6,9 +6,16 @@ the standard library, of installed packages and of frozen or builtin modules are
 Python itself places them (sysconfig), and so is this file. Each event carries its thread's
 depth, counted in shown frames only, as pyflow counts it.
 
+A generator's (or coroutine's) 'return' by yield or await is a "yield", and its next 'call'
+is then a "resume". sys.setprofile does not say which returns are yields: on 3.12 and later,
+sys.monitoring reports the same events as PY_YIELD and PY_RETURN (and PY_RESUME, PY_THROW),
+in the same order, so the events are paired one to one; before 3.12, a yield's return is at
+its YIELD_VALUE (or YIELD_FROM) instruction.
+
     python setprofile.py OUT PROGRAM
 """
 
+import dis
 import json
 import os
 import runpy
@@ -22,6 +29,76 @@ LIBRARY = sorted(
 HERE = os.path.realpath(__file__)
 events = []
 stacks = {}
+YIELDS = {dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap}
+# CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+GENERATOR_FLAGS = 0x20 | 0x80 | 0x200
+# Per thread: every 'call' and 'return', shown or not, as (frame, kind as far as known now).
+sequences = {}
+# Per thread, on 3.12+: what sys.monitoring reported, as (kind, function).
+monitored = {}
+MONITORING = sys.version_info >= (3, 12)
+
+
+def kind_now(frame, event):
+    """The kind, as much as can be told while the event happens (before 3.12)."""
+    if event == "call":
+        return "entry"
+    code = frame.f_code
+    lasti = frame.f_lasti
+    if code.co_flags & GENERATOR_FLAGS and lasti >= 0 and code.co_code[lasti] in YIELDS:
+        return "yield"
+    return "return"
+
+
+def monitor():
+    tool = sys.monitoring.PROFILER_ID
+    events = sys.monitoring.events
+    kinds = {
+        events.PY_START: "entry",
+        events.PY_RESUME: "entry",
+        events.PY_THROW: "entry",
+        events.PY_RETURN: "return",
+        events.PY_YIELD: "yield",
+        events.PY_UNWIND: "return",
+    }
+    sys.monitoring.use_tool_id(tool, "pyflow ground truth")
+    for event, kind in kinds.items():
+
+        def report(code, offset, *rest, kind=kind):
+            # Only what the thread's sys.setprofile sees too (a new thread sets it in its
+            # bootstrap).
+            if sys.getprofile() is profile:
+                monitored.setdefault(threading.get_native_id(), []).append((kind, code.co_name))
+
+        sys.monitoring.register_callback(tool, event, report)
+    all_events = 0
+    for event in kinds:
+        all_events |= event
+    sys.monitoring.set_events(tool, all_events)
+
+
+def final_kinds(tid):
+    """Each event's kind: a generator frame's entry after its yield is a resume."""
+    sequence = sequences.get(tid, [])
+    if MONITORING:
+        reported = monitored.get(tid, [])
+        if len(reported) < len(sequence):
+            raise SystemExit(f"thread {tid}: sys.monitoring reported {len(reported)} events, sys.setprofile {len(sequence)}")
+        for (frame, _), (kind, name) in zip(sequence, reported):
+            if frame.f_code.co_name != name:
+                raise SystemExit(f"thread {tid}: sys.monitoring reported {name}, sys.setprofile {frame.f_code.co_name}")
+        sequence = [(frame, kind) for (frame, _), (kind, _) in zip(sequence, reported)]
+    suspended = set()
+    kinds = []
+    for frame, kind in sequence:
+        if kind == "entry" and id(frame) in suspended:
+            kind = "resume"
+        if kind == "yield":
+            suspended.add(id(frame))
+        else:
+            suspended.discard(id(frame))
+        kinds.append(kind)
+    return kinds
 
 
 def shown(filename):
@@ -34,8 +111,11 @@ def shown(filename):
 def profile(frame, event, arg):
     if event not in ("call", "return"):
         return
-    stack = stacks.setdefault(threading.get_native_id(), [])
+    tid = threading.get_native_id()
+    stack = stacks.setdefault(tid, [])
     code = frame.f_code
+    sequence = sequences.setdefault(tid, [])
+    sequence.append((frame, kind_now(frame, event)))
     if event == "call":
         visible = shown(code.co_filename)
         depth = stack.count(True)
@@ -51,7 +131,7 @@ def profile(frame, event, arg):
         events.append(
             {
                 "tid": threading.get_native_id(),
-                "kind": "entry" if event == "call" else "return",
+                "at": len(sequence) - 1,
                 "file": code.co_filename,
                 "function": code.co_name,
                 "line": line,
@@ -63,6 +143,8 @@ def profile(frame, event, arg):
 def main():
     out, program = sys.argv[1], sys.argv[2]
     sys.argv = sys.argv[2:]
+    if MONITORING:
+        monitor()
     threading.setprofile(profile)
     sys.setprofile(profile)
     try:
@@ -70,8 +152,12 @@ def main():
     finally:
         sys.setprofile(None)
         threading.setprofile(None)
+        if MONITORING:
+            sys.monitoring.set_events(sys.monitoring.PROFILER_ID, 0)
+        kinds = {tid: final_kinds(tid) for tid in sequences}
         with open(out, "w") as f:
             for e in events:
+                e["kind"] = kinds[e["tid"]][e.pop("at")]
                 f.write(json.dumps(e) + "\n")
 
 

@@ -60,6 +60,8 @@ struct Frame {
     candidates: Vec<i64>,
     /// Where its entry waits in the thread's queue.
     queued_at: Option<usize>,
+    /// It entered by resuming a generator: not a call, for --summary.
+    resumed: bool,
 }
 
 /// One thread's stack, depth and held entry.
@@ -174,7 +176,9 @@ impl<'a> Flow<'a> {
         }
         match e.kind {
             Kind::Entry => self.entry(e, &mut shown),
-            Kind::Return | Kind::Unwind => self.ret(e, &mut shown),
+            // A resume is never a generator's creation, and its line is its def line.
+            Kind::Resume => self.push(e, Vec::new(), &mut shown),
+            Kind::Return | Kind::Unwind | Kind::Yield => self.ret(e, &mut shown),
         }
         shown
     }
@@ -251,7 +255,7 @@ impl<'a> Flow<'a> {
         match next {
             // The run ended (or the thread's next event was never seen).
             None => Creation::Made,
-            Some(n) if n.kind != Kind::Entry => {
+            Some(n) if !n.kind.enters() => {
                 if same(n) {
                     Creation::Called
                 } else {
@@ -304,6 +308,7 @@ impl<'a> Flow<'a> {
             children_ns: 0,
             candidates,
             queued_at,
+            resumed: e.kind == Kind::Resume,
         });
         if visible {
             let s = show(thread, e, depth);
@@ -358,7 +363,7 @@ impl<'a> Flow<'a> {
         }
         if self.summary {
             let t = self.totals.entry(frame.key).or_default();
-            t.calls += 1;
+            t.calls += u64::from(!frame.resumed);
             t.incl_ns += incl;
             t.excl_ns += incl.saturating_sub(frame.children_ns);
         }

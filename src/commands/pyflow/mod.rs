@@ -208,7 +208,7 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
     Ok(())
 }
 
-/// Entry or return, as pyflow.d reports them.
+/// Entry or return, as the pyflow scripts report them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -216,6 +216,17 @@ pub enum Kind {
     Return,
     /// A return by an exception (the trampoline path tells them apart).
     Unwind,
+    /// A generator's or coroutine's return by yield or await (the trampoline path).
+    Yield,
+    /// Its entry resuming after one (the trampoline path).
+    Resume,
+}
+
+impl Kind {
+    /// Whether the event enters a function (a call or a resume).
+    pub fn enters(self) -> bool {
+        matches!(self, Kind::Entry | Kind::Resume)
+    }
 }
 
 /// One Python event.
@@ -237,15 +248,16 @@ impl PyEvent {
         let [ts, pid, tid, file, line, function] = p.args.as_slice() else {
             return None;
         };
-        let kind = if p.text.contains(" -> ") {
-            Kind::Entry
-        } else if p.text.contains(" <- ") {
-            Kind::Return
-        } else if p.text.contains(" <! ") {
-            Kind::Unwind
-        } else {
-            return None;
-        };
+        let kind = [
+            (" -> ", Kind::Entry),
+            (" <- ", Kind::Return),
+            (" <! ", Kind::Unwind),
+            (" <y ", Kind::Yield),
+            (" y> ", Kind::Resume),
+        ]
+        .into_iter()
+        .find(|(mark, _)| p.text.contains(mark))?
+        .1;
         Some(PyEvent {
             ts_ns: ts.as_i64()? as u64,
             pid: u32::try_from(pid.as_i64()?).ok()?,

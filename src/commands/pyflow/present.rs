@@ -105,24 +105,28 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             &e.tid.to_string(),
         );
         let location = format!("{file}:{}", e.line);
-        let arrow = match e.kind {
-            Kind::Entry => "->",
-            Kind::Return | Kind::Unwind => "<-",
+        let arrow = if e.kind.enters() { "->" } else { "<-" };
+        // A return by an exception is marked `<- f !` (OUTPUT.md); a generator's yield and
+        // resume `<- f (yield)` and `-> f (resume)`.
+        let mark = match e.kind {
+            Kind::Entry | Kind::Return => "",
+            Kind::Unwind => " !",
+            Kind::Yield => " (yield)",
+            Kind::Resume => " (resume)",
         };
-        // A return by an exception is marked `<- f !` (OUTPUT.md).
-        let mark = if e.kind == Kind::Unwind { " !" } else { "" };
         let indent = "  ".repeat(shown.depth);
         let line = if self.output.color {
             let colour = DEPTH_COLOURS[shown.depth % DEPTH_COLOURS.len()];
-            let arrow = match e.kind {
-                Kind::Entry => arrow.green().to_string(),
-                Kind::Return => arrow.blue().to_string(),
-                Kind::Unwind => arrow.red().to_string(),
+            let (arrow, mark) = match e.kind {
+                Kind::Entry => (arrow.green().to_string(), String::new()),
+                Kind::Return => (arrow.blue().to_string(), String::new()),
+                Kind::Unwind => (arrow.red().to_string(), mark.red().to_string()),
+                Kind::Resume => (arrow.green().to_string(), mark.cyan().to_string()),
+                Kind::Yield => (arrow.blue().to_string(), mark.cyan().to_string()),
             };
             format!(
-                "{prefix}{indent}{arrow} {}{}  {}",
+                "{prefix}{indent}{arrow} {}{mark}  {}",
                 e.function.color(colour),
-                mark.red(),
                 location.dimmed()
             )
         } else {

@@ -8,14 +8,15 @@
 //! CPUs when it reads (kernel ≥ 4.6 for `BPF_MAP_TYPE_PERCPU_HASH`).
 
 use super::predicate::{branch, load, thread_var_slot, Scope};
-use super::record;
+use super::record::{self, DerivedSlot};
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
 use crate::backend::linux::d::ast::{Expr, ExprKind, VarScope};
 use crate::backend::linux::firing::Zone;
 use crate::backend::linux::plan::{
-    KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage, ThreadAssign,
+    AddrExpr, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, ShadowStore, Storage,
+    ThreadAssign,
 };
 use crate::event::{AggEntry, AggFunc, AggValue, Value};
 
@@ -121,20 +122,34 @@ impl AggregationMaps {
         self.shadows.get(i)
     }
 
-    /// Stores argN of the record as this thread's pointer for each (i, N) (R7 = the record;
-    /// clobbers R0–R5). A full map keeps no pointer, and the later probe falls back on what
-    /// the first one read.
-    pub fn emit_shadow_stores(&self, asm: &mut Asm, stores: &[(usize, u8)]) {
-        if stores.is_empty() {
-            return;
-        }
-        thread_key(asm);
-        for &(i, arg) in stores {
-            let Some(map) = self.shadows.get(i) else {
+    /// Keeps each store's value as this thread's value of its variable, in order, where its
+    /// guard holds (R7 = the record, `scratch` its room for computing values; clobbers
+    /// R0–R5). A value whose link cannot be read is not kept, as the executor's assignment
+    /// fails there too. A full map keeps nothing, and a later probe falls back on what the
+    /// first one read.
+    pub fn emit_shadow_stores(&self, asm: &mut Asm, stores: &[ShadowStore], scratch: &DerivedSlot) {
+        for store in stores {
+            let Some(map) = self.shadows.get(store.var) else {
                 continue;
             };
-            asm.ldx(Size::DW, Reg::R1, Reg::R7, record::arg_offset(arg));
+            let skip = asm.label();
+            if let Some(index) = store.probe {
+                asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(index as i32), skip);
+            }
+            if let Some(guard) = &store.guard {
+                branch(asm, guard, self.scope(), skip, false);
+            }
+            let value = &store.value;
+            if let AddrExpr::Arg(n) = value {
+                asm.ldx(Size::DW, Reg::R0, Reg::R7, record::arg_offset(*n));
+            } else {
+                super::derived::compute(asm, value, scratch, skip, self);
+            }
+            asm.stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R0);
+            thread_key(asm);
+            asm.ldx(Size::DW, Reg::R1, Reg::R10, THREAD_VALUE);
             set_for_thread(asm, map);
+            asm.bind(skip);
         }
     }
 

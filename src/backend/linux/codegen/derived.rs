@@ -44,6 +44,18 @@ pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot, maps: &Aggreg
     asm.bind(done);
 }
 
+/// Computes `e` into R0 with `slot`'s scratch space (R7 = the record), or jumps to `fail`
+/// when a link cannot be read.
+pub(super) fn compute(
+    asm: &mut Asm,
+    e: &AddrExpr,
+    slot: &DerivedSlot,
+    fail: Label,
+    maps: &AggregationMaps,
+) {
+    value(asm, e, slot, 0, fail, maps);
+}
+
 /// Scratch offset of `level` in the slot.
 fn scratch(slot: &DerivedSlot, level: usize) -> i16 {
     (slot.data() + 8 * level) as i16

@@ -308,7 +308,7 @@ fn record_scratch(plan: &Plan) -> Result<Map, CodegenError> {
     let largest = plan
         .probes
         .iter()
-        .map(|p| (p, Layout::new(&p.captures, plan.strsize).size))
+        .map(|p| (p, Layout::new(&p.captures, plan.strsize).room))
         .max_by_key(|&(_, size)| size);
     if let Some((probe, size)) = largest.filter(|&(_, size)| size > i16::MAX as usize) {
         return Err(CodegenError::RecordTooLarge {

@@ -19,7 +19,9 @@ use crate::backend::linux::bpf::maps::Map;
 use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::{Zone, MAX_ARGS};
-use crate::backend::linux::plan::{regs, ArgLoad, DerivedRead, HeaderReads, KernelClause};
+use crate::backend::linux::plan::{
+    regs, ArgLoad, DerivedRead, HeaderReads, KernelClause, ShadowStore,
+};
 
 /// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
 const KEY_SLOT: i16 = -8;
@@ -54,7 +56,7 @@ pub struct ProgramSpec<'a> {
     /// The derived reads, one per `layout.derived` slot.
     pub derived: &'a [DerivedRead],
     /// Pointers to keep for a later probe (`Captures::shadow_stores`).
-    pub shadow_stores: &'a [(usize, u8)],
+    pub shadow_stores: &'a [ShadowStore],
     /// For a fixed probe: the predicates to OR (None: emit every firing).
     pub filter: Option<&'a [Expr]>,
     /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
@@ -131,8 +133,11 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         for (read, slot) in spec.derived.iter().zip(&spec.layout.derived) {
             super::derived::emit(&mut asm, read, slot, spec.aggregations);
         }
-        spec.aggregations
-            .emit_shadow_stores(&mut asm, spec.shadow_stores);
+        spec.aggregations.emit_shadow_stores(
+            &mut asm,
+            spec.shadow_stores,
+            &spec.layout.store_scratch,
+        );
         submit(&mut asm, spec, out);
     }
     asm.bind(out).mov64_imm(Reg::R0, 0).exit();

@@ -60,6 +60,11 @@ pub struct Layout {
     pub strsize: usize,
     /// Total record size.
     pub size: usize,
+    /// Scratch space after the record (not sent) for the values the probe keeps for later
+    /// probes (`Captures::shadow_stores`).
+    pub store_scratch: DerivedSlot,
+    /// The record and its scratch space: what the program's slot must hold.
+    pub room: usize,
 }
 
 impl Layout {
@@ -94,12 +99,25 @@ impl Layout {
                 }
             })
             .collect();
+        let depth = captures
+            .shadow_stores
+            .iter()
+            .map(|store| store.value.depth())
+            .max()
+            .unwrap_or(0);
+        let store_scratch = DerivedSlot {
+            at,
+            size: 0,
+            string: false,
+        };
         Layout {
             strings,
             bytes,
             derived,
             strsize,
             size: at,
+            store_scratch,
+            room: store_scratch.data() + 8 * depth,
         }
     }
 }

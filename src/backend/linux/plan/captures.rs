@@ -11,12 +11,12 @@
 
 use std::collections::BTreeSet;
 
-use super::derived::{self, AddrExpr, DerivedRead};
+use super::derived::{self, AddrExpr, DerivedRead, ShadowStore};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 
 /// What a probe's program reads from user memory besides its arguments.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Captures {
     /// argN whose string is read (bpf_probe_read_user_str into a strsize slot), ascending.
     pub strings: Vec<u8>,
@@ -24,9 +24,10 @@ pub struct Captures {
     pub bytes: Vec<(u8, u32)>,
     /// Reads at addresses the program computes (`derived`), sorted.
     pub derived: Vec<DerivedRead>,
-    /// (i, argN): store argN as this thread's pointer for `Plan::shadow_vars[i]`, for a
-    /// later probe to read through (`AddrExpr::Shadow`).
-    pub shadow_stores: Vec<(usize, u8)>,
+    /// Values (argN, or what `derived` computes) to keep as this thread's
+    /// `Plan::shadow_vars[i]`, for a later probe to read through (`AddrExpr::Shadow`); in
+    /// the order of the firing's assignments.
+    pub shadow_stores: Vec<ShadowStore>,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -86,6 +87,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let shadow_vars = with_followed(probes, clauses, shadow_vars);
     let shadow = |name: &str, scope: Scope| {
         (scope == Scope::Thread)
             .then(|| shadow_vars.iter().position(|v| v == name))
@@ -124,13 +126,8 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
                 .into_iter()
                 .filter(|(n, _)| usize::from(*n) < provided),
         );
-        let own: Vec<&Clause> = probe
-            .info
-            .clauses
-            .iter()
-            .filter_map(|&c| clauses.get(c).copied())
-            .collect();
-        let mut reads = derived::reads_of(&own);
+        let derived = derived::reads_of(&own_clauses(probe, clauses), &shadow_vars, &probe.info);
+        let mut reads = derived.reads;
         reads.extend(shadow_reads.into_iter().map(|(i, size)| DerivedRead {
             addr: AddrExpr::Shadow(i),
             size,
@@ -138,13 +135,119 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         reads.sort();
         reads.dedup();
         probe.captures.derived = reads;
-        probe.captures.shadow_stores = shadow_stores
+        let mut stores: Vec<ShadowStore> = shadow_stores
             .into_iter()
-            .filter(|(_, n)| usize::from(*n) < provided)
+            .filter(|(i, n)| {
+                usize::from(*n) < provided && !derived.stores.iter().any(|s| s.var == *i)
+            })
+            .map(|(var, n)| ShadowStore {
+                var,
+                value: AddrExpr::Arg(n),
+                guard: None,
+                probe: None,
+            })
             .collect();
+        stores.extend(derived.stores);
+        probe.captures.shadow_stores = stores;
     }
     unify_raw_syscalls(probes);
     shadow_vars
+}
+
+/// Adds to `shadow_vars` the thread variables that the kernel follows for derived reads: a
+/// `self->x` in the address of a copyin/copyinstr (`copyin(self->frame + 8, 8)`) is computed
+/// at the probe from the value an earlier probe of the thread kept, when every assignment to
+/// x is one the kernel can mirror: `self->x = E` outside `if` bodies, with E computable at
+/// the probe (arguments, constants, arithmetic, reads through pointers, and other followed
+/// variables), in a clause without a predicate or with one the kernel evaluates. The kernel
+/// then keeps x when the executor sets it; a variable set any other way is not followed (its
+/// reads go through the executor, which cannot reach the memory: an invalid address).
+fn with_followed(
+    probes: &[PlannedProbe],
+    clauses: &[&Clause],
+    mut shadow_vars: Vec<String>,
+) -> Vec<String> {
+    let old = shadow_vars.len();
+    let mut candidates: BTreeSet<String> = address_vars(clauses)
+        .into_iter()
+        .filter_map(|(name, scope)| (scope == VarScope::Thread).then_some(name))
+        .collect();
+    candidates.retain(|name| !shadow_vars.contains(name));
+    loop {
+        let mut kept = shadow_vars.clone();
+        kept.extend(candidates.iter().cloned());
+        let mut unfollowable = BTreeSet::new();
+        for probe in probes {
+            let own = own_clauses(probe, clauses);
+            unfollowable.extend(derived::reads_of(&own, &kept, &probe.info).unfollowable);
+        }
+        let before = candidates.len();
+        candidates.retain(|name| !unfollowable.contains(name));
+        if candidates.len() == before {
+            break;
+        }
+    }
+    shadow_vars.extend(candidates);
+    debug_assert!(shadow_vars.len() >= old);
+    shadow_vars
+}
+
+/// The variables (`this->` and `self->`) that addresses of copyin/copyinstr are computed
+/// from: those named in the address, and those named in the values assigned to them.
+fn address_vars(clauses: &[&Clause]) -> BTreeSet<(String, VarScope)> {
+    let mut found: BTreeSet<(String, VarScope)> = BTreeSet::new();
+    let mut assigned: Vec<((String, VarScope), Expr)> = Vec::new();
+    let names = |e: &Expr, into: &mut BTreeSet<(String, VarScope)>| {
+        walk(e, &mut |e: &Expr| {
+            if let ExprKind::Var { name, scope } = &e.kind {
+                if *scope != VarScope::Global {
+                    into.insert((name.clone(), *scope));
+                }
+            }
+        });
+    };
+    for clause in clauses {
+        let mut visit = |e: &Expr| match &e.kind {
+            ExprKind::Call { func, args } if read_size(*func, args).is_some() => {
+                if let Some(pointer) = args.first() {
+                    names(pointer, &mut found);
+                }
+            }
+            ExprKind::Assign { target, value, .. } => {
+                if let ExprKind::Var { name, scope } = &target.kind {
+                    assigned.push(((name.clone(), *scope), (**value).clone()));
+                }
+            }
+            _ => {}
+        };
+        if let Some(p) = &clause.predicate {
+            walk(p, &mut visit);
+        }
+        for stmt in clause.body.iter().flatten() {
+            walk_stmt(stmt, &mut visit);
+        }
+    }
+    loop {
+        let before = found.len();
+        for (target, value) in &assigned {
+            if found.contains(target) {
+                names(value, &mut found);
+            }
+        }
+        if found.len() == before {
+            return found;
+        }
+    }
+}
+
+/// The clauses `probe` runs in user space, in order.
+fn own_clauses<'a>(probe: &PlannedProbe, clauses: &[&'a Clause]) -> Vec<&'a Clause> {
+    probe
+        .info
+        .clauses
+        .iter()
+        .filter_map(|&c| clauses.get(c).copied())
+        .collect()
 }
 
 fn to_captures(wanted: impl Iterator<Item = (u8, Option<u32>)>) -> Captures {
@@ -167,18 +270,22 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut strings = BTreeSet::new();
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
-        let mut shadow_stores = BTreeSet::new();
-        for p in probes.iter().filter(|p| is_group(p)) {
+        let mut shadow_stores: Vec<ShadowStore> = Vec::new();
+        for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
-            shadow_stores.extend(p.captures.shadow_stores.iter().copied());
+            // One program serves the group: each store is made only where its probe fired.
+            shadow_stores.extend(p.captures.shadow_stores.iter().map(|store| ShadowStore {
+                probe: u32::try_from(index).ok(),
+                ..store.clone()
+            }));
         }
         let union = Captures {
             strings: strings.into_iter().collect(),
             bytes: bytes.into_iter().collect(),
             derived: derived.into_iter().collect(),
-            shadow_stores: shadow_stores.into_iter().collect(),
+            shadow_stores,
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, Stmt, UnaryOp, VarScope,
 };
+use crate::backend::linux::firing::ProbeInfo;
 
 /// An address (or any integer) computed at the probe.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,9 +34,9 @@ pub enum AddrExpr {
         bytes: u8,
         signed: bool,
     },
-    /// The pointer an earlier probe of this thread stored for thread variable
+    /// The value an earlier probe of this thread kept for thread variable
     /// `Plan::shadow_vars[i]` (see `captures`: a path saved at a syscall's entry is read
-    /// again at its return).
+    /// again at its return; a pointer set at one probe is followed at another).
     Shadow(usize),
 }
 
@@ -86,96 +87,178 @@ impl AddrExpr {
     }
 }
 
-/// The `this->` variables known at a point of a probe's firing, as address expressions.
+/// The `this->` variables (by name) and kept thread variables (by `self->name`) known at a
+/// point of a probe's firing, as address expressions.
 type Locals = HashMap<String, Option<AddrExpr>>;
 
-/// The derived reads of the clauses run at one probe, in clause order (`this->` variables
-/// carry from one clause to the next at the same firing).
-pub fn reads_of(clauses: &[&Clause]) -> Vec<DerivedRead> {
-    let mut locals = Locals::new();
-    let mut reads = Vec::new();
-    for clause in clauses {
-        if let Some(p) = &clause.predicate {
-            collect(p, &locals, &mut reads);
-        }
-        for stmt in clause.body.iter().flatten() {
-            statement(stmt, &mut locals, &mut reads, false);
-        }
-    }
-    reads.sort();
-    reads.dedup();
-    reads
+/// `self->x = value` as the kernel mirrors it: keep `value` as this thread's
+/// `Plan::shadow_vars[var]` once the reads are done, when `guard` (the clause's predicate, as
+/// the kernel evaluates it) holds, and, in a program serving several probes, when `probe`
+/// (the plan's index of the probe whose clause assigns) fired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShadowStore {
+    pub var: usize,
+    pub value: AddrExpr,
+    pub guard: Option<Expr>,
+    pub probe: Option<u32>,
 }
 
-fn statement(stmt: &Stmt, locals: &mut Locals, reads: &mut Vec<DerivedRead>, branch: bool) {
-    match stmt {
-        Stmt::Expr(e) => {
-            collect(e, locals, reads);
-            assignments(e, locals, branch);
+/// What the kernel does for the clauses run at one probe.
+#[derive(Debug, Default, PartialEq)]
+pub struct ProbeReads {
+    /// The derived reads, sorted.
+    pub reads: Vec<DerivedRead>,
+    /// The assignments of kept variables, the last of each, in the order of the firing.
+    pub stores: Vec<ShadowStore>,
+    /// Kept thread variables that a clause here sets in a way the kernel cannot follow (in
+    /// an `if`, with a compound operator, to a value it cannot compute, or in a clause whose
+    /// predicate it cannot evaluate).
+    pub unfollowable: Vec<String>,
+}
+
+/// The derived reads of the clauses run at one probe, in clause order (`this->` variables
+/// carry from one clause to the next at the same firing), and the values of `kept` thread
+/// variables to keep: a kept `self->x` reads as the value its last assignment at this firing
+/// gave it, or else as the value an earlier firing kept (`AddrExpr::Shadow`).
+pub fn reads_of(clauses: &[&Clause], kept: &[String], probe: &ProbeInfo) -> ProbeReads {
+    let mut at = Firing {
+        locals: Locals::new(),
+        kept,
+        guard: Ok(None),
+        out: ProbeReads::default(),
+    };
+    for clause in clauses {
+        at.guard = match &clause.predicate {
+            None => Ok(None),
+            Some(p) => super::filter::kernel_predicate(p, probe)
+                .map(Some)
+                .ok_or(()),
+        };
+        if let Some(p) = &clause.predicate {
+            at.collect(p);
         }
-        Stmt::Aggregate(a) => a
-            .keys
-            .iter()
-            .chain(&a.args)
-            .for_each(|e| collect(e, locals, reads)),
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-            ..
-        } => {
-            collect(cond, locals, reads);
-            for s in then.iter().chain(otherwise.iter().flatten()) {
-                statement(s, locals, reads, true);
+        for stmt in clause.body.iter().flatten() {
+            at.statement(stmt, false);
+        }
+    }
+    let mut out = at.out;
+    out.reads.sort();
+    out.reads.dedup();
+    out.unfollowable.sort();
+    out.unfollowable.dedup();
+    // The last assignment of each variable, in firing order: a value that names another
+    // kept variable (not set earlier at this firing) reads it before it is replaced.
+    let all = std::mem::take(&mut out.stores);
+    for (n, store) in all.iter().enumerate() {
+        if !all[n + 1..].iter().any(|later| later.var == store.var) {
+            out.stores.push(store.clone());
+        }
+    }
+    out
+}
+
+/// The walk over one probe's clauses.
+struct Firing<'a> {
+    locals: Locals,
+    kept: &'a [String],
+    /// The current clause's predicate as the kernel evaluates it (Err: it cannot).
+    guard: Result<Option<Expr>, ()>,
+    out: ProbeReads,
+}
+
+impl Firing<'_> {
+    fn statement(&mut self, stmt: &Stmt, branch: bool) {
+        match stmt {
+            Stmt::Expr(e) => {
+                self.collect(e);
+                self.assignments(e, branch);
+            }
+            Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| self.collect(e)),
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                self.collect(cond);
+                for s in then.iter().chain(otherwise.iter().flatten()) {
+                    self.statement(s, true);
+                }
             }
         }
     }
-}
 
-/// Notes `this->x = E` (only outside `if` bodies: an assignment that may not run makes x
-/// unknown, as does any other change to x).
-fn assignments(e: &Expr, locals: &mut Locals, branch: bool) {
-    super::captures::walk(e, &mut |e: &Expr| {
-        let (target, known) = match &e.kind {
-            ExprKind::Assign {
-                op: None,
-                target,
-                value,
-            } if !branch => (target, address(value, locals).map(|a| fit(a, &target.ty))),
-            ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } => (target, None),
-            _ => return,
-        };
-        if let ExprKind::Var {
-            name,
-            scope: VarScope::Clause,
-        } = &target.kind
-        {
-            locals.insert(name.clone(), known);
+    /// Notes `this->x = E` and `self->x = E` (only outside `if` bodies: an assignment that
+    /// may not run makes x unknown, as does any other change to x).
+    fn assignments(&mut self, e: &Expr, branch: bool) {
+        let mut changes = Vec::new();
+        super::captures::walk(e, &mut |e: &Expr| {
+            let (target, value) = match &e.kind {
+                ExprKind::Assign {
+                    op: None,
+                    target,
+                    value,
+                } if !branch => (target, Some(value)),
+                ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } => (target, None),
+                _ => return,
+            };
+            if let ExprKind::Var { name, scope } = &target.kind {
+                changes.push((name.clone(), *scope, target.ty.clone(), value.cloned()));
+            }
+        });
+        for (name, scope, ty, value) in changes {
+            let known = value
+                .and_then(|v| address(&v, &self.locals, self.kept))
+                .map(|a| fit(a, &ty));
+            match scope {
+                VarScope::Clause => {
+                    self.locals.insert(name, known);
+                }
+                VarScope::Thread => {
+                    let Some(i) = self.kept.iter().position(|k| *k == name) else {
+                        continue;
+                    };
+                    match (&known, &self.guard) {
+                        (Some(value), Ok(guard)) => self.out.stores.push(ShadowStore {
+                            var: i,
+                            value: value.clone(),
+                            guard: guard.clone(),
+                            probe: None,
+                        }),
+                        _ => self.out.unfollowable.push(name.clone()),
+                    }
+                    self.locals.insert(format!("self->{name}"), known);
+                }
+                VarScope::Global => {}
+            }
         }
-    });
-}
+    }
 
-/// Adds a derived read for every copyin/copyinstr in `e` whose address is computed.
-fn collect(e: &Expr, locals: &Locals, reads: &mut Vec<DerivedRead>) {
-    super::captures::walk(e, &mut |e: &Expr| {
-        let ExprKind::Call { func, args } = &e.kind else {
-            return;
-        };
-        let Some(size) = super::captures::read_size(*func, args) else {
-            return;
-        };
-        let Some(addr) = args.first().and_then(|a| address(a, locals)) else {
-            return;
-        };
-        // A plain argument is an ordinary capture (`Captures::strings`/`bytes`).
-        if !matches!(addr, AddrExpr::Arg(_)) && addr.depth() <= MAX_DEPTH {
-            reads.push(DerivedRead { addr, size });
-        }
-    });
+    /// Adds a derived read for every copyin/copyinstr in `e` whose address is computed.
+    fn collect(&mut self, e: &Expr) {
+        super::captures::walk(e, &mut |e: &Expr| {
+            let ExprKind::Call { func, args } = &e.kind else {
+                return;
+            };
+            let Some(size) = super::captures::read_size(*func, args) else {
+                return;
+            };
+            let Some(addr) = args
+                .first()
+                .and_then(|a| address(a, &self.locals, self.kept))
+            else {
+                return;
+            };
+            // A plain argument is an ordinary capture (`Captures::strings`/`bytes`).
+            if !matches!(addr, AddrExpr::Arg(_)) && addr.depth() <= MAX_DEPTH {
+                self.out.reads.push(DerivedRead { addr, size });
+            }
+        });
+    }
 }
 
 /// `e` as an address expression, when the kernel can compute it.
-fn address(e: &Expr, locals: &Locals) -> Option<AddrExpr> {
+fn address(e: &Expr, locals: &Locals, kept: &[String]) -> Option<AddrExpr> {
     let a = match &e.kind {
         ExprKind::Int(v) => AddrExpr::Const(*v),
         ExprKind::Builtin(Builtin::Arg(n)) => AddrExpr::Arg(*n),
@@ -189,27 +272,38 @@ fn address(e: &Expr, locals: &Locals) -> Option<AddrExpr> {
             name,
             scope: VarScope::Clause,
         } => locals.get(name).cloned().flatten()?,
-        ExprKind::Cast { to, expr } => fit(address(expr, locals)?, to),
+        ExprKind::Var {
+            name,
+            scope: VarScope::Thread,
+        } => match locals.get(&format!("self->{name}")) {
+            Some(known) => known.clone()?,
+            None => AddrExpr::Shadow(kept.iter().position(|k| k == name)?),
+        },
+        ExprKind::Cast { to, expr } => fit(address(expr, locals, kept)?, to),
         ExprKind::Unary { op, operand } => match op {
-            UnaryOp::Plus => address(operand, locals)?,
-            UnaryOp::Neg => binary(AddrOp::Sub, AddrExpr::Const(0), address(operand, locals)?),
+            UnaryOp::Plus => address(operand, locals, kept)?,
+            UnaryOp::Neg => binary(
+                AddrOp::Sub,
+                AddrExpr::Const(0),
+                address(operand, locals, kept)?,
+            ),
             UnaryOp::BitNot => binary(
                 AddrOp::Xor,
-                address(operand, locals)?,
+                address(operand, locals, kept)?,
                 AddrExpr::Const(u64::MAX),
             ),
-            UnaryOp::Deref => load(operand, locals)?,
+            UnaryOp::Deref => load(operand, locals, kept)?,
             UnaryOp::Not | UnaryOp::AddrOf => return None,
         },
-        ExprKind::Binary { op, lhs, rhs } => arithmetic(*op, lhs, rhs, locals)?,
+        ExprKind::Binary { op, lhs, rhs } => arithmetic(*op, lhs, rhs, locals, kept)?,
         ExprKind::Ternary {
             cond,
             then,
             otherwise,
         } => AddrExpr::Select(
-            Box::new(address(cond, locals)?),
-            Box::new(address(then, locals)?),
-            Box::new(address(otherwise, locals)?),
+            Box::new(address(cond, locals, kept)?),
+            Box::new(address(then, locals, kept)?),
+            Box::new(address(otherwise, locals, kept)?),
         ),
         _ => return None,
     };
@@ -217,7 +311,7 @@ fn address(e: &Expr, locals: &Locals) -> Option<AddrExpr> {
 }
 
 /// `*(T *)copyin(E, n)` with T an integer type.
-fn load(operand: &Expr, locals: &Locals) -> Option<AddrExpr> {
+fn load(operand: &Expr, locals: &Locals, kept: &[String]) -> Option<AddrExpr> {
     let ExprKind::Cast {
         to: DType::Pointer(to),
         expr,
@@ -240,14 +334,20 @@ fn load(operand: &Expr, locals: &Locals) -> Option<AddrExpr> {
         return None;
     }
     Some(AddrExpr::Load {
-        addr: Box::new(address(args.first()?, locals)?),
+        addr: Box::new(address(args.first()?, locals, kept)?),
         bytes: bits / 8,
         signed,
     })
 }
 
 /// C's arithmetic, with pointer arithmetic scaled by the pointee's size.
-fn arithmetic(op: BinaryOp, lhs: &Expr, rhs: &Expr, locals: &Locals) -> Option<AddrExpr> {
+fn arithmetic(
+    op: BinaryOp,
+    lhs: &Expr,
+    rhs: &Expr,
+    locals: &Locals,
+    kept: &[String],
+) -> Option<AddrExpr> {
     let signed = matches!(lhs.ty, DType::Int { signed: true, .. });
     let op = match op {
         BinaryOp::Add => AddrOp::Add,
@@ -265,7 +365,7 @@ fn arithmetic(op: BinaryOp, lhs: &Expr, rhs: &Expr, locals: &Locals) -> Option<A
         DType::Pointer(to) => to.size().unwrap_or(1).max(1),
         _ => 1,
     };
-    let (mut a, mut b) = (address(lhs, locals)?, address(rhs, locals)?);
+    let (mut a, mut b) = (address(lhs, locals, kept)?, address(rhs, locals, kept)?);
     match (&lhs.ty, &rhs.ty, op) {
         (DType::Pointer(_), DType::Pointer(_), _) => return None,
         (DType::Pointer(_), _, AddrOp::Add | AddrOp::Sub) => b = scaled(b, scale(&lhs.ty)),

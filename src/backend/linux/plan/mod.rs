@@ -48,7 +48,7 @@ pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
 pub use captures::{walk, Captures};
-pub use derived::{AddrExpr, AddrOp, DerivedRead};
+pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
 pub use syscall::raw_id_offset;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.

@@ -368,7 +368,16 @@ fn a_pointer_saved_at_one_probe_is_read_again_at_the_next() {
     let shadowed = captures::assign(&mut probes, &clauses);
     assert_eq!(shadowed, ["p"]);
     assert_eq!(probes[0].captures.strings, [1], "read at the first probe");
-    assert_eq!(probes[0].captures.shadow_stores, [(0, 1)], "and arg1 kept");
+    assert_eq!(
+        probes[0].captures.shadow_stores,
+        [ShadowStore {
+            var: 0,
+            value: AddrExpr::Arg(1),
+            guard: None,
+            probe: None
+        }],
+        "and arg1 kept"
+    );
     assert_eq!(
         probes[1].captures.derived,
         [DerivedRead {
@@ -377,4 +386,111 @@ fn a_pointer_saved_at_one_probe_is_read_again_at_the_next() {
         }],
         "read again through it at the second"
     );
+}
+
+/// The stores of `probe`, as (variable, value, whether guarded).
+fn stores_of(probe: &PlannedProbe) -> Vec<(usize, AddrExpr, bool)> {
+    probe
+        .captures
+        .shadow_stores
+        .iter()
+        .map(|s| (s.var, s.value.clone(), s.guard.is_some()))
+        .collect()
+}
+
+fn load(addr: AddrExpr, bytes: u8, signed: bool) -> AddrExpr {
+    AddrExpr::Load {
+        addr: Box::new(addr),
+        bytes,
+        signed,
+    }
+}
+
+fn add(a: AddrExpr, b: u64) -> AddrExpr {
+    AddrExpr::Binary(AddrOp::Add, Box::new(a), Box::new(AddrExpr::Const(b)))
+}
+
+#[test]
+fn thread_pointers_are_followed_in_the_kernel_from_probe_to_probe() {
+    // pyflow-trampoline.d's pattern: the frame is kept at entry, read at return through the
+    // kept value, then replaced by what the thread state says (through a clause-local).
+    let prog = program(
+        "BEGIN { self->t = arg0; self->f = arg1; } \
+         END { this->c = self->t; printf(\"%d\", *(int8_t *)copyin(self->f + 3, 1)); \
+               self->f = *(uint64_t *)copyin(this->c + 72, 8); }",
+    );
+    let clauses = prog.clauses();
+    let mut probes = vec![probe_with_args(3, vec![0]), probe_with_args(3, vec![1])];
+    let kept = captures::assign(&mut probes, &clauses);
+    assert_eq!(kept, ["f", "t"]);
+    let (f, t) = (AddrExpr::Shadow(0), AddrExpr::Shadow(1));
+    assert_eq!(
+        stores_of(&probes[0]),
+        [(1, AddrExpr::Arg(0), false), (0, AddrExpr::Arg(1), false)],
+        "kept in the order of the assignments"
+    );
+    assert_eq!(
+        stores_of(&probes[1]),
+        [(0, load(add(t.clone(), 72), 8, false), false)]
+    );
+    let mut reads: Vec<AddrExpr> = probes[1]
+        .captures
+        .derived
+        .iter()
+        .map(|r| r.addr.clone())
+        .collect();
+    reads.sort();
+    let mut want = vec![add(f, 3), add(t, 72)];
+    want.sort();
+    assert_eq!(reads, want, "both read through the kept values");
+}
+
+#[test]
+fn a_kept_pointer_set_earlier_in_the_same_firing_is_its_new_value() {
+    let prog = program(
+        "BEGIN { self->f = arg1; } \
+         END { self->f = arg2; printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+    );
+    let clauses = prog.clauses();
+    let mut probes = vec![probe_with_args(3, vec![0]), probe_with_args(3, vec![1])];
+    captures::assign(&mut probes, &clauses);
+    assert_eq!(probes[1].captures.derived[0].addr, add(AddrExpr::Arg(2), 1));
+}
+
+#[test]
+fn thread_variables_the_kernel_cannot_mirror_are_not_followed() {
+    for src in [
+        // Set under a predicate only the executor evaluates.
+        "BEGIN { self->n = 1; } BEGIN /self->n/ { self->f = arg1; } \
+         END { printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+        // Set in an `if`.
+        "BEGIN { if (arg0) { self->f = arg1; } } \
+         END { printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+        // Changed with a compound operator.
+        "BEGIN { self->f = arg1; } END { self->f += 8; } \
+         END { printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+        // Set to a value the kernel does not compute.
+        "BEGIN { self->f = timestamp; } \
+         END { printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+    ] {
+        let prog = program(src);
+        let clauses = prog.clauses();
+        let mut probes: Vec<PlannedProbe> = (0..clauses.len())
+            .map(|c| probe_with_args(3, vec![c]))
+            .collect();
+        assert!(captures::assign(&mut probes, &clauses).is_empty(), "{src}");
+        assert!(probes.iter().all(|p| p.captures.shadow_stores.is_empty()));
+    }
+}
+
+#[test]
+fn a_kept_pointer_set_under_a_kernel_predicate_is_kept_only_when_it_holds() {
+    let prog = program(
+        "BEGIN /pid == 42/ { self->f = arg1; } \
+         END { printf(\"%d\", *(uint8_t *)copyin(self->f + 1, 1)); }",
+    );
+    let clauses = prog.clauses();
+    let mut probes = vec![probe_with_args(3, vec![0]), probe_with_args(3, vec![1])];
+    assert_eq!(captures::assign(&mut probes, &clauses), ["f"]);
+    assert_eq!(stores_of(&probes[0]), [(0, AddrExpr::Arg(1), true)]);
 }
