@@ -65,6 +65,9 @@ inline int CURRENT_FRAME = 0;
 inline int GEN_IFRAME = 72;
 inline int GEN_FRAME_STATE = 67;
 
+/* Frames (by address) of generators suspended at a yield. */
+int suspended[uint64_t];
+
 self int depth;
 self uint64_t tstate;
 self uint64_t frame;
@@ -137,8 +140,8 @@ pid$target::_PyEval_EvalFrameDefault:return
 pid$target::_PyEval_EvalFrameDefault:return
 /self->depth && owned[tid, self->depth] && frames[tid, self->depth] == self->frame/
 {
-	this->yielded = arg1 ?
-	    *(int8_t *)copyin(self->frame - GEN_IFRAME + GEN_FRAME_STATE, 1) < 0 : 0;
+	this->state = *(int8_t *)copyin(self->frame - GEN_IFRAME + GEN_FRAME_STATE, 1);
+	this->yielded = arg1 && this->state < 0;
 	suspended[self->frame] = this->yielded;
 }
 
