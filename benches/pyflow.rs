@@ -4,17 +4,20 @@
 //! 1. overhead per Python call: fib(20) (21,891 calls, 43,782 events: within the ring buffer,
 //!    so nothing is dropped) timed from inside the program, untraced, under `dtk pyflow -c`,
 //!    and under a bpftrace script that prints the same fields from the same probes (with the
-//!    `line` probe enabled too, as 3.11 needs for entries);
+//!    `line` probe enabled too, as 3.11 needs for entries) and reads the same interpreter
+//!    structures to tell resumes, yields and unwinds apart;
 //! 2. events per second to a pipe without loss: fib(22) (57,313 calls, 114,626 events)
-//!    through `dtk run` of d-scripts/pyflow.d with a ring buffer large enough to hold them all,
-//!    and through the bpftrace script; the rate is lines over the time from the first line to
-//!    the last, read from the tracer's stdout by this program, and the lines missing are
-//!    counted.
+//!    through `dtk run` of d-scripts/pyflow.d with pyflow's parameters for this python3.11
+//!    and a ring buffer large enough to hold them all, and through the bpftrace script; the
+//!    rate is lines over the time from the first line to the last, read from the tracer's
+//!    stdout by this program, and the lines missing are counted.
 //!
 //! Results are medians of RUNS runs.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use dtk::script::{bundled, Param, TargetMacro};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -27,13 +30,24 @@ const RUNS: usize = 5;
 const DTK: &str = env!("CARGO_BIN_EXE_dtk");
 const PYTHON: &str = "/usr/bin/python3.11";
 
-/// pyflow.d's clauses, in bpftrace: the same probes, the same fields.
+/// pyflow.d's clauses, in bpftrace: the same probes, the same fields, the same reads of
+/// CPython 3.11's structures (TSTATE_CURRENT: the address of the running thread's state).
 const BPFTRACE_FLOW: &str = r#"
 usdt:/usr/bin/python3.11:python:function__entry {
-    printf("%d %d %d -> %s %d %s\n", nsecs, pid, tid, str(arg0), arg2, str(arg1));
+    $f = *(uint64 *)uptr(*(uint64 *)uptr(*(uint64 *)uptr(TSTATE_CURRENT) + 56) + 8);
+    $i = *(uint16 *)uptr(*(uint64 *)uptr($f + 56));
+    $op = $i & 0xff;
+    $r = (($op == 151 || $op == 150) && ($i >> 8) != 0) || $op == 86;
+    printf("%d %d %d %s %s %d %s\n", nsecs, pid, tid, $r ? "y>" : "->", str(arg0), arg2,
+        str(arg1));
 }
 usdt:/usr/bin/python3.11:python:function__return {
-    printf("%d %d %d <- %s %d %s\n", nsecs, pid, tid, str(arg0), arg2, str(arg1));
+    $t = *(uint64 *)uptr(TSTATE_CURRENT);
+    $f = *(uint64 *)uptr(*(uint64 *)uptr($t + 56) + 8);
+    $u = *(uint64 *)uptr($t + 96) != 0;
+    $y = !$u && *(uint8 *)uptr($f + 69) == 1 && *(int8 *)uptr($f - 5) < 0;
+    printf("%d %d %d %s %s %d %s\n", nsecs, pid, tid, $u ? "<!" : ($y ? "<y" : "<-"),
+        str(arg0), arg2, str(arg1));
 }
 usdt:/usr/bin/python3.11:python:line /0/ { }
 "#;
@@ -47,6 +61,23 @@ fn main() -> Result<()> {
     };
     let read_time = || -> Result<f64> { Ok(std::fs::read_to_string(&timing)?.trim().parse()?) };
     let calls = |n: u32| fib_calls(n);
+    // pyflow.d as `dtk pyflow` runs it on this interpreter, and bpftrace's copy.
+    let layout = dtk::python::Build::read(Path::new(PYTHON))?
+        .and_then(|build| build.marker_layout(None))
+        .ok_or("python3.11's _PyRuntime was not found")?;
+    let params: Vec<(&str, Param)> = layout
+        .params()
+        .into_iter()
+        .map(|(name, value)| (name, Param::Int(value as i64)))
+        .collect();
+    let script = dir.path().join("pyflow.d");
+    let text = bundled("pyflow")
+        .ok_or("pyflow.d is bundled")?
+        .instantiate(&params, TargetMacro::Keep)?
+        .text;
+    std::fs::write(&script, text)?;
+    let bpftrace_flow =
+        BPFTRACE_FLOW.replace("TSTATE_CURRENT", &format!("{:#x}", layout.tstate_current));
     println!("# pyflow vs bpftrace on python3.11 ({RUNS} runs each, median [min–max])\n");
 
     println!("## Overhead per call: fib(20), {} calls", calls(20));
@@ -64,7 +95,7 @@ fn main() -> Result<()> {
     println!("  dtk: {:.2} µs per call", per_call(dtk.median));
     if bpftrace {
         let bt = median(RUNS, || {
-            run_quiet(Command::new("bpftrace").args(["-e", BPFTRACE_FLOW, "-c", &fib(20)]))?;
+            run_quiet(Command::new("bpftrace").args(["-e", &bpftrace_flow, "-c", &fib(20)]))?;
             read_time()
         })?;
         report("bpftrace", &bt, "ms");
@@ -77,7 +108,6 @@ fn main() -> Result<()> {
 
     let events = 2 * calls(22);
     println!("\n## Events per second to a pipe: fib(22), {events} events");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("d-scripts/pyflow.d");
     let mut dtk_cmd = Command::new(DTK);
     dtk_cmd
         .args(["run", "-x", "bufsize=256m", "-c", &fib(22)])
@@ -87,7 +117,7 @@ fn main() -> Result<()> {
     println!("  lines missing (median): {lost}");
     if bpftrace {
         let mut bt = Command::new("bpftrace");
-        bt.args(["-B", "line", "-e", BPFTRACE_FLOW, "-c", &fib(22)]);
+        bt.args(["-B", "line", "-e", &bpftrace_flow, "-c", &fib(22)]);
         let (rate, lost) = median_rate(&mut bt, events)?;
         report("bpftrace (events/s)", &rate, "k");
         println!("  lines missing (median): {lost}");

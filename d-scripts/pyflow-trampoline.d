@@ -116,17 +116,10 @@ pid$target::_PyEval_EvalFrameDefault:entry
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
-/this->recorded && !hidden[tid, self->depth] && !this->resumed/
+/this->recorded && !hidden[tid, self->depth]/
 {
-	printf("%d %d %d -> %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
-	    lines[tid, self->depth], names[tid, self->depth]);
-}
-
-pid$target::_PyEval_EvalFrameDefault:entry
-/this->recorded && !hidden[tid, self->depth] && this->resumed/
-{
-	printf("%d %d %d y> %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
-	    lines[tid, self->depth], names[tid, self->depth]);
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, this->resumed ? "y>" : "->",
+	    files[tid, self->depth], lines[tid, self->depth], names[tid, self->depth]);
 }
 
 pid$target::_PyEval_EvalFrameDefault:return
@@ -153,23 +146,10 @@ pid$target::_PyEval_EvalFrameDefault:return
 }
 
 pid$target::_PyEval_EvalFrameDefault:return
-/self->depth && !hidden[tid, self->depth] && arg1 && !this->yielded/
+/self->depth && !hidden[tid, self->depth]/
 {
-	printf("%d %d %d <- %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
-	    lines[tid, self->depth], names[tid, self->depth]);
-}
-
-pid$target::_PyEval_EvalFrameDefault:return
-/self->depth && !hidden[tid, self->depth] && this->yielded/
-{
-	printf("%d %d %d <y %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
-	    lines[tid, self->depth], names[tid, self->depth]);
-}
-
-pid$target::_PyEval_EvalFrameDefault:return
-/self->depth && !hidden[tid, self->depth] && !arg1/
-{
-	printf("%d %d %d <! %s %d %s\n", timestamp, pid, tid, files[tid, self->depth],
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid,
+	    !arg1 ? "<!" : this->yielded ? "<y" : "<-", files[tid, self->depth],
 	    lines[tid, self->depth], names[tid, self->depth]);
 }
 

@@ -7,9 +7,22 @@
  * Providers:  python (USDT: CPython built --with-dtrace; 3.8 to 3.11 and 3.15 and later).
  * Parameters: $target, the interpreter's process id (dtrace -p PID or -c CMD). dtk
  *             substitutes the pid, or `*` to trace every Python process.
+ *             On CPython 3.11, where dtk knows the address of the running thread's state
+ *             (TSTATE_CURRENT), the script also reads the interpreter's structures:
+ *   TSTATE_CURRENT  address of _PyRuntime.gilstate.tstate_current (0: not known; then every
+ *                   entry is a -> and every return a <-)
+ *   TS_CFRAME, CF_CURRENT_FRAME, TS_CUREXC   PyThreadState.cframe, _PyCFrame.current_frame
+ *                   and PyThreadState.curexc_type
+ *   FRAME_PREV_INSTR, FRAME_OWNER   in _PyInterpreterFrame (owner 1: a generator)
+ *   GEN_IFRAME, GEN_FRAME_STATE     gi_iframe and gi_frame_state in a generator object
+ *   RESUME, RESUME_QUICK, YIELD_VALUE   opcodes: a frame resumes after a yield at a RESUME
+ *                   whose oparg is not 0, or at the YIELD_VALUE itself for throw()
  * Output:     one line per event:
  *   timestamp pid tid kind file line function
- *   where kind is -> for an entry and <- for a return.
+ *   where kind is -> for an entry and <- for a return; with TSTATE_CURRENT also y> for the
+ *   entry that resumes a generator (its frame is at a RESUME after a yield, or at the yield
+ *   itself for throw() and close()), <y for a generator's return by yield (its state is
+ *   suspended), and <! for a return by an exception (one is set on the thread).
  *
  * CPython 3.11 fires function__entry only while the `line` marker is enabled (its semaphore
  * is set; CPython issue #98894): the last clause enables it and records nothing. 3.15 has no
@@ -22,16 +35,65 @@
 #pragma D option switchrate=10hz
 #pragma D option bufsize=64m
 
+inline uint64_t TSTATE_CURRENT = 0;
+inline int TS_CFRAME = 56;
+inline int CF_CURRENT_FRAME = 8;
+inline int TS_CUREXC = 96;
+inline int FRAME_PREV_INSTR = 56;
+inline int FRAME_OWNER = 69;
+inline int GEN_IFRAME = 80;
+inline int GEN_FRAME_STATE = 75;
+inline int RESUME = 151;
+inline int RESUME_QUICK = 150;
+inline int YIELD_VALUE = 86;
+
+this string kind;
+
 python$target:::function-entry
 {
-	printf("%d %d %d -> %s %d %s\n", timestamp, pid, tid, copyinstr(arg0), (int)arg2,
-	    copyinstr(arg1));
+	this->kind = "->";
 }
 
 python$target:::function-return
 {
-	printf("%d %d %d <- %s %d %s\n", timestamp, pid, tid, copyinstr(arg0), (int)arg2,
-	    copyinstr(arg1));
+	this->kind = "<-";
+}
+
+/* CPython 3.11: the frame running now is the thread's (the GIL holder's) current frame. */
+python$target:::function-entry,
+python$target:::function-return
+/TSTATE_CURRENT/
+{
+	this->tstate = *(uint64_t *)copyin(TSTATE_CURRENT, 8);
+	this->frame = *(uint64_t *)copyin(*(uint64_t *)copyin(this->tstate + TS_CFRAME, 8) +
+	    CF_CURRENT_FRAME, 8);
+}
+
+python$target:::function-entry
+/TSTATE_CURRENT/
+{
+	this->instr = *(uint16_t *)copyin(*(uint64_t *)copyin(this->frame + FRAME_PREV_INSTR, 8),
+	    2);
+	this->op = this->instr & 0xff;
+	this->kind = ((this->op == RESUME || this->op == RESUME_QUICK) &&
+	    (this->instr >> 8) != 0) || this->op == YIELD_VALUE ? "y>" : "->";
+}
+
+python$target:::function-return
+/TSTATE_CURRENT/
+{
+	this->exception = *(uint64_t *)copyin(this->tstate + TS_CUREXC, 8);
+	this->owner = *(uint8_t *)copyin(this->frame + FRAME_OWNER, 1);
+	this->state = *(int8_t *)copyin(this->frame - GEN_IFRAME + GEN_FRAME_STATE, 1);
+	this->kind = this->exception ? "<!" :
+	    this->owner == 1 && this->state < 0 ? "<y" : "<-";
+}
+
+python$target:::function-entry,
+python$target:::function-return
+{
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, this->kind, copyinstr(arg0),
+	    (int)arg2, copyinstr(arg1));
 }
 
 python$target:::[lf][iu]n[ec]*

@@ -77,6 +77,50 @@ pub struct Build {
     pub markers: bool,
     /// The trampoline path's structure offsets, on 3.12 and later.
     pub layout: Option<Layout>,
+    /// Where `_PyRuntime` is, on a 3.11 with markers (pyflow.d reads the running thread's
+    /// state through it).
+    pub runtime: Option<Runtime>,
+}
+
+/// `_PyRuntime` in the interpreter's file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    pub file_offset: u64,
+    /// Its address, when the file is loaded where it says (ET_EXEC: Debian's and Ubuntu's
+    /// /usr/bin/python3.X).
+    pub fixed_address: Option<u64>,
+}
+
+/// What d-scripts/pyflow.d reads on CPython 3.11 to tell yields, resumes and unwinds apart:
+/// where the pointer to the running thread's state is in the process, and the offsets of
+/// 3.11's structures (gdb `ptype/o` of _PyRuntimeState, PyThreadState, _PyCFrame,
+/// _PyInterpreterFrame and PyGenObject on 3.11.7; checked against Debian's 3.11.2 by
+/// `pyflow_matches_setprofile_on_python_3_11`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkerLayout {
+    pub tstate_current: u64,
+}
+
+/// _PyRuntimeState.gilstate.tstate_current on 3.11.
+const RUNTIME_TSTATE_CURRENT: u64 = 0x240;
+
+impl MarkerLayout {
+    /// The parameters of pyflow.d.
+    pub fn params(&self) -> [(&'static str, u64); 11] {
+        [
+            ("TSTATE_CURRENT", self.tstate_current),
+            ("TS_CFRAME", 56),
+            ("CF_CURRENT_FRAME", 8),
+            ("TS_CUREXC", 96),
+            ("FRAME_PREV_INSTR", 56),
+            ("FRAME_OWNER", 69),
+            ("GEN_IFRAME", 80),
+            ("GEN_FRAME_STATE", 75),
+            ("RESUME", 151),
+            ("RESUME_QUICK", 150),
+            ("YIELD_VALUE", 86),
+        ]
+    }
 }
 
 /// How pyflow follows calls in a build.
@@ -166,6 +210,22 @@ impl Build {
         self.layout.map(FlowSource::Trampoline)
     }
 
+    /// pyflow.d's view into the interpreter's structures, on 3.11 when the address of
+    /// `_PyRuntime` is known: in a file loaded where it says, or in process `pid`'s mappings.
+    pub fn marker_layout(&self, pid: Option<u32>) -> Option<MarkerLayout> {
+        let runtime = self.runtime?;
+        let address = match (runtime.fixed_address, pid) {
+            (Some(address), _) => address,
+            (None, Some(pid)) => ProcessMaps::read(pid)
+                .ok()?
+                .address_of(&self.shown, runtime.file_offset)?,
+            (None, None) => return None,
+        };
+        Some(MarkerLayout {
+            tstate_current: address + RUNTIME_TSTATE_CURRENT,
+        })
+    }
+
     pub fn version_text(&self) -> String {
         self.version
             .map_or("of unknown version".into(), |v| v.to_string())
@@ -201,12 +261,20 @@ impl Build {
             )?),
             _ => None,
         };
+        let runtime = match version {
+            Some(Version {
+                major: 3,
+                minor: 11,
+            }) if markers => runtime_of(image),
+            _ => None,
+        };
         Ok(Some(Build {
             path: path.to_path_buf(),
             shown: path.display().to_string(),
             version,
             markers,
             layout,
+            runtime,
         }))
     }
 
@@ -417,6 +485,15 @@ fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
         current_frame: word(thread + 4),
         gen_iframe: GEN_IFRAME,
         gen_frame_state: GEN_FRAME_STATE,
+    })
+}
+
+/// Where `_PyRuntime` is in `image`.
+fn runtime_of(image: &ElfImage) -> Option<Runtime> {
+    let address = image.symbol_address("_PyRuntime").ok()?;
+    Some(Runtime {
+        file_offset: image.file_offset(address).ok()?,
+        fixed_address: image.is_fixed_address().then_some(address),
     })
 }
 

@@ -19,6 +19,9 @@ pub struct Interpreter {
     pub env: Vec<(String, String)>,
     /// CPython 3.12 to 3.14: no function markers, pyflow follows the perf trampoline.
     pub trampoline: bool,
+    /// pyflow tells yields, resumes and unwinds apart on it: the trampoline path, and 3.11
+    /// (pyflow.d reads the running frame there).
+    pub yields: bool,
 }
 
 impl Interpreter {
@@ -29,6 +32,7 @@ impl Interpreter {
             argv: vec!["/usr/bin/python3.11".into()],
             env: Vec::new(),
             trampoline: false,
+            yields: true,
         }
     }
 
@@ -60,6 +64,7 @@ impl Interpreter {
                         argv: vec![python.to_string_lossy().into_owned()],
                         env: vec![("PYTHONHOME".into(), usr.to_string_lossy().into_owned())],
                         trampoline: ["3.12", "3.13", "3.14"].contains(&version),
+                        yields: ["3.11", "3.12", "3.13", "3.14"].contains(&version),
                     });
                 }
                 "the manifest lists it but its interpreter is missing (.ci/debian-pythons)"
@@ -87,6 +92,7 @@ impl Interpreter {
                 argv: vec![python.to_string_lossy().into_owned()],
                 env: Vec::new(),
                 trampoline: true,
+                yields: true,
             });
         }
         let why = format!("{} is not on this machine", python.display());

@@ -10,7 +10,8 @@ A generator's (or coroutine's) 'return' by yield or await is a "yield", and its 
 is then a "resume". sys.setprofile does not say which returns are yields: on 3.12 and later,
 sys.monitoring reports the same events as PY_YIELD and PY_RETURN (and PY_RESUME, PY_THROW),
 in the same order, so the events are paired one to one; before 3.12, a yield's return is at
-its YIELD_VALUE (or YIELD_FROM) instruction.
+its YIELD_VALUE (or YIELD_FROM) instruction, and its frame runs again later (a generator
+still suspended when the program ends would count as returned).
 
     python setprofile.py OUT PROGRAM
 """
@@ -88,6 +89,16 @@ def final_kinds(tid):
             if frame.f_code.co_name != name:
                 raise SystemExit(f"thread {tid}: sys.monitoring reported {name}, sys.setprofile {frame.f_code.co_name}")
         sequence = [(frame, kind) for (frame, _), (kind, _) in zip(sequence, reported)]
+    else:
+        # An exception raised at a yield (throw()) leaves its frame there too: a return at a
+        # yield is a yield only if the frame runs again.
+        entered_later = set()
+        for n in reversed(range(len(sequence))):
+            frame, kind = sequence[n]
+            if kind == "yield" and id(frame) not in entered_later:
+                sequence[n] = (frame, "return")
+            if kind == "entry":
+                entered_later.add(id(frame))
     suspended = set()
     kinds = []
     for frame, kind in sequence:

@@ -73,6 +73,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
     }
     let mut run = Run {
         plan: &plan,
+        decoder: codegen::Decoder::new(&plan),
         options: &options,
         exec: &mut exec,
         sink,
@@ -174,6 +175,7 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
 /// The state of the event loop.
 struct Run<'a> {
     plan: &'a Plan,
+    decoder: codegen::Decoder<'a>,
     options: &'a Options,
     exec: &'a mut Executor,
     sink: &'a mut dyn EventSink,
@@ -320,15 +322,13 @@ impl Run<'_> {
         timeout: Duration,
         batch: &mut Vec<Firing>,
     ) -> Result<(), BackendError> {
-        let plan = self.plan;
+        let decoder = &self.decoder;
         let mut bad = 0;
         attached
             .ring_buffer()
-            .poll(Some(timeout), |record| {
-                match codegen::decode(record, plan) {
-                    Ok(firing) => batch.push(firing),
-                    Err(_) => bad += 1,
-                }
+            .poll(Some(timeout), |record| match decoder.decode(record) {
+                Ok(firing) => batch.push(firing),
+                Err(_) => bad += 1,
             })
             .map_err(engine_error)?;
         if bad > 0 && self.bad_records == 0 {

@@ -109,8 +109,8 @@ pub struct MemoryRead {
 pub enum ReadData {
     /// copyinstr: the string, and whether it was cut at strsize.
     String { value: String, truncated: bool },
-    /// copyin: the bytes.
-    Bytes(Vec<u8>),
+    /// copyin: the bytes (shared with the values copyin gives).
+    Bytes(std::sync::Arc<[u8]>),
 }
 
 /// A zone the program compares `zonename` with. On Linux `zonename` is the name of the

@@ -176,8 +176,7 @@ impl<'a> Flow<'a> {
         }
         match e.kind {
             Kind::Entry => self.entry(e, &mut shown),
-            // A resume is never a generator's creation, and its line is its def line.
-            Kind::Resume => self.push(e, Vec::new(), &mut shown),
+            Kind::Resume => self.resume(e, &mut shown),
             Kind::Return | Kind::Unwind | Kind::Yield => self.ret(e, &mut shown),
         }
         shown
@@ -245,6 +244,16 @@ impl<'a> Flow<'a> {
         } else {
             self.push(e, candidates, shown);
         }
+    }
+
+    /// A resume is never a generator's creation. The markers enter it at the line it yielded
+    /// at (3.11): it is shown at its `def`, learnt from the return at that yield.
+    fn resume(&mut self, mut e: PyEvent, shown: &mut Vec<Shown>) {
+        let point = (e.file.clone(), e.function.clone(), e.line);
+        if let Some(&def_line) = self.process(e.pid).yield_points.get(&point) {
+            e.line = def_line;
+        }
+        self.push(e, Vec::new(), shown);
     }
 
     /// Tells a held entry of a generator function `h` apart by the thread's next event.

@@ -99,12 +99,25 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     };
     let layout = match build.flow_source().ok_or_else(no_probes)? {
         FlowSource::Markers => {
+            let pid = match c.target {
+                Target::Pid(pid) => Some(pid),
+                _ => None,
+            };
+            let params: Vec<(&str, Param)> = build
+                .marker_layout(pid)
+                .map(|layout| layout.params().to_vec())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| (name, Param::Int(value as i64)))
+                .collect();
             return Ok(Prepared {
-                script: markers(target_macro)?,
+                script: bundled("pyflow")
+                    .expect("pyflow.d is bundled")
+                    .instantiate(&params, target_macro)?,
                 target: c.target.clone(),
                 notice: None,
                 activated: None,
-            })
+            });
         }
         FlowSource::Trampoline(layout) => layout,
     };
@@ -242,22 +255,20 @@ pub struct PyEvent {
 }
 
 impl PyEvent {
-    /// Reads the printf arguments of pyflow.d: timestamp pid tid file line function (the
-    /// direction is in the format text).
+    /// Reads the printf arguments of the pyflow scripts: timestamp pid tid kind file line
+    /// function.
     pub fn from_printf(p: &Printf) -> Option<PyEvent> {
-        let [ts, pid, tid, file, line, function] = p.args.as_slice() else {
+        let [ts, pid, tid, kind, file, line, function] = p.args.as_slice() else {
             return None;
         };
-        let kind = [
-            (" -> ", Kind::Entry),
-            (" <- ", Kind::Return),
-            (" <! ", Kind::Unwind),
-            (" <y ", Kind::Yield),
-            (" y> ", Kind::Resume),
-        ]
-        .into_iter()
-        .find(|(mark, _)| p.text.contains(mark))?
-        .1;
+        let kind = match kind.as_str()? {
+            "->" => Kind::Entry,
+            "<-" => Kind::Return,
+            "<!" => Kind::Unwind,
+            "<y" => Kind::Yield,
+            "y>" => Kind::Resume,
+            _ => return None,
+        };
         Some(PyEvent {
             ts_ns: ts.as_i64()? as u64,
             pid: u32::try_from(pid.as_i64()?).ok()?,

@@ -284,7 +284,8 @@ mod tests {
         }
     }
 
-    /// (µs, tid, "->" or "<-", file, line, function)
+    /// (µs, tid, kind as the scripts print it ("->", "<-", "<!", "<y", "y>"), file, line,
+    /// function)
     type Step<'a> = (u64, u32, &'a str, &'a str, i64, &'a str);
 
     fn printf((us, tid, arrow, file, line, function): Step) -> Event {
@@ -299,6 +300,7 @@ mod tests {
                 Value::Int((us * 1000) as i64),
                 Value::Int(100),
                 Value::Int(tid.into()),
+                Value::Str(arrow.into()),
                 Value::Str(file.into()),
                 Value::Int(line),
                 Value::Str(function.into()),
@@ -435,6 +437,63 @@ mod tests {
         let ticks: Vec<&str> = out.lines().filter(|l| l.starts_with("ticks ")).collect();
         assert_eq!(ticks.len(), 1, "{out}");
         assert_eq!(ticks[0].split_whitespace().nth(2), Some("2"), "{out}");
+    }
+
+    /// 3.11 and the trampoline path tell yields and resumes apart: they are marked, a resume
+    /// shows the def line, and --summary counts the calls, not the resumes.
+    #[test]
+    fn yields_and_resumes_are_marked_and_resumes_are_no_calls() {
+        let steps = [
+            (0, 1, "->", APP, 1, "main"),
+            (10, 1, "->", APP, 4, "ticks"),
+            (20, 1, "<y", APP, 5, "ticks"),
+            (30, 1, "y>", APP, 5, "ticks"),
+            (40, 1, "<y", APP, 6, "ticks"),
+            (50, 1, "y>", APP, 6, "ticks"),
+            (60, 1, "<!", APP, 6, "ticks"),
+            (70, 1, "<-", APP, 2, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let lines: Vec<&str> = out.lines().skip(1).map(str::trim_start).collect();
+        assert_eq!(
+            lines,
+            [
+                "0  -> main  app.py:1",
+                "10    -> ticks  app.py:4",
+                "10    <- ticks (yield)  app.py:5",
+                "10    -> ticks (resume)  app.py:4",
+                "10    <- ticks (yield)  app.py:6",
+                "10    -> ticks (resume)  app.py:4",
+                "10    <- ticks !  app.py:6",
+                "10  <- main  app.py:2",
+            ]
+        );
+        let json = run(&config(FrameFilter::default(), false), Format::Json, &steps);
+        let kinds: Vec<String> = json
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "\"entry\"",
+                "\"entry\"",
+                "\"yield\"",
+                "\"resume\"",
+                "\"yield\"",
+                "\"resume\"",
+                "\"unwind\"",
+                "\"return\""
+            ]
+        );
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let ticks: Vec<&str> = out.lines().filter(|l| l.starts_with("ticks ")).collect();
+        assert_eq!(ticks.len(), 1, "{out}");
+        assert_eq!(
+            ticks[0].split_whitespace().nth(2),
+            Some("1"),
+            "one call: {out}"
+        );
     }
 
     /// Before 3.15, a generator whose first statement is `yield from` itself enters twice at

@@ -155,6 +155,13 @@ impl ElfImage {
             })
     }
 
+    /// Whether the file is loaded at the addresses it names (ET_EXEC), rather than anywhere
+    /// (a PIE or a shared library).
+    pub fn is_fixed_address(&self) -> bool {
+        self.parsed()
+            .is_ok_and(|file| file.kind() == object::ObjectKind::Executable)
+    }
+
     /// Converts a virtual address to a file offset through the PT_LOAD segment whose file
     /// image holds it.
     pub fn file_offset(&self, address: u64) -> Result<u64, ElfError> {

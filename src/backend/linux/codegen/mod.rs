@@ -35,7 +35,7 @@ use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, Planned
 use aggregate::AggregationMaps;
 pub use aggregate::KernelAggregationSnapshot;
 use program::{ProbeIndex, ProgramSpec};
-pub use record::{decode, DecodeError, Layout};
+pub use record::{decode, DecodeError, Decoder, Layout};
 
 /// Syscall numbers the raw_syscalls programs can map (x86_64 and aarch64 stay below 512).
 const MAX_SYSCALL_NR: u32 = 1024;

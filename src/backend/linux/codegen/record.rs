@@ -170,6 +170,34 @@ fn c_string(bytes: &[u8]) -> String {
 
 /// Decodes one ring-buffer record of `plan`'s programs.
 pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
+    Decoder::new(plan).decode(record)
+}
+
+/// Decodes the records of `plan`'s programs, with each probe's layout worked out once.
+pub struct Decoder<'a> {
+    plan: &'a Plan,
+    layouts: Vec<Layout>,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(plan: &'a Plan) -> Decoder<'a> {
+        Decoder {
+            plan,
+            layouts: plan
+                .probes
+                .iter()
+                .map(|p| Layout::new(&p.captures, plan.strsize))
+                .collect(),
+        }
+    }
+
+    /// Decodes one ring-buffer record.
+    pub fn decode(&self, record: &[u8]) -> Result<Firing, DecodeError> {
+        decode_with(record, self.plan, &self.layouts)
+    }
+}
+
+fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing, DecodeError> {
     let short = |want| DecodeError::TooShort {
         len: record.len(),
         want,
@@ -178,14 +206,14 @@ pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
         return Err(short(HEADER));
     }
     let index = u32_at(record, PROBE);
-    let probe = plan
+    let (probe, layout) = plan
         .probes
         .get(index as usize)
+        .zip(layouts.get(index as usize))
         .ok_or(DecodeError::NoSuchProbe {
             index,
             count: plan.probes.len(),
         })?;
-    let layout = Layout::new(&probe.captures, plan.strsize);
     if record.len() < layout.size {
         return Err(short(layout.size));
     }
@@ -206,9 +234,9 @@ pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
         zones: u64_at(record, ZONES as usize),
         comm: c_string(comm),
         args,
-        strings: strings(record, &layout),
-        bytes: bytes(record, &layout),
-        reads: reads(record, &layout),
+        strings: strings(record, layout),
+        bytes: bytes(record, layout),
+        reads: reads(record, layout),
         errno: errno(&probe.info.kind, args[0]),
     })
 }
@@ -265,7 +293,7 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
                     truncated: read >= slot.size as i64,
                 })?
             } else {
-                (read == 0).then(|| ReadData::Bytes(data.to_vec()))?
+                (read == 0).then(|| ReadData::Bytes(data.into()))?
             };
             Some(MemoryRead {
                 addr: u64_at(record, slot.addr()),

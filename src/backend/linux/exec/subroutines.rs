@@ -115,16 +115,23 @@ fn copyin(addr: &Value, size: i64, firing: &Firing) -> Result<Value, Fault> {
     let fault = || Fault::InvalidAddress(addr.int());
     let size = usize::try_from(size).map_err(|_| fault())?;
     let fresh = firing.reads.iter().find_map(|r| match &r.data {
-        ReadData::Bytes(bytes) if r.addr == addr.int() => bytes.get(..size),
+        ReadData::Bytes(bytes) if r.addr == addr.int() && size <= bytes.len() => Some(bytes),
         _ => None,
     });
-    let captured = match addr {
-        Value::User { capture, .. } => capture.bytes.as_deref().and_then(|b| b.get(..size)),
-        _ => None,
+    let bytes = match fresh {
+        // The whole read, shared.
+        Some(bytes) if bytes.len() == size => Arc::clone(bytes),
+        Some(bytes) => Arc::from(&bytes[..size]),
+        None => {
+            let captured = match addr {
+                Value::User { capture, .. } => capture.bytes.as_deref().and_then(|b| b.get(..size)),
+                _ => None,
+            };
+            Arc::from(captured.ok_or_else(fault)?)
+        }
     };
-    let read = fresh.or(captured).ok_or_else(fault)?;
     Ok(Value::Memory {
         addr: addr.int(),
-        bytes: Arc::from(read),
+        bytes,
     })
 }

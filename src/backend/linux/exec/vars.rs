@@ -7,7 +7,7 @@
 //! strings at strsize), so the option bounds about as many elements as it does in DTrace.
 //! An assignment that does not fit is dropped and counted.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::agg::KeyPart;
 use super::value::Value;
@@ -57,9 +57,9 @@ pub struct Variables {
 impl Variables {
     pub fn new(dynvarsize: usize, strsize: usize) -> Variables {
         Variables {
-            ids: HashMap::new(),
-            slots: HashMap::new(),
-            clause: HashMap::new(),
+            ids: HashMap::default(),
+            slots: HashMap::default(),
+            clause: HashMap::default(),
             dynamic_used: 0,
             dynamic_limit: dynvarsize,
             strsize,
@@ -82,8 +82,14 @@ impl Variables {
 
     /// Stores `value`. A zero integer frees a dynamic variable.
     pub fn set(&mut self, place: Place<'_>, tid: u32, value: Value) -> Stored {
-        let next = self.ids.len() as u32;
-        let id = *self.ids.entry(place.name.to_string()).or_insert(next);
+        let id = match self.ids.get(place.name) {
+            Some(&id) => id,
+            None => {
+                let id = self.ids.len() as u32;
+                self.ids.insert(place.name.to_string(), id);
+                id
+            }
+        };
         let key = slot(place, id, tid);
         if key.scope == VarScope::Clause {
             self.clause.insert(key, value);

@@ -128,6 +128,10 @@ pub fn reads_of(clauses: &[&Clause], kept: &[String], probe: &ProbeInfo) -> Prob
         out: ProbeReads::default(),
     };
     for clause in clauses {
+        // A clause that never runs (`/0/`, or an inline constant that is 0) reads nothing.
+        if clause.predicate.as_ref().and_then(Expr::as_int) == Some(0) {
+            continue;
+        }
         at.guard = match &clause.predicate {
             None => Ok(None),
             Some(p) => super::filter::kernel_predicate(p, probe)
