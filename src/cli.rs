@@ -102,7 +102,12 @@ Examples:
   dtk pyflow -p 4242 --all            include the standard library and site-packages
   dtk pyflow -p 4242 --module requests
   dtk pyflow -p 4242 | grep connect   one event per line, flushed as it happens
-  dtk pyflow -c 'python3 app.py' --summary")]
+  dtk pyflow -c 'python3 app.py' --summary
+
+Marks (CPython 3.11 to 3.14, where the interpreter tells them apart):
+  <- f !          f returned by an exception
+  <- f (yield)    generator or coroutine f yielded (or awaited)
+  -> f (resume)   f resumed after a yield")]
 pub struct PyflowArgs {
     #[command(flatten)]
     pub target: TargetArgs,

@@ -229,3 +229,58 @@ fn generated_docs_are_current() {
         }
     }
 }
+
+/// The README follows the CLI: every subcommand, and every option of each (by its long or its
+/// short name), is named in it, and its `dtk list` output is what `dtk list` prints.
+#[test]
+fn readme_is_current() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // (short, long) of each option in a --help text.
+    let options = |help: &str| -> Vec<(Option<String>, String)> {
+        help.lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let (short, rest) = match l.strip_prefix('-') {
+                    Some(r) if !r.starts_with('-') => {
+                        let (s, rest) = r.split_once(", ")?;
+                        (Some(format!("-{s}")), rest)
+                    }
+                    _ => (None, l),
+                };
+                let name = rest.strip_prefix("--")?.split([' ', '=', '<']).next()?;
+                (!["help", "version"].contains(&name)).then(|| (short, format!("--{name}")))
+            })
+            .collect()
+    };
+    let named = |(short, long): &(Option<String>, String)| {
+        readme.contains(long.as_str())
+            || short.as_ref().is_some_and(|s| {
+                readme.contains(&format!("{s} ")) || readme.contains(&format!("`{s}`"))
+            })
+    };
+    let mut missing = Vec::new();
+    for option in options(&stdout_of(&["--help"])) {
+        if !named(&option) {
+            missing.push(format!("dtk {}", option.1));
+        }
+    }
+    for sub in [
+        "pyflow", "opens", "syscalls", "run", "list", "show", "generate",
+    ] {
+        if !readme.contains(&format!("dtk {sub}")) {
+            missing.push(format!("dtk {sub}"));
+        }
+        for option in options(&stdout_of(&[sub, "--help"])) {
+            if !named(&option) {
+                missing.push(format!("dtk {sub} {}", option.1));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README.md does not name: {missing:?}");
+    let list = stdout_of(&["list"]);
+    assert!(
+        readme.contains(&format!("$ dtk list\n{list}")),
+        "README.md's `dtk list` is not what it prints now:\n{list}"
+    );
+}
