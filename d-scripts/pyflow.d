@@ -7,16 +7,20 @@
  * Providers:  python (USDT: CPython built --with-dtrace; 3.8 to 3.11 and 3.15 and later).
  * Parameters: $target, the interpreter's process id (dtrace -p PID or -c CMD). dtk
  *             substitutes the pid, or `*` to trace every Python process.
- *             On CPython 3.11, where dtk knows the address of the running thread's state
- *             (TSTATE_CURRENT), the script also reads the interpreter's structures:
+ *             On CPython 3.9 and 3.11, where dtk knows the address of the running
+ *             thread's state, the script also reads the interpreter's structures:
+ *   MODEL           0: markers only; 1: 3.9's PyFrameObject; 2: 3.11's _PyInterpreterFrame
  *   TSTATE_CURRENT  address of _PyRuntime.gilstate.tstate_current (0: not known; then every
  *                   entry is a -> and every return a <-)
- *   TS_CFRAME, CF_CURRENT_FRAME, TS_CUREXC   PyThreadState.cframe, _PyCFrame.current_frame
- *                   and PyThreadState.curexc_type
- *   FRAME_PREV_INSTR, FRAME_OWNER   in _PyInterpreterFrame (owner 1: a generator)
- *   GEN_IFRAME, GEN_FRAME_STATE     gi_iframe and gi_frame_state in a generator object
- *   RESUME, RESUME_QUICK, YIELD_VALUE   opcodes: a frame resumes after a yield at a RESUME
- *                   whose oparg is not 0, or at the YIELD_VALUE itself for throw()
+ *   TS_CFRAME, CF_CURRENT_FRAME   the running frame: PyThreadState.cframe and
+ *                   _PyCFrame.current_frame (3.11), or 0 and PyThreadState.frame (3.9)
+ *   TS_CUREXC       PyThreadState.curexc_type
+ *   FRAME_LASTI, FRAME_STACKTOP   in PyFrameObject (3.9): f_lasti is -1 until the frame
+ *                   first runs, f_stacktop is set only while it is suspended at a yield
+ *   FRAME_PREV_INSTR, FRAME_OWNER   in _PyInterpreterFrame (3.11; owner 1: a generator)
+ *   GEN_IFRAME, GEN_FRAME_STATE     gi_iframe and gi_frame_state in a generator (3.11)
+ *   RESUME, RESUME_QUICK, YIELD_VALUE   opcodes (3.11): a frame resumes after a yield at a
+ *                   RESUME whose oparg is not 0, or at the YIELD_VALUE itself for throw()
  * Output:     one line per event:
  *   timestamp pid tid kind file line function
  *   where kind is -> for an entry and <- for a return; with TSTATE_CURRENT also y> for the
@@ -35,10 +39,13 @@
 #pragma D option switchrate=10hz
 #pragma D option bufsize=64m
 
+inline int MODEL = 0;
 inline uint64_t TSTATE_CURRENT = 0;
 inline int TS_CFRAME = 56;
 inline int CF_CURRENT_FRAME = 8;
 inline int TS_CUREXC = 96;
+inline int FRAME_LASTI = 104;
+inline int FRAME_STACKTOP = 72;
 inline int FRAME_PREV_INSTR = 56;
 inline int FRAME_OWNER = 69;
 inline int GEN_IFRAME = 80;
@@ -59,18 +66,34 @@ python$target:::function-return
 	this->kind = "<-";
 }
 
-/* CPython 3.11: the frame running now is the thread's (the GIL holder's) current frame. */
+/* The frame running now is the thread's (the GIL holder's) current frame. */
 python$target:::function-entry,
 python$target:::function-return
-/TSTATE_CURRENT/
+/MODEL && TSTATE_CURRENT/
 {
 	this->tstate = *(uint64_t *)copyin(TSTATE_CURRENT, 8);
-	this->frame = *(uint64_t *)copyin(*(uint64_t *)copyin(this->tstate + TS_CFRAME, 8) +
-	    CF_CURRENT_FRAME, 8);
+	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(this->tstate + TS_CFRAME, 8) :
+	    this->tstate;
+	this->frame = *(uint64_t *)copyin(this->cframe + CF_CURRENT_FRAME, 8);
+	this->exception = *(uint64_t *)copyin(this->tstate + TS_CUREXC, 8);
 }
 
 python$target:::function-entry
-/TSTATE_CURRENT/
+/MODEL == 1 && TSTATE_CURRENT/
+{
+	this->lasti = *(int *)copyin(this->frame + FRAME_LASTI, 4);
+	this->kind = this->lasti >= 0 ? "y>" : "->";
+}
+
+python$target:::function-return
+/MODEL == 1 && TSTATE_CURRENT/
+{
+	this->stacktop = *(uint64_t *)copyin(this->frame + FRAME_STACKTOP, 8);
+	this->kind = this->exception ? "<!" : this->stacktop ? "<y" : "<-";
+}
+
+python$target:::function-entry
+/MODEL == 2 && TSTATE_CURRENT/
 {
 	this->instr = *(uint16_t *)copyin(*(uint64_t *)copyin(this->frame + FRAME_PREV_INSTR, 8),
 	    2);
@@ -80,9 +103,8 @@ python$target:::function-entry
 }
 
 python$target:::function-return
-/TSTATE_CURRENT/
+/MODEL == 2 && TSTATE_CURRENT/
 {
-	this->exception = *(uint64_t *)copyin(this->tstate + TS_CUREXC, 8);
 	this->owner = *(uint8_t *)copyin(this->frame + FRAME_OWNER, 1);
 	this->state = *(int8_t *)copyin(this->frame - GEN_IFRAME + GEN_FRAME_STATE, 1);
 	this->kind = this->exception ? "<!" :

@@ -104,7 +104,7 @@ Examples:
   dtk pyflow -p 4242 | grep connect   one event per line, flushed as it happens
   dtk pyflow -c 'python3 app.py' --summary
 
-Marks (CPython 3.11 to 3.14, where the interpreter tells them apart):
+Marks (CPython 3.9 and 3.11 to 3.14, with a target):
   <- f !          f returned by an exception
   <- f (yield)    generator or coroutine f yielded (or awaited)
   -> f (resume)   f resumed after a yield")]

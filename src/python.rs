@@ -77,49 +77,81 @@ pub struct Build {
     pub markers: bool,
     /// The trampoline path's structure offsets, on 3.12 and later.
     pub layout: Option<Layout>,
-    /// Where `_PyRuntime` is, on a 3.11 with markers (pyflow.d reads the running thread's
-    /// state through it).
+    /// Where `_PyRuntime` is, on a 3.9 or 3.11 with markers (pyflow.d reads the running
+    /// thread's state through it).
     pub runtime: Option<Runtime>,
 }
 
-/// `_PyRuntime` in the interpreter's file.
+/// `_PyRuntime` in the interpreter's file (in .data or .bss).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Runtime {
-    pub file_offset: u64,
-    /// Its address, when the file is loaded where it says (ET_EXEC: Debian's and Ubuntu's
-    /// /usr/bin/python3.X).
-    pub fixed_address: Option<u64>,
+    /// Its address in the file's own terms.
+    pub address: u64,
+    /// The address of the file's start (see `ElfImage::start_address`).
+    pub start: u64,
+    /// Loaded where it says (ET_EXEC: Debian's and Ubuntu's /usr/bin/python3.X).
+    pub fixed: bool,
 }
 
-/// What d-scripts/pyflow.d reads on CPython 3.11 to tell yields, resumes and unwinds apart:
-/// where the pointer to the running thread's state is in the process, and the offsets of
-/// 3.11's structures (gdb `ptype/o` of _PyRuntimeState, PyThreadState, _PyCFrame,
-/// _PyInterpreterFrame and PyGenObject on 3.11.7; checked against Debian's 3.11.2 by
-/// `pyflow_matches_setprofile_on_python_3_11`).
+impl Runtime {
+    /// Its address in a process that maps the file's start at `loaded` (None: not known).
+    fn in_process(&self, loaded: Option<u64>) -> Option<u64> {
+        if self.fixed {
+            return Some(self.address);
+        }
+        Some(self.address.checked_sub(self.start)? + loaded?)
+    }
+}
+
+/// What d-scripts/pyflow.d reads on CPython 3.9 and 3.11 to tell yields, resumes and unwinds
+/// apart: where the pointer to the running thread's state is in the process, and the offsets
+/// of the version's structures (gdb `ptype/o` of _PyRuntimeState, PyThreadState and
+/// PyFrameObject on 3.9.18, and of _PyCFrame, _PyInterpreterFrame and PyGenObject on 3.11.7;
+/// checked against Debian's 3.9.2 and 3.11.2 by the `pyflow_matches_setprofile_*` tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkerLayout {
+    pub minor: u8,
     pub tstate_current: u64,
 }
 
-/// _PyRuntimeState.gilstate.tstate_current on 3.11.
-const RUNTIME_TSTATE_CURRENT: u64 = 0x240;
+/// _PyRuntimeState.gilstate.tstate_current, by minor version.
+fn runtime_tstate_current(minor: u8) -> Option<u64> {
+    match minor {
+        9 => Some(0x238),
+        11 => Some(0x240),
+        _ => None,
+    }
+}
 
 impl MarkerLayout {
     /// The parameters of pyflow.d.
-    pub fn params(&self) -> [(&'static str, u64); 11] {
-        [
-            ("TSTATE_CURRENT", self.tstate_current),
-            ("TS_CFRAME", 56),
-            ("CF_CURRENT_FRAME", 8),
-            ("TS_CUREXC", 96),
-            ("FRAME_PREV_INSTR", 56),
-            ("FRAME_OWNER", 69),
-            ("GEN_IFRAME", 80),
-            ("GEN_FRAME_STATE", 75),
-            ("RESUME", 151),
-            ("RESUME_QUICK", 150),
-            ("YIELD_VALUE", 86),
-        ]
+    pub fn params(&self) -> Vec<(&'static str, u64)> {
+        let mut params = vec![("TSTATE_CURRENT", self.tstate_current)];
+        if self.minor == 9 {
+            params.extend([
+                ("MODEL", 1),
+                ("TS_CFRAME", 0),
+                ("CF_CURRENT_FRAME", 0x18),
+                ("TS_CUREXC", 0x58),
+                ("FRAME_LASTI", 0x68),
+                ("FRAME_STACKTOP", 0x48),
+            ]);
+        } else {
+            params.extend([
+                ("MODEL", 2),
+                ("TS_CFRAME", 56),
+                ("CF_CURRENT_FRAME", 8),
+                ("TS_CUREXC", 96),
+                ("FRAME_PREV_INSTR", 56),
+                ("FRAME_OWNER", 69),
+                ("GEN_IFRAME", 80),
+                ("GEN_FRAME_STATE", 75),
+                ("RESUME", 151),
+                ("RESUME_QUICK", 150),
+                ("YIELD_VALUE", 86),
+            ]);
+        }
+        params
     }
 }
 
@@ -210,19 +242,20 @@ impl Build {
         self.layout.map(FlowSource::Trampoline)
     }
 
-    /// pyflow.d's view into the interpreter's structures, on 3.11 when the address of
-    /// `_PyRuntime` is known: in a file loaded where it says, or in process `pid`'s mappings.
+    /// pyflow.d's view into the interpreter's structures, on 3.9 and 3.11 when the address
+    /// of `_PyRuntime` is known: in a file loaded where it says, or in process `pid`'s
+    /// mappings.
     pub fn marker_layout(&self, pid: Option<u32>) -> Option<MarkerLayout> {
         let runtime = self.runtime?;
-        let address = match (runtime.fixed_address, pid) {
-            (Some(address), _) => address,
-            (None, Some(pid)) => ProcessMaps::read(pid)
-                .ok()?
-                .address_of(&self.shown, runtime.file_offset)?,
-            (None, None) => return None,
+        let minor = self.version?.minor;
+        let loaded = match (runtime.fixed, pid) {
+            (false, Some(pid)) => ProcessMaps::read(pid).ok()?.address_of(&self.shown, 0),
+            _ => None,
         };
+        let address = runtime.in_process(loaded)?;
         Some(MarkerLayout {
-            tstate_current: address + RUNTIME_TSTATE_CURRENT,
+            minor,
+            tstate_current: address + runtime_tstate_current(minor)?,
         })
     }
 
@@ -262,10 +295,11 @@ impl Build {
             _ => None,
         };
         let runtime = match version {
-            Some(Version {
-                major: 3,
-                minor: 11,
-            }) if markers => runtime_of(image),
+            Some(Version { major: 3, minor })
+                if markers && runtime_tstate_current(minor).is_some() =>
+            {
+                runtime_of(image)
+            }
             _ => None,
         };
         Ok(Some(Build {
@@ -490,10 +524,10 @@ fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
 
 /// Where `_PyRuntime` is in `image`.
 fn runtime_of(image: &ElfImage) -> Option<Runtime> {
-    let address = image.symbol_address("_PyRuntime").ok()?;
     Some(Runtime {
-        file_offset: image.file_offset(address).ok()?,
-        fixed_address: image.is_fixed_address().then_some(address),
+        address: image.symbol_address("_PyRuntime").ok()?,
+        start: image.start_address()?,
+        fixed: image.is_fixed_address(),
     })
 }
 
@@ -533,6 +567,42 @@ fn linked_libpython(image: &ElfImage, path: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_is_found_where_the_file_is_loaded() {
+        let fixed = Runtime {
+            address: 0xa5_6220,
+            start: 0x40_0000,
+            fixed: true,
+        };
+        assert_eq!(fixed.in_process(None), Some(0xa5_6220));
+        let moved = Runtime {
+            address: 0x2f_5000,
+            start: 0,
+            fixed: false,
+        };
+        assert_eq!(
+            moved.in_process(None),
+            None,
+            "not known without the process"
+        );
+        assert_eq!(
+            moved.in_process(Some(0x7f12_3400_0000)),
+            Some(0x7f12_342f_5000)
+        );
+    }
+
+    #[test]
+    fn debian_python_3_11_knows_where_its_runtime_is() {
+        let Ok(Some(build)) = Build::read(Path::new("/usr/bin/python3.11")) else {
+            return;
+        };
+        let layout = build
+            .marker_layout(None)
+            .expect("Debian's python3.11 is ET_EXEC");
+        assert_eq!(layout.minor, 11);
+        assert!(layout.params().contains(&("MODEL", 2)));
+    }
 
     #[test]
     fn versions_from_file_names() {

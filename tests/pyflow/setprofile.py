@@ -31,6 +31,7 @@ HERE = os.path.realpath(__file__)
 events = []
 stacks = {}
 YIELDS = {dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap}
+YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 GENERATOR_FLAGS = 0x20 | 0x80 | 0x200
 # Per thread: every 'call' and 'return', shown or not, as (frame, kind as far as known now).
@@ -46,9 +47,12 @@ def kind_now(frame, event):
         return "entry"
     code = frame.f_code
     lasti = frame.f_lasti
-    if code.co_flags & GENERATOR_FLAGS and lasti >= 0 and code.co_code[lasti] in YIELDS:
-        return "yield"
-    return "return"
+    if not code.co_flags & GENERATOR_FLAGS or lasti < 0:
+        return "return"
+    # 3.9's YIELD_FROM steps f_lasti back by one instruction, to run again on resume.
+    after = code.co_code[lasti + 2 : lasti + 3]
+    at_yield = code.co_code[lasti] in YIELDS or (YIELD_FROM >= 0 and after == bytes([YIELD_FROM]))
+    return "yield" if at_yield else "return"
 
 
 def monitor():

@@ -105,7 +105,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
             };
             let params: Vec<(&str, Param)> = build
                 .marker_layout(pid)
-                .map(|layout| layout.params().to_vec())
+                .map(|layout| layout.params())
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(name, value)| (name, Param::Int(value as i64)))

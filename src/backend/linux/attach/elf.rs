@@ -162,6 +162,16 @@ impl ElfImage {
             .is_ok_and(|file| file.kind() == object::ObjectKind::Executable)
     }
 
+    /// The virtual address of the file's start: that of the PT_LOAD segment at file offset 0
+    /// (0 for most PIEs and shared libraries). A mapping of offset 0 at address A means the
+    /// file's addresses are off by A minus this.
+    pub fn start_address(&self) -> Option<u64> {
+        let file = self.parsed().ok()?;
+        file.segments()
+            .find(|segment| segment.file_range().0 == 0)
+            .map(|segment| segment.address())
+    }
+
     /// Converts a virtual address to a file offset through the PT_LOAD segment whose file
     /// image holds it.
     pub fn file_offset(&self, address: u64) -> Result<u64, ElfError> {
