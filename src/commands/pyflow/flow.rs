@@ -247,7 +247,7 @@ impl<'a> Flow<'a> {
     }
 
     /// A resume is never a generator's creation. The markers enter it at the line it yielded
-    /// at (3.11): it is shown at its `def`, learnt from the return at that yield.
+    /// at (3.9, 3.11): it is shown at its `def`, learnt from the return at that yield.
     fn resume(&mut self, mut e: PyEvent, shown: &mut Vec<Shown>) {
         let point = (e.file.clone(), e.function.clone(), e.line);
         if let Some(&def_line) = self.process(e.pid).yield_points.get(&point) {

@@ -1,10 +1,13 @@
 //! `dtk pyflow`: Python call flow, indented per thread, with per-line time deltas, and the
 //! standard library and installed packages hidden unless asked for.
 //!
-//! pyflow.d reports every entry and return; `flow` works out, per thread, which frames are
-//! shown, their depth (which counts only shown frames), the deltas and the summary, and makes
-//! every CPython version read like sys.setprofile; `present` prints them; `filter` says which
-//! files are library code; `source` tells generator functions from the source.
+//! pyflow.d (USDT markers) or pyflow-trampoline.d (3.12 to 3.14) reports every entry and
+//! return, and where the interpreter's structures tell (3.9, 3.11 to 3.14, with a target)
+//! which entries resume a generator and which returns are yields or exceptions; `flow` works
+//! out, per thread, which frames are shown, their depth (which counts only shown frames), the
+//! deltas and the summary, and makes every CPython version read like sys.setprofile; `present`
+//! prints them; `filter` says which files are library code; `source` tells generator
+//! functions from the source.
 
 mod filter;
 mod flow;
