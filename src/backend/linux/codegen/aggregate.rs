@@ -128,6 +128,11 @@ impl AggregationMaps {
     /// fails there too. A full map keeps nothing, and a later probe falls back on what the
     /// first one read.
     pub fn emit_shadow_stores(&self, asm: &mut Asm, stores: &[ShadowStore], scratch: &DerivedSlot) {
+        if stores.is_empty() {
+            return;
+        }
+        // The key of every store; computing a kept value looks it up again, to the same id.
+        thread_key(asm);
         for store in stores {
             let Some(map) = self.shadows.get(store.var) else {
                 continue;
@@ -145,9 +150,7 @@ impl AggregationMaps {
             } else {
                 super::derived::compute(asm, value, scratch, skip, self);
             }
-            asm.stx(Size::DW, Reg::R10, THREAD_VALUE, Reg::R0);
-            thread_key(asm);
-            asm.ldx(Size::DW, Reg::R1, Reg::R10, THREAD_VALUE);
+            asm.mov64_reg(Reg::R1, Reg::R0);
             set_for_thread(asm, map);
             asm.bind(skip);
         }

@@ -107,6 +107,47 @@ pub struct Expr {
 }
 
 impl Expr {
+    /// Calls `f` on each direct subexpression.
+    pub fn for_each_child<'e>(&'e self, f: &mut impl FnMut(&'e Expr)) {
+        match &self.kind {
+            ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Ident(_)
+            | ExprKind::Var { .. }
+            | ExprKind::Builtin(_)
+            | ExprKind::Aggregation(_)
+            | ExprKind::SizeofType(_) => {}
+            ExprKind::Unary { operand: x, .. }
+            | ExprKind::IncDec { target: x, .. }
+            | ExprKind::Cast { expr: x, .. }
+            | ExprKind::SizeofExpr(x)
+            | ExprKind::Stringof(x)
+            | ExprKind::Member { base: x, .. } => f(x),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                f(lhs);
+                f(rhs);
+            }
+            ExprKind::Assign { target, value, .. } => {
+                f(target);
+                f(value);
+            }
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
+            ExprKind::Index { base, indices } => {
+                f(base);
+                indices.iter().for_each(&mut *f);
+            }
+            ExprKind::Call { args, .. } => args.iter().for_each(f),
+        }
+    }
+
     pub fn new(kind: ExprKind, span: Span) -> Expr {
         Expr {
             kind,

@@ -167,7 +167,6 @@ fn with_followed(
     clauses: &[&Clause],
     mut shadow_vars: Vec<String>,
 ) -> Vec<String> {
-    let old = shadow_vars.len();
     let mut candidates: BTreeSet<String> = address_vars(clauses)
         .into_iter()
         .filter_map(|(name, scope)| (scope == VarScope::Thread).then_some(name))
@@ -188,15 +187,14 @@ fn with_followed(
         }
     }
     shadow_vars.extend(candidates);
-    debug_assert!(shadow_vars.len() >= old);
     shadow_vars
 }
 
 /// The variables (`this->` and `self->`) that addresses of copyin/copyinstr are computed
 /// from: those named in the address, and those named in the values assigned to them.
-fn address_vars(clauses: &[&Clause]) -> BTreeSet<(String, VarScope)> {
+fn address_vars<'c>(clauses: &[&'c Clause]) -> BTreeSet<(String, VarScope)> {
     let mut found: BTreeSet<(String, VarScope)> = BTreeSet::new();
-    let mut assigned: Vec<((String, VarScope), Expr)> = Vec::new();
+    let mut assigned: Vec<((String, VarScope), &'c Expr)> = Vec::new();
     let names = |e: &Expr, into: &mut BTreeSet<(String, VarScope)>| {
         walk(e, &mut |e: &Expr| {
             if let ExprKind::Var { name, scope } = &e.kind {
@@ -207,7 +205,7 @@ fn address_vars(clauses: &[&Clause]) -> BTreeSet<(String, VarScope)> {
         });
     };
     for clause in clauses {
-        let mut visit = |e: &Expr| match &e.kind {
+        let mut visit = |e: &'c Expr| match &e.kind {
             ExprKind::Call { func, args } if read_size(*func, args).is_some() => {
                 if let Some(pointer) = args.first() {
                     names(pointer, &mut found);
@@ -215,7 +213,7 @@ fn address_vars(clauses: &[&Clause]) -> BTreeSet<(String, VarScope)> {
             }
             ExprKind::Assign { target, value, .. } => {
                 if let ExprKind::Var { name, scope } = &target.kind {
-                    assigned.push(((name.clone(), *scope), (**value).clone()));
+                    assigned.push(((name.clone(), *scope), &**value));
                 }
             }
             _ => {}
@@ -367,7 +365,7 @@ fn pointer_of(e: &Expr) -> Option<Pointer> {
     }
 }
 
-pub fn walk_stmt(stmt: &Stmt, visit: &mut impl FnMut(&Expr)) {
+pub fn walk_stmt<'e>(stmt: &'e Stmt, visit: &mut impl FnMut(&'e Expr)) {
     match stmt {
         Stmt::Expr(e) => walk(e, visit),
         Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| walk(e, visit)),
@@ -386,43 +384,7 @@ pub fn walk_stmt(stmt: &Stmt, visit: &mut impl FnMut(&Expr)) {
 }
 
 /// Calls `visit` on `e` and every expression inside it.
-pub fn walk(e: &Expr, visit: &mut impl FnMut(&Expr)) {
+pub fn walk<'e>(e: &'e Expr, visit: &mut impl FnMut(&'e Expr)) {
     visit(e);
-    match &e.kind {
-        ExprKind::Unary { operand: x, .. }
-        | ExprKind::Cast { expr: x, .. }
-        | ExprKind::SizeofExpr(x)
-        | ExprKind::Stringof(x)
-        | ExprKind::IncDec { target: x, .. }
-        | ExprKind::Member { base: x, .. } => walk(x, visit),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            walk(lhs, visit);
-            walk(rhs, visit);
-        }
-        ExprKind::Assign { target, value, .. } => {
-            walk(target, visit);
-            walk(value, visit);
-        }
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            walk(cond, visit);
-            walk(then, visit);
-            walk(otherwise, visit);
-        }
-        ExprKind::Index { base, indices } => {
-            walk(base, visit);
-            indices.iter().for_each(|i| walk(i, visit));
-        }
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, visit)),
-        ExprKind::Int(_)
-        | ExprKind::Str(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Var { .. }
-        | ExprKind::Builtin(_)
-        | ExprKind::Aggregation(_)
-        | ExprKind::SizeofType(_) => {}
-    }
+    e.for_each_child(&mut |c| walk(c, visit));
 }

@@ -194,9 +194,9 @@ impl Firing<'_> {
 
     /// Notes `this->x = E` and `self->x = E` (only outside `if` bodies: an assignment that
     /// may not run makes x unknown, as does any other change to x).
-    fn assignments(&mut self, e: &Expr, branch: bool) {
-        let mut changes = Vec::new();
-        super::captures::walk(e, &mut |e: &Expr| {
+    fn assignments<'e>(&mut self, e: &'e Expr, branch: bool) {
+        let mut changes: Vec<(&'e Expr, Option<&'e Expr>)> = Vec::new();
+        super::captures::walk(e, &mut |e: &'e Expr| {
             let (target, value) = match &e.kind {
                 ExprKind::Assign {
                     op: None,
@@ -206,20 +206,21 @@ impl Firing<'_> {
                 ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } => (target, None),
                 _ => return,
             };
-            if let ExprKind::Var { name, scope } = &target.kind {
-                changes.push((name.clone(), *scope, target.ty.clone(), value.cloned()));
-            }
+            changes.push((target, value.map(|v| &**v)));
         });
-        for (name, scope, ty, value) in changes {
+        for (target, value) in changes {
+            let ExprKind::Var { name, scope } = &target.kind else {
+                continue;
+            };
             let known = value
-                .and_then(|v| address(&v, &self.locals, self.kept))
-                .map(|a| fit(a, &ty));
+                .and_then(|v| address(v, &self.locals, self.kept))
+                .map(|a| fit(a, &target.ty));
             match scope {
                 VarScope::Clause => {
-                    self.locals.insert(name, known);
+                    self.locals.insert(name.clone(), known);
                 }
                 VarScope::Thread => {
-                    let Some(i) = self.kept.iter().position(|k| *k == name) else {
+                    let Some(i) = self.kept.iter().position(|k| k == name) else {
                         continue;
                     };
                     match (&known, &self.guard) {

@@ -51,7 +51,7 @@ pub fn too_large(e: &Expr) -> bool {
             return true;
         }
         let mut large = false;
-        super::targets::for_each_child(e, &mut |c| {
+        e.for_each_child(&mut |c| {
             large = large || measure(c, depth + 1, count);
         });
         large

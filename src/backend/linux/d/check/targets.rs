@@ -10,47 +10,6 @@ use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarSco
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 
-/// Calls `f` on each direct subexpression of `e`.
-pub fn for_each_child<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
-    match &e.kind {
-        ExprKind::Int(_)
-        | ExprKind::Str(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Var { .. }
-        | ExprKind::Builtin(_)
-        | ExprKind::Aggregation(_)
-        | ExprKind::SizeofType(_) => {}
-        ExprKind::Unary { operand: x, .. }
-        | ExprKind::IncDec { target: x, .. }
-        | ExprKind::Cast { expr: x, .. }
-        | ExprKind::SizeofExpr(x)
-        | ExprKind::Stringof(x)
-        | ExprKind::Member { base: x, .. } => f(x),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            f(lhs);
-            f(rhs);
-        }
-        ExprKind::Assign { target, value, .. } => {
-            f(target);
-            f(value);
-        }
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            f(cond);
-            f(then);
-            f(otherwise);
-        }
-        ExprKind::Index { base, indices } => {
-            f(base);
-            indices.iter().for_each(&mut *f);
-        }
-        ExprKind::Call { args, .. } => args.iter().for_each(f),
-    }
-}
-
 /// Records the variables `stmt` assigns and the aggregations it fills.
 pub fn assignments(
     stmt: &Stmt,
@@ -96,7 +55,7 @@ fn expr_assignments(e: &Expr, vars: &mut HashSet<(VarScope, String)>) {
             _ => {}
         }
     }
-    for_each_child(e, &mut |c| expr_assignments(c, vars));
+    e.for_each_child(&mut |c| expr_assignments(c, vars));
 }
 
 /// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).
