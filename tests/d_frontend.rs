@@ -312,44 +312,7 @@ fn dtk_run_reports_diagnostics_with_exit_code_2() {
 /// Calls `f` on `e` and every expression inside it.
 fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
-    match &e.kind {
-        ExprKind::Int(_)
-        | ExprKind::Str(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Var { .. }
-        | ExprKind::Builtin(_)
-        | ExprKind::Aggregation(_)
-        | ExprKind::SizeofType(_) => {}
-        ExprKind::Unary { operand: x, .. }
-        | ExprKind::IncDec { target: x, .. }
-        | ExprKind::Cast { expr: x, .. }
-        | ExprKind::SizeofExpr(x)
-        | ExprKind::Stringof(x)
-        | ExprKind::Member { base: x, .. } => walk(x, f),
-        ExprKind::Binary { lhs: a, rhs: b, .. }
-        | ExprKind::Assign {
-            target: a,
-            value: b,
-            ..
-        } => {
-            walk(a, f);
-            walk(b, f);
-        }
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            walk(cond, f);
-            walk(then, f);
-            walk(otherwise, f);
-        }
-        ExprKind::Index { base, indices } => {
-            walk(base, f);
-            indices.iter().for_each(|i| walk(i, f));
-        }
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
-    }
+    e.for_each_child(&mut |c| walk(c, f));
 }
 
 fn walk_stmts(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
