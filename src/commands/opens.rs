@@ -252,6 +252,10 @@ fn wall_clock(ns: u64) -> String {
 }
 
 impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

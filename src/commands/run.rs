@@ -89,6 +89,10 @@ struct RunPresenter<W: io::Write> {
 }
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

@@ -2,11 +2,19 @@
 //! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
 //! drops.
 //!
-//! The loop wakes at least every `switchrate`. Records read from the ring buffer are held
-//! until then and delivered sorted by timestamp: the ring buffer is shared by all CPUs, and a
+//! The loop blocks in one epoll_wait (the ring buffer, and the target's pidfd) until the next
+//! read is due (every `switchrate`), a tick is due, the buffer is a quarter full, the target
+//! exits or a signal arrives: an idle run wakes `switchrate` times a second and no more.
+//! Records are delivered at every wake, sorted by timestamp, except those younger than
+//! [`REORDER_NS`], which wait for the next one: the ring buffer is shared by all CPUs, and a
 //! record reserved on one CPU can land after a later one from another, so flow output would
-//! otherwise be shuffled.
+//! otherwise be shuffled. After each delivery the sink is flushed, so that on a terminal an
+//! event shows within `switchrate` + `REORDER_NS` (55 ms by default) of happening.
+//!
+//! A stop (Ctrl-C, `-d`, the target's exit, exit()) disarms every program in one step
+//! (`codegen`'s gate), then drains what they recorded before it, and nothing after.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +25,7 @@ use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
-use super::target::{Spawned, Watched};
+use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, Stop, Target};
 use crate::event::{DropKind, Event, ProbeDesc};
 
@@ -62,6 +70,18 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
     };
     let (compiled, options, plan) = prepare(job, traced.pid())?;
     let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    // The loop's one wait also ends when the target exits.
+    let exit_fd = traced
+        .pid()
+        .map(target::pidfd_open)
+        .transpose()
+        .map_err(engine_error)?;
+    if let Some(fd) = &exit_fd {
+        attached
+            .ring_buffer()
+            .wake_on(fd.as_raw_fd())
+            .map_err(engine_error)?;
+    }
     if job.dump_bpf {
         eprintln!("{}", attached.dump());
     }
@@ -208,8 +228,10 @@ impl Run<'_> {
         stop: &Stop,
     ) -> Result<(), BackendError> {
         if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
+            self.wind_down(attached, &mut Vec::new())?;
             return self.end(attached, Ending::Exit);
         }
+        self.sink.flush()?;
         let start = Instant::now();
         let mut ticks: Vec<Tick> = (0u32..)
             .zip(&self.plan.probes)
@@ -222,66 +244,103 @@ impl Run<'_> {
                 _ => None,
             })
             .collect();
-        let mut batch: Vec<Firing> = Vec::new();
-        let mut next_flush = Instant::now() + self.options.switchrate;
+        // Records read and not yet delivered, younger than REORDER_NS when last looked at;
+        // they go out at the next wake, at most a switchrate later.
+        let mut held: Vec<Firing> = Vec::new();
+        let mut next_read = start + self.options.switchrate;
+        let mut next_drop_report = start + DROP_REPORT_INTERVAL;
         let ending = loop {
+            let wake = ticks.iter().map(|t| t.due).fold(next_read, Instant::min);
             let now = Instant::now();
-            let next_tick = ticks.iter().map(|t| t.due).min();
-            let wake = next_tick.map_or(next_flush, |t| t.min(next_flush));
-            let timeout = wake
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(100));
-            self.read(attached, timeout, &mut batch)?;
-            if Instant::now() >= next_flush || stop.is_set() {
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                self.report_drops(attached)?;
-                next_flush = Instant::now() + self.options.switchrate;
-            }
-            let due: Vec<u32> = ticks
-                .iter_mut()
-                .filter(|t| t.due <= Instant::now())
-                .map(|t| {
-                    t.due += t.period;
-                    t.probe
-                })
-                .collect();
-            if !due.is_empty() {
-                // Records gathered so far come before the tick.
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                self.refresh_kernel_aggregations(attached)?;
-                let mut exited = false;
-                for probe in due {
-                    exited |= is_exit(self.fire(self.user_firing(probe))?);
-                }
-                if exited {
-                    break Ending::Exit;
-                }
+            let target_ready = attached
+                .ring_buffer()
+                .wait(Some(wake.saturating_duration_since(now)))
+                .map_err(engine_error)?;
+            let now = Instant::now();
+            if now >= next_read {
+                next_read = now + self.options.switchrate;
             }
             if stop.is_set() {
-                // Records written after the read above (while the batch was delivered, say)
-                // come before the stop: detach so that nothing more arrives, then deliver
-                // everything the programs wrote.
-                attached.detach();
-                self.read(attached, Duration::ZERO, &mut batch)?;
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                break Ending::Stopped;
+                break match self.wind_down(attached, &mut held)? {
+                    Flow::Continue => Ending::Stopped,
+                    Flow::Exit(_) => Ending::Exit,
+                };
             }
-            if let Some(status) = traced.exited() {
-                // Drain what the target produced before it exited.
-                self.read(attached, Duration::ZERO, &mut batch)?;
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                break Ending::TargetExited(traced.pid().unwrap_or(0), status);
+            if let Some(status) = target_ready.then(|| traced.exited()).flatten() {
+                // Deliver what the target produced before it exited.
+                break match self.wind_down(attached, &mut held)? {
+                    Flow::Continue => Ending::TargetExited(traced.pid().unwrap_or(0), status),
+                    Flow::Exit(_) => Ending::Exit,
+                };
             }
+            let horizon = monotonic_ns().saturating_sub(REORDER_NS);
+            self.read(attached, &mut held)?;
+            if is_exit(self.deliver(&mut held, horizon)?) {
+                attached.disarm().map_err(engine_error)?;
+                break Ending::Exit;
+            }
+            if now >= next_drop_report {
+                self.report_drops(attached)?;
+                next_drop_report = now + DROP_REPORT_INTERVAL;
+            }
+            if is_exit(self.fire_due_ticks(attached, &mut ticks, &mut held)?) {
+                attached.disarm().map_err(engine_error)?;
+                break Ending::Exit;
+            }
+            self.sink.flush()?;
         };
         self.end(attached, ending)
+    }
+
+    /// Fires the tick-N probes that are due, after every record read so far.
+    fn fire_due_ticks(
+        &mut self,
+        attached: &Attached,
+        ticks: &mut [Tick],
+        held: &mut Vec<Firing>,
+    ) -> Result<Flow, BackendError> {
+        let now = Instant::now();
+        let due: Vec<u32> = ticks
+            .iter_mut()
+            .filter(|t| t.due <= now)
+            .map(|t| {
+                t.due += t.period;
+                t.probe
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let flow = self.deliver(held, u64::MAX)?;
+        if is_exit(flow) {
+            return Ok(flow);
+        }
+        self.refresh_kernel_aggregations(attached)?;
+        let mut result = Flow::Continue;
+        for probe in due {
+            let flow = self.fire(self.user_firing(probe))?;
+            if is_exit(flow) {
+                result = flow;
+            }
+        }
+        Ok(result)
+    }
+
+    /// The stop: disarms every program in one step, then delivers everything they recorded
+    /// before it (which the ring buffer may still hold) and nothing after.
+    fn wind_down(
+        &mut self,
+        attached: &mut Attached,
+        held: &mut Vec<Firing>,
+    ) -> Result<Flow, BackendError> {
+        attached.disarm().map_err(engine_error)?;
+        let decoder = &self.decoder;
+        let mut bad = 0;
+        attached.ring_buffer().drain(STRAGGLER_WAIT, |record| {
+            push_decoded(decoder, record, held, &mut bad)
+        });
+        self.count_bad(bad);
+        self.deliver(held, u64::MAX)
     }
 
     fn end(&mut self, attached: &Attached, ending: Ending) -> Result<(), BackendError> {
@@ -315,34 +374,34 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Waits up to `timeout` for records and decodes what has arrived into `batch`.
+    /// Decodes every record available now into `held`.
     fn read(
         &mut self,
         attached: &mut Attached,
-        timeout: Duration,
-        batch: &mut Vec<Firing>,
+        held: &mut Vec<Firing>,
     ) -> Result<(), BackendError> {
         let decoder = &self.decoder;
         let mut bad = 0;
         attached
             .ring_buffer()
-            .poll(Some(timeout), |record| match decoder.decode(record) {
-                Ok(firing) => batch.push(firing),
-                Err(_) => bad += 1,
-            })
-            .map_err(engine_error)?;
+            .consume(|record| push_decoded(decoder, record, held, &mut bad));
+        self.count_bad(bad);
+        Ok(())
+    }
+
+    fn count_bad(&mut self, bad: u64) {
         if bad > 0 && self.bad_records == 0 {
             eprintln!("dtk: {bad} ring-buffer records could not be decoded and were skipped");
         }
         self.bad_records += bad;
-        Ok(())
     }
 
-    /// Runs the held records in timestamp order.
-    fn deliver(&mut self, batch: &mut Vec<Firing>) -> Result<Flow, BackendError> {
-        batch.sort_by_key(|f| f.ts_ns);
-        let mut drained = batch.drain(..);
-        for firing in drained.by_ref() {
+    /// Runs the held records stamped at or before `horizon`, in timestamp order, and keeps
+    /// the others.
+    fn deliver(&mut self, held: &mut Vec<Firing>, horizon: u64) -> Result<Flow, BackendError> {
+        held.sort_by_key(|f| f.ts_ns);
+        let ready = held.partition_point(|f| f.ts_ns <= horizon);
+        for firing in held.drain(..ready) {
             let flow = self.fire(firing)?;
             if is_exit(flow) {
                 return Ok(flow);
@@ -422,6 +481,30 @@ impl Run<'_> {
             self.sink.event(Event::Drop { kind, count })?;
         }
         Ok(())
+    }
+}
+
+/// How long a record is held before delivery, so that records from other CPUs stamped
+/// earlier can arrive first: a program takes its timestamp a few microseconds before it
+/// reserves its record.
+const REORDER_NS: u64 = 5_000_000;
+
+/// How often the drop counters are read while tracing (and once at the end): each read is a
+/// few bpf() calls, and drop notices are printed at most once a second anyway.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// At a stop, how long to wait for records that programs were still writing.
+const STRAGGLER_WAIT: Duration = Duration::from_millis(20);
+
+fn push_decoded(
+    decoder: &codegen::Decoder<'_>,
+    record: &[u8],
+    held: &mut Vec<Firing>,
+    bad: &mut u64,
+) {
+    match decoder.decode(record) {
+        Ok(firing) => held.push(firing),
+        Err(_) => *bad += 1,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Attach points: tracepoints, uprobes, USDT, perf events.
 //!
-//! Every attachment is a perf event with the program set on it: `perf_event_open`, then
-//! `PERF_EVENT_IOC_SET_BPF`, then `PERF_EVENT_IOC_ENABLE`. dtk uses this one path instead of
+//! Every attachment is a perf event with the program set on it: `perf_event_open` (created
+//! disabled), then `PERF_EVENT_IOC_SET_BPF`; [`Link::enable`] sends `PERF_EVENT_IOC_ENABLE`
+//! once every event of the run exists, and the programs' gate (`bpf::gate`) decides when they
+//! start recording, all together. dtk uses this one path instead of
 //! `BPF_LINK_CREATE` because it works for tracepoints (kernel ≥ 4.7), the uprobe PMU (≥ 4.17;
 //! ref_ctr_offset ≥ 4.20) and cpu-clock sampling (≥ 4.9) alike, while perf-event links need
 //! ≥ 5.15 and would add nothing dtk uses (no pinning: attachments live as long as dtk).
@@ -105,6 +107,25 @@ impl Link {
     pub fn describe(&self) -> &str {
         &self.what
     }
+
+    /// Turns the events on: from here the program runs when they fire.
+    pub fn enable(&self) -> Result<(), AttachError> {
+        for event in &self.events {
+            sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(|source| {
+                AttachError::Sys {
+                    what: self.what.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`Link::enable`], for a link used on its own.
+    pub fn enabled(self) -> Result<Link, AttachError> {
+        self.enable()?;
+        Ok(self)
+    }
 }
 
 impl Drop for Link {
@@ -117,7 +138,7 @@ impl Drop for Link {
     }
 }
 
-/// Opens a perf event (disabled), sets `prog` on it and enables it.
+/// Opens a perf event, disabled, and sets `prog` on it; [`Link::enable`] turns it on.
 ///
 /// # Safety
 /// As for `sys::perf_event_open`: a pointer in `attr` (`config1`, the uprobe path) must point
@@ -139,7 +160,6 @@ unsafe fn attach_perf_event(
     let event = unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }
         .map_err(sys_err)?;
     sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(sys_err)?;
-    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(sys_err)?;
     Ok(event)
 }
 

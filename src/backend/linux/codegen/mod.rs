@@ -3,6 +3,12 @@
 //! and [`decode`]). [`attach`] returns an [`Attached`] that owns every program, map, ring
 //! buffer and link; dropping it detaches everything.
 //!
+//! Going live and stopping are each one step, for all programs together: every program
+//! first checks the run's gate (`bpf::gate`), closed while the perf events are created and
+//! enabled one by one, and opened once they all are; [`Attached::disarm`] closes it again, so
+//! that the reader can drain what was recorded before the stop and nothing after it. An entry
+//! probe is thus never live without its return probe.
+//!
 //! - `program`: the instructions of one program (record header, arguments, kernel clauses,
 //!   filter, captured strings, output).
 //! - `predicate`: kernel-side predicates as jumps.
@@ -25,6 +31,7 @@ use super::attach::tracepoint::attach_tracepoint;
 use super::attach::uprobe::attach_uprobe;
 use super::attach::{AttachError, Link};
 use super::bpf::drops::DropCounter;
+use super::bpf::gate::Gate;
 use super::bpf::insn::{disassemble, AsmError, Insn};
 use super::bpf::maps::{Map, MapError, MapType, Update};
 use super::bpf::prog::{load, LoadError, ProgType};
@@ -87,6 +94,7 @@ pub struct Attached {
     ring: RingBuf,
     drops: DropCounter,
     aggregations: AggregationMaps,
+    gate: Gate,
 }
 
 impl Attached {
@@ -119,6 +127,12 @@ impl Attached {
         plan: &Plan,
     ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
         self.aggregations.read(plan)
+    }
+
+    /// Stops every program at once: from here on none records or counts anything, and what
+    /// they wrote before can still be read.
+    pub fn disarm(&self) -> Result<(), MapError> {
+        self.gate.close()
     }
 
     /// Detaches and unloads every program, keeping the ring buffer and the maps: what the
@@ -158,12 +172,17 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         what: "kernel aggregation",
         source,
     })?;
+    let gate = Gate::create("dtk_gate").map_err(|source| CodegenError::Map {
+        what: "gate",
+        source,
+    })?;
     let mut attached = Attached {
         programs: Vec::new(),
         scratch: record_scratch(plan)?,
         ring,
         drops,
         aggregations,
+        gate,
     };
     for (index, probe) in plan.probes.iter().enumerate() {
         attach_probe(&mut attached, plan, index as u32, probe)?;
@@ -171,6 +190,13 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
     for entry in [true, false] {
         attach_raw_syscalls(&mut attached, plan, entry)?;
     }
+    for program in &attached.programs {
+        program.link.enable()?;
+    }
+    attached.gate.open().map_err(|source| CodegenError::Map {
+        what: "gate",
+        source,
+    })?;
     Ok(attached)
 }
 
@@ -289,6 +315,7 @@ fn build_and_load(
         scratch: &attached.scratch,
         ring: &attached.ring,
         drops: &attached.drops,
+        gate: &attached.gate,
     };
     let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
         what: what.to_string(),
