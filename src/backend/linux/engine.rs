@@ -104,6 +104,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
+    attached.release();
     result.and(end)
 }
 
@@ -228,7 +229,7 @@ impl Run<'_> {
         stop: &Stop,
     ) -> Result<(), BackendError> {
         if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
-            self.wind_down(attached, &mut Vec::new())?;
+            attached.disarm().map_err(engine_error)?;
             return self.end(attached, Ending::Exit);
         }
         self.sink.flush()?;
@@ -250,32 +251,38 @@ impl Run<'_> {
         let mut next_read = start + self.options.switchrate;
         let mut next_drop_report = start + DROP_REPORT_INTERVAL;
         let ending = loop {
-            let wake = ticks.iter().map(|t| t.due).fold(next_read, Instant::min);
-            let now = Instant::now();
+            // Behind a busy target, the ring buffer still holds records: read on at once.
+            let wake = if attached.ring_buffer().has_data() {
+                Instant::now()
+            } else {
+                ticks.iter().map(|t| t.due).fold(next_read, Instant::min)
+            };
             let target_ready = attached
                 .ring_buffer()
-                .wait(Some(wake.saturating_duration_since(now)))
+                .wait(Some(wake.saturating_duration_since(Instant::now())))
                 .map_err(engine_error)?;
             let now = Instant::now();
             if now >= next_read {
                 next_read = now + self.options.switchrate;
             }
             if stop.is_set() {
-                break match self.wind_down(attached, &mut held)? {
+                // Asked to stop: what is left to show is shown within STOP_BUDGET.
+                let deadline = now + STOP_BUDGET;
+                break match self.wind_down(attached, &mut held, Some(deadline))? {
                     Flow::Continue => Ending::Stopped,
                     Flow::Exit(_) => Ending::Exit,
                 };
             }
             if let Some(status) = target_ready.then(|| traced.exited()).flatten() {
-                // Deliver what the target produced before it exited.
-                break match self.wind_down(attached, &mut held)? {
+                // Everything the target did before it exited is shown.
+                break match self.wind_down(attached, &mut held, None)? {
                     Flow::Continue => Ending::TargetExited(traced.pid().unwrap_or(0), status),
                     Flow::Exit(_) => Ending::Exit,
                 };
             }
             let horizon = monotonic_ns().saturating_sub(REORDER_NS);
             self.read(attached, &mut held)?;
-            if is_exit(self.deliver(&mut held, horizon)?) {
+            if is_exit(self.deliver(&mut held, horizon, || stop.is_set())?) {
                 attached.disarm().map_err(engine_error)?;
                 break Ending::Exit;
             }
@@ -283,7 +290,7 @@ impl Run<'_> {
                 self.report_drops(attached)?;
                 next_drop_report = now + DROP_REPORT_INTERVAL;
             }
-            if is_exit(self.fire_due_ticks(attached, &mut ticks, &mut held)?) {
+            if is_exit(self.fire_due_ticks(attached, &mut ticks, &mut held, stop)?) {
                 attached.disarm().map_err(engine_error)?;
                 break Ending::Exit;
             }
@@ -298,6 +305,7 @@ impl Run<'_> {
         attached: &Attached,
         ticks: &mut [Tick],
         held: &mut Vec<Firing>,
+        stop: &Stop,
     ) -> Result<Flow, BackendError> {
         let now = Instant::now();
         let due: Vec<u32> = ticks
@@ -308,17 +316,17 @@ impl Run<'_> {
                 t.probe
             })
             .collect();
-        if due.is_empty() {
+        if due.is_empty() || stop.is_set() {
             return Ok(Flow::Continue);
         }
-        let flow = self.deliver(held, u64::MAX)?;
-        if is_exit(flow) {
+        let flow = self.deliver(held, u64::MAX, || stop.is_set())?;
+        if is_exit(flow) || stop.is_set() {
             return Ok(flow);
         }
         self.refresh_kernel_aggregations(attached)?;
         let mut result = Flow::Continue;
         for probe in due {
-            let flow = self.fire(self.user_firing(probe))?;
+            let flow = self.fire(&self.user_firing(probe))?;
             if is_exit(flow) {
                 result = flow;
             }
@@ -326,21 +334,57 @@ impl Run<'_> {
         Ok(result)
     }
 
-    /// The stop: disarms every program in one step, then delivers everything they recorded
-    /// before it (which the ring buffer may still hold) and nothing after.
+    /// The stop: disarms every program in one step, then delivers what they recorded before
+    /// it (which the ring buffer may still hold) and nothing after, in timestamp order. With
+    /// a deadline, delivery ends there, and what was left is counted as
+    /// [`DropKind::Unshown`]: a stop must not take seconds when the reader is behind. What
+    /// is shown is then everything up to some moment, so a flow's returns still match its
+    /// entries.
     fn wind_down(
         &mut self,
         attached: &mut Attached,
         held: &mut Vec<Firing>,
+        deadline: Option<Instant>,
     ) -> Result<Flow, BackendError> {
         attached.disarm().map_err(engine_error)?;
-        let decoder = &self.decoder;
+        let end = attached.ring_buffer().end();
+        let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
         let mut bad = 0;
-        attached.ring_buffer().drain(STRAGGLER_WAIT, |record| {
-            push_decoded(decoder, record, held, &mut bad)
-        });
+        let (drained, flow) = loop {
+            // Read and deliver in chunks, so that the deadline leaves nothing read and unshown
+            // but the last chunk.
+            let decoder = &self.decoder;
+            let drained = attached.ring_buffer().drain(
+                end,
+                STOP_CHUNK,
+                Instant::now() + STRAGGLER_WAIT,
+                |record| push_decoded(decoder, record, held, &mut bad),
+            );
+            let horizon = match held.iter().map(|f| f.ts_ns).max() {
+                Some(newest) if !drained => newest.saturating_sub(REORDER_NS),
+                _ => u64::MAX,
+            };
+            let flow = self.deliver(held, horizon, out_of_time)?;
+            if drained || is_exit(flow) || out_of_time() {
+                break (drained, flow);
+            }
+        };
         self.count_bad(bad);
-        self.deliver(held, u64::MAX)
+        let mut unshown = held.len() as u64;
+        held.clear();
+        if !drained {
+            let ring = attached.ring_buffer();
+            ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |_| {
+                unshown += 1
+            });
+        }
+        if unshown > 0 && !is_exit(flow) {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Unshown,
+                count: unshown,
+            })?;
+        }
+        Ok(flow)
     }
 
     fn end(&mut self, attached: &Attached, ending: Ending) -> Result<(), BackendError> {
@@ -374,7 +418,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Decodes every record available now into `held`.
+    /// Decodes the records available now into `held`, at most READ_BATCH of them: behind a
+    /// busy target, the rest wait in the ring buffer (where, if it fills, the programs count
+    /// what they cannot write), and the loop can see a stop between batches.
     fn read(
         &mut self,
         attached: &mut Attached,
@@ -382,9 +428,9 @@ impl Run<'_> {
     ) -> Result<(), BackendError> {
         let decoder = &self.decoder;
         let mut bad = 0;
-        attached
-            .ring_buffer()
-            .consume(|record| push_decoded(decoder, record, held, &mut bad));
+        attached.ring_buffer().consume_some(READ_BATCH, |record| {
+            push_decoded(decoder, record, held, &mut bad)
+        });
         self.count_bad(bad);
         Ok(())
     }
@@ -397,21 +443,33 @@ impl Run<'_> {
     }
 
     /// Runs the held records stamped at or before `horizon`, in timestamp order, and keeps
-    /// the others.
-    fn deliver(&mut self, held: &mut Vec<Firing>, horizon: u64) -> Result<Flow, BackendError> {
+    /// the others; stops early, keeping the rest, once `pause` says so.
+    fn deliver(
+        &mut self,
+        held: &mut Vec<Firing>,
+        horizon: u64,
+        mut pause: impl FnMut() -> bool,
+    ) -> Result<Flow, BackendError> {
         held.sort_by_key(|f| f.ts_ns);
         let ready = held.partition_point(|f| f.ts_ns <= horizon);
-        for firing in held.drain(..ready) {
-            let flow = self.fire(firing)?;
+        let mut delivered = 0;
+        let mut flow = Flow::Continue;
+        for firing in &held[..ready] {
+            if pause() {
+                break;
+            }
+            delivered += 1;
+            flow = self.fire(firing)?;
             if is_exit(flow) {
-                return Ok(flow);
+                break;
             }
         }
-        Ok(Flow::Continue)
+        held.drain(..delivered);
+        Ok(flow)
     }
 
-    fn fire(&mut self, firing: Firing) -> Result<Flow, BackendError> {
-        self.exec.fire(&firing, self.sink).map_err(engine_error)
+    fn fire(&mut self, firing: &Firing) -> Result<Flow, BackendError> {
+        self.exec.fire(firing, self.sink).map_err(engine_error)
     }
 
     /// Fires every probe of `kind` (BEGIN or END), in plan order.
@@ -423,7 +481,7 @@ impl Run<'_> {
             .collect();
         let mut result = Flow::Continue;
         for probe in probes {
-            let flow = self.fire(self.user_firing(probe))?;
+            let flow = self.fire(&self.user_firing(probe))?;
             if is_exit(flow) {
                 result = flow;
                 if kind == ProbeKind::Begin {
@@ -492,6 +550,15 @@ const REORDER_NS: u64 = 5_000_000;
 /// How often the drop counters are read while tracing (and once at the end): each read is a
 /// few bpf() calls, and drop notices are printed at most once a second anyway.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most records decoded per wake.
+const READ_BATCH: usize = 16 * 1024;
+
+/// Records decoded at a time while a stop drains the ring buffer.
+const STOP_CHUNK: usize = 1024;
+
+/// How long a requested stop (Ctrl-C, `-d`) may spend showing what was recorded before it.
+const STOP_BUDGET: Duration = Duration::from_millis(80);
 
 /// At a stop, how long to wait for records that programs were still writing.
 const STRAGGLER_WAIT: Duration = Duration::from_millis(20);

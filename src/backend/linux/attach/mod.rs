@@ -18,7 +18,7 @@ pub mod tracepoint;
 pub mod uprobe;
 pub mod usdt;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::bpf::prog::Program;
@@ -121,6 +121,19 @@ impl Link {
         Ok(())
     }
 
+    /// Turns the events off: the program no longer runs, and a uprobe's breakpoints are
+    /// taken out. A failure changes nothing: closing the events detaches anyway.
+    pub fn disable(&self) {
+        for event in &self.events {
+            let _ = sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Disable);
+        }
+    }
+
+    /// The perf event fds, which detach the program when the last copy closes.
+    pub fn event_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.events.iter().map(AsRawFd::as_raw_fd)
+    }
+
     /// [`Link::enable`], for a link used on its own.
     pub fn enabled(self) -> Result<Link, AttachError> {
         self.enable()?;
@@ -129,12 +142,9 @@ impl Link {
 }
 
 impl Drop for Link {
+    /// Stops delivery before the close.
     fn drop(&mut self) {
-        for event in &self.events {
-            // Stop delivery before the close; a failure here changes nothing, the close
-            // that follows detaches anyway.
-            let _ = sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Disable);
-        }
+        self.disable();
     }
 }
 

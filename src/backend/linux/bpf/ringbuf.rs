@@ -151,28 +151,55 @@ impl RingBuf {
 
     /// Hands every record available now to `on_record`, without waiting.
     pub fn consume(&mut self, on_record: impl FnMut(&[u8])) -> usize {
-        self.consume_to(u64::MAX, on_record)
+        self.consume_to(u64::MAX, usize::MAX, on_record)
     }
 
-    /// Hands on every record reserved before this call, waiting up to `patience` for those
-    /// still being written, and none reserved after it. Once the programs are disarmed
-    /// (`bpf::gate`), that is all they recorded before the stop.
-    pub fn drain(&mut self, patience: Duration, mut on_record: impl FnMut(&[u8])) -> usize {
-        let end = self.producer_pos().load(Ordering::Acquire);
-        let deadline = Instant::now() + patience;
-        let mut delivered = self.consume_to(end, &mut on_record);
-        while self.consumer_pos().load(Ordering::Relaxed) < end && Instant::now() < deadline {
+    /// Hands at most `max` of the records available now to `on_record`, without waiting.
+    pub fn consume_some(&mut self, max: usize, on_record: impl FnMut(&[u8])) -> usize {
+        self.consume_to(u64::MAX, max, on_record)
+    }
+
+    /// Whether records are waiting to be read.
+    pub fn has_data(&self) -> bool {
+        self.consumer_pos().load(Ordering::Relaxed) < self.producer_pos().load(Ordering::Acquire)
+    }
+
+    /// The producer position: where the next record will be reserved. Records before it were
+    /// reserved already; see [`RingBuf::drain`].
+    pub fn end(&self) -> u64 {
+        self.producer_pos().load(Ordering::Acquire)
+    }
+
+    /// Hands on up to `max` of the records reserved before position `end` (from
+    /// [`RingBuf::end`]) and none after it, waiting until `deadline` for those still being
+    /// written. Once the programs are disarmed (`bpf::gate`), the records before `end` are
+    /// all they recorded before the stop. Returns whether it got to `end`.
+    pub fn drain(
+        &mut self,
+        end: u64,
+        max: usize,
+        deadline: Instant,
+        mut on_record: impl FnMut(&[u8]),
+    ) -> bool {
+        let mut left = max;
+        loop {
+            left -= self.consume_to(end, left, &mut on_record);
+            if self.consumer_pos().load(Ordering::Relaxed) >= end {
+                return true;
+            }
+            if left == 0 || Instant::now() >= deadline {
+                return false;
+            }
+            // A record still being written (BUSY) holds the ones after it back.
             std::thread::yield_now();
-            delivered += self.consume_to(end, &mut on_record);
         }
-        delivered
     }
 
-    /// Hands on the records before position `end` that are complete, in order.
-    fn consume_to(&mut self, end: u64, mut on_record: impl FnMut(&[u8])) -> usize {
+    /// Hands on, in order, at most `max` of the complete records before position `end`.
+    fn consume_to(&mut self, end: u64, max: usize, mut on_record: impl FnMut(&[u8])) -> usize {
         let mut delivered = 0;
         let mut cons = self.consumer_pos().load(Ordering::Relaxed);
-        loop {
+        while delivered < max {
             let prod = self.producer_pos().load(Ordering::Acquire).min(end);
             if cons >= prod {
                 break;
@@ -194,10 +221,6 @@ impl RingBuf {
             self.consumer_pos().store(cons, Ordering::Release);
         }
         delivered
-    }
-
-    fn has_data(&self) -> bool {
-        self.consumer_pos().load(Ordering::Relaxed) < self.producer_pos().load(Ordering::Acquire)
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {

@@ -24,6 +24,8 @@ mod predicate;
 mod program;
 pub mod record;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
 use thiserror::Error;
 
 use super::attach::perf::attach_cpu_clock;
@@ -141,6 +143,31 @@ impl Attached {
         self.programs.clear();
     }
 
+    /// Detaches everything without making the caller wait for the kernel to unregister the
+    /// uprobes.
+    ///
+    /// The last close of a uprobe's perf event waits for RCU grace periods under a global
+    /// mutex, about 100 ms per uprobe on a 6.x kernel, one after the other: three for pyflow,
+    /// hundreds for `pid$target:::entry`. So a process forked for it (twice, so that it is
+    /// nobody's zombie) keeps copies of the perf event fds, waits until dtk has closed its
+    /// own, and then closes them as it exits, while dtk goes on to exit. The programs are
+    /// disarmed (the gate) and the events disabled first, so nothing runs in the traced
+    /// processes meanwhile. Where the fork fails, the events are closed here.
+    pub fn release(self) {
+        for program in &self.programs {
+            program.link.disable();
+        }
+        let keep: Vec<RawFd> = self
+            .programs
+            .iter()
+            .flat_map(|p| p.link.event_fds())
+            .collect();
+        let last_close = close_after(keep);
+        drop(self);
+        // The closer sees the end of the pipe, and closes the last copies.
+        drop(last_close);
+    }
+
     /// What each program is attached to.
     pub fn attachments(&self) -> Vec<&str> {
         self.programs.iter().map(|p| p.link.describe()).collect()
@@ -155,6 +182,59 @@ impl Attached {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Starts a grandchild process that holds copies of the fds in `keep` and closes them as
+/// it exits, once the returned pipe end (and every other copy of it) is closed: the caller
+/// closes its own copies of `keep` first, so that the slow last close falls to the
+/// grandchild. The children call only async-signal-safe functions (fork, close_range, read,
+/// _exit) on memory prepared before the fork, as a child of a multithreaded process must.
+/// None (nothing started) when `keep` is empty or a pipe or fork fails.
+fn close_after(mut keep: Vec<RawFd>) -> Option<OwnedFd> {
+    if keep.is_empty() {
+        return None;
+    }
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: both are new fds that nothing else owns.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    keep.push(read_end.as_raw_fd());
+    keep.sort_unstable();
+    // SAFETY: see the function's doc: the children use only async-signal-safe calls, on
+    // `keep` and `pipe` (allocated before the fork), and end with _exit; the parent only
+    // waits for the first child, which exits at once.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            if libc::fork() == 0 {
+                // Every other fd goes, among them the pipes a reader waits on to see dtk end.
+                let mut from = 0u32;
+                for &fd in &keep {
+                    if fd as u32 > from {
+                        libc::syscall(libc::SYS_close_range, from, fd as u32 - 1, 0);
+                    }
+                    from = fd as u32 + 1;
+                }
+                libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+                // Nothing is ever written: read returns at the end of the pipe.
+                let mut byte = 0u8;
+                while libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+            }
+            libc::_exit(0);
+        }
+        if child < 0 {
+            return None;
+        }
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    drop(read_end);
+    Some(write_end)
 }
 
 /// Builds, loads and attaches a program for every kernel attach point of `plan`.
