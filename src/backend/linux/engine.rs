@@ -12,7 +12,11 @@
 //! event shows within `switchrate` + `REORDER_NS` (55 ms by default) of happening.
 //!
 //! A stop (Ctrl-C, `-d`, the target's exit, exit()) disarms every program in one step
-//! (`codegen`'s gate), then drains what they recorded before it, and nothing after.
+//! (`codegen`'s gate), then drains what they recorded before it, and nothing after. Asked to
+//! stop, the loop shows what is left for at most [`STOP_BUDGET`] and counts the rest
+//! (`DropKind::Unshown`), since the reader can be far behind a busy target; at the target's
+//! exit it shows everything. The perf events are then closed without waiting for the kernel
+//! (`Attached::release`).
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;

@@ -151,8 +151,10 @@ impl Attached {
     /// hundreds for `pid$target:::entry`. So a process forked for it (twice, so that it is
     /// nobody's zombie) keeps copies of the perf event fds, waits until dtk has closed its
     /// own, and then closes them as it exits, while dtk goes on to exit. The programs are
-    /// disarmed (the gate) and the events disabled first, so nothing runs in the traced
-    /// processes meanwhile. Where the fork fails, the events are closed here.
+    /// disarmed (the gate) and the events disabled first, so that nothing more is recorded;
+    /// the uprobes' breakpoints, and the USDT semaphores they raise, stay in the traced
+    /// processes until that process is done, a grace period per uprobe later. Where the fork
+    /// fails, the events are closed here.
     pub fn release(self) {
         for program in &self.programs {
             program.link.disable();
