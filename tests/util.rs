@@ -24,3 +24,24 @@ pub fn kernel_available(test: &str) -> bool {
         }
     }
 }
+
+/// A FIFO named `name` in `dir`: a traced command reads from it what the test writes, when
+/// the test chooses to write it.
+pub fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let fifo = dir.join(name);
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path, valid for the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
+/// Writes `rounds` rounds of `round` zero bytes into `fifo`, pausing `pause` after each, then
+/// closes it. Opening waits until the reader has opened its end.
+pub fn feed(fifo: &std::path::Path, rounds: usize, round: usize, pause: std::time::Duration) {
+    use std::io::Write;
+    let mut writer = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+    for _ in 0..rounds {
+        writer.write_all(&vec![0; round]).unwrap();
+        std::thread::sleep(pause);
+    }
+}
