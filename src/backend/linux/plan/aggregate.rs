@@ -2,7 +2,7 @@
 //! `min(v)` or `max(v)`, with keys and values the kernel has at the probe (pid, tid, uid, gid,
 //! cpu, argN, constants, execname, probefunc, probename), under a predicate the kernel can
 //! evaluate, on probes that fire in the kernel, runs entirely in the probe's BPF program: it
-//! updates a per-CPU hash map and sends nothing to user space. The executor skips such
+//! updates a per-CPU map and sends nothing to user space. The executor skips such
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
 //! An aggregation whose keys are all constants and probe names (probefunc, probename) is kept
@@ -13,11 +13,11 @@
 //!
 //! An aggregation qualifies only if every clause that updates it qualifies and every update
 //! uses the same function and key shapes. The executor prints it from what
-//! `Attached::read_kernel_aggregations` reads before each probe the engine fires itself
-//! (BEGIN, END, tick-N). clear, trunc, normalize and denormalize act on the copy the executor
-//! holds, so they may name a kernel aggregation only in clauses of those probes, where that
-//! copy is current; in any other clause (a kernel probe's, whose record the executor runs
-//! later, or ERROR's) they keep the aggregation in user space. An aggregation that clear or
+//! `Attached::read_kernel_aggregations` reads before the engine fires tick-N and END. clear,
+//! trunc, normalize and denormalize act on the copy the executor holds, so they may name a
+//! kernel aggregation only in clauses of those probes, where that copy is current; in any
+//! other clause (a kernel probe's, whose record the executor runs later, or BEGIN's or
+//! ERROR's) they keep the aggregation in user space. An aggregation that clear or
 //! trunc names is `KernelAggregation::drained`: the kernel keeps only what was counted since
 //! the last read, which the executor adds to its copy (codegen::aggregate says how no count
 //! is lost). Clauses whose predicate the front end folded to 0 never run and are left out of
@@ -616,17 +616,12 @@ fn other_actions(probes: &[PlannedProbe], clauses: &[&Clause]) -> OtherActions {
 }
 
 /// Whether clause `index` runs only at probes before which the engine reads the kernel
-/// aggregations: BEGIN, END and tick-N.
+/// aggregations: tick-N and END.
 fn runs_where_aggregations_are_read(probes: &[PlannedProbe], index: usize) -> bool {
     probes
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
-        .all(|p| {
-            matches!(
-                p.info.kind,
-                ProbeKind::Begin | ProbeKind::End | ProbeKind::Tick
-            )
-        })
+        .all(|p| matches!(p.info.kind, ProbeKind::End | ProbeKind::Tick))
 }
 
 /// The kernel form of clause `clause` at a probe, when all it updates is kernel-kept.

@@ -207,6 +207,7 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
         "trunc in a kernel probe's clause acts where the executor's copy is stale"
     );
     assert!(kernel_aggregations("profile-997 { @a = count(); } ERROR { clear(@a); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = count(); } BEGIN { clear(@a); }").is_empty());
     assert!(kernel_aggregations(
         "profile-997 { @a = count(); } tick-1s, profile-99 { normalize(@a, 2); }"
     )
