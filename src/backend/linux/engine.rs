@@ -2,6 +2,11 @@
 //! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
 //! drops.
 //!
+//! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
+//! ones give what was counted since the last read; see `codegen::aggregate`), so that what
+//! their clauses print, clear or truncate is current. A tick's firing carries the time it
+//! was due: one the loop fires late still has its own time, a period after the one before.
+//!
 //! The loop wakes at least every `switchrate`. Records read from the ring buffer are held
 //! until then and delivered sorted by timestamp: the ring buffer is shared by all CPUs, and a
 //! record reserved on one CPU can land after a later one from another, so flow output would
