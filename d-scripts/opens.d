@@ -12,9 +12,13 @@
  *   FILTER_ZONE  -z ZONE: only this zone ("": all). On Linux, dtk's engine reads
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
- * Output:     one line per open:
- *   walltimestamp zonename pid tid execname result errno flags path
- *   where result is the fd, or -1 with errno set.
+ * Output:     first `tracing since TIMESTAMP`, then one line per open:
+ *   timestamp walltimestamp zonename pid tid execname result errno flags path
+ *   where result is the fd, or -1 with errno set. At the end, @unmatched counts the
+ *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
+ *   not printed when it is 0.
+ *   Every return clause repeats the process filters, so that the kernel sends only the
+ *   returns of the processes traced.
  */
 
 #pragma D option quiet
@@ -25,6 +29,11 @@ inline int FILTER_PID = 0;
 inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int FAILED_ONLY = 0;
+
+BEGIN
+{
+	printf("tracing since %d\n", timestamp);
+}
 
 syscall::open:entry,
 syscall::creat:entry
@@ -60,17 +69,35 @@ syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
 {
-	printf("%d %s %d %d %s %d %d %d %s\n", walltimestamp, zonename, pid, tid,
-	    execname, (int)arg0, errno, self->flags, copyinstr(self->path));
+	printf("%d %d %s %d %d %s %d %d %d %s\n", timestamp, walltimestamp, zonename, pid,
+	    tid, execname, (int)arg0, errno, self->flags, copyinstr(self->path));
 }
 
 syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/self->path/
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ !self->path/
+{
+	@unmatched = count();
+}
+
+syscall::open:return,
+syscall::creat:return,
+syscall::openat:return,
+syscall::openat2:return
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ self->path/
 {
 	self->path = 0;
 	self->flags = 0;

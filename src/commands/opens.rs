@@ -16,7 +16,7 @@ use super::{trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
-use crate::event::{Event, Printf};
+use crate::event::{AggSnapshot, DropKind, Event, Printf, ProbeDesc};
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
@@ -45,8 +45,12 @@ pub fn run(config: &Config, c: &OpensConfig) -> Result<()> {
 
 /// One open, as opens.d reports it.
 #[derive(Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename = "open")]
 pub struct OpenEvent {
+    /// Nanoseconds on the monotonic clock (D's `timestamp`).
     pub ts_ns: u64,
+    /// Nanoseconds since the epoch (D's `walltimestamp`).
+    pub walltime_ns: u64,
     pub zone: String,
     pub pid: u32,
     pub tid: u32,
@@ -55,19 +59,25 @@ pub struct OpenEvent {
     pub errno: Option<String>,
     pub flags: Vec<String>,
     pub path: String,
+    /// With `--full`: whether `path` is absolute (as given, or made so from the process's
+    /// working directory). Absent without `--full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
 }
 
 impl OpenEvent {
     /// Reads the printf arguments of opens.d:
-    /// walltimestamp zonename pid tid execname result errno flags path.
+    /// timestamp walltimestamp zonename pid tid execname result errno flags path.
     pub fn from_printf(p: &Printf) -> Option<OpenEvent> {
-        let [ts, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice() else {
+        let [ts, wall, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice()
+        else {
             return None;
         };
         let result = result.as_i64()?;
         let errno = errno.as_i64()?;
         Some(OpenEvent {
             ts_ns: ts.as_i64()? as u64,
+            walltime_ns: wall.as_i64()? as u64,
             zone: zone.as_str()?.to_string(),
             pid: u32::try_from(pid.as_i64()?).ok()?,
             tid: u32::try_from(tid.as_i64()?).ok()?,
@@ -76,9 +86,21 @@ impl OpenEvent {
             errno: (result < 0).then(|| errno_name(errno)),
             flags: open_flag_names(flags.as_i64()?),
             path: path.as_str()?.to_string(),
+            resolved: None,
         })
     }
 }
+
+/// The start of tracing, from opens.d's BEGIN line `tracing since TIMESTAMP`.
+fn tracing_since(p: &Printf) -> Option<u64> {
+    match p.args.as_slice() {
+        [ts] if p.text.starts_with("tracing since ") => Some(ts.as_i64()? as u64),
+        _ => None,
+    }
+}
+
+/// What the notices call lost opens.
+const OPENS_LOST: &str = "opens lost (ring buffer full)";
 
 /// ENOENT for 2; the number itself when it has no name here.
 pub fn errno_name(errno: i64) -> String {
@@ -108,10 +130,14 @@ struct OpensPresenter<'a, W: io::Write> {
     out: LineWriter<W>,
     output: OutputConfig,
     c: &'a OpensConfig,
-    first_ts: Option<u64>,
+    /// When tracing started (opens.d's BEGIN), on the monotonic clock; else the first open.
+    start_ns: Option<u64>,
     header_done: bool,
     counts: HashMap<String, u64>,
     notices: Notices,
+    /// Whether the ring buffer lost records: then returns without a recorded entry
+    /// (@unmatched) are lost opens too.
+    records_lost: bool,
 }
 
 impl<'a, W: io::Write> OpensPresenter<'a, W> {
@@ -120,10 +146,11 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             out,
             output,
             c,
-            first_ts: None,
+            start_ns: None,
             header_done: false,
             counts: HashMap::new(),
             notices: Notices::default(),
+            records_lost: false,
         }
     }
 
@@ -136,11 +163,24 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             && (!self.c.failed || e.fd.is_none())
     }
 
+    /// With `--full`, a relative path made absolute from the process's working directory,
+    /// when the process is still there to ask; else left as given and marked unresolved.
     fn resolve_path(&self, e: &mut OpenEvent) {
-        if self.c.full && !e.path.starts_with('/') {
-            if let Ok(cwd) = std::fs::read_link(format!("/proc/{}/cwd", e.pid)) {
+        if !self.c.full {
+            return;
+        }
+        if e.path.starts_with('/') {
+            e.resolved = Some(true);
+            return;
+        }
+        let cwd = std::fs::read_link(format!("/proc/{}/cwd", e.pid)).ok();
+        // A removed directory reads as "/old/dir (deleted)", which is no path to join.
+        match cwd.filter(|cwd| !cwd.to_string_lossy().ends_with(" (deleted)")) {
+            Some(cwd) => {
                 e.path = Path::new(&cwd).join(&e.path).display().to_string();
+                e.resolved = Some(true);
             }
+            None => e.resolved = Some(false),
         }
     }
 
@@ -149,7 +189,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             return Ok(());
         }
         self.resolve_path(&mut e);
-        let first = *self.first_ts.get_or_insert(e.ts_ns);
+        let start = *self.start_ns.get_or_insert(e.ts_ns);
         if let Some(by) = self.c.count {
             let key = match by {
                 CountBy::Path => e.path,
@@ -164,51 +204,89 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if !self.header_done {
             self.header_done = true;
             if self.output.header {
-                let header = self.columns("TIME", "ZONE", "PID", "COMM", "FD", "PATH");
+                let header = self.columns(Columns {
+                    wall: "TIME",
+                    elapsed: "ELAPSED(s)",
+                    zone: "ZONE",
+                    pid: "PID",
+                    comm: "COMM",
+                    fd: "FD",
+                    flags: "FLAGS",
+                    path: "PATH",
+                });
                 self.out.line(&header)?;
             }
         }
-        let time = if self.c.timestamp {
-            wall_clock(e.ts_ns)
-        } else {
-            format!("{:.6}", (e.ts_ns.saturating_sub(first)) as f64 / 1e9)
-        };
         let fd = match (&e.fd, &e.errno) {
             (Some(fd), _) => fd.to_string(),
             (None, Some(errno)) => errno.clone(),
             (None, None) => "?".into(),
         };
-        let mut path = e.path.clone();
-        if self.c.flags {
-            path = format!("{}  {}", e.flags.join("|"), path);
-        }
-        let line = self.columns(&time, &e.zone, &e.pid.to_string(), &e.comm, &fd, &path);
+        let path = match e.resolved {
+            Some(false) => format!("{} (unresolved)", e.path),
+            _ => e.path.clone(),
+        };
+        let line = self.columns(Columns {
+            wall: &wall_clock(e.walltime_ns),
+            elapsed: &format!("{:.6}", e.ts_ns.saturating_sub(start) as f64 / 1e9),
+            zone: &e.zone,
+            pid: &e.pid.to_string(),
+            comm: &e.comm,
+            fd: &fd,
+            flags: &e.flags.join("|"),
+            path: &path,
+        });
         self.out.line(&line)
     }
 
-    fn columns(
-        &self,
-        time: &str,
-        zone: &str,
-        pid: &str,
-        comm: &str,
-        fd: &str,
-        path: &str,
-    ) -> String {
+    /// The line of `cells` that this configuration shows.
+    fn columns(&self, cells: Columns<'_>) -> String {
         let mut line = String::new();
-        if self.c.timestamp || self.c.elapsed {
-            let label = if time == "TIME" && !self.c.timestamp {
-                "TIME(s)"
-            } else {
-                time
-            };
-            line.push_str(&format!("{label:<15} "));
+        if self.c.timestamp {
+            line.push_str(&format!("{:<15} ", cells.wall));
+        }
+        if self.c.elapsed {
+            line.push_str(&format!("{:>12} ", cells.elapsed));
         }
         if self.c.show_zone {
-            line.push_str(&format!("{zone:<12} "));
+            line.push_str(&format!("{:<12} ", cells.zone));
         }
-        line.push_str(&format!("{pid:>7}  {comm:<16} {fd:>7}  {path}"));
+        line.push_str(&format!(
+            "{:>7}  {:<16} {:>7}  ",
+            cells.pid, cells.comm, cells.fd
+        ));
+        if self.c.flags {
+            line.push_str(&format!("{:<24} ", cells.flags));
+        }
+        line.push_str(cells.path);
         line
+    }
+
+    /// A lost record: at a return probe, one open of a traced process that is not shown.
+    /// (A lost entry shows up as a return without one, which opens.d counts in @unmatched.)
+    fn lost(&mut self, kind: DropKind, count: u64, probe: Option<&ProbeDesc>) {
+        match probe {
+            Some(p) if kind == DropKind::Buffer && p.provider == "syscall" => {
+                self.records_lost = true;
+                if p.name == "return" {
+                    self.notices.lost(OPENS_LOST, count);
+                }
+            }
+            _ => self.notices.drop(kind, count),
+        }
+    }
+
+    /// The end of the run's aggregations: opens.d's @unmatched.
+    fn unmatched(&mut self, snapshots: &[AggSnapshot]) {
+        let unmatched: i64 = snapshots
+            .iter()
+            .filter(|s| s.name == "unmatched")
+            .flat_map(|s| &s.entries)
+            .filter_map(|e| e.value.scalar())
+            .sum();
+        if self.records_lost && unmatched > 0 {
+            self.notices.lost(OPENS_LOST, unmatched as u64);
+        }
     }
 
     fn print_counts(&mut self) -> io::Result<()> {
@@ -224,7 +302,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if self.output.format == Format::Json {
             for (key, count) in rows {
                 self.out
-                    .json(&serde_json::json!({ what: key, "count": count }))?;
+                    .json(&serde_json::json!({ "type": "count", what: key, "count": count }))?;
             }
             return Ok(());
         }
@@ -237,6 +315,18 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         }
         Ok(())
     }
+}
+
+/// The cells of one line (or of the header), before the configuration picks its columns.
+struct Columns<'a> {
+    wall: &'a str,
+    elapsed: &'a str,
+    zone: &'a str,
+    pid: &'a str,
+    comm: &'a str,
+    fd: &'a str,
+    flags: &'a str,
+    path: &'a str,
 }
 
 /// HH:MM:SS.micro in local time, from nanoseconds since the epoch.
@@ -253,14 +343,26 @@ fn wall_clock(ns: u64) -> String {
 
 impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        if let Event::Drop { kind, count, probe } = &event {
+            self.lost(*kind, *count, probe.as_deref());
+            return Ok(());
+        }
         let Some(event) = self.notices.take(event) else {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => match OpenEvent::from_printf(&p) {
-                Some(e) => self.open(e),
-                None => self.out.text(&p.text),
+            Event::Printf(p) => match (OpenEvent::from_printf(&p), tracing_since(&p)) {
+                (Some(e), _) => self.open(e),
+                (None, Some(start)) => {
+                    self.start_ns = Some(start);
+                    Ok(())
+                }
+                (None, None) => self.out.text(&p.text),
             },
+            Event::FinalAggs(snapshots) => {
+                self.unmatched(&snapshots);
+                Ok(())
+            }
             Event::Done => {
                 self.print_counts()?;
                 self.notices.flush();
@@ -286,6 +388,7 @@ mod tests {
             },
             text: String::new(),
             args: vec![
+                Value::Int(5_000_000_000),
                 Value::Int(1_700_000_000_000_000_000),
                 Value::Str("global".into()),
                 Value::Int(812),
@@ -296,6 +399,7 @@ mod tests {
                 Value::Int(flags),
                 Value::Str(path.into()),
             ],
+            printa: None,
         }
     }
 

@@ -305,6 +305,7 @@ mod tests {
                 Value::Int(line),
                 Value::Str(function.into()),
             ],
+            printa: None,
         })
     }
 
