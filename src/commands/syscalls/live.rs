@@ -40,7 +40,7 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     };
     let mut presenter = LivePresenter {
         view: Arc::clone(&view),
-        pending: Tally::new(true),
+        pending: Tally::measuring(true, true, true),
     };
     let result = trace_until(config, script, &c.target, c.duration, stop, &mut presenter);
     done.store(true, Ordering::Relaxed);
@@ -200,7 +200,12 @@ impl Board {
                 0.0
             };
             let (pid, comm, call) = &key;
-            let add = |line: &mut Line| line.add(row.count, rate, row.total_ns, row.errors);
+            let add = |line: &mut Line| line.add(
+                    row.count,
+                    rate,
+                    row.total_ns.unwrap_or(0),
+                    row.errors.unwrap_or(0),
+                );
             add(calls.entry(call.clone()).or_insert_with(|| Line {
                 name: call.clone(),
                 ..Line::default()
