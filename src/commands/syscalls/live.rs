@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn tables_sum_calls_and_processes_and_follow_the_sort() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[
             (1, "a", "read", 10),
             (2, "b", "read", 5),
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn rates_are_the_change_since_the_previous_snapshot() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[(1, "a", "read", 10)]));
         board.update(&mut tally, None);
         board.previous_at = Some(Instant::now() - Duration::from_secs(2));
@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn a_small_screen_shows_what_fits() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         let many: Vec<(i64, &str, &str, i64)> = (0..50).map(|i| (i, "p", "read", i)).collect();
         tally.absorb(&calls(&many));
         board.update(&mut tally, None);
