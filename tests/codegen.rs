@@ -769,7 +769,11 @@ fn every_bundled_script_plans_and_loads() {
             .replace("FILTER_NAME = \"\"", "FILTER_NAME = \"cat\"");
     let zoned = plan_of(&source, &options()).unwrap();
     assert_eq!(zoned.zones.len(), 1);
-    for probe in zoned.probes.iter().filter(|p| p.info.desc.provider == "syscall") {
+    for probe in zoned
+        .probes
+        .iter()
+        .filter(|p| p.info.desc.provider == "syscall")
+    {
         assert!(probe.kernel_filter.is_some(), "{}", probe.info.desc);
     }
 }

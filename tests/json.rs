@@ -147,7 +147,10 @@ fn json_pyflow_lines_have_the_documented_fields() {
     if !kernel_available("json_pyflow_lines_have_the_documented_fields") {
         return;
     }
-    let (_dir, script) = script_file("calls.py", "def f():\n    pass\n\nfor _ in range(3):\n    f()\n");
+    let (_dir, script) = script_file(
+        "calls.py",
+        "def f():\n    pass\n\nfor _ in range(3):\n    f()\n",
+    );
     let command = format!("{PYTHON} {script}");
     let (clocks, lines) = Clocks::around(|| json_run(&["pyflow", "--summary", "-c", &command]));
     let flow: Vec<&Value> = lines.iter().filter(|l| l["type"] == "flow").collect();
@@ -285,12 +288,18 @@ fn syscalls_table(args: &[&str], workload: &str, row_kinds: [Kind; 7]) -> Vec<Va
     check(
         table,
         "table",
-        &[("walltime_ns", IntOrNull), ("interval_s", IntOrNull), ("rows", Array)],
+        &[
+            ("walltime_ns", IntOrNull),
+            ("interval_s", IntOrNull),
+            ("rows", Array),
+        ],
     );
     if !table["walltime_ns"].is_null() {
         clocks.check_walltime(table);
     }
-    let names = ["pid", "comm", "syscall", "count", "total_ns", "errors", "errnos"];
+    let names = [
+        "pid", "comm", "syscall", "count", "total_ns", "errors", "errnos",
+    ];
     let rows = table["rows"].as_array().unwrap().clone();
     for row in &rows {
         let fields: Vec<(&str, Kind)> = names.into_iter().zip(row_kinds).collect();
@@ -320,7 +329,11 @@ fn json_syscalls_leaves_what_it_did_not_measure_null() {
     let timed = syscalls_table(&["-L"], &workload, [Null, Null, Str, Int, Int, Null, Null]);
     assert!(syscall_row(&timed, "getppid")["total_ns"].as_i64().unwrap() > 0);
 
-    let errors = syscalls_table(&["-e"], &workload, [Null, Null, Str, Int, Null, Int, Object]);
+    let errors = syscalls_table(
+        &["-e"],
+        &workload,
+        [Null, Null, Str, Int, Null, Int, Object],
+    );
     let openat = syscall_row(&errors, "openat");
     assert_eq!(openat["errnos"]["ENOTDIR"], 50, "{openat}");
     assert_eq!(syscall_row(&errors, "getppid")["errors"], 0);
@@ -346,7 +359,10 @@ fn json_syscalls_hist_is_json_with_every_call_in_its_buckets() {
         "histogram",
         &[("syscall", Str), ("unit", Str), ("buckets", Array)],
     );
-    assert_eq!((&hist["syscall"], &hist["unit"]), (&json!("getppid"), &json!("ns")));
+    assert_eq!(
+        (&hist["syscall"], &hist["unit"]),
+        (&json!("getppid"), &json!("ns"))
+    );
     let mut calls = 0;
     for bucket in hist["buckets"].as_array().unwrap() {
         let (min, max, count) = (
@@ -355,7 +371,10 @@ fn json_syscalls_hist_is_json_with_every_call_in_its_buckets() {
             bucket["count"].as_i64().unwrap(),
         );
         // A quantize bucket above zero holds [2^k, 2^(k+1)).
-        assert!(min > 0 && min.count_ones() == 1 && max == 2 * min - 1, "{bucket}");
+        assert!(
+            min > 0 && min.count_ones() == 1 && max == 2 * min - 1,
+            "{bucket}"
+        );
         calls += count;
     }
     assert_eq!(calls, 200, "every getppid call is in a bucket: {hist}");
@@ -378,7 +397,11 @@ fn json_syscalls_intervals_carry_the_wall_clock() {
         check(
             table,
             "table",
-            &[("walltime_ns", IntOrNull), ("interval_s", Int), ("rows", Array)],
+            &[
+                ("walltime_ns", IntOrNull),
+                ("interval_s", Int),
+                ("rows", Array),
+            ],
         );
         assert_eq!(table["interval_s"], 1);
     }
@@ -479,7 +502,10 @@ fn json_run_prints_every_action_and_aggregation_as_json() {
         assert_eq!(line["text"], format!("v={v}\n"));
         assert_eq!(line["probe"]["function"], "lseek");
     }
-    let printed: Vec<i64> = printfs.iter().map(|l| l["args"][0].as_i64().unwrap()).collect();
+    let printed: Vec<i64> = printfs
+        .iter()
+        .map(|l| l["args"][0].as_i64().unwrap())
+        .collect();
     assert_eq!(printed, VALUES);
 
     let mut fields = origin.to_vec();
@@ -525,7 +551,12 @@ fn json_run_prints_every_action_and_aggregation_as_json() {
         check(
             one,
             "aggregation",
-            &[("name", Str), ("function", Str), ("final", Bool), ("entries", Array)],
+            &[
+                ("name", Str),
+                ("function", Str),
+                ("final", Bool),
+                ("entries", Array),
+            ],
         );
         let entries = one["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 1, "{one}");
@@ -569,7 +600,17 @@ fn json_run_prints_every_action_and_aggregation_as_json() {
         .iter()
         .map(|a| a["function"].as_str().unwrap())
         .collect();
-    for f in ["count", "sum", "min", "max", "avg", "stddev", "quantize", "lquantize", "llquantize"] {
+    for f in [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "stddev",
+        "quantize",
+        "lquantize",
+        "llquantize",
+    ] {
         assert!(functions.contains(&f), "{f} in {functions:?}");
     }
 }

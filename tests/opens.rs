@@ -626,7 +626,16 @@ fn opens_columns_each_have_a_header() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["TIME", "ELAPSED(s)", "ZONE", "PID", "COMM", "FD", "FLAGS", "PATH"]
+        [
+            "TIME",
+            "ELAPSED(s)",
+            "ZONE",
+            "PID",
+            "COMM",
+            "FD",
+            "FLAGS",
+            "PATH"
+        ]
     );
     let line = lines
         .find(|l| l.ends_with(file.to_str().unwrap()))
@@ -640,7 +649,10 @@ fn opens_columns_each_have_a_header() {
         "{line}"
     );
     assert!(cells[1].parse::<f64>().is_ok(), "{line}");
-    assert_eq!(&cells[4..], ["cat", "3", "O_RDONLY", file.to_str().unwrap()]);
+    assert_eq!(
+        &cells[4..],
+        ["cat", "3", "O_RDONLY", file.to_str().unwrap()]
+    );
 }
 
 /// -e counts from the start of tracing, not from the first open shown: a command that
@@ -710,7 +722,8 @@ fn opens_full_resolves_or_marks_relative_paths() {
     let text = String::from_utf8_lossy(&text.stdout);
     let last = text.lines().last().unwrap();
     assert!(
-        last.ends_with(absolute.to_str().unwrap()) || last.ends_with("./relative-probe (unresolved)"),
+        last.ends_with(absolute.to_str().unwrap())
+            || last.ends_with("./relative-probe (unresolved)"),
         "{text}"
     );
 }

@@ -69,8 +69,7 @@ impl OpenEvent {
     /// Reads the printf arguments of opens.d:
     /// timestamp walltimestamp zonename pid tid execname result errno flags path.
     pub fn from_printf(p: &Printf) -> Option<OpenEvent> {
-        let [ts, wall, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice()
-        else {
+        let [ts, wall, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice() else {
             return None;
         };
         let result = result.as_i64()?;

@@ -145,7 +145,10 @@ impl Tally {
                 ("errnos", Some(errno)) => {
                     *row.errors.get_or_insert(0) += v;
                     let name = errno_name(errno.as_i64().unwrap_or(0));
-                    *row.errnos.get_or_insert_with(BTreeMap::new).entry(name).or_default() += v;
+                    *row.errnos
+                        .get_or_insert_with(BTreeMap::new)
+                        .entry(name)
+                        .or_default() += v;
                 }
                 _ => {}
             }
@@ -467,7 +470,11 @@ mod tests {
         for row in v["rows"].as_array().unwrap() {
             assert!(row["count"].as_i64().unwrap() > 0, "{row}");
             for unmeasured in ["total_ns", "errors", "errnos", "pid", "comm"] {
-                assert_eq!(row[unmeasured], serde_json::Value::Null, "{unmeasured}: {row}");
+                assert_eq!(
+                    row[unmeasured],
+                    serde_json::Value::Null,
+                    "{unmeasured}: {row}"
+                );
             }
         }
     }

@@ -181,12 +181,7 @@ mod tests {
         };
         assert_eq!(
             bounds_of(&value),
-            [
-                (i64::MIN, -1, 1),
-                (0, 9, 2),
-                (20, 29, 3),
-                (30, i64::MAX, 4)
-            ]
+            [(i64::MIN, -1, 1), (0, 9, 2), (20, 29, 3), (30, i64::MAX, 4)]
         );
         assert_eq!(value_fields(&value)["limit"], 30);
     }

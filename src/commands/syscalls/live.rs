@@ -200,12 +200,14 @@ impl Board {
                 0.0
             };
             let (pid, comm, call) = &key;
-            let add = |line: &mut Line| line.add(
+            let add = |line: &mut Line| {
+                line.add(
                     row.count,
                     rate,
                     row.total_ns.unwrap_or(0),
                     row.errors.unwrap_or(0),
-                );
+                )
+            };
             add(calls.entry(call.clone()).or_insert_with(|| Line {
                 name: call.clone(),
                 ..Line::default()

@@ -156,10 +156,11 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         source,
     })?;
     let probes = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX - 1);
-    let drops = DropCounter::per_probe("dtk_drops", probes).map_err(|source| CodegenError::Map {
-        what: "drop counter",
-        source,
-    })?;
+    let drops =
+        DropCounter::per_probe("dtk_drops", probes).map_err(|source| CodegenError::Map {
+            what: "drop counter",
+            source,
+        })?;
     let aggregations = AggregationMaps::create(plan).map_err(|source| CodegenError::Map {
         what: "kernel aggregation",
         source,

@@ -411,7 +411,19 @@ mod tests {
         else {
             panic!("{part:?}");
         };
-        assert!(matches!(lhs.kind, ExprKind::Binary { op: BinaryOp::Eq, .. }));
-        assert!(matches!(rhs.kind, ExprKind::Binary { op: BinaryOp::Gt, .. }));
+        assert!(matches!(
+            lhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Eq,
+                ..
+            }
+        ));
+        assert!(matches!(
+            rhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Gt,
+                ..
+            }
+        ));
     }
 }
