@@ -375,7 +375,7 @@ impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Origin, ProbeDesc, Value};
+    use crate::event::{Origin, Value};
     use std::sync::Arc;
 
     fn printf(result: i64, errno: i64, flags: i64, path: &str) -> Printf {
@@ -412,6 +412,173 @@ mod tests {
         assert_eq!(failed.fd, None);
         assert_eq!(failed.errno.as_deref(), Some("ENOENT"));
         assert_eq!(failed.flags, ["O_WRONLY", "O_CREAT", "O_TRUNC"]);
+    }
+
+    fn config(full: bool) -> OpensConfig {
+        OpensConfig {
+            target: crate::backend::Target::None,
+            name: None,
+            name_regex: None,
+            zone: None,
+            show_zone: false,
+            path: None,
+            failed: false,
+            flags: true,
+            timestamp: false,
+            elapsed: true,
+            full,
+            count: None,
+            duration: None,
+        }
+    }
+
+    /// What the presenter prints for `events`, in `format`.
+    fn present(c: &OpensConfig, format: Format, events: Vec<Event>) -> String {
+        let output = OutputConfig {
+            color: false,
+            format,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, c);
+        for e in events.into_iter().chain([Event::Done]) {
+            p.event(e).unwrap();
+        }
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    /// An opens.d line for `pid` at `ts_ns`.
+    fn open_at(pid: i64, ts_ns: i64, path: &str) -> Event {
+        let mut p = printf(3, 0, 0, path);
+        p.args[0] = Value::Int(ts_ns);
+        p.args[3] = Value::Int(pid);
+        Event::Printf(p)
+    }
+
+    fn since(ts_ns: i64) -> Event {
+        let mut p = printf(0, 0, 0, "");
+        p.text = format!("tracing since {ts_ns}\n");
+        p.args = vec![Value::Int(ts_ns)];
+        Event::Printf(p)
+    }
+
+    /// A pid that no process has: a child that has been reaped.
+    fn gone_pid() -> i64 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        i64::from(pid)
+    }
+
+    #[test]
+    fn every_column_has_a_header_and_elapsed_counts_from_the_start() {
+        let out = present(
+            &config(false),
+            Format::Text,
+            vec![
+                since(1_000_000_000),
+                open_at(812, 3_500_000_000, "/etc/hosts"),
+            ],
+        );
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                vec!["ELAPSED(s)", "PID", "COMM", "FD", "FLAGS", "PATH"],
+                vec!["2.500000", "812", "nginx", "3", "O_RDONLY", "/etc/hosts"],
+            ]
+        );
+    }
+
+    #[test]
+    fn full_marks_a_relative_path_it_cannot_resolve() {
+        let gone = gone_pid();
+        let own = i64::from(std::process::id());
+        let cwd = std::env::current_dir().unwrap();
+        let events = || vec![open_at(gone, 1, "./x"), open_at(own, 2, "y")];
+        let text = present(&config(true), Format::Text, events());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with("  ./x (unresolved)"), "{text}");
+        assert!(
+            lines[2].ends_with(&format!("  {}", cwd.join("y").display())),
+            "{text}"
+        );
+        let json = present(&config(true), Format::Json, events());
+        let opens: Vec<serde_json::Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            (&opens[0]["path"], &opens[0]["resolved"]),
+            (&"./x".into(), &false.into())
+        );
+        assert_eq!(opens[1]["resolved"], true);
+        let without = present(&config(false), Format::Json, events());
+        assert!(!without.contains("resolved"), "{without}");
+    }
+
+    fn probe(name: &str) -> Option<Arc<ProbeDesc>> {
+        Some(Arc::new(ProbeDesc {
+            provider: "syscall".into(),
+            module: String::new(),
+            function: "openat".into(),
+            name: name.into(),
+        }))
+    }
+
+    fn unmatched(n: i64) -> Event {
+        Event::FinalAggs(vec![AggSnapshot {
+            name: "unmatched".into(),
+            func: crate::event::AggFunc::Count,
+            entries: vec![crate::event::AggEntry {
+                keys: Vec::new(),
+                value: crate::event::AggValue::Scalar(n),
+            }],
+            key_sizes: Vec::new(),
+        }])
+    }
+
+    /// Lost opens: the lost returns, and the returns whose entry was lost; the lost entries
+    /// themselves are not opens.
+    fn lost_opens(events: Vec<Event>) -> u64 {
+        let c = config(false);
+        let output = OutputConfig {
+            color: false,
+            format: Format::Json,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, &c);
+        for e in events {
+            p.event(e).unwrap();
+        }
+        p.notices
+            .pending
+            .iter()
+            .filter(|(what, _)| what == OPENS_LOST)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    }
+
+    #[test]
+    fn lost_records_are_told_in_opens() {
+        let drop = |count, name| Event::Drop {
+            kind: DropKind::Buffer,
+            count,
+            probe: probe(name),
+        };
+        // The first notice prints at once; what follows within a second waits.
+        let mut events = vec![drop(1, "return"), drop(40, "return"), drop(30, "entry")];
+        events.push(unmatched(5));
+        assert_eq!(lost_opens(events), 45);
+        assert_eq!(
+            lost_opens(vec![unmatched(2)]),
+            0,
+            "nothing lost: opens begun before"
+        );
     }
 
     #[test]

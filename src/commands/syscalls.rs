@@ -141,14 +141,17 @@ impl Tally {
                 });
             match (snapshot.name.as_str(), entry.keys.get(3)) {
                 ("calls", _) => row.count += v,
-                ("time", _) => *row.total_ns.get_or_insert(0) += v,
+                ("time", _) => {
+                    if let Some(total) = &mut row.total_ns {
+                        *total += v;
+                    }
+                }
                 ("errnos", Some(errno)) => {
-                    *row.errors.get_or_insert(0) += v;
-                    let name = errno_name(errno.as_i64().unwrap_or(0));
-                    *row.errnos
-                        .get_or_insert_with(BTreeMap::new)
-                        .entry(name)
-                        .or_default() += v;
+                    if let (Some(errors), Some(errnos)) = (&mut row.errors, &mut row.errnos) {
+                        *errors += v;
+                        let name = errno_name(errno.as_i64().unwrap_or(0));
+                        *errnos.entry(name).or_default() += v;
+                    }
                 }
                 _ => {}
             }

@@ -20,11 +20,11 @@ const OPENS_PROBES: &[(&str, ProbeKind)] = &[
     ("syscall::openat2:return", ProbeKind::SyscallReturn),
 ];
 
-/// The fields of an opens.d line after the walltimestamp.
+/// The fields of an opens.d line after the timestamp and the walltimestamp.
 fn opens_fields(line: &str) -> Vec<String> {
     line.trim_end()
         .split(' ')
-        .skip(1)
+        .skip(2)
         .map(str::to_string)
         .collect()
 }
@@ -44,8 +44,16 @@ fn opens_reports_fd_flags_and_path() {
     h.fire(&ret);
     let lines = h.printed();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let wall: u64 = lines[0].split(' ').next().unwrap().parse().unwrap();
-    assert!(wall > 1_600_000_000_000_000_000, "{lines:?}");
+    let times: Vec<u64> = lines[0]
+        .split(' ')
+        .take(2)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(times[0], firing(1, 7).ts_ns, "timestamp: {lines:?}");
+    assert!(
+        times[1] > 1_600_000_000_000_000_000,
+        "walltimestamp: {lines:?}"
+    );
     assert_eq!(
         opens_fields(&lines[0]),
         [
