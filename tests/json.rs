@@ -614,3 +614,28 @@ fn json_run_prints_every_action_and_aggregation_as_json() {
         assert!(functions.contains(&f), "{f} in {functions:?}");
     }
 }
+
+#[test]
+fn json_list_and_run_l_lines_have_the_documented_fields() {
+    let scripts = json_run(&["list"]);
+    assert!(!scripts.is_empty());
+    for line in &scripts {
+        check(line, "script", &[("name", Str), ("description", Str)]);
+    }
+    if !kernel_available("json_list_and_run_l_lines_have_the_documented_fields") {
+        return;
+    }
+    let probes = json_run(&["run", "-l", "-n", "syscall::getppid:"]);
+    let fields = [
+        ("id", Int),
+        ("provider", Str),
+        ("module", Str),
+        ("function", Str),
+        ("name", Str),
+    ];
+    for line in &probes {
+        check(line, "probe", &fields);
+    }
+    let names: Vec<&Value> = probes.iter().map(|p| &p["name"]).collect();
+    assert_eq!(names, [&json!("entry"), &json!("return")]);
+}

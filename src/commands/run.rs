@@ -60,7 +60,7 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
     if config.output.format == Format::Json {
         for (id, p) in (1..).zip(&probes) {
             out.json(&serde_json::json!({
-                "id": id, "provider": p.provider, "module": p.module,
+                "type": "probe", "id": id, "provider": p.provider, "module": p.module,
                 "function": p.function, "name": p.name,
             }))?;
         }
