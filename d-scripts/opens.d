@@ -13,8 +13,9 @@
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
  * Output:     first `tracing since TIMESTAMP`, then one line per open:
- *   timestamp walltimestamp zonename pid tid execname result errno flags path
- *   where result is the fd, or -1 with errno set. At the end, @unmatched counts the
+ *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd path
+ *   where result is the fd, or -1 with errno set, and a relative path is relative to
+ *   dirfd (-100, AT_FDCWD: the working directory). At the end, @unmatched counts the
  *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
  *   not printed when it is 0.
  *   Every return clause repeats the process filters, so that the kernel sends only the
@@ -42,6 +43,7 @@ syscall::creat:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg0;
+	self->dirfd = -100;	/* AT_FDCWD: the working directory */
 	/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
 	self->flags = probefunc == "creat" ? 0x241 : arg1;
 }
@@ -52,6 +54,7 @@ syscall::openat:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg1;
+	self->dirfd = (int)arg0;
 	self->flags = arg2;
 }
 
@@ -62,6 +65,7 @@ syscall::openat2:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg1;
+	self->dirfd = (int)arg0;
 	self->flags = *(uint64_t *)copyin(arg2, sizeof (uint64_t));
 }
 
@@ -74,8 +78,9 @@ syscall::openat2:return
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
 {
-	printf("%d %d %s %d %d %s %d %d %d %s\n", timestamp, walltimestamp, zonename, pid,
-	    tid, execname, (int)arg0, errno, self->flags, copyinstr(self->path));
+	printf("%d %d %s %d %d %s %d %d %d %d %s\n", timestamp, walltimestamp, zonename,
+	    pid, tid, execname, (int)arg0, errno, self->flags, self->dirfd,
+	    copyinstr(self->path));
 }
 
 syscall::open:return,
@@ -101,4 +106,5 @@ syscall::openat2:return
 {
 	self->path = 0;
 	self->flags = 0;
+	self->dirfd = 0;
 }

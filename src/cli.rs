@@ -180,8 +180,9 @@ pub struct OpensArgs {
     /// Add the ELAPSED(s) column: the time since tracing started.
     #[arg(short = 'e', long)]
     pub elapsed: bool,
-    /// Resolve relative paths against the process's working directory; a path that cannot
-    /// be (the process has gone) is shown as given and marked "(unresolved)".
+    /// Resolve relative paths against the process's working directory (or openat's
+    /// directory); a path that cannot be (the process has gone) is shown as given and marked
+    /// "(unresolved)".
     #[arg(long)]
     pub full: bool,
     /// Instead of events, print at exit the number of opens per path or per process.

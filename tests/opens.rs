@@ -315,6 +315,22 @@ impl Tracer {
         panic!("dtk opens did not report a probe open within {ATTACH_TIMEOUT:?}");
     }
 
+    /// Waits for an open that `test` accepts, and returns it; fails after ATTACH_TIMEOUT.
+    fn wait_for(&mut self, test: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            self.seen.push(v.clone());
+            if test(&v) {
+                return v;
+            }
+        }
+        panic!("no such open within {ATTACH_TIMEOUT:?}: {:#?}", self.seen);
+    }
+
     /// Stops tracing with Ctrl-C and returns every open reported.
     fn stop(mut self) -> Vec<Open> {
         // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
@@ -777,4 +793,42 @@ fn opens_says_how_many_opens_were_lost() {
         straced.len(),
         "strace ran pid {workload}; dtk showed {shown} and lost {lost}\n{stderr}"
     );
+}
+
+/// --full resolves a path relative to openat's directory fd against that directory, not the
+/// working directory. The process waits (on its stdin) until dtk has reported the open, so
+/// that it is there to ask.
+#[test]
+fn opens_full_resolves_paths_relative_to_a_directory_fd() {
+    if !kernel_available("opens_full_resolves_paths_relative_to_a_directory_fd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dtk-dirfd-inside"), "").unwrap();
+    let mut tracer = Tracer::start(&["--full", "--path", "dtk-dirfd", "-n", "python3.11"]);
+    tracer.wait_until_attached(|| {
+        run(&[
+            PYTHON,
+            "-c",
+            "import os\ntry: os.open('/nonexistent/dtk-dirfd-poke', 0)\nexcept OSError: pass",
+        ])
+    });
+    let script = format!(
+        "import os, sys\nd = os.open({:?}, os.O_RDONLY | os.O_DIRECTORY)\nos.close(os.open('dtk-dirfd-inside', os.O_RDONLY, dir_fd=d))\nsys.stdin.read()",
+        dir.path().display().to_string()
+    );
+    let mut child = Command::new(PYTHON)
+        .args(["-c", &script])
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let open = tracer.wait_for(|v| v["pid"] == pid && v["errno"].is_null());
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    tracer.stop();
+    let inside = dir.path().join("dtk-dirfd-inside");
+    assert_eq!(open["path"], inside.to_str().unwrap(), "{open}");
+    assert_eq!(open["resolved"], true, "{open}");
 }

@@ -59,6 +59,9 @@ pub struct OpenEvent {
     pub errno: Option<String>,
     pub flags: Vec<String>,
     pub path: String,
+    /// The directory a relative path is relative to: an fd, or AT_FDCWD.
+    #[serde(skip)]
+    pub dirfd: i64,
     /// With `--full`: whether `path` is absolute (as given, or made so from the process's
     /// working directory). Absent without `--full`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,9 +70,10 @@ pub struct OpenEvent {
 
 impl OpenEvent {
     /// Reads the printf arguments of opens.d:
-    /// timestamp walltimestamp zonename pid tid execname result errno flags path.
+    /// timestamp walltimestamp zonename pid tid execname result errno flags dirfd path.
     pub fn from_printf(p: &Printf) -> Option<OpenEvent> {
-        let [ts, wall, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice() else {
+        let [ts, wall, zone, pid, tid, comm, result, errno, flags, dirfd, path] = p.args.as_slice()
+        else {
             return None;
         };
         let result = result.as_i64()?;
@@ -84,6 +88,7 @@ impl OpenEvent {
             fd: (result >= 0).then_some(result),
             errno: (result < 0).then(|| errno_name(errno)),
             flags: open_flag_names(flags.as_i64()?),
+            dirfd: dirfd.as_i64()?,
             path: path.as_str()?.to_string(),
             resolved: None,
         })
@@ -97,6 +102,9 @@ fn tracing_since(p: &Printf) -> Option<u64> {
         _ => None,
     }
 }
+
+/// openat's dirfd for the working directory.
+const AT_FDCWD: i64 = libc::AT_FDCWD as i64;
 
 /// What the notices call lost opens.
 const OPENS_LOST: &str = "opens lost (ring buffer full)";
@@ -162,8 +170,9 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             && (!self.c.failed || e.fd.is_none())
     }
 
-    /// With `--full`, a relative path made absolute from the process's working directory,
-    /// when the process is still there to ask; else left as given and marked unresolved.
+    /// With `--full`, a relative path made absolute from the directory it is relative to
+    /// (the process's working directory, or the directory fd of openat), when the process is
+    /// still there to ask; else left as given and marked unresolved.
     fn resolve_path(&self, e: &mut OpenEvent) {
         if !self.c.full {
             return;
@@ -172,11 +181,15 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             e.resolved = Some(true);
             return;
         }
-        let cwd = std::fs::read_link(format!("/proc/{}/cwd", e.pid)).ok();
+        let dir = match e.dirfd {
+            AT_FDCWD => format!("/proc/{}/cwd", e.pid),
+            fd => format!("/proc/{}/fd/{fd}", e.pid),
+        };
+        let dir = std::fs::read_link(dir).ok();
         // A removed directory reads as "/old/dir (deleted)", which is no path to join.
-        match cwd.filter(|cwd| !cwd.to_string_lossy().ends_with(" (deleted)")) {
-            Some(cwd) => {
-                e.path = Path::new(&cwd).join(&e.path).display().to_string();
+        match dir.filter(|d| !d.to_string_lossy().ends_with(" (deleted)")) {
+            Some(dir) => {
+                e.path = Path::new(&dir).join(&e.path).display().to_string();
                 e.resolved = Some(true);
             }
             None => e.resolved = Some(false),
@@ -396,6 +409,7 @@ mod tests {
                 Value::Int(result),
                 Value::Int(errno),
                 Value::Int(flags),
+                Value::Int(AT_FDCWD),
                 Value::Str(path.into()),
             ],
             printa: None,
@@ -518,6 +532,21 @@ mod tests {
         assert_eq!(opens[1]["resolved"], true);
         let without = present(&config(false), Format::Json, events());
         assert!(!without.contains("resolved"), "{without}");
+    }
+
+    #[test]
+    fn full_resolves_a_path_relative_to_a_directory_fd() {
+        let dir = std::fs::File::open("/usr/share").unwrap();
+        let mut open = open_at(i64::from(std::process::id()), 1, "doc");
+        if let Event::Printf(p) = &mut open {
+            p.args[9] = Value::Int(i64::from(std::os::fd::AsRawFd::as_raw_fd(&dir)));
+        }
+        let json = present(&config(true), Format::Json, vec![open]);
+        let v: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(
+            (&v["path"], &v["resolved"]),
+            (&"/usr/share/doc".into(), &true.into())
+        );
     }
 
     fn probe(name: &str) -> Option<Arc<ProbeDesc>> {

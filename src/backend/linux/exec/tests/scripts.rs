@@ -36,7 +36,7 @@ fn opens_reports_fd_flags_and_path() {
     h.fire(&with_string(entry, 1, "/etc/hosts"));
     h.fire(&with_args(firing(1, 7), &[3, 3]));
     // openat2(dfd, path, how, size): the flags are read from struct open_how.
-    let entry = with_args(firing(2, 7), &[(-100i64) as u64, 0x2000, 0x3000, 24]);
+    let entry = with_args(firing(2, 7), &[5, 0x2000, 0x3000, 24]);
     let entry = with_string(entry, 1, "/nope");
     h.fire(&with_bytes(entry, 2, &0x241u64.to_le_bytes()));
     let mut ret = with_args(firing(3, 7), &[(-2i64) as u64, (-2i64) as u64]);
@@ -64,12 +64,13 @@ fn opens_reports_fd_flags_and_path() {
             "3",
             "0",
             "524288",
+            "-100",
             "/etc/hosts"
         ]
     );
     assert_eq!(
         opens_fields(&lines[1]),
-        ["global", "100", "7", "cat", "-2", "2", "577", "/nope"]
+        ["global", "100", "7", "cat", "-2", "2", "577", "5", "/nope"]
     );
 }
 
