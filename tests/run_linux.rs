@@ -774,10 +774,10 @@ fn thread_variables_time_calls_in_the_kernel() {
 }
 
 /// printa with trunc and clear at a tick keeps the aggregations in the kernel, and their
-/// intervals lose nothing: dd copies bytes that the test feeds it in three rounds, a tick
-/// apart or more; the per-interval write counts (truncated) and byte sums (cleared) each add
-/// up to the bytes copied, as does a count never reset; the programs send no records, and
-/// nothing is dropped.
+/// intervals lose nothing: dd copies bytes that the test feeds it in three rounds, 0.8 s
+/// apart, so that a tick falls between the last two; the per-interval write counts
+/// (truncated) and byte sums (cleared) each add up to the bytes copied, as does a count never
+/// reset; the programs send no records, and nothing is dropped.
 #[test]
 fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     if !kernel_available("intervals_truncated_and_cleared_at_ticks_add_up_to_the_total") {
@@ -818,7 +818,7 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     };
     let copied = 3 * ROUND as i64;
     let calls = values("calls write ");
-    assert!(calls.len() >= 3, "two ticks and the end:\n{stdout}");
+    assert!(calls.len() >= 2, "a tick and the end:\n{stdout}");
     assert_eq!(calls.iter().sum::<i64>(), copied, "{stdout}");
     assert_eq!(
         values("bytes write ").iter().sum::<i64>(),

@@ -247,8 +247,8 @@ fn by_process_separates_two_children() {
 /// of its startup.
 const DD_BYTES: &str = "dd of=/dev/null bs=1 status=none";
 
-/// `-i 1` while dd copies three rounds of bytes that the test feeds it through a FIFO, with
-/// pauses that make the work outlast two ticks: the tables add up to exactly dd's reads and
+/// `-i 1` while dd copies three rounds of bytes that the test feeds it through a FIFO, each
+/// after a pause of 0.8 s, so that dd outlasts two ticks: the tables add up to exactly dd's reads and
 /// writes (its count=, and its startup reads as strace counts them), nothing is dropped, and
 /// each table carries its own time: the ticks' a second apart to the nanosecond (the time
 /// each was due), then the end's.

@@ -35,13 +35,14 @@ pub fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     fifo
 }
 
-/// Writes `rounds` rounds of `round` zero bytes into `fifo`, pausing `pause` after each, then
-/// closes it. Opening waits until the reader has opened its end.
+/// Writes `rounds` rounds of `round` zero bytes into `fifo`, each after a pause of `pause`,
+/// then closes it: a reader that waits for them all lives at least `rounds` pauses. Opening
+/// waits until the reader has opened its end.
 pub fn feed(fifo: &std::path::Path, rounds: usize, round: usize, pause: std::time::Duration) {
     use std::io::Write;
     let mut writer = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
     for _ in 0..rounds {
-        writer.write_all(&vec![0; round]).unwrap();
         std::thread::sleep(pause);
+        writer.write_all(&vec![0; round]).unwrap();
     }
 }

@@ -604,17 +604,17 @@ impl AggregationMaps {
         self.maps
             .iter()
             .map(|(aggregation, counts)| {
-                let (entries, increments) = match counts {
-                    Counts::Total(map) => (entries(aggregation, map, plan)?.1, false),
+                let (slots, increments) = match counts {
+                    Counts::Total(map) => (slots(aggregation, map, plan)?, false),
                     Counts::Drained(maps) => {
-                        let (keys, entries) = entries(aggregation, &maps[ended], plan)?;
-                        empty(&maps[ended], aggregation.storage, &keys)?;
-                        (entries, true)
+                        let slots = slots(aggregation, &maps[ended], plan)?;
+                        empty(&maps[ended], aggregation.storage, &slots)?;
+                        (slots, true)
                     }
                 };
                 Ok(KernelAggregationRead {
                     name: aggregation.name.clone(),
-                    entries,
+                    entries: slots.into_iter().filter_map(|(_, entry)| entry).collect(),
                     increments,
                 })
             })
@@ -622,39 +622,35 @@ impl AggregationMaps {
     }
 }
 
-/// The entries of one aggregation's map, and the map keys that hold them.
-fn entries(
-    aggregation: &KernelAggregation,
-    map: &Map,
-    plan: &Plan,
-) -> Result<(Vec<Vec<u8>>, Vec<AggEntry>), MapError> {
-    let mut keys = Vec::new();
-    let mut entries = Vec::new();
+/// Every key of one aggregation's map, with its entry when some CPU updated it.
+type Slots = Vec<(Vec<u8>, Option<AggEntry>)>;
+
+fn slots(aggregation: &KernelAggregation, map: &Map, plan: &Plan) -> Result<Slots, MapError> {
+    let mut slots = Vec::new();
     for key in map.keys()? {
         let Some(per_cpu) = map.lookup_per_cpu(&key)? else {
             continue;
         };
-        if let Some(value) = combined(aggregation.func, &per_cpu) {
-            entries.push(AggEntry {
-                keys: key_values(aggregation, &key, plan),
-                value: AggValue::Scalar(value),
-            });
-            keys.push(key);
-        }
+        let entry = combined(aggregation.func, &per_cpu).map(|value| AggEntry {
+            keys: key_values(aggregation, &key, plan),
+            value: AggValue::Scalar(value),
+        });
+        slots.push((key, entry));
     }
-    Ok((keys, entries))
+    Ok(slots)
 }
 
-/// Empties a map no program updates any more: deletes the keys of a hash map, and zeroes
-/// the slots of an array (its slots cannot be deleted).
-fn empty(map: &Map, storage: Storage, keys: &[Vec<u8>]) -> Result<(), MapError> {
+/// Empties a map no program updates any more: deletes every key of a hash map, and zeroes
+/// the array slots that were updated (array slots cannot be deleted).
+fn empty(map: &Map, storage: Storage, slots: &Slots) -> Result<(), MapError> {
     let zero = vec![0u8; map.per_cpu_value_size()];
-    for key in keys {
+    for (key, entry) in slots {
         match storage {
             Storage::Hash => {
                 map.delete(key)?;
             }
-            Storage::ByProbe { .. } => map.update(key, &zero, Update::Any)?,
+            Storage::ByProbe { .. } if entry.is_some() => map.update(key, &zero, Update::Any)?,
+            Storage::ByProbe { .. } => {}
         }
     }
     Ok(())
