@@ -146,7 +146,7 @@ fn opens_reports_fd_and_errno_of_each_open() {
         assert_eq!(failed.args[6].as_i64(), Some(i64::from(libc::ENOENT)));
         assert!(events
             .iter()
-            .any(|e| matches!(e, Event::TargetExited { .. })));
+            .any(|e| matches!(e, Event::TargetExited(_))));
     });
 }
 
@@ -362,7 +362,7 @@ fn a_grabbed_process_ends_the_run_when_it_exits() {
         assert!(
             events
                 .iter()
-                .any(|e| matches!(e, Event::TargetExited { pid: p, .. } if *p == pid)),
+                .any(|e| matches!(e, Event::TargetExited(exit) if exit.pid == pid)),
             "{events:?}"
         );
         assert_eq!(
