@@ -10,6 +10,7 @@ mod d_frontend;
 mod exec;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
+mod lifetime;
 mod opens;
 mod pyflow;
 mod run_linux;

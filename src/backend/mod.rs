@@ -74,8 +74,12 @@ pub trait Backend {
     /// Compiles and runs `job` until the program exits, the target exits, or `stop` is set;
     /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns how the
     /// run ended.
-    fn run(&mut self, job: &Job, stop: &Stop, sink: &mut dyn EventSink)
-        -> Result<RunEnd, BackendError>;
+    fn run(
+        &mut self,
+        job: &Job,
+        stop: &Stop,
+        sink: &mut dyn EventSink,
+    ) -> Result<RunEnd, BackendError>;
 
     /// The probes that the job's probe descriptions match (`dtk run -l`), without tracing.
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError>;

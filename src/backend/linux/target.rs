@@ -302,7 +302,10 @@ impl Watched {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
         // The fields after comm, which may hold spaces and parentheses, start with the state
         // (field 3).
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 1..)?
+            .split_whitespace()
+            .collect();
         if fields.first() != Some(&"Z") {
             return None;
         }
@@ -332,10 +335,8 @@ struct PidfdInfo {
 
 const PIDFD_INFO_EXIT: u64 = 1 << 3;
 /// _IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, struct pidfd_info).
-const PIDFD_GET_INFO: libc::Ioctl = (3 << 30
-    | (std::mem::size_of::<PidfdInfo>() << 16)
-    | (0xFF << 8)
-    | 11) as libc::Ioctl;
+const PIDFD_GET_INFO: libc::Ioctl =
+    (3 << 30 | (std::mem::size_of::<PidfdInfo>() << 16) | (0xFF << 8) | 11) as libc::Ioctl;
 
 #[cfg(test)]
 mod tests {
