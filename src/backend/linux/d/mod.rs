@@ -32,6 +32,7 @@ mod parser;
 mod span;
 mod token;
 
+pub use check::check_option;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
 pub use span::Span;
@@ -42,6 +43,8 @@ pub use span::Span;
 pub struct MacroArgs {
     pub target: Option<u32>,
     pub args: Vec<String>,
+    /// `-x defaultargs`: unset arguments are 0 and "", and unused ones are not errors.
+    pub defaultargs: bool,
 }
 
 /// A checked program, and the warnings found on the way.

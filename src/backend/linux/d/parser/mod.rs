@@ -141,6 +141,15 @@ impl Parser<'_> {
                 items.push(Item::Clause(self.clause()?));
             }
         }
+        let end = Span::new(self.lexer.src.len(), self.lexer.src.len());
+        if !items.iter().any(|item| matches!(item, Item::Clause(_))) {
+            // Nothing would ever fire: dtrace(1) and bpftrace refuse such a program too.
+            return Err(Diagnostic::error(
+                end,
+                "no probes specified: the program has no probe clauses",
+            ));
+        }
+        self.lexer.check_unused_args()?;
         Ok(Program {
             items,
             variables: Vec::new(),
