@@ -426,7 +426,10 @@ mod tests {
     fn seconds_out_of_range_are_errors() {
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         for bad in ["99999999999999999999", "1e300", "18446744073709551616"] {
-            assert!(parse_seconds(bad).unwrap_err().contains("too large"), "{bad}");
+            assert!(
+                parse_seconds(bad).unwrap_err().contains("too large"),
+                "{bad}"
+            );
         }
         assert!(parse_seconds("1e-300").unwrap_err().contains("too small"));
         for bad in ["0", "-1", "nan", "inf", "soon"] {

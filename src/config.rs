@@ -254,7 +254,10 @@ const COMM_LEN: usize = 15;
 fn comm_name(name: Option<String>, notices: &mut Vec<String>) -> Option<String> {
     let mut name = name?;
     if name.len() > COMM_LEN {
-        let cut = (0..=COMM_LEN).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=COMM_LEN)
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
         name.truncate(cut);
         notices.push(format!(
             "-n: process names (comm) are at most {COMM_LEN} bytes; comparing the first {cut}: {name:?}"

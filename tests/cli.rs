@@ -89,13 +89,13 @@ fn show_escapes_a_quote_in_a_name() {
 #[test]
 fn show_passes_hostile_values_as_one_literal() {
     let hostile = "x\"; } BEGIN { system(\"id\"); } /* \\";
-    let out = stdout_of(&["show", "syscalls", "-n", hostile, "-z", "a\nb"]);
+    let out = stdout_of(&["show", "syscalls", "-z", hostile, "-n", "a\nb"]);
     assert!(
-        out.contains(r#"inline string FILTER_NAME = "x\"; } BEGIN { system(\"id\"); } /* \\";"#),
+        out.contains(r#"inline string FILTER_ZONE = "x\"; } BEGIN { system(\"id\"); } /* \\";"#),
         "{out}"
     );
     assert!(
-        out.contains("inline string FILTER_ZONE = \"a\\nb\";\n"),
+        out.contains("inline string FILTER_NAME = \"a\\nb\";\n"),
         "{out}"
     );
     assert_eq!(out.matches("BEGIN").count(), 1, "only inside the literal");
@@ -283,4 +283,145 @@ fn readme_is_current() {
         readme.contains(&format!("$ dtk list\n{list}")),
         "README.md's `dtk list` is not what it prints now:\n{list}"
     );
+}
+
+/// dtk's stderr and exit code for `args`, failing the test if it runs for more than 30 s (a
+/// hang) or panics.
+fn failure_of(args: &[&str]) -> (Option<i32>, String) {
+    let out = dtk()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "dtk {args:?}: {err}");
+    (out.status.code(), err)
+}
+
+#[test]
+fn durations_out_of_range_are_refused_not_a_panic() {
+    for value in ["99999999999999999999", "1e300", "18446744073709551616"] {
+        for command in ["opens", "syscalls"] {
+            let (code, err) = failure_of(&["show", command, "-d", value]);
+            assert_eq!(code, Some(2), "{err}");
+            assert!(
+                err.contains(&format!(
+                    "invalid value '{value}' for '--duration <SECONDS>': too large"
+                )),
+                "{err}"
+            );
+        }
+    }
+    let (code, err) = failure_of(&["show", "opens", "-d", "-5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a positive number of seconds"), "{err}");
+}
+
+#[test]
+fn negative_pid_is_not_a_process_id() {
+    let (code, err) = failure_of(&["show", "opens", "-p", "-1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("dtk: error: invalid value '-1' for '--pid <PID>': not a process id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_programs_are_refused_not_run_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.d");
+    std::fs::write(&empty, "").unwrap();
+    let comments = dir.path().join("comments.d");
+    std::fs::write(
+        &comments,
+        "/* nothing */\n// here\n#pragma D option quiet\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["run", "-n", ""],
+        vec!["run", empty.to_str().unwrap()],
+        vec!["run", comments.to_str().unwrap()],
+    ] {
+        let (code, err) = failure_of(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("error: no probes specified"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_d_option_is_named() {
+    let (code, err) = failure_of(&["run", "-x", "bogusopt=1", "-n", "BEGIN { exit(0); }"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("failed to set -x bogusopt: unknown option `bogusopt`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unused_script_arguments_are_named() {
+    let (code, err) = failure_of(&["run", "-n", "BEGIN { trace($2); exit(0); }", "1", "2", "3"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("extraneous argument \"1\" ($1 is not referenced)"),
+        "{err}"
+    );
+    // As in dtrace(1), -x defaultargs allows arguments the script does not use.
+    let out = dtk()
+        .args([
+            "run",
+            "-x",
+            "defaultargs",
+            "-n",
+            "BEGIN { trace($2); exit(0); }",
+        ])
+        .args(["1", "22", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("22"));
+}
+
+#[test]
+fn long_process_names_are_cut_to_the_kernels_15_bytes_with_a_notice() {
+    for command in ["opens", "syscalls"] {
+        let out = dtk()
+            .args(["show", command, "-n", "a-very-long-process-name"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("comparing the first 15: \"a-very-long-pro\""),
+            "{err}"
+        );
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("inline string FILTER_NAME = \"a-very-long-pro\";"),
+            "{script}"
+        );
+        let quiet = dtk()
+            .args(["-q", "show", command, "-n", "exactly15chars_"])
+            .output()
+            .unwrap();
+        assert!(quiet.stderr.is_empty());
+    }
+}
+
+#[test]
+fn sorting_by_time_or_errors_measures_them() {
+    let time = stdout_of(&["show", "syscalls", "--sort", "time"]);
+    assert!(time.contains("inline int TIMED = 1;"), "{time}");
+    let errors = stdout_of(&["show", "syscalls", "--sort", "errors"]);
+    assert!(errors.contains("inline int ERRORS = 1;"), "{errors}");
+    let count = stdout_of(&["show", "syscalls"]);
+    assert!(count.contains("inline int TIMED = 0;") && count.contains("inline int ERRORS = 0;"));
 }

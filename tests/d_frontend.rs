@@ -11,6 +11,8 @@ fn golden_macros() -> MacroArgs {
     MacroArgs {
         target: Some(4242),
         args: vec!["10".into(), "read".into(), "hello world".into()],
+        // One set of arguments serves every golden file, whichever of them it uses.
+        defaultargs: true,
     }
 }
 
@@ -109,7 +111,7 @@ fn bundled_scripts_compile() {
     }
     let macros = MacroArgs {
         target: Some(std::process::id()),
-        args: Vec::new(),
+        ..MacroArgs::default()
     };
     for path in files {
         assert_compiles_cleanly(&path, &macros);
@@ -124,6 +126,7 @@ fn corpus_scripts_compile() {
     let macros = MacroArgs {
         target: Some(4242),
         args: vec!["1000".into(), "bash".into()],
+        defaultargs: true,
     };
     for path in files {
         assert_compiles_cleanly(&path, &macros);
@@ -219,6 +222,9 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { x = '\\q'; }", 1, 14, "unknown escape sequence"),
     case("BEGIN { x = `y; }", 1, 13, "unexpected character '`'"),
     case("BEGIN { x = $target; }", 1, 13, "`$target` is used but no target process was given"),
+    case("", 1, 1, "no probes specified: the program has no probe clauses"),
+    case("/* only a comment */\n#pragma D option quiet\n", 3, 1, "no probes specified"),
+    case("BEGIN { x = $1; y = $$2; }", 1, 27, "extraneous argument \"hello world\" ($3 is not referenced)"),
 ];
 
 #[test]
@@ -229,7 +235,10 @@ fn error_cases_report_message_line_and_column() {
         let macros = if c.message.contains("$target") {
             MacroArgs::default()
         } else {
-            golden_macros()
+            MacroArgs {
+                defaultargs: false,
+                ..golden_macros()
+            }
         };
         let Err(diagnostics) = compile("case.d", c.source, &macros) else {
             failures.push(format!("case {i}: compiled without error: {}", c.source));

@@ -175,7 +175,10 @@ mod tests {
             "failed to set -x bogusopt: unknown option `bogusopt`"
         );
         let err = resolve("BEGIN { exit(0); }", &[("bufsize", Some("lots"))]).unwrap_err();
-        assert!(err.to_string().starts_with("failed to set -x bufsize: "), "{err}");
+        assert!(
+            err.to_string().starts_with("failed to set -x bufsize: "),
+            "{err}"
+        );
         assert!(resolve("BEGIN { exit(0); }", &[("aggsortrev", None)]).is_ok());
     }
 

@@ -84,8 +84,7 @@ impl Lexer<'_> {
         if self.defaultargs {
             return Ok(());
         }
-        let unused = self.used_args.iter().position(|used| !used.get());
-        match unused {
+        match self.used_args.iter().position(|used| !used.get()) {
             Some(i) => Err(Diagnostic::error(
                 Span::new(self.src.len(), self.src.len()),
                 format!(

@@ -61,11 +61,15 @@ pub fn compile(file: &str, source: &str, macros: &MacroArgs) -> Result<Compiled,
         d.file = file.to_string();
         d
     };
-    let mut program = parser::parse(source, macros).map_err(|d| Diagnostics {
+    let (mut program, unfit) = parser::parse_whole(source, macros).map_err(|d| Diagnostics {
         source_text: source.to_string(),
         diagnostics: vec![named(d)],
     })?;
-    let diagnostics: Vec<Diagnostic> = check::check(&mut program).into_iter().map(named).collect();
+    let mut diagnostics: Vec<Diagnostic> =
+        check::check(&mut program).into_iter().map(named).collect();
+    if !diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        diagnostics.extend(unfit.map(named));
+    }
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(Diagnostics {
             source_text: source.to_string(),

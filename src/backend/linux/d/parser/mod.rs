@@ -33,6 +33,14 @@ pub struct Parser<'a> {
 
 /// Parses a D program. Macros are substituted from `macros` as the source is lexed.
 pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
+    parse_whole(source, macros).map(|(program, _)| program)
+}
+
+/// Parses a D program that is to run, and also says what makes it unfit to run although it
+/// parses: it has no probe clause (nothing would ever fire, and dtrace(1) and bpftrace refuse
+/// it too), or a macro argument is never referred to. The caller reports that after the
+/// checker's own errors.
+pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<(Program, Option<Diagnostic>)> {
     let mut parser = Parser {
         lexer: Lexer::new(source, macros),
         peeked: None,
@@ -40,7 +48,17 @@ pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
         depth: 0,
         in_predicate: false,
     };
-    parser.program()
+    let program = parser.program()?;
+    let end = Span::new(source.len(), source.len());
+    let unfit = if !program.items.iter().any(|i| matches!(i, Item::Clause(_))) {
+        Some(Diagnostic::error(
+            end,
+            "no probes specified: the program has no probe clauses",
+        ))
+    } else {
+        parser.lexer.check_unused_args().err()
+    };
+    Ok((program, unfit))
 }
 
 impl Parser<'_> {
@@ -141,15 +159,6 @@ impl Parser<'_> {
                 items.push(Item::Clause(self.clause()?));
             }
         }
-        let end = Span::new(self.lexer.src.len(), self.lexer.src.len());
-        if !items.iter().any(|item| matches!(item, Item::Clause(_))) {
-            // Nothing would ever fire: dtrace(1) and bpftrace refuse such a program too.
-            return Err(Diagnostic::error(
-                end,
-                "no probes specified: the program has no probe clauses",
-            ));
-        }
-        self.lexer.check_unused_args()?;
         Ok(Program {
             items,
             variables: Vec::new(),
