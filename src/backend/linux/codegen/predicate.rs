@@ -143,7 +143,9 @@ fn execname(asm: &mut Asm, text: &str, equal: bool, target: Label) {
 }
 
 /// Jumps to `target` when the thread is in the zone `name` (`inside`) or outside it
-/// (`!inside`). A zone at the root holds every thread. The plan resolves every zone a
+/// (`!inside`). A zone at the root holds every thread: the header sets its bit for every
+/// thread, and it is tested like any other, since an unconditional jump here would leave
+/// the code after it unreachable, which the verifier refuses. The plan resolves every zone a
 /// program compares with, so `name` is among `zones`; the fall-back only keeps this total.
 fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) {
     let Some(i) = zones.iter().position(|z| z.name == name) else {
@@ -152,12 +154,6 @@ fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) 
         }
         return;
     };
-    if zones[i].level == 0 {
-        if inside {
-            asm.jmp(target);
-        }
-        return;
-    }
     let cond = if inside { Cond::Ne } else { Cond::Eq };
     asm.ldx(Size::DW, Reg::R1, Reg::R7, ZONES)
         .ld_imm64(Reg::R2, 1 << i)
