@@ -503,7 +503,9 @@ fn opens_z_root_cgroup_selects_everything() {
         let opens = tracer.stop();
         for pid in [outside, inside] {
             assert!(
-                opens.iter().any(|o| o.pid == pid && o.path == "/etc/hostname"),
+                opens
+                    .iter()
+                    .any(|o| o.pid == pid && o.path == "/etc/hostname"),
                 "-z {zone}: pid {pid}: {opens:#?}"
             );
         }
