@@ -305,46 +305,45 @@ impl Parser<'_> {
 
 /// Turns `@name[keys] = func(args)` into an aggregation statement; other expressions stay
 /// expression statements.
-fn aggregate_statement(expr: Expr) -> PResult<Stmt> {
+fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
     let span = expr.span;
-    let ExprKind::Assign {
-        op: None,
-        target,
-        value,
-    } = expr.kind
-    else {
-        return Ok(Stmt::Expr(expr));
+    let (mut target, mut value) = match expr.take_kind() {
+        ExprKind::Assign {
+            op: None,
+            target,
+            value,
+        } => (target, value),
+        kind => {
+            expr.kind = kind;
+            return Ok(Stmt::Expr(expr));
+        }
     };
-    let (name, keys) = match target.kind {
+    let not_aggregation = |target, value| {
+        Ok(Stmt::Expr(Expr::new(
+            ExprKind::Assign {
+                op: None,
+                target,
+                value,
+            },
+            span,
+        )))
+    };
+    let (name, keys) = match target.take_kind() {
         ExprKind::Aggregation(name) => (name, Vec::new()),
-        ExprKind::Index { base, indices } => match base.kind {
+        ExprKind::Index { mut base, indices } => match base.take_kind() {
             ExprKind::Aggregation(name) => (name, indices),
             kind => {
-                let base = Box::new(Expr { kind, ..*base });
-                let target = Box::new(Expr::new(ExprKind::Index { base, indices }, target.span));
-                return Ok(Stmt::Expr(Expr::new(
-                    ExprKind::Assign {
-                        op: None,
-                        target,
-                        value,
-                    },
-                    span,
-                )));
+                base.kind = kind;
+                target.kind = ExprKind::Index { base, indices };
+                return not_aggregation(target, value);
             }
         },
         kind => {
-            let target = Box::new(Expr { kind, ..*target });
-            return Ok(Stmt::Expr(Expr::new(
-                ExprKind::Assign {
-                    op: None,
-                    target,
-                    value,
-                },
-                span,
-            )));
+            target.kind = kind;
+            return not_aggregation(target, value);
         }
     };
-    match value.kind {
+    match value.take_kind() {
         ExprKind::Call { func, args } if func.kind() == FunctionKind::Aggregating => {
             Ok(Stmt::Aggregate(Aggregate {
                 name,
