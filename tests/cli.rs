@@ -425,3 +425,157 @@ fn sorting_by_time_or_errors_measures_them() {
     let count = stdout_of(&["show", "syscalls"]);
     assert!(count.contains("inline int TIMED = 0;") && count.contains("inline int ERRORS = 0;"));
 }
+
+/// A process that runs `program` (a copy of sleep under that name) for 30 s, killed on drop.
+struct Sleeper(std::process::Child, tempfile::TempDir);
+
+impl Sleeper {
+    fn named(name: &str) -> Sleeper {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join(name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        let child = Command::new(&program).arg("30").spawn().unwrap();
+        // Until exec is done, the maps are the test's own.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Sleeper(child, dir)
+    }
+
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pyflow_says_what_a_process_is_when_it_is_not_cpython_3() {
+    let python2 = Sleeper::named("python2.7");
+    let (code, err) = failure_of(&["show", "pyflow", "-p", &python2.pid()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!("error: pid {} runs Python 2 (", python2.pid()))
+            && err.contains("python2.7); dtk follows CPython 3 only"),
+        "{err}"
+    );
+    let other = Sleeper::named("worker");
+    let (_, err) = failure_of(&["show", "pyflow", "-p", &other.pid()]);
+    assert!(
+        err.contains(&format!(
+            "error: pid {} (worker) is not a CPython",
+            other.pid()
+        )),
+        "{err}"
+    );
+    // A child that has exited and that the test has not reaped yet.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    let pid = zombie.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, err) = failure_of(&["show", "pyflow", "-p", &pid]);
+    zombie.wait().unwrap();
+    assert_eq!(
+        err,
+        format!("dtk: error: pid {pid} is a zombie: it has exited, and its parent has not reaped it yet\n")
+    );
+}
+
+#[test]
+fn pyflow_says_a_script_is_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec python3 app.py\n").unwrap();
+    let (code, err) = failure_of(&["show", "pyflow", "-c", script.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(&format!(
+            "dtk: error: {} is a script (#!/bin/sh), not a CPython interpreter\n  hint: ",
+            script.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn pyflow_resolves_a_pyenv_shim_or_says_why_not() {
+    let (_root, shim) = crate::util::fake_pyenv("python3.11", "");
+    let (code, err) = failure_of(&[
+        "show",
+        "pyflow",
+        "-c",
+        &format!("{} app.py", shim.display()),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(&format!(
+            "dtk: error: {} is a pyenv shim (a shell script) and the interpreter it runs is not \
+             known: `pyenv which python3.11` failed: pyenv: python3.11: command not found",
+            shim.display()
+        )),
+        "{err}"
+    );
+    // Resolved, the shim stands for the interpreter pyenv names: its script is the one for
+    // that interpreter (Debian's 3.11 has markers).
+    let (_root, shim) = crate::util::fake_pyenv("python3.11", "/usr/bin/python3.11");
+    let script = stdout_of(&[
+        "show",
+        "pyflow",
+        "-c",
+        &format!("{} app.py", shim.display()),
+    ]);
+    assert!(
+        script.contains("python$target:::function-entry"),
+        "{script}"
+    );
+}
+
+#[test]
+fn activate_is_refused_before_cpython_3_14_with_the_reason() {
+    let mut python = Command::new("/usr/bin/python3.11")
+        .args(["-c", "import time; time.sleep(30)"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = python.id().to_string();
+    let (code, err) = failure_of(&["pyflow", "-p", &pid, "--activate"]);
+    let _ = python.kill();
+    let _ = python.wait();
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!(
+            "dtk: error: --activate turns on the perf trampoline of CPython 3.14 or later through \
+             sys.remote_exec, and pid {pid} runs CPython 3.11; it has function probes, which \
+             pyflow follows without --activate\n"
+        )
+    );
+}
+
+/// Needs root to drop privileges (setpriv), and BPF for the access check to pass.
+#[test]
+fn unreadable_maps_and_tracefs_say_why_as_non_root() {
+    if !crate::util::kernel_available("unreadable_maps_and_tracefs_say_why_as_non_root") {
+        return;
+    }
+    let root_python = Sleeper::named("python3.11");
+    let out = crate::util::dtk_as_nobody(&["pyflow", "-p", &root_python.pid()], "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot read /proc/{}/maps: pid {} belongs to uid 0 and dtk runs as uid 65534",
+            root_python.pid(),
+            root_python.pid()
+        )),
+        "{err}"
+    );
+    let out = crate::util::dtk_as_nobody(&["opens", "-d", "1"], "bpf,perfmon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracefs is mounted at ") && err.contains("but this process cannot read it"),
+        "{err}"
+    );
+    assert!(!err.contains("not mounted"), "{err}");
+}
