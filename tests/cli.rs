@@ -426,8 +426,9 @@ fn sorting_by_time_or_errors_measures_them() {
     assert!(count.contains("inline int TIMED = 0;") && count.contains("inline int ERRORS = 0;"));
 }
 
-/// A process that runs `program` (a copy of sleep under that name) for 30 s, killed on drop.
-struct Sleeper(std::process::Child, tempfile::TempDir);
+/// A process that runs `program` (a copy of sleep under that name) for 30 s, killed on drop;
+/// the directory that holds the copy lives as long.
+struct Sleeper(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Sleeper {
     fn named(name: &str) -> Sleeper {

@@ -799,9 +799,7 @@ fn long_chains_run_on_a_small_stack() {
             format!("{PYTHON} -c 'import os, time; time.sleep(0.5); print(os.getpid())'");
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!(
-                "ulimit -s 1024 && exec \"$0\" --backend linux run -c \"$1\" \"$2\""
-            ))
+            .arg("ulimit -s 1024 && exec \"$0\" --backend linux run -c \"$1\" \"$2\"")
             .arg(cargo_bin("dtk"))
             .arg(&workload)
             .arg(&script)
