@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use super::derived::{self, AddrExpr, DerivedRead, ShadowStore};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
-use crate::backend::linux::deep;
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -345,7 +344,7 @@ pub fn read_size(func: Function, args: &[Expr]) -> Option<Option<u32>> {
 
 /// `argN`, `args[N]` or a variable, seen through casts.
 fn pointer_of(e: &Expr) -> Option<Pointer> {
-    deep::recurse(|| match &e.kind {
+    match &e.kind {
         ExprKind::Cast { expr, .. } => pointer_of(expr),
         ExprKind::Builtin(Builtin::Arg(n)) => Some(Pointer::Arg(*n)),
         ExprKind::Index { base, indices }
@@ -363,7 +362,7 @@ fn pointer_of(e: &Expr) -> Option<Pointer> {
             },
         )),
         _ => None,
-    })
+    }
 }
 
 pub fn walk_stmt<'e>(stmt: &'e Stmt, visit: &mut impl FnMut(&'e Expr)) {
