@@ -85,6 +85,18 @@ pub struct Printf {
     pub origin: Origin,
     pub text: String,
     pub args: Vec<Value>,
+    /// For one row of `printa(format, @a, …)`: what it was made of, where the back end
+    /// knows it. None for printf().
+    pub printa: Option<PrintaRow>,
+}
+
+/// One row of `printa(format, @a, @b, …)`: the aggregations named, the row's keys, and each
+/// aggregation's value for them (the distributions too, which a printf argument cannot be).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrintaRow {
+    pub aggregations: Vec<String>,
+    pub keys: Vec<Value>,
+    pub values: Vec<AggValue>,
 }
 
 /// Which aggregating function produced an aggregation.
@@ -325,6 +337,9 @@ pub enum Event {
     Drop {
         kind: DropKind,
         count: u64,
+        /// The probe whose data was lost, where the back end tells them apart (the Linux
+        /// engine's ring buffer counts lost records per probe).
+        probe: Option<Arc<ProbeDesc>>,
     },
     /// A run-time error in a clause (DTrace's ERROR probe).
     Error {

@@ -114,6 +114,7 @@ impl<'a> Consumer<'a> {
                 origin: p.origin,
                 text,
                 args: p.args,
+                printa: None,
             }));
         }
     }
@@ -246,6 +247,7 @@ impl<'a> Consumer<'a> {
             Some(kind) => self.emit(Event::Drop {
                 kind,
                 count: drop.dtdda_drops,
+                probe: None,
             }),
             // Stack-string overflows and errors in the ERROR probe have no drop kind of
             // their own: libdtrace's message says what was lost.
