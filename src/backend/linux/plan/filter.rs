@@ -53,29 +53,47 @@ fn kernel_necessary(predicate: &Expr, probe: &ProbeInfo) -> Option<Expr> {
     necessary_part(simplify(specialize(predicate, probe)))
 }
 
+/// The conjuncts of `e`'s `&&` chain that the kernel can evaluate, joined again with `&&` in
+/// their order. The chain is taken apart with a stack, not by recursion, so that a long one
+/// costs time in proportion to its length.
 fn necessary_part(e: Expr) -> Option<Expr> {
     if is_condition(&e, &[]) {
         return Some(e);
     }
-    let ExprKind::Binary {
-        op: BinaryOp::And,
-        lhs,
-        rhs,
-    } = e.kind
-    else {
-        return None;
-    };
-    match (necessary_part(*lhs), necessary_part(*rhs)) {
-        (Some(lhs), Some(rhs)) => Some(Expr {
-            kind: ExprKind::Binary {
+    let ty = e.ty.clone();
+    let mut parts = vec![e];
+    let mut kept: Option<Expr> = None;
+    while let Some(mut part) = parts.pop() {
+        match part.take_kind() {
+            ExprKind::Binary {
                 op: BinaryOp::And,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            },
-            ..e
-        }),
-        (part, None) | (None, part) => part,
+                lhs,
+                rhs,
+            } => {
+                parts.push(*rhs);
+                parts.push(*lhs);
+            }
+            kind => {
+                part.kind = kind;
+                if !is_condition(&part, &[]) {
+                    continue;
+                }
+                kept = Some(match kept {
+                    None => part,
+                    Some(lhs) => Expr {
+                        span: lhs.span.to(part.span),
+                        kind: ExprKind::Binary {
+                            op: BinaryOp::And,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(part),
+                        },
+                        ty: ty.clone(),
+                    },
+                });
+            }
+        }
     }
+    kept
 }
 
 /// `predicate` as the kernel evaluates it at `probe`, or None when it cannot.
