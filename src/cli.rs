@@ -58,10 +58,11 @@ Exit status:
   130      a second Ctrl-C or SIGTERM while tracing stops
 
 Environment:
-  NO_COLOR    when set and not empty, no colour unless --color always (no-color.org)
-  TERM        when dumb, no colour unless --color always
-  PATH        where -c finds its command, and pyflow an interpreter named without a path
-  A -c command runs with dtk's environment; dtk reads no variables of its own.")]
+  NO_COLOR        when set and not empty, no colour unless --color always (no-color.org)
+  TERM            when dumb, no colour unless --color always
+  PATH            where -c finds its command, and pyflow an interpreter named without a path
+  PYENV_VERSION   the interpreter a pyenv shim runs, as `pyenv which` (which pyflow asks) says
+  dtk reads no DTK_* variables. A -c command runs with dtk's environment.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
