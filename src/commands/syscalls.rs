@@ -15,7 +15,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::opens::errno_name;
-use super::{trace, Notices};
+use super::{exit_status, trace, Notices};
 use crate::backend::{self, EventSink, Job, Target};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
@@ -46,7 +46,7 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
         )?)
 }
 
-pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
     if let Some(call) = &c.hist {
         check_syscall(config, call)?;
     }
@@ -61,9 +61,9 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
         hist: None,
         notices: Notices::default(),
     };
-    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
-    Ok(())
+    Ok(exit_status(config, &c.target, &end))
 }
 
 /// Fails unless `call` names one system call the back end can trace: a misspelt `--hist`
