@@ -11,6 +11,7 @@ mod exec;
 mod json;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
+mod lifetime;
 mod opens;
 mod pyflow;
 mod run_linux;

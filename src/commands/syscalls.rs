@@ -16,8 +16,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::opens::errno_name;
-use super::{trace, Notices};
-use crate::backend::EventSink;
+use super::{exit_status, trace, Notices};
+use crate::backend::{self, EventSink, Job, Target};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, Event, Value};
@@ -47,7 +47,10 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
         )?)
 }
 
-pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
+    if let Some(call) = &c.hist {
+        check_syscall(config, call)?;
+    }
     if c.live {
         return live::run(config, c, script(c)?);
     }
@@ -59,8 +62,33 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
         hist: None,
         notices: Notices::default(),
     };
-    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
+    Ok(exit_status(config, &c.target, &end))
+}
+
+/// Fails unless `call` names one system call the back end can trace: a misspelt `--hist`
+/// would otherwise show an empty histogram.
+fn check_syscall(config: &Config, call: &str) -> Result<()> {
+    let no_such = || anyhow::anyhow!("--hist {call:?}: no such system call");
+    if call.is_empty() || !call.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(no_such());
+    }
+    let job = Job {
+        script: Script {
+            name: "--hist".into(),
+            text: format!("syscall::{call}:entry {{}}"),
+        },
+        args: Vec::new(),
+        target: Target::None,
+        options: Vec::new(),
+        allow_empty: true,
+        dump_bpf: false,
+    };
+    let probes = backend::select(config.backend)?.list(&job)?;
+    if probes.is_empty() {
+        return Err(no_such());
+    }
     Ok(())
 }
 

@@ -23,8 +23,8 @@ use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
 use super::target::{Spawned, Watched};
-use crate::backend::{BackendError, EventSink, Job, Stop, Target};
-use crate::event::{DropKind, Event, ProbeDesc};
+use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop, Target};
+use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
 
 /// Where the run's target stands.
 enum Traced {
@@ -42,11 +42,11 @@ impl Traced {
         }
     }
 
-    /// The exit status, once the target has exited.
-    fn exited(&mut self) -> Option<Option<i32>> {
+    /// How the target ended, once it has exited (None inside: not known).
+    fn exited(&mut self) -> Option<Option<TargetStatus>> {
         match self {
             Traced::None => None,
-            Traced::Running(w) => w.has_exited().then_some(None),
+            Traced::Running(w) => w.has_exited().then(|| w.exit_status()),
             Traced::Started(s) => s.try_exit().map(Some),
         }
     }
@@ -57,7 +57,7 @@ fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendErr
 }
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
-pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
+pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, BackendError> {
     let mut traced = match &job.target {
         Target::None => Traced::None,
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
@@ -87,10 +87,15 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         reported_agg_drops: 0,
         reported_var_drops: 0,
         bad_records: 0,
+        target_exit: None,
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
-    result.and(end)
+    result.and(end)?;
+    Ok(RunEnd {
+        exit: run.exec.exit_status(),
+        target: run.target_exit,
+    })
 }
 
 /// The probes the job's descriptions match, for `dtk run -l`.
@@ -124,6 +129,8 @@ fn probes_in_libraries(job: &Job) -> bool {
     let macros = d::MacroArgs {
         target: Some(0),
         args: job.args.clone(),
+        // Only the probe descriptions matter here; argument errors are compile()'s to report.
+        defaultargs: true,
     };
     d::parse(&job.script.text, &macros).is_ok_and(|program| {
         program.items.iter().any(|item| match item {
@@ -169,6 +176,7 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
     let macros = d::MacroArgs {
         target,
         args: job.args.clone(),
+        defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
     d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
         BackendError::Compile(format!(
@@ -192,6 +200,8 @@ struct Run<'a> {
     reported_var_drops: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
+    /// The target's end, when the run ended with it.
+    target_exit: Option<TargetExit>,
 }
 
 /// A tick-N probe's timer.
@@ -207,7 +217,7 @@ struct Tick {
 /// Why the loop ended.
 enum Ending {
     Exit,
-    TargetExited(u32, Option<i32>),
+    TargetExited(u32, Option<TargetStatus>),
     Stopped,
 }
 
@@ -324,7 +334,9 @@ impl Run<'_> {
 
     fn end(&mut self, attached: &mut Attached, ending: Ending) -> Result<(), BackendError> {
         if let Ending::TargetExited(pid, status) = ending {
-            self.sink.event(Event::TargetExited { pid, status })?;
+            let exit = TargetExit { pid, status };
+            self.target_exit = Some(exit);
+            self.sink.event(Event::TargetExited(exit))?;
         }
         self.refresh_kernel_aggregations(attached)?;
         self.fire_user_probes(ProbeKind::End)?;

@@ -278,6 +278,11 @@ impl Executor {
         })
     }
 
+    /// The status exit() was given, once it has run.
+    pub fn exit_status(&self) -> Option<i32> {
+        self.state.exit
+    }
+
     /// Runs the firing's clauses; returns the faults they hit.
     fn run(
         &mut self,
