@@ -184,10 +184,6 @@ struct State {
 }
 
 impl State {
-    fn agg_func(&self, name: &str) -> AggFunc {
-        self.agg_funcs.get(name).copied().unwrap_or(AggFunc::Count)
-    }
-
     fn drop(&mut self, kind: DropKind) {
         *self.drops.entry(kind).or_insert(0) += 1;
     }
@@ -364,14 +360,14 @@ impl Executor {
     /// Entries of an aggregation kept in the kernel, merged in before printing: they
     /// replace that aggregation's entries.
     pub fn set_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
-        let func = self.state.agg_func(name);
+        let func = self.state.func_of(name);
         self.state.aggs.replace(name, func, entries);
     }
 
     /// What the kernel counted since it was last read, for an aggregation it drains: added
     /// to that aggregation's entries, on which clear and trunc then act as on any other.
     pub fn add_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
-        let func = self.state.agg_func(name);
+        let func = self.state.func_of(name);
         self.state.aggs.add(name, func, entries);
     }
 
