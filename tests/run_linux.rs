@@ -8,7 +8,7 @@ use std::process::Output;
 
 use assert_cmd::cargo::cargo_bin;
 
-use crate::util::kernel_available;
+use crate::util::{feed, fifo, kernel_available};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -770,5 +770,110 @@ fn thread_variables_time_calls_in_the_kernel() {
     let dump = dtk_run(prog, &["--dump-bpf", "-c", "true"]);
     let programs = String::from_utf8_lossy(&dump.stderr);
     assert!(programs.contains("bpf_map_delete_elem"), "{programs}");
+    assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
+}
+
+/// A predicate of 10,000 `pid == N` joined by `||` (too long for the verifier, so the
+/// executor evaluates it), one of 100 (evaluated in the kernel), and a sum of 10,000 terms
+/// that the executor adds up: every pass copes with a chain as deep as it is long, on a
+/// 1 MiB main stack.
+#[test]
+fn long_chains_run_on_a_small_stack() {
+    if !kernel_available("long_chains_run_on_a_small_stack") {
+        return;
+    }
+    for n in [100, 10_000] {
+        let pids: Vec<String> = (1..=n)
+            .map(|i| format!("pid == {}", 4_000_000 + i))
+            .collect();
+        let sum = vec!["this->one"; n].join(" + ");
+        let prog = format!(
+            "syscall::getpid:entry /{} || pid == $target/ {{ this->one = 1; \
+             printf(\"hit %d %d\\n\", pid, {sum}); exit(0); }}",
+            pids.join(" || ")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("chain.d");
+        std::fs::write(&script, prog).unwrap();
+        let workload =
+            format!("{PYTHON} -c 'import os, time; time.sleep(0.5); print(os.getpid())'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -s 1024 && exec \"$0\" --backend linux run -c \"$1\" \"$2\"")
+            .arg(cargo_bin("dtk"))
+            .arg(&workload)
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{n} terms: {stderr}");
+        let python_pid = stdout
+            .lines()
+            .find(|l| !l.starts_with("hit") && !l.is_empty())
+            .unwrap_or_else(|| panic!("{n} terms: no pid printed:\n{stdout}\n{stderr}"));
+        assert!(
+            stdout.contains(&format!("hit {python_pid} {n}\n")),
+            "{n} terms:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+/// printa with trunc and clear at a tick keeps the aggregations in the kernel, and their
+/// intervals lose nothing: dd copies bytes that the test feeds it in three rounds, 0.8 s
+/// apart, so that a tick falls between the last two; the per-interval write counts
+/// (truncated) and byte sums (cleared) each add up to the bytes copied, as does a count never
+/// reset; the programs send no records, and nothing is dropped.
+#[test]
+fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
+    if !kernel_available("intervals_truncated_and_cleared_at_ticks_add_up_to_the_total") {
+        return;
+    }
+    const ROUND: usize = 200_000;
+    let prog = "syscall::write:entry /pid == $target/ { \
+                    @calls[probefunc] = count(); @bytes[probefunc] = sum(arg2); @all = count(); } \
+                tick-1s { printa(\"calls %s %@d\\n\", @calls); trunc(@calls); \
+                    printa(\"bytes %s %@d\\n\", @bytes); clear(@bytes); } \
+                END { printa(\"calls %s %@d\\n\", @calls); printa(\"bytes %s %@d\\n\", @bytes); \
+                    printa(\"all %@d\\n\", @all); }";
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fifo(dir.path(), "bytes");
+    let copy = format!(
+        "dd of=/dev/null bs=1 status=none if={} count={}",
+        bytes.display(),
+        3 * ROUND
+    );
+    let dtk = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run", "-n", prog, "-c", &copy])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    feed(&bytes, 3, ROUND, std::time::Duration::from_millis(800));
+    let out = dtk.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("drop"), "{stderr}");
+    let values = |what: &str| -> Vec<i64> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(what))
+            .map(|n| n.trim().parse().unwrap())
+            .collect()
+    };
+    let copied = 3 * ROUND as i64;
+    let calls = values("calls write ");
+    assert!(calls.len() >= 2, "a tick and the end:\n{stdout}");
+    assert_eq!(calls.iter().sum::<i64>(), copied, "{stdout}");
+    assert_eq!(
+        values("bytes write ").iter().sum::<i64>(),
+        copied,
+        "{stdout}"
+    );
+    assert_eq!(values("all "), [copied], "{stdout}");
+    let dump = dtk_run(prog, &["--dump-bpf", "-c", "true"]);
+    let programs = String::from_utf8_lossy(&dump.stderr);
+    assert!(programs.contains("bpf_map_lookup_elem"), "{programs}");
     assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
 }

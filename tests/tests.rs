@@ -8,8 +8,10 @@ mod cli;
 mod codegen;
 mod d_frontend;
 mod exec;
+mod json;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
+mod lifetime;
 mod live;
 mod opens;
 mod pyflow;

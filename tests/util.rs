@@ -25,6 +25,87 @@ pub fn kernel_available(test: &str) -> bool {
     }
 }
 
+/// Runs dtk with `args` as uid and gid 65534 (nobody) with no groups, holding only the
+/// capabilities `caps` (setpriv's names, such as "bpf,perfmon"), as a user without root would.
+/// dtk is copied where nobody can run it first.
+#[allow(dead_code)]
+pub fn dtk_as_nobody(args: &[&str], caps: &str) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dtk = dir.path().join("dtk");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("dtk"), &dtk).unwrap();
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if !caps.is_empty() {
+        let plus: Vec<String> = caps.split(',').map(|c| format!("+{c}")).collect();
+        let plus = plus.join(",");
+        setpriv.arg(format!("--inh-caps={plus}"));
+        setpriv.arg(format!("--ambient-caps={plus}"));
+    }
+    setpriv
+        .arg(&dtk)
+        .args(args)
+        .current_dir("/")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap()
+}
+
+/// A pyenv layout as pyenv writes it: ROOT/shims/NAME in pyenv's own shim format, and a
+/// ROOT/libexec/pyenv whose `which NAME` prints `answer` (or fails when it is empty).
+#[allow(dead_code)]
+pub fn fake_pyenv(name: &str, answer: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().display();
+    let shim = root.path().join("shims").join(name);
+    let pyenv = root.path().join("libexec/pyenv");
+    std::fs::create_dir_all(shim.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(pyenv.parent().unwrap()).unwrap();
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/usr/bin/env bash\nset -e\n[ -n \"$PYENV_DEBUG\" ] && set -x\n\n\
+             program=\"${{0##*/}}\"\n\nexport PYENV_ROOT=\"{r}\"\n\
+             exec \"{r}/libexec/pyenv\" exec \"$program\" \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    let which = if answer.is_empty() {
+        "echo \"pyenv: $2: command not found\" >&2; exit 127".to_string()
+    } else {
+        format!("[ \"$1\" = which ] && [ \"$2\" = {name} ] && [ \"$PYENV_ROOT\" = {r} ] && echo {answer}")
+    };
+    std::fs::write(&pyenv, format!("#!/bin/sh\n{which}\n")).unwrap();
+    for file in [&shim, &pyenv] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (root, shim)
+}
+
+/// A FIFO named `name` in `dir`: a traced command reads from it what the test writes, when
+/// the test chooses to write it.
+pub fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let fifo = dir.join(name);
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path, valid for the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
+/// Writes `rounds` rounds of `round` zero bytes into `fifo`, each after a pause of `pause`,
+/// then closes it: a reader that waits for them all lives at least `rounds` pauses. Opening
+/// waits until the reader has opened its end.
+pub fn feed(fifo: &std::path::Path, rounds: usize, round: usize, pause: std::time::Duration) {
+    use std::io::Write;
+    let mut writer = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+    for _ in 0..rounds {
+        std::thread::sleep(pause);
+        writer.write_all(&vec![0; round]).unwrap();
+    }
+}
+
 /// A tmux server of the test's own, killed (with what runs in it) when dropped: dtk on a
 /// real terminal, as a user runs it.
 #[allow(dead_code)]

@@ -13,19 +13,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::backend::{self, EventSink, Job, Stop, Target};
+use crate::backend::{self, EventSink, Job, RunEnd, Stop, Target};
 use crate::config::{CommandConfig, Config, ShowConfig};
-use crate::event::{DropKind, Event};
+use crate::event::{DropKind, Event, TargetStatus};
 use crate::script::Script;
 
-/// Runs the configured command.
-pub fn dispatch(config: Config) -> Result<()> {
+/// Runs the configured command; returns dtk's exit status.
+pub fn dispatch(config: Config) -> Result<u8> {
     match &config.command {
         CommandConfig::Pyflow(c) => pyflow::run(&config, c),
         CommandConfig::Opens(c) => opens::run(&config, c),
         CommandConfig::Syscalls(c) => syscalls::run(&config, c),
         CommandConfig::Run(c) => run::run(&config, c),
-        CommandConfig::List => list::run(&config),
+        CommandConfig::List => list::run(&config).map(|()| 0),
         CommandConfig::Show(show) => {
             let script = match show {
                 ShowConfig::Pyflow(c) => pyflow::script(c)?,
@@ -35,9 +35,9 @@ pub fn dispatch(config: Config) -> Result<()> {
             let mut out = io::stdout().lock();
             out.write_all(script.text.as_bytes())?;
             out.flush()?;
-            Ok(())
+            Ok(0)
         }
-        CommandConfig::Generate { kind, dir } => generate::run(*kind, dir.as_deref()),
+        CommandConfig::Generate { kind, dir } => generate::run(*kind, dir.as_deref()).map(|()| 0),
     }
 }
 
@@ -50,7 +50,7 @@ fn trace(
     target: &Target,
     duration: Option<Duration>,
     sink: &mut dyn EventSink,
-) -> Result<()> {
+) -> Result<RunEnd> {
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     trace_until(config, script, target, duration, stop, sink)
 }
@@ -63,7 +63,7 @@ fn trace_until(
     duration: Option<Duration>,
     stop: Stop,
     sink: &mut dyn EventSink,
-) -> Result<()> {
+) -> Result<RunEnd> {
     if let Target::Pid(pid) = target {
         backend::check_pid(*pid)?;
     }
@@ -83,23 +83,52 @@ fn trace_until(
         allow_empty: false,
         dump_bpf: false,
     };
-    backend.run(&job, &stop, sink)?;
-    Ok(())
+    Ok(backend.run(&job, &stop, sink)?)
+}
+
+/// The exit status of a toolkit command (pyflow, opens, syscalls), as strace and time give
+/// it: with -c, the command's own, or 128 + the signal that killed it (which is reported);
+/// 0 otherwise. The end of a -p target is reported too, unless -q.
+fn exit_status(config: &Config, target: &Target, end: &RunEnd) -> u8 {
+    let Some(exit) = end.target else {
+        return 0;
+    };
+    match (target, exit.status) {
+        // An exit status is 0 to 255.
+        (Target::Command(_), Some(TargetStatus::Exited(code))) => code as u8,
+        (Target::Command(_), Some(TargetStatus::Killed(signal))) => {
+            eprintln!("dtk: {exit}");
+            128u8.saturating_add(signal as u8)
+        }
+        _ => {
+            if !config.quiet {
+                eprintln!("dtk: {exit}");
+            }
+            0
+        }
+    }
 }
 
 /// Drop and error notices on stderr: counts are accumulated and printed at most once a
 /// second, and whatever is left when the run ends.
 #[derive(Debug, Default)]
 pub struct Notices {
-    pending: Vec<(DropKind, u64)>,
+    /// What was lost ("events dropped (buffer full)", "opens lost (ring buffer full)"), and
+    /// how many since the last print.
+    pending: Vec<(String, u64)>,
     last: Option<Instant>,
 }
 
 impl Notices {
     pub fn drop(&mut self, kind: DropKind, count: u64) {
-        match self.pending.iter_mut().find(|(k, _)| *k == kind) {
+        self.lost(&kind.to_string(), count);
+    }
+
+    /// Counts `count` more of `what` lost, in a command's own terms.
+    pub fn lost(&mut self, what: &str, count: u64) {
+        match self.pending.iter_mut().find(|(w, _)| w == what) {
             Some((_, n)) => *n += count,
-            None => self.pending.push((kind, count)),
+            None => self.pending.push((what.to_string(), count)),
         }
         if self
             .last
@@ -113,7 +142,7 @@ impl Notices {
     /// every other event to the presenter.
     pub fn take(&mut self, event: Event) -> Option<Event> {
         match event {
-            Event::Drop { kind, count } => self.drop(kind, count),
+            Event::Drop { kind, count, .. } => self.drop(kind, count),
             Event::Error {
                 probe: Some(p),
                 msg,
@@ -126,8 +155,8 @@ impl Notices {
 
     /// Prints what is pending.
     pub fn flush(&mut self) {
-        for (kind, count) in self.pending.drain(..) {
-            eprintln!("dtk: {count} {kind}");
+        for (what, count) in self.pending.drain(..) {
+            eprintln!("dtk: {count} {what}");
         }
         self.last = Some(Instant::now());
     }

@@ -11,11 +11,13 @@ use anyhow::{Context, Result};
 use super::Notices;
 use crate::backend::{self, EventSink, Job, Stop, Target};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
-use crate::event::{Event, ProbeDesc, Value};
-use crate::output::{self, aggregation, LineWriter};
+use crate::event::{Event, Printf, ProbeDesc, Value};
+use crate::output::{self, aggregation, json, LineWriter};
 use crate::script::Script;
 
-pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
+/// Returns the status the program gave exit(), as dtrace(1) exits with it, else 0 (also when
+/// a -c command ends the run: its status is reported, not returned, as by dtrace(1)).
+pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
     let script = match &c.source {
         ProgramSource::File(path) => Script {
             name: path.display().to_string(),
@@ -40,17 +42,19 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
     };
     let mut backend = backend::select(config.backend)?;
     if c.list {
-        return list(config, backend.list(&job)?);
+        return list(config, backend.list(&job)?).map(|()| 0);
     }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
         out: output::stdout(config.output.line_flush),
         notices: Notices::default(),
         quiet: config.quiet,
+        json: config.output.format == Format::Json,
     };
-    backend.run(&job, &stop, &mut presenter)?;
+    let end = backend.run(&job, &stop, &mut presenter)?;
     presenter.out.flush()?;
-    Ok(())
+    // The low 8 bits, as exit(2) keeps them: exit(-1) is 255.
+    Ok(end.exit.map_or(0, |status| status as u8))
 }
 
 /// `dtk run -l`: one line per probe, numbered, as `dtrace -l` lists them.
@@ -59,7 +63,7 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
     if config.output.format == Format::Json {
         for (id, p) in (1..).zip(&probes) {
             out.json(&serde_json::json!({
-                "id": id, "provider": p.provider, "module": p.module,
+                "type": "probe", "id": id, "provider": p.provider, "module": p.module,
                 "function": p.function, "name": p.name,
             }))?;
         }
@@ -81,11 +85,64 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
     Ok(())
 }
 
-/// Prints events as dtrace(1) does.
+/// Prints events as dtrace(1) does, or as JSON lines.
 struct RunPresenter<W: io::Write> {
     out: LineWriter<W>,
     notices: Notices,
     quiet: bool,
+    json: bool,
+}
+
+impl<W: io::Write> RunPresenter<W> {
+    /// The JSON line of an event that prints something; false for the others.
+    fn json_event(&mut self, event: &Event) -> io::Result<bool> {
+        let line = match event {
+            Event::Printf(p) => printf_json(p),
+            Event::Record(r) => {
+                let mut fields = json::origin_fields(&r.origin);
+                fields.insert("values".into(), serde_json::json!(r.values));
+                typed("trace", fields)
+            }
+            Event::Agg(snapshot) => json::aggregation(snapshot, false),
+            Event::FinalAggs(snapshots) => {
+                for s in snapshots.iter().filter(|s| !s.entries.is_empty()) {
+                    self.out.json(&json::aggregation(s, true))?;
+                }
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        };
+        self.out.json(&line)?;
+        Ok(true)
+    }
+}
+
+/// `{"type": kind, …fields}`.
+fn typed(kind: &str, fields: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let mut line = serde_json::Map::new();
+    line.insert("type".into(), kind.into());
+    line.extend(fields);
+    serde_json::Value::Object(line)
+}
+
+/// A printf line (`text` and its `args`), or a formatted printa row (`text`, the
+/// `aggregations` named, the row's `keys` and each aggregation's value in `values`).
+fn printf_json(p: &Printf) -> serde_json::Value {
+    let mut fields = json::origin_fields(&p.origin);
+    fields.insert("text".into(), p.text.clone().into());
+    let Some(row) = &p.printa else {
+        fields.insert("args".into(), serde_json::json!(p.args));
+        return typed("printf", fields);
+    };
+    let values: Vec<serde_json::Value> = row
+        .values
+        .iter()
+        .map(|v| serde_json::Value::Object(json::value_fields(v)))
+        .collect();
+    fields.insert("aggregations".into(), serde_json::json!(row.aggregations));
+    fields.insert("keys".into(), serde_json::json!(row.keys));
+    fields.insert("values".into(), values.into());
+    typed("printa", fields)
 }
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
@@ -97,6 +154,9 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());
         };
+        if self.json && self.json_event(&event)? {
+            return Ok(());
+        }
         match event {
             Event::Printf(p) => self.out.text(&p.text),
             Event::Record(r) => {
@@ -110,12 +170,9 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             }
             Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
             Event::FinalAggs(snapshots) => self.out.text(&aggregation::render_final(&snapshots)),
-            Event::TargetExited { pid, status } => {
+            Event::TargetExited(exit) => {
                 if !self.quiet {
-                    match status {
-                        Some(code) => eprintln!("dtk: pid {pid} has exited with status {code}"),
-                        None => eprintln!("dtk: pid {pid} has exited"),
-                    }
+                    eprintln!("dtk: {exit}");
                 }
                 Ok(())
             }

@@ -2,8 +2,9 @@
 //!
 //! Counting and summing happen in aggregations (kernel maps on the Linux engine), so the
 //! events that reach this presenter are aggregation snapshots: at exit, and with `-i` at
-//! the end of every interval (syscalls.d prints them and then a line `interval WALLTIME`).
-//! `--live` (the `live` module) gets the running totals every second instead.
+//! the end of every interval and of the run (syscalls.d prints them and then a line
+//! `interval WALLTIME`). `--live` (the `live` module) gets the running totals every second
+//! instead.
 
 mod live;
 
@@ -15,12 +16,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::opens::errno_name;
-use super::{trace, Notices};
-use crate::backend::EventSink;
+use super::{exit_status, trace, Notices};
+use crate::backend::{self, EventSink, Job, Target};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, Event, Value};
-use crate::output::{self, aggregation, LineWriter};
+use crate::output::{self, aggregation, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
 /// The script `dtk syscalls` runs for this configuration.
@@ -46,7 +47,10 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
         )?)
 }
 
-pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
+    if let Some(call) = &c.hist {
+        check_syscall(config, call)?;
+    }
     if c.live {
         return live::run(config, c, script(c)?);
     }
@@ -54,35 +58,61 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
         out: output::stdout(config.output.line_flush),
         output: config.output,
         c,
-        tally: Tally::new(c.by_process),
+        tally: Tally::new(c),
         hist: None,
         notices: Notices::default(),
     };
-    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
+    Ok(exit_status(config, &c.target, &end))
+}
+
+/// Fails unless `call` names one system call the back end can trace: a misspelt `--hist`
+/// would otherwise show an empty histogram.
+fn check_syscall(config: &Config, call: &str) -> Result<()> {
+    let no_such = || anyhow::anyhow!("--hist {call:?}: no such system call");
+    if call.is_empty() || !call.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(no_such());
+    }
+    let job = Job {
+        script: Script {
+            name: "--hist".into(),
+            text: format!("syscall::{call}:entry {{}}"),
+        },
+        args: Vec::new(),
+        target: Target::None,
+        options: Vec::new(),
+        allow_empty: true,
+        dump_bpf: false,
+    };
+    let probes = backend::select(config.backend)?.list(&job)?;
+    if probes.is_empty() {
+        return Err(no_such());
+    }
     Ok(())
 }
 
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
 type RowKey = (i64, String, String);
 
-/// One row of the table.
+/// One row of the table. What was not measured is None (null in JSON): pid and comm without
+/// -P, total_ns unless calls were timed (-L, --hist), errors and errnos without -e.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
     pub pid: Option<i64>,
     pub comm: Option<String>,
     pub syscall: String,
     pub count: i64,
-    pub total_ns: i64,
-    pub errors: i64,
+    pub total_ns: Option<i64>,
+    pub errors: Option<i64>,
     /// Failed calls by errno name.
-    pub errnos: BTreeMap<String, i64>,
+    pub errnos: Option<BTreeMap<String, i64>>,
 }
 
 impl Row {
     /// `ENOENT:30 EACCES:7`: the most frequent first.
     fn errno_summary(&self) -> String {
-        let mut errnos: Vec<(&String, &i64)> = self.errnos.iter().collect();
+        let mut errnos: Vec<(&String, &i64)> = self.errnos.iter().flatten().collect();
         errnos.sort_by_key(|&(name, n)| (Reverse(*n), name));
         let parts: Vec<String> = errnos.iter().map(|(e, n)| format!("{e}:{n}")).collect();
         parts.join(" ")
@@ -93,13 +123,22 @@ impl Row {
 #[derive(Debug)]
 struct Tally {
     by_process: bool,
+    timed: bool,
+    errors: bool,
     rows: BTreeMap<RowKey, Row>,
 }
 
 impl Tally {
-    fn new(by_process: bool) -> Tally {
+    /// Rows for `c`, which time calls with -L or --hist and count errors with -e.
+    fn new(c: &SyscallsConfig) -> Tally {
+        Tally::measuring(c.by_process, c.latency || c.hist.is_some(), c.errors)
+    }
+
+    fn measuring(by_process: bool, timed: bool, errors: bool) -> Tally {
         Tally {
             by_process,
+            timed,
+            errors,
             rows: BTreeMap::new(),
         }
     }
@@ -124,15 +163,24 @@ impl Tally {
                     pid: self.by_process.then_some(pid),
                     comm: self.by_process.then(|| comm.to_string()),
                     syscall: call.to_string(),
-                    ..Row::default()
+                    count: 0,
+                    total_ns: self.timed.then_some(0),
+                    errors: self.errors.then_some(0),
+                    errnos: self.errors.then(BTreeMap::new),
                 });
             match (snapshot.name.as_str(), entry.keys.get(3)) {
                 ("calls", _) => row.count += v,
-                ("time", _) => row.total_ns += v,
+                ("time", _) => {
+                    if let Some(total) = &mut row.total_ns {
+                        *total += v;
+                    }
+                }
                 ("errnos", Some(errno)) => {
-                    row.errors += v;
-                    let name = errno_name(errno.as_i64().unwrap_or(0));
-                    *row.errnos.entry(name).or_default() += v;
+                    if let (Some(errors), Some(errnos)) = (&mut row.errors, &mut row.errnos) {
+                        *errors += v;
+                        let name = errno_name(errno.as_i64().unwrap_or(0));
+                        *errnos.entry(name).or_default() += v;
+                    }
                 }
                 _ => {}
             }
@@ -182,7 +230,8 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         let rows = self.sorted_rows();
         if self.output.format == Format::Json {
             return self.out.json(&serde_json::json!({
-                "ts_ns": wall_ns,
+                "type": "table",
+                "walltime_ns": wall_ns,
                 "interval_s": self.c.interval,
                 "rows": rows,
             }));
@@ -200,12 +249,29 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
                 r.comm.clone().unwrap_or_default(),
                 r.syscall.clone(),
                 r.count.to_string(),
-                (r.total_ns / 1000).to_string(),
-                format!("{:.1}", average_us(r.total_ns, r.count)),
-                r.errors.to_string(),
+                (r.total_ns.unwrap_or(0) / 1000).to_string(),
+                format!("{:.1}", average_us(r.total_ns.unwrap_or(0), r.count)),
+                r.errors.unwrap_or(0).to_string(),
                 r.errno_summary(),
             ]);
             self.out.line(&line)?;
+        }
+        Ok(())
+    }
+
+    /// The latency distribution of --hist: as dtrace prints a quantize in text; in JSON, one
+    /// line per call, `{"type": "histogram", "syscall", "unit": "ns", "buckets": […]}`.
+    fn histogram(&mut self, hist: &AggSnapshot) -> io::Result<()> {
+        if self.output.format != Format::Json {
+            return self.out.text(&aggregation::render(hist));
+        }
+        for entry in &hist.entries {
+            let mut line = serde_json::Map::new();
+            line.insert("type".into(), "histogram".into());
+            line.insert("syscall".into(), serde_json::json!(entry.keys.first()));
+            line.insert("unit".into(), "ns".into());
+            line.extend(json::value_fields(&entry.value));
+            self.out.json(&line)?;
         }
         Ok(())
     }
@@ -291,7 +357,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                     self.table(None)?;
                 }
                 if let Some(hist) = self.hist.take() {
-                    self.out.text(&aggregation::render(&hist))?;
+                    self.histogram(&hist)?;
                 }
                 self.notices.flush();
                 self.out.flush()
@@ -359,7 +425,7 @@ mod tests {
             out: LineWriter::new(Vec::new(), true),
             output,
             c,
-            tally: Tally::new(c.by_process),
+            tally: Tally::new(c),
             hist: None,
             notices: Notices::default(),
         };
@@ -425,5 +491,27 @@ mod tests {
         assert_eq!(v["rows"][0]["pid"], serde_json::Value::Null);
         assert_eq!(v["rows"][1]["errors"], 37);
         assert_eq!(v["rows"][1]["errnos"]["EACCES"], 7);
+        assert_eq!(v["type"], "table");
+    }
+
+    #[test]
+    fn json_leaves_what_was_not_measured_null() {
+        let c = SyscallsConfig {
+            latency: false,
+            errors: false,
+            ..config(false)
+        };
+        let out = table(&c, Format::Json);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        for row in v["rows"].as_array().unwrap() {
+            assert!(row["count"].as_i64().unwrap() > 0, "{row}");
+            for unmeasured in ["total_ns", "errors", "errnos", "pid", "comm"] {
+                assert_eq!(
+                    row[unmeasured],
+                    serde_json::Value::Null,
+                    "{unmeasured}: {row}"
+                );
+            }
+        }
     }
 }

@@ -2,6 +2,11 @@
 //! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
 //! drops.
 //!
+//! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
+//! ones give what was counted since the last read; see `codegen::aggregate`), so that what
+//! their clauses print, clear or truncate is current. A tick's firing carries the time it
+//! was due: one the loop fires late still has its own time, a period after the one before.
+//!
 //! The loop blocks in one epoll_wait (the ring buffer, and the target's pidfd) until the next
 //! read is due (every `switchrate`), a tick is due, the buffer is a quarter full, the target
 //! exits or a signal arrives: an idle run wakes `switchrate` times a second and no more.
@@ -30,8 +35,8 @@ use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
 use super::target::{self, Spawned, Watched};
-use crate::backend::{BackendError, EventSink, Job, Stop, Target};
-use crate::event::{DropKind, Event, ProbeDesc};
+use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop, Target};
+use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
 
 /// Where the run's target stands.
 enum Traced {
@@ -49,11 +54,11 @@ impl Traced {
         }
     }
 
-    /// The exit status, once the target has exited.
-    fn exited(&mut self) -> Option<Option<i32>> {
+    /// How the target ended, once it has exited (None inside: not known).
+    fn exited(&mut self) -> Option<Option<TargetStatus>> {
         match self {
             Traced::None => None,
-            Traced::Running(w) => w.has_exited().then_some(None),
+            Traced::Running(w) => w.has_exited().then(|| w.exit_status()),
             Traced::Started(s) => s.try_exit().map(Some),
         }
     }
@@ -64,7 +69,7 @@ fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendErr
 }
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
-pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
+pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, BackendError> {
     let mut traced = match &job.target {
         Target::None => Traced::None,
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
@@ -102,14 +107,20 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         exec: &mut exec,
         sink,
         reported_lost: 0,
+        reported_lost_by_probe: Vec::new(),
         reported_agg_drops: 0,
         reported_var_drops: 0,
         bad_records: 0,
+        target_exit: None,
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
     attached.release();
-    result.and(end)
+    result.and(end)?;
+    Ok(RunEnd {
+        exit: run.exec.exit_status(),
+        target: run.target_exit,
+    })
 }
 
 /// The probes the job's descriptions match, for `dtk run -l`.
@@ -143,6 +154,8 @@ fn probes_in_libraries(job: &Job) -> bool {
     let macros = d::MacroArgs {
         target: Some(0),
         args: job.args.clone(),
+        // Only the probe descriptions matter here; argument errors are compile()'s to report.
+        defaultargs: true,
     };
     d::parse(&job.script.text, &macros).is_ok_and(|program| {
         program.items.iter().any(|item| match item {
@@ -188,6 +201,7 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
     let macros = d::MacroArgs {
         target,
         args: job.args.clone(),
+        defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
     d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
         BackendError::Compile(format!(
@@ -205,10 +219,14 @@ struct Run<'a> {
     exec: &'a mut Executor,
     sink: &'a mut dyn EventSink,
     reported_lost: u64,
+    /// Lost records reported so far, by probe index.
+    reported_lost_by_probe: Vec<u64>,
     reported_agg_drops: u64,
     reported_var_drops: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
+    /// The target's end, when the run ended with it.
+    target_exit: Option<TargetExit>,
 }
 
 /// A tick-N probe's timer.
@@ -216,12 +234,15 @@ struct Tick {
     probe: u32,
     period: Duration,
     due: Instant,
+    /// `due` on CLOCK_MONOTONIC: the firing's timestamp. A tick carries the time it was due,
+    /// so that ticks the loop fires late, back to back, still have their own times.
+    due_ns: u64,
 }
 
 /// Why the loop ended.
 enum Ending {
     Exit,
-    TargetExited(u32, Option<i32>),
+    TargetExited(u32, Option<TargetStatus>),
     Stopped,
 }
 
@@ -237,7 +258,7 @@ impl Run<'_> {
             return self.end(attached, Ending::Exit);
         }
         self.sink.flush()?;
-        let start = Instant::now();
+        let (start, start_ns) = (Instant::now(), monotonic_ns());
         let mut ticks: Vec<Tick> = (0u32..)
             .zip(&self.plan.probes)
             .filter_map(|(probe, p)| match p.site {
@@ -245,6 +266,7 @@ impl Run<'_> {
                     probe,
                     period,
                     due: start + period,
+                    due_ns: start_ns.saturating_add(duration_ns(period)),
                 }),
                 _ => None,
             })
@@ -306,18 +328,20 @@ impl Run<'_> {
     /// Fires the tick-N probes that are due, after every record read so far.
     fn fire_due_ticks(
         &mut self,
-        attached: &Attached,
+        attached: &mut Attached,
         ticks: &mut [Tick],
         held: &mut Vec<Firing>,
         stop: &Stop,
     ) -> Result<Flow, BackendError> {
         let now = Instant::now();
-        let due: Vec<u32> = ticks
+        let mut due: Vec<(u64, u32)> = ticks
             .iter_mut()
             .filter(|t| t.due <= now)
             .map(|t| {
+                let at = t.due_ns;
                 t.due += t.period;
-                t.probe
+                t.due_ns = t.due_ns.saturating_add(duration_ns(t.period));
+                (at, t.probe)
             })
             .collect();
         if due.is_empty() || stop.is_set() {
@@ -327,10 +351,30 @@ impl Run<'_> {
         if is_exit(flow) || stop.is_set() {
             return Ok(flow);
         }
-        self.refresh_kernel_aggregations(attached)?;
+        self.fire_ticks(attached, &mut due)
+    }
+
+    /// Fires the due ticks, `(due time, probe)`, in time order, each at its own time. The
+    /// kernel aggregations are read before the ticks of each time, so that what a tick
+    /// prints, clears or truncates is current.
+    fn fire_ticks(
+        &mut self,
+        attached: &mut Attached,
+        due: &mut [(u64, u32)],
+    ) -> Result<Flow, BackendError> {
+        due.sort_unstable();
         let mut result = Flow::Continue;
-        for probe in due {
-            let flow = self.fire(&self.user_firing(probe))?;
+        let mut read_at = None;
+        for &(at, probe) in due.iter() {
+            if read_at != Some(at) {
+                self.refresh_kernel_aggregations(attached)?;
+                read_at = Some(at);
+            }
+            let firing = Firing {
+                ts_ns: at,
+                ..self.user_firing(probe)
+            };
+            let flow = self.fire(&firing)?;
             if is_exit(flow) {
                 result = flow;
             }
@@ -386,14 +430,17 @@ impl Run<'_> {
             self.sink.event(Event::Drop {
                 kind: DropKind::Unshown,
                 count: unshown,
+                probe: None,
             })?;
         }
         Ok(flow)
     }
 
-    fn end(&mut self, attached: &Attached, ending: Ending) -> Result<(), BackendError> {
+    fn end(&mut self, attached: &mut Attached, ending: Ending) -> Result<(), BackendError> {
         if let Ending::TargetExited(pid, status) = ending {
-            self.sink.event(Event::TargetExited { pid, status })?;
+            let exit = TargetExit { pid, status };
+            self.target_exit = Some(exit);
+            self.sink.event(Event::TargetExited(exit))?;
         }
         self.refresh_kernel_aggregations(attached)?;
         self.fire_user_probes(ProbeKind::End)?;
@@ -402,12 +449,16 @@ impl Run<'_> {
 
     /// Copies the aggregations kept in kernel maps into the executor, so that a printa in a
     /// user-space probe (tick-N, END) prints what the kernel counted so far.
-    fn refresh_kernel_aggregations(&mut self, attached: &Attached) -> Result<(), BackendError> {
+    fn refresh_kernel_aggregations(&mut self, attached: &mut Attached) -> Result<(), BackendError> {
         let kernel = attached
             .read_kernel_aggregations(self.plan)
             .map_err(engine_error)?;
-        for (name, _func, entries) in kernel {
-            self.exec.set_kernel_aggregation(&name, entries);
+        for read in kernel {
+            if read.increments {
+                self.exec.add_kernel_aggregation(&read.name, read.entries);
+            } else {
+                self.exec.set_kernel_aggregation(&read.name, read.entries);
+            }
         }
         Ok(())
     }
@@ -517,17 +568,15 @@ impl Run<'_> {
     fn report_drops(&mut self, attached: &Attached) -> Result<(), BackendError> {
         let lost = attached.dropped().map_err(engine_error)?;
         if lost > self.reported_lost {
-            self.sink.event(Event::Drop {
-                kind: DropKind::Buffer,
-                count: lost - self.reported_lost,
-            })?;
             self.reported_lost = lost;
+            self.report_lost_records(attached)?;
         }
         let agg = attached.aggregation_drops().map_err(engine_error)?;
         if agg > self.reported_agg_drops {
             self.sink.event(Event::Drop {
                 kind: DropKind::Aggregation,
                 count: agg - self.reported_agg_drops,
+                probe: None,
             })?;
             self.reported_agg_drops = agg;
         }
@@ -536,11 +585,35 @@ impl Run<'_> {
             self.sink.event(Event::Drop {
                 kind: DropKind::Dynamic,
                 count: vars - self.reported_var_drops,
+                probe: None,
             })?;
             self.reported_var_drops = vars;
         }
         for (kind, count) in self.exec.take_drops() {
-            self.sink.event(Event::Drop { kind, count })?;
+            self.sink.event(Event::Drop {
+                kind,
+                count,
+                probe: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Lost ring-buffer records, one `Drop` per probe that lost some since the last report.
+    fn report_lost_records(&mut self, attached: &Attached) -> Result<(), BackendError> {
+        let by_probe = attached.dropped_by_probe().map_err(engine_error)?;
+        self.reported_lost_by_probe.resize(by_probe.len(), 0);
+        for (index, lost) in by_probe.into_iter().enumerate() {
+            let reported = &mut self.reported_lost_by_probe[index];
+            if lost > *reported {
+                let count = lost - *reported;
+                *reported = lost;
+                self.sink.event(Event::Drop {
+                    kind: DropKind::Buffer,
+                    count,
+                    probe: Some(Arc::clone(&self.plan.probes[index].info.desc)),
+                })?;
+            }
         }
         Ok(())
     }
@@ -581,6 +654,10 @@ fn push_decoded(
 
 fn is_exit(flow: Flow) -> bool {
     matches!(flow, Flow::Exit(_))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn monotonic_ns() -> u64 {

@@ -87,6 +87,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         let file = self.relative(&e.file).to_string();
         if self.output.format == Format::Json {
             return self.out.json(&serde_json::json!({
+                "type": "flow",
                 "ts_ns": e.ts_ns,
                 "delta_us": delta_ns / 1000,
                 "pid": e.pid,
@@ -181,6 +182,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         if self.output.format == Format::Json {
             for (k, t) in &rows {
                 self.out.json(&serde_json::json!({
+                    "type": "summary",
                     "function": k.function, "file": self.relative(&k.file), "line": k.def_line,
                     "calls": t.calls, "incl_us": t.incl_ns / 1000, "excl_us": t.excl_ns / 1000,
                 }))?;
@@ -235,6 +237,12 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             }
             Event::Done => {
                 self.finish()?;
+                for module in self.flow.unmatched_modules() {
+                    eprintln!(
+                        "dtk: warning: --module {module} matched nothing: no traced call was in \
+                         a package or module of that name"
+                    );
+                }
                 self.notices.flush();
                 self.out.flush()
             }
@@ -309,6 +317,7 @@ mod tests {
                 Value::Int(line),
                 Value::Str(function.into()),
             ],
+            printa: None,
         })
     }
 

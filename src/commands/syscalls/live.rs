@@ -18,13 +18,13 @@ use anyhow::{bail, Context, Result};
 use super::{average_us, wall_date, RowKey, Tally};
 use crate::backend::{EventSink, Stop};
 use crate::cli::SortBy;
-use crate::commands::trace_until;
+use crate::commands::{exit_status, trace_until};
 use crate::config::{Config, Format, SyscallsConfig};
 use crate::event::Event;
 use crate::output::live::{Key, Screen};
 use crate::script::Script;
 
-pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<u8> {
     if config.output.format == Format::Json {
         bail!("--live draws on the terminal and has no JSON form (try -i 1 -o json)");
     }
@@ -40,7 +40,7 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     };
     let mut presenter = LivePresenter {
         view: Arc::clone(&view),
-        pending: Tally::new(true),
+        pending: Tally::measuring(true, true, true),
     };
     let result = trace_until(config, script, &c.target, c.duration, stop, &mut presenter);
     done.store(true, Ordering::Relaxed);
@@ -48,9 +48,9 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     // The screen goes (and the terminal comes back) before any error is printed.
     drop(presenter);
     drop(view);
-    result?;
+    let end = result?;
     keys.unwrap_or(Ok(()))?;
-    Ok(())
+    Ok(exit_status(config, &c.target, &end))
 }
 
 fn lock(view: &Mutex<View>) -> MutexGuard<'_, View> {
@@ -200,7 +200,14 @@ impl Board {
                 0.0
             };
             let (pid, comm, call) = &key;
-            let add = |line: &mut Line| line.add(row.count, rate, row.total_ns, row.errors);
+            let add = |line: &mut Line| {
+                line.add(
+                    row.count,
+                    rate,
+                    row.total_ns.unwrap_or(0),
+                    row.errors.unwrap_or(0),
+                )
+            };
             add(calls.entry(call.clone()).or_insert_with(|| Line {
                 name: call.clone(),
                 ..Line::default()
@@ -332,7 +339,7 @@ mod tests {
     #[test]
     fn tables_sum_calls_and_processes_and_follow_the_sort() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[
             (1, "a", "read", 10),
             (2, "b", "read", 5),
@@ -354,7 +361,7 @@ mod tests {
     #[test]
     fn rates_are_the_change_since_the_previous_snapshot() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[(1, "a", "read", 10)]));
         board.update(&mut tally, None);
         board.previous_at = Some(Instant::now() - Duration::from_secs(2));
@@ -371,7 +378,7 @@ mod tests {
     #[test]
     fn a_small_screen_shows_what_fits() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         let many: Vec<(i64, &str, &str, i64)> = (0..50).map(|i| (i, "p", "read", i)).collect();
         tally.absorb(&calls(&many));
         board.update(&mut tally, None);

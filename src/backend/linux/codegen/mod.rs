@@ -12,7 +12,7 @@
 //! - `program`: the instructions of one program (record header, arguments, kernel clauses,
 //!   filter, captured strings, output).
 //! - `predicate`: kernel-side predicates as jumps.
-//! - `aggregate`: kernel-side aggregations in per-CPU hash maps, and reading them back.
+//! - `aggregate`: kernel-side aggregations in per-CPU maps, and reading (or draining) them.
 //! - `record`: the record layout and [`decode`].
 //!
 //! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
@@ -42,7 +42,7 @@ use super::d::ast::Expr;
 use super::options::Options;
 use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, PlannedProbe, Site};
 use aggregate::AggregationMaps;
-pub use aggregate::KernelAggregationSnapshot;
+pub use aggregate::KernelAggregationRead;
 use program::{ProbeIndex, ProgramSpec};
 pub use record::{decode, DecodeError, Decoder, Layout};
 
@@ -110,6 +110,11 @@ impl Attached {
         self.drops.total()
     }
 
+    /// Records lost because the ring buffer was full, by the index of the probe that fired.
+    pub fn dropped_by_probe(&self) -> Result<Vec<u64>, MapError> {
+        self.drops.by_probe()
+    }
+
     /// Kernel aggregation updates lost because a map was full (report as
     /// `DropKind::Aggregation`).
     pub fn aggregation_drops(&self) -> Result<u64, MapError> {
@@ -123,11 +128,12 @@ impl Attached {
     }
 
     /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its
-    /// entries, the CPUs combined; the executor merges them into what it prints.
+    /// entries, the CPUs combined; the executor merges them into what it prints. Drained
+    /// aggregations give what was counted since the last call.
     pub fn read_kernel_aggregations(
-        &self,
+        &mut self,
         plan: &Plan,
-    ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+    ) -> Result<Vec<KernelAggregationRead>, MapError> {
         self.aggregations.read(plan)
     }
 
@@ -246,10 +252,12 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         what: "ring buffer",
         source,
     })?;
-    let drops = DropCounter::create("dtk_drops").map_err(|source| CodegenError::Map {
-        what: "drop counter",
-        source,
-    })?;
+    let probes = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX - 1);
+    let drops =
+        DropCounter::per_probe("dtk_drops", probes).map_err(|source| CodegenError::Map {
+            what: "drop counter",
+            source,
+        })?;
     let aggregations = AggregationMaps::create(plan).map_err(|source| CodegenError::Map {
         what: "kernel aggregation",
         source,
