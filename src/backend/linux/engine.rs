@@ -418,20 +418,31 @@ impl Run<'_> {
             }
         };
         self.count_bad(bad);
-        let mut unshown = held.len() as u64;
-        held.clear();
+        // What was not shown, by probe, as lost records are counted (`report_lost_records`).
+        let mut unshown = vec![0u64; self.plan.probes.len()];
+        let mut count = |probe: Option<u32>| {
+            if let Some(n) = probe.and_then(|p| unshown.get_mut(p as usize)) {
+                *n += 1;
+            }
+        };
+        held.drain(..).for_each(|f| count(Some(f.probe)));
         if !drained {
             let ring = attached.ring_buffer();
-            ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |_| {
-                unshown += 1
+            ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |record| {
+                count(codegen::probe_of(record))
             });
         }
-        if unshown > 0 && !is_exit(flow) {
-            self.sink.event(Event::Drop {
-                kind: DropKind::Unshown,
-                count: unshown,
-                probe: None,
-            })?;
+        if is_exit(flow) {
+            return Ok(flow);
+        }
+        for (probe, count) in self.plan.probes.iter().zip(unshown) {
+            if count > 0 {
+                self.sink.event(Event::Drop {
+                    kind: DropKind::Unshown,
+                    count,
+                    probe: Some(Arc::clone(&probe.info.desc)),
+                })?;
+            }
         }
         Ok(flow)
     }

@@ -44,7 +44,7 @@ use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, Planned
 use aggregate::AggregationMaps;
 pub use aggregate::KernelAggregationRead;
 use program::{ProbeIndex, ProgramSpec};
-pub use record::{decode, DecodeError, Decoder, Layout};
+pub use record::{decode, probe_of, DecodeError, Decoder, Layout};
 
 /// Syscall numbers the raw_syscalls programs can map (x86_64 and aarch64 stay below 512).
 const MAX_SYSCALL_NR: u32 = 1024;
@@ -195,9 +195,10 @@ impl Attached {
 /// Starts a grandchild process that holds copies of the fds in `keep` and closes them as
 /// it exits, once the returned pipe end (and every other copy of it) is closed: the caller
 /// closes its own copies of `keep` first, so that the slow last close falls to the
-/// grandchild. The children call only async-signal-safe functions (fork, close_range, read,
-/// _exit) on memory prepared before the fork, as a child of a multithreaded process must.
-/// None (nothing started) when `keep` is empty or a pipe or fork fails.
+/// grandchild. The children call only async-signal-safe functions (fork, setsid,
+/// close_range, read, _exit) on memory prepared before the fork, as a child of a
+/// multithreaded process must. None (nothing started) when `keep` is empty or a pipe or fork
+/// fails.
 fn close_after(mut keep: Vec<RawFd>) -> Option<OwnedFd> {
     if keep.is_empty() {
         return None;
@@ -219,6 +220,8 @@ fn close_after(mut keep: Vec<RawFd>) -> Option<OwnedFd> {
         let child = libc::fork();
         if child == 0 {
             if libc::fork() == 0 {
+                // Out of the terminal's process group: a second Ctrl-C is not for it.
+                libc::setsid();
                 // Every other fd goes, among them the pipes a reader waits on to see dtk end.
                 let mut from = 0u32;
                 for &fd in &keep {
