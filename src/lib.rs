@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod inspect;
 pub mod output;
 pub mod python;
 pub mod script;

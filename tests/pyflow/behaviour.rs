@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::attach::usdt::UsdtProbes;
+use dtk::inspect::usdt::UsdtProbes;
 use serde_json::Value;
 
 use super::{dtk, programs, success, Interpreter};

@@ -5,9 +5,9 @@
 
 use super::captures::{walk, walk_stmt};
 use super::PlanError;
-use crate::backend::linux::cgroup;
 use crate::backend::linux::d::ast::{Clause, Expr, ExprKind};
 use crate::backend::linux::firing::{zone_compared, Zone, MAX_ZONES};
+use crate::inspect::cgroup;
 
 /// The zones of `clauses`, in the order the program first names them.
 pub fn resolve(clauses: &[&Clause]) -> Result<Vec<Zone>, PlanError> {
