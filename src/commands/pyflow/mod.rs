@@ -20,12 +20,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{exit_status, trace};
-use crate::backend::Target;
 use crate::config::{Config, PyflowConfig};
 use crate::event::Printf;
 use crate::output;
 use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::target::Target;
 
 use present::FlowPresenter;
 
