@@ -19,8 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::captures::walk;
 use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
+use super::walk::walk;
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::deep;
@@ -583,7 +583,7 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
     };
     for clause in clauses.iter().filter(|c| !is_dead(c)) {
         for stmt in clause.body.iter().flatten() {
-            super::captures::walk_stmt(stmt, &mut visit);
+            super::walk::walk_stmt(stmt, &mut visit);
         }
         if let Some(p) = &clause.predicate {
             walk(p, &mut visit);

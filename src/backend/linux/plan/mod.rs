@@ -24,6 +24,7 @@ mod syscall;
 mod threadvars;
 mod timer;
 mod usdt;
+mod walk;
 mod zone;
 
 use std::collections::HashMap;
@@ -47,9 +48,10 @@ use crate::inspect::usdt::UsdtError;
 pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
-pub use captures::{walk, Captures};
+pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
 pub use syscall::raw_id_offset;
+pub use walk::walk;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.
 #[derive(Clone, Debug, PartialEq)]
