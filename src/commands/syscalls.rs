@@ -2,8 +2,9 @@
 //!
 //! Counting and summing happen in aggregations (kernel maps on the Linux engine), so the
 //! events that reach this presenter are aggregation snapshots: at exit, and with `-i` at
-//! the end of every interval (syscalls.d prints them and then a line `interval WALLTIME`).
-//! `--live` (the `live` module) gets the running totals every second instead.
+//! the end of every interval and of the run (syscalls.d prints them and then a line
+//! `interval WALLTIME`). `--live` (the `live` module) gets the running totals every second
+//! instead.
 
 mod live;
 
