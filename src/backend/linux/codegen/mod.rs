@@ -23,6 +23,7 @@ mod derived;
 mod predicate;
 mod program;
 pub mod record;
+pub mod usdt_arg;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 

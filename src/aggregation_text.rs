@@ -2,6 +2,11 @@
 //! automatic print at exit): keys in fixed-width columns, values right-aligned, and the
 //! quantize family as ASCII distributions. Entries are sorted by value, ascending, as dtrace
 //! sorts them by default.
+//!
+//! This text is part of D's semantics, not only a presentation: `printf("%@")` of a
+//! distribution prints it inside the program's own output, so the Linux engine's executor
+//! uses it as well as the presenters. It therefore sits beside the event model, which both
+//! sides share, rather than in `output`.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
