@@ -3,7 +3,7 @@
 //! drops.
 //!
 //! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
-//! ones give what was counted since the last read; see `codegen::aggregate`), so that what
+//! ones give what was counted since the last read; see `load`), so that what
 //! their clauses print, clear or truncate is current. A tick's firing carries the time it
 //! was due: one the loop fires late still has its own time, a period after the one before.
 //!
@@ -17,7 +17,7 @@
 //! event shows within `switchrate` + `REORDER_NS` (55 ms by default) of happening.
 //!
 //! A stop (Ctrl-C, `-d`, the target's exit, exit()) disarms every program in one step
-//! (`codegen`'s gate), then drains what they recorded before it, and nothing after. Asked to
+//! (`load`'s gate), then drains what they recorded before it, and nothing after. Asked to
 //! stop, the loop shows what is left for at most [`STOP_BUDGET`] and counts the rest
 //! (`DropKind::Unshown`), since the reader can be far behind a busy target; at the target's
 //! exit it shows everything. The perf events are then closed without waiting for the kernel
@@ -27,7 +27,9 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codegen::{self, Attached};
+use super::codegen;
+use super::load::{self, Attached};
+use super::record::{self, Decoder};
 use super::d;
 use super::d::ast::Item;
 use super::exec::{Executor, Flow};
@@ -79,7 +81,9 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
         }
     };
     let (compiled, options, plan) = prepare(job, traced.pid())?;
-    let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    let mut programs = codegen::build(&plan, &options).map_err(engine_error)?;
+    let layouts = std::mem::take(&mut programs.layouts);
+    let mut attached = load::attach(programs).map_err(engine_error)?;
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
         .pid()
@@ -103,7 +107,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     }
     let mut run = Run {
         plan: &plan,
-        decoder: codegen::Decoder::new(&plan),
+        decoder: Decoder::new(&plan, layouts),
         options: &options,
         exec: &mut exec,
         sink,
@@ -215,7 +219,7 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
 /// The state of the event loop.
 struct Run<'a> {
     plan: &'a Plan,
-    decoder: codegen::Decoder<'a>,
+    decoder: Decoder<'a>,
     options: &'a Options,
     exec: &'a mut Executor,
     sink: &'a mut dyn EventSink,
@@ -430,7 +434,7 @@ impl Run<'_> {
         if !drained {
             let ring = attached.ring_buffer();
             ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |record| {
-                count(codegen::probe_of(record))
+                count(record::probe_of(record))
             });
         }
         if is_exit(flow) {
@@ -467,9 +471,11 @@ impl Run<'_> {
             .map_err(engine_error)?;
         for read in kernel {
             if read.increments {
-                self.exec.add_kernel_aggregation(&read.name, read.entries);
+                self.exec
+                    .add_kernel_aggregation(&read.name, read.func, read.entries);
             } else {
-                self.exec.set_kernel_aggregation(&read.name, read.entries);
+                self.exec
+                    .set_kernel_aggregation(&read.name, read.func, read.entries);
             }
         }
         Ok(())
@@ -653,7 +659,7 @@ const STOP_BUDGET: Duration = Duration::from_millis(80);
 const STRAGGLER_WAIT: Duration = Duration::from_millis(20);
 
 fn push_decoded(
-    decoder: &codegen::Decoder<'_>,
+    decoder: &Decoder<'_>,
     record: &[u8],
     held: &mut Vec<Firing>,
     bad: &mut u64,

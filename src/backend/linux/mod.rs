@@ -7,10 +7,12 @@ pub mod codegen;
 pub mod d;
 pub mod deep;
 mod engine;
+pub mod load;
 pub mod exec;
 pub mod firing;
 pub mod options;
 pub mod plan;
+pub mod record;
 pub mod target;
 
 use std::sync::Arc;

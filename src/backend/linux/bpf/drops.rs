@@ -9,31 +9,33 @@
 //! record), so that a command can say what was lost in its own terms (`dtk opens`: opens,
 //! not records). Slot 0 is the total, so that user space reads one slot while nothing is lost.
 
-use super::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
-use super::maps::{Map, MapError, MapType};
+use super::insn::{AluOp, Asm, Cond, Helper, MapRef, Reg, Size, Src};
+use super::maps::{Map, MapError, MapSpec, MapType};
 
 /// A per-CPU array of u64: slot 0 counts what was lost since creation; with per-probe slots,
-/// slot 1 + i counts what probe i lost.
-#[derive(Debug)]
+/// slot 1 + i counts what probe i lost. It names its map by reference, for the programs
+/// that count in it; the created map is read with [`DropCounter::total`].
+#[derive(Clone, Copy, Debug)]
 pub struct DropCounter {
-    map: Map,
+    map: MapRef,
     probes: u32,
 }
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 
 impl DropCounter {
-    /// A counter of the total only.
-    pub fn create(name: &str) -> Result<DropCounter, MapError> {
-        DropCounter::per_probe(name, 0)
+    /// The map of a counter of the total and of each of `probes` probes (0: the total only).
+    pub fn spec(name: &str, probes: u32) -> MapSpec {
+        MapSpec::new(MapType::PerCpuArray, 4, 8, probes + 1, name)
     }
 
-    /// A counter of the total and of each of `probes` probes.
-    pub fn per_probe(name: &str, probes: u32) -> Result<DropCounter, MapError> {
-        Ok(DropCounter {
-            map: Map::create(MapType::PerCpuArray, 4, 8, probes + 1, name)?,
-            probes,
-        })
+    /// The counter in `map`, made from [`DropCounter::spec`] with the same `probes`.
+    pub fn new(map: MapRef, probes: u32) -> DropCounter {
+        DropCounter { map, probes }
+    }
+
+    pub fn map(&self) -> MapRef {
+        self.map
     }
 
     /// Emits code that adds 1 to this CPU's total. It uses the 4 stack bytes at
@@ -60,7 +62,7 @@ impl DropCounter {
     /// Adds 1 to the slot whose key is at `r10 + key_slot`.
     fn emit_add(&self, asm: &mut Asm, key_slot: i16) {
         let done = asm.label();
-        asm.ld_map_fd(Reg::R1, self.map.fd())
+        asm.ld_map(Reg::R1, self.map)
             .mov64_reg(Reg::R2, Reg::R10)
             .alu64(AluOp::Add, Reg::R2, Src::Imm(key_slot.into()))
             .call(Helper::MapLookupElem)
@@ -71,15 +73,15 @@ impl DropCounter {
             .bind(done);
     }
 
-    /// Records lost so far, summed over CPUs.
-    pub fn total(&self) -> Result<u64, MapError> {
-        self.map.sum_u64(&KEY)
+    /// Records lost so far, summed over CPUs, read from the counter's created `map`.
+    pub fn total(&self, map: &Map) -> Result<u64, MapError> {
+        map.sum_u64(&KEY)
     }
 
     /// Records lost so far by each probe, summed over CPUs, by probe index.
-    pub fn by_probe(&self) -> Result<Vec<u64>, MapError> {
+    pub fn by_probe(&self, map: &Map) -> Result<Vec<u64>, MapError> {
         (1..=self.probes)
-            .map(|slot| self.map.sum_u64(&slot.to_ne_bytes()))
+            .map(|slot| map.sum_u64(&slot.to_ne_bytes()))
             .collect()
     }
 }

@@ -50,7 +50,8 @@ pub use aggregate::{
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
-pub use syscall::raw_id_offset;
+pub use aggregate::MAX_KEY_SIZE;
+pub use threadvars::MAX_KERNEL_VARS;
 pub use walk::walk;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.
@@ -111,6 +112,8 @@ pub enum Site {
         entry: bool,
         nr: u32,
         args: Vec<ArgLoad>,
+        /// Offset of the syscall number (`id`) in the raw_syscalls record.
+        id_offset: u16,
     },
     /// Uprobes; one program per site (USDT sites may differ in where their arguments live).
     Uprobe { sites: Vec<UprobeSite> },
