@@ -112,12 +112,12 @@ impl Generation {
 pub struct Attached {
     programs: Vec<AttachedProgram>,
     ring: RingBuf,
-    drops: (DropCounter, Map),
+    drops: DropCounter,
     gate: Map,
     aggregations: Vec<(KernelAggregation, Counted)>,
     generation: Option<Generation>,
-    aggregation_drops: (DropCounter, Map),
-    thread_var_drops: (DropCounter, Map),
+    aggregation_drops: DropCounter,
+    thread_var_drops: DropCounter,
     /// The maps only programs use (thread variables, shadows, record scratch, syscall
     /// numbers), kept open as long as they are.
     _others: Vec<Map>,
@@ -137,7 +137,7 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
             .and_then(Option::take)
             .ok_or(LoadError::NoMap { index: map.0 })
     };
-    let drops = (set.drops, take(set.drops.map())?);
+    let drops = DropCounter::from_map(set.drops, take(set.drops.map())?);
     let gate = take(set.gate)?;
     let aggregations = set
         .aggregations
@@ -159,11 +159,10 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
         }),
         None => None,
     };
-    let aggregation_drops = (
-        set.aggregations.drops,
-        take(set.aggregations.drops.map())?,
-    );
-    let thread_var_drops = (set.thread_vars.drops, take(set.thread_vars.drops.map())?);
+    let agg_drops = set.aggregations.drops;
+    let aggregation_drops = DropCounter::from_map(agg_drops, take(agg_drops.map())?);
+    let var_drops = set.thread_vars.drops;
+    let thread_var_drops = DropCounter::from_map(var_drops, take(var_drops.map())?);
     let mut attached = Attached {
         programs: Vec::new(),
         ring,
@@ -252,24 +251,24 @@ impl Attached {
 
     /// Records lost because the ring buffer was full (report as `DropKind::Buffer`).
     pub fn dropped(&self) -> Result<u64, MapError> {
-        self.drops.0.total(&self.drops.1)
+        self.drops.total()
     }
 
     /// Records lost because the ring buffer was full, by the index of the probe that fired.
     pub fn dropped_by_probe(&self) -> Result<Vec<u64>, MapError> {
-        self.drops.0.by_probe(&self.drops.1)
+        self.drops.by_probe()
     }
 
     /// Kernel aggregation updates lost because a map was full (report as
     /// `DropKind::Aggregation`).
     pub fn aggregation_drops(&self) -> Result<u64, MapError> {
-        self.aggregation_drops.0.total(&self.aggregation_drops.1)
+        self.aggregation_drops.total()
     }
 
     /// Kernel thread variables not set because their map was full (report as
     /// `DropKind::Dynamic`).
     pub fn thread_var_drops(&self) -> Result<u64, MapError> {
-        self.thread_var_drops.0.total(&self.thread_var_drops.1)
+        self.thread_var_drops.total()
     }
 
     /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its

@@ -13,29 +13,33 @@ use super::insn::{AluOp, Asm, Cond, Helper, MapRef, Reg, Size, Src};
 use super::maps::{Map, MapError, MapSpec, MapType};
 
 /// A per-CPU array of u64: slot 0 counts what was lost since creation; with per-probe slots,
-/// slot 1 + i counts what probe i lost. It names its map by reference, for the programs
-/// that count in it; the created map is read with [`DropCounter::total`].
+/// slot 1 + i counts what probe i lost. This is the counter as programs name it, before its
+/// map exists (see `insn::MapRef`); [`DropCounter`] is the created one.
 #[derive(Clone, Copy, Debug)]
-pub struct DropCounter {
+pub struct DropSlots {
     map: MapRef,
     probes: u32,
 }
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 
-impl DropCounter {
+impl DropSlots {
     /// The map of a counter of the total and of each of `probes` probes (0: the total only).
     pub fn spec(name: &str, probes: u32) -> MapSpec {
         MapSpec::new(MapType::PerCpuArray, 4, 8, probes + 1, name)
     }
 
-    /// The counter in `map`, made from [`DropCounter::spec`] with the same `probes`.
-    pub fn new(map: MapRef, probes: u32) -> DropCounter {
-        DropCounter { map, probes }
+    /// The counter in `map`, made from [`DropSlots::spec`] with the same `probes`.
+    pub fn new(map: MapRef, probes: u32) -> DropSlots {
+        DropSlots { map, probes }
     }
 
     pub fn map(&self) -> MapRef {
         self.map
+    }
+
+    pub fn probes(&self) -> u32 {
+        self.probes
     }
 
     /// Emits code that adds 1 to this CPU's total. It uses the 4 stack bytes at
@@ -72,16 +76,68 @@ impl DropCounter {
             .stx(Size::DW, Reg::R0, 0, Reg::R1)
             .bind(done);
     }
+}
 
-    /// Records lost so far, summed over CPUs, read from the counter's created `map`.
-    pub fn total(&self, map: &Map) -> Result<u64, MapError> {
-        map.sum_u64(&KEY)
+/// A drop counter whose map exists: read what it counted, or emit code for programs built
+/// around maps that already exist (the code names the map by its fd).
+#[derive(Debug)]
+pub struct DropCounter {
+    map: Map,
+    probes: u32,
+}
+
+impl DropCounter {
+    /// A counter of the total only.
+    pub fn create(name: &str) -> Result<DropCounter, MapError> {
+        DropCounter::per_probe(name, 0)
+    }
+
+    /// A counter of the total and of each of `probes` probes.
+    pub fn per_probe(name: &str, probes: u32) -> Result<DropCounter, MapError> {
+        let spec = DropSlots::spec(name, probes);
+        let map = Map::create(
+            spec.kind,
+            spec.key_size,
+            spec.value_size,
+            spec.max_entries,
+            name,
+        )?;
+        Ok(DropCounter { map, probes })
+    }
+
+    /// The counter `slots` describes, in its created `map`.
+    pub fn from_map(slots: DropSlots, map: Map) -> DropCounter {
+        DropCounter {
+            map,
+            probes: slots.probes,
+        }
+    }
+
+    /// The counter as code names it: by its map's fd.
+    fn slots(&self) -> DropSlots {
+        DropSlots::new(MapRef(self.map.fd() as u32), self.probes)
+    }
+
+    /// As [`DropSlots::emit_count`].
+    pub fn emit_count(&self, asm: &mut Asm, key_slot: i16) {
+        self.slots().emit_count(asm, key_slot);
+    }
+
+    /// As [`DropSlots::emit_count_probe`].
+    pub fn emit_count_probe(&self, asm: &mut Asm, key_slot: i16, record: Reg, probe_offset: i16) {
+        self.slots()
+            .emit_count_probe(asm, key_slot, record, probe_offset);
+    }
+
+    /// Records lost so far, summed over CPUs.
+    pub fn total(&self) -> Result<u64, MapError> {
+        self.map.sum_u64(&KEY)
     }
 
     /// Records lost so far by each probe, summed over CPUs, by probe index.
-    pub fn by_probe(&self, map: &Map) -> Result<Vec<u64>, MapError> {
+    pub fn by_probe(&self) -> Result<Vec<u64>, MapError> {
         (1..=self.probes)
-            .map(|slot| map.sum_u64(&slot.to_ne_bytes()))
+            .map(|slot| self.map.sum_u64(&slot.to_ne_bytes()))
             .collect()
     }
 }

@@ -223,6 +223,7 @@ pub struct Label(usize);
 /// A map as a program names it before the maps exist: its index in the table of maps the
 /// programs of a run share. [`Asm::ld_map`] emits it and [`relocate`] swaps in the fd, so
 /// that programs are built without a system call and loaded once their maps are created.
+/// (Code built around a map that exists may name it by its fd, and is not relocated.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MapRef(pub u32);
 

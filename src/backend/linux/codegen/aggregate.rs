@@ -32,7 +32,7 @@
 use super::frame::{aggregation_key, DROP_KEY_SLOT, GENERATION, INITIAL_VALUE};
 use super::predicate::{branch, load, Scope};
 use super::threadvars::ThreadVars;
-use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::drops::DropSlots;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, MapRef, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{MapSpec, MapTable, MapType};
 use crate::backend::linux::firing::Zone;
@@ -52,7 +52,7 @@ pub struct AggregationMaps {
     /// Present when some aggregation is drained.
     pub generation: Option<Generation>,
     /// Updates that found their map full.
-    pub drops: DropCounter,
+    pub drops: DropSlots,
 }
 
 impl AggregationMaps {
@@ -70,7 +70,7 @@ impl AggregationMaps {
         AggregationMaps {
             maps,
             generation,
-            drops: DropCounter::new(table.add(DropCounter::spec("dtk_agg_drops", 0)), 0),
+            drops: DropSlots::new(table.add(DropSlots::spec("dtk_agg_drops", 0)), 0),
         }
     }
 

@@ -30,7 +30,7 @@ pub mod usdt_arg;
 use thiserror::Error;
 
 use super::attach::uprobe::UprobeSpec;
-use super::bpf::drops::DropCounter;
+use super::bpf::drops::DropSlots;
 use super::bpf::gate;
 use super::bpf::insn::{AsmError, Insn, MapRef};
 use super::bpf::maps::{MapSpec, MapTable, MapType};
@@ -90,7 +90,7 @@ pub struct ProgramSet {
     /// The ring buffer (`MapType::RingBuf`).
     pub ring: MapRef,
     /// Records the ring buffer refused, in total and by probe.
-    pub drops: DropCounter,
+    pub drops: DropSlots,
     pub gate: MapRef,
     pub aggregations: AggregationMaps,
     pub thread_vars: ThreadVars,
@@ -110,8 +110,8 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         "dtk_events",
     ));
     let probes = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX - 1);
-    let drops = DropCounter::new(
-        table.add(DropCounter::spec("dtk_drops", probes)),
+    let drops = DropSlots::new(
+        table.add(DropSlots::spec("dtk_drops", probes)),
         probes,
     );
     let aggregations = AggregationMaps::plan(plan, &mut table);

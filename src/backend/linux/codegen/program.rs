@@ -14,7 +14,7 @@ use super::frame::{ARG_SCRATCH, DROP_KEY_SLOT, KEY_SLOT};
 use super::predicate::{self, Scope};
 use super::threadvars::ThreadVars;
 use super::usdt_arg::load_arg;
-use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::drops::DropSlots;
 use crate::backend::linux::bpf::gate;
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, MapRef, Reg, Size, Src,
@@ -77,7 +77,7 @@ pub struct SharedMaps {
     pub ring: MapRef,
     /// The ring buffer's data size in bytes.
     pub ring_size: usize,
-    pub drops: DropCounter,
+    pub drops: DropSlots,
     /// Checked first: while it is closed the program does nothing.
     pub gate: MapRef,
 }

@@ -5,7 +5,7 @@
 
 use super::frame::{thread_var_slot, DROP_KEY_SLOT, THREAD_KEY, THREAD_VALUE};
 use super::predicate::load;
-use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::drops::DropSlots;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, MapRef, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{MapSpec, MapTable, MapType};
 use crate::backend::linux::d::ast::{Expr, ExprKind, VarScope};
@@ -21,7 +21,7 @@ const THREAD_VAR_ENTRIES: u32 = 65536;
 pub struct ThreadVars {
     pub names: Vec<String>,
     pub maps: Vec<MapRef>,
-    pub drops: DropCounter,
+    pub drops: DropSlots,
 }
 
 impl ThreadVars {
@@ -29,7 +29,7 @@ impl ThreadVars {
         ThreadVars {
             names: plan.kernel_vars.clone(),
             maps: per_thread(&plan.kernel_vars, "dtk_self_", table),
-            drops: DropCounter::new(table.add(DropCounter::spec("dtk_var_drops", 0)), 0),
+            drops: DropSlots::new(table.add(DropSlots::spec("dtk_var_drops", 0)), 0),
         }
     }
 
