@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use dtk::backend::linux::bpf::cpus;
 use dtk::backend::linux::codegen::{self, CodegenError};
-use dtk::backend::linux::load::{self, Attached, LoadError};
-use dtk::backend::linux::record::decode;
 use dtk::backend::linux::d::{compile, MacroArgs};
 use dtk::backend::linux::firing::{Firing, ProbeKind};
+use dtk::backend::linux::load::{self, Attached, LoadError};
 use dtk::backend::linux::options::Options;
 use dtk::backend::linux::plan::{self, Plan, PlanError, Site};
+use dtk::backend::linux::record::decode;
 
 use crate::util::kernel_available;
 
@@ -37,7 +37,10 @@ fn plan_of(src: &str, options: &Options) -> Result<Plan, PlanError> {
 }
 
 /// Builds and loads `plan`'s programs.
-fn build_and_attach(plan: &Plan, options: &Options) -> Result<Attached, Box<dyn std::error::Error>> {
+fn build_and_attach(
+    plan: &Plan,
+    options: &Options,
+) -> Result<Attached, Box<dyn std::error::Error>> {
     let programs = codegen::build(plan, options).map_err(Box::<CodegenError>::new)?;
     Ok(load::attach(programs).map_err(Box::<LoadError>::new)?)
 }
@@ -844,7 +847,8 @@ fn every_bundled_script_plans_and_loads() {
         let program = compile(name, &source, &macros).unwrap().program;
         let options = Options::resolve(&program, &[]).unwrap();
         let plan = plan::resolve(&program, Some(pid), &options).unwrap();
-        let attached = build_and_attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let attached =
+            build_and_attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         println!(
             "{name}.d: {} probes, {:?}",
             plan.probes.len(),

@@ -27,15 +27,25 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codegen;
-use super::load::{self, Attached};
-use super::record::{self, Decoder};
+use thiserror::Error;
+
+use super::bpf::access::AccessError;
+use super::bpf::maps::MapError;
+use super::codegen::{self, CodegenError};
 use super::d;
 use super::d::ast::Item;
+use super::d::Diagnostics;
+use super::exec::ExecError;
 use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
+use super::load::LoadError;
+use super::load::{self, Attached};
+use super::options::OptionError;
 use super::options::Options;
+use super::plan::PlanError;
 use super::plan::{self, Plan, Site};
+use super::record::{self, Decoder};
+use super::target::TargetError;
 use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
@@ -67,8 +77,42 @@ impl Traced {
     }
 }
 
-fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
-    BackendError::Engine(Box::new(e))
+/// Why a run of the Linux engine failed, by the layer that failed. Each keeps its causes,
+/// which main prints as a chain.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The program did not compile; the diagnostics are rendered with their source lines.
+    #[error("the D program does not compile:\n{}", .0.to_string().trim_end())]
+    Compile(Diagnostics),
+    /// The program compiled, but its probes could not be planned.
+    #[error("{script}")]
+    Plan {
+        script: String,
+        #[source]
+        source: Box<PlanError>,
+    },
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Options(#[from] OptionError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// Watching the target's exit (pidfd_open).
+    #[error(transparent)]
+    Watch(std::io::Error),
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Reading the ring buffer or a kernel map, or disarming the programs.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+fn engine_error(e: impl Into<EngineError>) -> BackendError {
+    BackendError::Linux(e.into())
 }
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
@@ -89,7 +133,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
         .pid()
         .map(target::pidfd_open)
         .transpose()
-        .map_err(engine_error)?;
+        .map_err(|e| engine_error(EngineError::Watch(e)))?;
     if let Some(fd) = &exit_fd {
         attached
             .ring_buffer()
@@ -185,21 +229,13 @@ fn prepare(job: &Job, target: Option<u32>) -> Result<(d::Compiled, Options, Plan
     }
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
-    let plan = plan::resolve(&compiled.program, target, &options)
-        .map_err(|e| BackendError::Compile(format!("{}: {}", job.script.name, with_causes(&e))))?;
+    let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
+        engine_error(EngineError::Plan {
+            script: job.script.name.clone(),
+            source: Box::new(e),
+        })
+    })?;
     Ok((compiled, options, plan))
-}
-
-/// `error: cause: cause…`, as main prints an error chain: a plan error is reported as text,
-/// and its causes (why a zone or a USDT probe was not found) are the useful part.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text += &format!(": {c}");
-        cause = c.source();
-    }
-    text
 }
 
 fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> {
@@ -208,12 +244,8 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
         args: job.args.clone(),
         defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
-    d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
-        BackendError::Compile(format!(
-            "the D program does not compile:\n{}",
-            diagnostics.to_string().trim_end()
-        ))
-    })
+    d::compile(&job.script.name, &job.script.text, &macros)
+        .map_err(|diagnostics| engine_error(EngineError::Compile(diagnostics)))
 }
 
 /// The state of the event loop.
@@ -658,12 +690,7 @@ const STOP_BUDGET: Duration = Duration::from_millis(80);
 /// At a stop, how long to wait for records that programs were still writing.
 const STRAGGLER_WAIT: Duration = Duration::from_millis(20);
 
-fn push_decoded(
-    decoder: &Decoder<'_>,
-    record: &[u8],
-    held: &mut Vec<Firing>,
-    bad: &mut u64,
-) {
+fn push_decoded(decoder: &Decoder<'_>, record: &[u8], held: &mut Vec<Firing>, bad: &mut u64) {
     match decoder.decode(record) {
         Ok(firing) => held.push(firing),
         Err(_) => *bad += 1,

@@ -8,8 +8,8 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use super::insn::MapRef;
 use super::cpus;
+use super::insn::MapRef;
 use super::sys::{self, BpfAttr, BpfCmd, MapCreateAttr, MapElemAttr, SysError};
 
 /// The map types dtk creates (`enum bpf_map_type`).

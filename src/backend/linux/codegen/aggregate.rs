@@ -36,7 +36,9 @@ use crate::backend::linux::bpf::drops::DropSlots;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, MapRef, Reg, Size, Src};
 use crate::backend::linux::bpf::maps::{MapSpec, MapTable, MapType};
 use crate::backend::linux::firing::Zone;
-use crate::backend::linux::plan::{KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage};
+use crate::backend::linux::plan::{
+    KernelAggregation, KernelClause, KernelUpdate, KeyKind, Plan, Storage,
+};
 use crate::backend::linux::record;
 use crate::event::AggFunc;
 
@@ -367,4 +369,3 @@ fn combine(asm: &mut Asm, func: AggFunc) {
         .alu64(AluOp::Add, Reg::R1, Src::Imm(1))
         .stx(Size::DW, Reg::R0, 0, Reg::R1);
 }
-

@@ -62,9 +62,14 @@ pub enum CodegenError {
 /// Where a program attaches.
 #[derive(Clone, Debug)]
 pub enum AttachPoint {
-    Tracepoint { category: String, name: String },
+    Tracepoint {
+        category: String,
+        name: String,
+    },
     /// cpu-clock sampling on every CPU, `hz` times a second.
-    CpuClock { hz: u64 },
+    CpuClock {
+        hz: u64,
+    },
     Uprobe(UprobeSpec),
 }
 
@@ -110,10 +115,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         "dtk_events",
     ));
     let probes = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX - 1);
-    let drops = DropSlots::new(
-        table.add(DropSlots::spec("dtk_drops", probes)),
-        probes,
-    );
+    let drops = DropSlots::new(table.add(DropSlots::spec("dtk_drops", probes)), probes);
     let aggregations = AggregationMaps::plan(plan, &mut table);
     let thread_vars = ThreadVars::plan(plan, &mut table);
     let shadows = threadvars::shadow_maps(plan, &mut table);
@@ -269,7 +271,11 @@ impl Builder<'_> {
             return Ok(());
         };
         let emits = probes.iter().any(|(_, p, _, _)| !never_emits(p));
-        if !emits && probes.iter().all(|(_, p, _, _)| p.kernel_clauses.is_empty()) {
+        if !emits
+            && probes
+                .iter()
+                .all(|(_, p, _, _)| p.kernel_clauses.is_empty())
+        {
             return Ok(());
         }
         let mut numbers = MapSpec::new(MapType::Array, 4, 4, MAX_SYSCALL_NR, "dtk_sysnr");

@@ -5,14 +5,14 @@
 //! computed (see `firing::Zone`).
 
 use super::frame::thread_var_slot;
-use crate::backend::linux::record::{
-    arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES,
-};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
 use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp, VarScope};
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{zone_compared, Zone};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
+use crate::backend::linux::record::{
+    arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES,
+};
 
 /// What kernel expressions refer to besides the record: the plan's zones, in membership-bit
 /// order, and the thread variables kept in the kernel, whose values the clause's code has

@@ -218,12 +218,7 @@ fn probe_index(asm: &mut Asm, index: &ProbeIndex<'_>, out: Label) {
         } => {
             // An unsigned compare also sends the −1 of an unknown syscall to `out`.
             asm.ldx(Size::DW, Reg::R1, Reg::R6, *id_offset as i16)
-                .jmp_if(
-                    Cond::Ge,
-                    Reg::R1,
-                    Src::Imm(*slots as i32),
-                    out,
-                )
+                .jmp_if(Cond::Ge, Reg::R1, Src::Imm(*slots as i32), out)
                 .stx(Size::W, Reg::R10, KEY_SLOT, Reg::R1)
                 .ld_map(Reg::R1, *numbers)
                 .mov64_reg(Reg::R2, Reg::R10)

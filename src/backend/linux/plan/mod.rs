@@ -45,12 +45,12 @@ use crate::inspect::tracefs::TracefsError;
 use crate::inspect::usdt::arg::UsdtArg;
 use crate::inspect::usdt::UsdtError;
 
+pub use aggregate::MAX_KEY_SIZE;
 pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
-pub use aggregate::MAX_KEY_SIZE;
 pub use threadvars::MAX_KERNEL_VARS;
 pub use walk::walk;
 
