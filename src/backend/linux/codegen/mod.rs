@@ -361,3 +361,99 @@ fn record_scratch(plan: &Plan, layouts: &[Layout]) -> Result<MapSpec, CodegenErr
         "dtk_record",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::linux::bpf::insn::relocate;
+    use crate::backend::linux::bpf::sys::fake::with_kernel;
+    use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
+    use crate::backend::linux::load::{self, LoadError};
+    use crate::backend::linux::plan::Captures;
+    use crate::event::ProbeDesc;
+
+    /// `profile-99 { }` with its record sent to user space, planned by hand (planning reads
+    /// the system).
+    fn profile_plan() -> Plan {
+        Plan {
+            probes: vec![PlannedProbe {
+                info: ProbeInfo {
+                    desc: Arc::new(ProbeDesc {
+                        provider: "profile".into(),
+                        module: String::new(),
+                        function: String::new(),
+                        name: "profile-99".into(),
+                    }),
+                    kind: ProbeKind::Profile,
+                    clauses: vec![0],
+                },
+                site: Site::Profile {
+                    hz: 99,
+                    args: vec![ArgLoad::SampledPc { user: false }],
+                },
+                captures: Captures {
+                    strings: vec![0],
+                    ..Captures::default()
+                },
+                kernel_filter: None,
+                kernel_clauses: Vec::new(),
+            }],
+            strsize: 64,
+            kernel_aggregations: Vec::new(),
+            kernel_vars: Vec::new(),
+            shadow_vars: Vec::new(),
+            zones: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn building_makes_no_system_call_and_names_only_maps_it_asks_for() {
+        let calls = Rc::new(Cell::new(0));
+        let counted = Rc::clone(&calls);
+        let plan = profile_plan();
+        let set = with_kernel(
+            move |_| {
+                counted.set(counted.get() + 1);
+                Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+            },
+            || build(&plan, &Options::default()).unwrap(),
+        );
+        assert_eq!(calls.get(), 0);
+        assert_eq!(set.programs.len(), 1);
+        assert_eq!(set.layouts, record::layouts(&plan));
+        let names: Vec<&str> = set.maps.iter().map(|m| m.name.as_str()).collect();
+        for name in ["dtk_events", "dtk_drops", "dtk_gate", "dtk_record"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let scratch = set.maps.iter().find(|m| m.name == "dtk_record").unwrap();
+        assert_eq!(scratch.value_size as usize, set.layouts[0].room);
+        let fds: Vec<i32> = (100..100 + set.maps.len() as i32).collect();
+        let mut insns = set.programs[0].insns.clone();
+        relocate(&mut insns, &fds).unwrap();
+        assert_eq!(relocate(&mut insns, &fds[..1]).map_err(|e| e.count), Err(1));
+    }
+
+    #[test]
+    fn a_map_the_kernel_refuses_fails_the_load_before_any_program() {
+        let plan = profile_plan();
+        let set = build(&plan, &Options::default()).unwrap();
+        let err = with_kernel(
+            |call| match call {
+                crate::backend::linux::bpf::sys::Syscall::Bpf {
+                    cmd: crate::backend::linux::bpf::sys::BpfCmd::ProgLoad,
+                    ..
+                } => panic!("a program was loaded"),
+                _ => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
+            },
+            || load::attach(set).unwrap_err(),
+        );
+        let LoadError::Map { name, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(name, "dtk_events");
+    }
+}
