@@ -1,6 +1,7 @@
-//! One run of the Linux engine: compile, plan, attach, then the event loop that feeds the
-//! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
-//! drops.
+//! One run of the Linux engine: compile (`d`), plan (`plan`), build the programs (`codegen`),
+//! load and attach them (`load`), then the event loop that decodes records (`record`) and
+//! feeds the executor (`exec`) in timestamp order, drives BEGIN, tick-N and END, watches the
+//! target, and reports drops. A failure is an [`EngineError`] naming the layer that failed.
 //!
 //! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
 //! ones give what was counted since the last read; see `load`), so that what
