@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
 use super::walk::walk;
-use super::{PlannedProbe, Site};
+use super::PlannedProbe;
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
@@ -398,7 +398,7 @@ fn runs_in_kernel(
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
         .all(|p| {
-            let kernel_site = !matches!(p.site, Site::UserSpace | Site::Tick { .. });
+            let kernel_site = p.info.kind.in_kernel();
             let predicate_ok = clauses[index]
                 .predicate
                 .as_ref()

@@ -1,203 +1,230 @@
-//! Which providers a description can match, and the concrete probes of each: the static
-//! providers (dtrace, syscall, proc, profile) by name, and the per-process ones (`pidNNN`,
-//! USDT `python123` or `python*`) by their provider part.
+//! The provider table: one entry per provider, and one file per provider that finds its
+//! probes. An entry says how descriptions name the provider ([`Naming`]), how its probes are
+//! found for a description (globs in any part; `dtk run -l` lists what this finds), and
+//! which [`ProbeKind`]s it makes. Each probe it finds carries its [`Site`](super::Site):
+//! where the kernel attaches (or that it fires in user space) and the arguments the kernel
+//! captures there.
+//!
+//! Adding a provider is one new file and one entry in [`PROVIDERS`]; a new `ProbeKind` makes
+//! the compiler point at [`ProbeKind::provider`], [`ProbeKind::in_kernel`] and every other
+//! exhaustive match over kinds. The names descriptions may not use for USDT providers
+//! ([`is_reserved`]) and which descriptions may name probes in a process's files
+//! ([`in_process`]) come from the table.
+
+mod common;
+mod dtrace;
+mod pid;
+mod proc;
+mod profile;
+mod syscall;
+mod usdt;
+
+pub use common::{Cache, Query};
+pub use syscall::{finish_sites, raw_id_offset};
 
 use super::glob::{is_glob, matches};
-use super::{describe, pid, syscall, timer, usdt, Candidate, PlanError, Site};
+use super::{Candidate, PlanError};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
-use crate::event::ProbeDesc;
-use crate::inspect::tracefs::{self, Field};
+use common::pid_suffix;
 
-/// What planning reads once and reuses across descriptions.
-#[derive(Default)]
-pub struct Cache {
-    /// Names of the syscalls with tracepoints, from tracefs.
-    syscalls: Option<Vec<String>>,
-    /// USDT probes of every process (for glob providers), read on first use.
-    pub usdt_scan: Option<Vec<usdt::ProcessProbes>>,
+/// One provider.
+pub struct Provider {
+    /// Its name in descriptions: the whole provider part (`syscall`), the part before the pid
+    /// (`pid`), or, for USDT providers, a label (their names come from the probes).
+    pub name: &'static str,
+    pub naming: Naming,
+    /// The kinds of probe it makes, and where each fires.
+    pub kinds: &'static [(ProbeKind, Fires)],
 }
 
-impl Cache {
-    pub fn syscalls(&mut self) -> Result<&[String], PlanError> {
-        if self.syscalls.is_none() {
-            self.syscalls = Some(syscall::list()?);
+/// Where a probe fires, which decides whether the kernel runs a program for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fires {
+    /// In the kernel: a BPF program captures what the clauses need (the `Site`'s arguments
+    /// and more) and may run clauses or filter there.
+    InKernel,
+    /// In user space: the engine fires it (nothing is attached).
+    InUserSpace,
+}
+
+/// How descriptions name a provider, and how its probes are found for one.
+pub enum Naming {
+    /// By its name (globs allowed, `sys*`); `probes` gives every probe the description
+    /// matches.
+    Fixed {
+        probes: fn(&ast::ProbeDesc, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+    },
+    /// By its name followed by a process id (`pid123`); `probes` searches that process.
+    WithPid {
+        probes: fn(&ast::ProbeDesc, u32, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+    },
+    /// By a name taken from the probes in a process's files, followed by the process id
+    /// (`python123`: `of_process` gets `python` and 123), or by a glob (`python*`:
+    /// `of_every_process` searches every running process). Names of the other providers are
+    /// reserved: `syscall123` is not a USDT provider.
+    Usdt {
+        of_process: fn(&ast::ProbeDesc, &str, u32, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+        of_every_process: fn(&ast::ProbeDesc, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+    },
+}
+
+/// Every provider, in the order their probes are listed for one description.
+pub const PROVIDERS: &[&Provider] = &[&DTRACE, &PROFILE, &PROC, &SYSCALL, &PID, &USDT];
+
+/// BEGIN, END and ERROR, fired by the engine.
+const DTRACE: Provider = Provider {
+    name: "dtrace",
+    naming: Naming::Fixed {
+        probes: dtrace::probes,
+    },
+    kinds: &[
+        (ProbeKind::Begin, Fires::InUserSpace),
+        (ProbeKind::End, Fires::InUserSpace),
+        (ProbeKind::Error, Fires::InUserSpace),
+    ],
+};
+
+/// profile-N in the kernel, tick-N in user space.
+const PROFILE: Provider = Provider {
+    name: "profile",
+    naming: Naming::Fixed {
+        probes: profile::probes,
+    },
+    kinds: &[
+        (ProbeKind::Profile, Fires::InKernel),
+        (ProbeKind::Tick, Fires::InUserSpace),
+    ],
+};
+
+/// Process events on sched tracepoints.
+const PROC: Provider = Provider {
+    name: "proc",
+    naming: Naming::Fixed {
+        probes: proc::probes,
+    },
+    kinds: &[(ProbeKind::Proc, Fires::InKernel)],
+};
+
+/// System calls on their tracepoints (or raw_syscalls).
+const SYSCALL: Provider = Provider {
+    name: "syscall",
+    naming: Naming::Fixed {
+        probes: syscall::probes,
+    },
+    kinds: &[
+        (ProbeKind::SyscallEntry, Fires::InKernel),
+        (ProbeKind::SyscallReturn, Fires::InKernel),
+    ],
+};
+
+/// Function entry and return in one process, on uprobes.
+const PID: Provider = Provider {
+    name: "pid",
+    naming: Naming::WithPid {
+        probes: pid::probes,
+    },
+    kinds: &[(ProbeKind::Uprobe, Fires::InKernel)],
+};
+
+/// Any USDT provider (python and others), on uprobes at the notes' sites.
+const USDT: Provider = Provider {
+    name: "usdt",
+    naming: Naming::Usdt {
+        of_process: usdt::probes_of_process,
+        of_every_process: usdt::probes_of_all_processes,
+    },
+    kinds: &[(ProbeKind::Usdt, Fires::InKernel)],
+};
+
+impl ProbeKind {
+    /// The provider that makes probes of this kind.
+    pub(crate) fn provider(&self) -> &'static Provider {
+        match self {
+            ProbeKind::Begin | ProbeKind::End | ProbeKind::Error => &DTRACE,
+            ProbeKind::Tick | ProbeKind::Profile => &PROFILE,
+            ProbeKind::Proc => &PROC,
+            ProbeKind::SyscallEntry | ProbeKind::SyscallReturn => &SYSCALL,
+            ProbeKind::Uprobe => &PID,
+            ProbeKind::Usdt => &USDT,
         }
-        Ok(self.syscalls.as_deref().unwrap_or_default())
+    }
+
+    /// Whether probes of this kind fire in the kernel (a BPF program runs there), as the
+    /// table says, rather than being fired by the engine in user space.
+    pub fn in_kernel(&self) -> bool {
+        self.provider()
+            .kinds
+            .iter()
+            .any(|(kind, fires)| kind == self && *fires == Fires::InKernel)
     }
 }
 
-/// The proc provider's probes and their sched tracepoints.
-const PROC_PROBES: &[(&str, &str)] = &[
-    ("exec-success", "sched_process_exec"),
-    ("exit", "sched_process_exit"),
-    ("create", "sched_process_fork"),
-];
-
-/// Every concrete probe `desc` matches.
-pub fn resolve_desc(
-    desc: &ast::ProbeDesc,
-    target: Option<u32>,
-    cache: &mut Cache,
-) -> Result<Vec<Candidate>, PlanError> {
+/// Every concrete probe `desc` matches, provider by provider in table order. An empty part
+/// matches anything, as in D; USDT processes are searched only when the provider part names
+/// them (a pid suffix or a non-empty glob), since scanning every process's files for
+/// `:::entry` would be slow and surprising.
+pub fn resolve_desc(desc: &ast::ProbeDesc, query: &mut Query) -> Result<Vec<Candidate>, PlanError> {
     let mut found = Vec::new();
-    let static_part = |provider: &str| {
-        matches(&desc.provider, provider)
-            && matches(&desc.module, "")
-            && matches(&desc.function, "")
-    };
-    if static_part("dtrace") {
-        found.extend(dtrace_probes(desc));
-    }
-    if static_part("profile") {
-        found.extend(profile_probe(desc)?);
-    }
-    if static_part("proc") {
-        found.extend(proc_probes(desc)?);
-    }
-    if matches(&desc.provider, "syscall") && matches(&desc.module, "") {
-        found.extend(syscall::probes(desc, cache)?);
-    }
-    if let Some(pid) = pid_suffix(&desc.provider, "pid") {
-        found.extend(pid::probes(desc, pid, target)?);
-    } else if let Some((base, pid)) = usdt_provider_with_pid(&desc.provider) {
-        found.extend(usdt::probes_of_process(desc, base, pid, target)?);
-    } else if !desc.provider.is_empty() && is_glob(&desc.provider) && desc.provider != "*" {
-        found.extend(usdt::probes_of_all_processes(desc, cache)?);
+    for provider in PROVIDERS {
+        match provider.naming {
+            Naming::Fixed { probes } => {
+                if matches(&desc.provider, provider.name) {
+                    found.extend(probes(desc, query)?);
+                }
+            }
+            Naming::WithPid { probes } => {
+                if let Some(pid) = pid_suffix(&desc.provider, provider.name) {
+                    found.extend(probes(desc, pid, query)?);
+                }
+            }
+            Naming::Usdt {
+                of_process,
+                of_every_process,
+            } => {
+                if let Some((base, pid)) = usdt_provider_with_pid(&desc.provider) {
+                    found.extend(of_process(desc, base, pid, query)?);
+                } else if !desc.provider.is_empty()
+                    && is_glob(&desc.provider)
+                    && desc.provider != "*"
+                {
+                    found.extend(of_every_process(desc, query)?);
+                }
+            }
+        }
     }
     Ok(found)
 }
 
-/// `pid123` with prefix `pid` → 123.
-fn pid_suffix(provider: &str, prefix: &str) -> Option<u32> {
-    let digits = provider.strip_prefix(prefix)?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
+/// Whether `name` is the name of a provider of the table, which USDT providers cannot have.
+pub fn is_reserved(name: &str) -> bool {
+    PROVIDERS.iter().any(|p| match p.naming {
+        Naming::Fixed { .. } | Naming::WithPid { .. } => p.name == name,
+        Naming::Usdt { .. } => false,
+    })
 }
 
-/// `python123` → ("python", 123), for any provider but the static ones and `pid`.
+/// Whether a description with this provider part may name probes in a process's files (pid,
+/// USDT): any provider part but the empty one and the names of providers without a pid.
+pub fn in_process(provider: &str) -> bool {
+    !provider.is_empty()
+        && !PROVIDERS.iter().any(|p| match p.naming {
+            Naming::Fixed { .. } => p.name == provider,
+            Naming::WithPid { .. } | Naming::Usdt { .. } => false,
+        })
+}
+
+/// `python123` → ("python", 123), for any provider but the table's named ones.
 fn usdt_provider_with_pid(provider: &str) -> Option<(&str, u32)> {
     let split = provider
         .trim_end_matches(|c: char| c.is_ascii_digit())
         .len();
     let (base, _) = provider.split_at(split);
-    if base.is_empty() || is_glob(base) || ["pid", "syscall", "proc", "profile"].contains(&base) {
+    if base.is_empty() || is_glob(base) || is_reserved(base) {
         return None;
     }
     pid_suffix(provider, base).map(|pid| (base, pid))
 }
 
-fn concrete(provider: &str, module: &str, function: &str, name: &str) -> ProbeDesc {
-    ProbeDesc {
-        provider: provider.into(),
-        module: module.into(),
-        function: function.into(),
-        name: name.into(),
-    }
-}
-
-fn dtrace_probes(desc: &ast::ProbeDesc) -> Vec<Candidate> {
-    [
-        ("BEGIN", ProbeKind::Begin),
-        ("END", ProbeKind::End),
-        ("ERROR", ProbeKind::Error),
-    ]
-    .into_iter()
-    .filter(|(name, _)| matches(&desc.name, name))
-    .map(|(name, kind)| Candidate {
-        desc: concrete("dtrace", "", "", name),
-        kind,
-        site: Site::UserSpace,
-    })
-    .collect()
-}
-
-/// `profile-N` and `tick-N` (no globs: their names are made, not listed).
-fn profile_probe(desc: &ast::ProbeDesc) -> Result<Option<Candidate>, PlanError> {
-    let name = desc.name.as_str();
-    let (rate, tick) = match (name.strip_prefix("profile-"), name.strip_prefix("tick-")) {
-        (Some(rate), _) => (rate, false),
-        (_, Some(rate)) => (rate, true),
-        _ => return Ok(None),
-    };
-    let period = timer::parse_rate(rate).ok_or_else(|| PlanError::BadRate {
-        desc: describe(desc),
-        name: name.to_string(),
-    })?;
-    let (kind, site) = if tick {
-        (ProbeKind::Tick, Site::Tick { period })
-    } else {
-        let hz = (1_000_000_000 / period.as_nanos().max(1)).max(1) as u64;
-        let args = vec![
-            super::ArgLoad::SampledPc { user: false },
-            super::ArgLoad::SampledPc { user: true },
-        ];
-        (ProbeKind::Profile, Site::Profile { hz, args })
-    };
-    Ok(Some(Candidate {
-        desc: concrete("profile", "", "", name),
-        kind,
-        site,
-    }))
-}
-
-fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
-    let mut found = Vec::new();
-    for (name, tracepoint) in PROC_PROBES {
-        if !matches(&desc.name, name) {
-            continue;
-        }
-        let format = tracefs::read_format("sched", tracepoint).map_err(PlanError::tracefs)?;
-        // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
-        let args = match *name {
-            "create" => format
-                .field("child_pid")
-                .map(field_load)
-                .into_iter()
-                .collect(),
-            _ => Vec::new(),
-        };
-        // sched_process_exit fires for every thread; proc:::exit once per process, when
-        // the last thread exits, which kernels that have the field say with group_dead.
-        let guard = match *name {
-            "exit" => format.field("group_dead").map(|f| f.offset as u16),
-            _ => None,
-        };
-        found.push(Candidate {
-            desc: concrete("proc", "", "", name),
-            kind: ProbeKind::Proc,
-            site: Site::Tracepoint {
-                category: "sched".into(),
-                name: (*tracepoint).into(),
-                args,
-                guard,
-            },
-        });
-    }
-    Ok(found)
-}
-
-/// How to load a tracepoint field as an argument.
-pub fn field_load(field: &Field) -> super::ArgLoad {
-    super::ArgLoad::Field {
-        offset: field.offset as u16,
-        size: field.size.clamp(1, 8) as u8,
-        signed: field.signed,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn providers_with_a_pid() {
-        assert_eq!(pid_suffix("pid42", "pid"), Some(42));
-        assert_eq!(pid_suffix("pid", "pid"), None);
-        assert_eq!(usdt_provider_with_pid("python123"), Some(("python", 123)));
-        assert_eq!(usdt_provider_with_pid("pid123"), None);
-        assert_eq!(usdt_provider_with_pid("python"), None);
-        assert_eq!(usdt_provider_with_pid("py*123"), None);
-    }
-}
+mod tests;
