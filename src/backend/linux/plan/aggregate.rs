@@ -624,7 +624,22 @@ fn runs_where_aggregations_are_read(probes: &[PlannedProbe], index: usize) -> bo
     probes
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
-        .all(|p| matches!(p.info.kind, ProbeKind::End | ProbeKind::Tick))
+        .all(|p| aggregations_read_before(&p.info.kind))
+}
+
+/// Whether the engine reads the kernel aggregations before it fires probes of this kind.
+fn aggregations_read_before(kind: &ProbeKind) -> bool {
+    match kind {
+        ProbeKind::End | ProbeKind::Tick => true,
+        ProbeKind::Begin
+        | ProbeKind::Error
+        | ProbeKind::Profile
+        | ProbeKind::SyscallEntry
+        | ProbeKind::SyscallReturn
+        | ProbeKind::Proc
+        | ProbeKind::Usdt
+        | ProbeKind::Uprobe => false,
+    }
 }
 
 /// The kernel form of clause `clause` at a probe, when all it updates is kernel-kept.

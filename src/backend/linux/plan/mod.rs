@@ -10,6 +10,10 @@
 //! matches into one probe each, `providers::finish_sites` (syscall tracepoints or the
 //! raw_syscalls pair), `threadvars` and `aggregate` (what the kernel keeps in maps), `filter`
 //! and `captures`.
+//!
+//! A probe's `ProbeKind` (`firing.rs`) says what it is, for the executor and the code
+//! generator alike; its `Site` says where the kernel attaches it and where its arguments
+//! load from. The provider table says which provider makes each kind and where it fires.
 
 mod aggregate;
 mod captures;

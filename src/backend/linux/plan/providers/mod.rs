@@ -160,6 +160,25 @@ impl ProbeKind {
     }
 }
 
+impl ProbeKind {
+    /// Whether a firing of this kind has an `errno`: a syscall return's, from its return
+    /// value (see `Firing::errno`); every other kind's is 0.
+    pub fn sets_errno(&self) -> bool {
+        match self {
+            ProbeKind::SyscallReturn => true,
+            ProbeKind::Begin
+            | ProbeKind::End
+            | ProbeKind::Error
+            | ProbeKind::Tick
+            | ProbeKind::Profile
+            | ProbeKind::SyscallEntry
+            | ProbeKind::Proc
+            | ProbeKind::Usdt
+            | ProbeKind::Uprobe => false,
+        }
+    }
+}
+
 /// Every concrete probe `desc` matches, provider by provider in table order. An empty part
 /// matches anything, as in D; USDT processes are searched only when the provider part names
 /// them (a pid suffix or a non-empty glob), since scanning every process's files for

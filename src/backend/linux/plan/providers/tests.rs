@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use super::*;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::d::Span;
+use crate::backend::linux::plan::Site;
 
 fn desc(text: &str) -> ast::ProbeDesc {
     let parts: Vec<&str> = text.split(':').collect();
