@@ -5,9 +5,9 @@
 use std::any::{Any, TypeId};
 use std::collections::hash_map::{Entry, HashMap};
 
-use super::super::glob::matches;
-use super::super::{describe, ArgLoad, PlanError};
 use crate::backend::linux::d::ast;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{describe, ArgLoad, PlanError};
 use crate::event::ProbeDesc;
 use crate::inspect::procmaps::ProcMapsError;
 use crate::inspect::tracefs::Field;

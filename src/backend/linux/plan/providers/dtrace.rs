@@ -2,11 +2,11 @@
 //! engine fires BEGIN before tracing starts, END after it stops, and ERROR when a clause
 //! faults. Nothing is attached and the kernel captures nothing for them.
 
-use super::super::glob::matches;
-use super::super::{Candidate, PlanError, Site};
 use super::common::{concrete, no_module_or_function, Query};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{Candidate, PlanError, Site};
 
 /// The probes, by name.
 pub const PROBES: &[(&str, ProbeKind)] = &[

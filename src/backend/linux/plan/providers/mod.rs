@@ -6,8 +6,9 @@
 //! captures there.
 //!
 //! Adding a provider is one new file and one entry in [`PROVIDERS`]; a new `ProbeKind` makes
-//! the compiler point at [`ProbeKind::provider`], [`ProbeKind::in_kernel`] and every other
-//! exhaustive match over kinds. The names descriptions may not use for USDT providers
+//! the compiler point at [`ProbeKind::provider`] (which entry makes it), at
+//! [`ProbeKind::sets_errno`] and at every other exhaustive match over kinds (the executor's,
+//! the planner's); where it fires ([`ProbeKind::in_kernel`]) is read from its entry. The names descriptions may not use for USDT providers
 //! ([`is_reserved`]) and which descriptions may name probes in a process's files
 //! ([`in_process`]) come from the table.
 
@@ -48,24 +49,27 @@ pub enum Fires {
     InUserSpace,
 }
 
+/// The probes a provider found for a description.
+type Found = Result<Vec<Candidate>, PlanError>;
+
 /// How descriptions name a provider, and how its probes are found for one.
 pub enum Naming {
     /// By its name (globs allowed, `sys*`); `probes` gives every probe the description
     /// matches.
     Fixed {
-        probes: fn(&ast::ProbeDesc, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+        probes: fn(&ast::ProbeDesc, &mut Query) -> Found,
     },
     /// By its name followed by a process id (`pid123`); `probes` searches that process.
     WithPid {
-        probes: fn(&ast::ProbeDesc, u32, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+        probes: fn(&ast::ProbeDesc, u32, &mut Query) -> Found,
     },
     /// By a name taken from the probes in a process's files, followed by the process id
     /// (`python123`: `of_process` gets `python` and 123), or by a glob (`python*`:
     /// `of_every_process` searches every running process). Names of the other providers are
     /// reserved: `syscall123` is not a USDT provider.
     Usdt {
-        of_process: fn(&ast::ProbeDesc, &str, u32, &mut Query) -> Result<Vec<Candidate>, PlanError>,
-        of_every_process: fn(&ast::ProbeDesc, &mut Query) -> Result<Vec<Candidate>, PlanError>,
+        of_process: fn(&ast::ProbeDesc, &str, u32, &mut Query) -> Found,
+        of_every_process: fn(&ast::ProbeDesc, &mut Query) -> Found,
     },
 }
 

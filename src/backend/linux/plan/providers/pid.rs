@@ -12,12 +12,14 @@ use std::path::Path;
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
-use super::super::glob::{is_glob, matches};
-use super::super::{describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite};
 use super::common::{concrete, process_error, Query};
 use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::glob::{is_glob, matches};
+use crate::backend::linux::plan::{
+    describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite,
+};
 use crate::inspect::elf::{ElfError, ElfImage};
 use crate::inspect::procmaps::ProcessMaps;
 

@@ -2,11 +2,11 @@
 //! The kernel captures proc:::create's arg0 (the new process's pid; DTrace passes its psinfo)
 //! and tests proc:::exit's guard field.
 
-use super::super::glob::matches;
-use super::super::{Candidate, PlanError, Site};
 use super::common::{concrete, field_load, no_module_or_function, Query};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{Candidate, PlanError, Site};
 use crate::inspect::tracefs;
 
 /// The probes and their sched tracepoints.

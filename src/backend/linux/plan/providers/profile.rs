@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use super::super::{describe, ArgLoad, Candidate, PlanError, Site};
 use super::common::{concrete, no_module_or_function, Query};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::{describe, ArgLoad, Candidate, PlanError, Site};
 
 /// The probe `desc` names, if any.
 pub fn probes(desc: &ast::ProbeDesc, _: &mut Query) -> Result<Vec<Candidate>, PlanError> {

@@ -10,11 +10,11 @@
 
 use std::str::FromStr;
 
-use super::super::glob::matches;
-use super::super::{ArgLoad, Candidate, PlanError, PlannedProbe, Site};
 use super::common::{concrete, field_load, Query};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{ArgLoad, Candidate, PlanError, PlannedProbe, Site};
 use crate::inspect::tracefs::{self, TracefsError};
 
 /// More entry (or return) probes than this go through raw_syscalls.

@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use super::super::glob::matches;
-use super::super::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
 use super::common::{concrete, process_error, Query};
 use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
 use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
 use crate::inspect::usdt::{UsdtError, UsdtProbe, UsdtProbes};
 
