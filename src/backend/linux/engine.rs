@@ -196,11 +196,10 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         .collect())
 }
 
-/// Whether the program names probes that may live in the target's shared libraries: any
-/// provider other than the kernel's and dtrace's own (pid, USDT). A program that does not
-/// parse says no; compiling it reports the error.
+/// Whether the program names probes that may live in the target's shared libraries (pid,
+/// USDT; see `plan::providers::in_process`). A program that does not parse says no;
+/// compiling it reports the error.
 fn probes_in_libraries(job: &Job) -> bool {
-    const KERNEL: &[&str] = &["syscall", "proc", "profile", "tick", "dtrace", ""];
     let macros = d::MacroArgs {
         target: Some(0),
         args: job.args.clone(),
@@ -212,7 +211,7 @@ fn probes_in_libraries(job: &Job) -> bool {
             Item::Clause(c) => c
                 .probes
                 .iter()
-                .any(|p| !KERNEL.contains(&p.provider.as_str())),
+                .any(|p| plan::providers::in_process(&p.provider)),
             _ => false,
         })
     })
