@@ -28,25 +28,16 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
-
-use super::bpf::access::AccessError;
-use super::bpf::maps::MapError;
-use super::codegen::{self, CodegenError};
+use super::codegen;
 use super::d;
 use super::d::ast::Item;
-use super::d::Diagnostics;
-use super::exec::ExecError;
+use super::error::EngineError;
 use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
-use super::load::LoadError;
 use super::load::{self, Attached};
-use super::options::OptionError;
 use super::options::Options;
-use super::plan::PlanError;
 use super::plan::{self, Plan, Site};
 use super::record::{self, Decoder};
-use super::target::TargetError;
 use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
@@ -76,40 +67,6 @@ impl Traced {
             Traced::Started(s) => s.try_exit().map(Some),
         }
     }
-}
-
-/// Why a run of the Linux engine failed, by the layer that failed. Each keeps its causes,
-/// which main prints as a chain.
-#[derive(Debug, Error)]
-pub enum EngineError {
-    /// The program did not compile; the diagnostics are rendered with their source lines.
-    #[error("the D program does not compile:\n{}", .0.to_string().trim_end())]
-    Compile(Diagnostics),
-    /// The program compiled, but its probes could not be planned.
-    #[error("{script}")]
-    Plan {
-        script: String,
-        #[source]
-        source: Box<PlanError>,
-    },
-    #[error(transparent)]
-    Access(#[from] AccessError),
-    #[error(transparent)]
-    Options(#[from] OptionError),
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    /// Watching the target's exit (pidfd_open).
-    #[error(transparent)]
-    Watch(std::io::Error),
-    #[error(transparent)]
-    Codegen(#[from] CodegenError),
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// Reading the ring buffer or a kernel map, or disarming the programs.
-    #[error(transparent)]
-    Map(#[from] MapError),
-    #[error(transparent)]
-    Exec(#[from] ExecError),
 }
 
 fn engine_error(e: impl Into<EngineError>) -> BackendError {

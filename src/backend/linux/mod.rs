@@ -10,6 +10,7 @@ pub mod codegen;
 pub mod d;
 pub mod deep;
 mod engine;
+mod error;
 pub mod exec;
 pub mod firing;
 pub mod load;
@@ -18,7 +19,7 @@ pub mod plan;
 pub mod record;
 pub mod target;
 
-pub use engine::EngineError;
+pub use error::EngineError;
 
 use std::sync::Arc;
 

@@ -45,7 +45,7 @@ use crate::event::AggFunc;
 /// Entries each aggregation map can hold; updates beyond are counted as aggregation drops.
 const MAX_ENTRIES: u32 = 16384;
 /// A map value per CPU: {u64 updates, i64 value}.
-pub const VALUE_SIZE: u32 = 16;
+const VALUE_SIZE: u32 = 16;
 
 /// The maps of a plan's kernel aggregations, in `Plan::kernel_aggregations` order.
 #[derive(Debug)]
