@@ -21,6 +21,7 @@
 //! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
 //! form the golden tests compare).
 
+pub mod arith;
 pub mod ast;
 mod check;
 mod diagnostic;

@@ -7,8 +7,9 @@
 use super::agg::KeyPart;
 use super::eval::string_of;
 use super::format::{self, Arg, Count, Piece, Spec};
-use super::value::{bits, is_signed, Value};
+use super::value::Value;
 use crate::aggregation_text;
+use crate::backend::linux::d::arith::{bits, is_signed};
 use crate::backend::linux::d::ast::DType;
 use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue};
 

@@ -160,7 +160,7 @@ impl Checker {
             return;
         }
         if let Some(v) = value.as_int() {
-            value.kind = ExprKind::Int(fold::normalize(v, ty));
+            value.kind = ExprKind::Int(super::arith::normalize(v, ty));
         }
         value.ty = ty.clone();
         if expr::too_large(value) {
