@@ -26,6 +26,7 @@ pub mod ast;
 mod check;
 mod diagnostic;
 mod dump;
+pub mod format;
 mod lexer;
 mod literal;
 mod macros;
