@@ -260,8 +260,8 @@ impl Checker {
                 format!(
                     "`@{}` is used with {}() here but with {}() before",
                     a.name,
-                    a.func.name(),
-                    first.func.map_or("", Function::name)
+                    Function::Aggregating(a.func).name(),
+                    first.func.map_or("", |f| Function::Aggregating(f).name())
                 ),
             );
         } else if first.keys.len() != keys.len() {

@@ -6,7 +6,7 @@ mod expr;
 mod types;
 
 use super::ast::{
-    Aggregate, Clause, DType, Decl, Expr, ExprKind, FunctionKind, Item, Pragma, ProbeDesc, Program,
+    Aggregate, Clause, DType, Decl, Expr, ExprKind, Function, Item, Pragma, ProbeDesc, Program,
     Stmt, VarScope,
 };
 use super::diagnostic::Diagnostic;
@@ -344,7 +344,10 @@ fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
         }
     };
     match value.take_kind() {
-        ExprKind::Call { func, args } if func.kind() == FunctionKind::Aggregating => {
+        ExprKind::Call {
+            func: Function::Aggregating(func),
+            args,
+        } => {
             Ok(Stmt::Aggregate(Aggregate {
                 name,
                 keys,
