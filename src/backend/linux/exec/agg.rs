@@ -581,11 +581,12 @@ mod tests {
 
     #[test]
     fn increments_and_the_default_step() {
+        use crate::backend::linux::d::ast::Function;
         // The front end does not accept the increment argument yet; the layout does.
         let mut aggs = Aggregations::default();
         let mut add = |func: AggFunc, args: &[i64]| {
-            aggs.update(func.name(), vec![], &Update { func, args })
-                .unwrap();
+            let name = Function::Aggregating(func).name();
+            aggs.update(name, vec![], &Update { func, args }).unwrap();
         };
         add(AggFunc::Quantize, &[3, 5]);
         add(AggFunc::Quantize, &[3]);
