@@ -204,6 +204,48 @@ impl Expr {
         }
     }
 
+    /// Calls `f` on each direct subexpression, mutably.
+    pub fn for_each_child_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        deep::recurse(|| match &mut self.kind {
+            ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Ident(_)
+            | ExprKind::Var { .. }
+            | ExprKind::Builtin(_)
+            | ExprKind::Aggregation(_)
+            | ExprKind::SizeofType(_) => {}
+            ExprKind::Unary { operand: x, .. }
+            | ExprKind::IncDec { target: x, .. }
+            | ExprKind::Cast { expr: x, .. }
+            | ExprKind::SizeofExpr(x)
+            | ExprKind::Stringof(x)
+            | ExprKind::Member { base: x, .. } => f(x),
+            ExprKind::Binary { lhs: a, rhs: b, .. }
+            | ExprKind::Assign {
+                target: a,
+                value: b,
+                ..
+            } => {
+                f(a);
+                f(b);
+            }
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
+            ExprKind::Index { base, indices } => {
+                f(base);
+                indices.iter_mut().for_each(&mut *f);
+            }
+            ExprKind::Call { args, .. } => args.iter_mut().for_each(f),
+        })
+    }
+
     /// Takes the kind out, to rebuild the expression from its parts (Expr has a Drop, so
     /// its fields cannot be moved out by a pattern); `Int(0)` is left in its place.
     pub fn take_kind(&mut self) -> ExprKind {
