@@ -148,8 +148,8 @@ fn prepare(
     parsed: d::Parsed,
     target: Option<u32>,
 ) -> Result<(d::Compiled, Options, Plan), BackendError> {
-    let compiled = d::finish(&job.script.name, &job.script.text, parsed, target)
-        .map_err(not_compiled)?;
+    let compiled =
+        d::finish(&job.script.name, &job.script.text, parsed, target).map_err(not_compiled)?;
     // Planning reads tracefs and the target's files, which need the same privileges as
     // tracing: say which capability is missing before a plan error could hide it.
     super::bpf::access::check().map_err(engine_error)?;

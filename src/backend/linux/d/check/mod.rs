@@ -3,6 +3,7 @@
 //! printf formats match their arguments, aggregations are not used as values, and a variable
 //! read but never assigned draws a warning. Constants are folded on the way (`fold`).
 
+mod ahead;
 mod builtins;
 mod calls;
 mod constants;
@@ -52,11 +53,18 @@ pub struct Checker {
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
 /// order.
 pub fn check(program: &mut Program) -> Vec<Diagnostic> {
-    let pristine = program.clone();
+    let assigned = assignments(program).0;
+    // Only a program that may read a variable ahead of its assignment needs a copy for
+    // the second pass.
+    let pristine = ahead::may_read_ahead(program, &assigned).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
-    if !first.read_ahead {
+    let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
+        debug_assert!(
+            !first.read_ahead,
+            "a read ahead that ahead.rs did not foresee"
+        );
         return first.finish();
-    }
+    };
     // A variable was read before the clause that assigns it, so its type was not known
     // there: check again, knowing the type each variable's first assignment gave it.
     let later_types = first
@@ -82,7 +90,7 @@ fn run(
         later_types,
         ..Checker::default()
     };
-    checker.collect_assignments(program);
+    (checker.assigned, checker.filled_aggs) = assignments(program);
     for item in &mut program.items {
         match item {
             Item::Pragma(p) => checker.pragma(p),
@@ -296,17 +304,18 @@ impl Checker {
             self.error(e.span, "a key must have a value");
         }
     }
+}
 
-    /// Collects which variables and aggregations the program assigns anywhere, so a read
-    /// before the assigning clause is not mistaken for an unknown name.
-    fn collect_assignments(&mut self, program: &Program) {
-        for item in &program.items {
-            let Item::Clause(c) = item else { continue };
-            for stmt in c.body.iter().flatten() {
-                targets::assignments(stmt, &mut self.assigned, &mut self.filled_aggs);
-            }
+/// The variables and the aggregations the program assigns anywhere, so a read before the
+/// assigning clause is not mistaken for an unknown name.
+fn assignments(program: &Program) -> (HashSet<(VarScope, String)>, HashSet<String>) {
+    let (mut vars, mut aggs) = (HashSet::new(), HashSet::new());
+    for c in program.clauses() {
+        for stmt in c.body.iter().flatten() {
+            targets::assignments(stmt, &mut vars, &mut aggs);
         }
     }
+    (vars, aggs)
 }
 
 /// Whether two types are interchangeable as keys or variable values: integers with

@@ -1,0 +1,162 @@
+//! Whether a program may read a variable before the clause that assigns it: only then does
+//! the checker need a second pass (knowing the types later assignments give), and so a
+//! pristine copy of the program to run it on. Most programs do not, and are checked in one
+//! pass without a copy.
+//!
+//! The answer may be a false "yes" (a copy that was not needed), never a false "no": it
+//! follows the checker's order (declarations, then each clause's predicate and statements)
+//! and counts as a read every use of a name the program assigns somewhere, before the
+//! statement that assigns it, and every store of what may be the constant 0 into a
+//! thread-local or associative element not yet assigned (D frees those, whatever their
+//! type, so the type comes from a later assignment).
+
+use std::collections::HashSet;
+
+use super::targets;
+use crate::backend::linux::d::ast::{Expr, ExprKind, Item, Program, Stmt, VarScope};
+use crate::backend::linux::deep;
+
+type Key = (VarScope, String);
+
+/// Whether checking `program` may meet a read ahead of the assignment that types it.
+pub fn may_read_ahead(program: &Program, assigned: &HashSet<Key>) -> bool {
+    let mut seen: HashSet<Key> = HashSet::new();
+    let mut aggs = HashSet::new();
+    for item in &program.items {
+        match item {
+            Item::Pragma(_) => {}
+            Item::Decl(d) => {
+                if d.inline.as_ref().is_some_and(|e| reads(e, assigned, &seen)) {
+                    return true;
+                }
+                seen.insert((d.scope, d.name.clone()));
+            }
+            Item::Clause(c) => {
+                seen.retain(|(scope, _)| *scope != VarScope::Clause);
+                if c.predicate
+                    .as_ref()
+                    .is_some_and(|e| reads(e, assigned, &seen))
+                {
+                    return true;
+                }
+                for stmt in c.body.iter().flatten() {
+                    if stmt_reads(stmt, assigned, &seen) {
+                        return true;
+                    }
+                    targets::assignments(stmt, &mut seen, &mut aggs);
+                }
+            }
+        }
+    }
+    false
+}
+
+fn stmt_reads(stmt: &Stmt, assigned: &HashSet<Key>, seen: &HashSet<Key>) -> bool {
+    match stmt {
+        Stmt::Expr(e) => reads(e, assigned, seen),
+        Stmt::Aggregate(a) => a
+            .keys
+            .iter()
+            .chain(&a.args)
+            .any(|e| reads(e, assigned, seen)),
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+            ..
+        } => {
+            reads(cond, assigned, seen)
+                || then
+                    .iter()
+                    .chain(otherwise.iter().flatten())
+                    .any(|s| stmt_reads(s, assigned, seen))
+        }
+    }
+}
+
+/// The variable `e` names, if it names one.
+fn key(e: &Expr) -> Option<Key> {
+    match &e.kind {
+        ExprKind::Ident(name) => Some((VarScope::Global, name.clone())),
+        ExprKind::Var { name, scope } => Some((*scope, name.clone())),
+        _ => None,
+    }
+}
+
+/// Whether `e` reads, or frees, an assigned variable not yet seen assigned.
+fn reads(e: &Expr, assigned: &HashSet<Key>, seen: &HashSet<Key>) -> bool {
+    let ahead = |k: Option<Key>| k.is_some_and(|k| assigned.contains(&k) && !seen.contains(&k));
+    deep::recurse(|| match &e.kind {
+        ExprKind::Assign {
+            op: None,
+            target,
+            value,
+        } => {
+            let (named, indices, keyed) = match &target.kind {
+                ExprKind::Index { base, indices } => (&**base, indices.as_slice(), true),
+                _ => (&**target, &[][..], false),
+            };
+            let k = key(named);
+            let frees = (keyed || k.as_ref().is_some_and(|(s, _)| *s == VarScope::Thread))
+                && may_be_constant(value);
+            (frees && ahead(k))
+                || indices.iter().any(|i| reads(i, assigned, seen))
+                || reads(value, assigned, seen)
+        }
+        _ => {
+            if ahead(key(e)) {
+                return true;
+            }
+            let mut found = false;
+            e.for_each_child(&mut |c| found = found || reads(c, assigned, seen));
+            found
+        }
+    })
+}
+
+/// Whether `e` may fold to a constant: it is made of literals, names (an inline or a
+/// predefined constant such as NULL) and operators.
+fn may_be_constant(e: &Expr) -> bool {
+    match e.kind {
+        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) => true,
+        ExprKind::Int(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Unary { .. }
+        | ExprKind::Binary { .. }
+        | ExprKind::Ternary { .. }
+        | ExprKind::Cast { .. } => {
+            let mut ok = true;
+            e.for_each_child(&mut |c| ok = ok && may_be_constant(c));
+            ok
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{parser, MacroArgs};
+    use super::*;
+
+    fn ahead(src: &str) -> bool {
+        let program = parser::parse(src, &MacroArgs::default()).unwrap();
+        may_read_ahead(&program, &super::super::assignments(&program).0)
+    }
+
+    #[test]
+    fn entry_and_return_clauses_read_nothing_ahead() {
+        let src = "syscall::read:entry { self->ts = timestamp; self->fd = arg0; }
+                   syscall::read:return /self->ts/ { @[self->fd] = sum(timestamp - self->ts);
+                   self->ts = 0; this->n = 1; x = this->n + 1; }";
+        assert!(!ahead(src));
+    }
+
+    #[test]
+    fn reads_and_frees_before_the_assignment_are_found() {
+        assert!(ahead("BEGIN { y = x; } END { x = \"s\"; }"));
+        assert!(ahead("BEGIN { x = x + 1; }"));
+        assert!(ahead("BEGIN { a[1] += 2; } END { a[1] = 3; }"));
+        assert!(ahead("BEGIN { self->p = 1 - 1; } END { self->p = \"s\"; }"));
+        assert!(ahead("BEGIN /x/ { } END { x = 1; }"));
+    }
+}
