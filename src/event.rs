@@ -309,6 +309,9 @@ pub enum DropKind {
     Speculation,
     /// Strings cut at strsize.
     TruncatedString,
+    /// Recorded before a stop, but still unread when the time a stop may take ran out: the
+    /// reader was behind a target that traces faster than it prints.
+    Unshown,
 }
 
 impl fmt::Display for DropKind {
@@ -319,6 +322,7 @@ impl fmt::Display for DropKind {
             DropKind::Dynamic => "dynamic variable drops",
             DropKind::Speculation => "speculation drops",
             DropKind::TruncatedString => "strings truncated at strsize",
+            DropKind::Unshown => "events recorded before the stop not shown (dtk was behind)",
         })
     }
 }

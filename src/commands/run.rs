@@ -148,6 +148,10 @@ fn printf_json(p: &Printf) -> serde_json::Value {
 }
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

@@ -168,6 +168,12 @@ fn c_string(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// The index of the probe that wrote `record`, read from its header alone.
+pub fn probe_of(record: &[u8]) -> Option<u32> {
+    let at = PROBE as usize;
+    Some(u32::from_ne_bytes(record.get(at..at + 4)?.try_into().ok()?))
+}
+
 /// Decodes one ring-buffer record of `plan`'s programs.
 pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
     Decoder::new(plan).decode(record)
