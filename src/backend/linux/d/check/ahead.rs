@@ -16,11 +16,25 @@ use super::targets;
 use crate::backend::linux::d::ast::{Expr, ExprKind, Item, Program, Stmt, VarScope};
 use crate::backend::linux::deep;
 
-type Key = (VarScope, String);
+/// A variable, borrowed from the program: the walk looks names up without copying them.
+type Key<'a> = (VarScope, &'a str);
+
+/// The variables and aggregations the program assigns anywhere.
+pub fn assignments(program: &Program) -> (HashSet<Key<'_>>, HashSet<&str>) {
+    let (mut vars, mut aggs) = (HashSet::new(), HashSet::new());
+    for c in program.clauses() {
+        for stmt in c.body.iter().flatten() {
+            targets::assignments(stmt, &mut vars, &mut aggs);
+        }
+    }
+    (vars, aggs)
+}
 
 /// Whether checking `program` may meet a read ahead of the assignment that types it.
-pub fn may_read_ahead(program: &Program, assigned: &HashSet<Key>) -> bool {
-    let mut seen: HashSet<Key> = HashSet::new();
+pub fn may_read_ahead(program: &Program) -> bool {
+    let (assigned, _) = assignments(program);
+    let assigned = &assigned;
+    let mut seen: Seen<'_> = HashSet::new();
     let mut aggs = HashSet::new();
     for item in &program.items {
         match item {
@@ -29,7 +43,7 @@ pub fn may_read_ahead(program: &Program, assigned: &HashSet<Key>) -> bool {
                 if d.inline.as_ref().is_some_and(|e| reads(e, assigned, &seen)) {
                     return true;
                 }
-                seen.insert((d.scope, d.name.clone()));
+                seen.insert((d.scope, &d.name));
             }
             Item::Clause(c) => {
                 seen.retain(|(scope, _)| *scope != VarScope::Clause);
@@ -51,7 +65,9 @@ pub fn may_read_ahead(program: &Program, assigned: &HashSet<Key>) -> bool {
     false
 }
 
-fn stmt_reads(stmt: &Stmt, assigned: &HashSet<Key>, seen: &HashSet<Key>) -> bool {
+type Seen<'a> = HashSet<Key<'a>>;
+
+fn stmt_reads(stmt: &Stmt, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
     match stmt {
         Stmt::Expr(e) => reads(e, assigned, seen),
         Stmt::Aggregate(a) => a
@@ -75,17 +91,17 @@ fn stmt_reads(stmt: &Stmt, assigned: &HashSet<Key>, seen: &HashSet<Key>) -> bool
 }
 
 /// The variable `e` names, if it names one.
-fn key(e: &Expr) -> Option<Key> {
+fn key(e: &Expr) -> Option<Key<'_>> {
     match &e.kind {
-        ExprKind::Ident(name) => Some((VarScope::Global, name.clone())),
-        ExprKind::Var { name, scope } => Some((*scope, name.clone())),
+        ExprKind::Ident(name) => Some((VarScope::Global, name)),
+        ExprKind::Var { name, scope } => Some((*scope, name)),
         _ => None,
     }
 }
 
 /// Whether `e` reads, or frees, an assigned variable not yet seen assigned.
-fn reads(e: &Expr, assigned: &HashSet<Key>, seen: &HashSet<Key>) -> bool {
-    let ahead = |k: Option<Key>| k.is_some_and(|k| assigned.contains(&k) && !seen.contains(&k));
+fn reads(e: &Expr, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
+    let ahead = |k: Option<Key<'_>>| k.is_some_and(|k| assigned.contains(&k) && !seen.contains(&k));
     deep::recurse(|| match &e.kind {
         ExprKind::Assign {
             op: None,
@@ -140,7 +156,7 @@ mod tests {
 
     fn ahead(src: &str) -> bool {
         let program = parser::parse(src, &MacroArgs::default()).unwrap();
-        may_read_ahead(&program, &super::super::assignments(&program).0)
+        may_read_ahead(&program)
     }
 
     #[test]

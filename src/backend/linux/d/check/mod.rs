@@ -53,10 +53,9 @@ pub struct Checker {
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
 /// order.
 pub fn check(program: &mut Program) -> Vec<Diagnostic> {
-    let assigned = assignments(program).0;
     // Only a program that may read a variable ahead of its assignment needs a copy for
     // the second pass.
-    let pristine = ahead::may_read_ahead(program, &assigned).then(|| program.clone());
+    let pristine = ahead::may_read_ahead(program).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
     let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
         debug_assert!(
@@ -309,13 +308,9 @@ impl Checker {
 /// The variables and the aggregations the program assigns anywhere, so a read before the
 /// assigning clause is not mistaken for an unknown name.
 fn assignments(program: &Program) -> (HashSet<(VarScope, String)>, HashSet<String>) {
-    let (mut vars, mut aggs) = (HashSet::new(), HashSet::new());
-    for c in program.clauses() {
-        for stmt in c.body.iter().flatten() {
-            targets::assignments(stmt, &mut vars, &mut aggs);
-        }
-    }
-    (vars, aggs)
+    let (vars, aggs) = ahead::assignments(program);
+    let vars = vars.into_iter().map(|(s, n)| (s, n.to_string())).collect();
+    (vars, aggs.into_iter().map(str::to_string).collect())
 }
 
 /// Whether two types are interchangeable as keys or variable values: integers with
