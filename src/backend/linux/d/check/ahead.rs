@@ -6,14 +6,14 @@
 //! The answer may be a false "yes" (a copy that was not needed), never a false "no": it
 //! follows the checker's order (declarations, then each clause's predicate and statements)
 //! and counts as a read every use of a name the program assigns somewhere, before the
-//! statement that assigns it, and every store of what may be the constant 0 into a
-//! thread-local or associative element not yet assigned (D frees those, whatever their
-//! type, so the type comes from a later assignment).
+//! statement that assigns it (other than as the variable stored to), and every store of
+//! what may be the constant 0 into a thread-local or associative element not yet assigned
+//! (D frees those, whatever their type, so the type comes from a later assignment).
 
 use std::collections::HashSet;
 
 use super::targets;
-use crate::backend::linux::d::ast::{Expr, ExprKind, Item, Program, Stmt, VarScope};
+use crate::backend::linux::d::ast::{Expr, ExprKind, Item, Program, Stmt, UnaryOp, VarScope};
 use crate::backend::linux::deep;
 
 /// A variable, borrowed from the program: the walk looks names up without copying them.
@@ -46,7 +46,6 @@ pub fn may_read_ahead(program: &Program) -> bool {
                 seen.insert((d.scope, &d.name));
             }
             Item::Clause(c) => {
-                seen.retain(|(scope, _)| *scope != VarScope::Clause);
                 if c.predicate
                     .as_ref()
                     .is_some_and(|e| reads(e, assigned, &seen))
@@ -101,26 +100,16 @@ fn key(e: &Expr) -> Option<Key<'_>> {
 
 /// Whether `e` reads, or frees, an assigned variable not yet seen assigned.
 fn reads(e: &Expr, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
-    let ahead = |k: Option<Key<'_>>| k.is_some_and(|k| assigned.contains(&k) && !seen.contains(&k));
     deep::recurse(|| match &e.kind {
-        ExprKind::Assign {
-            op: None,
-            target,
-            value,
-        } => {
-            let (named, indices, keyed) = match &target.kind {
-                ExprKind::Index { base, indices } => (&**base, indices.as_slice(), true),
-                _ => (&**target, &[][..], false),
-            };
-            let k = key(named);
-            let frees = (keyed || k.as_ref().is_some_and(|(s, _)| *s == VarScope::Thread))
-                && may_be_constant(value);
-            (frees && ahead(k))
-                || indices.iter().any(|i| reads(i, assigned, seen))
-                || reads(value, assigned, seen)
+        // The variable stored to is not read (`x += 1` and `x++` on a variable not yet
+        // assigned make it a long there and then); its keys and the value are.
+        ExprKind::Assign { op, target, value } => {
+            let frees = op.is_none() && may_be_zero(value);
+            stored_ahead(target, frees, assigned, seen) || reads(value, assigned, seen)
         }
+        ExprKind::IncDec { target, .. } => stored_ahead(target, false, assigned, seen),
         _ => {
-            if ahead(key(e)) {
+            if ahead(key(e), assigned, seen) {
                 return true;
             }
             let mut found = false;
@@ -130,20 +119,61 @@ fn reads(e: &Expr, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
     })
 }
 
-/// Whether `e` may fold to a constant: it is made of literals, names (an inline or a
-/// predefined constant such as NULL) and operators.
-fn may_be_constant(e: &Expr) -> bool {
-    match e.kind {
-        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) => true,
-        ExprKind::Int(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Unary { .. }
+/// Whether a store to `target` reads ahead: its keys do, or it frees (`frees`: the value
+/// may be 0) a thread-local or associative element not yet assigned.
+fn stored_ahead(target: &Expr, frees: bool, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
+    let (named, indices, keyed) = match &target.kind {
+        ExprKind::Index { base, indices } => (&**base, indices.as_slice(), true),
+        _ => (target, &[][..], false),
+    };
+    let k = key(named);
+    let dynamic = keyed || k.is_some_and(|(scope, _)| scope == VarScope::Thread);
+    (frees && dynamic && ahead(k, assigned, seen))
+        || indices.iter().any(|i| reads(i, assigned, seen))
+}
+
+/// Whether `k` is a variable the program assigns, not yet seen assigned.
+fn ahead(k: Option<Key<'_>>, assigned: &Seen<'_>, seen: &Seen<'_>) -> bool {
+    k.is_some_and(|k| assigned.contains(&k) && !seen.contains(&k))
+}
+
+/// Whether `e` may fold to the constant 0: it is 0, or it is made of literals, names (an
+/// inline or a predefined constant such as NULL) and operators, and is not a plain non-zero
+/// literal such as `-100`.
+fn may_be_zero(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(v) => *v == 0,
+        ExprKind::Unary {
+            op: UnaryOp::Neg | UnaryOp::Plus,
+            operand,
+        } if matches!(operand.kind, ExprKind::Int(_)) => may_be_zero(operand),
+        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Ident(_) => true,
+        ExprKind::Unary { .. }
         | ExprKind::Binary { .. }
         | ExprKind::Ternary { .. }
         | ExprKind::Cast { .. } => {
-            let mut ok = true;
-            e.for_each_child(&mut |c| ok = ok && may_be_constant(c));
-            ok
+            let mut constant = true;
+            e.for_each_child(&mut |c| constant = constant && may_be_constant(c));
+            constant
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` may fold to a constant: literals, names and operators.
+fn may_be_constant(e: &Expr) -> bool {
+    match e.kind {
+        ExprKind::Int(_)
+        | ExprKind::Ident(_)
+        | ExprKind::SizeofType(_)
+        | ExprKind::SizeofExpr(_) => true,
+        ExprKind::Unary { .. }
+        | ExprKind::Binary { .. }
+        | ExprKind::Ternary { .. }
+        | ExprKind::Cast { .. } => {
+            let mut constant = true;
+            e.for_each_child(&mut |c| constant = constant && may_be_constant(c));
+            constant
         }
         _ => false,
     }
@@ -171,8 +201,12 @@ mod tests {
     fn reads_and_frees_before_the_assignment_are_found() {
         assert!(ahead("BEGIN { y = x; } END { x = \"s\"; }"));
         assert!(ahead("BEGIN { x = x + 1; }"));
-        assert!(ahead("BEGIN { a[1] += 2; } END { a[1] = 3; }"));
+        assert!(ahead("BEGIN { a[x] += 2; } END { x = 3; }"));
+        assert!(!ahead("BEGIN { a[1] += 2; n++; } END { a[1] = 3; n = 1; }"));
         assert!(ahead("BEGIN { self->p = 1 - 1; } END { self->p = \"s\"; }"));
+        assert!(ahead("BEGIN { self->p = 0; } END { self->p = \"s\"; }"));
+        assert!(ahead("BEGIN { self->p = NULL; } END { self->p = \"s\"; }"));
+        assert!(!ahead("BEGIN { self->p = -100; } END { self->p = 1; }"));
         assert!(ahead("BEGIN /x/ { } END { x = 1; }"));
     }
 }
