@@ -30,6 +30,25 @@ impl fmt::Display for ProbeDesc {
     }
 }
 
+impl ProbeDesc {
+    /// The header of a `dtrace -l`-style listing ([`ProbeDesc::listing_line`]).
+    pub fn listing_header() -> String {
+        format!(
+            "{:>5} {:>10} {:>20} {:>32} NAME",
+            "ID", "PROVIDER", "MODULE", "FUNCTION"
+        )
+    }
+
+    /// This probe's line in a `dtrace -l`-style listing, numbered `id`: ID PROVIDER MODULE
+    /// FUNCTION NAME in right-aligned columns.
+    pub fn listing_line(&self, id: usize) -> String {
+        format!(
+            "{id:>5} {:>10} {:>20} {:>32} {}",
+            self.provider, self.module, self.function, self.name
+        )
+    }
+}
+
 /// One value traced by a D action.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]

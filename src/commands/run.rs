@@ -71,16 +71,10 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
         }
     } else {
         if config.output.header {
-            out.line(&format!(
-                "{:>5} {:>10} {:>20} {:>32} NAME",
-                "ID", "PROVIDER", "MODULE", "FUNCTION"
-            ))?;
+            out.line(&ProbeDesc::listing_header())?;
         }
         for (id, p) in (1..).zip(&probes) {
-            out.line(&format!(
-                "{id:>5} {:>10} {:>20} {:>32} {}",
-                p.provider, p.module, p.function, p.name
-            ))?;
+            out.line(&p.listing_line(id))?;
         }
     }
     out.flush()?;

@@ -153,15 +153,15 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         .collect())
 }
 
-/// Whether the program names probes that may live in the target's shared libraries: any
-/// provider other than the kernel's and dtrace's own (pid, USDT).
+/// Whether the program names probes that may live in the target's shared libraries (pid,
+/// USDT; see `plan::providers::in_process`). `$target` is not substituted yet: `pid$target`
+/// is in a process as `pid123` is.
 fn probes_in_libraries(parsed: &d::Parsed) -> bool {
-    const KERNEL: &[&str] = &["syscall", "proc", "profile", "tick", "dtrace", ""];
     parsed.program().items.iter().any(|item| match item {
         Item::Clause(c) => c
             .probes
             .iter()
-            .any(|p| !KERNEL.contains(&p.provider.as_str())),
+            .any(|p| plan::providers::in_process(&p.provider)),
         _ => false,
     })
 }

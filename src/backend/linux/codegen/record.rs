@@ -313,7 +313,7 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
 /// errors; 0 otherwise and for other probes.
 fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
     let ret = arg0 as i64;
-    if *kind == ProbeKind::SyscallReturn && (-4095..0).contains(&ret) {
+    if kind.sets_errno() && (-4095..0).contains(&ret) {
         -ret as i32
     } else {
         0
