@@ -4,6 +4,7 @@
 //! and `$pid` are substituted here, by D's rules, so the parser never sees them; `$target`
 //! is a placeholder whose value `macros::substitute_target` fills in after parsing.
 
+use super::arith::normalize;
 use super::ast::DType;
 use super::diagnostic::Diagnostic;
 use super::literal::parse_integer;
@@ -263,7 +264,7 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         Ok(Tok::Int {
-            value: value as i8 as i64 as u64,
+            value: normalize(u64::from(value), &DType::CHAR),
             ty: DType::CHAR,
         })
     }
