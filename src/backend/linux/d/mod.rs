@@ -46,6 +46,7 @@ pub use span::Span;
 /// arguments). `$pid` and `$ppid` are dtk's own, as in dtrace(1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MacroArgs {
+    /// Read by `compile` and `parse`; `parse_program` leaves `$target` for `finish`.
     pub target: Option<u32>,
     pub args: Vec<String>,
     /// `-x defaultargs`: unset arguments are 0 and "", and unused ones are not errors.

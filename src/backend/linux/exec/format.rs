@@ -1,4 +1,5 @@
-//! D's printf conversions, done as C's printf does them: flags (`- + space # 0`), widths,
+//! D's printf conversions (parsed by `d::format`, the parser the checker uses too), done as
+//! C's printf does them: flags (`- + space # 0`), widths,
 //! precisions, `*` taken from an argument, and length modifiers accepted and ignored (D knows
 //! each argument's type, so `%d` of a `char` and of a `long` both print right).
 //!
