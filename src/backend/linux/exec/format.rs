@@ -1,7 +1,7 @@
 //! D's printf conversions (parsed by `d::format`, the parser the checker uses too), done as
-//! C's printf does them: flags (`- + space # 0`), widths,
-//! precisions, `*` taken from an argument, and length modifiers accepted and ignored (D knows
-//! each argument's type, so `%d` of a `char` and of a `long` both print right).
+//! C's printf does them: flags (`- + space # 0`), widths, precisions, `*` taken from an
+//! argument, and length modifiers accepted and ignored (D knows each argument's type, so `%d`
+//! of a `char` and of a `long` both print right).
 //!
 //! Integers print as libdtrace prints them: at the size of their D type, `%d` signed or
 //! unsigned as the type is, `%i` and `%c` signed, `%u %o %x %X` unsigned (so `%x` of a
