@@ -15,13 +15,14 @@ use std::io;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::contract::{record, Keys, Line, Mismatch, ScriptContract};
 use super::opens::errno_name;
 use super::{exit_status, trace, Notices};
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
-use crate::event::{AggSnapshot, AggValue, Event, Value};
+use crate::event::{AggSnapshot, AggValue, Event};
 use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -98,6 +99,61 @@ fn check_syscall(config: &Config, call: &str) -> Result<()> {
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
 type RowKey = (i64, String, String);
 
+record! {
+    /// The keys of syscalls.d's @calls and @time: pid 0 and execname "" without BY_PROCESS.
+    struct CallKey {
+        pid: i64,
+        execname: String,
+        call: String,
+    }
+}
+
+record! {
+    /// The keys of syscalls.d's @errnos.
+    struct ErrnoKey {
+        pid: i64,
+        execname: String,
+        call: String,
+        errno: i64,
+    }
+}
+
+record! {
+    /// The key of syscalls.d's @hist.
+    struct HistKey {
+        call: String,
+    }
+}
+
+record! {
+    /// syscalls.d's line after the aggregations of an interval (`interval WALLTIMESTAMP`)
+    /// and of a --live snapshot (`snapshot WALLTIMESTAMP`).
+    struct WallLine {
+        walltimestamp: i64,
+    }
+}
+
+/// The start of the line after an interval's aggregations.
+const INTERVAL: &str = "interval ";
+
+/// The start of the line after a --live snapshot's aggregations.
+const SNAPSHOT: &str = "snapshot ";
+
+/// What the presenters of `dtk syscalls` read of syscalls.d.
+pub(crate) const CONTRACT: ScriptContract = ScriptContract {
+    scripts: &["syscalls"],
+    lines: &[
+        Line::of::<WallLine>(INTERVAL),
+        Line::of::<WallLine>(SNAPSHOT),
+    ],
+    keys: &[
+        Keys::of::<CallKey>("calls"),
+        Keys::of::<CallKey>("time"),
+        Keys::of::<ErrnoKey>("errnos"),
+        Keys::of::<HistKey>("hist"),
+    ],
+};
+
 /// One row of the table. What was not measured is None (null in JSON): pid and comm without
 /// -P, total_ns unless calls were timed (-L, --hist), errors and errnos without -e.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -147,31 +203,43 @@ impl Tally {
     }
 
     /// Merges one aggregation snapshot into the rows.
-    fn absorb(&mut self, snapshot: &AggSnapshot) {
+    fn absorb(&mut self, snapshot: &AggSnapshot) -> Result<(), Mismatch> {
+        let name = snapshot.name.as_str();
         for entry in &snapshot.entries {
-            let (Some(pid), Some(comm), Some(call)) = (
-                entry.keys.first().and_then(Value::as_i64),
-                entry.keys.get(1).and_then(Value::as_str),
-                entry.keys.get(2).and_then(Value::as_str),
-            ) else {
-                continue;
+            let (key, errno) = match name {
+                "calls" | "time" => (CONTRACT.decode_keys::<CallKey>(name, &entry.keys)?, None),
+                "errnos" => {
+                    let k: ErrnoKey = CONTRACT.decode_keys(name, &entry.keys)?;
+                    let key = CallKey {
+                        pid: k.pid,
+                        execname: k.execname,
+                        call: k.call,
+                    };
+                    (key, Some(k.errno))
+                }
+                _ => continue,
             };
             let AggValue::Scalar(v) = entry.value else {
                 continue;
             };
+            let CallKey {
+                pid,
+                execname: comm,
+                call,
+            } = key;
             let row = self
                 .rows
-                .entry((pid, comm.to_string(), call.to_string()))
+                .entry((pid, comm.clone(), call.clone()))
                 .or_insert_with(|| Row {
                     pid: self.by_process.then_some(pid),
-                    comm: self.by_process.then(|| comm.to_string()),
-                    syscall: call.to_string(),
+                    comm: self.by_process.then_some(comm),
+                    syscall: call,
                     count: 0,
                     total_ns: self.timed.then_some(0),
                     errors: self.errors.then_some(0),
                     errnos: self.errors.then(BTreeMap::new),
                 });
-            match (snapshot.name.as_str(), entry.keys.get(3)) {
+            match (name, errno) {
                 ("calls", _) => row.count += v,
                 ("time", _) => {
                     if let Some(total) = &mut row.total_ns {
@@ -181,13 +249,13 @@ impl Tally {
                 ("errnos", Some(errno)) => {
                     if let (Some(errors), Some(errnos)) = (&mut row.errors, &mut row.errnos) {
                         *errors += v;
-                        let name = errno_name(errno.as_i64().unwrap_or(0));
-                        *errnos.entry(name).or_default() += v;
+                        *errnos.entry(errno_name(errno)).or_default() += v;
                     }
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// The rows gathered so far, which start again from none.
@@ -206,11 +274,12 @@ struct SyscallsPresenter<'a, W: io::Write> {
 }
 
 impl<W: io::Write> SyscallsPresenter<'_, W> {
-    fn absorb(&mut self, snapshot: AggSnapshot) {
+    fn absorb(&mut self, snapshot: AggSnapshot) -> Result<(), Mismatch> {
         if snapshot.name == "hist" {
             self.hist = Some(snapshot);
+            Ok(())
         } else {
-            self.tally.absorb(&snapshot);
+            self.tally.absorb(&snapshot)
         }
     }
 
@@ -271,7 +340,8 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         for entry in &hist.entries {
             let mut line = serde_json::Map::new();
             line.insert("type".into(), "histogram".into());
-            line.insert("syscall".into(), serde_json::json!(entry.keys.first()));
+            let key: HistKey = CONTRACT.decode_keys("hist", &entry.keys)?;
+            line.insert("syscall".into(), key.call.into());
             line.insert("unit".into(), "ns".into());
             line.extend(json::value_fields(&entry.value));
             self.out.json(&line)?;
@@ -336,19 +406,19 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Agg(snapshot) => {
-                self.absorb(snapshot);
-                Ok(())
-            }
+            Event::Agg(snapshot) => Ok(self.absorb(snapshot)?),
             Event::FinalAggs(snapshots) => {
-                snapshots.into_iter().for_each(|s| self.absorb(s));
+                for s in snapshots {
+                    self.absorb(s)?;
+                }
                 Ok(())
             }
-            Event::Printf(p) => match p.args.as_slice() {
-                [wall] if p.text.starts_with("interval ") && wall.as_i64().is_some() => {
-                    self.table(wall.as_i64())
+            Event::Printf(p) => match CONTRACT.prefix_of(&p.text)? {
+                INTERVAL => {
+                    let l: WallLine = CONTRACT.decode(&p.args)?;
+                    self.table(Some(l.walltimestamp))
                 }
-                _ => self.out.text(&p.text),
+                _ => Err(CONTRACT.unknown_line(&p.text).into()),
             },
             Event::Done => {
                 if self.c.interval.is_none() || !self.tally.rows.is_empty() {

@@ -19,6 +19,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::contract::{record, Line, Mismatch, ScriptContract};
 use super::{exit_status, trace};
 use crate::config::{Config, PyflowConfig};
 use crate::event::Printf;
@@ -343,29 +344,47 @@ pub struct PyEvent {
     pub function: String,
 }
 
+record! {
+    /// The pyflow scripts' line per event: timestamp pid tid kind file line function.
+    pub struct FlowLine {
+        timestamp: i64,
+        pid: i64,
+        tid: i64,
+        /// ->, <-, <!, <y or y>.
+        kind: String,
+        file: String,
+        line: i64,
+        function: String,
+    }
+}
+
+/// What the pyflow presenter reads of the pyflow scripts.
+pub(crate) const CONTRACT: ScriptContract = ScriptContract {
+    scripts: &["pyflow", "pyflow-trampoline"],
+    lines: &[Line::of::<FlowLine>("")],
+    keys: &[],
+};
+
 impl PyEvent {
-    /// Reads the printf arguments of the pyflow scripts: timestamp pid tid kind file line
-    /// function.
-    pub fn from_printf(p: &Printf) -> Option<PyEvent> {
-        let [ts, pid, tid, kind, file, line, function] = p.args.as_slice() else {
-            return None;
-        };
-        let kind = match kind.as_str()? {
+    /// Reads the pyflow scripts' line per event ([`FlowLine`]).
+    pub fn from_printf(p: &Printf) -> Result<PyEvent, Mismatch> {
+        let l: FlowLine = CONTRACT.decode(&p.args)?;
+        let kind = match l.kind.as_str() {
             "->" => Kind::Entry,
             "<-" => Kind::Return,
             "<!" => Kind::Unwind,
             "<y" => Kind::Yield,
             "y>" => Kind::Resume,
-            _ => return None,
+            other => return Err(CONTRACT.mismatch(format!("{other:?} is not a kind of event"))),
         };
-        Some(PyEvent {
-            ts_ns: ts.as_i64()? as u64,
-            pid: u32::try_from(pid.as_i64()?).ok()?,
-            tid: u32::try_from(tid.as_i64()?).ok()?,
+        Ok(PyEvent {
+            ts_ns: l.timestamp as u64,
+            pid: CONTRACT.id("pid", l.pid)?,
+            tid: CONTRACT.id("tid", l.tid)?,
             kind,
-            file: file.as_str()?.to_string(),
-            line: line.as_i64()?,
-            function: function.as_str()?.to_string(),
+            file: l.file,
+            line: l.line,
+            function: l.function,
         })
     }
 }

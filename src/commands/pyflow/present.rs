@@ -228,10 +228,7 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => match PyEvent::from_printf(&p) {
-                Some(e) => self.python_event(e),
-                None => self.out.text(&p.text),
-            },
+            Event::Printf(p) => self.python_event(PyEvent::from_printf(&p)?),
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
                 Ok(())
