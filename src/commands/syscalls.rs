@@ -438,7 +438,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{AggEntry, AggFunc};
+    use crate::event::{AggEntry, AggFunc, Value};
     use crate::target::Target;
 
     fn config(by_process: bool) -> SyscallsConfig {
