@@ -271,7 +271,9 @@ impl ScriptContract {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::linux::d::ast::{DType, Expr, ExprKind, Function, Item, Program, Stmt};
+    use crate::backend::linux::d::ast::{
+        Aggregate, DType, Expr, ExprKind, Function, Item, Program, Stmt,
+    };
     use crate::backend::linux::d::format::{parse, Piece};
     use crate::backend::linux::d::{compile, MacroArgs};
     use crate::script::bundled;
@@ -293,6 +295,13 @@ mod tests {
         kinds: Vec<Option<Kind>>,
     }
 
+    /// An aggregation statement of the script: the aggregation, and its keys' kinds.
+    #[derive(Debug)]
+    struct Filled {
+        name: String,
+        kinds: Vec<Option<Kind>>,
+    }
+
     fn kind(ty: &DType) -> Option<Kind> {
         match ty {
             DType::Int { .. } => Some(Kind::Int),
@@ -301,7 +310,7 @@ mod tests {
         }
     }
 
-    fn walk<'p>(stmts: &'p [Stmt], printfs: &mut Vec<&'p [Expr]>, aggs: &mut Vec<&'p Stmt>) {
+    fn walk<'p>(stmts: &'p [Stmt], printfs: &mut Vec<&'p [Expr]>, aggs: &mut Vec<&'p Aggregate>) {
         for s in stmts {
             match s {
                 Stmt::Expr(Expr {
@@ -312,7 +321,7 @@ mod tests {
                         },
                     ..
                 }) => printfs.push(args),
-                Stmt::Aggregate(_) => aggs.push(s),
+                Stmt::Aggregate(a) => aggs.push(a),
                 Stmt::If {
                     then, otherwise, ..
                 } => {
@@ -325,7 +334,7 @@ mod tests {
     }
 
     /// The script's printf lines and its aggregations' key kinds, by name.
-    fn written(program: &Program) -> (Vec<Written>, Vec<(String, Vec<Option<Kind>>)>) {
+    fn written(program: &Program) -> (Vec<Written>, Vec<Filled>) {
         let (mut printfs, mut aggs) = (Vec::new(), Vec::new());
         for item in &program.items {
             if let Item::Clause(c) = item {
@@ -351,11 +360,9 @@ mod tests {
             .collect();
         let keys = aggs
             .into_iter()
-            .map(|s| {
-                let Stmt::Aggregate(a) = s else {
-                    unreachable!()
-                };
-                (a.name.clone(), a.keys.iter().map(|k| kind(&k.ty)).collect())
+            .map(|a| Filled {
+                name: a.name.clone(),
+                kinds: a.keys.iter().map(|k| kind(&k.ty)).collect(),
             })
             .collect();
         (lines, keys)
@@ -405,12 +412,12 @@ mod tests {
                     );
                 }
                 for k in contract.keys {
-                    let filled: Vec<_> = keys.iter().filter(|(n, _)| n == k.name).collect();
+                    let filled: Vec<_> = keys.iter().filter(|f| f.name == k.name).collect();
                     assert!(!filled.is_empty(), "{name}.d fills no @{}", k.name);
-                    for (_, written) in filled {
+                    for f in filled {
                         assert_eq!(
-                            written,
-                            &kinds(k.fields),
+                            f.kinds,
+                            kinds(k.fields),
                             "{name}.d's @{} keys are not what its presenter reads: {:?}",
                             k.name,
                             k.fields
