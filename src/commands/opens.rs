@@ -514,6 +514,41 @@ mod tests {
         String::from_utf8(p.out.into_inner().unwrap()).unwrap()
     }
 
+    /// A line with an argument missing, or a BEGIN line with one too many, stops the run with
+    /// an error that names what does not fit, and prints nothing of it.
+    #[test]
+    fn a_line_unlike_opens_d_is_an_error() {
+        let c = config(false);
+        let output = OutputConfig {
+            color: false,
+            format: Format::Text,
+            header: false,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, &c);
+        let mut short = printf(3, 0, 0, "/etc/hosts");
+        short.args.pop();
+        let err = p.event(Event::Printf(short)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a printf line of opens.d does not fit what dtk reads from it: 10 values, where dtk \
+             reads 11 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
+             flags, dirfd, path)"
+        );
+        let Event::Printf(mut begin) = since(5) else {
+            unreachable!()
+        };
+        begin.args.push(Value::Int(6));
+        let err = p.event(Event::Printf(begin)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("2 values, where dtk reads 1 (timestamp)"),
+            "{err}"
+        );
+        p.event(Event::Done).unwrap();
+        assert_eq!(p.out.into_inner().unwrap(), b"");
+    }
+
     /// An opens.d line for `pid` at `ts_ns`.
     fn open_at(pid: i64, ts_ns: i64, path: &str) -> Event {
         let mut p = printf(3, 0, 0, path);

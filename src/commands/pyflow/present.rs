@@ -345,6 +345,33 @@ mod tests {
             .collect()
     }
 
+    /// A line that is not what the scripts print (the line number as a string, or a kind
+    /// the scripts never print) stops the run with an error that says so, not raw text.
+    #[test]
+    fn a_line_unlike_the_scripts_is_an_error() {
+        let c = config(FrameFilter::default(), false);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c);
+        let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
+            unreachable!()
+        };
+        line.args[5] = Value::Str("1".into());
+        let err = EventSink::event(&mut p, Event::Printf(line.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a printf line of pyflow.d or pyflow-trampoline.d does not fit what dtk reads from \
+             it: value 6 (line) is a string, where dtk reads an integer"
+        );
+        line.args[5] = Value::Int(1);
+        line.args[3] = Value::Str("=>".into());
+        let err = EventSink::event(&mut p, Event::Printf(line)).unwrap_err();
+        assert!(
+            err.to_string().ends_with("\"=>\" is not a kind of event"),
+            "{err}"
+        );
+        EventSink::event(&mut p, Event::Done).unwrap();
+        assert_eq!(p.out.into_inner().unwrap(), b"");
+    }
+
     const APP: &str = "/home/u/proj/app.py";
     const JSON: &str = "/usr/lib/python3.11/json/__init__.py";
     const LONG: &str = "/home/u/proj/a/much/longer/path/to/module.py";
