@@ -7,9 +7,13 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::output::text;
 
 /// A fully specified probe, `provider:module:function:name`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
@@ -30,13 +34,122 @@ impl fmt::Display for ProbeDesc {
     }
 }
 
+/// A string as a traced program gave it: bytes, most often but not always UTF-8 (a file name or
+/// a process name may hold any byte but NUL). Shown through `Display` with control characters
+/// and invalid UTF-8 escaped ([`text::escape`]), so that no presenter can print traced bytes
+/// raw by accident; serialized to JSON as a string when it is UTF-8, and as
+/// `{"bytes":"<base64>"}` when it is not, so that JSON keeps the exact bytes.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteString(Vec<u8>);
+
+impl ByteString {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The text, when it is valid UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The text with invalid UTF-8 replaced by U+FFFD, for matching against a pattern.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl Deref for ByteString {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for ByteString {
+    fn from(bytes: Vec<u8>) -> ByteString {
+        ByteString(bytes)
+    }
+}
+
+impl From<&[u8]> for ByteString {
+    fn from(bytes: &[u8]) -> ByteString {
+        ByteString(bytes.to_vec())
+    }
+}
+
+impl From<String> for ByteString {
+    fn from(s: String) -> ByteString {
+        ByteString(s.into_bytes())
+    }
+}
+
+impl From<&str> for ByteString {
+    fn from(s: &str) -> ByteString {
+        ByteString(s.as_bytes().to_vec())
+    }
+}
+
+impl PartialEq<str> for ByteString {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for ByteString {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for ByteString {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for ByteString {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ByteString {
+    /// The escaped text; width and alignment (`{:<16}`) apply to what is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&text::escape(&self.0))
+    }
+}
+
+impl fmt::Debug for ByteString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", text::escape(&self.0))
+    }
+}
+
+impl Serialize for ByteString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.to_str() {
+            Some(s) => serializer.serialize_str(s),
+            None => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("bytes", &text::base64(&self.0))?;
+                map.end()
+            }
+        }
+    }
+}
+
 /// One value traced by a D action.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Int(i64),
     UInt(u64),
-    Str(String),
+    Str(ByteString),
     /// Symbolised frames of `stack()` or `ustack()`, innermost first.
     Stack(Vec<String>),
     /// Raw memory, as traced by `trace(*ptr)` of a non-scalar or by `copyin`.
@@ -54,7 +167,7 @@ impl Value {
     }
 
     /// The value as a string, when it is one.
-    pub fn as_str(&self) -> Option<&str> {
+    pub fn as_text(&self) -> Option<&ByteString> {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
@@ -83,8 +196,41 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Printf {
     pub origin: Origin,
-    pub text: String,
+    /// The exact bytes printf produced.
+    pub text: ByteString,
+    /// The byte ranges of `text` that conversions produced from traced values (sorted, not
+    /// overlapping); the rest is the format's own text. Text output escapes only these.
+    pub traced: Vec<Range<usize>>,
     pub args: Vec<Value>,
+}
+
+impl Printf {
+    /// The text as text output shows it: traced values escaped, the format's text as it is.
+    pub fn display(&self) -> String {
+        text::escape_ranges(&self.text, &self.traced)
+    }
+
+    /// Where the string arguments lie in a text formatted by someone else (libdtrace prints
+    /// its printf itself and hands over only the result): each string is looked for after
+    /// the previous one, as printf writes its arguments in order. A string the format cut
+    /// (`%.3s`) is not found and stays unmarked, so its bytes are shown as libdtrace wrote them.
+    pub fn locate_traced(text: &[u8], args: &[Value]) -> Vec<Range<usize>> {
+        let mut ranges = Vec::new();
+        let mut from = 0;
+        for s in args.iter().filter_map(Value::as_text) {
+            if s.is_empty() {
+                continue;
+            }
+            let found = text[from..]
+                .windows(s.len())
+                .position(|w| w == s.as_bytes());
+            if let Some(at) = found {
+                ranges.push(from + at..from + at + s.len());
+                from += at + s.len();
+            }
+        }
+        ranges
+    }
 }
 
 /// Which aggregating function produced an aggregation.
@@ -338,4 +484,55 @@ pub enum Event {
     },
     /// The run is over: exit() was called, the target exited, or the user interrupted.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_strings_are_json_strings_when_utf8_and_base64_when_not() {
+        let utf8 = ByteString::from("a\n\u{1b}é");
+        assert_eq!(serde_json::to_string(&utf8).unwrap(), r#""a\n\u001bé""#);
+        let raw = ByteString::from(&b"x\xff\xfe"[..]);
+        assert_eq!(serde_json::to_string(&raw).unwrap(), r#"{"bytes":"eP/+"}"#);
+    }
+
+    #[test]
+    fn byte_strings_display_escaped_and_padded() {
+        let name = ByteString::from(&b"a\x1b[2J\xff"[..]);
+        assert_eq!(format!("{name:<14}|"), "a\\x1b[2J\\xff  |");
+        assert_eq!(
+            name.as_bytes(),
+            b"a\x1b[2J\xff",
+            "the bytes themselves are kept"
+        );
+    }
+
+    #[test]
+    fn printf_shows_traced_values_escaped_and_its_format_as_is() {
+        let p = Printf {
+            origin: Origin {
+                probe: Arc::new(ProbeDesc::default()),
+                cpu: 0,
+                ts_ns: 0,
+            },
+            text: ByteString::from(&b"open a\nb\x1b 3\n"[..]),
+            traced: vec![5..9],
+            args: Vec::new(),
+        };
+        assert_eq!(p.display(), "open a\\nb\\x1b 3\n");
+    }
+
+    #[test]
+    fn traced_strings_are_found_in_a_finished_text_in_order() {
+        let args = [
+            Value::Str("x".into()),
+            Value::Int(7),
+            Value::Str("a\nb".into()),
+            Value::Str("missing".into()),
+        ];
+        let text = b"x: fix 7 a\nb\n";
+        assert_eq!(Printf::locate_traced(text, &args), [0..1, 9..12]);
+    }
 }

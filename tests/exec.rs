@@ -57,7 +57,7 @@ fn open_of(path: &str) -> Firing {
         args: [0, 0x7000, 0, 0, 0, 0, 0, 0, 0, 0],
         strings: vec![CapturedString {
             arg: 1,
-            value: path.chars().take(15).collect(),
+            value: path.as_bytes()[..path.len().min(15)].into(),
             truncated: path.len() > 15,
         }],
         ..Firing::default()
@@ -101,7 +101,7 @@ fn executor_runs_a_program_through_its_public_api() {
         .0
         .iter()
         .filter_map(|e| match e {
-            Event::Printf(p) => Some(p.text.as_str()),
+            Event::Printf(p) => Some(p.text.to_str().unwrap()),
             _ => None,
         })
         .collect();

@@ -4,7 +4,9 @@
 //! expressions (-N, --path) and the presentation are applied here.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use anyhow::Result;
@@ -16,7 +18,7 @@ use super::{trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
-use crate::event::{Event, Printf};
+use crate::event::{ByteString, Event, Printf};
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
@@ -43,18 +45,18 @@ pub fn run(config: &Config, c: &OpensConfig) -> Result<()> {
     Ok(())
 }
 
-/// One open, as opens.d reports it.
+/// One open, as opens.d reports it. The names are bytes as the process gave them.
 #[derive(Debug, PartialEq, Serialize)]
 pub struct OpenEvent {
     pub ts_ns: u64,
-    pub zone: String,
+    pub zone: ByteString,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    pub comm: ByteString,
     pub fd: Option<i64>,
     pub errno: Option<String>,
     pub flags: Vec<String>,
-    pub path: String,
+    pub path: ByteString,
 }
 
 impl OpenEvent {
@@ -68,14 +70,14 @@ impl OpenEvent {
         let errno = errno.as_i64()?;
         Some(OpenEvent {
             ts_ns: ts.as_i64()? as u64,
-            zone: zone.as_str()?.to_string(),
+            zone: zone.as_text()?.clone(),
             pid: u32::try_from(pid.as_i64()?).ok()?,
             tid: u32::try_from(tid.as_i64()?).ok()?,
-            comm: comm.as_str()?.to_string(),
+            comm: comm.as_text()?.clone(),
             fd: (result >= 0).then_some(result),
             errno: (result < 0).then(|| errno_name(errno)),
             flags: open_flag_names(flags.as_i64()?),
-            path: path.as_str()?.to_string(),
+            path: path.as_text()?.clone(),
         })
     }
 }
@@ -110,7 +112,7 @@ struct OpensPresenter<'a, W: io::Write> {
     c: &'a OpensConfig,
     first_ts: Option<u64>,
     header_done: bool,
-    counts: HashMap<String, u64>,
+    counts: HashMap<ByteString, u64>,
     notices: Notices,
 }
 
@@ -131,15 +133,20 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         self.c
             .name_regex
             .as_ref()
-            .is_none_or(|r| r.is_match(&e.comm))
-            && self.c.path.as_ref().is_none_or(|r| r.is_match(&e.path))
+            .is_none_or(|r| r.is_match(&e.comm.to_str_lossy()))
+            && self
+                .c
+                .path
+                .as_ref()
+                .is_none_or(|r| r.is_match(&e.path.to_str_lossy()))
             && (!self.c.failed || e.fd.is_none())
     }
 
     fn resolve_path(&self, e: &mut OpenEvent) {
-        if self.c.full && !e.path.starts_with('/') {
+        if self.c.full && !e.path.starts_with(b"/") {
             if let Ok(cwd) = std::fs::read_link(format!("/proc/{}/cwd", e.pid)) {
-                e.path = Path::new(&cwd).join(&e.path).display().to_string();
+                let full = Path::new(&cwd).join(OsStr::from_bytes(&e.path));
+                e.path = full.into_os_string().into_vec().into();
             }
         }
     }
@@ -153,7 +160,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if let Some(by) = self.c.count {
             let key = match by {
                 CountBy::Path => e.path,
-                CountBy::Process => format!("{} {}", e.pid, e.comm),
+                CountBy::Process => [format!("{} ", e.pid).as_bytes(), &e.comm].concat().into(),
             };
             *self.counts.entry(key).or_default() += 1;
             return Ok(());
@@ -178,11 +185,12 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             (None, Some(errno)) => errno.clone(),
             (None, None) => "?".into(),
         };
-        let mut path = e.path.clone();
+        let mut path = e.path.to_string();
         if self.c.flags {
             path = format!("{}  {}", e.flags.join("|"), path);
         }
-        let line = self.columns(&time, &e.zone, &e.pid.to_string(), &e.comm, &fd, &path);
+        let (zone, comm) = (e.zone.to_string(), e.comm.to_string());
+        let line = self.columns(&time, &zone, &e.pid.to_string(), &comm, &fd, &path);
         self.out.line(&line)
     }
 
@@ -259,7 +267,7 @@ impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
         match event {
             Event::Printf(p) => match OpenEvent::from_printf(&p) {
                 Some(e) => self.open(e),
-                None => self.out.text(&p.text),
+                None => self.out.text(&p.display()),
             },
             Event::Done => {
                 self.print_counts()?;
@@ -284,7 +292,8 @@ mod tests {
                 cpu: 0,
                 ts_ns: 0,
             },
-            text: String::new(),
+            text: ByteString::default(),
+            traced: Vec::new(),
             args: vec![
                 Value::Int(1_700_000_000_000_000_000),
                 Value::Str("global".into()),

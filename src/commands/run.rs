@@ -12,7 +12,7 @@ use super::Notices;
 use crate::backend::{self, EventSink, Job, Stop, Target};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
 use crate::event::{Event, ProbeDesc, Value};
-use crate::output::{self, aggregation, LineWriter};
+use crate::output::{self, aggregation, text, LineWriter};
 use crate::script::Script;
 
 pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
@@ -94,7 +94,7 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => self.out.text(&p.text),
+            Event::Printf(p) => self.out.text(&p.display()),
             Event::Record(r) => {
                 let values: Vec<String> = r.values.iter().map(format_value).collect();
                 self.out.line(&format!(
@@ -124,13 +124,17 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
     }
 }
 
-/// A traced value as trace() shows it.
+/// A traced value as trace() shows it, strings and symbols escaped (output::text).
 fn format_value(v: &Value) -> String {
     match v {
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Str(s) => s.clone(),
-        Value::Stack(frames) => frames.join("\n"),
+        Value::Str(s) => s.to_string(),
+        Value::Stack(frames) => frames
+            .iter()
+            .map(|f| text::escape(f.as_bytes()))
+            .collect::<Vec<_>>()
+            .join("\n"),
         Value::Bytes(b) => b
             .iter()
             .map(|x| format!("{x:02x}"))

@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
+use super::text;
 use crate::event::{
     compare_values, llquantize_bounds, quantize_bucket_value, AggEntry, AggSnapshot, AggValue,
     Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
@@ -72,13 +73,19 @@ fn write_key(out: &mut String, key: &Value, size: u8) {
         Value::UInt(v) => {
             let _ = write!(out, " {v:>width$}");
         }
+        // Traced strings and symbols are shown escaped (`ByteString`'s Display, output::text).
         Value::Str(s) => {
             let _ = write!(out, "  {s:<STRING_WIDTH$}");
         }
         Value::Stack(frames) => {
             out.push('\n');
             for frame in frames {
-                let _ = writeln!(out, "{:STACK_INDENT$}{frame}", "");
+                let _ = writeln!(
+                    out,
+                    "{:STACK_INDENT$}{}",
+                    "",
+                    text::escape(frame.as_bytes())
+                );
             }
         }
         Value::Bytes(bytes) => {

@@ -4,6 +4,7 @@
 
 pub mod aggregation;
 pub mod live;
+pub mod text;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};
