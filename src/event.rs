@@ -518,7 +518,7 @@ mod tests {
                 ts_ns: 0,
             },
             text: ByteString::from(&b"open a\nb\x1b 3\n"[..]),
-            traced: vec![5..9],
+            traced: vec![5..9, 10..11],
             args: Vec::new(),
         };
         assert_eq!(p.display(), "open a\\nb\\x1b 3\n");
