@@ -25,11 +25,16 @@ pub struct ProbeDesc {
 }
 
 impl fmt::Display for ProbeDesc {
+    /// The four names, escaped: a USDT or pid probe takes its names from the traced binary.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = |s: &str| text::escape(s.as_bytes()).into_owned();
         write!(
             f,
             "{}:{}:{}:{}",
-            self.provider, self.module, self.function, self.name
+            e(&self.provider),
+            e(&self.module),
+            e(&self.function),
+            e(&self.name)
         )
     }
 }

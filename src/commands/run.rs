@@ -71,9 +71,13 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
             ))?;
         }
         for (id, p) in (1..).zip(&probes) {
+            let e = |s: &str| text::escape(s.as_bytes()).into_owned();
             out.line(&format!(
                 "{id:>5} {:>10} {:>20} {:>32} {}",
-                p.provider, p.module, p.function, p.name
+                e(&p.provider),
+                e(&p.module),
+                e(&p.function),
+                e(&p.name)
             ))?;
         }
     }
@@ -100,7 +104,11 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
                 self.out.line(&format!(
                     "{:>3} {:>32}  {}",
                     r.origin.cpu,
-                    format!("{}:{}", r.origin.probe.function, r.origin.probe.name),
+                    format!(
+                        "{}:{}",
+                        text::escape(r.origin.probe.function.as_bytes()),
+                        text::escape(r.origin.probe.name.as_bytes())
+                    ),
                     values.join(" ")
                 ))
             }

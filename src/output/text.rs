@@ -208,7 +208,10 @@ mod tests {
     #[test]
     fn only_traced_ranges_are_escaped() {
         let text = b"open \x1b[31m\n -> 3\n";
-        assert_eq!(escape_ranges(text, &[5..11, 15..16]), "open \\x1b[31m\\n -> 3\n");
+        assert_eq!(
+            escape_ranges(text, &[5..11, 15..16]),
+            "open \\x1b[31m\\n -> 3\n"
+        );
         assert_eq!(escape_ranges(b"a\nb", &[]), "a\nb");
         assert_eq!(escape_ranges(b"ab", &[0..0, 1..9]), "ab");
     }
