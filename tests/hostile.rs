@@ -13,7 +13,7 @@ use assert_cmd::cargo::cargo_bin;
 use dtk::output::text::base64;
 use serde_json::{json, Value};
 
-use crate::util::kernel_available;
+use crate::util::{kernel_available, Tmux};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -160,6 +160,36 @@ fn opens_shows_hostile_names_escaped_and_gives_their_bytes_in_json() {
         assert_eq!(e["comm"], json_of(COMM.0), "{e}");
         assert!(e["fd"].is_u64(), "{e}");
     }
+}
+
+/// On a real terminal (tmux), with colour on: the escapes are what the screen shows, and
+/// the names changed neither the window title nor the colours of the text after them.
+#[test]
+fn opens_on_a_terminal_shows_escapes_and_leaves_the_title_alone() {
+    if !kernel_available("opens_on_a_terminal_shows_escapes_and_leaves_the_title_alone") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, dir_text, command) = files_and_opener(dir.path());
+    let tmux = Tmux::start(&format!(
+        "{} --backend linux opens -c '{command}'; echo dtk exited $?; sleep 60",
+        cargo_bin("dtk").display()
+    ));
+    let title = tmux.title();
+    let screen = tmux.wait_for("dtk's exit", |s| s.contains("dtk exited"));
+    assert!(screen.contains("dtk exited 0"), "{screen}");
+    for (_, shown) in NAMES {
+        let want = format!("{dir_text}/{shown}");
+        assert!(
+            screen.lines().any(|l| l.trim_end().ends_with(&want)),
+            "{want:?} is not on the screen:\n{screen}"
+        );
+    }
+    assert!(screen.contains(COMM.1), "{screen}");
+    for line in screen.lines().filter(|l| l.contains("FAKE-LINE")) {
+        assert!(line.contains(&dir_text), "a forged line: {line:?}");
+    }
+    assert_eq!(tmux.title(), title, "a traced name set the window title");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
-use crate::util::kernel_available;
+use crate::util::{kernel_available, Tmux};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -241,68 +241,6 @@ fn by_process_separates_two_children() {
         BTreeMap::from([(pids[0], 300), (pids[1], 700)]),
         "getppid calls by pid"
     );
-}
-
-/// A tmux server of the test's own, killed (with what runs in it) when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("dtk-test-{}", std::process::id()),
-        };
-        let status = tmux
-            .command()
-            .args(["new-session", "-d", "-x", "120", "-y", "40", command])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tmux
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &self.socket]);
-        cmd
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .command()
-            .args(["capture-pane", "-p"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        let status = self.command().args(["send-keys", keys]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to 20 s for the screen to satisfy `test`, and returns it.
-    fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if test(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no {what} on the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.command().arg("kill-server").status();
-    }
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! Helpers shared by the test modules.
 
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 /// Whether kernel tests can run here: root, and the bpf() syscall answering. Returns false
 /// (and says so on stderr) when they cannot; panics instead when `DTK_REQUIRE_KERNEL=1`.
 #[allow(dead_code)]
@@ -22,5 +26,83 @@ pub fn kernel_available(test: &str) -> bool {
             eprintln!("{test}: skipped: {why}");
             false
         }
+    }
+}
+
+/// A tmux server of the test's own (one socket per server, so tests in parallel do not
+/// share one), killed with what runs in it when dropped: a real terminal for dtk.
+#[allow(dead_code)]
+pub struct Tmux {
+    socket: String,
+}
+
+#[allow(dead_code)]
+impl Tmux {
+    /// Runs `command` in a 120x40 window.
+    pub fn start(command: &str) -> Tmux {
+        static SERVERS: AtomicUsize = AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, Ordering::Relaxed);
+        let tmux = Tmux {
+            socket: format!("dtk-test-{}-{n}", std::process::id()),
+        };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-x", "120", "-y", "40", command])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
+    }
+
+    pub fn screen(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pane's title, which a program sets with the OSC 0 or 2 sequence.
+    pub fn title(&self) -> String {
+        let out = self
+            .command()
+            .args(["display-message", "-p", "#{pane_title}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    pub fn keys(&self, keys: &str) {
+        let status = self.command().args(["send-keys", keys]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to 20 s for the screen to satisfy `test`, and returns it.
+    pub fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if test(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no {what} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").status();
     }
 }
