@@ -43,10 +43,12 @@ impl Formatted {
         self.text.extend_from_slice(text.as_bytes());
     }
 
-    fn traced(&mut self, bytes: &[u8]) {
+    /// The output of one conversion: traced, except `%S`, whose own escapes leave only
+    /// printable ASCII (escaping it again would double its backslashes).
+    fn converted(&mut self, spec: &Spec, bytes: &[u8]) {
         let start = self.text.len();
         self.text.extend_from_slice(bytes);
-        if !bytes.is_empty() {
+        if !bytes.is_empty() && spec.conv != 'S' {
             self.traced.push(start..self.text.len());
         }
     }
@@ -74,7 +76,7 @@ pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
                         signed: is_signed(&arg.ty),
                     }),
                 };
-                out.traced(&apply(&spec, width, precision, operand));
+                out.converted(&spec, &apply(&spec, width, precision, operand));
             }
         }
     }
@@ -159,7 +161,7 @@ pub fn printa_row(
                     KeyPart::Str(s) => Operand::Str(s),
                     KeyPart::Stack => Operand::Str(b""),
                 };
-                out.traced(&apply(&spec, width, precision, operand));
+                out.converted(&spec, &apply(&spec, width, precision, operand));
             }
         }
     }
@@ -225,13 +227,13 @@ mod tests {
 
     #[test]
     fn string_conversions_are_bytes_and_marked_traced() {
-        let name = Typed {
+        let name = || Typed {
             value: Value::str(b"a\nb\xff"),
             ty: DType::String,
         };
-        let out = printf("open %-6s|%d\n", &[name, int(3)]);
-        assert_eq!(out.text, b"open a\nb\xff  |3\n");
-        assert_eq!(out.traced, [5..11, 12..13]);
+        let out = printf("open %-6s|%d|%S\n", &[name(), int(3), name()]);
+        assert_eq!(out.text, b"open a\nb\xff  |3|a\\nb\\377\n");
+        assert_eq!(out.traced, [5..11, 12..13], "%S is escaped already");
     }
 
     #[test]
