@@ -75,7 +75,7 @@ impl ProcessTable {
     }
 
     /// `zonename`: the name of the cgroup whose directory has inode `cgroup_id`.
-    pub fn zone_name(&mut self, cgroup_id: u64) -> String {
+    pub fn zone_name(&mut self, cgroup_id: u64) -> Vec<u8> {
         self.zones.name(cgroup_id)
     }
 }
@@ -160,15 +160,15 @@ fn read_psinfo(pid: u32, comm: &[u8]) -> Psinfo {
 /// Cgroup ids (directory inodes) to names.
 #[derive(Debug, Default)]
 struct CgroupNames {
-    names: HashMap<u64, String>,
+    names: HashMap<u64, Vec<u8>>,
     /// Ids a walk did not find, so that each costs one walk only.
     missing: HashSet<u64>,
 }
 
 impl CgroupNames {
-    fn name(&mut self, id: u64) -> String {
+    fn name(&mut self, id: u64) -> Vec<u8> {
         if id == 0 {
-            return cgroup::GLOBAL.to_string();
+            return cgroup::GLOBAL.as_bytes().to_vec();
         }
         if !self.names.contains_key(&id) && !self.missing.contains(&id) {
             self.names.extend(cgroup::names());
@@ -179,13 +179,14 @@ impl CgroupNames {
         self.names
             .get(&id)
             .cloned()
-            .unwrap_or_else(|| cgroup::GLOBAL.to_string())
+            .unwrap_or_else(|| cgroup::GLOBAL.as_bytes().to_vec())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
 
     #[test]
@@ -219,13 +220,13 @@ mod tests {
         };
         let dir = cgroup::own_cgroup(&root);
         let expected = if dir == root {
-            cgroup::GLOBAL.to_string()
+            cgroup::GLOBAL.as_bytes()
         } else {
-            dir.file_name().unwrap().to_string_lossy().into_owned()
+            dir.file_name().unwrap().as_bytes()
         };
         let id = fs::metadata(&dir).unwrap().ino();
         let mut table = ProcessTable::default();
         assert_eq!(table.zone_name(id), expected);
-        assert_eq!(table.zone_name(0), cgroup::GLOBAL);
+        assert_eq!(table.zone_name(0), cgroup::GLOBAL.as_bytes());
     }
 }
