@@ -30,7 +30,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_needs_command" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_needs_command" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_needs_command" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_needs_command" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_needs_command" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
@@ -55,7 +55,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -s a -l all -d 'Show every frame, including the standard library, site-packages and frozen modules'
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -l elapsed -d 'Show the time since tracing started instead of the time since the previous event'
@@ -80,14 +80,14 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s Z -l show-zone -d 'Show the ZONE column'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s x -l failed -d 'Only opens that failed'
-complete -c dtk -n "__fish_dtk_using_subcommand opens" -l flags -d 'Add the open flags (O_RDONLY|O_CLOEXEC…)'
-complete -c dtk -n "__fish_dtk_using_subcommand opens" -s T -l timestamp -d 'Add wall-clock timestamps'
-complete -c dtk -n "__fish_dtk_using_subcommand opens" -s e -l elapsed -d 'Add the time elapsed since tracing started'
-complete -c dtk -n "__fish_dtk_using_subcommand opens" -l full -d 'Resolve relative paths against the process\'s working directory'
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -l flags -d 'Add the FLAGS column: the open flags (O_RDONLY|O_CLOEXEC…)'
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -s T -l timestamp -d 'Add the TIME column: the wall clock'
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -s e -l elapsed -d 'Add the ELAPSED(s) column: the time since tracing started'
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -l full -d 'Resolve relative paths against the process\'s working directory (or openat\'s directory); a path that cannot be (the process has gone) is shown as given and marked "(unresolved)"'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s h -l help -d 'Print help'
@@ -110,7 +110,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
@@ -130,7 +130,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand run" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s l -l list -d 'List the probes that the descriptions match (-n DESC, or the script\'s) instead of tracing'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s Z -l zdefs -d 'Permit probe descriptions that match no probes'
@@ -145,7 +145,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand list" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand list" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand list" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand list" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand list" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
@@ -157,7 +157,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
@@ -178,7 +178,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s a -l all -d 'Show every frame, including the standard library, site-packages and frozen modules'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l elapsed -d 'Show the time since tracing started instead of the time since the previous event'
@@ -203,14 +203,14 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s Z -l show-zone -d 'Show the ZONE column'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s x -l failed -d 'Only opens that failed'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l flags -d 'Add the open flags (O_RDONLY|O_CLOEXEC…)'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s T -l timestamp -d 'Add wall-clock timestamps'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s e -l elapsed -d 'Add the time elapsed since tracing started'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l full -d 'Resolve relative paths against the process\'s working directory'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l flags -d 'Add the FLAGS column: the open flags (O_RDONLY|O_CLOEXEC…)'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s T -l timestamp -d 'Add the TIME column: the wall clock'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s e -l elapsed -d 'Add the ELAPSED(s) column: the time since tracing started'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l full -d 'Resolve relative paths against the process\'s working directory (or openat\'s directory); a path that cannot be (the process has gone) is shown as given and marked "(unresolved)"'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s h -l help -d 'Print help'
@@ -233,7 +233,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
@@ -250,7 +250,7 @@ linux\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand generate" -l color -d 'When to colour the output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c dtk -n "__fish_dtk_using_subcommand generate" -s o -l output -d 'Output format: text for people, json for one JSON object per line' -r -f -a "text\t''
+complete -c dtk -n "__fish_dtk_using_subcommand generate" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand generate" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand generate" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'

@@ -12,9 +12,14 @@
  *   FILTER_ZONE  -z ZONE: only this zone ("": all). On Linux, dtk's engine reads
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
- * Output:     one line per open:
- *   walltimestamp zonename pid tid execname result errno flags path
- *   where result is the fd, or -1 with errno set.
+ * Output:     first `tracing since TIMESTAMP`, then one line per open:
+ *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd path
+ *   where result is the fd, or -1 with errno set, and a relative path is relative to
+ *   dirfd (-100, AT_FDCWD: the working directory). At the end, @unmatched counts the
+ *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
+ *   not printed when it is 0.
+ *   Every return clause repeats the process filters, so that the kernel sends only the
+ *   returns of the processes traced.
  */
 
 #pragma D option quiet
@@ -26,6 +31,11 @@ inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int FAILED_ONLY = 0;
 
+BEGIN
+{
+	printf("tracing since %d\n", timestamp);
+}
+
 syscall::open:entry,
 syscall::creat:entry
 /(FILTER_PID == 0 || pid == FILTER_PID) &&
@@ -33,6 +43,7 @@ syscall::creat:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg0;
+	self->dirfd = -100;	/* AT_FDCWD: the working directory */
 	/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
 	self->flags = probefunc == "creat" ? 0x241 : arg1;
 }
@@ -43,6 +54,7 @@ syscall::openat:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg1;
+	self->dirfd = (int)arg0;
 	self->flags = arg2;
 }
 
@@ -53,6 +65,7 @@ syscall::openat2:entry
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
 	self->path = arg1;
+	self->dirfd = (int)arg0;
 	self->flags = *(uint64_t *)copyin(arg2, sizeof (uint64_t));
 }
 
@@ -60,18 +73,38 @@ syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
 {
-	printf("%d %s %d %d %s %d %d %d %s\n", walltimestamp, zonename, pid, tid,
-	    execname, (int)arg0, errno, self->flags, copyinstr(self->path));
+	printf("%d %d %s %d %d %s %d %d %d %d %s\n", timestamp, walltimestamp, zonename,
+	    pid, tid, execname, (int)arg0, errno, self->flags, self->dirfd,
+	    copyinstr(self->path));
 }
 
 syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/self->path/
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ !self->path/
+{
+	@unmatched = count();
+}
+
+syscall::open:return,
+syscall::creat:return,
+syscall::openat:return,
+syscall::openat2:return
+/(FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_NAME == "" || execname == FILTER_NAME) &&
+ (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
+ self->path/
 {
 	self->path = 0;
 	self->flags = 0;
+	self->dirfd = 0;
 }

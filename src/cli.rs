@@ -38,7 +38,8 @@ pub struct GlobalArgs {
     /// When to colour the output.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
     pub color: ColorArg,
-    /// Output format: text for people, json for one JSON object per line.
+    /// Output format: text for people, json for one JSON object per line, each with a
+    /// "type" (the fields of each are in README.md, "JSON output").
     #[arg(short = 'o', long, value_enum, default_value_t = FormatArg::Text, global = true)]
     pub output: FormatArg,
     /// Do not print the header line.
@@ -170,16 +171,18 @@ pub struct OpensArgs {
     /// Only opens that failed.
     #[arg(short = 'x', long)]
     pub failed: bool,
-    /// Add the open flags (O_RDONLY|O_CLOEXEC…).
+    /// Add the FLAGS column: the open flags (O_RDONLY|O_CLOEXEC…).
     #[arg(long)]
     pub flags: bool,
-    /// Add wall-clock timestamps.
+    /// Add the TIME column: the wall clock.
     #[arg(short = 'T', long)]
     pub timestamp: bool,
-    /// Add the time elapsed since tracing started.
+    /// Add the ELAPSED(s) column: the time since tracing started.
     #[arg(short = 'e', long)]
     pub elapsed: bool,
-    /// Resolve relative paths against the process's working directory.
+    /// Resolve relative paths against the process's working directory (or openat's
+    /// directory); a path that cannot be (the process has gone) is shown as given and marked
+    /// "(unresolved)".
     #[arg(long)]
     pub full: bool,
     /// Instead of events, print at exit the number of opens per path or per process.

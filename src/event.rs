@@ -207,6 +207,18 @@ pub struct Printf {
     /// overlapping); the rest is the format's own text. Text output escapes only these.
     pub traced: Vec<Range<usize>>,
     pub args: Vec<Value>,
+    /// For one row of `printa(format, @a, …)`: what it was made of, where the back end
+    /// knows it. None for printf().
+    pub printa: Option<PrintaRow>,
+}
+
+/// One row of `printa(format, @a, @b, …)`: the aggregations named, the row's keys, and each
+/// aggregation's value for them (the distributions too, which a printf argument cannot be).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrintaRow {
+    pub aggregations: Vec<String>,
+    pub keys: Vec<Value>,
+    pub values: Vec<AggValue>,
 }
 
 impl Printf {
@@ -476,6 +488,9 @@ pub enum Event {
     Drop {
         kind: DropKind,
         count: u64,
+        /// The probe whose data was lost, where the back end tells them apart (the Linux
+        /// engine's ring buffer counts lost records per probe).
+        probe: Option<Arc<ProbeDesc>>,
     },
     /// A run-time error in a clause (DTrace's ERROR probe).
     Error {
@@ -525,6 +540,7 @@ mod tests {
             text: ByteString::from(&b"open a\nb\x1b 3\n"[..]),
             traced: vec![5..9, 10..11],
             args: Vec::new(),
+            printa: None,
         };
         assert_eq!(p.display(), "open a\\nb\\x1b 3\n");
     }

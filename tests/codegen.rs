@@ -770,7 +770,7 @@ fn every_bundled_script_plans_and_loads() {
         [(2, 8)],
         "copyin(arg2, sizeof (uint64_t))"
     );
-    // -z and -n are decided in the kernel: the entry probes keep a kernel filter.
+    // -z and -n are decided in the kernel: the entry and return probes keep a kernel filter.
     let source =
         std::fs::read_to_string(format!("{}/d-scripts/opens.d", env!("CARGO_MANIFEST_DIR")))
             .unwrap()
@@ -778,7 +778,11 @@ fn every_bundled_script_plans_and_loads() {
             .replace("FILTER_NAME = \"\"", "FILTER_NAME = \"cat\"");
     let zoned = plan_of(&source, &options()).unwrap();
     assert_eq!(zoned.zones.len(), 1);
-    for probe in zoned.probes.iter().filter(|p| p.info.desc.name == "entry") {
+    for probe in zoned
+        .probes
+        .iter()
+        .filter(|p| p.info.desc.provider == "syscall")
+    {
         assert!(probe.kernel_filter.is_some(), "{}", probe.info.desc);
     }
 }

@@ -267,7 +267,12 @@ struct Tracer {
 
 impl Tracer {
     fn start(args: &[&str]) -> Tracer {
-        let mut child = dtk_opens(args)
+        Tracer::spawn(dtk_opens(args))
+    }
+
+    /// `start`, for a command whose other settings (stderr) the caller chose.
+    fn spawn(mut cmd: Command) -> Tracer {
+        let mut child = cmd
             .args(["-d", "120"])
             .stdout(Stdio::piped())
             .spawn()
@@ -308,6 +313,22 @@ impl Tracer {
             }
         }
         panic!("dtk opens did not report a probe open within {ATTACH_TIMEOUT:?}");
+    }
+
+    /// Waits for an open that `test` accepts, and returns it; fails after ATTACH_TIMEOUT.
+    fn wait_for(&mut self, test: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            self.seen.push(v.clone());
+            if test(&v) {
+                return v;
+            }
+        }
+        panic!("no such open within {ATTACH_TIMEOUT:?}: {:#?}", self.seen);
     }
 
     /// Stops tracing with Ctrl-C and returns every open reported.
@@ -352,7 +373,7 @@ fn opens_n_selects_processes_by_exact_name() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("input");
-    std::fs::write(&file, "x").unwrap();
+    std::fs::write(&file, "").unwrap();
     let input = format!("if={}", file.display());
     let dd = || run(&["dd", &input, "of=/dev/null", "status=none"]);
     let mut tracer = Tracer::start(&["-n", "dd"]);
@@ -589,4 +610,225 @@ fn paths_unreadable_at_entry_are_read_at_return() {
         })
         .collect();
     assert_eq!(have, want);
+}
+
+/// `dtk opens ARGS` in text, with a scrubbed environment.
+fn dtk_opens_text(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtk"));
+    cmd.args(["--backend", "linux", "opens"])
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("TERM");
+    cmd
+}
+
+/// Every optional column has a header, and -T and -e together show both times: the header
+/// names each column, and the line of a known open has a cell under each.
+#[test]
+fn opens_columns_each_have_a_header() {
+    if !kernel_available("opens_columns_each_have_a_header") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("column-probe");
+    std::fs::write(&file, "").unwrap();
+    let command = format!("cat {}", file.display());
+    let out = dtk_opens_text(&["-T", "-e", "--flags", "-Z", "-c", &command])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "TIME",
+            "ELAPSED(s)",
+            "ZONE",
+            "PID",
+            "COMM",
+            "FD",
+            "FLAGS",
+            "PATH"
+        ]
+    );
+    let line = lines
+        .find(|l| l.ends_with(file.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no open of {}:\n{stdout}", file.display()));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells.len(), header.len(), "{line}");
+    assert!(
+        regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{6}$")
+            .unwrap()
+            .is_match(cells[0]),
+        "{line}"
+    );
+    assert!(cells[1].parse::<f64>().is_ok(), "{line}");
+    assert_eq!(
+        &cells[4..],
+        ["cat", "3", "O_RDONLY", file.to_str().unwrap()]
+    );
+}
+
+/// -e counts from the start of tracing, not from the first open shown: a command that
+/// sleeps a second before the one open that --path keeps shows it a second or more after the
+/// start, and no later than the run lasted.
+#[test]
+fn opens_elapsed_counts_from_the_start_of_tracing() {
+    if !kernel_available("opens_elapsed_counts_from_the_start_of_tracing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("after-a-second");
+    std::fs::write(&file, "").unwrap();
+    let command = format!("sh -c 'sleep 1; exec cat {}'", file.display());
+    let started = Instant::now();
+    let out = dtk_opens_text(&[
+        "-e",
+        "--no-header",
+        "--path",
+        "after-a-second",
+        "-c",
+        &command,
+    ])
+    .output()
+    .unwrap();
+    let run = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let [line] = lines.as_slice() else {
+        panic!("one open of the file:\n{stdout}");
+    };
+    let elapsed: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
+    assert!((1.0..run).contains(&elapsed), "{elapsed} s, run {run} s");
+}
+
+/// --full resolves a relative path against the working directory while the process is
+/// there to ask, and otherwise shows it as given, marked: never joined to anything else.
+/// `cat` exits at once, so either may happen; both must be right.
+#[test]
+fn opens_full_resolves_or_marks_relative_paths() {
+    if !kernel_available("opens_full_resolves_or_marks_relative_paths") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relative-probe"), "").unwrap();
+    let command = format!(
+        "sh -c 'cd {} && exec cat ./relative-probe'",
+        dir.path().display()
+    );
+    let out = dtk_opens(&["--full", "--path", "relative-probe", "-c", &command])
+        .output()
+        .unwrap();
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let [open] = lines.as_slice() else {
+        panic!("one open: {lines:?}");
+    };
+    let absolute = dir.path().join("relative-probe");
+    match open["resolved"].as_bool() {
+        Some(true) => assert_eq!(open["path"], absolute.to_str().unwrap(), "{open}"),
+        Some(false) => assert_eq!(open["path"], "./relative-probe", "{open}"),
+        None => panic!("--full says whether it resolved the path: {open}"),
+    }
+    let text = dtk_opens_text(&["--full", "--path", "relative-probe", "-c", &command])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.ends_with(absolute.to_str().unwrap())
+            || last.ends_with("./relative-probe (unresolved)"),
+        "{text}"
+    );
+}
+
+/// When the ring buffer overflows, dtk says how many opens were lost, in opens: with dtk
+/// stopped (SIGSTOP) while a shell opens /dev/null 20,000 times, far more records arrive
+/// than the buffer holds. Ground truth: strace's count of the shell's opens, which must equal
+/// the opens shown plus the opens said to be lost.
+#[test]
+fn opens_says_how_many_opens_were_lost() {
+    if !kernel_available("opens_says_how_many_opens_were_lost") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A name of its own (comm is the name it is run by), so that -n selects only this test's
+    // shells.
+    let name = format!("dtklost{}", std::process::id() % 100_000);
+    let shell = dir.path().join(&name);
+    std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
+    let shell = shell.to_str().unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut cmd = dtk_opens(&["-n", &name]);
+    cmd.stderr(std::fs::File::create(&stderr_path).unwrap());
+    let mut tracer = Tracer::spawn(cmd);
+    tracer.wait_until_attached(|| run(&[shell, "-c", ": </dev/null"]));
+    let dtk = tracer.child.id() as i32;
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(dtk, libc::SIGSTOP) };
+    let log = dir.path().join("strace.log");
+    let mut argv = strace_argv(&log);
+    let script = "i=0; while [ $i -lt 20000 ]; do : </dev/null; i=$((i+1)); done";
+    argv.extend([shell, "-c", script]);
+    let workload = run(&argv);
+    // SAFETY: as above.
+    unsafe { libc::kill(dtk, libc::SIGCONT) };
+    let opens = tracer.stop();
+    let straced = strace_opens(&std::fs::read_to_string(&log).unwrap());
+    let pids: HashSet<u32> = straced.iter().map(|(pid, _, _)| *pid).collect();
+    assert_eq!(pids.len(), 1, "one shell");
+    let shown = opens.iter().filter(|o| pids.contains(&o.pid)).count();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let lost: usize = regex::Regex::new(r"(?m)^dtk: (\d+) opens lost \(ring buffer full\)$")
+        .unwrap()
+        .captures_iter(&stderr)
+        .map(|c| c[1].parse::<usize>().unwrap())
+        .sum();
+    assert!(lost > 0, "the buffer overflowed: {stderr}");
+    assert!(shown > 0, "what the buffer held is shown");
+    assert_eq!(
+        shown + lost,
+        straced.len(),
+        "strace ran pid {workload}; dtk showed {shown} and lost {lost}\n{stderr}"
+    );
+}
+
+/// --full resolves a path relative to openat's directory fd against that directory, not the
+/// working directory. The process waits (on its stdin) until dtk has reported the open, so
+/// that it is there to ask.
+#[test]
+fn opens_full_resolves_paths_relative_to_a_directory_fd() {
+    if !kernel_available("opens_full_resolves_paths_relative_to_a_directory_fd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dtk-dirfd-inside"), "").unwrap();
+    let mut tracer = Tracer::start(&["--full", "--path", "dtk-dirfd", "-n", "python3.11"]);
+    tracer.wait_until_attached(|| {
+        run(&[
+            PYTHON,
+            "-c",
+            "import os\ntry: os.open('/nonexistent/dtk-dirfd-poke', 0)\nexcept OSError: pass",
+        ])
+    });
+    let script = format!(
+        "import os, sys\nd = os.open({:?}, os.O_RDONLY | os.O_DIRECTORY)\nos.close(os.open('dtk-dirfd-inside', os.O_RDONLY, dir_fd=d))\nsys.stdin.read()",
+        dir.path().display().to_string()
+    );
+    let mut child = Command::new(PYTHON)
+        .args(["-c", &script])
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let open = tracer.wait_for(|v| v["pid"] == pid && v["errno"].is_null());
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    tracer.stop();
+    let inside = dir.path().join("dtk-dirfd-inside");
+    assert_eq!(open["path"], inside.to_str().unwrap(), "{open}");
+    assert_eq!(open["resolved"], true, "{open}");
 }

@@ -9,6 +9,7 @@ mod codegen;
 mod d_frontend;
 mod exec;
 mod hostile;
+mod json;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
 mod opens;

@@ -12,7 +12,7 @@ pub fn run(config: &Config) -> Result<()> {
     match config.output.format {
         Format::Json => {
             for s in BUNDLED {
-                out.json(&json!({"name": s.name, "description": s.summary}))?;
+                out.json(&json!({"type": "script", "name": s.name, "description": s.summary}))?;
             }
         }
         Format::Text => {

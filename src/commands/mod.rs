@@ -91,15 +91,22 @@ fn trace_until(
 /// second, and whatever is left when the run ends.
 #[derive(Debug, Default)]
 pub struct Notices {
-    pending: Vec<(DropKind, u64)>,
+    /// What was lost ("events dropped (buffer full)", "opens lost (ring buffer full)"), and
+    /// how many since the last print.
+    pending: Vec<(String, u64)>,
     last: Option<Instant>,
 }
 
 impl Notices {
     pub fn drop(&mut self, kind: DropKind, count: u64) {
-        match self.pending.iter_mut().find(|(k, _)| *k == kind) {
+        self.lost(&kind.to_string(), count);
+    }
+
+    /// Counts `count` more of `what` lost, in a command's own terms.
+    pub fn lost(&mut self, what: &str, count: u64) {
+        match self.pending.iter_mut().find(|(w, _)| w == what) {
             Some((_, n)) => *n += count,
-            None => self.pending.push((kind, count)),
+            None => self.pending.push((what.to_string(), count)),
         }
         if self
             .last
@@ -113,7 +120,7 @@ impl Notices {
     /// every other event to the presenter.
     pub fn take(&mut self, event: Event) -> Option<Event> {
         match event {
-            Event::Drop { kind, count } => self.drop(kind, count),
+            Event::Drop { kind, count, .. } => self.drop(kind, count),
             Event::Error {
                 probe: Some(p),
                 msg,
@@ -126,8 +133,8 @@ impl Notices {
 
     /// Prints what is pending.
     pub fn flush(&mut self) {
-        for (kind, count) in self.pending.drain(..) {
-            eprintln!("dtk: {count} {kind}");
+        for (what, count) in self.pending.drain(..) {
+            eprintln!("dtk: {count} {what}");
         }
         self.last = Some(Instant::now());
     }

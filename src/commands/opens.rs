@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -18,7 +17,7 @@ use super::{trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
-use crate::event::{ByteString, Event, Printf};
+use crate::event::{AggSnapshot, ByteString, DropKind, Event, Printf, ProbeDesc};
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
@@ -47,8 +46,12 @@ pub fn run(config: &Config, c: &OpensConfig) -> Result<()> {
 
 /// One open, as opens.d reports it. The names are bytes as the process gave them.
 #[derive(Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename = "open")]
 pub struct OpenEvent {
+    /// Nanoseconds on the monotonic clock (D's `timestamp`).
     pub ts_ns: u64,
+    /// Nanoseconds since the epoch (D's `walltimestamp`).
+    pub walltime_ns: u64,
     pub zone: ByteString,
     pub pid: u32,
     pub tid: u32,
@@ -57,19 +60,28 @@ pub struct OpenEvent {
     pub errno: Option<String>,
     pub flags: Vec<String>,
     pub path: ByteString,
+    /// The directory a relative path is relative to: an fd, or AT_FDCWD.
+    #[serde(skip)]
+    pub dirfd: i64,
+    /// With `--full`: whether `path` is absolute (as given, or made so from the process's
+    /// working directory). Absent without `--full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
 }
 
 impl OpenEvent {
     /// Reads the printf arguments of opens.d:
-    /// walltimestamp zonename pid tid execname result errno flags path.
+    /// timestamp walltimestamp zonename pid tid execname result errno flags dirfd path.
     pub fn from_printf(p: &Printf) -> Option<OpenEvent> {
-        let [ts, zone, pid, tid, comm, result, errno, flags, path] = p.args.as_slice() else {
+        let [ts, wall, zone, pid, tid, comm, result, errno, flags, dirfd, path] = p.args.as_slice()
+        else {
             return None;
         };
         let result = result.as_i64()?;
         let errno = errno.as_i64()?;
         Some(OpenEvent {
             ts_ns: ts.as_i64()? as u64,
+            walltime_ns: wall.as_i64()? as u64,
             zone: zone.as_text()?.clone(),
             pid: u32::try_from(pid.as_i64()?).ok()?,
             tid: u32::try_from(tid.as_i64()?).ok()?,
@@ -77,10 +89,26 @@ impl OpenEvent {
             fd: (result >= 0).then_some(result),
             errno: (result < 0).then(|| errno_name(errno)),
             flags: open_flag_names(flags.as_i64()?),
+            dirfd: dirfd.as_i64()?,
             path: path.as_text()?.clone(),
+            resolved: None,
         })
     }
 }
+
+/// The start of tracing, from opens.d's BEGIN line `tracing since TIMESTAMP`.
+fn tracing_since(p: &Printf) -> Option<u64> {
+    match p.args.as_slice() {
+        [ts] if p.text.starts_with(b"tracing since ") => Some(ts.as_i64()? as u64),
+        _ => None,
+    }
+}
+
+/// openat's dirfd for the working directory.
+const AT_FDCWD: i64 = libc::AT_FDCWD as i64;
+
+/// What the notices call lost opens.
+const OPENS_LOST: &str = "opens lost (ring buffer full)";
 
 /// ENOENT for 2; the number itself when it has no name here.
 pub fn errno_name(errno: i64) -> String {
@@ -110,10 +138,14 @@ struct OpensPresenter<'a, W: io::Write> {
     out: LineWriter<W>,
     output: OutputConfig,
     c: &'a OpensConfig,
-    first_ts: Option<u64>,
+    /// When tracing started (opens.d's BEGIN), on the monotonic clock; else the first open.
+    start_ns: Option<u64>,
     header_done: bool,
     counts: HashMap<ByteString, u64>,
     notices: Notices,
+    /// Whether the ring buffer lost records: then returns without a recorded entry
+    /// (@unmatched) are lost opens too.
+    records_lost: bool,
 }
 
 impl<'a, W: io::Write> OpensPresenter<'a, W> {
@@ -122,10 +154,11 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             out,
             output,
             c,
-            first_ts: None,
+            start_ns: None,
             header_done: false,
             counts: HashMap::new(),
             notices: Notices::default(),
+            records_lost: false,
         }
     }
 
@@ -142,12 +175,30 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             && (!self.c.failed || e.fd.is_none())
     }
 
+    /// With `--full`, a relative path made absolute from the directory it is relative to
+    /// (the process's working directory, or the directory fd of openat), when the process is
+    /// still there to ask; else left as given and marked unresolved.
     fn resolve_path(&self, e: &mut OpenEvent) {
-        if self.c.full && !e.path.starts_with(b"/") {
-            if let Ok(cwd) = std::fs::read_link(format!("/proc/{}/cwd", e.pid)) {
-                let full = Path::new(&cwd).join(OsStr::from_bytes(&e.path));
+        if !self.c.full {
+            return;
+        }
+        if e.path.starts_with(b"/") {
+            e.resolved = Some(true);
+            return;
+        }
+        let dir = match e.dirfd {
+            AT_FDCWD => format!("/proc/{}/cwd", e.pid),
+            fd => format!("/proc/{}/fd/{fd}", e.pid),
+        };
+        let dir = std::fs::read_link(dir).ok();
+        // A removed directory reads as "/old/dir (deleted)", which is no path to join.
+        match dir.filter(|d| !d.as_os_str().as_bytes().ends_with(b" (deleted)")) {
+            Some(dir) => {
+                let full = dir.join(OsStr::from_bytes(&e.path));
                 e.path = full.into_os_string().into_vec().into();
+                e.resolved = Some(true);
             }
+            None => e.resolved = Some(false),
         }
     }
 
@@ -156,7 +207,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             return Ok(());
         }
         self.resolve_path(&mut e);
-        let first = *self.first_ts.get_or_insert(e.ts_ns);
+        let start = *self.start_ns.get_or_insert(e.ts_ns);
         if let Some(by) = self.c.count {
             let key = match by {
                 CountBy::Path => e.path,
@@ -171,52 +222,90 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if !self.header_done {
             self.header_done = true;
             if self.output.header {
-                let header = self.columns("TIME", "ZONE", "PID", "COMM", "FD", "PATH");
+                let header = self.columns(Columns {
+                    wall: "TIME",
+                    elapsed: "ELAPSED(s)",
+                    zone: "ZONE",
+                    pid: "PID",
+                    comm: "COMM",
+                    fd: "FD",
+                    flags: "FLAGS",
+                    path: "PATH",
+                });
                 self.out.line(&header)?;
             }
         }
-        let time = if self.c.timestamp {
-            wall_clock(e.ts_ns)
-        } else {
-            format!("{:.6}", (e.ts_ns.saturating_sub(first)) as f64 / 1e9)
-        };
         let fd = match (&e.fd, &e.errno) {
             (Some(fd), _) => fd.to_string(),
             (None, Some(errno)) => errno.clone(),
             (None, None) => "?".into(),
         };
-        let mut path = e.path.to_string();
-        if self.c.flags {
-            path = format!("{}  {}", e.flags.join("|"), path);
-        }
+        let path = match e.resolved {
+            Some(false) => format!("{} (unresolved)", e.path),
+            _ => e.path.to_string(),
+        };
         let (zone, comm) = (e.zone.to_string(), e.comm.to_string());
-        let line = self.columns(&time, &zone, &e.pid.to_string(), &comm, &fd, &path);
+        let line = self.columns(Columns {
+            wall: &wall_clock(e.walltime_ns),
+            elapsed: &format!("{:.6}", e.ts_ns.saturating_sub(start) as f64 / 1e9),
+            zone: &zone,
+            pid: &e.pid.to_string(),
+            comm: &comm,
+            fd: &fd,
+            flags: &e.flags.join("|"),
+            path: &path,
+        });
         self.out.line(&line)
     }
 
-    fn columns(
-        &self,
-        time: &str,
-        zone: &str,
-        pid: &str,
-        comm: &str,
-        fd: &str,
-        path: &str,
-    ) -> String {
+    /// The line of `cells` that this configuration shows.
+    fn columns(&self, cells: Columns<'_>) -> String {
         let mut line = String::new();
-        if self.c.timestamp || self.c.elapsed {
-            let label = if time == "TIME" && !self.c.timestamp {
-                "TIME(s)"
-            } else {
-                time
-            };
-            line.push_str(&format!("{label:<15} "));
+        if self.c.timestamp {
+            line.push_str(&format!("{:<15} ", cells.wall));
+        }
+        if self.c.elapsed {
+            line.push_str(&format!("{:>12} ", cells.elapsed));
         }
         if self.c.show_zone {
-            line.push_str(&format!("{zone:<12} "));
+            line.push_str(&format!("{:<12} ", cells.zone));
         }
-        line.push_str(&format!("{pid:>7}  {comm:<16} {fd:>7}  {path}"));
+        line.push_str(&format!(
+            "{:>7}  {:<16} {:>7}  ",
+            cells.pid, cells.comm, cells.fd
+        ));
+        if self.c.flags {
+            line.push_str(&format!("{:<24} ", cells.flags));
+        }
+        line.push_str(cells.path);
         line
+    }
+
+    /// A lost record: at a return probe, one open of a traced process that is not shown.
+    /// (A lost entry shows up as a return without one, which opens.d counts in @unmatched.)
+    fn lost(&mut self, kind: DropKind, count: u64, probe: Option<&ProbeDesc>) {
+        match probe {
+            Some(p) if kind == DropKind::Buffer && p.provider == "syscall" => {
+                self.records_lost = true;
+                if p.name == "return" {
+                    self.notices.lost(OPENS_LOST, count);
+                }
+            }
+            _ => self.notices.drop(kind, count),
+        }
+    }
+
+    /// The end of the run's aggregations: opens.d's @unmatched.
+    fn unmatched(&mut self, snapshots: &[AggSnapshot]) {
+        let unmatched: i64 = snapshots
+            .iter()
+            .filter(|s| s.name == "unmatched")
+            .flat_map(|s| &s.entries)
+            .filter_map(|e| e.value.scalar())
+            .sum();
+        if self.records_lost && unmatched > 0 {
+            self.notices.lost(OPENS_LOST, unmatched as u64);
+        }
     }
 
     fn print_counts(&mut self) -> io::Result<()> {
@@ -232,7 +321,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if self.output.format == Format::Json {
             for (key, count) in rows {
                 self.out
-                    .json(&serde_json::json!({ what: key, "count": count }))?;
+                    .json(&serde_json::json!({ "type": "count", what: key, "count": count }))?;
             }
             return Ok(());
         }
@@ -245,6 +334,18 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         }
         Ok(())
     }
+}
+
+/// The cells of one line (or of the header), before the configuration picks its columns.
+struct Columns<'a> {
+    wall: &'a str,
+    elapsed: &'a str,
+    zone: &'a str,
+    pid: &'a str,
+    comm: &'a str,
+    fd: &'a str,
+    flags: &'a str,
+    path: &'a str,
 }
 
 /// HH:MM:SS.micro in local time, from nanoseconds since the epoch.
@@ -261,14 +362,26 @@ fn wall_clock(ns: u64) -> String {
 
 impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
+        if let Event::Drop { kind, count, probe } = &event {
+            self.lost(*kind, *count, probe.as_deref());
+            return Ok(());
+        }
         let Some(event) = self.notices.take(event) else {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => match OpenEvent::from_printf(&p) {
-                Some(e) => self.open(e),
-                None => self.out.text(&p.display()),
+            Event::Printf(p) => match (OpenEvent::from_printf(&p), tracing_since(&p)) {
+                (Some(e), _) => self.open(e),
+                (None, Some(start)) => {
+                    self.start_ns = Some(start);
+                    Ok(())
+                }
+                (None, None) => self.out.text(&p.display()),
             },
+            Event::FinalAggs(snapshots) => {
+                self.unmatched(&snapshots);
+                Ok(())
+            }
             Event::Done => {
                 self.print_counts()?;
                 self.notices.flush();
@@ -282,7 +395,7 @@ impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Origin, ProbeDesc, Value};
+    use crate::event::{Origin, Value};
     use std::sync::Arc;
 
     fn printf(result: i64, errno: i64, flags: i64, path: &str) -> Printf {
@@ -295,6 +408,7 @@ mod tests {
             text: ByteString::default(),
             traced: Vec::new(),
             args: vec![
+                Value::Int(5_000_000_000),
                 Value::Int(1_700_000_000_000_000_000),
                 Value::Str("global".into()),
                 Value::Int(812),
@@ -303,8 +417,10 @@ mod tests {
                 Value::Int(result),
                 Value::Int(errno),
                 Value::Int(flags),
+                Value::Int(AT_FDCWD),
                 Value::Str(path.into()),
             ],
+            printa: None,
         }
     }
 
@@ -318,6 +434,188 @@ mod tests {
         assert_eq!(failed.fd, None);
         assert_eq!(failed.errno.as_deref(), Some("ENOENT"));
         assert_eq!(failed.flags, ["O_WRONLY", "O_CREAT", "O_TRUNC"]);
+    }
+
+    fn config(full: bool) -> OpensConfig {
+        OpensConfig {
+            target: crate::backend::Target::None,
+            name: None,
+            name_regex: None,
+            zone: None,
+            show_zone: false,
+            path: None,
+            failed: false,
+            flags: true,
+            timestamp: false,
+            elapsed: true,
+            full,
+            count: None,
+            duration: None,
+        }
+    }
+
+    /// What the presenter prints for `events`, in `format`.
+    fn present(c: &OpensConfig, format: Format, events: Vec<Event>) -> String {
+        let output = OutputConfig {
+            color: false,
+            format,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, c);
+        for e in events.into_iter().chain([Event::Done]) {
+            p.event(e).unwrap();
+        }
+        String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    /// An opens.d line for `pid` at `ts_ns`.
+    fn open_at(pid: i64, ts_ns: i64, path: &str) -> Event {
+        let mut p = printf(3, 0, 0, path);
+        p.args[0] = Value::Int(ts_ns);
+        p.args[3] = Value::Int(pid);
+        Event::Printf(p)
+    }
+
+    fn since(ts_ns: i64) -> Event {
+        let mut p = printf(0, 0, 0, "");
+        p.text = format!("tracing since {ts_ns}\n").into();
+        p.args = vec![Value::Int(ts_ns)];
+        Event::Printf(p)
+    }
+
+    /// A pid that no process has: a child that has been reaped.
+    fn gone_pid() -> i64 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        i64::from(pid)
+    }
+
+    #[test]
+    fn every_column_has_a_header_and_elapsed_counts_from_the_start() {
+        let out = present(
+            &config(false),
+            Format::Text,
+            vec![
+                since(1_000_000_000),
+                open_at(812, 3_500_000_000, "/etc/hosts"),
+            ],
+        );
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                vec!["ELAPSED(s)", "PID", "COMM", "FD", "FLAGS", "PATH"],
+                vec!["2.500000", "812", "nginx", "3", "O_RDONLY", "/etc/hosts"],
+            ]
+        );
+    }
+
+    #[test]
+    fn full_marks_a_relative_path_it_cannot_resolve() {
+        let gone = gone_pid();
+        let own = i64::from(std::process::id());
+        let cwd = std::env::current_dir().unwrap();
+        let events = || vec![open_at(gone, 1, "./x"), open_at(own, 2, "y")];
+        let text = present(&config(true), Format::Text, events());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with("  ./x (unresolved)"), "{text}");
+        assert!(
+            lines[2].ends_with(&format!("  {}", cwd.join("y").display())),
+            "{text}"
+        );
+        let json = present(&config(true), Format::Json, events());
+        let opens: Vec<serde_json::Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            (&opens[0]["path"], &opens[0]["resolved"]),
+            (&"./x".into(), &false.into())
+        );
+        assert_eq!(opens[1]["resolved"], true);
+        let without = present(&config(false), Format::Json, events());
+        assert!(!without.contains("resolved"), "{without}");
+    }
+
+    #[test]
+    fn full_resolves_a_path_relative_to_a_directory_fd() {
+        let dir = std::fs::File::open("/usr/share").unwrap();
+        let mut open = open_at(i64::from(std::process::id()), 1, "doc");
+        if let Event::Printf(p) = &mut open {
+            p.args[9] = Value::Int(i64::from(std::os::fd::AsRawFd::as_raw_fd(&dir)));
+        }
+        let json = present(&config(true), Format::Json, vec![open]);
+        let v: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(
+            (&v["path"], &v["resolved"]),
+            (&"/usr/share/doc".into(), &true.into())
+        );
+    }
+
+    fn probe(name: &str) -> Option<Arc<ProbeDesc>> {
+        Some(Arc::new(ProbeDesc {
+            provider: "syscall".into(),
+            module: String::new(),
+            function: "openat".into(),
+            name: name.into(),
+        }))
+    }
+
+    fn unmatched(n: i64) -> Event {
+        Event::FinalAggs(vec![AggSnapshot {
+            name: "unmatched".into(),
+            func: crate::event::AggFunc::Count,
+            entries: vec![crate::event::AggEntry {
+                keys: Vec::new(),
+                value: crate::event::AggValue::Scalar(n),
+            }],
+            key_sizes: Vec::new(),
+        }])
+    }
+
+    /// Lost opens: the lost returns, and the returns whose entry was lost; the lost entries
+    /// themselves are not opens.
+    fn lost_opens(events: Vec<Event>) -> u64 {
+        let c = config(false);
+        let output = OutputConfig {
+            color: false,
+            format: Format::Json,
+            header: true,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, &c);
+        for e in events {
+            p.event(e).unwrap();
+        }
+        p.notices
+            .pending
+            .iter()
+            .filter(|(what, _)| what == OPENS_LOST)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    }
+
+    #[test]
+    fn lost_records_are_told_in_opens() {
+        let drop = |count, name| Event::Drop {
+            kind: DropKind::Buffer,
+            count,
+            probe: probe(name),
+        };
+        // The first notice prints at once; what follows within a second waits.
+        let mut events = vec![drop(1, "return"), drop(40, "return"), drop(30, "entry")];
+        events.push(unmatched(5));
+        assert_eq!(lost_opens(events), 45);
+        assert_eq!(
+            lost_opens(vec![unmatched(2)]),
+            0,
+            "nothing lost: opens begun before"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use super::Notices;
 use crate::backend::{self, EventSink, Job, Stop, Target};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
-use crate::event::{Event, ProbeDesc, Value};
-use crate::output::{self, aggregation, text, LineWriter};
+use crate::event::{Event, Printf, ProbeDesc, Value};
+use crate::output::{self, aggregation, json, text, LineWriter};
 use crate::script::Script;
 
 pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
@@ -47,6 +47,7 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
         out: output::stdout(config.output.line_flush),
         notices: Notices::default(),
         quiet: config.quiet,
+        json: config.output.format == Format::Json,
     };
     backend.run(&job, &stop, &mut presenter)?;
     presenter.out.flush()?;
@@ -59,7 +60,7 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
     if config.output.format == Format::Json {
         for (id, p) in (1..).zip(&probes) {
             out.json(&serde_json::json!({
-                "id": id, "provider": p.provider, "module": p.module,
+                "type": "probe", "id": id, "provider": p.provider, "module": p.module,
                 "function": p.function, "name": p.name,
             }))?;
         }
@@ -85,11 +86,64 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
     Ok(())
 }
 
-/// Prints events as dtrace(1) does.
+/// Prints events as dtrace(1) does, or as JSON lines.
 struct RunPresenter<W: io::Write> {
     out: LineWriter<W>,
     notices: Notices,
     quiet: bool,
+    json: bool,
+}
+
+impl<W: io::Write> RunPresenter<W> {
+    /// The JSON line of an event that prints something; false for the others.
+    fn json_event(&mut self, event: &Event) -> io::Result<bool> {
+        let line = match event {
+            Event::Printf(p) => printf_json(p),
+            Event::Record(r) => {
+                let mut fields = json::origin_fields(&r.origin);
+                fields.insert("values".into(), serde_json::json!(r.values));
+                typed("trace", fields)
+            }
+            Event::Agg(snapshot) => json::aggregation(snapshot, false),
+            Event::FinalAggs(snapshots) => {
+                for s in snapshots.iter().filter(|s| !s.entries.is_empty()) {
+                    self.out.json(&json::aggregation(s, true))?;
+                }
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        };
+        self.out.json(&line)?;
+        Ok(true)
+    }
+}
+
+/// `{"type": kind, …fields}`.
+fn typed(kind: &str, fields: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let mut line = serde_json::Map::new();
+    line.insert("type".into(), kind.into());
+    line.extend(fields);
+    serde_json::Value::Object(line)
+}
+
+/// A printf line (`text` and its `args`), or a formatted printa row (`text`, the
+/// `aggregations` named, the row's `keys` and each aggregation's value in `values`).
+fn printf_json(p: &Printf) -> serde_json::Value {
+    let mut fields = json::origin_fields(&p.origin);
+    fields.insert("text".into(), serde_json::json!(p.text));
+    let Some(row) = &p.printa else {
+        fields.insert("args".into(), serde_json::json!(p.args));
+        return typed("printf", fields);
+    };
+    let values: Vec<serde_json::Value> = row
+        .values
+        .iter()
+        .map(|v| serde_json::Value::Object(json::value_fields(v)))
+        .collect();
+    fields.insert("aggregations".into(), serde_json::json!(row.aggregations));
+    fields.insert("keys".into(), serde_json::json!(row.keys));
+    fields.insert("values".into(), values.into());
+    typed("printa", fields)
 }
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
@@ -97,6 +151,9 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());
         };
+        if self.json && self.json_event(&event)? {
+            return Ok(());
+        }
         match event {
             Event::Printf(p) => self.out.text(&p.display()),
             Event::Record(r) => {

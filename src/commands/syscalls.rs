@@ -20,7 +20,7 @@ use crate::backend::EventSink;
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
-use crate::output::{self, aggregation, LineWriter};
+use crate::output::{self, aggregation, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
 /// The script `dtk syscalls` runs for this configuration.
@@ -54,7 +54,7 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
         out: output::stdout(config.output.line_flush),
         output: config.output,
         c,
-        tally: Tally::new(c.by_process),
+        tally: Tally::new(c),
         hist: None,
         notices: Notices::default(),
     };
@@ -66,7 +66,8 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
 type RowKey = (i64, ByteString, String);
 
-/// One row of the table.
+/// One row of the table. What was not measured is None (null in JSON): pid and comm without
+/// -P, total_ns unless calls were timed (-L, --hist), errors and errnos without -e.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
     pub pid: Option<i64>,
@@ -74,16 +75,16 @@ pub struct Row {
     pub comm: Option<ByteString>,
     pub syscall: String,
     pub count: i64,
-    pub total_ns: i64,
-    pub errors: i64,
+    pub total_ns: Option<i64>,
+    pub errors: Option<i64>,
     /// Failed calls by errno name.
-    pub errnos: BTreeMap<String, i64>,
+    pub errnos: Option<BTreeMap<String, i64>>,
 }
 
 impl Row {
     /// `ENOENT:30 EACCES:7`: the most frequent first.
     fn errno_summary(&self) -> String {
-        let mut errnos: Vec<(&String, &i64)> = self.errnos.iter().collect();
+        let mut errnos: Vec<(&String, &i64)> = self.errnos.iter().flatten().collect();
         errnos.sort_by_key(|&(name, n)| (Reverse(*n), name));
         let parts: Vec<String> = errnos.iter().map(|(e, n)| format!("{e}:{n}")).collect();
         parts.join(" ")
@@ -94,13 +95,22 @@ impl Row {
 #[derive(Debug)]
 struct Tally {
     by_process: bool,
+    timed: bool,
+    errors: bool,
     rows: BTreeMap<RowKey, Row>,
 }
 
 impl Tally {
-    fn new(by_process: bool) -> Tally {
+    /// Rows for `c`, which time calls with -L or --hist and count errors with -e.
+    fn new(c: &SyscallsConfig) -> Tally {
+        Tally::measuring(c.by_process, c.latency || c.hist.is_some(), c.errors)
+    }
+
+    fn measuring(by_process: bool, timed: bool, errors: bool) -> Tally {
         Tally {
             by_process,
+            timed,
+            errors,
             rows: BTreeMap::new(),
         }
     }
@@ -125,15 +135,24 @@ impl Tally {
                     pid: self.by_process.then_some(pid),
                     comm: self.by_process.then(|| comm.clone()),
                     syscall: call.to_str_lossy().into_owned(),
-                    ..Row::default()
+                    count: 0,
+                    total_ns: self.timed.then_some(0),
+                    errors: self.errors.then_some(0),
+                    errnos: self.errors.then(BTreeMap::new),
                 });
             match (snapshot.name.as_str(), entry.keys.get(3)) {
                 ("calls", _) => row.count += v,
-                ("time", _) => row.total_ns += v,
+                ("time", _) => {
+                    if let Some(total) = &mut row.total_ns {
+                        *total += v;
+                    }
+                }
                 ("errnos", Some(errno)) => {
-                    row.errors += v;
-                    let name = errno_name(errno.as_i64().unwrap_or(0));
-                    *row.errnos.entry(name).or_default() += v;
+                    if let (Some(errors), Some(errnos)) = (&mut row.errors, &mut row.errnos) {
+                        *errors += v;
+                        let name = errno_name(errno.as_i64().unwrap_or(0));
+                        *errnos.entry(name).or_default() += v;
+                    }
                 }
                 _ => {}
             }
@@ -183,7 +202,8 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         let rows = self.sorted_rows();
         if self.output.format == Format::Json {
             return self.out.json(&serde_json::json!({
-                "ts_ns": wall_ns,
+                "type": "table",
+                "walltime_ns": wall_ns,
                 "interval_s": self.c.interval,
                 "rows": rows,
             }));
@@ -201,12 +221,29 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
                 r.comm.as_ref().map(ToString::to_string).unwrap_or_default(),
                 r.syscall.clone(),
                 r.count.to_string(),
-                (r.total_ns / 1000).to_string(),
-                format!("{:.1}", average_us(r.total_ns, r.count)),
-                r.errors.to_string(),
+                (r.total_ns.unwrap_or(0) / 1000).to_string(),
+                format!("{:.1}", average_us(r.total_ns.unwrap_or(0), r.count)),
+                r.errors.unwrap_or(0).to_string(),
                 r.errno_summary(),
             ]);
             self.out.line(&line)?;
+        }
+        Ok(())
+    }
+
+    /// The latency distribution of --hist: as dtrace prints a quantize in text; in JSON, one
+    /// line per call, `{"type": "histogram", "syscall", "unit": "ns", "buckets": […]}`.
+    fn histogram(&mut self, hist: &AggSnapshot) -> io::Result<()> {
+        if self.output.format != Format::Json {
+            return self.out.text(&aggregation::render(hist));
+        }
+        for entry in &hist.entries {
+            let mut line = serde_json::Map::new();
+            line.insert("type".into(), "histogram".into());
+            line.insert("syscall".into(), serde_json::json!(entry.keys.first()));
+            line.insert("unit".into(), "ns".into());
+            line.extend(json::value_fields(&entry.value));
+            self.out.json(&line)?;
         }
         Ok(())
     }
@@ -288,7 +325,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                     self.table(None)?;
                 }
                 if let Some(hist) = self.hist.take() {
-                    self.out.text(&aggregation::render(&hist))?;
+                    self.histogram(&hist)?;
                 }
                 self.notices.flush();
                 self.out.flush()
@@ -356,7 +393,7 @@ mod tests {
             out: LineWriter::new(Vec::new(), true),
             output,
             c,
-            tally: Tally::new(c.by_process),
+            tally: Tally::new(c),
             hist: None,
             notices: Notices::default(),
         };
@@ -422,5 +459,27 @@ mod tests {
         assert_eq!(v["rows"][0]["pid"], serde_json::Value::Null);
         assert_eq!(v["rows"][1]["errors"], 37);
         assert_eq!(v["rows"][1]["errnos"]["EACCES"], 7);
+        assert_eq!(v["type"], "table");
+    }
+
+    #[test]
+    fn json_leaves_what_was_not_measured_null() {
+        let c = SyscallsConfig {
+            latency: false,
+            errors: false,
+            ..config(false)
+        };
+        let out = table(&c, Format::Json);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        for row in v["rows"].as_array().unwrap() {
+            assert!(row["count"].as_i64().unwrap() > 0, "{row}");
+            for unmeasured in ["total_ns", "errors", "errnos", "pid", "comm"] {
+                assert_eq!(
+                    row[unmeasured],
+                    serde_json::Value::Null,
+                    "{unmeasured}: {row}"
+                );
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! Presenters receive these decisions; they never ask the terminal themselves.
 
 pub mod aggregation;
+pub mod json;
 pub mod live;
 pub mod text;
 

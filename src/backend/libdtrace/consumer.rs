@@ -115,6 +115,7 @@ impl<'a> Consumer<'a> {
                 traced: Printf::locate_traced(&text, &p.args),
                 text: text.into(),
                 args: p.args,
+                printa: None,
             }));
         }
     }
@@ -247,6 +248,7 @@ impl<'a> Consumer<'a> {
             Some(kind) => self.emit(Event::Drop {
                 kind,
                 count: drop.dtdda_drops,
+                probe: None,
             }),
             // Stack-string overflows and errors in the ERROR probe have no drop kind of
             // their own: libdtrace's message says what was lost.

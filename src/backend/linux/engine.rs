@@ -78,6 +78,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         exec: &mut exec,
         sink,
         reported_lost: 0,
+        reported_lost_by_probe: Vec::new(),
         reported_agg_drops: 0,
         reported_var_drops: 0,
         bad_records: 0,
@@ -180,6 +181,8 @@ struct Run<'a> {
     exec: &'a mut Executor,
     sink: &'a mut dyn EventSink,
     reported_lost: u64,
+    /// Lost records reported so far, by probe index.
+    reported_lost_by_probe: Vec<u64>,
     reported_agg_drops: u64,
     reported_var_drops: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
@@ -396,17 +399,15 @@ impl Run<'_> {
     fn report_drops(&mut self, attached: &Attached) -> Result<(), BackendError> {
         let lost = attached.dropped().map_err(engine_error)?;
         if lost > self.reported_lost {
-            self.sink.event(Event::Drop {
-                kind: DropKind::Buffer,
-                count: lost - self.reported_lost,
-            })?;
             self.reported_lost = lost;
+            self.report_lost_records(attached)?;
         }
         let agg = attached.aggregation_drops().map_err(engine_error)?;
         if agg > self.reported_agg_drops {
             self.sink.event(Event::Drop {
                 kind: DropKind::Aggregation,
                 count: agg - self.reported_agg_drops,
+                probe: None,
             })?;
             self.reported_agg_drops = agg;
         }
@@ -415,11 +416,35 @@ impl Run<'_> {
             self.sink.event(Event::Drop {
                 kind: DropKind::Dynamic,
                 count: vars - self.reported_var_drops,
+                probe: None,
             })?;
             self.reported_var_drops = vars;
         }
         for (kind, count) in self.exec.take_drops() {
-            self.sink.event(Event::Drop { kind, count })?;
+            self.sink.event(Event::Drop {
+                kind,
+                count,
+                probe: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Lost ring-buffer records, one `Drop` per probe that lost some since the last report.
+    fn report_lost_records(&mut self, attached: &Attached) -> Result<(), BackendError> {
+        let by_probe = attached.dropped_by_probe().map_err(engine_error)?;
+        self.reported_lost_by_probe.resize(by_probe.len(), 0);
+        for (index, lost) in by_probe.into_iter().enumerate() {
+            let reported = &mut self.reported_lost_by_probe[index];
+            if lost > *reported {
+                let count = lost - *reported;
+                *reported = lost;
+                self.sink.event(Event::Drop {
+                    kind: DropKind::Buffer,
+                    count,
+                    probe: Some(Arc::clone(&self.plan.probes[index].info.desc)),
+                })?;
+            }
         }
         Ok(())
     }

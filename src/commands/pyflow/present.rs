@@ -88,6 +88,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         let file = self.relative(&e.file).to_string();
         if self.output.format == Format::Json {
             return self.out.json(&serde_json::json!({
+                "type": "flow",
                 "ts_ns": e.ts_ns,
                 "delta_us": delta_ns / 1000,
                 "pid": e.pid,
@@ -184,6 +185,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         if self.output.format == Format::Json {
             for (k, t) in &rows {
                 self.out.json(&serde_json::json!({
+                    "type": "summary",
                     "function": k.function, "file": self.relative(&k.file), "line": k.def_line,
                     "calls": t.calls, "incl_us": t.incl_ns / 1000, "excl_us": t.excl_ns / 1000,
                 }))?;
@@ -310,6 +312,7 @@ mod tests {
                 Value::Int(line),
                 Value::Str(function.into()),
             ],
+            printa: None,
         })
     }
 

@@ -40,7 +40,7 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     };
     let mut presenter = LivePresenter {
         view: Arc::clone(&view),
-        pending: Tally::new(true),
+        pending: Tally::measuring(true, true, true),
     };
     let result = trace_until(config, script, &c.target, c.duration, stop, &mut presenter);
     done.store(true, Ordering::Relaxed);
@@ -200,7 +200,14 @@ impl Board {
                 0.0
             };
             let (pid, comm, call) = &key;
-            let add = |line: &mut Line| line.add(row.count, rate, row.total_ns, row.errors);
+            let add = |line: &mut Line| {
+                line.add(
+                    row.count,
+                    rate,
+                    row.total_ns.unwrap_or(0),
+                    row.errors.unwrap_or(0),
+                )
+            };
             add(calls.entry(call.clone()).or_insert_with(|| Line {
                 name: call.clone(),
                 ..Line::default()
@@ -327,7 +334,7 @@ mod tests {
     #[test]
     fn tables_sum_calls_and_processes_and_follow_the_sort() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[
             (1, "a", "read", 10),
             (2, "b", "read", 5),
@@ -349,7 +356,7 @@ mod tests {
     #[test]
     fn rates_are_the_change_since_the_previous_snapshot() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         tally.absorb(&calls(&[(1, "a", "read", 10)]));
         board.update(&mut tally, None);
         board.previous_at = Some(Instant::now() - Duration::from_secs(2));
@@ -366,7 +373,7 @@ mod tests {
     #[test]
     fn a_small_screen_shows_what_fits() {
         let mut board = Board::new(SortBy::Count, false);
-        let mut tally = Tally::new(true);
+        let mut tally = Tally::measuring(true, true, true);
         let many: Vec<(i64, &str, &str, i64)> = (0..50).map(|i| (i, "p", "read", i)).collect();
         tally.absorb(&calls(&many));
         board.update(&mut tally, None);

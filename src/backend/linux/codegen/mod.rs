@@ -100,6 +100,11 @@ impl Attached {
         self.drops.total()
     }
 
+    /// Records lost because the ring buffer was full, by the index of the probe that fired.
+    pub fn dropped_by_probe(&self) -> Result<Vec<u64>, MapError> {
+        self.drops.by_probe()
+    }
+
     /// Kernel aggregation updates lost because a map was full (report as
     /// `DropKind::Aggregation`).
     pub fn aggregation_drops(&self) -> Result<u64, MapError> {
@@ -150,10 +155,12 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         what: "ring buffer",
         source,
     })?;
-    let drops = DropCounter::create("dtk_drops").map_err(|source| CodegenError::Map {
-        what: "drop counter",
-        source,
-    })?;
+    let probes = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX - 1);
+    let drops =
+        DropCounter::per_probe("dtk_drops", probes).map_err(|source| CodegenError::Map {
+            what: "drop counter",
+            source,
+        })?;
     let aggregations = AggregationMaps::create(plan).map_err(|source| CodegenError::Map {
         what: "kernel aggregation",
         source,

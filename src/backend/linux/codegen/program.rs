@@ -414,5 +414,6 @@ fn submit(asm: &mut Asm, spec: &ProgramSpec<'_>, out: Label) {
         .mov64_imm(Reg::R3, spec.layout.size as i32)
         .call(Helper::RingbufOutput)
         .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out);
-    spec.drops.emit_count(asm, DROP_KEY_SLOT);
+    spec.drops
+        .emit_count_probe(asm, DROP_KEY_SLOT, Reg::R7, record::PROBE);
 }

@@ -12,7 +12,9 @@ use super::printf::{self, Formatted, Typed};
 use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
 use crate::backend::EventSink;
-use crate::event::{AggFunc, AggSnapshot, AggValue, Event, Origin, Printf, Record, Value};
+use crate::event::{
+    AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, Value,
+};
 
 /// An action waiting for its clause to complete.
 #[derive(Debug)]
@@ -127,6 +129,7 @@ impl State {
             text: text.into(),
             traced,
             args,
+            printa: None,
         })))
     }
 
@@ -189,12 +192,13 @@ impl State {
                 if in_end {
                     self.printed_in_end.extend(names.iter().cloned());
                 }
-                for (Formatted { text, traced }, args) in self.printa_rows(&format, &names) {
+                for (Formatted { text, traced }, args, row) in self.printa_rows(&format, &names) {
                     sink.event(Event::Printf(Printf {
                         origin: origin.clone(),
                         text: text.into(),
                         traced,
                         args,
+                        printa: Some(row),
                     }))?;
                 }
             }
@@ -224,20 +228,30 @@ impl State {
 
     /// The text of each row of `printa(format, @names…)`, with its arguments: the keys,
     /// then each aggregation's value where it is a number (count, sum, min, max, avg and
-    /// stddev), so that a command can read fields without parsing text.
-    fn printa_rows(&self, format: &str, names: &[String]) -> Vec<(Formatted, Vec<Value>)> {
+    /// stddev), so that a command can read fields without parsing text; and the row itself.
+    fn printa_rows(
+        &self,
+        format: &str,
+        names: &[String],
+    ) -> Vec<(Formatted, Vec<Value>, PrintaRow)> {
         let funcs: Vec<_> = names.iter().map(|n| self.func_of(n)).collect();
         self.aggs
             .rows(names)
-            .iter()
+            .into_iter()
             .map(|(keys, values)| {
-                let text = printf::printa_row(format, &funcs, keys, values);
+                let text = printf::printa_row(format, &funcs, &keys, &values);
+                let keys: Vec<Value> = keys.iter().map(KeyPart::to_event).collect();
                 let args = keys
                     .iter()
-                    .map(KeyPart::to_event)
+                    .cloned()
                     .chain(values.iter().filter_map(AggValue::scalar).map(Value::Int))
                     .collect();
-                (text, args)
+                let row = PrintaRow {
+                    aggregations: names.to_vec(),
+                    keys,
+                    values,
+                };
+                (text, args, row)
             })
             .collect()
     }

@@ -9,6 +9,10 @@
 //! probemod, probefunc and probename are known per probe, so comparisons of them with
 //! strings are decided here. The executor still runs the predicates; the kernel only drops firings that
 //! could not pass them.
+//!
+//! A predicate the kernel cannot evaluate whole still filters by the parts of its `&&` chain
+//! that it can: `/pid == 812 && self->path/` emits only pid 812's firings, and the executor
+//! decides the rest.
 
 use crate::backend::linux::d::ast::{
     string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp, VarScope,
@@ -21,7 +25,7 @@ use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
 pub fn kernel_filter(clauses: &[&Clause], probe: &ProbeInfo) -> Option<Vec<Expr>> {
     let predicates: Vec<Expr> = clauses
         .iter()
-        .map(|c| kernel_predicate(c.predicate.as_ref()?, probe))
+        .map(|c| kernel_necessary(c.predicate.as_ref()?, probe))
         .collect::<Option<_>>()?;
     // A predicate that is always true lets everything through; one that is never true
     // (`/0/`, which enables a probe for its side effects only) adds nothing to the OR. An
@@ -38,6 +42,38 @@ pub fn kernel_filter(clauses: &[&Clause], probe: &ProbeInfo) -> Option<Vec<Expr>
             .filter(|p| p.as_int().is_none())
             .collect(),
     )
+}
+
+/// A condition the kernel can evaluate that holds whenever `predicate` does at `probe`: the
+/// predicate itself, or the conjuncts of its `&&` chain that the kernel can evaluate. None
+/// when there is none.
+fn kernel_necessary(predicate: &Expr, probe: &ProbeInfo) -> Option<Expr> {
+    necessary_part(simplify(specialize(predicate, probe)))
+}
+
+fn necessary_part(e: Expr) -> Option<Expr> {
+    if is_condition(&e, &[]) {
+        return Some(e);
+    }
+    let ExprKind::Binary {
+        op: BinaryOp::And,
+        lhs,
+        rhs,
+    } = e.kind
+    else {
+        return None;
+    };
+    match (necessary_part(*lhs), necessary_part(*rhs)) {
+        (Some(lhs), Some(rhs)) => Some(Expr {
+            kind: ExprKind::Binary {
+                op: BinaryOp::And,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            },
+            ..e
+        }),
+        (part, None) | (None, part) => part,
+    }
 }
 
 /// `predicate` as the kernel evaluates it at `probe`, or None when it cannot.
@@ -355,5 +391,39 @@ mod tests {
             "thread variables"
         );
         assert!(filter_of("syscall::read:entry /timestamp - arg0 > 5/ {}").is_some());
+        assert!(
+            filter_of("syscall::read:entry /self->x || pid == 3/ {}").is_none(),
+            "an alternative the kernel cannot evaluate"
+        );
+    }
+
+    #[test]
+    fn the_kernel_filters_by_what_it_can_evaluate_of_a_conjunction() {
+        let filter = filter_of("syscall::read:entry /self->x && pid == 3 && arg0 > 2/ {}");
+        let [part] = filter.as_deref().unwrap() else {
+            panic!("{filter:?}");
+        };
+        let ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } = &part.kind
+        else {
+            panic!("{part:?}");
+        };
+        assert!(matches!(
+            lhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Eq,
+                ..
+            }
+        ));
+        assert!(matches!(
+            rhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Gt,
+                ..
+            }
+        ));
     }
 }

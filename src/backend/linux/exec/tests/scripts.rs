@@ -20,11 +20,11 @@ const OPENS_PROBES: &[(&str, ProbeKind)] = &[
     ("syscall::openat2:return", ProbeKind::SyscallReturn),
 ];
 
-/// The fields of an opens.d line after the walltimestamp.
+/// The fields of an opens.d line after the timestamp and the walltimestamp.
 fn opens_fields(line: &str) -> Vec<String> {
     line.trim_end()
         .split(' ')
-        .skip(1)
+        .skip(2)
         .map(str::to_string)
         .collect()
 }
@@ -36,7 +36,7 @@ fn opens_reports_fd_flags_and_path() {
     h.fire(&with_string(entry, 1, "/etc/hosts"));
     h.fire(&with_args(firing(1, 7), &[3, 3]));
     // openat2(dfd, path, how, size): the flags are read from struct open_how.
-    let entry = with_args(firing(2, 7), &[(-100i64) as u64, 0x2000, 0x3000, 24]);
+    let entry = with_args(firing(2, 7), &[5, 0x2000, 0x3000, 24]);
     let entry = with_string(entry, 1, "/nope");
     h.fire(&with_bytes(entry, 2, &0x241u64.to_le_bytes()));
     let mut ret = with_args(firing(3, 7), &[(-2i64) as u64, (-2i64) as u64]);
@@ -44,8 +44,16 @@ fn opens_reports_fd_flags_and_path() {
     h.fire(&ret);
     let lines = h.printed();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let wall: u64 = lines[0].split(' ').next().unwrap().parse().unwrap();
-    assert!(wall > 1_600_000_000_000_000_000, "{lines:?}");
+    let times: Vec<u64> = lines[0]
+        .split(' ')
+        .take(2)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(times[0], firing(1, 7).ts_ns, "timestamp: {lines:?}");
+    assert!(
+        times[1] > 1_600_000_000_000_000_000,
+        "walltimestamp: {lines:?}"
+    );
     assert_eq!(
         opens_fields(&lines[0]),
         [
@@ -56,12 +64,13 @@ fn opens_reports_fd_flags_and_path() {
             "3",
             "0",
             "524288",
+            "-100",
             "/etc/hosts"
         ]
     );
     assert_eq!(
         opens_fields(&lines[1]),
-        ["global", "100", "7", "cat", "-2", "2", "577", "/nope"]
+        ["global", "100", "7", "cat", "-2", "2", "577", "5", "/nope"]
     );
 }
 
