@@ -283,8 +283,8 @@ fn pyflow_shows_a_hostile_function_name_escaped_and_exact_in_json() {
 }
 
 #[test]
-fn run_escapes_traced_strings_in_printf_trace_and_aggregation_keys() {
-    if !kernel_available("run_escapes_traced_strings_in_printf_trace_and_aggregation_keys") {
+fn run_escapes_traced_strings_in_text_and_keeps_their_bytes_in_json() {
+    if !kernel_available("run_escapes_traced_strings_in_text_and_keeps_their_bytes_in_json") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -317,4 +317,34 @@ fn run_escapes_traced_strings_in_printf_trace_and_aggregation_keys() {
     assert!(!text
         .lines()
         .any(|l| l.contains("FAKE-LINE") && !l.contains(&dir_text)));
+
+    let out = run(
+        dtk().args(["-o", "json", "run", "-c", &command, "-n", &program]),
+        "dtk -o json run",
+    );
+    let lines = json_lines(&out.stdout);
+    let of_type = |t: &'static str| lines.iter().filter(move |l| l["type"] == t);
+    for path in &paths {
+        let printf = of_type("printf")
+            .find(|l| l["args"][0] == json_of(path))
+            .unwrap_or_else(|| panic!("no printf of {} in {lines:#?}", json_of(path)));
+        let formatted = [&b"open "[..], path, b"|\n"].concat();
+        assert_eq!(printf["text"], json_of(&formatted), "{printf}");
+    }
+    let traces: Vec<&Value> = of_type("trace").collect();
+    assert_eq!(traces.len(), paths.len(), "{lines:#?}");
+    for t in traces {
+        assert_eq!(t["values"], json!([json_of(COMM.0)]), "{t}");
+    }
+    let keys: Vec<&Value> = of_type("aggregation")
+        .flat_map(|a| a["entries"].as_array().unwrap())
+        .map(|e| &e["keys"][0])
+        .collect();
+    for path in &paths {
+        assert!(
+            keys.contains(&&json_of(path)),
+            "{} not a key: {keys:?}",
+            json_of(path)
+        );
+    }
 }
