@@ -95,7 +95,7 @@ fn bundled_scripts() {
     };
     let macros = MacroArgs {
         target: Some(1),
-        args: Vec::new(),
+        ..MacroArgs::default()
     };
     let mut paths: Vec<_> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
     paths.sort();

@@ -97,7 +97,7 @@ complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s c -l command -d 'St
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s n -l name -d 'Only processes whose name is exactly NAME' -r
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s z -l zone -d 'Only processes in ZONE (Linux: a cgroup name or path, with its descendants)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s T -l top -d 'Show the top N rows' -r
-complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l sort -d 'Sort rows by this column' -r -f -a "count\t''
+complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l sort -d 'Sort rows by this column (time implies -L, errors implies -e)' -r -f -a "count\t''
 time\t''
 errors\t''
 name\t''"
@@ -220,7 +220,7 @@ complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s n -l name -d 'Only processes whose name is exactly NAME' -r
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s z -l zone -d 'Only processes in ZONE (Linux: a cgroup name or path, with its descendants)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s T -l top -d 'Show the top N rows' -r
-complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l sort -d 'Sort rows by this column' -r -f -a "count\t''
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l sort -d 'Sort rows by this column (time implies -L, errors implies -e)' -r -f -a "count\t''
 time\t''
 errors\t''
 name\t''"

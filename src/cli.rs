@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -87,7 +88,14 @@ pub enum Command {
 #[derive(Clone, Debug, Default, Args)]
 pub struct TargetArgs {
     /// Trace this running process; tracing ends when it exits.
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command")]
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        value_parser = parse_pid,
+        conflicts_with = "command",
+        allow_negative_numbers = true
+    )]
     pub pid: Option<u32>,
     /// Start this command (split like a shell would) and trace it until it exits.
     #[arg(short, long, value_name = "CMD")]
@@ -189,8 +197,14 @@ pub struct OpensArgs {
     #[arg(long, value_enum, value_name = "BY", num_args = 0..=1, default_missing_value = "path")]
     pub count: Option<CountBy>,
     /// Stop after SECONDS.
-    #[arg(short = 'd', long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub duration: Option<f64>,
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true
+    )]
+    pub duration: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -236,15 +250,21 @@ pub struct SyscallsArgs {
     /// Show the top N rows.
     #[arg(short = 'T', long, value_name = "N")]
     pub top: Option<usize>,
-    /// Sort rows by this column.
+    /// Sort rows by this column (time implies -L, errors implies -e).
     #[arg(long, value_enum, default_value_t = SortBy::Count)]
     pub sort: SortBy,
     /// Print a table every SECONDS (whole seconds).
     #[arg(short = 'i', long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
     pub interval: Option<u32>,
     /// Stop after SECONDS.
-    #[arg(short = 'd', long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub duration: Option<f64>,
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true
+    )]
+    pub duration: Option<Duration>,
     /// Latency histogram of one system call, in DTrace's quantize format.
     #[arg(long, value_name = "SYSCALL")]
     pub hist: Option<String>,
@@ -343,9 +363,16 @@ fn parse_pid(s: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
+fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) if v > 0.0 && v.is_finite() => match Duration::try_from_secs_f64(v) {
+            Ok(d) if d.is_zero() => Err("too small: the shortest duration is 1e-9 seconds".into()),
+            Ok(d) => Ok(d),
+            Err(_) => Err(format!(
+                "too large: at most {} seconds",
+                Duration::MAX.as_secs()
+            )),
+        },
         _ => Err("not a positive number of seconds".into()),
     }
 }
@@ -396,5 +423,20 @@ mod tests {
         assert!(parse_pid("0").is_err());
         assert!(parse_pid("notapid").is_err());
         assert!(parse_pid("-1").is_err());
+    }
+
+    #[test]
+    fn seconds_out_of_range_are_errors() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["99999999999999999999", "1e300", "18446744073709551616"] {
+            assert!(
+                parse_seconds(bad).unwrap_err().contains("too large"),
+                "{bad}"
+            );
+        }
+        assert!(parse_seconds("1e-300").unwrap_err().contains("too small"));
+        for bad in ["0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

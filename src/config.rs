@@ -39,6 +39,9 @@ pub struct Config {
     pub output: OutputConfig,
     pub backend: BackendChoice,
     pub quiet: bool,
+    /// What the user should know about how an option was taken (printed on stderr before
+    /// the command runs, unless quiet).
+    pub notices: Vec<String>,
     pub command: CommandConfig,
 }
 
@@ -188,16 +191,17 @@ impl Config {
             BackendArg::Libdtrace => BackendChoice::Libdtrace,
             BackendArg::Linux => BackendChoice::Linux,
         };
+        let mut notices = Vec::new();
         let command = match cli.command {
             Command::Pyflow(a) => CommandConfig::Pyflow(pyflow(a, env)?),
-            Command::Opens(a) => CommandConfig::Opens(opens(a)?),
-            Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a)?),
+            Command::Opens(a) => CommandConfig::Opens(opens(a, &mut notices)?),
+            Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a, &mut notices)?),
             Command::Run(a) => CommandConfig::Run(run(a)?),
             Command::List => CommandConfig::List,
             Command::Show(a) => CommandConfig::Show(match a.script {
                 cli::ShowScript::Pyflow(a) => ShowConfig::Pyflow(pyflow(a, env)?),
-                cli::ShowScript::Opens(a) => ShowConfig::Opens(opens(a)?),
-                cli::ShowScript::Syscalls(a) => ShowConfig::Syscalls(syscalls(a)?),
+                cli::ShowScript::Opens(a) => ShowConfig::Opens(opens(a, &mut notices)?),
+                cli::ShowScript::Syscalls(a) => ShowConfig::Syscalls(syscalls(a, &mut notices)?),
             }),
             Command::Generate(a) => CommandConfig::Generate {
                 kind: a.kind,
@@ -208,6 +212,7 @@ impl Config {
             output,
             backend,
             quiet: g.quiet,
+            notices,
             command,
         })
     }
@@ -242,8 +247,23 @@ fn regex(pattern: Option<&String>, option: &str) -> Result<Option<Regex>> {
     Ok(regexes(&pattern.cloned().into_iter().collect::<Vec<_>>(), option)?.pop())
 }
 
-fn seconds(s: Option<f64>) -> Option<Duration> {
-    s.map(Duration::from_secs_f64)
+/// The kernel keeps a process name (comm) in 16 bytes with its NUL: a longer `-n NAME` can
+/// only match on its first 15 bytes, so it is cut there, and the user is told.
+const COMM_LEN: usize = 15;
+
+fn comm_name(name: Option<String>, notices: &mut Vec<String>) -> Option<String> {
+    let mut name = name?;
+    if name.len() > COMM_LEN {
+        let cut = (0..=COMM_LEN)
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        name.truncate(cut);
+        notices.push(format!(
+            "-n: process names (comm) are at most {COMM_LEN} bytes; comparing the first {cut}: {name:?}"
+        ));
+    }
+    Some(name)
 }
 
 fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
@@ -263,11 +283,11 @@ fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
     })
 }
 
-fn opens(a: cli::OpensArgs) -> Result<OpensConfig> {
+fn opens(a: cli::OpensArgs, notices: &mut Vec<String>) -> Result<OpensConfig> {
     Ok(OpensConfig {
         target: target(&a.target)?,
         name_regex: regex(a.name_regex.as_ref(), "-N")?,
-        name: a.name,
+        name: comm_name(a.name, notices),
         show_zone: a.show_zone || a.zone.is_some(),
         zone: a.zone,
         path: regex(a.path.as_ref(), "--path")?,
@@ -277,22 +297,23 @@ fn opens(a: cli::OpensArgs) -> Result<OpensConfig> {
         elapsed: a.elapsed,
         full: a.full,
         count: a.count,
-        duration: seconds(a.duration),
+        duration: a.duration,
     })
 }
 
-fn syscalls(a: cli::SyscallsArgs) -> Result<SyscallsConfig> {
+fn syscalls(a: cli::SyscallsArgs, notices: &mut Vec<String>) -> Result<SyscallsConfig> {
     Ok(SyscallsConfig {
         target: target(&a.target)?,
-        name: a.name,
+        name: comm_name(a.name, notices),
         zone: a.zone,
         by_process: a.by_process,
-        latency: a.latency,
-        errors: a.errors,
+        // Sorting by a column that is not measured would sort by zeros: measure it.
+        latency: a.latency || a.sort == SortBy::Time,
+        errors: a.errors || a.sort == SortBy::Errors,
         top: a.top,
         sort: a.sort,
         interval: a.interval,
-        duration: seconds(a.duration),
+        duration: a.duration,
         hist: a.hist,
         live: a.live,
     })

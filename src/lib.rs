@@ -29,5 +29,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Err(err) => return Err(err.into()),
     };
     let config = config::Config::resolve(cli, &config::Environment::current())?;
+    if !config.quiet {
+        for notice in &config.notices {
+            eprintln!("dtk: {notice}");
+        }
+    }
     commands::dispatch(config)
 }

@@ -740,7 +740,7 @@ fn every_bundled_script_plans_and_loads() {
         let source = std::fs::read_to_string(path).unwrap();
         let macros = MacroArgs {
             target: Some(pid),
-            args: Vec::new(),
+            ..MacroArgs::default()
         };
         let program = compile(name, &source, &macros).unwrap().program;
         let options = Options::resolve(&program, &[]).unwrap();

@@ -11,6 +11,8 @@ fn golden_macros() -> MacroArgs {
     MacroArgs {
         target: Some(4242),
         args: vec!["10".into(), "read".into(), "hello world".into()],
+        // One set of arguments serves every golden file, whichever of them it uses.
+        defaultargs: true,
     }
 }
 
@@ -109,7 +111,7 @@ fn bundled_scripts_compile() {
     }
     let macros = MacroArgs {
         target: Some(std::process::id()),
-        args: Vec::new(),
+        ..MacroArgs::default()
     };
     for path in files {
         assert_compiles_cleanly(&path, &macros);
@@ -124,6 +126,7 @@ fn corpus_scripts_compile() {
     let macros = MacroArgs {
         target: Some(4242),
         args: vec!["1000".into(), "bash".into()],
+        defaultargs: true,
     };
     for path in files {
         assert_compiles_cleanly(&path, &macros);
@@ -219,6 +222,9 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { x = '\\q'; }", 1, 14, "unknown escape sequence"),
     case("BEGIN { x = `y; }", 1, 13, "unexpected character '`'"),
     case("BEGIN { x = $target; }", 1, 13, "`$target` is used but no target process was given"),
+    case("", 1, 1, "no probes specified: the program has no probe clauses"),
+    case("/* only a comment */\n#pragma D option quiet\n", 3, 1, "no probes specified"),
+    case("BEGIN { x = $1; y = $$2; }", 1, 27, "extraneous argument \"hello world\" ($3 is not referenced)"),
 ];
 
 #[test]
@@ -229,7 +235,10 @@ fn error_cases_report_message_line_and_column() {
         let macros = if c.message.contains("$target") {
             MacroArgs::default()
         } else {
-            golden_macros()
+            MacroArgs {
+                defaultargs: false,
+                ..golden_macros()
+            }
         };
         let Err(diagnostics) = compile("case.d", c.source, &macros) else {
             failures.push(format!("case {i}: compiled without error: {}", c.source));
@@ -374,4 +383,60 @@ fn checked_programs_are_fully_typed_and_resolved() {
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
     }
     assert!(checked > 60, "only {checked} scripts compiled");
+}
+
+/// Runs `f` on a thread with a 2 MiB stack, the size of a test thread's or a small main
+/// thread's, so that a pass that recursed without bound would overflow it.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// `a op b op c …` with `n` terms.
+fn chain(term: impl Fn(usize) -> String, op: &str, n: usize) -> String {
+    (1..=n).map(term).collect::<Vec<_>>().join(op)
+}
+
+#[test]
+fn left_associative_chains_are_not_nesting() {
+    on_small_stack(|| {
+        for n in [95, 100, 10_000] {
+            let sum = format!("BEGIN {{ x = {}; }}", chain(|_| "1".into(), " + ", n));
+            let compiled = compile("sum.d", &sum, &MacroArgs::default())
+                .unwrap_or_else(|e| panic!("{n} terms: {e}"));
+            // Folded to the sum: the checker and the folder walked every term.
+            let Item::Clause(clause) = &compiled.program.items[0] else {
+                panic!("a clause")
+            };
+            let Stmt::Expr(assign) = &clause.body.as_ref().unwrap()[0] else {
+                panic!("an assignment")
+            };
+            let ExprKind::Assign { value, .. } = &assign.kind else {
+                panic!("an assignment")
+            };
+            assert_eq!(value.as_int(), Some(n as u64));
+            let pids = chain(|i| format!("pid == {i}"), " || ", n);
+            let predicate = format!("syscall::getpid:entry /{pids}/ {{ @ = count(); }}");
+            let compiled = compile("or.d", &predicate, &MacroArgs::default())
+                .unwrap_or_else(|e| panic!("{n} terms: {e}"));
+            // Clone, compare, print and drop the deep tree too.
+            let copy = compiled.clone();
+            assert_eq!(copy, compiled);
+            let text = dump(&copy.program, &predicate);
+            assert!(text.contains(&format!("(== pid:i32 {n}:i32)")));
+            drop(copy);
+        }
+        // Real nesting keeps its bound and its clear error.
+        let nested = format!("BEGIN {{ x = {}1{}; }}", "(".repeat(97), ")".repeat(97));
+        let err = compile("nested.d", &nested, &MacroArgs::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("nested too deeply (more than 96 levels)"),
+            "{err}"
+        );
+    });
 }

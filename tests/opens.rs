@@ -507,6 +507,32 @@ fn opens_z_accepts_a_cgroup_path_and_names_the_zone() {
     );
 }
 
+/// The root cgroup holds every process, whether it is named `/` or by its path under the
+/// mount: both select a process in a test cgroup and one outside it.
+#[test]
+fn opens_z_root_cgroup_selects_everything() {
+    if !kernel_available("opens_z_root_cgroup_selects_everything") {
+        return;
+    }
+    let cgroup = TestCgroup::create("dtk-opens-zroot");
+    let mount = cgroup2_mount();
+    for zone in ["/", mount.to_str().unwrap()] {
+        let mut tracer = Tracer::start(&["-z", zone]);
+        tracer.wait_until_attached(|| run(&["cat", "/nonexistent/dtk-opens-zroot"]));
+        let outside = run(&["cat", "/etc/hostname"]);
+        let inside = run_in(&cgroup.child, "cat /etc/hostname");
+        let opens = tracer.stop();
+        for pid in [outside, inside] {
+            assert!(
+                opens
+                    .iter()
+                    .any(|o| o.pid == pid && o.path == "/etc/hostname"),
+                "-z {zone}: pid {pid}: {opens:#?}"
+            );
+        }
+    }
+}
+
 /// strace following forks, logging the open calls with whole paths to `log`.
 fn strace_argv(log: &Path) -> Vec<&str> {
     vec![

@@ -276,3 +276,55 @@ fn pyflow_matches_setprofile_on_pyenv_3_13_through_the_trampoline() {
     let test = "pyflow_matches_setprofile_on_pyenv_3_13_through_the_trampoline";
     assert_every_program(test, Interpreter::pyenv("3.13.0", test));
 }
+
+#[test]
+fn module_that_matches_nothing_is_warned_at_the_end() {
+    if !kernel_available("module_that_matches_nothing_is_warned_at_the_end") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.py");
+    std::fs::write(&app, "import json\ndef f():\n    json.dumps(1)\nf()\n").unwrap();
+    let out = dtk(dir.path())
+        .args(["pyflow", "--module", "nosuchmod", "--module", "json", "-c"])
+        .arg(format!("/usr/bin/python3.11 {}", app.display()))
+        .output()
+        .unwrap();
+    success("pyflow --module", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("-> dumps"), "{stdout}");
+    assert_eq!(
+        stderr,
+        "dtk: warning: --module nosuchmod matched nothing: no traced call was in a package or \
+         module of that name\n"
+    );
+}
+
+#[test]
+fn a_pyenv_shim_runs_the_interpreter_it_selects() {
+    if !kernel_available("a_pyenv_shim_runs_the_interpreter_it_selects") {
+        return;
+    }
+    let (_root, shim) = crate::util::fake_pyenv("python3.11", "/usr/bin/python3.11");
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.py");
+    std::fs::write(&app, "def f():\n    pass\nf()\n").unwrap();
+    let out = dtk(dir.path())
+        .args(["pyflow", "-c"])
+        .arg(format!("{} {}", shim.display(), app.display()))
+        .output()
+        .unwrap();
+    success("pyflow through a pyenv shim", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("-> f"), "{stdout}");
+    assert_eq!(
+        stderr,
+        format!(
+            "dtk: {} is a pyenv shim (a shell script): running the interpreter it selects here, \
+             /usr/bin/python3.11 (`pyenv which`)\n",
+            shim.display()
+        )
+    );
+}

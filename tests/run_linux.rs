@@ -772,3 +772,49 @@ fn thread_variables_time_calls_in_the_kernel() {
     assert!(programs.contains("bpf_map_delete_elem"), "{programs}");
     assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
 }
+
+/// A predicate of 10,000 `pid == N` joined by `||` (too long for the verifier, so the
+/// executor evaluates it), one of 100 (evaluated in the kernel), and a sum of 10,000 terms
+/// that the executor adds up: every pass copes with a chain as deep as it is long, on a
+/// 1 MiB main stack.
+#[test]
+fn long_chains_run_on_a_small_stack() {
+    if !kernel_available("long_chains_run_on_a_small_stack") {
+        return;
+    }
+    for n in [100, 10_000] {
+        let pids: Vec<String> = (1..=n)
+            .map(|i| format!("pid == {}", 4_000_000 + i))
+            .collect();
+        let sum = vec!["this->one"; n].join(" + ");
+        let prog = format!(
+            "syscall::getpid:entry /{} || pid == $target/ {{ this->one = 1; \
+             printf(\"hit %d %d\\n\", pid, {sum}); exit(0); }}",
+            pids.join(" || ")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("chain.d");
+        std::fs::write(&script, prog).unwrap();
+        let workload =
+            format!("{PYTHON} -c 'import os, time; time.sleep(0.5); print(os.getpid())'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -s 1024 && exec \"$0\" --backend linux run -c \"$1\" \"$2\"")
+            .arg(cargo_bin("dtk"))
+            .arg(&workload)
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{n} terms: {stderr}");
+        let python_pid = stdout
+            .lines()
+            .find(|l| !l.starts_with("hit") && !l.is_empty())
+            .unwrap_or_else(|| panic!("{n} terms: no pid printed:\n{stdout}\n{stderr}"));
+        assert!(
+            stdout.contains(&format!("hit {python_pid} {n}\n")),
+            "{n} terms:\n{stdout}\n{stderr}"
+        );
+    }
+}

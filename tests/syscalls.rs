@@ -320,3 +320,34 @@ fn live_view_needs_a_terminal_and_has_no_json_form() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--live needs a terminal"), "{stderr}");
 }
+
+#[test]
+fn hist_of_an_unknown_call_is_an_error() {
+    if !kernel_available("hist_of_an_unknown_call_is_an_error") {
+        return;
+    }
+    for call in ["nosuchcall", "read*", ""] {
+        let out = dtk()
+            .args(["syscalls", "--hist", call, "-d", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err,
+            format!("dtk: error: --hist {call:?}: no such system call\n")
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // A real call is accepted, and its histogram is printed.
+    let out = dtk()
+        .args(["syscalls", "--hist", "read", "-c", "cat /etc/hostname"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Distribution"));
+}

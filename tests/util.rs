@@ -29,6 +29,65 @@ pub fn kernel_available(test: &str) -> bool {
     }
 }
 
+/// Runs dtk with `args` as uid and gid 65534 (nobody) with no groups, holding only the
+/// capabilities `caps` (setpriv's names, such as "bpf,perfmon"), as a user without root would.
+/// dtk is copied where nobody can run it first.
+#[allow(dead_code)]
+pub fn dtk_as_nobody(args: &[&str], caps: &str) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dtk = dir.path().join("dtk");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("dtk"), &dtk).unwrap();
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if !caps.is_empty() {
+        let plus: Vec<String> = caps.split(',').map(|c| format!("+{c}")).collect();
+        let plus = plus.join(",");
+        setpriv.arg(format!("--inh-caps={plus}"));
+        setpriv.arg(format!("--ambient-caps={plus}"));
+    }
+    setpriv
+        .arg(&dtk)
+        .args(args)
+        .current_dir("/")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap()
+}
+
+/// A pyenv layout as pyenv writes it: ROOT/shims/NAME in pyenv's own shim format, and a
+/// ROOT/libexec/pyenv whose `which NAME` prints `answer` (or fails when it is empty).
+#[allow(dead_code)]
+pub fn fake_pyenv(name: &str, answer: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().display();
+    let shim = root.path().join("shims").join(name);
+    let pyenv = root.path().join("libexec/pyenv");
+    std::fs::create_dir_all(shim.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(pyenv.parent().unwrap()).unwrap();
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/usr/bin/env bash\nset -e\n[ -n \"$PYENV_DEBUG\" ] && set -x\n\n\
+             program=\"${{0##*/}}\"\n\nexport PYENV_ROOT=\"{r}\"\n\
+             exec \"{r}/libexec/pyenv\" exec \"$program\" \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    let which = if answer.is_empty() {
+        "echo \"pyenv: $2: command not found\" >&2; exit 127".to_string()
+    } else {
+        format!("[ \"$1\" = which ] && [ \"$2\" = {name} ] && [ \"$PYENV_ROOT\" = {r} ] && echo {answer}")
+    };
+    std::fs::write(&pyenv, format!("#!/bin/sh\n{which}\n")).unwrap();
+    for file in [&shim, &pyenv] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (root, shim)
+}
+
 /// A tmux server of the test's own (one socket per server, so tests in parallel do not
 /// share one), killed with what runs in it when dropped: a real terminal for dtk.
 #[allow(dead_code)]

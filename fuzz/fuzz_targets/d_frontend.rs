@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let macros = MacroArgs {
         target: Some(4242),
         args: vec!["1".into(), "open".into(), "a b".into()],
+        defaultargs: true,
     };
     match compile("fuzz.d", source, &macros) {
         Ok(compiled) => {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::opens::errno_name;
 use super::{trace, Notices};
-use crate::backend::EventSink;
+use crate::backend::{self, EventSink, Job, Target};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
@@ -47,6 +47,9 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
 }
 
 pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+    if let Some(call) = &c.hist {
+        check_syscall(config, call)?;
+    }
     if c.live {
         return live::run(config, c, script(c)?);
     }
@@ -60,6 +63,31 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
     };
     trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
+    Ok(())
+}
+
+/// Fails unless `call` names one system call the back end can trace: a misspelt `--hist`
+/// would otherwise show an empty histogram.
+fn check_syscall(config: &Config, call: &str) -> Result<()> {
+    let no_such = || anyhow::anyhow!("--hist {call:?}: no such system call");
+    if call.is_empty() || !call.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(no_such());
+    }
+    let job = Job {
+        script: Script {
+            name: "--hist".into(),
+            text: format!("syscall::{call}:entry {{}}"),
+        },
+        args: Vec::new(),
+        target: Target::None,
+        options: Vec::new(),
+        allow_empty: true,
+        dump_bpf: false,
+    };
+    let probes = backend::select(config.backend)?.list(&job)?;
+    if probes.is_empty() {
+        return Err(no_such());
+    }
     Ok(())
 }
 

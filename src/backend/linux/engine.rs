@@ -119,6 +119,8 @@ fn probes_in_libraries(job: &Job) -> bool {
     let macros = d::MacroArgs {
         target: Some(0),
         args: job.args.clone(),
+        // Only the probe descriptions matter here; argument errors are compile()'s to report.
+        defaultargs: true,
     };
     d::parse(&job.script.text, &macros).is_ok_and(|program| {
         program.items.iter().any(|item| match item {
@@ -164,6 +166,7 @@ fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> 
     let macros = d::MacroArgs {
         target,
         args: job.args.clone(),
+        defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
     d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
         BackendError::Compile(format!(

@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod codegen;
 pub mod d;
+pub mod deep;
 mod engine;
 pub mod exec;
 pub mod firing;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::d::ast::{Item, Program};
+use super::d::check_option;
 
 /// The options the engine uses, with dtrace's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub enum OptionError {
     },
     #[error("option {0} needs a value")]
     MissingValue(String),
+    /// A `-x` option that dtrace(1) would refuse too: an unknown name or a malformed value.
+    #[error("failed to set -x {name}: {why}")]
+    CommandLine { name: String, why: String },
 }
 
 impl Options {
@@ -69,6 +73,10 @@ impl Options {
             }
         }
         for (name, value) in overrides {
+            check_option(name, value.as_deref()).map_err(|why| OptionError::CommandLine {
+                name: name.clone(),
+                why,
+            })?;
             options.set(name, value.as_deref())?;
         }
         Ok(options)
@@ -157,6 +165,21 @@ mod tests {
         assert!(o.quiet);
         assert_eq!(o.strsize, 64);
         assert_eq!(o.switchrate, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn unknown_command_line_options_are_named() {
+        let err = resolve("BEGIN { exit(0); }", &[("bogusopt", Some("1"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to set -x bogusopt: unknown option `bogusopt`"
+        );
+        let err = resolve("BEGIN { exit(0); }", &[("bufsize", Some("lots"))]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("failed to set -x bufsize: "),
+            "{err}"
+        );
+        assert!(resolve("BEGIN { exit(0); }", &[("aggsortrev", None)]).is_ok());
     }
 
     #[test]

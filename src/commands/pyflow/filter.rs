@@ -38,7 +38,7 @@ fn is_stdlib(file: &str) -> bool {
 }
 
 /// Whether `file` belongs to the package or module `name` (`requests`, `app.db`).
-fn in_module(file: &str, name: &str) -> bool {
+pub fn in_module(file: &str, name: &str) -> bool {
     let rel = name.replace('.', "/");
     file.contains(&format!("/{rel}/")) || file.ends_with(&format!("/{rel}.py"))
 }

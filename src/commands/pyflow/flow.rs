@@ -150,6 +150,8 @@ pub struct Flow<'a> {
     /// Per process and function: whether calling it makes a generator.
     generator_functions: HashMap<(u32, FnKey), bool>,
     totals: HashMap<FnKey, Totals>,
+    /// The --module names no frame has belonged to yet.
+    unmatched_modules: Vec<&'a str>,
 }
 
 impl<'a> Flow<'a> {
@@ -162,7 +164,13 @@ impl<'a> Flow<'a> {
             sources: SourceCache::default(),
             generator_functions: HashMap::new(),
             totals: HashMap::new(),
+            unmatched_modules: filter.modules.iter().map(String::as_str).collect(),
         }
+    }
+
+    /// The --module names that no frame traced so far belonged to.
+    pub fn unmatched_modules(&self) -> &[&'a str] {
+        &self.unmatched_modules
     }
 
     /// Takes one event and says what to show now: up to two events (a held entry that turned
@@ -303,6 +311,10 @@ impl<'a> Flow<'a> {
 
     fn push(&mut self, e: PyEvent, candidates: Vec<i64>, shown: &mut Vec<Shown>) {
         let visible = self.filter.shows(&e.file);
+        if !self.unmatched_modules.is_empty() {
+            self.unmatched_modules
+                .retain(|m| !super::filter::in_module(&e.file, m));
+        }
         let thread = self.threads.entry(e.tid).or_default();
         let depth = thread.depth;
         thread.depth += usize::from(visible);

@@ -35,7 +35,7 @@ use present::FlowPresenter;
 pub struct Prepared {
     pub script: Script,
     pub target: Target,
-    pub notice: Option<String>,
+    pub notices: Vec<String>,
     /// --activate turned the trampoline on in this process: turn it off at the end.
     pub activated: Option<Activation>,
 }
@@ -81,19 +81,37 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
             .expect("pyflow.d is bundled")
             .instantiate(&[], target)?)
     };
-    let (build, target_macro, command_index) = match &c.target {
+    let mut notices = Vec::new();
+    let (build, target_macro, command_index, target) = match &c.target {
         Target::None => {
             return Ok(Prepared {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
-                notice: None,
+                notices: Vec::new(),
                 activated: None,
             })
         }
-        Target::Pid(pid) => (Build::of_process(*pid)?, TargetMacro::Pid(*pid), None),
+        Target::Pid(pid) => {
+            let build = Build::of_process(*pid)?;
+            if c.activate {
+                check_activate(*pid, &build)?;
+            }
+            (build, TargetMacro::Pid(*pid), None, c.target.clone())
+        }
         Target::Command(argv) => {
-            let (build, index) = Build::of_command(argv)?;
-            (build, TargetMacro::Keep, Some(index))
+            let launch = Build::of_command(argv)?;
+            let mut argv = argv.clone();
+            if let Some(interpreter) = &launch.interpreter {
+                notices.push(format!(
+                    "dtk: {} is a pyenv shim (a shell script): running the interpreter it \
+                     selects here, {} (`pyenv which`)",
+                    argv[launch.index],
+                    interpreter.display()
+                ));
+                argv[launch.index] = interpreter.display().to_string();
+            }
+            let target = Target::Command(argv);
+            (launch.build, TargetMacro::Keep, Some(launch.index), target)
         }
     };
     let no_probes = || PythonError::NoProbes {
@@ -102,7 +120,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     };
     let layout = match build.flow_source().ok_or_else(no_probes)? {
         FlowSource::Markers => {
-            let pid = match c.target {
+            let pid = match target {
                 Target::Pid(pid) => Some(pid),
                 _ => None,
             };
@@ -117,8 +135,8 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 script: bundled("pyflow")
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
-                target: c.target.clone(),
-                notice: None,
+                target,
+                notices,
                 activated: None,
             });
         }
@@ -139,7 +157,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
             minor: 14,
         });
     let mut activated = None;
-    let (target, notice) = match (&c.target, command_index) {
+    let (target, notice) = match (&target, command_index) {
         (Target::Command(argv), Some(index)) => {
             let mut argv = argv.clone();
             argv.insert(index + 1, "-X".into());
@@ -166,21 +184,43 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 path: build.shown.clone(),
                 version,
                 pid: *pid,
-                activate: match (remote_exec_works, c.activate) {
-                    (true, _) => ", or pass --activate to turn it on in the running process",
-                    (false, true) => "; --activate needs CPython 3.14 or later (sys.remote_exec)",
-                    (false, false) => "",
+                // --activate before 3.14 was refused by check_activate.
+                activate: if remote_exec_works {
+                    ", or pass --activate to turn it on in the running process"
+                } else {
+                    ""
                 },
             }
             .into());
         }
         (target, _) => (target.clone(), None),
     };
+    notices.extend(notice);
     Ok(Prepared {
         script,
         target,
-        notice,
+        notices,
         activated,
+    })
+}
+
+/// Refuses --activate where it cannot work: it needs sys.remote_exec (CPython 3.14).
+fn check_activate(pid: u32, build: &Build) -> Result<(), PythonError> {
+    let since = Version {
+        major: 3,
+        minor: 14,
+    };
+    if build.version >= Some(since) {
+        return Ok(());
+    }
+    Err(PythonError::CannotActivate {
+        pid,
+        version: build.version_text(),
+        why: if build.markers {
+            "; it has function probes, which pyflow follows without --activate"
+        } else {
+            "; start it with -X perf (or PYTHONPERFSUPPORT=1) instead"
+        },
     })
 }
 
@@ -206,7 +246,7 @@ fn perf_map(pid: u32) -> String {
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
     let prepared = prepare(c)?;
-    if let Some(notice) = &prepared.notice {
+    for notice in &prepared.notices {
         eprintln!("{notice}");
     }
     let mut presenter =

@@ -237,6 +237,12 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             }
             Event::Done => {
                 self.finish()?;
+                for module in self.flow.unmatched_modules() {
+                    eprintln!(
+                        "dtk: warning: --module {module} matched nothing: no traced call was in \
+                         a package or module of that name"
+                    );
+                }
                 self.notices.flush();
                 self.out.flush()
             }

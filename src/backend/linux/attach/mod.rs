@@ -11,6 +11,7 @@
 pub mod elf;
 pub mod perf;
 pub mod procmaps;
+mod ptrace;
 pub mod tracefs;
 pub mod tracepoint;
 pub mod uprobe;
@@ -41,6 +42,16 @@ pub enum AttachError {
         "tracefs is not mounted and could not be mounted at /sys/kernel/tracing or under debugfs"
     )]
     NoTracefs {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "tracefs is mounted at {} but this process cannot read it: run dtk as root, or give it \
+         CAP_DAC_READ_SEARCH as well as CAP_BPF and CAP_PERFMON",
+        path.display()
+    )]
+    TracefsUnreadable {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },

@@ -21,6 +21,8 @@ use super::usdt::{UsdtError, UsdtProbe, UsdtProbes};
 pub enum ProcMapsError {
     #[error("no process with pid {pid}")]
     NoSuchProcess { pid: u32 },
+    #[error("cannot read /proc/{pid}/maps: {why}")]
+    Denied { pid: u32, why: String },
     #[error("cannot read /proc/{pid}/maps")]
     Read {
         pid: u32,
@@ -88,6 +90,10 @@ impl ProcessMaps {
                 .kind()
             {
                 ErrorKind::NotFound => ProcMapsError::NoSuchProcess { pid },
+                ErrorKind::PermissionDenied => ProcMapsError::Denied {
+                    pid,
+                    why: super::ptrace::why_denied(pid),
+                },
                 _ => ProcMapsError::Read { pid, source },
             })?;
         Self::parse(pid, &text)

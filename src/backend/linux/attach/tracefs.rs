@@ -21,7 +21,7 @@ pub fn root() -> Result<&'static Path, AttachError> {
     if let Some(root) = ROOT.get() {
         return Ok(root);
     }
-    let found = find_or_mount().map_err(|source| AttachError::NoTracefs { source })?;
+    let found = find_or_mount()?;
     Ok(ROOT.get_or_init(|| found))
 }
 
@@ -29,12 +29,25 @@ fn is_tracefs(dir: &str) -> bool {
     Path::new(dir).join("events").is_dir()
 }
 
-fn find_or_mount() -> io::Result<PathBuf> {
+fn find_or_mount() -> Result<PathBuf, AttachError> {
     for dir in [TRACEFS, DEBUGFS_TRACING] {
-        if is_tracefs(dir) {
-            return Ok(PathBuf::from(dir));
+        match std::fs::metadata(Path::new(dir).join("events")) {
+            Ok(meta) if meta.is_dir() => return Ok(PathBuf::from(dir)),
+            // Mounted, but readable by root only (its usual mode, 0700): mounting it again
+            // would not help, and "not mounted" would mislead.
+            Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(AttachError::TracefsUnreadable {
+                    path: PathBuf::from(dir),
+                    source,
+                })
+            }
+            _ => {}
         }
     }
+    mount_one().map_err(|source| AttachError::NoTracefs { source })
+}
+
+fn mount_one() -> io::Result<PathBuf> {
     let tracefs = mount("tracefs", TRACEFS);
     if tracefs.is_ok() && is_tracefs(TRACEFS) {
         return Ok(PathBuf::from(TRACEFS));

@@ -31,7 +31,8 @@ impl fmt::Display for Capability {
 pub enum AccessError {
     #[error(
         "tracing needs {} (or CAP_SYS_ADMIN); this process lacks them: run dtk as root, \
-         or grant them with `setcap cap_bpf,cap_perfmon+ep`",
+         or grant them with `setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep` (tracefs, \
+         which dtk reads too, is readable by root only)",
         list(missing)
     )]
     MissingCapability { missing: Vec<Capability> },

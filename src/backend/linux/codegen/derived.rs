@@ -10,6 +10,7 @@
 use super::aggregate::{thread_key, AggregationMaps, THREAD_KEY};
 use super::record::{arg_offset, DerivedSlot};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, Reg, Size, Src};
+use crate::backend::linux::deep;
 use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead};
 
 /// -EFAULT, the status of a read whose address could not be computed.
@@ -70,7 +71,7 @@ fn value(
     fail: Label,
     maps: &AggregationMaps,
 ) {
-    match e {
+    deep::recurse(|| match e {
         AddrExpr::Shadow(i) => match maps.shadow(*i) {
             Some(map) => {
                 thread_key(asm);
@@ -137,7 +138,7 @@ fn value(
                 );
             }
         }
-    }
+    })
 }
 
 fn alu(op: AddrOp) -> AluOp {

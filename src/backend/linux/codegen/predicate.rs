@@ -7,6 +7,7 @@
 use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES};
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
 use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp, VarScope};
+use crate::backend::linux::deep;
 use crate::backend::linux::firing::{zone_compared, Zone};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
 
@@ -29,46 +30,48 @@ const THREAD_VARS: i16 = -304;
 
 /// Jumps to `target` when `e`'s truth is `when`; falls through otherwise.
 pub fn branch(asm: &mut Asm, e: &Expr, scope: Scope<'_>, target: Label, when: bool) {
-    let zones = scope.zones;
-    match &e.kind {
-        ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
-            // `a && b` jumps on false as soon as a is false; `a || b` on true as soon as a is.
-            let shortcut = *op == BinaryOp::Or;
-            if when == shortcut {
-                branch(asm, lhs, scope, target, when);
-                branch(asm, rhs, scope, target, when);
-            } else {
-                let skip = asm.label();
-                branch(asm, lhs, scope, skip, shortcut);
-                branch(asm, rhs, scope, target, when);
-                asm.bind(skip);
+    deep::recurse(|| {
+        let zones = scope.zones;
+        match &e.kind {
+            ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
+                // `a && b` jumps on false as soon as a is false; `a || b` on true as soon as a is.
+                let shortcut = *op == BinaryOp::Or;
+                if when == shortcut {
+                    branch(asm, lhs, scope, target, when);
+                    branch(asm, rhs, scope, target, when);
+                } else {
+                    let skip = asm.label();
+                    branch(asm, lhs, scope, skip, shortcut);
+                    branch(asm, rhs, scope, target, when);
+                    asm.bind(skip);
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
+                let equal = (*op == BinaryOp::Eq) == when;
+                if let Some(text) = execname_constant(*op, lhs, rhs) {
+                    execname(asm, text, equal, target);
+                } else if let Some(name) = zone_compared(*op, lhs, rhs) {
+                    zone(asm, zones, name, equal, target);
+                } else {
+                    compare(asm, *op, lhs, rhs, scope.vars, target, when);
+                }
+            }
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => branch(asm, operand, scope, target, !when),
+            ExprKind::Int(v) => {
+                if (*v != 0) == when {
+                    asm.jmp(target);
+                }
+            }
+            _ => {
+                load(asm, e, scope.vars, Reg::R1);
+                let cond = if when { Cond::Ne } else { Cond::Eq };
+                asm.jmp_if(cond, Reg::R1, Src::Imm(0), target);
             }
         }
-        ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
-            let equal = (*op == BinaryOp::Eq) == when;
-            if let Some(text) = execname_constant(*op, lhs, rhs) {
-                execname(asm, text, equal, target);
-            } else if let Some(name) = zone_compared(*op, lhs, rhs) {
-                zone(asm, zones, name, equal, target);
-            } else {
-                compare(asm, *op, lhs, rhs, scope.vars, target, when);
-            }
-        }
-        ExprKind::Unary {
-            op: UnaryOp::Not,
-            operand,
-        } => branch(asm, operand, scope, target, !when),
-        ExprKind::Int(v) => {
-            if (*v != 0) == when {
-                asm.jmp(target);
-            }
-        }
-        _ => {
-            load(asm, e, scope.vars, Reg::R1);
-            let cond = if when { Cond::Ne } else { Cond::Eq };
-            asm.jmp_if(cond, Reg::R1, Src::Imm(0), target);
-        }
-    }
+    })
 }
 
 fn is_signed(ty: &DType) -> bool {
@@ -85,7 +88,16 @@ fn compare(
     when: bool,
 ) {
     load(asm, lhs, vars, Reg::R1);
-    load(asm, rhs, vars, Reg::R2);
+    // A constant that the 32-bit immediate holds (it is sign-extended to 64 bits) is
+    // compared as one: half the instructions of a chain such as `pid == 1 || pid == 2 || …`,
+    // whose jumps must stay within the 16-bit offset of a BPF jump.
+    let right = match rhs.kind {
+        ExprKind::Int(v) if i32::try_from(v as i64).is_ok() => Src::Imm(v as i64 as i32),
+        _ => {
+            load(asm, rhs, vars, Reg::R2);
+            Src::Reg(Reg::R2)
+        }
+    };
     let signed = is_signed(&lhs.ty) && is_signed(&rhs.ty);
     // When jumping on false, jump on the opposite comparison.
     let op = if when { op } else { negate(op) };
@@ -101,7 +113,7 @@ fn compare(
         (_, true) => Cond::Sge,
         (_, false) => Cond::Ge,
     };
-    asm.jmp_if(cond, Reg::R1, Src::Reg(Reg::R2), target);
+    asm.jmp_if(cond, Reg::R1, right, target);
 }
 
 fn negate(op: BinaryOp) -> BinaryOp {
@@ -143,7 +155,9 @@ fn execname(asm: &mut Asm, text: &str, equal: bool, target: Label) {
 }
 
 /// Jumps to `target` when the thread is in the zone `name` (`inside`) or outside it
-/// (`!inside`). A zone at the root holds every thread. The plan resolves every zone a
+/// (`!inside`). A zone at the root holds every thread: the header sets its bit for every
+/// thread, and it is tested like any other, since an unconditional jump here would leave
+/// the code after it unreachable, which the verifier refuses. The plan resolves every zone a
 /// program compares with, so `name` is among `zones`; the fall-back only keeps this total.
 fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) {
     let Some(i) = zones.iter().position(|z| z.name == name) else {
@@ -152,12 +166,6 @@ fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) 
         }
         return;
     };
-    if zones[i].level == 0 {
-        if inside {
-            asm.jmp(target);
-        }
-        return;
-    }
     let cond = if inside { Cond::Ne } else { Cond::Eq };
     asm.ldx(Size::DW, Reg::R1, Reg::R7, ZONES)
         .ld_imm64(Reg::R2, 1 << i)
@@ -168,79 +176,81 @@ fn zone(asm: &mut Asm, zones: &[Zone], name: &str, inside: bool, target: Label) 
 /// Loads a kernel-evaluable value into `dst` (R1 or R2; R3 is the temporary of arithmetic,
 /// whose right operand is always a leaf; nothing else is touched).
 pub fn load(asm: &mut Asm, e: &Expr, vars: &[String], dst: Reg) {
-    let field = |asm: &mut Asm, size, off| {
-        asm.ldx(size, dst, Reg::R7, off);
-    };
-    match &e.kind {
-        ExprKind::Int(v) => {
-            asm.ld_imm64(dst, *v);
-        }
-        ExprKind::Builtin(Builtin::Pid) => field(asm, Size::W, PID),
-        ExprKind::Builtin(Builtin::Tid) => field(asm, Size::W, TID),
-        ExprKind::Builtin(Builtin::Uid) => field(asm, Size::W, UID),
-        ExprKind::Builtin(Builtin::Gid) => field(asm, Size::W, GID),
-        ExprKind::Builtin(Builtin::Cpu) => field(asm, Size::W, CPU),
-        ExprKind::Builtin(Builtin::Arg(n)) => field(asm, Size::DW, arg_offset(*n)),
-        // Only at syscall returns (plan::filter makes it 0 elsewhere): −arg0 for a return
-        // value in [−4095, −1], else 0.
-        ExprKind::Builtin(Builtin::Errno) => {
-            let zero = asm.label();
-            let done = asm.label();
-            field(asm, Size::DW, arg_offset(0));
-            asm.jmp_if(Cond::Sge, dst, Src::Imm(0), zero)
-                .jmp_if(Cond::Slt, dst, Src::Imm(-4095), zero)
-                .neg64(dst)
-                .jmp(done)
-                .bind(zero)
-                .mov64_imm(dst, 0)
-                .bind(done);
-        }
-        ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
-        ExprKind::Builtin(Builtin::Timestamp) => field(asm, Size::DW, TIMESTAMP),
-        ExprKind::Var {
-            name,
-            scope: VarScope::Thread,
-        } => match vars.iter().position(|v| v == name) {
-            Some(i) => {
-                asm.ldx(Size::DW, dst, Reg::R10, thread_var_slot(i));
+    deep::recurse(|| {
+        let field = |asm: &mut Asm, size, off| {
+            asm.ldx(size, dst, Reg::R7, off);
+        };
+        match &e.kind {
+            ExprKind::Int(v) => {
+                asm.ld_imm64(dst, *v);
             }
-            None => {
+            ExprKind::Builtin(Builtin::Pid) => field(asm, Size::W, PID),
+            ExprKind::Builtin(Builtin::Tid) => field(asm, Size::W, TID),
+            ExprKind::Builtin(Builtin::Uid) => field(asm, Size::W, UID),
+            ExprKind::Builtin(Builtin::Gid) => field(asm, Size::W, GID),
+            ExprKind::Builtin(Builtin::Cpu) => field(asm, Size::W, CPU),
+            ExprKind::Builtin(Builtin::Arg(n)) => field(asm, Size::DW, arg_offset(*n)),
+            // Only at syscall returns (plan::filter makes it 0 elsewhere): −arg0 for a return
+            // value in [−4095, −1], else 0.
+            ExprKind::Builtin(Builtin::Errno) => {
+                let zero = asm.label();
+                let done = asm.label();
+                field(asm, Size::DW, arg_offset(0));
+                asm.jmp_if(Cond::Sge, dst, Src::Imm(0), zero)
+                    .jmp_if(Cond::Slt, dst, Src::Imm(-4095), zero)
+                    .neg64(dst)
+                    .jmp(done)
+                    .bind(zero)
+                    .mov64_imm(dst, 0)
+                    .bind(done);
+            }
+            ExprKind::Index { .. } => field(asm, Size::DW, arg_offset(args_index(e).unwrap_or(0))),
+            ExprKind::Builtin(Builtin::Timestamp) => field(asm, Size::DW, TIMESTAMP),
+            ExprKind::Var {
+                name,
+                scope: VarScope::Thread,
+            } => match vars.iter().position(|v| v == name) {
+                Some(i) => {
+                    asm.ldx(Size::DW, dst, Reg::R10, thread_var_slot(i));
+                }
+                None => {
+                    asm.mov64_imm(dst, 0);
+                }
+            },
+            ExprKind::Binary { op, lhs, rhs } => {
+                load(asm, lhs, vars, dst);
+                load(asm, rhs, vars, Reg::R3);
+                let alu = match op {
+                    BinaryOp::Add => AluOp::Add,
+                    BinaryOp::Sub => AluOp::Sub,
+                    BinaryOp::Mul => AluOp::Mul,
+                    BinaryOp::BitAnd => AluOp::And,
+                    BinaryOp::BitOr => AluOp::Or,
+                    BinaryOp::BitXor => AluOp::Xor,
+                    BinaryOp::Shl => AluOp::Lsh,
+                    _ if is_signed(&lhs.ty) => AluOp::Arsh,
+                    _ => AluOp::Rsh,
+                };
+                asm.alu64(alu, dst, Src::Reg(Reg::R3));
+                fit(asm, &e.ty, dst);
+            }
+            ExprKind::Cast { expr, to } => {
+                load(asm, expr, vars, dst);
+                fit(asm, to, dst);
+            }
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                operand,
+            } => {
+                load(asm, operand, vars, dst);
+                asm.neg64(dst);
+            }
+            // plan::filter admits nothing else; a constant keeps the code total.
+            _ => {
                 asm.mov64_imm(dst, 0);
             }
-        },
-        ExprKind::Binary { op, lhs, rhs } => {
-            load(asm, lhs, vars, dst);
-            load(asm, rhs, vars, Reg::R3);
-            let alu = match op {
-                BinaryOp::Add => AluOp::Add,
-                BinaryOp::Sub => AluOp::Sub,
-                BinaryOp::Mul => AluOp::Mul,
-                BinaryOp::BitAnd => AluOp::And,
-                BinaryOp::BitOr => AluOp::Or,
-                BinaryOp::BitXor => AluOp::Xor,
-                BinaryOp::Shl => AluOp::Lsh,
-                _ if is_signed(&lhs.ty) => AluOp::Arsh,
-                _ => AluOp::Rsh,
-            };
-            asm.alu64(alu, dst, Src::Reg(Reg::R3));
-            fit(asm, &e.ty, dst);
         }
-        ExprKind::Cast { expr, to } => {
-            load(asm, expr, vars, dst);
-            fit(asm, to, dst);
-        }
-        ExprKind::Unary {
-            op: UnaryOp::Neg,
-            operand,
-        } => {
-            load(asm, operand, vars, dst);
-            asm.neg64(dst);
-        }
-        // plan::filter admits nothing else; a constant keeps the code total.
-        _ => {
-            asm.mov64_imm(dst, 0);
-        }
-    }
+    })
 }
 
 /// A narrower integer type keeps the low bits, sign- or zero-extended, as the executor cuts

@@ -2,7 +2,10 @@
 //! the checker resolves names, substitutes inlines, folds constants and fills in each
 //! expression's `DType`, so the code generator can lower it without re-deriving anything.
 
+use std::fmt;
+
 use super::span::Span;
+use crate::backend::linux::deep;
 
 /// A whole D program, in source order, with the variables the checker found.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -99,16 +102,68 @@ pub struct Aggregate {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Clone, PartialEq, Debug and Drop recurse through the tree, each level on
+/// [`deep::recurse`], since a long left-associative chain is a tree as deep as it is long.
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
     pub ty: DType,
 }
 
+impl Clone for Expr {
+    fn clone(&self) -> Expr {
+        deep::recurse(|| Expr {
+            kind: self.kind.clone(),
+            span: self.span,
+            ty: self.ty.clone(),
+        })
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Expr) -> bool {
+        deep::recurse(|| self.span == other.span && self.ty == other.ty && self.kind == other.kind)
+    }
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        deep::recurse(|| {
+            f.debug_struct("Expr")
+                .field("kind", &self.kind)
+                .field("span", &self.span)
+                .field("ty", &self.ty)
+                .finish()
+        })
+    }
+}
+
+impl Drop for Expr {
+    fn drop(&mut self) {
+        let leaf = matches!(
+            self.kind,
+            ExprKind::Int(_)
+                | ExprKind::Str(_)
+                | ExprKind::Ident(_)
+                | ExprKind::Var { .. }
+                | ExprKind::Builtin(_)
+                | ExprKind::Aggregation(_)
+                | ExprKind::SizeofType(_)
+        );
+        if !leaf {
+            let kind = std::mem::replace(&mut self.kind, ExprKind::Int(0));
+            deep::recurse(move || drop(kind));
+        }
+    }
+}
+
 impl Expr {
     /// Calls `f` on each direct subexpression.
     pub fn for_each_child<'e>(&'e self, f: &mut impl FnMut(&'e Expr)) {
+        deep::recurse(|| self.children(f));
+    }
+
+    fn children<'e>(&'e self, f: &mut impl FnMut(&'e Expr)) {
         match &self.kind {
             ExprKind::Int(_)
             | ExprKind::Str(_)
@@ -146,6 +201,12 @@ impl Expr {
             }
             ExprKind::Call { args, .. } => args.iter().for_each(f),
         }
+    }
+
+    /// Takes the kind out, to rebuild the expression from its parts (Expr has a Drop, so
+    /// its fields cannot be moved out by a pattern); `Int(0)` is left in its place.
+    pub fn take_kind(&mut self) -> ExprKind {
+        std::mem::replace(&mut self.kind, ExprKind::Int(0))
     }
 
     pub fn new(kind: ExprKind, span: Span) -> Expr {

@@ -8,6 +8,7 @@ use super::ast::{
     VarScope, VariableKind,
 };
 use super::span::{locate, Span};
+use crate::backend::linux::deep;
 
 /// Renders `program` (parsed from `source`) as indented text.
 pub fn dump(program: &Program, source: &str) -> String {
@@ -178,77 +179,79 @@ impl Dumper<'_> {
     }
 
     fn expr(&self, e: &Expr) -> String {
-        let ty = short(&e.ty);
-        let list = |head: &str, parts: &[&Expr]| {
-            let parts: Vec<String> = parts.iter().map(|p| self.expr(p)).collect();
-            format!("({head} {}):{ty}", parts.join(" "))
-        };
-        match &e.kind {
-            ExprKind::Int(v) if matches!(e.ty, DType::Int { signed: true, .. }) => {
-                format!("{}:{ty}", *v as i64)
-            }
-            ExprKind::Int(v) => format!("{v}:{ty}"),
-            ExprKind::Str(s) => format!("{s:?}"),
-            ExprKind::Ident(n) => format!("{n}:{ty}"),
-            ExprKind::Var { name, scope } => format!("{}:{ty}", var_name(*scope, name)),
-            ExprKind::Builtin(Builtin::Arg(n)) => format!("arg{n}:{ty}"),
-            ExprKind::Builtin(b) => format!("{}:{ty}", format!("{b:?}").to_lowercase()),
-            ExprKind::Aggregation(n) => format!("@{n}"),
-            ExprKind::Unary { op, operand } => {
-                let head = match op {
-                    UnaryOp::Neg => "neg",
-                    UnaryOp::Plus => "plus",
-                    UnaryOp::Not => "!",
-                    UnaryOp::BitNot => "~",
-                    UnaryOp::Deref => "deref",
-                    UnaryOp::AddrOf => "addr",
-                };
-                list(head, &[operand])
-            }
-            ExprKind::Binary { op, lhs, rhs } => list(op.symbol(), &[lhs, rhs]),
-            ExprKind::Ternary {
-                cond,
-                then,
-                otherwise,
-            } => list("?:", &[cond, then, otherwise]),
-            ExprKind::Assign { op, target, value } => {
-                let head = format!("{}=", op.map_or("", |o| o.symbol()));
-                list(&head, &[target, value])
-            }
-            ExprKind::IncDec { op, target } => {
-                let head = match op {
-                    IncDecOp::PreInc => "pre++",
-                    IncDecOp::PreDec => "pre--",
-                    IncDecOp::PostInc => "post++",
-                    IncDecOp::PostDec => "post--",
-                };
-                list(head, &[target])
-            }
-            ExprKind::Cast { to, expr } => list(&format!("cast {}", short(to)), &[expr]),
-            ExprKind::SizeofType(t) => format!("(sizeof {}):{ty}", short(t)),
-            ExprKind::SizeofExpr(x) => list("sizeof", &[x]),
-            ExprKind::Stringof(x) => list("stringof", &[x]),
-            ExprKind::Member {
-                base,
-                member,
-                arrow,
-            } => list(
-                &format!("{}{member}", if *arrow { "->" } else { "." }),
-                &[base],
-            ),
-            ExprKind::Index { base, indices } => {
-                let mut parts: Vec<&Expr> = vec![base];
-                parts.extend(indices.iter());
-                list("index", &parts)
-            }
-            ExprKind::Call { func, args } => {
-                let parts: Vec<&Expr> = args.iter().collect();
-                if parts.is_empty() {
-                    format!("({}):{ty}", func.name())
-                } else {
-                    list(func.name(), &parts)
+        deep::recurse(|| {
+            let ty = short(&e.ty);
+            let list = |head: &str, parts: &[&Expr]| {
+                let parts: Vec<String> = parts.iter().map(|p| self.expr(p)).collect();
+                format!("({head} {}):{ty}", parts.join(" "))
+            };
+            match &e.kind {
+                ExprKind::Int(v) if matches!(e.ty, DType::Int { signed: true, .. }) => {
+                    format!("{}:{ty}", *v as i64)
+                }
+                ExprKind::Int(v) => format!("{v}:{ty}"),
+                ExprKind::Str(s) => format!("{s:?}"),
+                ExprKind::Ident(n) => format!("{n}:{ty}"),
+                ExprKind::Var { name, scope } => format!("{}:{ty}", var_name(*scope, name)),
+                ExprKind::Builtin(Builtin::Arg(n)) => format!("arg{n}:{ty}"),
+                ExprKind::Builtin(b) => format!("{}:{ty}", format!("{b:?}").to_lowercase()),
+                ExprKind::Aggregation(n) => format!("@{n}"),
+                ExprKind::Unary { op, operand } => {
+                    let head = match op {
+                        UnaryOp::Neg => "neg",
+                        UnaryOp::Plus => "plus",
+                        UnaryOp::Not => "!",
+                        UnaryOp::BitNot => "~",
+                        UnaryOp::Deref => "deref",
+                        UnaryOp::AddrOf => "addr",
+                    };
+                    list(head, &[operand])
+                }
+                ExprKind::Binary { op, lhs, rhs } => list(op.symbol(), &[lhs, rhs]),
+                ExprKind::Ternary {
+                    cond,
+                    then,
+                    otherwise,
+                } => list("?:", &[cond, then, otherwise]),
+                ExprKind::Assign { op, target, value } => {
+                    let head = format!("{}=", op.map_or("", |o| o.symbol()));
+                    list(&head, &[target, value])
+                }
+                ExprKind::IncDec { op, target } => {
+                    let head = match op {
+                        IncDecOp::PreInc => "pre++",
+                        IncDecOp::PreDec => "pre--",
+                        IncDecOp::PostInc => "post++",
+                        IncDecOp::PostDec => "post--",
+                    };
+                    list(head, &[target])
+                }
+                ExprKind::Cast { to, expr } => list(&format!("cast {}", short(to)), &[expr]),
+                ExprKind::SizeofType(t) => format!("(sizeof {}):{ty}", short(t)),
+                ExprKind::SizeofExpr(x) => list("sizeof", &[x]),
+                ExprKind::Stringof(x) => list("stringof", &[x]),
+                ExprKind::Member {
+                    base,
+                    member,
+                    arrow,
+                } => list(
+                    &format!("{}{member}", if *arrow { "->" } else { "." }),
+                    &[base],
+                ),
+                ExprKind::Index { base, indices } => {
+                    let mut parts: Vec<&Expr> = vec![base];
+                    parts.extend(indices.iter());
+                    list("index", &parts)
+                }
+                ExprKind::Call { func, args } => {
+                    let parts: Vec<&Expr> = args.iter().collect();
+                    if parts.is_empty() {
+                        format!("({}):{ty}", func.name())
+                    } else {
+                        list(func.name(), &parts)
+                    }
                 }
             }
-        }
+        })
     }
 }

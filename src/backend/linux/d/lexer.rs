@@ -7,6 +7,8 @@ use super::ast::DType;
 use super::diagnostic::Diagnostic;
 use super::literal::parse_integer;
 use super::span::Span;
+use std::cell::Cell;
+
 use super::token::{Tok, Token, PUNCTUATION};
 use super::MacroArgs;
 
@@ -16,6 +18,8 @@ pub struct Lexer<'a> {
     pub(super) macros: &'a MacroArgs,
     /// Set by `#pragma D option defaultargs`: unset `$N` become 0 and `$$N` "".
     pub(super) defaultargs: bool,
+    /// Which macro arguments (`$1` is index 0) the program refers to.
+    pub(super) used_args: Vec<Cell<bool>>,
 }
 
 type LexResult<T> = Result<T, Diagnostic>;
@@ -39,7 +43,8 @@ impl<'a> Lexer<'a> {
             src,
             pos: 0,
             macros,
-            defaultargs: false,
+            defaultargs: macros.defaultargs,
+            used_args: vec![Cell::new(false); macros.args.len()],
         }
     }
 
@@ -382,6 +387,7 @@ mod tests {
         let macros = MacroArgs {
             target: Some(42),
             args: vec!["7".into(), "open".into(), "a b".into()],
+            ..MacroArgs::default()
         };
         let mut lexer = Lexer::new(src, &macros);
         let mut out = Vec::new();

@@ -63,7 +63,10 @@ impl Lexer<'_> {
             _ => return Err(Diagnostic::error(span, format!("unknown macro `${name}`"))),
         };
         match self.macros.args.get(index - 1) {
-            Some(v) => Ok(v.clone()),
+            Some(v) => {
+                self.used_args[index - 1].set(true);
+                Ok(v.clone())
+            }
             None if self.defaultargs => Ok(if as_string { "" } else { "0" }.to_string()),
             None => Err(Diagnostic::error(
                 span,
@@ -72,6 +75,25 @@ impl Lexer<'_> {
                     self.macros.args.len()
                 ),
             )),
+        }
+    }
+
+    /// As dtrace(1): an argument the program never refers to is an error (a mistyped
+    /// command line), unless `defaultargs` is set.
+    pub(super) fn check_unused_args(&self) -> LexResult<()> {
+        if self.defaultargs {
+            return Ok(());
+        }
+        match self.used_args.iter().position(|used| !used.get()) {
+            Some(i) => Err(Diagnostic::error(
+                Span::new(self.src.len(), self.src.len()),
+                format!(
+                    "extraneous argument {:?} (${} is not referenced)",
+                    self.macros.args[i],
+                    i + 1
+                ),
+            )),
+            None => Ok(()),
         }
     }
 

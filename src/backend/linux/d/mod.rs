@@ -32,6 +32,7 @@ mod parser;
 mod span;
 mod token;
 
+pub use check::check_option;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
 pub use span::Span;
@@ -42,6 +43,8 @@ pub use span::Span;
 pub struct MacroArgs {
     pub target: Option<u32>,
     pub args: Vec<String>,
+    /// `-x defaultargs`: unset arguments are 0 and "", and unused ones are not errors.
+    pub defaultargs: bool,
 }
 
 /// A checked program, and the warnings found on the way.
@@ -58,11 +61,15 @@ pub fn compile(file: &str, source: &str, macros: &MacroArgs) -> Result<Compiled,
         d.file = file.to_string();
         d
     };
-    let mut program = parser::parse(source, macros).map_err(|d| Diagnostics {
+    let (mut program, unfit) = parser::parse_whole(source, macros).map_err(|d| Diagnostics {
         source_text: source.to_string(),
         diagnostics: vec![named(d)],
     })?;
-    let diagnostics: Vec<Diagnostic> = check::check(&mut program).into_iter().map(named).collect();
+    let mut diagnostics: Vec<Diagnostic> =
+        check::check(&mut program).into_iter().map(named).collect();
+    if !diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        diagnostics.extend(unfit.map(named));
+    }
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(Diagnostics {
             source_text: source.to_string(),

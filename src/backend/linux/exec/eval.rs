@@ -15,6 +15,7 @@ use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
     VarScope,
 };
+use crate::backend::linux::deep;
 use crate::backend::linux::firing::{in_zone, zone_compared};
 use crate::event::DropKind;
 
@@ -117,7 +118,7 @@ impl State {
     }
 
     pub(super) fn eval(&mut self, e: &Expr, f: &mut Frame<'_>) -> Eval {
-        match &e.kind {
+        deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
             ExprKind::Str(s) => Ok(Value::str(s)),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
@@ -149,7 +150,7 @@ impl State {
             ExprKind::Member { base, member, .. } => self.member(base, member, &e.ty, f),
             ExprKind::Index { base, indices } => self.index(base, indices, &e.ty, f),
             ExprKind::Call { func, args } => self.subroutine(*func, args, &e.ty, f),
-        }
+        })
     }
 
     fn size_of(&self, ty: &DType) -> u64 {

@@ -23,6 +23,7 @@ use super::captures::walk;
 use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
+use crate::backend::linux::deep;
 use crate::backend::linux::firing::ProbeInfo;
 use crate::event::AggFunc;
 
@@ -178,7 +179,8 @@ impl HeaderReads {
     }
 
     fn add(&mut self, e: &Expr) {
-        match &e.kind {
+        deep::recurse(|| {
+            match &e.kind {
             ExprKind::Builtin(b) => match b {
                 Builtin::Cpu => self.cpu = true,
                 Builtin::Pid | Builtin::Tid => self.pid_tgid = true,
@@ -201,6 +203,7 @@ impl HeaderReads {
             | ExprKind::Var { .. } => {}
             _ => *self = HeaderReads::ALL,
         }
+        })
     }
 
     pub fn union(self, other: HeaderReads) -> HeaderReads {
@@ -502,7 +505,7 @@ fn with_locals(e: &Expr, locals: &[(String, Expr)]) -> Expr {
 }
 
 fn replace_locals(e: &mut Expr, locals: &[(String, Expr)]) {
-    match &mut e.kind {
+    deep::recurse(|| match &mut e.kind {
         ExprKind::Var {
             name,
             scope: VarScope::Clause,
@@ -519,7 +522,7 @@ fn replace_locals(e: &mut Expr, locals: &[(String, Expr)]) {
             replace_locals(x, locals)
         }
         _ => {}
-    }
+    })
 }
 
 fn key_kind(e: &Expr) -> Option<KeyKind> {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, Stmt, UnaryOp, VarScope,
 };
+use crate::backend::linux::deep;
 use crate::backend::linux::firing::ProbeInfo;
 
 /// An address (or any integer) computed at the probe.
@@ -195,124 +196,132 @@ impl Firing<'_> {
     /// Notes `this->x = E` and `self->x = E` (only outside `if` bodies: an assignment that
     /// may not run makes x unknown, as does any other change to x).
     fn assignments<'e>(&mut self, e: &'e Expr, branch: bool) {
-        let mut changes: Vec<(&'e Expr, Option<&'e Expr>)> = Vec::new();
-        super::captures::walk(e, &mut |e: &'e Expr| {
-            let (target, value) = match &e.kind {
-                ExprKind::Assign {
-                    op: None,
-                    target,
-                    value,
-                } if !branch => (target, Some(value)),
-                ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } => (target, None),
-                _ => return,
-            };
-            changes.push((target, value.map(|v| &**v)));
-        });
-        for (target, value) in changes {
-            let ExprKind::Var { name, scope } = &target.kind else {
-                continue;
-            };
-            let known = value
-                .and_then(|v| address(v, &self.locals, self.kept))
-                .map(|a| fit(a, &target.ty));
-            match scope {
-                VarScope::Clause => {
-                    self.locals.insert(name.clone(), known);
-                }
-                VarScope::Thread => {
-                    let Some(i) = self.kept.iter().position(|k| k == name) else {
-                        continue;
-                    };
-                    match (&known, &self.guard) {
-                        (Some(value), Ok(guard)) => self.out.stores.push(ShadowStore {
-                            var: i,
-                            value: value.clone(),
-                            guard: guard.clone(),
-                            probe: None,
-                        }),
-                        _ => self.out.unfollowable.push(name.clone()),
+        deep::recurse(|| {
+            let mut changes: Vec<(&'e Expr, Option<&'e Expr>)> = Vec::new();
+            super::captures::walk(e, &mut |e: &'e Expr| {
+                let (target, value) = match &e.kind {
+                    ExprKind::Assign {
+                        op: None,
+                        target,
+                        value,
+                    } if !branch => (target, Some(value)),
+                    ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } => {
+                        (target, None)
                     }
-                    self.locals.insert(format!("self->{name}"), known);
+                    _ => return,
+                };
+                changes.push((target, value.map(|v| &**v)));
+            });
+            for (target, value) in changes {
+                let ExprKind::Var { name, scope } = &target.kind else {
+                    continue;
+                };
+                let known = value
+                    .and_then(|v| address(v, &self.locals, self.kept))
+                    .map(|a| fit(a, &target.ty));
+                match scope {
+                    VarScope::Clause => {
+                        self.locals.insert(name.clone(), known);
+                    }
+                    VarScope::Thread => {
+                        let Some(i) = self.kept.iter().position(|k| k == name) else {
+                            continue;
+                        };
+                        match (&known, &self.guard) {
+                            (Some(value), Ok(guard)) => self.out.stores.push(ShadowStore {
+                                var: i,
+                                value: value.clone(),
+                                guard: guard.clone(),
+                                probe: None,
+                            }),
+                            _ => self.out.unfollowable.push(name.clone()),
+                        }
+                        self.locals.insert(format!("self->{name}"), known);
+                    }
+                    VarScope::Global => {}
                 }
-                VarScope::Global => {}
             }
-        }
+        })
     }
 
     /// Adds a derived read for every copyin/copyinstr in `e` whose address is computed.
     fn collect(&mut self, e: &Expr) {
-        super::captures::walk(e, &mut |e: &Expr| {
-            let ExprKind::Call { func, args } = &e.kind else {
-                return;
-            };
-            let Some(size) = super::captures::read_size(*func, args) else {
-                return;
-            };
-            let Some(addr) = args
-                .first()
-                .and_then(|a| address(a, &self.locals, self.kept))
-            else {
-                return;
-            };
-            // A plain argument is an ordinary capture (`Captures::strings`/`bytes`).
-            if !matches!(addr, AddrExpr::Arg(_)) && addr.depth() <= MAX_DEPTH {
-                self.out.reads.push(DerivedRead { addr, size });
-            }
-        });
+        deep::recurse(|| {
+            super::captures::walk(e, &mut |e: &Expr| {
+                let ExprKind::Call { func, args } = &e.kind else {
+                    return;
+                };
+                let Some(size) = super::captures::read_size(*func, args) else {
+                    return;
+                };
+                let Some(addr) = args
+                    .first()
+                    .and_then(|a| address(a, &self.locals, self.kept))
+                else {
+                    return;
+                };
+                // A plain argument is an ordinary capture (`Captures::strings`/`bytes`).
+                if !matches!(addr, AddrExpr::Arg(_)) && addr.depth() <= MAX_DEPTH {
+                    self.out.reads.push(DerivedRead { addr, size });
+                }
+            });
+        })
     }
 }
 
 /// `e` as an address expression, when the kernel can compute it.
 fn address(e: &Expr, locals: &Locals, kept: &[String]) -> Option<AddrExpr> {
-    let a = match &e.kind {
-        ExprKind::Int(v) => AddrExpr::Const(*v),
-        ExprKind::Builtin(Builtin::Arg(n)) => AddrExpr::Arg(*n),
-        ExprKind::Index { base, indices }
-            if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) =>
-        {
-            let n = indices.first()?.as_int()?;
-            AddrExpr::Arg(u8::try_from(n).ok().filter(|&n| n < 10)?)
-        }
-        ExprKind::Var {
-            name,
-            scope: VarScope::Clause,
-        } => locals.get(name).cloned().flatten()?,
-        ExprKind::Var {
-            name,
-            scope: VarScope::Thread,
-        } => match locals.get(&format!("self->{name}")) {
-            Some(known) => known.clone()?,
-            None => AddrExpr::Shadow(kept.iter().position(|k| k == name)?),
-        },
-        ExprKind::Cast { to, expr } => fit(address(expr, locals, kept)?, to),
-        ExprKind::Unary { op, operand } => match op {
-            UnaryOp::Plus => address(operand, locals, kept)?,
-            UnaryOp::Neg => binary(
-                AddrOp::Sub,
-                AddrExpr::Const(0),
-                address(operand, locals, kept)?,
+    deep::recurse(|| {
+        let a = match &e.kind {
+            ExprKind::Int(v) => AddrExpr::Const(*v),
+            ExprKind::Builtin(Builtin::Arg(n)) => AddrExpr::Arg(*n),
+            ExprKind::Index { base, indices }
+                if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) =>
+            {
+                let n = indices.first()?.as_int()?;
+                AddrExpr::Arg(u8::try_from(n).ok().filter(|&n| n < 10)?)
+            }
+            ExprKind::Var {
+                name,
+                scope: VarScope::Clause,
+            } => locals.get(name).cloned().flatten()?,
+            ExprKind::Var {
+                name,
+                scope: VarScope::Thread,
+            } => match locals.get(&format!("self->{name}")) {
+                Some(known) => known.clone()?,
+                None => AddrExpr::Shadow(kept.iter().position(|k| k == name)?),
+            },
+            ExprKind::Cast { to, expr } => fit(address(expr, locals, kept)?, to),
+            ExprKind::Unary { op, operand } => match op {
+                UnaryOp::Plus => address(operand, locals, kept)?,
+                UnaryOp::Neg => binary(
+                    AddrOp::Sub,
+                    AddrExpr::Const(0),
+                    address(operand, locals, kept)?,
+                ),
+                UnaryOp::BitNot => binary(
+                    AddrOp::Xor,
+                    address(operand, locals, kept)?,
+                    AddrExpr::Const(u64::MAX),
+                ),
+                UnaryOp::Deref => load(operand, locals, kept)?,
+                UnaryOp::Not | UnaryOp::AddrOf => return None,
+            },
+            ExprKind::Binary { op, lhs, rhs } => arithmetic(*op, lhs, rhs, locals, kept)?,
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => AddrExpr::Select(
+                Box::new(address(cond, locals, kept)?),
+                Box::new(address(then, locals, kept)?),
+                Box::new(address(otherwise, locals, kept)?),
             ),
-            UnaryOp::BitNot => binary(
-                AddrOp::Xor,
-                address(operand, locals, kept)?,
-                AddrExpr::Const(u64::MAX),
-            ),
-            UnaryOp::Deref => load(operand, locals, kept)?,
-            UnaryOp::Not | UnaryOp::AddrOf => return None,
-        },
-        ExprKind::Binary { op, lhs, rhs } => arithmetic(*op, lhs, rhs, locals, kept)?,
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => AddrExpr::Select(
-            Box::new(address(cond, locals, kept)?),
-            Box::new(address(then, locals, kept)?),
-            Box::new(address(otherwise, locals, kept)?),
-        ),
-        _ => return None,
-    };
-    Some(fit(a, &e.ty))
+            _ => return None,
+        };
+        Some(fit(a, &e.ty))
+    })
 }
 
 /// `*(T *)copyin(E, n)` with T an integer type.

@@ -17,6 +17,7 @@
 use crate::backend::linux::d::ast::{
     string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp, VarScope,
 };
+use crate::backend::linux::deep;
 use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
@@ -33,6 +34,7 @@ pub fn kernel_filter(clauses: &[&Clause], probe: &ProbeInfo) -> Option<Vec<Expr>
     if predicates
         .iter()
         .any(|p| p.as_int().is_some_and(|v| v != 0))
+        || predicates.iter().map(size).sum::<usize>() > MAX_KERNEL_PREDICATE
     {
         return None;
     }
@@ -51,29 +53,47 @@ fn kernel_necessary(predicate: &Expr, probe: &ProbeInfo) -> Option<Expr> {
     necessary_part(simplify(specialize(predicate, probe)))
 }
 
+/// The conjuncts of `e`'s `&&` chain that the kernel can evaluate, joined again with `&&` in
+/// their order. The chain is taken apart with a stack, not by recursion, so that a long one
+/// costs time in proportion to its length.
 fn necessary_part(e: Expr) -> Option<Expr> {
     if is_condition(&e, &[]) {
         return Some(e);
     }
-    let ExprKind::Binary {
-        op: BinaryOp::And,
-        lhs,
-        rhs,
-    } = e.kind
-    else {
-        return None;
-    };
-    match (necessary_part(*lhs), necessary_part(*rhs)) {
-        (Some(lhs), Some(rhs)) => Some(Expr {
-            kind: ExprKind::Binary {
+    let ty = e.ty.clone();
+    let mut parts = vec![e];
+    let mut kept: Option<Expr> = None;
+    while let Some(mut part) = parts.pop() {
+        match part.take_kind() {
+            ExprKind::Binary {
                 op: BinaryOp::And,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            },
-            ..e
-        }),
-        (part, None) | (None, part) => part,
+                lhs,
+                rhs,
+            } => {
+                parts.push(*rhs);
+                parts.push(*lhs);
+            }
+            kind => {
+                part.kind = kind;
+                if !is_condition(&part, &[]) {
+                    continue;
+                }
+                kept = Some(match kept {
+                    None => part,
+                    Some(lhs) => Expr {
+                        span: lhs.span.to(part.span),
+                        kind: ExprKind::Binary {
+                            op: BinaryOp::And,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(part),
+                        },
+                        ty: ty.clone(),
+                    },
+                });
+            }
+        }
     }
+    kept
 }
 
 /// `predicate` as the kernel evaluates it at `probe`, or None when it cannot.
@@ -89,113 +109,133 @@ pub fn kernel_predicate_in(
     kernel_vars: &[String],
 ) -> Option<Expr> {
     let p = simplify(specialize(predicate, probe));
-    is_condition(&p, kernel_vars).then_some(p)
+    (size(&p) <= MAX_KERNEL_PREDICATE && is_condition(&p, kernel_vars)).then_some(p)
+}
+
+/// The most nodes a predicate (or the OR of a probe's predicates) may have to be evaluated
+/// in the kernel. The verifier follows at most 8,192 pending branches of one program
+/// (BPF_COMPLEXITY_LIMIT_JMP_SEQ), and a jump reaches at most 32,767 instructions: a longer
+/// chain, such as thousands of `pid == N` joined by `||`, is evaluated by the executor.
+const MAX_KERNEL_PREDICATE: usize = 4096;
+
+fn size(e: &Expr) -> usize {
+    let mut nodes = 0;
+    super::captures::walk(e, &mut |_| nodes += 1);
+    nodes
 }
 
 /// Folds `&&`, `||` and `!` over constants, and execname comparisons that cannot hold (comm
 /// keeps 15 characters), so that no code the kernel sees is unreachable.
-fn simplify(e: Expr) -> Expr {
-    let truth = |e: &Expr| e.as_int().map(|v| v != 0);
-    let constant = |e: &Expr, v: bool| Expr {
-        kind: ExprKind::Int(u64::from(v)),
-        ..e.clone()
-    };
-    match &e.kind {
-        ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
-            let (lhs, rhs) = (simplify((**lhs).clone()), simplify((**rhs).clone()));
-            let and = *op == BinaryOp::And;
-            match (truth(&lhs), truth(&rhs)) {
-                (Some(l), _) if l != and => constant(&e, l),
-                (_, Some(r)) if r != and => constant(&e, r),
-                (Some(_), _) => rhs,
-                (_, Some(_)) => lhs,
-                _ => Expr {
-                    kind: ExprKind::Binary {
-                        op: *op,
-                        lhs: Box::new(lhs),
-                        rhs: Box::new(rhs),
-                    },
-                    ..e.clone()
-                },
+fn simplify(mut e: Expr) -> Expr {
+    deep::recurse(move || {
+        let truth = |e: &Expr| e.as_int().map(|v| v != 0);
+        let rebuilt = |mut e: Expr, kind| {
+            e.kind = kind;
+            e
+        };
+        let constant = |e: Expr, v: bool| rebuilt(e, ExprKind::Int(u64::from(v)));
+        match e.take_kind() {
+            ExprKind::Binary { op, lhs, rhs } if matches!(op, BinaryOp::And | BinaryOp::Or) => {
+                let (lhs, rhs) = (simplify(*lhs), simplify(*rhs));
+                let and = op == BinaryOp::And;
+                match (truth(&lhs), truth(&rhs)) {
+                    (Some(l), _) if l != and => constant(e, l),
+                    (_, Some(r)) if r != and => constant(e, r),
+                    (Some(_), _) => rhs,
+                    (_, Some(_)) => lhs,
+                    _ => rebuilt(
+                        e,
+                        ExprKind::Binary {
+                            op,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(rhs),
+                        },
+                    ),
+                }
             }
-        }
-        ExprKind::Unary {
-            op: UnaryOp::Not,
-            operand,
-        } => {
-            let operand = simplify((**operand).clone());
-            match truth(&operand) {
-                Some(v) => constant(&e, !v),
-                None => Expr {
-                    kind: ExprKind::Unary {
-                        op: UnaryOp::Not,
-                        operand: Box::new(operand),
-                    },
-                    ..e.clone()
-                },
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => {
+                let operand = simplify(*operand);
+                match truth(&operand) {
+                    Some(v) => constant(e, !v),
+                    None => rebuilt(
+                        e,
+                        ExprKind::Unary {
+                            op: UnaryOp::Not,
+                            operand: Box::new(operand),
+                        },
+                    ),
+                }
             }
-        }
-        ExprKind::Binary { op, lhs, rhs } => {
-            if let Some(text) = execname_constant(*op, lhs, rhs) {
-                return if text.len() >= 16 {
-                    constant(&e, *op == BinaryOp::Ne)
-                } else {
-                    e
+            ExprKind::Binary { op, lhs, rhs } => {
+                let decided = match execname_constant(op, &lhs, &rhs) {
+                    Some(text) => (text.len() >= 16).then_some(op == BinaryOp::Ne),
+                    None => compare_constants(op, &lhs, &rhs),
                 };
+                match decided {
+                    Some(v) => constant(e, v),
+                    None => rebuilt(e, ExprKind::Binary { op, lhs, rhs }),
+                }
             }
-            match compare_constants(*op, lhs, rhs) {
-                Some(v) => constant(&e, v),
-                None => e,
-            }
+            kind => rebuilt(e, kind),
         }
-        _ => e,
-    }
+    })
 }
 
 /// Replaces the probe-name builtins with this probe's strings (and errno with 0 where it is
 /// always 0), and decides comparisons of two strings.
 pub fn specialize(e: &Expr, probe: &ProbeInfo) -> Expr {
-    let desc = &probe.desc;
-    let mut out = e.clone();
-    out.kind = match &e.kind {
-        ExprKind::Builtin(Builtin::Errno) if probe.kind != ProbeKind::SyscallReturn => {
-            ExprKind::Int(0)
-        }
-        ExprKind::Builtin(
-            b @ (Builtin::Probeprov | Builtin::Probemod | Builtin::Probefunc | Builtin::Probename),
-        ) => ExprKind::Str(
-            match b {
-                Builtin::Probeprov => &desc.provider,
-                Builtin::Probemod => &desc.module,
-                Builtin::Probefunc => &desc.function,
-                _ => &desc.name,
+    deep::recurse(|| {
+        let desc = &probe.desc;
+        let kind = match &e.kind {
+            ExprKind::Builtin(Builtin::Errno) if probe.kind != ProbeKind::SyscallReturn => {
+                ExprKind::Int(0)
             }
-            .clone(),
-        ),
-        ExprKind::Binary { op, lhs, rhs } => {
-            let (lhs, rhs) = (specialize(lhs, probe), specialize(rhs, probe));
-            match (&lhs.kind, &rhs.kind, op) {
-                (ExprKind::Str(a), ExprKind::Str(b), BinaryOp::Eq | BinaryOp::Ne) => {
-                    ExprKind::Int(u64::from((a == b) == (*op == BinaryOp::Eq)))
+            ExprKind::Builtin(
+                b @ (Builtin::Probeprov
+                | Builtin::Probemod
+                | Builtin::Probefunc
+                | Builtin::Probename),
+            ) => ExprKind::Str(
+                match b {
+                    Builtin::Probeprov => &desc.provider,
+                    Builtin::Probemod => &desc.module,
+                    Builtin::Probefunc => &desc.function,
+                    _ => &desc.name,
                 }
-                _ => ExprKind::Binary {
-                    op: *op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                },
+                .clone(),
+            ),
+            ExprKind::Binary { op, lhs, rhs } => {
+                let (lhs, rhs) = (specialize(lhs, probe), specialize(rhs, probe));
+                match (&lhs.kind, &rhs.kind, op) {
+                    (ExprKind::Str(a), ExprKind::Str(b), BinaryOp::Eq | BinaryOp::Ne) => {
+                        ExprKind::Int(u64::from((a == b) == (*op == BinaryOp::Eq)))
+                    }
+                    _ => ExprKind::Binary {
+                        op: *op,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                    },
+                }
             }
+            ExprKind::Unary { op, operand } => ExprKind::Unary {
+                op: *op,
+                operand: Box::new(specialize(operand, probe)),
+            },
+            ExprKind::Cast { to, expr } => ExprKind::Cast {
+                to: to.clone(),
+                expr: Box::new(specialize(expr, probe)),
+            },
+            other => other.clone(),
+        };
+        Expr {
+            kind,
+            span: e.span,
+            ty: e.ty.clone(),
         }
-        ExprKind::Unary { op, operand } => ExprKind::Unary {
-            op: *op,
-            operand: Box::new(specialize(operand, probe)),
-        },
-        ExprKind::Cast { to, expr } => ExprKind::Cast {
-            to: to.clone(),
-            expr: Box::new(specialize(expr, probe)),
-        },
-        other => other.clone(),
-    };
-    out
+    })
 }
 
 /// A comparison of two integer constants (errno at a probe where it is 0, say), decided.
@@ -223,7 +263,7 @@ fn compare_constants(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> Option<bool> {
 
 /// Whether the kernel can evaluate `e` as a condition.
 fn is_condition(e: &Expr, kernel_vars: &[String]) -> bool {
-    match &e.kind {
+    deep::recurse(|| match &e.kind {
         ExprKind::Binary {
             op: BinaryOp::And | BinaryOp::Or,
             lhs,
@@ -239,7 +279,7 @@ fn is_condition(e: &Expr, kernel_vars: &[String]) -> bool {
             operand,
         } => is_condition(operand, kernel_vars),
         _ => is_value_in(e, kernel_vars),
-    }
+    })
 }
 
 /// Whether `e` is an integer the kernel has at the probe.
@@ -251,7 +291,7 @@ pub fn is_value(e: &Expr) -> bool {
 /// qualifies when its right operand is a leaf (the code keeps one temporary register):
 /// `timestamp - self->ts` does, `a - (b - c)` does not.
 pub fn is_value_in(e: &Expr, kernel_vars: &[String]) -> bool {
-    match &e.kind {
+    deep::recurse(|| match &e.kind {
         ExprKind::Int(_) => true,
         ExprKind::Builtin(b) => value_builtin(*b),
         ExprKind::Index { .. } => args_index(e).is_some(),
@@ -274,7 +314,7 @@ pub fn is_value_in(e: &Expr, kernel_vars: &[String]) -> bool {
                 && is_value_in(rhs, kernel_vars)
         }
         _ => false,
-    }
+    })
 }
 
 /// Operators the kernel computes on values (division is left out: it would need a check

@@ -8,6 +8,7 @@ use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
 };
 use crate::backend::linux::d::span::Span;
+use crate::backend::linux::deep;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -69,11 +70,13 @@ impl Checker {
     }
 
     pub(super) fn expr(&mut self, e: &mut Expr, ctx: Context) {
-        let (ty, operand_ty) = self.type_of(e, ctx);
-        e.ty = ty;
-        if let Err(d) = fold::fold(e, &operand_ty) {
-            self.diagnostics.push(d);
-        }
+        deep::recurse(|| {
+            let (ty, operand_ty) = self.type_of(e, ctx);
+            e.ty = ty;
+            if let Err(d) = fold::fold(e, &operand_ty) {
+                self.diagnostics.push(d);
+            }
+        })
     }
 
     /// The type of `e`, and the type its operands were converted to (for folding).

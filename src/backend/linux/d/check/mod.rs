@@ -12,6 +12,8 @@ mod options;
 mod printf;
 mod targets;
 
+pub use options::check_option;
+
 use std::collections::{HashMap, HashSet};
 
 use super::ast::{

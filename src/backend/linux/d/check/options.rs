@@ -67,34 +67,41 @@ fn number_with_suffix(value: &str, suffixes: &[&str]) -> bool {
     digits > 0 && positive && suffixes.contains(&suffix.as_str())
 }
 
+/// Why `name[=value]` is not a valid D option, or `Ok` when it is. Shared by the checker
+/// (pragmas) and `-x` on the command line.
+pub fn check_option(name: &str, value: Option<&str>) -> Result<(), String> {
+    let Some(&(_, kind)) = OPTIONS.iter().find(|(n, _)| *n == name) else {
+        return Err(format!("unknown option `{name}`"));
+    };
+    let Some(value) = value else {
+        if kind != Value::Flag {
+            return Err(format!("option `{name}` needs a value: `{name}=...`"));
+        }
+        return Ok(());
+    };
+    let (ok, wanted) = match kind {
+        Value::Flag => (true, String::new()),
+        Value::Size => (
+            number_with_suffix(value, SIZE_SUFFIXES),
+            "a size such as 4m".to_string(),
+        ),
+        Value::Rate => (
+            number_with_suffix(value, RATE_SUFFIXES),
+            "a rate such as 10hz or 100ms".to_string(),
+        ),
+        Value::Count => (number_with_suffix(value, &[""]), "a number".to_string()),
+        Value::Choice(words) => (words.contains(&value), words.join(", ")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("option `{name}` takes {wanted}, found `{value}`"))
+    }
+}
+
 impl Checker {
     pub(super) fn pragma(&mut self, p: &Pragma) {
-        let Some(&(_, kind)) = OPTIONS.iter().find(|(n, _)| *n == p.name) else {
-            self.error(p.span, format!("unknown option `{}`", p.name));
-            return;
-        };
-        let Some(value) = &p.value else {
-            if kind != Value::Flag {
-                let message = format!("option `{}` needs a value: `{}=...`", p.name, p.name);
-                self.error(p.span, message);
-            }
-            return;
-        };
-        let (ok, wanted) = match kind {
-            Value::Flag => (true, String::new()),
-            Value::Size => (
-                number_with_suffix(value, SIZE_SUFFIXES),
-                "a size such as 4m".to_string(),
-            ),
-            Value::Rate => (
-                number_with_suffix(value, RATE_SUFFIXES),
-                "a rate such as 10hz or 100ms".to_string(),
-            ),
-            Value::Count => (number_with_suffix(value, &[""]), "a number".to_string()),
-            Value::Choice(words) => (words.contains(&value.as_str()), words.join(", ")),
-        };
-        if !ok {
-            let message = format!("option `{}` takes {wanted}, found `{value}`", p.name);
+        if let Err(message) = check_option(&p.name, p.value.as_deref()) {
             self.error(p.span, message);
         }
     }

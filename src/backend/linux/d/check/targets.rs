@@ -9,6 +9,7 @@ use super::{same_kind, Checker};
 use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
+use crate::backend::linux::deep;
 
 /// Records the variables `stmt` assigns and the aggregations it fills.
 pub fn assignments(
@@ -40,22 +41,24 @@ pub fn assignments(
 }
 
 fn expr_assignments(e: &Expr, vars: &mut HashSet<(VarScope, String)>) {
-    if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
-        let named = match &target.kind {
-            ExprKind::Index { base, .. } => base,
-            _ => target,
-        };
-        match &named.kind {
-            ExprKind::Ident(name) => {
-                vars.insert((VarScope::Global, name.clone()));
+    deep::recurse(|| {
+        if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
+            let named = match &target.kind {
+                ExprKind::Index { base, .. } => base,
+                _ => target,
+            };
+            match &named.kind {
+                ExprKind::Ident(name) => {
+                    vars.insert((VarScope::Global, name.clone()));
+                }
+                ExprKind::Var { name, scope } => {
+                    vars.insert((*scope, name.clone()));
+                }
+                _ => {}
             }
-            ExprKind::Var { name, scope } => {
-                vars.insert((*scope, name.clone()));
-            }
-            _ => {}
         }
-    }
-    e.for_each_child(&mut |c| expr_assignments(c, vars));
+        e.for_each_child(&mut |c| expr_assignments(c, vars));
+    })
 }
 
 /// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).

@@ -146,9 +146,12 @@ impl Parser<'_> {
         ))
     }
 
+    /// A left-associative chain (`a + b + c`) is built in this loop, not by recursion, and
+    /// is not nesting: only the right operand, parsed one level deeper, counts toward
+    /// `MAX_DEPTH`. The passes that walk the resulting left spine grow their stack as they
+    /// go (`crate::backend::linux::deep`).
     fn binary(&mut self, min_prec: u8) -> PResult<Expr> {
         let mut lhs = self.unary()?;
-        let entry_depth = self.depth;
         while let Some((op, prec)) = binary_op(self.peek()?) {
             if prec < min_prec || (op == BinaryOp::Div && self.slash_ends_predicate()?) {
                 break;
@@ -156,6 +159,7 @@ impl Parser<'_> {
             let op_span = self.bump()?.span;
             self.deeper(op_span)?;
             let rhs = self.binary(prec + 1)?;
+            self.depth -= 1;
             let span = lhs.span.to(rhs.span);
             lhs = Expr::new(
                 ExprKind::Binary {
@@ -166,7 +170,6 @@ impl Parser<'_> {
                 span,
             );
         }
-        self.depth = entry_depth;
         Ok(lhs)
     }
 

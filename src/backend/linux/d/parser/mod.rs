@@ -33,6 +33,14 @@ pub struct Parser<'a> {
 
 /// Parses a D program. Macros are substituted from `macros` as the source is lexed.
 pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
+    parse_whole(source, macros).map(|(program, _)| program)
+}
+
+/// Parses a D program that is to run, and also says what makes it unfit to run although it
+/// parses: it has no probe clause (nothing would ever fire, and dtrace(1) and bpftrace refuse
+/// it too), or a macro argument is never referred to. The caller reports that after the
+/// checker's own errors.
+pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<(Program, Option<Diagnostic>)> {
     let mut parser = Parser {
         lexer: Lexer::new(source, macros),
         peeked: None,
@@ -40,7 +48,17 @@ pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
         depth: 0,
         in_predicate: false,
     };
-    parser.program()
+    let program = parser.program()?;
+    let end = Span::new(source.len(), source.len());
+    let unfit = if !program.items.iter().any(|i| matches!(i, Item::Clause(_))) {
+        Some(Diagnostic::error(
+            end,
+            "no probes specified: the program has no probe clauses",
+        ))
+    } else {
+        parser.lexer.check_unused_args().err()
+    };
+    Ok((program, unfit))
 }
 
 impl Parser<'_> {
@@ -287,46 +305,45 @@ impl Parser<'_> {
 
 /// Turns `@name[keys] = func(args)` into an aggregation statement; other expressions stay
 /// expression statements.
-fn aggregate_statement(expr: Expr) -> PResult<Stmt> {
+fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
     let span = expr.span;
-    let ExprKind::Assign {
-        op: None,
-        target,
-        value,
-    } = expr.kind
-    else {
-        return Ok(Stmt::Expr(expr));
+    let (mut target, mut value) = match expr.take_kind() {
+        ExprKind::Assign {
+            op: None,
+            target,
+            value,
+        } => (target, value),
+        kind => {
+            expr.kind = kind;
+            return Ok(Stmt::Expr(expr));
+        }
     };
-    let (name, keys) = match target.kind {
+    let not_aggregation = |target, value| {
+        Ok(Stmt::Expr(Expr::new(
+            ExprKind::Assign {
+                op: None,
+                target,
+                value,
+            },
+            span,
+        )))
+    };
+    let (name, keys) = match target.take_kind() {
         ExprKind::Aggregation(name) => (name, Vec::new()),
-        ExprKind::Index { base, indices } => match base.kind {
+        ExprKind::Index { mut base, indices } => match base.take_kind() {
             ExprKind::Aggregation(name) => (name, indices),
             kind => {
-                let base = Box::new(Expr { kind, ..*base });
-                let target = Box::new(Expr::new(ExprKind::Index { base, indices }, target.span));
-                return Ok(Stmt::Expr(Expr::new(
-                    ExprKind::Assign {
-                        op: None,
-                        target,
-                        value,
-                    },
-                    span,
-                )));
+                base.kind = kind;
+                target.kind = ExprKind::Index { base, indices };
+                return not_aggregation(target, value);
             }
         },
         kind => {
-            let target = Box::new(Expr { kind, ..*target });
-            return Ok(Stmt::Expr(Expr::new(
-                ExprKind::Assign {
-                    op: None,
-                    target,
-                    value,
-                },
-                span,
-            )));
+            target.kind = kind;
+            return not_aggregation(target, value);
         }
     };
-    match value.kind {
+    match value.take_kind() {
         ExprKind::Call { func, args } if func.kind() == FunctionKind::Aggregating => {
             Ok(Stmt::Aggregate(Aggregate {
                 name,

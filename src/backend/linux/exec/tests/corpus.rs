@@ -84,6 +84,8 @@ fn corpus_scripts_run_over_varied_firings() {
         let macros = d::MacroArgs {
             target: Some(std::process::id()),
             args: vec!["1".into(), "read".into(), "3".into()],
+            // One set of arguments serves every script, whichever of them it uses.
+            defaultargs: true,
         };
         let Ok(compiled) = d::compile("corpus.d", &source, &macros) else {
             continue;

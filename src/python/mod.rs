@@ -8,9 +8,13 @@
 //! 3.13 and later publish them in `_Py_DebugOffsets` at the start of `_PyRuntime`, whose
 //! initial value is in the file's data, so they are read from there for the build at hand.
 
+mod command;
+
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use command::Program;
 
 use crate::backend::linux::attach::elf::{ElfError, ElfImage};
 use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
@@ -33,6 +37,20 @@ pub enum PythonError {
         "{what} is not a CPython interpreter (no {EVAL_FRAME} in it or in a libpython it maps)"
     )]
     NotPython { what: String },
+    #[error("pid {pid} is a zombie: it has exited, and its parent has not reaped it yet")]
+    Zombie { pid: u32 },
+    #[error("{what} runs Python 2 ({path}); dtk follows CPython 3 only")]
+    Python2 { what: String, path: String },
+    #[error("{what} is a script (#!{shebang}), not a CPython interpreter\n  hint: name the interpreter in the command, as in `dtk pyflow -c 'python3 SCRIPT.py'`")]
+    Script { what: String, shebang: String },
+    #[error("{shim} is a pyenv shim (a shell script) and the interpreter it runs is not known: {reason}\n  hint: name the interpreter by its path (`pyenv which python3`)")]
+    Shim { shim: String, reason: String },
+    #[error("--activate turns on the perf trampoline of CPython 3.14 or later through sys.remote_exec, and pid {pid} runs CPython {version}{why}")]
+    CannotActivate {
+        pid: u32,
+        version: String,
+        why: &'static str,
+    },
     #[error("{path} (CPython {version}) has no function probes\n  hint: check with `readelf -n {path} | grep -A3 function__entry`; Debian's, Ubuntu's, Fedora's and Homebrew's builds have them, and ./configure --with-dtrace adds them (pyenv: PYTHON_CONFIGURE_OPTS=--with-dtrace)")]
     NoProbes { path: String, version: String },
     #[error("{path} (CPython {version}) has no function probes (CPython 3.12 removed them), and the perf trampoline is not active in pid {pid}\n  hint: run the program with `dtk pyflow -c`, which enables the perf trampoline, or start it with `python -X perf` (or PYTHONPERFSUPPORT=1){activate}")]
@@ -323,6 +341,12 @@ impl Build {
             if !(name.starts_with("python") || name.starts_with("libpython")) {
                 continue;
             }
+            if is_python2(Path::new(&mapping.path)) {
+                return Err(PythonError::Python2 {
+                    what: format!("pid {pid}"),
+                    path: mapping.path.clone(),
+                });
+            }
             if let Some(build) = Build::read(&maps.openable_path(mapping))? {
                 return Ok(Build {
                     shown: mapping.path.clone(),
@@ -339,35 +363,96 @@ impl Build {
                 });
             }
         }
+        if process_state(pid) == Some('Z') {
+            return Err(PythonError::Zombie { pid });
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         Err(PythonError::NotPython {
-            what: format!("pid {pid}"),
+            what: format!("pid {pid} ({})", comm.trim()),
         })
     }
 
     /// The interpreter a command line runs, and the index of its argument: the first argument
     /// that names an interpreter (so that `ld.so --library-path … python3.14 app.py` works),
     /// or a program linked with a libpython found through its RUNPATH.
-    pub fn of_command(argv: &[String]) -> Result<(Build, usize), PythonError> {
+    pub fn of_command(argv: &[String]) -> Result<Launch, PythonError> {
+        let mut script = None;
         for (index, arg) in argv.iter().enumerate() {
-            let Some(path) = executable(arg) else {
-                continue;
+            let (path, shim) = match command::program(arg) {
+                None => continue,
+                Some(Err(e)) => {
+                    return Err(PythonError::Shim {
+                        shim: e.shim.display().to_string(),
+                        reason: e.reason,
+                    })
+                }
+                // A wrapper script may run the interpreter named later on the line.
+                Some(Ok(Program::Script { shebang, .. })) => {
+                    script.get_or_insert((arg.clone(), shebang));
+                    continue;
+                }
+                Some(Ok(Program::File(path))) => (path, None),
+                Some(Ok(Program::Shim { interpreter, .. })) => {
+                    (interpreter.clone(), Some(interpreter))
+                }
             };
             let Ok(image) = ElfImage::open(&path) else {
                 continue;
             };
+            let launch = |build| Launch {
+                build,
+                index,
+                interpreter: shim.clone(),
+            };
             if let Some(build) = Build::of_image(&image)? {
-                return Ok((build, index));
+                return Ok(launch(build));
             }
-            for lib in linked_libpython(&image, &path) {
-                if let Some(build) = Build::read(&lib)? {
-                    return Ok((build, index));
+            let libraries = linked_libpython(&image, &path);
+            for lib in &libraries {
+                if let Some(build) = Build::read(lib)? {
+                    return Ok(launch(build));
                 }
             }
+            if let Some(python2) = std::iter::once(&path)
+                .chain(&libraries)
+                .find(|p| is_python2(p))
+            {
+                return Err(PythonError::Python2 {
+                    what: format!("`{}`", argv.join(" ")),
+                    path: python2.display().to_string(),
+                });
+            }
         }
-        Err(PythonError::NotPython {
-            what: argv.first().cloned().unwrap_or_default(),
+        Err(match script {
+            Some((what, shebang)) => PythonError::Script { what, shebang },
+            None => PythonError::NotPython {
+                what: argv.first().cloned().unwrap_or_default(),
+            },
         })
     }
+}
+
+/// The interpreter a command line runs.
+#[derive(Debug)]
+pub struct Launch {
+    pub build: Build,
+    /// The argument that names it.
+    pub index: usize,
+    /// When that argument is a pyenv shim: the interpreter the shim would run, to run instead
+    /// (the shim is a shell script, with no interpreter in it to trace).
+    pub interpreter: Option<PathBuf>,
+}
+
+/// A Python 2 executable or libpython, by its file name.
+fn is_python2(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with("python2") || name.starts_with("libpython2")
+}
+
+/// The state letter of /proc/PID/stat (R, S, Z…).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Runs `code` in process `pid` with `sys.remote_exec` (PEP 768, CPython 3.14): the target's
@@ -394,7 +479,7 @@ pub fn remote_exec(pid: u32, code: &str) -> Result<(), PythonError> {
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.into(), v.into())))
         .collect();
     let mut invoker = match Build::of_command(&cmdline) {
-        Ok((_, index)) => cmdline[..=index].to_vec(),
+        Ok(launch) => cmdline[..=launch.index].to_vec(),
         Err(_) => vec![format!("/proc/{pid}/exe")],
     };
     let name = format!("dtk-remote-{pid}-{}.py", std::process::id());
@@ -418,22 +503,6 @@ pub fn remote_exec(pid: u32, code: &str) -> Result<(), PythonError> {
     // The request was not queued: the file would never be run or removed.
     let _ = std::fs::remove_file(&outside);
     Err(out)
-}
-
-/// `arg` as a file to read: a path, or a name found on PATH.
-fn executable(arg: &str) -> Option<PathBuf> {
-    if arg.contains('/') {
-        let path = PathBuf::from(arg);
-        return path.is_file().then_some(path);
-    }
-    if arg.starts_with('-') || arg.is_empty() {
-        return None;
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(arg))
-            .find(|p| p.is_file())
-    })
 }
 
 /// `Py_Version` (3.11 and later): PY_VERSION_HEX, 0x030C01F0 for 3.12.1.
@@ -639,6 +708,15 @@ mod tests {
             })
         );
         assert_eq!(build.flow_source(), Some(FlowSource::Markers));
+    }
+
+    #[test]
+    fn python_2_is_named() {
+        assert!(is_python2(Path::new(
+            "/root/.pyenv/versions/2.7.18/bin/python2.7"
+        )));
+        assert!(is_python2(Path::new("/x/libpython2.7.so.1.0")));
+        assert!(!is_python2(Path::new("/usr/bin/python3.11")));
     }
 
     #[test]
