@@ -163,9 +163,9 @@ complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcom
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s h -l help -d 'Print help'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -s V -l version -d 'Print version'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "pyflow" -d 'Python call flow: indented function entries and returns, per thread'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "opens" -d 'Files opened, with the fd or the error, scoped by process, name or zone'
-complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "syscalls" -d 'System call counts, errors and latency, per call and per process'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "pyflow" -d 'Print the D program of `dtk pyflow` with these options'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "opens" -d 'Print the D program of `dtk opens` with these options'
+complete -c dtk -n "__fish_dtk_using_subcommand show; and not __fish_seen_subcommand_from pyflow opens syscalls" -f -a "syscalls" -d 'Print the D program of `dtk syscalls` with these options'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s p -l pid -d 'Trace this running process; tracing ends when it exits' -r
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s c -l command -d 'Start this command (split like a shell would) and trace it until it exits' -r
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l include -d 'Show only frames whose file matches REGEX (repeatable)' -r

@@ -23,7 +23,8 @@
  *   @errnos  count()                   calls that failed, with the errno as a fourth key
  *   @hist    quantize(ns)              latency of HIST_CALL
  *   With INTERVAL, every INTERVAL seconds: printa of each, then the line
- *   "interval WALLTIMESTAMP", then the counts start again from zero.
+ *   "interval WALLTIMESTAMP", then the counts start again from zero; and at the end the
+ *   same for the last, partial interval.
  *   With SNAPSHOT, every second: printa of each, then the line "snapshot WALLTIMESTAMP".
  */
 
@@ -101,6 +102,15 @@ tick-1s
 	trunc(@time);
 	trunc(@errnos);
 	ticks = 0;
+}
+
+END
+/INTERVAL/
+{
+	printa(@calls);
+	printa(@time);
+	printa(@errnos);
+	printf("interval %d\n", walltimestamp);
 }
 
 tick-1s

@@ -7,6 +7,31 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The text after the help of `dtk show COMMAND`, with one example.
+macro_rules! show_help {
+    ($example:literal) => {
+        concat!(
+            "Examples:\n  dtk show ",
+            $example,
+            "\n\nExit status:\n  0        the program was printed\n  2        an error (reported on stderr)"
+        )
+    };
+}
+
+/// The exit statuses of the commands that trace a process (a literal, for `concat!` in the
+/// help texts).
+macro_rules! exit_status_of_tracing {
+    () => {
+        "\
+Exit status:
+  N        with -c: the command's own exit status, as strace and time(1) give it
+  128+S    with -c: the command was killed by signal S (reported on stderr)
+  0        otherwise: Ctrl-C, -d, or the end of a -p target (reported on stderr)
+  2        an error (reported on stderr)
+  130      a second Ctrl-C or SIGTERM while tracing stops"
+    };
+}
+
 /// A DTrace toolkit: Python call flow, file opens and system calls, from bundled D scripts run
 /// by libdtrace or by dtk's own eBPF engine on stock Linux.
 #[derive(Debug, Parser)]
@@ -22,7 +47,22 @@ Examples:
   dtk show opens -n nginx            the D program `dtk opens -n nginx` runs
 
 dtk is also a multi-call binary: linked as `pyflow`, `opens` or `syscalls`, it runs that
-subcommand (`pyflow -p 4242`).")]
+subcommand (`pyflow -p 4242`).
+
+Exit status:
+  0        success; also after Ctrl-C, -d, or the end of a -p target
+  N        pyflow, opens, syscalls -c CMD: the status CMD exited with, or 128+S when signal S
+           killed it (reported on stderr)
+  N        run: the status the D program gave exit(), else 0 (as dtrace(1))
+  2        an error: bad usage, a D program that does not compile, a failure to trace
+  130      a second Ctrl-C or SIGTERM while tracing stops
+
+Environment:
+  NO_COLOR        when set and not empty, no colour unless --color always (no-color.org)
+  TERM            when dumb, no colour unless --color always
+  PATH            where -c finds its command, and pyflow an interpreter named without a path
+  PYENV_VERSION   the interpreter a pyenv shim runs, as `pyenv which` (which pyflow asks) says
+  dtk reads no DTK_* variables. A -c command runs with dtk's environment.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -34,14 +74,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Tracing engine: libdtrace where built in, else dtk's eBPF engine.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto, global = true)]
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendArg::Auto, global = true)]
     pub backend: BackendArg,
     /// When to colour the output.
-    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorArg::Auto, global = true)]
     pub color: ColorArg,
     /// Output format: text for people, json for one JSON object per line, each with a
     /// "type" (the fields of each are in README.md, "JSON output").
-    #[arg(short = 'o', long, value_enum, default_value_t = FormatArg::Text, global = true)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text, global = true)]
     pub output: FormatArg,
     /// Do not print the header line.
     #[arg(long, global = true)]
@@ -104,7 +144,7 @@ pub struct TargetArgs {
 
 /// Python call flow: indented function entries and returns, per thread.
 #[derive(Clone, Debug, Args)]
-#[command(after_help = "\
+#[command(after_help = concat!("\
 Examples:
   dtk pyflow -p 4242                  follow a running interpreter (Ctrl-C to stop)
   dtk pyflow -c 'python3 app.py'      start a program and follow it from its first call
@@ -116,7 +156,9 @@ Examples:
 Marks (CPython 3.9 and 3.11 to 3.14, with a target):
   <- f !          f returned by an exception
   <- f (yield)    generator or coroutine f yielded (or awaited)
-  -> f (resume)   f resumed after a yield")]
+  -> f (resume)   f resumed after a yield
+
+", exit_status_of_tracing!()))]
 pub struct PyflowArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -149,14 +191,16 @@ pub struct PyflowArgs {
 
 /// Files opened, with the fd or the error, scoped by process, name or zone.
 #[derive(Clone, Debug, Args)]
-#[command(after_help = "\
+#[command(after_help = concat!("\
 Examples:
   dtk opens                           every open on the system
   dtk opens -n nginx -x               failed opens by processes named nginx
   dtk opens -z web                    opens inside the cgroup (zone) web and below it
   dtk opens -c 'cat /etc/hostname'    the opens of one command
   dtk opens --path '\\.conf$' -T      configuration files, with wall-clock times
-  dtk opens --count path -d 10        the most opened paths over 10 seconds")]
+  dtk opens --count path -d 10        the most opened paths over 10 seconds
+
+", exit_status_of_tracing!()))]
 pub struct OpensArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -215,7 +259,7 @@ pub enum CountBy {
 
 /// System call counts, errors and latency, per call and per process.
 #[derive(Clone, Debug, Args)]
-#[command(after_help = "\
+#[command(after_help = concat!("\
 Examples:
   dtk syscalls -d 5                   counts by call over 5 seconds
   dtk syscalls -P -L                  by process, with total and average latency (Ctrl-C)
@@ -224,7 +268,9 @@ Examples:
   dtk syscalls --hist read -d 10      latency histogram of read
   dtk syscalls --live                 full-screen view of the top calls and processes
 
---live keys: c, r, t, e, n sort by count, rate, time, errors or name; q (or Ctrl-C) quits.")]
+--live keys: c, r, t, e, n sort by count, rate, time, errors or name; q (or Ctrl-C) quits.
+
+", exit_status_of_tracing!()))]
 pub struct SyscallsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -251,7 +297,7 @@ pub struct SyscallsArgs {
     #[arg(short = 'T', long, value_name = "N")]
     pub top: Option<usize>,
     /// Sort rows by this column (time implies -L, errors implies -e).
-    #[arg(long, value_enum, default_value_t = SortBy::Count)]
+    #[arg(long, value_enum, value_name = "COLUMN", default_value_t = SortBy::Count)]
     pub sort: SortBy,
     /// Print a table every SECONDS (whole seconds).
     #[arg(short = 'i', long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -285,8 +331,18 @@ Examples:
   dtk run script.d                    run a D script
   dtk run script.d 42 nginx           with $1 = 42 and $2 = nginx
   dtk run -n 'syscall::openat:entry { printf(\"%s\\n\", copyinstr(arg1)); }'
-  dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242
-  dtk run -l -n 'syscall::read*:'     list the probes a description matches")]
+  dtk run -n 'python$target:::function-return { @[copyinstr(arg1)] = count(); }' -p 4242
+                                      calls per Python function (CPython 3.11 fires
+                                      function-entry only while its line probe is on)
+  dtk run -n 'tick-1s { exit(3); }'; echo $?
+  dtk run -l -n 'syscall::read*:'     list the probes a description matches
+
+Exit status:
+  N        the status the D program gave exit(), as with dtrace(1)
+  0        the program did not call exit(): Ctrl-C, or the end of the -p or -c target
+           (reported on stderr: `dtk: pid N exited (status S)`)
+  2        an error: the program does not compile, or tracing failed
+  130      a second Ctrl-C or SIGTERM while tracing stops")]
 pub struct RunArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -327,8 +383,14 @@ pub struct ShowArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ShowScript {
+    /// Print the D program of `dtk pyflow` with these options.
+    #[command(after_help = show_help!("pyflow -p 4242"))]
     Pyflow(PyflowArgs),
+    /// Print the D program of `dtk opens` with these options.
+    #[command(after_help = show_help!("opens -n nginx -x"))]
     Opens(OpensArgs),
+    /// Print the D program of `dtk syscalls` with these options.
+    #[command(after_help = show_help!("syscalls -P -L"))]
     Syscalls(SyscallsArgs),
 }
 

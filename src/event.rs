@@ -474,6 +474,53 @@ impl fmt::Display for DropKind {
     }
 }
 
+/// How a traced process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetStatus {
+    /// It exited with this status (`exit(3)`, or returning from main).
+    Exited(i32),
+    /// This signal killed it.
+    Killed(i32),
+}
+
+impl TargetStatus {
+    /// Decodes a status as wait(2) reports it.
+    pub fn from_wait_status(status: i32) -> TargetStatus {
+        if libc::WIFSIGNALED(status) {
+            TargetStatus::Killed(libc::WTERMSIG(status))
+        } else {
+            TargetStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// The end of the traced process (-p or -c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetExit {
+    pub pid: u32,
+    /// How it ended, when that could be learnt (see `backend::linux::target`).
+    pub status: Option<TargetStatus>,
+}
+
+/// `pid 42 exited (status 3)`, `pid 42 killed by signal 9 (SIGKILL)`, or `pid 42 exited`
+/// when its status is not known.
+impl fmt::Display for TargetExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pid = self.pid;
+        match self.status {
+            Some(TargetStatus::Exited(code)) => write!(f, "pid {pid} exited (status {code})"),
+            Some(TargetStatus::Killed(signal)) => {
+                write!(f, "pid {pid} killed by signal {signal}")?;
+                match nix::sys::signal::Signal::try_from(signal) {
+                    Ok(name) => write!(f, " ({name})"),
+                    Err(_) => Ok(()),
+                }
+            }
+            None => write!(f, "pid {pid} exited"),
+        }
+    }
+}
+
 /// Everything a back end can tell a presenter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -498,10 +545,7 @@ pub enum Event {
         msg: String,
     },
     /// The traced process (-p or -c) has exited; tracing ends after this.
-    TargetExited {
-        pid: u32,
-        status: Option<i32>,
-    },
+    TargetExited(TargetExit),
     /// The run is over: exit() was called, the target exited, or the user interrupted.
     Done,
 }

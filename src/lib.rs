@@ -15,16 +15,16 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
-/// Parses `args`, resolves the configuration and runs the command. Help and version requests
-/// print and return Ok; a command-line error is returned as a [`clap::Error`] inside the
-/// anyhow error, for main to print.
-pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
+/// Parses `args`, resolves the configuration and runs the command; returns dtk's exit
+/// status. Help and version requests print and return 0; a command-line error is returned as
+/// a [`clap::Error`] inside the anyhow error, for main to print.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let cli = match cli::Cli::try_parse_from(cli::multicall_args(args)) {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
             // --help and --version: print to stdout.
             err.print()?;
-            return Ok(());
+            return Ok(0);
         }
         Err(err) => return Err(err.into()),
     };

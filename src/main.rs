@@ -1,11 +1,11 @@
 //! The dtk binary: runs the command, prints errors as `dtk: error: …` with their chain, and
-//! exits 0 when the reader of its output went away.
+//! exits 0 when the reader of its output went away. `dtk --help` lists the exit statuses.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match dtk::run(std::env::args_os().collect()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(err) if dtk::output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             match err.downcast_ref::<clap::Error>() {

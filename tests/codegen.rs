@@ -195,10 +195,25 @@ impl PythonChild {
         &self.script
     }
 
-    fn go_and_wait(&mut self) {
+    /// Lets the script run past its readline.
+    fn go(&mut self) {
         let mut stdin = self.stdin.take().unwrap();
         stdin.write_all(b"go\n").unwrap();
-        drop(stdin);
+    }
+
+    /// Whether it is still running; a finished script must have succeeded.
+    fn running(&mut self) -> bool {
+        match self.child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success());
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn go_and_wait(&mut self) {
+        self.go();
         assert!(self.child.wait().unwrap().success());
     }
 }
@@ -534,8 +549,8 @@ fn kernel_aggregations_count_sum_min_max_without_records() {
         "only getppid:return emits"
     );
     let scalar = |name: &str| {
-        let (_, _, entries) = aggregations.iter().find(|(n, _, _)| n == name).unwrap();
-        entries
+        let read = aggregations.iter().find(|r| r.name == name).unwrap();
+        read.entries
             .iter()
             .map(|e| (e.keys.clone(), e.value.clone()))
             .collect::<Vec<_>>()
@@ -682,12 +697,28 @@ fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
             )
             .replace("inline int BY_PROCESS = 0;", "inline int BY_PROCESS = 1;");
     let plan = plan_of(&script, &options()).unwrap();
-    let kept: Vec<&str> = plan
+    let kept: Vec<(&str, bool)> = plan
         .kernel_aggregations
         .iter()
-        .map(|a| a.name.as_str())
+        .map(|a| (a.name.as_str(), a.drained))
         .collect();
-    assert_eq!(kept, ["calls"]);
+    assert_eq!(
+        kept,
+        [("calls", false)],
+        "without -i, one map read at the end"
+    );
+    let every_second = script.replace("inline int INTERVAL = 0;", "inline int INTERVAL = 1;");
+    let drained: Vec<(String, bool)> = plan_of(&every_second, &options())
+        .unwrap()
+        .kernel_aggregations
+        .into_iter()
+        .map(|a| (a.name, a.drained))
+        .collect();
+    assert_eq!(
+        drained,
+        [("calls".to_string(), true)],
+        "-i truncates @calls every interval, and it stays in the kernel"
+    );
     let mut attached = attach(&plan);
     assert_eq!(
         attached.attachments(),
@@ -702,7 +733,7 @@ fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
     let firings = drain(&mut attached, &plan);
     let aggregations = attached.read_kernel_aggregations(&plan).unwrap();
     assert!(firings.is_empty(), "nothing goes through the ring buffer");
-    let (_, _, entries) = &aggregations[0];
+    let entries = &aggregations[0].entries;
     use dtk::event::{AggValue::Scalar, Value};
     let key = |call: &str| {
         vec![
@@ -726,6 +757,75 @@ fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
     assert!(entries
         .iter()
         .all(|e| e.keys[0] == Value::Int(i64::from(pid))));
+}
+
+/// Drained aggregations (trunc and clear at a tick) read again and again while a child
+/// updates them: the reads add up to exactly what the child did, whatever the reads raced
+/// with, in a per-probe array (`@calls`) and in a hash map (`@by_pid`) alike; min and max hold
+/// the one value they saw; and once read, the kernel holds nothing.
+#[test]
+fn drained_aggregations_lose_no_count_to_reads_during_updates() {
+    if !kernel_available("drained_aggregations_lose_no_count_to_reads_during_updates") {
+        return;
+    }
+    const CALLS: i64 = 500_000;
+    let mut child = PythonChild::start(&format!("for _ in range({CALLS}):\n    os.getppid()\n"));
+    let pid = child.pid();
+    let src = format!(
+        "syscall::getppid:entry /pid == {pid}/ {{
+             @calls[probefunc] = count(); @by_pid[pid] = count(); @low = min(pid); @high = max(pid);
+         }}
+         tick-1s {{ trunc(@calls); trunc(@by_pid); clear(@low); clear(@high); }}"
+    );
+    let plan = plan_of(&src, &options()).unwrap();
+    assert!(
+        plan.kernel_aggregations.len() == 4 && plan.kernel_aggregations.iter().all(|a| a.drained),
+        "{:?}",
+        plan.kernel_aggregations
+    );
+    let mut attached = attach(&plan);
+    child.go();
+    let mut sums = std::collections::BTreeMap::<String, i64>::new();
+    let mut reads_with_counts = 0;
+    let mut add = |attached: &mut Attached| {
+        let mut counted = false;
+        for read in attached.read_kernel_aggregations(&plan).unwrap() {
+            assert!(read.increments);
+            for entry in read.entries {
+                let dtk::event::AggValue::Scalar(v) = entry.value else {
+                    panic!("{entry:?}")
+                };
+                match read.name.as_str() {
+                    "low" | "high" => assert_eq!(v, i64::from(pid)),
+                    "by_pid" => {
+                        assert_eq!(entry.keys, [dtk::event::Value::Int(i64::from(pid))]);
+                        *sums.entry(read.name.clone()).or_default() += v;
+                    }
+                    _ => {
+                        counted = true;
+                        *sums.entry(read.name.clone()).or_default() += v;
+                    }
+                }
+            }
+        }
+        reads_with_counts += usize::from(counted);
+    };
+    while child.running() {
+        add(&mut attached);
+    }
+    add(&mut attached);
+    assert_eq!(
+        sums,
+        [("by_pid".to_string(), CALLS), ("calls".to_string(), CALLS)].into(),
+        "{reads_with_counts} reads found counts"
+    );
+    println!("{reads_with_counts} reads found counts");
+    assert!(
+        reads_with_counts >= 2,
+        "some reads ran while the child counted"
+    );
+    let after = attached.read_kernel_aggregations(&plan).unwrap();
+    assert!(after.iter().all(|r| r.entries.is_empty()), "{after:?}");
 }
 
 #[test]

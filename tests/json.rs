@@ -62,6 +62,11 @@ fn check(line: &Value, kind: &str, fields: &[(&str, Kind)]) {
 /// Runs `dtk --backend linux -o json ARGS`; returns its stdout as JSON lines (every line must
 /// parse).
 fn json_run(args: &[&str]) -> Vec<Value> {
+    json_run_exiting(args, 0)
+}
+
+/// `json_run`, where dtk must exit with `status` (that of a -c command).
+fn json_run_exiting(args: &[&str], status: i32) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_dtk"))
         .args(["--backend", "linux", "-o", "json"])
         .args(args)
@@ -70,8 +75,9 @@ fn json_run(args: &[&str]) -> Vec<Value> {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(status),
         "dtk {args:?}: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -220,7 +226,16 @@ fn json_opens_lines_have_the_documented_fields() {
     std::fs::write(&present, "").unwrap();
     let missing = dir.path().join("missing");
     let command = format!("cat {} {}", present.display(), missing.display());
-    let (clocks, lines) = Clocks::around(|| json_run(&["opens", "-c", &command]));
+    // cat fails on the missing file, and dtk exits with its status.
+    let status = Command::new("cat")
+        .args([&present, &missing])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .code()
+        .unwrap();
+    let run = |args: &[&str]| json_run_exiting(args, status);
+    let (clocks, lines) = Clocks::around(|| run(&["opens", "-c", &command]));
     for line in &lines {
         check(line, "open", &OPEN_FIELDS);
         clocks.check_ts(line);
@@ -244,12 +259,12 @@ fn json_opens_lines_have_the_documented_fields() {
     // --full adds `resolved`; absolute paths need no resolving.
     let mut full_fields = OPEN_FIELDS.to_vec();
     full_fields.push(("resolved", Bool));
-    for line in json_run(&["opens", "--full", "-c", &command]) {
+    for line in run(&["opens", "--full", "-c", &command]) {
         check(&line, "open", &full_fields);
         assert_eq!(line["resolved"], true, "{line}");
     }
 
-    let counts = json_run(&["opens", "--count", "path", "-c", &command]);
+    let counts = run(&["opens", "--count", "path", "-c", &command]);
     for line in &counts {
         check(line, "count", &[("path", Str), ("count", Int)]);
     }
@@ -258,7 +273,7 @@ fn json_opens_lines_have_the_documented_fields() {
         .find(|l| l["path"] == present.to_str().unwrap())
         .unwrap();
     assert_eq!(present_count["count"], 1);
-    for line in json_run(&["opens", "--count", "process", "-c", &command]) {
+    for line in run(&["opens", "--count", "process", "-c", &command]) {
         check(&line, "count", &[("process", Str), ("count", Int)]);
     }
 }

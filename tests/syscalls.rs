@@ -13,7 +13,7 @@ use std::time::Duration;
 use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
-use crate::util::{kernel_available, Tmux};
+use crate::util::{feed, fifo, kernel_available, Tmux};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -109,8 +109,8 @@ fn latency_is_positive_and_plausible() {
     );
 }
 
-/// What `strace -c -f` counted: syscall → (calls, errors).
-fn strace_counts(script: &str) -> BTreeMap<String, (i64, i64)> {
+/// What `strace -c -f` counted running `argv`: syscall → (calls, errors).
+fn strace_counts(argv: &[&str]) -> BTreeMap<String, (i64, i64)> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("strace.txt");
     // The workload gets the stdio dtk's -c child gets (stdin closed, stdout and stderr
@@ -118,7 +118,7 @@ fn strace_counts(script: &str) -> BTreeMap<String, (i64, i64)> {
     let status = Command::new("strace")
         .args(["-c", "-f", "-o"])
         .arg(&out)
-        .args([PYTHON, script])
+        .args(argv)
         .output()
         .unwrap()
         .status;
@@ -144,7 +144,7 @@ fn counts_match_strace_on_the_same_workload() {
         return;
     }
     let (_dir, script) = script_file(KNOWN_CALLS);
-    let strace = strace_counts(&script);
+    let strace = strace_counts(&[PYTHON, &script]);
     let rows = json_rows(&["-e"], &script);
     let mut dtk = BTreeMap::new();
     for r in &rows {
@@ -241,6 +241,69 @@ fn by_process_separates_two_children() {
         BTreeMap::from([(pids[0], 300), (pids[1], 700)]),
         "getppid calls by pid"
     );
+}
+
+/// dd copying single bytes: one read and one write per byte (`count=`), after the reads
+/// of its startup.
+const DD_BYTES: &str = "dd of=/dev/null bs=1 status=none";
+
+/// `-i 1` while dd copies three rounds of bytes that the test feeds it through a FIFO, each
+/// after a pause of 0.8 s, so that dd outlasts two ticks: the tables add up to exactly dd's reads and
+/// writes (its count=, and its startup reads as strace counts them), nothing is dropped, and
+/// each table carries its own time: the ticks' a second apart to the nanosecond (the time
+/// each was due), then the end's.
+#[test]
+fn interval_tables_add_up_to_every_call_each_at_its_own_time() {
+    if !kernel_available("interval_tables_add_up_to_every_call_each_at_its_own_time") {
+        return;
+    }
+    const ROUND: usize = 300_000;
+    let copy_nothing = format!("{DD_BYTES} if=/dev/zero count=0");
+    let startup_reads = strace_counts(&copy_nothing.split(' ').collect::<Vec<_>>())["read"].0;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fifo(dir.path(), "bytes");
+    let copy = format!("{DD_BYTES} if={} count={}", bytes.display(), 3 * ROUND);
+    let dtk = dtk()
+        .args(["-o", "json", "syscalls", "-i", "1", "-c", &copy])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // dd, traced, opens the FIFO once dtk has attached.
+    feed(&bytes, 3, ROUND, Duration::from_millis(800));
+    let out = dtk.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("drop"), "{stderr}");
+    let tables: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|t| t["type"] == "table")
+        .collect();
+    let mut calls = BTreeMap::<String, i64>::new();
+    for r in tables.iter().flat_map(|t| t["rows"].as_array().unwrap()) {
+        *calls
+            .entry(r["syscall"].as_str().unwrap().to_string())
+            .or_default() += r["count"].as_i64().unwrap();
+    }
+    let copied = 3 * ROUND as i64;
+    assert_eq!(
+        (calls["read"], calls["write"]),
+        (copied + startup_reads, copied),
+        "{} tables",
+        tables.len()
+    );
+    let times: Vec<i64> = tables
+        .iter()
+        .map(|t| t["walltime_ns"].as_i64().unwrap())
+        .collect();
+    assert!(times.len() >= 3, "two ticks and the end: {times:?}");
+    let (end, ticks) = times.split_last().unwrap();
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 1_000_000_000),
+        "{times:?}"
+    );
+    assert!(end > ticks.last().unwrap(), "{times:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod hostile;
 mod json;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
+mod lifetime;
 mod opens;
 mod pyflow;
 mod run_linux;

@@ -88,6 +88,28 @@ pub fn fake_pyenv(name: &str, answer: &str) -> (tempfile::TempDir, std::path::Pa
     (root, shim)
 }
 
+/// A FIFO named `name` in `dir`: a traced command reads from it what the test writes, when
+/// the test chooses to write it.
+pub fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let fifo = dir.join(name);
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path, valid for the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
+/// Writes `rounds` rounds of `round` zero bytes into `fifo`, each after a pause of `pause`,
+/// then closes it: a reader that waits for them all lives at least `rounds` pauses. Opening
+/// waits until the reader has opened its end.
+pub fn feed(fifo: &std::path::Path, rounds: usize, round: usize, pause: std::time::Duration) {
+    use std::io::Write;
+    let mut writer = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+    for _ in 0..rounds {
+        std::thread::sleep(pause);
+        writer.write_all(&vec![0; round]).unwrap();
+    }
+}
+
 /// A tmux server of the test's own (one socket per server, so tests in parallel do not
 /// share one), killed with what runs in it when dropped: a real terminal for dtk.
 #[allow(dead_code)]

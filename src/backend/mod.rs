@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::event::{Event, ProbeDesc};
+use crate::event::{Event, ProbeDesc, TargetExit};
 use crate::script::Script;
 
 #[cfg(dtk_libdtrace)]
@@ -52,6 +52,15 @@ pub struct Job {
     pub dump_bpf: bool,
 }
 
+/// How a run ended: what decides dtk's exit status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunEnd {
+    /// The status the program gave to exit(), when it called it.
+    pub exit: Option<i32>,
+    /// The target's end, when tracing ended because the target exited.
+    pub target: Option<TargetExit>,
+}
+
 /// Receives the events of a run. An error (a closed pipe, say) ends the run.
 pub trait EventSink {
     fn event(&mut self, event: Event) -> io::Result<()>;
@@ -63,9 +72,14 @@ pub trait Backend {
     fn name(&self) -> &'static str;
 
     /// Compiles and runs `job` until the program exits, the target exits, or `stop` is set;
-    /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns.
-    fn run(&mut self, job: &Job, stop: &Stop, sink: &mut dyn EventSink)
-        -> Result<(), BackendError>;
+    /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns how the
+    /// run ended.
+    fn run(
+        &mut self,
+        job: &Job,
+        stop: &Stop,
+        sink: &mut dyn EventSink,
+    ) -> Result<RunEnd, BackendError>;
 
     /// The probes that the job's probe descriptions match (`dtk run -l`), without tracing.
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError>;

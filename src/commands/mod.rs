@@ -13,19 +13,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::backend::{self, EventSink, Job, Stop, Target};
+use crate::backend::{self, EventSink, Job, RunEnd, Stop, Target};
 use crate::config::{CommandConfig, Config, ShowConfig};
-use crate::event::{DropKind, Event};
+use crate::event::{DropKind, Event, TargetStatus};
 use crate::script::Script;
 
-/// Runs the configured command.
-pub fn dispatch(config: Config) -> Result<()> {
+/// Runs the configured command; returns dtk's exit status.
+pub fn dispatch(config: Config) -> Result<u8> {
     match &config.command {
         CommandConfig::Pyflow(c) => pyflow::run(&config, c),
         CommandConfig::Opens(c) => opens::run(&config, c),
         CommandConfig::Syscalls(c) => syscalls::run(&config, c),
         CommandConfig::Run(c) => run::run(&config, c),
-        CommandConfig::List => list::run(&config),
+        CommandConfig::List => list::run(&config).map(|()| 0),
         CommandConfig::Show(show) => {
             let script = match show {
                 ShowConfig::Pyflow(c) => pyflow::script(c)?,
@@ -35,9 +35,9 @@ pub fn dispatch(config: Config) -> Result<()> {
             let mut out = io::stdout().lock();
             out.write_all(script.text.as_bytes())?;
             out.flush()?;
-            Ok(())
+            Ok(0)
         }
-        CommandConfig::Generate { kind, dir } => generate::run(*kind, dir.as_deref()),
+        CommandConfig::Generate { kind, dir } => generate::run(*kind, dir.as_deref()).map(|()| 0),
     }
 }
 
@@ -50,7 +50,7 @@ fn trace(
     target: &Target,
     duration: Option<Duration>,
     sink: &mut dyn EventSink,
-) -> Result<()> {
+) -> Result<RunEnd> {
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     trace_until(config, script, target, duration, stop, sink)
 }
@@ -63,7 +63,7 @@ fn trace_until(
     duration: Option<Duration>,
     stop: Stop,
     sink: &mut dyn EventSink,
-) -> Result<()> {
+) -> Result<RunEnd> {
     if let Target::Pid(pid) = target {
         backend::check_pid(*pid)?;
     }
@@ -83,8 +83,30 @@ fn trace_until(
         allow_empty: false,
         dump_bpf: false,
     };
-    backend.run(&job, &stop, sink)?;
-    Ok(())
+    Ok(backend.run(&job, &stop, sink)?)
+}
+
+/// The exit status of a toolkit command (pyflow, opens, syscalls), as strace and time give
+/// it: with -c, the command's own, or 128 + the signal that killed it (which is reported);
+/// 0 otherwise. The end of a -p target is reported too, unless -q.
+fn exit_status(config: &Config, target: &Target, end: &RunEnd) -> u8 {
+    let Some(exit) = end.target else {
+        return 0;
+    };
+    match (target, exit.status) {
+        // An exit status is 0 to 255.
+        (Target::Command(_), Some(TargetStatus::Exited(code))) => code as u8,
+        (Target::Command(_), Some(TargetStatus::Killed(signal))) => {
+            eprintln!("dtk: {exit}");
+            128u8.saturating_add(signal as u8)
+        }
+        _ => {
+            if !config.quiet {
+                eprintln!("dtk: {exit}");
+            }
+            0
+        }
+    }
 }
 
 /// Drop and error notices on stderr: counts are accumulated and printed at most once a

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use serde::Serialize;
 
-use super::{trace, Notices};
+use super::{exit_status, trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
@@ -36,12 +36,12 @@ pub fn script(c: &OpensConfig) -> Result<Script> {
     )?)
 }
 
-pub fn run(config: &Config, c: &OpensConfig) -> Result<()> {
+pub fn run(config: &Config, c: &OpensConfig) -> Result<u8> {
     let mut presenter =
         OpensPresenter::new(output::stdout(config.output.line_flush), config.output, c);
-    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
-    Ok(())
+    Ok(exit_status(config, &c.target, &end))
 }
 
 /// One open, as opens.d reports it. The names are bytes as the process gave them.

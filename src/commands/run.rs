@@ -15,7 +15,9 @@ use crate::event::{Event, Printf, ProbeDesc, Value};
 use crate::output::{self, aggregation, json, text, LineWriter};
 use crate::script::Script;
 
-pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
+/// Returns the status the program gave exit(), as dtrace(1) exits with it, else 0 (also when
+/// a -c command ends the run: its status is reported, not returned, as by dtrace(1)).
+pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
     let script = match &c.source {
         ProgramSource::File(path) => Script {
             name: path.display().to_string(),
@@ -40,7 +42,7 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
     };
     let mut backend = backend::select(config.backend)?;
     if c.list {
-        return list(config, backend.list(&job)?);
+        return list(config, backend.list(&job)?).map(|()| 0);
     }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
@@ -49,9 +51,10 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<()> {
         quiet: config.quiet,
         json: config.output.format == Format::Json,
     };
-    backend.run(&job, &stop, &mut presenter)?;
+    let end = backend.run(&job, &stop, &mut presenter)?;
     presenter.out.flush()?;
-    Ok(())
+    // The low 8 bits, as exit(2) keeps them: exit(-1) is 255.
+    Ok(end.exit.map_or(0, |status| status as u8))
 }
 
 /// `dtk run -l`: one line per probe, numbered, as `dtrace -l` lists them.
@@ -171,12 +174,9 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             }
             Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
             Event::FinalAggs(snapshots) => self.out.text(&aggregation::render_final(&snapshots)),
-            Event::TargetExited { pid, status } => {
+            Event::TargetExited(exit) => {
                 if !self.quiet {
-                    match status {
-                        Some(code) => eprintln!("dtk: pid {pid} has exited with status {code}"),
-                        None => eprintln!("dtk: pid {pid} has exited"),
-                    }
+                    eprintln!("dtk: {exit}");
                 }
                 Ok(())
             }

@@ -2,8 +2,9 @@
 //!
 //! Counting and summing happen in aggregations (kernel maps on the Linux engine), so the
 //! events that reach this presenter are aggregation snapshots: at exit, and with `-i` at
-//! the end of every interval (syscalls.d prints them and then a line `interval WALLTIME`).
-//! `--live` (the `live` module) gets the running totals every second instead.
+//! the end of every interval and of the run (syscalls.d prints them and then a line
+//! `interval WALLTIME`). `--live` (the `live` module) gets the running totals every second
+//! instead.
 
 mod live;
 
@@ -15,7 +16,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::opens::errno_name;
-use super::{trace, Notices};
+use super::{exit_status, trace, Notices};
 use crate::backend::{self, EventSink, Job, Target};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
@@ -46,7 +47,7 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
         )?)
 }
 
-pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
     if let Some(call) = &c.hist {
         check_syscall(config, call)?;
     }
@@ -61,9 +62,9 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<()> {
         hist: None,
         notices: Notices::default(),
     };
-    trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
-    Ok(())
+    Ok(exit_status(config, &c.target, &end))
 }
 
 /// Fails unless `call` names one system call the back end can trace: a misspelt `--hist`

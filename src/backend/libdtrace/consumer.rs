@@ -19,7 +19,7 @@ use super::platform;
 use super::symbols::decode_action;
 use super::LibdtraceError;
 use crate::backend::EventSink;
-use crate::event::{DropKind, Event, Origin, Printf, ProbeDesc, Record, Value};
+use crate::event::{DropKind, Event, Origin, Printf, ProbeDesc, Record, TargetExit, Value};
 
 /// A printf whose text libdtrace writes after the record callback returns.
 struct PendingPrintf {
@@ -46,6 +46,8 @@ pub struct Consumer<'a> {
     /// The -p/-c target, and whether it has exited.
     pub target: Option<u32>,
     pub target_exited: bool,
+    /// The status of the last exit() consumed, which dtrace(1) exits with.
+    pub exit_status: Option<i32>,
     pub failure: Option<Failure>,
 }
 
@@ -61,6 +63,7 @@ impl<'a> Consumer<'a> {
             pending: None,
             target: None,
             target_exited: false,
+            exit_status: None,
             failure: None,
         })
     }
@@ -164,7 +167,13 @@ impl<'a> Consumer<'a> {
                 }
                 ffi::DTRACE_CONSUME_NEXT as c_int
             }
-            ffi::DTRACEACT_EXIT => ffi::DTRACE_CONSUME_NEXT as c_int,
+            ffi::DTRACEACT_EXIT => {
+                // exit()'s record is its status, a 32-bit integer, as dtrace(1) reads it.
+                if let Some(&[a, b, c, d]) = record_bytes(clause, rec).get(..4) {
+                    self.exit_status = Some(i32::from_ne_bytes([a, b, c, d]));
+                }
+                ffi::DTRACE_CONSUME_NEXT as c_int
+            }
             _ => {
                 // SAFETY: the handle is open for the duration of the callback.
                 let value = unsafe { decode_action(self.handle, rec, record_bytes(clause, rec)) };
@@ -264,7 +273,8 @@ impl<'a> Consumer<'a> {
         let (pid, gone) = platform::process_event(pid);
         if gone && self.target == Some(pid) && !self.target_exited {
             self.target_exited = true;
-            self.emit(Event::TargetExited { pid, status: None });
+            // libdtrace does not hand on the process's wait status.
+            self.emit(Event::TargetExited(TargetExit { pid, status: None }));
         }
     }
 

@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use self::consumer::{Consumer, Failure};
 use self::handle::{Handle, Process, Program, WorkStatus};
-use super::{Backend, BackendError, EventSink, Job, Stop, Target};
-use crate::event::{Event, ProbeDesc};
+use super::{Backend, BackendError, EventSink, Job, RunEnd, Stop, Target};
+use crate::event::{Event, ProbeDesc, TargetExit};
 
 /// Errors of this back end's calls into libdtrace.
 #[derive(Debug, Error)]
@@ -126,7 +126,7 @@ impl Backend for LibdtraceBackend {
         job: &Job,
         stop: &Stop,
         sink: &mut dyn EventSink,
-    ) -> Result<(), BackendError> {
+    ) -> Result<RunEnd, BackendError> {
         if job.dump_bpf {
             return Err(BackendError::Unavailable {
                 backend: "libdtrace",
@@ -163,7 +163,14 @@ impl Backend for LibdtraceBackend {
         // SAFETY: no call into the handle is under way, so no callback holds the consumer.
         let consumer = unsafe { &mut *this };
         result?;
-        finish(&mut handle, consumer)
+        finish(&mut handle, consumer)?;
+        Ok(RunEnd {
+            exit: consumer.exit_status,
+            target: consumer
+                .target
+                .filter(|_| consumer.target_exited)
+                .map(|pid| TargetExit { pid, status: None }),
+        })
     }
 }
 

@@ -2,6 +2,11 @@
 //! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
 //! drops.
 //!
+//! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
+//! ones give what was counted since the last read; see `codegen::aggregate`), so that what
+//! their clauses print, clear or truncate is current. A tick's firing carries the time it
+//! was due: one the loop fires late still has its own time, a period after the one before.
+//!
 //! The loop wakes at least every `switchrate`. Records read from the ring buffer are held
 //! until then and delivered sorted by timestamp: the ring buffer is shared by all CPUs, and a
 //! record reserved on one CPU can land after a later one from another, so flow output would
@@ -18,8 +23,8 @@ use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
 use super::target::{Spawned, Watched};
-use crate::backend::{BackendError, EventSink, Job, Stop, Target};
-use crate::event::{DropKind, Event, ProbeDesc};
+use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop, Target};
+use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
 
 /// Where the run's target stands.
 enum Traced {
@@ -37,11 +42,11 @@ impl Traced {
         }
     }
 
-    /// The exit status, once the target has exited.
-    fn exited(&mut self) -> Option<Option<i32>> {
+    /// How the target ended, once it has exited (None inside: not known).
+    fn exited(&mut self) -> Option<Option<TargetStatus>> {
         match self {
             Traced::None => None,
-            Traced::Running(w) => w.has_exited().then_some(None),
+            Traced::Running(w) => w.has_exited().then(|| w.exit_status()),
             Traced::Started(s) => s.try_exit().map(Some),
         }
     }
@@ -52,7 +57,7 @@ fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendErr
 }
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
-pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), BackendError> {
+pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, BackendError> {
     let mut traced = match &job.target {
         Target::None => Traced::None,
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
@@ -82,10 +87,15 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<(), Backe
         reported_agg_drops: 0,
         reported_var_drops: 0,
         bad_records: 0,
+        target_exit: None,
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
-    result.and(end)
+    result.and(end)?;
+    Ok(RunEnd {
+        exit: run.exec.exit_status(),
+        target: run.target_exit,
+    })
 }
 
 /// The probes the job's descriptions match, for `dtk run -l`.
@@ -190,6 +200,8 @@ struct Run<'a> {
     reported_var_drops: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
+    /// The target's end, when the run ended with it.
+    target_exit: Option<TargetExit>,
 }
 
 /// A tick-N probe's timer.
@@ -197,12 +209,15 @@ struct Tick {
     probe: u32,
     period: Duration,
     due: Instant,
+    /// `due` on CLOCK_MONOTONIC: the firing's timestamp. A tick carries the time it was due,
+    /// so that ticks the loop fires late, back to back, still have their own times.
+    due_ns: u64,
 }
 
 /// Why the loop ended.
 enum Ending {
     Exit,
-    TargetExited(u32, Option<i32>),
+    TargetExited(u32, Option<TargetStatus>),
     Stopped,
 }
 
@@ -216,7 +231,7 @@ impl Run<'_> {
         if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
             return self.end(attached, Ending::Exit);
         }
-        let start = Instant::now();
+        let (start, start_ns) = (Instant::now(), monotonic_ns());
         let mut ticks: Vec<Tick> = (0u32..)
             .zip(&self.plan.probes)
             .filter_map(|(probe, p)| match p.site {
@@ -224,6 +239,7 @@ impl Run<'_> {
                     probe,
                     period,
                     due: start + period,
+                    due_ns: start_ns.saturating_add(duration_ns(period)),
                 }),
                 _ => None,
             })
@@ -245,12 +261,15 @@ impl Run<'_> {
                 self.report_drops(attached)?;
                 next_flush = Instant::now() + self.options.switchrate;
             }
-            let due: Vec<u32> = ticks
+            let now = Instant::now();
+            let mut due: Vec<(u64, u32)> = ticks
                 .iter_mut()
-                .filter(|t| t.due <= Instant::now())
+                .filter(|t| t.due <= now)
                 .map(|t| {
+                    let at = t.due_ns;
                     t.due += t.period;
-                    t.probe
+                    t.due_ns = t.due_ns.saturating_add(duration_ns(t.period));
+                    (at, t.probe)
                 })
                 .collect();
             if !due.is_empty() {
@@ -258,12 +277,7 @@ impl Run<'_> {
                 if is_exit(self.deliver(&mut batch)?) {
                     break Ending::Exit;
                 }
-                self.refresh_kernel_aggregations(attached)?;
-                let mut exited = false;
-                for probe in due {
-                    exited |= is_exit(self.fire(self.user_firing(probe))?);
-                }
-                if exited {
+                if is_exit(self.fire_ticks(attached, &mut due)?) {
                     break Ending::Exit;
                 }
             }
@@ -290,9 +304,39 @@ impl Run<'_> {
         self.end(attached, ending)
     }
 
-    fn end(&mut self, attached: &Attached, ending: Ending) -> Result<(), BackendError> {
+    /// Fires the due ticks, `(due time, probe)`, in time order, each at its own time. The
+    /// kernel aggregations are read before the ticks of each time, so that what a tick
+    /// prints, clears or truncates is current.
+    fn fire_ticks(
+        &mut self,
+        attached: &mut Attached,
+        due: &mut [(u64, u32)],
+    ) -> Result<Flow, BackendError> {
+        due.sort_unstable();
+        let mut result = Flow::Continue;
+        let mut read_at = None;
+        for &(at, probe) in due.iter() {
+            if read_at != Some(at) {
+                self.refresh_kernel_aggregations(attached)?;
+                read_at = Some(at);
+            }
+            let firing = Firing {
+                ts_ns: at,
+                ..self.user_firing(probe)
+            };
+            let flow = self.fire(firing)?;
+            if is_exit(flow) {
+                result = flow;
+            }
+        }
+        Ok(result)
+    }
+
+    fn end(&mut self, attached: &mut Attached, ending: Ending) -> Result<(), BackendError> {
         if let Ending::TargetExited(pid, status) = ending {
-            self.sink.event(Event::TargetExited { pid, status })?;
+            let exit = TargetExit { pid, status };
+            self.target_exit = Some(exit);
+            self.sink.event(Event::TargetExited(exit))?;
         }
         self.refresh_kernel_aggregations(attached)?;
         self.fire_user_probes(ProbeKind::End)?;
@@ -301,12 +345,16 @@ impl Run<'_> {
 
     /// Copies the aggregations kept in kernel maps into the executor, so that a printa in a
     /// user-space probe (tick-N, END) prints what the kernel counted so far.
-    fn refresh_kernel_aggregations(&mut self, attached: &Attached) -> Result<(), BackendError> {
+    fn refresh_kernel_aggregations(&mut self, attached: &mut Attached) -> Result<(), BackendError> {
         let kernel = attached
             .read_kernel_aggregations(self.plan)
             .map_err(engine_error)?;
-        for (name, _func, entries) in kernel {
-            self.exec.set_kernel_aggregation(&name, entries);
+        for read in kernel {
+            if read.increments {
+                self.exec.add_kernel_aggregation(&read.name, read.entries);
+            } else {
+                self.exec.set_kernel_aggregation(&read.name, read.entries);
+            }
         }
         Ok(())
     }
@@ -455,6 +503,10 @@ impl Run<'_> {
 
 fn is_exit(flow: Flow) -> bool {
     matches!(flow, Flow::Exit(_))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn monotonic_ns() -> u64 {

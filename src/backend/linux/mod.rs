@@ -16,7 +16,7 @@ pub mod target;
 
 use std::sync::Arc;
 
-use super::{Backend, BackendError, EventSink, Job, Stop};
+use super::{Backend, BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::ProbeDesc;
 
 /// The Linux engine.
@@ -41,7 +41,7 @@ impl Backend for LinuxEngine {
         job: &Job,
         stop: &Stop,
         sink: &mut dyn EventSink,
-    ) -> Result<(), BackendError> {
+    ) -> Result<RunEnd, BackendError> {
         engine::run(job, stop, sink)
     }
 

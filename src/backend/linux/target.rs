@@ -9,7 +9,13 @@
 //! it run to its entry point (a breakpoint on AT_ENTRY, x86_64), where the loader has mapped
 //! them. It detaches as soon as the probes are attached. Exit is watched with a pidfd (Linux ≥ 5.3),
 //! which becomes readable when the process exits, whoever its parent is. A command dtk started
-//! is killed when tracing ends before it exits, as dtrace -c does.
+//! is killed when tracing ends before it exits, as dtrace -c does, and also when dtk itself
+//! dies, even by SIGKILL: the child asks for that with PR_SET_PDEATHSIG before its exec.
+//!
+//! How a command dtk started ended comes from waitpid. A process that is not dtk's child is
+//! reaped by its own parent, so its status comes from the pidfd (PIDFD_GET_INFO with
+//! PIDFD_INFO_EXIT, Linux ≥ 6.15, which keeps it after the reap), or, on older kernels, from
+//! /proc/PID/stat while the process is still a zombie.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -17,6 +23,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
 use thiserror::Error;
+
+use crate::event::TargetStatus;
 
 #[derive(Debug, Error)]
 pub enum TargetError {
@@ -52,7 +60,7 @@ pub enum TargetError {
 pub struct Spawned {
     child: Child,
     stopped: bool,
-    exit: Option<i32>,
+    exit: Option<TargetStatus>,
 }
 
 impl Spawned {
@@ -70,10 +78,22 @@ impl Spawned {
             .ok_or_else(|| spawn_error(io::Error::from(io::ErrorKind::InvalidInput)))?;
         let mut cmd = Command::new(program);
         cmd.args(args);
-        // SAFETY: the closure runs in the child between fork and exec and calls only
-        // ptrace(PTRACE_TRACEME), which is async-signal-safe.
+        // SAFETY: getpid cannot fail.
+        let dtk = unsafe { libc::getpid() };
+        // SAFETY: the closure runs in the child between fork and exec and calls only prctl,
+        // getppid and ptrace, which are async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                // Killed when the thread that started it ends: dtk starts commands on the
+                // thread that runs the whole trace. The signal survives the exec (but not
+                // that of a set-user-ID program).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // dtk died before the prctl: nobody would kill the command.
+                if libc::getppid() != dtk {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
                 if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -131,7 +151,7 @@ impl Spawned {
             }
             if !libc::WIFSTOPPED(status) {
                 self.stopped = false;
-                self.exit = Some(libc::WEXITSTATUS(status));
+                self.exit = Some(TargetStatus::from_wait_status(status));
                 return Err(TargetError::ExitedEarly {
                     command: command.to_string(),
                 });
@@ -171,14 +191,12 @@ impl Spawned {
         }
     }
 
-    /// The exit status once the command has exited (reaping it), else None.
-    pub fn try_exit(&mut self) -> Option<i32> {
+    /// How the command ended, once it has (reaping it), else None.
+    pub fn try_exit(&mut self) -> Option<TargetStatus> {
         if self.exit.is_none() && !self.stopped {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(status.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    128 + status.signal().unwrap_or(0)
-                }));
+                use std::os::unix::process::ExitStatusExt;
+                self.exit = Some(TargetStatus::from_wait_status(status.into_raw()));
             }
         }
         self.exit
@@ -248,7 +266,77 @@ impl Watched {
         let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
         rc > 0 && pfd.revents & libc::POLLIN != 0
     }
+
+    /// How the process ended, once it has exited: kept by the pidfd after its parent reaped
+    /// it (Linux ≥ 6.15), or read from /proc while it is a zombie. Its parent may reap it
+    /// between the two reads, so they are tried again for a short while; None when neither
+    /// says (an older kernel, and a parent that reaped it at once).
+    pub fn exit_status(&self) -> Option<TargetStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            if let Some(status) = self.pidfd_exit_code().or_else(|| self.zombie_exit_code()) {
+                return Some(TargetStatus::from_wait_status(status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// The wait status the kernel kept with the pidfd, once the process has been reaped.
+    fn pidfd_exit_code(&self) -> Option<i32> {
+        let mut info = PidfdInfo {
+            mask: PIDFD_INFO_EXIT,
+            ..PidfdInfo::default()
+        };
+        // SAFETY: PIDFD_GET_INFO writes at most size_of::<PidfdInfo>() bytes (the size is in
+        // the request number) into info, which we own.
+        let rc = unsafe { libc::ioctl(self.pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) };
+        (rc == 0 && info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
+    }
+
+    /// A zombie's wait status, field 52 of /proc/PID/stat (Linux ≥ 3.5). Only a zombie is
+    /// read: its pid cannot have been reused.
+    fn zombie_exit_code(&self) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // The fields after comm, which may hold spaces and parentheses, start with the state
+        // (field 3).
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 1..)?
+            .split_whitespace()
+            .collect();
+        if fields.first() != Some(&"Z") {
+            return None;
+        }
+        fields.get(52 - 3)?.parse().ok()
+    }
 }
+
+/// struct pidfd_info of <linux/pidfd.h>, as of its first version (64 bytes, Linux 6.13).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+/// _IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, struct pidfd_info).
+const PIDFD_GET_INFO: libc::Ioctl =
+    (3 << 30 | (std::mem::size_of::<PidfdInfo>() << 16) | (0xFF << 8) | 11) as libc::Ioctl;
 
 #[cfg(test)]
 mod tests {
@@ -275,7 +363,7 @@ mod tests {
         assert_eq!(s.try_exit(), None);
         s.resume();
         assert!(wait_until(|| s.try_exit().is_some()));
-        assert_eq!(s.try_exit(), Some(7));
+        assert_eq!(s.try_exit(), Some(TargetStatus::Exited(7)));
     }
 
     #[test]
@@ -308,6 +396,49 @@ mod tests {
         let pid = s.pid();
         drop(s);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn watched_process_status_is_read_before_and_after_its_reap() {
+        let mut child = Command::new("sh").args(["-c", "exit 5"]).spawn().unwrap();
+        let w = Watched::new(child.id()).unwrap();
+        assert!(wait_until(|| w.has_exited()));
+        // A zombie until the wait below: /proc (or the pidfd) has the status.
+        assert_eq!(w.exit_status(), Some(TargetStatus::Exited(5)));
+        assert_eq!(child.wait().unwrap().code(), Some(5));
+        // Reaped: only the pidfd keeps it.
+        assert_eq!(w.exit_status(), Some(TargetStatus::Exited(5)));
+
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let w = Watched::new(child.id()).unwrap();
+        // SAFETY: our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+        assert!(w.has_exited());
+        assert_eq!(w.exit_status(), Some(TargetStatus::Killed(libc::SIGTERM)));
+    }
+
+    #[test]
+    fn command_dies_with_the_thread_that_started_it() {
+        // The thread plays dtk: when it ends without killing the command (as a SIGKILL of
+        // dtk would), the kernel kills the command.
+        let pid = std::thread::spawn(|| {
+            let mut s = Spawned::start(&["sleep".into(), "30".into()], false).unwrap();
+            s.resume();
+            let pid = s.pid();
+            std::mem::forget(s);
+            pid
+        })
+        .join()
+        .unwrap();
+        let mut status = 0;
+        // SAFETY: our own child, with a valid status pointer.
+        let rc = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+        assert_eq!(rc, pid as i32);
+        assert_eq!(
+            TargetStatus::from_wait_status(status),
+            TargetStatus::Killed(libc::SIGKILL)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::trace;
+use super::{exit_status, trace};
 use crate::backend::Target;
 use crate::config::{Config, PyflowConfig};
 use crate::event::{Printf, Value};
@@ -244,7 +244,7 @@ fn perf_map(pid: u32) -> String {
     format!("/proc/{pid}/root/tmp/perf-{ns_pid}.map")
 }
 
-pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
+pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
     let prepared = prepare(c)?;
     for notice in &prepared.notices {
         eprintln!("{notice}");
@@ -253,7 +253,7 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
         FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
-    trace(
+    let end = trace(
         config,
         prepared.script,
         &prepared.target,
@@ -261,7 +261,7 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<()> {
         &mut presenter,
     )?;
     presenter.out.flush()?;
-    Ok(())
+    Ok(exit_status(config, &prepared.target, &end))
 }
 
 /// Entry or return, as the pyflow scripts report them.

@@ -18,13 +18,13 @@ use anyhow::{bail, Context, Result};
 use super::{average_us, wall_date, RowKey, Tally};
 use crate::backend::{EventSink, Stop};
 use crate::cli::SortBy;
-use crate::commands::trace_until;
+use crate::commands::{exit_status, trace_until};
 use crate::config::{Config, Format, SyscallsConfig};
 use crate::event::{ByteString, Event};
 use crate::output::live::{Key, Screen};
 use crate::script::Script;
 
-pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
+pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<u8> {
     if config.output.format == Format::Json {
         bail!("--live draws on the terminal and has no JSON form (try -i 1 -o json)");
     }
@@ -48,9 +48,9 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<()> {
     // The screen goes (and the terminal comes back) before any error is printed.
     drop(presenter);
     drop(view);
-    result?;
+    let end = result?;
     keys.unwrap_or(Ok(()))?;
-    Ok(())
+    Ok(exit_status(config, &c.target, &end))
 }
 
 fn lock(view: &Mutex<View>) -> MutexGuard<'_, View> {

@@ -1,4 +1,5 @@
-//! BPF maps other than the ring buffer: hash, per-CPU hash, array and per-CPU array.
+//! BPF maps other than the ring buffer: hash, per-CPU hash, array, per-CPU array and array
+//! of maps.
 //!
 //! Keys and values are byte slices, because their layouts come from D programs at run time.
 //! A [`Map`] owns its fd; dropping it releases the map once no loaded program uses it.
@@ -23,6 +24,10 @@ pub enum MapType {
     PerCpuArray,
     /// `BPF_MAP_TYPE_RINGBUF` (kernel ≥ 5.8); see `ringbuf`.
     RingBuf,
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS` (kernel ≥ 4.12): each slot holds another map, which
+    /// programs look up and then use. Replacing a slot from user space returns only once no
+    /// program that may have looked up the old map is still running (kernel ≥ 5.0).
+    ArrayOfMaps,
 }
 
 impl MapType {
@@ -33,6 +38,7 @@ impl MapType {
             MapType::PerCpuHash => 5,
             MapType::PerCpuArray => 6,
             MapType::RingBuf => 27,
+            MapType::ArrayOfMaps => 12,
         }
     }
 
@@ -108,6 +114,35 @@ impl Map {
             max_entries,
             slots,
         })
+    }
+
+    /// Creates an array of `max_entries` maps shaped like `inner`; a slot's value is the fd
+    /// of the map to put there (`Map::set_inner`), and empty until one is put.
+    pub fn create_array_of_maps(
+        inner: &Map,
+        max_entries: u32,
+        name: &str,
+    ) -> Result<Map, MapError> {
+        let kind = MapType::ArrayOfMaps;
+        let mut attr = create_attr(kind, 4, 4, max_entries, name);
+        attr.inner_map_fd = inner.fd() as u32;
+        // SAFETY: MAP_CREATE's attributes hold no pointers; the inner fd is open.
+        let fd = unsafe { sys::bpf_fd(BpfCmd::MapCreate, &mut BpfAttr::map_create(attr))? };
+        Ok(Map {
+            fd,
+            kind,
+            key_size: 4,
+            value_size: 4,
+            max_entries,
+            slots: 1,
+        })
+    }
+
+    /// Puts `inner` in slot `index` of an array of maps. Once this returns, no program runs
+    /// that may still use the map the slot held before (the kernel waits for them).
+    pub fn set_inner(&self, index: u32, inner: &Map) -> Result<(), MapError> {
+        let fd = inner.fd() as u32;
+        self.update(&index.to_ne_bytes(), &fd.to_ne_bytes(), Update::Any)
     }
 
     /// How many entries the map holds at most.
@@ -271,6 +306,19 @@ pub(super) fn create_fd(
     max_entries: u32,
     name: &str,
 ) -> Result<OwnedFd, SysError> {
+    let attr = create_attr(kind, key_size, value_size, max_entries, name);
+    // SAFETY: MAP_CREATE's attributes hold no pointers.
+    unsafe { sys::bpf_fd(BpfCmd::MapCreate, &mut BpfAttr::map_create(attr)) }
+}
+
+/// The attributes of `BPF_MAP_CREATE`, with `name` cut to what the kernel keeps.
+fn create_attr(
+    kind: MapType,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> MapCreateAttr {
     let mut map_name = [0u8; 16];
     let keep: Vec<u8> = name
         .bytes()
@@ -285,7 +333,7 @@ pub(super) fn create_fd(
         MapType::Hash | MapType::PerCpuHash => BPF_F_NO_PREALLOC,
         _ => 0,
     };
-    let mut attr = BpfAttr::map_create(MapCreateAttr {
+    MapCreateAttr {
         map_type: kind.id(),
         key_size,
         value_size,
@@ -293,7 +341,5 @@ pub(super) fn create_fd(
         map_flags,
         map_name,
         ..MapCreateAttr::default()
-    });
-    // SAFETY: MAP_CREATE's attributes hold no pointers.
-    unsafe { sys::bpf_fd(BpfCmd::MapCreate, &mut attr) }
+    }
 }

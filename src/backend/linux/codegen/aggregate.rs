@@ -6,12 +6,34 @@
 //! minimum or maximum. The update count tells a CPU that never touched a key (its slot is
 //! zero) from one whose minimum is 0. Per-CPU maps need no atomics; user space combines the
 //! CPUs when it reads (kernel ≥ 4.6 for `BPF_MAP_TYPE_PERCPU_HASH`).
+//!
+//! An aggregation that clear or trunc names (`KernelAggregation::drained`) must be read and
+//! reset at each tick with no count lost, while other CPUs go on updating it. It has two
+//! maps, one per generation, and every drained aggregation is in the same generation: a
+//! clause that updates one first reads which generation is current, then updates that
+//! generation's maps. The current generation is itself a map in a map (`Generation`): to
+//! read, user space replaces it with the other one, which starts the other generation for
+//! every drained aggregation at the same moment. The kernel returns from that replacement
+//! only once every program that may have read the old generation has finished
+//! (`synchronize_rcu` in `maybe_wait_bpf_programs`, for updates of map-in-map types; kernel
+//! ≥ 5.0): a BPF program runs whole inside one RCU read-side section, so an update that
+//! raced with the switch has landed by then, and nothing writes the old generation's maps
+//! afterwards. User space reads them whole and empties them for the next switch. Every
+//! update lands in exactly one generation and each generation is read once, so the reads
+//! add up exactly to what was counted; the executor adds each read to the entries it holds,
+//! where clear and trunc act as they do on any aggregation. Simpler schemes lose counts
+//! under concurrent updates: subtracting the values last read works for count and sum but
+//! not for min and max, and never frees a key; `BPF_MAP_LOOKUP_AND_DELETE_BATCH` can delete
+//! an entry that a program on another CPU has just looked up, whose increment then goes to
+//! a freed element. A read costs one RCU grace period (milliseconds), at tick-N and at the
+//! end only; a clause that updates a drained aggregation makes two more (array) lookups to
+//! find the generation. Other aggregations keep one map and none of this.
 
 use super::predicate::{branch, load, thread_var_slot, Scope};
 use super::record::{self, DerivedSlot};
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
-use crate::backend::linux::bpf::maps::{Map, MapError, MapType};
+use crate::backend::linux::bpf::maps::{Map, MapError, MapType, Update};
 use crate::backend::linux::d::ast::{Expr, ExprKind, VarScope};
 use crate::backend::linux::firing::Zone;
 use crate::backend::linux::plan::{
@@ -25,6 +47,9 @@ const MAX_ENTRIES: u32 = 16384;
 const VALUE_SIZE: u32 = 16;
 /// Stack: the zeroed value for a new key, then the key below it.
 const INITIAL_VALUE: i16 = -40;
+/// Stack: the generation a clause's drained aggregations count in (a u32), below the
+/// thread variables' slots.
+const GENERATION: i16 = -448;
 
 /// Threads whose kernel thread variables can be set at once (DTrace's dynamic variable
 /// space); a set beyond is counted as a dynamic-variable drop.
@@ -37,7 +62,9 @@ const THREAD_VALUE: i16 = -440;
 /// kernel thread variables (`Plan::kernel_vars`), hash maps from thread id to value.
 #[derive(Debug)]
 pub struct AggregationMaps {
-    maps: Vec<(KernelAggregation, Map)>,
+    maps: Vec<(KernelAggregation, Counts)>,
+    /// Present when some aggregation is drained.
+    generation: Option<Generation>,
     drops: DropCounter,
     /// The plan's zones, for predicates that test them.
     zones: Vec<Zone>,
@@ -53,23 +80,14 @@ impl AggregationMaps {
         let maps = plan
             .kernel_aggregations
             .iter()
-            .map(|a| {
-                let name = format!("dtk_agg_{}", a.name);
-                let map = match a.storage {
-                    Storage::Hash => Map::create(
-                        MapType::PerCpuHash,
-                        a.key_size() as u32,
-                        VALUE_SIZE,
-                        MAX_ENTRIES,
-                        &name,
-                    )?,
-                    Storage::ByProbe { slots } => {
-                        Map::create(MapType::PerCpuArray, 4, VALUE_SIZE, slots, &name)?
-                    }
-                };
-                Ok((a.clone(), map))
-            })
+            .map(|a| Ok((a.clone(), Counts::create(a)?)))
             .collect::<Result<_, MapError>>()?;
+        let generation = plan
+            .kernel_aggregations
+            .iter()
+            .any(|a| a.drained)
+            .then(Generation::create)
+            .transpose()?;
         let vars = plan
             .kernel_vars
             .iter()
@@ -98,6 +116,7 @@ impl AggregationMaps {
             .collect::<Result<_, MapError>>()?;
         Ok(AggregationMaps {
             maps,
+            generation,
             drops: DropCounter::create("dtk_agg_drops")?,
             zones: plan.zones.clone(),
             var_names: plan.kernel_vars.clone(),
@@ -171,6 +190,9 @@ impl AggregationMaps {
             if let Some(predicate) = &clause.predicate {
                 branch(asm, predicate, self.scope(), skip, false);
             }
+            if let Some(generation) = self.generation.as_ref().filter(|_| self.drains(clause)) {
+                generation.emit_load(asm);
+            }
             let mut assigns = clause.assigns.iter().peekable();
             for (done, update) in clause.updates.iter().enumerate() {
                 while let Some(assign) = assigns.next_if(|a| a.after <= done) {
@@ -183,6 +205,14 @@ impl AggregationMaps {
             }
             asm.bind(skip);
         }
+    }
+
+    /// Whether `clause` updates a drained aggregation.
+    fn drains(&self, clause: &KernelClause) -> bool {
+        clause
+            .updates
+            .iter()
+            .any(|u| self.maps.get(u.aggregation).is_some_and(|(a, _)| a.drained))
     }
 
     /// Reads the thread's value of each kernel thread variable `clause` uses into its stack
@@ -235,11 +265,11 @@ impl AggregationMaps {
     }
 
     fn emit_update(&self, asm: &mut Asm, update: &KernelUpdate) {
-        let Some((aggregation, map)) = self.maps.get(update.aggregation) else {
+        let Some((aggregation, counts)) = self.maps.get(update.aggregation) else {
             return;
         };
         if let Storage::ByProbe { slots } = aggregation.storage {
-            return emit_array_update(asm, aggregation, map, slots, update, &self.var_names);
+            return emit_array_update(asm, aggregation, counts, slots, update, &self.var_names);
         }
         let key = INITIAL_VALUE - aggregation.key_size().next_multiple_of(8) as i16;
         write_key(asm, aggregation, &update.keys, key);
@@ -252,19 +282,19 @@ impl AggregationMaps {
         asm.mov64_reg(Reg::R9, Reg::R1);
         let have = asm.label();
         let done = asm.label();
-        lookup(asm, map, key);
+        counts.emit_lookup(asm, key);
         asm.jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), have)
             .st(Size::DW, Reg::R10, INITIAL_VALUE, 0)
-            .st(Size::DW, Reg::R10, INITIAL_VALUE + 8, 0)
-            .ld_map_fd(Reg::R1, map.fd())
-            .mov64_reg(Reg::R2, Reg::R10)
+            .st(Size::DW, Reg::R10, INITIAL_VALUE + 8, 0);
+        counts.emit_map(asm);
+        asm.mov64_reg(Reg::R2, Reg::R10)
             .alu64(AluOp::Add, Reg::R2, Src::Imm(key.into()))
             .mov64_reg(Reg::R3, Reg::R10)
             .alu64(AluOp::Add, Reg::R3, Src::Imm(INITIAL_VALUE.into()))
             // BPF_NOEXIST: another CPU may have added the key meanwhile; look it up again.
             .mov64_imm(Reg::R4, 1)
             .call(Helper::MapUpdateElem);
-        lookup(asm, map, key);
+        counts.emit_lookup(asm, key);
         asm.jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), have);
         self.drops.emit_count(asm, super::program::DROP_KEY_SLOT);
         asm.jmp(done).bind(have);
@@ -330,10 +360,9 @@ fn clause_vars(clause: &KernelClause, names: &[String]) -> Vec<usize> {
 fn emit_array_update(
     asm: &mut Asm,
     aggregation: &KernelAggregation,
-    map: &Map,
+    counts: &Counts,
     slots: u32,
     update: &KernelUpdate,
-
     vars: &[String],
 ) {
     let done = asm.label();
@@ -354,10 +383,126 @@ fn emit_array_update(
     } else {
         asm.st(Size::W, Reg::R10, INITIAL_VALUE, 0);
     }
-    lookup(asm, map, INITIAL_VALUE);
+    counts.emit_lookup(asm, INITIAL_VALUE);
     asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), done);
     combine(asm, aggregation.func);
     asm.bind(done);
+}
+
+/// Where one kernel aggregation counts.
+#[derive(Debug)]
+enum Counts {
+    /// One map, counting from the start of the run.
+    Total(Map),
+    /// One map per generation (see the module doc).
+    Drained([Map; 2]),
+}
+
+impl Counts {
+    fn create(aggregation: &KernelAggregation) -> Result<Counts, MapError> {
+        let name = format!("dtk_agg_{}", aggregation.name);
+        let map = || match aggregation.storage {
+            Storage::Hash => Map::create(
+                MapType::PerCpuHash,
+                aggregation.key_size() as u32,
+                VALUE_SIZE,
+                MAX_ENTRIES,
+                &name,
+            ),
+            Storage::ByProbe { slots } => {
+                Map::create(MapType::PerCpuArray, 4, VALUE_SIZE, slots, &name)
+            }
+        };
+        Ok(if aggregation.drained {
+            Counts::Drained([map()?, map()?])
+        } else {
+            Counts::Total(map()?)
+        })
+    }
+
+    /// R1 = the map to update: for a drained aggregation, that of the generation at
+    /// GENERATION.
+    fn emit_map(&self, asm: &mut Asm) {
+        match self {
+            Counts::Total(map) => {
+                asm.ld_map_fd(Reg::R1, map.fd());
+            }
+            Counts::Drained([first, second]) => {
+                let other = asm.label();
+                let chosen = asm.label();
+                asm.ldx(Size::W, Reg::R1, Reg::R10, GENERATION)
+                    .jmp_if(Cond::Ne, Reg::R1, Src::Imm(0), other)
+                    .ld_map_fd(Reg::R1, first.fd())
+                    .jmp(chosen)
+                    .bind(other)
+                    .ld_map_fd(Reg::R1, second.fd())
+                    .bind(chosen);
+            }
+        }
+    }
+
+    /// R0 = the value for the key on the stack at `key`, or 0. Clobbers R1–R5.
+    fn emit_lookup(&self, asm: &mut Asm, key: i16) {
+        self.emit_map(asm);
+        asm.mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(key.into()))
+            .call(Helper::MapLookupElem);
+    }
+}
+
+/// The generation the drained aggregations count in: 0 while slot 0 of `live`, an array of
+/// maps, is empty (so that starting waits for nothing), else the value in the one-entry
+/// array the slot holds, one of `flags`. Replacing the slot starts the other generation
+/// for every drained aggregation at once.
+#[derive(Debug)]
+struct Generation {
+    live: Map,
+    flags: [Map; 2],
+    current: u32,
+}
+
+impl Generation {
+    fn create() -> Result<Generation, MapError> {
+        let flag = |generation: u32| {
+            let map = Map::create(MapType::Array, 4, 4, 1, "dtk_generation")?;
+            map.update(&0u32.to_ne_bytes(), &generation.to_ne_bytes(), Update::Any)?;
+            Ok::<_, MapError>(map)
+        };
+        let flags = [flag(0)?, flag(1)?];
+        Ok(Generation {
+            live: Map::create_array_of_maps(&flags[0], 1, "dtk_generation")?,
+            flags,
+            current: 0,
+        })
+    }
+
+    /// Starts the other generation. Returns the one that ends, which no program updates
+    /// once this returns.
+    fn switch(&mut self) -> Result<usize, MapError> {
+        let ended = self.current;
+        self.live.set_inner(0, &self.flags[1 - ended as usize])?;
+        self.current = 1 - ended;
+        Ok(ended as usize)
+    }
+
+    /// Stores the current generation (a u32) at GENERATION. Clobbers R0–R5.
+    fn emit_load(&self, asm: &mut Asm) {
+        let loaded = asm.label();
+        asm.st(Size::W, Reg::R10, GENERATION, 0)
+            .ld_map_fd(Reg::R1, self.live.fd())
+            .mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(GENERATION.into()))
+            .call(Helper::MapLookupElem)
+            .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), loaded)
+            .mov64_reg(Reg::R1, Reg::R0)
+            .mov64_reg(Reg::R2, Reg::R10)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(GENERATION.into()))
+            .call(Helper::MapLookupElem)
+            .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), loaded)
+            .ldx(Size::W, Reg::R1, Reg::R0, 0)
+            .stx(Size::W, Reg::R10, GENERATION, Reg::R1)
+            .bind(loaded);
+    }
 }
 
 /// R0 = the map's value for the key on the stack at `key`, or 0.
@@ -437,31 +582,78 @@ fn combine(asm: &mut Asm, func: AggFunc) {
         .stx(Size::DW, Reg::R0, 0, Reg::R1);
 }
 
-/// One kernel aggregation as read back: its name, function and entries.
-pub type KernelAggregationSnapshot = (String, AggFunc, Vec<AggEntry>);
+/// One kernel aggregation as read back.
+#[derive(Debug)]
+pub struct KernelAggregationRead {
+    pub name: String,
+    /// The CPUs combined.
+    pub entries: Vec<AggEntry>,
+    /// What was counted since the last read (a drained aggregation), to add to the entries
+    /// the executor holds; else the totals since the start, which replace them.
+    pub increments: bool,
+}
 
 impl AggregationMaps {
-    /// Every kernel aggregation's entries, the CPUs combined.
-    pub fn read(&self, plan: &Plan) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+    /// Every kernel aggregation's entries. Drained aggregations start a new generation
+    /// together, and the one that ended is read and left empty.
+    pub fn read(&mut self, plan: &Plan) -> Result<Vec<KernelAggregationRead>, MapError> {
+        let ended = match &mut self.generation {
+            Some(generation) => generation.switch()?,
+            None => 0,
+        };
         self.maps
             .iter()
-            .map(|(aggregation, map)| {
-                let mut entries = Vec::new();
-                for key in map.keys()? {
-                    let Some(per_cpu) = map.lookup_per_cpu(&key)? else {
-                        continue;
-                    };
-                    if let Some(value) = combined(aggregation.func, &per_cpu) {
-                        entries.push(AggEntry {
-                            keys: key_values(aggregation, &key, plan),
-                            value: AggValue::Scalar(value),
-                        });
+            .map(|(aggregation, counts)| {
+                let (slots, increments) = match counts {
+                    Counts::Total(map) => (slots(aggregation, map, plan)?, false),
+                    Counts::Drained(maps) => {
+                        let slots = slots(aggregation, &maps[ended], plan)?;
+                        empty(&maps[ended], aggregation.storage, &slots)?;
+                        (slots, true)
                     }
-                }
-                Ok((aggregation.name.clone(), aggregation.func, entries))
+                };
+                Ok(KernelAggregationRead {
+                    name: aggregation.name.clone(),
+                    entries: slots.into_iter().filter_map(|(_, entry)| entry).collect(),
+                    increments,
+                })
             })
             .collect()
     }
+}
+
+/// Every key of one aggregation's map, with its entry when some CPU updated it.
+type Slots = Vec<(Vec<u8>, Option<AggEntry>)>;
+
+fn slots(aggregation: &KernelAggregation, map: &Map, plan: &Plan) -> Result<Slots, MapError> {
+    let mut slots = Vec::new();
+    for key in map.keys()? {
+        let Some(per_cpu) = map.lookup_per_cpu(&key)? else {
+            continue;
+        };
+        let entry = combined(aggregation.func, &per_cpu).map(|value| AggEntry {
+            keys: key_values(aggregation, &key, plan),
+            value: AggValue::Scalar(value),
+        });
+        slots.push((key, entry));
+    }
+    Ok(slots)
+}
+
+/// Empties a map no program updates any more: deletes every key of a hash map, and zeroes
+/// the array slots that were updated (array slots cannot be deleted).
+fn empty(map: &Map, storage: Storage, slots: &Slots) -> Result<(), MapError> {
+    let zero = vec![0u8; map.per_cpu_value_size()];
+    for (key, entry) in slots {
+        match storage {
+            Storage::Hash => {
+                map.delete(key)?;
+            }
+            Storage::ByProbe { .. } if entry.is_some() => map.update(key, &zero, Update::Any)?,
+            Storage::ByProbe { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 fn word(bytes: &[u8], at: usize) -> u64 {

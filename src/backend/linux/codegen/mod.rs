@@ -6,7 +6,7 @@
 //! - `program`: the instructions of one program (record header, arguments, kernel clauses,
 //!   filter, captured strings, output).
 //! - `predicate`: kernel-side predicates as jumps.
-//! - `aggregate`: kernel-side aggregations in per-CPU hash maps, and reading them back.
+//! - `aggregate`: kernel-side aggregations in per-CPU maps, and reading (or draining) them.
 //! - `record`: the record layout and [`decode`].
 //!
 //! Minimum kernel: 5.8 (ring buffer, bpf_probe_read_user_str); uprobes with USDT semaphores
@@ -33,7 +33,7 @@ use super::d::ast::Expr;
 use super::options::Options;
 use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, PlannedProbe, Site};
 use aggregate::AggregationMaps;
-pub use aggregate::KernelAggregationSnapshot;
+pub use aggregate::KernelAggregationRead;
 use program::{ProbeIndex, ProgramSpec};
 pub use record::{decode, DecodeError, Decoder, Layout};
 
@@ -118,11 +118,12 @@ impl Attached {
     }
 
     /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its
-    /// entries, the CPUs combined; the executor merges them into what it prints.
+    /// entries, the CPUs combined; the executor merges them into what it prints. Drained
+    /// aggregations give what was counted since the last call.
     pub fn read_kernel_aggregations(
-        &self,
+        &mut self,
         plan: &Plan,
-    ) -> Result<Vec<KernelAggregationSnapshot>, MapError> {
+    ) -> Result<Vec<KernelAggregationRead>, MapError> {
         self.aggregations.read(plan)
     }
 

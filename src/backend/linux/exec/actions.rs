@@ -222,7 +222,7 @@ impl State {
         })
     }
 
-    fn func_of(&self, name: &str) -> AggFunc {
+    pub(super) fn func_of(&self, name: &str) -> AggFunc {
         self.agg_funcs.get(name).copied().unwrap_or(AggFunc::Count)
     }
 

@@ -113,6 +113,21 @@ struct Aggregation {
     zero: AggValue,
 }
 
+impl Aggregation {
+    /// The value at `keys`, a new entry holding `fresh` when there is none.
+    fn value(&mut self, keys: Vec<KeyPart>, fresh: AggValue) -> &mut AggValue {
+        let i = match self.index.get(&keys) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(keys.clone(), self.entries.len());
+                self.entries.push((keys, fresh));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+}
+
 /// Every aggregation of the program, by name (without `@`).
 #[derive(Clone, Debug, Default)]
 pub struct Aggregations {
@@ -138,30 +153,50 @@ impl Aggregations {
         keys: Vec<KeyPart>,
         update: &Update<'_>,
     ) -> Result<(), BadParameters> {
-        let func = agg_func(update.func);
         let fresh = initial(update.func, update.args)?;
-        let agg = self.aggs.entry(name.to_string()).or_insert_with(|| {
+        let value = self
+            .aggregation(name, agg_func(update.func), &fresh)
+            .value(keys, fresh);
+        apply(value, update.func, update.args);
+        Ok(())
+    }
+
+    /// Adds what the kernel counted since its last read to an aggregation: counts and sums
+    /// add up, minima and maxima keep the extreme.
+    pub fn add(&mut self, name: &str, func: AggFunc, entries: Vec<AggEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut fresh = AggValue::Scalar(0);
+        clear_value(&mut fresh, func);
+        let agg = self.aggregation(name, func, &fresh);
+        for entry in entries {
+            let AggValue::Scalar(v) = entry.value else {
+                continue;
+            };
+            let keys = entry.keys.iter().map(KeyPart::from_event).collect();
+            if let AggValue::Scalar(s) = agg.value(keys, fresh.clone()) {
+                *s = match func {
+                    AggFunc::Min => (*s).min(v),
+                    AggFunc::Max => (*s).max(v),
+                    _ => s.wrapping_add(v),
+                };
+            }
+        }
+    }
+
+    /// The aggregation `name`, created empty (with `like`'s layout) if it has no data yet.
+    fn aggregation(&mut self, name: &str, func: AggFunc, like: &AggValue) -> &mut Aggregation {
+        self.aggs.entry(name.to_string()).or_insert_with(|| {
             self.order.push(name.to_string());
             Aggregation {
                 func,
                 entries: Vec::new(),
                 index: HashMap::new(),
                 normal: 1,
-                zero: zero_of(func, &fresh),
+                zero: zero_of(func, like),
             }
-        });
-        let i = match agg.index.get(&keys) {
-            Some(&i) => i,
-            None => {
-                agg.index.insert(keys.clone(), agg.entries.len());
-                agg.entries.push((keys, fresh));
-                agg.entries.len() - 1
-            }
-        };
-        if let Some((_, value)) = agg.entries.get_mut(i) {
-            apply(value, update.func, update.args);
-        }
-        Ok(())
+        })
     }
 
     /// Replaces an aggregation's entries with what the kernel counted.
@@ -518,6 +553,50 @@ mod tests {
         aggs.trunc("m", None);
         assert!(aggs.snapshot("m").unwrap().entries.is_empty());
         assert_eq!(aggs.names_with_data(), ["s"]);
+    }
+
+    /// What the kernel counted since its last read, by key.
+    fn counted(pairs: &[(&str, i64)]) -> Vec<AggEntry> {
+        pairs
+            .iter()
+            .map(|&(key, v)| AggEntry {
+                keys: vec![event::Value::Str(key.into())],
+                value: AggValue::Scalar(v),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernel_increments_add_up_and_clear_and_trunc_act_on_their_sum() {
+        let mut aggs = Aggregations::default();
+        aggs.add("c", AggFunc::Count, counted(&[("a", 5), ("b", 1)]));
+        aggs.add("c", AggFunc::Count, counted(&[("b", 9), ("c", 2)]));
+        assert_eq!(scalar(&aggs, "c"), [5, 10, 2]);
+        aggs.trunc("c", Some(2));
+        assert_eq!(scalar(&aggs, "c"), [10, 5], "the two largest");
+        aggs.add("c", AggFunc::Count, counted(&[("c", 1)]));
+        assert_eq!(scalar(&aggs, "c"), [10, 5, 1]);
+        aggs.clear("c");
+        aggs.add("c", AggFunc::Count, counted(&[("a", 3)]));
+        assert_eq!(scalar(&aggs, "c"), [0, 3, 0], "clear keeps the keys");
+        aggs.trunc("c", None);
+        aggs.add("c", AggFunc::Count, Vec::new());
+        assert!(aggs.snapshot("c").unwrap().entries.is_empty());
+
+        aggs.add("lo", AggFunc::Min, counted(&[("a", 7)]));
+        aggs.add("lo", AggFunc::Min, counted(&[("a", 9), ("b", -2)]));
+        aggs.add("hi", AggFunc::Max, counted(&[("a", 7)]));
+        aggs.add("hi", AggFunc::Max, counted(&[("a", 9)]));
+        assert_eq!(scalar(&aggs, "lo"), [7, -2]);
+        assert_eq!(scalar(&aggs, "hi"), [9]);
+        aggs.clear("lo");
+        aggs.add("lo", AggFunc::Min, counted(&[("b", 4)]));
+        assert_eq!(
+            scalar(&aggs, "lo"),
+            [i64::MAX, 4],
+            "a cleared minimum starts again"
+        );
+        assert_eq!(aggs.names_with_data(), ["lo", "hi"]);
     }
 
     #[test]

@@ -274,6 +274,11 @@ impl Executor {
         })
     }
 
+    /// The status exit() was given, once it has run.
+    pub fn exit_status(&self) -> Option<i32> {
+        self.state.exit
+    }
+
     /// Runs the firing's clauses; returns the faults they hit.
     fn run(
         &mut self,
@@ -355,13 +360,15 @@ impl Executor {
     /// Entries of an aggregation kept in the kernel, merged in before printing: they
     /// replace that aggregation's entries.
     pub fn set_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
-        let func = self
-            .state
-            .agg_funcs
-            .get(name)
-            .copied()
-            .unwrap_or(AggFunc::Count);
+        let func = self.state.func_of(name);
         self.state.aggs.replace(name, func, entries);
+    }
+
+    /// What the kernel counted since it was last read, for an aggregation it drains: added
+    /// to that aggregation's entries, on which clear and trunc then act as on any other.
+    pub fn add_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
+        let func = self.state.func_of(name);
+        self.state.aggs.add(name, func, entries);
     }
 
     /// Drop counts the executor produced since the last call.

@@ -2,7 +2,7 @@
 //! `min(v)` or `max(v)`, with keys and values the kernel has at the probe (pid, tid, uid, gid,
 //! cpu, argN, constants, execname, probefunc, probename), under a predicate the kernel can
 //! evaluate, on probes that fire in the kernel, runs entirely in the probe's BPF program: it
-//! updates a per-CPU hash map and sends nothing to user space. The executor skips such
+//! updates a per-CPU map and sends nothing to user space. The executor skips such
 //! clauses (they leave `ProbeInfo::clauses`) and reads the maps when it prints.
 //!
 //! An aggregation whose keys are all constants and probe names (probefunc, probename) is kept
@@ -11,11 +11,17 @@
 //! where a hash map hashes the key, walks a bucket and inserts new keys. `syscall:::entry {
 //! @[probefunc] = count(); }` is the common case.
 //!
-//! An aggregation qualifies only if every clause that updates it qualifies, every update
-//! uses the same function and key shapes, and no action but printa names it: the executor
-//! prints it from `Attached::read_kernel_aggregations`, while clear, trunc and normalize act
-//! on values the executor must hold. Clauses whose predicate the front end folded
-//! to 0 never run and are left out of the reckoning.
+//! An aggregation qualifies only if every clause that updates it qualifies and every update
+//! uses the same function and key shapes. The executor prints it from what
+//! `Attached::read_kernel_aggregations` reads before the engine fires tick-N and END. clear,
+//! trunc, normalize and denormalize act on the copy the executor holds, so they may name a
+//! kernel aggregation only in clauses of those probes, where that copy is current; in any
+//! other clause (a kernel probe's, whose record the executor runs later, or BEGIN's or
+//! ERROR's) they keep the aggregation in user space. An aggregation that clear or
+//! trunc names is `KernelAggregation::drained`: the kernel keeps only what was counted since
+//! the last read, which the executor adds to its copy (codegen::aggregate says how no count
+//! is lost). Clauses whose predicate the front end folded to 0 never run and are left out of
+//! the reckoning.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +30,7 @@ use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::deep;
-use crate::backend::linux::firing::ProbeInfo;
+use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
 use crate::event::AggFunc;
 
 /// Keys of a kernel aggregation larger than this stay in user space (they live on the BPF
@@ -39,6 +45,9 @@ pub struct KernelAggregation {
     pub func: AggFunc,
     pub keys: Vec<KeyKind>,
     pub storage: Storage,
+    /// clear or trunc names it: each read takes what the kernel counted since the last
+    /// read, and leaves the kernel counting from nothing.
+    pub drained: bool,
 }
 
 /// The kind of map an aggregation lives in.
@@ -332,7 +341,8 @@ fn eligible_aggregations(
             }
         }
     }
-    for name in names_used_by_other_actions(clauses) {
+    let actions = other_actions(probes, clauses);
+    for name in actions.user_space {
         shapes.insert(name, None);
     }
     for (_, shape) in shapes.iter_mut() {
@@ -366,6 +376,7 @@ fn eligible_aggregations(
         .filter_map(|(name, shape)| {
             let (func, keys) = shape?;
             Some(KernelAggregation {
+                drained: actions.drained.contains(&name),
                 name,
                 func,
                 keys,
@@ -567,21 +578,36 @@ fn is_dead(clause: &Clause) -> bool {
     clause.predicate.as_ref().and_then(Expr::as_int) == Some(0)
 }
 
-/// Aggregations named by clear, trunc, normalize or denormalize in a clause that can run.
-fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut visit = |e: &Expr| {
-        if let ExprKind::Call { func, args } = &e.kind {
-            if *func != Function::Printa {
-                for arg in args {
-                    if let ExprKind::Aggregation(name) = &arg.kind {
-                        names.insert(name.clone());
-                    }
-                }
+/// What clear, trunc, normalize and denormalize require of the aggregations they name.
+#[derive(Default)]
+struct OtherActions {
+    /// Named where the executor's copy may be stale: they stay in user space.
+    user_space: BTreeSet<String>,
+    /// Cleared or truncated where the copy is current: the kernel drains them.
+    drained: BTreeSet<String>,
+}
+
+/// The aggregations that clear, trunc, normalize or denormalize name in clauses that can
+/// run, sorted by where those clauses run.
+fn other_actions(probes: &[PlannedProbe], clauses: &[&Clause]) -> OtherActions {
+    let mut actions = OtherActions::default();
+    for (index, clause) in clauses.iter().enumerate().filter(|(_, c)| !is_dead(c)) {
+        let current = runs_where_aggregations_are_read(probes, index);
+        let mut visit = |e: &Expr| {
+            let ExprKind::Call { func, args } = &e.kind else {
+                return;
+            };
+            let names = args.iter().filter_map(|a| match &a.kind {
+                ExprKind::Aggregation(name) => Some(name.clone()),
+                _ => None,
+            });
+            match func {
+                Function::Printa => {}
+                Function::Clear | Function::Trunc if current => actions.drained.extend(names),
+                Function::Normalize | Function::Denormalize if current => {}
+                _ => actions.user_space.extend(names),
             }
-        }
-    };
-    for clause in clauses.iter().filter(|c| !is_dead(c)) {
+        };
         for stmt in clause.body.iter().flatten() {
             super::captures::walk_stmt(stmt, &mut visit);
         }
@@ -589,7 +615,16 @@ fn names_used_by_other_actions(clauses: &[&Clause]) -> BTreeSet<String> {
             walk(p, &mut visit);
         }
     }
-    names
+    actions
+}
+
+/// Whether clause `index` runs only at probes before which the engine reads the kernel
+/// aggregations: tick-N and END.
+fn runs_where_aggregations_are_read(probes: &[PlannedProbe], index: usize) -> bool {
+    probes
+        .iter()
+        .filter(|p| p.info.clauses.contains(&index))
+        .all(|p| matches!(p.info.kind, ProbeKind::End | ProbeKind::Tick))
 }
 
 /// The kernel form of clause `clause` at a probe, when all it updates is kernel-kept.

@@ -202,13 +202,18 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
         "profile-997 /self->x/ { @a = count(); } profile-99 { self->x = 1; trace(1); }"
     )
     .is_empty());
-    assert!(kernel_aggregations("profile-997 { @a = count(); } END { trunc(@a); }").is_empty());
-    assert!(kernel_aggregations("profile-997 { @a = count(); } END { clear(@a); }").is_empty());
     assert!(
-        kernel_aggregations("profile-997 { @a = count(); } END { normalize(@a, 2); }").is_empty()
+        kernel_aggregations("profile-997 { @a = count(); } profile-99 { trunc(@a); }").is_empty(),
+        "trunc in a kernel probe's clause acts where the executor's copy is stale"
     );
+    assert!(kernel_aggregations("profile-997 { @a = count(); } ERROR { clear(@a); }").is_empty());
+    assert!(kernel_aggregations("profile-997 { @a = count(); } BEGIN { clear(@a); }").is_empty());
+    assert!(kernel_aggregations(
+        "profile-997 { @a = count(); } tick-1s, profile-99 { normalize(@a, 2); }"
+    )
+    .is_empty());
     assert_eq!(
-        kernel_aggregations("profile-997 { @a = count(); } END /0/ { normalize(@a, 2); }"),
+        kernel_aggregations("profile-997 { @a = count(); } profile-99 /0/ { trunc(@a); }"),
         ["a"],
         "a clause that never runs does not count"
     );
@@ -223,6 +228,41 @@ fn aggregations_stay_in_user_space_when_any_update_needs_it() {
     assert_eq!(
         kernel_aggregations("profile-997 { @a = count(); } profile-99 { @b = avg(1); }"),
         ["a"]
+    );
+}
+
+/// The kernel aggregations of a plan, each with whether it is drained.
+fn drained(src: &str) -> Vec<(String, bool)> {
+    plan(src)
+        .unwrap()
+        .kernel_aggregations
+        .into_iter()
+        .map(|a| (a.name, a.drained))
+        .collect()
+}
+
+#[test]
+fn aggregations_printed_cleared_or_truncated_at_ticks_and_end_stay_in_the_kernel() {
+    let named = |pairs: &[(&str, bool)]| -> Vec<(String, bool)> {
+        pairs.iter().map(|&(n, d)| (n.to_string(), d)).collect()
+    };
+    assert_eq!(
+        drained("profile-997 { @c[probename] = count(); } tick-1s { printa(@c); trunc(@c); }"),
+        named(&[("c", true)])
+    );
+    assert_eq!(
+        drained(
+            "profile-997 { @c[pid] = count(); @m = min(arg0); @n = max(arg0); @s = sum(arg0); } \
+             tick-10ms { printa(@c); trunc(@c, 5); clear(@m); } END { trunc(@n); } \
+             tick-1s { normalize(@s, 1000); printa(@s); denormalize(@s); }"
+        ),
+        named(&[("c", true), ("m", true), ("n", true), ("s", false)]),
+        "normalize needs no reset: the executor divides what it prints"
+    );
+    assert_eq!(
+        drained("profile-997 { @a = count(); } END { printa(@a); }"),
+        named(&[("a", false)]),
+        "printed only: one map, read whole"
     );
 }
 
