@@ -15,13 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::attach::tracepoint::{attach_tracepoint, tracepoint_format};
+use dtk::backend::linux::attach::tracepoint::attach_tracepoint;
 use dtk::backend::linux::attach::Link;
 use dtk::backend::linux::bpf::access;
 use dtk::backend::linux::bpf::drops::DropCounter;
 use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, Src};
 use dtk::backend::linux::bpf::prog::{self, ProgType, Program};
 use dtk::backend::linux::bpf::ringbuf::RingBuf;
+use dtk::inspect::tracefs;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -56,7 +57,7 @@ struct Attached {
 fn attach_openat() -> Result<Attached> {
     let ring = RingBuf::create(1 << 20, "dtk_bench")?;
     let drops = DropCounter::create("dtk_bench_drops")?;
-    let filename = tracepoint_format("syscalls", "sys_enter_openat")?
+    let filename = tracefs::read_format("syscalls", "sys_enter_openat")?
         .field("filename")
         .ok_or("sys_enter_openat has no filename field")?
         .offset as i16;

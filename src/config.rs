@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
-use crate::backend::{BackendChoice, Target};
+use crate::backend::BackendChoice;
 use crate::cli::{
     self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
 };
 use crate::output::{decide_color, ColorChoice};
+use crate::target::Target;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,12 +10,10 @@ use std::fmt;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::output::text;
-
-/// A fully specified probe, `provider:module:function:name`.
+/// A fully specified probe, `provider:module:function:name` (shown escaped: see
+/// `output::text`, as a USDT or pid probe takes its names from the traced binary).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct ProbeDesc {
     pub provider: String,
@@ -24,26 +22,11 @@ pub struct ProbeDesc {
     pub name: String,
 }
 
-impl fmt::Display for ProbeDesc {
-    /// The four names, escaped: a USDT or pid probe takes its names from the traced binary.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = |s: &str| text::escape(s.as_bytes()).into_owned();
-        write!(
-            f,
-            "{}:{}:{}:{}",
-            e(&self.provider),
-            e(&self.module),
-            e(&self.function),
-            e(&self.name)
-        )
-    }
-}
-
 /// A string as a traced program gave it: bytes, most often but not always UTF-8 (a file name or
-/// a process name may hold any byte but NUL). Shown through `Display` with control characters
-/// and invalid UTF-8 escaped ([`text::escape`]), so that no presenter can print traced bytes
-/// raw by accident; serialized to JSON as a string when it is UTF-8, and as
-/// `{"bytes":"<base64>"}` when it is not, so that JSON keeps the exact bytes.
+/// a process name may hold any byte but NUL). How it is shown is output's business
+/// (`output::text`): `Display` escapes control characters and invalid UTF-8, so that no
+/// presenter can print traced bytes raw by accident, and JSON gets a string when it is UTF-8
+/// and `{"bytes":"<base64>"}` when it is not, so that it keeps the exact bytes.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteString(Vec<u8>);
 
@@ -122,29 +105,9 @@ impl AsRef<[u8]> for ByteString {
     }
 }
 
-impl fmt::Display for ByteString {
-    /// The escaped text; width and alignment (`{:<16}`) apply to what is shown.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&text::escape(&self.0))
-    }
-}
-
 impl fmt::Debug for ByteString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "b\"{}\"", text::escape(&self.0))
-    }
-}
-
-impl Serialize for ByteString {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.to_str() {
-            Some(s) => serializer.serialize_str(s),
-            None => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("bytes", &text::base64(&self.0))?;
-                map.end()
-            }
-        }
+        write!(f, "b\"{}\"", self.0.escape_ascii())
     }
 }
 
@@ -222,11 +185,6 @@ pub struct PrintaRow {
 }
 
 impl Printf {
-    /// The text as text output shows it: traced values escaped, the format's text as it is.
-    pub fn display(&self) -> String {
-        text::escape_ranges(&self.text, &self.traced)
-    }
-
     /// Where the string arguments lie in a text formatted by someone else (libdtrace prints
     /// its printf itself and hands over only the result): each string is looked for after
     /// the previous one, as printf writes its arguments in order. A string the format cut
@@ -553,41 +511,6 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_strings_are_json_strings_when_utf8_and_base64_when_not() {
-        let utf8 = ByteString::from("a\n\u{1b}é");
-        assert_eq!(serde_json::to_string(&utf8).unwrap(), r#""a\n\u001bé""#);
-        let raw = ByteString::from(&b"x\xff\xfe"[..]);
-        assert_eq!(serde_json::to_string(&raw).unwrap(), r#"{"bytes":"eP/+"}"#);
-    }
-
-    #[test]
-    fn byte_strings_display_escaped_and_padded() {
-        let name = ByteString::from(&b"a\x1b[2J\xff"[..]);
-        assert_eq!(format!("{name:<14}|"), "a\\x1b[2J\\xff  |");
-        assert_eq!(
-            name.as_bytes(),
-            b"a\x1b[2J\xff",
-            "the bytes themselves are kept"
-        );
-    }
-
-    #[test]
-    fn printf_shows_traced_values_escaped_and_its_format_as_is() {
-        let p = Printf {
-            origin: Origin {
-                probe: Arc::new(ProbeDesc::default()),
-                cpu: 0,
-                ts_ns: 0,
-            },
-            text: ByteString::from(&b"open a\nb\x1b 3\n"[..]),
-            traced: vec![5..9, 10..11],
-            args: Vec::new(),
-            printa: None,
-        };
-        assert_eq!(p.display(), "open a\\nb\\x1b 3\n");
-    }
 
     #[test]
     fn traced_strings_are_found_in_a_finished_text_in_order() {

@@ -2,14 +2,17 @@
 //! resolved once → command → bundled Script with safe parameters → Backend (libdtrace or
 //! the Linux engine) → Event stream → the command's presenter.
 
+pub mod aggregation_text;
 pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod inspect;
 pub mod output;
 pub mod python;
 pub mod script;
+pub mod target;
 
 use std::ffi::OsString;
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use thiserror::Error;
 
-use crate::backend::Target;
+use crate::target::Target;
 
 /// A script shipped inside the binary.
 #[derive(Debug)]

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use dtk::backend::linux::attach::elf::ElfImage;
-use dtk::backend::linux::attach::tracepoint::{attach_tracepoint, tracepoint_format};
+use dtk::backend::linux::attach::tracepoint::attach_tracepoint;
 use dtk::backend::linux::attach::uprobe::{attach_uprobe, UprobeSpec};
 use dtk::backend::linux::attach::{perf, AttachError};
 use dtk::backend::linux::bpf::drops::DropCounter;
@@ -19,6 +18,8 @@ use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, 
 use dtk::backend::linux::bpf::maps::{Map, MapError, MapType, Update};
 use dtk::backend::linux::bpf::prog::{self, LoadError, ProgType, Program};
 use dtk::backend::linux::bpf::ringbuf::RingBuf;
+use dtk::inspect::elf::ElfImage;
+use dtk::inspect::tracefs::{self, TracefsError};
 
 use crate::util::kernel_available;
 
@@ -95,7 +96,7 @@ fn reserve_program(
 }
 
 fn syscall_arg_offset(category: &str, name: &str, field: &str) -> i16 {
-    let format = tracepoint_format(category, name).unwrap();
+    let format = tracefs::read_format(category, name).unwrap();
     format.field(field).unwrap().offset as i16
 }
 

@@ -12,9 +12,10 @@ use std::fs;
 use std::io;
 use std::process::Command;
 
-use dtk::backend::{select, BackendChoice, EventSink, Job, Stop, Target};
+use dtk::backend::{select, BackendChoice, EventSink, Job, Stop};
 use dtk::event::{AggFunc, AggSnapshot, AggValue, Event, Printf, Value, QUANTIZE_BUCKETS};
 use dtk::script::{bundled, Param, Script, TargetMacro};
+use dtk::target::Target;
 
 use crate::util::kernel_available;
 

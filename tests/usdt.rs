@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use dtk::backend::linux::attach::procmaps::{find_probe_file, ProcessMaps};
-use dtk::backend::linux::attach::tracefs;
-use dtk::backend::linux::attach::uprobe::attach_uprobe;
-use dtk::backend::linux::attach::usdt::load::load_arg;
-use dtk::backend::linux::attach::usdt::{UsdtProbe, UsdtProbes};
+use dtk::backend::linux::attach::uprobe::{attach_uprobe, UprobeSpec};
 use dtk::backend::linux::attach::Link;
 use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use dtk::backend::linux::bpf::prog::{self, ProgType, Program};
 use dtk::backend::linux::bpf::ringbuf::RingBuf;
+use dtk::backend::linux::codegen::usdt_arg::load_arg;
+use dtk::inspect::procmaps::{find_probe_file, ProcessMaps};
+use dtk::inspect::tracefs;
+use dtk::inspect::usdt::{UsdtProbe, UsdtProbes};
 
 use crate::util::kernel_available;
 
@@ -122,7 +122,7 @@ fn empty_program() -> Program {
 fn attach(prog: &Program, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
     sites
         .iter()
-        .map(|site| attach_uprobe(prog, &site.uprobe_spec(Some(pid as i32))).unwrap())
+        .map(|site| attach_uprobe(prog, &UprobeSpec::usdt(site, Some(pid as i32))).unwrap())
         .collect()
 }
 

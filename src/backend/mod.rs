@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::event::{Event, ProbeDesc, TargetExit};
 use crate::script::Script;
+use crate::target::Target;
 
 #[cfg(dtk_libdtrace)]
 pub mod libdtrace;
@@ -24,17 +25,6 @@ pub enum BackendChoice {
     Auto,
     Libdtrace,
     Linux,
-}
-
-/// The process a run is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    None,
-    /// `-p PID`: grab a running process; tracing ends when it exits.
-    Pid(u32),
-    /// `-c CMD`: start the command (argv), trace it from its first instruction, end when it
-    /// exits.
-    Command(Vec<String>),
 }
 
 /// Everything a back end needs for one run.

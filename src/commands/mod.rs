@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::backend::{self, EventSink, Job, RunEnd, Stop, Target};
+use crate::backend::{self, EventSink, Job, RunEnd, Stop};
 use crate::config::{CommandConfig, Config, ShowConfig};
 use crate::event::{DropKind, Event, TargetStatus};
 use crate::script::Script;
+use crate::target::Target;
 
 /// Runs the configured command; returns dtk's exit status.
 pub fn dispatch(config: Config) -> Result<u8> {

@@ -438,7 +438,7 @@ mod tests {
 
     fn config(full: bool) -> OpensConfig {
         OpensConfig {
-            target: crate::backend::Target::None,
+            target: crate::target::Target::None,
             name: None,
             name_regex: None,
             zone: None,

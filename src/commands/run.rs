@@ -9,11 +9,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::Notices;
-use crate::backend::{self, EventSink, Job, Stop, Target};
+use crate::aggregation_text;
+use crate::backend::{self, EventSink, Job, Stop};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
 use crate::event::{Event, Printf, ProbeDesc, Value};
-use crate::output::{self, aggregation, json, text, LineWriter};
+use crate::output::{self, json, text, LineWriter};
 use crate::script::Script;
+use crate::target::Target;
 
 /// Returns the status the program gave exit(), as dtrace(1) exits with it, else 0 (also when
 /// a -c command ends the run: its status is reported, not returned, as by dtrace(1)).
@@ -172,8 +174,10 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
                     values.join(" ")
                 ))
             }
-            Event::Agg(snapshot) => self.out.text(&aggregation::render(&snapshot)),
-            Event::FinalAggs(snapshots) => self.out.text(&aggregation::render_final(&snapshots)),
+            Event::Agg(snapshot) => self.out.text(&aggregation_text::render(&snapshot)),
+            Event::FinalAggs(snapshots) => {
+                self.out.text(&aggregation_text::render_final(&snapshots))
+            }
             Event::TargetExited(exit) => {
                 if !self.quiet {
                     eprintln!("dtk: {exit}");

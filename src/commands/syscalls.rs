@@ -17,12 +17,14 @@ use serde::Serialize;
 
 use super::opens::errno_name;
 use super::{exit_status, trace, Notices};
-use crate::backend::{self, EventSink, Job, Target};
+use crate::aggregation_text;
+use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
-use crate::output::{self, aggregation, json, LineWriter};
+use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::target::Target;
 
 /// The script `dtk syscalls` runs for this configuration.
 pub fn script(c: &SyscallsConfig) -> Result<Script> {
@@ -264,7 +266,7 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
     /// line per call, `{"type": "histogram", "syscall", "unit": "ns", "buckets": […]}`.
     fn histogram(&mut self, hist: &AggSnapshot) -> io::Result<()> {
         if self.output.format != Format::Json {
-            return self.out.text(&aggregation::render(hist));
+            return self.out.text(&aggregation_text::render(hist));
         }
         for entry in &hist.entries {
             let mut line = serde_json::Map::new();
@@ -367,8 +369,8 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Target;
     use crate::event::{AggEntry, AggFunc};
+    use crate::target::Target;
 
     fn config(by_process: bool) -> SyscallsConfig {
         SyscallsConfig {

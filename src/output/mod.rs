@@ -2,7 +2,6 @@
 //! lines, the full-screen terminal of live views (`live`), and recognising a closed pipe.
 //! Presenters receive these decisions; they never ask the terminal themselves.
 
-pub mod aggregation;
 pub mod json;
 pub mod live;
 pub mod text;

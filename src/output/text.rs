@@ -18,10 +18,18 @@
 //!
 //! JSON strings are valid UTF-8 by definition; a traced string that is not is written as
 //! `{"bytes":"<base64>"}` (standard alphabet, with padding), the form ripgrep's JSON output uses.
+//!
+//! The event model's traced strings ([`ByteString`]), probe names ([`ProbeDesc`]) and printf
+//! output ([`Printf`]) are shown through the impls here, so that the event model itself knows
+//! nothing of presentation.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::event::{ByteString, Printf, ProbeDesc};
 
 /// `bytes` as text output shows them: unchanged when nothing needs an escape.
 pub fn escape(bytes: &[u8]) -> Cow<'_, str> {
@@ -77,6 +85,48 @@ pub fn escape_ranges(bytes: &[u8], traced: &[Range<usize>]) -> String {
     out
 }
 
+impl fmt::Display for ByteString {
+    /// The escaped text; width and alignment (`{:<16}`) apply to what is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&escape(self.as_bytes()))
+    }
+}
+
+impl Serialize for ByteString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.to_str() {
+            Some(s) => serializer.serialize_str(s),
+            None => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("bytes", &base64(self.as_bytes()))?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProbeDesc {
+    /// The four names, escaped: a USDT or pid probe takes its names from the traced binary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = |s: &str| escape(s.as_bytes()).into_owned();
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            e(&self.provider),
+            e(&self.module),
+            e(&self.function),
+            e(&self.name)
+        )
+    }
+}
+
+impl Printf {
+    /// The text as text output shows it: traced values escaped, the format's text as it is.
+    pub fn display(&self) -> String {
+        escape_ranges(&self.text, &self.traced)
+    }
+}
+
 /// Whether a character is shown as an escape.
 fn needs_escape(c: char) -> bool {
     c == '\\'
@@ -118,6 +168,43 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Origin;
+    use std::sync::Arc;
+
+    #[test]
+    fn byte_strings_are_json_strings_when_utf8_and_base64_when_not() {
+        let utf8 = ByteString::from("a\n\u{1b}é");
+        assert_eq!(serde_json::to_string(&utf8).unwrap(), r#""a\n\u001bé""#);
+        let raw = ByteString::from(&b"x\xff\xfe"[..]);
+        assert_eq!(serde_json::to_string(&raw).unwrap(), r#"{"bytes":"eP/+"}"#);
+    }
+
+    #[test]
+    fn byte_strings_display_escaped_and_padded() {
+        let name = ByteString::from(&b"a\x1b[2J\xff"[..]);
+        assert_eq!(format!("{name:<14}|"), "a\\x1b[2J\\xff  |");
+        assert_eq!(
+            name.as_bytes(),
+            b"a\x1b[2J\xff",
+            "the bytes themselves are kept"
+        );
+    }
+
+    #[test]
+    fn printf_shows_traced_values_escaped_and_its_format_as_is() {
+        let p = Printf {
+            origin: Origin {
+                probe: Arc::new(ProbeDesc::default()),
+                cpu: 0,
+                ts_ns: 0,
+            },
+            text: ByteString::from(&b"open a\nb\x1b 3\n"[..]),
+            traced: vec![5..9, 10..11],
+            args: Vec::new(),
+            printa: None,
+        };
+        assert_eq!(p.display(), "open a\\nb\\x1b 3\n");
+    }
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {

@@ -16,9 +16,9 @@ use thiserror::Error;
 
 use command::Program;
 
-use crate::backend::linux::attach::elf::{ElfError, ElfImage};
-use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
-use crate::backend::linux::attach::usdt::UsdtProbes;
+use crate::inspect::elf::{ElfError, ElfImage};
+use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
+use crate::inspect::usdt::UsdtProbes;
 
 /// CPython's bytecode evaluator: with the perf trampoline, entered once per Python call.
 pub const EVAL_FRAME: &str = "_PyEval_EvalFrameDefault";

@@ -98,10 +98,10 @@ fn a_missing_tracepoint_is_named() {
     if !kernel_available("a_missing_tracepoint_is_named") {
         return;
     }
-    let err = tracepoint_format("syscalls", "sys_enter_no_such_call").unwrap_err();
+    let err = tracefs::read_format("syscalls", "sys_enter_no_such_call").unwrap_err();
     assert!(matches!(
         err,
-        AttachError::NoSuchTracepoint {
+        TracefsError::NoSuchTracepoint {
             category_exists: true,
             ..
         }
@@ -109,10 +109,10 @@ fn a_missing_tracepoint_is_named() {
     assert!(err
         .to_string()
         .contains("tracepoint syscalls:sys_enter_no_such_call does not exist"));
-    let err = tracepoint_format("../..", "x").unwrap_err();
+    let err = tracefs::read_format("../..", "x").unwrap_err();
     assert!(matches!(
         err,
-        AttachError::NoSuchTracepoint {
+        TracefsError::NoSuchTracepoint {
             category_exists: false,
             ..
         }
@@ -124,13 +124,13 @@ fn tracepoint_formats_give_field_layouts() {
     if !kernel_available("tracepoint_formats_give_field_layouts") {
         return;
     }
-    let openat = tracepoint_format("syscalls", "sys_enter_openat").unwrap();
+    let openat = tracefs::read_format("syscalls", "sys_enter_openat").unwrap();
     let filename = openat.field("filename").unwrap();
     assert_eq!(
         (filename.size, filename.c_type.as_str()),
         (8, "const char *")
     );
-    let exec = tracepoint_format("sched", "sched_process_exec").unwrap();
+    let exec = tracefs::read_format("sched", "sched_process_exec").unwrap();
     assert!(exec
         .field("filename")
         .unwrap()
@@ -143,7 +143,7 @@ fn tracepoint_formats_give_field_layouts() {
         ("sched", "sched_process_exit"),
         ("sched", "sched_process_fork"),
     ] {
-        let format = tracepoint_format(category, name).unwrap();
+        let format = tracefs::read_format(category, name).unwrap();
         assert!(format.id > 0 && format.fields.len() > 4, "{format:?}");
     }
 }
@@ -195,8 +195,8 @@ fn tracefs_is_mounted_when_missing_inner() {
     ] {
         assert!(!Path::new(dir).exists(), "{dir} is still there");
     }
-    let root = dtk::backend::linux::attach::tracefs::root().unwrap();
+    let root = dtk::inspect::tracefs::root().unwrap();
     assert_eq!(root, Path::new("/sys/kernel/tracing"));
-    let format = tracepoint_format("syscalls", "sys_enter_openat").unwrap();
+    let format = tracefs::read_format("syscalls", "sys_enter_openat").unwrap();
     assert!(format.field("filename").is_some());
 }

@@ -105,7 +105,7 @@ fn nothing_is_left_open_after_drop_or_error_inner() {
         return;
     }
     // tracefs lookups cache their root once; do that before counting.
-    tracepoint_format("syscalls", "sys_enter_close").unwrap();
+    tracefs::read_format("syscalls", "sys_enter_close").unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let before = held();
     let everything = attach_everything(scratch.path());

@@ -137,7 +137,7 @@ fn sched_and_raw_syscall_tracepoints_see_a_child_fork_exec_and_exit() {
     }
     let mut ring = RingBuf::create(1 << 22, "dtk_test_sched").unwrap();
     let off = |cat: &str, name: &str, field: &str| {
-        tracepoint_format(cat, name)
+        tracefs::read_format(cat, name)
             .unwrap()
             .field(field)
             .unwrap()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::attach::usdt::UsdtProbes;
+use dtk::inspect::usdt::UsdtProbes;
 use serde_json::Value;
 
 use super::{dtk, programs, success, Interpreter};
@@ -33,8 +33,13 @@ fn start_loop() -> Started {
 
 /// tests/pyflow/loop.py on `python`, once it has said it is ready.
 fn start_loop_on(python: &Interpreter) -> Started {
+    start_on(python, &["loop.py"])
+}
+
+/// A program of tests/pyflow (and its arguments) on `python`, once it has said it is ready.
+fn start_on(python: &Interpreter, script: &[&str]) -> Started {
     let mut child = python
-        .command(&["loop.py"])
+        .command(script)
         .current_dir(programs())
         .stdout(Stdio::piped())
         .spawn()
@@ -295,6 +300,74 @@ fn pyflow_activate_turns_the_trampoline_of_python_3_14_on_and_off_again() {
         !Path::new(&format!("/tmp/perf-{pid}.map")).exists(),
         "perf map removed"
     );
+}
+
+/// The scripts sys.remote_exec ran in a process started on audited.py, as it logged them.
+fn remote_scripts_run(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[test]
+fn show_with_activate_prints_the_program_and_leaves_the_target_alone() {
+    let test = "show_with_activate_prints_the_program_and_leaves_the_target_alone";
+    if !kernel_available(test) {
+        return;
+    }
+    let Some(python) = Interpreter::debian("3.14", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("remote-scripts");
+    let target = start_on(&python, &["audited.py", log.to_str().unwrap()]);
+    let pid = target.0.id();
+    // The same build with its trampoline on from the start: `show` of it needs no
+    // --activate, and prints the program for the target with only the pid changed.
+    let mut perf = python.clone();
+    perf.argv.extend(["-X".to_string(), "perf".to_string()]);
+    let on = start_loop_on(&perf);
+    let expected = dtk(&programs())
+        .args(["show", "pyflow", "-p", &on.0.id().to_string()])
+        .output()
+        .unwrap();
+    success(
+        "dtk show pyflow of a process with the trampoline on",
+        &expected,
+    );
+    let expected = String::from_utf8_lossy(&expected.stdout)
+        .replace(&format!("pid{}::", on.0.id()), &format!("pid{pid}::"));
+    assert!(expected.contains(&format!("pid{pid}::_PyEval_EvalFrameDefault:entry")));
+
+    let shown = dtk(&programs())
+        .args(["show", "pyflow", "-p", &pid.to_string(), "--activate"])
+        .output()
+        .unwrap();
+    success("dtk show pyflow --activate", &shown);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), expected);
+    assert_eq!(String::from_utf8_lossy(&shown.stderr), "");
+    // A remote script runs at the target's next bytecode, within a few 5 ms ticks.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(remote_scripts_run(&log), "", "show ran code in the target");
+    assert!(
+        !Path::new(&format!("/tmp/perf-{pid}.map")).exists(),
+        "the trampoline stays off"
+    );
+
+    // The log does see sys.remote_exec: one that does nothing shows up in it.
+    let script = dir.path().join("nothing.py");
+    std::fs::write(&script, "pass\n").unwrap();
+    let sent = python
+        .command(&[
+            "-c",
+            &format!("import sys; sys.remote_exec({pid}, {script:?})"),
+        ])
+        .output()
+        .unwrap();
+    success("sys.remote_exec of a script that does nothing", &sent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while remote_scripts_run(&log).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(remote_scripts_run(&log), format!("{}\n", script.display()));
 }
 
 /// On the trampoline path the kernel follows at most 64 nested returns per thread: deeper

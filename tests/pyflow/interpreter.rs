@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// One interpreter: how to start it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Interpreter {
     /// `python3.11`, `python3.15`: for messages.
     pub name: String,

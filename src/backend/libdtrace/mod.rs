@@ -23,8 +23,9 @@ use thiserror::Error;
 
 use self::consumer::{Consumer, Failure};
 use self::handle::{Handle, Process, Program, WorkStatus};
-use super::{Backend, BackendError, EventSink, Job, RunEnd, Stop, Target};
+use super::{Backend, BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{Event, ProbeDesc, TargetExit};
+use crate::target::Target;
 
 /// Errors of this back end's calls into libdtrace.
 #[derive(Debug, Error)]

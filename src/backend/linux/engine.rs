@@ -23,8 +23,9 @@ use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
 use super::target::{Spawned, Watched};
-use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop, Target};
+use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
+use crate::target::Target;
 
 /// Where the run's target stands.
 enum Traced {

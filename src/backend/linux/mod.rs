@@ -3,7 +3,6 @@
 
 pub mod attach;
 pub mod bpf;
-pub mod cgroup;
 pub mod codegen;
 pub mod d;
 pub mod deep;

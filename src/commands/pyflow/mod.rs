@@ -20,18 +20,36 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{exit_status, trace};
-use crate::backend::Target;
 use crate::config::{Config, PyflowConfig};
 use crate::event::{Printf, Value};
 use crate::output;
 use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::target::Target;
 
 use present::FlowPresenter;
 
-/// What `dtk pyflow` runs for a configuration: the script for the target's CPython, the
-/// target (a command started for the trampoline path gains `-X perf`), and what dtk turns on
-/// in the target, to announce on stderr.
+/// What `dtk pyflow` runs for a configuration, chosen without acting on any process: the
+/// script for the target's CPython, the target (a command started for the trampoline path
+/// gains `-X perf`), what to announce on stderr, and whether --activate must turn the
+/// trampoline on first. `dtk show` prints this script; only `dtk pyflow` acts on it.
+struct Choice {
+    pub script: Script,
+    pub target: Target,
+    pub notices: Vec<String>,
+    /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
+    pub activate: Option<ToActivate>,
+}
+
+/// A running CPython (3.14 or later) whose perf trampoline --activate turns on.
+struct ToActivate {
+    pid: u32,
+    /// Its version, for the notice.
+    version: String,
+}
+
+/// What `dtk pyflow` runs, once the target is ready: the choice, and the trampoline dtk
+/// turned on, if it did.
 pub struct Prepared {
     pub script: Script,
     pub target: Target,
@@ -67,15 +85,46 @@ impl Drop for Activation {
     }
 }
 
-/// The script `dtk pyflow` runs for this configuration.
+/// The script `dtk pyflow` runs for this configuration. It only reads the target: with
+/// --activate, the trampoline is not turned on.
 pub fn script(c: &PyflowConfig) -> Result<Script> {
-    Ok(prepare(c)?.script)
+    Ok(choose(c)?.script)
+}
+
+/// Chooses, then makes the target ready: with --activate on a CPython whose trampoline is
+/// off, turns it on (sys.remote_exec) until the returned `Activation` is dropped.
+pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
+    let Choice {
+        script,
+        target,
+        mut notices,
+        activate,
+    } = choose(c)?;
+    let activated = match activate {
+        None => None,
+        Some(ToActivate { pid, version }) => {
+            python::remote_exec(pid, "import sys; sys.activate_stack_trampoline('perf')")?;
+            notices.push(format!(
+                "dtk: turning the perf trampoline of pid {pid} (CPython {version}) on with \
+                 sys.remote_exec (--activate); it runs before the process's next bytecode, and \
+                 dtk turns it off when tracing ends"
+            ));
+            Some(Activation { pid })
+        }
+    };
+    Ok(Prepared {
+        script,
+        target,
+        notices,
+        activated,
+    })
 }
 
 /// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
 /// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
-/// 3.14. With no target, every process with markers is traced.
-pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
+/// 3.14. With no target, every process with markers is traced. Reads the target; never acts
+/// on it.
+fn choose(c: &PyflowConfig) -> Result<Choice> {
     let markers = |target: TargetMacro| -> Result<Script> {
         Ok(bundled("pyflow")
             .expect("pyflow.d is bundled")
@@ -84,11 +133,11 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     let mut notices = Vec::new();
     let (build, target_macro, command_index, target) = match &c.target {
         Target::None => {
-            return Ok(Prepared {
+            return Ok(Choice {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
                 notices: Vec::new(),
-                activated: None,
+                activate: None,
             })
         }
         Target::Pid(pid) => {
@@ -131,13 +180,13 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                 .into_iter()
                 .map(|(name, value)| (name, Param::Int(value as i64)))
                 .collect();
-            return Ok(Prepared {
+            return Ok(Choice {
                 script: bundled("pyflow")
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
                 target,
                 notices,
-                activated: None,
+                activate: None,
             });
         }
         FlowSource::Trampoline(layout) => layout,
@@ -156,7 +205,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
             major: 3,
             minor: 14,
         });
-    let mut activated = None;
+    let mut activate = None;
     let (target, notice) = match (&target, command_index) {
         (Target::Command(argv), Some(index)) => {
             let mut argv = argv.clone();
@@ -170,14 +219,11 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         }
         (Target::Pid(pid), _) if trampoline_active(*pid) => (Target::Pid(*pid), None),
         (Target::Pid(pid), _) if c.activate && remote_exec_works => {
-            python::remote_exec(*pid, "import sys; sys.activate_stack_trampoline('perf')")?;
-            activated = Some(Activation { pid: *pid });
-            let notice = format!(
-                "dtk: turning the perf trampoline of pid {pid} (CPython {version}) on with \
-                 sys.remote_exec (--activate); it runs before the process's next bytecode, and \
-                 dtk turns it off when tracing ends"
-            );
-            (Target::Pid(*pid), Some(notice))
+            activate = Some(ToActivate {
+                pid: *pid,
+                version: version.clone(),
+            });
+            (Target::Pid(*pid), None)
         }
         (Target::Pid(pid), _) => {
             return Err(PythonError::TrampolineInactive {
@@ -196,11 +242,11 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         (target, _) => (target.clone(), None),
     };
     notices.extend(notice);
-    Ok(Prepared {
+    Ok(Choice {
         script,
         target,
         notices,
-        activated,
+        activate,
     })
 }
 

@@ -13,11 +13,12 @@ use owo_colors::OwoColorize;
 
 use super::flow::{Flow, FnKey, Shown, Totals};
 use super::{Kind, PyEvent};
-use crate::backend::{EventSink, Target};
+use crate::backend::EventSink;
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
 use crate::event::{AggSnapshot, Event};
 use crate::output::{text, LineWriter};
+use crate::target::Target;
 
 /// Colours that deep levels cycle through.
 const DEPTH_COLOURS: [owo_colors::AnsiColors; 4] = [

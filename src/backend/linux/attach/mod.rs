@@ -1,4 +1,6 @@
-//! Attach points: tracepoints, uprobes, USDT, perf events.
+//! Attach points: tracepoints, uprobes (USDT probes are uprobes), perf events. Only what
+//! attaches lives here; reading the system (tracefs, ELF files, USDT notes, process maps) is
+//! `crate::inspect`, and the BPF code that reads USDT arguments is `codegen::usdt_arg`.
 //!
 //! Every attachment is a perf event with the program set on it: `perf_event_open`, then
 //! `PERF_EVENT_IOC_SET_BPF`, then `PERF_EVENT_IOC_ENABLE`. dtk uses this one path instead of
@@ -8,20 +10,16 @@
 //! Closing the perf event fd detaches the program, so a [`Link`] detaches on drop, and the
 //! kernel does the same if dtk dies.
 
-pub mod elf;
 pub mod perf;
-pub mod procmaps;
-mod ptrace;
-pub mod tracefs;
 pub mod tracepoint;
 pub mod uprobe;
-pub mod usdt;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use super::bpf::prog::Program;
 use super::bpf::sys::{self, PerfEventAttr, PerfIoctl, SysError};
+use crate::inspect::tracefs::TracefsError;
 
 /// Why an attachment failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,35 +36,8 @@ pub enum AttachError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "tracefs is not mounted and could not be mounted at /sys/kernel/tracing or under debugfs"
-    )]
-    NoTracefs {
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "tracefs is mounted at {} but this process cannot read it: run dtk as root, or give it \
-         CAP_DAC_READ_SEARCH as well as CAP_BPF and CAP_PERFMON",
-        path.display()
-    )]
-    TracefsUnreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("tracepoint {category}:{name} does not exist{}", hint(.category_exists))]
-    NoSuchTracepoint {
-        category: String,
-        name: String,
-        category_exists: bool,
-    },
-    #[error("{} line {line}: cannot parse tracepoint field {text:?}", path.display())]
-    Format {
-        path: PathBuf,
-        line: usize,
-        text: String,
-    },
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
     #[error("{} does not hold a number: {text:?}", path.display())]
     BadNumber { path: PathBuf, text: String },
     #[error(
@@ -93,14 +64,6 @@ pub enum AttachError {
         #[source]
         source: SysError,
     },
-}
-
-fn hint(category_exists: &bool) -> &'static str {
-    if *category_exists {
-        " (its category exists; see available_events in tracefs for the names)"
-    } else {
-        " (no such category; see available_events in tracefs)"
-    }
 }
 
 /// A program attached to one or more perf events (one per CPU for cpu-clock sampling).

@@ -2,10 +2,10 @@
 //! as `PERF_TYPE_TRACEPOINT` perf events whose config is the tracefs id (kernel ≥ 4.7 for
 //! `BPF_PROG_TYPE_TRACEPOINT`).
 
-use super::tracefs::{self, TracepointFormat};
 use super::{attach_perf_event, AttachError, Link};
 use crate::backend::linux::bpf::prog::Program;
 use crate::backend::linux::bpf::sys::{PerfEventAttr, PERF_TYPE_TRACEPOINT};
+use crate::inspect::tracefs;
 
 /// Attaches `prog` (a `ProgType::Tracepoint` program) to `category:name`, for every process.
 ///
@@ -21,9 +21,4 @@ pub fn attach_tracepoint(prog: &Program, category: &str, name: &str) -> Result<L
         events: vec![event],
         what,
     })
-}
-
-/// The record layout of `category:name`: each field's name, C type, offset, size and sign.
-pub fn tracepoint_format(category: &str, name: &str) -> Result<TracepointFormat, AttachError> {
-    tracefs::read_format(category, name)
 }

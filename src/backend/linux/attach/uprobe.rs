@@ -15,9 +15,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{attach_perf_event, read_number, tracefs, AttachError, Link};
+use super::{attach_perf_event, read_number, AttachError, Link};
 use crate::backend::linux::bpf::prog::Program;
 use crate::backend::linux::bpf::sys::PerfEventAttr;
+use crate::inspect::tracefs;
+use crate::inspect::usdt::UsdtProbe;
 
 const PMU: &str = "/sys/bus/event_source/devices/uprobe";
 
@@ -26,7 +28,7 @@ const PMU: &str = "/sys/bus/event_source/devices/uprobe";
 pub struct UprobeSpec {
     /// The ELF file (executable or shared library) the probe is in.
     pub path: PathBuf,
-    /// File offset of the instruction (not a virtual address; see `attach::elf`).
+    /// File offset of the instruction (not a virtual address; see `inspect::elf`).
     pub offset: u64,
     /// File offset of a USDT semaphore (a u16) that the kernel raises while attached.
     pub ref_ctr_offset: Option<u64>,
@@ -34,6 +36,20 @@ pub struct UprobeSpec {
     pub pid: Option<i32>,
     /// A uretprobe, which fires on return from the function at `offset`.
     pub retprobe: bool,
+}
+
+impl UprobeSpec {
+    /// Where to attach a USDT probe site: in the file it was read from, with its semaphore
+    /// counted by the kernel, for `pid` only or for every process that maps the file.
+    pub fn usdt(probe: &UsdtProbe, pid: Option<i32>) -> UprobeSpec {
+        UprobeSpec {
+            path: probe.path().to_path_buf(),
+            offset: probe.file_offset,
+            ref_ctr_offset: probe.semaphore.map(|s| s.file_offset),
+            pid,
+            retprobe: false,
+        }
+    }
 }
 
 /// Attaches `prog` (a `ProgType::Kprobe` program; its context is `pt_regs`) at `spec`.
@@ -182,6 +198,7 @@ fn parse_probe_line(line: &str) -> Option<ProbeLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::usdt::UsdtProbes;
 
     #[test]
     fn pmu_format_bits_parse() {
@@ -216,5 +233,19 @@ mod tests {
             describe(&spec),
             "uretprobe /usr/bin/python3.11:0x283b98 (semaphore at 0x683260) in pid 42"
         );
+    }
+
+    #[test]
+    fn uprobe_spec_carries_the_semaphore_offset() {
+        let python = Path::new("/usr/bin/python3.11");
+        let probes = UsdtProbes::open(python).unwrap();
+        let entry = probes.find("python", "function__entry").unwrap()[0];
+        let spec = UprobeSpec::usdt(entry, Some(42));
+        assert_eq!(spec.path, python);
+        assert_eq!(spec.offset, entry.file_offset);
+        assert_eq!(spec.ref_ctr_offset, entry.semaphore.map(|s| s.file_offset));
+        assert!(spec.ref_ctr_offset.is_some());
+        assert_eq!(spec.pid, Some(42));
+        assert!(!spec.retprobe);
     }
 }

@@ -17,6 +17,7 @@ mod derived;
 mod predicate;
 mod program;
 pub mod record;
+pub mod usdt_arg;
 
 use thiserror::Error;
 

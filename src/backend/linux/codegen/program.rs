@@ -10,7 +10,7 @@
 use super::aggregate::AggregationMaps;
 use super::predicate;
 use super::record::{self, arg_offset, Layout};
-use crate::backend::linux::attach::usdt::load::load_arg;
+use super::usdt_arg::load_arg;
 use crate::backend::linux::bpf::drops::DropCounter;
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, Reg, Size, Src,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::buckets::{
     arg, llquantize_bucket, llquantize_layout, lquantize_bucket, lquantize_layout, quantize_bucket,
+    BadParameters,
 };
 use crate::backend::linux::d::ast::Function;
 use crate::event::{
@@ -89,11 +90,6 @@ impl std::hash::Hash for KeyPart {
         self.bits().hash(state);
     }
 }
-
-/// Why an aggregating function's parameters cannot be used (DTrace rejects these when it
-/// compiles the program).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadParameters(pub String);
 
 /// The arguments of one aggregating call, evaluated.
 pub struct Update<'a> {

@@ -3,8 +3,12 @@
 
 use std::cmp::Ordering;
 
-use super::agg::BadParameters;
 use crate::event::{AggValue, QUANTIZE_BUCKETS};
+
+/// Why an aggregating function's parameters cannot be used (DTrace rejects these when it
+/// compiles the program).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadParameters(pub String);
 
 pub fn arg(args: &[i64], i: usize) -> i64 {
     args.get(i).copied().unwrap_or(0)

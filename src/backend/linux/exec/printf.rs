@@ -14,9 +14,9 @@ use super::agg::KeyPart;
 use super::eval::string_of;
 use super::format::{self, Arg, Count, Piece, Spec};
 use super::value::{bits, is_signed, Value};
+use crate::aggregation_text;
 use crate::backend::linux::d::ast::DType;
 use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue};
-use crate::output::aggregation;
 
 /// One printf argument with its D type.
 pub struct Typed {
@@ -197,7 +197,7 @@ fn value_text(
             value: value.clone(),
         }],
     };
-    let text = aggregation::render(&snapshot);
+    let text = aggregation_text::render(&snapshot);
     let text = text.strip_prefix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\n').unwrap_or(text);
     format::string(spec, width, precision, text.as_bytes())

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 
-use crate::backend::linux::cgroup;
+use crate::inspect::cgroup;
 
 /// How much of the arguments illumos keeps in `pr_psargs` (PRARGSZ) and of the name in
 /// `pr_fname` (PRFNSZ), less their NUL.

@@ -25,8 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::captures::walk;
 use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
+use super::walk::walk;
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::deep;
@@ -609,7 +609,7 @@ fn other_actions(probes: &[PlannedProbe], clauses: &[&Clause]) -> OtherActions {
             }
         };
         for stmt in clause.body.iter().flatten() {
-            super::captures::walk_stmt(stmt, &mut visit);
+            super::walk::walk_stmt(stmt, &mut visit);
         }
         if let Some(p) = &clause.predicate {
             walk(p, &mut visit);

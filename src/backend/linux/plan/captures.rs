@@ -11,9 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use super::derived::{self, AddrExpr, DerivedRead, ShadowStore};
+use super::derived::{self, read_size, AddrExpr, DerivedRead, ShadowStore};
+use super::walk::{walk, walk_stmt};
 use super::{PlannedProbe, Site};
-use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, VarScope};
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -329,19 +330,6 @@ fn note(e: &Expr, used: &mut ClauseUse) {
     }
 }
 
-/// What a copyinstr (`Some(None)`: a string) or copyin with a constant size
-/// (`Some(Some(size))`) reads; None for any other call.
-pub fn read_size(func: Function, args: &[Expr]) -> Option<Option<u32>> {
-    match func {
-        Function::Copyinstr => Some(None),
-        Function::Copyin => {
-            let size = args.get(1).and_then(Expr::as_int)?;
-            Some(Some(u32::try_from(size).unwrap_or(u32::MAX)))
-        }
-        _ => None,
-    }
-}
-
 /// `argN`, `args[N]` or a variable, seen through casts.
 fn pointer_of(e: &Expr) -> Option<Pointer> {
     match &e.kind {
@@ -363,28 +351,4 @@ fn pointer_of(e: &Expr) -> Option<Pointer> {
         )),
         _ => None,
     }
-}
-
-pub fn walk_stmt<'e>(stmt: &'e Stmt, visit: &mut impl FnMut(&'e Expr)) {
-    match stmt {
-        Stmt::Expr(e) => walk(e, visit),
-        Stmt::Aggregate(a) => a.keys.iter().chain(&a.args).for_each(|e| walk(e, visit)),
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-            ..
-        } => {
-            walk(cond, visit);
-            then.iter()
-                .chain(otherwise.iter().flatten())
-                .for_each(|s| walk_stmt(s, visit));
-        }
-    }
-}
-
-/// Calls `visit` on `e` and every expression inside it.
-pub fn walk<'e>(e: &'e Expr, visit: &mut impl FnMut(&'e Expr)) {
-    visit(e);
-    e.for_each_child(&mut |c| walk(c, visit));
 }

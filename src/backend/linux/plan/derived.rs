@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use super::walk::walk;
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, Stmt, UnaryOp, VarScope,
 };
@@ -198,7 +199,7 @@ impl Firing<'_> {
     fn assignments<'e>(&mut self, e: &'e Expr, branch: bool) {
         deep::recurse(|| {
             let mut changes: Vec<(&'e Expr, Option<&'e Expr>)> = Vec::new();
-            super::captures::walk(e, &mut |e: &'e Expr| {
+            walk(e, &mut |e: &'e Expr| {
                 let (target, value) = match &e.kind {
                     ExprKind::Assign {
                         op: None,
@@ -247,11 +248,11 @@ impl Firing<'_> {
     /// Adds a derived read for every copyin/copyinstr in `e` whose address is computed.
     fn collect(&mut self, e: &Expr) {
         deep::recurse(|| {
-            super::captures::walk(e, &mut |e: &Expr| {
+            walk(e, &mut |e: &Expr| {
                 let ExprKind::Call { func, args } = &e.kind else {
                     return;
                 };
-                let Some(size) = super::captures::read_size(*func, args) else {
+                let Some(size) = read_size(*func, args) else {
                     return;
                 };
                 let Some(addr) = args
@@ -442,5 +443,18 @@ fn fit(e: AddrExpr, ty: &DType) -> AddrExpr {
         )
     } else {
         binary(AddrOp::And, e, AddrExpr::Const(u64::MAX >> unused))
+    }
+}
+
+/// What a copyinstr (`Some(None)`: a string) or copyin with a constant size
+/// (`Some(Some(size))`) reads; None for any other call.
+pub fn read_size(func: Function, args: &[Expr]) -> Option<Option<u32>> {
+    match func {
+        Function::Copyinstr => Some(None),
+        Function::Copyin => {
+            let size = args.get(1).and_then(Expr::as_int)?;
+            Some(Some(u32::try_from(size).unwrap_or(u32::MAX)))
+        }
+        _ => None,
     }
 }

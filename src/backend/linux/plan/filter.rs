@@ -120,7 +120,7 @@ const MAX_KERNEL_PREDICATE: usize = 4096;
 
 fn size(e: &Expr) -> usize {
     let mut nodes = 0;
-    super::captures::walk(e, &mut |_| nodes += 1);
+    super::walk::walk(e, &mut |_| nodes += 1);
     nodes
 }
 

@@ -24,6 +24,7 @@ mod syscall;
 mod threadvars;
 mod timer;
 mod usdt;
+mod walk;
 mod zone;
 
 use std::collections::HashMap;
@@ -32,24 +33,25 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::attach::elf::ElfError;
-use super::attach::procmaps::ProcMapsError;
 use super::attach::uprobe::UprobeSpec;
-use super::attach::usdt::arg::UsdtArg;
-use super::attach::usdt::UsdtError;
-use super::attach::AttachError;
-use super::cgroup::CgroupError;
 use super::d::ast::{self, Expr};
 use super::firing::{ProbeInfo, ProbeKind, Zone, MAX_ZONES};
 use super::options::Options;
 use crate::event::ProbeDesc;
+use crate::inspect::cgroup::CgroupError;
+use crate::inspect::elf::ElfError;
+use crate::inspect::procmaps::ProcMapsError;
+use crate::inspect::tracefs::TracefsError;
+use crate::inspect::usdt::arg::UsdtArg;
+use crate::inspect::usdt::UsdtError;
 
 pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
-pub use captures::{walk, Captures};
+pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
 pub use syscall::raw_id_offset;
+pub use walk::walk;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.
 #[derive(Clone, Debug, PartialEq)]
@@ -165,7 +167,7 @@ pub enum PlanError {
         is_target: bool,
     },
     #[error("cannot list the system's tracepoints")]
-    Tracefs(#[source] Box<AttachError>),
+    Tracefs(#[source] Box<TracefsError>),
     #[error("probe description {desc}: cannot read the files of process {pid}")]
     ProcMaps {
         desc: String,
@@ -196,7 +198,7 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    fn tracefs(source: AttachError) -> PlanError {
+    fn tracefs(source: TracefsError) -> PlanError {
         PlanError::Tracefs(Box::new(source))
     }
 }

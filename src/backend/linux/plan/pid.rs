@@ -14,12 +14,12 @@ use object::{Object, ObjectSymbol, SymbolKind};
 
 use super::glob::{is_glob, matches};
 use super::{describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite};
-use crate::backend::linux::attach::elf::{ElfError, ElfImage};
-use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
 use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
 use crate::event::ProbeDesc;
+use crate::inspect::elf::{ElfError, ElfImage};
+use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
 
 /// The pid provider's probes in process `pid`.
 pub fn probes(

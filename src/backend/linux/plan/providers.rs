@@ -4,11 +4,10 @@
 
 use super::glob::{is_glob, matches};
 use super::{describe, pid, syscall, timer, usdt, Candidate, PlanError, Site};
-use crate::backend::linux::attach::tracefs::Field;
-use crate::backend::linux::attach::tracepoint::tracepoint_format;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
 use crate::event::ProbeDesc;
+use crate::inspect::tracefs::{self, Field};
 
 /// What planning reads once and reuses across descriptions.
 #[derive(Default)]
@@ -149,7 +148,7 @@ fn proc_probes(desc: &ast::ProbeDesc) -> Result<Vec<Candidate>, PlanError> {
         if !matches(&desc.name, name) {
             continue;
         }
-        let format = tracepoint_format("sched", tracepoint).map_err(PlanError::tracefs)?;
+        let format = tracefs::read_format("sched", tracepoint).map_err(PlanError::tracefs)?;
         // proc:::create's arg0 is the new process's pid (DTrace passes its psinfo).
         let args = match *name {
             "create" => format

@@ -12,11 +12,10 @@ use std::str::FromStr;
 
 use super::providers::{field_load, Cache};
 use super::{ArgLoad, Candidate, PlanError, PlannedProbe, Site};
-use crate::backend::linux::attach::tracefs;
-use crate::backend::linux::attach::tracepoint::tracepoint_format;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
 use crate::event::ProbeDesc;
+use crate::inspect::tracefs::{self, TracefsError};
 
 /// More entry (or return) probes than this go through raw_syscalls.
 pub const RAW_THRESHOLD: usize = 20;
@@ -27,7 +26,7 @@ pub fn list() -> Result<Vec<String>, PlanError> {
         .map_err(PlanError::tracefs)?
         .join("events/syscalls");
     let entries = std::fs::read_dir(&dir).map_err(|source| {
-        PlanError::tracefs(crate::backend::linux::attach::AttachError::Io {
+        PlanError::tracefs(TracefsError::Io {
             path: dir.clone(),
             source,
         })
@@ -134,15 +133,13 @@ fn syscall_number(name: &str) -> Option<u32> {
 /// Arguments through raw_syscalls: `args[0..6]` on entry, `ret` twice on return.
 fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
-    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
+    let format = tracefs::read_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
     let missing = |field: &str| {
-        PlanError::tracefs(
-            crate::backend::linux::attach::AttachError::NoSuchTracepoint {
-                category: "raw_syscalls".into(),
-                name: format!("{name} (field {field})"),
-                category_exists: true,
-            },
-        )
+        PlanError::tracefs(TracefsError::NoSuchTracepoint {
+            category: "raw_syscalls".into(),
+            name: format!("{name} (field {field})"),
+            category_exists: true,
+        })
     };
     if entry {
         let args = format.field("args").ok_or_else(|| missing("args"))?;
@@ -162,15 +159,13 @@ fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
 /// The offset of the syscall number in a raw_syscalls record (`id`).
 pub fn raw_id_offset(entry: bool) -> Result<u16, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
-    let format = tracepoint_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
+    let format = tracefs::read_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
     format.field("id").map(|f| f.offset as u16).ok_or_else(|| {
-        PlanError::tracefs(
-            crate::backend::linux::attach::AttachError::NoSuchTracepoint {
-                category: "raw_syscalls".into(),
-                name: format!("{name} (field id)"),
-                category_exists: true,
-            },
-        )
+        PlanError::tracefs(TracefsError::NoSuchTracepoint {
+            category: "raw_syscalls".into(),
+            name: format!("{name} (field id)"),
+            category_exists: true,
+        })
     })
 }
 
@@ -181,7 +176,7 @@ fn own_tracepoint(syscall: &str, entry: bool) -> Result<Site, PlanError> {
         "{}{syscall}",
         if entry { "sys_enter_" } else { "sys_exit_" }
     );
-    let format = tracepoint_format("syscalls", &name).map_err(PlanError::tracefs)?;
+    let format = tracefs::read_format("syscalls", &name).map_err(PlanError::tracefs)?;
     let args = if entry {
         format
             .fields

@@ -350,7 +350,7 @@ fn kernel_clauses_read_only_the_header_fields_they_name() {
 
 #[test]
 fn zones_are_resolved_once_in_first_use_order() {
-    if crate::backend::linux::cgroup::mount().is_none() {
+    if crate::inspect::cgroup::mount().is_none() {
         return;
     }
     let p = plan(

@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use super::aggregate::{self, KernelAggregation};
-use super::captures::{walk, walk_stmt};
+use super::walk::{walk, walk_stmt};
 use super::PlannedProbe;
 use crate::backend::linux::d::ast::{Clause, Expr, ExprKind, VarScope};
 

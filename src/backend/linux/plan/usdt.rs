@@ -15,11 +15,12 @@ use std::sync::Arc;
 use super::glob::matches;
 use super::providers::Cache;
 use super::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
-use crate::backend::linux::attach::procmaps::{ProcMapsError, ProcessMaps};
-use crate::backend::linux::attach::usdt::{UsdtError, UsdtProbe, UsdtProbes};
+use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
 use crate::event::ProbeDesc;
+use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
+use crate::inspect::usdt::{UsdtError, UsdtProbe, UsdtProbes};
 
 /// The USDT probes in the files one process maps.
 #[derive(Debug)]
@@ -173,7 +174,7 @@ fn candidates(
 
 fn uprobe_site(probe: &UsdtProbe, file: &MappedProbes, pid: u32) -> Result<UprobeSite, UsdtError> {
     let args = probe.args()?.iter().cloned().map(ArgLoad::Usdt).collect();
-    let mut spec = probe.uprobe_spec(i32::try_from(pid).ok());
+    let mut spec = UprobeSpec::usdt(probe, i32::try_from(pid).ok());
     spec.path = file.path.clone();
     Ok(UprobeSite { spec, args })
 }

@@ -3,11 +3,11 @@
 //! is an error here rather than a filter that silently matches nothing. The kernel then tests
 //! membership (the cgroup or a descendant) at each firing; see `firing::Zone`.
 
-use super::captures::{walk, walk_stmt};
+use super::walk::{walk, walk_stmt};
 use super::PlanError;
-use crate::backend::linux::cgroup;
 use crate::backend::linux::d::ast::{Clause, Expr, ExprKind};
 use crate::backend::linux::firing::{zone_compared, Zone, MAX_ZONES};
+use crate::inspect::cgroup;
 
 /// The zones of `clauses`, in the order the program first names them.
 pub fn resolve(clauses: &[&Clause]) -> Result<Vec<Zone>, PlanError> {

@@ -13,7 +13,7 @@
 mod aarch64;
 mod x86_64;
 
-use super::super::elf::Machine;
+use crate::inspect::elf::Machine;
 
 /// Where an argument's value is, once its text has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]

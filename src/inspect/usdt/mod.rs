@@ -1,9 +1,8 @@
 //! USDT (SystemTap SDT) probes of an ELF file: where each probe is, its semaphore, and how to
-//! read its arguments in a BPF program.
+//! decode its arguments.
 //!
 //! - `note`: the raw `.note.stapsdt` records.
 //! - `arg`: argument specs (`-4@%eax`, `8@[sp, 16]`) → pt_regs slots and memory operands.
-//! - `load`: BPF instructions that put one argument's value in a register.
 //!
 //! Addresses in a note are link-time addresses. If the file was prelinked after linking, every
 //! address moved by the same amount, but the notes (not being allocated) were not relocated.
@@ -17,13 +16,11 @@
 //! `ref_ctr_offset` (kernel ≥ 4.20).
 
 pub mod arg;
-pub mod load;
 pub mod note;
 
 use std::path::{Path, PathBuf};
 
 use super::elf::{ElfError, ElfImage, SectionView};
-use super::uprobe::UprobeSpec;
 use arg::{ArgSpecError, SpecContext, UsdtArg};
 use note::{Layout, StapsdtNote};
 
@@ -115,16 +112,9 @@ impl UsdtProbe {
         format!("{}:{}", self.provider, self.name)
     }
 
-    /// Where to attach this probe site: in the file it was read from, with its semaphore
-    /// counted by the kernel, for `pid` only or for every process that maps the file.
-    pub fn uprobe_spec(&self, pid: Option<i32>) -> UprobeSpec {
-        UprobeSpec {
-            path: self.path.clone(),
-            offset: self.file_offset,
-            ref_ctr_offset: self.semaphore.map(|s| s.file_offset),
-            pid,
-            retprobe: false,
-        }
+    /// The ELF file the probe was read from, where its uprobe goes.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -451,19 +441,6 @@ mod tests {
             ..note
         };
         assert_eq!(prelink_adjusted(&plain, Some(0x21000)), (0x21500, None));
-    }
-
-    #[test]
-    fn uprobe_spec_carries_the_semaphore_offset() {
-        let probes = UsdtProbes::open(Path::new(PYTHON)).unwrap();
-        let entry = probes.find("python", "function__entry").unwrap()[0];
-        let spec = entry.uprobe_spec(Some(42));
-        assert_eq!(spec.path, Path::new(PYTHON));
-        assert_eq!(spec.offset, entry.file_offset);
-        assert_eq!(spec.ref_ctr_offset, entry.semaphore.map(|s| s.file_offset));
-        assert!(spec.ref_ctr_offset.is_some());
-        assert_eq!(spec.pid, Some(42));
-        assert!(!spec.retprobe);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! BPF code that loads a USDT argument into a register, from the `struct pt_regs` a uprobe
-//! program receives as its context.
+//! program receives as its context. Where the argument is comes from `inspect::usdt::arg`.
 //!
 //! The value ends up 64 bits wide: sign-extended for a negative size in the spec, and
 //! zero-extended otherwise, as SystemTap defines it. Register operands are read straight from
@@ -7,8 +7,7 @@
 //! the buffer when the read faults, so a bad pointer in the traced process yields 0.
 
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Helper, Reg, Size, Src};
-
-use super::arg::{ArgLocation, UsdtArg};
+use crate::inspect::usdt::arg::{ArgLocation, UsdtArg};
 
 /// Emits code that leaves `arg`'s value in `dst`.
 ///

@@ -1,4 +1,5 @@
-//! Finding (and if needed mounting) tracefs, and reading a tracepoint's id and format file.
+//! Finding (and if needed mounting) tracefs, and reading a tracepoint's id and format file:
+//! the plan reads formats to lay out records, attach reads ids to open perf events.
 //!
 //! tracefs normally lives at /sys/kernel/tracing (kernel ≥ 4.1); older setups only expose it
 //! as /sys/kernel/debug/tracing inside debugfs. dtk tries both, and mounts tracefs (then
@@ -9,14 +10,62 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::AttachError;
+/// Why tracefs, or a tracepoint in it, could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TracefsError {
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "tracefs is not mounted and could not be mounted at /sys/kernel/tracing or under debugfs"
+    )]
+    NoTracefs {
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "tracefs is mounted at {} but this process cannot read it: run dtk as root, or give it \
+         CAP_DAC_READ_SEARCH as well as CAP_BPF and CAP_PERFMON",
+        path.display()
+    )]
+    TracefsUnreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("tracepoint {category}:{name} does not exist{}", hint(.category_exists))]
+    NoSuchTracepoint {
+        category: String,
+        name: String,
+        category_exists: bool,
+    },
+    #[error("{} line {line}: cannot parse tracepoint field {text:?}", path.display())]
+    Format {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{} does not hold a number: {text:?}", path.display())]
+    BadNumber { path: PathBuf, text: String },
+}
+
+fn hint(category_exists: &bool) -> &'static str {
+    if *category_exists {
+        " (its category exists; see available_events in tracefs for the names)"
+    } else {
+        " (no such category; see available_events in tracefs)"
+    }
+}
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS: &str = "/sys/kernel/debug";
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
 /// The tracefs root, mounting it the first time if needed.
-pub fn root() -> Result<&'static Path, AttachError> {
+pub fn root() -> Result<&'static Path, TracefsError> {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     if let Some(root) = ROOT.get() {
         return Ok(root);
@@ -29,14 +78,14 @@ fn is_tracefs(dir: &str) -> bool {
     Path::new(dir).join("events").is_dir()
 }
 
-fn find_or_mount() -> Result<PathBuf, AttachError> {
+fn find_or_mount() -> Result<PathBuf, TracefsError> {
     for dir in [TRACEFS, DEBUGFS_TRACING] {
         match std::fs::metadata(Path::new(dir).join("events")) {
             Ok(meta) if meta.is_dir() => return Ok(PathBuf::from(dir)),
             // Mounted, but readable by root only (its usual mode, 0700): mounting it again
             // would not help, and "not mounted" would mislead.
             Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(AttachError::TracefsUnreadable {
+                return Err(TracefsError::TracefsUnreadable {
                     path: PathBuf::from(dir),
                     source,
                 })
@@ -44,7 +93,7 @@ fn find_or_mount() -> Result<PathBuf, AttachError> {
             _ => {}
         }
     }
-    mount_one().map_err(|source| AttachError::NoTracefs { source })
+    mount_one().map_err(|source| TracefsError::NoTracefs { source })
 }
 
 fn mount_one() -> io::Result<PathBuf> {
@@ -89,14 +138,14 @@ fn mount(fstype: &str, target: &str) -> io::Result<()> {
 
 /// The directory of tracepoint `category:name`, after checking both are plain identifiers
 /// (so that a user-supplied name cannot walk out of tracefs).
-pub fn event_dir(category: &str, name: &str) -> Result<PathBuf, AttachError> {
+pub fn event_dir(category: &str, name: &str) -> Result<PathBuf, TracefsError> {
     let plain = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
     let events = root()?.join("events");
-    let not_found = |category_exists| AttachError::NoSuchTracepoint {
+    let not_found = |category_exists| TracefsError::NoSuchTracepoint {
         category: category.to_string(),
         name: name.to_string(),
         category_exists,
@@ -112,8 +161,20 @@ pub fn event_dir(category: &str, name: &str) -> Result<PathBuf, AttachError> {
 }
 
 /// The tracepoint's id, which is the perf `config` for `PERF_TYPE_TRACEPOINT`.
-pub fn tracepoint_id(category: &str, name: &str) -> Result<u64, AttachError> {
-    super::read_number(event_dir(category, name)?.join("id"))
+pub fn tracepoint_id(category: &str, name: &str) -> Result<u64, TracefsError> {
+    let path = event_dir(category, name)?.join("id");
+    let text = read(&path)?;
+    text.trim().parse().map_err(|_| TracefsError::BadNumber {
+        path,
+        text: text.trim().to_string(),
+    })
+}
+
+fn read(path: &Path) -> Result<String, TracefsError> {
+    std::fs::read_to_string(path).map_err(|source| TracefsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// One field of a tracepoint record.
@@ -150,14 +211,11 @@ impl TracepointFormat {
 }
 
 /// Reads and parses `events/<category>/<name>/format`.
-pub fn read_format(category: &str, name: &str) -> Result<TracepointFormat, AttachError> {
+pub fn read_format(category: &str, name: &str) -> Result<TracepointFormat, TracefsError> {
     let path = event_dir(category, name)?.join("format");
-    let text = std::fs::read_to_string(&path).map_err(|source| AttachError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let text = read(&path)?;
     let (id, fields) =
-        parse_format(&text).map_err(|(line, text)| AttachError::Format { path, line, text })?;
+        parse_format(&text).map_err(|(line, text)| TracefsError::Format { path, line, text })?;
     Ok(TracepointFormat {
         category: category.to_string(),
         name: name.to_string(),

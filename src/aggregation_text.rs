@@ -2,14 +2,18 @@
 //! automatic print at exit): keys in fixed-width columns, values right-aligned, and the
 //! quantize family as ASCII distributions. Entries are sorted by value, ascending, as dtrace
 //! sorts them by default.
+//!
+//! This text is part of D's semantics, not only a presentation: `printf("%@")` of a
+//! distribution prints it inside the program's own output, so the Linux engine's executor
+//! uses it as well as the presenters. It therefore sits beside the event model, which both
+//! sides share, rather than in `output`.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use super::text;
 use crate::event::{
     compare_values, llquantize_bounds, quantize_bucket_value, AggEntry, AggSnapshot, AggValue,
-    Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
+    ByteString, Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
 };
 
 /// Width of a string key column (left-aligned) and of an integer column (right-aligned).
@@ -73,19 +77,16 @@ fn write_key(out: &mut String, key: &Value, size: u8) {
         Value::UInt(v) => {
             let _ = write!(out, " {v:>width$}");
         }
-        // Traced strings and symbols are shown escaped (`ByteString`'s Display, output::text).
+        // Traced strings and symbols are shown escaped, through ByteString's Display
+        // (output::text).
         Value::Str(s) => {
             let _ = write!(out, "  {s:<STRING_WIDTH$}");
         }
         Value::Stack(frames) => {
             out.push('\n');
             for frame in frames {
-                let _ = writeln!(
-                    out,
-                    "{:STACK_INDENT$}{}",
-                    "",
-                    text::escape(frame.as_bytes())
-                );
+                let frame = ByteString::from(frame.as_str());
+                let _ = writeln!(out, "{:STACK_INDENT$}{frame}", "");
             }
         }
         Value::Bytes(bytes) => {

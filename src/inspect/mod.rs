@@ -1,0 +1,17 @@
+//! Reading the system: ELF files and their USDT notes, a process's memory map, tracefs and
+//! the cgroup tree. Both back ends and the plan use these facts, so this is a leaf module: it
+//! loads no BPF and imports nothing from `backend`.
+//!
+//! - `elf`: symbols → addresses → file offsets, and raw sections.
+//! - `usdt`: the USDT probes of an ELF file and their argument specs.
+//! - `procmaps`: which mapped file of a process holds a probe (with `ptrace`, why the kernel
+//!   refuses to show a map).
+//! - `tracefs`: finding tracefs, tracepoint ids and record formats.
+//! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
+
+pub mod cgroup;
+pub mod elf;
+pub mod procmaps;
+mod ptrace;
+pub mod tracefs;
+pub mod usdt;
