@@ -24,7 +24,7 @@
 
 #pragma D option quiet
 #pragma D option zdefs
-#pragma D option switchrate=10hz
+#pragma D option switchrate=20hz
 
 inline int FILTER_PID = 0;
 inline string FILTER_NAME = "";

@@ -36,7 +36,7 @@
  */
 
 #pragma D option quiet
-#pragma D option switchrate=10hz
+#pragma D option switchrate=20hz
 #pragma D option bufsize=64m
 
 inline int MODEL = 0;

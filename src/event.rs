@@ -111,6 +111,30 @@ impl fmt::Debug for ByteString {
     }
 }
 
+impl ProbeDesc {
+    /// The header of a `dtrace -l`-style listing ([`ProbeDesc::listing_line`]).
+    pub fn listing_header() -> String {
+        format!(
+            "{:>5} {:>10} {:>20} {:>32} NAME",
+            "ID", "PROVIDER", "MODULE", "FUNCTION"
+        )
+    }
+
+    /// This probe's line in a `dtrace -l`-style listing, numbered `id`: ID PROVIDER MODULE
+    /// FUNCTION NAME in right-aligned columns.
+    /// The names are escaped as traced strings are (they may come from the traced binary).
+    pub fn listing_line(&self, id: usize) -> String {
+        let e = |s: &str| ByteString::from(s);
+        format!(
+            "{id:>5} {:>10} {:>20} {:>32} {}",
+            e(&self.provider),
+            e(&self.module),
+            e(&self.function),
+            e(&self.name)
+        )
+    }
+}
+
 /// One value traced by a D action.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -418,6 +442,9 @@ pub enum DropKind {
     Speculation,
     /// Strings cut at strsize.
     TruncatedString,
+    /// Recorded before a stop, but still unread when the time a stop may take ran out: the
+    /// reader was behind a target that traces faster than it prints.
+    Unshown,
 }
 
 impl fmt::Display for DropKind {
@@ -428,6 +455,7 @@ impl fmt::Display for DropKind {
             DropKind::Dynamic => "dynamic variable drops",
             DropKind::Speculation => "speculation drops",
             DropKind::TruncatedString => "strings truncated at strsize",
+            DropKind::Unshown => "events recorded before the stop not shown (dtk was behind)",
         })
     }
 }

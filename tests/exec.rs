@@ -14,6 +14,10 @@ use dtk::event::{AggValue, DropKind, Event, ProbeDesc, Value};
 struct Collect(Vec<Event>);
 
 impl EventSink for Collect {
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
     fn event(&mut self, event: Event) -> std::io::Result<()> {
         self.0.push(event);
         Ok(())

@@ -53,6 +53,10 @@ fn in_own_process(test: &str, body: fn()) {
 struct Collect(Vec<Event>);
 
 impl EventSink for Collect {
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         self.0.push(event);
         Ok(())

@@ -13,6 +13,7 @@ mod json;
 #[cfg(dtk_libdtrace)]
 mod libdtrace;
 mod lifetime;
+mod live;
 mod opens;
 mod pyflow;
 mod run_linux;

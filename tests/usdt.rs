@@ -122,7 +122,11 @@ fn empty_program() -> Program {
 fn attach(prog: &Program, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
     sites
         .iter()
-        .map(|site| attach_uprobe(prog, &UprobeSpec::usdt(site, Some(pid as i32))).unwrap())
+        .map(|site| {
+            attach_uprobe(prog, &UprobeSpec::usdt(site, Some(pid as i32)))
+                .and_then(|l| l.enabled())
+                .unwrap()
+        })
         .collect()
 }
 

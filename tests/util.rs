@@ -1,9 +1,5 @@
 //! Helpers shared by the test modules.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
 /// Whether kernel tests can run here: root, and the bpf() syscall answering. Returns false
 /// (and says so on stderr) when they cannot; panics instead when `DTK_REQUIRE_KERNEL=1`.
 #[allow(dead_code)]
@@ -110,8 +106,8 @@ pub fn feed(fifo: &std::path::Path, rounds: usize, round: usize, pause: std::tim
     }
 }
 
-/// A tmux server of the test's own (one socket per server, so tests in parallel do not
-/// share one), killed with what runs in it when dropped: a real terminal for dtk.
+/// A tmux server of the test's own, killed (with what runs in it) when dropped: dtk on a
+/// real terminal, as a user runs it.
 #[allow(dead_code)]
 pub struct Tmux {
     socket: String,
@@ -119,10 +115,10 @@ pub struct Tmux {
 
 #[allow(dead_code)]
 impl Tmux {
-    /// Runs `command` in a 120x40 window.
+    /// Runs `command` (a shell command line) in a new 120x40 session.
     pub fn start(command: &str) -> Tmux {
-        static SERVERS: AtomicUsize = AtomicUsize::new(0);
-        let n = SERVERS.fetch_add(1, Ordering::Relaxed);
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
             socket: format!("dtk-test-{}-{n}", std::process::id()),
         };
@@ -130,17 +126,18 @@ impl Tmux {
             .command()
             .args(["new-session", "-d", "-x", "120", "-y", "40", command])
             .status()
-            .unwrap();
+            .expect("tmux is needed (apt-get install tmux)");
         assert!(status.success());
         tmux
     }
 
-    pub fn command(&self) -> Command {
-        let mut cmd = Command::new("tmux");
+    fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new("tmux");
         cmd.args(["-L", &self.socket]);
         cmd
     }
 
+    /// What the terminal shows now.
     pub fn screen(&self) -> String {
         let out = self
             .command()
@@ -160,6 +157,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     }
 
+    /// Types `keys` (tmux key names: `q`, `C-c`).
     pub fn keys(&self, keys: &str) {
         let status = self.command().args(["send-keys", keys]).status().unwrap();
         assert!(status.success());
@@ -167,17 +165,17 @@ impl Tmux {
 
     /// Waits up to 20 s for the screen to satisfy `test`, and returns it.
     pub fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         loop {
             let screen = self.screen();
             if test(&screen) {
                 return screen;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < std::time::Duration::from_secs(20),
                 "no {what} on the screen:\n{screen}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }

@@ -54,6 +54,12 @@ pub struct RunEnd {
 /// Receives the events of a run. An error (a closed pipe, say) ends the run.
 pub trait EventSink {
     fn event(&mut self, event: Event) -> io::Result<()>;
+
+    /// A flush point: the back end has delivered what it read, and will wait for more. A
+    /// sink that buffers its output writes it out here, so that on a terminal each event
+    /// shows within the back end's delivery interval rather than when the buffer fills.
+    /// Back ends call it after every batch they deliver and after a tick.
+    fn flush(&mut self) -> io::Result<()>;
 }
 
 /// A tracing engine.

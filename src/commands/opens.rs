@@ -110,6 +110,10 @@ const AT_FDCWD: i64 = libc::AT_FDCWD as i64;
 /// What the notices call lost opens.
 const OPENS_LOST: &str = "opens lost (ring buffer full)";
 
+/// What the notices call opens that a stop cut off: recorded, but still unread when the time
+/// a stop may take ran out.
+const OPENS_UNSHOWN: &str = "opens recorded before the stop not shown (dtk was behind)";
+
 /// ENOENT for 2; the number itself when it has no name here.
 pub fn errno_name(errno: i64) -> String {
     match i32::try_from(errno) {
@@ -283,12 +287,18 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
 
     /// A lost record: at a return probe, one open of a traced process that is not shown.
     /// (A lost entry shows up as a return without one, which opens.d counts in @unmatched.)
+    /// Records a stop left unshown count the same way: those of return probes are opens.
     fn lost(&mut self, kind: DropKind, count: u64, probe: Option<&ProbeDesc>) {
         match probe {
             Some(p) if kind == DropKind::Buffer && p.provider == "syscall" => {
                 self.records_lost = true;
                 if p.name == "return" {
                     self.notices.lost(OPENS_LOST, count);
+                }
+            }
+            Some(p) if kind == DropKind::Unshown && p.provider == "syscall" => {
+                if p.name == "return" {
+                    self.notices.lost(OPENS_UNSHOWN, count);
                 }
             }
             _ => self.notices.drop(kind, count),
@@ -361,6 +371,10 @@ fn wall_clock(ns: u64) -> String {
 }
 
 impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         if let Event::Drop { kind, count, probe } = &event {
             self.lost(*kind, *count, probe.as_deref());

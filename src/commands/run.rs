@@ -71,20 +71,10 @@ fn list(config: &Config, probes: Vec<Arc<ProbeDesc>>) -> Result<()> {
         }
     } else {
         if config.output.header {
-            out.line(&format!(
-                "{:>5} {:>10} {:>20} {:>32} NAME",
-                "ID", "PROVIDER", "MODULE", "FUNCTION"
-            ))?;
+            out.line(&ProbeDesc::listing_header())?;
         }
         for (id, p) in (1..).zip(&probes) {
-            let e = |s: &str| text::escape(s.as_bytes()).into_owned();
-            out.line(&format!(
-                "{id:>5} {:>10} {:>20} {:>32} {}",
-                e(&p.provider),
-                e(&p.module),
-                e(&p.function),
-                e(&p.name)
-            ))?;
+            out.line(&p.listing_line(id))?;
         }
     }
     out.flush()?;
@@ -152,6 +142,10 @@ fn printf_json(p: &Printf) -> serde_json::Value {
 }
 
 impl<W: io::Write> EventSink for RunPresenter<W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

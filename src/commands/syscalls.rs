@@ -332,6 +332,10 @@ fn wall_date(ns: i64) -> String {
 }
 
 impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

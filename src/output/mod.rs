@@ -39,7 +39,9 @@ pub fn decide_color(
 }
 
 /// A line-oriented writer. In a pipe it flushes after every line, so that a reader sees each
-/// event as it happens; on a terminal it relies on the buffer and flushes when asked.
+/// event as it happens; on a terminal it buffers and flushes when asked, which presenters do
+/// at every flush point of the back end (`EventSink::flush`: after each batch it delivers),
+/// so that a burst of events costs one write and each event still shows within that batch.
 pub struct LineWriter<W: Write> {
     inner: io::BufWriter<W>,
     flush_each_line: bool,

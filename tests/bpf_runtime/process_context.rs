@@ -26,7 +26,9 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     const HZ: u64 = 200;
     // The window is timed from attached to detaching, so a slow attach on a busy machine does
     // not count as time without samples.
-    let link = perf::attach_cpu_clock(&prog, HZ).unwrap();
+    let link = perf::attach_cpu_clock(&prog, HZ)
+        .and_then(|l| l.enabled())
+        .unwrap();
     let start = std::time::Instant::now();
     // cpu-clock does not tick on an idle CPU (NO_HZ), so keep every CPU busy: one spinning
     // thread pinned to each.
@@ -135,7 +137,9 @@ fn the_helpers_the_code_generator_uses_return_what_the_process_sees() {
         .mov64_imm(Reg::R0, 0)
         .exit();
     let prog = load(ProgType::Tracepoint, &asm.finish().unwrap());
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_newuname").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_newuname")
+        .and_then(|l| l.enabled())
+        .unwrap();
     // SAFETY: utsname is plain bytes; zeroed is a valid value.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     for (dst, src) in uts.sysname.iter_mut().zip(b"dtkmark\0") {

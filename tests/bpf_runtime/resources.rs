@@ -46,7 +46,9 @@ fn attach_everything(scratch: &Path) -> Vec<Box<dyn std::any::Any>> {
     let fd_off = syscall_arg_offset("syscalls", "sys_enter_close", "fd");
     let insns = reserve_program(&ring, &drops, gettid(), fd_off, 8, false);
     let tp_prog = load(ProgType::Tracepoint, &insns);
-    let tp = attach_tracepoint(&tp_prog, "syscalls", "sys_enter_close").unwrap();
+    let tp = attach_tracepoint(&tp_prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     let mut asm = Asm::new();
     asm.mov64_imm(Reg::R0, 0).exit();
     let empty = asm.finish().unwrap();
@@ -61,9 +63,13 @@ fn attach_everything(scratch: &Path) -> Vec<Box<dyn std::any::Any>> {
         pid: None,
         retprobe: true,
     };
-    let up = attach_uprobe(&up_prog, &spec).unwrap();
+    let up = attach_uprobe(&up_prog, &spec)
+        .and_then(|l| l.enabled())
+        .unwrap();
     let perf_prog = load(ProgType::PerfEvent, &empty);
-    let clock = perf::attach_cpu_clock(&perf_prog, 49).unwrap();
+    let clock = perf::attach_cpu_clock(&perf_prog, 49)
+        .and_then(|l| l.enabled())
+        .unwrap();
     vec![
         Box::new(tp),
         Box::new(up),

@@ -12,7 +12,9 @@ fn ring_buffer_flood_reports_its_lost_count_exactly() {
     let fd_off = syscall_arg_offset("syscalls", "sys_enter_close", "fd");
     let insns = reserve_program(&ring, &drops, gettid(), fd_off, 1000, false);
     let prog = load(ProgType::Tracepoint, &insns);
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     const CALLS: u64 = 200;
     for i in 0..CALLS {
         close_unopened(UNOPENED_FD_BASE + i);
@@ -83,7 +85,9 @@ fn a_flood_read_live_accounts_for_every_event() {
         ProgType::Tracepoint,
         &output_program(&ring, &drops, tid_rx.recv().unwrap(), fd_off),
     );
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     go_tx.send(()).unwrap();
     let mut seen = Vec::new();
     let mut record = |rec: &[u8]| {
@@ -120,7 +124,9 @@ fn ring_buffer_wraps_around_and_skips_discarded_records() {
     // straddle the end of the data area as it wraps, many times over.
     let insns = reserve_program(&ring, &drops, gettid(), fd_off, 40, true);
     let prog = load(ProgType::Tracepoint, &insns);
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     let mut seen = Vec::new();
     let mut next = UNOPENED_FD_BASE;
     for _batch in 0..60 {
@@ -162,7 +168,9 @@ fn a_dropped_link_no_longer_runs_its_program() {
     // as lost, so the drop counter counts the program's runs.
     let insns = reserve_program(&ring, &drops, gettid(), fd_off, 4000, false);
     let prog = load(ProgType::Tracepoint, &insns);
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     assert_eq!(link.describe(), "tracepoint syscalls:sys_enter_close");
     for i in 0..10 {
         close_unopened(UNOPENED_FD_BASE + i);
@@ -222,7 +230,9 @@ fn the_reader_sleeps_until_a_record_or_a_signal_arrives() {
         ProgType::Tracepoint,
         &reserve_program(&ring, &drops, tid, fd_off, 8, false),
     );
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_close")
+        .and_then(|l| l.enabled())
+        .unwrap();
     go_tx.send(()).unwrap();
     let mut seen = Vec::new();
     let delivered = ring.poll(None, |rec| seen.push(words(rec)[0])).unwrap();

@@ -69,7 +69,9 @@ fn tracepoint_sees_exactly_the_paths_cat_opens() {
     let mut ring = RingBuf::create(1 << 20, "dtk_test_opens").unwrap();
     let drops = DropCounter::create("dtk_test_drops").unwrap();
     let prog = load(ProgType::Tracepoint, &openat_program(&ring, &drops));
-    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_openat").unwrap();
+    let link = attach_tracepoint(&prog, "syscalls", "sys_enter_openat")
+        .and_then(|l| l.enabled())
+        .unwrap();
     let child = Command::new("/bin/cat")
         .args(&files)
         .env_clear()
@@ -182,7 +184,11 @@ fn sched_and_raw_syscall_tracepoints_see_a_child_fork_exec_and_exit() {
     let links: Vec<_> = points
         .iter()
         .zip(&progs)
-        .map(|(&(cat, name, _, _), prog)| attach_tracepoint(prog, cat, name).unwrap())
+        .map(|(&(cat, name, _, _), prog)| {
+            attach_tracepoint(prog, cat, name)
+                .and_then(|l| l.enabled())
+                .unwrap()
+        })
         .collect();
     let child = Command::new("/bin/true").spawn().unwrap();
     let pid = u64::from(child.id());

@@ -65,9 +65,13 @@ fn uprobe_and_uretprobe_on_a_libc_symbol_fire_in_this_process() {
     let exit = load(ProgType::Kprobe, &tagged_program(&ring, Some(gettid()), 2));
     let mut spec = libc_function("getpid");
     spec.pid = Some(pid as i32);
-    let entry_link = attach_uprobe(&entry, &spec).unwrap();
+    let entry_link = attach_uprobe(&entry, &spec)
+        .and_then(|l| l.enabled())
+        .unwrap();
     spec.retprobe = true;
-    let exit_link = attach_uprobe(&exit, &spec).unwrap();
+    let exit_link = attach_uprobe(&exit, &spec)
+        .and_then(|l| l.enabled())
+        .unwrap();
     const CALLS: usize = 25;
     for _ in 0..CALLS {
         // SAFETY: getpid has no preconditions.
@@ -103,7 +107,9 @@ fn uprobe_for_one_pid_sees_each_write_of_a_child_cat() {
     let prog = load(ProgType::Kprobe, &tagged_program(&ring, None, 1));
     let mut spec = libc_function("write");
     spec.pid = Some(pid as i32);
-    let link = attach_uprobe(&prog, &spec).unwrap();
+    let link = attach_uprobe(&prog, &spec)
+        .and_then(|l| l.enabled())
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     // One line at a time, each echoed before the next is sent: cat makes one write() per line.

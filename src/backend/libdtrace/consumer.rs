@@ -82,6 +82,16 @@ impl<'a> Consumer<'a> {
         }
     }
 
+    /// Writes out what the sink holds (a flush point after each dtrace_work), keeping the
+    /// first sink error.
+    pub fn flush(&mut self) {
+        if self.failure.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.failure = Some(Failure::Sink(e));
+            }
+        }
+    }
+
     fn probe(&mut self, data: &ffi::dtrace_probedata_t) -> c_int {
         // SAFETY: libdtrace hands a valid probe description with the probe data.
         let desc = unsafe { data.dtpda_pdesc.as_ref() };

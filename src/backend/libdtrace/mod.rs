@@ -233,7 +233,10 @@ fn work_until_done(
         let stream = consumer.stream();
         let status = handle.work(stream, &callbacks)?;
         // SAFETY: as above; dtrace_work has returned.
-        check(unsafe { &mut *this })?;
+        let consumer = unsafe { &mut *this };
+        // What this dtrace_work delivered reaches the terminal before the next sleep.
+        consumer.flush();
+        check(consumer)?;
         if status == WorkStatus::Done || stopping {
             return Ok(());
         }

@@ -7,11 +7,23 @@
 //! their clauses print, clear or truncate is current. A tick's firing carries the time it
 //! was due: one the loop fires late still has its own time, a period after the one before.
 //!
-//! The loop wakes at least every `switchrate`. Records read from the ring buffer are held
-//! until then and delivered sorted by timestamp: the ring buffer is shared by all CPUs, and a
+//! The loop blocks in one epoll_wait (the ring buffer, and the target's pidfd) until the next
+//! read is due (every `switchrate`), a tick is due, the buffer is a quarter full, the target
+//! exits or a signal arrives: an idle run wakes `switchrate` times a second and no more.
+//! Records are delivered at every wake, sorted by timestamp, except those younger than
+//! [`REORDER_NS`], which wait for the next one: the ring buffer is shared by all CPUs, and a
 //! record reserved on one CPU can land after a later one from another, so flow output would
-//! otherwise be shuffled.
+//! otherwise be shuffled. After each delivery the sink is flushed, so that on a terminal an
+//! event shows within `switchrate` + `REORDER_NS` (55 ms by default) of happening.
+//!
+//! A stop (Ctrl-C, `-d`, the target's exit, exit()) disarms every program in one step
+//! (`codegen`'s gate), then drains what they recorded before it, and nothing after. Asked to
+//! stop, the loop shows what is left for at most [`STOP_BUDGET`] and counts the rest
+//! (`DropKind::Unshown`), since the reader can be far behind a busy target; at the target's
+//! exit it shows everything. The perf events are then closed without waiting for the kernel
+//! (`Attached::release`).
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +34,7 @@ use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
-use super::target::{Spawned, Watched};
+use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
 use crate::target::Target;
@@ -68,6 +80,18 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     };
     let (compiled, options, plan) = prepare(job, traced.pid())?;
     let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    // The loop's one wait also ends when the target exits.
+    let exit_fd = traced
+        .pid()
+        .map(target::pidfd_open)
+        .transpose()
+        .map_err(engine_error)?;
+    if let Some(fd) = &exit_fd {
+        attached
+            .ring_buffer()
+            .wake_on(fd.as_raw_fd())
+            .map_err(engine_error)?;
+    }
     if job.dump_bpf {
         eprintln!("{}", attached.dump());
     }
@@ -92,6 +116,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     };
     let result = run.main_loop(&mut attached, &mut traced, stop);
     let end = run.finish(&mut attached);
+    attached.release();
     result.and(end)?;
     Ok(RunEnd {
         exit: run.exec.exit_status(),
@@ -122,11 +147,10 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         .collect())
 }
 
-/// Whether the program names probes that may live in the target's shared libraries: any
-/// provider other than the kernel's and dtrace's own (pid, USDT). A program that does not
-/// parse says no; compiling it reports the error.
+/// Whether the program names probes that may live in the target's shared libraries (pid,
+/// USDT; see `plan::providers::in_process`). A program that does not parse says no;
+/// compiling it reports the error.
 fn probes_in_libraries(job: &Job) -> bool {
-    const KERNEL: &[&str] = &["syscall", "proc", "profile", "tick", "dtrace", ""];
     let macros = d::MacroArgs {
         target: Some(0),
         args: job.args.clone(),
@@ -138,7 +162,7 @@ fn probes_in_libraries(job: &Job) -> bool {
             Item::Clause(c) => c
                 .probes
                 .iter()
-                .any(|p| !KERNEL.contains(&p.provider.as_str())),
+                .any(|p| plan::providers::in_process(&p.provider)),
             _ => false,
         })
     })
@@ -230,8 +254,10 @@ impl Run<'_> {
         stop: &Stop,
     ) -> Result<(), BackendError> {
         if is_exit(self.fire_user_probes(ProbeKind::Begin)?) {
+            attached.disarm().map_err(engine_error)?;
             return self.end(attached, Ending::Exit);
         }
+        self.sink.flush()?;
         let (start, start_ns) = (Instant::now(), monotonic_ns());
         let mut ticks: Vec<Tick> = (0u32..)
             .zip(&self.plan.probes)
@@ -245,64 +271,87 @@ impl Run<'_> {
                 _ => None,
             })
             .collect();
-        let mut batch: Vec<Firing> = Vec::new();
-        let mut next_flush = Instant::now() + self.options.switchrate;
+        // Records read and not yet delivered, younger than REORDER_NS when last looked at;
+        // they go out at the next wake, at most a switchrate later.
+        let mut held: Vec<Firing> = Vec::new();
+        let mut next_read = start + self.options.switchrate;
+        let mut next_drop_report = start + DROP_REPORT_INTERVAL;
         let ending = loop {
+            // Behind a busy target, the ring buffer still holds records: read on at once.
+            let wake = if attached.ring_buffer().has_data() {
+                Instant::now()
+            } else {
+                ticks.iter().map(|t| t.due).fold(next_read, Instant::min)
+            };
+            let target_ready = attached
+                .ring_buffer()
+                .wait(Some(wake.saturating_duration_since(Instant::now())))
+                .map_err(engine_error)?;
             let now = Instant::now();
-            let next_tick = ticks.iter().map(|t| t.due).min();
-            let wake = next_tick.map_or(next_flush, |t| t.min(next_flush));
-            let timeout = wake
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(100));
-            self.read(attached, timeout, &mut batch)?;
-            if Instant::now() >= next_flush || stop.is_set() {
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                self.report_drops(attached)?;
-                next_flush = Instant::now() + self.options.switchrate;
-            }
-            let now = Instant::now();
-            let mut due: Vec<(u64, u32)> = ticks
-                .iter_mut()
-                .filter(|t| t.due <= now)
-                .map(|t| {
-                    let at = t.due_ns;
-                    t.due += t.period;
-                    t.due_ns = t.due_ns.saturating_add(duration_ns(t.period));
-                    (at, t.probe)
-                })
-                .collect();
-            if !due.is_empty() {
-                // Records gathered so far come before the tick.
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                if is_exit(self.fire_ticks(attached, &mut due)?) {
-                    break Ending::Exit;
-                }
+            if now >= next_read {
+                next_read = now + self.options.switchrate;
             }
             if stop.is_set() {
-                // Records written after the read above (while the batch was delivered, say)
-                // come before the stop: detach so that nothing more arrives, then deliver
-                // everything the programs wrote.
-                attached.detach();
-                self.read(attached, Duration::ZERO, &mut batch)?;
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                break Ending::Stopped;
+                // Asked to stop: what is left to show is shown within STOP_BUDGET.
+                let deadline = now + STOP_BUDGET;
+                break match self.wind_down(attached, &mut held, Some(deadline))? {
+                    Flow::Continue => Ending::Stopped,
+                    Flow::Exit(_) => Ending::Exit,
+                };
             }
-            if let Some(status) = traced.exited() {
-                // Drain what the target produced before it exited.
-                self.read(attached, Duration::ZERO, &mut batch)?;
-                if is_exit(self.deliver(&mut batch)?) {
-                    break Ending::Exit;
-                }
-                break Ending::TargetExited(traced.pid().unwrap_or(0), status);
+            if let Some(status) = target_ready.then(|| traced.exited()).flatten() {
+                // Everything the target did before it exited is shown.
+                break match self.wind_down(attached, &mut held, None)? {
+                    Flow::Continue => Ending::TargetExited(traced.pid().unwrap_or(0), status),
+                    Flow::Exit(_) => Ending::Exit,
+                };
             }
+            let horizon = monotonic_ns().saturating_sub(REORDER_NS);
+            self.read(attached, &mut held)?;
+            if is_exit(self.deliver(&mut held, horizon, || stop.is_set())?) {
+                attached.disarm().map_err(engine_error)?;
+                break Ending::Exit;
+            }
+            if now >= next_drop_report {
+                self.report_drops(attached)?;
+                next_drop_report = now + DROP_REPORT_INTERVAL;
+            }
+            if is_exit(self.fire_due_ticks(attached, &mut ticks, &mut held, stop)?) {
+                attached.disarm().map_err(engine_error)?;
+                break Ending::Exit;
+            }
+            self.sink.flush()?;
         };
         self.end(attached, ending)
+    }
+
+    /// Fires the tick-N probes that are due, after every record read so far.
+    fn fire_due_ticks(
+        &mut self,
+        attached: &mut Attached,
+        ticks: &mut [Tick],
+        held: &mut Vec<Firing>,
+        stop: &Stop,
+    ) -> Result<Flow, BackendError> {
+        let now = Instant::now();
+        let mut due: Vec<(u64, u32)> = ticks
+            .iter_mut()
+            .filter(|t| t.due <= now)
+            .map(|t| {
+                let at = t.due_ns;
+                t.due += t.period;
+                t.due_ns = t.due_ns.saturating_add(duration_ns(t.period));
+                (at, t.probe)
+            })
+            .collect();
+        if due.is_empty() || stop.is_set() {
+            return Ok(Flow::Continue);
+        }
+        let flow = self.deliver(held, u64::MAX, || stop.is_set())?;
+        if is_exit(flow) || stop.is_set() {
+            return Ok(flow);
+        }
+        self.fire_ticks(attached, &mut due)
     }
 
     /// Fires the due ticks, `(due time, probe)`, in time order, each at its own time. The
@@ -325,12 +374,77 @@ impl Run<'_> {
                 ts_ns: at,
                 ..self.user_firing(probe)
             };
-            let flow = self.fire(firing)?;
+            let flow = self.fire(&firing)?;
             if is_exit(flow) {
                 result = flow;
             }
         }
         Ok(result)
+    }
+
+    /// The stop: disarms every program in one step, then delivers what they recorded before
+    /// it (which the ring buffer may still hold) and nothing after, in timestamp order. With
+    /// a deadline, delivery ends there, and what was left is counted as
+    /// [`DropKind::Unshown`]: a stop must not take seconds when the reader is behind. What
+    /// is shown is then everything up to some moment, so a flow's returns still match its
+    /// entries.
+    fn wind_down(
+        &mut self,
+        attached: &mut Attached,
+        held: &mut Vec<Firing>,
+        deadline: Option<Instant>,
+    ) -> Result<Flow, BackendError> {
+        attached.disarm().map_err(engine_error)?;
+        let end = attached.ring_buffer().end();
+        let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+        let mut bad = 0;
+        let (drained, flow) = loop {
+            // Read and deliver in chunks, so that the deadline leaves nothing read and unshown
+            // but the last chunk.
+            let decoder = &self.decoder;
+            let drained = attached.ring_buffer().drain(
+                end,
+                STOP_CHUNK,
+                Instant::now() + STRAGGLER_WAIT,
+                |record| push_decoded(decoder, record, held, &mut bad),
+            );
+            let horizon = match held.iter().map(|f| f.ts_ns).max() {
+                Some(newest) if !drained => newest.saturating_sub(REORDER_NS),
+                _ => u64::MAX,
+            };
+            let flow = self.deliver(held, horizon, out_of_time)?;
+            if drained || is_exit(flow) || out_of_time() {
+                break (drained, flow);
+            }
+        };
+        self.count_bad(bad);
+        // What was not shown, by probe, as lost records are counted (`report_lost_records`).
+        let mut unshown = vec![0u64; self.plan.probes.len()];
+        let mut count = |probe: Option<u32>| {
+            if let Some(n) = probe.and_then(|p| unshown.get_mut(p as usize)) {
+                *n += 1;
+            }
+        };
+        held.drain(..).for_each(|f| count(Some(f.probe)));
+        if !drained {
+            let ring = attached.ring_buffer();
+            ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |record| {
+                count(codegen::probe_of(record))
+            });
+        }
+        if is_exit(flow) {
+            return Ok(flow);
+        }
+        for (probe, count) in self.plan.probes.iter().zip(unshown) {
+            if count > 0 {
+                self.sink.event(Event::Drop {
+                    kind: DropKind::Unshown,
+                    count,
+                    probe: Some(Arc::clone(&probe.info.desc)),
+                })?;
+            }
+        }
+        Ok(flow)
     }
 
     fn end(&mut self, attached: &mut Attached, ending: Ending) -> Result<(), BackendError> {
@@ -370,44 +484,58 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Waits up to `timeout` for records and decodes what has arrived into `batch`.
+    /// Decodes the records available now into `held`, at most READ_BATCH of them: behind a
+    /// busy target, the rest wait in the ring buffer (where, if it fills, the programs count
+    /// what they cannot write), and the loop can see a stop between batches.
     fn read(
         &mut self,
         attached: &mut Attached,
-        timeout: Duration,
-        batch: &mut Vec<Firing>,
+        held: &mut Vec<Firing>,
     ) -> Result<(), BackendError> {
         let decoder = &self.decoder;
         let mut bad = 0;
-        attached
-            .ring_buffer()
-            .poll(Some(timeout), |record| match decoder.decode(record) {
-                Ok(firing) => batch.push(firing),
-                Err(_) => bad += 1,
-            })
-            .map_err(engine_error)?;
+        attached.ring_buffer().consume_some(READ_BATCH, |record| {
+            push_decoded(decoder, record, held, &mut bad)
+        });
+        self.count_bad(bad);
+        Ok(())
+    }
+
+    fn count_bad(&mut self, bad: u64) {
         if bad > 0 && self.bad_records == 0 {
             eprintln!("dtk: {bad} ring-buffer records could not be decoded and were skipped");
         }
         self.bad_records += bad;
-        Ok(())
     }
 
-    /// Runs the held records in timestamp order.
-    fn deliver(&mut self, batch: &mut Vec<Firing>) -> Result<Flow, BackendError> {
-        batch.sort_by_key(|f| f.ts_ns);
-        let mut drained = batch.drain(..);
-        for firing in drained.by_ref() {
-            let flow = self.fire(firing)?;
+    /// Runs the held records stamped at or before `horizon`, in timestamp order, and keeps
+    /// the others; stops early, keeping the rest, once `pause` says so.
+    fn deliver(
+        &mut self,
+        held: &mut Vec<Firing>,
+        horizon: u64,
+        mut pause: impl FnMut() -> bool,
+    ) -> Result<Flow, BackendError> {
+        held.sort_by_key(|f| f.ts_ns);
+        let ready = held.partition_point(|f| f.ts_ns <= horizon);
+        let mut delivered = 0;
+        let mut flow = Flow::Continue;
+        for firing in &held[..ready] {
+            if pause() {
+                break;
+            }
+            delivered += 1;
+            flow = self.fire(firing)?;
             if is_exit(flow) {
-                return Ok(flow);
+                break;
             }
         }
-        Ok(Flow::Continue)
+        held.drain(..delivered);
+        Ok(flow)
     }
 
-    fn fire(&mut self, firing: Firing) -> Result<Flow, BackendError> {
-        self.exec.fire(&firing, self.sink).map_err(engine_error)
+    fn fire(&mut self, firing: &Firing) -> Result<Flow, BackendError> {
+        self.exec.fire(firing, self.sink).map_err(engine_error)
     }
 
     /// Fires every probe of `kind` (BEGIN or END), in plan order.
@@ -419,7 +547,7 @@ impl Run<'_> {
             .collect();
         let mut result = Flow::Continue;
         for probe in probes {
-            let flow = self.fire(self.user_firing(probe))?;
+            let flow = self.fire(&self.user_firing(probe))?;
             if is_exit(flow) {
                 result = flow;
                 if kind == ProbeKind::Begin {
@@ -499,6 +627,39 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a record is held before delivery, so that records from other CPUs stamped
+/// earlier can arrive first: a program takes its timestamp a few microseconds before it
+/// reserves its record.
+const REORDER_NS: u64 = 5_000_000;
+
+/// How often the drop counters are read while tracing (and once at the end): each read is a
+/// few bpf() calls, and drop notices are printed at most once a second anyway.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most records decoded per wake.
+const READ_BATCH: usize = 16 * 1024;
+
+/// Records decoded at a time while a stop drains the ring buffer.
+const STOP_CHUNK: usize = 1024;
+
+/// How long a requested stop (Ctrl-C, `-d`) may spend showing what was recorded before it.
+const STOP_BUDGET: Duration = Duration::from_millis(80);
+
+/// At a stop, how long to wait for records that programs were still writing.
+const STRAGGLER_WAIT: Duration = Duration::from_millis(20);
+
+fn push_decoded(
+    decoder: &codegen::Decoder<'_>,
+    record: &[u8],
+    held: &mut Vec<Firing>,
+    bad: &mut u64,
+) {
+    match decoder.decode(record) {
+        Ok(firing) => held.push(firing),
+        Err(_) => *bad += 1,
     }
 }
 

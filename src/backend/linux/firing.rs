@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
 use crate::event::{ByteString, ProbeDesc};
 
-/// Where a probe's events come from; decides how its arguments and `errno` read.
+/// What a probe is; decides how its arguments and `errno` read. Each kind belongs to one
+/// provider of the table in `plan::providers`, which says where it fires (`in_kernel`) and
+/// whether it has an errno (`sets_errno`); the plan's `Site` says where it is attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeKind {
     Begin,

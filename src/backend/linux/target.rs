@@ -237,17 +237,10 @@ pub struct Watched {
 
 impl Watched {
     pub fn new(pid: u32) -> Result<Watched, TargetError> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::ESRCH) => TargetError::NoSuchProcess { pid },
-                _ => TargetError::Watch { pid, source: err },
-            });
-        }
-        // SAFETY: fd is a new file descriptor that nothing else owns.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let pidfd = pidfd_open(pid).map_err(|err| match err.raw_os_error() {
+            Some(libc::ESRCH) => TargetError::NoSuchProcess { pid },
+            _ => TargetError::Watch { pid, source: err },
+        })?;
         Ok(Watched { pid, pidfd })
     }
 
@@ -311,6 +304,18 @@ impl Watched {
         }
         fields.get(52 - 3)?.parse().ok()
     }
+}
+
+/// A pidfd for `pid` (Linux ≥ 5.3): readable once the process has exited, whoever its
+/// parent is, so that an event loop can wait for the exit with its other fds.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// struct pidfd_info of <linux/pidfd.h>, as of its first version (64 bytes, Linux 6.13).

@@ -223,6 +223,10 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
 }
 
 impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         let Some(event) = self.notices.take(event) else {
             return Ok(());

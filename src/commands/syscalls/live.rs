@@ -291,6 +291,11 @@ struct LivePresenter {
 }
 
 impl EventSink for LivePresenter {
+    /// The view draws whole frames and flushes each one itself.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Agg(snapshot) => self.pending.absorb(&snapshot),

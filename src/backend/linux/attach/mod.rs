@@ -2,8 +2,10 @@
 //! attaches lives here; reading the system (tracefs, ELF files, USDT notes, process maps) is
 //! `crate::inspect`, and the BPF code that reads USDT arguments is `codegen::usdt_arg`.
 //!
-//! Every attachment is a perf event with the program set on it: `perf_event_open`, then
-//! `PERF_EVENT_IOC_SET_BPF`, then `PERF_EVENT_IOC_ENABLE`. dtk uses this one path instead of
+//! Every attachment is a perf event with the program set on it: `perf_event_open` (created
+//! disabled), then `PERF_EVENT_IOC_SET_BPF`; [`Link::enable`] sends `PERF_EVENT_IOC_ENABLE`
+//! once every event of the run exists, and the programs' gate (`bpf::gate`) decides when they
+//! start recording, all together. dtk uses this one path instead of
 //! `BPF_LINK_CREATE` because it works for tracepoints (kernel ≥ 4.7), the uprobe PMU (≥ 4.17;
 //! ref_ctr_offset ≥ 4.20) and cpu-clock sampling (≥ 4.9) alike, while perf-event links need
 //! ≥ 5.15 and would add nothing dtk uses (no pinning: attachments live as long as dtk).
@@ -14,7 +16,7 @@ pub mod perf;
 pub mod tracepoint;
 pub mod uprobe;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::bpf::prog::Program;
@@ -79,19 +81,48 @@ impl Link {
     pub fn describe(&self) -> &str {
         &self.what
     }
-}
 
-impl Drop for Link {
-    fn drop(&mut self) {
+    /// Turns the events on: from here the program runs when they fire.
+    pub fn enable(&self) -> Result<(), AttachError> {
         for event in &self.events {
-            // Stop delivery before the close; a failure here changes nothing, the close
-            // that follows detaches anyway.
+            sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(|source| {
+                AttachError::Sys {
+                    what: self.what.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Turns the events off: the program no longer runs, and a uprobe's breakpoints are
+    /// taken out. A failure changes nothing: closing the events detaches anyway.
+    pub fn disable(&self) {
+        for event in &self.events {
             let _ = sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Disable);
         }
     }
+
+    /// The perf event fds, which detach the program when the last copy closes.
+    pub fn event_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.events.iter().map(AsRawFd::as_raw_fd)
+    }
+
+    /// [`Link::enable`], for a link used on its own.
+    pub fn enabled(self) -> Result<Link, AttachError> {
+        self.enable()?;
+        Ok(self)
+    }
 }
 
-/// Opens a perf event (disabled), sets `prog` on it and enables it.
+impl Drop for Link {
+    /// Stops delivery before the close.
+    fn drop(&mut self) {
+        self.disable();
+    }
+}
+
+/// Opens a perf event, disabled, and sets `prog` on it; [`Link::enable`] turns it on.
 ///
 /// # Safety
 /// As for `sys::perf_event_open`: a pointer in `attr` (`config1`, the uprobe path) must point
@@ -113,7 +144,6 @@ unsafe fn attach_perf_event(
     let event = unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }
         .map_err(sys_err)?;
     sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(sys_err)?;
-    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::Enable).map_err(sys_err)?;
     Ok(event)
 }
 

@@ -1,6 +1,7 @@
 //! The eBPF runtime: the bpf()/perf_event_open() choke point (`sys`), the instruction
 //! builder and disassembler (`insn`, `disasm`), maps and the ring buffer reader (`maps`,
-//! `ringbuf`, `drops` for what the ring buffer refused), program load with the verifier log (`prog`), and the privilege check
+//! `ringbuf`, `drops` for what the ring buffer refused, `gate` to arm and disarm a run's
+//! programs together), program load with the verifier log (`prog`), and the privilege check
 //! (`access`). No libbpf and no compiler: programs are built with `insn::Asm` at run time.
 //!
 //! Minimum kernel: 5.8 (ring buffer, CAP_BPF/CAP_PERFMON, bpf_probe_read_user).
@@ -9,6 +10,7 @@ pub mod access;
 pub mod cpus;
 pub mod disasm;
 pub mod drops;
+pub mod gate;
 pub mod insn;
 pub mod maps;
 pub mod prog;

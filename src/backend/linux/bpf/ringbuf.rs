@@ -14,18 +14,24 @@
 //! `Map::sum_u64`).
 //!
 //! The reader waits with epoll on the map fd rather than spinning; the kernel wakes it when a
-//! record is submitted and the reader had caught up.
+//! record is submitted and the reader had caught up. Other fds can join the same wait
+//! ([`RingBuf::wake_on`]: a target's pidfd), so that one blocking epoll_wait covers all the
+//! reasons to wake.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::maps::{self, MapError, MapType};
 
 const BUSY: u32 = 1 << 31;
 const DISCARD: u32 = 1 << 30;
 const HEADER: usize = 8;
+
+/// epoll tokens: the ring buffer, and the fds added with `RingBuf::wake_on`.
+const RING_FD: u64 = 0;
+const OTHER_FD: u64 = 1;
 
 /// A ring buffer map and its reader.
 #[derive(Debug)]
@@ -105,29 +111,96 @@ impl RingBuf {
     }
 
     /// Sleeps until the kernel wakes the reader (a record written without
-    /// `BPF_RB_NO_WAKEUP`), `timeout` passes, or a signal arrives, whether or not records are
-    /// waiting. The wait is edge-triggered: records written with `BPF_RB_NO_WAKEUP` do not end
-    /// it, so a program can batch its records for a reader that reads at intervals.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), MapError> {
-        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        let mut event = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: `event` is a valid buffer for one event and the epoll fd is ours.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
+    /// `BPF_RB_NO_WAKEUP`), an fd added with [`RingBuf::wake_on`] is readable, `timeout`
+    /// passes, or a signal arrives, whether or not records are waiting. The wait on the ring
+    /// buffer is edge-triggered: records written with `BPF_RB_NO_WAKEUP` do not end it, so a
+    /// program can batch its records for a reader that reads at intervals. Returns whether an
+    /// fd added with `wake_on` is readable.
+    ///
+    /// The timeout is rounded up to whole milliseconds: rounded down, the last fraction of a
+    /// millisecond before a deadline would be spent in zero-timeout calls.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, MapError> {
+        let ms = timeout.map_or(-1, |t| {
+            t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+        });
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `events` is a valid buffer for its length and the epoll fd is ours.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                ms,
+            )
+        };
         if n < 0 {
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {
                 return Err(MapError::Epoll(err));
             }
+            return Ok(false);
         }
-        Ok(())
+        Ok(events[..n as usize].iter().any(|e| e.u64 == OTHER_FD))
+    }
+
+    /// Makes [`RingBuf::wait`] also end while `fd` is readable (level-triggered). The fd must
+    /// stay open as long as this ring buffer waits.
+    pub fn wake_on(&self, fd: RawFd) -> Result<(), MapError> {
+        epoll_add(&self.epoll, fd, libc::EPOLLIN as u32, OTHER_FD)
     }
 
     /// Hands every record available now to `on_record`, without waiting.
-    pub fn consume(&mut self, mut on_record: impl FnMut(&[u8])) -> usize {
+    pub fn consume(&mut self, on_record: impl FnMut(&[u8])) -> usize {
+        self.consume_to(u64::MAX, usize::MAX, on_record)
+    }
+
+    /// Hands at most `max` of the records available now to `on_record`, without waiting.
+    pub fn consume_some(&mut self, max: usize, on_record: impl FnMut(&[u8])) -> usize {
+        self.consume_to(u64::MAX, max, on_record)
+    }
+
+    /// Whether records are waiting to be read.
+    pub fn has_data(&self) -> bool {
+        self.consumer_pos().load(Ordering::Relaxed) < self.producer_pos().load(Ordering::Acquire)
+    }
+
+    /// The producer position: where the next record will be reserved. Records before it were
+    /// reserved already; see [`RingBuf::drain`].
+    pub fn end(&self) -> u64 {
+        self.producer_pos().load(Ordering::Acquire)
+    }
+
+    /// Hands on up to `max` of the records reserved before position `end` (from
+    /// [`RingBuf::end`]) and none after it, waiting until `deadline` for those still being
+    /// written. Once the programs are disarmed (`bpf::gate`), the records before `end` are
+    /// all they recorded before the stop. Returns whether it got to `end`.
+    pub fn drain(
+        &mut self,
+        end: u64,
+        max: usize,
+        deadline: Instant,
+        mut on_record: impl FnMut(&[u8]),
+    ) -> bool {
+        let mut left = max;
+        loop {
+            left -= self.consume_to(end, left, &mut on_record);
+            if self.consumer_pos().load(Ordering::Relaxed) >= end {
+                return true;
+            }
+            if left == 0 || Instant::now() >= deadline {
+                return false;
+            }
+            // A record still being written (BUSY) holds the ones after it back.
+            std::thread::yield_now();
+        }
+    }
+
+    /// Hands on, in order, at most `max` of the complete records before position `end`.
+    fn consume_to(&mut self, end: u64, max: usize, mut on_record: impl FnMut(&[u8])) -> usize {
         let mut delivered = 0;
         let mut cons = self.consumer_pos().load(Ordering::Relaxed);
-        loop {
-            let prod = self.producer_pos().load(Ordering::Acquire);
+        while delivered < max {
+            let prod = self.producer_pos().load(Ordering::Acquire).min(end);
             if cons >= prod {
                 break;
             }
@@ -148,10 +221,6 @@ impl RingBuf {
             self.consumer_pos().store(cons, Ordering::Release);
         }
         delivered
-    }
-
-    fn has_data(&self) -> bool {
-        self.consumer_pos().load(Ordering::Relaxed) < self.producer_pos().load(Ordering::Acquire)
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {
@@ -232,24 +301,24 @@ fn epoll_for(fd: &OwnedFd) -> Result<OwnedFd, MapError> {
     }
     // SAFETY: `raw` is a fresh descriptor that nobody else owns.
     let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut event = libc::epoll_event {
-        // Edge-triggered: see `wait`.
-        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-        u64: 0,
-    };
-    // SAFETY: both fds are open and `event` is a valid epoll_event.
-    let ret = unsafe {
-        libc::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            &mut event,
-        )
-    };
+    // Edge-triggered: see `wait`.
+    epoll_add(
+        &epoll,
+        fd.as_raw_fd(),
+        (libc::EPOLLIN | libc::EPOLLET) as u32,
+        RING_FD,
+    )?;
+    Ok(epoll)
+}
+
+fn epoll_add(epoll: &OwnedFd, fd: RawFd, events: u32, token: u64) -> Result<(), MapError> {
+    let mut event = libc::epoll_event { events, u64: token };
+    // SAFETY: `event` is a valid epoll_event; epoll_ctl checks that both fds are open.
+    let ret = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
     if ret < 0 {
         return Err(MapError::Epoll(io::Error::last_os_error()));
     }
-    Ok(epoll)
+    Ok(())
 }
 
 #[cfg(test)]

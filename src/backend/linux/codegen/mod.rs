@@ -3,6 +3,12 @@
 //! and [`decode`]). [`attach`] returns an [`Attached`] that owns every program, map, ring
 //! buffer and link; dropping it detaches everything.
 //!
+//! Going live and stopping are each one step, for all programs together: every program
+//! first checks the run's gate (`bpf::gate`), closed while the perf events are created and
+//! enabled one by one, and opened once they all are; [`Attached::disarm`] closes it again, so
+//! that the reader can drain what was recorded before the stop and nothing after it. An entry
+//! probe is thus never live without its return probe.
+//!
 //! - `program`: the instructions of one program (record header, arguments, kernel clauses,
 //!   filter, captured strings, output).
 //! - `predicate`: kernel-side predicates as jumps.
@@ -19,6 +25,8 @@ mod program;
 pub mod record;
 pub mod usdt_arg;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
 use thiserror::Error;
 
 use super::attach::perf::attach_cpu_clock;
@@ -26,6 +34,7 @@ use super::attach::tracepoint::attach_tracepoint;
 use super::attach::uprobe::attach_uprobe;
 use super::attach::{AttachError, Link};
 use super::bpf::drops::DropCounter;
+use super::bpf::gate::Gate;
 use super::bpf::insn::{disassemble, AsmError, Insn};
 use super::bpf::maps::{Map, MapError, MapType, Update};
 use super::bpf::prog::{load, LoadError, ProgType};
@@ -36,7 +45,7 @@ use super::plan::{raw_id_offset, ArgLoad, KernelClause, Plan, PlanError, Planned
 use aggregate::AggregationMaps;
 pub use aggregate::KernelAggregationRead;
 use program::{ProbeIndex, ProgramSpec};
-pub use record::{decode, DecodeError, Decoder, Layout};
+pub use record::{decode, probe_of, DecodeError, Decoder, Layout};
 
 /// Syscall numbers the raw_syscalls programs can map (x86_64 and aarch64 stay below 512).
 const MAX_SYSCALL_NR: u32 = 1024;
@@ -88,6 +97,7 @@ pub struct Attached {
     ring: RingBuf,
     drops: DropCounter,
     aggregations: AggregationMaps,
+    gate: Gate,
 }
 
 impl Attached {
@@ -128,10 +138,43 @@ impl Attached {
         self.aggregations.read(plan)
     }
 
+    /// Stops every program at once: from here on none records or counts anything, and what
+    /// they wrote before can still be read.
+    pub fn disarm(&self) -> Result<(), MapError> {
+        self.gate.close()
+    }
+
     /// Detaches and unloads every program, keeping the ring buffer and the maps: what the
     /// programs wrote can still be read, and nothing more arrives.
     pub fn detach(&mut self) {
         self.programs.clear();
+    }
+
+    /// Detaches everything without making the caller wait for the kernel to unregister the
+    /// uprobes.
+    ///
+    /// The last close of a uprobe's perf event waits for RCU grace periods under a global
+    /// mutex, about 100 ms per uprobe on a 6.x kernel, one after the other: three for pyflow,
+    /// hundreds for `pid$target:::entry`. So a process forked for it (twice, so that it is
+    /// nobody's zombie) keeps copies of the perf event fds, waits until dtk has closed its
+    /// own, and then closes them as it exits, while dtk goes on to exit. The programs are
+    /// disarmed (the gate) and the events disabled first, so that nothing more is recorded;
+    /// the uprobes' breakpoints, and the USDT semaphores they raise, stay in the traced
+    /// processes until that process is done, a grace period per uprobe later. Where the fork
+    /// fails, the events are closed here.
+    pub fn release(self) {
+        for program in &self.programs {
+            program.link.disable();
+        }
+        let keep: Vec<RawFd> = self
+            .programs
+            .iter()
+            .flat_map(|p| p.link.event_fds())
+            .collect();
+        let last_close = close_after(keep);
+        drop(self);
+        // The closer sees the end of the pipe, and closes the last copies.
+        drop(last_close);
     }
 
     /// What each program is attached to.
@@ -148,6 +191,62 @@ impl Attached {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Starts a grandchild process that holds copies of the fds in `keep` and closes them as
+/// it exits, once the returned pipe end (and every other copy of it) is closed: the caller
+/// closes its own copies of `keep` first, so that the slow last close falls to the
+/// grandchild. The children call only async-signal-safe functions (fork, setsid,
+/// close_range, read, _exit) on memory prepared before the fork, as a child of a
+/// multithreaded process must. None (nothing started) when `keep` is empty or a pipe or fork
+/// fails.
+fn close_after(mut keep: Vec<RawFd>) -> Option<OwnedFd> {
+    if keep.is_empty() {
+        return None;
+    }
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: both are new fds that nothing else owns.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    keep.push(read_end.as_raw_fd());
+    keep.sort_unstable();
+    // SAFETY: see the function's doc: the children use only async-signal-safe calls, on
+    // `keep` and `pipe` (allocated before the fork), and end with _exit; the parent only
+    // waits for the first child, which exits at once.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            if libc::fork() == 0 {
+                // Out of the terminal's process group: a second Ctrl-C is not for it.
+                libc::setsid();
+                // Every other fd goes, among them the pipes a reader waits on to see dtk end.
+                let mut from = 0u32;
+                for &fd in &keep {
+                    if fd as u32 > from {
+                        libc::syscall(libc::SYS_close_range, from, fd as u32 - 1, 0);
+                    }
+                    from = fd as u32 + 1;
+                }
+                libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+                // Nothing is ever written: read returns at the end of the pipe.
+                let mut byte = 0u8;
+                while libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+            }
+            libc::_exit(0);
+        }
+        if child < 0 {
+            return None;
+        }
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    drop(read_end);
+    Some(write_end)
 }
 
 /// Builds, loads and attaches a program for every kernel attach point of `plan`.
@@ -167,12 +266,17 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
         what: "kernel aggregation",
         source,
     })?;
+    let gate = Gate::create("dtk_gate").map_err(|source| CodegenError::Map {
+        what: "gate",
+        source,
+    })?;
     let mut attached = Attached {
         programs: Vec::new(),
         scratch: record_scratch(plan)?,
         ring,
         drops,
         aggregations,
+        gate,
     };
     for (index, probe) in plan.probes.iter().enumerate() {
         attach_probe(&mut attached, plan, index as u32, probe)?;
@@ -180,6 +284,13 @@ pub fn attach(plan: &Plan, options: &Options) -> Result<Attached, CodegenError> 
     for entry in [true, false] {
         attach_raw_syscalls(&mut attached, plan, entry)?;
     }
+    for program in &attached.programs {
+        program.link.enable()?;
+    }
+    attached.gate.open().map_err(|source| CodegenError::Map {
+        what: "gate",
+        source,
+    })?;
     Ok(attached)
 }
 
@@ -298,6 +409,7 @@ fn build_and_load(
         scratch: &attached.scratch,
         ring: &attached.ring,
         drops: &attached.drops,
+        gate: &attached.gate,
     };
     let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
         what: what.to_string(),

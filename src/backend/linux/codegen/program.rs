@@ -1,4 +1,4 @@
-//! The BPF program of one attach point: fill a record in a per-CPU scratch slot (the record
+//! The BPF program of one attach point: pass the run's gate (`bpf::gate`), fill a record in a per-CPU scratch slot (the record
 //! outgrows the 512-byte stack once a string is captured; a program that only runs kernel
 //! clauses fills just the fields they read), evaluate the kernel-side filter,
 //! read the captured strings and bytes, and submit the record with `bpf_ringbuf_output`,
@@ -12,6 +12,7 @@ use super::predicate;
 use super::record::{self, arg_offset, Layout};
 use super::usdt_arg::load_arg;
 use crate::backend::linux::bpf::drops::DropCounter;
+use crate::backend::linux::bpf::gate::Gate;
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, Reg, Size, Src,
 };
@@ -67,6 +68,8 @@ pub struct ProgramSpec<'a> {
     pub scratch: &'a Map,
     pub ring: &'a RingBuf,
     pub drops: &'a DropCounter,
+    /// Checked first: while it is closed the program does nothing.
+    pub gate: &'a Gate,
 }
 
 /// Assembles the program.
@@ -85,6 +88,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     }
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
+    spec.gate.emit_check(&mut asm, KEY_SLOT, out);
     if let Some(offset) = spec.guard {
         asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
             Cond::Eq,

@@ -169,6 +169,12 @@ fn c_string(bytes: &[u8]) -> ByteString {
     bytes[..end].into()
 }
 
+/// The index of the probe that wrote `record`, read from its header alone.
+pub fn probe_of(record: &[u8]) -> Option<u32> {
+    let at = PROBE as usize;
+    Some(u32::from_ne_bytes(record.get(at..at + 4)?.try_into().ok()?))
+}
+
 /// Decodes one ring-buffer record of `plan`'s programs.
 pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
     Decoder::new(plan).decode(record)
@@ -308,7 +314,7 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
 /// errors; 0 otherwise and for other probes.
 fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
     let ret = arg0 as i64;
-    if *kind == ProbeKind::SyscallReturn && (-4095..0).contains(&ret) {
+    if kind.sets_errno() && (-4095..0).contains(&ret) {
         -ret as i32
     } else {
         0

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::filter::{is_value, is_value_in, kernel_predicate_in, specialize};
 use super::walk::walk;
-use super::{PlannedProbe, Site};
+use super::PlannedProbe;
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, Stmt, VarScope};
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
@@ -398,7 +398,7 @@ fn runs_in_kernel(
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
         .all(|p| {
-            let kernel_site = !matches!(p.site, Site::UserSpace | Site::Tick { .. });
+            let kernel_site = p.info.kind.in_kernel();
             let predicate_ok = clauses[index]
                 .predicate
                 .as_ref()
@@ -624,7 +624,22 @@ fn runs_where_aggregations_are_read(probes: &[PlannedProbe], index: usize) -> bo
     probes
         .iter()
         .filter(|p| p.info.clauses.contains(&index))
-        .all(|p| matches!(p.info.kind, ProbeKind::End | ProbeKind::Tick))
+        .all(|p| aggregations_read_before(&p.info.kind))
+}
+
+/// Whether the engine reads the kernel aggregations before it fires probes of this kind.
+fn aggregations_read_before(kind: &ProbeKind) -> bool {
+    match kind {
+        ProbeKind::End | ProbeKind::Tick => true,
+        ProbeKind::Begin
+        | ProbeKind::Error
+        | ProbeKind::Profile
+        | ProbeKind::SyscallEntry
+        | ProbeKind::SyscallReturn
+        | ProbeKind::Proc
+        | ProbeKind::Usdt
+        | ProbeKind::Uprobe => false,
+    }
 }
 
 /// The kernel form of clause `clause` at a probe, when all it updates is kernel-kept.

@@ -18,7 +18,7 @@ use crate::backend::linux::d::ast::{
     string_test, BinaryOp, Builtin, Clause, DType, Expr, ExprKind, UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
-use crate::backend::linux::firing::{zone_compared, ProbeInfo, ProbeKind};
+use crate::backend::linux::firing::{zone_compared, ProbeInfo};
 
 /// The predicates to OR in the kernel for a probe whose clauses are `clauses`, or None when
 /// some clause must see every firing. No clauses (all of them run in the kernel) means no
@@ -190,9 +190,7 @@ pub fn specialize(e: &Expr, probe: &ProbeInfo) -> Expr {
     deep::recurse(|| {
         let desc = &probe.desc;
         let kind = match &e.kind {
-            ExprKind::Builtin(Builtin::Errno) if probe.kind != ProbeKind::SyscallReturn => {
-                ExprKind::Int(0)
-            }
+            ExprKind::Builtin(Builtin::Errno) if !probe.kind.sets_errno() => ExprKind::Int(0),
             ExprKind::Builtin(
                 b @ (Builtin::Probeprov
                 | Builtin::Probemod
@@ -372,6 +370,7 @@ pub fn execname_constant<'a>(op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> Opti
 mod tests {
     use super::*;
     use crate::backend::linux::d::{compile, MacroArgs};
+    use crate::backend::linux::firing::ProbeKind;
 
     fn filter_of(src: &str) -> Option<Vec<Expr>> {
         let program = compile("t.d", src, &MacroArgs::default()).unwrap().program;

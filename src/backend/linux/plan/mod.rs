@@ -4,26 +4,25 @@
 //! kernel evaluates before it emits anything (`kernel_filter`), and the clauses that run
 //! entirely in the kernel (`kernel_clauses`, aggregations kept in BPF maps).
 //!
-//! Providers: `dtrace` (BEGIN/END/ERROR, user space), `syscall` (syscall tracepoints, or the
-//! raw_syscalls pair when many are traced), `proc` (sched tracepoints), `profile`
-//! (profile-N on perf cpu-clock, tick-N in user space), `pidNNN` (uprobes on ELF functions)
-//! and USDT providers named with a pid (`python123`) or a glob (`python*`, every running
-//! process). An empty part of a description matches anything, as in D; USDT processes are
-//! searched only when the provider part names them (a pid suffix or a non-empty glob), since
-//! scanning every process's files for `:::entry` would be slow and surprising.
+//! The passes, in order: `zone` (the cgroups `zonename` is compared with), `providers` (each
+//! description against the provider table: `dtrace` BEGIN/END/ERROR, `profile`, `proc`,
+//! `syscall`, `pidNNN` and USDT providers such as `python123` or `python*`), merging the
+//! matches into one probe each, `providers::finish_sites` (syscall tracepoints or the
+//! raw_syscalls pair), `threadvars` and `aggregate` (what the kernel keeps in maps), `filter`
+//! and `captures`.
+//!
+//! A probe's `ProbeKind` (`firing.rs`) says what it is, for the executor and the code
+//! generator alike; its `Site` says where the kernel attaches it and where its arguments
+//! load from. The provider table says which provider makes each kind and where it fires.
 
 mod aggregate;
 mod captures;
 mod derived;
 pub mod filter;
 mod glob;
-mod pid;
-mod providers;
+pub(crate) mod providers;
 pub mod regs;
-mod syscall;
 mod threadvars;
-mod timer;
-mod usdt;
 mod walk;
 mod zone;
 
@@ -50,7 +49,7 @@ pub use aggregate::{
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
-pub use syscall::raw_id_offset;
+pub use providers::raw_id_offset;
 pub use walk::walk;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.
@@ -205,7 +204,7 @@ impl PlanError {
 
 /// A concrete probe found for one description, before merging.
 #[derive(Clone, Debug)]
-struct Candidate {
+pub(crate) struct Candidate {
     desc: ProbeDesc,
     kind: ProbeKind,
     site: Site,
@@ -222,9 +221,13 @@ pub fn resolve(
     let zones = zone::resolve(&clauses)?;
     let mut candidates: Vec<(Candidate, usize)> = Vec::new();
     let mut cache = providers::Cache::default();
+    let mut query = providers::Query {
+        target,
+        cache: &mut cache,
+    };
     for (index, clause) in clauses.iter().enumerate() {
         for desc in &clause.probes {
-            let found = providers::resolve_desc(desc, target, &mut cache)?;
+            let found = providers::resolve_desc(desc, &mut query)?;
             if found.is_empty() && !options.zdefs {
                 return Err(PlanError::NoMatch {
                     desc: describe(desc),
@@ -234,7 +237,7 @@ pub fn resolve(
         }
     }
     let mut probes = merge(candidates);
-    syscall::finish_sites(&mut probes)?;
+    providers::finish_sites(&mut probes)?;
     let (kernel_aggregations, kernel_vars) = threadvars::resolve(&mut probes, &clauses);
     for probe in &mut probes {
         let chosen: Vec<&ast::Clause> = probe.info.clauses.iter().map(|&i| clauses[i]).collect();
@@ -287,23 +290,13 @@ fn merge(candidates: Vec<(Candidate, usize)>) -> Vec<PlannedProbe> {
     probes
 }
 
-/// `dtrace -l`-style lines for the plan's probes: a header, then ID PROVIDER MODULE FUNCTION
-/// NAME per probe (IDs are the plan's probe indices, from 1).
+/// `dtrace -l`-style lines for the plan's probes, as `dtk run -l` prints them: a header,
+/// then ID PROVIDER MODULE FUNCTION NAME per probe (IDs are the plan's probe indices, from 1).
 pub fn list(plan: &Plan) -> String {
-    let mut out = format!(
-        "{:>5} {:>10} {:>20} {:>32} {}\n",
-        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
-    );
-    for (i, probe) in plan.probes.iter().enumerate() {
-        let d = &probe.info.desc;
-        out += &format!(
-            "{:>5} {:>10} {:>20} {:>32} {}\n",
-            i + 1,
-            d.provider,
-            d.module,
-            d.function,
-            d.name
-        );
+    let mut out = ProbeDesc::listing_header() + "\n";
+    for (id, probe) in (1..).zip(&plan.probes) {
+        out += &probe.info.desc.listing_line(id);
+        out.push('\n');
     }
     out
 }

@@ -21,6 +21,10 @@ use crate::event::{AggSnapshot, DropKind, Event, ProbeDesc};
 struct Events(Vec<Event>);
 
 impl EventSink for Events {
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
     fn event(&mut self, event: Event) -> std::io::Result<()> {
         self.0.push(event);
         Ok(())

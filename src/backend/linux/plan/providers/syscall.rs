@@ -10,18 +10,21 @@
 
 use std::str::FromStr;
 
-use super::providers::{field_load, Cache};
-use super::{ArgLoad, Candidate, PlanError, PlannedProbe, Site};
+use super::common::{concrete, field_load, Query};
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
-use crate::event::ProbeDesc;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{ArgLoad, Candidate, PlanError, PlannedProbe, Site};
 use crate::inspect::tracefs::{self, TracefsError};
 
 /// More entry (or return) probes than this go through raw_syscalls.
 pub const RAW_THRESHOLD: usize = 20;
 
+/// The syscalls that have tracepoints, sorted: read once per plan.
+struct Syscalls(Vec<String>);
+
 /// The syscalls that have tracepoints, sorted.
-pub fn list() -> Result<Vec<String>, PlanError> {
+fn list() -> Result<Vec<String>, PlanError> {
     let dir = tracefs::root()
         .map_err(PlanError::tracefs)?
         .join("events/syscalls");
@@ -45,10 +48,13 @@ pub fn list() -> Result<Vec<String>, PlanError> {
 }
 
 /// The syscall probes `desc` matches; their sites are completed by [`finish_sites`].
-pub fn probes(desc: &ast::ProbeDesc, cache: &mut Cache) -> Result<Vec<Candidate>, PlanError> {
-    use super::glob::matches;
+pub fn probes(desc: &ast::ProbeDesc, query: &mut Query) -> Result<Vec<Candidate>, PlanError> {
     let mut found = Vec::new();
-    for name in cache.syscalls()? {
+    if !matches(&desc.module, "") {
+        return Ok(found);
+    }
+    let Syscalls(names) = query.cache.get_or_read(|| list().map(Syscalls))?;
+    for name in names.iter() {
         if !matches(&desc.function, name) {
             continue;
         }
@@ -58,12 +64,7 @@ pub fn probes(desc: &ast::ProbeDesc, cache: &mut Cache) -> Result<Vec<Candidate>
         ] {
             if matches(&desc.name, label) {
                 found.push(Candidate {
-                    desc: ProbeDesc {
-                        provider: "syscall".into(),
-                        module: String::new(),
-                        function: name.clone(),
-                        name: label.into(),
-                    },
+                    desc: concrete("syscall", "", name, label),
                     kind,
                     site: Site::Tracepoint {
                         category: "syscalls".into(),

@@ -12,33 +12,25 @@ use std::path::Path;
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
-use super::glob::{is_glob, matches};
-use super::{describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite};
+use super::common::{concrete, process_error, Query};
 use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
-use crate::event::ProbeDesc;
+use crate::backend::linux::plan::glob::{is_glob, matches};
+use crate::backend::linux::plan::{
+    describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite,
+};
 use crate::inspect::elf::{ElfError, ElfImage};
-use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
+use crate::inspect::procmaps::ProcessMaps;
 
 /// The pid provider's probes in process `pid`.
 pub fn probes(
     desc: &ast::ProbeDesc,
     pid: u32,
-    target: Option<u32>,
+    query: &mut Query,
 ) -> Result<Vec<Candidate>, PlanError> {
-    let maps = ProcessMaps::read(pid).map_err(|source| match source {
-        ProcMapsError::NoSuchProcess { pid } => PlanError::NoProcess {
-            desc: describe(desc),
-            pid,
-            is_target: target == Some(pid),
-        },
-        source => PlanError::ProcMaps {
-            desc: describe(desc),
-            pid,
-            source: Box::new(source),
-        },
-    })?;
+    let maps =
+        ProcessMaps::read(pid).map_err(|source| process_error(desc, pid, query.target, source))?;
     let mut found = Vec::new();
     // The executable is the first file mapping (see `procmaps`); D calls it `a.out`.
     for (index, mapping) in maps.files().into_iter().enumerate() {
@@ -75,12 +67,7 @@ pub fn probes(
                     retprobe,
                 };
                 found.push(Candidate {
-                    desc: ProbeDesc {
-                        provider: format!("pid{pid}"),
-                        module: module.to_string(),
-                        function: function.clone(),
-                        name: name.into(),
-                    },
+                    desc: concrete(&format!("pid{pid}"), module, &function, name),
                     kind: ProbeKind::Uprobe,
                     site: Site::Uprobe {
                         sites: vec![UprobeSite {

@@ -12,19 +12,18 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use super::glob::matches;
-use super::providers::Cache;
-use super::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
+use super::common::{concrete, process_error, Query};
 use crate::backend::linux::attach::uprobe::UprobeSpec;
 use crate::backend::linux::d::ast;
 use crate::backend::linux::firing::ProbeKind;
-use crate::event::ProbeDesc;
+use crate::backend::linux::plan::glob::matches;
+use crate::backend::linux::plan::{describe, ArgLoad, Candidate, PlanError, Site, UprobeSite};
 use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
 use crate::inspect::usdt::{UsdtError, UsdtProbe, UsdtProbes};
 
 /// The USDT probes in the files one process maps.
 #[derive(Debug)]
-pub struct ProcessProbes {
+struct ProcessProbes {
     pid: u32,
     files: Vec<MappedProbes>,
 }
@@ -51,20 +50,10 @@ pub fn probes_of_process(
     desc: &ast::ProbeDesc,
     base: &str,
     pid: u32,
-    target: Option<u32>,
+    query: &mut Query,
 ) -> Result<Vec<Candidate>, PlanError> {
-    let process = read_process(pid, &mut FileCache::new()).map_err(|source| match source {
-        ProcMapsError::NoSuchProcess { pid } => PlanError::NoProcess {
-            desc: describe(desc),
-            pid,
-            is_target: target == Some(pid),
-        },
-        source => PlanError::ProcMaps {
-            desc: describe(desc),
-            pid,
-            source: Box::new(source),
-        },
-    })?;
+    let process = read_process(pid, &mut FileCache::new())
+        .map_err(|source| process_error(desc, pid, query.target, source))?;
     candidates(desc, &process, |provider| provider == base)
 }
 
@@ -72,9 +61,11 @@ pub fn probes_of_process(
 /// Processes that exit or cannot be read while scanning are passed over.
 pub fn probes_of_all_processes(
     desc: &ast::ProbeDesc,
-    cache: &mut Cache,
+    query: &mut Query,
 ) -> Result<Vec<Candidate>, PlanError> {
-    let scan = cache.usdt_scan.get_or_insert_with(scan_processes);
+    let Scan(scan) = query
+        .cache
+        .get_or_read(|| Ok::<_, PlanError>(Scan(scan_processes())))?;
     let mut found = Vec::new();
     for process in scan.iter() {
         let pattern = desc.provider.as_str();
@@ -84,6 +75,9 @@ pub fn probes_of_all_processes(
     }
     Ok(found)
 }
+
+/// The USDT probes of every process, read once per plan (on first use).
+struct Scan(Vec<ProcessProbes>);
 
 fn scan_processes() -> Vec<ProcessProbes> {
     let mut files = FileCache::new();
@@ -150,19 +144,19 @@ fn candidates(
                 desc: describe(desc),
                 source,
             })?;
-            let concrete = ProbeDesc {
-                provider: format!("{}{}", probe.provider, process.pid),
-                module: file.module.clone(),
-                function: String::new(),
-                name,
-            };
-            match found.iter_mut().find(|c| c.desc == concrete) {
+            let probe_desc = concrete(
+                &format!("{}{}", probe.provider, process.pid),
+                &file.module,
+                "",
+                &name,
+            );
+            match found.iter_mut().find(|c| c.desc == probe_desc) {
                 Some(Candidate {
                     site: Site::Uprobe { sites },
                     ..
                 }) => sites.push(site),
                 _ => found.push(Candidate {
-                    desc: concrete,
+                    desc: probe_desc,
                     kind: ProbeKind::Usdt,
                     site: Site::Uprobe { sites: vec![site] },
                 }),
