@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod inspect;
+pub mod local_time;
 pub mod output;
 pub mod python;
 pub mod script;

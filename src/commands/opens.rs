@@ -18,6 +18,7 @@ use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
 use crate::event::{AggSnapshot, ByteString, DropKind, Event, Printf, ProbeDesc};
+use crate::local_time::local_time;
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 
@@ -360,12 +361,12 @@ struct Columns<'a> {
 
 /// HH:MM:SS.micro in local time, from nanoseconds since the epoch.
 fn wall_clock(ns: u64) -> String {
-    let tm = output::local_time(ns as i64);
+    let t = local_time((ns as i64).div_euclid(1_000_000_000)).unwrap_or_default();
     format!(
         "{:02}:{:02}:{:02}.{:06}",
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
+        t.hour,
+        t.minute,
+        t.second,
         (ns % 1_000_000_000) / 1000
     )
 }

@@ -22,6 +22,7 @@ use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
+use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
 use crate::target::Target;
@@ -319,15 +320,10 @@ fn average_us(total_ns: i64, count: i64) -> f64 {
 
 /// YYYY-MM-DD HH:MM:SS in local time, from nanoseconds since the epoch.
 fn wall_date(ns: i64) -> String {
-    let tm = output::local_time(ns);
+    let t = local_time(ns.div_euclid(1_000_000_000)).unwrap_or_default();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 

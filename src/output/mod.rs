@@ -102,18 +102,6 @@ pub fn stdout(flush_each_line: bool) -> LineWriter<io::Stdout> {
     LineWriter::new(io::stdout(), flush_each_line)
 }
 
-/// The local calendar time of `ns` nanoseconds since the epoch.
-pub fn local_time(ns: i64) -> libc::tm {
-    let secs = ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: an all-zero tm is a valid value, and localtime_r only writes into the tm we
-    // own; on failure it leaves it zeroed.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    }
-}
-
 /// Whether an error is, somewhere in its chain, a closed pipe: the reader went away
 /// (`dtk … | head`), which is not an error for dtk.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

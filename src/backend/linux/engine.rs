@@ -71,14 +71,18 @@ fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendErr
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
 pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, BackendError> {
+    // Parsed once, before the target exists; a parse error is reported where compiling
+    // reports errors, once the target is set up.
+    let parsed = parse(job);
     let mut traced = match &job.target {
         Target::None => Traced::None,
         Target::Pid(pid) => Traced::Running(Watched::new(*pid).map_err(engine_error)?),
         Target::Command(argv) => {
-            Traced::Started(Spawned::start(argv, probes_in_libraries(job)).map_err(engine_error)?)
+            let libraries = parsed.as_ref().is_ok_and(probes_in_libraries);
+            Traced::Started(Spawned::start(argv, libraries).map_err(engine_error)?)
         }
     };
-    let (compiled, options, plan) = prepare(job, traced.pid())?;
+    let (compiled, options, plan) = prepare(job, parsed?, traced.pid())?;
     let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
@@ -128,9 +132,11 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
 pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
     // A command is started and held, as for a run, so that its probes can be found; it is
     // killed when `held` drops, never having run.
+    let parsed = parse(job);
     let held = match &job.target {
         Target::Command(argv) => {
-            Some(Spawned::start(argv, probes_in_libraries(job)).map_err(engine_error)?)
+            let libraries = parsed.as_ref().is_ok_and(probes_in_libraries);
+            Some(Spawned::start(argv, libraries).map_err(engine_error)?)
         }
         _ => None,
     };
@@ -139,7 +145,7 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         Target::Command(_) => held.as_ref().map(Spawned::pid),
         Target::None => None,
     };
-    let (_, _, plan) = prepare(job, target)?;
+    let (_, _, plan) = prepare(job, parsed?, target)?;
     Ok(plan
         .probes
         .iter()
@@ -148,30 +154,27 @@ pub fn list(job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
 }
 
 /// Whether the program names probes that may live in the target's shared libraries (pid,
-/// USDT; see `plan::providers::in_process`). A program that does not parse says no;
-/// compiling it reports the error.
-fn probes_in_libraries(job: &Job) -> bool {
-    let macros = d::MacroArgs {
-        target: Some(0),
-        args: job.args.clone(),
-        // Only the probe descriptions matter here; argument errors are compile()'s to report.
-        defaultargs: true,
-    };
-    d::parse(&job.script.text, &macros).is_ok_and(|program| {
-        program.items.iter().any(|item| match item {
-            Item::Clause(c) => c
-                .probes
-                .iter()
-                .any(|p| plan::providers::in_process(&p.provider)),
-            _ => false,
-        })
+/// USDT; see `plan::providers::in_process`). `$target` is not substituted yet: `pid$target`
+/// is in a process as `pid123` is.
+fn probes_in_libraries(parsed: &d::Parsed) -> bool {
+    parsed.program().items.iter().any(|item| match item {
+        Item::Clause(c) => c
+            .probes
+            .iter()
+            .any(|p| plan::providers::in_process(&p.provider)),
+        _ => false,
     })
 }
 
 /// Compiles the job's program, resolves its options and plans its probes. Warnings are
 /// printed here, before anything is attached.
-fn prepare(job: &Job, target: Option<u32>) -> Result<(d::Compiled, Options, Plan), BackendError> {
-    let compiled = compile(job, target)?;
+fn prepare(
+    job: &Job,
+    parsed: d::Parsed,
+    target: Option<u32>,
+) -> Result<(d::Compiled, Options, Plan), BackendError> {
+    let compiled =
+        d::finish(&job.script.name, &job.script.text, parsed, target).map_err(not_compiled)?;
     // Planning reads tracefs and the target's files, which need the same privileges as
     // tracing: say which capability is missing before a plan error could hide it.
     super::bpf::access::check().map_err(engine_error)?;
@@ -197,18 +200,21 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn compile(job: &Job, target: Option<u32>) -> Result<d::Compiled, BackendError> {
+/// Parses the job's program; `$target` is substituted when it is compiled.
+fn parse(job: &Job) -> Result<d::Parsed, BackendError> {
     let macros = d::MacroArgs {
-        target,
+        target: None,
         args: job.args.clone(),
         defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
-    d::compile(&job.script.name, &job.script.text, &macros).map_err(|diagnostics| {
-        BackendError::Compile(format!(
-            "the D program does not compile:\n{}",
-            diagnostics.to_string().trim_end()
-        ))
-    })
+    d::parse_program(&job.script.name, &job.script.text, &macros).map_err(not_compiled)
+}
+
+fn not_compiled(diagnostics: d::Diagnostics) -> BackendError {
+    BackendError::Compile(format!(
+        "the D program does not compile:\n{}",
+        diagnostics.to_string().trim_end()
+    ))
 }
 
 /// The state of the event loop.

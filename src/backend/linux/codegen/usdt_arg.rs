@@ -7,6 +7,7 @@
 //! the buffer when the read faults, so a bad pointer in the traced process yields 0.
 
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Helper, Reg, Size, Src};
+use crate::backend::linux::d::arith;
 use crate::inspect::usdt::arg::{ArgLocation, UsdtArg};
 
 /// Emits code that leaves `arg`'s value in `dst`.
@@ -62,7 +63,7 @@ fn add_displacement(asm: &mut Asm, reg: Reg, displacement: i64) {
 
 /// Keeps the low `size` bytes of `reg`, sign- or zero-extended to 64 bits.
 fn extend(asm: &mut Asm, reg: Reg, size: u8, signed: bool) {
-    if size >= 8 {
+    if size == 0 || size >= 8 {
         return;
     }
     let bits = Src::Imm(64 - 8 * i32::from(size));
@@ -72,16 +73,7 @@ fn extend(asm: &mut Asm, reg: Reg, size: u8, signed: bool) {
 
 /// What [`extend`] would make of a constant, computed now instead of in the program.
 fn extend_constant(value: i64, size: u8, signed: bool) -> u64 {
-    if size >= 8 {
-        return value as u64;
-    }
-    let bits = 64 - 8 * u32::from(size);
-    let high = (value as u64) << bits;
-    if signed {
-        ((high as i64) >> bits) as u64
-    } else {
-        high >> bits
-    }
+    arith::extend(value as u64, 8 * u32::from(size), signed)
 }
 
 fn size_of(bytes: u8) -> Size {

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::span::Span;
 use crate::backend::linux::deep;
+pub use crate::event::AggFunc;
 
 /// A whole D program, in source order, with the variables the checker found.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -97,7 +98,7 @@ pub struct Aggregate {
     /// The name without `@`; empty for the anonymous `@`.
     pub name: String,
     pub keys: Vec<Expr>,
-    pub func: Function,
+    pub func: AggFunc,
     pub args: Vec<Expr>,
     pub span: Span,
 }
@@ -201,6 +202,48 @@ impl Expr {
             }
             ExprKind::Call { args, .. } => args.iter().for_each(f),
         }
+    }
+
+    /// Calls `f` on each direct subexpression, mutably.
+    pub fn for_each_child_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        deep::recurse(|| match &mut self.kind {
+            ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Ident(_)
+            | ExprKind::Var { .. }
+            | ExprKind::Builtin(_)
+            | ExprKind::Aggregation(_)
+            | ExprKind::SizeofType(_) => {}
+            ExprKind::Unary { operand: x, .. }
+            | ExprKind::IncDec { target: x, .. }
+            | ExprKind::Cast { expr: x, .. }
+            | ExprKind::SizeofExpr(x)
+            | ExprKind::Stringof(x)
+            | ExprKind::Member { base: x, .. } => f(x),
+            ExprKind::Binary { lhs: a, rhs: b, .. }
+            | ExprKind::Assign {
+                target: a,
+                value: b,
+                ..
+            } => {
+                f(a);
+                f(b);
+            }
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
+            ExprKind::Index { base, indices } => {
+                f(base);
+                indices.iter_mut().for_each(&mut *f);
+            }
+            ExprKind::Call { args, .. } => args.iter_mut().for_each(f),
+        })
     }
 
     /// Takes the kind out, to rebuild the expression from its parts (Expr has a Drop, so
@@ -567,15 +610,8 @@ pub enum Function {
     Tolower,
     Toupper,
     Progenyof,
-    Count,
-    Sum,
-    Min,
-    Max,
-    Avg,
-    Stddev,
-    Quantize,
-    Lquantize,
-    Llquantize,
+    /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
+    Aggregating(AggFunc),
 }
 
 const FUNCTION_NAMES: &[(&str, Function)] = &[
@@ -603,15 +639,15 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("tolower", Function::Tolower),
     ("toupper", Function::Toupper),
     ("progenyof", Function::Progenyof),
-    ("count", Function::Count),
-    ("sum", Function::Sum),
-    ("min", Function::Min),
-    ("max", Function::Max),
-    ("avg", Function::Avg),
-    ("stddev", Function::Stddev),
-    ("quantize", Function::Quantize),
-    ("lquantize", Function::Lquantize),
-    ("llquantize", Function::Llquantize),
+    ("count", Function::Aggregating(AggFunc::Count)),
+    ("sum", Function::Aggregating(AggFunc::Sum)),
+    ("min", Function::Aggregating(AggFunc::Min)),
+    ("max", Function::Aggregating(AggFunc::Max)),
+    ("avg", Function::Aggregating(AggFunc::Avg)),
+    ("stddev", Function::Aggregating(AggFunc::Stddev)),
+    ("quantize", Function::Aggregating(AggFunc::Quantize)),
+    ("lquantize", Function::Aggregating(AggFunc::Lquantize)),
+    ("llquantize", Function::Aggregating(AggFunc::Llquantize)),
 ];
 
 impl Function {
@@ -629,15 +665,21 @@ impl Function {
             .map_or("", |(n, _)| n)
     }
 
+    /// The aggregating function this is, if it is one.
+    pub fn aggregating(self) -> Option<AggFunc> {
+        match self {
+            Function::Aggregating(f) => Some(f),
+            _ => None,
+        }
+    }
+
     pub fn kind(self) -> FunctionKind {
         use Function::*;
         match self {
             Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize => {
                 FunctionKind::Action
             }
-            Count | Sum | Min | Max | Avg | Stddev | Quantize | Lquantize | Llquantize => {
-                FunctionKind::Aggregating
-            }
+            Aggregating(_) => FunctionKind::Aggregating,
             _ => FunctionKind::Subroutine,
         }
     }
@@ -653,7 +695,7 @@ pub struct Variable {
     /// Key types of an associative array or aggregation.
     pub keys: Vec<DType>,
     /// The aggregating function, for aggregations.
-    pub func: Option<Function>,
+    pub func: Option<AggFunc>,
     /// Where it is first declared or assigned.
     pub span: Span,
 }

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::ast::{
-    Aggregate, Builtin, DType, Decl, Expr, ExprKind, IncDecOp, Item, Program, Stmt, UnaryOp,
-    VarScope, VariableKind,
+    Aggregate, Builtin, DType, Decl, Expr, ExprKind, Function, IncDecOp, Item, Program, Stmt,
+    UnaryOp, VarScope, VariableKind,
 };
 use super::span::{locate, Span};
 use crate::backend::linux::deep;
@@ -27,7 +27,9 @@ pub fn dump(program: &Program, source: &str) -> String {
             VariableKind::Aggregation => "aggregation",
         };
         let keys: Vec<String> = v.keys.iter().map(short).collect();
-        let func = v.func.map_or(String::new(), |f| format!(" {}()", f.name()));
+        let func = v.func.map_or(String::new(), |f| {
+            format!(" {}()", Function::Aggregating(f).name())
+        });
         let at = d.at(v.span);
         let _ = writeln!(
             d.out,
@@ -172,7 +174,7 @@ impl Dumper<'_> {
             "@{}[{}] = {}({}) {}",
             a.name,
             keys.join(", "),
-            a.func.name(),
+            Function::Aggregating(a.func).name(),
             args.join(", "),
             self.at(a.span)
         )

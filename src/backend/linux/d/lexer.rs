@@ -1,8 +1,10 @@
 //! The D lexer: a cursor over the source that the parser drives one token at a time. The
 //! parser can also ask for a probe description at the cursor (`probe_spec`), because D lexes
-//! `syscall::open*:entry` differently from expressions. Macros (`$target`, `$1`, `$$1`) are
-//! substituted here, by D's rules, so the parser never sees them.
+//! `syscall::open*:entry` differently from expressions. The script's arguments (`$1`, `$$1`)
+//! and `$pid` are substituted here, by D's rules, so the parser never sees them; `$target`
+//! is a placeholder whose value `macros::substitute_target` fills in after parsing.
 
+use super::arith::normalize;
 use super::ast::DType;
 use super::diagnostic::Diagnostic;
 use super::literal::parse_integer;
@@ -20,6 +22,9 @@ pub struct Lexer<'a> {
     pub(super) defaultargs: bool,
     /// Which macro arguments (`$1` is index 0) the program refers to.
     pub(super) used_args: Vec<Cell<bool>>,
+    /// Where the program refers to `$target`, whose value is substituted after parsing
+    /// (`macros::substitute_target`): the target process may not exist yet.
+    pub(super) target_uses: Vec<Span>,
 }
 
 type LexResult<T> = Result<T, Diagnostic>;
@@ -45,6 +50,7 @@ impl<'a> Lexer<'a> {
             macros,
             defaultargs: macros.defaultargs,
             used_args: vec![Cell::new(false); macros.args.len()],
+            target_uses: Vec::new(),
         }
     }
 
@@ -258,7 +264,7 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         Ok(Tok::Int {
-            value: value as i8 as i64 as u64,
+            value: normalize(u64::from(value), &DType::CHAR),
             ty: DType::CHAR,
         })
     }
@@ -402,11 +408,12 @@ mod tests {
 
     #[test]
     fn macros_substitute_by_kind() {
+        // `$target` is a placeholder here, filled in after parsing (macros.rs tests it).
         let toks = lex_all("$target $1 $2 $$1").unwrap();
         assert_eq!(
             toks[0],
             Tok::Int {
-                value: 42,
+                value: 0,
                 ty: DType::INT
             }
         );

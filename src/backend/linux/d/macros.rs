@@ -1,8 +1,14 @@
-//! D's macros, substituted as the lexer meets them: `$target` (the traced process),
-//! `$pid` and `$ppid` (dtk's own, as in dtrace(1)), `$1`…`$9` (an integer or an identifier)
-//! and `$$1`…`$$9` (always a string). Unset arguments are errors unless
-//! `#pragma D option defaultargs` makes them 0 and "".
+//! D's macros. `$pid` and `$ppid` (dtk's own, as in dtrace(1)), `$1`…`$9` (an integer or an
+//! identifier) and `$$1`…`$$9` (always a string) are substituted as the lexer meets them: an
+//! argument may be an identifier, which the parser must see as one. Unset arguments are
+//! errors unless `#pragma D option defaultargs` makes them 0 and "".
+//!
+//! `$target` (the traced process) is always an integer, and is not known when the program
+//! is parsed: the engine must know the program's providers before it starts the command it
+//! traces. The lexer leaves a placeholder and records where; `substitute_target` fills in
+//! the value afterwards, so the program is lexed and parsed once.
 
+use super::ast::{DType, Expr, ExprKind, Item, Program, Stmt};
 use super::diagnostic::Diagnostic;
 use super::lexer::{is_ident_char, is_ident_start, Lexer};
 use super::literal::parse_integer;
@@ -20,6 +26,18 @@ impl Lexer<'_> {
         self.pos += if as_string { 2 } else { 1 };
         let name = self.ident_text();
         let span = Span::new(start, self.pos);
+        if name == "target" {
+            self.note_target(span);
+            let tok = if as_string {
+                Tok::Str(String::new())
+            } else {
+                Tok::Int {
+                    value: 0,
+                    ty: DType::INT,
+                }
+            };
+            return Ok(Token { tok, span });
+        }
         let value = self.macro_value(name, as_string, span)?;
         let tok = if as_string {
             Tok::Str(value)
@@ -45,12 +63,6 @@ impl Lexer<'_> {
     /// The text a macro stands for.
     fn macro_value(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
         match name {
-            "target" => self.macros.target.map(|t| t.to_string()).ok_or_else(|| {
-                Diagnostic::error(
-                    span,
-                    "`$target` is used but no target process was given (-p PID or -c CMD)",
-                )
-            }),
             "pid" => Ok(std::process::id().to_string()),
             "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
             _ => self.macro_argument(name, as_string, span),
@@ -102,6 +114,150 @@ impl Lexer<'_> {
         let as_string = self.rest().starts_with("$$");
         self.pos += if as_string { 2 } else { 1 };
         let name = self.ident_text();
-        self.macro_value(name, as_string, Span::new(start, self.pos))
+        let span = Span::new(start, self.pos);
+        if name == "target" {
+            self.note_target(span);
+            return Ok(TARGET.to_string());
+        }
+        self.macro_value(name, as_string, span)
+    }
+
+    /// Records a use of `$target` (the parser may lex a token twice, after a lookahead).
+    fn note_target(&mut self, span: Span) {
+        if !self.target_uses.contains(&span) {
+            self.target_uses.push(span);
+        }
+    }
+}
+
+/// What a probe description holds in place of `$target` until it is substituted.
+const TARGET: &str = "$target";
+
+/// Fills in `$target` where the lexer left placeholders (`uses`), in expressions and probe
+/// descriptions. Without a target process, the first use is an error.
+pub(super) fn substitute_target(
+    program: &mut Program,
+    uses: &[Span],
+    target: Option<u32>,
+) -> LexResult<()> {
+    let Some(first) = uses.iter().min_by_key(|s| s.start) else {
+        return Ok(());
+    };
+    let Some(target) = target else {
+        return Err(Diagnostic::error(
+            *first,
+            "`$target` is used but no target process was given (-p PID or -c CMD)",
+        ));
+    };
+    let text = target.to_string();
+    let int = parse_integer(&text).map_err(|message| Diagnostic::error(*first, message))?;
+    let Tok::Int { value, ty } = int else {
+        return Ok(());
+    };
+    let mut fill = |e: &mut Expr| {
+        if uses.contains(&e.span) {
+            match &mut e.kind {
+                ExprKind::Int(v) => {
+                    *v = value;
+                    e.ty = ty.clone();
+                }
+                ExprKind::Str(s) => *s = text.clone(),
+                _ => {}
+            }
+        }
+    };
+    for item in &mut program.items {
+        match item {
+            Item::Decl(d) => d.inline.iter_mut().for_each(|e| each_expr(e, &mut fill)),
+            Item::Clause(c) => {
+                for p in &mut c.probes {
+                    for part in [&mut p.provider, &mut p.module, &mut p.function, &mut p.name] {
+                        if part.contains(TARGET) {
+                            *part = part.replace(TARGET, &text);
+                        }
+                    }
+                }
+                c.predicate.iter_mut().for_each(|e| each_expr(e, &mut fill));
+                c.body
+                    .iter_mut()
+                    .flatten()
+                    .for_each(|s| each_stmt_expr(s, &mut fill));
+            }
+            Item::Pragma(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn each_stmt_expr(stmt: &mut Stmt, f: &mut impl FnMut(&mut Expr)) {
+    match stmt {
+        Stmt::Expr(e) => each_expr(e, f),
+        Stmt::Aggregate(a) => a
+            .keys
+            .iter_mut()
+            .chain(&mut a.args)
+            .for_each(|e| each_expr(e, f)),
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+            ..
+        } => {
+            each_expr(cond, f);
+            then.iter_mut()
+                .chain(otherwise.iter_mut().flatten())
+                .for_each(|s| each_stmt_expr(s, f));
+        }
+    }
+}
+
+/// Calls `f` on `e` and every expression inside it.
+fn each_expr(e: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
+    f(e);
+    e.for_each_child_mut(&mut |c| each_expr(c, f));
+}
+
+impl Lexer<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parser, MacroArgs};
+    use super::*;
+
+    fn parse(src: &str, target: Option<u32>) -> LexResult<Program> {
+        let macros = MacroArgs {
+            target,
+            ..MacroArgs::default()
+        };
+        parser::parse(src, &macros)
+    }
+
+    #[test]
+    fn target_is_substituted_after_parsing() {
+        let src = "pid$target::malloc:entry /pid == $target/ { trace($$target); }";
+        let program = parse(src, Some(42)).unwrap();
+        let clause = program.clauses()[0];
+        assert_eq!(clause.probes[0].provider, "pid42");
+        let Some(ExprKind::Binary { rhs, .. }) = clause.predicate.as_ref().map(|p| &p.kind) else {
+            panic!("{:?}", clause.predicate)
+        };
+        assert_eq!(rhs.kind, ExprKind::Int(42));
+        assert_eq!(rhs.ty, DType::INT);
+        let Some([Stmt::Expr(call)]) = clause.body.as_deref() else {
+            panic!("{:?}", clause.body)
+        };
+        let ExprKind::Call { args, .. } = &call.kind else {
+            panic!("{call:?}")
+        };
+        assert_eq!(args[0].kind, ExprKind::Str("42".into()));
+    }
+
+    #[test]
+    fn target_without_a_process_is_an_error_at_its_first_use() {
+        let src = "BEGIN { x = 1; }\nBEGIN { y = $target; z = $target; }";
+        let err = parse(src, None).unwrap_err();
+        assert_eq!(err.span, Span::new(29, 36));
+        assert!(err.message.contains("no target process"), "{}", err.message);
+        assert!(parse("BEGIN { x = 1; }", None).is_ok());
     }
 }

@@ -1,8 +1,10 @@
 //! The D language front end: lexer, parser, AST with spans, semantic checks, diagnostics.
 //!
-//! `compile` runs the whole front end: macro substitution (in the lexer), parsing, then
-//! checking, which resolves names, substitutes inlines, folds constants and types every
-//! expression. The code generator consumes the checked `ast::Program`, and may rely on this:
+//! `compile` runs the whole front end: parsing (the lexer substitutes the script's
+//! arguments), `$target` substitution, then checking, which resolves names, substitutes
+//! inlines, folds constants and types every expression. The engine runs it in two steps,
+//! `parse_program` and `finish`, because it needs the program's providers before it starts
+//! the target process whose pid `$target` is; the program is parsed once. The code generator consumes the checked `ast::Program`, and may rely on this:
 //!
 //! - every expression has a type (`DType::Unknown` never survives a successful compile);
 //! - no `ExprKind::Ident` is left: names are `Var` (global, `self->`, `this->`), `Builtin`,
@@ -16,15 +18,18 @@
 //! - assigning integer 0 to a thread-local or an associative element frees it, whatever its
 //!   type, as in D.
 //!
-//! Layout: `lexer` (with `macros` and `literal`), `parser` (items and statements; `expr`,
+//! Layout: `lexer` (with `macros` and `literal`), `arith` (integer semantics, shared with the
+//! executor), `format` (printf formats, shared with the executor), `parser` (items and statements; `expr`,
 //! `types`), `check` (names and types in `expr`, assignments in `targets`, calls in `calls`
 //! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
 //! form the golden tests compare).
 
+pub mod arith;
 pub mod ast;
 mod check;
 mod diagnostic;
 mod dump;
+pub mod format;
 mod lexer;
 mod literal;
 mod macros;
@@ -41,6 +46,7 @@ pub use span::Span;
 /// arguments). `$pid` and `$ppid` are dtk's own, as in dtrace(1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MacroArgs {
+    /// Read by `compile` and `parse`; `parse_program` leaves `$target` for `finish`.
     pub target: Option<u32>,
     pub args: Vec<String>,
     /// `-x defaultargs`: unset arguments are 0 and "", and unused ones are not errors.
@@ -54,21 +60,56 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// A parsed program, not yet checked, whose `$target` is not yet known.
+#[derive(Debug, Clone)]
+pub struct Parsed(parser::Parsed);
+
+impl Parsed {
+    /// The program as parsed: probe descriptions still hold `$target` as written.
+    pub fn program(&self) -> &ast::Program {
+        &self.0.program
+    }
+}
+
 /// Parses and checks a D script. `file` names it in diagnostics. On error, the result holds
 /// every error and warning, in source order.
 pub fn compile(file: &str, source: &str, macros: &MacroArgs) -> Result<Compiled, Diagnostics> {
-    let named = |mut d: Diagnostic| {
-        d.file = file.to_string();
-        d
-    };
-    let (mut program, unfit) = parser::parse_whole(source, macros).map_err(|d| Diagnostics {
+    let parsed = parse_program(file, source, macros)?;
+    finish(file, source, parsed, macros.target)
+}
+
+/// Parses a D script; `macros.target` is not read (see [`finish`]).
+pub fn parse_program(file: &str, source: &str, macros: &MacroArgs) -> Result<Parsed, Diagnostics> {
+    parser::parse_whole(source, macros)
+        .map(Parsed)
+        .map_err(|d| Diagnostics {
+            source_text: source.to_string(),
+            diagnostics: vec![named(file, d)],
+        })
+}
+
+/// Substitutes `$target` (None: no target process) and checks a parsed script.
+pub fn finish(
+    file: &str,
+    source: &str,
+    parsed: Parsed,
+    target: Option<u32>,
+) -> Result<Compiled, Diagnostics> {
+    let parser::Parsed {
+        mut program,
+        unfit,
+        target_uses,
+    } = parsed.0;
+    macros::substitute_target(&mut program, &target_uses, target).map_err(|d| Diagnostics {
         source_text: source.to_string(),
-        diagnostics: vec![named(d)],
+        diagnostics: vec![named(file, d)],
     })?;
-    let mut diagnostics: Vec<Diagnostic> =
-        check::check(&mut program).into_iter().map(named).collect();
+    let mut diagnostics: Vec<Diagnostic> = check::check(&mut program)
+        .into_iter()
+        .map(|d| named(file, d))
+        .collect();
     if !diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        diagnostics.extend(unfit.map(named));
+        diagnostics.extend(unfit.map(|d| named(file, d)));
     }
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(Diagnostics {
@@ -80,6 +121,11 @@ pub fn compile(file: &str, source: &str, macros: &MacroArgs) -> Result<Compiled,
         program,
         warnings: diagnostics,
     })
+}
+
+fn named(file: &str, mut d: Diagnostic) -> Diagnostic {
+    d.file = file.to_string();
+    d
 }
 
 /// Parses without checking: the lexer and parser alone (for the fuzz target and benchmarks

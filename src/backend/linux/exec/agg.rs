@@ -12,7 +12,6 @@ use super::buckets::{
     arg, llquantize_bucket, llquantize_layout, lquantize_bucket, lquantize_layout, quantize_bucket,
     BadParameters,
 };
-use crate::backend::linux::d::ast::Function;
 use crate::event::{
     self, compare_values, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS,
 };
@@ -93,7 +92,7 @@ impl std::hash::Hash for KeyPart {
 
 /// The arguments of one aggregating call, evaluated.
 pub struct Update<'a> {
-    pub func: Function,
+    pub func: AggFunc,
     pub args: &'a [i64],
 }
 
@@ -151,7 +150,7 @@ impl Aggregations {
     ) -> Result<(), BadParameters> {
         let fresh = initial(update.func, update.args)?;
         let value = self
-            .aggregation(name, agg_func(update.func), &fresh)
+            .aggregation(name, update.func, &fresh)
             .value(keys, fresh);
         apply(value, update.func, update.args);
         Ok(())
@@ -328,48 +327,33 @@ impl Aggregations {
     }
 }
 
-/// The event model's name for an aggregating function.
-pub fn agg_func(f: Function) -> AggFunc {
-    match f {
-        Function::Sum => AggFunc::Sum,
-        Function::Min => AggFunc::Min,
-        Function::Max => AggFunc::Max,
-        Function::Avg => AggFunc::Avg,
-        Function::Stddev => AggFunc::Stddev,
-        Function::Quantize => AggFunc::Quantize,
-        Function::Lquantize => AggFunc::Lquantize,
-        Function::Llquantize => AggFunc::Llquantize,
-        _ => AggFunc::Count,
-    }
-}
-
 /// The value a new entry starts from, with the bucket layout its parameters give.
-fn initial(func: Function, args: &[i64]) -> Result<AggValue, BadParameters> {
+fn initial(func: AggFunc, args: &[i64]) -> Result<AggValue, BadParameters> {
     Ok(match func {
-        Function::Min => AggValue::Scalar(i64::MAX),
-        Function::Max => AggValue::Scalar(i64::MIN),
-        Function::Avg => AggValue::Avg { count: 0, total: 0 },
-        Function::Stddev => AggValue::Stddev {
+        AggFunc::Min => AggValue::Scalar(i64::MAX),
+        AggFunc::Max => AggValue::Scalar(i64::MIN),
+        AggFunc::Avg => AggValue::Avg { count: 0, total: 0 },
+        AggFunc::Stddev => AggValue::Stddev {
             count: 0,
             total: 0,
             total_squares: 0,
         },
-        Function::Quantize => AggValue::Quantize(vec![0; QUANTIZE_BUCKETS]),
-        Function::Lquantize => lquantize_layout(args)?,
-        Function::Llquantize => llquantize_layout(args)?,
+        AggFunc::Quantize => AggValue::Quantize(vec![0; QUANTIZE_BUCKETS]),
+        AggFunc::Lquantize => lquantize_layout(args)?,
+        AggFunc::Llquantize => llquantize_layout(args)?,
         _ => AggValue::Scalar(0),
     })
 }
 
 /// Adds one value to an entry.
-fn apply(value: &mut AggValue, func: Function, args: &[i64]) {
+fn apply(value: &mut AggValue, func: AggFunc, args: &[i64]) {
     let v = arg(args, 0);
     match value {
         AggValue::Scalar(s) => match func {
-            Function::Count => *s = s.wrapping_add(1),
-            Function::Sum => *s = s.wrapping_add(v),
-            Function::Min => *s = (*s).min(v),
-            Function::Max => *s = (*s).max(v),
+            AggFunc::Count => *s = s.wrapping_add(1),
+            AggFunc::Sum => *s = s.wrapping_add(v),
+            AggFunc::Min => *s = (*s).min(v),
+            AggFunc::Max => *s = (*s).max(v),
             _ => {}
         },
         AggValue::Avg { count, total } => {
@@ -510,7 +494,7 @@ fn compare_keys(a: &[KeyPart], b: &[KeyPart]) -> Ordering {
 mod tests {
     use super::*;
 
-    fn update(aggs: &mut Aggregations, name: &str, key: &str, func: Function, args: &[i64]) {
+    fn update(aggs: &mut Aggregations, name: &str, key: &str, func: AggFunc, args: &[i64]) {
         aggs.update(name, vec![KeyPart::Str(key.into())], &Update { func, args })
             .unwrap();
     }
@@ -531,8 +515,8 @@ mod tests {
     fn clear_trunc_and_normalize() {
         let mut aggs = Aggregations::default();
         for (key, n) in [("a", 5), ("b", 1), ("c", 9)] {
-            update(&mut aggs, "s", key, Function::Sum, &[n]);
-            update(&mut aggs, "m", key, Function::Min, &[n]);
+            update(&mut aggs, "s", key, AggFunc::Sum, &[n]);
+            update(&mut aggs, "m", key, AggFunc::Min, &[n]);
         }
         aggs.set_normal("s", 2);
         assert_eq!(scalar(&aggs, "s"), [2, 0, 4]);
@@ -544,7 +528,7 @@ mod tests {
         aggs.clear("s");
         assert_eq!(scalar(&aggs, "s"), [0]);
         aggs.clear("m");
-        update(&mut aggs, "m", "a", Function::Min, &[7]);
+        update(&mut aggs, "m", "a", AggFunc::Min, &[7]);
         assert_eq!(scalar(&aggs, "m"), [7, i64::MAX, i64::MAX]);
         aggs.trunc("m", None);
         assert!(aggs.snapshot("m").unwrap().entries.is_empty());
@@ -597,16 +581,17 @@ mod tests {
 
     #[test]
     fn increments_and_the_default_step() {
+        use crate::backend::linux::d::ast::Function;
         // The front end does not accept the increment argument yet; the layout does.
         let mut aggs = Aggregations::default();
-        let mut add = |func: Function, args: &[i64]| {
-            aggs.update(func.name(), vec![], &Update { func, args })
-                .unwrap();
+        let mut add = |func: AggFunc, args: &[i64]| {
+            let name = Function::Aggregating(func).name();
+            aggs.update(name, vec![], &Update { func, args }).unwrap();
         };
-        add(Function::Quantize, &[3, 5]);
-        add(Function::Quantize, &[3]);
-        add(Function::Lquantize, &[2, 0, 4]);
-        add(Function::Lquantize, &[2, 0, 4, 1, 10]);
+        add(AggFunc::Quantize, &[3, 5]);
+        add(AggFunc::Quantize, &[3]);
+        add(AggFunc::Lquantize, &[2, 0, 4]);
+        add(AggFunc::Lquantize, &[2, 0, 4, 1, 10]);
         let q = aggs.snapshot("quantize").unwrap();
         let AggValue::Quantize(counts) = &q.entries[0].value else {
             panic!("{q:?}")
@@ -632,7 +617,7 @@ mod tests {
                 "l",
                 vec![],
                 &Update {
-                    func: Function::Lquantize,
+                    func: AggFunc::Lquantize,
                     args: &[1, 0, 1_000_000, 1],
                 },
             )

@@ -1,16 +1,14 @@
 //! Evaluation of D expressions and statements over one firing.
 //!
-//! Integer arithmetic follows C on 64 bits with each expression's checked type: operands are
-//! converted to the type the operator works in (the expression's own type for arithmetic,
-//! the promoted operand type for comparisons), results wrap to that type's width, and
-//! division and shifts are signed or unsigned as the type says. Strings compare with strcmp.
-
-use std::cmp::Ordering;
+//! Integer arithmetic is `d::arith`'s, the rules constant folding uses too, applied with each
+//! expression's checked type (the expression's own type for arithmetic, the promoted operand
+//! type for comparisons). Strings compare with strcmp.
 
 use super::agg::{KeyPart, Update};
-use super::value::{is_signed, normalize, promote, Value};
+use super::value::Value;
 use super::vars::{Place as VarPlace, Stored};
 use super::{Fault, Frame, Place, State};
+use crate::backend::linux::d::arith::{self, is_signed, normalize, promote};
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
     VarScope,
@@ -199,13 +197,13 @@ impl State {
             UnaryOp::AddrOf => return Err(Fault::IllegalOperation),
             _ => self.eval(operand, f)?,
         };
-        Ok(match op {
-            UnaryOp::Neg => Value::Int(normalize(v.int().wrapping_neg(), ty)),
-            UnaryOp::Plus => Value::Int(normalize(v.int(), ty)),
-            UnaryOp::BitNot => Value::Int(normalize(!v.int(), ty)),
-            UnaryOp::Not => Value::Int(u64::from(!v.truthy())),
-            UnaryOp::Deref | UnaryOp::AddrOf => load(&v, 0, ty)?,
-        })
+        match op {
+            UnaryOp::Not => Ok(Value::Int(u64::from(!v.truthy()))),
+            _ => match arith::unary(op, v.int(), ty) {
+                Some(n) => Ok(Value::Int(n)),
+                None => load(&v, 0, ty),
+            },
+        }
     }
 
     fn binary(
@@ -236,12 +234,13 @@ impl State {
             return Ok(Value::Int(u64::from(truth)));
         }
         if op.is_comparison() {
-            let ord = if lhs.ty == DType::String || rhs.ty == DType::String {
-                string_of(&l).cmp(string_of(&r))
+            let holds = if lhs.ty == DType::String || rhs.ty == DType::String {
+                let ord = string_of(&l).cmp(string_of(&r));
+                arith::holds(op, ord)
             } else {
-                compare_ints(l.int(), r.int(), &promote(&lhs.ty, &rhs.ty))
+                arith::compare(op, l.int(), r.int(), &promote(&lhs.ty, &rhs.ty))
             };
-            return Ok(Value::Int(u64::from(holds(op, ord))));
+            return Ok(Value::Int(u64::from(holds.unwrap_or(false))));
         }
         arithmetic(op, (l.int(), &lhs.ty), (r.int(), &rhs.ty), ty).map(Value::Int)
     }
@@ -406,73 +405,9 @@ pub(super) fn string_of(v: &Value) -> &[u8] {
     }
 }
 
-fn compare_ints(a: u64, b: u64, ty: &DType) -> Ordering {
-    let (a, b) = (normalize(a, ty), normalize(b, ty));
-    if is_signed(ty) {
-        (a as i64).cmp(&(b as i64))
-    } else {
-        a.cmp(&b)
-    }
-}
-
-fn holds(op: BinaryOp, ord: Ordering) -> bool {
-    match op {
-        BinaryOp::Lt => ord == Ordering::Less,
-        BinaryOp::Le => ord != Ordering::Greater,
-        BinaryOp::Gt => ord == Ordering::Greater,
-        BinaryOp::Ge => ord != Ordering::Less,
-        BinaryOp::Eq => ord == Ordering::Equal,
-        _ => ord != Ordering::Equal,
-    }
-}
-
-/// An arithmetic or bitwise operator in the type `ty`, with C's pointer arithmetic scaled
-/// by the size of what a pointer points to.
+/// An arithmetic or bitwise operator, by D's integer rules.
 fn arithmetic(op: BinaryOp, l: (u64, &DType), r: (u64, &DType), ty: &DType) -> Result<u64, Fault> {
-    let scale = |t: &DType| match t {
-        DType::Pointer(to) => to.size().unwrap_or(1).max(1),
-        _ => 1,
-    };
-    match (l.1, r.1, op) {
-        (DType::Pointer(_), DType::Pointer(_), BinaryOp::Sub) => {
-            let diff = l.0.wrapping_sub(r.0) as i64;
-            return Ok((diff / scale(l.1) as i64) as u64);
-        }
-        (DType::Pointer(_), _, BinaryOp::Add | BinaryOp::Sub) => {
-            let offset = r.0.wrapping_mul(scale(l.1));
-            return Ok(if op == BinaryOp::Add {
-                l.0.wrapping_add(offset)
-            } else {
-                l.0.wrapping_sub(offset)
-            });
-        }
-        (_, DType::Pointer(_), BinaryOp::Add) => {
-            return Ok(r.0.wrapping_add(l.0.wrapping_mul(scale(r.1))))
-        }
-        _ => {}
-    }
-    let shift = matches!(op, BinaryOp::Shl | BinaryOp::Shr);
-    let a = normalize(l.0, ty);
-    let b = if shift { r.0 } else { normalize(r.0, ty) };
-    let signed = is_signed(ty);
-    let v = match op {
-        BinaryOp::Add => a.wrapping_add(b),
-        BinaryOp::Sub => a.wrapping_sub(b),
-        BinaryOp::Mul => a.wrapping_mul(b),
-        BinaryOp::Div | BinaryOp::Mod if b == 0 => return Err(Fault::DivideByZero),
-        BinaryOp::Div if signed => (a as i64).wrapping_div(b as i64) as u64,
-        BinaryOp::Div => a / b,
-        BinaryOp::Mod if signed => (a as i64).wrapping_rem(b as i64) as u64,
-        BinaryOp::Mod => a % b,
-        // The shift count is taken modulo 64, as the 64-bit machine instruction does.
-        BinaryOp::Shl => a.wrapping_shl(b as u32),
-        BinaryOp::Shr if signed => (a as i64).wrapping_shr(b as u32) as u64,
-        BinaryOp::Shr => a.wrapping_shr(b as u32),
-        BinaryOp::BitAnd => a & b,
-        BinaryOp::BitOr => a | b,
-        _ => a ^ b,
-    };
-    Ok(normalize(v, ty))
+    arith::binary(op, l, r, ty).map_err(|arith::DivideByZero| Fault::DivideByZero)
 }
 
 /// Reads a `ty` at `offset` in the memory `pointer` refers to: only copyin's buffer is

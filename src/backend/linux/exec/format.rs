@@ -1,6 +1,7 @@
-//! D's printf conversions, done as C's printf does them: flags (`- + space # 0`), widths,
-//! precisions, `*` taken from an argument, and length modifiers accepted and ignored (D knows
-//! each argument's type, so `%d` of a `char` and of a `long` both print right).
+//! D's printf conversions (parsed by `d::format`, the parser the checker uses too), done as
+//! C's printf does them: flags (`- + space # 0`), widths, precisions, `*` taken from an
+//! argument, and length modifiers accepted and ignored (D knows each argument's type, so `%d`
+//! of a `char` and of a `long` both print right).
 //!
 //! Integers print as libdtrace prints them: at the size of their D type, `%d` signed or
 //! unsigned as the type is, `%i` and `%c` signed, `%u %o %x %X` unsigned (so `%x` of a
@@ -13,35 +14,9 @@
 
 use std::fmt::Write as _;
 
-/// One piece of a format: literal text or a conversion.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Piece {
-    Text(String),
-    Conv(Spec),
-}
-
-/// Where a width or precision comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Count {
-    Fixed(usize),
-    /// `*`: the next argument.
-    Star,
-}
-
-/// One `%` conversion.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Spec {
-    pub minus: bool,
-    pub plus: bool,
-    pub space: bool,
-    pub alt: bool,
-    pub zero: bool,
-    /// `%@d`: prints the aggregation's value (printa only).
-    pub aggregation: bool,
-    pub width: Option<Count>,
-    pub precision: Option<Count>,
-    pub conv: char,
-}
+use crate::backend::linux::d::arith::extend;
+use crate::backend::linux::d::format::{parse, Piece, Spec};
+use crate::local_time::local_time;
 
 /// An argument, as a conversion sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,20 +57,6 @@ impl Arg<'_> {
     }
 }
 
-/// `value` cut to `bits` and sign- or zero-extended back to 64 bits.
-fn extend(value: u64, bits: u32, signed: bool) -> u64 {
-    if bits >= 64 || bits == 0 {
-        return value;
-    }
-    let mask = (1u64 << bits) - 1;
-    let v = value & mask;
-    if signed && (v >> (bits - 1)) & 1 == 1 {
-        v | !mask
-    } else {
-        v
-    }
-}
-
 /// `parse(fmt)`, parsed once per format: a program's formats are few and fixed, and a busy
 /// printf runs hundreds of thousands of times a second.
 pub fn parsed(fmt: &str) -> std::rc::Rc<[Piece]> {
@@ -111,85 +72,6 @@ pub fn parsed(fmt: &str) -> std::rc::Rc<[Piece]> {
         cache.borrow_mut().insert(fmt.to_string(), pieces.clone());
         pieces
     })
-}
-
-/// Splits a format into text and conversions. `%%` is text. The checker has validated the
-/// format; a conversion cut short at the end is kept as text.
-pub fn parse(fmt: &str) -> Vec<Piece> {
-    let mut pieces = Vec::new();
-    let mut text = String::new();
-    let mut rest = fmt;
-    while let Some(at) = rest.find('%') {
-        text.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("%%") {
-            text.push('%');
-            rest = after;
-            continue;
-        }
-        match parse_spec(&rest[1..]) {
-            Some((spec, used)) => {
-                if !text.is_empty() {
-                    pieces.push(Piece::Text(std::mem::take(&mut text)));
-                }
-                pieces.push(Piece::Conv(spec));
-                rest = &rest[1 + used..];
-            }
-            None => {
-                text.push_str(rest);
-                rest = "";
-            }
-        }
-    }
-    text.push_str(rest);
-    if !text.is_empty() {
-        pieces.push(Piece::Text(text));
-    }
-    pieces
-}
-
-/// Parses what follows a `%`; returns the spec and the bytes it used.
-fn parse_spec(s: &str) -> Option<(Spec, usize)> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    let mut spec = Spec::default();
-    while let Some(&c) = bytes.get(i) {
-        match c {
-            b'-' => spec.minus = true,
-            b'+' => spec.plus = true,
-            b' ' => spec.space = true,
-            b'#' => spec.alt = true,
-            b'0' => spec.zero = true,
-            b'@' => spec.aggregation = true,
-            b'\'' => {}
-            _ => break,
-        }
-        i += 1;
-    }
-    spec.width = parse_count(bytes, &mut i);
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        spec.precision = Some(parse_count(bytes, &mut i).unwrap_or(Count::Fixed(0)));
-    }
-    while bytes.get(i).is_some_and(|c| b"hlLzjt".contains(c)) {
-        i += 1;
-    }
-    let conv = s[i..].chars().next()?;
-    spec.conv = conv;
-    Some((spec, i + conv.len_utf8()))
-}
-
-fn parse_count(bytes: &[u8], i: &mut usize) -> Option<Count> {
-    if bytes.get(*i) == Some(&b'*') {
-        *i += 1;
-        return Some(Count::Star);
-    }
-    let start = *i;
-    while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
-        *i += 1;
-    }
-    let digits = std::str::from_utf8(&bytes[start..*i]).ok()?;
-    digits.parse().ok().map(Count::Fixed)
 }
 
 /// Formats one argument. `width` and `precision` are resolved (a `*` already read); a
@@ -457,35 +339,24 @@ pub fn date(ns: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = (ns / 1_000_000_000) as libc::time_t;
-    // SAFETY: `tm` is plain data that localtime_r fills; both pointers are valid for the
-    // call, and localtime_r is the thread-safe form.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&secs, &mut tm).is_null() {
-            return ns.to_string();
-        }
-        tm
+    let Some(t) = i64::try_from(ns / 1_000_000_000).ok().and_then(local_time) else {
+        return ns.to_string();
     };
-    let month = usize::try_from(tm.tm_mon)
-        .ok()
+    let month = (t.month as usize)
+        .checked_sub(1)
         .and_then(|m| MONTHS.get(m))
         .copied()
         .unwrap_or("???");
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02}",
-        i64::from(tm.tm_year) + 1900,
-        month,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        t.year, month, t.day, t.hour, t.minute, t.second
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::linux::d::format::Count;
     use std::ffi::CString;
 
     /// C's snprintf with one argument of the given kind.
@@ -658,25 +529,6 @@ mod tests {
             b"\xff\xfe",
             "strings are bytes"
         );
-    }
-
-    #[test]
-    fn formats_split_into_text_and_conversions() {
-        let pieces = parse("a%%b %-*.*d %@8u%");
-        assert_eq!(pieces.len(), 5, "{pieces:?}");
-        assert_eq!(pieces[0], Piece::Text("a%b ".into()));
-        let Piece::Conv(star) = &pieces[1] else {
-            panic!("{pieces:?}")
-        };
-        assert_eq!(star.width, Some(Count::Star));
-        assert_eq!(star.precision, Some(Count::Star));
-        assert!(star.minus);
-        let Piece::Conv(agg) = &pieces[3] else {
-            panic!("{pieces:?}")
-        };
-        assert!(agg.aggregation);
-        assert_eq!(agg.width, Some(Count::Fixed(8)));
-        assert_eq!(pieces[4], Piece::Text("%".into()));
     }
 
     #[test]

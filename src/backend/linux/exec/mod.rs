@@ -215,7 +215,7 @@ impl Executor {
             .filter(|v| v.kind == VariableKind::Aggregation);
         let agg_funcs = aggregations
             .clone()
-            .map(|v| (v.name.clone(), v.func.map_or(AggFunc::Count, agg::agg_func)))
+            .map(|v| (v.name.clone(), v.func.unwrap_or(AggFunc::Count)))
             .collect();
         let key_sizes = aggregations
             .clone()

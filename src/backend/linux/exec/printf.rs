@@ -12,10 +12,12 @@ use std::ops::Range;
 
 use super::agg::KeyPart;
 use super::eval::string_of;
-use super::format::{self, Arg, Count, Piece, Spec};
-use super::value::{bits, is_signed, Value};
+use super::format::{self, Arg};
+use super::value::Value;
 use crate::aggregation_text;
+use crate::backend::linux::d::arith::{bits, is_signed};
 use crate::backend::linux::d::ast::DType;
+use crate::backend::linux::d::format::{parse, Count, Piece, Spec};
 use crate::event::{AggEntry, AggFunc, AggSnapshot, AggValue};
 
 /// One printf argument with its D type.
@@ -133,7 +135,7 @@ pub fn printa_row(
     // Each `%@` prints the next aggregation's value; those beyond the last aggregation print
     // the last one's again, as libdtrace does.
     let mut next_agg = 0;
-    for piece in format::parse(fmt) {
+    for piece in parse(fmt) {
         match piece {
             Piece::Text(t) => out.format_text(&t),
             Piece::Conv(spec) if spec.aggregation => {

@@ -1,4 +1,4 @@
-//! Run-time values of the executor and the integer rules they follow.
+//! Run-time values of the executor. The integer rules they follow are `d::arith`'s.
 //!
 //! D reads user memory at the probe; here the kernel did that read and the firing carries what
 //! it found. A value that came from `argN` (or `args[N]`) of such a firing is a [`Value::User`]
@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::backend::linux::d::arith::{is_signed, normalize};
 use crate::backend::linux::d::ast::DType;
 use crate::event;
 
@@ -95,85 +96,9 @@ impl Value {
     }
 }
 
-/// Whether `ty` is a signed integer type (pointers are unsigned).
-pub fn is_signed(ty: &DType) -> bool {
-    matches!(ty, DType::Int { signed: true, .. })
-}
-
-/// Width in bits of an integer or pointer type (64 for anything else).
-pub fn bits(ty: &DType) -> u32 {
-    match ty {
-        DType::Int { bits, .. } => u32::from(*bits),
-        _ => 64,
-    }
-}
-
-/// Truncates `value` to the width of `ty` and sign-extends it when `ty` is signed.
-pub fn normalize(value: u64, ty: &DType) -> u64 {
-    let DType::Int { bits, signed } = *ty else {
-        return value;
-    };
-    if bits >= 64 || bits == 0 {
-        return value;
-    }
-    let mask = (1u64 << bits) - 1;
-    let v = value & mask;
-    if signed && (v >> (bits - 1)) & 1 == 1 {
-        v | !mask
-    } else {
-        v
-    }
-}
-
-/// The type both operands of an integer operator are converted to: C's usual arithmetic
-/// conversions on LP64, with pointers as `unsigned long`.
-pub fn promote(a: &DType, b: &DType) -> DType {
-    let rank = |t: &DType| match t {
-        DType::Int { bits, signed } => ((*bits).max(32), *signed),
-        _ => (64, false),
-    };
-    let ((ab, asg), (bb, bsg)) = (rank(a), rank(b));
-    let (bits, signed) = if asg == bsg {
-        (ab.max(bb), asg)
-    } else {
-        let (unsigned_bits, signed_bits) = if asg { (bb, ab) } else { (ab, bb) };
-        if unsigned_bits >= signed_bits {
-            (unsigned_bits, false)
-        } else {
-            (signed_bits, true)
-        }
-    };
-    DType::Int { bits, signed }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integers_wrap_to_their_type() {
-        assert_eq!(normalize(0x1_0000_0001, &DType::INT), 1);
-        assert_eq!(normalize(0xffff_ffff, &DType::INT) as i64, -1);
-        assert_eq!(normalize(0x80, &DType::CHAR) as i64, -128);
-        let uint = DType::Int {
-            bits: 32,
-            signed: false,
-        };
-        assert_eq!(normalize(u64::MAX, &uint), 0xffff_ffff);
-    }
-
-    #[test]
-    fn usual_arithmetic_conversions() {
-        let uint = DType::Int {
-            bits: 32,
-            signed: false,
-        };
-        assert_eq!(promote(&DType::INT, &uint), uint);
-        assert_eq!(promote(&DType::INT, &DType::LONG), DType::LONG);
-        assert_eq!(promote(&uint, &DType::LONG), DType::LONG);
-        assert_eq!(promote(&DType::LONG, &DType::ULONG), DType::ULONG);
-        assert_eq!(promote(&DType::CHAR, &DType::CHAR), DType::INT);
-    }
 
     #[test]
     fn casts_keep_a_capture_and_cut_integers() {

@@ -454,10 +454,10 @@ fn kernel_statements(clause: &Clause, kernel_vars: &[String]) -> Option<Vec<Stat
                 let args: Vec<Expr> = a.args.iter().map(|v| with_locals(v, &locals)).collect();
                 let value_ok = |v: &Expr| is_value_in(v, kernel_vars);
                 let func = match (a.func, args.as_slice()) {
-                    (Function::Count, []) => AggFunc::Count,
-                    (Function::Sum, [v]) if value_ok(v) => AggFunc::Sum,
-                    (Function::Min, [v]) if value_ok(v) => AggFunc::Min,
-                    (Function::Max, [v]) if value_ok(v) => AggFunc::Max,
+                    (AggFunc::Count, []) => AggFunc::Count,
+                    (AggFunc::Sum, [v]) if value_ok(v) => AggFunc::Sum,
+                    (AggFunc::Min, [v]) if value_ok(v) => AggFunc::Min,
+                    (AggFunc::Max, [v]) if value_ok(v) => AggFunc::Max,
                     _ => return None,
                 };
                 out.push(Statement::Aggregate {

@@ -3,7 +3,9 @@
 //! `printf`.
 
 use super::Checker;
-use crate::backend::linux::d::ast::{Aggregate, DType, Expr, ExprKind, Function, FunctionKind};
+use crate::backend::linux::d::ast::{
+    AggFunc, Aggregate, DType, Expr, ExprKind, Function, FunctionKind,
+};
 use crate::backend::linux::d::span::Span;
 
 /// What an argument must be.
@@ -42,10 +44,17 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Basename | Dirname | Tolower | Toupper => (&[Str], 1, DType::String),
         Lltostr => (&[Int, Int], 1, DType::String),
         Progenyof => (&[Int], 1, DType::INT),
-        Count => (&[], 0, DType::Void),
-        Sum | Min | Max | Avg | Stddev | Quantize => (&[Int], 1, DType::Void),
-        Lquantize => (&[Int, Const, Const, Const], 3, DType::Void),
-        Llquantize => (&[Int, Const, Const, Const, Const], 5, DType::Void),
+        Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
+        Aggregating(
+            AggFunc::Sum
+            | AggFunc::Min
+            | AggFunc::Max
+            | AggFunc::Avg
+            | AggFunc::Stddev
+            | AggFunc::Quantize,
+        ) => (&[Int], 1, DType::Void),
+        Aggregating(AggFunc::Lquantize) => (&[Int, Const, Const, Const], 3, DType::Void),
+        Aggregating(AggFunc::Llquantize) => (&[Int, Const, Const, Const, Const], 5, DType::Void),
         Printf | Printa => (&[], 0, DType::Void),
     }
 }
@@ -85,8 +94,9 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
 
 /// Checks the arguments of an aggregation statement.
 pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
-    let (kinds, min, _) = signature(a.func);
-    if !checker.arguments(a.func, kinds, min, &mut a.args, a.span) {
+    let func = Function::Aggregating(a.func);
+    let (kinds, min, _) = signature(func);
+    if !checker.arguments(func, kinds, min, &mut a.args, a.span) {
         return;
     }
     let consts: Vec<i64> = a
@@ -97,19 +107,19 @@ pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
         .map(|v| v as i64)
         .collect();
     let problem = match (a.func, consts.as_slice()) {
-        (Function::Lquantize, [low, high, ..]) if high <= low => {
+        (AggFunc::Lquantize, [low, high, ..]) if high <= low => {
             Some("the upper bound of `lquantize()` must be greater than its lower bound")
         }
-        (Function::Lquantize, [_, _, step]) if *step <= 0 => {
+        (AggFunc::Lquantize, [_, _, step]) if *step <= 0 => {
             Some("the step of `lquantize()` must be positive")
         }
-        (Function::Llquantize, [factor, ..]) if *factor < 2 => {
+        (AggFunc::Llquantize, [factor, ..]) if *factor < 2 => {
             Some("the factor of `llquantize()` must be at least 2")
         }
-        (Function::Llquantize, [_, low, high, _]) if high <= low || *low < 0 => {
+        (AggFunc::Llquantize, [_, low, high, _]) if high <= low || *low < 0 => {
             Some("`llquantize()` needs 0 <= low magnitude < high magnitude")
         }
-        (Function::Llquantize, [_, _, _, steps]) if *steps <= 0 => {
+        (AggFunc::Llquantize, [_, _, _, steps]) if *steps <= 0 => {
             Some("the steps per magnitude of `llquantize()` must be positive")
         }
         _ => None,

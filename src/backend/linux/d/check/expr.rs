@@ -4,6 +4,7 @@
 
 use super::builtins::{builtin_type, psinfo_member};
 use super::{fold, Checker};
+use crate::backend::linux::d::arith::{normalize, promote};
 use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, DType, Expr, ExprKind, FunctionKind, UnaryOp, VarScope,
 };
@@ -16,31 +17,6 @@ pub enum Context {
     Statement,
     /// Anywhere a value is needed.
     Value,
-}
-
-/// The type both operands of an integer operator are converted to (C's usual arithmetic
-/// conversions, on LP64).
-pub fn promote(a: &DType, b: &DType) -> DType {
-    let as_int = |t: &DType| match t {
-        DType::Int { bits, signed } => ((*bits).max(32), *signed),
-        _ => (64, false),
-    };
-    let ((ab, asg), (bb, bsg)) = (as_int(a), as_int(b));
-    let (bits, signed) = if asg == bsg {
-        (ab.max(bb), asg)
-    } else {
-        let ((ub, _), (sb, _)) = if asg {
-            ((bb, bsg), (ab, asg))
-        } else {
-            ((ab, asg), (bb, bsg))
-        };
-        if ub >= sb {
-            (ub, false)
-        } else {
-            (sb, true)
-        }
-    };
-    DType::Int { bits, signed }
 }
 
 /// Whether an inline's value is too big to copy into every use. Real inlines are constants
@@ -349,7 +325,7 @@ impl Checker {
             return DType::Unknown;
         }
         if let (Some(v), DType::Int { .. }) = (expr.as_int(), to) {
-            expr.kind = ExprKind::Int(fold::normalize(v, to));
+            expr.kind = ExprKind::Int(normalize(v, to));
         }
         to.clone()
     }

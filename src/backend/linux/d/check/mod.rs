@@ -3,6 +3,7 @@
 //! printf formats match their arguments, aggregations are not used as values, and a variable
 //! read but never assigned draws a warning. Constants are folded on the way (`fold`).
 
+mod ahead;
 mod builtins;
 mod calls;
 mod constants;
@@ -52,11 +53,17 @@ pub struct Checker {
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
 /// order.
 pub fn check(program: &mut Program) -> Vec<Diagnostic> {
-    let pristine = program.clone();
+    // Only a program that may read a variable ahead of its assignment needs a copy for
+    // the second pass.
+    let pristine = ahead::may_read_ahead(program).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
-    if !first.read_ahead {
+    let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
+        debug_assert!(
+            !first.read_ahead,
+            "a read ahead that ahead.rs did not foresee"
+        );
         return first.finish();
-    }
+    };
     // A variable was read before the clause that assigns it, so its type was not known
     // there: check again, knowing the type each variable's first assignment gave it.
     let later_types = first
@@ -82,7 +89,7 @@ fn run(
         later_types,
         ..Checker::default()
     };
-    checker.collect_assignments(program);
+    (checker.assigned, checker.filled_aggs) = assignments(program);
     for item in &mut program.items {
         match item {
             Item::Pragma(p) => checker.pragma(p),
@@ -160,7 +167,7 @@ impl Checker {
             return;
         }
         if let Some(v) = value.as_int() {
-            value.kind = ExprKind::Int(fold::normalize(v, ty));
+            value.kind = ExprKind::Int(super::arith::normalize(v, ty));
         }
         value.ty = ty.clone();
         if expr::too_large(value) {
@@ -260,8 +267,8 @@ impl Checker {
                 format!(
                     "`@{}` is used with {}() here but with {}() before",
                     a.name,
-                    a.func.name(),
-                    first.func.map_or("", Function::name)
+                    Function::Aggregating(a.func).name(),
+                    first.func.map_or("", |f| Function::Aggregating(f).name())
                 ),
             );
         } else if first.keys.len() != keys.len() {
@@ -296,17 +303,14 @@ impl Checker {
             self.error(e.span, "a key must have a value");
         }
     }
+}
 
-    /// Collects which variables and aggregations the program assigns anywhere, so a read
-    /// before the assigning clause is not mistaken for an unknown name.
-    fn collect_assignments(&mut self, program: &Program) {
-        for item in &program.items {
-            let Item::Clause(c) = item else { continue };
-            for stmt in c.body.iter().flatten() {
-                targets::assignments(stmt, &mut self.assigned, &mut self.filled_aggs);
-            }
-        }
-    }
+/// The variables and the aggregations the program assigns anywhere, so a read before the
+/// assigning clause is not mistaken for an unknown name.
+fn assignments(program: &Program) -> (HashSet<(VarScope, String)>, HashSet<String>) {
+    let (vars, aggs) = ahead::assignments(program);
+    let vars = vars.into_iter().map(|(s, n)| (s, n.to_string())).collect();
+    (vars, aggs.into_iter().map(str::to_string).collect())
 }
 
 /// Whether two types are interchangeable as keys or variable values: integers with

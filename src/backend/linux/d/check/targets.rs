@@ -12,15 +12,15 @@ use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
 
 /// Records the variables `stmt` assigns and the aggregations it fills.
-pub fn assignments(
-    stmt: &Stmt,
-    vars: &mut HashSet<(VarScope, String)>,
-    aggs: &mut HashSet<String>,
+pub fn assignments<'a>(
+    stmt: &'a Stmt,
+    vars: &mut HashSet<(VarScope, &'a str)>,
+    aggs: &mut HashSet<&'a str>,
 ) {
     match stmt {
         Stmt::Expr(e) => expr_assignments(e, vars),
         Stmt::Aggregate(a) => {
-            aggs.insert(a.name.clone());
+            aggs.insert(&a.name);
             a.keys
                 .iter()
                 .chain(&a.args)
@@ -40,7 +40,7 @@ pub fn assignments(
     }
 }
 
-fn expr_assignments(e: &Expr, vars: &mut HashSet<(VarScope, String)>) {
+fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
             let named = match &target.kind {
@@ -49,10 +49,10 @@ fn expr_assignments(e: &Expr, vars: &mut HashSet<(VarScope, String)>) {
             };
             match &named.kind {
                 ExprKind::Ident(name) => {
-                    vars.insert((VarScope::Global, name.clone()));
+                    vars.insert((VarScope::Global, name));
                 }
                 ExprKind::Var { name, scope } => {
-                    vars.insert((*scope, name.clone()));
+                    vars.insert((*scope, name));
                 }
                 _ => {}
             }

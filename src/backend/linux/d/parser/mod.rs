@@ -6,11 +6,12 @@ mod expr;
 mod types;
 
 use super::ast::{
-    Aggregate, Clause, DType, Decl, Expr, ExprKind, FunctionKind, Item, Pragma, ProbeDesc, Program,
+    Aggregate, Clause, DType, Decl, Expr, ExprKind, Function, Item, Pragma, ProbeDesc, Program,
     Stmt, VarScope,
 };
 use super::diagnostic::Diagnostic;
 use super::lexer::Lexer;
+use super::macros::substitute_target;
 use super::span::Span;
 use super::token::{Tok, Token};
 use super::MacroArgs;
@@ -31,16 +32,29 @@ pub struct Parser<'a> {
     in_predicate: bool,
 }
 
-/// Parses a D program. Macros are substituted from `macros` as the source is lexed.
+/// Parses a D program, with every macro substituted from `macros`.
 pub fn parse(source: &str, macros: &MacroArgs) -> PResult<Program> {
-    parse_whole(source, macros).map(|(program, _)| program)
+    let parsed = parse_whole(source, macros)?;
+    let mut program = parsed.program;
+    substitute_target(&mut program, &parsed.target_uses, macros.target)?;
+    Ok(program)
 }
 
-/// Parses a D program that is to run, and also says what makes it unfit to run although it
-/// parses: it has no probe clause (nothing would ever fire, and dtrace(1) and bpftrace refuse
-/// it too), or a macro argument is never referred to. The caller reports that after the
-/// checker's own errors.
-pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<(Program, Option<Diagnostic>)> {
+/// A parsed program whose `$target` is not yet substituted.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub program: Program,
+    /// What makes the program unfit to run although it parses, reported after the
+    /// checker's own errors: it has no probe clause (nothing would ever fire, and dtrace(1)
+    /// and bpftrace refuse it too), or a macro argument is never referred to.
+    pub unfit: Option<Diagnostic>,
+    /// Where `$target` is used.
+    pub target_uses: Vec<Span>,
+}
+
+/// Parses a D program that is to run. `macros.target` is not read: `$target` is left for
+/// `substitute_target`.
+pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<Parsed> {
     let mut parser = Parser {
         lexer: Lexer::new(source, macros),
         peeked: None,
@@ -58,7 +72,11 @@ pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<(Program, Option
     } else {
         parser.lexer.check_unused_args().err()
     };
-    Ok((program, unfit))
+    Ok(Parsed {
+        program,
+        unfit,
+        target_uses: std::mem::take(&mut parser.lexer.target_uses),
+    })
 }
 
 impl Parser<'_> {
@@ -344,7 +362,10 @@ fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
         }
     };
     match value.take_kind() {
-        ExprKind::Call { func, args } if func.kind() == FunctionKind::Aggregating => {
+        ExprKind::Call {
+            func: Function::Aggregating(func),
+            args,
+        } => {
             Ok(Stmt::Aggregate(Aggregate {
                 name,
                 keys,

@@ -246,3 +246,87 @@ syscall::read:entry {
     h.fire(&firing(0, 1));
     assert_eq!(h.printed(), ["1 0 1 0\n", "0 1 1 0\n"]);
 }
+
+/// The value the front end folded `expr` to, or None when it did not fold it.
+fn folded(expr: &str) -> Option<i64> {
+    let source = format!("BEGIN {{ printf(\"%d\", {expr}); }}");
+    let compiled = d::compile("fold.d", &source, &d::MacroArgs::default()).ok()?;
+    let clause = compiled.program.clauses()[0];
+    let Some([ast::Stmt::Expr(call)]) = clause.body.as_deref() else {
+        return None;
+    };
+    let ast::ExprKind::Call { args, .. } = &call.kind else {
+        return None;
+    };
+    args[1].as_int().map(|v| v as i64)
+}
+
+#[test]
+fn folding_and_the_executor_agree() {
+    // (type of the left operand, its value, operator, type of the right operand, its value)
+    let table: &[(&str, i64, &str, &str, i64)] = &[
+        ("int", 1, "<<", "int", 64),
+        ("long", 1, "<<", "int", 64),
+        ("long", 1, "<<", "int", 65),
+        ("long", 1, "<<", "int", -1),
+        ("int", 1, "<<", "int", 31),
+        ("int", 1, "<<", "int", 40),
+        ("long", -8, ">>", "int", 1),
+        ("long", -8, ">>", "int", 64),
+        ("long", -8, ">>", "int", -62),
+        ("unsigned long", -8, ">>", "int", 60),
+        ("unsigned long", -8, ">>", "int", 124),
+        ("unsigned int", -8, ">>", "long", 1),
+        ("char", 100, "+", "char", 100),
+        ("int", 2147483647, "+", "int", 1),
+        ("unsigned int", 0, "-", "int", 1),
+        ("long", -9223372036854775807 - 1, "/", "long", -1),
+        ("long", -9223372036854775807 - 1, "%", "long", -1),
+        ("int", -7, "/", "int", 2),
+        ("unsigned int", -7, "/", "int", 2),
+        ("int", -7, "%", "int", 2),
+        ("unsigned long", -7, "%", "int", 3),
+        ("int", -1, "<", "unsigned int", 1),
+        ("int", -1, "<", "long", 1),
+        ("unsigned long", -1, ">", "int", 1),
+        ("short", -1, "==", "unsigned short", 65535),
+        ("int", -1, "&", "unsigned char", 255),
+        ("int", 6, "^", "int", 3),
+        ("int", 6, "|", "long", 1 << 40),
+        ("int", 3, "&&", "long", 1 << 40),
+        ("int", 0, "||", "long", 0),
+        ("int", 5, "^^", "int", 7),
+        ("unsigned char", 200, "*", "unsigned char", 200),
+    ];
+    for &(lt, l, op, rt, r) in table {
+        let constant = format!("({lt})({l}) {op} ({rt})({r})");
+        let at_compile = folded(&constant).unwrap_or_else(|| panic!("{constant} was not folded"));
+        let run = format!(
+            "BEGIN {{ this->l = ({lt})({l}); this->r = ({rt})({r}); \
+             printf(\"%d\", this->l {op} this->r); }}"
+        );
+        assert_eq!(
+            begin(&run),
+            [at_compile.to_string()],
+            "{constant} folds to {at_compile}"
+        );
+    }
+    // Division by zero: a compile-time error when folded, a fault when run.
+    for op in ["/", "%"] {
+        let constant = format!("BEGIN {{ printf(\"%d\", 7 {op} 0); }}");
+        let err = d::compile("fold.d", &constant, &d::MacroArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("division by zero"), "{err}");
+        let run = format!("BEGIN {{ this->z = 0; printf(\"%d\", 7 {op} this->z); }}");
+        let mut h = Harness::new(&run, &[("BEGIN", ProbeKind::Begin)]);
+        h.fire(&firing(0, 0));
+        assert_eq!(errors(&h.take()).len(), 1, "7 {op} 0 at run time");
+    }
+}
+
+#[test]
+fn shifts_by_64_or_more_take_the_count_modulo_64() {
+    assert_eq!(
+        begin(r#"BEGIN { n = 64; m = 1; printf("%d %d\n", 1 << 64, m << n); }"#),
+        ["1 1\n"]
+    );
+}
