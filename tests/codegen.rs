@@ -10,11 +10,13 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dtk::backend::linux::bpf::cpus;
-use dtk::backend::linux::codegen::{self, decode, Attached};
+use dtk::backend::linux::codegen::{self, CodegenError};
 use dtk::backend::linux::d::{compile, MacroArgs};
 use dtk::backend::linux::firing::{Firing, ProbeKind};
+use dtk::backend::linux::load::{self, Attached, LoadError};
 use dtk::backend::linux::options::Options;
 use dtk::backend::linux::plan::{self, Plan, PlanError, Site};
+use dtk::backend::linux::record::decode;
 
 use crate::util::kernel_available;
 
@@ -34,10 +36,19 @@ fn plan_of(src: &str, options: &Options) -> Result<Plan, PlanError> {
     plan::resolve(&program, None, options)
 }
 
+/// Builds and loads `plan`'s programs.
+fn build_and_attach(
+    plan: &Plan,
+    options: &Options,
+) -> Result<Attached, Box<dyn std::error::Error>> {
+    let programs = codegen::build(plan, options).map_err(Box::<CodegenError>::new)?;
+    Ok(load::attach(programs).map_err(Box::<LoadError>::new)?)
+}
+
 fn attach(plan: &Plan) -> Attached {
-    codegen::attach(plan, &options()).unwrap_or_else(|e| {
+    build_and_attach(plan, &options()).unwrap_or_else(|e| {
         let mut chain = e.to_string();
-        let mut source = std::error::Error::source(&e);
+        let mut source = e.source();
         while let Some(s) = source {
             chain += &format!(": {s}");
             source = s.source();
@@ -625,7 +636,7 @@ fn a_string_that_fills_strsize_is_cut_and_marked_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let long = dir.path().join("a-file-name-longer-than-sixteen-bytes.txt");
     std::fs::write(&long, "x").unwrap();
-    let mut attached = codegen::attach(&plan, &options).unwrap();
+    let mut attached = build_and_attach(&plan, &options).unwrap();
     let child = Command::new("/bin/cat")
         .arg(&long)
         .env_clear()
@@ -845,7 +856,8 @@ fn every_bundled_script_plans_and_loads() {
         let program = compile(name, &source, &macros).unwrap().program;
         let options = Options::resolve(&program, &[]).unwrap();
         let plan = plan::resolve(&program, Some(pid), &options).unwrap();
-        let attached = codegen::attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let attached =
+            build_and_attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         println!(
             "{name}.d: {} probes, {:?}",
             plan.probes.len(),

@@ -90,15 +90,19 @@ pub enum BackendError {
         why: String,
         hint: String,
     },
-    /// The program did not compile; the text holds the rendered diagnostics.
+    /// libdtrace did not compile the program; the text is its message.
     #[error("{0}")]
     Compile(String),
     #[error("pid {0}: no such process")]
     NoSuchProcess(u32),
     #[error("writing output")]
     Output(#[from] io::Error),
+    /// The Linux engine failed: which layer, with its causes.
     #[error(transparent)]
-    Engine(Box<dyn std::error::Error + Send + Sync>),
+    Linux(#[from] linux::EngineError),
+    #[cfg(dtk_libdtrace)]
+    #[error(transparent)]
+    Libdtrace(#[from] libdtrace::LibdtraceError),
 }
 
 /// Opens the back end the user chose.

@@ -50,12 +50,6 @@ pub enum LibdtraceError {
     OneRunPerProcess,
 }
 
-impl From<LibdtraceError> for BackendError {
-    fn from(e: LibdtraceError) -> Self {
-        BackendError::Engine(Box::new(e))
-    }
-}
-
 /// dtrace(1)'s defaults, which libdtrace's own (much smaller) do not match; the script's
 /// pragmas and the job's options come after them.
 const DEFAULT_OPTIONS: [(&str, &str); 2] = [("bufsize", "4m"), ("aggsize", "4m")];

@@ -1,9 +1,10 @@
-//! One run of the Linux engine: compile, plan, attach, then the event loop that feeds the
-//! executor in timestamp order, drives BEGIN, tick-N and END, watches the target, and reports
-//! drops.
+//! One run of the Linux engine: compile (`d`), plan (`plan`), build the programs (`codegen`),
+//! load and attach them (`load`), then the event loop that decodes records (`record`) and
+//! feeds the executor (`exec`) in timestamp order, drives BEGIN, tick-N and END, watches the
+//! target, and reports drops. A failure is an [`EngineError`] naming the layer that failed.
 //!
 //! Before tick-N and END fire, the kernel aggregations are read into the executor (drained
-//! ones give what was counted since the last read; see `codegen::aggregate`), so that what
+//! ones give what was counted since the last read; see `load`), so that what
 //! their clauses print, clear or truncate is current. A tick's firing carries the time it
 //! was due: one the loop fires late still has its own time, a period after the one before.
 //!
@@ -17,7 +18,7 @@
 //! event shows within `switchrate` + `REORDER_NS` (55 ms by default) of happening.
 //!
 //! A stop (Ctrl-C, `-d`, the target's exit, exit()) disarms every program in one step
-//! (`codegen`'s gate), then drains what they recorded before it, and nothing after. Asked to
+//! (`load`'s gate), then drains what they recorded before it, and nothing after. Asked to
 //! stop, the loop shows what is left for at most [`STOP_BUDGET`] and counts the rest
 //! (`DropKind::Unshown`), since the reader can be far behind a busy target; at the target's
 //! exit it shows everything. The perf events are then closed without waiting for the kernel
@@ -27,13 +28,16 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codegen::{self, Attached};
+use super::codegen;
 use super::d;
 use super::d::ast::Item;
+use super::error::EngineError;
 use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind};
+use super::load::{self, Attached};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
+use super::record::{self, Decoder};
 use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
 use crate::event::{DropKind, Event, ProbeDesc, TargetExit, TargetStatus};
@@ -65,8 +69,8 @@ impl Traced {
     }
 }
 
-fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
-    BackendError::Engine(Box::new(e))
+fn engine_error(e: impl Into<EngineError>) -> BackendError {
+    BackendError::Linux(e.into())
 }
 
 /// Compiles and runs `job` until exit(), the target's exit, or `stop`.
@@ -83,13 +87,15 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
         }
     };
     let (compiled, options, plan) = prepare(job, parsed?, traced.pid())?;
-    let mut attached = codegen::attach(&plan, &options).map_err(engine_error)?;
+    let mut programs = codegen::build(&plan, &options).map_err(engine_error)?;
+    let layouts = std::mem::take(&mut programs.layouts);
+    let mut attached = load::attach(programs).map_err(engine_error)?;
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
         .pid()
         .map(target::pidfd_open)
         .transpose()
-        .map_err(engine_error)?;
+        .map_err(|e| engine_error(EngineError::Watch(e)))?;
     if let Some(fd) = &exit_fd {
         attached
             .ring_buffer()
@@ -107,7 +113,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     }
     let mut run = Run {
         plan: &plan,
-        decoder: codegen::Decoder::new(&plan),
+        decoder: Decoder::new(&plan, layouts),
         options: &options,
         exec: &mut exec,
         sink,
@@ -183,21 +189,13 @@ fn prepare(
     }
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
-    let plan = plan::resolve(&compiled.program, target, &options)
-        .map_err(|e| BackendError::Compile(format!("{}: {}", job.script.name, with_causes(&e))))?;
+    let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
+        engine_error(EngineError::Plan {
+            script: job.script.name.clone(),
+            source: Box::new(e),
+        })
+    })?;
     Ok((compiled, options, plan))
-}
-
-/// `error: cause: cause…`, as main prints an error chain: a plan error is reported as text,
-/// and its causes (why a zone or a USDT probe was not found) are the useful part.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text += &format!(": {c}");
-        cause = c.source();
-    }
-    text
 }
 
 /// Parses the job's program; `$target` is substituted when it is compiled.
@@ -211,16 +209,13 @@ fn parse(job: &Job) -> Result<d::Parsed, BackendError> {
 }
 
 fn not_compiled(diagnostics: d::Diagnostics) -> BackendError {
-    BackendError::Compile(format!(
-        "the D program does not compile:\n{}",
-        diagnostics.to_string().trim_end()
-    ))
+    engine_error(EngineError::Compile(diagnostics))
 }
 
 /// The state of the event loop.
 struct Run<'a> {
     plan: &'a Plan,
-    decoder: codegen::Decoder<'a>,
+    decoder: Decoder<'a>,
     options: &'a Options,
     exec: &'a mut Executor,
     sink: &'a mut dyn EventSink,
@@ -435,7 +430,7 @@ impl Run<'_> {
         if !drained {
             let ring = attached.ring_buffer();
             ring.drain(end, usize::MAX, Instant::now() + STRAGGLER_WAIT, |record| {
-                count(codegen::probe_of(record))
+                count(record::probe_of(record))
             });
         }
         if is_exit(flow) {
@@ -472,9 +467,11 @@ impl Run<'_> {
             .map_err(engine_error)?;
         for read in kernel {
             if read.increments {
-                self.exec.add_kernel_aggregation(&read.name, read.entries);
+                self.exec
+                    .add_kernel_aggregation(&read.name, read.func, read.entries);
             } else {
-                self.exec.set_kernel_aggregation(&read.name, read.entries);
+                self.exec
+                    .set_kernel_aggregation(&read.name, read.func, read.entries);
             }
         }
         Ok(())
@@ -657,12 +654,7 @@ const STOP_BUDGET: Duration = Duration::from_millis(80);
 /// At a stop, how long to wait for records that programs were still writing.
 const STRAGGLER_WAIT: Duration = Duration::from_millis(20);
 
-fn push_decoded(
-    decoder: &codegen::Decoder<'_>,
-    record: &[u8],
-    held: &mut Vec<Firing>,
-    bad: &mut u64,
-) {
+fn push_decoded(decoder: &Decoder<'_>, record: &[u8], held: &mut Vec<Firing>, bad: &mut u64) {
     match decoder.decode(record) {
         Ok(firing) => held.push(firing),
         Err(_) => *bad += 1,

@@ -1,5 +1,8 @@
-//! dtk's own engine for stock Linux with no DTrace installed: a D front end (`d`), eBPF
-//! programs loaded through the bpf() syscall (`bpf`), and attach points (`attach`).
+//! dtk's own engine for stock Linux with no DTrace installed: a D front end (`d`), a plan of
+//! the probes (`plan`), code generation into a set of eBPF programs (`codegen`, no system
+//! calls), loading and attaching them (`load`, through the bpf() choke point in `bpf` and the
+//! perf events of `attach`), the record format between programs and reader (`record`), and
+//! the executor of what runs in user space (`exec`); `engine` runs it all.
 
 pub mod attach;
 pub mod bpf;
@@ -7,11 +10,16 @@ pub mod codegen;
 pub mod d;
 pub mod deep;
 mod engine;
+mod error;
 pub mod exec;
 pub mod firing;
+pub mod load;
 pub mod options;
 pub mod plan;
+pub mod record;
 pub mod target;
+
+pub use error::EngineError;
 
 use std::sync::Arc;
 

@@ -13,49 +13,36 @@
 //! sees the new value (`BPF_MAP_UPDATE_ELEM` on an array is a plain store, and every firing
 //! loads it afresh). The cost is an inlined array lookup and a compare per firing.
 
-use super::insn::{AluOp, Asm, Cond, Helper, Label, Reg, Size, Src};
-use super::maps::{Map, MapError, MapType, Update};
+use super::insn::{AluOp, Asm, Cond, Helper, Label, MapRef, Reg, Size, Src};
+use super::maps::{Map, MapError, MapSpec, MapType, Update};
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 
-/// The run's on/off switch, closed when created.
-#[derive(Debug)]
-pub struct Gate {
-    map: Map,
+/// The gate's map, closed when created.
+pub fn spec(name: &str) -> MapSpec {
+    MapSpec::new(MapType::Array, 4, 4, 1, name)
 }
 
-impl Gate {
-    pub fn create(name: &str) -> Result<Gate, MapError> {
-        Ok(Gate {
-            map: Map::create(MapType::Array, 4, 4, 1, name)?,
-        })
-    }
+/// Emits code that jumps to `out` while the gate `map` is closed. It uses the 4 stack bytes
+/// at `r10 + key_slot` for the key and clobbers R0–R5; R6–R9 are preserved.
+pub fn emit_check(asm: &mut Asm, map: MapRef, key_slot: i16, out: Label) {
+    asm.st(Size::W, Reg::R10, key_slot, 0)
+        .ld_map(Reg::R1, map)
+        .mov64_reg(Reg::R2, Reg::R10)
+        .alu64(AluOp::Add, Reg::R2, Src::Imm(key_slot.into()))
+        .call(Helper::MapLookupElem)
+        .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out)
+        .ldx(Size::W, Reg::R1, Reg::R0, 0)
+        .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), out);
+}
 
-    /// Arms every program that checks this gate, in one step.
-    pub fn open(&self) -> Result<(), MapError> {
-        self.set(1)
-    }
+/// Arms every program that checks the gate `map` (created from [`spec`]), in one step.
+pub fn open(map: &Map) -> Result<(), MapError> {
+    map.update(&KEY, &1u32.to_ne_bytes(), Update::Any)
+}
 
-    /// Disarms every program that checks this gate, in one step: from here on, none of them
-    /// records or counts anything.
-    pub fn close(&self) -> Result<(), MapError> {
-        self.set(0)
-    }
-
-    fn set(&self, value: u32) -> Result<(), MapError> {
-        self.map.update(&KEY, &value.to_ne_bytes(), Update::Any)
-    }
-
-    /// Emits code that jumps to `out` while the gate is closed. It uses the 4 stack bytes at
-    /// `r10 + key_slot` for the key and clobbers R0–R5; R6–R9 are preserved.
-    pub fn emit_check(&self, asm: &mut Asm, key_slot: i16, out: Label) {
-        asm.st(Size::W, Reg::R10, key_slot, 0)
-            .ld_map_fd(Reg::R1, self.map.fd())
-            .mov64_reg(Reg::R2, Reg::R10)
-            .alu64(AluOp::Add, Reg::R2, Src::Imm(key_slot.into()))
-            .call(Helper::MapLookupElem)
-            .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out)
-            .ldx(Size::W, Reg::R1, Reg::R0, 0)
-            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), out);
-    }
+/// Disarms every program that checks the gate `map`, in one step: from here on, none of
+/// them records or counts anything.
+pub fn close(map: &Map) -> Result<(), MapError> {
+    map.update(&KEY, &0u32.to_ne_bytes(), Update::Any)
 }

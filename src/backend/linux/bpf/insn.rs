@@ -220,6 +220,39 @@ impl fmt::Display for Helper {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Label(usize);
 
+/// A map as a program names it before the maps exist: its index in the table of maps the
+/// programs of a run share. [`Asm::ld_map`] emits it and [`relocate`] swaps in the fd, so
+/// that programs are built without a system call and loaded once their maps are created.
+/// (Code built around a map that exists may name it by its fd, and is not relocated.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapRef(pub u32);
+
+/// A map reference with no map in the table.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("instruction {at} names map {index}, but the table has {count}")]
+pub struct RelocateError {
+    pub at: usize,
+    pub index: u32,
+    pub count: usize,
+}
+
+/// Replaces every map reference in `insns` (a `BPF_LD_IMM64` with `BPF_PSEUDO_MAP_FD`) by the
+/// fd at its index in `fds`.
+pub fn relocate(insns: &mut [Insn], fds: &[i32]) -> Result<(), RelocateError> {
+    let ld_dw = op::LD | op::IMM | Size::DW.bits();
+    for (at, insn) in insns.iter_mut().enumerate() {
+        if insn.code == ld_dw && insn.regs >> 4 == Reg::R1 as u8 {
+            let index = insn.imm as u32;
+            insn.imm = *fds.get(index as usize).ok_or(RelocateError {
+                at,
+                index,
+                count: fds.len(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Why a program could not be assembled.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AsmError {
@@ -324,7 +357,16 @@ impl Asm {
         self.ld_dw(dst, Reg::R0, imm)
     }
 
-    /// `dst = &map`: the kernel swaps the map's fd for its address at load time.
+    /// `dst = &map`: the instruction holds the map's index in the program's map table until
+    /// [`relocate`] swaps in its fd; the kernel swaps the fd for the map's address at load
+    /// time.
+    pub fn ld_map(&mut self, dst: Reg, map: MapRef) -> &mut Asm {
+        // The source register field holds BPF_PSEUDO_MAP_FD (1), i.e. the number of R1.
+        self.ld_map_fd(dst, map.0 as i32)
+    }
+
+    /// `dst = &map` for a map that exists: the kernel swaps the fd for its address at load
+    /// time.
     pub fn ld_map_fd(&mut self, dst: Reg, fd: i32) -> &mut Asm {
         // The source register field holds BPF_PSEUDO_MAP_FD (1), i.e. the number of R1.
         self.ld_dw(dst, Reg::R1, fd as u32 as u64)
@@ -443,11 +485,37 @@ mod tests {
     }
 
     #[test]
+    fn map_references_become_fds() {
+        let mut asm = Asm::new();
+        asm.ld_imm64(Reg::R2, 1)
+            .ld_map(Reg::R1, MapRef(1))
+            .ld_map(Reg::R3, MapRef(0));
+        let mut insns = asm.finish().unwrap();
+        relocate(&mut insns, &[40, 41]).unwrap();
+        let imms: Vec<i32> = insns.iter().map(|i| i.imm).collect();
+        assert_eq!(imms, [1, 0, 41, 0, 40, 0]);
+        assert_eq!(
+            relocate(&mut asm_with(MapRef(2)), &[40, 41]),
+            Err(RelocateError {
+                at: 0,
+                index: 2,
+                count: 2
+            })
+        );
+    }
+
+    fn asm_with(map: MapRef) -> Vec<Insn> {
+        let mut asm = Asm::new();
+        asm.ld_map(Reg::R1, map);
+        asm.finish().unwrap()
+    }
+
+    #[test]
     fn encodings_match_the_uapi() {
         let mut asm = Asm::new();
         asm.mov64_reg(Reg::R6, Reg::R1)
             .stx(Size::DW, Reg::R10, -8, Reg::R1)
-            .ld_map_fd(Reg::R1, 7)
+            .ld_map(Reg::R1, MapRef(7))
             .call(Helper::RingbufOutput);
         let insns = asm.finish().unwrap();
         assert_eq!((insns[0].code, insns[0].regs), (0xbf, 0x16));

@@ -9,6 +9,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::cpus;
+use super::insn::MapRef;
 use super::sys::{self, BpfAttr, BpfCmd, MapCreateAttr, MapElemAttr, SysError};
 
 /// The map types dtk creates (`enum bpf_map_type`).
@@ -44,6 +45,57 @@ impl MapType {
 
     pub fn is_per_cpu(self) -> bool {
         matches!(self, MapType::PerCpuHash | MapType::PerCpuArray)
+    }
+}
+
+/// A map to create: what a code generator asks for, before any system call (see
+/// `insn::MapRef`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSpec {
+    /// Up to 15 bytes are kept; the kernel shows it in `bpftool map`.
+    pub name: String,
+    pub kind: MapType,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    /// For an array of maps: the map whose shape its slots take.
+    pub inner: Option<MapRef>,
+    /// (key, value) entries written once the map exists.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl MapSpec {
+    pub fn new(
+        kind: MapType,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        name: &str,
+    ) -> MapSpec {
+        MapSpec {
+            name: name.to_string(),
+            kind,
+            key_size,
+            value_size,
+            max_entries,
+            inner: None,
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// The maps a run's programs share, each named by its index ([`MapRef`]).
+#[derive(Debug, Default)]
+pub struct MapTable(Vec<MapSpec>);
+
+impl MapTable {
+    pub fn add(&mut self, spec: MapSpec) -> MapRef {
+        self.0.push(spec);
+        MapRef(self.0.len() as u32 - 1)
+    }
+
+    pub fn into_specs(self) -> Vec<MapSpec> {
+        self.0
     }
 }
 

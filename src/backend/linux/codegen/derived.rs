@@ -6,21 +6,26 @@
 //! loaded integer) live in the slot's data area, level by level, since helper calls clobber
 //! R1–R5 and R6–R9 are taken. A link that cannot be read stops the read: its status is then
 //! -EFAULT and the executor treats the address as unreadable.
+//!
+//! Values a probe keeps for later probes (`Captures::shadow_stores`) are computed the same
+//! way and stored in the per-thread shadow maps, which `AddrExpr::Shadow` reads back.
 
-use super::aggregate::{thread_key, AggregationMaps, THREAD_KEY};
-use super::record::{arg_offset, DerivedSlot};
-use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, Reg, Size, Src};
+use super::frame::THREAD_KEY;
+use super::predicate::{branch, Scope};
+use super::threadvars::{set_for_thread, thread_key};
+use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, MapRef, Reg, Size, Src};
 use crate::backend::linux::deep;
-use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead};
+use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
+use crate::backend::linux::record::{arg_offset, DerivedSlot};
 
 /// -EFAULT, the status of a read whose address could not be computed.
 const EFAULT: i32 = -14;
 
-/// Emits one derived read into `slot` (R7 = the record); `maps` has the shadow maps.
-pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot, maps: &AggregationMaps) {
+/// Emits one derived read into `slot` (R7 = the record); `shadows` are the shadow maps.
+pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot, shadows: &[MapRef]) {
     let fail = asm.label();
     let done = asm.label();
-    value(asm, &read.addr, slot, 0, fail, maps);
+    value(asm, &read.addr, slot, 0, fail, shadows);
     let helper = if slot.string {
         Helper::ProbeReadUserStr
     } else {
@@ -45,16 +50,43 @@ pub fn emit(asm: &mut Asm, read: &DerivedRead, slot: &DerivedSlot, maps: &Aggreg
     asm.bind(done);
 }
 
-/// Computes `e` into R0 with `slot`'s scratch space (R7 = the record), or jumps to `fail`
-/// when a link cannot be read.
-pub(super) fn compute(
+/// Keeps each store's value as this thread's value of its variable, in order, where its
+/// guard holds (R7 = the record, `scratch` its room for computing values; clobbers R0–R5).
+/// A value whose link cannot be read is not kept, as the executor's assignment fails there
+/// too. A full map keeps nothing, and a later probe falls back on what the first one read.
+pub fn emit_shadow_stores(
     asm: &mut Asm,
-    e: &AddrExpr,
-    slot: &DerivedSlot,
-    fail: Label,
-    maps: &AggregationMaps,
+    stores: &[ShadowStore],
+    scratch: &DerivedSlot,
+    shadows: &[MapRef],
+    scope: Scope<'_>,
 ) {
-    value(asm, e, slot, 0, fail, maps);
+    if stores.is_empty() {
+        return;
+    }
+    // The key of every store; computing a kept value looks it up again, to the same id.
+    thread_key(asm);
+    for store in stores {
+        let Some(&map) = shadows.get(store.var) else {
+            continue;
+        };
+        let skip = asm.label();
+        if let Some(index) = store.probe {
+            asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(index as i32), skip);
+        }
+        if let Some(guard) = &store.guard {
+            branch(asm, guard, scope, skip, false);
+        }
+        let value_expr = &store.value;
+        if let AddrExpr::Arg(n) = value_expr {
+            asm.ldx(Size::DW, Reg::R0, Reg::R7, arg_offset(*n));
+        } else {
+            value(asm, value_expr, scratch, 0, skip, shadows);
+        }
+        asm.mov64_reg(Reg::R1, Reg::R0);
+        set_for_thread(asm, map);
+        asm.bind(skip);
+    }
 }
 
 /// Scratch offset of `level` in the slot.
@@ -69,13 +101,13 @@ fn value(
     slot: &DerivedSlot,
     level: usize,
     fail: Label,
-    maps: &AggregationMaps,
+    shadows: &[MapRef],
 ) {
     deep::recurse(|| match e {
-        AddrExpr::Shadow(i) => match maps.shadow(*i) {
-            Some(map) => {
+        AddrExpr::Shadow(i) => match shadows.get(*i) {
+            Some(&map) => {
                 thread_key(asm);
-                asm.ld_map_fd(Reg::R1, map.fd())
+                asm.ld_map(Reg::R1, map)
                     .mov64_reg(Reg::R2, Reg::R10)
                     .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
                     .call(Helper::MapLookupElem)
@@ -98,9 +130,9 @@ fn value(
             }
         },
         AddrExpr::Binary(op, a, b) => {
-            value(asm, a, slot, level, fail, maps);
+            value(asm, a, slot, level, fail, shadows);
             asm.stx(Size::DW, Reg::R7, scratch(slot, level), Reg::R0);
-            value(asm, b, slot, level + 1, fail, maps);
+            value(asm, b, slot, level + 1, fail, shadows);
             asm.ldx(Size::DW, Reg::R1, Reg::R7, scratch(slot, level))
                 .alu64(alu(*op), Reg::R1, Src::Reg(Reg::R0))
                 .mov64_reg(Reg::R0, Reg::R1);
@@ -108,11 +140,11 @@ fn value(
         AddrExpr::Select(cond, then, otherwise) => {
             let other = asm.label();
             let end = asm.label();
-            value(asm, cond, slot, level, fail, maps);
+            value(asm, cond, slot, level, fail, shadows);
             asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), other);
-            value(asm, then, slot, level, fail, maps);
+            value(asm, then, slot, level, fail, shadows);
             asm.jmp(end).bind(other);
-            value(asm, otherwise, slot, level, fail, maps);
+            value(asm, otherwise, slot, level, fail, shadows);
             asm.bind(end);
         }
         AddrExpr::Load {
@@ -120,7 +152,7 @@ fn value(
             bytes,
             signed,
         } => {
-            value(asm, addr, slot, level, fail, maps);
+            value(asm, addr, slot, level, fail, shadows);
             let at = scratch(slot, level);
             asm.mov64_reg(Reg::R3, Reg::R0)
                 .mov64_reg(Reg::R1, Reg::R7)

@@ -4,29 +4,24 @@
 //! `&&`, `||` and `!` become jumps. A zone test reads the membership bits the header
 //! computed (see `firing::Zone`).
 
-use super::record::{arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES};
+use super::frame::thread_var_slot;
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Label, Reg, Size, Src};
 use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, UnaryOp, VarScope};
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{zone_compared, Zone};
 use crate::backend::linux::plan::filter::{args_index, execname_constant};
+use crate::backend::linux::record::{
+    arg_offset, COMM, COMM_LEN, CPU, GID, PID, TID, TIMESTAMP, UID, ZONES,
+};
 
 /// What kernel expressions refer to besides the record: the plan's zones, in membership-bit
 /// order, and the thread variables kept in the kernel, whose values the clause's code has
-/// loaded into the stack slots `thread_var_slot` gives (see `codegen::aggregate`).
+/// loaded into the stack slots `frame::thread_var_slot` gives (see `codegen::threadvars`).
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
     pub zones: &'a [Zone],
     pub vars: &'a [String],
 }
-
-/// The stack slot holding kernel thread variable `index` while a kernel clause runs.
-pub fn thread_var_slot(index: usize) -> i16 {
-    THREAD_VARS - 8 * index as i16
-}
-
-/// Below the aggregation key (at most 256 bytes under -40).
-const THREAD_VARS: i16 = -304;
 
 /// Jumps to `target` when `e`'s truth is `when`; falls through otherwise.
 pub fn branch(asm: &mut Asm, e: &Expr, scope: Scope<'_>, target: Label, when: bool) {

@@ -4,30 +4,27 @@
 //! read the captured strings and bytes, and submit the record with `bpf_ringbuf_output`,
 //! counting a failure in the drop counter.
 //!
+//! The stack slots it uses are `frame`'s.
+//!
 //! Registers: R6 = the context (tracepoint record, or pt_regs for uprobes and perf events),
 //! R7 = the record, R8 = the probe index (programs on raw_syscalls, which serve many probes).
 
 use super::aggregate::AggregationMaps;
-use super::predicate;
-use super::record::{self, arg_offset, Layout};
+use super::frame::{ARG_SCRATCH, DROP_KEY_SLOT, KEY_SLOT};
+use super::predicate::{self, Scope};
+use super::threadvars::ThreadVars;
 use super::usdt_arg::load_arg;
-use crate::backend::linux::bpf::drops::DropCounter;
-use crate::backend::linux::bpf::gate::Gate;
+use crate::backend::linux::bpf::drops::DropSlots;
+use crate::backend::linux::bpf::gate;
 use crate::backend::linux::bpf::insn::{
-    AluOp, Asm, AsmError, Cond, Helper, Insn, Label, Reg, Size, Src,
+    AluOp, Asm, AsmError, Cond, Helper, Insn, Label, MapRef, Reg, Size, Src,
 };
-use crate::backend::linux::bpf::maps::Map;
-use crate::backend::linux::bpf::ringbuf::RingBuf;
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::{Zone, MAX_ARGS};
 use crate::backend::linux::plan::{
     regs, ArgLoad, DerivedRead, HeaderReads, KernelClause, ShadowStore,
 };
-
-/// Stack slots (offsets from R10); kernel aggregations use -40 and below (`aggregate`).
-const KEY_SLOT: i16 = -8;
-const ARG_SCRATCH: i16 = -16;
-pub const DROP_KEY_SLOT: i16 = -24;
+use crate::backend::linux::record::{self, arg_offset, Layout};
 
 /// How the program learns which probe fired.
 pub enum ProbeIndex<'a> {
@@ -38,7 +35,9 @@ pub enum ProbeIndex<'a> {
     /// filter of each probe that has one.
     BySyscall {
         id_offset: u16,
-        numbers: &'a Map,
+        numbers: MapRef,
+        /// Entries of `numbers`: syscall numbers at or above are not traced.
+        slots: u32,
         filters: Vec<(u32, &'a [Expr])>,
         /// Some probe has clauses in user space, so records are emitted.
         emits: bool,
@@ -62,14 +61,25 @@ pub struct ProgramSpec<'a> {
     pub filter: Option<&'a [Expr]>,
     /// The clauses run in the kernel, by probe index (one entry for a fixed probe).
     pub kernel_clauses: Vec<(u32, &'a [KernelClause])>,
-    pub aggregations: &'a AggregationMaps,
+    pub maps: &'a SharedMaps,
     /// The plan's zones, whose membership the header records.
     pub zones: &'a [Zone],
-    pub scratch: &'a Map,
-    pub ring: &'a RingBuf,
-    pub drops: &'a DropCounter,
+}
+
+/// The maps every program of a run may use.
+pub struct SharedMaps {
+    pub aggregations: AggregationMaps,
+    pub vars: ThreadVars,
+    /// Per-thread pointers of `Plan::shadow_vars`.
+    pub shadows: Vec<MapRef>,
+    /// The per-CPU slot a record is built in.
+    pub scratch: MapRef,
+    pub ring: MapRef,
+    /// The ring buffer's data size in bytes.
+    pub ring_size: usize,
+    pub drops: DropSlots,
     /// Checked first: while it is closed the program does nothing.
-    pub gate: &'a Gate,
+    pub gate: MapRef,
 }
 
 /// Assembles the program.
@@ -88,7 +98,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     }
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
-    spec.gate.emit_check(&mut asm, KEY_SLOT, out);
+    gate::emit_check(&mut asm, spec.maps.gate, KEY_SLOT, out);
     if let Some(offset) = spec.guard {
         asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
             Cond::Eq,
@@ -97,7 +107,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             out,
         );
     }
-    lookup_zero_key(&mut asm, spec.scratch, out);
+    lookup_zero_key(&mut asm, spec.maps.scratch, out);
     asm.mov64_reg(Reg::R7, Reg::R0);
     probe_index(&mut asm, &spec.index, out);
     let reads = if emits {
@@ -134,13 +144,20 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             },
         }
         captures(&mut asm, spec.layout);
+        let shadows = &spec.maps.shadows;
         for (read, slot) in spec.derived.iter().zip(&spec.layout.derived) {
-            super::derived::emit(&mut asm, read, slot, spec.aggregations);
+            super::derived::emit(&mut asm, read, slot, shadows);
         }
-        spec.aggregations.emit_shadow_stores(
+        let scope = Scope {
+            zones: spec.zones,
+            vars: &spec.maps.vars.names,
+        };
+        super::derived::emit_shadow_stores(
             &mut asm,
             spec.shadow_stores,
             &spec.layout.store_scratch,
+            shadows,
+            scope,
         );
         submit(&mut asm, spec, out);
     }
@@ -156,16 +173,19 @@ fn kernel_clauses(asm: &mut Asm, spec: &ProgramSpec<'_>) {
         ProbeIndex::Fixed(_) => true,
         ProbeIndex::BySyscall { probes, .. } => same_for_all(&spec.kernel_clauses, probes),
     };
+    let maps = spec.maps;
     if shared {
         if let Some((_, clauses)) = spec.kernel_clauses.first() {
-            spec.aggregations.emit_clauses(asm, clauses);
+            maps.aggregations
+                .emit_clauses(asm, clauses, &maps.vars, spec.zones);
         }
         return;
     }
     for (index, clauses) in &spec.kernel_clauses {
         let next = asm.label();
         asm.jmp_if(Cond::Ne, Reg::R8, Src::Imm(*index as i32), next);
-        spec.aggregations.emit_clauses(asm, clauses);
+        maps.aggregations
+            .emit_clauses(asm, clauses, &maps.vars, spec.zones);
         asm.bind(next);
     }
 }
@@ -176,9 +196,9 @@ fn same_for_all<T: PartialEq>(per_probe: &[(u32, &[T])], probes: usize) -> bool 
 }
 
 /// R0 = &map[0], or goto `out` when the lookup fails.
-fn lookup_zero_key(asm: &mut Asm, map: &Map, out: Label) {
+fn lookup_zero_key(asm: &mut Asm, map: MapRef, out: Label) {
     asm.st(Size::W, Reg::R10, KEY_SLOT, 0)
-        .ld_map_fd(Reg::R1, map.fd())
+        .ld_map(Reg::R1, map)
         .mov64_reg(Reg::R2, Reg::R10)
         .alu64(AluOp::Add, Reg::R2, Src::Imm(KEY_SLOT.into()))
         .call(Helper::MapLookupElem)
@@ -191,18 +211,16 @@ fn probe_index(asm: &mut Asm, index: &ProbeIndex<'_>, out: Label) {
             asm.st(Size::W, Reg::R7, record::PROBE, *i as i32);
         }
         ProbeIndex::BySyscall {
-            id_offset, numbers, ..
+            id_offset,
+            numbers,
+            slots,
+            ..
         } => {
             // An unsigned compare also sends the −1 of an unknown syscall to `out`.
             asm.ldx(Size::DW, Reg::R1, Reg::R6, *id_offset as i16)
-                .jmp_if(
-                    Cond::Ge,
-                    Reg::R1,
-                    Src::Imm(numbers.max_entries() as i32),
-                    out,
-                )
+                .jmp_if(Cond::Ge, Reg::R1, Src::Imm(*slots as i32), out)
                 .stx(Size::W, Reg::R10, KEY_SLOT, Reg::R1)
-                .ld_map_fd(Reg::R1, numbers.fd())
+                .ld_map(Reg::R1, *numbers)
                 .mov64_reg(Reg::R2, Reg::R10)
                 .alu64(AluOp::Add, Reg::R2, Src::Imm(KEY_SLOT.into()))
                 .call(Helper::MapLookupElem)
@@ -405,19 +423,20 @@ const BPF_RB_FORCE_WAKEUP: i32 = 2;
 /// system calls are traced (each wakeup's epoll_wait is another record).
 fn submit(asm: &mut Asm, spec: &ProgramSpec<'_>, out: Label) {
     let quiet = asm.label();
-    let threshold = (spec.ring.size() / 4).min(i32::MAX as usize) as i32;
-    asm.ld_map_fd(Reg::R1, spec.ring.fd())
+    let threshold = (spec.maps.ring_size / 4).min(i32::MAX as usize) as i32;
+    asm.ld_map(Reg::R1, spec.maps.ring)
         .mov64_imm(Reg::R2, BPF_RB_AVAIL_DATA)
         .call(Helper::RingbufQuery)
         .mov64_imm(Reg::R4, BPF_RB_NO_WAKEUP)
         .jmp_if(Cond::Lt, Reg::R0, Src::Imm(threshold), quiet)
         .mov64_imm(Reg::R4, BPF_RB_FORCE_WAKEUP)
         .bind(quiet)
-        .ld_map_fd(Reg::R1, spec.ring.fd())
+        .ld_map(Reg::R1, spec.maps.ring)
         .mov64_reg(Reg::R2, Reg::R7)
         .mov64_imm(Reg::R3, spec.layout.size as i32)
         .call(Helper::RingbufOutput)
         .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), out);
-    spec.drops
+    spec.maps
+        .drops
         .emit_count_probe(asm, DROP_KEY_SLOT, Reg::R7, record::PROBE);
 }

@@ -359,15 +359,13 @@ impl Executor {
 
     /// Entries of an aggregation kept in the kernel, merged in before printing: they
     /// replace that aggregation's entries.
-    pub fn set_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
-        let func = self.state.func_of(name);
+    pub fn set_kernel_aggregation(&mut self, name: &str, func: AggFunc, entries: Vec<AggEntry>) {
         self.state.aggs.replace(name, func, entries);
     }
 
     /// What the kernel counted since it was last read, for an aggregation it drains: added
     /// to that aggregation's entries, on which clear and trunc then act as on any other.
-    pub fn add_kernel_aggregation(&mut self, name: &str, entries: Vec<AggEntry>) {
-        let func = self.state.func_of(name);
+    pub fn add_kernel_aggregation(&mut self, name: &str, func: AggFunc, entries: Vec<AggEntry>) {
         self.state.aggs.add(name, func, entries);
     }
 

@@ -35,7 +35,7 @@ use crate::event::AggFunc;
 
 /// Keys of a kernel aggregation larger than this stay in user space (they live on the BPF
 /// stack while the map is updated).
-const MAX_KEY_SIZE: usize = 256;
+pub const MAX_KEY_SIZE: usize = 256;
 
 /// One aggregation kept in a BPF map.
 #[derive(Clone, Debug, PartialEq)]

@@ -44,12 +44,13 @@ use crate::inspect::tracefs::TracefsError;
 use crate::inspect::usdt::arg::UsdtArg;
 use crate::inspect::usdt::UsdtError;
 
+pub use aggregate::MAX_KEY_SIZE;
 pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
-pub use providers::raw_id_offset;
+pub use threadvars::MAX_KERNEL_VARS;
 pub use walk::walk;
 
 /// Every concrete probe the program uses, in the order their descriptions first match.
@@ -110,6 +111,8 @@ pub enum Site {
         entry: bool,
         nr: u32,
         args: Vec<ArgLoad>,
+        /// Offset of the syscall number (`id`) in the raw_syscalls record.
+        id_offset: u16,
     },
     /// Uprobes; one program per site (USDT sites may differ in where their arguments live).
     Uprobe { sites: Vec<UprobeSite> },

@@ -20,7 +20,7 @@ use super::PlannedProbe;
 use crate::backend::linux::d::ast::{Clause, Expr, ExprKind, VarScope};
 
 /// Most thread variables kept in the kernel: their values sit in stack slots while a clause
-/// runs (`codegen::predicate::thread_var_slot`).
+/// runs (`codegen::frame`, which checks that they fit).
 pub const MAX_KERNEL_VARS: usize = 16;
 
 /// Moves the clauses the kernel can run to `kernel_clauses`, with the thread variables they

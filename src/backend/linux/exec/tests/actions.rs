@@ -217,6 +217,7 @@ fn kernel_aggregations_replace_entries() {
     let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
     h.exec.set_kernel_aggregation(
         "c",
+        crate::event::AggFunc::Count,
         vec![crate::event::AggEntry {
             keys: vec![Value::Str("read".into())],
             value: AggValue::Scalar(41),

@@ -21,7 +21,7 @@ mod syscall;
 mod usdt;
 
 pub use common::{Cache, Query};
-pub use syscall::{finish_sites, raw_id_offset};
+pub use syscall::finish_sites;
 
 use super::glob::{is_glob, matches};
 use super::{Candidate, PlanError};

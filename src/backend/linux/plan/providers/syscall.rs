@@ -90,17 +90,18 @@ pub fn finish_sites(probes: &mut [PlannedProbe]) -> Result<(), PlanError> {
         };
         let count = probes.iter().filter(|p| p.info.kind == kind).count();
         let raw = if count > RAW_THRESHOLD {
-            Some(raw_args(entry)?)
+            Some((raw_args(entry)?, raw_id_offset(entry)?))
         } else {
             None
         };
         for probe in probes.iter_mut().filter(|p| p.info.kind == kind) {
             let nr = syscall_number(&probe.info.desc.function);
             probe.site = match (&raw, nr) {
-                (Some(args), Some(nr)) => Site::RawSyscall {
+                (Some((args, id_offset)), Some(nr)) => Site::RawSyscall {
                     entry,
                     nr,
                     args: args.clone(),
+                    id_offset: *id_offset,
                 },
                 _ => own_tracepoint(&probe.info.desc.function, entry)?,
             };
@@ -158,7 +159,7 @@ fn raw_args(entry: bool) -> Result<Vec<ArgLoad>, PlanError> {
 }
 
 /// The offset of the syscall number in a raw_syscalls record (`id`).
-pub fn raw_id_offset(entry: bool) -> Result<u16, PlanError> {
+fn raw_id_offset(entry: bool) -> Result<u16, PlanError> {
     let name = if entry { "sys_enter" } else { "sys_exit" };
     let format = tracefs::read_format("raw_syscalls", name).map_err(PlanError::tracefs)?;
     format.field("id").map(|f| f.offset as u16).ok_or_else(|| {

@@ -1,5 +1,6 @@
-//! The layout of the record a probe's BPF program submits to the ring buffer, and its
-//! decoding into a [`Firing`].
+//! The record a probe's BPF program submits to the ring buffer: its layout, which `codegen`
+//! writes to and works out once per probe ([`layouts`]), and its decoding into a [`Firing`],
+//! which the engine reads with.
 //!
 //! All fields are in the machine's byte order:
 //!
@@ -175,27 +176,29 @@ pub fn probe_of(record: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(record.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Decodes one ring-buffer record of `plan`'s programs.
-pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
-    Decoder::new(plan).decode(record)
+/// The layout of each probe's record, in `Plan::probes` order.
+pub fn layouts(plan: &Plan) -> Vec<Layout> {
+    plan.probes
+        .iter()
+        .map(|p| Layout::new(&p.captures, plan.strsize))
+        .collect()
 }
 
-/// Decodes the records of `plan`'s programs, with each probe's layout worked out once.
+/// Decodes one ring-buffer record of `plan`'s programs.
+pub fn decode(record: &[u8], plan: &Plan) -> Result<Firing, DecodeError> {
+    Decoder::new(plan, layouts(plan)).decode(record)
+}
+
+/// Decodes the records of `plan`'s programs, with the layouts their programs were built
+/// with (`ProgramSet::layouts`).
 pub struct Decoder<'a> {
     plan: &'a Plan,
     layouts: Vec<Layout>,
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(plan: &'a Plan) -> Decoder<'a> {
-        Decoder {
-            plan,
-            layouts: plan
-                .probes
-                .iter()
-                .map(|p| Layout::new(&p.captures, plan.strsize))
-                .collect(),
-        }
+    pub fn new(plan: &'a Plan, layouts: Vec<Layout>) -> Decoder<'a> {
+        Decoder { plan, layouts }
     }
 
     /// Decodes one ring-buffer record.

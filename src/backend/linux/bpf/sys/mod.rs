@@ -1,8 +1,11 @@
 //! The one choke point for the `bpf()` and `perf_event_open()` system calls.
 //!
 //! Every other module of the engine reaches the kernel through [`bpf`], [`perf_event_open`]
-//! and [`perf_ioctl`]. That keeps errors uniform (each names the command and carries the
-//! errno) and keeps all the `unsafe` syscall plumbing in one short file.
+//! and [`perf_ioctl`], which all issue one [`Syscall`] through one function. That keeps
+//! errors uniform (each names the command and carries the errno), keeps all the `unsafe`
+//! syscall plumbing in one short file, and lets unit tests put a fake kernel in its place
+//! (`fake`, as aya's `sys/fake.rs`), so that map, load and attach errors are tested without
+//! root.
 //!
 //! [`bpf`], [`bpf_fd`] and [`perf_event_open`] are `unsafe fn`s: their attributes carry raw
 //! pointers that the kernel reads from and writes through (a lookup writes a whole value, a
@@ -16,6 +19,9 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+#[cfg(test)]
+pub(crate) mod fake;
 
 /// The `bpf()` commands dtk issues (`enum bpf_cmd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +71,97 @@ impl SysError {
             source: io::Error::last_os_error(),
         }
     }
+}
+
+/// One system call through the choke point, with its arguments.
+#[derive(Debug)]
+pub enum Syscall<'a> {
+    Bpf {
+        cmd: BpfCmd,
+        attr: &'a mut BpfAttr,
+    },
+    PerfEventOpen {
+        attr: &'a PerfEventAttr,
+        pid: i32,
+        cpu: i32,
+        group_fd: i32,
+        flags: u64,
+    },
+    PerfIoctl {
+        fd: RawFd,
+        op: PerfIoctl,
+    },
+}
+
+impl Syscall<'_> {
+    /// The call as errors name it, e.g. `bpf(BPF_MAP_CREATE)`.
+    fn describe(&self) -> String {
+        match self {
+            Syscall::Bpf { cmd, .. } => format!("bpf({cmd})"),
+            Syscall::PerfEventOpen { attr, pid, cpu, .. } => format!(
+                "perf_event_open(type {}, config {:#x}, pid {pid}, cpu {cpu})",
+                attr.type_, attr.config
+            ),
+            Syscall::PerfIoctl { op, .. } => format!("ioctl({})", op.name()),
+        }
+    }
+}
+
+/// Issues `call`: the one place a `bpf()`, `perf_event_open()` or perf `ioctl()` reaches the
+/// kernel (or, in unit tests, the fake that stands in for it). Returns the non-negative
+/// result.
+///
+/// # Safety
+/// Every pointer inside the call's attributes must be valid for it (see [`bpf`] and
+/// [`perf_event_open`]).
+unsafe fn syscall(mut call: Syscall<'_>) -> Result<i64, SysError> {
+    #[cfg(test)]
+    if let Some(result) = fake::intercept(&mut call) {
+        return result.map_err(|source| SysError {
+            call: call.describe(),
+            source,
+        });
+    }
+    let ret = match &mut call {
+        // SAFETY: `attr` is a live, properly sized `union bpf_attr`; the caller guarantees
+        // the pointers inside it.
+        Syscall::Bpf { cmd, attr } => unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                *cmd as u32 as libc::c_long,
+                &mut **attr as *mut BpfAttr,
+                std::mem::size_of::<BpfAttr>() as libc::c_long,
+            )
+        },
+        // SAFETY: `attr` is a complete `perf_event_attr` whose `size` field matches its
+        // layout; the caller guarantees any pointer inside it.
+        Syscall::PerfEventOpen {
+            attr,
+            pid,
+            cpu,
+            group_fd,
+            flags,
+        } => unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                *attr as *const PerfEventAttr,
+                *pid as libc::c_long,
+                *cpu as libc::c_long,
+                *group_fd as libc::c_long,
+                *flags as libc::c_long,
+            )
+        },
+        Syscall::PerfIoctl { fd, op } => {
+            let (request, arg) = op.request();
+            // SAFETY: these perf ioctls take an integer argument (never a pointer), so no
+            // memory is touched; a wrong fd only yields an error.
+            i64::from(unsafe { libc::ioctl(*fd, request as _, arg) })
+        }
+    };
+    if ret < 0 {
+        return Err(SysError::last(call.describe()));
+    }
+    Ok(ret)
 }
 
 /// `BPF_MAP_CREATE` attributes (the first fields of `union bpf_attr`).
@@ -120,6 +217,12 @@ pub union BpfAttr {
     bytes: [u64; 18],
 }
 
+impl std::fmt::Debug for BpfAttr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BpfAttr { .. }")
+    }
+}
+
 impl BpfAttr {
     fn zeroed() -> BpfAttr {
         BpfAttr { bytes: [0; 18] }
@@ -151,20 +254,8 @@ impl BpfAttr {
 /// Every pointer inside `attr` must be valid for the call: readable for what the kernel reads
 /// and writable for as many bytes as it writes (a map's key or value size, `log_size`).
 pub unsafe fn bpf(cmd: BpfCmd, attr: &mut BpfAttr) -> Result<i64, SysError> {
-    // SAFETY: `attr` is a live, properly sized `union bpf_attr`; the caller guarantees the
-    // pointers inside it (see # Safety).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as u32 as libc::c_long,
-            attr as *mut BpfAttr,
-            std::mem::size_of::<BpfAttr>() as libc::c_long,
-        )
-    };
-    if ret < 0 {
-        return Err(SysError::last(format!("bpf({cmd})")));
-    }
-    Ok(ret)
+    // SAFETY: the caller guarantees the pointers inside `attr` (see # Safety).
+    unsafe { syscall(Syscall::Bpf { cmd, attr }) }
 }
 
 /// Issues a `bpf()` command whose result is a new file descriptor, and takes ownership of it.
@@ -246,24 +337,15 @@ pub unsafe fn perf_event_open(
     group_fd: i32,
     flags: u64,
 ) -> Result<OwnedFd, SysError> {
-    // SAFETY: `attr` is a complete `perf_event_attr` whose `size` field matches its layout;
-    // the caller guarantees any pointer inside it (see # Safety).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr as *const PerfEventAttr,
-            pid as libc::c_long,
-            cpu as libc::c_long,
-            group_fd as libc::c_long,
-            flags as libc::c_long,
-        )
+    let call = Syscall::PerfEventOpen {
+        attr,
+        pid,
+        cpu,
+        group_fd,
+        flags,
     };
-    if ret < 0 {
-        return Err(SysError::last(format!(
-            "perf_event_open(type {}, config {:#x}, pid {pid}, cpu {cpu})",
-            attr.type_, attr.config
-        )));
-    }
+    // SAFETY: the caller guarantees any pointer inside `attr` (see # Safety).
+    let ret = unsafe { syscall(call)? };
     // SAFETY: perf_event_open returned a fresh descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }
@@ -278,23 +360,32 @@ pub enum PerfIoctl {
     SetBpf(RawFd),
 }
 
+impl PerfIoctl {
+    fn name(self) -> &'static str {
+        match self {
+            PerfIoctl::Enable => "PERF_EVENT_IOC_ENABLE",
+            PerfIoctl::Disable => "PERF_EVENT_IOC_DISABLE",
+            PerfIoctl::SetBpf(_) => "PERF_EVENT_IOC_SET_BPF",
+        }
+    }
+
+    /// The ioctl request and its integer argument.
+    fn request(self) -> (libc::c_ulong, libc::c_ulong) {
+        const IOC_ENABLE: libc::c_ulong = 0x2400;
+        const IOC_DISABLE: libc::c_ulong = 0x2401;
+        const IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+        match self {
+            PerfIoctl::Enable => (IOC_ENABLE, 0),
+            PerfIoctl::Disable => (IOC_DISABLE, 0),
+            PerfIoctl::SetBpf(prog) => (IOC_SET_BPF, prog as libc::c_ulong),
+        }
+    }
+}
+
 /// Issues a perf event ioctl on `fd`.
 pub fn perf_ioctl(fd: RawFd, op: PerfIoctl) -> Result<(), SysError> {
-    const IOC_ENABLE: libc::c_ulong = 0x2400;
-    const IOC_DISABLE: libc::c_ulong = 0x2401;
-    const IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-    let (request, arg, name) = match op {
-        PerfIoctl::Enable => (IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE"),
-        PerfIoctl::Disable => (IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE"),
-        PerfIoctl::SetBpf(prog) => (IOC_SET_BPF, prog as libc::c_ulong, "PERF_EVENT_IOC_SET_BPF"),
-    };
-    // SAFETY: these perf ioctls take an integer argument (never a pointer), so no memory is
-    // touched; a wrong fd only yields an error.
-    let ret = unsafe { libc::ioctl(fd, request as _, arg) };
-    if ret < 0 {
-        return Err(SysError::last(format!("ioctl({name})")));
-    }
-    Ok(())
+    // SAFETY: a perf ioctl's argument is an integer, never a pointer.
+    unsafe { syscall(Syscall::PerfIoctl { fd, op }) }.map(drop)
 }
 
 #[cfg(test)]
