@@ -16,7 +16,8 @@
 
 use std::fmt;
 
-use crate::event::Value;
+use crate::event::{ByteString, Value};
+use crate::output::text;
 
 /// The kind of a value a presenter reads: a D integer or a D string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +55,11 @@ impl Arg for i64 {
     }
 }
 
-impl Arg for String {
+/// A D string: bytes as the traced program gave them.
+impl Arg for ByteString {
     const KIND: Kind = Kind::Str;
-    fn read(value: &Value) -> Option<String> {
-        value.as_str().map(str::to_string)
+    fn read(value: &Value) -> Option<ByteString> {
+        value.as_text().cloned()
     }
 }
 
@@ -219,15 +221,15 @@ pub struct ScriptContract {
 
 impl ScriptContract {
     /// The line a printf's text is, by the longest prefix it starts with.
-    pub fn line(&self, text: &str) -> Option<&Line> {
+    pub fn line(&self, text: &[u8]) -> Option<&Line> {
         self.lines
             .iter()
-            .filter(|l| text.starts_with(l.prefix))
+            .filter(|l| text.starts_with(l.prefix.as_bytes()))
             .max_by_key(|l| l.prefix.len())
     }
 
     /// The prefix of the line a printf's text is: what a presenter tells its lines by.
-    pub fn prefix_of(&self, text: &str) -> Result<&'static str, Mismatch> {
+    pub fn prefix_of(&self, text: &[u8]) -> Result<&'static str, Mismatch> {
         self.line(text)
             .map(|l| l.prefix)
             .ok_or_else(|| self.unknown_line(text))
@@ -252,8 +254,9 @@ impl ScriptContract {
     }
 
     /// An error for a printf line that is none of the contract's.
-    pub fn unknown_line(&self, text: &str) -> Mismatch {
-        self.mismatch(format!("dtk knows no line like {:?}", text.trim_end()))
+    pub fn unknown_line(&self, text: &[u8]) -> Mismatch {
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        self.mismatch(format!("dtk knows no line like \"{}\"", text::escape(text)))
     }
 
     /// A process or thread id read from a printf line of the scripts.
@@ -389,7 +392,7 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{name}.d does not compile: {e:?}"));
                 let (lines, keys) = written(&compiled.program);
                 for w in &lines {
-                    let line = contract.line(&w.prefix).unwrap_or_else(|| {
+                    let line = contract.line(w.prefix.as_bytes()).unwrap_or_else(|| {
                         panic!(
                             "{name}.d prints {:?}, which its presenter does not know",
                             w.format
@@ -405,9 +408,10 @@ mod tests {
                 }
                 for line in contract.lines {
                     assert!(
-                        lines
-                            .iter()
-                            .any(|w| std::ptr::eq(contract.line(&w.prefix).unwrap(), line)),
+                        lines.iter().any(|w| std::ptr::eq(
+                            contract.line(w.prefix.as_bytes()).unwrap(),
+                            line
+                        )),
                         "{name}.d prints no line that its presenter reads as {line:?}"
                     );
                 }
@@ -436,14 +440,14 @@ mod tests {
     record! {
         struct Pair {
             n: i64,
-            s: String,
+            s: ByteString,
         }
     }
 
     #[test]
     fn a_record_reads_its_fields_by_name_and_tells_what_does_not_fit() {
         let ok = Pair::decode("t", &[Value::Int(3), Value::Str("x".into())]).unwrap();
-        assert_eq!((ok.n, ok.s.as_str()), (3, "x"));
+        assert_eq!((ok.n, ok.s.as_bytes()), (3, &b"x"[..]));
         let short = Pair::decode("t.d's line", &[Value::Int(3)]).unwrap_err();
         assert_eq!(
             short.to_string(),

@@ -4,8 +4,9 @@
 //! expressions (-N, --path) and the presentation are applied here.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io;
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -17,7 +18,7 @@ use super::{exit_status, trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
-use crate::event::{AggSnapshot, DropKind, Event, Printf, ProbeDesc};
+use crate::event::{AggSnapshot, ByteString, DropKind, Event, Printf, ProbeDesc};
 use crate::local_time::local_time;
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -45,7 +46,7 @@ pub fn run(config: &Config, c: &OpensConfig) -> Result<u8> {
     Ok(exit_status(config, &c.target, &end))
 }
 
-/// One open, as opens.d reports it.
+/// One open, as opens.d reports it. The names are bytes as the process gave them.
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename = "open")]
 pub struct OpenEvent {
@@ -53,14 +54,14 @@ pub struct OpenEvent {
     pub ts_ns: u64,
     /// Nanoseconds since the epoch (D's `walltimestamp`).
     pub walltime_ns: u64,
-    pub zone: String,
+    pub zone: ByteString,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    pub comm: ByteString,
     pub fd: Option<i64>,
     pub errno: Option<String>,
     pub flags: Vec<String>,
-    pub path: String,
+    pub path: ByteString,
     /// The directory a relative path is relative to: an fd, or AT_FDCWD.
     #[serde(skip)]
     pub dirfd: i64,
@@ -75,16 +76,16 @@ record! {
     pub struct OpenLine {
         timestamp: i64,
         walltimestamp: i64,
-        zonename: String,
+        zonename: ByteString,
         pid: i64,
         tid: i64,
-        execname: String,
+        execname: ByteString,
         /// The fd, or -1 with errno set.
         result: i64,
         errno: i64,
         flags: i64,
         dirfd: i64,
-        path: String,
+        path: ByteString,
     }
 }
 
@@ -184,7 +185,7 @@ struct OpensPresenter<'a, W: io::Write> {
     /// When tracing started (opens.d's BEGIN), on the monotonic clock; else the first open.
     start_ns: Option<u64>,
     header_done: bool,
-    counts: HashMap<String, u64>,
+    counts: HashMap<ByteString, u64>,
     notices: Notices,
     /// Whether the ring buffer lost records: then returns without a recorded entry
     /// (@unmatched) are lost opens too.
@@ -209,8 +210,12 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         self.c
             .name_regex
             .as_ref()
-            .is_none_or(|r| r.is_match(&e.comm))
-            && self.c.path.as_ref().is_none_or(|r| r.is_match(&e.path))
+            .is_none_or(|r| r.is_match(&e.comm.to_str_lossy()))
+            && self
+                .c
+                .path
+                .as_ref()
+                .is_none_or(|r| r.is_match(&e.path.to_str_lossy()))
             && (!self.c.failed || e.fd.is_none())
     }
 
@@ -221,7 +226,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if !self.c.full {
             return;
         }
-        if e.path.starts_with('/') {
+        if e.path.starts_with(b"/") {
             e.resolved = Some(true);
             return;
         }
@@ -231,9 +236,10 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         };
         let dir = std::fs::read_link(dir).ok();
         // A removed directory reads as "/old/dir (deleted)", which is no path to join.
-        match dir.filter(|d| !d.to_string_lossy().ends_with(" (deleted)")) {
+        match dir.filter(|d| !d.as_os_str().as_bytes().ends_with(b" (deleted)")) {
             Some(dir) => {
-                e.path = Path::new(&dir).join(&e.path).display().to_string();
+                let full = dir.join(OsStr::from_bytes(&e.path));
+                e.path = full.into_os_string().into_vec().into();
                 e.resolved = Some(true);
             }
             None => e.resolved = Some(false),
@@ -249,7 +255,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if let Some(by) = self.c.count {
             let key = match by {
                 CountBy::Path => e.path,
-                CountBy::Process => format!("{} {}", e.pid, e.comm),
+                CountBy::Process => [format!("{} ", e.pid).as_bytes(), &e.comm].concat().into(),
             };
             *self.counts.entry(key).or_default() += 1;
             return Ok(());
@@ -280,14 +286,15 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         };
         let path = match e.resolved {
             Some(false) => format!("{} (unresolved)", e.path),
-            _ => e.path.clone(),
+            _ => e.path.to_string(),
         };
+        let (zone, comm) = (e.zone.to_string(), e.comm.to_string());
         let line = self.columns(Columns {
             wall: &wall_clock(e.walltime_ns),
             elapsed: &format!("{:.6}", e.ts_ns.saturating_sub(start) as f64 / 1e9),
-            zone: &e.zone,
+            zone: &zone,
             pid: &e.pid.to_string(),
-            comm: &e.comm,
+            comm: &comm,
             fd: &fd,
             flags: &e.flags.join("|"),
             path: &path,
@@ -451,7 +458,8 @@ mod tests {
                 cpu: 0,
                 ts_ns: 0,
             },
-            text: String::new(),
+            text: ByteString::default(),
+            traced: Vec::new(),
             args: vec![
                 Value::Int(5_000_000_000),
                 Value::Int(1_700_000_000_000_000_000),
@@ -559,7 +567,7 @@ mod tests {
 
     fn since(ts_ns: i64) -> Event {
         let mut p = printf(0, 0, 0, "");
-        p.text = format!("tracing since {ts_ns}\n");
+        p.text = format!("tracing since {ts_ns}\n").into();
         p.args = vec![Value::Int(ts_ns)];
         Event::Printf(p)
     }

@@ -22,7 +22,7 @@ use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
-use crate::event::{AggSnapshot, AggValue, Event};
+use crate::event::{AggSnapshot, AggValue, ByteString, Event};
 use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -97,14 +97,14 @@ fn check_syscall(config: &Config, call: &str) -> Result<()> {
 }
 
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
-type RowKey = (i64, String, String);
+type RowKey = (i64, ByteString, String);
 
 record! {
     /// The keys of syscalls.d's @calls and @time: pid 0 and execname "" without BY_PROCESS.
     struct CallKey {
         pid: i64,
-        execname: String,
-        call: String,
+        execname: ByteString,
+        call: ByteString,
     }
 }
 
@@ -112,8 +112,8 @@ record! {
     /// The keys of syscalls.d's @errnos.
     struct ErrnoKey {
         pid: i64,
-        execname: String,
-        call: String,
+        execname: ByteString,
+        call: ByteString,
         errno: i64,
     }
 }
@@ -121,7 +121,7 @@ record! {
 record! {
     /// The key of syscalls.d's @hist.
     struct HistKey {
-        call: String,
+        call: ByteString,
     }
 }
 
@@ -159,7 +159,8 @@ pub(crate) const CONTRACT: ScriptContract = ScriptContract {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
     pub pid: Option<i64>,
-    pub comm: Option<String>,
+    /// The process's name as it set it: bytes, escaped in text and kept exactly in JSON.
+    pub comm: Option<ByteString>,
     pub syscall: String,
     pub count: i64,
     pub total_ns: Option<i64>,
@@ -227,6 +228,7 @@ impl Tally {
                 execname: comm,
                 call,
             } = key;
+            let call = call.to_str_lossy().into_owned();
             let row = self
                 .rows
                 .entry((pid, comm.clone(), call.clone()))
@@ -318,7 +320,7 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         for r in &rows {
             let line = self.line([
                 r.pid.unwrap_or(0).to_string(),
-                r.comm.clone().unwrap_or_default(),
+                r.comm.as_ref().map(ToString::to_string).unwrap_or_default(),
                 r.syscall.clone(),
                 r.count.to_string(),
                 (r.total_ns.unwrap_or(0) / 1000).to_string(),
@@ -341,7 +343,7 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
             let mut line = serde_json::Map::new();
             line.insert("type".into(), "histogram".into());
             let key: HistKey = CONTRACT.decode_keys("hist", &entry.keys)?;
-            line.insert("syscall".into(), key.call.into());
+            line.insert("syscall".into(), serde_json::json!(key.call));
             line.insert("unit".into(), "ns".into());
             line.extend(json::value_fields(&entry.value));
             self.out.json(&line)?;

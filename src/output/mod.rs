@@ -4,6 +4,7 @@
 
 pub mod json;
 pub mod live;
+pub mod text;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

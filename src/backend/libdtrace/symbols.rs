@@ -45,13 +45,13 @@ pub unsafe fn decode_action(
         ffi::DTRACEACT_SYM | ffi::DTRACEACT_MOD => {
             let addr = *words(bytes).first()?;
             let name = kernel_symbol(h, addr);
-            Some(Value::Str(module_only(name, rec.dtrd_action)))
+            Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         ffi::DTRACEACT_USYM | ffi::DTRACEACT_UADDR | ffi::DTRACEACT_UMOD => {
             let w = words(bytes);
             let (&pid, &addr) = (w.first()?, w.get(1)?);
             let name = user_symbol(h, pid, addr);
-            Some(Value::Str(module_only(name, rec.dtrd_action)))
+            Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         _ => None,
     }

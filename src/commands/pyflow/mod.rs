@@ -22,8 +22,8 @@ use serde::Serialize;
 use super::contract::{record, Line, Mismatch, ScriptContract};
 use super::{exit_status, trace};
 use crate::config::{Config, PyflowConfig};
-use crate::event::Printf;
-use crate::output;
+use crate::event::{ByteString, Printf};
+use crate::output::{self, text};
 use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
 use crate::target::Target;
@@ -332,6 +332,14 @@ impl Kind {
     }
 }
 
+/// A file or function name from CPython. CPython hands its markers the UTF-8 of a `str`
+/// (PyUnicode_AsUTF8), which is always valid, so nothing is lost in making it a `String`; it
+/// may still hold any control character (`code.replace(co_name="a\nb")`), which text output
+/// escapes.
+fn python_text(s: &ByteString) -> String {
+    s.to_str_lossy().into_owned()
+}
+
 /// One Python event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PyEvent {
@@ -351,10 +359,10 @@ record! {
         pid: i64,
         tid: i64,
         /// ->, <-, <!, <y or y>.
-        kind: String,
-        file: String,
+        kind: ByteString,
+        file: ByteString,
         line: i64,
-        function: String,
+        function: ByteString,
     }
 }
 
@@ -369,22 +377,25 @@ impl PyEvent {
     /// Reads the pyflow scripts' line per event ([`FlowLine`]).
     pub fn from_printf(p: &Printf) -> Result<PyEvent, Mismatch> {
         let l: FlowLine = CONTRACT.decode(&p.args)?;
-        let kind = match l.kind.as_str() {
+        let kind = match l.kind.to_str().unwrap_or_default() {
             "->" => Kind::Entry,
             "<-" => Kind::Return,
             "<!" => Kind::Unwind,
             "<y" => Kind::Yield,
             "y>" => Kind::Resume,
-            other => return Err(CONTRACT.mismatch(format!("{other:?} is not a kind of event"))),
+            _ => {
+                let kind = text::escape(&l.kind);
+                return Err(CONTRACT.mismatch(format!("\"{kind}\" is not a kind of event")));
+            }
         };
         Ok(PyEvent {
             ts_ns: l.timestamp as u64,
             pid: CONTRACT.id("pid", l.pid)?,
             tid: CONTRACT.id("tid", l.tid)?,
             kind,
-            file: l.file,
+            file: python_text(&l.file),
             line: l.line,
-            function: l.function,
+            function: python_text(&l.function),
         })
     }
 }
