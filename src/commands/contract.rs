@@ -65,7 +65,7 @@ impl Arg for ByteString {
 
 /// A record that a script and its presenter disagree on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} does not fit what dtk reads from it: {detail}")]
+#[error("dtk and its script disagree on {what}: {detail}")]
 pub struct Mismatch {
     /// What was read: "a printf line of opens.d", "the keys of syscalls.d's @calls".
     pub what: String,
@@ -451,7 +451,7 @@ mod tests {
         let short = Pair::decode("t.d's line", &[Value::Int(3)]).unwrap_err();
         assert_eq!(
             short.to_string(),
-            "t.d's line does not fit what dtk reads from it: 1 values, where dtk reads 2 (n, s)"
+            "dtk and its script disagree on t.d's line: 1 values, where dtk reads 2 (n, s)"
         );
         let swapped = Pair::decode("t", &[Value::Str("x".into()), Value::Int(3)]).unwrap_err();
         assert_eq!(

@@ -539,8 +539,8 @@ mod tests {
         let err = p.event(Event::Printf(short)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "a printf line of opens.d does not fit what dtk reads from it: 10 values, where dtk \
-             reads 11 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
+            "dtk and its script disagree on a printf line of opens.d: 10 values, where dtk reads \
+             11 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
              flags, dirfd, path)"
         );
         let Event::Printf(mut begin) = since(5) else {

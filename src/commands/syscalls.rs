@@ -440,7 +440,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{AggEntry, AggFunc, Value};
+    use crate::event::{AggEntry, AggFunc, Origin, Printf, Value};
     use crate::target::Target;
 
     fn config(by_process: bool) -> SyscallsConfig {
@@ -516,6 +516,52 @@ mod tests {
         p.event(agg("errnos", AggFunc::Count, &errnos)).unwrap();
         p.event(Event::Done).unwrap();
         String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    /// Keys unlike syscalls.d's (@errnos without its errno) and a printf line it does not
+    /// print stop the run with an error that says what does not fit.
+    #[test]
+    fn keys_or_lines_unlike_syscalls_d_are_errors() {
+        let c = config(true);
+        let mut p = SyscallsPresenter {
+            out: LineWriter::new(Vec::new(), true),
+            output: OutputConfig {
+                color: false,
+                format: Format::Text,
+                header: true,
+                line_flush: true,
+            },
+            c: &c,
+            tally: Tally::new(&c),
+            hist: None,
+            notices: Notices::default(),
+        };
+        let no_errno = [(812, "nginx", "openat", None, 30)];
+        let err = p
+            .event(agg("errnos", AggFunc::Count, &no_errno))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on the keys of syscalls.d's @errnos: 3 values, where \
+             dtk reads 4 (pid, execname, call, errno)"
+        );
+        let line = Event::Printf(Printf {
+            origin: Origin {
+                probe: Default::default(),
+                cpu: 0,
+                ts_ns: 0,
+            },
+            text: "total 5\n".into(),
+            traced: Vec::new(),
+            args: vec![Value::Int(5)],
+            printa: None,
+        });
+        let err = p.event(line).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on a printf line of syscalls.d: dtk knows no line like \
+             \"total 5\""
+        );
     }
 
     #[test]

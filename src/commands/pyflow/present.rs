@@ -363,8 +363,8 @@ mod tests {
         let err = EventSink::event(&mut p, Event::Printf(line.clone())).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "a printf line of pyflow.d or pyflow-trampoline.d does not fit what dtk reads from \
-             it: value 6 (line) is a string, where dtk reads an integer"
+            "dtk and its script disagree on a printf line of pyflow.d or pyflow-trampoline.d: \
+             value 6 (line) is a string, where dtk reads an integer"
         );
         line.args[5] = Value::Int(1);
         line.args[3] = Value::Str("=>".into());
