@@ -9,6 +9,8 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod inspect;
+#[doc(hidden)]
+pub mod internals;
 pub mod local_time;
 pub mod output;
 pub mod python;
