@@ -15,8 +15,8 @@ use crate::script::Script;
 use crate::target::Target;
 
 #[cfg(dtk_libdtrace)]
-pub mod libdtrace;
-pub mod linux;
+pub(crate) mod libdtrace;
+pub(crate) mod linux;
 
 /// Which back end the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! lines, the full-screen terminal of live views (`live`), and recognising a closed pipe.
 //! Presenters receive these decisions; they never ask the terminal themselves.
 
-pub mod json;
-pub mod live;
+pub(crate) mod json;
+pub(crate) mod live;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

@@ -21,11 +21,11 @@
 
 mod aggregate;
 mod derived;
-pub mod frame;
+pub(crate) mod frame;
 mod predicate;
 mod program;
 mod threadvars;
-pub mod usdt_arg;
+pub(crate) mod usdt_arg;
 
 use thiserror::Error;
 

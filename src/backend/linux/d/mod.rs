@@ -24,12 +24,12 @@
 //! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
 //! form the golden tests compare).
 
-pub mod arith;
-pub mod ast;
+pub(crate) mod arith;
+pub(crate) mod ast;
 mod check;
 mod diagnostic;
 mod dump;
-pub mod format;
+pub(crate) mod format;
 mod lexer;
 mod literal;
 mod macros;
