@@ -4,7 +4,7 @@
 //! documentation; everything else in the crate is private to it, so that the compiler finds
 //! dead code and the layout can change behind this one list.
 
-pub use crate::backend::{select, BackendChoice, EventSink, Job, Stop};
+pub use crate::backend::{select, Backend, BackendChoice, EventSink, Job, Stop};
 pub use crate::python::Build;
 pub use crate::target::Target;
 

@@ -64,9 +64,6 @@ pub trait EventSink {
 
 /// A tracing engine.
 pub trait Backend {
-    /// The name the user selects it by.
-    fn name(&self) -> &'static str;
-
     /// Compiles and runs `job` until the program exits, the target exits, or `stop` is set;
     /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns how the
     /// run ended.

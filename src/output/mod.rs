@@ -81,7 +81,9 @@ impl<W: Write> LineWriter<W> {
         self.inner.flush()
     }
 
-    /// Flushes and returns the underlying writer.
+    /// Flushes and returns the underlying writer (the presenters' unit tests read what they
+    /// wrote).
+    #[cfg(test)]
     pub fn into_inner(self) -> io::Result<W> {
         self.inner
             .into_inner()

@@ -39,10 +39,6 @@ impl LinuxEngine {
 }
 
 impl Backend for LinuxEngine {
-    fn name(&self) -> &'static str {
-        "linux"
-    }
-
     fn run(
         &mut self,
         job: &Job,

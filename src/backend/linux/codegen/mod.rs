@@ -39,7 +39,7 @@ use super::d::ast::Expr;
 use super::options::Options;
 use super::plan::{ArgLoad, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
-pub use aggregate::{AggregationMaps, Counts, Generation};
+pub use aggregate::{AggregationMaps, Counts};
 use program::{ProbeIndex, ProgramSpec, SharedMaps};
 pub use threadvars::ThreadVars;
 

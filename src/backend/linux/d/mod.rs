@@ -40,6 +40,7 @@ mod token;
 pub use check::check_option;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
+#[cfg(test)]
 pub use span::Span;
 
 /// Values for D's macros: `$target` (from -p/-c) and `$1`…`$9` / `$$1`…`$$9` (the script's
