@@ -1,6 +1,10 @@
 //! dtk: a DTrace toolkit. The path of one run (DESIGN.md): argv → cli (clap) → Config,
 //! resolved once → command → bundled Script with safe parameters → Backend (libdtrace or
 //! the Linux engine) → Event stream → the command's presenter.
+//!
+//! The library's surface is [`run`] and [`is_broken_pipe`], for main. Every module is private
+//! to the crate, so the compiler finds dead code; tests, benches and the fuzz target reach the
+//! engine through the hidden `internals` facade.
 
 pub(crate) mod aggregation_text;
 pub(crate) mod backend;
