@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::event::{
     compare_values, llquantize_bounds, quantize_bucket_value, AggEntry, AggSnapshot, AggValue,
-    Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
+    ByteString, Value, QUANTIZE_BUCKETS, QUANTIZE_ZERO_BUCKET,
 };
 
 /// Width of a string key column (left-aligned) and of an integer column (right-aligned).
@@ -77,12 +77,15 @@ fn write_key(out: &mut String, key: &Value, size: u8) {
         Value::UInt(v) => {
             let _ = write!(out, " {v:>width$}");
         }
+        // Traced strings and symbols are shown escaped, through ByteString's Display
+        // (output::text).
         Value::Str(s) => {
             let _ = write!(out, "  {s:<STRING_WIDTH$}");
         }
         Value::Stack(frames) => {
             out.push('\n');
             for frame in frames {
+                let frame = ByteString::from(frame.as_str());
                 let _ = writeln!(out, "{:STACK_INDENT$}{frame}", "");
             }
         }

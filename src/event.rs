@@ -7,11 +7,13 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-/// A fully specified probe, `provider:module:function:name`.
+/// A fully specified probe, `provider:module:function:name` (shown escaped: see
+/// `output::text`, as a USDT or pid probe takes its names from the traced binary).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct ProbeDesc {
     pub provider: String,
@@ -20,13 +22,92 @@ pub struct ProbeDesc {
     pub name: String,
 }
 
-impl fmt::Display for ProbeDesc {
+/// A string as a traced program gave it: bytes, most often but not always UTF-8 (a file name or
+/// a process name may hold any byte but NUL). How it is shown is output's business
+/// (`output::text`): `Display` escapes control characters and invalid UTF-8, so that no
+/// presenter can print traced bytes raw by accident, and JSON gets a string when it is UTF-8
+/// and `{"bytes":"<base64>"}` when it is not, so that it keeps the exact bytes.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteString(Vec<u8>);
+
+impl ByteString {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The text, when it is valid UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The text with invalid UTF-8 replaced by U+FFFD, for matching against a pattern.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl Deref for ByteString {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for ByteString {
+    fn from(bytes: Vec<u8>) -> ByteString {
+        ByteString(bytes)
+    }
+}
+
+impl From<&[u8]> for ByteString {
+    fn from(bytes: &[u8]) -> ByteString {
+        ByteString(bytes.to_vec())
+    }
+}
+
+impl From<String> for ByteString {
+    fn from(s: String) -> ByteString {
+        ByteString(s.into_bytes())
+    }
+}
+
+impl From<&str> for ByteString {
+    fn from(s: &str) -> ByteString {
+        ByteString(s.as_bytes().to_vec())
+    }
+}
+
+impl PartialEq<str> for ByteString {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for ByteString {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for ByteString {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for ByteString {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ByteString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}:{}",
-            self.provider, self.module, self.function, self.name
-        )
+        write!(f, "b\"{}\"", self.0.escape_ascii())
     }
 }
 
@@ -41,10 +122,15 @@ impl ProbeDesc {
 
     /// This probe's line in a `dtrace -l`-style listing, numbered `id`: ID PROVIDER MODULE
     /// FUNCTION NAME in right-aligned columns.
+    /// The names are escaped as traced strings are (they may come from the traced binary).
     pub fn listing_line(&self, id: usize) -> String {
+        let e = |s: &str| ByteString::from(s);
         format!(
             "{id:>5} {:>10} {:>20} {:>32} {}",
-            self.provider, self.module, self.function, self.name
+            e(&self.provider),
+            e(&self.module),
+            e(&self.function),
+            e(&self.name)
         )
     }
 }
@@ -55,7 +141,7 @@ impl ProbeDesc {
 pub enum Value {
     Int(i64),
     UInt(u64),
-    Str(String),
+    Str(ByteString),
     /// Symbolised frames of `stack()` or `ustack()`, innermost first.
     Stack(Vec<String>),
     /// Raw memory, as traced by `trace(*ptr)` of a non-scalar or by `copyin`.
@@ -73,7 +159,7 @@ impl Value {
     }
 
     /// The value as a string, when it is one.
-    pub fn as_str(&self) -> Option<&str> {
+    pub fn as_text(&self) -> Option<&ByteString> {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
@@ -102,7 +188,11 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Printf {
     pub origin: Origin,
-    pub text: String,
+    /// The exact bytes printf produced.
+    pub text: ByteString,
+    /// The byte ranges of `text` that conversions produced from traced values (sorted, not
+    /// overlapping); the rest is the format's own text. Text output escapes only these.
+    pub traced: Vec<Range<usize>>,
     pub args: Vec<Value>,
     /// For one row of `printa(format, @a, …)`: what it was made of, where the back end
     /// knows it. None for printf().
@@ -116,6 +206,30 @@ pub struct PrintaRow {
     pub aggregations: Vec<String>,
     pub keys: Vec<Value>,
     pub values: Vec<AggValue>,
+}
+
+impl Printf {
+    /// Where the string arguments lie in a text formatted by someone else (libdtrace prints
+    /// its printf itself and hands over only the result): each string is looked for after
+    /// the previous one, as printf writes its arguments in order. A string the format cut
+    /// (`%.3s`) is not found and stays unmarked, so its bytes are shown as libdtrace wrote them.
+    pub fn locate_traced(text: &[u8], args: &[Value]) -> Vec<Range<usize>> {
+        let mut ranges = Vec::new();
+        let mut from = 0;
+        for s in args.iter().filter_map(Value::as_text) {
+            if s.is_empty() {
+                continue;
+            }
+            let found = text[from..]
+                .windows(s.len())
+                .position(|w| w == s.as_bytes());
+            if let Some(at) = found {
+                ranges.push(from + at..from + at + s.len());
+                from += at + s.len();
+            }
+        }
+        ranges
+    }
 }
 
 /// Which aggregating function produced an aggregation.
@@ -420,4 +534,21 @@ pub enum Event {
     TargetExited(TargetExit),
     /// The run is over: exit() was called, the target exited, or the user interrupted.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traced_strings_are_found_in_a_finished_text_in_order() {
+        let args = [
+            Value::Str("x".into()),
+            Value::Int(7),
+            Value::Str("a\nb".into()),
+            Value::Str("missing".into()),
+        ];
+        let text = b"x: fix 7 a\nb\n";
+        assert_eq!(Printf::locate_traced(text, &args), [0..1, 9..12]);
+    }
 }

@@ -5,6 +5,7 @@
 //! dead code and the layout can change behind this one list.
 
 pub use crate::backend::{select, Backend, BackendChoice, EventSink, Job, Stop};
+pub use crate::output::text::base64;
 pub use crate::python::Build;
 pub use crate::target::Target;
 

@@ -142,7 +142,7 @@ fn opensnoop_captures_paths_at_entry_and_errno_at_return() {
         .map(|f| {
             assert_eq!(f.comm, "cat");
             assert!(!f.strings[0].truncated);
-            f.strings[0].value.clone()
+            f.strings[0].value.to_str_lossy().into_owned()
         })
         .collect();
     let mut want = loader_opens("/bin/cat");
@@ -335,7 +335,11 @@ fn python_function_entry_and_return_decode_file_function_and_line() {
         .filter(|f| f.pid == pid && f.strings[0].value == script)
         .map(|f| {
             let name = &plan.probes[f.probe as usize].info.desc.name;
-            (name.clone(), f.strings[1].value.clone(), f.args[2])
+            (
+                name.clone(),
+                f.strings[1].value.to_str_lossy().into_owned(),
+                f.args[2],
+            )
         })
         .collect();
     println!("python {pid}: {calls:?}");
@@ -426,7 +430,7 @@ fn proc_probes_see_a_childs_create_exec_and_exit() {
     let events: Vec<(String, String)> = firings
         .iter()
         .filter(|f| f.pid == child)
-        .map(|f| (name_of(&plan, f), f.comm.clone()))
+        .map(|f| (name_of(&plan, f), f.comm.to_str_lossy().into_owned()))
         .collect();
     println!("child {child}: {events:?}");
     assert_eq!(
@@ -647,7 +651,12 @@ fn a_string_that_fills_strsize_is_cut_and_marked_truncated() {
     let strings: Vec<(String, bool)> = firings
         .iter()
         .filter(|f| f.pid == pid)
-        .map(|f| (f.strings[0].value.clone(), f.strings[0].truncated))
+        .map(|f| {
+            (
+                f.strings[0].value.to_str_lossy().into_owned(),
+                f.strings[0].truncated,
+            )
+        })
         .collect();
     println!("cat {pid} with strsize=16: {strings:?}");
     let path = long.display().to_string();

@@ -61,7 +61,7 @@ fn open_of(path: &str) -> Firing {
         args: [0, 0x7000, 0, 0, 0, 0, 0, 0, 0, 0],
         strings: vec![CapturedString {
             arg: 1,
-            value: path.chars().take(15).collect(),
+            value: path.as_bytes()[..path.len().min(15)].into(),
             truncated: path.len() > 15,
         }],
         ..Firing::default()
@@ -105,7 +105,7 @@ fn executor_runs_a_program_through_its_public_api() {
         .0
         .iter()
         .filter_map(|e| match e {
-            Event::Printf(p) => Some(p.text.as_str()),
+            Event::Printf(p) => Some(p.text.to_str().unwrap()),
             _ => None,
         })
         .collect();
@@ -132,4 +132,72 @@ fn executor_runs_a_program_through_its_public_api() {
         ]
     );
     assert_eq!(exec.take_drops(), [(DropKind::TruncatedString, 1)]);
+}
+
+/// Strings are bytes from the kernel to the event: a name that is not UTF-8, or that holds
+/// controls, reaches printf's text, its arguments, trace() and aggregation keys exactly, the
+/// string functions work on its bytes, and only text output escapes it.
+#[test]
+fn traced_strings_keep_their_bytes_through_the_executor() {
+    const PROGRAM: &str = r#"
+syscall::openat:entry {
+    printf("%s|%s\n", basename(copyinstr(arg1)), execname);
+    trace(substr(copyinstr(arg1), 6, 3));
+    @[execname, copyinstr(arg1)] = count();
+}
+"#;
+    let program = d::compile("t.d", PROGRAM, &d::MacroArgs::default())
+        .unwrap()
+        .program;
+    let options = Options::resolve(&program, &[]).unwrap();
+    let probes = vec![probe(
+        "syscall",
+        "openat",
+        "entry",
+        ProbeKind::SyscallEntry,
+        vec![0],
+    )];
+    let mut exec = Executor::new(program, probes, options);
+    let mut sink = Collect::default();
+    let path: &[u8] = b"/tmp/a\nb\xff\xfe";
+    let comm: &[u8] = b"ev\x1b]0;T\x07";
+    let firing = Firing {
+        probe: 0,
+        comm: comm.into(),
+        args: [0, 0x7000, 0, 0, 0, 0, 0, 0, 0, 0],
+        strings: vec![CapturedString {
+            arg: 1,
+            value: path.into(),
+            truncated: false,
+        }],
+        ..Firing::default()
+    };
+    exec.fire(&firing, &mut sink).unwrap();
+    exec.final_snapshots(&mut sink).unwrap();
+
+    let Some(Event::Printf(p)) = sink.0.iter().find(|e| matches!(e, Event::Printf(_))) else {
+        panic!("no printf in {:?}", sink.0)
+    };
+    assert_eq!(p.text.as_bytes(), b"a\nb\xff\xfe|ev\x1b]0;T\x07\n");
+    assert_eq!(p.display(), "a\\nb\\xff\\xfe|ev\\x1b]0;T\\x07\n");
+    assert_eq!(
+        serde_json::to_value(&p.args).unwrap(),
+        serde_json::json!([{"bytes": "YQpi//4="}, "ev\u{1b}]0;T\u{7}"])
+    );
+    let Some(Event::Record(r)) = sink.0.iter().find(|e| matches!(e, Event::Record(_))) else {
+        panic!("no trace() record in {:?}", sink.0)
+    };
+    assert_eq!(r.values, [Value::Str((&b"\nb\xff"[..]).into())]);
+    let keys: Vec<&Vec<Value>> = sink
+        .0
+        .iter()
+        .flat_map(|e| match e {
+            Event::FinalAggs(s) => s.iter().flat_map(|s| &s.entries).map(|e| &e.keys).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [&vec![Value::Str(comm.into()), Value::Str(path.into())]]
+    );
 }

@@ -144,7 +144,8 @@ fn opens_reports_fd_and_errno_of_each_open() {
         assert!(ok.args[5].as_i64().unwrap() >= 3, "{ok:?}");
         assert_eq!(ok.args[4], Value::Str("cat".into()));
         assert!(
-            ok.text.ends_with(&format!("{}\n", present.display())),
+            ok.text
+                .ends_with(format!("{}\n", present.display()).as_bytes()),
             "{ok:?}"
         );
         let failed = find(missing.to_str().unwrap());

@@ -148,6 +148,16 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The pane's title, which a program sets with the OSC 0 or 2 sequence.
+    pub fn title(&self) -> String {
+        let out = self
+            .command()
+            .args(["display-message", "-p", "#{pane_title}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
     /// Types `keys` (tmux key names: `q`, `C-c`).
     pub fn keys(&self, keys: &str) {
         let status = self.command().args(["send-keys", keys]).status().unwrap();

@@ -4,8 +4,9 @@
 //! expressions (-N, --path) and the presentation are applied here.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io;
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -16,7 +17,7 @@ use super::{exit_status, trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
-use crate::event::{AggSnapshot, DropKind, Event, Printf, ProbeDesc};
+use crate::event::{AggSnapshot, ByteString, DropKind, Event, Printf, ProbeDesc};
 use crate::local_time::local_time;
 use crate::output::{self, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -44,7 +45,7 @@ pub fn run(config: &Config, c: &OpensConfig) -> Result<u8> {
     Ok(exit_status(config, &c.target, &end))
 }
 
-/// One open, as opens.d reports it.
+/// One open, as opens.d reports it. The names are bytes as the process gave them.
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename = "open")]
 pub struct OpenEvent {
@@ -52,14 +53,14 @@ pub struct OpenEvent {
     pub ts_ns: u64,
     /// Nanoseconds since the epoch (D's `walltimestamp`).
     pub walltime_ns: u64,
-    pub zone: String,
+    pub zone: ByteString,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    pub comm: ByteString,
     pub fd: Option<i64>,
     pub errno: Option<String>,
     pub flags: Vec<String>,
-    pub path: String,
+    pub path: ByteString,
     /// The directory a relative path is relative to: an fd, or AT_FDCWD.
     #[serde(skip)]
     pub dirfd: i64,
@@ -82,15 +83,15 @@ impl OpenEvent {
         Some(OpenEvent {
             ts_ns: ts.as_i64()? as u64,
             walltime_ns: wall.as_i64()? as u64,
-            zone: zone.as_str()?.to_string(),
+            zone: zone.as_text()?.clone(),
             pid: u32::try_from(pid.as_i64()?).ok()?,
             tid: u32::try_from(tid.as_i64()?).ok()?,
-            comm: comm.as_str()?.to_string(),
+            comm: comm.as_text()?.clone(),
             fd: (result >= 0).then_some(result),
             errno: (result < 0).then(|| errno_name(errno)),
             flags: open_flag_names(flags.as_i64()?),
             dirfd: dirfd.as_i64()?,
-            path: path.as_str()?.to_string(),
+            path: path.as_text()?.clone(),
             resolved: None,
         })
     }
@@ -99,7 +100,7 @@ impl OpenEvent {
 /// The start of tracing, from opens.d's BEGIN line `tracing since TIMESTAMP`.
 fn tracing_since(p: &Printf) -> Option<u64> {
     match p.args.as_slice() {
-        [ts] if p.text.starts_with("tracing since ") => Some(ts.as_i64()? as u64),
+        [ts] if p.text.starts_with(b"tracing since ") => Some(ts.as_i64()? as u64),
         _ => None,
     }
 }
@@ -145,7 +146,7 @@ struct OpensPresenter<'a, W: io::Write> {
     /// When tracing started (opens.d's BEGIN), on the monotonic clock; else the first open.
     start_ns: Option<u64>,
     header_done: bool,
-    counts: HashMap<String, u64>,
+    counts: HashMap<ByteString, u64>,
     notices: Notices,
     /// Whether the ring buffer lost records: then returns without a recorded entry
     /// (@unmatched) are lost opens too.
@@ -170,8 +171,12 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         self.c
             .name_regex
             .as_ref()
-            .is_none_or(|r| r.is_match(&e.comm))
-            && self.c.path.as_ref().is_none_or(|r| r.is_match(&e.path))
+            .is_none_or(|r| r.is_match(&e.comm.to_str_lossy()))
+            && self
+                .c
+                .path
+                .as_ref()
+                .is_none_or(|r| r.is_match(&e.path.to_str_lossy()))
             && (!self.c.failed || e.fd.is_none())
     }
 
@@ -182,7 +187,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if !self.c.full {
             return;
         }
-        if e.path.starts_with('/') {
+        if e.path.starts_with(b"/") {
             e.resolved = Some(true);
             return;
         }
@@ -192,9 +197,10 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         };
         let dir = std::fs::read_link(dir).ok();
         // A removed directory reads as "/old/dir (deleted)", which is no path to join.
-        match dir.filter(|d| !d.to_string_lossy().ends_with(" (deleted)")) {
+        match dir.filter(|d| !d.as_os_str().as_bytes().ends_with(b" (deleted)")) {
             Some(dir) => {
-                e.path = Path::new(&dir).join(&e.path).display().to_string();
+                let full = dir.join(OsStr::from_bytes(&e.path));
+                e.path = full.into_os_string().into_vec().into();
                 e.resolved = Some(true);
             }
             None => e.resolved = Some(false),
@@ -210,7 +216,7 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         if let Some(by) = self.c.count {
             let key = match by {
                 CountBy::Path => e.path,
-                CountBy::Process => format!("{} {}", e.pid, e.comm),
+                CountBy::Process => [format!("{} ", e.pid).as_bytes(), &e.comm].concat().into(),
             };
             *self.counts.entry(key).or_default() += 1;
             return Ok(());
@@ -241,14 +247,15 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
         };
         let path = match e.resolved {
             Some(false) => format!("{} (unresolved)", e.path),
-            _ => e.path.clone(),
+            _ => e.path.to_string(),
         };
+        let (zone, comm) = (e.zone.to_string(), e.comm.to_string());
         let line = self.columns(Columns {
             wall: &wall_clock(e.walltime_ns),
             elapsed: &format!("{:.6}", e.ts_ns.saturating_sub(start) as f64 / 1e9),
-            zone: &e.zone,
+            zone: &zone,
             pid: &e.pid.to_string(),
-            comm: &e.comm,
+            comm: &comm,
             fd: &fd,
             flags: &e.flags.join("|"),
             path: &path,
@@ -384,7 +391,7 @@ impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
                     self.start_ns = Some(start);
                     Ok(())
                 }
-                (None, None) => self.out.text(&p.text),
+                (None, None) => self.out.text(&p.display()),
             },
             Event::FinalAggs(snapshots) => {
                 self.unmatched(&snapshots);
@@ -413,7 +420,8 @@ mod tests {
                 cpu: 0,
                 ts_ns: 0,
             },
-            text: String::new(),
+            text: ByteString::default(),
+            traced: Vec::new(),
             args: vec![
                 Value::Int(5_000_000_000),
                 Value::Int(1_700_000_000_000_000_000),
@@ -486,7 +494,7 @@ mod tests {
 
     fn since(ts_ns: i64) -> Event {
         let mut p = printf(0, 0, 0, "");
-        p.text = format!("tracing since {ts_ns}\n");
+        p.text = format!("tracing since {ts_ns}\n").into();
         p.args = vec![Value::Int(ts_ns)];
         Event::Printf(p)
     }

@@ -13,7 +13,7 @@ use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job, Stop};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
 use crate::event::{Event, Printf, ProbeDesc, Value};
-use crate::output::{self, json, LineWriter};
+use crate::output::{self, json, text, LineWriter};
 use crate::script::Script;
 use crate::target::Target;
 
@@ -125,7 +125,7 @@ fn typed(kind: &str, fields: serde_json::Map<String, serde_json::Value>) -> serd
 /// `aggregations` named, the row's `keys` and each aggregation's value in `values`).
 fn printf_json(p: &Printf) -> serde_json::Value {
     let mut fields = json::origin_fields(&p.origin);
-    fields.insert("text".into(), p.text.clone().into());
+    fields.insert("text".into(), serde_json::json!(p.text));
     let Some(row) = &p.printa else {
         fields.insert("args".into(), serde_json::json!(p.args));
         return typed("printf", fields);
@@ -154,13 +154,17 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             return Ok(());
         }
         match event {
-            Event::Printf(p) => self.out.text(&p.text),
+            Event::Printf(p) => self.out.text(&p.display()),
             Event::Record(r) => {
                 let values: Vec<String> = r.values.iter().map(format_value).collect();
                 self.out.line(&format!(
                     "{:>3} {:>32}  {}",
                     r.origin.cpu,
-                    format!("{}:{}", r.origin.probe.function, r.origin.probe.name),
+                    format!(
+                        "{}:{}",
+                        text::escape(r.origin.probe.function.as_bytes()),
+                        text::escape(r.origin.probe.name.as_bytes())
+                    ),
                     values.join(" ")
                 ))
             }
@@ -183,13 +187,17 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
     }
 }
 
-/// A traced value as trace() shows it.
+/// A traced value as trace() shows it, strings and symbols escaped (output::text).
 fn format_value(v: &Value) -> String {
     match v {
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Str(s) => s.clone(),
-        Value::Stack(frames) => frames.join("\n"),
+        Value::Str(s) => s.to_string(),
+        Value::Stack(frames) => frames
+            .iter()
+            .map(|f| text::escape(f.as_bytes()))
+            .collect::<Vec<_>>()
+            .join("\n"),
         Value::Bytes(b) => b
             .iter()
             .map(|x| format!("{x:02x}"))

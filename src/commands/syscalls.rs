@@ -21,7 +21,7 @@ use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
-use crate::event::{AggSnapshot, AggValue, Event, Value};
+use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
 use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -96,14 +96,15 @@ fn check_syscall(config: &Config, call: &str) -> Result<()> {
 }
 
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
-type RowKey = (i64, String, String);
+type RowKey = (i64, ByteString, String);
 
 /// One row of the table. What was not measured is None (null in JSON): pid and comm without
 /// -P, total_ns unless calls were timed (-L, --hist), errors and errnos without -e.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
     pub pid: Option<i64>,
-    pub comm: Option<String>,
+    /// The process's name as it set it: bytes, escaped in text and kept exactly in JSON.
+    pub comm: Option<ByteString>,
     pub syscall: String,
     pub count: i64,
     pub total_ns: Option<i64>,
@@ -151,8 +152,8 @@ impl Tally {
         for entry in &snapshot.entries {
             let (Some(pid), Some(comm), Some(call)) = (
                 entry.keys.first().and_then(Value::as_i64),
-                entry.keys.get(1).and_then(Value::as_str),
-                entry.keys.get(2).and_then(Value::as_str),
+                entry.keys.get(1).and_then(Value::as_text),
+                entry.keys.get(2).and_then(Value::as_text),
             ) else {
                 continue;
             };
@@ -161,11 +162,11 @@ impl Tally {
             };
             let row = self
                 .rows
-                .entry((pid, comm.to_string(), call.to_string()))
+                .entry((pid, comm.clone(), call.to_str_lossy().into_owned()))
                 .or_insert_with(|| Row {
                     pid: self.by_process.then_some(pid),
-                    comm: self.by_process.then(|| comm.to_string()),
-                    syscall: call.to_string(),
+                    comm: self.by_process.then(|| comm.clone()),
+                    syscall: call.to_str_lossy().into_owned(),
                     count: 0,
                     total_ns: self.timed.then_some(0),
                     errors: self.errors.then_some(0),
@@ -249,7 +250,7 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         for r in &rows {
             let line = self.line([
                 r.pid.unwrap_or(0).to_string(),
-                r.comm.clone().unwrap_or_default(),
+                r.comm.as_ref().map(ToString::to_string).unwrap_or_default(),
                 r.syscall.clone(),
                 r.count.to_string(),
                 (r.total_ns.unwrap_or(0) / 1000).to_string(),
@@ -345,10 +346,10 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
                 Ok(())
             }
             Event::Printf(p) => match p.args.as_slice() {
-                [wall] if p.text.starts_with("interval ") && wall.as_i64().is_some() => {
+                [wall] if p.text.starts_with(b"interval ") && wall.as_i64().is_some() => {
                     self.table(wall.as_i64())
                 }
-                _ => self.out.text(&p.text),
+                _ => self.out.text(&p.display()),
             },
             Event::Done => {
                 if self.c.interval.is_none() || !self.tally.rows.is_empty() {

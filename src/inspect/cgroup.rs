@@ -10,6 +10,7 @@
 //! the mount shows the whole hierarchy, as it does for a tracer outside any cgroup namespace.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -124,18 +125,19 @@ fn at(root: &Path, dir: &Path, spec: &str) -> Result<Cgroup, CgroupError> {
     })
 }
 
-/// Every cgroup's id and name, the root's name being `global`.
-pub fn names() -> Vec<(u64, String)> {
+/// Every cgroup's id and name (bytes, as the directory is named), the root's name being
+/// `global`.
+pub fn names() -> Vec<(u64, Vec<u8>)> {
     let Some(root) = mount() else {
         return Vec::new();
     };
     let mut names = Vec::new();
     if let Ok(meta) = fs::metadata(&root) {
-        names.push((meta.ino(), GLOBAL.to_string()));
+        names.push((meta.ino(), GLOBAL.as_bytes().to_vec()));
     }
     each_cgroup(&root, &mut |dir, id| {
         if let Some(name) = dir.file_name() {
-            names.push((id, name.to_string_lossy().into_owned()));
+            names.push((id, name.as_bytes().to_vec()));
         }
     });
     names
@@ -254,7 +256,7 @@ mod tests {
             return;
         };
         let id = fs::metadata(&root).unwrap().ino();
-        assert!(names().contains(&(id, GLOBAL.to_string())));
+        assert!(names().contains(&(id, GLOBAL.as_bytes().to_vec())));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub(crate) mod json;
 pub(crate) mod live;
+pub(crate) mod text;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

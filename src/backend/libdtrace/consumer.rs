@@ -125,7 +125,8 @@ impl<'a> Consumer<'a> {
         if let Some(p) = self.pending.take() {
             self.emit(Event::Printf(Printf {
                 origin: p.origin,
-                text,
+                traced: Printf::locate_traced(&text, &p.args),
+                text: text.into(),
                 args: p.args,
                 printa: None,
             }));

@@ -41,16 +41,16 @@ impl MemStream {
         self.fp.cast()
     }
 
-    /// Takes the text written since the last call, and starts the buffer over.
-    pub fn take(&mut self) -> String {
+    /// Takes the bytes written since the last call, and starts the buffer over.
+    pub fn take(&mut self) -> Vec<u8> {
         // SAFETY: fp is open; after fflush, buf holds `size` bytes (glibc's contract).
         unsafe {
             libc::fflush(self.fp);
             if self.location.buf.is_null() || self.location.size == 0 {
-                return String::new();
+                return Vec::new();
             }
             let bytes = slice::from_raw_parts(self.location.buf.cast::<u8>(), self.location.size);
-            let text = String::from_utf8_lossy(bytes).into_owned();
+            let text = bytes.to_vec();
             libc::fseeko(self.fp, 0, libc::SEEK_SET);
             text
         }
@@ -76,10 +76,10 @@ mod tests {
         let mut stream = MemStream::open().unwrap();
         // SAFETY: the stream is open and the format takes no arguments.
         unsafe { libc::fputs(c"hello\n".as_ptr(), stream.fp) };
-        assert_eq!(stream.take(), "hello\n");
-        assert_eq!(stream.take(), "");
+        assert_eq!(stream.take(), b"hello\n");
+        assert_eq!(stream.take(), b"");
         // SAFETY: as above.
         unsafe { libc::fputs(c"x".as_ptr(), stream.fp) };
-        assert_eq!(stream.take(), "x");
+        assert_eq!(stream.take(), b"x");
     }
 }

@@ -47,7 +47,7 @@ pub fn decode(shape: RecordShape, bytes: &[u8], unsigned_known: bool) -> Value {
         return Value::Int(value);
     }
     if shape.is_string() {
-        return Value::Str(c_string(bytes));
+        return Value::Str(c_string(bytes).into());
     }
     Value::Bytes(bytes.to_vec())
 }
@@ -95,10 +95,11 @@ pub fn words(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// The NUL-terminated string at the start of `bytes` (all of it when there is no NUL).
-pub fn c_string(bytes: &[u8]) -> String {
+/// The NUL-terminated string at the start of `bytes` (all of it when there is no NUL), as
+/// the traced program wrote it: UTF-8 or not.
+pub fn c_string(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    &bytes[..end]
 }
 
 #[cfg(test)]

@@ -50,14 +50,14 @@ pub unsafe fn decode_action(
             let addr = *words(bytes).first()?;
             // SAFETY: the caller passes an open handle.
             let name = unsafe { kernel_symbol(h, addr) };
-            Some(Value::Str(module_only(name, rec.dtrd_action)))
+            Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         ffi::DTRACEACT_USYM | ffi::DTRACEACT_UADDR | ffi::DTRACEACT_UMOD => {
             let w = words(bytes);
             let (&pid, &addr) = (w.first()?, w.get(1)?);
             // SAFETY: the caller passes an open handle.
             let name = unsafe { user_symbol(h, pid, addr) };
-            Some(Value::Str(module_only(name, rec.dtrd_action)))
+            Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         _ => None,
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
-use crate::event::ProbeDesc;
+use crate::event::{ByteString, ProbeDesc};
 
 /// What a probe is; decides how its arguments and `errno` read. Each kind belongs to one
 /// provider of the table in `plan::providers`, which says where it fires (`in_kernel`) and
@@ -68,8 +68,8 @@ pub struct Firing {
     /// Bit i is set when the thread is in the cgroup of the plan's zone i or below it (see
     /// `Zone`).
     pub zones: u64,
-    /// The thread's command name, D's `execname`.
-    pub comm: String,
+    /// The thread's command name, D's `execname`: bytes, as the thread set them.
+    pub comm: ByteString,
     /// arg0 … arg9 as the probe gives them; zero where not captured.
     pub args: [u64; MAX_ARGS],
     /// Strings read in the kernel at the probe from the user pointer in `args[i]`, for the
@@ -89,7 +89,7 @@ pub struct Firing {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturedString {
     pub arg: u8,
-    pub value: String,
+    pub value: ByteString,
     pub truncated: bool,
 }
 
@@ -110,7 +110,7 @@ pub struct MemoryRead {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadData {
     /// copyinstr: the string, and whether it was cut at strsize.
-    String { value: String, truncated: bool },
+    String { value: ByteString, truncated: bool },
     /// copyin: the bytes (shared with the values copyin gives).
     Bytes(std::sync::Arc<[u8]>),
 }

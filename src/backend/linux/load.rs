@@ -494,13 +494,18 @@ fn key_values(aggregation: &KernelAggregation, key: &[u8], plan: &Plan) -> Vec<V
             KeyKind::Execname => {
                 let comm = &key[at..at + 16];
                 let end = comm.iter().position(|&b| b == 0).unwrap_or(16);
-                Value::Str(String::from_utf8_lossy(&comm[..end]).into_owned())
+                Value::Str(comm[..end].into())
             }
-            KeyKind::ProbeFunc => {
-                Value::Str(probe().map(|d| d.function.clone()).unwrap_or_default())
+            KeyKind::ProbeFunc => Value::Str(
+                probe()
+                    .map(|d| d.function.clone())
+                    .unwrap_or_default()
+                    .into(),
+            ),
+            KeyKind::ProbeName => {
+                Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default().into())
             }
-            KeyKind::ProbeName => Value::Str(probe().map(|d| d.name.clone()).unwrap_or_default()),
-            KeyKind::Str(s) => Value::Str(s.clone()),
+            KeyKind::Str(s) => Value::Str(s.as_str().into()),
             KeyKind::Const {
                 value,
                 signed: true,

@@ -29,6 +29,7 @@ use crate::backend::linux::firing::{
     CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ReadData, MAX_ARGS,
 };
 use crate::backend::linux::plan::{Captures, Plan};
+use crate::event::ByteString;
 
 pub const PROBE: i16 = 0;
 pub const CPU: i16 = 4;
@@ -163,10 +164,10 @@ fn u64_at(r: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(b)
 }
 
-/// The text up to the first NUL.
-fn c_string(bytes: &[u8]) -> String {
+/// The bytes up to the first NUL: a string as the traced program wrote it, UTF-8 or not.
+fn c_string(bytes: &[u8]) -> ByteString {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    bytes[..end].into()
 }
 
 /// The index of the probe that wrote `record`, read from its header alone.
@@ -381,7 +382,8 @@ mod tests {
         r[s2 + 8..s2 + 16].copy_from_slice(b"1234567\0");
         r[b + 8..b + 11].copy_from_slice(b"xyz");
         let f = decode(&r, &plan).unwrap();
-        assert_eq!((f.cpu, f.pid, f.comm.as_str()), (1, 42, "cat"));
+        assert_eq!((f.cpu, f.pid), (1, 42));
+        assert_eq!(f.comm, "cat");
         assert_eq!((f.zones, f.errno), (5, 2));
         assert_eq!(f.strings[0].value, "ab");
         assert!(!f.strings[0].truncated);

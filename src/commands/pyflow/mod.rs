@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{exit_status, trace};
 use crate::config::{Config, PyflowConfig};
-use crate::event::Printf;
+use crate::event::{Printf, Value};
 use crate::output;
 use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -331,6 +331,14 @@ impl Kind {
     }
 }
 
+/// A file or function name from CPython. CPython hands its markers the UTF-8 of a `str`
+/// (PyUnicode_AsUTF8), which is always valid, so nothing is lost in making it a `String`; it
+/// may still hold any control character (`code.replace(co_name="a\nb")`), which text output
+/// escapes.
+fn python_text(v: &Value) -> Option<String> {
+    Some(v.as_text()?.to_str_lossy().into_owned())
+}
+
 /// One Python event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PyEvent {
@@ -350,7 +358,7 @@ impl PyEvent {
         let [ts, pid, tid, kind, file, line, function] = p.args.as_slice() else {
             return None;
         };
-        let kind = match kind.as_str()? {
+        let kind = match kind.as_text()?.to_str()? {
             "->" => Kind::Entry,
             "<-" => Kind::Return,
             "<!" => Kind::Unwind,
@@ -363,9 +371,9 @@ impl PyEvent {
             pid: u32::try_from(pid.as_i64()?).ok()?,
             tid: u32::try_from(tid.as_i64()?).ok()?,
             kind,
-            file: file.as_str()?.to_string(),
+            file: python_text(file)?,
             line: line.as_i64()?,
-            function: function.as_str()?.to_string(),
+            function: python_text(function)?,
         })
     }
 }

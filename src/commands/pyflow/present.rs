@@ -5,6 +5,7 @@
 //! arrow have fixed widths, so arrows line up at every depth whatever the length of the paths,
 //! and the location comes last, where a long path cannot push anything.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use crate::backend::EventSink;
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
 use crate::event::{AggSnapshot, Event};
-use crate::output::LineWriter;
+use crate::output::{text, LineWriter};
 use crate::target::Target;
 
 /// Colours that deep levels cycle through.
@@ -106,7 +107,9 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             &e.pid.to_string(),
             &e.tid.to_string(),
         );
-        let location = format!("{file}:{}", e.line);
+        // Traced names are escaped before any colour is added (output::text).
+        let location = format!("{}:{}", text::escape(file.as_bytes()), e.line);
+        let function = text::escape(e.function.as_bytes());
         let arrow = if e.kind.enters() { "->" } else { "<-" };
         // A return by an exception is marked `<- f !` (OUTPUT.md); a generator's yield and
         // resume `<- f (yield)` and `-> f (resume)`.
@@ -128,11 +131,11 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             };
             format!(
                 "{prefix}{indent}{arrow} {}{mark}  {}",
-                e.function.color(colour),
+                function.color(colour),
                 location.dimmed()
             )
         } else {
-            format!("{prefix}{indent}{arrow} {}{mark}  {location}", e.function)
+            format!("{prefix}{indent}{arrow} {function}{mark}  {location}")
         };
         self.out.line(&line)
     }
@@ -190,11 +193,12 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             }
             return Ok(());
         }
-        let located: Vec<(&str, String, &Totals)> = rows
+        let located: Vec<(Cow<'_, str>, String, &Totals)> = rows
             .iter()
             .map(|(k, t)| {
-                let location = format!("{}:{}", self.relative(&k.file), k.def_line);
-                (k.function.as_str(), location, t)
+                let file = text::escape(self.relative(&k.file).as_bytes());
+                let location = format!("{file}:{}", k.def_line);
+                (text::escape(k.function.as_bytes()), location, t)
             })
             .collect();
         // Printed once, at the end: the columns are as wide as the longest name and location.
@@ -230,7 +234,7 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
         match event {
             Event::Printf(p) => match PyEvent::from_printf(&p) {
                 Some(e) => self.python_event(e),
-                None => self.out.text(&p.text),
+                None => self.out.text(&p.display()),
             },
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
@@ -308,7 +312,8 @@ mod tests {
                 cpu: 0,
                 ts_ns: us * 1000,
             },
-            text: format!("{} 100 {tid} {arrow} {file} {line} {function}\n", us * 1000),
+            text: format!("{} 100 {tid} {arrow} {file} {line} {function}\n", us * 1000).into(),
+            traced: Vec::new(),
             args: vec![
                 Value::Int((us * 1000) as i64),
                 Value::Int(100),

@@ -20,7 +20,7 @@ use crate::backend::{EventSink, Stop};
 use crate::cli::SortBy;
 use crate::commands::{exit_status, trace_until};
 use crate::config::{Config, Format, SyscallsConfig};
-use crate::event::Event;
+use crate::event::{ByteString, Event};
 use crate::output::live::{Key, Screen};
 use crate::script::Script;
 
@@ -190,7 +190,7 @@ impl Board {
             .previous_at
             .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
         let mut calls: BTreeMap<String, Line> = BTreeMap::new();
-        let mut processes: BTreeMap<(i64, String), Line> = BTreeMap::new();
+        let mut processes: BTreeMap<(i64, ByteString), Line> = BTreeMap::new();
         let mut counts = BTreeMap::new();
         for (key, row) in std::mem::take(&mut tally.rows) {
             let before = self.previous.get(&key).copied().unwrap_or(0);
@@ -299,7 +299,7 @@ impl EventSink for LivePresenter {
     fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Agg(snapshot) => self.pending.absorb(&snapshot),
-            Event::Printf(p) if p.text.starts_with("snapshot ") => {
+            Event::Printf(p) if p.text.starts_with(b"snapshot ") => {
                 let wall = p.args.first().and_then(|v| v.as_i64());
                 let mut view = lock(&self.view);
                 view.board.update(&mut self.pending, wall);

@@ -8,7 +8,7 @@
 use std::io;
 
 use super::agg::KeyPart;
-use super::printf::{self, Typed};
+use super::printf::{self, Formatted, Typed};
 use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
 use crate::backend::EventSink;
@@ -122,11 +122,12 @@ impl State {
                 ty: arg.ty.clone(),
             });
         }
-        let text = printf::printf(fmt, &typed);
+        let Formatted { text, traced } = printf::printf(fmt, &typed);
         let args = typed.iter().map(|t| t.value.to_event(&t.ty)).collect();
         Ok(Pending::Emit(Event::Printf(Printf {
             origin: f.origin.clone(),
-            text,
+            text: text.into(),
+            traced,
             args,
             printa: None,
         })))
@@ -191,10 +192,11 @@ impl State {
                 if in_end {
                     self.printed_in_end.extend(names.iter().cloned());
                 }
-                for (text, args, row) in self.printa_rows(&format, &names) {
+                for (Formatted { text, traced }, args, row) in self.printa_rows(&format, &names) {
                     sink.event(Event::Printf(Printf {
                         origin: origin.clone(),
-                        text,
+                        text: text.into(),
+                        traced,
                         args,
                         printa: Some(row),
                     }))?;
@@ -227,7 +229,11 @@ impl State {
     /// The text of each row of `printa(format, @names…)`, with its arguments: the keys,
     /// then each aggregation's value where it is a number (count, sum, min, max, avg and
     /// stddev), so that a command can read fields without parsing text; and the row itself.
-    fn printa_rows(&self, format: &str, names: &[String]) -> Vec<(String, Vec<Value>, PrintaRow)> {
+    fn printa_rows(
+        &self,
+        format: &str,
+        names: &[String],
+    ) -> Vec<(Formatted, Vec<Value>, PrintaRow)> {
         let funcs: Vec<_> = names.iter().map(|n| self.func_of(n)).collect();
         self.aggs
             .rows(names)

@@ -24,7 +24,7 @@ use crate::event::{
 pub enum KeyPart {
     Int(i64),
     UInt(u64),
-    Str(String),
+    Str(Vec<u8>),
     Stack,
 }
 
@@ -32,7 +32,7 @@ pub enum KeyPart {
 #[derive(PartialEq, Eq, Hash)]
 enum KeyBits<'a> {
     Int(u64),
-    Str(&'a str),
+    Str(&'a [u8]),
     Stack,
 }
 
@@ -50,7 +50,7 @@ impl KeyPart {
         match self {
             KeyPart::Int(v) => event::Value::Int(*v),
             KeyPart::UInt(v) => event::Value::UInt(*v),
-            KeyPart::Str(s) => event::Value::Str(s.clone()),
+            KeyPart::Str(s) => event::Value::Str(s.as_slice().into()),
             KeyPart::Stack => event::Value::Stack(Vec::new()),
         }
     }
@@ -59,7 +59,7 @@ impl KeyPart {
         match v {
             event::Value::Int(v) => KeyPart::Int(*v),
             event::Value::UInt(v) => KeyPart::UInt(*v),
-            event::Value::Str(s) => KeyPart::Str(s.clone()),
+            event::Value::Str(s) => KeyPart::Str(s.to_vec()),
             event::Value::Stack(_) | event::Value::Bytes(_) => KeyPart::Stack,
         }
     }

@@ -23,7 +23,7 @@ impl State {
             Builtin::Uid => int(u64::from(firing.uid)),
             Builtin::Gid => int(u64::from(firing.gid)),
             Builtin::Execname => Value::str(&firing.comm),
-            Builtin::Zonename => Value::str(&self.procs.zone_name(firing.cgroup_id)),
+            Builtin::Zonename => Value::str(self.procs.zone_name(firing.cgroup_id)),
             Builtin::Cpu => int(u64::from(firing.cpu)),
             Builtin::Timestamp | Builtin::Vtimestamp => int(firing.ts_ns),
             Builtin::Walltimestamp => int(firing.ts_ns.wrapping_add_signed(self.wall_offset_ns)),

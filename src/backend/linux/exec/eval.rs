@@ -143,7 +143,7 @@ impl State {
             ExprKind::SizeofExpr(x) => Ok(Value::Int(self.size_of(&x.ty))),
             ExprKind::Stringof(x) => {
                 let v = self.eval(x, f)?;
-                Ok(Value::str(&self.stringof(&v, &x.ty)))
+                Ok(Value::str(self.stringof(&v, &x.ty)))
             }
             ExprKind::Member { base, member, .. } => self.member(base, member, &e.ty, f),
             ExprKind::Index { base, indices } => self.index(base, indices, &e.ty, f),
@@ -160,18 +160,18 @@ impl State {
 
     /// stringof: strings as they are, a captured user string as read, copyin's bytes up to
     /// their first NUL, integers in decimal.
-    fn stringof(&self, v: &Value, ty: &DType) -> String {
+    fn stringof(&self, v: &Value, ty: &DType) -> Vec<u8> {
         match v {
-            Value::Str(s) => s.to_string(),
+            Value::Str(s) => s.to_vec(),
             Value::Memory { bytes, .. } => {
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                String::from_utf8_lossy(&bytes[..end]).into_owned()
+                bytes[..end].to_vec()
             }
             Value::User { capture, .. } if capture.string.is_some() => {
-                capture.string.as_deref().unwrap_or("").to_string()
+                capture.string.as_deref().unwrap_or_default().to_vec()
             }
-            other if is_signed(ty) => (other.int() as i64).to_string(),
-            other => other.int().to_string(),
+            other if is_signed(ty) => (other.int() as i64).to_string().into_bytes(),
+            other => other.int().to_string().into_bytes(),
         }
     }
 
@@ -235,7 +235,7 @@ impl State {
         }
         if op.is_comparison() {
             let holds = if lhs.ty == DType::String || rhs.ty == DType::String {
-                let ord = string_of(&l).as_bytes().cmp(string_of(&r).as_bytes());
+                let ord = string_of(&l).cmp(string_of(&r));
                 arith::holds(op, ord)
             } else {
                 arith::compare(op, l.int(), r.int(), &promote(&lhs.ty, &rhs.ty))
@@ -323,25 +323,21 @@ impl State {
         }
     }
 
-    /// Strings are cut at strsize - 1 bytes (on a character boundary), and each cut counted.
+    /// Strings are cut at strsize - 1 bytes, as DTrace cuts them, and each cut counted.
     pub(super) fn cut_value(&mut self, v: Value) -> Value {
         match v {
-            Value::Str(s) if s.len() >= self.options.strsize => Value::str(&self.cut(&s)),
+            Value::Str(s) if s.len() >= self.options.strsize => Value::str(self.cut(&s)),
             other => other,
         }
     }
 
-    pub(super) fn cut(&mut self, s: &str) -> String {
+    pub(super) fn cut<'s>(&mut self, s: &'s [u8]) -> &'s [u8] {
         let max = self.options.strsize.saturating_sub(1);
         if s.len() <= max {
-            return s.to_string();
+            return s;
         }
         self.drop(DropKind::TruncatedString);
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s[..end].to_string()
+        &s[..max]
     }
 
     fn member(&mut self, base: &Expr, member: &str, ty: &DType, f: &mut Frame<'_>) -> Eval {
@@ -393,7 +389,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 /// A key for a variable or aggregation: integers signed or not by their type.
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
-        Value::Str(s) => KeyPart::Str(s.to_string()),
+        Value::Str(s) => KeyPart::Str(s.to_vec()),
         Value::Stack => KeyPart::Stack,
         other if is_signed(ty) => KeyPart::Int(other.int() as i64),
         other => KeyPart::UInt(other.int()),
@@ -401,11 +397,11 @@ pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
 }
 
 /// The text a string comparison sees: a string, or what was read at a user address.
-pub(super) fn string_of(v: &Value) -> &str {
+pub(super) fn string_of(v: &Value) -> &[u8] {
     match v {
         Value::Str(s) => s,
-        Value::User { capture, .. } => capture.string.as_deref().unwrap_or(""),
-        _ => "",
+        Value::User { capture, .. } => capture.string.as_deref().unwrap_or_default(),
+        _ => b"",
     }
 }
 

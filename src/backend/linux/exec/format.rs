@@ -22,12 +22,9 @@ use crate::local_time::local_time;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Arg<'a> {
     /// An integer with the width and signedness of its D type.
-    Int {
-        value: u64,
-        bits: u32,
-        signed: bool,
-    },
-    Str(&'a str),
+    Int { value: u64, bits: u32, signed: bool },
+    /// A string: bytes, printed as they are, as C's printf prints them.
+    Str(&'a [u8]),
 }
 
 impl Arg<'_> {
@@ -78,8 +75,34 @@ pub fn parsed(fmt: &str) -> std::rc::Rc<[Piece]> {
 }
 
 /// Formats one argument. `width` and `precision` are resolved (a `*` already read); a
-/// negative `*` width arrives as `minus` set on the spec.
-pub fn convert(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> String {
+/// negative `*` width arrives as `minus` set on the spec. The result is bytes: `%s` and `%c`
+/// print what they are given, which need not be UTF-8.
+pub fn convert(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> Vec<u8> {
+    match spec.conv {
+        'c' => {
+            let spaces = Spec {
+                zero: false,
+                ..spec.clone()
+            };
+            pad_bytes(&spaces, width, &[arg.as_signed() as u8])
+        }
+        's' | 'S' => {
+            let text = match arg {
+                Arg::Str(s) => s,
+                Arg::Int { .. } => b"",
+            };
+            if spec.conv == 'S' {
+                string(spec, width, precision, escape(text).as_bytes())
+            } else {
+                string(spec, width, precision, text)
+            }
+        }
+        _ => number(spec, width, precision, arg).into_bytes(),
+    }
+}
+
+/// The conversions whose text is ASCII: integers, addresses and floating point.
+fn number(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> String {
     match spec.conv {
         // `%d` follows the argument's signedness; `%i` is always signed.
         'd' if !arg.is_signed() => unsigned(spec, width, precision, arg.as_unsigned(), 10, ""),
@@ -94,45 +117,36 @@ pub fn convert(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>
             let hex = format!("0x{:x}", arg.as_unsigned());
             pad(spec, width, "", &hex)
         }
-        'c' => {
-            let c = char::from(arg.as_signed() as u8);
-            pad(spec, width, "", &c.to_string())
-        }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' => float(spec, width, precision, arg.as_f64()),
-        _ => {
-            let text = match arg {
-                Arg::Str(s) => s,
-                Arg::Int { .. } => "",
-            };
-            let escaped;
-            let text = if spec.conv == 'S' {
-                escaped = escape(text);
-                &escaped
-            } else {
-                text
-            };
-            string(spec, width, precision, text)
-        }
+        _ => String::new(),
     }
 }
 
-/// `%s`: the precision cuts the string, the width pads it.
-pub fn string(spec: &Spec, width: usize, precision: Option<usize>, text: &str) -> String {
+/// `%s`: the precision cuts the string (in bytes, as C does), the width pads it.
+pub fn string(spec: &Spec, width: usize, precision: Option<usize>, text: &[u8]) -> Vec<u8> {
     let cut = match precision {
-        Some(p) if p < text.len() => {
-            let mut end = p;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            &text[..end]
-        }
+        Some(p) if p < text.len() => &text[..p],
         _ => text,
     };
     let spaces = Spec {
         zero: false,
         ..spec.clone()
     };
-    pad(&spaces, width, "", cut)
+    pad_bytes(&spaces, width, cut)
+}
+
+/// Pads `body` with spaces to `width` bytes: on the right with `-`, else on the left.
+fn pad_bytes(spec: &Spec, width: usize, body: &[u8]) -> Vec<u8> {
+    let fill = width.saturating_sub(body.len());
+    let mut out = Vec::with_capacity(body.len() + fill);
+    if !spec.minus {
+        out.resize(fill, b' ');
+    }
+    out.extend_from_slice(body);
+    if spec.minus {
+        out.resize(out.len() + fill, b' ');
+    }
+    out
 }
 
 /// Pads `prefix` + `body` to `width`: on the right with `-`, with zeros after the prefix
@@ -297,9 +311,9 @@ fn general_form(x: f64, p: usize, alt: bool) -> String {
 }
 
 /// `%S`: the string with C escapes for quotes, backslashes and unprintable bytes.
-pub fn escape(s: &str) -> String {
+pub fn escape(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+    for &b in s {
         match b {
             b'\x07' => out.push_str("\\a"),
             b'\x08' => out.push_str("\\b"),
@@ -381,10 +395,10 @@ mod tests {
     }
 
     fn ours(fmt: &str, arg: Arg<'_>) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         for piece in parse(fmt) {
             match piece {
-                Piece::Text(t) => out.push_str(&t),
+                Piece::Text(t) => out.extend_from_slice(t.as_bytes()),
                 Piece::Conv(spec) => {
                     let width = match spec.width {
                         Some(Count::Fixed(w)) => w,
@@ -394,11 +408,11 @@ mod tests {
                         Some(Count::Fixed(p)) => Some(p),
                         _ => None,
                     };
-                    out.push_str(&convert(&spec, width, precision, arg));
+                    out.extend(convert(&spec, width, precision, arg));
                 }
             }
         }
-        out
+        String::from_utf8(out).unwrap()
     }
 
     fn long(v: i64) -> Arg<'static> {
@@ -469,7 +483,11 @@ mod tests {
         assert_eq!(ours("%#p", long(0x7fff1234)), c_int("%p", 0x7fff1234));
         for fmt in ["%s", "%10s", "%-10s|", "%.3s", "%10.2s", "%.0s|"] {
             for s in ["", "hello", "a longer string"] {
-                assert_eq!(ours(fmt, Arg::Str(s)), c_str(fmt, s), "{fmt} of {s:?}");
+                assert_eq!(
+                    ours(fmt, Arg::Str(s.as_bytes())),
+                    c_str(fmt, s),
+                    "{fmt} of {s:?}"
+                );
             }
         }
     }
@@ -493,8 +511,24 @@ mod tests {
 
     #[test]
     fn escaped_strings() {
-        assert_eq!(escape("a\tb\n\"q\"\\\x01"), "a\\tb\\n\\\"q\\\"\\\\\\001");
-        assert_eq!(ours("%S", Arg::Str("x\ny")), "x\\ny");
+        assert_eq!(escape(b"a\tb\n\"q\"\\\x01"), "a\\tb\\n\\\"q\\\"\\\\\\001");
+        assert_eq!(ours("%S", Arg::Str(b"x\ny")), "x\\ny");
+        assert_eq!(
+            convert(
+                &parse("%.2s")
+                    .iter()
+                    .find_map(|p| match p {
+                        Piece::Conv(s) => Some(s.clone()),
+                        Piece::Text(_) => None,
+                    })
+                    .unwrap(),
+                0,
+                Some(2),
+                Arg::Str(b"\xff\xfe\xfd")
+            ),
+            b"\xff\xfe",
+            "strings are bytes"
+        );
     }
 
     #[test]

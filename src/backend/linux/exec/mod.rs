@@ -388,7 +388,7 @@ fn captures_of(firing: &Firing) -> Vec<Option<Arc<Capture>>> {
     for s in &firing.strings {
         if let Some(slot) = captures.get_mut(usize::from(s.arg)) {
             let c = slot.get_or_insert_with(Capture::default);
-            c.string = Some(Arc::from(s.value.as_str()));
+            c.string = Some(Arc::from(s.value.as_bytes()));
             c.truncated = s.truncated;
         }
     }

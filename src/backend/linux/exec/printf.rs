@@ -3,6 +3,12 @@
 //!
 //! A `%@` of a quantize-family aggregation prints its distribution exactly as the final
 //! print does, through the presenter's renderer, so that both look the same.
+//!
+//! The text is bytes (a `%s` prints a traced string as it is), and it records which bytes the
+//! conversions of traced values made, so that text output escapes those and leaves the
+//! format's own text (its `\n`) alone.
+
+use std::ops::Range;
 
 use super::agg::KeyPart;
 use super::eval::string_of;
@@ -23,22 +29,46 @@ pub struct Typed {
 /// What a conversion prints: an integer or a string.
 enum Operand<'a> {
     Int(Arg<'a>),
-    Str(&'a str),
+    Str(&'a [u8]),
+}
+
+/// What printf or a printa row produced: the bytes, and the ranges of them that came from
+/// traced values.
+#[derive(Debug, Default, PartialEq)]
+pub struct Formatted {
+    pub text: Vec<u8>,
+    pub traced: Vec<Range<usize>>,
+}
+
+impl Formatted {
+    fn format_text(&mut self, text: &str) {
+        self.text.extend_from_slice(text.as_bytes());
+    }
+
+    /// The output of one conversion: traced, except `%S`, whose own escapes leave only
+    /// printable ASCII (escaping it again would double its backslashes).
+    fn converted(&mut self, spec: &Spec, bytes: &[u8]) {
+        let start = self.text.len();
+        self.text.extend_from_slice(bytes);
+        if !bytes.is_empty() && spec.conv != 'S' {
+            self.traced.push(start..self.text.len());
+        }
+    }
 }
 
 /// The text of `printf(fmt, args…)`.
-pub fn printf(fmt: &str, args: &[Typed]) -> String {
-    let mut out = String::new();
+pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
+    let mut out = Formatted::default();
     let mut next = args.iter();
     for piece in format::parsed(fmt).iter() {
         match piece {
-            Piece::Text(t) => out.push_str(t),
+            Piece::Text(t) => out.format_text(t),
             Piece::Conv(spec) => {
                 let mut star = || next.next().map_or(0, |a| a.value.int() as i64);
                 let (spec, width, precision) = resolve(spec.clone(), &mut star);
                 let Some(arg) = next.next() else { break };
                 let operand = match &arg.value {
-                    Value::Stack => Operand::Str(""),
+                    Value::Stack => Operand::Str(b""),
                     v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
                         Operand::Str(string_of(v))
                     }
@@ -48,7 +78,7 @@ pub fn printf(fmt: &str, args: &[Typed]) -> String {
                         signed: is_signed(&arg.ty),
                     }),
                 };
-                out.push_str(&apply(&spec, width, precision, operand));
+                out.converted(&spec, &apply(&spec, width, precision, operand));
             }
         }
     }
@@ -79,14 +109,14 @@ fn resolve(mut spec: Spec, star: &mut impl FnMut() -> i64) -> (Spec, usize, Opti
 }
 
 /// Applies a conversion, with D's own: `%Y` formats a date, `%k` a stack.
-fn apply(spec: &Spec, width: usize, precision: Option<usize>, operand: Operand<'_>) -> String {
+fn apply(spec: &Spec, width: usize, precision: Option<usize>, operand: Operand<'_>) -> Vec<u8> {
     match (spec.conv, operand) {
         ('Y', Operand::Int(arg)) => {
             let ns = match arg {
                 Arg::Int { value, .. } => value,
                 Arg::Str(_) => 0,
             };
-            format::string(spec, width, precision, &format::date(ns))
+            format::string(spec, width, precision, format::date(ns).as_bytes())
         }
         (_, Operand::Int(arg)) => format::convert(spec, width, precision, arg),
         (_, Operand::Str(s)) => format::convert(spec, width, precision, Arg::Str(s)),
@@ -94,15 +124,20 @@ fn apply(spec: &Spec, width: usize, precision: Option<usize>, operand: Operand<'
 }
 
 /// The text of `printa(fmt, @a, …)` for one row: the keys and the aggregations' values.
-pub fn printa_row(fmt: &str, funcs: &[AggFunc], keys: &[KeyPart], values: &[AggValue]) -> String {
-    let mut out = String::new();
+pub fn printa_row(
+    fmt: &str,
+    funcs: &[AggFunc],
+    keys: &[KeyPart],
+    values: &[AggValue],
+) -> Formatted {
+    let mut out = Formatted::default();
     let mut next_key = keys.iter();
     // Each `%@` prints the next aggregation's value; those beyond the last aggregation print
     // the last one's again, as libdtrace does.
     let mut next_agg = 0;
     for piece in parse(fmt) {
         match piece {
-            Piece::Text(t) => out.push_str(&t),
+            Piece::Text(t) => out.format_text(&t),
             Piece::Conv(spec) if spec.aggregation => {
                 let mut star = || 0;
                 let (spec, width, precision) = resolve(spec, &mut star);
@@ -111,7 +146,8 @@ pub fn printa_row(fmt: &str, funcs: &[AggFunc], keys: &[KeyPart], values: &[AggV
                 let (Some(value), Some(func)) = (values.get(i), funcs.get(i)) else {
                     continue;
                 };
-                out.push_str(&value_text(&spec, width, precision, value, *func));
+                out.text
+                    .extend(value_text(&spec, width, precision, value, *func));
             }
             Piece::Conv(spec) => {
                 let mut star = || match next_key.next() {
@@ -125,9 +161,9 @@ pub fn printa_row(fmt: &str, funcs: &[AggFunc], keys: &[KeyPart], values: &[AggV
                     KeyPart::Int(v) => Operand::Int(long(*v as u64, true)),
                     KeyPart::UInt(v) => Operand::Int(long(*v, false)),
                     KeyPart::Str(s) => Operand::Str(s),
-                    KeyPart::Stack => Operand::Str(""),
+                    KeyPart::Stack => Operand::Str(b""),
                 };
-                out.push_str(&apply(&spec, width, precision, operand));
+                out.converted(&spec, &apply(&spec, width, precision, operand));
             }
         }
     }
@@ -149,7 +185,7 @@ fn value_text(
     precision: Option<usize>,
     value: &AggValue,
     func: AggFunc,
-) -> String {
+) -> Vec<u8> {
     let scalar = value.scalar();
     if let Some(v) = scalar {
         return format::convert(spec, width, precision, long(v as u64, true));
@@ -166,7 +202,7 @@ fn value_text(
     let text = aggregation_text::render(&snapshot);
     let text = text.strip_prefix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\n').unwrap_or(text);
-    format::string(spec, width, precision, text)
+    format::string(spec, width, precision, text.as_bytes())
 }
 
 /// The number an aggregation's value prints as, unless it is a distribution.
@@ -183,12 +219,23 @@ mod tests {
 
     #[test]
     fn star_width_and_precision_come_from_arguments() {
-        assert_eq!(printf("[%*d]", &[int(5), int(42)]), "[   42]");
-        assert_eq!(printf("[%*d]", &[int(-5), int(42)]), "[42   ]");
-        assert_eq!(printf("[%.*d]", &[int(4), int(42)]), "[0042]");
-        assert_eq!(printf("[%.*d]", &[int(-1), int(42)]), "[42]");
-        assert_eq!(printf("[%.0d]", &[int(0)]), "[0]");
-        assert_eq!(printf("100%%", &[]), "100%");
+        assert_eq!(printf("[%*d]", &[int(5), int(42)]).text, b"[   42]");
+        assert_eq!(printf("[%*d]", &[int(-5), int(42)]).text, b"[42   ]");
+        assert_eq!(printf("[%.*d]", &[int(4), int(42)]).text, b"[0042]");
+        assert_eq!(printf("[%.*d]", &[int(-1), int(42)]).text, b"[42]");
+        assert_eq!(printf("[%.0d]", &[int(0)]).text, b"[0]");
+        assert_eq!(printf("100%%", &[]).text, b"100%");
+    }
+
+    #[test]
+    fn string_conversions_are_bytes_and_marked_traced() {
+        let name = || Typed {
+            value: Value::str(b"a\nb\xff"),
+            ty: DType::String,
+        };
+        let out = printf("open %-6s|%d|%S\n", &[name(), int(3), name()]);
+        assert_eq!(out.text, b"open a\nb\xff  |3|a\\nb\\377\n");
+        assert_eq!(out.traced, [5..11, 12..13], "%S is escaped already");
     }
 
     #[test]
@@ -199,9 +246,10 @@ mod tests {
             &[KeyPart::Str("cat".into()), KeyPart::Int(-3)],
             &[AggValue::Scalar(7), AggValue::Avg { count: 2, total: 9 }],
         );
-        assert_eq!(row, "cat       -3        7|4\n");
+        assert_eq!(row.text, b"cat       -3        7|4\n");
+        assert_eq!(row.traced, [0..6, 7..12], "the keys, not the values");
         let row = printa_row("%@d %@d\n", &[AggFunc::Sum], &[], &[AggValue::Scalar(5)]);
-        assert_eq!(row, "5 5\n");
+        assert_eq!(row.text, b"5 5\n");
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub struct Psinfo {
     pub egid: u32,
     pub nlwp: u32,
     pub argc: u32,
-    pub fname: String,
-    pub psargs: String,
+    /// Bytes, as the process named itself and as its arguments are.
+    pub fname: Vec<u8>,
+    pub psargs: Vec<u8>,
     /// Virtual and resident size in kilobytes, as illumos reports them.
     pub size_kb: u64,
     pub rssize_kb: u64,
@@ -42,20 +43,20 @@ pub struct Psinfo {
 /// Caches of /proc and cgroup lookups.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
-    psinfo: HashMap<(u32, String), Psinfo>,
+    psinfo: HashMap<(u32, Vec<u8>), Psinfo>,
     zones: CgroupNames,
 }
 
 impl ProcessTable {
     /// `curpsinfo` of `pid`, whose thread is named `comm` at the probe.
-    pub fn psinfo(&mut self, pid: u32, comm: &str) -> &Psinfo {
+    pub fn psinfo(&mut self, pid: u32, comm: &[u8]) -> &Psinfo {
         self.psinfo
-            .entry((pid, comm.to_string()))
+            .entry((pid, comm.to_vec()))
             .or_insert_with(|| read_psinfo(pid, comm))
     }
 
     /// `progenyof(ancestor)`: whether `pid` is `ancestor` or one of its descendants.
-    pub fn progeny_of(&mut self, pid: u32, comm: &str, ancestor: u32) -> bool {
+    pub fn progeny_of(&mut self, pid: u32, comm: &[u8], ancestor: u32) -> bool {
         let mut current = pid;
         for _ in 0..MAX_ANCESTORS {
             if current == ancestor {
@@ -74,7 +75,7 @@ impl ProcessTable {
     }
 
     /// `zonename`: the name of the cgroup whose directory has inode `cgroup_id`.
-    pub fn zone_name(&mut self, cgroup_id: u64) -> String {
+    pub fn zone_name(&mut self, cgroup_id: u64) -> Vec<u8> {
         self.zones.name(cgroup_id)
     }
 }
@@ -90,7 +91,9 @@ struct Stat {
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name need not be UTF-8; the numbers after it are.
+    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let text = String::from_utf8_lossy(&text);
     // The command name may hold spaces and parentheses: the fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -115,15 +118,11 @@ fn ids(status: &str, label: &str) -> (u32, u32) {
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
 
-fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+fn cut(s: &[u8], max: usize) -> Vec<u8> {
+    s[..s.len().min(max)].to_vec()
 }
 
-fn read_psinfo(pid: u32, comm: &str) -> Psinfo {
+fn read_psinfo(pid: u32, comm: &[u8]) -> Psinfo {
     let mut info = Psinfo {
         pid,
         fname: cut(comm, FNAME_LEN),
@@ -144,13 +143,12 @@ fn read_psinfo(pid: u32, comm: &str) -> Psinfo {
         (info.gid, info.egid) = ids(&status, "Gid:");
     }
     if let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) {
-        let args: Vec<String> = cmdline
+        let args: Vec<&[u8]> = cmdline
             .split(|&b| b == 0)
             .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         info.argc = args.len() as u32;
-        info.psargs = cut(&args.join(" "), PSARGS_LEN);
+        info.psargs = cut(&args.join(&b' '), PSARGS_LEN);
     }
     // Kernel threads have no command line; illumos shows their name.
     if info.psargs.is_empty() {
@@ -162,15 +160,15 @@ fn read_psinfo(pid: u32, comm: &str) -> Psinfo {
 /// Cgroup ids (directory inodes) to names.
 #[derive(Debug, Default)]
 struct CgroupNames {
-    names: HashMap<u64, String>,
+    names: HashMap<u64, Vec<u8>>,
     /// Ids a walk did not find, so that each costs one walk only.
     missing: HashSet<u64>,
 }
 
 impl CgroupNames {
-    fn name(&mut self, id: u64) -> String {
+    fn name(&mut self, id: u64) -> Vec<u8> {
         if id == 0 {
-            return cgroup::GLOBAL.to_string();
+            return cgroup::GLOBAL.as_bytes().to_vec();
         }
         if !self.names.contains_key(&id) && !self.missing.contains(&id) {
             self.names.extend(cgroup::names());
@@ -181,37 +179,38 @@ impl CgroupNames {
         self.names
             .get(&id)
             .cloned()
-            .unwrap_or_else(|| cgroup::GLOBAL.to_string())
+            .unwrap_or_else(|| cgroup::GLOBAL.as_bytes().to_vec())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn own_process_reads_like_ps() {
         let pid = std::process::id();
         let mut table = ProcessTable::default();
-        let info = table.psinfo(pid, "tests").clone();
+        let info = table.psinfo(pid, b"tests").clone();
         // SAFETY: getppid and getuid have no preconditions.
         let (ppid, uid) = unsafe { (libc::getppid(), libc::getuid()) };
         assert_eq!(info.ppid, ppid as u32);
         assert_eq!(info.uid, uid);
         assert!(info.argc >= 1);
         assert!(info.psargs.len() <= PSARGS_LEN);
-        assert!(table.progeny_of(pid, "tests", ppid as u32));
-        assert!(table.progeny_of(pid, "tests", pid));
-        assert!(!table.progeny_of(ppid as u32, "x", pid));
+        assert!(table.progeny_of(pid, b"tests", ppid as u32));
+        assert!(table.progeny_of(pid, b"tests", pid));
+        assert!(!table.progeny_of(ppid as u32, b"x", pid));
     }
 
     #[test]
     fn exited_process_reads_as_zero() {
         let mut table = ProcessTable::default();
-        let info = table.psinfo(4_194_304 + 9, "gone");
+        let info = table.psinfo(4_194_304 + 9, b"gone");
         assert_eq!(info.ppid, 0);
-        assert_eq!(info.psargs, "gone");
+        assert_eq!(info.psargs, b"gone");
     }
 
     #[test]
@@ -221,13 +220,13 @@ mod tests {
         };
         let dir = cgroup::own_cgroup(&root);
         let expected = if dir == root {
-            cgroup::GLOBAL.to_string()
+            cgroup::GLOBAL.as_bytes()
         } else {
-            dir.file_name().unwrap().to_string_lossy().into_owned()
+            dir.file_name().unwrap().as_bytes()
         };
         let id = fs::metadata(&dir).unwrap().ino();
         let mut table = ProcessTable::default();
         assert_eq!(table.zone_name(id), expected);
-        assert_eq!(table.zone_name(0), cgroup::GLOBAL);
+        assert_eq!(table.zone_name(0), cgroup::GLOBAL.as_bytes());
     }
 }

@@ -4,8 +4,7 @@
 //! bytes; results longer than that are cut by the caller.
 
 /// `substr(s, index[, length])`.
-pub fn substr(s: &str, index: i64, length: Option<i64>, strsize: usize) -> String {
-    let bytes = s.as_bytes();
+pub fn substr(bytes: &[u8], index: i64, length: Option<i64>, strsize: usize) -> &[u8] {
     let len = bytes.len() as i64;
     let size = strsize as i64;
     let mut index = index;
@@ -26,23 +25,19 @@ pub fn substr(s: &str, index: i64, length: Option<i64>, strsize: usize) -> Strin
     }
     let start = index.clamp(0, len) as usize;
     let end = (index.saturating_add(remaining.max(0))).clamp(0, len) as usize;
-    lossy(&bytes[start..end.max(start)])
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    &bytes[start..end.max(start)]
 }
 
 /// `strstr(s, sub)`: `s` from the first occurrence of `sub`, or "" when there is none (D's
 /// NULL string prints as empty).
-pub fn strstr(s: &str, sub: &str) -> String {
-    s.find(sub)
-        .map_or_else(String::new, |at| s[at..].to_string())
+pub fn strstr<'s>(s: &'s [u8], sub: &[u8]) -> &'s [u8] {
+    (0..=s.len())
+        .find(|&at| s[at..].starts_with(sub))
+        .map_or(&b""[..], |at| &s[at..])
 }
 
 /// `index(s, sub[, start])`.
-pub fn index(s: &str, sub: &str, start: Option<i64>) -> i64 {
-    let (hay, needle) = (s.as_bytes(), sub.as_bytes());
+pub fn index(hay: &[u8], needle: &[u8], start: Option<i64>) -> i64 {
     let len = hay.len() as i64;
     if hay.is_empty() && needle.is_empty() {
         return 0;
@@ -60,8 +55,7 @@ pub fn index(s: &str, sub: &str, start: Option<i64>) -> i64 {
 }
 
 /// `rindex(s, sub[, start])`.
-pub fn rindex(s: &str, sub: &str, start: Option<i64>) -> i64 {
-    let (hay, needle) = (s.as_bytes(), sub.as_bytes());
+pub fn rindex(hay: &[u8], needle: &[u8], start: Option<i64>) -> i64 {
     let len = hay.len() as i64;
     if hay.is_empty() && needle.is_empty() {
         return 0;
@@ -83,32 +77,31 @@ pub fn rindex(s: &str, sub: &str, start: Option<i64>) -> i64 {
 
 /// Where the last component of a path starts and ends, and where its directory ends, as
 /// DTrace's basename/dirname find them (an all-slash path is "/", "" is ".").
-fn split_path(path: &str) -> (String, String) {
-    let path = if path.is_empty() { "." } else { path };
-    let b = path.as_bytes();
+fn split_path(path: &[u8]) -> (&[u8], &[u8]) {
+    let b = if path.is_empty() { &b"."[..] } else { path };
     let Some(last_base) = b.iter().rposition(|&c| c != b'/') else {
-        return ("/".into(), "/".into());
+        return (b"/", b"/");
     };
     let first_base = b[..last_base]
         .iter()
         .rposition(|&c| c == b'/')
         .map(|i| i + 1);
-    let base = lossy(&b[first_base.unwrap_or(0)..=last_base]);
+    let base = &b[first_base.unwrap_or(0)..=last_base];
     let dir = match first_base {
-        None => ".".to_string(),
+        None => b".",
         Some(fb) => match b[..fb].iter().rposition(|&c| c != b'/') {
-            Some(last_dir) => lossy(&b[..=last_dir]),
-            None => "/".to_string(),
+            Some(last_dir) => &b[..=last_dir],
+            None => b"/",
         },
     };
     (base, dir)
 }
 
-pub fn basename(path: &str) -> String {
+pub fn basename(path: &[u8]) -> &[u8] {
     split_path(path).0
 }
 
-pub fn dirname(path: &str) -> String {
+pub fn dirname(path: &[u8]) -> &[u8] {
     split_path(path).1
 }
 
@@ -155,37 +148,42 @@ mod tests {
 
     #[test]
     fn substr_follows_dtrace() {
-        let s = "coconut";
-        assert_eq!(substr(s, 0, None, 256), "coconut");
-        assert_eq!(substr(s, 2, None, 256), "conut");
-        assert_eq!(substr(s, 2, Some(3), 256), "con");
-        assert_eq!(substr(s, -3, None, 256), "nut");
-        assert_eq!(substr(s, -3, Some(2), 256), "nu");
-        assert_eq!(substr(s, -10, Some(5), 256), "co");
-        assert_eq!(substr(s, -10, Some(2), 256), "");
-        assert_eq!(substr(s, 7, None, 256), "");
-        assert_eq!(substr(s, 1, Some(-2), 256), "ocon");
-        assert_eq!(substr(s, 3, Some(100), 256), "onut");
-        assert_eq!(substr("", 0, None, 256), "");
+        let s = b"coconut";
+        assert_eq!(substr(s, 0, None, 256), b"coconut");
+        assert_eq!(substr(s, 2, None, 256), b"conut");
+        assert_eq!(substr(s, 2, Some(3), 256), b"con");
+        assert_eq!(substr(s, -3, None, 256), b"nut");
+        assert_eq!(substr(s, -3, Some(2), 256), b"nu");
+        assert_eq!(substr(s, -10, Some(5), 256), b"co");
+        assert_eq!(substr(s, -10, Some(2), 256), b"");
+        assert_eq!(substr(s, 7, None, 256), b"");
+        assert_eq!(substr(s, 1, Some(-2), 256), b"ocon");
+        assert_eq!(substr(s, 3, Some(100), 256), b"onut");
+        assert_eq!(substr(b"", 0, None, 256), b"");
+        assert_eq!(
+            substr(b"\xff\xfe\x00", 1, Some(1), 256),
+            b"\xfe",
+            "bytes, not UTF-8"
+        );
     }
 
     #[test]
     fn index_and_rindex_follow_dtrace() {
-        let s = "hello world, hello";
-        assert_eq!(index(s, "hello", None), 0);
-        assert_eq!(index(s, "hello", Some(1)), 13);
-        assert_eq!(index(s, "hello", Some(-5)), 0);
-        assert_eq!(index(s, "xyz", None), -1);
-        assert_eq!(index(s, "", Some(100)), s.len() as i64);
-        assert_eq!(index(s, "o", Some(100)), -1);
-        assert_eq!(rindex(s, "hello", None), 13);
-        assert_eq!(rindex(s, "hello", Some(12)), 0);
-        assert_eq!(rindex(s, "hello", Some(-1)), -1);
-        assert_eq!(rindex(s, "", Some(-1)), 0);
-        assert_eq!(rindex(s, "", None), s.len() as i64);
-        assert_eq!(index("", "", Some(5)), 0);
-        assert_eq!(strstr(s, "world"), "world, hello");
-        assert_eq!(strstr(s, "nope"), "");
+        let s = &b"hello world, hello"[..];
+        assert_eq!(index(s, b"hello", None), 0);
+        assert_eq!(index(s, b"hello", Some(1)), 13);
+        assert_eq!(index(s, b"hello", Some(-5)), 0);
+        assert_eq!(index(s, b"xyz", None), -1);
+        assert_eq!(index(s, b"", Some(100)), s.len() as i64);
+        assert_eq!(index(s, b"o", Some(100)), -1);
+        assert_eq!(rindex(s, b"hello", None), 13);
+        assert_eq!(rindex(s, b"hello", Some(12)), 0);
+        assert_eq!(rindex(s, b"hello", Some(-1)), -1);
+        assert_eq!(rindex(s, b"", Some(-1)), 0);
+        assert_eq!(rindex(s, b"", None), s.len() as i64);
+        assert_eq!(index(b"", b"", Some(5)), 0);
+        assert_eq!(strstr(s, b"world"), b"world, hello");
+        assert_eq!(strstr(s, b"nope"), b"");
     }
 
     #[test]
@@ -202,8 +200,16 @@ mod tests {
             ("a/b", "b", "a"),
         ];
         for (path, base, dir) in cases {
-            assert_eq!(basename(path), base, "basename({path:?})");
-            assert_eq!(dirname(path), dir, "dirname({path:?})");
+            assert_eq!(
+                basename(path.as_bytes()),
+                base.as_bytes(),
+                "basename({path:?})"
+            );
+            assert_eq!(
+                dirname(path.as_bytes()),
+                dir.as_bytes(),
+                "dirname({path:?})"
+            );
         }
     }
 

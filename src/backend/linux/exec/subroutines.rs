@@ -25,38 +25,38 @@ impl State {
             values.push(self.eval(arg, f)?);
         }
         let first = values.first().cloned().unwrap_or(Value::Int(0));
-        let text = |i: usize| values.get(i).map_or("", string_of);
+        let text = |i: usize| values.get(i).map_or(&b""[..], string_of);
         let int = |i: usize| values.get(i).map(|v| v.int() as i64);
         let strsize = self.options.strsize;
         Ok(match func {
             Function::Copyin => copyin(&first, int(1).unwrap_or(0), f.firing)?,
             Function::Copyinstr => {
                 let s = self.copyinstr(&first, int(1), f.firing)?;
-                Value::str(&s)
+                Value::str(s)
             }
             Function::Strlen => Value::Int(text(0).len() as u64),
             Function::Strjoin => {
-                let joined = format!("{}{}", text(0), text(1));
-                Value::str(&self.cut(&joined))
+                let joined = [text(0), text(1)].concat();
+                Value::str(self.cut(&joined))
             }
-            Function::Substr => Value::str(&strings::substr(
+            Function::Substr => Value::str(strings::substr(
                 text(0),
                 int(1).unwrap_or(0),
                 int(2),
                 strsize,
             )),
-            Function::Strstr => Value::str(&strings::strstr(text(0), text(1))),
+            Function::Strstr => Value::str(strings::strstr(text(0), text(1))),
             Function::Index => Value::Int(strings::index(text(0), text(1), int(2)) as u64),
             Function::Rindex => Value::Int(strings::rindex(text(0), text(1), int(2)) as u64),
-            Function::Basename => Value::str(&strings::basename(text(0))),
-            Function::Dirname => Value::str(&strings::dirname(text(0))),
+            Function::Basename => Value::str(strings::basename(text(0))),
+            Function::Dirname => Value::str(strings::dirname(text(0))),
             Function::Lltostr => {
                 let s = strings::lltostr(int(0).unwrap_or(0), int(1))
                     .map_err(|_| Fault::IllegalOperation)?;
-                Value::str(&s)
+                Value::str(s)
             }
-            Function::Tolower => Value::str(&text(0).to_ascii_lowercase()),
-            Function::Toupper => Value::str(&text(0).to_ascii_uppercase()),
+            Function::Tolower => Value::str(text(0).to_ascii_lowercase()),
+            Function::Toupper => Value::str(text(0).to_ascii_uppercase()),
             Function::Progenyof => {
                 let ancestor = int(0).unwrap_or(0) as u32;
                 let yes = self
@@ -71,38 +71,33 @@ impl State {
 
     /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the
     /// capture an argument carries, or a read at an address the program computed.
-    fn copyinstr(
+    fn copyinstr<'v>(
         &mut self,
-        addr: &Value,
+        addr: &'v Value,
         max: Option<i64>,
-        firing: &Firing,
-    ) -> Result<String, Fault> {
+        firing: &'v Firing,
+    ) -> Result<&'v [u8], Fault> {
         // A read made at this probe through a pointer kept from an earlier one (a path saved
         // at entry, read at return) is fresher than the capture the pointer carries.
         let fresh = firing.reads.iter().find_map(|r| match &r.data {
             ReadData::String { value, truncated } if r.addr == addr.int() => {
-                Some((value.as_str(), *truncated))
+                Some((value.as_bytes(), *truncated))
             }
             _ => None,
         });
         let (s, truncated) = match (fresh, addr) {
             (Some(read), _) => read,
-            (None, Value::User { capture, .. }) if capture.string.is_some() => {
-                (capture.string.as_deref().unwrap_or(""), capture.truncated)
-            }
+            (None, Value::User { capture, .. }) if capture.string.is_some() => (
+                capture.string.as_deref().unwrap_or_default(),
+                capture.truncated,
+            ),
             _ => return Err(Fault::InvalidAddress(addr.int())),
         };
         if truncated {
             self.drop(DropKind::TruncatedString);
         }
         let s = match max {
-            Some(n) if n >= 0 && (n as usize) < s.len() => {
-                let mut end = n as usize;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                &s[..end]
-            }
+            Some(n) if n >= 0 && (n as usize) < s.len() => &s[..n as usize],
             _ => s,
         };
         Ok(self.cut(s))

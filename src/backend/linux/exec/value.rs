@@ -17,7 +17,7 @@ use crate::event;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Capture {
     /// The string copyinstr would read (already cut at strsize by the kernel).
-    pub string: Option<Arc<str>>,
+    pub string: Option<Arc<[u8]>>,
     /// The bytes copyin would read; empty when the read faulted.
     pub bytes: Option<Arc<[u8]>>,
     /// The kernel cut the string at strsize.
@@ -30,24 +30,19 @@ pub enum Value {
     /// An integer or pointer, in the canonical 64-bit form of its type: sign-extended for
     /// signed types, zero-extended for unsigned ones.
     Int(u64),
-    Str(Arc<str>),
+    /// A D string: bytes, as in DTrace (a traced name need not be UTF-8).
+    Str(Arc<[u8]>),
     /// A user address with what the kernel read there.
-    User {
-        addr: u64,
-        capture: Arc<Capture>,
-    },
+    User { addr: u64, capture: Arc<Capture> },
     /// The scratch buffer `copyin` returns: the bytes read from `addr`.
-    Memory {
-        addr: u64,
-        bytes: Arc<[u8]>,
-    },
+    Memory { addr: u64, bytes: Arc<[u8]> },
     /// The value of `stack()` or `ustack()`: frames are not captured by this engine.
     Stack,
 }
 
 impl Value {
-    pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+    pub fn str(s: impl AsRef<[u8]>) -> Value {
+        Value::Str(Arc::from(s.as_ref()))
     }
 
     /// The integer value (the address of a pointer); 0 for strings and stacks.
@@ -92,7 +87,7 @@ impl Value {
     /// The value as the event model carries it, signed or not according to `ty`.
     pub fn to_event(&self, ty: &DType) -> event::Value {
         match self {
-            Value::Str(s) => event::Value::Str(s.to_string()),
+            Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
             Value::Stack => event::Value::Stack(Vec::new()),
             Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
             other if is_signed(ty) => event::Value::Int(other.int() as i64),
@@ -108,7 +103,7 @@ mod tests {
     #[test]
     fn casts_keep_a_capture_and_cut_integers() {
         let capture = Arc::new(Capture {
-            string: Some(Arc::from("/etc/passwd")),
+            string: Some(Arc::from(&b"/etc/passwd"[..])),
             bytes: None,
             truncated: false,
         });

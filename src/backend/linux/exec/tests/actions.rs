@@ -71,7 +71,7 @@ syscall::read:entry { printf("next clause %d\n", x); }
     let texts: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Printf(p) => Some(p.text.as_str()),
+            Event::Printf(p) => Some(p.text.to_str().unwrap()),
             _ => None,
         })
         .collect();
@@ -145,7 +145,7 @@ END { printa("%-8s %6d %@5d %@d\n", @calls, @bytes); }
     let rows: Vec<(&str, &[Value])> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Printf(p) => Some((p.text.as_str(), p.args.as_slice())),
+            Event::Printf(p) => Some((p.text.to_str().unwrap(), p.args.as_slice())),
             _ => None,
         })
         .collect();
@@ -265,7 +265,7 @@ ERROR { printf("ERROR %d %d %d 0x%x\n", arg1, arg2, arg4, arg5); z = 1 / (int)ar
     let texts: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Printf(p) => Some(p.text.as_str()),
+            Event::Printf(p) => Some(p.text.to_str().unwrap()),
             _ => None,
         })
         .collect();

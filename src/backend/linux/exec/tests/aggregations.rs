@@ -130,7 +130,7 @@ fn keyed(snapshot: &AggSnapshot) -> Vec<(String, i64)> {
             let AggValue::Scalar(v) = value else {
                 panic!("{value:?}")
             };
-            (k.clone(), *v)
+            (k.to_str_lossy().into_owned(), *v)
         })
         .collect()
 }

@@ -107,7 +107,7 @@ impl Harness {
         self.take()
             .into_iter()
             .filter_map(|e| match e {
-                Event::Printf(p) => Some(p.text),
+                Event::Printf(p) => Some(p.text.to_str_lossy().into_owned()),
                 _ => None,
             })
             .collect()

@@ -159,7 +159,14 @@ fn syscalls_prints_and_resets_every_interval() {
         .iter()
         .map(|e| match e {
             Event::Agg(s) => format!("agg {} {}", s.name, s.entries.len()),
-            Event::Printf(p) => p.text.split(' ').next().unwrap_or("").to_string(),
+            Event::Printf(p) => p
+                .text
+                .to_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .to_string(),
             other => format!("{other:?}"),
         })
         .collect();
