@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::attach::tracepoint::attach_tracepoint;
-use dtk::backend::linux::attach::Link;
-use dtk::backend::linux::bpf::access;
-use dtk::backend::linux::bpf::drops::DropCounter;
-use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, Src};
-use dtk::backend::linux::bpf::prog::{self, ProgType, Program};
-use dtk::backend::linux::bpf::ringbuf::RingBuf;
-use dtk::inspect::tracefs;
+use dtk::internals::attach::tracepoint::attach_tracepoint;
+use dtk::internals::attach::Link;
+use dtk::internals::bpf::access;
+use dtk::internals::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, Src};
+use dtk::internals::bpf::prog::{self, ProgType, Program};
+use dtk::internals::bpf::DropCounter;
+use dtk::internals::bpf::RingBuf;
+use dtk::internals::inspect::tracefs;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::d::{compile, parse, MacroArgs};
+use dtk::internals::d::{compile, parse, MacroArgs};
 
 /// One block of realistic D (24 lines): an entry clause that stores state, a return clause
 /// with a predicate, printf, aggregations and if/else; `n` makes the names unique.

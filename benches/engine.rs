@@ -15,10 +15,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::attach::tracepoint::attach_tracepoint;
-use dtk::backend::linux::bpf::access;
-use dtk::backend::linux::bpf::insn::{Asm, Reg};
-use dtk::backend::linux::bpf::prog::{self, ProgType};
+use dtk::internals::attach::tracepoint::attach_tracepoint;
+use dtk::internals::bpf::access;
+use dtk::internals::bpf::insn::{Asm, Reg};
+use dtk::internals::bpf::prog::{self, ProgType};
 
 #[path = "common/stats.rs"]
 mod stats;

@@ -17,7 +17,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use dtk::script::{bundled, Param, TargetMacro};
+use dtk::internals::script::{bundled, Param, TargetMacro};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     let read_time = || -> Result<f64> { Ok(std::fs::read_to_string(&timing)?.trim().parse()?) };
     let calls = |n: u32| fib_calls(n);
     // pyflow.d as `dtk pyflow` runs it on this interpreter, and bpftrace's copy.
-    let layout = dtk::python::Build::read(Path::new(PYTHON))?
+    let layout = dtk::internals::Build::read(Path::new(PYTHON))?
         .and_then(|build| build.marker_layout(None))
         .ok_or("python3.11's _PyRuntime was not found")?;
     let params: Vec<(&str, Param)> = layout

@@ -1,21 +1,29 @@
 //! dtk: a DTrace toolkit. The path of one run (DESIGN.md): argv → cli (clap) → Config,
 //! resolved once → command → bundled Script with safe parameters → Backend (libdtrace or
 //! the Linux engine) → Event stream → the command's presenter.
+//!
+//! The library's surface is [`run`] and [`is_broken_pipe`], for main. Every module is private
+//! to the crate, so the compiler finds dead code; tests, benches and the fuzz target reach the
+//! engine through the hidden `internals` facade.
 
-pub mod aggregation_text;
-pub mod backend;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod event;
-pub mod inspect;
-pub mod local_time;
-pub mod output;
-pub mod python;
-pub mod script;
-pub mod target;
+pub(crate) mod aggregation_text;
+pub(crate) mod backend;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod event;
+pub(crate) mod inspect;
+#[doc(hidden)]
+pub mod internals;
+pub(crate) mod local_time;
+pub(crate) mod output;
+pub(crate) mod python;
+pub(crate) mod script;
+pub(crate) mod target;
 
 use std::ffi::OsString;
+
+pub use output::is_broken_pipe;
 
 use clap::Parser;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match dtk::run(std::env::args_os().collect()) {
         Ok(status) => ExitCode::from(status),
-        Err(err) if dtk::output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if dtk::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             match err.downcast_ref::<clap::Error>() {
                 // clap's own rendering carries the usage line and suggestions.

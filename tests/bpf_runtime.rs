@@ -10,16 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use dtk::backend::linux::attach::tracepoint::attach_tracepoint;
-use dtk::backend::linux::attach::uprobe::{attach_uprobe, UprobeSpec};
-use dtk::backend::linux::attach::{perf, AttachError};
-use dtk::backend::linux::bpf::drops::DropCounter;
-use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, Src};
-use dtk::backend::linux::bpf::maps::{Map, MapError, MapType, Update};
-use dtk::backend::linux::bpf::prog::{self, LoadError, ProgType, Program};
-use dtk::backend::linux::bpf::ringbuf::RingBuf;
-use dtk::inspect::elf::ElfImage;
-use dtk::inspect::tracefs::{self, TracefsError};
+use dtk::internals::attach::tracepoint::attach_tracepoint;
+use dtk::internals::attach::uprobe::{attach_uprobe, UprobeSpec};
+use dtk::internals::attach::{perf, AttachError};
+use dtk::internals::bpf::insn::{AluOp, Asm, Cond, Helper, Insn, Reg, Size, Src};
+use dtk::internals::bpf::prog::{self, LoadError, ProgType, Program};
+use dtk::internals::bpf::DropCounter;
+use dtk::internals::bpf::RingBuf;
+use dtk::internals::bpf::{Map, MapError, MapType, Update};
+use dtk::internals::inspect::tracefs::{self, TracefsError};
+use dtk::internals::inspect::ElfImage;
 
 use crate::util::kernel_available;
 
@@ -35,7 +35,7 @@ fn load(kind: ProgType, insns: &[Insn]) -> Program {
         Ok(p) => p,
         Err(e) => panic!(
             "load failed: {e}\n{}",
-            dtk::backend::linux::bpf::insn::disassemble(insns)
+            dtk::internals::bpf::insn::disassemble(insns)
         ),
     }
 }
@@ -46,7 +46,7 @@ fn gettid() -> u32 {
 }
 
 /// Emits `if (u32) bpf_get_current_pid_tgid() != tid goto skip` (clobbers R0–R5).
-fn only_thread(asm: &mut Asm, tid: u32, skip: dtk::backend::linux::bpf::insn::Label) {
+fn only_thread(asm: &mut Asm, tid: u32, skip: dtk::internals::bpf::insn::Label) {
     asm.call(Helper::GetCurrentPidTgid)
         .mov32_reg(Reg::R0, Reg::R0)
         .jmp_if(Cond::Ne, Reg::R0, Src::Imm(tid as i32), skip);

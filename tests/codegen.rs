@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dtk::backend::linux::bpf::cpus;
-use dtk::backend::linux::codegen::{self, CodegenError};
-use dtk::backend::linux::d::{compile, MacroArgs};
-use dtk::backend::linux::firing::{Firing, ProbeKind};
-use dtk::backend::linux::load::{self, Attached, LoadError};
-use dtk::backend::linux::options::Options;
-use dtk::backend::linux::plan::{self, Plan, PlanError, Site};
-use dtk::backend::linux::record::decode;
+use dtk::internals::bpf::cpus;
+use dtk::internals::codegen::{self, CodegenError};
+use dtk::internals::d::{compile, MacroArgs};
+use dtk::internals::decode;
+use dtk::internals::load::{self, Attached, LoadError};
+use dtk::internals::plan::{self, Plan, PlanError, Site};
+use dtk::internals::Options;
+use dtk::internals::{Firing, ProbeKind};
 
 use crate::util::kernel_available;
 
@@ -566,7 +566,7 @@ fn kernel_aggregations_count_sum_min_max_without_records() {
             .map(|e| (e.keys.clone(), e.value.clone()))
             .collect::<Vec<_>>()
     };
-    use dtk::event::{AggValue::Scalar, Value};
+    use dtk::internals::event::{AggValue::Scalar, Value};
     println!("kernel aggregations: {aggregations:?}");
     assert_eq!(scalar("bytes"), [(vec![], Scalar(357))]);
     assert_eq!(scalar("small"), [(vec![], Scalar(7))]);
@@ -745,7 +745,7 @@ fn the_bundled_syscalls_script_counts_in_the_kernel_with_one_program() {
     let aggregations = attached.read_kernel_aggregations(&plan).unwrap();
     assert!(firings.is_empty(), "nothing goes through the ring buffer");
     let entries = &aggregations[0].entries;
-    use dtk::event::{AggValue::Scalar, Value};
+    use dtk::internals::event::{AggValue::Scalar, Value};
     let key = |call: &str| {
         vec![
             Value::Int(i64::from(pid)),
@@ -803,13 +803,16 @@ fn drained_aggregations_lose_no_count_to_reads_during_updates() {
         for read in attached.read_kernel_aggregations(&plan).unwrap() {
             assert!(read.increments);
             for entry in read.entries {
-                let dtk::event::AggValue::Scalar(v) = entry.value else {
+                let dtk::internals::event::AggValue::Scalar(v) = entry.value else {
                     panic!("{entry:?}")
                 };
                 match read.name.as_str() {
                     "low" | "high" => assert_eq!(v, i64::from(pid)),
                     "by_pid" => {
-                        assert_eq!(entry.keys, [dtk::event::Value::Int(i64::from(pid))]);
+                        assert_eq!(
+                            entry.keys,
+                            [dtk::internals::event::Value::Int(i64::from(pid))]
+                        );
                         *sums.entry(read.name.clone()).or_default() += v;
                     }
                     _ => {

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dtk::backend::linux::d::ast::{DType, Expr, ExprKind, Item, Stmt};
-use dtk::backend::linux::d::{compile, dump, MacroArgs, Severity};
+use dtk::internals::d::ast::{DType, Expr, ExprKind, Item, Stmt};
+use dtk::internals::d::{compile, dump, MacroArgs, Severity};
 
 fn golden_macros() -> MacroArgs {
     MacroArgs {

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use dtk::backend::linux::d::{self, ast};
-use dtk::backend::linux::exec::{Executor, Flow};
-use dtk::backend::linux::firing::{CapturedString, Firing, ProbeInfo, ProbeKind};
-use dtk::backend::linux::options::Options;
-use dtk::backend::EventSink;
-use dtk::event::{AggValue, DropKind, Event, ProbeDesc, Value};
+use dtk::internals::d::{self, ast};
+use dtk::internals::event::{AggValue, DropKind, Event, ProbeDesc, Value};
+use dtk::internals::EventSink;
+use dtk::internals::Options;
+use dtk::internals::{CapturedString, Firing, ProbeInfo, ProbeKind};
+use dtk::internals::{Executor, Flow};
 
 #[derive(Default)]
 struct Collect(Vec<Event>);

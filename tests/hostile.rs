@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use assert_cmd::cargo::cargo_bin;
-use dtk::output::text::base64;
+use dtk::internals::base64;
 use serde_json::{json, Value};
 
 use crate::util::{kernel_available, Tmux};

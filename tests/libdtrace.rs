@@ -12,10 +12,12 @@ use std::fs;
 use std::io;
 use std::process::Command;
 
-use dtk::backend::{select, BackendChoice, EventSink, Job, Stop};
-use dtk::event::{AggFunc, AggSnapshot, AggValue, Event, Printf, Value, QUANTIZE_BUCKETS};
-use dtk::script::{bundled, Param, Script, TargetMacro};
-use dtk::target::Target;
+use dtk::internals::event::{
+    AggFunc, AggSnapshot, AggValue, Event, Printf, Value, QUANTIZE_BUCKETS,
+};
+use dtk::internals::script::{bundled, Param, Script, TargetMacro};
+use dtk::internals::Target;
+use dtk::internals::{select, BackendChoice, EventSink, Job, Stop};
 
 use crate::util::kernel_available;
 

@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use dtk::backend::linux::attach::uprobe::{attach_uprobe, UprobeSpec};
-use dtk::backend::linux::attach::Link;
-use dtk::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
-use dtk::backend::linux::bpf::prog::{self, ProgType, Program};
-use dtk::backend::linux::bpf::ringbuf::RingBuf;
-use dtk::backend::linux::codegen::usdt_arg::load_arg;
-use dtk::inspect::procmaps::{find_probe_file, ProcessMaps};
-use dtk::inspect::tracefs;
-use dtk::inspect::usdt::{UsdtProbe, UsdtProbes};
+use dtk::internals::attach::uprobe::{attach_uprobe, UprobeSpec};
+use dtk::internals::attach::Link;
+use dtk::internals::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
+use dtk::internals::bpf::prog::{self, ProgType, Program};
+use dtk::internals::bpf::RingBuf;
+use dtk::internals::codegen::usdt_arg::load_arg;
+use dtk::internals::inspect::tracefs;
+use dtk::internals::inspect::{find_probe_file, ProcessMaps};
+use dtk::internals::inspect::{UsdtProbe, UsdtProbes};
 
 use crate::util::kernel_available;
 
@@ -106,7 +106,7 @@ fn record_program(ring: &RingBuf, probe: &UsdtProbe, tag: u32, strings: bool) ->
     prog::load(ProgType::Kprobe, &insns, "GPL").unwrap_or_else(|e| {
         panic!(
             "load failed: {e}\n{}",
-            dtk::backend::linux::bpf::insn::disassemble(&insns)
+            dtk::internals::bpf::insn::disassemble(&insns)
         )
     })
 }

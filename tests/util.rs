@@ -4,6 +4,7 @@
 /// (and says so on stderr) when they cannot; panics instead when `DTK_REQUIRE_KERNEL=1`.
 #[allow(dead_code)]
 pub fn kernel_available(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
     let why = if unsafe { libc::geteuid() } != 0 {
         Some("not running as root")
     } else if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists()

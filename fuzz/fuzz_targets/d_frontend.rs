@@ -6,7 +6,7 @@
 //! tests/d/*.d and tests/d/corpus/*.d for a faster start.
 #![no_main]
 
-use dtk::backend::linux::d::{compile, MacroArgs};
+use dtk::internals::d::{compile, MacroArgs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match compile("fuzz.d", source, &macros) {
         Ok(compiled) => {
-            let _ = dtk::backend::linux::d::dump(&compiled.program, source);
+            let _ = dtk::internals::d::dump(&compiled.program, source);
             for w in &compiled.warnings {
                 let _ = w.render(source);
             }

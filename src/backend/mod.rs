@@ -15,8 +15,8 @@ use crate::script::Script;
 use crate::target::Target;
 
 #[cfg(dtk_libdtrace)]
-pub mod libdtrace;
-pub mod linux;
+pub(crate) mod libdtrace;
+pub(crate) mod linux;
 
 /// Which back end the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,9 +64,6 @@ pub trait EventSink {
 
 /// A tracing engine.
 pub trait Backend {
-    /// The name the user selects it by.
-    fn name(&self) -> &'static str;
-
     /// Compiles and runs `job` until the program exits, the target exits, or `stop` is set;
     /// then takes the final aggregation snapshot, sends [`Event::Done`] and returns how the
     /// run ended.

@@ -4,10 +4,10 @@
 mod contract;
 mod generate;
 mod list;
-pub mod opens;
-pub mod pyflow;
+pub(crate) mod opens;
+pub(crate) mod pyflow;
 mod run;
-pub mod syscalls;
+pub(crate) mod syscalls;
 
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant};

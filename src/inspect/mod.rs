@@ -9,9 +9,9 @@
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
 //! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
 
-pub mod cgroup;
-pub mod elf;
-pub mod procmaps;
+pub(crate) mod cgroup;
+pub(crate) mod elf;
+pub(crate) mod procmaps;
 mod ptrace;
-pub mod tracefs;
-pub mod usdt;
+pub(crate) mod tracefs;
+pub(crate) mod usdt;

@@ -2,9 +2,9 @@
 //! lines, the full-screen terminal of live views (`live`), and recognising a closed pipe.
 //! Presenters receive these decisions; they never ask the terminal themselves.
 
-pub mod json;
-pub mod live;
-pub mod text;
+pub(crate) mod json;
+pub(crate) mod live;
+pub(crate) mod text;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};
@@ -82,7 +82,9 @@ impl<W: Write> LineWriter<W> {
         self.inner.flush()
     }
 
-    /// Flushes and returns the underlying writer.
+    /// Flushes and returns the underlying writer (the presenters' unit tests read what they
+    /// wrote).
+    #[cfg(test)]
     pub fn into_inner(self) -> io::Result<W> {
         self.inner
             .into_inner()

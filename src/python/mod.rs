@@ -86,8 +86,6 @@ impl std::fmt::Display for Version {
 /// The file that holds a process's interpreter, and what it offers.
 #[derive(Debug)]
 pub struct Build {
-    /// The file to read and attach to, as dtk opens it.
-    pub path: PathBuf,
     /// The file as the process names it, for messages.
     pub shown: String,
     pub version: Option<Version>,
@@ -321,7 +319,6 @@ impl Build {
             _ => None,
         };
         Ok(Some(Build {
-            path: path.to_path_buf(),
             shown: path.display().to_string(),
             version,
             markers,

@@ -40,7 +40,7 @@ fn per_cpu_maps_hold_one_value_per_cpu() {
     if !kernel_available("per_cpu_maps_hold_one_value_per_cpu") {
         return;
     }
-    let cpus = dtk::backend::linux::bpf::cpus::possible().unwrap().len();
+    let cpus = dtk::internals::bpf::cpus::possible().unwrap().len();
     for kind in [MapType::PerCpuArray, MapType::PerCpuHash] {
         let map = Map::create(kind, 4, 8, 4, "dtk_test_pcpu").unwrap();
         assert_eq!(map.per_cpu_value_size(), cpus * 8);
@@ -152,7 +152,7 @@ fn the_access_check_passes_where_kernel_tests_run() {
     if !kernel_available("the_access_check_passes_where_kernel_tests_run") {
         return;
     }
-    dtk::backend::linux::bpf::access::check().unwrap();
+    dtk::internals::bpf::access::check().unwrap();
 }
 
 const UNMOUNTED_ENV: &str = "DTK_TEST_TRACEFS_UNMOUNTED";
@@ -195,7 +195,7 @@ fn tracefs_is_mounted_when_missing_inner() {
     ] {
         assert!(!Path::new(dir).exists(), "{dir} is still there");
     }
-    let root = dtk::inspect::tracefs::root().unwrap();
+    let root = dtk::internals::inspect::tracefs::root().unwrap();
     assert_eq!(root, Path::new("/sys/kernel/tracing"));
     let format = tracefs::read_format("syscalls", "sys_enter_openat").unwrap();
     assert!(format.field("filename").is_some());

@@ -32,7 +32,7 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     let start = std::time::Instant::now();
     // cpu-clock does not tick on an idle CPU (NO_HZ), so keep every CPU busy: one spinning
     // thread pinned to each.
-    let online = dtk::backend::linux::bpf::cpus::online().unwrap();
+    let online = dtk::internals::bpf::cpus::online().unwrap();
     let spinners: Vec<_> = online
         .iter()
         .map(|&cpu| {
@@ -54,7 +54,7 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     let elapsed = start.elapsed().as_secs_f64();
     drop(link);
     let key = 0u32.to_ne_bytes();
-    let cpus = dtk::backend::linux::bpf::cpus::online().unwrap().len() as f64;
+    let cpus = dtk::internals::bpf::cpus::online().unwrap().len() as f64;
     let want = HZ as f64 * elapsed * cpus;
     let got = counts.sum_u64(&key).unwrap() as f64;
     // The upper bound checks the frequency; the lower one is loose because a vCPU that the
@@ -167,7 +167,7 @@ fn the_helpers_the_code_generator_uses_return_what_the_process_sees() {
     if let Some(cgroup) = own_cgroup_id() {
         assert_eq!(w[2], cgroup);
     }
-    let cpus = dtk::backend::linux::bpf::cpus::possible().unwrap();
+    let cpus = dtk::internals::bpf::cpus::possible().unwrap();
     assert!(cpus.contains(&(w[3] as u32)), "cpu {}", w[3]);
     assert!(
         w[4] >= before_ns && w[4] - before_ns < 1_000_000_000,

@@ -137,7 +137,9 @@ struct ForeignProbe {
 
 impl ForeignProbe {
     fn add(file: &Path, offset: u64, ref_ctr: u64) -> ForeignProbe {
-        let tracefs = dtk::inspect::tracefs::root().unwrap().to_path_buf();
+        let tracefs = dtk::internals::inspect::tracefs::root()
+            .unwrap()
+            .to_path_buf();
         let group = format!("dtk_test_{}", std::process::id());
         let line = format!(
             "p:{group}/stale {}:{offset:#x}({ref_ctr:#x})\n",
@@ -201,8 +203,11 @@ fn a_uprobe_refused_for_a_stale_foreign_probe_names_it() {
     };
     assert_eq!(event, &format!("dtk_test_{}/stale", std::process::id()));
     assert!(err.to_string().contains("another tracer left the probe"));
-    let events =
-        std::fs::read_to_string(dtk::inspect::tracefs::root().unwrap().join("uprobe_events"))
-            .unwrap();
+    let events = std::fs::read_to_string(
+        dtk::internals::inspect::tracefs::root()
+            .unwrap()
+            .join("uprobe_events"),
+    )
+    .unwrap();
     assert!(!events.contains("dtk_test_"), "left behind: {events}");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use dtk::inspect::usdt::UsdtProbes;
+use dtk::internals::inspect::UsdtProbes;
 use serde_json::Value;
 
 use super::{dtk, programs, success, Interpreter};

@@ -98,7 +98,8 @@ unsafe fn decode_key(
     bytes: &[u8],
 ) -> Value {
     if u32::from(rec.dtrd_action) != ffi::DTRACEACT_DIFEXPR {
-        if let Some(value) = decode_action(h, rec, bytes) {
+        // SAFETY: the caller passes an open handle.
+        if let Some(value) = unsafe { decode_action(h, rec, bytes) } {
             return value;
         }
     }
@@ -118,6 +119,10 @@ fn aggregation_name(raw: &str) -> String {
     }
 }
 
+/// dtrace_aggregate_walk's callback: adds one entry to the `Walk`.
+///
+/// # Safety
+/// libdtrace calls it with an entry of the walk and the `Walk` that `collect` passed.
 unsafe extern "C" fn walk_entry(agg: *const ffi::dtrace_aggdata_t, arg: *mut c_void) -> c_int {
     // SAFETY: arg is the `Walk` given by `collect`; agg is the entry libdtrace walks.
     unsafe {

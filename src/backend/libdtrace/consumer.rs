@@ -362,7 +362,8 @@ unsafe fn with_consumer<R>(
     on_panic: R,
     f: impl FnOnce(&mut Consumer<'_>) -> R,
 ) -> R {
-    let Some(consumer) = arg.cast::<Consumer<'_>>().as_mut() else {
+    // SAFETY: `arg` is NULL or our consumer, borrowed by nothing else (the caller's promise).
+    let Some(consumer) = (unsafe { arg.cast::<Consumer<'_>>().as_mut() }) else {
         return on_panic;
     };
     if consumer.failure.is_some() {
@@ -377,6 +378,10 @@ unsafe fn with_consumer<R>(
     }
 }
 
+/// libdtrace's callback; hands the call to the consumer, catching panics.
+///
+/// # Safety
+/// libdtrace calls it with probe data and the consumer pointer given by [`Consumer::callbacks`].
 unsafe extern "C" fn probe_trampoline(
     data: *const ffi::dtrace_probedata_t,
     arg: *mut c_void,
@@ -391,6 +396,10 @@ unsafe extern "C" fn probe_trampoline(
     }
 }
 
+/// libdtrace's callback; hands the call to the consumer, catching panics.
+///
+/// # Safety
+/// libdtrace calls it with probe data, a record or NULL, and the consumer pointer given by [`Consumer::callbacks`].
 unsafe extern "C" fn record_trampoline(
     data: *const ffi::dtrace_probedata_t,
     rec: *const ffi::dtrace_recdesc_t,
@@ -406,6 +415,10 @@ unsafe extern "C" fn record_trampoline(
     }
 }
 
+/// libdtrace's callback; hands the call to the consumer, catching panics.
+///
+/// # Safety
+/// libdtrace calls it with error data and the consumer pointer given by [`Consumer::handlers`].
 unsafe extern "C" fn error_trampoline(
     err: *const ffi::dtrace_errdata_t,
     arg: *mut c_void,
@@ -423,6 +436,10 @@ unsafe extern "C" fn error_trampoline(
     }
 }
 
+/// libdtrace's callback; hands the call to the consumer, catching panics.
+///
+/// # Safety
+/// libdtrace calls it with drop data and the consumer pointer given by [`Consumer::handlers`].
 unsafe extern "C" fn drop_trampoline(
     drop: *const ffi::dtrace_dropdata_t,
     arg: *mut c_void,
@@ -440,6 +457,10 @@ unsafe extern "C" fn drop_trampoline(
     }
 }
 
+/// libdtrace's callback; hands the call to the consumer, catching panics.
+///
+/// # Safety
+/// libdtrace calls it with the consumer pointer given by [`Consumer::handlers`].
 unsafe extern "C" fn process_trampoline(pid: ffi::pid_t, _msg: *const c_char, arg: *mut c_void) {
     // SAFETY: libdtrace passes our pointer.
     unsafe { with_consumer(arg, (), |c| c.process(pid)) }

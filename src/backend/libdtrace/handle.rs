@@ -323,7 +323,8 @@ fn c_arg(s: &str) -> Result<CString, LibdtraceError> {
 /// # Safety
 /// `h` is an open handle.
 pub unsafe fn last_error(h: *mut ffi::dtrace_hdl_t) -> String {
-    c_text(ffi::dtrace_errmsg(h, ffi::dtrace_errno(h)))
+    // SAFETY: the caller passes an open handle; its error message is a C string or NULL.
+    unsafe { c_text(ffi::dtrace_errmsg(h, ffi::dtrace_errno(h))) }
 }
 
 /// Copies a C string from libdtrace (NULL gives "").
@@ -334,7 +335,11 @@ pub unsafe fn c_text(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
     }
-    CStr::from_ptr(p).to_string_lossy().trim_end().to_owned()
+    // SAFETY: `p` is not NULL, so (the caller's promise) a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }
+        .to_string_lossy()
+        .trim_end()
+        .to_owned()
 }
 
 /// dtrace_stmt_iter's callback: lists the probes the statement's description matches.

@@ -89,10 +89,6 @@ impl LibdtraceBackend {
 }
 
 impl Backend for LibdtraceBackend {
-    fn name(&self) -> &'static str {
-        "libdtrace"
-    }
-
     /// The probes the job's descriptions match, from libdtrace's own probe list (as
     /// `dtrace -l` gives it), without enabling anything.
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {

@@ -37,20 +37,26 @@ pub unsafe fn decode_action(
         )),
         ffi::DTRACEACT_PRINTF => Some(decode(shape, bytes, false)),
         ffi::DTRACEACT_TRACEMEM => Some(Value::Bytes(bytes.to_vec())),
-        ffi::DTRACEACT_STACK => Some(kernel_stack(h, &words(bytes))),
+        ffi::DTRACEACT_STACK => {
+            // SAFETY: the caller passes an open handle.
+            Some(unsafe { kernel_stack(h, &words(bytes)) })
+        }
         ffi::DTRACEACT_USTACK | ffi::DTRACEACT_JSTACK => {
             let frames = (rec.dtrd_arg & u64::from(u32::MAX)) as usize;
-            Some(user_stack(h, &words(bytes), frames))
+            // SAFETY: the caller passes an open handle.
+            Some(unsafe { user_stack(h, &words(bytes), frames) })
         }
         ffi::DTRACEACT_SYM | ffi::DTRACEACT_MOD => {
             let addr = *words(bytes).first()?;
-            let name = kernel_symbol(h, addr);
+            // SAFETY: the caller passes an open handle.
+            let name = unsafe { kernel_symbol(h, addr) };
             Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         ffi::DTRACEACT_USYM | ffi::DTRACEACT_UADDR | ffi::DTRACEACT_UMOD => {
             let w = words(bytes);
             let (&pid, &addr) = (w.first()?, w.get(1)?);
-            let name = user_symbol(h, pid, addr);
+            // SAFETY: the caller passes an open handle.
+            let name = unsafe { user_symbol(h, pid, addr) };
             Some(Value::Str(module_only(name, rec.dtrd_action).into()))
         }
         _ => None,
@@ -66,16 +72,24 @@ fn module_only(name: String, action: ffi::dtrace_actkind_t) -> String {
     }
 }
 
+/// stack() data: kernel program counters, symbolised.
+///
+/// # Safety
+/// `h` is an open handle.
 unsafe fn kernel_stack(h: *mut ffi::dtrace_hdl_t, pcs: &[u64]) -> Value {
     Value::Stack(
         pcs.iter()
             .take_while(|&&pc| pc != 0)
-            .map(|&pc| kernel_symbol(h, pc))
+            // SAFETY: the caller passes an open handle.
+            .map(|&pc| unsafe { kernel_symbol(h, pc) })
             .collect(),
     )
 }
 
 /// ustack() data: the pid, then the frames.
+///
+/// # Safety
+/// `h` is an open handle.
 unsafe fn user_stack(h: *mut ffi::dtrace_hdl_t, words: &[u64], frames: usize) -> Value {
     let Some((&pid, pcs)) = words.split_first() else {
         return Value::Stack(Vec::new());
@@ -84,26 +98,40 @@ unsafe fn user_stack(h: *mut ffi::dtrace_hdl_t, words: &[u64], frames: usize) ->
         pcs.iter()
             .take(frames)
             .take_while(|&&pc| pc != 0)
-            .map(|&pc| user_symbol(h, pid, pc))
+            // SAFETY: the caller passes an open handle.
+            .map(|&pc| unsafe { user_symbol(h, pid, pc) })
             .collect(),
     )
 }
 
+/// A kernel address as `module`function+offset`.
+///
+/// # Safety
+/// `h` is an open handle.
 unsafe fn kernel_symbol(h: *mut ffi::dtrace_hdl_t, addr: u64) -> String {
     let mut buf = [0 as c_char; FRAME_LEN];
-    // SAFETY: buf is writable for FRAME_LEN bytes and libdtrace NUL-terminates within it.
-    ffi::dtrace_addr2str(h, addr, buf.as_mut_ptr(), FRAME_LEN as c_int);
-    c_text(buf.as_ptr())
+    // SAFETY: `h` is open (the caller's promise); buf is writable for FRAME_LEN bytes and
+    // libdtrace NUL-terminates within it.
+    unsafe {
+        ffi::dtrace_addr2str(h, addr, buf.as_mut_ptr(), FRAME_LEN as c_int);
+        c_text(buf.as_ptr())
+    }
 }
 
+/// A user address of process `pid` as `module`function+offset`.
+///
+/// # Safety
+/// `h` is an open handle.
 unsafe fn user_symbol(h: *mut ffi::dtrace_hdl_t, pid: u64, addr: u64) -> String {
     let mut buf = [0 as c_char; FRAME_LEN];
     // The word holds the pid in its low half (Oracle stores the thread id above it).
     let pid = (pid & u64::from(u32::MAX)) as u32 as ffi::pid_t;
     // SAFETY: as in kernel_symbol; libdtrace falls back to the hex address when it cannot
     // find a symbol.
-    ffi::dtrace_uaddr2str(h, pid, addr, buf.as_mut_ptr(), FRAME_LEN as c_int);
-    c_text(buf.as_ptr())
+    unsafe {
+        ffi::dtrace_uaddr2str(h, pid, addr, buf.as_mut_ptr(), FRAME_LEN as c_int);
+        c_text(buf.as_ptr())
+    }
 }
 
 #[cfg(test)]

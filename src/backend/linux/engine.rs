@@ -571,6 +571,7 @@ impl Run<'_> {
             tid: current_tid(),
             // SAFETY: getuid and getgid cannot fail.
             uid: unsafe { libc::getuid() },
+            // SAFETY: as for getuid.
             gid: unsafe { libc::getgid() },
             comm: "dtk".into(),
             ..Firing::default()

@@ -66,7 +66,7 @@ pub struct Firing {
     /// cgroup v2 id of the thread (its cgroup directory's inode number); 0 when unknown.
     pub cgroup_id: u64,
     /// Bit i is set when the thread is in the cgroup of the plan's zone i or below it (see
-    /// [`Zone`]).
+    /// `Zone`).
     pub zones: u64,
     /// The thread's command name, D's `execname`: bytes, as the thread set them.
     pub comm: ByteString,

@@ -4,20 +4,20 @@
 //! perf events of `attach`), the record format between programs and reader (`record`), and
 //! the executor of what runs in user space (`exec`); `engine` runs it all.
 
-pub mod attach;
-pub mod bpf;
-pub mod codegen;
-pub mod d;
-pub mod deep;
+pub(crate) mod attach;
+pub(crate) mod bpf;
+pub(crate) mod codegen;
+pub(crate) mod d;
+pub(crate) mod deep;
 mod engine;
 mod error;
-pub mod exec;
-pub mod firing;
-pub mod load;
-pub mod options;
-pub mod plan;
-pub mod record;
-pub mod target;
+pub(crate) mod exec;
+pub(crate) mod firing;
+pub(crate) mod load;
+pub(crate) mod options;
+pub(crate) mod plan;
+pub(crate) mod record;
+pub(crate) mod target;
 
 pub use error::EngineError;
 
@@ -39,10 +39,6 @@ impl LinuxEngine {
 }
 
 impl Backend for LinuxEngine {
-    fn name(&self) -> &'static str {
-        "linux"
-    }
-
     fn run(
         &mut self,
         job: &Job,

@@ -14,8 +14,6 @@ use super::d::check_option;
 /// run wakes that often and no more).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// `quiet`: only explicit output (printf, printa, trace values without probe headers).
-    pub quiet: bool,
     /// `strsize`: longest string, including its NUL; longer strings are cut and counted.
     pub strsize: usize,
     /// `bufsize`: the ring buffer's size in bytes (rounded up to a power of two by the
@@ -23,8 +21,6 @@ pub struct Options {
     pub bufsize: usize,
     /// `switchrate`: how often the ring buffer is read and its events ordered and delivered.
     pub switchrate: Duration,
-    /// `aggrate`: how often kernel aggregations are read (at most).
-    pub aggrate: Duration,
     /// `zdefs` (or -Z): a description that matches no probe is not an error.
     pub zdefs: bool,
     /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
@@ -34,11 +30,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            quiet: false,
             strsize: 256,
             bufsize: 4 << 20,
             switchrate: Duration::from_millis(50),
-            aggrate: Duration::from_secs(1),
             zdefs: false,
             dynvarsize: 1 << 20,
         }
@@ -87,13 +81,17 @@ impl Options {
     fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), OptionError> {
         let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
         match name {
-            "quiet" => self.quiet = true,
             "zdefs" => self.zdefs = true,
             "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,
             "switchrate" => self.switchrate = parse_rate(name, need()?)?,
-            "aggrate" => self.aggrate = parse_rate(name, need()?)?,
+            // Kernel aggregations are read when they are printed, so the rate is checked and
+            // then has nothing to pace.
+            "aggrate" => {
+                parse_rate(name, need()?)?;
+            }
+            // `quiet` and the rest change nothing in the engine.
             _ => {}
         }
         Ok(())
@@ -164,7 +162,6 @@ mod tests {
             &[("strsize", Some("64"))],
         )
         .unwrap();
-        assert!(o.quiet);
         assert_eq!(o.strsize, 64);
         assert_eq!(o.switchrate, Duration::from_millis(100));
     }

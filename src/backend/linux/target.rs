@@ -130,7 +130,7 @@ impl Spawned {
         };
         let entry = auxv_entry(pid).map_err(|e| fail("reading auxv", e))?;
         let addr = entry as *mut libc::c_void;
-        // SAFETY (for every ptrace call below): pid is our tracee, stopped; PEEKTEXT and
+        // SAFETY: for every ptrace call below, pid is our tracee, stopped; PEEKTEXT and
         // POKETEXT address its memory, not ours; GETREGS/SETREGS use a struct we own.
         unsafe {
             *libc::__errno_location() = 0;

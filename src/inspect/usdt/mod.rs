@@ -15,8 +15,8 @@
 //! The kernel counts the semaphore itself when given its offset as the uprobe's
 //! `ref_ctr_offset` (kernel ≥ 4.20).
 
-pub mod arg;
-pub mod note;
+pub(crate) mod arg;
+pub(crate) mod note;
 
 use std::path::{Path, PathBuf};
 

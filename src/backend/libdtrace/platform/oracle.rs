@@ -69,7 +69,8 @@ pub fn prepare() -> std::io::Result<()> {
 /// # Safety
 /// `h` is an open handle.
 pub unsafe fn init(h: *mut ffi::dtrace_hdl_t) -> c_int {
-    ffi::dtrace_init(h)
+    // SAFETY: the caller passes an open handle.
+    unsafe { ffi::dtrace_init(h) }
 }
 
 /// Whether a handle of this process has gone live: Oracle's libdtrace creates its global
@@ -82,11 +83,14 @@ pub fn can_go() -> bool {
     !WENT_LIVE.load(Ordering::Relaxed)
 }
 
+/// Starts tracing on `h`.
+///
 /// # Safety
 /// `h` is an open handle with an executed program.
 pub unsafe fn go(h: *mut ffi::dtrace_hdl_t, cflags: c_uint) -> c_int {
     WENT_LIVE.store(true, Ordering::Relaxed);
-    ffi::dtrace_go(h, cflags)
+    // SAFETY: the caller passes an open handle with an executed program.
+    unsafe { ffi::dtrace_go(h, cflags) }
 }
 
 /// Waits between two calls of dtrace_work. Oracle's dtrace_work waits in epoll itself, but
@@ -101,7 +105,8 @@ pub fn pause(_h: *mut ffi::dtrace_hdl_t) {
 /// # Safety
 /// `pd` is a probe description from libdtrace.
 pub unsafe fn probe_names(pd: &ffi::dtrace_probedesc_t) -> [String; 4] {
-    [pd.prv, pd.mod_, pd.fun, pd.prb].map(|p| owned(p))
+    // SAFETY: the parts of a probe description from libdtrace are NUL-terminated strings.
+    [pd.prv, pd.mod_, pd.fun, pd.prb].map(|p| unsafe { owned(p) })
 }
 
 /// The start of the clause's data, from which every record's `dtrd_offset` counts. Oracle
@@ -129,8 +134,11 @@ pub fn process_event(pid: ffi::pid_t) -> (u32, bool) {
 /// # Safety
 /// `agg` is the entry handed to an aggregation walk callback.
 pub unsafe fn agg_view<'a>(agg: &'a ffi::dtrace_aggdata_t) -> Option<AggView<'a>> {
-    let desc = agg.dtada_desc.as_ref()?;
-    let drecs = slice::from_raw_parts(desc.dtagd_drecs, DATA_RECORD + 1);
+    // SAFETY: the entry comes from a walk callback (the caller's promise), so its description
+    // is NULL or libdtrace's, valid as long as the entry.
+    let desc = unsafe { agg.dtada_desc.as_ref()? };
+    // SAFETY: an aggregation's description has its data record after the records before it.
+    let drecs = unsafe { slice::from_raw_parts(desc.dtagd_drecs, DATA_RECORD + 1) };
     let value = &drecs[DATA_RECORD];
     let func = AGG_FUNCS
         .get(usize::from(value.dtrd_action).checked_sub(ffi::DTRACEACT_AGGREGATION as usize)?)
@@ -138,19 +146,23 @@ pub unsafe fn agg_view<'a>(agg: &'a ffi::dtrace_aggdata_t) -> Option<AggView<'a>
     let key_base = agg.dtada_key.cast::<u8>().cast_const();
     let data_base = agg.dtada_data.cast::<u8>().cast_const();
     // The first key record is the aggregation's id, not a key.
-    let krecs = slice::from_raw_parts(desc.dtagd_krecs, desc.dtagd_nkrecs as usize);
+    // SAFETY: the description lists `dtagd_nkrecs` key records.
+    let krecs = unsafe { slice::from_raw_parts(desc.dtagd_krecs, desc.dtagd_nkrecs as usize) };
     let keys = krecs
         .iter()
         .skip(1)
-        .map(|r| (r, bytes(key_base, r)))
+        // SAFETY: the entry's key buffer holds every key record the description lists.
+        .map(|r| (r, unsafe { bytes(key_base, r) }))
         .collect();
     Some(AggView {
-        name: owned(desc.dtagd_name),
+        // SAFETY: the aggregation's name is a NUL-terminated string of libdtrace's.
+        name: unsafe { owned(desc.dtagd_name) },
         func,
         params: desc.dtagd_sig,
         normal: desc.dtagd_normal.max(1),
         keys,
-        data: bytes(data_base, value),
+        // SAFETY: the entry's data buffer holds its data record.
+        data: unsafe { bytes(data_base, value) },
     })
 }
 
@@ -170,22 +182,28 @@ pub fn llquantize_counts(raw: &[i64], params: u64) -> Vec<i64> {
     counts
 }
 
+/// The bytes of record `rec` in the buffer at `base` (none when `base` is NULL).
+///
 /// # Safety
-/// `base + rec.dtrd_offset` holds `rec.dtrd_size` readable bytes.
+/// `base + rec.dtrd_offset` holds `rec.dtrd_size` readable bytes, valid for `'a`.
 unsafe fn bytes<'a>(base: *const u8, rec: &ffi::dtrace_recdesc_t) -> &'a [u8] {
     if base.is_null() {
         return &[];
     }
-    slice::from_raw_parts(base.add(rec.dtrd_offset as usize), rec.dtrd_size as usize)
+    // SAFETY: the caller guarantees the record's bytes are readable for 'a.
+    unsafe { slice::from_raw_parts(base.add(rec.dtrd_offset as usize), rec.dtrd_size as usize) }
 }
 
+/// Copies a C string (NULL gives "").
+///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string.
 unsafe fn owned(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
     }
-    CStr::from_ptr(p).to_string_lossy().into_owned()
+    // SAFETY: `p` is not NULL, so (the caller's promise) a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 //! Closing the perf event fd detaches the program, so a [`Link`] detaches on drop, and the
 //! kernel does the same if dtk dies.
 
-pub mod perf;
-pub mod tracepoint;
-pub mod uprobe;
+pub(crate) mod perf;
+pub(crate) mod tracepoint;
+pub(crate) mod uprobe;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;

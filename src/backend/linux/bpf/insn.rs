@@ -39,7 +39,7 @@ impl Insn {
 }
 
 /// Opcode fields (`BPF_CLASS`, `BPF_SIZE`, `BPF_MODE`, `BPF_SRC`, `BPF_OP`) from the UAPI.
-pub mod op {
+pub(crate) mod op {
     pub const LD: u8 = 0x00;
     pub const LDX: u8 = 0x01;
     pub const ST: u8 = 0x02;

@@ -197,11 +197,6 @@ impl Map {
         self.update(&index.to_ne_bytes(), &fd.to_ne_bytes(), Update::Any)
     }
 
-    /// How many entries the map holds at most.
-    pub fn max_entries(&self) -> u32 {
-        self.max_entries
-    }
-
     /// The fd to put in a program with `Asm::ld_map_fd`.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -7,13 +7,13 @@
 //!
 //! Minimum kernel: 5.8 (ring buffer, CAP_BPF/CAP_PERFMON, bpf_probe_read_user).
 
-pub mod access;
-pub mod cpus;
-pub mod disasm;
-pub mod drops;
-pub mod gate;
-pub mod insn;
-pub mod maps;
-pub mod prog;
-pub mod ringbuf;
-pub mod sys;
+pub(crate) mod access;
+pub(crate) mod cpus;
+pub(crate) mod disasm;
+pub(crate) mod drops;
+pub(crate) mod gate;
+pub(crate) mod insn;
+pub(crate) mod maps;
+pub(crate) mod prog;
+pub(crate) mod ringbuf;
+pub(crate) mod sys;

@@ -21,11 +21,11 @@
 
 mod aggregate;
 mod derived;
-pub mod frame;
+pub(crate) mod frame;
 mod predicate;
 mod program;
 mod threadvars;
-pub mod usdt_arg;
+pub(crate) mod usdt_arg;
 
 use thiserror::Error;
 
@@ -39,7 +39,7 @@ use super::d::ast::Expr;
 use super::options::Options;
 use super::plan::{ArgLoad, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
-pub use aggregate::{AggregationMaps, Counts, Generation};
+pub use aggregate::{AggregationMaps, Counts};
 use program::{ProbeIndex, ProgramSpec, SharedMaps};
 pub use threadvars::ThreadVars;
 

@@ -104,7 +104,7 @@ pub struct Aggregate {
 }
 
 /// Clone, PartialEq, Debug and Drop recurse through the tree, each level on
-/// [`deep::recurse`], since a long left-associative chain is a tree as deep as it is long.
+/// `deep::recurse`, since a long left-associative chain is a tree as deep as it is long.
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,

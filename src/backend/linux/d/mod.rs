@@ -24,12 +24,12 @@
 //! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
 //! form the golden tests compare).
 
-pub mod arith;
-pub mod ast;
+pub(crate) mod arith;
+pub(crate) mod ast;
 mod check;
 mod diagnostic;
 mod dump;
-pub mod format;
+pub(crate) mod format;
 mod lexer;
 mod literal;
 mod macros;
@@ -40,6 +40,7 @@ mod token;
 pub use check::check_option;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
+#[cfg(test)]
 pub use span::Span;
 
 /// Values for D's macros: `$target` (from -p/-c) and `$1`…`$9` / `$$1`…`$$9` (the script's

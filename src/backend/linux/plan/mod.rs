@@ -18,10 +18,10 @@
 mod aggregate;
 mod captures;
 mod derived;
-pub mod filter;
+pub(crate) mod filter;
 mod glob;
 pub(crate) mod providers;
-pub mod regs;
+pub(crate) mod regs;
 mod threadvars;
 mod walk;
 mod zone;

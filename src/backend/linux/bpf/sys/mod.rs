@@ -133,24 +133,26 @@ unsafe fn syscall(mut call: Syscall<'_>) -> Result<i64, SysError> {
                 std::mem::size_of::<BpfAttr>() as libc::c_long,
             )
         },
-        // SAFETY: `attr` is a complete `perf_event_attr` whose `size` field matches its
-        // layout; the caller guarantees any pointer inside it.
         Syscall::PerfEventOpen {
             attr,
             pid,
             cpu,
             group_fd,
             flags,
-        } => unsafe {
-            libc::syscall(
-                libc::SYS_perf_event_open,
-                *attr as *const PerfEventAttr,
-                *pid as libc::c_long,
-                *cpu as libc::c_long,
-                *group_fd as libc::c_long,
-                *flags as libc::c_long,
-            )
-        },
+        } => {
+            // SAFETY: `attr` is a complete `perf_event_attr` whose `size` field matches its
+            // layout; the caller guarantees any pointer inside it.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    *attr as *const PerfEventAttr,
+                    *pid as libc::c_long,
+                    *cpu as libc::c_long,
+                    *group_fd as libc::c_long,
+                    *flags as libc::c_long,
+                )
+            }
+        }
         Syscall::PerfIoctl { fd, op } => {
             let (request, arg) = op.request();
             // SAFETY: these perf ioctls take an integer argument (never a pointer), so no
