@@ -22,8 +22,9 @@ pub mod bpf {
         pub use crate::backend::linux::bpf::cpus::{online, possible};
     }
     pub mod insn {
+        pub use crate::backend::linux::bpf::disasm::disassemble;
         pub use crate::backend::linux::bpf::insn::{
-            disassemble, AluOp, Asm, Cond, Helper, Insn, Label, Reg, Size, Src,
+            AluOp, Asm, Cond, Helper, Insn, Label, Reg, Size, Src,
         };
     }
     pub mod prog {

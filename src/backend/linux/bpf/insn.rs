@@ -6,8 +6,6 @@
 
 use std::fmt;
 
-pub use super::disasm::disassemble;
-
 /// One 8-byte eBPF instruction, laid out as `struct bpf_insn`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]

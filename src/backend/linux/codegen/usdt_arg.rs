@@ -88,7 +88,8 @@ fn size_of(bytes: u8) -> Size {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::linux::bpf::insn::{disassemble, Insn};
+    use crate::backend::linux::bpf::disasm::disassemble;
+    use crate::backend::linux::bpf::insn::Insn;
 
     const CTX: Reg = Reg::R6;
     const DST: Reg = Reg::R7;

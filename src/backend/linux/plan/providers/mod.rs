@@ -157,10 +157,15 @@ impl ProbeKind {
     /// Whether probes of this kind fire in the kernel (a BPF program runs there), as the
     /// table says, rather than being fired by the engine in user space.
     pub fn in_kernel(&self) -> bool {
-        self.provider()
-            .kinds
-            .iter()
-            .any(|(kind, fires)| kind == self && *fires == Fires::InKernel)
+        let entry = self.provider().kinds.iter().find(|(kind, _)| kind == self);
+        // A kind that `provider` maps to an entry whose `kinds` forgot it would fire in user
+        // space without a word: every test that plans such a probe stops here instead.
+        debug_assert!(
+            entry.is_some(),
+            "{self:?} is missing from the kinds of the {} provider",
+            self.provider().name
+        );
+        entry.is_some_and(|(_, fires)| *fires == Fires::InKernel)
     }
 }
 
