@@ -18,6 +18,8 @@
  *   dirfd (-100, AT_FDCWD: the working directory). At the end, @unmatched counts the
  *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
  *   not printed when it is 0.
+ *   dtk reads these lines as the contract in src/commands/opens.rs (CONTRACT) declares
+ *   them; a unit test fails when the two disagree.
  *   Every return clause repeats the process filters, so that the kernel sends only the
  *   returns of the processes traced.
  */

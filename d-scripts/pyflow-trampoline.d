@@ -30,6 +30,8 @@
  *   where kind is -> for an entry, <- for a return, <! for a return by an exception (the
  *   evaluator returns NULL), <y for a generator's (or coroutine's) return by yield or await,
  *   and y> for its entry resuming after one. Every kind gives the def line.
+ *   dtk reads these lines as the contract in src/commands/pyflow/mod.rs (CONTRACT)
+ *   declares them; a unit test fails when the two disagree.
  *
  * A return cannot read the frame that returns from the evaluator's arguments: the thread
  * keeps the frame it runs in self->frame, set at each entry, and set again at each return

@@ -27,6 +27,8 @@
  *   entry that resumes a generator (its frame is at a RESUME after a yield, or at the yield
  *   itself for throw() and close()), <y for a generator's return by yield (its state is
  *   suspended), and <! for a return by an exception (one is set on the thread).
+ *   dtk reads these lines as the contract in src/commands/pyflow/mod.rs (CONTRACT)
+ *   declares them; a unit test fails when the two disagree.
  *
  * CPython 3.11 fires function__entry only while the `line` marker is enabled (its semaphore
  * is set; CPython issue #98894): the last clause enables it and records nothing. 3.15 has no

@@ -26,6 +26,8 @@
  *   "interval WALLTIMESTAMP", then the counts start again from zero; and at the end the
  *   same for the last, partial interval.
  *   With SNAPSHOT, every second: printa of each, then the line "snapshot WALLTIMESTAMP".
+ *   dtk reads these lines and keys as the contract in src/commands/syscalls.rs (CONTRACT)
+ *   declares them; a unit test fails when the two disagree.
  */
 
 #pragma D option quiet

@@ -1,6 +1,7 @@
 //! The subcommands. Each chooses a bundled script and its parameters (or reads the user's
 //! program), hands it to the selected back end, and presents the events it gets back.
 
+mod contract;
 mod generate;
 mod list;
 pub(crate) mod opens;

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use serde::Serialize;
 
+use super::contract::{record, Line, Mismatch, ScriptContract};
 use super::{exit_status, trace, Notices};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
@@ -70,38 +71,76 @@ pub struct OpenEvent {
     pub resolved: Option<bool>,
 }
 
-impl OpenEvent {
-    /// Reads the printf arguments of opens.d:
-    /// timestamp walltimestamp zonename pid tid execname result errno flags dirfd path.
-    pub fn from_printf(p: &Printf) -> Option<OpenEvent> {
-        let [ts, wall, zone, pid, tid, comm, result, errno, flags, dirfd, path] = p.args.as_slice()
-        else {
-            return None;
-        };
-        let result = result.as_i64()?;
-        let errno = errno.as_i64()?;
-        Some(OpenEvent {
-            ts_ns: ts.as_i64()? as u64,
-            walltime_ns: wall.as_i64()? as u64,
-            zone: zone.as_text()?.clone(),
-            pid: u32::try_from(pid.as_i64()?).ok()?,
-            tid: u32::try_from(tid.as_i64()?).ok()?,
-            comm: comm.as_text()?.clone(),
-            fd: (result >= 0).then_some(result),
-            errno: (result < 0).then(|| errno_name(errno)),
-            flags: open_flag_names(flags.as_i64()?),
-            dirfd: dirfd.as_i64()?,
-            path: path.as_text()?.clone(),
-            resolved: None,
-        })
+record! {
+    /// opens.d's line per open.
+    pub struct OpenLine {
+        timestamp: i64,
+        walltimestamp: i64,
+        zonename: ByteString,
+        pid: i64,
+        tid: i64,
+        execname: ByteString,
+        /// The fd, or -1 with errno set.
+        result: i64,
+        errno: i64,
+        flags: i64,
+        dirfd: i64,
+        path: ByteString,
     }
 }
 
-/// The start of tracing, from opens.d's BEGIN line `tracing since TIMESTAMP`.
-fn tracing_since(p: &Printf) -> Option<u64> {
-    match p.args.as_slice() {
-        [ts] if p.text.starts_with(b"tracing since ") => Some(ts.as_i64()? as u64),
-        _ => None,
+record! {
+    /// opens.d's BEGIN line, `tracing since TIMESTAMP`.
+    pub struct SinceLine {
+        timestamp: i64,
+    }
+}
+
+/// What this presenter reads of opens.d.
+pub(crate) const CONTRACT: ScriptContract = ScriptContract {
+    scripts: &["opens"],
+    lines: &[Line::of::<OpenLine>(""), Line::of::<SinceLine>(SINCE)],
+    keys: &[],
+};
+
+/// The start of opens.d's BEGIN line.
+const SINCE: &str = "tracing since ";
+
+/// One printf line of opens.d.
+#[derive(Debug)]
+enum OpensLine {
+    Open(OpenEvent),
+    Since(u64),
+}
+
+impl OpensLine {
+    fn decode(p: &Printf) -> Result<OpensLine, Mismatch> {
+        if CONTRACT.prefix_of(&p.text)? == SINCE {
+            let l: SinceLine = CONTRACT.decode(&p.args)?;
+            return Ok(OpensLine::Since(l.timestamp as u64));
+        }
+        OpenEvent::from_printf(p).map(OpensLine::Open)
+    }
+}
+
+impl OpenEvent {
+    /// Reads opens.d's line per open ([`OpenLine`]).
+    pub fn from_printf(p: &Printf) -> Result<OpenEvent, Mismatch> {
+        let l: OpenLine = CONTRACT.decode(&p.args)?;
+        Ok(OpenEvent {
+            ts_ns: l.timestamp as u64,
+            walltime_ns: l.walltimestamp as u64,
+            zone: l.zonename,
+            pid: CONTRACT.id("pid", l.pid)?,
+            tid: CONTRACT.id("tid", l.tid)?,
+            comm: l.execname,
+            fd: (l.result >= 0).then_some(l.result),
+            errno: (l.result < 0).then(|| errno_name(l.errno)),
+            flags: open_flag_names(l.flags),
+            dirfd: l.dirfd,
+            path: l.path,
+            resolved: None,
+        })
     }
 }
 
@@ -385,13 +424,12 @@ impl<W: io::Write> EventSink for OpensPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => match (OpenEvent::from_printf(&p), tracing_since(&p)) {
-                (Some(e), _) => self.open(e),
-                (None, Some(start)) => {
+            Event::Printf(p) => match OpensLine::decode(&p)? {
+                OpensLine::Open(e) => self.open(e),
+                OpensLine::Since(start) => {
                     self.start_ns = Some(start);
                     Ok(())
                 }
-                (None, None) => self.out.text(&p.display()),
             },
             Event::FinalAggs(snapshots) => {
                 self.unmatched(&snapshots);
@@ -482,6 +520,41 @@ mod tests {
             p.event(e).unwrap();
         }
         String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    /// A line with an argument missing, or a BEGIN line with one too many, stops the run with
+    /// an error that names what does not fit, and prints nothing of it.
+    #[test]
+    fn a_line_unlike_opens_d_is_an_error() {
+        let c = config(false);
+        let output = OutputConfig {
+            color: false,
+            format: Format::Text,
+            header: false,
+            line_flush: true,
+        };
+        let mut p = OpensPresenter::new(LineWriter::new(Vec::new(), true), output, &c);
+        let mut short = printf(3, 0, 0, "/etc/hosts");
+        short.args.pop();
+        let err = p.event(Event::Printf(short)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on a printf line of opens.d: 10 values, where dtk reads \
+             11 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
+             flags, dirfd, path)"
+        );
+        let Event::Printf(mut begin) = since(5) else {
+            unreachable!()
+        };
+        begin.args.push(Value::Int(6));
+        let err = p.event(Event::Printf(begin)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("2 values, where dtk reads 1 (timestamp)"),
+            "{err}"
+        );
+        p.event(Event::Done).unwrap();
+        assert_eq!(p.out.into_inner().unwrap(), b"");
     }
 
     /// An opens.d line for `pid` at `ts_ns`.

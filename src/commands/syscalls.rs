@@ -15,13 +15,14 @@ use std::io;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::contract::{record, Keys, Line, Mismatch, ScriptContract};
 use super::opens::errno_name;
 use super::{exit_status, trace, Notices};
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
 use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
-use crate::event::{AggSnapshot, AggValue, ByteString, Event, Value};
+use crate::event::{AggSnapshot, AggValue, ByteString, Event};
 use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
 use crate::script::{bundled, Param, Script, TargetMacro};
@@ -98,6 +99,61 @@ fn check_syscall(config: &Config, call: &str) -> Result<()> {
 /// (pid, comm, syscall); pid 0 and comm "" when not counting by process.
 type RowKey = (i64, ByteString, String);
 
+record! {
+    /// The keys of syscalls.d's @calls and @time: pid 0 and execname "" without BY_PROCESS.
+    struct CallKey {
+        pid: i64,
+        execname: ByteString,
+        call: ByteString,
+    }
+}
+
+record! {
+    /// The keys of syscalls.d's @errnos.
+    struct ErrnoKey {
+        pid: i64,
+        execname: ByteString,
+        call: ByteString,
+        errno: i64,
+    }
+}
+
+record! {
+    /// The key of syscalls.d's @hist.
+    struct HistKey {
+        call: ByteString,
+    }
+}
+
+record! {
+    /// syscalls.d's line after the aggregations of an interval (`interval WALLTIMESTAMP`)
+    /// and of a --live snapshot (`snapshot WALLTIMESTAMP`).
+    struct WallLine {
+        walltimestamp: i64,
+    }
+}
+
+/// The start of the line after an interval's aggregations.
+const INTERVAL: &str = "interval ";
+
+/// The start of the line after a --live snapshot's aggregations.
+const SNAPSHOT: &str = "snapshot ";
+
+/// What the presenters of `dtk syscalls` read of syscalls.d.
+pub(crate) const CONTRACT: ScriptContract = ScriptContract {
+    scripts: &["syscalls"],
+    lines: &[
+        Line::of::<WallLine>(INTERVAL),
+        Line::of::<WallLine>(SNAPSHOT),
+    ],
+    keys: &[
+        Keys::of::<CallKey>("calls"),
+        Keys::of::<CallKey>("time"),
+        Keys::of::<ErrnoKey>("errnos"),
+        Keys::of::<HistKey>("hist"),
+    ],
+};
+
 /// One row of the table. What was not measured is None (null in JSON): pid and comm without
 /// -P, total_ns unless calls were timed (-L, --hist), errors and errnos without -e.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -148,31 +204,44 @@ impl Tally {
     }
 
     /// Merges one aggregation snapshot into the rows.
-    fn absorb(&mut self, snapshot: &AggSnapshot) {
+    fn absorb(&mut self, snapshot: &AggSnapshot) -> Result<(), Mismatch> {
+        let name = snapshot.name.as_str();
         for entry in &snapshot.entries {
-            let (Some(pid), Some(comm), Some(call)) = (
-                entry.keys.first().and_then(Value::as_i64),
-                entry.keys.get(1).and_then(Value::as_text),
-                entry.keys.get(2).and_then(Value::as_text),
-            ) else {
-                continue;
+            let (key, errno) = match name {
+                "calls" | "time" => (CONTRACT.decode_keys::<CallKey>(name, &entry.keys)?, None),
+                "errnos" => {
+                    let k: ErrnoKey = CONTRACT.decode_keys(name, &entry.keys)?;
+                    let key = CallKey {
+                        pid: k.pid,
+                        execname: k.execname,
+                        call: k.call,
+                    };
+                    (key, Some(k.errno))
+                }
+                _ => continue,
             };
             let AggValue::Scalar(v) = entry.value else {
                 continue;
             };
+            let CallKey {
+                pid,
+                execname: comm,
+                call,
+            } = key;
+            let call = call.to_str_lossy().into_owned();
             let row = self
                 .rows
-                .entry((pid, comm.clone(), call.to_str_lossy().into_owned()))
+                .entry((pid, comm.clone(), call.clone()))
                 .or_insert_with(|| Row {
                     pid: self.by_process.then_some(pid),
-                    comm: self.by_process.then(|| comm.clone()),
-                    syscall: call.to_str_lossy().into_owned(),
+                    comm: self.by_process.then_some(comm),
+                    syscall: call,
                     count: 0,
                     total_ns: self.timed.then_some(0),
                     errors: self.errors.then_some(0),
                     errnos: self.errors.then(BTreeMap::new),
                 });
-            match (snapshot.name.as_str(), entry.keys.get(3)) {
+            match (name, errno) {
                 ("calls", _) => row.count += v,
                 ("time", _) => {
                     if let Some(total) = &mut row.total_ns {
@@ -182,13 +251,13 @@ impl Tally {
                 ("errnos", Some(errno)) => {
                     if let (Some(errors), Some(errnos)) = (&mut row.errors, &mut row.errnos) {
                         *errors += v;
-                        let name = errno_name(errno.as_i64().unwrap_or(0));
-                        *errnos.entry(name).or_default() += v;
+                        *errnos.entry(errno_name(errno)).or_default() += v;
                     }
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// The rows gathered so far, which start again from none.
@@ -207,11 +276,12 @@ struct SyscallsPresenter<'a, W: io::Write> {
 }
 
 impl<W: io::Write> SyscallsPresenter<'_, W> {
-    fn absorb(&mut self, snapshot: AggSnapshot) {
+    fn absorb(&mut self, snapshot: AggSnapshot) -> Result<(), Mismatch> {
         if snapshot.name == "hist" {
             self.hist = Some(snapshot);
+            Ok(())
         } else {
-            self.tally.absorb(&snapshot);
+            self.tally.absorb(&snapshot)
         }
     }
 
@@ -272,7 +342,8 @@ impl<W: io::Write> SyscallsPresenter<'_, W> {
         for entry in &hist.entries {
             let mut line = serde_json::Map::new();
             line.insert("type".into(), "histogram".into());
-            line.insert("syscall".into(), serde_json::json!(entry.keys.first()));
+            let key: HistKey = CONTRACT.decode_keys("hist", &entry.keys)?;
+            line.insert("syscall".into(), serde_json::json!(key.call));
             line.insert("unit".into(), "ns".into());
             line.extend(json::value_fields(&entry.value));
             self.out.json(&line)?;
@@ -337,19 +408,19 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Agg(snapshot) => {
-                self.absorb(snapshot);
-                Ok(())
-            }
+            Event::Agg(snapshot) => Ok(self.absorb(snapshot)?),
             Event::FinalAggs(snapshots) => {
-                snapshots.into_iter().for_each(|s| self.absorb(s));
+                for s in snapshots {
+                    self.absorb(s)?;
+                }
                 Ok(())
             }
-            Event::Printf(p) => match p.args.as_slice() {
-                [wall] if p.text.starts_with(b"interval ") && wall.as_i64().is_some() => {
-                    self.table(wall.as_i64())
+            Event::Printf(p) => match CONTRACT.prefix_of(&p.text)? {
+                INTERVAL => {
+                    let l: WallLine = CONTRACT.decode(&p.args)?;
+                    self.table(Some(l.walltimestamp))
                 }
-                _ => self.out.text(&p.display()),
+                _ => Err(CONTRACT.unknown_line(&p.text).into()),
             },
             Event::Done => {
                 if self.c.interval.is_none() || !self.tally.rows.is_empty() {
@@ -369,7 +440,7 @@ impl<W: io::Write> EventSink for SyscallsPresenter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{AggEntry, AggFunc};
+    use crate::event::{AggEntry, AggFunc, Origin, Printf, Value};
     use crate::target::Target;
 
     fn config(by_process: bool) -> SyscallsConfig {
@@ -445,6 +516,52 @@ mod tests {
         p.event(agg("errnos", AggFunc::Count, &errnos)).unwrap();
         p.event(Event::Done).unwrap();
         String::from_utf8(p.out.into_inner().unwrap()).unwrap()
+    }
+
+    /// Keys unlike syscalls.d's (@errnos without its errno) and a printf line it does not
+    /// print stop the run with an error that says what does not fit.
+    #[test]
+    fn keys_or_lines_unlike_syscalls_d_are_errors() {
+        let c = config(true);
+        let mut p = SyscallsPresenter {
+            out: LineWriter::new(Vec::new(), true),
+            output: OutputConfig {
+                color: false,
+                format: Format::Text,
+                header: true,
+                line_flush: true,
+            },
+            c: &c,
+            tally: Tally::new(&c),
+            hist: None,
+            notices: Notices::default(),
+        };
+        let no_errno = [(812, "nginx", "openat", None, 30)];
+        let err = p
+            .event(agg("errnos", AggFunc::Count, &no_errno))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on the keys of syscalls.d's @errnos: 3 values, where \
+             dtk reads 4 (pid, execname, call, errno)"
+        );
+        let line = Event::Printf(Printf {
+            origin: Origin {
+                probe: Default::default(),
+                cpu: 0,
+                ts_ns: 0,
+            },
+            text: "total 5\n".into(),
+            traced: Vec::new(),
+            args: vec![Value::Int(5)],
+            printa: None,
+        });
+        let err = p.event(line).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on a printf line of syscalls.d: dtk knows no line like \
+             \"total 5\""
+        );
     }
 
     #[test]

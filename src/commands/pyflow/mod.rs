@@ -19,10 +19,11 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::contract::{record, Line, Mismatch, ScriptContract};
 use super::{exit_status, trace};
 use crate::config::{Config, PyflowConfig};
-use crate::event::{Printf, Value};
-use crate::output;
+use crate::event::{ByteString, Printf};
+use crate::output::{self, text};
 use crate::python::{self, Build, FlowSource, PythonError, Version};
 use crate::script::{bundled, Param, Script, TargetMacro};
 use crate::target::Target;
@@ -335,8 +336,8 @@ impl Kind {
 /// (PyUnicode_AsUTF8), which is always valid, so nothing is lost in making it a `String`; it
 /// may still hold any control character (`code.replace(co_name="a\nb")`), which text output
 /// escapes.
-fn python_text(v: &Value) -> Option<String> {
-    Some(v.as_text()?.to_str_lossy().into_owned())
+fn python_text(s: &ByteString) -> String {
+    s.to_str_lossy().into_owned()
 }
 
 /// One Python event.
@@ -351,29 +352,50 @@ pub struct PyEvent {
     pub function: String,
 }
 
+record! {
+    /// The pyflow scripts' line per event: timestamp pid tid kind file line function.
+    pub struct FlowLine {
+        timestamp: i64,
+        pid: i64,
+        tid: i64,
+        /// ->, <-, <!, <y or y>.
+        kind: ByteString,
+        file: ByteString,
+        line: i64,
+        function: ByteString,
+    }
+}
+
+/// What the pyflow presenter reads of the pyflow scripts.
+pub(crate) const CONTRACT: ScriptContract = ScriptContract {
+    scripts: &["pyflow", "pyflow-trampoline"],
+    lines: &[Line::of::<FlowLine>("")],
+    keys: &[],
+};
+
 impl PyEvent {
-    /// Reads the printf arguments of the pyflow scripts: timestamp pid tid kind file line
-    /// function.
-    pub fn from_printf(p: &Printf) -> Option<PyEvent> {
-        let [ts, pid, tid, kind, file, line, function] = p.args.as_slice() else {
-            return None;
-        };
-        let kind = match kind.as_text()?.to_str()? {
+    /// Reads the pyflow scripts' line per event ([`FlowLine`]).
+    pub fn from_printf(p: &Printf) -> Result<PyEvent, Mismatch> {
+        let l: FlowLine = CONTRACT.decode(&p.args)?;
+        let kind = match l.kind.to_str().unwrap_or_default() {
             "->" => Kind::Entry,
             "<-" => Kind::Return,
             "<!" => Kind::Unwind,
             "<y" => Kind::Yield,
             "y>" => Kind::Resume,
-            _ => return None,
+            _ => {
+                let kind = text::escape(&l.kind);
+                return Err(CONTRACT.mismatch(format!("\"{kind}\" is not a kind of event")));
+            }
         };
-        Some(PyEvent {
-            ts_ns: ts.as_i64()? as u64,
-            pid: u32::try_from(pid.as_i64()?).ok()?,
-            tid: u32::try_from(tid.as_i64()?).ok()?,
+        Ok(PyEvent {
+            ts_ns: l.timestamp as u64,
+            pid: CONTRACT.id("pid", l.pid)?,
+            tid: CONTRACT.id("tid", l.tid)?,
             kind,
-            file: python_text(file)?,
-            line: line.as_i64()?,
-            function: python_text(function)?,
+            file: python_text(&l.file),
+            line: l.line,
+            function: python_text(&l.function),
         })
     }
 }

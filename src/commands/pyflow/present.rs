@@ -232,10 +232,7 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => match PyEvent::from_printf(&p) {
-                Some(e) => self.python_event(e),
-                None => self.out.text(&p.display()),
-            },
+            Event::Printf(p) => self.python_event(PyEvent::from_printf(&p)?),
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
                 Ok(())
@@ -351,6 +348,33 @@ mod tests {
                 (arrow.to_string(), function, v["line"].as_i64().unwrap())
             })
             .collect()
+    }
+
+    /// A line that is not what the scripts print (the line number as a string, or a kind
+    /// the scripts never print) stops the run with an error that says so, not raw text.
+    #[test]
+    fn a_line_unlike_the_scripts_is_an_error() {
+        let c = config(FrameFilter::default(), false);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c);
+        let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
+            unreachable!()
+        };
+        line.args[5] = Value::Str("1".into());
+        let err = EventSink::event(&mut p, Event::Printf(line.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dtk and its script disagree on a printf line of pyflow.d or pyflow-trampoline.d: \
+             value 6 (line) is a string, where dtk reads an integer"
+        );
+        line.args[5] = Value::Int(1);
+        line.args[3] = Value::Str("=>".into());
+        let err = EventSink::event(&mut p, Event::Printf(line)).unwrap_err();
+        assert!(
+            err.to_string().ends_with("\"=>\" is not a kind of event"),
+            "{err}"
+        );
+        EventSink::event(&mut p, Event::Done).unwrap();
+        assert_eq!(p.out.into_inner().unwrap(), b"");
     }
 
     const APP: &str = "/home/u/proj/app.py";

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{average_us, wall_date, RowKey, Tally};
+use super::{average_us, wall_date, RowKey, Tally, WallLine, CONTRACT, SNAPSHOT};
 use crate::backend::{EventSink, Stop};
 use crate::cli::SortBy;
 use crate::commands::{exit_status, trace_until};
@@ -298,11 +298,11 @@ impl EventSink for LivePresenter {
 
     fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Agg(snapshot) => self.pending.absorb(&snapshot),
-            Event::Printf(p) if p.text.starts_with(b"snapshot ") => {
-                let wall = p.args.first().and_then(|v| v.as_i64());
+            Event::Agg(snapshot) => self.pending.absorb(&snapshot)?,
+            Event::Printf(p) if CONTRACT.prefix_of(&p.text)? == SNAPSHOT => {
+                let l: WallLine = CONTRACT.decode(&p.args)?;
                 let mut view = lock(&self.view);
-                view.board.update(&mut self.pending, wall);
+                view.board.update(&mut self.pending, Some(l.walltimestamp));
                 view.draw()?;
             }
             Event::Drop { count, .. } => lock(&self.view).board.drops += count,
@@ -340,11 +340,13 @@ mod tests {
     fn tables_sum_calls_and_processes_and_follow_the_sort() {
         let mut board = Board::new(SortBy::Count, false);
         let mut tally = Tally::measuring(true, true, true);
-        tally.absorb(&calls(&[
-            (1, "a", "read", 10),
-            (2, "b", "read", 5),
-            (2, "b", "write", 12),
-        ]));
+        tally
+            .absorb(&calls(&[
+                (1, "a", "read", 10),
+                (2, "b", "read", 5),
+                (2, "b", "write", 12),
+            ]))
+            .unwrap();
         board.update(&mut tally, None);
         let (lines, headers) = board.frame(40);
         let first_words = |i: usize| lines[i].split_whitespace().take(3).collect::<Vec<_>>();
@@ -362,10 +364,10 @@ mod tests {
     fn rates_are_the_change_since_the_previous_snapshot() {
         let mut board = Board::new(SortBy::Count, false);
         let mut tally = Tally::measuring(true, true, true);
-        tally.absorb(&calls(&[(1, "a", "read", 10)]));
+        tally.absorb(&calls(&[(1, "a", "read", 10)])).unwrap();
         board.update(&mut tally, None);
         board.previous_at = Some(Instant::now() - Duration::from_secs(2));
-        tally.absorb(&calls(&[(1, "a", "read", 30)]));
+        tally.absorb(&calls(&[(1, "a", "read", 30)])).unwrap();
         board.update(&mut tally, None);
         let rate = board.calls[0].rate;
         assert!(
@@ -380,7 +382,7 @@ mod tests {
         let mut board = Board::new(SortBy::Count, false);
         let mut tally = Tally::measuring(true, true, true);
         let many: Vec<(i64, &str, &str, i64)> = (0..50).map(|i| (i, "p", "read", i)).collect();
-        tally.absorb(&calls(&many));
+        tally.absorb(&calls(&many)).unwrap();
         board.update(&mut tally, None);
         assert!(board.frame(20).0.len() <= 20);
     }
