@@ -435,7 +435,7 @@ impl Sleeper {
         let dir = tempfile::tempdir().unwrap();
         let program = dir.path().join(name);
         std::fs::copy("/bin/sleep", &program).unwrap();
-        let child = Command::new(&program).arg("30").spawn().unwrap();
+        let child = crate::util::spawn_fresh_executable(Command::new(&program).arg("30"));
         // Until exec is done, the maps are the test's own.
         std::thread::sleep(std::time::Duration::from_millis(200));
         Sleeper(child, dir)

@@ -179,12 +179,12 @@ impl PythonChild {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("traced.py");
         std::fs::write(&script, format!("{setup}{WAIT_FOR_GO}{body}")).unwrap();
-        let mut child = make_command(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .spawn()
-            .unwrap();
+        let mut child = crate::util::spawn_fresh_executable(
+            make_command(&script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .env("PYTHONDONTWRITEBYTECODE", "1"),
+        );
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut child = PythonChild {

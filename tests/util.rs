@@ -48,9 +48,36 @@ pub fn dtk_as_nobody(args: &[&str], caps: &str) -> std::process::Output {
         .arg(&dtk)
         .args(args)
         .current_dir("/")
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap()
+        .env_remove("NO_COLOR");
+    // setpriv execs the fresh copy: see spawn_fresh_executable for why that can fail for a
+    // moment with ETXTBSY.
+    let mut tries = 0;
+    loop {
+        let out = setpriv.output().unwrap();
+        let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+        if !busy || tries == 100 {
+            return out;
+        }
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Spawns `command`, whose program the test has just written (a copy of a binary), again while
+/// exec fails with ETXTBSY: a child that another test thread forked while the file was open
+/// for writing holds that descriptor until it execs itself.
+#[allow(dead_code)]
+pub fn spawn_fresh_executable(command: &mut std::process::Command) -> std::process::Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            spawned => return spawned.unwrap(),
+        }
+    }
 }
 
 /// A pyenv layout as pyenv writes it: ROOT/shims/NAME in pyenv's own shim format, and a
