@@ -147,16 +147,7 @@ fn may_be_zero(e: &Expr) -> bool {
             op: UnaryOp::Neg | UnaryOp::Plus,
             operand,
         } if matches!(operand.kind, ExprKind::Int(_)) => may_be_zero(operand),
-        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Ident(_) => true,
-        ExprKind::Unary { .. }
-        | ExprKind::Binary { .. }
-        | ExprKind::Ternary { .. }
-        | ExprKind::Cast { .. } => {
-            let mut constant = true;
-            e.for_each_child(&mut |c| constant = constant && may_be_constant(c));
-            constant
-        }
-        _ => false,
+        _ => may_be_constant(e),
     }
 }
 
