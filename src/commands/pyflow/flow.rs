@@ -53,7 +53,9 @@ struct Frame {
     key: FnKey,
     shown: bool,
     entered_ns: u64,
-    /// Time spent in callees, for exclusive time.
+    /// Time spent in shown callees, for exclusive time: a hidden callee's own time is its
+    /// shown caller's, as a reader of the flow takes "exclusive" (the time in library code
+    /// the function called is the function's).
     children_ns: u64,
     /// The first lines it may have, while its entry came at no line and several definitions
     /// in the file have its name.
@@ -208,11 +210,9 @@ impl<'a> Flow<'a> {
         shown
     }
 
-    /// The summary rows of shown functions.
+    /// The summary rows, one per shown function.
     pub fn totals(&self) -> impl Iterator<Item = (&FnKey, &Totals)> {
-        self.totals
-            .iter()
-            .filter(|(key, _)| self.filter.shows(&key.file))
+        self.totals.iter()
     }
 
     fn process(&mut self, pid: u32) -> &mut ProcessFlow {
@@ -269,6 +269,15 @@ impl<'a> Flow<'a> {
         let same = |n: &PyEvent| n.file == h.file && n.function == h.function;
         let process = self.processes.entry(h.pid).or_default();
         let made_before = process.unstarted.get(&key_of(h)).copied().unwrap_or(0) > 0;
+        if h.function == "<genexpr>" {
+            // A generator expression's creation enters at no line (3.15), its resumes at its
+            // line: the line alone tells them apart.
+            return if h.line < 0 {
+                Creation::Made
+            } else {
+                Creation::Called
+            };
+        }
         match next {
             // The run ended (or the thread's next event was never seen).
             None => Creation::Made,
@@ -310,12 +319,13 @@ impl<'a> Flow<'a> {
     }
 
     fn push(&mut self, e: PyEvent, candidates: Vec<i64>, shown: &mut Vec<Shown>) {
-        let visible = self.filter.shows(&e.file);
         if !self.unmatched_modules.is_empty() {
             self.unmatched_modules
                 .retain(|m| !super::filter::in_module(&e.file, m));
         }
         let thread = self.threads.entry(e.tid).or_default();
+        let caller = thread.stack.last().map(|f| f.shown);
+        let visible = self.filter.shows_frame(&e.file, caller);
         let depth = thread.depth;
         thread.depth += usize::from(visible);
         if !candidates.is_empty() {
@@ -368,7 +378,11 @@ impl<'a> Flow<'a> {
         thread.depth -= usize::from(frame.shown);
         let incl = e.ts_ns.saturating_sub(frame.entered_ns);
         if let Some(parent) = thread.stack.last_mut() {
-            parent.children_ns += incl;
+            parent.children_ns += if frame.shown {
+                incl
+            } else {
+                frame.children_ns
+            };
         }
         let depth = thread.depth;
         if frame.shown {
@@ -382,7 +396,7 @@ impl<'a> Flow<'a> {
                 .yield_points
                 .insert(point, frame.key.def_line);
         }
-        if self.summary {
+        if self.summary && frame.shown {
             let t = self.totals.entry(frame.key).or_default();
             t.calls += u64::from(!frame.resumed);
             t.incl_ns += incl;

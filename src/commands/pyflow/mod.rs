@@ -12,6 +12,7 @@
 mod filter;
 mod flow;
 mod present;
+mod recursion;
 mod source;
 
 use std::path::Path;
@@ -40,6 +41,8 @@ struct Choice {
     pub notices: Vec<String>,
     /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
     pub activate: Option<ToActivate>,
+    /// dtk starts the command with -X perf: the perf map it leaves is dtk's to remove.
+    pub owns_perf_map: bool,
 }
 
 /// A running CPython (3.14 or later) whose perf trampoline --activate turns on.
@@ -57,12 +60,17 @@ pub struct Prepared {
     pub notices: Vec<String>,
     /// --activate turned the trampoline on in this process: turn it off at the end.
     pub activated: Option<Activation>,
+    /// dtk starts the command with -X perf: it removes /tmp/perf-PID.map after the process
+    /// exits.
+    pub owns_perf_map: bool,
 }
 
 /// CPython 3.14's perf trampoline, turned on by dtk in a running process; dropping this turns
 /// it off again, so that the process is left as it was found.
 pub struct Activation {
     pid: u32,
+    /// -q: say nothing when turning it off.
+    quiet: bool,
 }
 
 impl Drop for Activation {
@@ -76,6 +84,9 @@ impl Drop for Activation {
                 // that the process is left as it was found and no one takes the trampoline
                 // for on.
                 let _ = std::fs::remove_file(perf_map(self.pid));
+                if self.quiet {
+                    return;
+                }
                 eprintln!(
                     "dtk: turned the perf trampoline of pid {} off again (sys.remote_exec)",
                     self.pid
@@ -100,6 +111,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         target,
         mut notices,
         activate,
+        owns_perf_map,
     } = choose(c)?;
     let activated = match activate {
         None => None,
@@ -110,7 +122,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                  sys.remote_exec (--activate); it runs before the process's next bytecode, and \
                  dtk turns it off when tracing ends"
             ));
-            Some(Activation { pid })
+            Some(Activation { pid, quiet: false })
         }
     };
     Ok(Prepared {
@@ -118,6 +130,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         target,
         notices,
         activated,
+        owns_perf_map,
     })
 }
 
@@ -139,6 +152,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 target: Target::None,
                 notices: Vec::new(),
                 activate: None,
+                owns_perf_map: false,
             })
         }
         Target::Pid(pid) => {
@@ -188,6 +202,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 target,
                 notices,
                 activate: None,
+                owns_perf_map: false,
             });
         }
         FlowSource::Trampoline(layout) => layout,
@@ -216,7 +231,12 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 "dtk: starting CPython {version} with -X perf: it has no function probes, so \
                  calls are followed through the perf trampoline"
             );
-            (Target::Command(argv), Some(notice))
+            notices.push(notice);
+            if build.version.is_some_and(|v| v.minor == 12) {
+                let interpreter = &argv[index];
+                notices.extend(recursion::perf_notice(Path::new(interpreter)));
+            }
+            (Target::Command(argv), None)
         }
         (Target::Pid(pid), _) if trampoline_active(*pid) => (Target::Pid(*pid), None),
         (Target::Pid(pid), _) if c.activate && remote_exec_works => {
@@ -243,11 +263,13 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
         (target, _) => (target.clone(), None),
     };
     notices.extend(notice);
+    let owns_perf_map = matches!(target, Target::Command(_));
     Ok(Choice {
         script,
         target,
         notices,
         activate,
+        owns_perf_map,
     })
 }
 
@@ -292,9 +314,14 @@ fn perf_map(pid: u32) -> String {
 }
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
-    let prepared = prepare(c)?;
-    for notice in &prepared.notices {
-        eprintln!("{notice}");
+    let mut prepared = prepare(c)?;
+    if !config.quiet {
+        for notice in &prepared.notices {
+            eprintln!("{notice}");
+        }
+    }
+    if let Some(activated) = &mut prepared.activated {
+        activated.quiet = config.quiet;
     }
     let mut presenter =
         FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
@@ -307,6 +334,11 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
         None,
         &mut presenter,
     )?;
+    if let (true, Some(exit)) = (prepared.owns_perf_map, &end.target) {
+        // The process dtk started with -X perf has exited, in dtk's own mount namespace: its
+        // perf map is left over, and nothing else will read it.
+        let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", exit.pid));
+    }
     presenter.out.flush()?;
     Ok(exit_status(config, &prepared.target, &end))
 }

@@ -34,9 +34,10 @@ pub struct FlowPresenter<'a, W: io::Write> {
     c: &'a PyflowConfig,
     flow: Flow<'a>,
     first_ns: Option<u64>,
-    tids: std::collections::HashSet<u32>,
+    /// Without a target, lines carry the PID. They always carry the TID: any Python program
+    /// may start a thread, and the columns are decided before the first line, so that the
+    /// header is printed once and every line of the stream has the same columns.
     show_pid: bool,
-    show_tid: bool,
     header_done: bool,
     notices: Notices,
 }
@@ -49,9 +50,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             c,
             flow: Flow::new(&c.filter, c.summary),
             first_ns: None,
-            tids: Default::default(),
             show_pid: c.target == Target::None,
-            show_tid: false,
             header_done: false,
             notices: Notices::default(),
         }
@@ -59,11 +58,6 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
 
     fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
         self.first_ns.get_or_insert(e.ts_ns);
-        if self.tids.insert(e.tid) && self.tids.len() == 2 {
-            // A second thread: from now on lines carry the TID, under a new header.
-            self.show_tid = true;
-            self.header_done = false;
-        }
         for shown in self.flow.event(e) {
             self.print(&shown)?;
         }
@@ -97,7 +91,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 "kind": e.kind,
                 "depth": shown.depth,
                 "file": file,
-                "line": e.line,
+                "line": known_line(e.line),
                 "function": e.function,
             }));
         }
@@ -108,7 +102,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             &e.tid.to_string(),
         );
         // Traced names are escaped before any colour is added (output::text).
-        let location = format!("{}:{}", text::escape(file.as_bytes()), e.line);
+        let location = located(&text::escape(file.as_bytes()), e.line);
         let function = text::escape(e.function.as_bytes());
         let arrow = if e.kind.enters() { "->" } else { "<-" };
         // A return by an exception is marked `<- f !` (OUTPUT.md); a generator's yield and
@@ -162,9 +156,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         if self.show_pid {
             s.push_str(&format!("{pid:>7}  "));
         }
-        if self.show_tid {
-            s.push_str(&format!("{tid:>7}  "));
-        }
+        s.push_str(&format!("{tid:>7}  "));
         s
     }
 
@@ -187,7 +179,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             for (k, t) in &rows {
                 self.out.json(&serde_json::json!({
                     "type": "summary",
-                    "function": k.function, "file": self.relative(&k.file), "line": k.def_line,
+                    "function": k.function, "file": self.relative(&k.file), "line": known_line(k.def_line),
                     "calls": t.calls, "incl_us": t.incl_ns / 1000, "excl_us": t.excl_ns / 1000,
                 }))?;
             }
@@ -197,19 +189,19 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             .iter()
             .map(|(k, t)| {
                 let file = text::escape(self.relative(&k.file).as_bytes());
-                let location = format!("{file}:{}", k.def_line);
+                let location = located(&file, k.def_line);
                 (text::escape(k.function.as_bytes()), location, t)
             })
             .collect();
         // Printed once, at the end: the columns are as wide as the longest name and location.
         let fw = located.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
         let lw = located.iter().map(|r| r.1.len()).max().unwrap_or(0).max(9);
-        if self.output.header {
-            self.out.line(&format!(
-                "\n{:<fw$}  {:<lw$}  {:>8}  {:>10}  {:>10}",
-                "FUNCTION", "FILE:LINE", "CALLS", "INCL(us)", "EXCL(us)"
-            ))?;
-        }
+        // The summary's header is printed even with --no-header, which drops the flow's: the
+        // table cannot be read without it, and scripts read the summary as JSON.
+        self.out.line(&format!(
+            "\n{:<fw$}  {:<lw$}  {:>8}  {:>10}  {:>10}",
+            "FUNCTION", "FILE:LINE", "CALLS", "INCL(us)", "EXCL(us)"
+        ))?;
         for (function, location, t) in located {
             self.out.line(&format!(
                 "{function:<fw$}  {location:<lw$}  {:>8}  {:>10}  {:>10}",
@@ -250,6 +242,20 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// A line number, or None where CPython gave none and the source did not tell (3.15 enters
+/// generated code such as `__annotate__` at line -1).
+fn known_line(line: i64) -> Option<i64> {
+    (line >= 0).then_some(line)
+}
+
+/// `file:line`, or the file alone where the line is not known.
+fn located(file: &str, line: i64) -> String {
+    match known_line(line) {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_string(),
     }
 }
 
@@ -392,11 +398,11 @@ mod tests {
             (50, 1, "<-", APP, 5, "main"),
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
-        let expected = "  DELTA(us)  FUNCTION  FILE:LINE\n\
-                        \x20         0  -> main  app.py:1\n\
-                        \x20        10    -> hook  app.py:9\n\
-                        \x20        10    <- hook  app.py:10\n\
-                        \x20        20  <- main  app.py:5\n";
+        let expected = "  DELTA(us)      TID  FUNCTION  FILE:LINE\n\
+                        \x20         0        1  -> main  app.py:1\n\
+                        \x20        10        1    -> hook  app.py:9\n\
+                        \x20        10        1    <- hook  app.py:10\n\
+                        \x20        20        1  <- main  app.py:5\n";
         assert_eq!(out, expected);
         let all = FrameFilter {
             all: true,
@@ -421,15 +427,17 @@ mod tests {
             .skip(1)
             .map(|l| l.find(['-', '<']).unwrap())
             .collect();
-        assert_eq!(arrows, [13, 15, 15, 13], "{out}");
+        assert_eq!(arrows, [22, 24, 24, 22], "{out}");
         assert!(
             out.contains("-> deep  a/much/longer/path/to/module.py:3\n"),
             "{out}"
         );
     }
 
+    /// The TID column is there from the first line, and the header is printed once: a
+    /// thread that starts mid-stream changes neither.
     #[test]
-    fn threads_have_their_own_depth_and_a_tid_column() {
+    fn threads_have_their_own_depth_and_a_tid_column_from_the_start() {
         let steps = [
             (10, 1, "->", APP, 1, "main"),
             (12, 2, "->", APP, 20, "worker"),
@@ -438,9 +446,16 @@ mod tests {
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[2], "  DELTA(us)      TID  FUNCTION  FILE:LINE");
-        assert_eq!(lines[3], "          0        2  -> worker  app.py:20");
-        assert_eq!(lines[5], "          7        2  <- worker  app.py:22");
+        assert_eq!(
+            lines,
+            [
+                "  DELTA(us)      TID  FUNCTION  FILE:LINE",
+                "          0        1  -> main  app.py:1",
+                "          0        2  -> worker  app.py:20",
+                "          5        1  <- main  app.py:3",
+                "          7        2  <- worker  app.py:22",
+            ]
+        );
     }
 
     #[test]
@@ -497,18 +512,22 @@ mod tests {
             (70, 1, "<-", APP, 2, "main"),
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
-        let lines: Vec<&str> = out.lines().skip(1).map(str::trim_start).collect();
+        let lines: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once("  1  ").unwrap().1)
+            .collect();
         assert_eq!(
             lines,
             [
-                "0  -> main  app.py:1",
-                "10    -> ticks  app.py:4",
-                "10    <- ticks (yield)  app.py:5",
-                "10    -> ticks (resume)  app.py:4",
-                "10    <- ticks (yield)  app.py:6",
-                "10    -> ticks (resume)  app.py:4",
-                "10    <- ticks !  app.py:6",
-                "10  <- main  app.py:2",
+                "-> main  app.py:1",
+                "  -> ticks  app.py:4",
+                "  <- ticks (yield)  app.py:5",
+                "  -> ticks (resume)  app.py:4",
+                "  <- ticks (yield)  app.py:6",
+                "  -> ticks (resume)  app.py:4",
+                "  <- ticks !  app.py:6",
+                "<- main  app.py:2",
             ]
         );
         let json = run(&config(FrameFilter::default(), false), Format::Json, &steps);
