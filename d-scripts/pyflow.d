@@ -27,6 +27,10 @@
  *   entry that resumes a generator (its frame is at a RESUME after a yield, or at the yield
  *   itself for throw() and close()), <y for a generator's return by yield (its state is
  *   suspended), and <! for a return by an exception (one is set on the thread).
+ *   An exec that replaces a program prints x> with the new program's name as the file, line
+ *   0 and no function: what follows is a new program's flow. Every exec is reported (this
+ *   script also runs with no target, where it cannot tell a Python process from another);
+ *   dtk keeps those of the processes it follows.
  *   dtk reads these lines as the contract in src/commands/pyflow/mod.rs (CONTRACT)
  *   declares them; a unit test fails when the two disagree.
  *
@@ -118,6 +122,11 @@ python$target:::function-return
 {
 	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, this->kind, copyinstr(arg0),
 	    (int)arg2, copyinstr(arg1));
+}
+
+proc:::exec-success
+{
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, "x>", execname, 0, "");
 }
 
 python$target:::[lf][iu]n[ec]*

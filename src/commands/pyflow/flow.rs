@@ -69,6 +69,8 @@ struct Frame {
 /// One thread's stack, depth and held entry.
 #[derive(Debug, Default)]
 struct ThreadFlow {
+    /// Its process.
+    pid: u32,
     stack: Vec<Frame>,
     /// Shown frames on the stack: the indentation depth.
     depth: usize,
@@ -184,12 +186,47 @@ impl<'a> Flow<'a> {
             let verdict = self.creation(&h, Some(&e));
             self.settle(h, verdict, &mut shown);
         }
+        if e.kind == Kind::Exec {
+            self.exec(e, &mut shown);
+            return shown;
+        }
+        self.threads.entry(e.tid).or_default().pid = e.pid;
         match e.kind {
+            Kind::Exec => unreachable!("handled above"),
             Kind::Entry => self.entry(e, &mut shown),
             Kind::Resume => self.resume(e, &mut shown),
             Kind::Return | Kind::Unwind | Kind::Yield => self.ret(e, &mut shown),
         }
         shown
+    }
+
+    /// The process `e.pid` replaced its program: what it ran is gone, unreturned, and what it
+    /// knew of its functions with it. The exec is shown, at depth 0, if the flow followed the
+    /// process (the scripts report every exec); the new program's flow starts there.
+    fn exec(&mut self, mut e: PyEvent, shown: &mut Vec<Shown>) {
+        if self.processes.remove(&e.pid).is_none() {
+            return;
+        }
+        let pid = e.pid;
+        let last_ns = self
+            .threads
+            .values()
+            .filter(|t| t.pid == pid)
+            .filter_map(|t| t.last_ns)
+            .max();
+        for thread in self.threads.values_mut().filter(|t| t.pid == pid) {
+            shown.append(&mut thread.queue);
+        }
+        self.threads.retain(|_, t| t.pid != pid);
+        self.generator_functions.retain(|(p, _), _| *p != pid);
+        self.sources.forget(pid);
+        let thread = self.threads.entry(e.tid).or_default();
+        thread.pid = pid;
+        thread.last_ns = last_ns;
+        // The script gives line 0: an exec has no line.
+        e.line = -1;
+        let s = show(thread, e, 0);
+        shown.push(s);
     }
 
     /// Settles every held entry: the run is over, so nothing will tell them apart any more.

@@ -355,6 +355,9 @@ pub enum Kind {
     Yield,
     /// Its entry resuming after one (the trampoline path).
     Resume,
+    /// The process replaced its program (exec): a new flow begins, at depth 0. The event's
+    /// file is the new program's name.
+    Exec,
 }
 
 impl Kind {
@@ -390,7 +393,7 @@ record! {
         timestamp: i64,
         pid: i64,
         tid: i64,
-        /// ->, <-, <!, <y or y>.
+        /// ->, <-, <!, <y, y> or x> (an exec).
         kind: ByteString,
         file: ByteString,
         line: i64,
@@ -415,6 +418,7 @@ impl PyEvent {
             "<!" => Kind::Unwind,
             "<y" => Kind::Yield,
             "y>" => Kind::Resume,
+            "x>" => Kind::Exec,
             _ => {
                 let kind = text::escape(&l.kind);
                 return Err(CONTRACT.mismatch(format!("\"{kind}\" is not a kind of event")));

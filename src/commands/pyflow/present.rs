@@ -101,6 +101,15 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             &e.pid.to_string(),
             &e.tid.to_string(),
         );
+        if e.kind == Kind::Exec {
+            // The marker of a new program's flow: its name, where the function would be.
+            let program = text::escape(e.file.as_bytes());
+            let line = format!("{prefix}=> exec {program}");
+            if self.output.color {
+                return self.out.line(&line.bold().to_string());
+            }
+            return self.out.line(&line);
+        }
         // Traced names are escaped before any colour is added (output::text).
         let location = located(&text::escape(file.as_bytes()), e.line);
         let function = text::escape(e.function.as_bytes());
@@ -112,6 +121,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             Kind::Unwind => " !",
             Kind::Yield => " (yield)",
             Kind::Resume => " (resume)",
+            Kind::Exec => unreachable!("printed above"),
         };
         let indent = "  ".repeat(shown.depth);
         let line = if self.output.color {
@@ -122,6 +132,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 Kind::Unwind => (arrow.red().to_string(), mark.red().to_string()),
                 Kind::Resume => (arrow.green().to_string(), mark.cyan().to_string()),
                 Kind::Yield => (arrow.blue().to_string(), mark.cyan().to_string()),
+                Kind::Exec => unreachable!("printed above"),
             };
             format!(
                 "{prefix}{indent}{arrow} {}{mark}  {}",
@@ -475,6 +486,104 @@ mod tests {
             .collect();
         assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "700"]);
         assert_eq!(rows[1], ["load", "app.py:8", "1", "300", "300"]);
+    }
+
+    /// Time in hidden (library) frames is the exclusive time of the shown function that
+    /// called them; a shown callback inside the library is still its own.
+    #[test]
+    fn summary_gives_hidden_time_to_the_shown_caller() {
+        let steps = [
+            (0, 1, "->", APP, 1, "main"),
+            (100, 1, "->", JSON, 299, "loads"),
+            (200, 1, "->", APP, 9, "hook"),
+            (250, 1, "<-", APP, 10, "hook"),
+            (700, 1, "<-", JSON, 346, "loads"),
+            (1000, 1, "<-", APP, 3, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("FUNCTION"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "950"], "{out}");
+        assert_eq!(rows[1], ["hook", "app.py:9", "1", "50", "50"], "{out}");
+        assert_eq!(rows.len(), 2, "{out}");
+    }
+
+    /// --no-header drops the flow's header, not the summary's.
+    #[test]
+    fn no_header_keeps_the_summary_header() {
+        let c = config(FrameFilter::default(), true);
+        let mut o = output(Format::Text);
+        o.header = false;
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), o, &c);
+        for step in [(0, 1, "->", APP, 1, "main"), (5, 1, "<-", APP, 2, "main")] {
+            EventSink::event(&mut p, printf(step)).unwrap();
+        }
+        EventSink::event(&mut p, Event::Done).unwrap();
+        let out = String::from_utf8(p.out.into_inner().unwrap()).unwrap();
+        assert!(!out.contains("DELTA(us)"), "{out}");
+        assert!(out.contains("\nFUNCTION  FILE:LINE"), "{out}");
+    }
+
+    /// CPython 3.15 enters generated code (`__annotate__`) at line -1: no line is shown
+    /// rather than -1, in text and in JSON.
+    #[test]
+    fn a_line_cpython_does_not_give_is_left_out() {
+        let steps = [
+            (0, 1, "->", APP, -1, "__annotate__"),
+            (5, 1, "<-", APP, 2, "__annotate__"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        assert!(out.contains("-> __annotate__  app.py\n"), "{out}");
+        let json = run(&config(FrameFilter::default(), false), Format::Json, &steps);
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["line"], serde_json::Value::Null, "{json}");
+    }
+
+    /// CPython 3.15's events for `sum(square(x) for x in range(2))` (measured with `dtk run`):
+    /// the generator expression is made at no line and resumed at its line, every time.
+    #[test]
+    fn every_resume_of_a_3_15_generator_expression_is_shown() {
+        let steps = [
+            (0, 1, "->", APP, 3, "main"),
+            (1, 1, "->", APP, -1, "<genexpr>"),
+            (2, 1, "->", APP, 4, "<genexpr>"),
+            (3, 1, "->", APP, 1, "square"),
+            (4, 1, "<-", APP, 2, "square"),
+            (5, 1, "<-", APP, 4, "<genexpr>"),
+            (6, 1, "->", APP, 4, "<genexpr>"),
+            (7, 1, "->", APP, 1, "square"),
+            (8, 1, "<-", APP, 2, "square"),
+            (9, 1, "<-", APP, 4, "<genexpr>"),
+            (10, 1, "->", APP, 4, "<genexpr>"),
+            (11, 1, "<-", APP, 4, "<genexpr>"),
+            (12, 1, "<-", APP, 4, "main"),
+        ];
+        let seen: Vec<String> = run(&config(FrameFilter::default(), false), Format::Json, &steps)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", v["depth"], v["kind"], v["function"])
+            })
+            .collect();
+        let expected = [
+            "0 \"entry\" \"main\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "2 \"entry\" \"square\"",
+            "2 \"return\" \"square\"",
+            "1 \"return\" \"<genexpr>\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "2 \"entry\" \"square\"",
+            "2 \"return\" \"square\"",
+            "1 \"return\" \"<genexpr>\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "1 \"return\" \"<genexpr>\"",
+            "0 \"return\" \"main\"",
+        ];
+        assert_eq!(seen, expected);
     }
 
     /// CPython 3.11 and 3.9: a resume enters at the line it yielded at; `<module>` at 0.

@@ -48,6 +48,12 @@ impl SourceCache {
         found
     }
 
+    /// Forgets what was read for process `pid` (it replaced its program).
+    pub fn forget(&mut self, pid: u32) {
+        self.files.retain(|(p, _), _| *p != pid);
+        self.definitions.retain(|(p, _, _), _| *p != pid);
+    }
+
     fn find_definitions(&mut self, pid: u32, file: &str, function: &str) -> Vec<i64> {
         let Some(lines) = self.lines(pid, file) else {
             return Vec::new();
