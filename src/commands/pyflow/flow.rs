@@ -156,6 +156,9 @@ pub struct Flow<'a> {
     totals: HashMap<FnKey, Totals>,
     /// The --module names no frame has belonged to yet.
     unmatched_modules: Vec<&'a str>,
+    /// The script leaves out generator creations itself, and marks resumes (3.15, from the
+    /// code's flags and the frame's owner): every entry it reports is shown as it comes.
+    creations_left_out: bool,
 }
 
 impl<'a> Flow<'a> {
@@ -169,7 +172,13 @@ impl<'a> Flow<'a> {
             generator_functions: HashMap::new(),
             totals: HashMap::new(),
             unmatched_modules: filter.modules.iter().map(String::as_str).collect(),
+            creations_left_out: false,
         }
+    }
+
+    /// The script leaves out generator creations and marks resumes itself.
+    pub fn creations_left_out(&mut self) {
+        self.creations_left_out = true;
     }
 
     /// The --module names that no frame traced so far belonged to.
@@ -277,6 +286,9 @@ impl<'a> Flow<'a> {
                     candidates.clear();
                 }
             }
+        }
+        if self.creations_left_out {
+            return self.push(e, candidates, shown);
         }
         let sources = &mut self.sources;
         let generator = *self

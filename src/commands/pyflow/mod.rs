@@ -43,6 +43,9 @@ struct Choice {
     pub activate: Option<ToActivate>,
     /// dtk starts the command with -X perf: the perf map it leaves is dtk's to remove.
     pub owns_perf_map: bool,
+    /// The script leaves out generator creations itself (pyflow.d on 3.15 with the frame
+    /// reach known).
+    pub creations_left_out: bool,
 }
 
 /// A running CPython (3.14 or later) whose perf trampoline --activate turns on.
@@ -63,6 +66,8 @@ pub struct Prepared {
     /// dtk starts the command with -X perf: it removes /tmp/perf-PID.map after the process
     /// exits.
     pub owns_perf_map: bool,
+    /// The script leaves out generator creations itself.
+    pub creations_left_out: bool,
 }
 
 /// CPython 3.14's perf trampoline, turned on by dtk in a running process; dropping this turns
@@ -112,6 +117,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         mut notices,
         activate,
         owns_perf_map,
+        creations_left_out,
     } = choose(c)?;
     let activated = match activate {
         None => None,
@@ -131,6 +137,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
         notices,
         activated,
         owns_perf_map,
+        creations_left_out,
     })
 }
 
@@ -153,6 +160,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 notices: Vec::new(),
                 activate: None,
                 owns_perf_map: false,
+                creations_left_out: false,
             })
         }
         Target::Pid(pid) => {
@@ -188,8 +196,9 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 Target::Pid(pid) => Some(pid),
                 _ => None,
             };
-            let params: Vec<(&str, Param)> = build
-                .marker_layout(pid)
+            let layout = build.marker_layout(pid);
+            let creations_left_out = layout.is_some_and(|l| l.reach.is_some());
+            let params: Vec<(&str, Param)> = layout
                 .map(|layout| layout.params())
                 .unwrap_or_default()
                 .into_iter()
@@ -203,6 +212,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 notices,
                 activate: None,
                 owns_perf_map: false,
+                creations_left_out,
             });
         }
         FlowSource::Trampoline(layout) => layout,
@@ -270,6 +280,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
         notices,
         activate,
         owns_perf_map,
+        creations_left_out: false,
     })
 }
 
@@ -324,7 +335,8 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
         activated.quiet = config.quiet;
     }
     let mut presenter =
-        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
+        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c)
+            .creations_left_out(prepared.creations_left_out);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
     let end = trace(

@@ -56,6 +56,14 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         }
     }
 
+    /// The script leaves out generator creations and marks resumes itself (see `Flow`).
+    pub fn creations_left_out(mut self, yes: bool) -> Self {
+        if yes {
+            self.flow.creations_left_out();
+        }
+        self
+    }
+
     fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
         self.first_ns.get_or_insert(e.ts_ns);
         for shown in self.flow.event(e) {
