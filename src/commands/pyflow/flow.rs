@@ -83,6 +83,10 @@ struct ThreadFlow {
     unplaced: usize,
 }
 
+/// The one candidate line of an entry at no line whose name no statement in its file defines:
+/// its line is the line it returns at.
+const AT_RETURN: i64 = -1;
+
 /// Most events a thread's queue holds for an entry's line; past it, the line stays unknown.
 const MAX_QUEUED: usize = 4096;
 
@@ -108,13 +112,16 @@ impl ThreadFlow {
         if frame.candidates.is_empty() {
             return;
         }
-        let def_line = frame
-            .candidates
-            .iter()
-            .copied()
-            .filter(|&c| c <= line)
-            .max()
-            .unwrap_or(frame.candidates[0]);
+        let def_line = match frame.candidates[..] {
+            [AT_RETURN] => line,
+            _ => frame
+                .candidates
+                .iter()
+                .copied()
+                .filter(|&c| c <= line)
+                .max()
+                .unwrap_or(frame.candidates[0]),
+        };
         frame.key.def_line = def_line;
         if let Some(at) = frame.queued_at {
             self.queue[at].event.line = def_line;
@@ -284,6 +291,10 @@ impl<'a> Flow<'a> {
                 if let [line] = candidates[..] {
                     e.line = line;
                     candidates.clear();
+                } else if candidates.is_empty() {
+                    // Code no statement defines (3.14's `__annotate__`): CPython places all
+                    // of it at the line of what it was made for, where it returns.
+                    candidates.push(AT_RETURN);
                 }
             }
         }

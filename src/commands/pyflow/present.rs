@@ -536,17 +536,21 @@ mod tests {
         assert!(out.contains("\nFUNCTION  FILE:LINE"), "{out}");
     }
 
-    /// CPython 3.15 enters generated code (`__annotate__`) at line -1: no line is shown
-    /// rather than -1, in text and in JSON.
+    /// CPython 3.15 enters generated code (`__annotate__`) at line -1, and no statement of
+    /// the file defines it: it is shown at the line it returns at, or, when it never returns,
+    /// with no line rather than -1, in text and in JSON.
     #[test]
-    fn a_line_cpython_does_not_give_is_left_out() {
-        let steps = [
+    fn a_line_cpython_does_not_give_is_learnt_at_the_return_or_left_out() {
+        let returned = [
             (0, 1, "->", APP, -1, "__annotate__"),
             (5, 1, "<-", APP, 2, "__annotate__"),
         ];
-        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let out = flow(&config(FrameFilter::default(), false), &returned);
+        assert!(out.contains("-> __annotate__  app.py:2\n"), "{out}");
+        let unreturned = [(0, 1, "->", APP, -1, "__annotate__")];
+        let out = flow(&config(FrameFilter::default(), false), &unreturned);
         assert!(out.contains("-> __annotate__  app.py\n"), "{out}");
-        let json = run(&config(FrameFilter::default(), false), Format::Json, &steps);
+        let json = run(&config(FrameFilter::default(), false), Format::Json, &unreturned);
         let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         assert_eq!(first["line"], serde_json::Value::Null, "{json}");
     }
