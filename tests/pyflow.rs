@@ -9,6 +9,7 @@
 
 mod behaviour;
 mod interpreter;
+mod program;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,14 +97,22 @@ fn success(what: &str, out: &Output) {
 
 /// What sys.setprofile records for `program` on `python`.
 fn setprofile_flow(python: &Interpreter, program: &str) -> Vec<Vec<Call>> {
+    setprofile_of(python, &[program])
+}
+
+/// What sys.setprofile records on `python` for what `args` run: a program (and its
+/// arguments), or `-c CODE`.
+fn setprofile_of(python: &Interpreter, args: &[&str]) -> Vec<Vec<Call>> {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("events.json");
+    let mut words = vec!["setprofile.py", out_file.to_str().unwrap()];
+    words.extend(args);
     let out = python
-        .command(&["setprofile.py", out_file.to_str().unwrap(), program])
+        .command(&words)
         .current_dir(programs())
         .output()
         .unwrap();
-    success(&format!("{} setprofile.py {program}", python.name), &out);
+    success(&format!("{} setprofile.py {args:?}", python.name), &out);
     by_thread(&std::fs::read_to_string(out_file).unwrap())
 }
 
@@ -177,8 +186,19 @@ const AS_THE_MARKERS_SEE: &[(&str, &str)] = &[("resume", "entry"), ("yield", "re
 
 /// The ground truth of this module: pyflow shows what sys.setprofile records.
 pub fn assert_flow_matches_setprofile(python: &Interpreter, program: &str) {
-    let mut want = setprofile_flow(python, program);
-    let mut have = pyflow_flow(python, program);
+    let want = setprofile_flow(python, program);
+    let have = pyflow_flow(python, program);
+    assert_same_flow(python, program, want, have);
+}
+
+/// What pyflow shows (`have`) is what sys.setprofile records (`want`), as far as `python`'s
+/// probes can tell.
+pub fn assert_same_flow(
+    python: &Interpreter,
+    what: &str,
+    mut want: Vec<Vec<Call>>,
+    mut have: Vec<Vec<Call>>,
+) {
     if python.trampoline {
         want = as_the_trampoline_sees(want);
         have = as_the_trampoline_sees(have);
@@ -189,12 +209,12 @@ pub fn assert_flow_matches_setprofile(python: &Interpreter, program: &str) {
     }
     assert!(
         want.iter().map(Vec::len).sum::<usize>() > 5,
-        "{program}: too few events recorded to compare:\n{}",
+        "{what}: too few events recorded to compare:\n{}",
         render(&want)
     );
     assert!(
         have == want,
-        "{} {program}: pyflow shows\n{}\nsys.setprofile records\n{}",
+        "{} {what}: pyflow shows\n{}\nsys.setprofile records\n{}",
         python.name,
         render(&have),
         render(&want)

@@ -129,7 +129,14 @@ pub struct FrameReach {
 impl FrameReach {
     /// Reads the offsets of a 3.15 build's `_Py_DebugOffsets`.
     fn read(image: &ElfImage) -> Option<FrameReach> {
-        let words = debug_words(image, Version { major: 3, minor: 15 }, 93)?;
+        let words = debug_words(
+            image,
+            Version {
+                major: 3,
+                minor: 15,
+            },
+            93,
+        )?;
         let (interp, thread, frame, code, unicode) = (6, 22, 39, 47, 89);
         Some(FrameReach {
             interpreters_head: words[5],

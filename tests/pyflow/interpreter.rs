@@ -64,8 +64,7 @@ impl Interpreter {
                         argv: vec![python.to_string_lossy().into_owned()],
                         env: vec![("PYTHONHOME".into(), usr.to_string_lossy().into_owned())],
                         trampoline: ["3.12", "3.13", "3.14"].contains(&version),
-                        yields: ["3.9", "3.11", "3.12", "3.13", "3.14", "3.15"]
-                            .contains(&version),
+                        yields: ["3.9", "3.11", "3.12", "3.13", "3.14", "3.15"].contains(&version),
                     });
                 }
                 "the manifest lists it but its interpreter is missing (.ci/debian-pythons)"
@@ -114,8 +113,13 @@ impl Interpreter {
 
     /// The command line for `dtk -c`, running `script`.
     pub fn command_line(&self, script: &str) -> String {
+        self.command_line_of(&[script])
+    }
+
+    /// The command line for `dtk -c`, with `args` after the interpreter.
+    pub fn command_line_of(&self, args: &[&str]) -> String {
         let mut words = self.argv.clone();
-        words.push(script.to_string());
+        words.extend(args.iter().map(|a| a.to_string()));
         shlex::try_join(words.iter().map(String::as_str)).expect("no NUL in a path")
     }
 }

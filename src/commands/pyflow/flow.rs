@@ -438,11 +438,7 @@ impl<'a> Flow<'a> {
         thread.depth -= usize::from(frame.shown);
         let incl = e.ts_ns.saturating_sub(frame.entered_ns);
         if let Some(parent) = thread.stack.last_mut() {
-            parent.children_ns += if frame.shown {
-                incl
-            } else {
-                frame.children_ns
-            };
+            parent.children_ns += if frame.shown { incl } else { frame.children_ns };
         }
         let depth = thread.depth;
         if frame.shown {

@@ -550,7 +550,11 @@ mod tests {
         let unreturned = [(0, 1, "->", APP, -1, "__annotate__")];
         let out = flow(&config(FrameFilter::default(), false), &unreturned);
         assert!(out.contains("-> __annotate__  app.py\n"), "{out}");
-        let json = run(&config(FrameFilter::default(), false), Format::Json, &unreturned);
+        let json = run(
+            &config(FrameFilter::default(), false),
+            Format::Json,
+            &unreturned,
+        );
         let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         assert_eq!(first["line"], serde_json::Value::Null, "{json}");
     }
