@@ -8,14 +8,17 @@
 //!   its `def`, which the flow learns from the return at that yield.
 //! - `<module>` enters at line 0 (3.11, 3.15); a module's code starts at line 1.
 //! - 3.15 also fires an entry, never returned from, when a generator function is called and
-//!   makes its generator. Such an entry is held until the thread's next event, which tells a
-//!   creation from a first resume (see [`Creation`]); creations are not shown. Returns are
+//!   makes its generator. pyflow.d leaves those out where it reads the running frame; where it
+//!   cannot, such an entry is held until the thread's next event, which tells a creation from
+//!   a first resume (see [`Creation`]); creations are not shown. Returns are
 //!   matched to entries by function, so an entry that is never returned from cannot shift the
 //!   depth of what follows.
 //! - 3.15 enters some code at no line (class bodies, closures, methods using `super()`). The
 //!   line is the `def` or `class` of that name in the source; when the file has several, the
 //!   entry's line waits for its return (the definition above the returning line), and the
-//!   thread's later lines wait with it, in order.
+//!   thread's later lines wait with it, in order. Code no statement defines (`__annotate__`)
+//!   takes the line it returns at.
+//! - An exec ends a process's flow; the new program's starts at depth 0.
 
 use std::collections::HashMap;
 

@@ -2,12 +2,14 @@
 //! standard library and installed packages hidden unless asked for.
 //!
 //! pyflow.d (USDT markers) or pyflow-trampoline.d (3.12 to 3.14) reports every entry and
-//! return, and where the interpreter's structures tell (3.9, 3.11 to 3.14, with a target)
-//! which entries resume a generator and which returns are yields or exceptions; `flow` works
+//! return, and where the interpreter's structures tell (3.9, 3.11 to 3.15, with a target)
+//! which entries resume a generator and which returns are yields or exceptions (on 3.15 also
+//! which entries only make a generator, which it leaves out); both report execs. `flow` works
 //! out, per thread, which frames are shown, their depth (which counts only shown frames), the
 //! deltas and the summary, and makes every CPython version read like sys.setprofile; `present`
 //! prints them; `filter` says which files are library code; `source` tells generator
-//! functions from the source.
+//! functions from the source where the structures cannot be read; `recursion` measures what
+//! `-X perf` does to CPython 3.12's recursion.
 
 mod filter;
 mod flow;
