@@ -137,6 +137,11 @@ impl FrameReach {
             },
             93,
         )?;
+        // The word after the version says whether the build is free-threaded: there, no one
+        // thread holds a GIL, and the running thread cannot be found this way.
+        if words[2] != 0 {
+            return None;
+        }
         let (interp, thread, frame, code, unicode) = (6, 22, 39, 47, 89);
         Some(FrameReach {
             interpreters_head: words[5],
