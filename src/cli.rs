@@ -160,7 +160,7 @@ Marks (CPython 3.9 and 3.11 to 3.15, with a target):
   => exec PROG    the process replaced its program: a new flow begins, at depth 0
 
 Lines carry the thread id (TID) from the first, since any program may start a thread.
---summary's EXCL is a function's time outside the shown functions it called: time in the
+EXCL in the summary is a function's time outside the shown functions it called: time in the
 hidden library code it called is its own.
 
 ", exit_status_of_tracing!()))]

@@ -205,13 +205,12 @@ impl<'a> Flow<'a> {
             let verdict = self.creation(&h, Some(&e));
             self.settle(h, verdict, &mut shown);
         }
-        if e.kind == Kind::Exec {
-            self.exec(e, &mut shown);
-            return shown;
+        // An exec may be any process's (the scripts report every exec): it makes no thread.
+        if e.kind != Kind::Exec {
+            self.threads.entry(e.tid).or_default().pid = e.pid;
         }
-        self.threads.entry(e.tid).or_default().pid = e.pid;
         match e.kind {
-            Kind::Exec => unreachable!("handled above"),
+            Kind::Exec => self.exec(e, &mut shown),
             Kind::Entry => self.entry(e, &mut shown),
             Kind::Resume => self.resume(e, &mut shown),
             Kind::Return | Kind::Unwind | Kind::Yield => self.ret(e, &mut shown),

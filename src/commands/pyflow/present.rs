@@ -129,7 +129,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             Kind::Unwind => " !",
             Kind::Yield => " (yield)",
             Kind::Resume => " (resume)",
-            Kind::Exec => unreachable!("printed above"),
+            Kind::Exec => "",
         };
         let indent = "  ".repeat(shown.depth);
         let line = if self.output.color {
@@ -139,8 +139,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 Kind::Return => (arrow.blue().to_string(), String::new()),
                 Kind::Unwind => (arrow.red().to_string(), mark.red().to_string()),
                 Kind::Resume => (arrow.green().to_string(), mark.cyan().to_string()),
-                Kind::Yield => (arrow.blue().to_string(), mark.cyan().to_string()),
-                Kind::Exec => unreachable!("printed above"),
+                Kind::Yield | Kind::Exec => (arrow.blue().to_string(), mark.cyan().to_string()),
             };
             format!(
                 "{prefix}{indent}{arrow} {}{mark}  {}",
@@ -600,6 +599,33 @@ mod tests {
             "0 \"return\" \"main\"",
         ];
         assert_eq!(seen, expected);
+    }
+
+    /// An exec of a followed process ends its flow and starts a new one at depth 0, after a
+    /// marker line; an exec of a process the flow never saw is not shown.
+    #[test]
+    fn an_exec_starts_a_new_flow_at_depth_0() {
+        let steps = [
+            (0, 1, "x>", "python3.11", 0, ""),
+            (10, 1, "->", APP, 1, "main"),
+            (12, 1, "->", APP, 5, "replace"),
+            (20, 1, "x>", "python3.11", 0, ""),
+            (30, 1, "->", APP, 1, "<module>"),
+            (31, 1, "<-", APP, 3, "<module>"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "  DELTA(us)      TID  FUNCTION  FILE:LINE",
+                "          0        1  -> main  app.py:1",
+                "          2        1    -> replace  app.py:5",
+                "          8        1  => exec python3.11",
+                "         10        1  -> <module>  app.py:1",
+                "          1        1  <- <module>  app.py:3",
+            ]
+        );
     }
 
     /// CPython 3.11 and 3.9: a resume enters at the line it yielded at; `<module>` at 0.
