@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -125,6 +126,43 @@ fn pyflow_removes_the_perf_map_of_the_process_it_started() {
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let map = format!("/tmp/perf-{pid}.map");
     assert!(!Path::new(&map).exists(), "{map} is left behind");
+
+    // Stopped with Ctrl-C while the program runs: dtk kills it, and removes its map too.
+    let looping = format!("{WRITES_PID}while True:\n    f()\n");
+    let pid_file = dir.path().join("pid-of-loop");
+    let mut tracing = dtk(dir.path())
+        .args(["pyflow", "-c"])
+        .arg(python.command_line_of(&["-c", &looping, pid_file.to_str().unwrap()]))
+        .envs(python.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = loop {
+        match std::fs::read_to_string(&pid_file) {
+            Ok(pid) if !pid.is_empty() => break pid,
+            _ if Instant::now() > deadline => {
+                let _ = tracing.kill();
+                panic!("the traced program did not start");
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let map = format!("/tmp/perf-{pid}.map");
+    while !Path::new(&map).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Path::new(&map).exists(), "-X perf writes {map}");
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    unsafe { libc::kill(tracing.id() as libc::pid_t, libc::SIGINT) };
+    let status = tracing.wait().unwrap();
+    assert!(status.success(), "dtk pyflow after Ctrl-C: {status}");
+    assert!(
+        !Path::new(&map).exists(),
+        "{map} is left behind after Ctrl-C"
+    );
 }
 
 /// The depth at which `python` under -X perf raises RecursionError, as the test measures it.

@@ -348,10 +348,11 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
         None,
         &mut presenter,
     )?;
-    if let (true, Some(exit)) = (prepared.owns_perf_map, &end.target) {
-        // The process dtk started with -X perf has exited, in dtk's own mount namespace: its
-        // perf map is left over, and nothing else will read it.
-        let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", exit.pid));
+    if let (true, Some(pid)) = (prepared.owns_perf_map, end.started) {
+        // The process dtk started with -X perf is gone (it exited, or was killed when tracing
+        // ended), in dtk's own mount namespace: its perf map is left over, and nothing else
+        // will read it.
+        let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
     }
     presenter.out.flush()?;
     Ok(exit_status(config, &prepared.target, &end))
