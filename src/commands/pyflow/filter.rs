@@ -25,7 +25,7 @@ impl FrameFilter {
     }
 
     /// Whether a frame from `file` is shown, whoever called it.
-    pub fn shows(&self, file: &str) -> bool {
+    fn shows(&self, file: &str) -> bool {
         if self.exclude.iter().any(|r| r.is_match(file)) {
             return false;
         }

@@ -419,7 +419,8 @@ impl<'a> Flow<'a> {
             // A return from a call that began before tracing did. One at no line leaves one of
             // the interpreter's own shim frames (3.15's `__init__` cleanup), which entered
             // without an entry and is no Python function.
-            if e.line >= 0 && self.filter.shows(&e.file) {
+            let caller = thread.stack.last().map(|f| f.shown);
+            if e.line >= 0 && self.filter.shows_frame(&e.file, caller) {
                 let s = show(thread, e, 0);
                 thread.emit(s, shown);
             }
