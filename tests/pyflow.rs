@@ -221,7 +221,7 @@ pub fn assert_same_flow(
     );
 }
 
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 11] = [
     "recursion.py",
     "generators.py",
     "exceptions.py",
@@ -232,6 +232,7 @@ const PROGRAMS: [&str; 10] = [
     "docstring.py",
     "generated.py",
     "gather.py",
+    "asyncgen.py",
 ];
 
 /// Generators stopped while suspended (throw(), close(), dropped), where the perf
