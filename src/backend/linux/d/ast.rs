@@ -610,6 +610,17 @@ pub enum Function {
     Tolower,
     Toupper,
     Progenyof,
+    /// speculation(): a free speculative buffer's id, or 0.
+    Speculation,
+    /// speculate(id): the rest of the clause's data goes to that buffer.
+    Speculate,
+    /// commit(id) / discard(id): a speculative buffer's data is output / thrown away.
+    Commit,
+    Discard,
+    /// system(format, ...): runs a shell command in the consumer (destructive).
+    System,
+    /// raise(signal): signals the thread that fired the probe (destructive).
+    Raise,
     /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
     Aggregating(AggFunc),
 }
@@ -639,6 +650,12 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("tolower", Function::Tolower),
     ("toupper", Function::Toupper),
     ("progenyof", Function::Progenyof),
+    ("speculation", Function::Speculation),
+    ("speculate", Function::Speculate),
+    ("commit", Function::Commit),
+    ("discard", Function::Discard),
+    ("system", Function::System),
+    ("raise", Function::Raise),
     ("count", Function::Aggregating(AggFunc::Count)),
     ("sum", Function::Aggregating(AggFunc::Sum)),
     ("min", Function::Aggregating(AggFunc::Min)),
@@ -676,12 +693,17 @@ impl Function {
     pub fn kind(self) -> FunctionKind {
         use Function::*;
         match self {
-            Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize => {
-                FunctionKind::Action
-            }
+            Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize
+            | Speculate | Commit | Discard | System | Raise => FunctionKind::Action,
             Aggregating(_) => FunctionKind::Aggregating,
             _ => FunctionKind::Subroutine,
         }
+    }
+
+    /// Whether dtrace(1) refuses this action without `-w` (`-x destructive`): it changes the
+    /// traced system rather than observing it.
+    pub fn is_destructive(self) -> bool {
+        matches!(self, Function::System | Function::Raise)
     }
 }
 

@@ -37,7 +37,7 @@ mod parser;
 mod span;
 mod token;
 
-pub use check::check_option;
+pub use check::{check_option, first_destructive_action};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
 #[cfg(test)]

@@ -65,6 +65,7 @@ impl State {
                 Value::Int(u64::from(yes))
             }
             Function::Stack | Function::Ustack => Value::Stack,
+            Function::Speculation => Value::Int(self.speculation()),
             _ => Value::zero(ty),
         })
     }

@@ -44,6 +44,8 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Basename | Dirname | Tolower | Toupper => (&[Str], 1, DType::String),
         Lltostr => (&[Int, Int], 1, DType::String),
         Progenyof => (&[Int], 1, DType::INT),
+        Speculation => (&[], 0, DType::INT),
+        Speculate | Commit | Discard | Raise => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
         Aggregating(
             AggFunc::Sum
@@ -55,7 +57,7 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         ) => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Lquantize) => (&[Int, Const, Const, Const], 3, DType::Void),
         Aggregating(AggFunc::Llquantize) => (&[Int, Const, Const, Const, Const], 5, DType::Void),
-        Printf | Printa => (&[], 0, DType::Void),
+        Printf | Printa | System => (&[], 0, DType::Void),
     }
 }
 
@@ -80,7 +82,9 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
             checker.error(span, message);
             return DType::Unknown;
         }
-        _ if func == Function::Printf => return checker.printf(args, span),
+        _ if matches!(func, Function::Printf | Function::System) => {
+            return checker.printf(func, args, span)
+        }
         _ if func == Function::Printa => return checker.printa(args, span),
         _ => {}
     }
