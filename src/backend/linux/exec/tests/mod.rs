@@ -5,6 +5,7 @@ mod actions;
 mod aggregations;
 mod corpus;
 mod scripts;
+mod speculation;
 mod subroutines;
 mod variables;
 
