@@ -7,6 +7,7 @@ mod bpf_runtime;
 mod cli;
 mod codegen;
 mod d_frontend;
+mod destructive;
 mod exec;
 mod hostile;
 mod json;
