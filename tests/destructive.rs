@@ -30,7 +30,10 @@ fn system_runs_in_order_only_when_destructive_actions_are_allowed() {
     let refused = dtk_run(&["-x", "quiet", "-n", prog, &word]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
-    assert!(stderr.contains("`system()` is a destructive action"), "{stderr}");
+    assert!(
+        stderr.contains("`system()` is a destructive action"),
+        "{stderr}"
+    );
     assert!(refused.stdout.is_empty());
 
     let allowed = dtk_run(&["-x", "quiet", "-x", "destructive", "-n", prog, &word]);

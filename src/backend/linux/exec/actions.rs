@@ -38,9 +38,16 @@ pub enum Pending {
     Commit(usize),
     Discard(usize),
     /// system(): the command line, run by the shell when the clause's data is output.
-    System { origin: Origin, command: String },
+    System {
+        origin: Origin,
+        command: String,
+    },
     /// raise(): a signal for the thread that fired the probe.
-    Raise { pid: u32, tid: u32, signal: i32 },
+    Raise {
+        pid: u32,
+        tid: u32,
+        signal: i32,
+    },
 }
 
 /// The name of an aggregation argument, `@name`.

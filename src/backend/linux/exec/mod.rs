@@ -12,8 +12,8 @@
 mod actions;
 mod agg;
 mod buckets;
-mod destructive;
 mod builtins;
+mod destructive;
 mod eval;
 mod format;
 mod printf;
@@ -193,6 +193,10 @@ struct State {
     printed_in_end: HashSet<String>,
     exit: Option<i32>,
     speculations: Buffers,
+    /// Where strtok(NULL, ...) resumes.
+    strtok_rest: Option<Arc<[u8]>>,
+    /// rand()'s generator state (never 0).
+    rand_state: u64,
 }
 
 impl State {
@@ -258,6 +262,8 @@ impl Executor {
                 drops: HashMap::new(),
                 printed_in_end: HashSet::new(),
                 exit: None,
+                strtok_rest: None,
+                rand_state: (wall_clock_offset() as u64) | 1,
             },
         }
     }

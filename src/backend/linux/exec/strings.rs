@@ -36,6 +36,30 @@ pub fn strstr<'s>(s: &'s [u8], sub: &[u8]) -> &'s [u8] {
         .map_or(&b""[..], |at| &s[at..])
 }
 
+/// `strchr(s, c)` / `strrchr(s, c)`: `s` from the first / last `c`, or None (NULL).
+pub fn strchr(s: &[u8], c: u8, last: bool) -> Option<&[u8]> {
+    let at = if last {
+        s.iter().rposition(|&b| b == c)
+    } else {
+        s.iter().position(|&b| b == c)
+    };
+    at.map(|at| &s[at..])
+}
+
+/// One step of `strtok`: skips leading delimiters of `s`, and returns the token there, if
+/// any, and where the next call resumes (after the delimiter that ends the token).
+pub fn strtok<'s>(s: &'s [u8], delims: &[u8]) -> (Option<&'s [u8]>, &'s [u8]) {
+    let start = s.iter().position(|b| !delims.contains(b));
+    let Some(start) = start else {
+        return (None, &s[s.len()..]);
+    };
+    let rest = &s[start..];
+    match rest.iter().position(|b| delims.contains(b)) {
+        Some(end) => (Some(&rest[..end]), &rest[end + 1..]),
+        None => (Some(rest), &rest[rest.len()..]),
+    }
+}
+
 /// `index(s, sub[, start])`.
 pub fn index(hay: &[u8], needle: &[u8], start: Option<i64>) -> i64 {
     let len = hay.len() as i64;
@@ -184,6 +208,23 @@ mod tests {
         assert_eq!(index(b"", b"", Some(5)), 0);
         assert_eq!(strstr(s, b"world"), b"world, hello");
         assert_eq!(strstr(s, b"nope"), b"");
+    }
+
+    #[test]
+    fn strchr_strrchr_and_strtok_follow_dtrace() {
+        let s = &b"fooeyfooeyfoo"[..];
+        assert_eq!(strchr(s, b'y', false), Some(&b"yfooeyfoo"[..]));
+        assert_eq!(strchr(s, b'y', true), Some(&b"yfoo"[..]));
+        assert_eq!(strchr(s, b'a', false), None);
+        let mut rest = &b",,,Carrots,,Barley,Oatmeal,,,Beans,"[..];
+        let mut tokens = Vec::new();
+        while let (Some(token), next) = strtok(rest, b",") {
+            tokens.push(token);
+            rest = next;
+        }
+        assert_eq!(tokens, [&b"Carrots"[..], b"Barley", b"Oatmeal", b"Beans"]);
+        assert_eq!(strtok(b"a b", b""), (Some(&b"a b"[..]), &b""[..]));
+        assert_eq!(strtok(b"", b","), (None, &b""[..]));
     }
 
     #[test]

@@ -17,6 +17,8 @@ enum Kind {
     Const,
     /// A string (or pointer to char).
     Str,
+    /// A string, or `NULL` (an integer constant 0).
+    StrOrNull,
     /// An aggregation, `@name`.
     Agg,
     /// Any value that can be recorded: not an aggregation, not void.
@@ -45,6 +47,26 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Lltostr => (&[Int, Int], 1, DType::String),
         Progenyof => (&[Int], 1, DType::INT),
         Speculation => (&[], 0, DType::INT),
+        Strchr | Strrchr => (&[Str, Int], 2, DType::String),
+        Strtok => (&[StrOrNull, StrOrNull], 2, DType::String),
+        Rand => (&[], 0, DType::INT),
+        Htons | Ntohs => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 16,
+                signed: false,
+            },
+        ),
+        Htonl | Ntohl => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 32,
+                signed: false,
+            },
+        ),
+        Htonll | Ntohll => (&[Int], 1, DType::ULONG),
         Speculate | Commit | Discard | Raise => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
         Aggregating(
@@ -169,6 +191,10 @@ impl Checker {
             Kind::Int => (ty.is_scalar(), "an integer"),
             Kind::Const => (arg.as_int().is_some(), "an integer constant"),
             Kind::Str => (ty.is_string_like(), "a string"),
+            Kind::StrOrNull => (
+                ty.is_string_like() || arg.as_int() == Some(0),
+                "a string or NULL",
+            ),
             _ => (!matches!(ty, DType::Void | DType::Aggregation), "a value"),
         };
         if !ok {

@@ -22,7 +22,10 @@ enum Step {
     Discard,
     Aggregation,
     /// A data-recording action; `destructive` and `exit` for the rules after speculate().
-    Data { destructive: bool, exit: bool },
+    Data {
+        destructive: bool,
+        exit: bool,
+    },
     /// An assignment or other expression: records nothing.
     Nothing,
 }

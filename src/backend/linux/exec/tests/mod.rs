@@ -4,6 +4,7 @@
 mod actions;
 mod aggregations;
 mod corpus;
+mod functions;
 mod scripts;
 mod speculation;
 mod subroutines;

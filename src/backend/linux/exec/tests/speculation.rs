@@ -120,11 +120,7 @@ BEGIN {{ printf("n=%d\n", n); }}
     let cases = [
         (clause1 - 1, vec!["n=0\n"], 2),
         (clause2 - 1, vec!["1\n", "2\n", "n=1\n"], 1),
-        (
-            clause1 + clause2 - 1,
-            vec!["1\n", "2\n", "n=2\n"],
-            1,
-        ),
+        (clause1 + clause2 - 1, vec!["1\n", "2\n", "n=2\n"], 1),
         (
             clause1 + clause2,
             vec!["1\n", "2\n", "3\n", "4\n", "5\n", "n=2\n"],
@@ -157,7 +153,11 @@ syscall::read:return /arg0 != 0/ { discard(self->s); }
         assert_eq!(h.printed(), Vec::<String>::new());
         h.fire(&with_args(firing(1, 1), &[ret]));
         let out = h.printed();
-        let expected = if ret == 0 { vec![format!("read {fd}\n")] } else { vec![] };
+        let expected = if ret == 0 {
+            vec![format!("read {fd}\n")]
+        } else {
+            vec![]
+        };
         assert_eq!(out, expected);
     }
 }

@@ -1,0 +1,69 @@
+//! strchr, strrchr, strtok and their NULL results, the byte-order functions and rand.
+
+use super::*;
+
+#[test]
+fn strchr_and_strrchr_return_null_when_the_character_is_absent() {
+    let src = r#"
+BEGIN {
+    s = "fooeyfooeyfoo";
+    printf("%s|%s|%d|%d\n", strchr(s, 'y'), strrchr(s, 'y'), strchr(s, 'a') == NULL,
+        NULL != strrchr(s, 'f'));
+}
+"#;
+    assert_eq!(begin(src), ["yfooeyfoo|yfoo|1|1\n"]);
+}
+
+#[test]
+fn strtok_continues_the_last_string_and_ends_with_null() {
+    let src = r#"
+BEGIN { t = strtok(",,a,,bc,", ","); printf("%s\n", t); }
+BEGIN { t = strtok(NULL, ","); printf("%s\n", t); }
+BEGIN { printf("%d\n", strtok(NULL, ",") == NULL); }
+"#;
+    assert_eq!(begin(src), ["a\n", "bc\n", "1\n"]);
+}
+
+#[test]
+fn strtok_of_null_before_any_string_or_with_null_delimiters_faults() {
+    for src in [
+        r#"BEGIN { trace(strtok(NULL, ",")); }"#,
+        r#"BEGIN { trace(strtok("a,b", NULL)); }"#,
+    ] {
+        let mut h = Harness::new(src, &[("BEGIN", ProbeKind::Begin)]);
+        h.fire(&firing(0, 0));
+        assert_eq!(
+            errors(&h.take()),
+            ["invalid address (0x0) in action #1"],
+            "{src}"
+        );
+    }
+}
+
+#[test]
+fn byte_order_functions_swap_16_32_and_64_bits() {
+    let v: u64 = 0x1234_5678_9abc_def0;
+    let src = format!(
+        r#"BEGIN {{ printf("%x %x %x %x %x %x\n", htons({v}ll), htonl({v}ll), htonll({v}ll),
+            ntohs({v}ll), ntohl({v}ll), ntohll({v}ll)); }}"#
+    );
+    let s = format!("{:x}", (v as u16).swap_bytes());
+    let l = format!("{:x}", (v as u32).swap_bytes());
+    let ll = format!("{:x}", v.swap_bytes());
+    assert_eq!(begin(&src), [format!("{s} {l} {ll} {s} {l} {ll}\n")]);
+}
+
+#[test]
+fn rand_varies_between_calls() {
+    let src = r#"BEGIN { printf("%d %d %d %d\n", rand(), rand(), rand(), rand()); }"#;
+    let out = begin(src);
+    let values: Vec<i64> = out[0]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 4);
+    assert!(
+        values.windows(2).any(|w| w[0] != w[1]),
+        "four equal values: {values:?}"
+    );
+}
