@@ -67,3 +67,17 @@ fn rand_varies_between_calls() {
         "four equal values: {values:?}"
     );
 }
+
+#[test]
+fn error_probes_compare_fault_types_with_the_dtraceflt_constants() {
+    let src = r#"
+BEGIN { x = 0; y = 1 / x; }
+ERROR { printf("%d %d\n", arg4 == DTRACEFLT_DIVZERO, arg4 == DTRACEFLT_BADADDR); }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[("BEGIN", ProbeKind::Begin), ("ERROR", ProbeKind::Error)],
+    );
+    h.fire(&firing(0, 0));
+    assert_eq!(h.printed(), ["1 0\n"]);
+}
