@@ -648,6 +648,9 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("denormalize", Function::Denormalize),
     ("stack", Function::Stack),
     ("ustack", Function::Ustack),
+    // jstack() is ustack() with Java frames annotated; this engine has no Java helper, so
+    // it is ustack().
+    ("jstack", Function::Ustack),
     ("copyin", Function::Copyin),
     ("copyinstr", Function::Copyinstr),
     ("strlen", Function::Strlen),

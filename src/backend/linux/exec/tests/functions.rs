@@ -81,3 +81,29 @@ ERROR { printf("%d %d\n", arg4 == DTRACEFLT_DIVZERO, arg4 == DTRACEFLT_BADADDR);
     h.fire(&firing(0, 0));
     assert_eq!(h.printed(), ["1 0\n"]);
 }
+
+#[test]
+fn jstack_is_ustack() {
+    let compiled = d::compile(
+        "t.d",
+        "BEGIN { jstack(); jstack(3, 100); }",
+        &d::MacroArgs::default(),
+    )
+    .unwrap();
+    let body = compiled.program.clauses()[0].body.clone().unwrap();
+    for stmt in body {
+        let ast::Stmt::Expr(e) = stmt else {
+            panic!("{stmt:?}")
+        };
+        assert!(
+            matches!(
+                e.kind,
+                ast::ExprKind::Call {
+                    func: ast::Function::Ustack,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+}
