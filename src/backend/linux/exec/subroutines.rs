@@ -1,6 +1,7 @@
 //! D's subroutines: copyin and copyinstr over what the kernel captured at the probe, the
-//! string functions (`strings`), progenyof, and stack()/ustack(), whose frames this engine
-//! does not capture (they yield an empty stack).
+//! string functions (`strings`; strtok keeps where `strtok(NULL, ...)` resumes), rand, the
+//! byte-order functions, progenyof, speculation() (`speculation`), and stack()/ustack(),
+//! whose frames this engine does not capture (they yield an empty stack).
 
 use std::sync::Arc;
 
