@@ -221,8 +221,20 @@ impl State {
         in_end: bool,
         sink: &mut dyn EventSink,
     ) -> Result<(), ExecError> {
+        self.apply_all(pending, in_end, sink)
+            .map_err(ExecError::Output)
+    }
+
+    /// Applies one clause's actions, in order: when it completes, or when the speculative
+    /// buffer that holds them is committed.
+    fn apply_all(
+        &mut self,
+        pending: Vec<Pending>,
+        in_end: bool,
+        sink: &mut dyn EventSink,
+    ) -> io::Result<()> {
         for p in pending {
-            self.apply(p, in_end, sink).map_err(ExecError::Output)?;
+            self.apply(p, in_end, sink)?;
         }
         Ok(())
     }
@@ -262,8 +274,8 @@ impl State {
                 self.exit.get_or_insert(status);
             }
             Pending::Commit(index) => {
-                for p in self.speculations.take(index) {
-                    self.apply(p, in_end, sink)?;
+                for clause in self.speculations.take(index) {
+                    self.apply_all(clause, in_end, sink)?;
                 }
             }
             Pending::Discard(index) => {

@@ -26,7 +26,8 @@ pub(super) struct Buffers {
 #[derive(Debug, Default)]
 struct Buffer {
     active: bool,
-    pending: Vec<Pending>,
+    /// The actions of each speculating clause, in the order the clauses completed.
+    clauses: Vec<Vec<Pending>>,
     bytes: usize,
 }
 
@@ -54,12 +55,12 @@ impl Buffers {
         }
     }
 
-    /// What a committed buffer holds, in order; the buffer is free again.
-    pub(super) fn take(&mut self, index: usize) -> Vec<Pending> {
+    /// What a committed buffer holds, clause by clause; the buffer is free again.
+    pub(super) fn take(&mut self, index: usize) -> Vec<Vec<Pending>> {
         let b = &mut self.buffers[index];
         b.active = false;
         b.bytes = 0;
-        std::mem::take(&mut b.pending)
+        std::mem::take(&mut b.clauses)
     }
 }
 
@@ -137,6 +138,6 @@ impl State {
             return;
         }
         b.bytes += s.bytes;
-        b.pending.extend(pending);
+        b.clauses.push(pending);
     }
 }
