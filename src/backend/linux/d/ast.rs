@@ -612,6 +612,10 @@ pub enum Function {
     Progenyof,
     Strchr,
     Strrchr,
+    Cleanpath,
+    /// getmajor(dev) / getminor(dev): the kernel's MAJOR() and MINOR() of a dev_t.
+    Getmajor,
+    Getminor,
     Strtok,
     Rand,
     /// htons(), htonl(), htonll() and their ntoh inverses: byte order swaps of 16, 32 and 64
@@ -666,6 +670,9 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("toupper", Function::Toupper),
     ("progenyof", Function::Progenyof),
     ("strchr", Function::Strchr),
+    ("cleanpath", Function::Cleanpath),
+    ("getmajor", Function::Getmajor),
+    ("getminor", Function::Getminor),
     ("strrchr", Function::Strrchr),
     ("strtok", Function::Strtok),
     ("rand", Function::Rand),

@@ -395,6 +395,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
+        _ if *ty == DType::String => KeyPart::Str(string_of(v).to_vec()),
         Value::Stack => KeyPart::Stack,
         other if is_signed(ty) => KeyPart::Int(other.int() as i64),
         other => KeyPart::UInt(other.int()),

@@ -46,7 +46,10 @@ impl State {
                 int(2),
                 strsize,
             )),
-            Function::Strstr => Value::str(strings::strstr(text(0), text(1))),
+            Function::Strstr => strings::strstr(text(0), text(1)).map_or(Value::Int(0), Value::str),
+            Function::Cleanpath => Value::str(strings::cleanpath(text(0))),
+            Function::Getmajor => Value::Int(u64::from(first.int() as u32 >> 20)),
+            Function::Getminor => Value::Int(first.int() & 0xf_ffff),
             Function::Index => Value::Int(strings::index(text(0), text(1), int(2)) as u64),
             Function::Rindex => Value::Int(strings::rindex(text(0), text(1), int(2)) as u64),
             Function::Basename => Value::str(strings::basename(text(0))),
@@ -69,10 +72,8 @@ impl State {
             Function::Speculation => Value::Int(self.speculation()),
             Function::Strchr | Function::Strrchr => {
                 let c = int(1).unwrap_or(0) as u8;
-                match strings::strchr(text(0), c, func == Function::Strrchr) {
-                    Some(s) => Value::str(s),
-                    None => Value::Int(0),
-                }
+                strings::strchr(text(0), c, func == Function::Strrchr)
+                    .map_or(Value::Int(0), Value::str)
             }
             Function::Strtok => self.strtok(&values)?,
             Function::Rand => Value::Int(self.rand() as i32 as i64 as u64),

@@ -43,7 +43,15 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Strjoin | Strstr => (&[Str, Str], 2, DType::String),
         Substr => (&[Str, Int, Int], 2, DType::String),
         Index | Rindex => (&[Str, Str, Int], 2, DType::INT),
-        Basename | Dirname | Tolower | Toupper => (&[Str], 1, DType::String),
+        Basename | Dirname | Tolower | Toupper | Cleanpath => (&[Str], 1, DType::String),
+        Getmajor | Getminor => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 32,
+                signed: false,
+            },
+        ),
         Lltostr => (&[Int, Int], 1, DType::String),
         Progenyof => (&[Int], 1, DType::INT),
         Speculation => (&[], 0, DType::INT),

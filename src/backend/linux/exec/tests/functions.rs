@@ -107,3 +107,36 @@ fn jstack_is_ustack() {
         );
     }
 }
+
+#[test]
+fn strstr_of_an_absent_string_is_null_and_prints_empty() {
+    let src = r#"
+BEGIN {
+    printf("%d %d [%s]\n", strstr("foobar", "bar") != NULL, strstr("foobar", "baz") == NULL,
+        strstr("foobar", "baz"));
+}
+"#;
+    assert_eq!(begin(src), ["1 1 []\n"]);
+}
+
+#[test]
+fn strtok_resumes_at_the_delimiter_that_ended_the_last_token() {
+    // The next call skips that delimiter only if it is one of its own.
+    let src = r#"
+BEGIN { printf("%s\n", strtok("xyAbcMd", "A")); }
+BEGIN { printf("%s\n", strtok(NULL, "M")); }
+"#;
+    assert_eq!(begin(src), ["xy\n", "Abc\n"]);
+}
+
+#[test]
+fn cleanpath_getmajor_and_getminor() {
+    let dev: u64 = 0xabcd_ef01_2345_6789;
+    let src = format!(
+        r#"BEGIN {{ printf("%s %x %x\n", cleanpath("/a/./b//../c/"), getmajor({dev}ll),
+            getminor({dev}ll)); }}"#
+    );
+    let major = (dev as u32) >> 20;
+    let minor = dev & 0xf_ffff;
+    assert_eq!(begin(&src), [format!("/a/c {major:x} {minor:x}\n")]);
+}
