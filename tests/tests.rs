@@ -18,6 +18,7 @@ mod live;
 mod opens;
 mod pyflow;
 mod run_linux;
+mod speculation;
 mod syscalls;
 mod usdt;
 mod util;
