@@ -14,18 +14,18 @@ mod flow;
 mod present;
 mod source;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::contract::{record, Line, Mismatch, ScriptContract};
-use super::{exit_status, trace};
+use super::{exit_status, trace, Tracer};
 use crate::config::{Config, PyflowConfig};
 use crate::event::{ByteString, Printf};
 use crate::output::{self, text};
 use crate::python::{self, Build, FlowSource, PythonError, Version};
-use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::script::{bundled, Param, Script, TargetMacro, Tree};
 use crate::target::Target;
 
 use present::FlowPresenter;
@@ -37,6 +37,10 @@ use present::FlowPresenter;
 struct Choice {
     pub script: Script,
     pub target: Target,
+    /// The interpreter files to attach to for every process (`Scope::usdt_files`), so that
+    /// Pythons started later are traced: the target's interpreter when its tree is followed,
+    /// the installed ones without a target.
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
     pub activate: Option<ToActivate>,
@@ -54,6 +58,7 @@ struct ToActivate {
 pub struct Prepared {
     pub script: Script,
     pub target: Target,
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate turned the trampoline on in this process: turn it off at the end.
     pub activated: Option<Activation>,
@@ -89,18 +94,19 @@ impl Drop for Activation {
 /// The script `dtk pyflow` runs for this configuration. It only reads the target: with
 /// --activate, the trampoline is not turned on.
 pub fn script(c: &PyflowConfig) -> Result<Script> {
-    Ok(choose(c)?.script)
+    Ok(choose(c, Tree::shown(&c.target, c.follow))?.script)
 }
 
 /// Chooses, then makes the target ready: with --activate on a CPython whose trampoline is
 /// off, turns it on (sys.remote_exec) until the returned `Activation` is dropped.
-pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
+pub fn prepare(c: &PyflowConfig, tree: Tree) -> Result<Prepared> {
     let Choice {
         script,
         target,
+        usdt_files,
         mut notices,
         activate,
-    } = choose(c)?;
+    } = choose(c, tree)?;
     let activated = match activate {
         None => None,
         Some(ToActivate { pid, version }) => {
@@ -116,6 +122,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     Ok(Prepared {
         script,
         target,
+        usdt_files,
         notices,
         activated,
     })
@@ -123,9 +130,11 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
 
 /// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
 /// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
-/// 3.14. With no target, every process with markers is traced. Reads the target; never acts
-/// on it.
-fn choose(c: &PyflowConfig) -> Result<Choice> {
+/// 3.14. With no target, every process with markers is traced, and every Python started
+/// later from an installed interpreter. When the back end follows the target's tree (`tree`),
+/// the markers are attached to the target's interpreter file for every process, and the
+/// kernel keeps the tree's firings. Reads the target; never acts on it.
+fn choose(c: &PyflowConfig, tree: Tree) -> Result<Choice> {
     let markers = |target: TargetMacro| -> Result<Script> {
         Ok(bundled("pyflow")
             .expect("pyflow.d is bundled")
@@ -137,6 +146,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
             return Ok(Choice {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
+                usdt_files: Some(python::installed_with_markers()),
                 notices: Vec::new(),
                 activate: None,
             })
@@ -181,11 +191,18 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 .into_iter()
                 .map(|(name, value)| (name, Param::Int(value as i64)))
                 .collect();
+            // Following the tree, the markers are attached to the interpreter's file for
+            // every process (`python*` in the files of `usdt_files`).
+            let (target_macro, usdt_files) = match tree {
+                Tree::ByBackend => (TargetMacro::Any, Some(vec![PathBuf::from(&build.shown)])),
+                Tree::One | Tree::InScript => (target_macro, None),
+            };
             return Ok(Choice {
                 script: bundled("pyflow")
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
                 target,
+                usdt_files,
                 notices,
                 activate: None,
             });
@@ -246,6 +263,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
     Ok(Choice {
         script,
         target,
+        usdt_files: None,
         notices,
         activate,
     })
@@ -292,7 +310,8 @@ fn perf_map(pid: u32) -> String {
 }
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
-    let prepared = prepare(c)?;
+    let tracer = Tracer::open(config, &c.target, c.follow)?;
+    let prepared = prepare(c, tracer.tree)?;
     for notice in &prepared.notices {
         eprintln!("{notice}");
     }
@@ -300,9 +319,11 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
         FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
+    let scope = tracer.scope(prepared.usdt_files);
     let end = trace(
-        config,
+        tracer,
         prepared.script,
+        scope,
         &prepared.target,
         None,
         &mut presenter,

@@ -280,6 +280,7 @@ mod tests {
     fn config(filter: FrameFilter, summary: bool) -> PyflowConfig {
         PyflowConfig {
             target: Target::Pid(100),
+            follow: true,
             filter,
             elapsed: false,
             summary,

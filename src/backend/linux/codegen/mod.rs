@@ -31,13 +31,13 @@ use thiserror::Error;
 
 use super::attach::uprobe::UprobeSpec;
 use super::bpf::drops::DropSlots;
-use super::bpf::gate;
+use super::bpf::{follow, gate};
 use super::bpf::insn::{AsmError, Insn, MapRef};
 use super::bpf::maps::{MapSpec, MapTable, MapType};
 use super::bpf::prog::ProgType;
 use super::d::ast::Expr;
 use super::options::Options;
-use super::plan::{ArgLoad, KernelClause, Plan, PlannedProbe, Site};
+use super::plan::{ArgLoad, Follow, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
 pub use aggregate::{AggregationMaps, Counts};
 use program::{ProbeIndex, ProgramSpec, SharedMaps};
@@ -99,6 +99,8 @@ pub struct ProgramSet {
     pub gate: MapRef,
     pub aggregations: AggregationMaps,
     pub thread_vars: ThreadVars,
+    /// Children of a followed tree the full followed set refused (`bpf::follow`).
+    pub unfollowed: Option<DropSlots>,
 }
 
 /// Builds a program for every kernel attach point of `plan`, with `options.bufsize` as the
@@ -120,6 +122,10 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
     let thread_vars = ThreadVars::plan(plan, &mut table);
     let shadows = threadvars::shadow_maps(plan, &mut table);
     let gate = table.add(gate::spec("dtk_gate"));
+    let followed = plan
+        .follow
+        .as_ref()
+        .map(|f| table.add(follow::spec("dtk_followed", &f.seed)));
     let scratch = table.add(record_scratch(plan, &layouts)?);
     let shared = SharedMaps {
         aggregations,
@@ -130,6 +136,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         ring_size,
         drops,
         gate,
+        followed,
     };
     let mut builder = Builder {
         plan,
@@ -144,6 +151,10 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
     for entry in [true, false] {
         builder.raw_syscalls(entry)?;
     }
+    let unfollowed = match (&plan.follow, followed) {
+        (Some(f), Some(map)) => Some(builder.follow(f, map)?),
+        _ => None,
+    };
     let programs = builder.programs;
     Ok(ProgramSet {
         maps: table.into_specs(),
@@ -154,6 +165,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         gate,
         aggregations: shared.aggregations,
         thread_vars: shared.vars,
+        unfollowed,
     })
 }
 
@@ -213,6 +225,42 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The two programs that keep the followed set `map` (`bpf::follow`); returns the counter
+    /// of children the full set refused.
+    fn follow(&mut self, f: &Follow, map: MapRef) -> Result<DropSlots, CodegenError> {
+        let full = DropSlots::new(self.table.add(DropSlots::spec("dtk_unfollowed", 0)), 0);
+        let asm_error = |what: &str| {
+            let what = what.to_string();
+            move |source| CodegenError::Asm { what, source }
+        };
+        let fork = "sched:sched_process_fork (following)";
+        let exit = "sched:sched_process_exit (following)";
+        let programs = [
+            (
+                fork,
+                "sched_process_fork",
+                follow::fork_program(map, full, f.child_pid).map_err(asm_error(fork))?,
+            ),
+            (
+                exit,
+                "sched_process_exit",
+                follow::exit_program(map, f.group_dead).map_err(asm_error(exit))?,
+            ),
+        ];
+        for (what, name, insns) in programs {
+            self.programs.push(Program {
+                what: what.to_string(),
+                kind: ProgType::Tracepoint,
+                insns,
+                attach: AttachPoint::Tracepoint {
+                    category: "sched".into(),
+                    name: name.into(),
+                },
+            });
+        }
+        Ok(full)
     }
 
     /// Assembles the program for the record of probe `index`.
@@ -407,6 +455,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            follow: None,
         }
     }
 
