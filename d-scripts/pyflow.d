@@ -21,7 +21,8 @@
  *   GEN_IFRAME, GEN_FRAME_STATE     gi_iframe and gi_frame_state in a generator (3.11)
  *   RESUME, RESUME_QUICK, YIELD_VALUE   opcodes (3.11): a frame resumes after a yield at a
  *                   RESUME whose oparg is not 0, or at the YIELD_VALUE itself for throw()
- * Output:     one line per event:
+ * Output:     `following pid ppid execname` at the first event of each process, then one
+ *   line per event:
  *   timestamp pid tid kind file line function
  *   where kind is -> for an entry and <- for a return; with TSTATE_CURRENT also y> for the
  *   entry that resumes a generator (its frame is at a RESUME after a yield, or at the yield
@@ -57,6 +58,19 @@ inline int RESUME_QUICK = 150;
 inline int YIELD_VALUE = 86;
 
 this string kind;
+int announced[int];
+
+/*
+ * The first event of each process: `following PID PPID EXECNAME`, so that the processes
+ * picked up (children of the target, or with no target every Python) can be announced.
+ */
+python$target:::function-entry,
+python$target:::function-return
+/!announced[pid]/
+{
+	announced[pid] = 1;
+	printf("following %d %d %s\n", pid, ppid, execname);
+}
 
 python$target:::function-entry
 {

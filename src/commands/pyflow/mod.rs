@@ -316,7 +316,7 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
         eprintln!("{notice}");
     }
     let mut presenter =
-        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
+        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c, config.quiet);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
     let scope = tracer.scope(prepared.usdt_files);
@@ -387,12 +387,56 @@ record! {
     }
 }
 
+record! {
+    /// The pyflow scripts' line at the first event of each process.
+    pub struct FollowingLine {
+        pid: i64,
+        ppid: i64,
+        execname: ByteString,
+    }
+}
+
+/// The start of the pyflow scripts' line at the first event of each process.
+const FOLLOWING: &str = "following ";
+
 /// What the pyflow presenter reads of the pyflow scripts.
 pub(crate) const CONTRACT: ScriptContract = ScriptContract {
     scripts: &["pyflow", "pyflow-trampoline"],
-    lines: &[Line::of::<FlowLine>("")],
+    lines: &[
+        Line::of::<FlowLine>(""),
+        Line::of::<FollowingLine>(FOLLOWING),
+    ],
     keys: &[],
 };
+
+/// A process seen for the first time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Following {
+    pub pid: u32,
+    pub ppid: u32,
+    pub execname: ByteString,
+}
+
+/// One printf line of the pyflow scripts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowRecord {
+    Following(Following),
+    Event(PyEvent),
+}
+
+impl FlowRecord {
+    pub fn decode(p: &Printf) -> Result<FlowRecord, Mismatch> {
+        if CONTRACT.prefix_of(&p.text)? == FOLLOWING {
+            let l: FollowingLine = CONTRACT.decode(&p.args)?;
+            return Ok(FlowRecord::Following(Following {
+                pid: CONTRACT.id("pid", l.pid)?,
+                ppid: CONTRACT.id("ppid", l.ppid)?,
+                execname: l.execname,
+            }));
+        }
+        PyEvent::from_printf(p).map(FlowRecord::Event)
+    }
+}
 
 impl PyEvent {
     /// Reads the pyflow scripts' line per event ([`FlowLine`]).

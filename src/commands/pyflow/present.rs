@@ -12,7 +12,7 @@ use std::path::Path;
 use owo_colors::OwoColorize;
 
 use super::flow::{Flow, FnKey, Shown, Totals};
-use super::{Kind, PyEvent};
+use super::{FlowRecord, Following, Kind, PyEvent};
 use crate::backend::EventSink;
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
@@ -35,14 +35,24 @@ pub struct FlowPresenter<'a, W: io::Write> {
     flow: Flow<'a>,
     first_ns: Option<u64>,
     tids: std::collections::HashSet<u32>,
+    pids: std::collections::HashSet<u32>,
+    /// The processes whose first event was seen (`following` lines).
+    announced: std::collections::HashSet<u32>,
     show_pid: bool,
+    /// Print on stderr each process picked up besides the target (not with -q).
+    announce: bool,
     show_tid: bool,
     header_done: bool,
     notices: Notices,
 }
 
 impl<'a, W: io::Write> FlowPresenter<'a, W> {
-    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig) -> Self {
+    pub fn new(
+        out: LineWriter<W>,
+        output: OutputConfig,
+        c: &'a PyflowConfig,
+        quiet: bool,
+    ) -> Self {
         FlowPresenter {
             out,
             output,
@@ -50,15 +60,49 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             flow: Flow::new(&c.filter, c.summary),
             first_ns: None,
             tids: Default::default(),
+            pids: Default::default(),
+            announced: Default::default(),
             show_pid: c.target == Target::None,
+            announce: !quiet,
             show_tid: false,
             header_done: false,
             notices: Notices::default(),
         }
     }
 
+    /// The first event of a process: announced, unless it is the target, which the user
+    /// named (a -p pid, or with -c the first process to run Python).
+    fn following(&mut self, p: Following) {
+        let first = self.announced.is_empty();
+        if !self.announced.insert(p.pid) {
+            return;
+        }
+        let target = match self.c.target {
+            Target::Pid(pid) => pid == p.pid,
+            Target::Command(_) => first,
+            Target::None => false,
+        };
+        if self.announced.contains(&p.ppid) {
+            self.flow.fork(p.ppid, p.pid);
+        }
+        if self.announce && !target {
+            let name = text::escape(&p.execname);
+            let parent = if p.ppid > 0 {
+                format!(" (child of {})", p.ppid)
+            } else {
+                String::new()
+            };
+            eprintln!("dtk: following {name} pid {}{parent}", p.pid);
+        }
+    }
+
     fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
         self.first_ns.get_or_insert(e.ts_ns);
+        if self.pids.insert(e.pid) && self.pids.len() == 2 && !self.show_pid {
+            // A second process: from now on lines carry the PID, under a new header.
+            self.show_pid = true;
+            self.header_done = false;
+        }
         if self.tids.insert(e.tid) && self.tids.len() == 2 {
             // A second thread: from now on lines carry the TID, under a new header.
             self.show_tid = true;
@@ -232,7 +276,13 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => self.python_event(PyEvent::from_printf(&p)?),
+            Event::Printf(p) => match FlowRecord::decode(&p)? {
+                FlowRecord::Following(f) => {
+                    self.following(f);
+                    Ok(())
+                }
+                FlowRecord::Event(e) => self.python_event(e),
+            },
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
                 Ok(())
@@ -326,7 +376,7 @@ mod tests {
     }
 
     fn run(c: &PyflowConfig, format: Format, steps: &[Step]) -> String {
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c, false);
         for &step in steps {
             EventSink::event(&mut p, printf(step)).unwrap();
         }
@@ -356,7 +406,7 @@ mod tests {
     #[test]
     fn a_line_unlike_the_scripts_is_an_error() {
         let c = config(FrameFilter::default(), false);
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c, false);
         let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
             unreachable!()
         };
