@@ -33,7 +33,7 @@ fn plan_of(src: &str, options: &Options) -> Result<Plan, PlanError> {
     let program = compile("test.d", src, &MacroArgs::default())
         .unwrap_or_else(|d| panic!("{src}: {d}"))
         .program;
-    plan::resolve(&program, None, options)
+    plan::resolve(&program, None, options, None)
 }
 
 /// Builds and loads `plan`'s programs.
@@ -858,7 +858,7 @@ fn every_bundled_script_plans_and_loads() {
         };
         let program = compile(name, &source, &macros).unwrap().program;
         let options = Options::resolve(&program, &[]).unwrap();
-        let plan = plan::resolve(&program, Some(pid), &options).unwrap();
+        let plan = plan::resolve(&program, Some(pid), &options, None).unwrap();
         let attached =
             build_and_attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         println!(

@@ -8,6 +8,7 @@ mod cli;
 mod codegen;
 mod d_frontend;
 mod exec;
+mod follow;
 mod hostile;
 mod json;
 #[cfg(dtk_libdtrace)]
