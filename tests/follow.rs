@@ -32,7 +32,10 @@ fn dtk_lines(args: &[&str]) -> (Vec<Value>, String) {
     let out = dtk(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "dtk {args:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "dtk {args:?} failed:\n{stdout}\n{stderr}"
+    );
     let lines = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -280,10 +283,7 @@ fn syscalls_c_follows_parallel_children_as_make_runs_them() {
     }
     assert_eq!(have, want, "{rows:#?}\n{stderr}");
     let processes = |comm: &str| -> BTreeSet<u32> {
-        rows.iter()
-            .filter(|r| r.1 == comm)
-            .map(|r| r.0)
-            .collect()
+        rows.iter().filter(|r| r.1 == comm).map(|r| r.0).collect()
     };
     assert_eq!(processes("cat").len(), 4, "{rows:#?}");
     // A forked shell is `sh` until it execs: count processes by pid.
@@ -478,7 +478,10 @@ fn pyflow_without_a_target_shows_a_python_started_later() {
     later.wait().unwrap();
     let tail: Vec<Value> = pyflow.seen.iter().rev().take(10).cloned().collect();
     let stderr = pyflow.stop();
-    assert!(shown, "no call of pid {pid} shown; the last lines: {tail:#?}\n{stderr}");
+    assert!(
+        shown,
+        "no call of pid {pid} shown; the last lines: {tail:#?}\n{stderr}"
+    );
     assert!(
         stderr.contains(&format!("dtk: following python3.11 pid {pid}")),
         "{stderr}"

@@ -33,9 +33,7 @@ pub fn dispatch(config: Config) -> Result<u8> {
             let script = match show {
                 ShowConfig::Pyflow(c) => pyflow::script(c)?,
                 ShowConfig::Opens(c) => opens::script(c, Tree::shown(&c.target, c.follow))?,
-                ShowConfig::Syscalls(c) => {
-                    syscalls::script(c, Tree::shown(&c.target, c.follow))?
-                }
+                ShowConfig::Syscalls(c) => syscalls::script(c, Tree::shown(&c.target, c.follow))?,
             };
             let mut out = io::stdout().lock();
             out.write_all(script.text.as_bytes())?;

@@ -480,14 +480,11 @@ pub fn installed_with_markers() -> Vec<PathBuf> {
             })
             .unwrap_or_default()
     };
-    let candidates = dirs
-        .iter()
-        .flat_map(|d| named(d, "python"))
-        .chain(
-            libs.iter()
-                .flat_map(|d| named(d, "libpython"))
-                .filter(|p| p.to_string_lossy().contains(".so")),
-        );
+    let candidates = dirs.iter().flat_map(|d| named(d, "python")).chain(
+        libs.iter()
+            .flat_map(|d| named(d, "libpython"))
+            .filter(|p| p.to_string_lossy().contains(".so")),
+    );
     let mut found: Vec<PathBuf> = Vec::new();
     for path in candidates {
         let Ok(real) = path.canonicalize() else {
@@ -496,8 +493,8 @@ pub fn installed_with_markers() -> Vec<PathBuf> {
         if found.contains(&real) || is_python2(&real) {
             continue;
         }
-        let markers = UsdtProbes::open(&real)
-            .is_ok_and(|p| p.find("python", "function__entry").is_ok());
+        let markers =
+            UsdtProbes::open(&real).is_ok_and(|p| p.find("python", "function__entry").is_ok());
         if markers {
             found.push(real);
         }

@@ -315,8 +315,12 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
     for notice in &prepared.notices {
         eprintln!("{notice}");
     }
-    let mut presenter =
-        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c, config.quiet);
+    let mut presenter = FlowPresenter::new(
+        output::stdout(config.output.line_flush),
+        config.output,
+        c,
+        config.quiet,
+    );
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
     let scope = tracer.scope(prepared.usdt_files);

@@ -47,12 +47,7 @@ pub struct FlowPresenter<'a, W: io::Write> {
 }
 
 impl<'a, W: io::Write> FlowPresenter<'a, W> {
-    pub fn new(
-        out: LineWriter<W>,
-        output: OutputConfig,
-        c: &'a PyflowConfig,
-        quiet: bool,
-    ) -> Self {
+    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig, quiet: bool) -> Self {
         FlowPresenter {
             out,
             output,
@@ -406,7 +401,12 @@ mod tests {
     #[test]
     fn a_line_unlike_the_scripts_is_an_error() {
         let c = config(FrameFilter::default(), false);
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c, false);
+        let mut p = FlowPresenter::new(
+            LineWriter::new(Vec::new(), true),
+            output(Format::Text),
+            &c,
+            false,
+        );
         let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
             unreachable!()
         };

@@ -31,10 +31,10 @@ use thiserror::Error;
 
 use super::attach::uprobe::UprobeSpec;
 use super::bpf::drops::DropSlots;
-use super::bpf::{follow, gate};
 use super::bpf::insn::{AsmError, Insn, MapRef};
 use super::bpf::maps::{MapSpec, MapTable, MapType};
 use super::bpf::prog::ProgType;
+use super::bpf::{follow, gate};
 use super::d::ast::Expr;
 use super::options::Options;
 use super::plan::{ArgLoad, Follow, KernelClause, Plan, PlannedProbe, Site};

@@ -15,10 +15,10 @@ use super::predicate::{self, Scope};
 use super::threadvars::ThreadVars;
 use super::usdt_arg::load_arg;
 use crate::backend::linux::bpf::drops::DropSlots;
-use crate::backend::linux::bpf::{follow, gate};
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, MapRef, Reg, Size, Src,
 };
+use crate::backend::linux::bpf::{follow, gate};
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::{Zone, MAX_ARGS};
 use crate::backend::linux::plan::{

@@ -24,8 +24,10 @@ pub struct Follow {
 impl Follow {
     /// Following the tree of process `root`.
     pub fn of(root: u32) -> Result<Follow, PlanError> {
-        let fork = tracefs::read_format("sched", "sched_process_fork").map_err(PlanError::tracefs)?;
-        let exit = tracefs::read_format("sched", "sched_process_exit").map_err(PlanError::tracefs)?;
+        let fork =
+            tracefs::read_format("sched", "sched_process_fork").map_err(PlanError::tracefs)?;
+        let exit =
+            tracefs::read_format("sched", "sched_process_exit").map_err(PlanError::tracefs)?;
         let child_pid = fork
             .field("child_pid")
             .ok_or(PlanError::TracepointField {

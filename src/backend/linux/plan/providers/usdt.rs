@@ -82,9 +82,15 @@ pub fn probes_of_all_processes(
         .get_or_read(|| Ok::<_, PlanError>(Scan(scan_processes())))?;
     let mut found = Vec::new();
     for process in scan.iter() {
-        found.extend(candidates(desc, &process.files, Some(process.pid), |provider| {
-            matches(pattern, provider) || matches(pattern, &format!("{provider}{}", process.pid))
-        })?);
+        found.extend(candidates(
+            desc,
+            &process.files,
+            Some(process.pid),
+            |provider| {
+                matches(pattern, provider)
+                    || matches(pattern, &format!("{provider}{}", process.pid))
+            },
+        )?);
     }
     Ok(found)
 }
@@ -109,9 +115,7 @@ fn read_files(paths: &[std::path::PathBuf], running: bool) -> Vec<MappedProbes> 
         }
     }
     let mut seen = std::collections::HashSet::new();
-    files.retain(|f| {
-        std::fs::metadata(&f.path).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
-    });
+    files.retain(|f| std::fs::metadata(&f.path).is_ok_and(|m| seen.insert((m.dev(), m.ino()))));
     files
 }
 
