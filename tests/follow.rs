@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -487,4 +488,42 @@ fn pyflow_without_a_target_shows_a_python_started_later() {
         "{stderr}"
     );
     assert_eq!(uprobe_events(), before);
+}
+
+#[test]
+fn opens_p_follows_the_children_a_running_process_has_and_makes() {
+    if !kernel_available("opens_p_follows_the_children_a_running_process_has_and_makes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("polled");
+    std::fs::write(&file, "x").unwrap();
+    // The target's child (there before dtk) starts a cat every 100 ms.
+    let poll = format!(
+        "while :; do cat {} >/dev/null; sleep 0.1; done",
+        file.display()
+    );
+    let mut target = Command::new("sh")
+        .args(["-c", &format!("sh -c '{poll}' & wait")])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = target.id().to_string();
+    let opens_of_file = |extra: &[&str]| -> Vec<(u32, String, String)> {
+        let mut args = vec!["opens", "-p", &pid, "-d", "4"];
+        args.extend(extra);
+        let (lines, _) = dtk_lines(&args);
+        dtk_opens(&lines)
+            .into_iter()
+            .filter(|(_, path, _)| Path::new(path) == file)
+            .collect()
+    };
+    let followed = opens_of_file(&[]);
+    let alone = opens_of_file(&["--no-follow"]);
+    // SAFETY: kill sends SIGKILL to the process group of the shell this test started.
+    unsafe { libc::kill(-(target.id() as i32), libc::SIGKILL) };
+    target.wait().unwrap();
+    let cats: BTreeSet<u32> = followed.iter().map(|(pid, _, _)| *pid).collect();
+    assert!(cats.len() >= 2, "the target's grandchildren: {followed:#?}");
+    assert!(alone.is_empty(), "--no-follow: {alone:#?}");
 }
