@@ -486,6 +486,55 @@ mod tests {
         assert_eq!(relocate(&mut insns, &fds[..1]).map_err(|e| e.count), Err(1));
     }
 
+    /// How many times `insns` call `helper`.
+    fn calls_of(insns: &[Insn], helper: crate::backend::linux::bpf::insn::Helper) -> usize {
+        insns
+            .iter()
+            .filter(|i| i.code == 0x85 && i.imm == helper.id())
+            .count()
+    }
+
+    #[test]
+    fn a_following_plan_checks_the_followed_set_and_keeps_it_at_fork_and_exit() {
+        use crate::backend::linux::bpf::insn::Helper;
+        let alone = build(&profile_plan(), &Options::default()).unwrap();
+        let plan = Plan {
+            follow: Some(Follow {
+                seed: vec![42, 43],
+                child_pid: 20,
+                group_dead: Some(32),
+            }),
+            ..profile_plan()
+        };
+        let set = build(&plan, &Options::default()).unwrap();
+        let followed = set.maps.iter().find(|m| m.name == "dtk_followed").unwrap();
+        let seeded: Vec<Vec<u8>> = followed.entries.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(seeded, [42u32.to_ne_bytes(), 43u32.to_ne_bytes()]);
+        assert!(set.unfollowed.is_some());
+        // The probe's program looks the process up once more than it does alone.
+        let probe = &set.programs[0].insns;
+        assert_eq!(
+            calls_of(probe, Helper::GetCurrentPidTgid),
+            calls_of(&alone.programs[0].insns, Helper::GetCurrentPidTgid) + 1
+        );
+        let keepers: Vec<(&str, &Vec<Insn>)> = set.programs[1..]
+            .iter()
+            .map(|p| match &p.attach {
+                AttachPoint::Tracepoint { category, name } if category == "sched" => {
+                    (name.as_str(), &p.insns)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let names: Vec<&str> = keepers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["sched_process_fork", "sched_process_exit"]);
+        assert_eq!(calls_of(keepers[0].1, Helper::MapUpdateElem), 1);
+        // A thread's own entry, and the process's when its group is dead.
+        assert_eq!(calls_of(keepers[1].1, Helper::MapDeleteElem), 2);
+        assert!(alone.unfollowed.is_none());
+        assert_eq!(alone.programs.len(), 1);
+    }
+
     #[test]
     fn a_map_the_kernel_refuses_fails_the_load_before_any_program() {
         let plan = profile_plan();
