@@ -332,15 +332,14 @@ parent()
     (program, truth)
 }
 
-#[test]
-fn pyflow_c_shows_a_forked_child_with_its_pid_and_depth() {
-    if !kernel_available("pyflow_c_shows_a_forked_child_with_its_pid_and_depth") {
-        return;
-    }
+/// pyflow -c on `python` running a program that forks: the child's calls are shown under its
+/// own pid, at its depth (it starts inside its parent's frames), and announced; with
+/// --no-follow they are not shown. No uprobe is left behind.
+fn forked_child_is_shown(python: &str) {
     let before = uprobe_events();
     let dir = tempfile::tempdir().unwrap();
     let (program, truth) = forking_program(dir.path());
-    let command = format!("{PYTHON} {}", program.display());
+    let command = format!("{python} {}", program.display());
     let (lines, stderr) = dtk_lines(&["pyflow", "-c", &command]);
     let truth = std::fs::read_to_string(&truth).unwrap();
     let (pid, depth) = truth.split_once(' ').unwrap();
@@ -356,8 +355,9 @@ fn pyflow_c_shows_a_forked_child_with_its_pid_and_depth() {
     assert_eq!(child["depth"], depth, "{lines:#?}");
     let parent = entry("parent");
     assert_ne!(parent["pid"], pid);
+    let name = Path::new(python).file_name().unwrap().to_string_lossy();
     assert!(
-        stderr.contains(&format!("dtk: following python3.11 pid {pid}")),
+        stderr.contains(&format!("dtk: following {name} pid {pid}")),
         "{stderr}"
     );
     assert_eq!(uprobe_events(), before);
@@ -369,6 +369,32 @@ fn pyflow_c_shows_a_forked_child_with_its_pid_and_depth() {
     );
     assert!(lines.iter().any(|v| v["function"] == "parent"));
     assert_eq!(uprobe_events(), before);
+}
+
+#[test]
+fn pyflow_c_shows_a_forked_child_with_its_pid_and_depth() {
+    if kernel_available("pyflow_c_shows_a_forked_child_with_its_pid_and_depth") {
+        forked_child_is_shown(PYTHON);
+    }
+}
+
+/// The same through the perf trampoline (a pyenv 3.12 of the machine image, no markers).
+#[test]
+fn pyflow_c_shows_a_forked_child_through_the_trampoline() {
+    let test = "pyflow_c_shows_a_forked_child_through_the_trampoline";
+    if !kernel_available(test) {
+        return;
+    }
+    let python = "/root/.pyenv/versions/3.12.1/bin/python3.12";
+    if !Path::new(python).exists() {
+        assert!(
+            std::env::var("DTK_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "{test}: {python} is not on this machine"
+        );
+        eprintln!("{test}: skipped: {python} is not on this machine");
+        return;
+    }
+    forked_child_is_shown(python);
 }
 
 /// A running `dtk pyflow -o json` with no target, its lines collected as they come.

@@ -200,7 +200,7 @@ fn prepare(
     let mut plan =
         plan::resolve(&compiled.program, target, &options, usdt_files).map_err(plan_error)?;
     if let (true, Some(root)) = (job.scope.follow, target) {
-        plan.follow = Some(plan::Follow::of(root).map_err(plan_error)?);
+        plan.follow_tree(root).map_err(plan_error)?;
     }
     Ok((compiled, options, plan))
 }

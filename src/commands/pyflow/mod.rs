@@ -25,7 +25,7 @@ use crate::config::{Config, PyflowConfig};
 use crate::event::{ByteString, Printf};
 use crate::output::{self, text};
 use crate::python::{self, Build, FlowSource, PythonError, Version};
-use crate::script::{bundled, Param, Script, TargetMacro, Tree};
+use crate::script::{bundled, Param, Script, TargetMacro};
 use crate::target::Target;
 
 use present::FlowPresenter;
@@ -37,9 +37,8 @@ use present::FlowPresenter;
 struct Choice {
     pub script: Script,
     pub target: Target,
-    /// The interpreter files to attach to for every process (`Scope::usdt_files`), so that
-    /// Pythons started later are traced: the target's interpreter when its tree is followed,
-    /// the installed ones without a target.
+    /// Without a target, the interpreter files to attach to for every process
+    /// (`Scope::usdt_files`), so that Pythons started later are traced: the installed ones.
     pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
@@ -94,19 +93,19 @@ impl Drop for Activation {
 /// The script `dtk pyflow` runs for this configuration. It only reads the target: with
 /// --activate, the trampoline is not turned on.
 pub fn script(c: &PyflowConfig) -> Result<Script> {
-    Ok(choose(c, Tree::shown(&c.target, c.follow))?.script)
+    Ok(choose(c)?.script)
 }
 
 /// Chooses, then makes the target ready: with --activate on a CPython whose trampoline is
 /// off, turns it on (sys.remote_exec) until the returned `Activation` is dropped.
-pub fn prepare(c: &PyflowConfig, tree: Tree) -> Result<Prepared> {
+pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     let Choice {
         script,
         target,
         usdt_files,
         mut notices,
         activate,
-    } = choose(c, tree)?;
+    } = choose(c)?;
     let activated = match activate {
         None => None,
         Some(ToActivate { pid, version }) => {
@@ -131,10 +130,9 @@ pub fn prepare(c: &PyflowConfig, tree: Tree) -> Result<Prepared> {
 /// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
 /// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
 /// 3.14. With no target, every process with markers is traced, and every Python started
-/// later from an installed interpreter. When the back end follows the target's tree (`tree`),
-/// the markers are attached to the target's interpreter file for every process, and the
-/// kernel keeps the tree's firings. Reads the target; never acts on it.
-fn choose(c: &PyflowConfig, tree: Tree) -> Result<Choice> {
+/// later from an installed interpreter. The target's children are the back end's to follow
+/// (`Scope::follow`). Reads the target; never acts on it.
+fn choose(c: &PyflowConfig) -> Result<Choice> {
     let markers = |target: TargetMacro| -> Result<Script> {
         Ok(bundled("pyflow")
             .expect("pyflow.d is bundled")
@@ -191,18 +189,12 @@ fn choose(c: &PyflowConfig, tree: Tree) -> Result<Choice> {
                 .into_iter()
                 .map(|(name, value)| (name, Param::Int(value as i64)))
                 .collect();
-            // Following the tree, the markers are attached to the interpreter's file for
-            // every process (`python*` in the files of `usdt_files`).
-            let (target_macro, usdt_files) = match tree {
-                Tree::ByBackend => (TargetMacro::Any, Some(vec![PathBuf::from(&build.shown)])),
-                Tree::One | Tree::InScript => (target_macro, None),
-            };
             return Ok(Choice {
                 script: bundled("pyflow")
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
                 target,
-                usdt_files,
+                usdt_files: None,
                 notices,
                 activate: None,
             });
@@ -311,7 +303,7 @@ fn perf_map(pid: u32) -> String {
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
     let tracer = Tracer::open(config, &c.target, c.follow)?;
-    let prepared = prepare(c, tracer.tree)?;
+    let prepared = prepare(c)?;
     for notice in &prepared.notices {
         eprintln!("{notice}");
     }

@@ -4,11 +4,35 @@
 //!
 //! The descendants of a running target are read from /proc once, here, before anything is
 //! attached; from then on the kernel adds each child as it is forked.
+//!
+//! Uprobes put on the target (`pid$target`, `python$target`) are put on their file for every
+//! process instead ([`Plan::follow_tree`]): a child runs the same code, through the same file,
+//! and the kernel keeps only the tree's firings. A USDT semaphore is then raised in every
+//! process that maps the file, which only makes the other processes' markers fire into a
+//! program that drops them.
 
 use std::collections::BTreeSet;
 
-use super::PlanError;
+use super::{Plan, PlanError, Site};
 use crate::inspect::tracefs;
+
+impl Plan {
+    /// Makes the run follow the tree of process `root`: every kernel program fires only in
+    /// the tree, and uprobes put on `root` are put on their files for every process.
+    pub fn follow_tree(&mut self, root: u32) -> Result<(), PlanError> {
+        self.follow = Some(Follow::of(root)?);
+        for probe in &mut self.probes {
+            if let Site::Uprobe { sites } = &mut probe.site {
+                for site in sites {
+                    if site.spec.pid == i32::try_from(root).ok() {
+                        site.spec.pid = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// What the code generator needs to follow a tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +47,7 @@ pub struct Follow {
 
 impl Follow {
     /// Following the tree of process `root`.
-    pub fn of(root: u32) -> Result<Follow, PlanError> {
+    fn of(root: u32) -> Result<Follow, PlanError> {
         let fork =
             tracefs::read_format("sched", "sched_process_fork").map_err(PlanError::tracefs)?;
         let exit =
