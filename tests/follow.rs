@@ -297,7 +297,9 @@ fn syscalls_c_follows_parallel_children_as_make_runs_them() {
 }
 
 /// A python3.11 program that forks: the child calls `child` from inside `parent`, and writes
-/// down its pid and the depth of `child`'s frame (the frames below it).
+/// down its pid and the depth of `child`'s frame (the frames below it). It then lives on a
+/// while: pyflow starts it inside its parent's frames by its ppid, which the engine reads
+/// from /proc when it processes the event.
 fn forking_program(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let truth = dir.join("truth");
     let program = dir.join("forks.py");
@@ -318,7 +320,7 @@ def parent():
     pid = os.fork()
     if pid == 0:
         child(1)
-        time.sleep(1)
+        time.sleep(3)
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
@@ -477,10 +479,13 @@ fn pyflow_without_a_target_shows_a_python_started_later() {
     let before = uprobe_events();
     let dir = tempfile::tempdir().unwrap();
     let mut pyflow = Pyflow::start();
-    // Attached: a Python started now is seen.
+    // Attached: a Python started now is seen. It calls for a second, so that some of its
+    // calls get through while other tests' Pythons, traced too, fill the ring buffer.
+    let ping_code =
+        "import time\ndef dtk_ping(): time.sleep(0.01)\nfor _ in range(100): dtk_ping()\n";
     let start = Instant::now();
     loop {
-        let mut ping = python(dir.path(), "ping.py", "def dtk_ping(): pass\ndtk_ping()\n");
+        let mut ping = python(dir.path(), "ping.py", ping_code);
         let pid = ping.id();
         ping.wait().unwrap();
         if pyflow.saw(Duration::from_millis(500), |v| {

@@ -55,9 +55,9 @@ pub struct Scope {
     /// command then sets to 0 (every process), leaving the tree to the back end.
     pub follow: bool,
     /// USDT providers named by a glob (`python*`) attach to the files that hold them, once
-    /// per file, for every process that maps it now or later (with `follow`, the kernel keeps
-    /// only the tree's firings), rather than once per running process: these files, and
-    /// without a target also the files running processes map.
+    /// per file, for every process that maps it now or later, rather than once per running
+    /// process: these files (pyflow's installed interpreters), and the files running
+    /// processes map.
     pub usdt_files: Option<Vec<PathBuf>>,
 }
 

@@ -39,8 +39,8 @@ impl Cache {
 pub struct Query<'c> {
     /// The -p/-c process, already substituted for `$target`; it only sharpens error messages.
     pub target: Option<u32>,
-    /// Where USDT providers named by a glob are found (`Scope::usdt_files`); None: in every
-    /// running process.
+    /// Files where USDT providers named by a glob are found besides the running processes'
+    /// (`Scope::usdt_files`), attached for every process; None: in each running process.
     pub usdt_files: Option<&'c [PathBuf]>,
     pub cache: &'c mut Cache,
 }

@@ -3,19 +3,20 @@
 //! /proc/PID/maps lists (the executable, libpython, any library), and each site becomes a
 //! uprobe for that pid, with the probe's semaphore passed as `ref_ctr_offset`.
 //!
-//! A run whose scope names USDT files (`Scope::usdt_files`: pyflow's) finds `python*` in
-//! those files instead, and without a target also in the files running processes map; each
-//! site is then one uprobe on the file for every process (pid −1), so that processes started
-//! later are traced too, and the kernel raises the semaphore in every mapping of the file.
-//! Those probes are named without a pid (`python:python3.11::function-entry`).
+//! A run whose scope names USDT files (`Scope::usdt_files`: pyflow's without a target) finds
+//! `python*` in those files and in the files running processes map; each site is then one
+//! uprobe on the file for every process (pid −1), so that processes started later are traced
+//! too, and the kernel raises the semaphore in every mapping of the file. Those probes are
+//! named without a pid (`python:python3.11::function-entry`).
 //!
 //! D spells the note's `function__entry` as `function-entry`; descriptions are matched
 //! against that spelling. The module part is the file's name (`python3.11`,
 //! `libpython3.11.so.1.0`). The function part is empty: notes do not name the function that
 //! holds them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::common::{concrete, process_error, Query};
@@ -39,7 +40,7 @@ struct MappedProbes {
     /// The file's name, D's module.
     module: String,
     /// The path to attach through for this process.
-    path: std::path::PathBuf,
+    path: PathBuf,
     probes: Arc<UsdtProbes>,
 }
 
@@ -71,10 +72,9 @@ pub fn probes_of_all_processes(
 ) -> Result<Vec<Candidate>, PlanError> {
     let pattern = desc.provider.as_str();
     if let Some(files) = query.usdt_files {
-        let running = query.target.is_none();
         let Files(files) = query
             .cache
-            .get_or_read(|| Ok::<_, PlanError>(Files(read_files(files, running))))?;
+            .get_or_read(|| Ok::<_, PlanError>(Files(read_files(files))))?;
         return candidates(desc, files, None, |provider| matches(pattern, provider));
     }
     let Scan(scan) = query
@@ -98,29 +98,24 @@ pub fn probes_of_all_processes(
 /// The files of `Scope::usdt_files` that have USDT probes, read once per plan.
 struct Files(Vec<MappedProbes>);
 
-/// `paths` that have USDT probes, and with `running` also every file with USDT probes that a
-/// running process maps; each file once, whatever its name. A path that cannot be read is
-/// passed over.
-fn read_files(paths: &[std::path::PathBuf], running: bool) -> Vec<MappedProbes> {
+/// `paths` that have USDT probes, and every file with USDT probes that a running process
+/// maps; each file once, whatever its name. A path that cannot be read is passed over.
+fn read_files(paths: &[PathBuf]) -> Vec<MappedProbes> {
     let mut cache = FileCache::new();
-    let mut files = Vec::new();
-    for path in paths {
-        if let Some(file) = mapped_probes(path.clone(), path_module(path), &mut cache) {
-            files.push(file);
-        }
+    let mut files: Vec<MappedProbes> = paths
+        .iter()
+        .filter_map(|path| mapped_probes(path.clone(), path_module(path), &mut cache))
+        .collect();
+    for process in scan_processes() {
+        files.extend(process.files);
     }
-    if running {
-        for process in scan_processes() {
-            files.extend(process.files);
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     files.retain(|f| std::fs::metadata(&f.path).is_ok_and(|m| seen.insert((m.dev(), m.ino()))));
     files
 }
 
 /// A file's name, D's module.
-fn path_module(path: &std::path::Path) -> String {
+fn path_module(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -156,11 +151,7 @@ fn read_process(pid: u32, cache: &mut FileCache) -> Result<ProcessProbes, ProcMa
 }
 
 /// The USDT probes of the file at `path`, if it has any.
-fn mapped_probes(
-    path: std::path::PathBuf,
-    module: String,
-    cache: &mut FileCache,
-) -> Option<MappedProbes> {
+fn mapped_probes(path: PathBuf, module: String, cache: &mut FileCache) -> Option<MappedProbes> {
     let meta = std::fs::metadata(&path).ok()?;
     let probes = cache
         .entry((meta.dev(), meta.ino()))
