@@ -8,8 +8,8 @@
 //! Uprobes put on the target (`pid$target`, `python$target`) are put on their file for every
 //! process instead ([`Plan::follow_tree`]): a child runs the same code, through the same file,
 //! and the kernel keeps only the tree's firings. A USDT semaphore is then raised in every
-//! process that maps the file, which only makes the other processes' markers fire into a
-//! program that drops them.
+//! process that maps the file, so the other processes' markers fire too (a uprobe trap per
+//! call while tracing lasts), into a program that drops them.
 
 use std::collections::BTreeSet;
 
