@@ -445,6 +445,8 @@ pub enum DropKind {
     /// Recorded before a stop, but still unread when the time a stop may take ran out: the
     /// reader was behind a target that traces faster than it prints.
     Unshown,
+    /// Processes of a followed tree not followed: the kernel's followed set was full.
+    Unfollowed,
 }
 
 impl fmt::Display for DropKind {
@@ -456,6 +458,7 @@ impl fmt::Display for DropKind {
             DropKind::Speculation => "speculation drops",
             DropKind::TruncatedString => "strings truncated at strsize",
             DropKind::Unshown => "events recorded before the stop not shown (dtk was behind)",
+            DropKind::Unfollowed => "processes not followed (followed set full)",
         })
     }
 }

@@ -9,6 +9,7 @@ mod codegen;
 mod d_frontend;
 mod destructive;
 mod exec;
+mod follow;
 mod hostile;
 mod json;
 #[cfg(dtk_libdtrace)]

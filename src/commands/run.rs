@@ -41,6 +41,7 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
         options: c.options.clone(),
         allow_empty: c.zdefs,
         dump_bpf: c.dump_bpf,
+        scope: Default::default(),
     };
     let mut backend = backend::select(config.backend)?;
     if c.list {

@@ -121,6 +121,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
         reported_lost_by_probe: Vec::new(),
         reported_agg_drops: 0,
         reported_var_drops: 0,
+        reported_unfollowed: 0,
         bad_records: 0,
         target_exit: None,
     };
@@ -194,12 +195,18 @@ fn prepare(
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
     refuse_destructive(job, &compiled.program, &options)?;
-    let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
+    let plan_error = |e| {
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
             source: Box::new(e),
         })
-    })?;
+    };
+    let usdt_files = job.scope.usdt_files.as_deref();
+    let mut plan =
+        plan::resolve(&compiled.program, target, &options, usdt_files).map_err(plan_error)?;
+    if let (true, Some(root)) = (job.scope.follow, target) {
+        plan.follow_tree(root).map_err(plan_error)?;
+    }
     Ok((compiled, options, plan))
 }
 
@@ -251,6 +258,7 @@ struct Run<'a> {
     reported_lost_by_probe: Vec<u64>,
     reported_agg_drops: u64,
     reported_var_drops: u64,
+    reported_unfollowed: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
     /// The target's end, when the run ended with it.
@@ -621,6 +629,15 @@ impl Run<'_> {
                 probe: None,
             })?;
             self.reported_agg_drops = agg;
+        }
+        let unfollowed = attached.unfollowed().map_err(engine_error)?;
+        if unfollowed > self.reported_unfollowed {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Unfollowed,
+                count: unfollowed - self.reported_unfollowed,
+                probe: None,
+            })?;
+            self.reported_unfollowed = unfollowed;
         }
         let vars = attached.thread_var_drops().map_err(engine_error)?;
         if vars > self.reported_var_drops {

@@ -15,10 +15,10 @@ use super::predicate::{self, Scope};
 use super::threadvars::ThreadVars;
 use super::usdt_arg::load_arg;
 use crate::backend::linux::bpf::drops::DropSlots;
-use crate::backend::linux::bpf::gate;
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, MapRef, Reg, Size, Src,
 };
+use crate::backend::linux::bpf::{follow, gate};
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::{Zone, MAX_ARGS};
 use crate::backend::linux::plan::{
@@ -80,6 +80,8 @@ pub struct SharedMaps {
     pub drops: DropSlots,
     /// Checked first: while it is closed the program does nothing.
     pub gate: MapRef,
+    /// The followed set (`bpf::follow`), checked next when the run follows a tree.
+    pub followed: Option<MapRef>,
 }
 
 /// Assembles the program.
@@ -99,6 +101,9 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
     gate::emit_check(&mut asm, spec.maps.gate, KEY_SLOT, out);
+    if let Some(followed) = spec.maps.followed {
+        follow::emit_check(&mut asm, followed, KEY_SLOT, out);
+    }
     if let Some(offset) = spec.guard {
         asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
             Cond::Eq,
