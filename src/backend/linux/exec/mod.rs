@@ -178,8 +178,9 @@ struct State {
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, measured once, for walltimestamp.
     wall_offset_ns: i64,
     drops: HashMap<DropKind, u64>,
-    /// Aggregations printa printed during END: the final print leaves them out.
-    printed_in_end: HashSet<String>,
+    /// Aggregations printa printed while they had data: the final print leaves them out,
+    /// as dtrace(1) leaves out those it marked DTRACE_AGD_PRINTED.
+    printed: HashSet<String>,
     exit: Option<i32>,
 }
 
@@ -243,7 +244,7 @@ impl Executor {
                 zones: Vec::new(),
                 wall_offset_ns: wall_clock_offset(),
                 drops: HashMap::new(),
-                printed_in_end: HashSet::new(),
+                printed: HashSet::new(),
                 exit: None,
             },
         }
@@ -300,6 +301,10 @@ impl Executor {
         let captures = captures_of(firing);
         let mut faults = Vec::new();
         for &index in &probe.clauses {
+            // exit() ends tracing: dtrace runs no clause after it but END's.
+            if state.exit.is_some() && probe.kind != ProbeKind::End {
+                break;
+            }
             let clause = clauses.get(index).ok_or_else(|| ExecError::UnknownClause {
                 probe: probe.desc.to_string(),
                 clause: index,
@@ -338,7 +343,7 @@ impl Executor {
     }
 
     /// At the end of the run (after END): one snapshot per aggregation that has data and
-    /// was not printed by printa in END.
+    /// that no printa() printed.
     pub fn final_snapshots(&mut self, sink: &mut dyn EventSink) -> io::Result<()> {
         let with_data = self.state.aggs.names_with_data();
         let ordered = self
@@ -351,7 +356,7 @@ impl Executor {
             .filter(|n| !self.state.agg_order.contains(n));
         let snapshots = ordered
             .chain(others)
-            .filter(|name| !self.state.printed_in_end.contains(*name))
+            .filter(|name| !self.state.printed.contains(*name))
             .filter_map(|name| self.state.aggs.snapshot(name))
             .collect();
         sink.event(Event::FinalAggs(snapshots))
