@@ -391,8 +391,8 @@ pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
         Value::Stack => KeyPart::Stack,
-        other if is_signed(ty) => KeyPart::Int(other.int() as i64),
-        other => KeyPart::UInt(other.int()),
+        other if is_signed(ty) => KeyPart::Int(normalize(other.int(), ty) as i64),
+        other => KeyPart::UInt(normalize(other.int(), ty)),
     }
 }
 

@@ -90,8 +90,8 @@ impl Value {
             Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
             Value::Stack => event::Value::Stack(Vec::new()),
             Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
-            other if is_signed(ty) => event::Value::Int(other.int() as i64),
-            other => event::Value::UInt(other.int()),
+            other if is_signed(ty) => event::Value::Int(normalize(other.int(), ty) as i64),
+            other => event::Value::UInt(normalize(other.int(), ty)),
         }
     }
 }

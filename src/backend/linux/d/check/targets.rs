@@ -40,7 +40,8 @@ pub fn assignments<'a>(
     }
 }
 
-fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
+/// Records the variables `e` assigns or increments.
+pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
             let named = match &target.kind {
