@@ -118,7 +118,8 @@ impl State {
     pub(super) fn eval(&mut self, e: &Expr, f: &mut Frame<'_>) -> Eval {
         deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
-            ExprKind::Str(s) => Ok(Value::str(s)),
+            // A string constant holds at most strsize bytes, as in DTrace (not a drop).
+            ExprKind::Str(s) => Ok(Value::str(&s.as_bytes()[..s.len().min(self.options.strsize)])),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
             ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
             ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),
@@ -323,16 +324,17 @@ impl State {
         }
     }
 
-    /// Strings are cut at strsize - 1 bytes, as DTrace cuts them, and each cut counted.
+    /// Strings are cut at strsize bytes (the terminating NUL not counted), as DTrace cuts
+    /// them, and each cut counted.
     pub(super) fn cut_value(&mut self, v: Value) -> Value {
         match v {
-            Value::Str(s) if s.len() >= self.options.strsize => Value::str(self.cut(&s)),
+            Value::Str(s) if s.len() > self.options.strsize => Value::str(self.cut(&s)),
             other => other,
         }
     }
 
     pub(super) fn cut<'s>(&mut self, s: &'s [u8]) -> &'s [u8] {
-        let max = self.options.strsize.saturating_sub(1);
+        let max = self.options.strsize;
         if s.len() <= max {
             return s;
         }

@@ -67,6 +67,7 @@ impl State {
             Function::Stack | Function::Ustack => Value::Stack,
             _ => Value::zero(ty),
         })
+        .map(|v| self.cut_value(v))
     }
 
     /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the
@@ -96,9 +97,10 @@ impl State {
         if truncated {
             self.drop(DropKind::TruncatedString);
         }
+        // copyinstr(addr, n) reads n bytes with the NUL, as the kernel's strsize slot does.
         let s = match max {
-            Some(n) if n >= 0 && (n as usize) < s.len() => &s[..n as usize],
-            _ => s,
+            Some(n) => &s[..s.len().min(usize::try_from(n).unwrap_or(0).saturating_sub(1))],
+            None => s,
         };
         Ok(self.cut(s))
     }

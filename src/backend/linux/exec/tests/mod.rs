@@ -5,6 +5,7 @@ mod actions;
 mod aggregations;
 mod corpus;
 mod scripts;
+mod semantics;
 mod subroutines;
 mod variables;
 

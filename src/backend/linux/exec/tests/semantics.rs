@@ -1,0 +1,76 @@
+//! D's semantics where they are easy to get subtly wrong, each as DTrace defines it: sizes of
+//! constants, strings that end at a NUL or at strsize, the side effects that constant
+//! logical operands must not drop, and 64-bit intermediate arithmetic.
+
+use super::*;
+
+#[test]
+fn a_character_constant_is_an_int_and_a_string_constant_an_array() {
+    let src = r#"BEGIN { printf("%d %d %d %c\n", sizeof('c'), sizeof "hi", sizeof(""), 'x'); }"#;
+    assert_eq!(begin(src), ["4 3 1 x\n"]);
+}
+
+#[test]
+fn a_string_constant_ends_at_its_first_nul() {
+    let src = r#"BEGIN { s = "ab\0cd"; printf("%s %d %d\n", s, strlen(s), s == "ab"); }"#;
+    assert_eq!(begin(src), ["ab 2 1\n"]);
+}
+
+#[test]
+fn strsize_bounds_constants_and_every_string_result() {
+    let src = r#"
+#pragma D option strsize=5
+BEGIN {
+    self->t = "abcdefgh";
+    printf("%s %s %d %s %s %s\n", "abcdefgh", self->t, strlen("123456789"),
+        lltostr(123456789), toupper("abcdefgh"), strjoin("ab", "cdefg"));
+}
+"#;
+    let mut h = Harness::new(src, &[("BEGIN", ProbeKind::Begin)]);
+    h.fire(&firing(0, 7));
+    let cut = |s: &str| s[..5].to_string();
+    let want = format!(
+        "{} {} 5 {} {} {}\n",
+        cut("abcdefgh"),
+        cut("abcdefgh"),
+        cut("123456789"),
+        cut("ABCDEFGH"),
+        cut("abcdefg")
+    );
+    assert_eq!(h.printed(), [want]);
+}
+
+#[test]
+fn copyinstr_reads_its_limit_less_the_nul() {
+    let src = r#"syscall::write:entry { printf("%s|%s|\n", copyinstr(arg1, 32), copyinstr(arg1, 1)); }"#;
+    let mut h = Harness::new(src, &[("syscall::write:entry", ProbeKind::SyscallEntry)]);
+    let text = "x".repeat(40);
+    h.fire(&with_string(with_args(firing(0, 1), &[1, 0x1000]), 1, &text));
+    assert_eq!(h.printed(), [format!("{}||\n", &text[..31])]);
+}
+
+#[test]
+fn a_constant_operand_of_a_logical_operator_keeps_the_other_side_effects() {
+    let src = r#"
+BEGIN { x = (h = 3) || 1; y = (g = 2) && 0; z = 0 && (k = 5); printf("%d %d %d %d %d %d\n", x, h, y, g, z, k); }
+"#;
+    assert_eq!(begin(src), ["1 3 0 2 0 0\n"]);
+}
+
+#[test]
+fn an_assignment_in_a_predicate_is_an_assignment() {
+    let src = "BEGIN /(this->a = 7) || 1/ { printf(\"%d\\n\", this->a); } BEGIN /i++ || 1/ { printf(\"%d\\n\", i); }";
+    let compiled = d::compile("p.d", src, &d::MacroArgs::default()).unwrap();
+    assert!(compiled.warnings.is_empty(), "{:?}", compiled.warnings);
+    assert_eq!(begin(src), ["7\n", "1\n"]);
+}
+
+#[test]
+fn int_arithmetic_keeps_64_bits_until_stored() {
+    let i: i64 = 25920;
+    let wide = i - (i + i * 3 + i) * i / i * i;
+    let src = format!(
+        "BEGIN {{ i = {i}; i = i - (i + (i * 3) + i) * i / i * i; printf(\"%d %d\\n\", i, {i} * {i} / {i}); }}"
+    );
+    assert_eq!(begin(&src), [format!("{} {i}\n", wide as i32)]);
+}
