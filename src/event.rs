@@ -325,6 +325,16 @@ pub fn quantize_bucket_value(i: usize) -> i64 {
     }
 }
 
+/// Whether factor^(high + 1) exceeds 64 bits, which dtrace refuses (D_LLQUANT_HMAGVAL).
+pub fn llquantize_overflows(factor: i64, high: i64) -> bool {
+    let (Ok(factor), Ok(high)) = (u64::try_from(factor), u32::try_from(high)) else {
+        return false;
+    };
+    high.checked_add(1)
+        .and_then(|n| factor.checked_pow(n))
+        .is_none()
+}
+
 /// The lower bounds of llquantize()'s buckets after the first ("< factor^low") one, and the
 /// value that the last (">=") bucket starts at.
 pub fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<i64>, i64) {
@@ -340,7 +350,7 @@ pub fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<
     let mut order = low;
     while order <= high && step > 0 {
         bounds.push(value);
-        value += step;
+        value = value.saturating_add(step);
         if value >= next {
             value = next;
             next = value.saturating_mul(factor);

@@ -74,3 +74,20 @@ fn int_arithmetic_keeps_64_bits_until_stored() {
     );
     assert_eq!(begin(&src), [format!("{} {i}\n", wide as i32)]);
 }
+
+#[test]
+fn an_llquantize_whose_top_overflows_64_bits_is_refused_at_compile_time() {
+    let compile = |high: u32| {
+        let src = format!("BEGIN {{ @ = llquantize(1, 10, 0, {high}, 20); exit(0); }}");
+        d::compile("l.d", &src, &d::MacroArgs::default()).map(|_| ())
+    };
+    // 10^(high+1) must fit in 64 bits, as dtrace requires.
+    for high in [18, 19, 30] {
+        let fits = 10u64.checked_pow(high + 1).is_some();
+        let result = compile(high);
+        assert_eq!(result.is_ok(), fits, "high {high}: {result:?}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("overflow 64 bits"), "{e}");
+        }
+    }
+}
