@@ -222,6 +222,7 @@ impl State {
             func: self.func_of(name),
             entries: Vec::new(),
             key_sizes: Vec::new(),
+            sort: self.aggs.sort,
         })
     }
 

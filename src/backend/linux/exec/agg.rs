@@ -13,6 +13,7 @@ use super::buckets::{
     BadParameters,
 };
 use crate::event::{
+    AggSort,
     self, compare_values, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS,
 };
 
@@ -131,6 +132,10 @@ pub struct Aggregations {
     key_sizes: HashMap<String, Vec<u8>>,
     /// Names in the order aggregations first received data, for the final print.
     order: Vec<String>,
+    /// How printa and the final print order entries (the aggsort* options).
+    pub sort: AggSort,
+    /// `aggsortpos`: which aggregation of a multi-aggregation printa orders its rows.
+    pub sort_pos: usize,
 }
 
 impl Aggregations {
@@ -232,6 +237,7 @@ impl Aggregations {
             name: name.to_string(),
             func: agg.func,
             key_sizes: self.key_sizes.get(name).cloned().unwrap_or_default(),
+            sort: self.sort,
             entries: agg
                 .entries
                 .iter()
@@ -315,13 +321,19 @@ impl Aggregations {
                 (k.clone(), values)
             })
             .collect();
+        let pos = if self.sort_pos < names.len() {
+            self.sort_pos
+        } else {
+            0
+        };
         rows.sort_by(|a, b| {
-            let first = |row: &(Vec<KeyPart>, Vec<AggValue>)| row.1.first().cloned();
-            match (first(a), first(b)) {
-                (Some(x), Some(y)) => compare_values(&x, &y),
+            let nkeys = a.0.len().min(b.0.len());
+            let value = || match (a.1.get(pos), b.1.get(pos)) {
+                (Some(x), Some(y)) => compare_values(x, y),
                 _ => Ordering::Equal,
-            }
-            .then_with(|| compare_keys(&a.0, &b.0))
+            };
+            self.sort
+                .compare(nkeys, |i| a.0[i].compare(&b.0[i]), value)
         });
         rows
     }
@@ -480,14 +492,6 @@ fn zero_of(func: AggFunc, like: &AggValue) -> AggValue {
         *s = 0;
     }
     v
-}
-
-fn compare_keys(a: &[KeyPart], b: &[KeyPart]) -> Ordering {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| x.compare(y))
-        .find(|o| *o != Ordering::Equal)
-        .unwrap_or(Ordering::Equal)
 }
 
 #[cfg(test)]

@@ -223,6 +223,9 @@ impl Executor {
             .map(|v| (v.name.clone(), v.keys.iter().map(key_size).collect()))
             .collect();
         let agg_order = aggregations.map(|v| v.name.clone()).collect();
+        let mut aggs = Aggregations::with_key_sizes(key_sizes);
+        aggs.sort = options.aggsort;
+        aggs.sort_pos = options.aggsortpos;
         let clauses = program
             .items
             .into_iter()
@@ -237,7 +240,7 @@ impl Executor {
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 options,
-                aggs: Aggregations::with_key_sizes(key_sizes),
+                aggs,
                 agg_funcs,
                 agg_order,
                 procs: ProcessTable::default(),

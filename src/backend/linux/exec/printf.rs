@@ -194,6 +194,7 @@ fn value_text(
         name: String::new(),
         func,
         key_sizes: Vec::new(),
+        sort: crate::event::AggSort::default(),
         entries: vec![AggEntry {
             keys: Vec::new(),
             value: value.clone(),

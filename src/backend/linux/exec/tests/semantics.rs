@@ -91,3 +91,49 @@ fn an_llquantize_whose_top_overflows_64_bits_is_refused_at_compile_time() {
         }
     }
 }
+
+#[test]
+fn the_aggsort_options_order_printa_and_the_final_print() {
+    // Keys and values chosen so that every option gives a different order.
+    let entries = [(1, "b", 5), (2, "a", 3), (3, "c", 4)];
+    let body: String = entries
+        .iter()
+        .map(|(n, s, v)| format!("@[{n}, \"{s}\"] = sum({v}); "))
+        .collect();
+    let run = |pragmas: &str| {
+        let src = format!("{pragmas}\nBEGIN {{ {body} printa(\"%d %s %@d\\n\", @); }}");
+        begin(&src).concat()
+    };
+    let expect = |mut order: Vec<(i32, &str, i32)>, rev: bool| {
+        if rev {
+            order.reverse();
+        }
+        order
+            .iter()
+            .map(|(n, s, v)| format!("{n} {s} {v}\n"))
+            .collect::<String>()
+    };
+    let mut by_value = entries.to_vec();
+    by_value.sort_by_key(|e| e.2);
+    let mut by_key = entries.to_vec();
+    by_key.sort_by_key(|e| e.0);
+    let mut by_second_key = entries.to_vec();
+    by_second_key.sort_by_key(|e| e.1);
+    assert_eq!(run(""), expect(by_value.clone(), false));
+    assert_eq!(run("#pragma D option aggsortrev"), expect(by_value, true));
+    assert_eq!(run("#pragma D option aggsortkey"), expect(by_key.clone(), false));
+    let both = "#pragma D option aggsortkey\n#pragma D option aggsortrev";
+    assert_eq!(run(both), expect(by_key, true));
+    let pos = "#pragma D option aggsortkey\n#pragma D option aggsortkeypos=1";
+    assert_eq!(run(pos), expect(by_second_key, false));
+}
+
+#[test]
+fn aggsortpos_picks_the_aggregation_that_orders_a_printa() {
+    let src = r#"
+#pragma D option aggsortpos=1
+BEGIN { @a[1] = sum(1); @a[2] = sum(2); @b[1] = sum(20); @b[2] = sum(10);
+        printa("%d %@d %@d\n", @a, @b); }
+"#;
+    assert_eq!(begin(src), ["2 2 10\n", "1 1 20\n"]);
+}
