@@ -444,7 +444,11 @@ impl AggSort {
         key: impl Fn(usize) -> Ordering,
         value: impl FnOnce() -> Ordering,
     ) -> Ordering {
-        let first = if self.key_pos < nkeys { self.key_pos } else { 0 };
+        let first = if self.key_pos < nkeys {
+            self.key_pos
+        } else {
+            0
+        };
         let keys = || {
             (0..nkeys)
                 .map(|i| key((first + i) % nkeys))

@@ -17,6 +17,7 @@ mod live;
 mod opens;
 mod pyflow;
 mod run_linux;
+mod semantics;
 mod syscalls;
 mod usdt;
 mod util;

@@ -30,6 +30,8 @@ pub struct Options {
     pub aggsort: AggSort,
     /// `aggsortpos`: the aggregation whose values order a multi-aggregation printa.
     pub aggsortpos: usize,
+    /// `cpu`: trace on this CPU only; BEGIN, END and tick-N fire there too.
+    pub cpu: Option<u32>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             dynvarsize: 1 << 20,
             aggsort: AggSort::default(),
             aggsortpos: 0,
+            cpu: None,
         }
     }
 }
@@ -97,6 +100,7 @@ impl Options {
             "aggsortrev" => self.aggsort.reverse = true,
             "aggsortkeypos" => self.aggsort.key_pos = parse_count(name, need()?)?,
             "aggsortpos" => self.aggsortpos = parse_count(name, need()?)?,
+            "cpu" => self.cpu = Some(parse_count(name, need()?)? as u32),
             // Kernel aggregations are read when they are printed, so the rate is checked and
             // then has nothing to pace.
             "aggrate" => {

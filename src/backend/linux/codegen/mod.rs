@@ -130,6 +130,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         ring_size,
         drops,
         gate,
+        cpu: options.cpu,
     };
     let mut builder = Builder {
         plan,

@@ -80,6 +80,8 @@ pub struct SharedMaps {
     pub drops: DropSlots,
     /// Checked first: while it is closed the program does nothing.
     pub gate: MapRef,
+    /// The `cpu` option: programs on any other CPU do nothing.
+    pub cpu: Option<u32>,
 }
 
 /// Assembles the program.
@@ -99,6 +101,10 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
     gate::emit_check(&mut asm, spec.maps.gate, KEY_SLOT, out);
+    if let Some(cpu) = spec.maps.cpu {
+        asm.call(Helper::GetSmpProcessorId)
+            .jmp_if(Cond::Ne, Reg::R0, Src::Imm(cpu as i32), out);
+    }
     if let Some(offset) = spec.guard {
         asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
             Cond::Eq,

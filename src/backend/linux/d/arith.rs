@@ -260,7 +260,13 @@ mod tests {
     #[test]
     fn intermediate_results_keep_64_bits() {
         let int = |op, a: i64, b: i64| {
-            binary(op, (a as u64, &DType::INT), (b as u64, &DType::INT), &DType::INT).unwrap()
+            binary(
+                op,
+                (a as u64, &DType::INT),
+                (b as u64, &DType::INT),
+                &DType::INT,
+            )
+            .unwrap()
         };
         let i: i64 = 25920;
         let product = int(BinaryOp::Mul, 5 * i, i);
@@ -269,7 +275,10 @@ mod tests {
         assert_eq!(back as i64, 5 * i);
         // Stored into an int, the 64-bit difference is cut to 32 bits, as in DTrace.
         let diff = int(BinaryOp::Sub, i, product as i64);
-        assert_eq!(normalize(diff, &DType::INT) as i64, i64::from((i - 5 * i * i) as i32));
+        assert_eq!(
+            normalize(diff, &DType::INT) as i64,
+            i64::from((i - 5 * i * i) as i32)
+        );
     }
 
     #[test]

@@ -13,8 +13,7 @@ use super::buckets::{
     BadParameters,
 };
 use crate::event::{
-    AggSort,
-    self, compare_values, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS,
+    self, compare_values, AggEntry, AggFunc, AggSnapshot, AggSort, AggValue, QUANTIZE_BUCKETS,
 };
 
 /// One part of a key tuple, hashable (event values are not). An integer key is the same
@@ -332,8 +331,7 @@ impl Aggregations {
                 (Some(x), Some(y)) => compare_values(x, y),
                 _ => Ordering::Equal,
             };
-            self.sort
-                .compare(nkeys, |i| a.0[i].compare(&b.0[i]), value)
+            self.sort.compare(nkeys, |i| a.0[i].compare(&b.0[i]), value)
         });
         rows
     }

@@ -99,7 +99,11 @@ impl State {
         }
         // copyinstr(addr, n) reads n bytes with the NUL, as the kernel's strsize slot does.
         let s = match max {
-            Some(n) => &s[..s.len().min(usize::try_from(n).unwrap_or(0).saturating_sub(1))],
+            Some(n) => {
+                &s[..s
+                    .len()
+                    .min(usize::try_from(n).unwrap_or(0).saturating_sub(1))]
+            }
             None => s,
         };
         Ok(self.cut(s))

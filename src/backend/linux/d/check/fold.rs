@@ -90,9 +90,7 @@ fn fold_binary(
     let pure_lhs = !lhs.has_side_effects();
     match op {
         BinaryOp::And if l == Some(0) || (r == Some(0) && pure_lhs) => return Ok(Some(0)),
-        BinaryOp::Or
-            if l.is_some_and(|v| v != 0) || (r.is_some_and(|v| v != 0) && pure_lhs) =>
-        {
+        BinaryOp::Or if l.is_some_and(|v| v != 0) || (r.is_some_and(|v| v != 0) && pure_lhs) => {
             return Ok(Some(1))
         }
         _ => {}

@@ -42,10 +42,15 @@ BEGIN {
 
 #[test]
 fn copyinstr_reads_its_limit_less_the_nul() {
-    let src = r#"syscall::write:entry { printf("%s|%s|\n", copyinstr(arg1, 32), copyinstr(arg1, 1)); }"#;
+    let src =
+        r#"syscall::write:entry { printf("%s|%s|\n", copyinstr(arg1, 32), copyinstr(arg1, 1)); }"#;
     let mut h = Harness::new(src, &[("syscall::write:entry", ProbeKind::SyscallEntry)]);
     let text = "x".repeat(40);
-    h.fire(&with_string(with_args(firing(0, 1), &[1, 0x1000]), 1, &text));
+    h.fire(&with_string(
+        with_args(firing(0, 1), &[1, 0x1000]),
+        1,
+        &text,
+    ));
     assert_eq!(h.printed(), [format!("{}||\n", &text[..31])]);
 }
 
@@ -121,7 +126,10 @@ fn the_aggsort_options_order_printa_and_the_final_print() {
     by_second_key.sort_by_key(|e| e.1);
     assert_eq!(run(""), expect(by_value.clone(), false));
     assert_eq!(run("#pragma D option aggsortrev"), expect(by_value, true));
-    assert_eq!(run("#pragma D option aggsortkey"), expect(by_key.clone(), false));
+    assert_eq!(
+        run("#pragma D option aggsortkey"),
+        expect(by_key.clone(), false)
+    );
     let both = "#pragma D option aggsortkey\n#pragma D option aggsortrev";
     assert_eq!(run(both), expect(by_key, true));
     let pos = "#pragma D option aggsortkey\n#pragma D option aggsortkeypos=1";

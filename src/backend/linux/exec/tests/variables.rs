@@ -308,7 +308,11 @@ fn folding_and_the_executor_agree() {
             "BEGIN {{ this->l = ({lt})({l}); this->r = ({rt})({r}); \
              printf(\"%d\", this->l {op} this->r); }}"
         );
-        assert_eq!(begin(&run), at_compile, "{constant} folds to {at_compile:?}");
+        assert_eq!(
+            begin(&run),
+            at_compile,
+            "{constant} folds to {at_compile:?}"
+        );
     }
     // Division by zero: a compile-time error when folded, a fault when run.
     for op in ["/", "%"] {
