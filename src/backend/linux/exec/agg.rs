@@ -7,11 +7,13 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::buckets::{
     arg, llquantize_bucket, llquantize_layout, lquantize_bucket, lquantize_layout, quantize_bucket,
     BadParameters,
 };
+use super::value::Frames;
 use crate::event::{
     self, compare_values, AggEntry, AggFunc, AggSnapshot, AggSort, AggValue, QUANTIZE_BUCKETS,
 };
@@ -25,7 +27,7 @@ pub enum KeyPart {
     Int(i64),
     UInt(u64),
     Str(Vec<u8>),
-    Stack,
+    Stack(Frames),
 }
 
 /// What identifies a key part.
@@ -33,7 +35,7 @@ pub enum KeyPart {
 enum KeyBits<'a> {
     Int(u64),
     Str(&'a [u8]),
-    Stack,
+    Stack(&'a [Arc<str>]),
 }
 
 impl KeyPart {
@@ -42,7 +44,7 @@ impl KeyPart {
             KeyPart::Int(v) => KeyBits::Int(*v as u64),
             KeyPart::UInt(v) => KeyBits::Int(*v),
             KeyPart::Str(s) => KeyBits::Str(s),
-            KeyPart::Stack => KeyBits::Stack,
+            KeyPart::Stack(frames) => KeyBits::Stack(frames),
         }
     }
 
@@ -51,7 +53,9 @@ impl KeyPart {
             KeyPart::Int(v) => event::Value::Int(*v),
             KeyPart::UInt(v) => event::Value::UInt(*v),
             KeyPart::Str(s) => event::Value::Str(s.as_slice().into()),
-            KeyPart::Stack => event::Value::Stack(Vec::new()),
+            KeyPart::Stack(frames) => {
+                event::Value::Stack(frames.iter().map(|f| f.to_string()).collect())
+            }
         }
     }
 
@@ -60,7 +64,10 @@ impl KeyPart {
             event::Value::Int(v) => KeyPart::Int(*v),
             event::Value::UInt(v) => KeyPart::UInt(*v),
             event::Value::Str(s) => KeyPart::Str(s.to_vec()),
-            event::Value::Stack(_) | event::Value::Bytes(_) => KeyPart::Stack,
+            event::Value::Stack(frames) => {
+                KeyPart::Stack(frames.iter().map(|f| Arc::from(f.as_str())).collect())
+            }
+            event::Value::Bytes(_) => KeyPart::Stack(Arc::from([])),
         }
     }
 
@@ -71,6 +78,7 @@ impl KeyPart {
             (KeyPart::UInt(a), KeyPart::UInt(b)) => a.cmp(b),
             (KeyPart::Int(a), KeyPart::UInt(b)) => i128::from(*a).cmp(&i128::from(*b)),
             (KeyPart::UInt(a), KeyPart::Int(b)) => i128::from(*a).cmp(&i128::from(*b)),
+            (KeyPart::Stack(a), KeyPart::Stack(b)) => a.cmp(b),
             _ => Ordering::Equal,
         }
     }

@@ -10,8 +10,8 @@ use super::vars::{Place as VarPlace, Stored};
 use super::{Fault, Frame, Place, State};
 use crate::backend::linux::d::arith::{self, is_signed, normalize, promote};
 use crate::backend::linux::d::ast::{
-    BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
-    VarScope,
+    BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, FunctionKind, IncDecOp, Stmt,
+    UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{in_zone, zone_compared};
@@ -96,6 +96,10 @@ impl State {
         if let ExprKind::Call { func, args } = &e.kind {
             if func.kind() == FunctionKind::Action {
                 return self.action(*func, args, f);
+            }
+            // stack() and ustack() as statements record the stack, as trace() of it does.
+            if matches!(func, Function::Stack | Function::Ustack) {
+                return self.action(Function::Trace, std::slice::from_ref(e), f);
             }
         }
         self.eval(e, f).map(|_| ())
@@ -394,7 +398,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
-        Value::Stack => KeyPart::Stack,
+        Value::Stack(frames) => KeyPart::Stack(frames.clone()),
         other if is_signed(ty) => KeyPart::Int(normalize(other.int(), ty) as i64),
         other => KeyPart::UInt(normalize(other.int(), ty)),
     }

@@ -36,6 +36,7 @@ use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
+use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
 use procfs::ProcessTable;
@@ -182,6 +183,8 @@ struct State {
     /// as dtrace(1) leaves out those it marked DTRACE_AGD_PRINTED.
     printed: HashSet<String>,
     exit: Option<i32>,
+    /// Names the frames of stack() and ustack().
+    symbols: Symbolizer,
 }
 
 impl State {
@@ -249,6 +252,7 @@ impl Executor {
                 drops: HashMap::new(),
                 printed: HashSet::new(),
                 exit: None,
+                symbols: Symbolizer::default(),
             },
         }
     }

@@ -12,6 +12,11 @@ use crate::backend::linux::d::ast::{DType, Expr, Function};
 use crate::backend::linux::firing::{Firing, ReadData};
 use crate::event::DropKind;
 
+/// Frames `stack()` and `ustack()` show by default: dtrace's `stackframes` and
+/// `ustackframes`.
+const STACK_FRAMES: usize = 20;
+const USTACK_FRAMES: usize = 100;
+
 impl State {
     pub(super) fn subroutine(
         &mut self,
@@ -64,7 +69,14 @@ impl State {
                     .progeny_of(f.firing.pid, &f.firing.comm, ancestor);
                 Value::Int(u64::from(yes))
             }
-            Function::Stack | Function::Ustack => Value::Stack,
+            Function::Stack => {
+                let depth = int(0).map_or(STACK_FRAMES, |n| n.max(0) as usize);
+                self.stack(&f.firing.kernel_stack, depth, None)
+            }
+            Function::Ustack => {
+                let depth = int(0).map_or(USTACK_FRAMES, |n| n.max(0) as usize);
+                self.stack(&f.firing.user_stack, depth, Some(f.firing.pid))
+            }
             _ => Value::zero(ty),
         })
         .map(|v| self.cut_value(v))
@@ -72,6 +84,20 @@ impl State {
 
     /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the
     /// capture an argument carries, or a read at an address the program computed.
+    /// The first `depth` frames of a recorded stack, named: the kernel's, or those of
+    /// process `pid`.
+    fn stack(&mut self, addrs: &[u64], depth: usize, pid: Option<u32>) -> Value {
+        let frames = addrs
+            .iter()
+            .take(depth)
+            .map(|&addr| match pid {
+                Some(pid) => self.symbols.user(pid, addr),
+                None => self.symbols.kernel(addr),
+            })
+            .collect();
+        Value::Stack(frames)
+    }
+
     fn copyinstr<'v>(
         &mut self,
         addr: &'v Value,

@@ -24,6 +24,9 @@ pub struct Capture {
     pub truncated: bool,
 }
 
+/// Named stack frames, as dtrace prints them (`module`function+0xoffset`).
+pub type Frames = Arc<[Arc<str>]>;
+
 /// One value computed by a D expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -36,8 +39,8 @@ pub enum Value {
     User { addr: u64, capture: Arc<Capture> },
     /// The scratch buffer `copyin` returns: the bytes read from `addr`.
     Memory { addr: u64, bytes: Arc<[u8]> },
-    /// The value of `stack()` or `ustack()`: frames are not captured by this engine.
-    Stack,
+    /// The value of `stack()` or `ustack()`: its frames, named, innermost first.
+    Stack(Frames),
 }
 
 impl Value {
@@ -50,7 +53,7 @@ impl Value {
         match self {
             Value::Int(v) => *v,
             Value::User { addr, .. } | Value::Memory { addr, .. } => *addr,
-            Value::Str(_) | Value::Stack => 0,
+            Value::Str(_) | Value::Stack(_) => 0,
         }
     }
 
@@ -58,7 +61,7 @@ impl Value {
     pub fn truthy(&self) -> bool {
         match self {
             Value::Str(s) => !s.is_empty(),
-            Value::Stack => false,
+            Value::Stack(frames) => !frames.is_empty(),
             other => other.int() != 0,
         }
     }
@@ -88,7 +91,9 @@ impl Value {
     pub fn to_event(&self, ty: &DType) -> event::Value {
         match self {
             Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
-            Value::Stack => event::Value::Stack(Vec::new()),
+            Value::Stack(frames) => {
+                event::Value::Stack(frames.iter().map(|f| f.to_string()).collect())
+            }
             Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
             other if is_signed(ty) => event::Value::Int(normalize(other.int(), ty) as i64),
             other => event::Value::UInt(normalize(other.int(), ty)),
