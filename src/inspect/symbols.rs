@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn this_process_names_its_own_functions() {
-        let here = this_process_names_its_own_functions as usize as u64;
+        let here = this_process_names_its_own_functions as *const () as usize as u64;
         let mut s = Symbolizer::default();
         let name = s.user(std::process::id(), here + 1);
         let exe = std::env::current_exe().unwrap();
