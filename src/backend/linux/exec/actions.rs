@@ -53,7 +53,7 @@ impl State {
             Function::Trace => {
                 let mut values = Vec::with_capacity(args.len());
                 for arg in args {
-                    values.push(self.eval(arg, f)?.to_event(&arg.ty));
+                    values.push(self.eval(arg, f)?.string(&arg.ty)?.to_event(&arg.ty));
                 }
                 // Consecutive trace() calls make one record, which dtrace(1) shows as one
                 // line after the probe's header.
@@ -118,7 +118,7 @@ impl State {
         let mut typed = Vec::with_capacity(rest.len());
         for arg in rest {
             typed.push(Typed {
-                value: self.eval(arg, f)?,
+                value: self.eval(arg, f)?.string(&arg.ty)?,
                 ty: arg.ty.clone(),
             });
         }

@@ -27,7 +27,7 @@ impl State {
     ) -> Result<Value, Fault> {
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
-            values.push(self.eval(arg, f)?);
+            values.push(self.eval(arg, f)?.string(&arg.ty)?);
         }
         let first = values.first().cloned().unwrap_or(Value::Int(0));
         let text = |i: usize| values.get(i).map_or(&b""[..], string_of);

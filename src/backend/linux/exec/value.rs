@@ -13,6 +13,8 @@ use crate::backend::linux::d::arith::{is_signed, normalize};
 use crate::backend::linux::d::ast::DType;
 use crate::event;
 
+use super::Fault;
+
 /// What the kernel read at a user address when the probe fired.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Capture {
@@ -66,11 +68,19 @@ impl Value {
         }
     }
 
-    /// The zero value of a type: what an unset variable reads as.
-    pub fn zero(ty: &DType) -> Value {
-        match ty {
-            DType::String => Value::str(""),
-            _ => Value::Int(0),
+    /// The zero value of a type: what an unset variable reads as. For a string that is
+    /// DTrace's NULL pointer, which compares as "" but faults where the string is read
+    /// ([`Value::string`]).
+    pub fn zero(_ty: &DType) -> Value {
+        Value::Int(0)
+    }
+
+    /// The value as the string operand of `ty`: a NULL string (an unset string variable)
+    /// is an invalid address, as DTrace's load from address 0 is.
+    pub fn string(self, ty: &DType) -> Result<Value, Fault> {
+        match self {
+            Value::Int(addr) if *ty == DType::String => Err(Fault::InvalidAddress(addr)),
+            v => Ok(v),
         }
     }
 

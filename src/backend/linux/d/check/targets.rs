@@ -309,7 +309,7 @@ impl Checker {
         if !state.assigned && !state.warned {
             state.warned = true;
             let ty = &self.variables[index].ty;
-            let always = if ty.is_string_like() { "empty" } else { "zero" };
+            let always = if ty.is_string_like() { "NULL" } else { "zero" };
             let message = format!(
                 "`{}` is read but never assigned; it is always {always}",
                 display_name(scope, name)

@@ -145,3 +145,21 @@ BEGIN { @a[1] = sum(1); @a[2] = sum(2); @b[1] = sum(20); @b[2] = sum(10);
 "#;
     assert_eq!(begin(src), ["2 2 10\n", "1 1 20\n"]);
 }
+
+#[test]
+fn an_unset_string_is_null_and_faults_where_it_is_read() {
+    let src = r#"
+string s[int];
+BEGIN { printf("%d\n", s[1] == ""); }
+BEGIN { trace(s[1]); printf("not reached\n"); }
+BEGIN { printf("%d\n", strlen(s[2])); }
+ERROR { printf("fault %d at %x\n", arg4, arg5); }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[("BEGIN", ProbeKind::Begin), ("ERROR", ProbeKind::Error)],
+    );
+    h.fire(&firing(0, 0));
+    // DTRACEFLT_BADADDR (1) at address 0, once per faulting clause.
+    assert_eq!(h.printed(), ["1\n", "fault 1 at 0\n", "fault 1 at 0\n"]);
+}
