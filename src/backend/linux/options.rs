@@ -32,6 +32,13 @@ pub struct Options {
     pub aggsortpos: usize,
     /// `cpu`: trace on this CPU only; BEGIN, END and tick-N fire there too.
     pub cpu: Option<u32>,
+    /// `nspec`: how many speculative buffers `speculation()` hands out.
+    pub nspec: usize,
+    /// `specsize`: bytes of data one speculative buffer holds.
+    pub specsize: usize,
+    /// `destructive` (or -w): actions that change the system (`system()`, `raise()`) are
+    /// allowed.
+    pub destructive: bool,
 }
 
 impl Default for Options {
@@ -45,6 +52,9 @@ impl Default for Options {
             aggsort: AggSort::default(),
             aggsortpos: 0,
             cpu: None,
+            nspec: 1,
+            specsize: 4 << 20,
+            destructive: false,
         }
     }
 }
@@ -92,6 +102,16 @@ impl Options {
         let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
         match name {
             "zdefs" => self.zdefs = true,
+            "destructive" => self.destructive = true,
+            "specsize" => self.specsize = parse_size(name, need()?)?,
+            "nspec" => {
+                let value = need()?;
+                self.nspec = value.parse().map_err(|_| OptionError::BadValue {
+                    name: name.into(),
+                    value: value.into(),
+                    what: "count",
+                })?;
+            }
             "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,

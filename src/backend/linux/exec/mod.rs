@@ -13,10 +13,12 @@ mod actions;
 mod agg;
 mod buckets;
 mod builtins;
+mod destructive;
 mod eval;
 mod format;
 mod printf;
 mod procfs;
+mod speculation;
 mod strings;
 mod subroutines;
 mod value;
@@ -40,6 +42,7 @@ use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
 use procfs::ProcessTable;
+use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
 
@@ -75,6 +78,9 @@ enum Fault {
     IllegalOperation,
     /// An aggregating function's constant parameters cannot be used.
     BadParameters(String),
+    /// The clause ends here and its data is dropped, with no error: speculate() on a
+    /// buffer that is not active, or speculative data past `specsize`.
+    Abandoned,
 }
 
 /// Where in a clause a fault happened.
@@ -96,6 +102,7 @@ impl Fault {
             Fault::DivideByZero => format!("divide-by-zero in {place}"),
             Fault::IllegalOperation => format!("illegal operation in {place}"),
             Fault::BadParameters(why) => format!("{why} in {place}"),
+            Fault::Abandoned => format!("clause abandoned in {place}"),
         }
     }
 }
@@ -115,7 +122,9 @@ impl Faulted {
         let (kind, addr) = match self.fault {
             Fault::InvalidAddress(addr) => (FAULT_BADADDR, addr),
             Fault::DivideByZero => (FAULT_DIVZERO, 0),
-            Fault::IllegalOperation | Fault::BadParameters(_) => (FAULT_ILLOP, 0),
+            Fault::IllegalOperation | Fault::BadParameters(_) | Fault::Abandoned => {
+                (FAULT_ILLOP, 0)
+            }
         };
         let action = match self.place {
             Place::Predicate => 0,
@@ -161,6 +170,8 @@ struct Frame<'a> {
     /// The number of the statement being run.
     action: usize,
     pending: Vec<Pending>,
+    /// Set by speculate(): the clause's data goes to a speculative buffer.
+    speculating: Option<Speculating>,
 }
 
 /// The executor's state between firings.
@@ -185,6 +196,11 @@ struct State {
     exit: Option<i32>,
     /// Names the frames of stack() and ustack().
     symbols: Symbolizer,
+    speculations: Buffers,
+    /// Where strtok(NULL, ...) resumes.
+    strtok_rest: Option<Arc<[u8]>>,
+    /// rand()'s generator state (never 0).
+    rand_state: u64,
 }
 
 impl State {
@@ -242,6 +258,7 @@ impl Executor {
             probes,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
+                speculations: Buffers::new(options.nspec),
                 options,
                 aggs,
                 agg_funcs,
@@ -253,6 +270,8 @@ impl Executor {
                 printed: HashSet::new(),
                 exit: None,
                 symbols: Symbolizer::default(),
+                strtok_rest: None,
+                rand_state: (wall_clock_offset() as u64) | 1,
             },
         }
     }
@@ -329,9 +348,14 @@ impl Executor {
                 captures: &captures,
                 action: 0,
                 pending: Vec::new(),
+                speculating: None,
             };
             match state.run_clause(clause, &mut frame) {
-                Ok(()) => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                Ok(()) => match frame.speculating {
+                    Some(s) => state.keep_speculative(s, frame.pending),
+                    None => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                },
+                Err((Fault::Abandoned, _)) => {}
                 Err((fault, place)) => {
                     sink.event(Event::Error {
                         probe: Some(Arc::clone(&probe.desc)),

@@ -69,8 +69,8 @@ impl Value {
     }
 
     /// The zero value of a type: what an unset variable reads as. For a string that is
-    /// DTrace's NULL pointer, which compares as "" but faults where the string is read
-    /// ([`Value::string`]).
+    /// DTrace's NULL pointer, which compares as "" and prints as "", but faults where
+    /// trace() reads the string ([`Value::string`]).
     pub fn zero(_ty: &DType) -> Value {
         Value::Int(0)
     }
@@ -101,6 +101,8 @@ impl Value {
     pub fn to_event(&self, ty: &DType) -> event::Value {
         match self {
             Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
+            // A string subroutine's NULL (strstr, strchr or strtok finding nothing).
+            Value::Int(0) if *ty == DType::String => event::Value::Str(Default::default()),
             Value::Stack(frames) => {
                 event::Value::Stack(frames.iter().map(|f| f.to_string()).collect())
             }

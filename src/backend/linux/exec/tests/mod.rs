@@ -4,8 +4,10 @@
 mod actions;
 mod aggregations;
 mod corpus;
+mod functions;
 mod scripts;
 mod semantics;
+mod speculation;
 mod subroutines;
 mod variables;
 
