@@ -19,6 +19,7 @@ mod live;
 mod opens;
 mod pyflow;
 mod run_linux;
+mod semantics;
 mod speculation;
 mod syscalls;
 mod usdt;

@@ -669,6 +669,7 @@ mod tests {
                 value: crate::event::AggValue::Scalar(n),
             }],
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
         }])
     }
 

@@ -472,6 +472,7 @@ mod tests {
             name: name.into(),
             func,
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
             entries: rows
                 .iter()
                 .map(|&(pid, comm, call, errno, v)| {

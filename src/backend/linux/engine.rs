@@ -194,6 +194,9 @@ fn prepare(
     }
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
+    if let Some(cpu) = options.cpu {
+        run_on_cpu(cpu).map_err(|source| engine_error(EngineError::Cpu { cpu, source }))?;
+    }
     refuse_destructive(job, &compiled.program, &options)?;
     let plan_error = |e| {
         engine_error(EngineError::Plan {
@@ -722,6 +725,25 @@ fn monotonic_ns() -> u64 {
     // SAFETY: a valid timespec pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Keeps this thread, and the threads it starts from now on, on `cpu`: with `-x cpu=N`,
+/// BEGIN, END and tick-N fire on that CPU, as they do in dtrace.
+fn run_on_cpu(cpu: u32) -> std::io::Result<()> {
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    if cpu as usize >= bits {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below the set's capacity (checked above).
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn current_cpu() -> u32 {

@@ -331,6 +331,7 @@ mod tests {
             name: "calls".into(),
             func: AggFunc::Count,
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
             entries: rows
                 .iter()
                 .map(|&(pid, comm, call, n)| AggEntry {

@@ -137,6 +137,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         drops,
         gate,
         followed,
+        cpu: options.cpu,
     };
     let mut builder = Builder {
         plan,
