@@ -429,6 +429,22 @@ impl Build {
     }
 }
 
+/// Whether the file at `path` is a CPython 3.11 with markers, which fires function__entry
+/// only while its `line` marker's semaphore is set (CPython issue #98894, not fixed in 3.11).
+pub fn entry_needs_line(path: &Path) -> bool {
+    matches!(
+        Build::read(path),
+        Ok(Some(Build {
+            version: Some(Version {
+                major: 3,
+                minor: 11
+            }),
+            markers: true,
+            ..
+        }))
+    )
+}
+
 /// The interpreter a command line runs.
 #[derive(Debug)]
 pub struct Launch {

@@ -356,6 +356,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            holds: Vec::new(),
         }
     }
 

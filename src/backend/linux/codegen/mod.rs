@@ -99,6 +99,8 @@ pub struct ProgramSet {
     pub gate: MapRef,
     pub aggregations: AggregationMaps,
     pub thread_vars: ThreadVars,
+    /// Uprobes that hold USDT semaphores and run no program (`Plan::holds`).
+    pub holds: Vec<UprobeSpec>,
 }
 
 /// Builds a program for every kernel attach point of `plan`, with `options.bufsize` as the
@@ -154,6 +156,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         gate,
         aggregations: shared.aggregations,
         thread_vars: shared.vars,
+        holds: plan.holds.iter().map(|h| h.spec.clone()).collect(),
     })
 }
 
@@ -182,7 +185,8 @@ impl Builder<'_> {
                 .collect(),
         };
         // A probe with nothing to emit or update needs no program, unless attaching has an
-        // effect of its own (a USDT semaphore raised while a uprobe is attached).
+        // effect of its own (a USDT semaphore raised while a uprobe is attached, where the
+        // plan could not hold it elsewhere: `plan::semaphores`).
         let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
         match &probe.site {
             Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
@@ -407,6 +411,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            holds: Vec::new(),
         }
     }
 

@@ -22,6 +22,7 @@ pub(crate) mod filter;
 mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
+mod semaphores;
 mod threadvars;
 mod walk;
 mod zone;
@@ -68,6 +69,17 @@ pub struct Plan {
     pub shadow_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
+    /// USDT semaphores held raised by uprobes that never fire (`semaphores`).
+    pub holds: Vec<SemaphoreHold>,
+}
+
+/// A uprobe that only holds a USDT semaphore raised: it is where no code runs, and carries the
+/// semaphore as its `ref_ctr_offset`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemaphoreHold {
+    pub spec: UprobeSpec,
+    /// What to tell the user, when the program did not ask for the probe itself.
+    pub notice: Option<String>,
 }
 
 /// One concrete probe.
@@ -247,6 +259,7 @@ pub fn resolve(
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
+    let holds = semaphores::resolve(&mut probes)?;
     Ok(Plan {
         probes,
         strsize: options.strsize,
@@ -254,6 +267,7 @@ pub fn resolve(
         kernel_vars,
         shadow_vars,
         zones,
+        holds,
     })
 }
 
