@@ -143,6 +143,18 @@ impl ElfImage {
         })
     }
 
+    /// The file's function symbols by the address they start at.
+    pub fn function_starts(&self) -> std::collections::HashMap<u64, String> {
+        let Ok(file) = self.parsed() else {
+            return Default::default();
+        };
+        file.symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+            .filter_map(|s| Some((s.address(), s.name().ok()?.to_string())))
+            .collect()
+    }
+
     /// The address of any defined symbol (function or data) named `name`.
     pub fn symbol_address(&self, name: &str) -> Result<u64, ElfError> {
         let file = self.parsed()?;
