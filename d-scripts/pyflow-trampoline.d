@@ -170,10 +170,8 @@ pid$target::_PyEval_EvalFrameDefault:return
 	self->depth--;
 }
 
-/* The frame the thread runs now: the caller's. Not known on a thread whose first event since
-   tracing began is a return (attaching with -p): its thread state is learnt at an entry. */
+/* The frame the thread runs now: the caller's. */
 pid$target::_PyEval_EvalFrameDefault:return
-/self->tstate/
 {
 	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
 	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
