@@ -112,7 +112,10 @@ fn main() -> Result<()> {
     // What turning 3.11's function-entry on costs by itself: dtk holds the `line` semaphore
     // with a uprobe that never fires; bpftrace attaches the `line` probe at its sites, which
     // trap on every line.
-    println!("\n## The line semaphore alone: fib(20), {} calls", calls(20));
+    println!(
+        "\n## The line semaphore alone: fib(20), {} calls",
+        calls(20)
+    );
     const LINE_ONLY: &str = "python$target:::line /0/ { }";
     let held = median(RUNS, || {
         run_quiet(Command::new(DTK).args(["run", "-n", LINE_ONLY, "-c", &fib(20)]))?;

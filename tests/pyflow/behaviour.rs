@@ -485,3 +485,49 @@ fn attach_for_lines(pid: &str, count: usize) -> Vec<Value> {
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "dtk after SIGINT");
     flow
 }
+
+/// A class called in a loop: CPython 3.14 shows each `__init__` (the program's own count);
+/// 3.13 runs the specialised ones without the perf trampoline, which dtk says on stderr.
+#[test]
+fn repeated_init_calls_are_shown_or_said_missing() {
+    let test = "repeated_init_calls_are_shown_or_said_missing";
+    if !kernel_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let calls = 5;
+    let program = dir.path().join("init.py");
+    std::fs::write(
+        &program,
+        format!(
+            "class C:\n    def __init__(self, v):\n        self.v = v\n\n\n\
+             def main():\n    for i in range({calls}):\n        C(i)\n\n\nmain()\n"
+        ),
+    )
+    .unwrap();
+    for version in ["3.13", "3.14"] {
+        let Some(python) = Interpreter::debian(version, test) else {
+            continue;
+        };
+        let out = dtk(dir.path())
+            .args(["pyflow", "-o", "json", "-c"])
+            .arg(python.command_line(program.to_str().unwrap()))
+            .output()
+            .unwrap();
+        success("dtk pyflow on init.py", &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let inits = stdout
+            .lines()
+            .filter(|l| l.contains("\"entry\"") && l.contains("\"__init__\""))
+            .count();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = stderr.contains("__init__ calls are not shown");
+        if version == "3.13" {
+            assert!(said, "{stderr}");
+            assert!(inits <= calls, "{stdout}");
+        } else {
+            assert!(!said, "{stderr}");
+            assert_eq!(inits, calls, "{stdout}");
+        }
+    }
+}
