@@ -2,8 +2,8 @@
 //! root: `cargo bench --bench pyflow`), on Debian's /usr/bin/python3.11 (USDT):
 //!
 //! 1. overhead per Python call: fib(20) (21,891 calls, 43,782 events: within the ring buffer,
-//!    so nothing is dropped) timed from inside the program (its CPU time), untraced, under `dtk pyflow -c`,
-//!    and under a bpftrace script that prints the same fields from the same probes (with the
+//!    so nothing is dropped) timed from inside the program (its CPU time), untraced, under
+//!    `dtk pyflow -c`, and under a bpftrace script that prints the same fields from the same probes (with the
 //!    `line` probe enabled too, as 3.11 needs for entries) and reads the same interpreter
 //!    structures to tell resumes, yields and unwinds apart;
 //! 2. what turning CPython 3.11's function-entry on costs by itself: the `line` semaphore
