@@ -134,6 +134,10 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     Ok(RunEnd {
         exit: run.exec.exit_status(),
         target: run.target_exit,
+        started: match &traced {
+            Traced::Started(s) => Some(s.pid()),
+            _ => None,
+        },
     })
 }
 
