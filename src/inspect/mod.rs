@@ -9,9 +9,11 @@
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
 //! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
 
+pub(crate) mod btf;
 pub(crate) mod cgroup;
 pub(crate) mod elf;
 pub(crate) mod procmaps;
 mod ptrace;
+pub(crate) mod task;
 pub(crate) mod tracefs;
 pub(crate) mod usdt;
