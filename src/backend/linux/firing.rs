@@ -84,6 +84,30 @@ pub struct Firing {
     pub reads: Vec<MemoryRead>,
     /// For syscall returns: the error number when the call failed, else 0.
     pub errno: i32,
+    /// The process state read at the probe, when the probe's clauses read it.
+    pub process: Option<Box<ProcessState>>,
+}
+
+/// What the kernel read from the current task at the probe (`record::process`). A link
+/// that could not be read (a kernel thread has no `mm`) leaves its fields 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessState {
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub nlwp: u32,
+    pub argc: u32,
+    /// The task_struct's address: D's `curthread`.
+    pub task: u64,
+    /// Virtual and resident size, in pages.
+    pub size_pages: u64,
+    pub rss_pages: u64,
+    /// The parent's tgid, its parent's, … (bounded; see `record::process::MAX_ANCESTORS`).
+    pub ancestors: Vec<u32>,
+    /// The first bytes of the command line, its arguments separated by spaces.
+    pub psargs: ByteString,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,8 @@
 //! | 40 | char comm[16] |
 //! | 56 | u64 zone membership: bit i set when the thread is in `Plan::zones[i]` or below |
 //! | 64 | u64 arg0 … arg9 |
-//! | 144 | one slot per captured string, then one per captured byte range, then one per derived read |
+//! | 144 | the process block (`process`), when the probe's clauses read process state |
+//! | … | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
 //! strings, 0 for bytes, or a negative error) followed by the data, padded to 8 bytes. A
@@ -26,7 +27,8 @@
 use thiserror::Error;
 
 use crate::backend::linux::firing::{
-    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ReadData, MAX_ARGS,
+    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ProcessState, ReadData,
+    MAX_ARGS,
 };
 use crate::backend::linux::plan::{Captures, Plan};
 use crate::event::ByteString;
@@ -45,6 +47,36 @@ pub const ZONES: i16 = 56;
 pub const ARGS: i16 = 64;
 pub const HEADER: usize = ARGS as usize + 8 * MAX_ARGS;
 
+/// The process state read at the probe from the current `task_struct` (see
+/// `inspect::task`), at `Layout::process` in the record. Offsets are within the block.
+pub mod process {
+    pub const PPID: usize = 0;
+    pub const PGID: usize = 4;
+    pub const SID: usize = 8;
+    pub const EUID: usize = 12;
+    pub const EGID: usize = 16;
+    pub const NLWP: usize = 20;
+    pub const ARGC: usize = 24;
+    /// u32: bytes of `PSARGS` read (0 when the read failed).
+    pub const PSARGS_LEN: usize = 28;
+    /// u64: the task_struct's address, D's `curthread`.
+    pub const TASK: usize = 32;
+    /// u64: mm->total_vm, in pages.
+    pub const TOTAL_VM: usize = 40;
+    /// u64 × 3: the resident page counts (file, anonymous, shmem).
+    pub const RSS: usize = 48;
+    /// u64 × 2: where the program keeps pointers between reads.
+    pub const SCRATCH: usize = 72;
+    /// u32 × `ANCESTORS`: the tgids of the parent, its parent, …, up to the first of 0 or
+    /// 1 (init, or a task with no parent).
+    pub const ANCESTORS: usize = 88;
+    pub const MAX_ANCESTORS: usize = 32;
+    /// The command line's first bytes, NUL-separated as in memory.
+    pub const PSARGS: usize = ANCESTORS + 4 * MAX_ANCESTORS;
+    pub const PSARGS_SIZE: usize = 80;
+    pub const SIZE: usize = PSARGS + PSARGS_SIZE;
+}
+
 /// Offset of argN in the record.
 pub fn arg_offset(n: u8) -> i16 {
     ARGS + 8 * i16::from(n)
@@ -53,6 +85,8 @@ pub fn arg_offset(n: u8) -> i16 {
 /// Where each captured string and byte range lives in a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Offset of the process block (`process`), when the probe reads process state.
+    pub process: Option<usize>,
     /// (argN, slot offset).
     pub strings: Vec<(u8, usize)>,
     /// (argN, size, slot offset).
@@ -71,7 +105,8 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
-        let mut at = HEADER;
+        let process = captures.process.then_some(HEADER);
+        let mut at = HEADER + if captures.process { process::SIZE } else { 0 };
         let mut slot = |data: usize| {
             let here = at;
             at += 8 + data.next_multiple_of(8);
@@ -113,6 +148,7 @@ impl Layout {
             string: false,
         };
         Layout {
+            process,
             strings,
             bytes,
             derived,
@@ -248,6 +284,7 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         bytes: bytes(record, layout),
         reads: reads(record, layout),
         errno: errno(&probe.info.kind, args[0]),
+        process: layout.process.map(|at| Box::new(process_state(record, at))),
     })
 }
 
@@ -313,6 +350,44 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
         .collect()
 }
 
+/// The process block at `at`.
+fn process_state(record: &[u8], at: usize) -> ProcessState {
+    use process::*;
+    let word = |off: usize| u32::from_ne_bytes(record[at + off..at + off + 4].try_into().unwrap());
+    let long = |off: usize| u64_at(record, at + off);
+    // The walk stops after a tgid of 0 or 1; what follows is an older record's.
+    let mut ancestors = Vec::new();
+    for tgid in (0..MAX_ANCESTORS).map(|i| word(ANCESTORS + 4 * i)) {
+        if tgid != 0 {
+            ancestors.push(tgid);
+        }
+        if tgid <= 1 {
+            break;
+        }
+    }
+    let len = (word(PSARGS_LEN) as usize).min(PSARGS_SIZE);
+    let args = &record[at + PSARGS..at + PSARGS + len];
+    let psargs: Vec<u8> = args
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(&b' ');
+    ProcessState {
+        ppid: word(PPID),
+        pgid: word(PGID),
+        sid: word(SID),
+        euid: word(EUID),
+        egid: word(EGID),
+        nlwp: word(NLWP),
+        argc: word(ARGC),
+        task: long(TASK),
+        size_pages: long(TOTAL_VM),
+        rss_pages: (0..3).map(|i| long(RSS + 8 * i) as i64).sum::<i64>().max(0) as u64,
+        ancestors,
+        psargs: psargs.as_slice().into(),
+    }
+}
+
 /// A syscall return's errno: −ret for a return value in [−4095, −1], as the kernel encodes
 /// errors; 0 otherwise and for other probes.
 fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
@@ -356,6 +431,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            task: None,
         }
     }
 

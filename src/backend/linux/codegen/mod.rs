@@ -23,6 +23,7 @@ mod aggregate;
 mod derived;
 pub(crate) mod frame;
 mod predicate;
+mod process;
 mod program;
 mod threadvars;
 pub(crate) mod usdt_arg;
@@ -236,6 +237,7 @@ impl Builder<'_> {
             kernel_clauses: parts.kernel_clauses,
             maps: self.maps,
             zones: &self.plan.zones,
+            task: self.plan.task.as_ref(),
         };
         let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
             what: what.to_string(),
@@ -407,6 +409,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            task: None,
         }
     }
 

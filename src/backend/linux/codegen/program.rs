@@ -25,6 +25,7 @@ use crate::backend::linux::plan::{
     regs, ArgLoad, DerivedRead, HeaderReads, KernelClause, ShadowStore,
 };
 use crate::backend::linux::record::{self, arg_offset, Layout};
+use crate::inspect::task::TaskLayout;
 
 /// How the program learns which probe fired.
 pub enum ProbeIndex<'a> {
@@ -64,6 +65,8 @@ pub struct ProgramSpec<'a> {
     pub maps: &'a SharedMaps,
     /// The plan's zones, whose membership the header records.
     pub zones: &'a [Zone],
+    /// Where the process state lives in the kernel, for a record with a process block.
+    pub task: Option<&'a TaskLayout>,
 }
 
 /// The maps every program of a run may use.
@@ -142,6 +145,9 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
                 }
                 _ => per_probe_filters(&mut asm, filters, spec.zones, out),
             },
+        }
+        if let (Some(at), Some(task)) = (spec.layout.process, spec.task) {
+            super::process::emit(&mut asm, task, at);
         }
         captures(&mut asm, spec.layout);
         let shadows = &spec.maps.shadows;

@@ -3,8 +3,8 @@
 //! order, and turns their actions into [`Event`]s.
 //!
 //! Everything D keeps between firings lives here: global, thread-local and associative
-//! variables (`vars`), aggregations (`agg`), and caches of what /proc says about processes
-//! (`procfs`). Expressions are evaluated over the checked AST (`eval`, `builtins`,
+//! variables (`vars`), aggregations (`agg`), and the names of the cgroups zonename reads
+//! (`process`, which also reads the process state the kernel carried in the firing). Expressions are evaluated over the checked AST (`eval`, `builtins`,
 //! `subroutines`); actions are collected per clause and applied when the clause completes
 //! (`actions`), so that a clause that faults leaves no output, as in DTrace, where the data
 //! an enabling recorded before an error is discarded.
@@ -16,7 +16,7 @@ mod builtins;
 mod eval;
 mod format;
 mod printf;
-mod procfs;
+mod process;
 mod strings;
 mod subroutines;
 mod value;
@@ -38,7 +38,7 @@ use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use actions::Pending;
 use agg::Aggregations;
-use procfs::ProcessTable;
+use process::ProcessTable;
 use value::Capture;
 use vars::Variables;
 
@@ -138,6 +138,7 @@ impl Faulted {
             zones: faulted.zones,
             comm: faulted.comm.clone(),
             args,
+            process: faulted.process.clone(),
             ..Firing::default()
         }
     }

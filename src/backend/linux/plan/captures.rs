@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use super::derived::{self, read_size, AddrExpr, DerivedRead, ShadowStore};
 use super::walk::{walk, walk_stmt};
 use super::{PlannedProbe, Site};
-use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, VarScope};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, VarScope};
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +29,9 @@ pub struct Captures {
     /// `Plan::shadow_vars[i]`, for a later probe to read through (`AddrExpr::Shadow`); in
     /// the order of the firing's assignments.
     pub shadow_stores: Vec<ShadowStore>,
+    /// The clauses read process state (`ppid`, `curpsinfo`, `curthread`, `progenyof`),
+    /// which the program reads from the current task at the probe (`record::process`).
+    pub process: bool,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -150,6 +153,9 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
             .collect();
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
+        probe.captures.process = own_clauses(probe, clauses)
+            .iter()
+            .any(|c| reads_process(c));
     }
     unify_raw_syscalls(probes);
     shadow_vars
@@ -270,7 +276,9 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
+        let mut process = false;
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
+            process |= p.captures.process;
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
@@ -285,11 +293,35 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             bytes: bytes.into_iter().collect(),
             derived: derived.into_iter().collect(),
             shadow_stores,
+            process,
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();
         }
     }
+}
+
+/// Whether the clause reads what the kernel keeps about the process: `ppid`, `curpsinfo`,
+/// `curthread` or `progenyof()`.
+fn reads_process(clause: &Clause) -> bool {
+    let mut found = false;
+    let mut visit = |e: &Expr| {
+        found |= matches!(
+            e.kind,
+            ExprKind::Builtin(Builtin::Ppid | Builtin::Curpsinfo | Builtin::Curthread)
+                | ExprKind::Call {
+                    func: Function::Progenyof,
+                    ..
+                }
+        );
+    };
+    if let Some(p) = &clause.predicate {
+        walk(p, &mut visit);
+    }
+    for stmt in clause.body.iter().flatten() {
+        walk_stmt(stmt, &mut visit);
+    }
+    found
 }
 
 fn clause_use(clause: &Clause) -> ClauseUse {

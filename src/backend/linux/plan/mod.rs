@@ -40,6 +40,7 @@ use crate::event::ProbeDesc;
 use crate::inspect::cgroup::CgroupError;
 use crate::inspect::elf::ElfError;
 use crate::inspect::procmaps::ProcMapsError;
+use crate::inspect::task::TaskLayout;
 use crate::inspect::tracefs::TracefsError;
 use crate::inspect::usdt::arg::UsdtArg;
 use crate::inspect::usdt::UsdtError;
@@ -68,6 +69,9 @@ pub struct Plan {
     pub shadow_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
+    /// The running kernel's task_struct layout, when some probe reads process state
+    /// (`Captures::process`).
+    pub task: Option<TaskLayout>,
 }
 
 /// One concrete probe.
@@ -191,6 +195,8 @@ pub enum PlanError {
     },
     #[error("the program compares zonename with {count} zones; at most {MAX_ZONES} are supported")]
     TooManyZones { count: usize },
+    #[error("{0}")]
+    ProcessState(String),
     #[error("probe description {desc}")]
     Elf {
         desc: String,
@@ -247,6 +253,12 @@ pub fn resolve(
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
+    let task = if probes.iter().any(|p| p.captures.process) {
+        let what = "reading ppid, curpsinfo, curthread or progenyof() at the probe";
+        Some(TaskLayout::kernel(what).map_err(PlanError::ProcessState)?.clone())
+    } else {
+        None
+    };
     Ok(Plan {
         probes,
         strsize: options.strsize,
@@ -254,6 +266,7 @@ pub fn resolve(
         kernel_vars,
         shadow_vars,
         zones,
+        task,
     })
 }
 
