@@ -15,6 +15,7 @@ mod libdtrace;
 mod lifetime;
 mod live;
 mod opens;
+mod process_state;
 mod pyflow;
 mod run_linux;
 mod syscalls;
