@@ -44,7 +44,8 @@ fn exec_lines(out: &str) -> Vec<(u32, u32, String)> {
         .collect()
 }
 
-const EXECS: &str = "proc:::exec-success /progenyof($target)/ { printf(\"%d %d %s\\n\", pid, ppid, execname); }";
+const EXECS: &str =
+    "proc:::exec-success /progenyof($target)/ { printf(\"%d %d %s\\n\", pid, ppid, execname); }";
 
 #[test]
 fn every_one_of_1000_short_lived_processes_shows_its_parent() {
@@ -124,17 +125,28 @@ fn curpsinfo_agrees_with_what_the_process_reads_about_itself() {
         os.getppid()";
     let prog = "syscall::getppid:entry /pid == $target/ { printf(\"probe %d %d %d %d %d %d %d %d %d\\n\", \
         pid, ppid, curpsinfo->pr_pgid, curpsinfo->pr_sid, curpsinfo->pr_euid, curpsinfo->pr_egid, \
-        curpsinfo->pr_argc, progenyof(1), curthread != 0); }";
+        curpsinfo->pr_argc, progenyof(1), curthread != 0); \
+        printf(\"thread %d %d %d\\n\", curthread->tgid, curthread->real_parent->tgid, \
+        curthread->cred->euid.val); }";
     let command = format!("{PYTHON} -c {}", shlex::try_quote(code).unwrap());
     let stdout = succeeded(&dtk_run(prog, &command));
     let fields = |prefix: &str| -> Vec<String> {
         let line = stdout.lines().find(|l| l.starts_with(prefix));
         let line = line.unwrap_or_else(|| panic!("no {prefix} line\n{stdout}"));
-        line.split_whitespace().skip(1).map(str::to_string).collect()
+        line.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
     };
     let own = fields("self ");
     // Python's getppid at entry and at its own call: the first is the probe's.
     let probe = fields("probe ");
     assert_eq!(probe[..7], own[..], "{stdout}");
     assert_eq!(probe[7..], ["1", "1"], "{stdout}");
+    // curthread's members, resolved through BTF and read at the probe.
+    assert_eq!(
+        fields("thread "),
+        [own[0].clone(), own[1].clone(), own[4].clone()],
+        "{stdout}"
+    );
 }

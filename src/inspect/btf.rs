@@ -111,7 +111,9 @@ impl Btf {
     pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
         let bad = |m: &str| BtfError::Malformed(m.to_string());
         let u32_at = |at: usize| -> Result<u32, BtfError> {
-            let b = data.get(at..at + 4).ok_or_else(|| bad("truncated header"))?;
+            let b = data
+                .get(at..at + 4)
+                .ok_or_else(|| bad("truncated header"))?;
             Ok(u32::from_ne_bytes(b.try_into().expect("4 bytes")))
         };
         let magic = data.get(0..2).ok_or_else(|| bad("empty"))?;
@@ -244,6 +246,26 @@ impl Btf {
             return Err(BtfError::Malformed(format!("type {id} is not an array")));
         }
         Ok((self.u32(r.extra)?, self.u32(r.extra + 8)?))
+    }
+
+    /// The size and signedness of a scalar type (integer, enum or pointer); None for structs,
+    /// unions, arrays and the rest.
+    pub fn scalar(&self, id: TypeId) -> Result<Option<(u32, bool)>, BtfError> {
+        let id = self.resolve(id)?;
+        let r = self.record(id)?;
+        Ok(match r.kind {
+            kind::INT => Some((r.size_or_type, (self.u32(r.extra)? >> 24) & 1 == 1)),
+            kind::ENUM | kind::ENUM64 => Some((r.size_or_type, r.kind_flag)),
+            kind::PTR => Some((8, false)),
+            _ => None,
+        })
+    }
+
+    /// Whether `id` (resolved) is a pointer.
+    pub fn is_pointer(&self, id: TypeId) -> bool {
+        self.resolve(id)
+            .and_then(|id| self.record(id))
+            .is_ok_and(|r| r.kind == kind::PTR)
     }
 
     /// Whether `id` (resolved) is an array.
@@ -422,6 +444,10 @@ mod tests {
         assert_eq!(btf.size_of(4).unwrap(), 16);
         assert_eq!(btf.pointee(7).unwrap(), s);
         assert_eq!(btf.enumerator("X").unwrap(), 3);
+        assert_eq!(btf.scalar(1).unwrap(), Some((4, false)));
+        assert_eq!(btf.scalar(7).unwrap(), Some((8, false)));
+        assert_eq!(btf.scalar(s).unwrap(), None);
+        assert!(btf.is_pointer(7) && !btf.is_pointer(s));
         assert!(matches!(btf.member(s, "zz"), Err(BtfError::Missing(_))));
         assert!(matches!(btf.enumerator("Y"), Err(BtfError::Missing(_))));
     }
@@ -437,7 +463,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_what_needs_it() {
-        let err = Btf::read(Path::new("/nonexistent/vmlinux"), "ppid").err().unwrap();
+        let err = Btf::read(Path::new("/nonexistent/vmlinux"), "ppid")
+            .err()
+            .unwrap();
         let text = err.to_string();
         assert!(text.contains("ppid needs") && text.contains("CONFIG_DEBUG_INFO_BTF"));
     }

@@ -63,6 +63,80 @@ pub struct TaskLayout {
     pub mnt_root: u32,
 }
 
+/// The running kernel's BTF, read once per process, the first caller paying for it.
+fn kernel_btf() -> Result<&'static Btf, String> {
+    static BTF: OnceLock<Result<Btf, String>> = OnceLock::new();
+    BTF.get_or_init(|| Btf::kernel("reading process state at the probe").map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// How to read `curthread->a->b.c`: from the task's address, read a pointer at each of
+/// `offsets` but the last (`v = *(u64 *)(v + off)`), then `size` bytes at the last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRead {
+    pub offsets: Vec<u32>,
+    pub size: u8,
+    pub signed: bool,
+}
+
+/// Resolves a path of members below `curthread` as D writes it, each step `->name` or
+/// `.name` (`->real_parent->tgid`, `->thread.fsbase`), against the running kernel's
+/// task_struct. The member read must be a scalar: an integer, an enum or a pointer.
+pub fn member_read(path: &str) -> Result<MemberRead, String> {
+    let btf = kernel_btf()?;
+    let fail = |e: BtfError| format!("curthread{path}: {e}");
+    let mut ty = btf.struct_named("task_struct").map_err(fail)?;
+    let mut offsets = Vec::new();
+    let mut at = 0u32;
+    for (i, (arrow, name)) in steps(path).into_iter().enumerate() {
+        if arrow && i > 0 {
+            if !btf.is_pointer(ty) {
+                return Err(format!(
+                    "curthread{path}: `->{name}` follows a member that is not a pointer"
+                ));
+            }
+            offsets.push(at);
+            at = 0;
+            ty = btf.pointee(ty).map_err(fail)?;
+        } else if !arrow && btf.is_pointer(ty) {
+            return Err(format!(
+                "curthread{path}: `.{name}` follows a pointer; use `->{name}`"
+            ));
+        }
+        let member = btf.member(ty, name).map_err(fail)?;
+        at += member.offset;
+        ty = member.ty;
+    }
+    offsets.push(at);
+    match btf.scalar(ty).map_err(fail)? {
+        Some((size, signed)) if size <= 8 => Ok(MemberRead {
+            offsets,
+            size: size as u8,
+            signed,
+        }),
+        _ => Err(format!(
+            "curthread{path} is not an integer or a pointer; read one of its members"
+        )),
+    }
+}
+
+/// `->a.b->c` as (arrow, name) steps.
+fn steps(path: &str) -> Vec<(bool, &str)> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        let (arrow, tail) = match rest.strip_prefix("->") {
+            Some(tail) => (true, tail),
+            None => (false, rest.strip_prefix('.').unwrap_or(rest)),
+        };
+        let end = tail.find(['-', '.']).unwrap_or(tail.len());
+        out.push((arrow, &tail[..end]));
+        rest = &tail[end..];
+    }
+    out
+}
+
 impl TaskLayout {
     /// The running kernel's layout, read once per process (the first caller pays for parsing
     /// BTF). `what` names the feature that asked, for the error.
@@ -70,9 +144,7 @@ impl TaskLayout {
         static LAYOUT: OnceLock<Result<TaskLayout, String>> = OnceLock::new();
         LAYOUT
             .get_or_init(|| {
-                Btf::kernel("reading process state at the probe")
-                    .and_then(|btf| TaskLayout::from_btf(&btf))
-                    .map_err(|e| e.to_string())
+                kernel_btf().and_then(|btf| TaskLayout::from_btf(btf).map_err(|e| e.to_string()))
             })
             .as_ref()
             .map_err(|e| format!("{what}: {e}"))
@@ -160,7 +232,10 @@ mod tests {
     #[test]
     fn running_kernel_has_every_field() {
         if !std::path::Path::new(super::super::btf::VMLINUX).exists() {
-            assert!(std::env::var_os("DTK_REQUIRE_KERNEL").is_none(), "no kernel BTF");
+            assert!(
+                std::env::var_os("DTK_REQUIRE_KERNEL").is_none(),
+                "no kernel BTF"
+            );
             return;
         }
         let start = Instant::now();
@@ -174,16 +249,48 @@ mod tests {
         );
         assert!(start.elapsed().as_secs() < 5);
         // Facts every kernel's layout keeps: distinct fields inside their structs.
-        let task_size = btf.size_of(btf.struct_named("task_struct").unwrap()).unwrap();
+        let task_size = btf
+            .size_of(btf.struct_named("task_struct").unwrap())
+            .unwrap();
         for field in [layout.real_parent, layout.tgid, layout.cred, layout.mm] {
             assert!(field < task_size);
         }
         assert_ne!(layout.real_parent, layout.tgid);
         assert_eq!(layout.egid, layout.euid + 4, "euid, egid adjacent");
-        assert_eq!(layout.sid_pid, layout.pgid_pid + 8, "PIDTYPE_SID follows PGID");
+        assert_eq!(
+            layout.sid_pid,
+            layout.pgid_pid + 8,
+            "PIDTYPE_SID follows PGID"
+        );
         assert!(layout.rss[0] != layout.rss[1] && layout.rss[1] != layout.rss[2]);
         if cfg!(target_arch = "x86_64") {
             assert!(layout.fsbase.is_some());
         }
+        let parent_tgid = member_read("->real_parent->tgid").unwrap();
+        assert_eq!(parent_tgid.offsets, [layout.real_parent, layout.tgid]);
+        assert_eq!((parent_tgid.size, parent_tgid.signed), (4, true));
+        if let Some(fsbase) = layout.fsbase {
+            assert_eq!(member_read("->thread.fsbase").unwrap().offsets, [fsbase]);
+        }
+        assert!(member_read("->real_parent").unwrap().size == 8);
+        assert!(member_read("->nonesuch").unwrap_err().contains("nonesuch"));
+        assert!(member_read("->thread")
+            .unwrap_err()
+            .contains("not an integer"));
+        assert!(member_read("->tgid->x")
+            .unwrap_err()
+            .contains("not a pointer"));
+    }
+
+    #[test]
+    fn member_paths_split_into_steps() {
+        assert_eq!(
+            steps("->real_parent->tgid"),
+            [(true, "real_parent"), (true, "tgid")]
+        );
+        assert_eq!(
+            steps("->thread.fsbase"),
+            [(true, "thread"), (false, "fsbase")]
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
+use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr, ExprKind};
 use crate::event::{ByteString, ProbeDesc};
 
 /// What a probe is; decides how its arguments and `errno` read. Each kind belongs to one
@@ -86,6 +86,28 @@ pub struct Firing {
     pub errno: i32,
     /// The process state read at the probe, when the probe's clauses read it.
     pub process: Option<Box<ProcessState>>,
+    /// `curthread->…` members read at the probe, by path (`thread_member_path`); None where
+    /// a link could not be read.
+    pub thread_members: Vec<(Arc<str>, Option<u64>)>,
+}
+
+/// The path below `curthread` of a member expression rooted at it (`->real_parent->tgid`
+/// for `curthread->real_parent->tgid`), which names what the kernel reads for it.
+pub fn thread_member_path(e: &Expr) -> Option<String> {
+    let ExprKind::Member {
+        base,
+        member,
+        arrow,
+    } = &e.kind
+    else {
+        return None;
+    };
+    let op = if *arrow { "->" } else { "." };
+    let prefix = match &base.kind {
+        ExprKind::Builtin(Builtin::Curthread) => String::new(),
+        _ => thread_member_path(base)?,
+    };
+    Some(format!("{prefix}{op}{member}"))
 }
 
 /// What the kernel read from the current task at the probe (`record::process`). A link

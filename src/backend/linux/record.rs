@@ -15,7 +15,7 @@
 //! | 40 | char comm[16] |
 //! | 56 | u64 zone membership: bit i set when the thread is in `Plan::zones[i]` or below |
 //! | 64 | u64 arg0 … arg9 |
-//! | 144 | the process block (`process`), when the probe's clauses read process state |
+//! | 144 | the process block (`process`), when the probe's clauses read process state, then a slot per `curthread->…` member they read |
 //! | … | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
@@ -24,13 +24,14 @@
 //! read's slot has the computed address between the two, and its data area is also the
 //! scratch space where the program keeps the intermediate values of the address.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::backend::linux::firing::{
-    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ProcessState, ReadData,
-    MAX_ARGS,
+    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ProcessState, ReadData, MAX_ARGS,
 };
-use crate::backend::linux::plan::{Captures, Plan};
+use crate::backend::linux::plan::{Captures, Plan, PlannedProbe};
 use crate::event::ByteString;
 
 pub const PROBE: i16 = 0;
@@ -87,6 +88,9 @@ pub fn arg_offset(n: u8) -> i16 {
 pub struct Layout {
     /// Offset of the process block (`process`), when the probe reads process state.
     pub process: Option<usize>,
+    /// One slot per `Captures::thread_members`: an i64 status (0, or the failed read's
+    /// error), then the value, which is also where the pointers on the way are kept.
+    pub thread_members: Vec<usize>,
     /// (argN, slot offset).
     pub strings: Vec<(u8, usize)>,
     /// (argN, size, slot offset).
@@ -112,6 +116,7 @@ impl Layout {
             at += 8 + data.next_multiple_of(8);
             here
         };
+        let thread_members = captures.thread_members.iter().map(|_| slot(8)).collect();
         let strings = captures
             .strings
             .iter()
@@ -149,6 +154,7 @@ impl Layout {
         };
         Layout {
             process,
+            thread_members,
             strings,
             bytes,
             derived,
@@ -285,6 +291,7 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         reads: reads(record, layout),
         errno: errno(&probe.info.kind, args[0]),
         process: layout.process.map(|at| Box::new(process_state(record, at))),
+        thread_members: thread_members(record, layout, probe, plan),
     })
 }
 
@@ -346,6 +353,36 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
                 addr: u64_at(record, slot.addr()),
                 data,
             })
+        })
+        .collect()
+}
+
+/// The `curthread->…` members read at the probe, cut and extended to their kernel type.
+fn thread_members(
+    record: &[u8],
+    layout: &Layout,
+    probe: &PlannedProbe,
+    plan: &Plan,
+) -> Vec<(Arc<str>, Option<u64>)> {
+    probe
+        .captures
+        .thread_members
+        .iter()
+        .zip(&layout.thread_members)
+        .map(|(path, &at)| {
+            let ok = u64_at(record, at) == 0;
+            let value = plan.thread_members.get(path).filter(|_| ok).map(|read| {
+                let raw = u64_at(record, at + 8);
+                let bits = 8 * u32::from(read.size);
+                if bits >= 64 {
+                    raw
+                } else if read.signed {
+                    ((raw << (64 - bits)) as i64 >> (64 - bits)) as u64
+                } else {
+                    raw & ((1 << bits) - 1)
+                }
+            });
+            (path.clone(), value)
         })
         .collect()
 }
@@ -432,6 +469,7 @@ mod tests {
             shadow_vars: Vec::new(),
             zones: Vec::new(),
             task: None,
+            thread_members: Default::default(),
         }
     }
 

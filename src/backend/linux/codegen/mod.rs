@@ -238,6 +238,12 @@ impl Builder<'_> {
             maps: self.maps,
             zones: &self.plan.zones,
             task: self.plan.task.as_ref(),
+            thread_members: probe
+                .captures
+                .thread_members
+                .iter()
+                .filter_map(|path| self.plan.thread_members.get(path))
+                .collect(),
         };
         let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
             what: what.to_string(),
@@ -410,6 +416,7 @@ mod tests {
             shadow_vars: Vec::new(),
             zones: Vec::new(),
             task: None,
+            thread_members: Default::default(),
         }
     }
 

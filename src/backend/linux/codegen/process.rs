@@ -11,7 +11,7 @@
 
 use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Reg, Size, Src};
 use crate::backend::linux::record::process::*;
-use crate::inspect::task::TaskLayout;
+use crate::inspect::task::{MemberRead, TaskLayout};
 
 const SCRATCH_A: usize = SCRATCH;
 const SCRATCH_B: usize = SCRATCH + 8;
@@ -43,6 +43,28 @@ pub fn emit(asm: &mut Asm, task: &TaskLayout, at: usize) {
     block.read_with(asm, Helper::ProbeReadUser, ARGC, 4, SCRATCH_A, 0);
     psargs(asm, &block, task);
     ancestors(asm, &block, task);
+}
+
+/// Reads `curthread->…` into its slot at record offset `at` (status, then value): the task's
+/// address, a pointer read at each offset but the last, then the member itself. The value
+/// word keeps the pointers on the way. Clobbers R0–R5.
+pub fn emit_member(asm: &mut Asm, read: &MemberRead, at: usize) {
+    let slot = Block { at };
+    let (last, links) = read.offsets.split_last().expect("a member path has a step");
+    asm.call(Helper::GetCurrentTask)
+        .stx(Size::DW, Reg::R7, slot.off(8), Reg::R0);
+    for &offset in links {
+        slot.read(asm, 8, 8, 8, offset);
+    }
+    // The value word is zeroed first: a read of fewer than 8 bytes leaves the rest.
+    asm.ldx(Size::DW, Reg::R3, Reg::R7, slot.off(8))
+        .st(Size::DW, Reg::R7, slot.off(8), 0)
+        .alu64(AluOp::Add, Reg::R3, Src::Imm(*last as i32))
+        .mov64_reg(Reg::R1, Reg::R7)
+        .alu64(AluOp::Add, Reg::R1, Src::Imm((at + 8) as i32))
+        .mov64_imm(Reg::R2, i32::from(read.size))
+        .call(Helper::ProbeReadKernel)
+        .stx(Size::DW, Reg::R7, slot.off(0), Reg::R0);
 }
 
 /// The first `PSARGS_SIZE` bytes of the command line, from the process's own memory
@@ -83,8 +105,12 @@ fn ancestors(asm: &mut Asm, block: &Block, task: &TaskLayout) {
             block.read(asm, SCRATCH_A, 8, SCRATCH_A, task.real_parent);
         }
         block.read(asm, slot, 4, SCRATCH_A, task.tgid);
-        asm.ldx(Size::W, Reg::R1, Reg::R7, block.off(slot))
-            .jmp_if(Cond::Le, Reg::R1, Src::Imm(1), done);
+        asm.ldx(Size::W, Reg::R1, Reg::R7, block.off(slot)).jmp_if(
+            Cond::Le,
+            Reg::R1,
+            Src::Imm(1),
+            done,
+        );
     }
     asm.bind(done);
 }

@@ -25,7 +25,7 @@ use crate::backend::linux::plan::{
     regs, ArgLoad, DerivedRead, HeaderReads, KernelClause, ShadowStore,
 };
 use crate::backend::linux::record::{self, arg_offset, Layout};
-use crate::inspect::task::TaskLayout;
+use crate::inspect::task::{MemberRead, TaskLayout};
 
 /// How the program learns which probe fired.
 pub enum ProbeIndex<'a> {
@@ -67,6 +67,8 @@ pub struct ProgramSpec<'a> {
     pub zones: &'a [Zone],
     /// Where the process state lives in the kernel, for a record with a process block.
     pub task: Option<&'a TaskLayout>,
+    /// How to read each of the probe's `curthread->…` members, in `layout` order.
+    pub thread_members: Vec<&'a MemberRead>,
 }
 
 /// The maps every program of a run may use.
@@ -148,6 +150,9 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         }
         if let (Some(at), Some(task)) = (spec.layout.process, spec.task) {
             super::process::emit(&mut asm, task, at);
+        }
+        for (read, &at) in spec.thread_members.iter().zip(&spec.layout.thread_members) {
+            super::process::emit_member(&mut asm, read, at);
         }
         captures(&mut asm, spec.layout);
         let shadows = &spec.maps.shadows;

@@ -51,9 +51,7 @@ impl ProcessState {
                 libc::getegid(),
             )
         };
-        let args: Vec<Vec<u8>> = std::env::args_os()
-            .map(|a| a.as_bytes().to_vec())
-            .collect();
+        let args: Vec<Vec<u8>> = std::env::args_os().map(|a| a.as_bytes().to_vec()).collect();
         ProcessState {
             ppid: ppid as u32,
             pgid: pgid as u32,

@@ -9,12 +9,14 @@
 //! The fixed header (ids, time, pid/tid, uid/gid, comm, cgroup) and the probe's arguments are
 //! always captured.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::derived::{self, read_size, AddrExpr, DerivedRead, ShadowStore};
 use super::walk::{walk, walk_stmt};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, VarScope};
+use crate::backend::linux::firing::thread_member_path;
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,6 +34,9 @@ pub struct Captures {
     /// The clauses read process state (`ppid`, `curpsinfo`, `curthread`, `progenyof`),
     /// which the program reads from the current task at the probe (`record::process`).
     pub process: bool,
+    /// `curthread->…` paths the clauses read (`firing::thread_member_path`), sorted; the
+    /// plan's `thread_members` says how to read each.
+    pub thread_members: Vec<Arc<str>>,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -153,9 +158,9 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
             .collect();
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
-        probe.captures.process = own_clauses(probe, clauses)
-            .iter()
-            .any(|c| reads_process(c));
+        let own = own_clauses(probe, clauses);
+        probe.captures.process = own.iter().any(|c| reads_process(c));
+        probe.captures.thread_members = thread_members(&own);
     }
     unify_raw_syscalls(probes);
     shadow_vars
@@ -277,8 +282,10 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
         let mut process = false;
+        let mut members = BTreeSet::new();
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
             process |= p.captures.process;
+            members.extend(p.captures.thread_members.iter().cloned());
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
@@ -294,11 +301,40 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             derived: derived.into_iter().collect(),
             shadow_stores,
             process,
+            thread_members: members.into_iter().collect(),
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();
         }
     }
+}
+
+/// The `curthread->…` paths the clauses read, sorted: those read for their own value, not
+/// only on the way to a member below them (`->thread` of `curthread->thread.fsbase`).
+fn thread_members(clauses: &[&Clause]) -> Vec<Arc<str>> {
+    let mut uses: BTreeMap<String, isize> = BTreeMap::new();
+    let mut visit = |e: &Expr| {
+        if let Some(path) = thread_member_path(e) {
+            *uses.entry(path).or_default() += 1;
+            if let ExprKind::Member { base, .. } = &e.kind {
+                if let Some(inner) = thread_member_path(base) {
+                    *uses.entry(inner).or_default() -= 1;
+                }
+            }
+        }
+    };
+    for clause in clauses {
+        if let Some(p) = &clause.predicate {
+            walk(p, &mut visit);
+        }
+        for stmt in clause.body.iter().flatten() {
+            walk_stmt(stmt, &mut visit);
+        }
+    }
+    uses.into_iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(path, _)| Arc::from(path))
+        .collect()
 }
 
 /// Whether the clause reads what the kernel keeps about the process: `ppid`, `curpsinfo`,

@@ -26,7 +26,7 @@ mod threadvars;
 mod walk;
 mod zone;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ use crate::event::ProbeDesc;
 use crate::inspect::cgroup::CgroupError;
 use crate::inspect::elf::ElfError;
 use crate::inspect::procmaps::ProcMapsError;
-use crate::inspect::task::TaskLayout;
+use crate::inspect::task::{self, MemberRead, TaskLayout};
 use crate::inspect::tracefs::TracefsError;
 use crate::inspect::usdt::arg::UsdtArg;
 use crate::inspect::usdt::UsdtError;
@@ -72,6 +72,8 @@ pub struct Plan {
     /// The running kernel's task_struct layout, when some probe reads process state
     /// (`Captures::process`).
     pub task: Option<TaskLayout>,
+    /// How to read each `curthread->…` path some probe reads (`Captures::thread_members`).
+    pub thread_members: BTreeMap<Arc<str>, MemberRead>,
 }
 
 /// One concrete probe.
@@ -255,10 +257,21 @@ pub fn resolve(
     let shadow_vars = captures::assign(&mut probes, &clauses);
     let task = if probes.iter().any(|p| p.captures.process) {
         let what = "reading ppid, curpsinfo, curthread or progenyof() at the probe";
-        Some(TaskLayout::kernel(what).map_err(PlanError::ProcessState)?.clone())
+        Some(
+            TaskLayout::kernel(what)
+                .map_err(PlanError::ProcessState)?
+                .clone(),
+        )
     } else {
         None
     };
+    let mut thread_members = BTreeMap::new();
+    for path in probes.iter().flat_map(|p| &p.captures.thread_members) {
+        if !thread_members.contains_key(path) {
+            let read = task::member_read(path).map_err(PlanError::ProcessState)?;
+            thread_members.insert(path.clone(), read);
+        }
+    }
     Ok(Plan {
         probes,
         strsize: options.strsize,
@@ -267,6 +280,7 @@ pub fn resolve(
         shadow_vars,
         zones,
         task,
+        thread_members,
     })
 }
 
