@@ -150,3 +150,63 @@ fn curpsinfo_agrees_with_what_the_process_reads_about_itself() {
         "{stdout}"
     );
 }
+
+/// CPython 3.13+ keeps the running thread's state only in TLS: `curthread->thread.fsbase`
+/// plus the offset `thread_state_tls` finds reads it at the probe, and it is the pointer
+/// Python's own PyThreadState_GetUnchecked returns.
+fn thread_state_through_fsbase(version: &str, test: &str) {
+    use dtk::internals::python::{thread_state_tls, ThreadStateTls};
+    if !kernel_available(test) {
+        return;
+    }
+    let Some(python) = crate::pyflow::interpreter::Interpreter::debian(version, test) else {
+        return;
+    };
+    let tls = thread_state_tls(std::path::Path::new(&python.argv[0])).unwrap();
+    let ThreadStateTls::Fixed(offset) = tls else {
+        panic!("{test}: Debian's executable uses local-exec TLS, found {tls:?}");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tstate.py");
+    std::fs::write(
+        &script,
+        "import ctypes, os\n\
+         get = ctypes.pythonapi.PyThreadState_GetUnchecked\n\
+         get.restype = ctypes.c_void_p\n\
+         print('python', hex(get())[2:], flush=True)\n\
+         os.getppid()\n",
+    )
+    .unwrap();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let prog = format!(
+        "syscall::getppid:entry /pid == $target/ {{ printf(\"probe %x\\n\", \
+         *(uint64_t *)copyin(curthread->thread.fsbase {sign} {}, 8)); }}",
+        offset.unsigned_abs()
+    );
+    let out = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run", "-n", &prog, "-c"])
+        .arg(python.command_line(&script.to_string_lossy()))
+        .envs(python.env.iter().map(|(k, v)| (k, v)))
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stdout = succeeded(&out);
+    let value = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{test}: no {prefix}line\n{stdout}"))
+            .to_string()
+    };
+    assert_eq!(value("probe "), value("python "), "{stdout}");
+}
+
+#[test]
+fn python_3_13_thread_state_read_through_fsbase() {
+    thread_state_through_fsbase("3.13", "python_3_13_thread_state_read_through_fsbase");
+}
+
+#[test]
+fn python_3_15_thread_state_read_through_fsbase() {
+    thread_state_through_fsbase("3.15", "python_3_15_thread_state_read_through_fsbase");
+}

@@ -73,7 +73,7 @@ fn kernel_btf() -> Result<&'static Btf, String> {
 
 /// How to read `curthread->a->b.c`: from the task's address, read a pointer at each of
 /// `offsets` but the last (`v = *(u64 *)(v + off)`), then `size` bytes at the last.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MemberRead {
     pub offsets: Vec<u32>,
     pub size: u8,
