@@ -13,9 +13,9 @@
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
  * Output:     first `tracing since TIMESTAMP`, then one line per open:
- *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd path
+ *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd cwd path
  *   where result is the fd, or -1 with errno set, and a relative path is relative to
- *   dirfd (-100, AT_FDCWD: the working directory). At the end, @unmatched counts the
+ *   dirfd (-100, AT_FDCWD: the working directory, cwd, as it was at the return). At the end, @unmatched counts the
  *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
  *   not printed when it is 0.
  *   dtk reads these lines as the contract in src/commands/opens.rs (CONTRACT) declares
@@ -80,8 +80,8 @@ syscall::openat2:return
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
 {
-	printf("%d %d %s %d %d %s %d %d %d %d %s\n", timestamp, walltimestamp, zonename,
-	    pid, tid, execname, (int)arg0, errno, self->flags, self->dirfd,
+	printf("%d %d %s %d %d %s %d %d %d %d %s %s\n", timestamp, walltimestamp, zonename,
+	    pid, tid, execname, (int)arg0, errno, self->flags, self->dirfd, cwd,
 	    copyinstr(self->path));
 }
 

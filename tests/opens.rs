@@ -729,12 +729,11 @@ fn opens_elapsed_counts_from_the_start_of_tracing() {
     assert!((1.0..run).contains(&elapsed), "{elapsed} s, run {run} s");
 }
 
-/// --full resolves a relative path against the working directory while the process is
-/// there to ask, and otherwise shows it as given, marked: never joined to anything else.
-/// `cat` exits at once, so either may happen; both must be right.
+/// --full resolves a relative path against the working directory read at the probe, so a
+/// `cat` that has exited by the time its line is shown still has its path resolved.
 #[test]
-fn opens_full_resolves_or_marks_relative_paths() {
-    if !kernel_available("opens_full_resolves_or_marks_relative_paths") {
+fn opens_full_resolves_relative_paths_of_processes_already_gone() {
+    if !kernel_available("opens_full_resolves_relative_paths_of_processes_already_gone") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -751,21 +750,14 @@ fn opens_full_resolves_or_marks_relative_paths() {
         panic!("one open: {lines:?}");
     };
     let absolute = dir.path().join("relative-probe");
-    match open["resolved"].as_bool() {
-        Some(true) => assert_eq!(open["path"], absolute.to_str().unwrap(), "{open}"),
-        Some(false) => assert_eq!(open["path"], "./relative-probe", "{open}"),
-        None => panic!("--full says whether it resolved the path: {open}"),
-    }
+    assert_eq!(open["resolved"], true, "{open}");
+    assert_eq!(open["path"], absolute.to_str().unwrap(), "{open}");
     let text = dtk_opens_text(&["--full", "--path", "relative-probe", "-c", &command])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     let last = text.lines().last().unwrap();
-    assert!(
-        last.ends_with(absolute.to_str().unwrap())
-            || last.ends_with("./relative-probe (unresolved)"),
-        "{text}"
-    );
+    assert!(last.ends_with(absolute.to_str().unwrap()), "{text}");
 }
 
 /// When the ring buffer overflows, dtk says how many opens were lost, in opens: with dtk

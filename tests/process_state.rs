@@ -210,3 +210,35 @@ fn python_3_13_thread_state_read_through_fsbase() {
 fn python_3_15_thread_state_read_through_fsbase() {
     thread_state_through_fsbase("3.15", "python_3_15_thread_state_read_through_fsbase");
 }
+
+/// `cwd` is read at the probe by walking up the directory tree, across mount points (tracefs
+/// under /sys, /proc): each line is the directory Python had just changed to.
+#[test]
+fn cwd_is_the_working_directory_at_the_probe() {
+    if !kernel_available("cwd_is_the_working_directory_at_the_probe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("a b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    let dirs = [
+        deep.to_str().unwrap(),
+        "/",
+        "/sys/kernel/tracing",
+        "/proc/self/fdinfo",
+    ];
+    let code = format!(
+        "import os\nfor d in {dirs:?}:\n    os.chdir(d)\n    print('python', os.getcwd(), flush=True)\n    os.getppid()\n"
+    );
+    let prog = "syscall::getppid:entry /pid == $target/ { printf(\"probe %s\\n\", cwd); }";
+    let command = format!("{PYTHON} -c {}", shlex::try_quote(&code).unwrap());
+    let stdout = succeeded(&dtk_run(prog, &command));
+    let of = |prefix: &str| -> Vec<&str> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .collect()
+    };
+    assert_eq!(of("probe "), of("python "), "{stdout}");
+    assert_eq!(of("probe ").len(), dirs.len(), "{stdout}");
+}

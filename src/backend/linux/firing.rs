@@ -89,6 +89,9 @@ pub struct Firing {
     /// `curthread->…` members read at the probe, by path (`thread_member_path`); None where
     /// a link could not be read.
     pub thread_members: Vec<(Arc<str>, Option<u64>)>,
+    /// D's `cwd`, read at the probe when the clauses read it; None when the walk up the
+    /// directory tree could not be made or did not reach the root.
+    pub cwd: Option<ByteString>,
 }
 
 /// The path below `curthread` of a member expression rooted at it (`->real_parent->tgid`

@@ -15,7 +15,7 @@
 //! | 40 | char comm[16] |
 //! | 56 | u64 zone membership: bit i set when the thread is in `Plan::zones[i]` or below |
 //! | 64 | u64 arg0 … arg9 |
-//! | 144 | the process block (`process`), when the probe's clauses read process state, then a slot per `curthread->…` member they read |
+//! | 144 | the process block (`process`), when the probe's clauses read process state, then the working directory's (`cwd`) when they read `cwd`, then a slot per `curthread->…` member they read |
 //! | … | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
@@ -78,6 +78,32 @@ pub mod process {
     pub const SIZE: usize = PSARGS + PSARGS_SIZE;
 }
 
+/// D's `cwd`, read at the probe by walking up from the task's working directory
+/// (`task->fs->pwd`) through `d_parent`, crossing mount points, at `Layout::cwd`. Offsets are
+/// within the block.
+pub mod cwd {
+    /// u64: `UNKNOWN`, `COMPLETE` (the walk reached the root) or `CUT`.
+    pub const STATUS: usize = 0;
+    pub const UNKNOWN: u64 = 0;
+    pub const COMPLETE: u64 = 1;
+    pub const CUT: u64 = 2;
+    /// u64 words the program keeps pointers in: the task, the dentry and the mount reached,
+    /// and two temporaries.
+    pub const TASK: usize = 8;
+    pub const DENTRY: usize = 16;
+    pub const MOUNT: usize = 24;
+    pub const TMP: usize = 32;
+    pub const TMP2: usize = 40;
+    /// One slot per level, from the working directory up: an i64 (what
+    /// bpf_probe_read_kernel_str returned; 0 for a level that crossed a mount point, which
+    /// names nothing) and the name.
+    pub const NAMES: usize = 48;
+    pub const LEVELS: usize = 16;
+    pub const NAME_SIZE: usize = 64;
+    pub const SLOT: usize = 8 + NAME_SIZE;
+    pub const SIZE: usize = NAMES + LEVELS * SLOT;
+}
+
 /// Offset of argN in the record.
 pub fn arg_offset(n: u8) -> i16 {
     ARGS + 8 * i16::from(n)
@@ -88,6 +114,8 @@ pub fn arg_offset(n: u8) -> i16 {
 pub struct Layout {
     /// Offset of the process block (`process`), when the probe reads process state.
     pub process: Option<usize>,
+    /// Offset of the working directory's block (`cwd`), when the probe reads `cwd`.
+    pub cwd: Option<usize>,
     /// One slot per `Captures::thread_members`: an i64 status (0, or the failed read's
     /// error), then the value, which is also where the pointers on the way are kept.
     pub thread_members: Vec<usize>,
@@ -111,6 +139,8 @@ impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
         let process = captures.process.then_some(HEADER);
         let mut at = HEADER + if captures.process { process::SIZE } else { 0 };
+        let cwd = captures.cwd.then_some(at);
+        at += if captures.cwd { cwd::SIZE } else { 0 };
         let mut slot = |data: usize| {
             let here = at;
             at += 8 + data.next_multiple_of(8);
@@ -154,6 +184,7 @@ impl Layout {
         };
         Layout {
             process,
+            cwd,
             thread_members,
             strings,
             bytes,
@@ -292,6 +323,7 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         errno: errno(&probe.info.kind, args[0]),
         process: layout.process.map(|at| Box::new(process_state(record, at))),
         thread_members: thread_members(record, layout, probe, plan),
+        cwd: layout.cwd.and_then(|at| working_directory(record, at)),
     })
 }
 
@@ -385,6 +417,32 @@ fn thread_members(
             (path.clone(), value)
         })
         .collect()
+}
+
+/// The working directory from its block at `at`: the names from the root down. None when
+/// the walk did not reach the root, or a name was cut.
+fn working_directory(record: &[u8], at: usize) -> Option<ByteString> {
+    use cwd::*;
+    if u64_at(record, at + STATUS) != COMPLETE {
+        return None;
+    }
+    let mut path = Vec::new();
+    for level in (0..LEVELS).rev() {
+        let slot = at + NAMES + level * SLOT;
+        let read = u64_at(record, slot) as i64;
+        if read <= 1 {
+            continue;
+        }
+        if read as usize >= NAME_SIZE {
+            return None;
+        }
+        path.push(b'/');
+        path.extend_from_slice(&record[slot + 8..slot + 8 + read as usize - 1]);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    Some(path.as_slice().into())
 }
 
 /// The process block at `at`.

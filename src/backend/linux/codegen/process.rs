@@ -67,6 +67,77 @@ pub fn emit_member(asm: &mut Asm, read: &MemberRead, at: usize) {
         .stx(Size::DW, Reg::R7, slot.off(0), Reg::R0);
 }
 
+/// D's `cwd` into the block at record offset `at` (`record::cwd`): from `task->fs->pwd`,
+/// up through `d_parent`, one name per level; at the root of a mount, on to the mount
+/// point in the parent mount (`struct mount` holds the `vfsmount` at `mount_mnt`), until the
+/// mount that is its own parent. Unrolled over `LEVELS` levels. Clobbers R0–R5.
+pub fn emit_cwd(asm: &mut Asm, task: &TaskLayout, at: usize) {
+    use crate::backend::linux::record::cwd::*;
+    let block = Block { at };
+    let done = asm.label();
+    let complete = asm.label();
+    asm.st(Size::DW, Reg::R7, block.off(STATUS), UNKNOWN as i32);
+    for level in 0..LEVELS {
+        asm.st(Size::DW, Reg::R7, block.off(NAMES + level * SLOT), 0);
+    }
+    asm.call(Helper::GetCurrentTask)
+        .stx(Size::DW, Reg::R7, block.off(TASK), Reg::R0);
+    block.read(asm, TMP, 8, TASK, task.fs);
+    block.read(asm, DENTRY, 8, TMP, task.pwd_dentry);
+    block.read(asm, MOUNT, 8, TMP, task.pwd_mnt);
+    // No working directory to read (a kernel thread has no fs): UNKNOWN.
+    asm.ldx(Size::DW, Reg::R1, Reg::R7, block.off(DENTRY))
+        .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), done)
+        .ldx(Size::DW, Reg::R1, Reg::R7, block.off(MOUNT))
+        .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), done)
+        .alu64(AluOp::Sub, Reg::R1, Src::Imm(task.mount_mnt as i32))
+        .stx(Size::DW, Reg::R7, block.off(MOUNT), Reg::R1);
+    for level in 0..LEVELS {
+        let slot = NAMES + level * SLOT;
+        let name = asm.label();
+        let next = asm.label();
+        // At the root of this mount: cross to its mount point, or stop at the last one.
+        block.read(asm, TMP, 8, MOUNT, task.mount_mnt + task.mnt_root);
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, block.off(TMP))
+            .ldx(Size::DW, Reg::R2, Reg::R7, block.off(DENTRY))
+            .jmp_if(Cond::Ne, Reg::R1, Src::Reg(Reg::R2), name);
+        block.read(asm, TMP2, 8, MOUNT, task.mnt_parent);
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, block.off(TMP2))
+            .ldx(Size::DW, Reg::R2, Reg::R7, block.off(MOUNT))
+            .jmp_if(Cond::Eq, Reg::R1, Src::Reg(Reg::R2), complete)
+            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), done);
+        block.read(asm, DENTRY, 8, MOUNT, task.mnt_mountpoint);
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, block.off(TMP2))
+            .stx(Size::DW, Reg::R7, block.off(MOUNT), Reg::R1)
+            .jmp(next)
+            .bind(name);
+        // A name, then up to the parent; a dentry that is its own parent is a root.
+        block.read(asm, TMP2, 8, DENTRY, task.d_parent);
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, block.off(TMP2))
+            .ldx(Size::DW, Reg::R2, Reg::R7, block.off(DENTRY))
+            .jmp_if(Cond::Eq, Reg::R1, Src::Reg(Reg::R2), complete)
+            .jmp_if(Cond::Eq, Reg::R1, Src::Imm(0), done);
+        block.read(asm, TMP, 8, DENTRY, task.d_name);
+        block.read_with(
+            asm,
+            Helper::ProbeReadKernelStr,
+            slot + 8,
+            NAME_SIZE as i32,
+            TMP,
+            0,
+        );
+        asm.stx(Size::DW, Reg::R7, block.off(slot), Reg::R0)
+            .ldx(Size::DW, Reg::R1, Reg::R7, block.off(TMP2))
+            .stx(Size::DW, Reg::R7, block.off(DENTRY), Reg::R1)
+            .bind(next);
+    }
+    asm.st(Size::DW, Reg::R7, block.off(STATUS), CUT as i32)
+        .jmp(done)
+        .bind(complete)
+        .st(Size::DW, Reg::R7, block.off(STATUS), COMPLETE as i32)
+        .bind(done);
+}
+
 /// The first `PSARGS_SIZE` bytes of the command line, from the process's own memory
 /// (`mm->arg_start` up to `mm->arg_end`).
 fn psargs(asm: &mut Asm, block: &Block, task: &TaskLayout) {

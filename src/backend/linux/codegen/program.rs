@@ -151,6 +151,9 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         if let (Some(at), Some(task)) = (spec.layout.process, spec.task) {
             super::process::emit(&mut asm, task, at);
         }
+        if let (Some(at), Some(task)) = (spec.layout.cwd, spec.task) {
+            super::process::emit_cwd(&mut asm, task, at);
+        }
         for (read, &at) in spec.thread_members.iter().zip(&spec.layout.thread_members) {
             super::process::emit_member(&mut asm, read, at);
         }

@@ -32,6 +32,7 @@ impl State {
             Builtin::Uid => int(u64::from(firing.uid)),
             Builtin::Gid => int(u64::from(firing.gid)),
             Builtin::Execname => Value::str(&firing.comm),
+            Builtin::Cwd => Value::str(firing.cwd.as_deref().unwrap_or_default()),
             Builtin::Zonename => Value::str(self.procs.zone_name(firing.cgroup_id)),
             Builtin::Cpu => int(u64::from(firing.cpu)),
             Builtin::Timestamp | Builtin::Vtimestamp => int(firing.ts_ns),

@@ -37,6 +37,9 @@ pub struct Captures {
     /// `curthread->…` paths the clauses read (`firing::thread_member_path`), sorted; the
     /// plan's `thread_members` says how to read each.
     pub thread_members: Vec<Arc<str>>,
+    /// The clauses read `cwd`, which the program reads by walking up from the task's
+    /// working directory (`record::cwd`).
+    pub cwd: bool,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -161,6 +164,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         let own = own_clauses(probe, clauses);
         probe.captures.process = own.iter().any(|c| reads_process(c));
         probe.captures.thread_members = thread_members(&own);
+        probe.captures.cwd = own.iter().any(|c| reads_builtin(c, Builtin::Cwd));
     }
     unify_raw_syscalls(probes);
     shadow_vars
@@ -282,9 +286,11 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
         let mut process = false;
+        let mut cwd = false;
         let mut members = BTreeSet::new();
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
             process |= p.captures.process;
+            cwd |= p.captures.cwd;
             members.extend(p.captures.thread_members.iter().cloned());
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
@@ -302,6 +308,7 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             shadow_stores,
             process,
             thread_members: members.into_iter().collect(),
+            cwd,
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();
@@ -335,6 +342,19 @@ fn thread_members(clauses: &[&Clause]) -> Vec<Arc<str>> {
         .filter(|&(_, n)| n > 0)
         .map(|(path, _)| Arc::from(path))
         .collect()
+}
+
+/// Whether the clause reads builtin `b`.
+fn reads_builtin(clause: &Clause, b: Builtin) -> bool {
+    let mut found = false;
+    let mut visit = |e: &Expr| found |= matches!(&e.kind, ExprKind::Builtin(x) if *x == b);
+    if let Some(p) = &clause.predicate {
+        walk(p, &mut visit);
+    }
+    for stmt in clause.body.iter().flatten() {
+        walk_stmt(stmt, &mut visit);
+    }
+    found
 }
 
 /// Whether the clause reads what the kernel keeps about the process: `ppid`, `curpsinfo`,

@@ -255,8 +255,8 @@ pub fn resolve(
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
-    let task = if probes.iter().any(|p| p.captures.process) {
-        let what = "reading ppid, curpsinfo, curthread or progenyof() at the probe";
+    let task = if probes.iter().any(|p| p.captures.process || p.captures.cwd) {
+        let what = "reading ppid, curpsinfo, curthread, progenyof() or cwd at the probe";
         Some(
             TaskLayout::kernel(what)
                 .map_err(PlanError::ProcessState)?
