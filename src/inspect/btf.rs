@@ -72,9 +72,69 @@ pub struct Member {
     pub ty: TypeId,
 }
 
+/// The bytes of a BTF blob: mapped from the kernel's file where it allows (Linux ≥ 6.16
+/// lets /sys/kernel/btf/vmlinux be mapped: no copy of its megabytes), else read.
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped { addr: *mut libc::c_void, len: usize },
+}
+
+// SAFETY: a Mapped region is a private read-only mapping that nothing writes and that is
+// unmapped only on drop, so sharing or sending it between threads is as safe as a &[u8].
+unsafe impl Send for Bytes {}
+// SAFETY: as for Send.
+unsafe impl Sync for Bytes {}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            // SAFETY: addr..addr+len is mapped readable for as long as self lives.
+            Bytes::Mapped { addr, len } => unsafe {
+                std::slice::from_raw_parts(*addr as *const u8, *len)
+            },
+        }
+    }
+}
+
+impl Drop for Bytes {
+    fn drop(&mut self) {
+        if let Bytes::Mapped { addr, len } = *self {
+            // SAFETY: the region was mapped by `map` and is not used after this.
+            unsafe { libc::munmap(addr, len) };
+        }
+    }
+}
+
+impl Bytes {
+    /// The file mapped read-only, or None when it cannot be (older kernels refuse mmap of
+    /// sysfs BTF).
+    fn map(file: &std::fs::File) -> Option<Bytes> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of an open file; the result is checked.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (addr != libc::MAP_FAILED).then_some(Bytes::Mapped { addr, len })
+    }
+}
+
 /// The parsed BTF of one object (vmlinux).
 pub struct Btf {
-    data: Vec<u8>,
+    data: Bytes,
     /// Start of the type section and of the string section in `data`.
     strings: (usize, usize),
     /// Byte offset of each type record, by id; `records[0]` stands for void.
@@ -100,15 +160,28 @@ impl Btf {
     }
 
     pub fn read(path: &Path, what: &str) -> Result<Btf, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Unavailable {
+        let unavailable = |source| BtfError::Unavailable {
             what: what.to_string(),
             path: path.display().to_string(),
             source,
-        })?;
-        Btf::parse(data)
+        };
+        let mut file = std::fs::File::open(path).map_err(unavailable)?;
+        let data = match Bytes::map(&file) {
+            Some(mapped) => mapped,
+            None => {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut data).map_err(unavailable)?;
+                Bytes::Owned(data)
+            }
+        };
+        Btf::index(data)
     }
 
     pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
+        Btf::index(Bytes::Owned(data))
+    }
+
+    fn index(data: Bytes) -> Result<Btf, BtfError> {
         let bad = |m: &str| BtfError::Malformed(m.to_string());
         let u32_at = |at: usize| -> Result<u32, BtfError> {
             let b = data
