@@ -29,7 +29,9 @@
  *   timestamp pid tid kind file line function
  *   where kind is -> for an entry, <- for a return, <! for a return by an exception (the
  *   evaluator returns NULL), <y for a generator's (or coroutine's) return by yield or await,
- *   and y> for its entry resuming after one. Every kind gives the def line.
+ *   and y> for its entry resuming after one. Every kind gives the def line. An exec prints
+ *   x> with the new program's name as the file, line 0 and no function: the program's calls
+ *   end there, unreturned, and a new program's flow begins.
  *   dtk reads these lines as the contract in src/commands/pyflow/mod.rs (CONTRACT)
  *   declares them; a unit test fails when the two disagree.
  *
@@ -172,4 +174,12 @@ pid$target::_PyEval_EvalFrameDefault:return
 {
 	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
 	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
+}
+
+/* An exec ends the program's calls without returns: the thread starts again at depth 0. */
+proc:::exec-success
+/pid == $target/
+{
+	self->depth = 0;
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, "x>", execname, 0, "");
 }

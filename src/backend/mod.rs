@@ -49,6 +49,9 @@ pub struct RunEnd {
     pub exit: Option<i32>,
     /// The target's end, when tracing ended because the target exited.
     pub target: Option<TargetExit>,
+    /// The pid of the command the back end started for -c: it has exited, or was killed and
+    /// reaped, when the run returns.
+    pub started: Option<u32>,
 }
 
 /// Receives the events of a run. An error (a closed pipe, say) ends the run.
