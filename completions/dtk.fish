@@ -57,6 +57,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -s a -l all -d 'Show every frame, including the standard library, site-packages and frozen modules'
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -l elapsed -d 'Show the time since tracing started instead of the time since the previous event'
 complete -c dtk -n "__fish_dtk_using_subcommand pyflow" -l summary -d 'At exit, print calls and inclusive and exclusive time per function (exclusive time includes the hidden library code the function called)'
@@ -82,6 +83,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand opens" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s Z -l show-zone -d 'Show the ZONE column'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -s x -l failed -d 'Only opens that failed'
 complete -c dtk -n "__fish_dtk_using_subcommand opens" -l flags -d 'Add the FLAGS column: the open flags (O_RDONLY|O_CLOEXEC…)'
@@ -112,6 +114,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s e -l errors -d 'Add errors per call, with the errno names and counts'
@@ -180,6 +183,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -s a -l all -d 'Show every frame, including the standard library, site-packages and frozen modules'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l elapsed -d 'Show the time since tracing started instead of the time since the previous event'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from pyflow" -l summary -d 'At exit, print calls and inclusive and exclusive time per function (exclusive time includes the hidden library code the function called)'
@@ -205,6 +209,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s Z -l show-zone -d 'Show the ZONE column'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -s x -l failed -d 'Only opens that failed'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from opens" -l flags -d 'Add the FLAGS column: the open flags (O_RDONLY|O_CLOEXEC…)'
@@ -235,6 +240,7 @@ always\t''
 never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
+complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -l no-follow -d 'With -c or -p: trace only that one process, not its children (by default the whole process tree is followed: children by fork, vfork and clone, theirs, across exec)'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s P -l by-process -d 'Count by process (PID, COMM) as well as by call'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s L -l latency -d 'Add total and average latency, from entry to return per thread'
 complete -c dtk -n "__fish_dtk_using_subcommand show; and __fish_seen_subcommand_from syscalls" -s e -l errors -d 'Add errors per call, with the errno names and counts'

@@ -30,7 +30,8 @@
  *                   PyCodeObject and in a str
  *   RESUME_JIT, RESUME_INSTRUMENTED   more forms of RESUME; a frame at a RESUME whose oparg
  *                   is not 0 is suspended at a yield (it returned by yield, or resumes)
- * Output:     one line per event:
+ * Output:     `following pid ppid execname` at the first event of each process, then one
+ *   line per event:
  *   timestamp pid tid kind file line function
  *   where kind is -> for an entry and <- for a return; with TSTATE_CURRENT also y> for the
  *   entry that resumes a generator (its frame is at a RESUME after a yield, or at the yield
@@ -89,6 +90,19 @@ int running[uint64_t];
 
 this string kind;
 this uint64_t unentered;
+int announced[int];
+
+/*
+ * The first event of each process: `following PID PPID EXECNAME`, so that the processes
+ * picked up (children of the target, or with no target every Python) can be announced.
+ */
+python$target:::function-entry,
+python$target:::function-return
+/!announced[pid]/
+{
+	announced[pid] = 1;
+	printf("following %d %d %s\n", pid, ppid, execname);
+}
 
 python$target:::function-entry
 {

@@ -167,6 +167,10 @@ hidden library code it called is its own.
 pub struct PyflowArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Show every frame, including the standard library, site-packages and frozen modules.
     #[arg(short, long)]
     pub all: bool,
@@ -210,6 +214,10 @@ Examples:
 pub struct OpensArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Only processes whose name is exactly NAME.
     #[arg(short = 'n', long, value_name = "NAME")]
     pub name: Option<String>,
@@ -280,6 +288,10 @@ Examples:
 pub struct SyscallsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Only processes whose name is exactly NAME.
     #[arg(short = 'n', long, value_name = "NAME")]
     pub name: Option<String>,

@@ -564,6 +564,62 @@ fn is_python2(path: &Path) -> bool {
     name.starts_with("python2") || name.starts_with("libpython2")
 }
 
+/// The interpreters with function markers that are installed where Pythons are started
+/// from: `python*` executables on PATH and in /usr/bin and /usr/local/bin, and the
+/// libpython of shared builds in the usual library directories. Each file once (symbolic
+/// links resolved). `dtk pyflow` with no target attaches to these, so that a Python started
+/// after it is traced too.
+pub fn installed_with_markers() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    let mut libs: Vec<PathBuf> = ["/usr/lib", "/usr/lib64", "/usr/local/lib"]
+        .map(PathBuf::from)
+        .into();
+    // Multiarch directories: /usr/lib/x86_64-linux-gnu and the like.
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        libs.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("-linux-gnu")),
+        );
+    }
+    let named = |dir: &Path, prefix: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let candidates = dirs.iter().flat_map(|d| named(d, "python")).chain(
+        libs.iter()
+            .flat_map(|d| named(d, "libpython"))
+            .filter(|p| p.to_string_lossy().contains(".so")),
+    );
+    let mut found: Vec<PathBuf> = Vec::new();
+    for path in candidates {
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if found.contains(&real) || is_python2(&real) {
+            continue;
+        }
+        let markers =
+            UsdtProbes::open(&real).is_ok_and(|p| p.find("python", "function__entry").is_ok());
+        if markers {
+            found.push(real);
+        }
+    }
+    found
+}
+
 /// The state letter of /proc/PID/stat (R, S, Z…).
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

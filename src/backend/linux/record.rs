@@ -133,7 +133,16 @@ pub struct Layout {
     pub store_scratch: DerivedSlot,
     /// The record and its scratch space: what the program's slot must hold.
     pub room: usize,
+    /// Slots of the kernel and user stacks (`Captures::kernel_stack`, `user_stack`): the
+    /// byte count bpf_get_stack returned, then up to `KERNEL_FRAMES` / `USER_FRAMES`
+    /// addresses.
+    pub kernel_stack: Option<usize>,
+    pub user_stack: Option<usize>,
 }
+
+/// The deepest stacks recorded: dtrace's default `stackframes` is 20 and `ustackframes` 100.
+pub const KERNEL_FRAMES: usize = 64;
+pub const USER_FRAMES: usize = 100;
 
 impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
@@ -171,6 +180,8 @@ impl Layout {
                 }
             })
             .collect();
+        let kernel_stack = captures.kernel_stack.then(|| slot(8 * KERNEL_FRAMES));
+        let user_stack = captures.user_stack.then(|| slot(8 * USER_FRAMES));
         let depth = captures
             .shadow_stores
             .iter()
@@ -193,6 +204,8 @@ impl Layout {
             size: at,
             store_scratch,
             room: store_scratch.data() + 8 * depth,
+            kernel_stack,
+            user_stack,
         }
     }
 }
@@ -320,6 +333,8 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         strings: strings(record, layout),
         bytes: bytes(record, layout),
         reads: reads(record, layout),
+        kernel_stack: stack(record, layout.kernel_stack),
+        user_stack: stack(record, layout.user_stack),
         errno: errno(&probe.info.kind, args[0]),
         process: layout.process.map(|at| Box::new(process_state(record, at))),
         thread_members: thread_members(record, layout, probe, plan),
@@ -483,6 +498,18 @@ fn process_state(record: &[u8], at: usize) -> ProcessState {
     }
 }
 
+/// The addresses of a recorded stack, innermost first; none when it was not recorded or
+/// the kernel could not walk it.
+fn stack(record: &[u8], slot: Option<usize>) -> Vec<u64> {
+    let Some(at) = slot else {
+        return Vec::new();
+    };
+    let bytes = (u64_at(record, at) as i64).clamp(0, (record.len() - at - 8) as i64) as usize;
+    (0..bytes / 8)
+        .map(|i| u64_at(record, at + 8 + 8 * i))
+        .collect()
+}
+
 /// A syscall return's errno: −ret for a return value in [−4095, −1], as the kernel encodes
 /// errors; 0 otherwise and for other probes.
 fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
@@ -528,6 +555,7 @@ mod tests {
             zones: Vec::new(),
             task: None,
             thread_members: Default::default(),
+            follow: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub struct Totals {
 }
 
 /// A frame on a thread's stack.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Frame {
     key: FnKey,
     shown: bool,
@@ -198,6 +198,34 @@ impl<'a> Flow<'a> {
 
     /// Takes one event and says what to show now: up to two events (a held entry that turned
     /// out to be a call, then this event).
+    /// Process `child` was forked by thread `parent` (its main thread: fork copies the
+    /// calling thread only): the child's thread starts inside the frames the parent's is in
+    /// now, so that its calls show at their depth and its returns from them match. Nothing
+    /// changes once the child has events of its own.
+    pub fn fork(&mut self, parent: u32, child: u32) {
+        if self.threads.contains_key(&child) {
+            return;
+        }
+        let Some(from) = self.threads.get(&parent) else {
+            return;
+        };
+        let stack: Vec<Frame> = from
+            .stack
+            .iter()
+            .map(|f| Frame {
+                candidates: Vec::new(),
+                queued_at: None,
+                ..f.clone()
+            })
+            .collect();
+        let thread = ThreadFlow {
+            depth: from.depth,
+            stack,
+            ..ThreadFlow::default()
+        };
+        self.threads.insert(child, thread);
+    }
+
     pub fn event(&mut self, e: PyEvent) -> Vec<Shown> {
         let mut shown = Vec::new();
         let held = self.threads.get_mut(&e.tid).and_then(|t| t.held.take());

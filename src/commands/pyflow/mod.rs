@@ -17,13 +17,13 @@ mod present;
 mod recursion;
 mod source;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::contract::{record, Line, Mismatch, ScriptContract};
-use super::{exit_status, trace};
+use super::{exit_status, trace, Tracer};
 use crate::config::{Config, PyflowConfig};
 use crate::event::{ByteString, Printf};
 use crate::output::{self, text};
@@ -40,6 +40,9 @@ use present::FlowPresenter;
 struct Choice {
     pub script: Script,
     pub target: Target,
+    /// Without a target, the interpreter files to attach to for every process
+    /// (`Scope::usdt_files`), so that Pythons started later are traced: the installed ones.
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
     pub activate: Option<ToActivate>,
@@ -62,6 +65,7 @@ struct ToActivate {
 pub struct Prepared {
     pub script: Script,
     pub target: Target,
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate turned the trampoline on in this process: turn it off at the end.
     pub activated: Option<Activation>,
@@ -116,6 +120,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     let Choice {
         script,
         target,
+        usdt_files,
         mut notices,
         activate,
         owns_perf_map,
@@ -136,6 +141,7 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     Ok(Prepared {
         script,
         target,
+        usdt_files,
         notices,
         activated,
         owns_perf_map,
@@ -145,8 +151,9 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
 
 /// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
 /// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
-/// 3.14. With no target, every process with markers is traced. Reads the target; never acts
-/// on it.
+/// 3.14. With no target, every process with markers is traced, and every Python started
+/// later from an installed interpreter. The target's children are the back end's to follow
+/// (`Scope::follow`). Reads the target; never acts on it.
 fn choose(c: &PyflowConfig) -> Result<Choice> {
     let markers = |target: TargetMacro| -> Result<Script> {
         Ok(bundled("pyflow")
@@ -159,6 +166,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
             return Ok(Choice {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
+                usdt_files: Some(python::installed_with_markers()),
                 notices: Vec::new(),
                 activate: None,
                 owns_perf_map: false,
@@ -211,6 +219,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
                 target,
+                usdt_files: None,
                 notices,
                 activate: None,
                 owns_perf_map: false,
@@ -279,6 +288,7 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
     Ok(Choice {
         script,
         target,
+        usdt_files: None,
         notices,
         activate,
         owns_perf_map,
@@ -327,6 +337,7 @@ fn perf_map(pid: u32) -> String {
 }
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
+    let tracer = Tracer::open(config, &c.target, c.follow)?;
     let mut prepared = prepare(c)?;
     if !config.quiet {
         for notice in &prepared.notices {
@@ -336,14 +347,20 @@ pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
     if let Some(activated) = &mut prepared.activated {
         activated.quiet = config.quiet;
     }
-    let mut presenter =
-        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c)
-            .creations_left_out(prepared.creations_left_out);
+    let mut presenter = FlowPresenter::new(
+        output::stdout(config.output.line_flush),
+        config.output,
+        c,
+        config.quiet,
+    )
+    .creations_left_out(prepared.creations_left_out);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
+    let scope = tracer.scope(prepared.usdt_files);
     let end = trace(
-        config,
+        tracer,
         prepared.script,
+        scope,
         &prepared.target,
         None,
         &mut presenter,
@@ -416,12 +433,56 @@ record! {
     }
 }
 
+record! {
+    /// The pyflow scripts' line at the first event of each process.
+    pub struct FollowingLine {
+        pid: i64,
+        ppid: i64,
+        execname: ByteString,
+    }
+}
+
+/// The start of the pyflow scripts' line at the first event of each process.
+const FOLLOWING: &str = "following ";
+
 /// What the pyflow presenter reads of the pyflow scripts.
 pub(crate) const CONTRACT: ScriptContract = ScriptContract {
     scripts: &["pyflow", "pyflow-trampoline"],
-    lines: &[Line::of::<FlowLine>("")],
+    lines: &[
+        Line::of::<FlowLine>(""),
+        Line::of::<FollowingLine>(FOLLOWING),
+    ],
     keys: &[],
 };
+
+/// A process seen for the first time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Following {
+    pub pid: u32,
+    pub ppid: u32,
+    pub execname: ByteString,
+}
+
+/// One printf line of the pyflow scripts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowRecord {
+    Following(Following),
+    Event(PyEvent),
+}
+
+impl FlowRecord {
+    pub fn decode(p: &Printf) -> Result<FlowRecord, Mismatch> {
+        if CONTRACT.prefix_of(&p.text)? == FOLLOWING {
+            let l: FollowingLine = CONTRACT.decode(&p.args)?;
+            return Ok(FlowRecord::Following(Following {
+                pid: CONTRACT.id("pid", l.pid)?,
+                ppid: CONTRACT.id("ppid", l.ppid)?,
+                execname: l.execname,
+            }));
+        }
+        PyEvent::from_printf(p).map(FlowRecord::Event)
+    }
+}
 
 impl PyEvent {
     /// Reads the pyflow scripts' line per event ([`FlowLine`]).

@@ -12,7 +12,7 @@ use std::path::Path;
 use owo_colors::OwoColorize;
 
 use super::flow::{Flow, FnKey, Shown, Totals};
-use super::{Kind, PyEvent};
+use super::{FlowRecord, Following, Kind, PyEvent};
 use crate::backend::EventSink;
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
@@ -34,23 +34,30 @@ pub struct FlowPresenter<'a, W: io::Write> {
     c: &'a PyflowConfig,
     flow: Flow<'a>,
     first_ns: Option<u64>,
-    /// Without a target, lines carry the PID. They always carry the TID: any Python program
-    /// may start a thread, and the columns are decided before the first line, so that the
-    /// header is printed once and every line of the stream has the same columns.
+    /// The processes whose first event was seen (`following` lines).
+    announced: std::collections::HashSet<u32>,
+    /// Lines carry the PID without a target, and when the target's process tree is followed
+    /// (any process may fork). They always carry the TID: any Python program may start a
+    /// thread. The columns are decided before the first line, so that the header is printed
+    /// once and every line of the stream has the same columns.
     show_pid: bool,
+    /// Print on stderr each process picked up besides the target (not with -q).
+    announce: bool,
     header_done: bool,
     notices: Notices,
 }
 
 impl<'a, W: io::Write> FlowPresenter<'a, W> {
-    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig) -> Self {
+    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig, quiet: bool) -> Self {
         FlowPresenter {
             out,
             output,
             c,
             flow: Flow::new(&c.filter, c.summary),
             first_ns: None,
-            show_pid: c.target == Target::None,
+            announced: Default::default(),
+            show_pid: c.target == Target::None || c.follow,
+            announce: !quiet,
             header_done: false,
             notices: Notices::default(),
         }
@@ -62,6 +69,32 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             self.flow.creations_left_out();
         }
         self
+    }
+
+    /// The first event of a process: announced, unless it is the target, which the user
+    /// named (a -p pid, or with -c the first process to run Python).
+    fn following(&mut self, p: Following) {
+        let first = self.announced.is_empty();
+        if !self.announced.insert(p.pid) {
+            return;
+        }
+        let target = match self.c.target {
+            Target::Pid(pid) => pid == p.pid,
+            Target::Command(_) => first,
+            Target::None => false,
+        };
+        if self.announced.contains(&p.ppid) {
+            self.flow.fork(p.ppid, p.pid);
+        }
+        if self.announce && !target {
+            let name = text::escape(&p.execname);
+            let parent = if p.ppid > 0 {
+                format!(" (child of {})", p.ppid)
+            } else {
+                String::new()
+            };
+            eprintln!("dtk: following {name} pid {}{parent}", p.pid);
+        }
     }
 
     fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
@@ -242,7 +275,13 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => self.python_event(PyEvent::from_printf(&p)?),
+            Event::Printf(p) => match FlowRecord::decode(&p)? {
+                FlowRecord::Following(f) => {
+                    self.following(f);
+                    Ok(())
+                }
+                FlowRecord::Event(e) => self.python_event(e),
+            },
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
                 Ok(())
@@ -304,6 +343,7 @@ mod tests {
     fn config(filter: FrameFilter, summary: bool) -> PyflowConfig {
         PyflowConfig {
             target: Target::Pid(100),
+            follow: false,
             filter,
             elapsed: false,
             summary,
@@ -349,7 +389,7 @@ mod tests {
     }
 
     fn run(c: &PyflowConfig, format: Format, steps: &[Step]) -> String {
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c, false);
         for &step in steps {
             EventSink::event(&mut p, printf(step)).unwrap();
         }
@@ -379,7 +419,12 @@ mod tests {
     #[test]
     fn a_line_unlike_the_scripts_is_an_error() {
         let c = config(FrameFilter::default(), false);
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c);
+        let mut p = FlowPresenter::new(
+            LineWriter::new(Vec::new(), true),
+            output(Format::Text),
+            &c,
+            false,
+        );
         let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
             unreachable!()
         };
@@ -519,13 +564,33 @@ mod tests {
         assert_eq!(rows.len(), 2, "{out}");
     }
 
+    /// A followed tree may fork at any moment, so its lines carry the PID from the first
+    /// line on, and the header is printed once.
+    #[test]
+    fn a_followed_tree_has_a_pid_column_from_the_start() {
+        let mut c = config(FrameFilter::default(), false);
+        c.follow = true;
+        let out = flow(
+            &c,
+            &[(0, 1, "->", APP, 1, "main"), (5, 1, "<-", APP, 2, "main")],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["DELTA(us)", "PID", "TID", "FUNCTION", "FILE:LINE"],
+            "{out}"
+        );
+        assert_eq!(out.matches("DELTA(us)").count(), 1, "{out}");
+        assert_eq!(lines[1].split_whitespace().nth(1), Some("100"), "{out}");
+    }
+
     /// --no-header drops the flow's header, not the summary's.
     #[test]
     fn no_header_keeps_the_summary_header() {
         let c = config(FrameFilter::default(), true);
         let mut o = output(Format::Text);
         o.header = false;
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), o, &c);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), o, &c, false);
         for step in [(0, 1, "->", APP, 1, "main"), (5, 1, "<-", APP, 2, "main")] {
             EventSink::event(&mut p, printf(step)).unwrap();
         }

@@ -40,6 +40,10 @@ pub struct Captures {
     /// The clauses read `cwd`, which the program reads by walking up from the task's
     /// working directory (`record::cwd`).
     pub cwd: bool,
+    /// The kernel stack is recorded (`stack()`, `stackdepth`, `caller`).
+    pub kernel_stack: bool,
+    /// The user stack is recorded (`ustack()`, `ustackdepth`, `ucaller`).
+    pub user_stack: bool,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -165,6 +169,11 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         probe.captures.process = own.iter().any(|c| reads_process(c));
         probe.captures.thread_members = thread_members(&own);
         probe.captures.cwd = own.iter().any(|c| reads_builtin(c, Builtin::Cwd));
+        if !matches!(probe.site, Site::UserSpace | Site::Tick { .. }) {
+            let (kernel, user) = stacks_used(&own_clauses(probe, clauses));
+            probe.captures.kernel_stack = kernel;
+            probe.captures.user_stack = user;
+        }
     }
     unify_raw_syscalls(probes);
     shadow_vars
@@ -288,10 +297,13 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut process = false;
         let mut cwd = false;
         let mut members = BTreeSet::new();
+        let (mut kernel_stack, mut user_stack) = (false, false);
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
             process |= p.captures.process;
             cwd |= p.captures.cwd;
             members.extend(p.captures.thread_members.iter().cloned());
+            kernel_stack |= p.captures.kernel_stack;
+            user_stack |= p.captures.user_stack;
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
@@ -309,6 +321,8 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             process,
             thread_members: members.into_iter().collect(),
             cwd,
+            kernel_stack,
+            user_stack,
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();
@@ -378,6 +392,33 @@ fn reads_process(clause: &Clause) -> bool {
         walk_stmt(stmt, &mut visit);
     }
     found
+}
+
+/// Whether `clauses` read the kernel stack and the user stack.
+fn stacks_used(clauses: &[&Clause]) -> (bool, bool) {
+    let (mut kernel, mut user) = (false, false);
+    let mut visit = |e: &Expr| match &e.kind {
+        ExprKind::Call {
+            func: Function::Stack,
+            ..
+        }
+        | ExprKind::Builtin(Builtin::Stackdepth | Builtin::Caller) => kernel = true,
+        ExprKind::Call {
+            func: Function::Ustack,
+            ..
+        }
+        | ExprKind::Builtin(Builtin::Ustackdepth | Builtin::Ucaller) => user = true,
+        _ => {}
+    };
+    for clause in clauses {
+        if let Some(p) = &clause.predicate {
+            walk(p, &mut visit);
+        }
+        for stmt in clause.body.iter().flatten() {
+            walk_stmt(stmt, &mut visit);
+        }
+    }
+    (kernel, user)
 }
 
 fn clause_use(clause: &Clause) -> ClauseUse {

@@ -19,6 +19,7 @@ mod aggregate;
 mod captures;
 mod derived;
 pub(crate) mod filter;
+mod follow;
 mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
@@ -27,6 +28,7 @@ mod walk;
 mod zone;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +53,7 @@ pub use aggregate::{
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
+pub use follow::Follow;
 pub use threadvars::MAX_KERNEL_VARS;
 pub use walk::walk;
 
@@ -74,6 +77,9 @@ pub struct Plan {
     pub task: Option<TaskLayout>,
     /// How to read each `curthread->…` path some probe reads (`Captures::thread_members`).
     pub thread_members: BTreeMap<Arc<str>, MemberRead>,
+    /// The process tree the run follows (`Scope::follow`): every kernel program fires only in
+    /// its processes. Set by the engine once the target is known.
+    pub follow: Option<Follow>,
 }
 
 /// One concrete probe.
@@ -199,6 +205,11 @@ pub enum PlanError {
     TooManyZones { count: usize },
     #[error("{0}")]
     ProcessState(String),
+    #[error("tracepoint {tracepoint} has no field {field}")]
+    TracepointField {
+        tracepoint: &'static str,
+        field: &'static str,
+    },
     #[error("probe description {desc}")]
     Elf {
         desc: String,
@@ -223,10 +234,12 @@ pub(crate) struct Candidate {
 
 /// Resolves every probe description of `program`. `target` is the -p/-c process, already
 /// substituted for `$target` by the front end; it only sharpens error messages.
+/// `usdt_files`: where USDT providers named by a glob are found (`Scope::usdt_files`).
 pub fn resolve(
     program: &ast::Program,
     target: Option<u32>,
     options: &Options,
+    usdt_files: Option<&[PathBuf]>,
 ) -> Result<Plan, PlanError> {
     let clauses = program.clauses();
     let zones = zone::resolve(&clauses)?;
@@ -234,6 +247,7 @@ pub fn resolve(
     let mut cache = providers::Cache::default();
     let mut query = providers::Query {
         target,
+        usdt_files,
         cache: &mut cache,
     };
     for (index, clause) in clauses.iter().enumerate() {
@@ -281,6 +295,7 @@ pub fn resolve(
         zones,
         task,
         thread_members,
+        follow: None,
     })
 }
 
