@@ -12,11 +12,13 @@
 //! - `symbols`: stack frames as names, from /proc/kallsyms and the ELF symbols of the files
 //!   a process maps.
 
+pub(crate) mod btf;
 pub(crate) mod cgroup;
 pub(crate) mod elf;
 pub(crate) mod procmaps;
 mod ptrace;
 pub(crate) mod returns;
 pub(crate) mod symbols;
+pub(crate) mod task;
 pub(crate) mod tracefs;
 pub(crate) mod usdt;

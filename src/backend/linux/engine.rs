@@ -33,7 +33,7 @@ use super::d;
 use super::d::ast::Item;
 use super::error::EngineError;
 use super::exec::{Executor, Flow};
-use super::firing::{Firing, ProbeKind};
+use super::firing::{Firing, ProbeKind, ProcessState};
 use super::load::{self, Attached};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
@@ -615,6 +615,7 @@ impl Run<'_> {
             // SAFETY: as for getuid.
             gid: unsafe { libc::getgid() },
             comm: "dtk".into(),
+            process: Some(Box::new(ProcessState::own())),
             ..Firing::default()
         }
     }

@@ -584,6 +584,8 @@ pub enum Builtin {
     Epid,
     Id,
     Curpsinfo,
+    /// The process's working directory.
+    Cwd,
 }
 
 /// Which of D's function families a function belongs to; decides where it may appear.

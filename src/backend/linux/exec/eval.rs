@@ -14,7 +14,7 @@ use crate::backend::linux::d::ast::{
     UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
-use crate::backend::linux::firing::{in_zone, zone_compared};
+use crate::backend::linux::firing::{in_zone, thread_member_path, zone_compared};
 use crate::event::DropKind;
 
 type Eval = Result<Value, Fault>;
@@ -152,7 +152,10 @@ impl State {
                 let v = self.eval(x, f)?;
                 Ok(Value::str(self.stringof(&v, &x.ty)))
             }
-            ExprKind::Member { base, member, .. } => self.member(base, member, &e.ty, f),
+            ExprKind::Member { base, member, .. } => match thread_member_path(e) {
+                Some(path) => thread_member(&path, &e.ty, f),
+                None => self.member(base, member, &e.ty, f),
+            },
             ExprKind::Index { base, indices } => self.index(base, indices, &e.ty, f),
             ExprKind::Call { func, args } => self.subroutine(*func, args, &e.ty, f),
         })
@@ -438,4 +441,14 @@ fn load(pointer: &Value, offset: u64, ty: &DType) -> Eval {
     let mut raw = [0u8; 8];
     raw[..chunk.len().min(8)].copy_from_slice(&chunk[..chunk.len().min(8)]);
     Ok(Value::Int(normalize(u64::from_le_bytes(raw), ty)))
+}
+
+/// `curthread->…`: what the kernel read there at the probe, or the fault DTrace reports
+/// when a link cannot be read.
+fn thread_member(path: &str, ty: &DType, f: &Frame<'_>) -> Eval {
+    let found = f.firing.thread_members.iter().find(|(p, _)| &**p == path);
+    match found {
+        Some((_, Some(value))) => Ok(Value::Int(*value).convert(ty)),
+        _ => Err(Fault::InvalidAddress(0)),
+    }
 }

@@ -3,8 +3,8 @@
 //! order, and turns their actions into [`Event`]s.
 //!
 //! Everything D keeps between firings lives here: global, thread-local and associative
-//! variables (`vars`), aggregations (`agg`), and caches of what /proc says about processes
-//! (`procfs`). Expressions are evaluated over the checked AST (`eval`, `builtins`,
+//! variables (`vars`), aggregations (`agg`), and the names of the cgroups zonename reads
+//! (`process`, which also reads the process state the kernel carried in the firing). Expressions are evaluated over the checked AST (`eval`, `builtins`,
 //! `subroutines`); actions are collected per clause and applied when the clause completes
 //! (`actions`), so that a clause that faults leaves no output, as in DTrace, where the data
 //! an enabling recorded before an error is discarded.
@@ -17,7 +17,7 @@ mod destructive;
 mod eval;
 mod format;
 mod printf;
-mod procfs;
+mod process;
 mod speculation;
 mod strings;
 mod subroutines;
@@ -41,7 +41,7 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
-use procfs::ProcessTable;
+use process::ProcessTable;
 use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
@@ -148,6 +148,7 @@ impl Faulted {
             zones: faulted.zones,
             comm: faulted.comm.clone(),
             args,
+            process: faulted.process.clone(),
             ..Firing::default()
         }
     }

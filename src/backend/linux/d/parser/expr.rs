@@ -91,6 +91,7 @@ fn builtin(name: &str) -> Option<Builtin> {
         "epid" => Epid,
         "id" => Id,
         "curpsinfo" => Curpsinfo,
+        "cwd" => Cwd,
         _ => {
             let n = name.strip_prefix("arg")?;
             let digit = n.parse::<u8>().ok().filter(|d| *d <= 9 && n.len() == 1)?;
