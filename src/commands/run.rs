@@ -46,6 +46,11 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
     if c.list {
         return list(config, backend.list(&job)?).map(|()| 0);
     }
+    if c.compile_only {
+        // -e: compiling the program and matching its probes is all dtrace(1) does too.
+        backend.list(&job)?;
+        return Ok(0);
+    }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
         out: output::stdout(config.output.line_flush),
