@@ -427,15 +427,24 @@ impl UnsupportedArgs {
     /// The first dtrace(1) option given that dtk does not have, with what it does there.
     pub fn first(&self) -> Option<&'static str> {
         [
-            (self.anonymous_object, "-G (an ELF object for anonymous tracing)"),
-            (self.claim_anonymous, "-a (claiming anonymous tracing state)"),
+            (
+                self.anonymous_object,
+                "-G (an ELF object for anonymous tracing)",
+            ),
+            (
+                self.claim_anonymous,
+                "-a (claiming anonymous tracing state)",
+            ),
             (self.anonymous, "-A (anonymous tracing at boot)"),
             (self.show_dif, "-S (showing the compiled DIF)"),
             (self.verbose, "-v (the stability report)"),
             (self.include_files, "-H (listing the files cpp includes)"),
             (self.probe_id.is_some(), "-i (probes by numeric id)"),
             (self.library_path.is_some(), "-L (a D library directory)"),
-            (self.conformance.is_some(), "-X (ISO C conformance modes of cpp)"),
+            (
+                self.conformance.is_some(),
+                "-X (ISO C conformance modes of cpp)",
+            ),
         ]
         .into_iter()
         .find_map(|(given, what)| given.then_some(what))

@@ -455,7 +455,17 @@ mod tests {
 
     #[test]
     fn run_takes_options_anywhere_as_dtrace_does() {
-        let c = resolve(&["dtk", "run", "x.d", "-c", "ls /", "a", "-q", "-x", "strsize=8"]);
+        let c = resolve(&[
+            "dtk",
+            "run",
+            "x.d",
+            "-c",
+            "ls /",
+            "a",
+            "-q",
+            "-x",
+            "strsize=8",
+        ]);
         let CommandConfig::Run(r) = c.unwrap().command else {
             panic!()
         };
@@ -497,7 +507,10 @@ mod tests {
         let err = resolve(&["dtk", "run", "-G", "-s", "x.d"]).unwrap_err();
         assert!(err.to_string().contains("-G (an ELF object"), "{err}");
         let err = resolve(&["dtk", "run", "-i", "12"]).unwrap_err();
-        assert!(err.to_string().contains("-i (probes by numeric id)"), "{err}");
+        assert!(
+            err.to_string().contains("-i (probes by numeric id)"),
+            "{err}"
+        );
     }
 
     #[test]

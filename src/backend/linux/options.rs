@@ -171,7 +171,7 @@ mod tests {
         let err = resolve("BEGIN { exit(0); }", &[("bogusopt", Some("1"))]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "failed to set -x bogusopt: unknown option `bogusopt`"
+            "failed to set -x bogusopt: Invalid option name"
         );
         let err = resolve("BEGIN { exit(0); }", &[("bufsize", Some("lots"))]).unwrap_err();
         assert!(

@@ -122,8 +122,10 @@ impl Checker {
         self.later_types.get(key).cloned().unwrap_or(DType::LONG)
     }
 
-    fn error(&mut self, span: Span, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic::error(span, message));
+    /// An error, with DTrace's tag for it (see `Diagnostic::tag`).
+    fn tagged(&mut self, tag: &'static str, span: Span, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(span, message).tagged(tag));
     }
 
     fn declaration(&mut self, d: &mut Decl) {
@@ -133,11 +135,19 @@ impl Checker {
         }
         let key = (d.scope, d.name.clone());
         if self.vars.contains_key(&key) || self.inlines.contains_key(&d.name) {
-            self.error(d.span, format!("`{}` is already declared", d.name));
+            self.tagged(
+                "D_DECL_IDRED",
+                d.span,
+                format!("`{}` is already declared", d.name),
+            );
             return;
         }
         if matches!(d.ty, DType::Void) {
-            self.error(d.span, format!("`{}` cannot have type void", d.name));
+            self.tagged(
+                "D_DECL_VOIDOBJ",
+                d.span,
+                format!("`{}` cannot have type void", d.name),
+            );
             return;
         }
         self.define(d.scope, &d.name, d.ty.clone(), d.keys.clone(), d.span);
@@ -147,7 +157,11 @@ impl Checker {
         if self.inlines.contains_key(name)
             || self.vars.contains_key(&(VarScope::Global, name.into()))
         {
-            self.error(span, format!("`{name}` is already declared"));
+            self.tagged(
+                "D_DECL_IDRED",
+                span,
+                format!("`{name}` is already declared"),
+            );
             return;
         }
         self.value(value);
@@ -157,7 +171,8 @@ impl Checker {
             _ => false,
         };
         if value.ty != DType::Unknown && !compatible {
-            self.error(
+            self.tagged(
+                "D_OP_INCOMPAT",
                 value.span,
                 format!(
                     "inline `{name}` is declared {ty} but its value has type {}",
@@ -171,7 +186,8 @@ impl Checker {
         }
         value.ty = ty.clone();
         if expr::too_large(value) {
-            self.error(
+            self.tagged(
+                "D_DECL_IDRED",
                 span,
                 format!("inline `{name}` expands to too large an expression"),
             );
@@ -235,7 +251,8 @@ impl Checker {
     fn condition(&mut self, e: &mut Expr, what: &str) {
         self.value(e);
         if e.ty != DType::Unknown && !e.ty.is_scalar() {
-            self.error(
+            self.tagged(
+                "D_OP_INCOMPAT",
                 e.span,
                 format!("{what} must be an integer or a pointer, found {}", e.ty),
             );
@@ -262,7 +279,8 @@ impl Checker {
         };
         let first = self.variables[index].clone();
         if first.func != Some(a.func) {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.span,
                 format!(
                     "`@{}` is used with {}() here but with {}() before",
@@ -272,7 +290,8 @@ impl Checker {
                 ),
             );
         } else if first.keys.len() != keys.len() {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.span,
                 format!(
                     "`@{}` has {} key(s) here but {} before",
@@ -282,7 +301,8 @@ impl Checker {
                 ),
             );
         } else if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&first.keys[i], &keys[i])) {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.keys[i].span,
                 format!(
                     "key {} of `@{}` has type {} here but {} before",
@@ -300,7 +320,7 @@ impl Checker {
     fn key(&mut self, e: &mut Expr) {
         self.value(e);
         if matches!(e.ty, DType::Void) {
-            self.error(e.span, "a key must have a value");
+            self.tagged("D_KEY_TYPE", e.span, "a key must have a value");
         }
     }
 }

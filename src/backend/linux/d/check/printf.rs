@@ -34,14 +34,14 @@ impl Checker {
                 "the format of `{}()` must be a string constant",
                 func.name()
             );
-            self.error(arg.span, message);
+            self.tagged("D_PRINTF_ARG_FMT", arg.span, message);
             return None;
         };
         match conversions(fmt) {
             Ok(c) => Some((fmt.clone(), c)),
             Err(message) => {
                 let message = format!("`{}()`: {message}", func.name());
-                self.error(arg.span, message);
+                self.tagged("D_PRINTF_FMT", arg.span, message);
                 None
             }
         }
@@ -49,7 +49,8 @@ impl Checker {
 
     pub(super) fn printf(&mut self, args: &mut [Expr], span: Span) -> DType {
         let Some((fmt, rest)) = args.split_first_mut() else {
-            self.error(
+            self.tagged(
+                "D_PROTO_LEN",
                 span,
                 "`printf()` takes a format and its arguments, found none",
             );
@@ -66,7 +67,7 @@ impl Checker {
                 "`{}` prints an aggregation; it is only valid in printa()",
                 &text[c.at.clone()]
             );
-            self.error(fmt.span, message);
+            self.tagged("D_PRINTF_AGG_CONV", fmt.span, message);
             return DType::Void;
         }
         let needed: usize = convs.iter().map(|c| c.stars() + 1).sum();
@@ -76,7 +77,7 @@ impl Checker {
                 if needed == 1 { "" } else { "s" },
                 rest.len()
             );
-            self.error(span, message);
+            self.tagged("D_PRINTF_ARG_PROTO", span, message);
             return DType::Void;
         }
         let mut next = rest.iter();
@@ -103,12 +104,13 @@ impl Checker {
             n + 1,
             arg.ty
         );
-        self.error(arg.span, message);
+        self.tagged("D_PRINTF_ARG_TYPE", arg.span, message);
     }
 
     pub(super) fn printa(&mut self, args: &mut [Expr], span: Span) -> DType {
         let Some((first, rest)) = args.split_first_mut() else {
-            self.error(
+            self.tagged(
+                "D_PROTO_LEN",
                 span,
                 "`printa()` takes an aggregation, or a format and aggregations",
             );
@@ -123,7 +125,8 @@ impl Checker {
         }
         let convs = self.format_of(Function::Printa, first);
         if rest.is_empty() {
-            self.error(
+            self.tagged(
+                "D_PRINTA_PROTO",
                 span,
                 "`printa()` with a format needs at least one aggregation after it",
             );
@@ -154,7 +157,7 @@ impl Checker {
                 key_convs.len(),
                 keys.len()
             );
-            self.error(agg.span, message);
+            self.tagged("D_PRINTA_AGGPROTO", agg.span, message);
             return;
         }
         for (n, (c, key)) in key_convs.iter().zip(&keys).enumerate() {
@@ -165,7 +168,7 @@ impl Checker {
                     &text[c.at.clone()],
                     n + 1
                 );
-                self.error(agg.span, message);
+                self.tagged("D_PRINTA_AGGPROTO", agg.span, message);
             }
         }
     }
