@@ -85,11 +85,26 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
         _ => {}
     }
     let (kinds, min, ret) = signature(func);
-    if checker.arguments(func, kinds, min, args, span) {
-        ret
-    } else {
-        DType::Unknown
+    if !checker.arguments(func, kinds, min, args, span) {
+        return DType::Unknown;
     }
+    let tags: &[&str] = match func {
+        Function::Stack => &["D_STACK_SIZE"],
+        Function::Ustack => &["D_USTACK_FRAMES", "D_USTACK_STRSIZE"],
+        _ => &[],
+    };
+    for (arg, tag) in args.iter().zip(tags) {
+        if arg.as_int().is_some_and(|v| v as i64 <= 0) {
+            let message = format!(
+                "{}() argument #{} must be a non-zero positive integer constant",
+                func.name(),
+                if *tag == "D_USTACK_STRSIZE" { 2 } else { 1 }
+            );
+            checker.tagged(tag, arg.span, message);
+            return DType::Unknown;
+        }
+    }
+    ret
 }
 
 /// Checks the arguments of an aggregation statement.
@@ -116,6 +131,58 @@ pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
         let span = arg.and_then(|n| a.args.get(n)).map_or(a.span, |e| e.span);
         checker.tagged(tag, span, message);
     }
+}
+
+/// The constant parameters of an lquantize() or llquantize() (dtrace requires every use of
+/// one aggregation to repeat them).
+pub fn quantize_params(a: &Aggregate) -> Option<Vec<i64>> {
+    if !matches!(a.func, AggFunc::Lquantize | AggFunc::Llquantize) {
+        return None;
+    }
+    let mut params: Vec<i64> = a
+        .args
+        .iter()
+        .skip(1)
+        .filter_map(|e| e.as_int())
+        .map(|v| v as i64)
+        .collect();
+    if a.func == AggFunc::Lquantize && params.len() == 2 {
+        params.push(1);
+    }
+    Some(params)
+}
+
+/// The tag and message when `now` repeats an aggregation's quantize parameters wrongly.
+pub fn params_mismatch(
+    func: AggFunc,
+    first: &[i64],
+    now: &[i64],
+) -> Option<(&'static str, String)> {
+    let names: &[(&str, &str)] = match func {
+        AggFunc::Lquantize => &[
+            ("D_LQUANT_MATCHBASE", "base (argument #1)"),
+            ("D_LQUANT_MATCHLIM", "limit (argument #2)"),
+            ("D_LQUANT_MATCHSTEP", "step (argument #3)"),
+        ],
+        _ => &[
+            ("D_LLQUANT_MATCHFACTOR", "factor (argument #1)"),
+            ("D_LLQUANT_MATCHLMAG", "lmag (argument #2)"),
+            ("D_LLQUANT_MATCHHMAG", "hmag (argument #3)"),
+            ("D_LLQUANT_MATCHSTEPS", "steps (argument #4)"),
+        ],
+    };
+    let i = (0..names.len()).find(|&i| first.get(i) != now.get(i))?;
+    let (tag, what) = names[i];
+    let shown = |v: Option<&i64>| v.map_or("none".to_string(), i64::to_string);
+    Some((
+        tag,
+        format!(
+            "{}() {what} doesn't match previous declaration: expected {}, found {}",
+            Function::Aggregating(func).name(),
+            shown(first.get(i)),
+            shown(now.get(i))
+        ),
+    ))
 }
 
 /// What dtrace rejects in `lquantize(value, base, limit[, step])`: the argument (1-based),

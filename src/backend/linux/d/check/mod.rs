@@ -43,6 +43,8 @@ pub struct Checker {
     /// Variables some statement assigns, and aggregations some statement fills.
     assigned: HashSet<(VarScope, String)>,
     filled_aggs: HashSet<String>,
+    /// The lquantize()/llquantize() parameters of each aggregation's first use.
+    quantize_params: HashMap<String, Vec<i64>>,
     /// Types of variables from an earlier pass, for reads before the assigning clause.
     later_types: HashMap<(VarScope, String), DType>,
     /// Whether some variable was read before any clause assigned it.
@@ -264,6 +266,18 @@ impl Checker {
             self.key(key);
         }
         calls::aggregating_args(self, a);
+        if let Some(params) = calls::quantize_params(a) {
+            match self.quantize_params.get(&a.name) {
+                None => {
+                    self.quantize_params.insert(a.name.clone(), params);
+                }
+                Some(first) => {
+                    if let Some((tag, message)) = calls::params_mismatch(a.func, first, &params) {
+                        self.tagged(tag, a.span, message);
+                    }
+                }
+            }
+        }
         let keys: Vec<DType> = a.keys.iter().map(|k| k.ty.clone()).collect();
         let Some(&index) = self.aggs.get(&a.name) else {
             self.aggs.insert(a.name.clone(), self.variables.len());

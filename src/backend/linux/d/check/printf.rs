@@ -62,6 +62,14 @@ impl Checker {
         let Some((text, convs)) = self.format_of(Function::Printf, fmt) else {
             return DType::Void;
         };
+        if text.is_empty() {
+            self.tagged(
+                "D_PRINTF_FMT_EMPTY",
+                fmt.span,
+                "printf() format string is empty",
+            );
+            return DType::Void;
+        }
         if let Some(c) = convs.iter().find(|c| c.aggregation) {
             let message = format!(
                 "`{}` prints an aggregation; it is only valid in printa()",
