@@ -190,7 +190,10 @@ fn prepare(
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
     let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
-        let tag = matches!(e, plan::PlanError::NoMatch { .. }) && errtags(job);
+        let tag = matches!(
+            e,
+            plan::PlanError::NoMatch { .. } | plan::PlanError::BadRate { .. }
+        ) && errtags(job);
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
             tag: tag.then_some("D_PDESC_ZERO"),

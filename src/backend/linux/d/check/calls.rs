@@ -59,6 +59,28 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
     }
 }
 
+/// DTrace's tag for a wrong argument `i` (0-based) of `func`: the aggregating functions name
+/// their own parameters.
+fn argument_tag(func: Function, i: usize) -> &'static str {
+    const LQUANTIZE: [&str; 3] = ["D_LQUANT_BASETYPE", "D_LQUANT_LIMTYPE", "D_LQUANT_STEPTYPE"];
+    const LLQUANTIZE: [&str; 4] = [
+        "D_LLQUANT_FACTORTYPE",
+        "D_LLQUANT_LMAGTYPE",
+        "D_LLQUANT_HMAGTYPE",
+        "D_LLQUANT_STEPTYPE",
+    ];
+    match (func, i) {
+        (Function::Aggregating(_), 0) => "D_AGG_SCALAR",
+        (Function::Aggregating(AggFunc::Lquantize), i) => {
+            LQUANTIZE.get(i - 1).copied().unwrap_or("D_PROTO_ARG")
+        }
+        (Function::Aggregating(AggFunc::Llquantize), i) => {
+            LLQUANTIZE.get(i - 1).copied().unwrap_or("D_PROTO_ARG")
+        }
+        _ => "D_PROTO_ARG",
+    }
+}
+
 fn count_message(func: Function, min: usize, max: usize, found: usize) -> String {
     let takes = match (min, max) {
         (0, 0) => "no arguments".to_string(),
@@ -372,7 +394,7 @@ impl Checker {
                 i + 1,
                 func.name()
             );
-            self.tagged("D_PROTO_ARG", arg.span, message);
+            self.tagged(argument_tag(func, i), arg.span, message);
         }
         ok
     }
@@ -384,7 +406,13 @@ impl Checker {
                 "`{}()` needs an aggregation such as `@counts` here",
                 func.name()
             );
-            self.tagged("D_PRINTA_AGGARG", arg.span, message);
+            let tag = match func {
+                Function::Clear => "D_CLEAR_AGGARG",
+                Function::Trunc => "D_TRUNC_AGGARG",
+                Function::Normalize | Function::Denormalize => "D_NORMALIZE_AGGARG",
+                _ => "D_PRINTA_AGGARG",
+            };
+            self.tagged(tag, arg.span, message);
             return false;
         };
         if !self.filled_aggs.contains(name) {

@@ -135,7 +135,7 @@ impl Checker {
                 let func = *func;
                 if ctx == Context::Value && func.kind() == FunctionKind::Action {
                     self.tagged(
-                        "D_PROTO_LEN",
+                        "D_TRACE_VOID",
                         span,
                         format!("`{}()` is an action; it has no value", func.name()),
                     );

@@ -25,6 +25,23 @@ fn wanted(conv: char, ty: &DType) -> Option<&'static str> {
     })
 }
 
+/// DTrace's tag for printf arguments that do not match the format's count: too many, a `*`
+/// width or precision with no argument, or a conversion with none.
+fn count_tag(convs: &[Spec], given: usize) -> &'static str {
+    let mut left = given;
+    for c in convs {
+        if left < c.stars() {
+            return "D_PRINTF_DYN_PROTO";
+        }
+        left -= c.stars();
+        if left == 0 {
+            return "D_PRINTF_ARG_PROTO";
+        }
+        left -= 1;
+    }
+    "D_PRINTF_ARG_EXTRA"
+}
+
 impl Checker {
     /// The format argument: a string constant (an inline of type string counts).
     fn format_of(&mut self, func: Function, arg: &mut Expr) -> Option<(String, Vec<Spec>)> {
@@ -41,7 +58,8 @@ impl Checker {
             Ok(c) => Some((fmt.clone(), c)),
             Err(message) => {
                 let message = format!("`{}()`: {message}", func.name());
-                self.tagged("D_PRINTF_FMT", arg.span, message);
+                // dtrace's printf format parser reports these as syntax errors.
+                self.tagged("D_SYNTAX", arg.span, message);
                 None
             }
         }
@@ -85,7 +103,7 @@ impl Checker {
                 if needed == 1 { "" } else { "s" },
                 rest.len()
             );
-            self.tagged("D_PRINTF_ARG_PROTO", span, message);
+            self.tagged(count_tag(&convs, rest.len()), span, message);
             return DType::Void;
         }
         let mut next = rest.iter();
@@ -93,8 +111,13 @@ impl Checker {
             let c_text = &text[c.at.clone()];
             let star_args = (&mut next).take(c.stars());
             for arg in star_args {
-                if let Some(want) = wanted('d', &arg.ty) {
-                    self.format_mismatch(n, c_text, arg, want);
+                if wanted('d', &arg.ty).is_some() {
+                    let message = format!(
+                        "conversion #{} `{c_text}` takes its width or precision from an integer, but this argument has type {}",
+                        n + 1,
+                        arg.ty
+                    );
+                    self.tagged("D_PRINTF_DYN_TYPE", arg.span, message);
                 }
             }
             if let Some(arg) = next.next() {
@@ -131,6 +154,15 @@ impl Checker {
             }
             return DType::Void;
         }
+        self.value(first);
+        if !matches!(first.kind, ExprKind::Str(_)) {
+            self.tagged(
+                "D_PRINTA_AGGARG",
+                first.span,
+                "`printa()` needs an aggregation, or a format string and aggregations",
+            );
+            return DType::Void;
+        }
         let convs = self.format_of(Function::Printa, first);
         if rest.is_empty() {
             self.tagged(
@@ -165,7 +197,7 @@ impl Checker {
                 key_convs.len(),
                 keys.len()
             );
-            self.tagged("D_PRINTA_AGGPROTO", agg.span, message);
+            self.tagged("D_PRINTF_ARG_PROTO", agg.span, message);
             return;
         }
         for (n, (c, key)) in key_convs.iter().zip(&keys).enumerate() {
@@ -176,7 +208,7 @@ impl Checker {
                     &text[c.at.clone()],
                     n + 1
                 );
-                self.tagged("D_PRINTA_AGGPROTO", agg.span, message);
+                self.tagged("D_PRINTF_ARG_TYPE", agg.span, message);
             }
         }
     }
