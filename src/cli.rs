@@ -62,6 +62,8 @@ Environment:
   TERM            when dumb, no colour unless --color always
   PATH            where -c finds its command, and pyflow an interpreter named without a path
   PYENV_VERSION   the interpreter a pyenv shim runs, as `pyenv which` (which pyflow asks) says
+  _DTRACE_TESTING when set, run leaves the CPU and ID columns out of its per-firing lines,
+                  as dtrace(1) does for its test suite
   dtk reads no DTK_* variables. A -c command runs with dtk's environment.")]
 pub struct Cli {
     #[command(flatten)]

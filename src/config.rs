@@ -145,6 +145,9 @@ pub struct RunConfig {
     pub zdefs: bool,
     pub options: Vec<(String, Option<String>)>,
     pub dump_bpf: bool,
+    /// Whether per-firing lines show the CPU and probe ID columns (not under
+    /// `_DTRACE_TESTING`).
+    pub probe_columns: bool,
 }
 
 /// What the environment says about colour and terminals, read in one place.
@@ -154,6 +157,9 @@ pub struct Environment {
     pub no_color: Option<OsString>,
     pub term: Option<OsString>,
     pub cwd: Option<PathBuf>,
+    /// `_DTRACE_TESTING` is set: as dtrace(1) does for its test suite, `run` leaves the CPU
+    /// and ID columns out of its per-firing lines.
+    pub dtrace_testing: bool,
 }
 
 impl Environment {
@@ -163,6 +169,7 @@ impl Environment {
             no_color: std::env::var_os("NO_COLOR"),
             term: std::env::var_os("TERM"),
             cwd: std::env::current_dir().ok(),
+            dtrace_testing: std::env::var_os("_DTRACE_TESTING").is_some(),
         }
     }
 }
@@ -199,7 +206,7 @@ impl Config {
             Command::Pyflow(a) => CommandConfig::Pyflow(pyflow(a, env)?),
             Command::Opens(a) => CommandConfig::Opens(opens(a, &mut notices)?),
             Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a, &mut notices)?),
-            Command::Run(a) => CommandConfig::Run(run(a, g.quiet)?),
+            Command::Run(a) => CommandConfig::Run(run(a, g.quiet, env.dtrace_testing)?),
             Command::List => CommandConfig::List,
             Command::Show(a) => CommandConfig::Show(match a.script {
                 cli::ShowScript::Pyflow(a) => ShowConfig::Pyflow(pyflow(a, env)?),
@@ -322,7 +329,7 @@ fn syscalls(a: cli::SyscallsArgs, notices: &mut Vec<String>) -> Result<SyscallsC
     })
 }
 
-fn run(a: cli::RunArgs, quiet: bool) -> Result<RunConfig> {
+fn run(a: cli::RunArgs, quiet: bool, dtrace_testing: bool) -> Result<RunConfig> {
     if let Some(what) = a.unsupported.first() {
         bail!("dtrace(1)'s {what} is not supported by dtk");
     }
@@ -383,6 +390,7 @@ fn run(a: cli::RunArgs, quiet: bool) -> Result<RunConfig> {
         zdefs: a.zdefs,
         options,
         dump_bpf: a.dump_bpf,
+        probe_columns: !dtrace_testing,
     })
 }
 

@@ -181,6 +181,10 @@ pub struct Origin {
 pub struct Record {
     pub origin: Origin,
     pub values: Vec<Value>,
+    /// The byte size of each value's D type where it is an integer (1, 2, 4 or 8), else 0:
+    /// dtrace(1) pads a traced integer to a width that depends on it. Shorter than `values`
+    /// when the back end does not know (8 is then assumed).
+    pub sizes: Vec<u8>,
 }
 
 /// The output of one `printf()` action: the formatted text, and the arguments it was made of,
@@ -510,6 +514,15 @@ impl fmt::Display for TargetExit {
 /// Everything a back end can tell a presenter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// A clause of a program that is not quiet starts its output for one firing: dtrace(1)
+    /// prints the probe's CPU, ID and FUNCTION:NAME, then what the clause records on the same
+    /// line, until `FiringEnd`. `probe_id` numbers the probe as `dtk run -l` does.
+    FiringStart {
+        origin: Origin,
+        probe_id: u32,
+    },
+    /// The end of what a clause recorded for the firing `FiringStart` began.
+    FiringEnd,
     Record(Record),
     Printf(Printf),
     /// printa(@a) without a format.

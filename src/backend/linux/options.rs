@@ -25,6 +25,8 @@ pub struct Options {
     pub zdefs: bool,
     /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
     pub dynvarsize: usize,
+    /// `quiet` (or -q): only what the program prints explicitly, no per-firing probe lines.
+    pub quiet: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             switchrate: Duration::from_millis(50),
             zdefs: false,
             dynvarsize: 1 << 20,
+            quiet: false,
         }
     }
 }
@@ -82,6 +85,7 @@ impl Options {
         let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
         match name {
             "zdefs" => self.zdefs = true,
+            "quiet" => self.quiet = true,
             "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,
@@ -91,7 +95,7 @@ impl Options {
             "aggrate" => {
                 parse_rate(name, need()?)?;
             }
-            // `quiet` and the rest change nothing in the engine.
+            // The rest change nothing in the engine.
             _ => {}
         }
         Ok(())

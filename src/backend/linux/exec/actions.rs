@@ -10,7 +10,7 @@ use std::io;
 use super::agg::KeyPart;
 use super::printf::{self, Formatted, Typed};
 use super::{ExecError, Fault, Frame, State};
-use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
+use crate::backend::linux::d::ast::{DType, Expr, ExprKind, Function};
 use crate::backend::EventSink;
 use crate::event::{
     AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, Value,
@@ -34,6 +34,14 @@ pub enum Pending {
     Exit(i32),
 }
 
+/// The byte size of an integer (or pointer) type, for trace()'s column widths; 0 otherwise.
+fn integer_size(ty: &DType) -> u8 {
+    match ty {
+        DType::Int { .. } | DType::Pointer(_) => ty.size().map_or(8, |n| n as u8),
+        _ => 0,
+    }
+}
+
 /// The name of an aggregation argument, `@name`.
 fn agg_name(e: Option<&Expr>) -> String {
     match e.map(|e| &e.kind) {
@@ -52,18 +60,21 @@ impl State {
         let pending = match func {
             Function::Trace => {
                 let mut values = Vec::with_capacity(args.len());
+                let mut sizes = Vec::with_capacity(args.len());
                 for arg in args {
                     values.push(self.eval(arg, f)?.to_event(&arg.ty));
+                    sizes.push(integer_size(&arg.ty));
                 }
-                // Consecutive trace() calls make one record, which dtrace(1) shows as one
-                // line after the probe's header.
+                // Consecutive trace() calls make one record.
                 if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
                     last.values.extend(values);
+                    last.sizes.extend(sizes);
                     return Ok(());
                 }
                 Pending::Emit(Event::Record(Record {
                     origin: f.origin.clone(),
                     values,
+                    sizes,
                 }))
             }
             Function::Printf => self.printf(args, f)?,
@@ -152,13 +163,16 @@ impl State {
         Ok(())
     }
 
-    /// A clause with no body: DTrace's default action records the firing with no data, which
-    /// the presenter shows as the probe's line.
-    pub(super) fn default_action(&mut self, f: &mut Frame<'_>) {
-        f.pending.push(Pending::Emit(Event::Record(Record {
-            origin: f.origin.clone(),
-            values: Vec::new(),
-        })));
+    /// The firing passed the clause's predicate: unless the program is quiet, its output
+    /// starts with the probe's line, as dtrace(1) prints it (for a clause with no body too:
+    /// DTrace's default action records the firing and nothing else).
+    pub(super) fn fired(&mut self, f: &mut Frame<'_>) {
+        if !self.options.quiet {
+            f.pending.push(Pending::Emit(Event::FiringStart {
+                origin: f.origin.clone(),
+                probe_id: f.firing.probe + 1,
+            }));
+        }
     }
 
     /// Applies a completed clause's actions, in order.
@@ -168,8 +182,15 @@ impl State {
         in_end: bool,
         sink: &mut dyn EventSink,
     ) -> Result<(), ExecError> {
+        let fired = matches!(
+            pending.first(),
+            Some(Pending::Emit(Event::FiringStart { .. }))
+        );
         for p in pending {
             self.apply(p, in_end, sink).map_err(ExecError::Output)?;
+        }
+        if fired {
+            sink.event(Event::FiringEnd).map_err(ExecError::Output)?;
         }
         Ok(())
     }

@@ -34,11 +34,9 @@ impl State {
                 return Ok(());
             }
         }
+        self.fired(f);
         match &clause.body {
-            None => {
-                self.default_action(f);
-                Ok(())
-            }
+            None => Ok(()),
             Some(body) => self
                 .statements(body, f)
                 .map_err(|fault| (fault, Place::Action(f.action))),
