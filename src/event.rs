@@ -464,6 +464,23 @@ impl fmt::Display for DropKind {
     }
 }
 
+impl DropKind {
+    /// What dtrace(1) calls `count` of these (`1 dynamic variable drop`, `3 aggregation
+    /// drops`) and the tag `-x droptags` shows (DTRACEDROP_*); None for the kinds that are
+    /// dtk's own. dtrace adds `on CPU N` to buffer drops, which dtk does not count per CPU.
+    pub fn dtrace_words(&self, count: u64) -> Option<(&'static str, String)> {
+        let (tag, what) = match self {
+            DropKind::Buffer => ("DTRACEDROP_PRINCIPAL", "drop"),
+            DropKind::Aggregation => ("DTRACEDROP_AGGREGATION", "aggregation drop"),
+            DropKind::Dynamic => ("DTRACEDROP_DYNAMIC", "dynamic variable drop"),
+            DropKind::Speculation => ("DTRACEDROP_SPEC", "speculative drop"),
+            DropKind::TruncatedString | DropKind::Unshown => return None,
+        };
+        let plural = if count == 1 { "" } else { "s" };
+        Some((tag, format!("{count} {what}{plural}")))
+    }
+}
+
 /// How a traced process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetStatus {
@@ -552,6 +569,20 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_are_worded_as_dtrace_words_them() {
+        assert_eq!(
+            DropKind::Dynamic.dtrace_words(1),
+            Some(("DTRACEDROP_DYNAMIC", "1 dynamic variable drop".to_string()))
+        );
+        assert_eq!(
+            DropKind::Aggregation.dtrace_words(3),
+            Some(("DTRACEDROP_AGGREGATION", "3 aggregation drops".to_string()))
+        );
+        assert_eq!(DropKind::Buffer.dtrace_words(2).unwrap().1, "2 drops");
+        assert_eq!(DropKind::Unshown.dtrace_words(2), None);
+    }
 
     #[test]
     fn traced_strings_are_found_in_a_finished_text_in_order() {

@@ -54,7 +54,7 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
         out: output::stdout(config.output.line_flush),
-        notices: Notices::default(),
+        notices: Notices::dtrace_wording(c.options.iter().any(|(name, _)| name == "droptags")),
         quiet: config.quiet,
         json: config.output.format == Format::Json,
         header: config.output.header,
