@@ -157,6 +157,16 @@ impl Notices {
         self.count(Lost::Named(what.to_string()), count);
     }
 
+    /// How many of `what` are counted and not yet printed.
+    #[cfg(test)]
+    pub fn lost_count(&self, what: &str) -> u64 {
+        self.pending
+            .iter()
+            .filter(|(w, _)| *w == Lost::Named(what.to_string()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     fn count(&mut self, what: Lost, count: u64) {
         match self.pending.iter_mut().find(|(w, _)| *w == what) {
             Some((_, n)) => *n += count,
