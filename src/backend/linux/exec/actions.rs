@@ -101,6 +101,7 @@ impl State {
             Function::Denormalize => Pending::Normalize(agg_name(args.first()), 1),
             _ => return self.eval_all(args, f),
         };
+        self.fired(f);
         f.pending.push(pending);
         Ok(())
     }
@@ -145,6 +146,7 @@ impl State {
     }
 
     fn printa(&mut self, args: &[Expr], f: &mut Frame<'_>) -> Result<(), Fault> {
+        self.fired(f);
         match args.first().map(|e| &e.kind) {
             Some(ExprKind::Str(format)) => {
                 let names = args.iter().skip(1).map(|e| agg_name(Some(e))).collect();
@@ -163,11 +165,13 @@ impl State {
         Ok(())
     }
 
-    /// The firing passed the clause's predicate: unless the program is quiet, its output
-    /// starts with the probe's line, as dtrace(1) prints it (for a clause with no body too:
-    /// DTrace's default action records the firing and nothing else).
+    /// The clause records something for this firing (an action, or DTrace's default action
+    /// for a clause with an empty body, which records the firing and nothing else): unless
+    /// the program is quiet, its output starts with the probe's line, as dtrace(1) prints it.
+    /// A clause that only assigns variables or aggregations records nothing, and prints no
+    /// line.
     pub(super) fn fired(&mut self, f: &mut Frame<'_>) {
-        if !self.options.quiet {
+        if !self.options.quiet && f.pending.is_empty() {
             f.pending.push(Pending::Emit(Event::FiringStart {
                 origin: f.origin.clone(),
                 probe_id: f.firing.probe + 1,

@@ -34,9 +34,11 @@ impl State {
                 return Ok(());
             }
         }
-        self.fired(f);
-        match &clause.body {
-            None => Ok(()),
+        match clause.body.as_deref() {
+            None | Some([]) => {
+                self.fired(f);
+                Ok(())
+            }
             Some(body) => self
                 .statements(body, f)
                 .map_err(|fault| (fault, Place::Action(f.action))),

@@ -188,15 +188,16 @@ syscall::openat2:entry {
 }
 
 /// Unless the program is quiet, each clause's output for a firing (none, for a clause
-/// without a body) is framed by its probe's markers; a clause whose predicate fails, or a
-/// quiet program, prints nothing.
+/// without a body) is framed by its probe's markers; a clause that records nothing (it only
+/// assigns), a clause whose predicate fails, or a quiet program, prints nothing.
 #[test]
 fn each_firing_of_a_clause_is_framed_unless_quiet() {
     let probes = [
         ("syscall::read:entry", ProbeKind::SyscallEntry),
         ("syscall::write:entry", ProbeKind::SyscallEntry),
     ];
-    let src = "syscall::write:entry { trace(1); } syscall::read:entry /arg0 == 0/";
+    let src = "syscall::write:entry { x = 1; @a = count(); } \
+               syscall::write:entry { trace(1); } syscall::read:entry /arg0 == 0/";
     let mut h = Harness::new(src, &probes);
     h.fire(&firing(1, 1));
     let events = h.take_all();
