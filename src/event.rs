@@ -181,10 +181,21 @@ pub struct Origin {
 pub struct Record {
     pub origin: Origin,
     pub values: Vec<Value>,
-    /// The byte size of each value's D type where it is an integer (1, 2, 4 or 8), else 0:
-    /// dtrace(1) pads a traced integer to a width that depends on it. Shorter than `values`
-    /// when the back end does not know (8 is then assumed).
-    pub sizes: Vec<u8>,
+    /// How dtrace(1) shows each value; shorter than `values` when the back end does not say
+    /// (a value is then shown by its own kind, an integer as 8 bytes).
+    pub formats: Vec<TraceFormat>,
+}
+
+/// What decides how dtrace(1) shows one value of a trace() record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceFormat {
+    /// An integer (or pointer) of this many bytes: its column's width depends on it.
+    Int(u8),
+    /// A string the D program itself wrote (a constant): shown as is, while a string from
+    /// the traced system has its control characters escaped.
+    ProgramText,
+    /// Anything else: strings from the traced system, stacks, memory.
+    Other,
 }
 
 /// The output of one `printf()` action: the formatted text, and the arguments it was made of,

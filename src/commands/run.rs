@@ -12,7 +12,7 @@ use super::Notices;
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job, Stop};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
-use crate::event::{Event, Origin, Printf, ProbeDesc, Value};
+use crate::event::{Event, Origin, Printf, ProbeDesc, TraceFormat, Value};
 use crate::output::{self, json, text, LineWriter};
 use crate::script::Script;
 use crate::target::Target;
@@ -181,7 +181,7 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             }
             Event::Record(r) => {
                 let text: String = (0..r.values.len())
-                    .map(|i| trace_text(&r.values[i], r.sizes.get(i).copied(), self.in_firing))
+                    .map(|i| trace_text(&r.values[i], r.formats.get(i), self.in_firing))
                     .collect();
                 self.out.text(&text)
             }
@@ -230,16 +230,24 @@ impl<W: io::Write> RunPresenter<W> {
 
 /// One value of a trace() record as dtrace(1) prints it: after a probe's line, integers
 /// right-aligned in a width that depends on their size and strings left-aligned in 33
-/// columns; in a quiet program, the bare value.
-fn trace_text(v: &Value, size: Option<u8>, padded: bool) -> String {
-    let shown = format_value(v);
+/// columns; in a quiet program, the bare value. The program's own strings are shown as
+/// written, the traced system's escaped.
+fn trace_text(v: &Value, format: Option<&TraceFormat>, padded: bool) -> String {
+    let shown = match (v, format) {
+        (Value::Str(s), Some(TraceFormat::ProgramText)) => s.to_str_lossy().into_owned(),
+        _ => format_value(v),
+    };
     if !padded {
         return shown;
     }
-    match (v, size.unwrap_or(8)) {
-        (Value::Int(_), 1) | (Value::UInt(_), 1) => format!(" {shown:>3}"),
-        (Value::Int(_), 2) | (Value::UInt(_), 2) => format!(" {shown:>5}"),
-        (Value::Int(_), 4) | (Value::UInt(_), 4) => format!(" {shown:>10}"),
+    let size = match format {
+        Some(TraceFormat::Int(size)) => *size,
+        _ => 8,
+    };
+    match (v, size) {
+        (Value::Int(_) | Value::UInt(_), 1) => format!(" {shown:>3}"),
+        (Value::Int(_) | Value::UInt(_), 2) => format!(" {shown:>5}"),
+        (Value::Int(_) | Value::UInt(_), 4) => format!(" {shown:>10}"),
         (Value::Int(_), _) => format!(" {shown:>19}"),
         (Value::UInt(_), _) => format!(" {shown:>20}"),
         (Value::Str(_), _) => format!("  {shown:<33}"),

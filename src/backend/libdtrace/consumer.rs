@@ -239,7 +239,7 @@ impl<'a> Consumer<'a> {
         self.emit(Event::Record(Record {
             origin,
             values,
-            sizes: Vec::new(),
+            formats: Vec::new(),
         }));
     }
 

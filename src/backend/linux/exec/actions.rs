@@ -13,7 +13,7 @@ use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{DType, Expr, ExprKind, Function};
 use crate::backend::EventSink;
 use crate::event::{
-    AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, Value,
+    AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, TraceFormat, Value,
 };
 
 /// An action waiting for its clause to complete.
@@ -34,11 +34,15 @@ pub enum Pending {
     Exit(i32),
 }
 
-/// The byte size of an integer (or pointer) type, for trace()'s column widths; 0 otherwise.
-fn integer_size(ty: &DType) -> u8 {
-    match ty {
-        DType::Int { .. } | DType::Pointer(_) => ty.size().map_or(8, |n| n as u8),
-        _ => 0,
+/// How dtrace(1) shows a traced expression: by its integer size, or as the program's own
+/// text when it is a string constant.
+fn trace_format(e: &Expr) -> TraceFormat {
+    match (&e.kind, &e.ty) {
+        (ExprKind::Str(_), _) => TraceFormat::ProgramText,
+        (_, DType::Int { .. } | DType::Pointer(_)) => {
+            TraceFormat::Int(e.ty.size().map_or(8, |n| n as u8))
+        }
+        _ => TraceFormat::Other,
     }
 }
 
@@ -60,21 +64,21 @@ impl State {
         let pending = match func {
             Function::Trace => {
                 let mut values = Vec::with_capacity(args.len());
-                let mut sizes = Vec::with_capacity(args.len());
+                let mut formats = Vec::with_capacity(args.len());
                 for arg in args {
                     values.push(self.eval(arg, f)?.to_event(&arg.ty));
-                    sizes.push(integer_size(&arg.ty));
+                    formats.push(trace_format(arg));
                 }
                 // Consecutive trace() calls make one record.
                 if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
                     last.values.extend(values);
-                    last.sizes.extend(sizes);
+                    last.formats.extend(formats);
                     return Ok(());
                 }
                 Pending::Emit(Event::Record(Record {
                     origin: f.origin.clone(),
                     values,
-                    sizes,
+                    formats,
                 }))
             }
             Function::Printf => self.printf(args, f)?,

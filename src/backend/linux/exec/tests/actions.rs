@@ -2,7 +2,7 @@
 //! divide-by-zero, faults in predicates, copyin, and the default action.
 
 use super::*;
-use crate::event::{AggValue, Value};
+use crate::event::{AggValue, TraceFormat, Value};
 
 #[test]
 fn trace_records_values_with_their_signedness() {
@@ -205,7 +205,7 @@ fn each_firing_of_a_clause_is_framed_unless_quiet() {
         matches!(
             &events[..],
             [Event::FiringStart { probe_id: 2, .. }, Event::Record(r), Event::FiringEnd]
-                if r.values.len() == 1 && r.sizes == [4]
+                if r.values.len() == 1 && r.formats == [TraceFormat::Int(4)]
         ),
         "{events:?}"
     );
