@@ -27,6 +27,13 @@ pub struct Options {
     pub dynvarsize: usize,
     /// `quiet` (or -q): only what the program prints explicitly, no per-firing probe lines.
     pub quiet: bool,
+    /// `nspec`: how many speculative buffers `speculation()` hands out.
+    pub nspec: usize,
+    /// `specsize`: bytes of data one speculative buffer holds.
+    pub specsize: usize,
+    /// `destructive` (or -w): actions that change the system (`system()`, `raise()`) are
+    /// allowed.
+    pub destructive: bool,
 }
 
 impl Default for Options {
@@ -38,6 +45,9 @@ impl Default for Options {
             zdefs: false,
             dynvarsize: 1 << 20,
             quiet: false,
+            nspec: 1,
+            specsize: 4 << 20,
+            destructive: false,
         }
     }
 }
@@ -86,6 +96,16 @@ impl Options {
         match name {
             "zdefs" => self.zdefs = true,
             "quiet" => self.quiet = true,
+            "destructive" => self.destructive = true,
+            "specsize" => self.specsize = parse_size(name, need()?)?,
+            "nspec" => {
+                let value = need()?;
+                self.nspec = value.parse().map_err(|_| OptionError::BadValue {
+                    name: name.into(),
+                    value: value.into(),
+                    what: "count",
+                })?;
+            }
             "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,

@@ -13,10 +13,12 @@ mod actions;
 mod agg;
 mod buckets;
 mod builtins;
+mod destructive;
 mod eval;
 mod format;
 mod printf;
 mod procfs;
+mod speculation;
 mod strings;
 mod subroutines;
 mod value;
@@ -39,6 +41,7 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use actions::Pending;
 use agg::Aggregations;
 use procfs::ProcessTable;
+use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
 
@@ -74,6 +77,9 @@ enum Fault {
     IllegalOperation,
     /// An aggregating function's constant parameters cannot be used.
     BadParameters(String),
+    /// The clause ends here and its data is dropped, with no error: speculate() on a
+    /// buffer that is not active, or speculative data past `specsize`.
+    Abandoned,
 }
 
 /// Where in a clause a fault happened.
@@ -95,6 +101,7 @@ impl Fault {
             Fault::DivideByZero => format!("divide-by-zero in {place}"),
             Fault::IllegalOperation => format!("illegal operation in {place}"),
             Fault::BadParameters(why) => format!("{why} in {place}"),
+            Fault::Abandoned => format!("clause abandoned in {place}"),
         }
     }
 }
@@ -114,7 +121,9 @@ impl Faulted {
         let (kind, addr) = match self.fault {
             Fault::InvalidAddress(addr) => (FAULT_BADADDR, addr),
             Fault::DivideByZero => (FAULT_DIVZERO, 0),
-            Fault::IllegalOperation | Fault::BadParameters(_) => (FAULT_ILLOP, 0),
+            Fault::IllegalOperation | Fault::BadParameters(_) | Fault::Abandoned => {
+                (FAULT_ILLOP, 0)
+            }
         };
         let action = match self.place {
             Place::Predicate => 0,
@@ -160,6 +169,8 @@ struct Frame<'a> {
     /// The number of the statement being run.
     action: usize,
     pending: Vec<Pending>,
+    /// Set by speculate(): the clause's data goes to a speculative buffer.
+    speculating: Option<Speculating>,
 }
 
 /// The executor's state between firings.
@@ -181,6 +192,11 @@ struct State {
     /// Aggregations printa printed during END: the final print leaves them out.
     printed_in_end: HashSet<String>,
     exit: Option<i32>,
+    speculations: Buffers,
+    /// Where strtok(NULL, ...) resumes.
+    strtok_rest: Option<Arc<[u8]>>,
+    /// rand()'s generator state (never 0).
+    rand_state: u64,
 }
 
 impl State {
@@ -235,6 +251,7 @@ impl Executor {
             probes,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
+                speculations: Buffers::new(options.nspec),
                 options,
                 aggs: Aggregations::with_key_sizes(key_sizes),
                 agg_funcs,
@@ -245,6 +262,8 @@ impl Executor {
                 drops: HashMap::new(),
                 printed_in_end: HashSet::new(),
                 exit: None,
+                strtok_rest: None,
+                rand_state: (wall_clock_offset() as u64) | 1,
             },
         }
     }
@@ -317,9 +336,14 @@ impl Executor {
                 captures: &captures,
                 action: 0,
                 pending: Vec::new(),
+                speculating: None,
             };
             match state.run_clause(clause, &mut frame) {
-                Ok(()) => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                Ok(()) => match frame.speculating {
+                    Some(s) => state.keep_speculative(s, frame.pending),
+                    None => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                },
+                Err((Fault::Abandoned, _)) => {}
                 Err((fault, place)) => {
                     sink.event(Event::Error {
                         probe: Some(Arc::clone(&probe.desc)),
