@@ -354,7 +354,7 @@ fn run(a: cli::RunArgs, quiet: bool, dtrace_testing: bool) -> Result<RunConfig> 
             let clauses: Vec<String> = clauses
                 .into_iter()
                 .map(|d| {
-                    if d.contains('{') {
+                    if d.contains('{') || d.trim().is_empty() {
                         d
                     } else {
                         format!("{d} {{}}")
