@@ -7,6 +7,7 @@ use crate::backend::linux::d::ast::{
     AggFunc, Aggregate, DType, Expr, ExprKind, Function, FunctionKind,
 };
 use crate::backend::linux::d::span::Span;
+use crate::event::llquantize_overflows;
 
 /// What an argument must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,14 +305,6 @@ fn llquantize_problem(params: &[i64]) -> Option<QuantizeProblem> {
         return None;
     };
     let u16_range = |v: i64| (0..=i64::from(u16::MAX)).contains(&v);
-    let overflows = || {
-        // factor^(hmag + 1) must fit in 64 bits.
-        let mut power: u128 = 1;
-        (0..=hmag).any(|_| {
-            power *= factor as u128;
-            power > u128::from(u64::MAX)
-        })
-    };
     // What steps must divide when steps > factor (factor² when lmag is 0).
     let bucket_base = || (factor as u128).pow(lmag.max(1) as u32 + 1);
     Some(if !(2..=i64::from(u16::MAX)).contains(&factor) {
@@ -338,7 +331,7 @@ fn llquantize_problem(params: &[i64]) -> Option<QuantizeProblem> {
             "D_LLQUANT_HMAGVAL",
             "llquantize() argument #3 (high magnitude) must be at least argument #2 (low magnitude)",
         )
-    } else if overflows() {
+    } else if llquantize_overflows(factor, hmag) {
         (
             Some(3),
             "D_LLQUANT_HMAGVAL",
