@@ -719,12 +719,7 @@ mod tests {
         for e in events {
             p.event(e).unwrap();
         }
-        p.notices
-            .pending
-            .iter()
-            .filter(|(what, _)| what == OPENS_LOST)
-            .map(|(_, n)| n)
-            .sum::<u64>()
+        p.notices.lost_count(OPENS_LOST)
     }
 
     #[test]

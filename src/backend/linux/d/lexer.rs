@@ -84,7 +84,8 @@ impl<'a> Lexer<'a> {
                     return Err(Diagnostic::error(
                         Span::new(self.pos, self.pos + 2),
                         "unterminated comment: `/*` has no closing `*/`",
-                    ));
+                    )
+                    .tagged("D_SYNTAX"));
                 };
                 self.pos += end + 4;
             } else if trimmed.starts_with("//") || is_foreign_pragma(trimmed) {
@@ -164,7 +165,8 @@ impl<'a> Lexer<'a> {
                         "`#{}` is a C preprocessor directive; dtk does not run the preprocessor",
                         line.split_whitespace().next().unwrap_or("")
                     ),
-                ))
+                )
+                .tagged("D_PRAGCTL_INVAL"))
             }
         }
         match (words.next(), words.next()) {
@@ -176,20 +178,22 @@ impl<'a> Lexer<'a> {
                         "unsupported `#pragma D {}`: dtk supports `#pragma D option`",
                         other.unwrap_or("")
                     ),
-                ))
+                )
+                .tagged("D_PRAGMA_INVAL"))
             }
             _ => {
-                return Err(Diagnostic::error(
-                    span,
-                    "expected `#pragma D option name[=value]`",
-                ))
+                return Err(
+                    Diagnostic::error(span, "expected `#pragma D option name[=value]`")
+                        .tagged("D_PRAGMA_MALFORM"),
+                )
             }
         }
         let (Some(setting), None) = (words.next(), words.next()) else {
             return Err(Diagnostic::error(
                 span,
                 "expected one `name` or `name=value` after `#pragma D option`",
-            ));
+            )
+            .tagged("D_PRAGMA_MALFORM"));
         };
         let (name, value) = match setting.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -210,7 +214,8 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         let text = &self.src[start..self.pos];
-        parse_integer(text).map_err(|msg| Diagnostic::error(Span::new(start, self.pos), msg))
+        parse_integer(text)
+            .map_err(|msg| Diagnostic::error(Span::new(start, self.pos), msg).tagged("D_INT_OFLOW"))
     }
 
     fn string(&mut self) -> LexResult<String> {
@@ -228,7 +233,8 @@ impl<'a> Lexer<'a> {
                     return Err(Diagnostic::error(
                         Span::new(start, self.pos),
                         "unterminated string constant",
-                    ))
+                    )
+                    .tagged("D_STR_NL"))
                 }
                 c => {
                     out.push(c);
@@ -248,7 +254,8 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     Span::new(start, self.pos + 1),
                     "empty character constant",
-                ))
+                )
+                .tagged("D_CHR_NULL"))
             }
             0 if self.pos >= self.src.len() => 0,
             c => {
@@ -260,7 +267,8 @@ impl<'a> Lexer<'a> {
             return Err(Diagnostic::error(
                 Span::new(start, self.pos),
                 "character constant must hold one character and end with `'`",
-            ));
+            )
+            .tagged("D_CHR_OFLOW"));
         }
         self.pos += 1;
         // A character constant is an int, as in C: sizeof('c') is 4.
@@ -301,7 +309,8 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     Span::new(start, self.pos),
                     "unknown escape sequence",
-                ));
+                )
+                .tagged("D_SYNTAX"));
             }
         };
         let mut digits = String::new();
@@ -320,6 +329,7 @@ impl<'a> Lexer<'a> {
                     Span::new(start, self.pos),
                     "escape sequence out of range for a character",
                 )
+                .tagged("D_SYNTAX")
             })
     }
 

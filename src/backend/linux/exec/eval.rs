@@ -34,9 +34,9 @@ impl State {
                 return Ok(());
             }
         }
-        match &clause.body {
-            None => {
-                self.default_action(f);
+        match clause.body.as_deref() {
+            None | Some([]) => {
+                self.fired(f);
                 Ok(())
             }
             Some(body) => self

@@ -88,7 +88,11 @@ impl Checker {
                 self.var_read(scope, &name, span)
             }
             ExprKind::Builtin(Builtin::Args) => {
-                self.error(span, "`args` must be indexed, as in `args[0]`");
+                self.tagged(
+                    "D_ARGS_IDX",
+                    span,
+                    "`args` must be indexed, as in `args[0]`",
+                );
                 DType::Unknown
             }
             ExprKind::Builtin(b) => builtin_type(*b),
@@ -96,7 +100,7 @@ impl Checker {
                 let message = format!(
                     "aggregation `@{name}` cannot be used as a value; print it with printa()"
                 );
-                self.error(span, message);
+                self.tagged("D_AGG_SCALAR", span, message);
                 DType::Unknown
             }
             ExprKind::Unary { op, operand } => self.unary(*op, operand),
@@ -135,7 +139,8 @@ impl Checker {
             ExprKind::Call { func, args } => {
                 let func = *func;
                 if ctx == Context::Value && func.kind() == FunctionKind::Action {
-                    self.error(
+                    self.tagged(
+                        "D_TRACE_VOID",
                         span,
                         format!("`{}()` is an action; it has no value", func.name()),
                     );
@@ -153,7 +158,7 @@ impl Checker {
     /// Reports `message` unless `ty` is already the result of an earlier error.
     pub(super) fn not_unknown(&mut self, ty: &DType, span: Span, message: &str) {
         if *ty != DType::Unknown {
-            self.error(span, format!("{message}, found {ty}"));
+            self.tagged("D_OP_INCOMPAT", span, format!("{message}, found {ty}"));
         }
     }
 
@@ -178,7 +183,11 @@ impl Checker {
             e.kind = ExprKind::Int(value);
             return DType::INT;
         }
-        self.error(e.span, format!("unknown identifier `{name}`"));
+        self.tagged(
+            "D_IDENT_UNDEF",
+            e.span,
+            format!("unknown identifier `{name}`"),
+        );
         DType::Unknown
     }
 
@@ -198,7 +207,7 @@ impl Checker {
         if keyed {
             let message =
                 format!("`{name}` is an associative array; index it, as in `{name}[key]`");
-            self.error(span, message);
+            self.tagged("D_VAR_UNDEF", span, message);
             return DType::Unknown;
         }
         ty
@@ -216,7 +225,11 @@ impl Checker {
             UnaryOp::Deref => match t {
                 DType::Pointer(to) if *to != DType::Void => *to,
                 _ => {
-                    self.error(operand.span, format!("cannot dereference {t}"));
+                    self.tagged(
+                        "D_DEREF_NONPTR",
+                        operand.span,
+                        format!("cannot dereference {t}"),
+                    );
                     DType::Unknown
                 }
             },
@@ -233,7 +246,8 @@ impl Checker {
                 } else {
                     "an integer"
                 };
-                self.error(
+                self.tagged(
+                    "D_OP_INT",
                     operand.span,
                     format!("unary `{sym}` needs {what} operand, found {t}"),
                 );
@@ -255,7 +269,8 @@ impl Checker {
             if l.is_scalar() && r.is_scalar() {
                 return (DType::INT, promote(&l, &r));
             }
-            self.error(
+            self.tagged(
+                "D_OP_SCALAR",
                 span,
                 format!("`{sym}` needs scalar operands, found {l} and {r}"),
             );
@@ -273,7 +288,11 @@ impl Checker {
             if null(lhs, &r) || null(rhs, &l) {
                 return (DType::INT, DType::Unknown);
             }
-            self.error(span, format!("cannot compare {l} with {r} using `{sym}`"));
+            self.tagged(
+                "D_OP_INCOMPAT",
+                span,
+                format!("cannot compare {l} with {r} using `{sym}`"),
+            );
             return (DType::Unknown, DType::Unknown);
         }
         let pointer_math = matches!(op, BinaryOp::Add | BinaryOp::Sub);
@@ -289,7 +308,8 @@ impl Checker {
                 }
             }
             _ => {
-                self.error(
+                self.tagged(
+                    "D_OP_INT",
                     span,
                     format!("`{sym}` needs integer operands, found {l} and {r}"),
                 );
@@ -313,7 +333,7 @@ impl Checker {
             (DType::Int { .. }, DType::Pointer(_)) => b.clone(),
             _ => {
                 let message = format!("the branches of `?:` have different types: {a} and {b}");
-                self.error(then.span.to(otherwise.span), message);
+                self.tagged("D_OP_INCOMPAT", then.span.to(otherwise.span), message);
                 DType::Unknown
             }
         }
@@ -331,7 +351,11 @@ impl Checker {
             _ => false,
         };
         if !allowed {
-            self.error(expr.span, format!("cannot cast {from} to {to}"));
+            self.tagged(
+                "D_CAST_INVAL",
+                expr.span,
+                format!("cannot cast {from} to {to}"),
+            );
             return DType::Unknown;
         }
         if let (Some(v), DType::Int { .. }) = (expr.as_int(), to) {
@@ -345,7 +369,11 @@ impl Checker {
         match t {
             DType::Unknown => return DType::Unknown,
             DType::Void | DType::Aggregation | DType::Stack => {
-                self.error(e.span, format!("sizeof cannot be applied to {t}"));
+                self.tagged(
+                    "D_SIZEOF_TYPE",
+                    e.span,
+                    format!("sizeof cannot be applied to {t}"),
+                );
                 return DType::Unknown;
             }
             _ => {}
@@ -364,23 +392,39 @@ impl Checker {
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
                 DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
                     .unwrap_or_else(|| {
-                        self.error(span, format!("psinfo_t has no member `{member}`"));
+                        self.tagged(
+                            "D_TYPE_MEMBER",
+                            span,
+                            format!("psinfo_t has no member `{member}`"),
+                        );
                         DType::Unknown
                     }),
                 _ => DType::LONG,
             },
             (DType::Record { .. }, false) | (DType::Int { .. }, _) => DType::LONG,
             (DType::Pointer(_), false) => {
-                self.error(span, format!("{t} is a pointer; use `->{member}`"));
+                self.tagged(
+                    "D_OP_SOU",
+                    span,
+                    format!("{t} is a pointer; use `->{member}`"),
+                );
                 DType::Unknown
             }
             (DType::Record { .. }, true) => {
-                self.error(span, format!("{t} is not a pointer; use `.{member}`"));
+                self.tagged(
+                    "D_OP_PTR",
+                    span,
+                    format!("{t} is not a pointer; use `.{member}`"),
+                );
                 DType::Unknown
             }
             _ => {
                 let op = if arrow { "->" } else { "." };
-                self.error(span, format!("`{op}` needs a struct or union, found {t}"));
+                self.tagged(
+                    "D_OP_SOU",
+                    span,
+                    format!("`{op}` needs a struct or union, found {t}"),
+                );
                 DType::Unknown
             }
         }
@@ -396,7 +440,8 @@ impl Checker {
                 match indices {
                     [i] if i.as_int().is_some_and(|v| v <= 9) => DType::LONG,
                     _ => {
-                        self.error(
+                        self.tagged(
+                            "D_ARGS_IDX",
                             base.span.to(indices.last().map_or(base.span, |i| i.span)),
                             "`args[]` takes one integer constant index from 0 to 9",
                         );
@@ -413,7 +458,7 @@ impl Checker {
                     (t, _) => {
                         let message =
                             format!("`[]` needs a pointer or an associative array, found {t}");
-                        self.error(base.span, message);
+                        self.tagged("D_OP_INCOMPAT", base.span, message);
                         DType::Unknown
                     }
                 }

@@ -106,6 +106,7 @@ fn fold_binary(
         Err(DivideByZero) => Err(Diagnostic::error(
             rhs.span,
             "division by zero in a constant expression",
-        )),
+        )
+        .tagged("D_DIV_ZERO")),
     }
 }

@@ -93,7 +93,8 @@ impl Checker {
             return DType::Unknown;
         }
         if matches!(value_ty, DType::Stack | DType::Void | DType::Record { .. }) {
-            self.error(
+            self.tagged(
+                "D_OP_INCOMPAT",
                 value.span,
                 format!("a {value_ty} value cannot be stored in a variable"),
             );
@@ -106,7 +107,7 @@ impl Checker {
                     "`{}=` needs integer operands, found {var_ty} and {value_ty}",
                     op.symbol()
                 );
-                self.error(target.span.to(value.span), message);
+                self.tagged("D_OP_INCOMPAT", target.span.to(value.span), message);
                 return DType::Unknown;
             }
         }
@@ -142,7 +143,11 @@ impl Checker {
         };
         let ty = self.existing_type(&t);
         if !ty.is_scalar() {
-            self.error(t.span, format!("`++` and `--` need an integer, found {ty}"));
+            self.tagged(
+                "D_OP_SCALAR",
+                t.span,
+                format!("`++` and `--` need an integer, found {ty}"),
+            );
             return DType::Unknown;
         }
         let keys: Vec<DType> = match &target.kind {
@@ -168,26 +173,30 @@ impl Checker {
         };
         let resolved = match &named.kind {
             ExprKind::Ident(name) if self.inlines.contains_key(name) => {
-                self.error(span, format!("inline `{name}` cannot be assigned"));
+                self.tagged(
+                    "D_OP_LVAL",
+                    span,
+                    format!("inline `{name}` cannot be assigned"),
+                );
                 return None;
             }
             ExprKind::Ident(name) => (VarScope::Global, name.clone()),
             ExprKind::Var { name, scope } => (*scope, name.clone()),
             ExprKind::Builtin(Builtin::Args) => {
-                self.error(span, "`args[]` cannot be assigned");
+                self.tagged("D_OP_LVAL", span, "`args[]` cannot be assigned");
                 return None;
             }
             ExprKind::Builtin(_) => {
-                self.error(span, "a builtin variable cannot be assigned");
+                self.tagged("D_OP_LVAL", span, "a builtin variable cannot be assigned");
                 return None;
             }
             ExprKind::Aggregation(name) => {
                 let message = format!("`@{name}` can only be assigned with `@{name} = func(...)`");
-                self.error(span, message);
+                self.tagged("D_AGG_SCALAR", span, message);
                 return None;
             }
             _ => {
-                self.error(span, "only variables can be assigned");
+                self.tagged("D_OP_LVAL", span, "only variables can be assigned");
                 return None;
             }
         };
@@ -224,7 +233,7 @@ impl Checker {
             } else {
                 format!("`{shown}` is an associative array; assign `{shown}[key]`")
             };
-            self.error(t.span, message);
+            self.tagged("D_ARR_LOCAL", t.span, message);
             return DType::Unknown;
         }
         if var.keys.len() != keys.len() {
@@ -233,7 +242,7 @@ impl Checker {
                 var.keys.len(),
                 keys.len()
             );
-            self.error(t.span, message);
+            self.tagged("D_ARR_BADREF", t.span, message);
             return DType::Unknown;
         }
         if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&var.keys[i], &keys[i])) {
@@ -243,12 +252,12 @@ impl Checker {
                 keys[i],
                 var.keys[i]
             );
-            self.error(t.span, message);
+            self.tagged("D_ARR_BADREF", t.span, message);
             return DType::Unknown;
         }
         if !same_kind(&var.ty, &ty) {
             let message = format!("cannot assign {ty} to `{shown}`, which has type {}", var.ty);
-            self.error(value_span, message);
+            self.tagged("D_OP_INCOMPAT", value_span, message);
             return DType::Unknown;
         }
         var.ty
@@ -264,7 +273,11 @@ impl Checker {
         let key = (scope, name.clone());
         let known = self.vars.contains_key(&key) || self.assigned.contains(&key);
         if scope == VarScope::Global && !known {
-            self.error(base.span, format!("unknown identifier `{name}`"));
+            self.tagged(
+                "D_IDENT_UNDEF",
+                base.span,
+                format!("unknown identifier `{name}`"),
+            );
             return DType::Unknown;
         }
         base.kind = ExprKind::Var {
@@ -293,7 +306,7 @@ impl Checker {
                     indices.len()
                 )
             };
-            self.error(base.span, message);
+            self.tagged("D_ARR_BADREF", base.span, message);
             return DType::Unknown;
         }
         base.ty = var.ty.clone();

@@ -390,8 +390,10 @@ impl Parser<'_> {
             ));
         }
         if self.at("(")? {
-            let func = Function::from_name(&name)
-                .ok_or_else(|| Diagnostic::error(span, format!("unknown function `{name}`")))?;
+            let func = Function::from_name(&name).ok_or_else(|| {
+                Diagnostic::error(span, format!("unknown function `{name}`"))
+                    .tagged("D_IDENT_UNDEF")
+            })?;
             self.bump()?;
             let args = self.arguments(")")?;
             let full = span.to(Span::new(self.prev_end, self.prev_end));

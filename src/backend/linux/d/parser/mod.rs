@@ -379,7 +379,8 @@ fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
             format!(
                 "`@{name}` can only be assigned an aggregating function such as count() or quantize()"
             ),
-        )),
+        )
+        .tagged("D_AGG_FUNC")),
     }
 }
 
