@@ -31,7 +31,8 @@ fn opens_fields(line: &str) -> Vec<String> {
 
 #[test]
 fn opens_reports_fd_flags_and_path() {
-    let mut h = Harness::new(&script("opens", &[], TargetMacro::Keep), OPENS_PROBES);
+    let full = [("WANT_CWD", Param::Int(1))];
+    let mut h = Harness::new(&script("opens", &full, TargetMacro::Keep), OPENS_PROBES);
     let entry = with_args(firing(0, 7), &[(-100i64) as u64, 0x1000, 0x80000]);
     h.fire(&with_string(entry, 1, "/etc/hosts"));
     let mut ret = with_args(firing(1, 7), &[3, 3]);
