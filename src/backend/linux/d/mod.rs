@@ -36,6 +36,7 @@ mod macros;
 mod parser;
 mod span;
 mod token;
+pub(crate) mod typetable;
 
 pub use check::check_option;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

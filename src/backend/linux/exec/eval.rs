@@ -17,7 +17,7 @@ use crate::backend::linux::deep;
 use crate::backend::linux::firing::{in_zone, zone_compared};
 use crate::event::DropKind;
 
-type Eval = Result<Value, Fault>;
+pub(super) type Eval = Result<Value, Fault>;
 
 impl State {
     /// Runs a clause: the predicate, then the statements. On a fault, says where it was.
@@ -175,7 +175,7 @@ impl State {
         }
     }
 
-    fn read_var(
+    pub(super) fn read_var(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -187,7 +187,7 @@ impl State {
         self.vars
             .get(place, f.firing.tid)
             .cloned()
-            .unwrap_or_else(|| Value::zero(ty))
+            .unwrap_or_else(|| self.zero(ty))
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
@@ -253,6 +253,10 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
+        if matches!(target.kind, ExprKind::Member { .. }) {
+            let v = v.convert(&target.ty);
+            return self.assign_member(op, target, v, &value.ty, f);
+        }
         let (scope, name, keys) = self.target(target, f)?;
         let new = match op {
             None => v,
@@ -294,7 +298,7 @@ impl State {
     }
 
     /// The variable an assignment stores into, with its evaluated keys.
-    fn target<'e>(
+    pub(super) fn target<'e>(
         &mut self,
         target: &'e Expr,
         f: &mut Frame<'_>,
@@ -309,7 +313,7 @@ impl State {
         }
     }
 
-    fn store(
+    pub(super) fn store(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -344,6 +348,9 @@ impl State {
         if let ExprKind::Builtin(Builtin::Curpsinfo) = base.kind {
             return Ok(self.psinfo_member(member, ty, f));
         }
+        if let Some(v) = self.record_member(base, member, f) {
+            return v;
+        }
         // Other structures are kernel or user memory this engine does not read; DTrace
         // faults the same way on an address it cannot load.
         let v = self.eval(base, f)?;
@@ -360,6 +367,10 @@ impl State {
                 let keys = self.keys(indices, f)?;
                 Ok(self.read_var(*scope, name, keys, ty, f))
             }
+            _ if matches!(base.ty, DType::Array(..)) => match indices.first() {
+                Some(i) => self.array_element(base, i, f),
+                None => Err(Fault::IllegalOperation),
+            },
             _ => {
                 let pointer = self.eval(base, f)?;
                 let i = match indices.first() {
@@ -390,6 +401,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
+        Value::Memory { bytes, .. } if !ty.is_scalar() => KeyPart::Str(bytes.to_vec()),
         Value::Stack => KeyPart::Stack,
         other if is_signed(ty) => KeyPart::Int(other.int() as i64),
         other => KeyPart::UInt(other.int()),
@@ -406,7 +418,12 @@ pub(super) fn string_of(v: &Value) -> &[u8] {
 }
 
 /// An arithmetic or bitwise operator, by D's integer rules.
-fn arithmetic(op: BinaryOp, l: (u64, &DType), r: (u64, &DType), ty: &DType) -> Result<u64, Fault> {
+pub(super) fn arithmetic(
+    op: BinaryOp,
+    l: (u64, &DType),
+    r: (u64, &DType),
+    ty: &DType,
+) -> Result<u64, Fault> {
     arith::binary(op, l, r, ty).map_err(|arith::DivideByZero| Fault::DivideByZero)
 }
 

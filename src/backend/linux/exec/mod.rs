@@ -17,6 +17,7 @@ mod eval;
 mod format;
 mod printf;
 mod procfs;
+mod records;
 mod strings;
 mod subroutines;
 mod value;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, DType, Item, Program, VariableKind};
+use super::d::typetable::TypeTable;
 use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -181,6 +183,8 @@ struct State {
     /// Aggregations printa printed during END: the final print leaves them out.
     printed_in_end: HashSet<String>,
     exit: Option<i32>,
+    /// The program's structs, unions and typedefs, for members and zero values.
+    types: TypeTable,
 }
 
 impl State {
@@ -222,6 +226,7 @@ impl Executor {
             .map(|v| (v.name.clone(), v.keys.iter().map(key_size).collect()))
             .collect();
         let agg_order = aggregations.map(|v| v.name.clone()).collect();
+        let types = program.types.clone();
         let clauses = program
             .items
             .into_iter()
@@ -245,6 +250,7 @@ impl Executor {
                 drops: HashMap::new(),
                 printed_in_end: HashSet::new(),
                 exit: None,
+                types,
             },
         }
     }

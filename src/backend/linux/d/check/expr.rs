@@ -169,6 +169,10 @@ impl Checker {
             };
             return self.var_read(VarScope::Global, name, e.span);
         }
+        if let Some(value) = self.types.enumerator(name) {
+            e.kind = ExprKind::Int(normalize(value as u64, &DType::INT));
+            return DType::INT;
+        }
         if let Some(value) = super::constants::constant(name) {
             e.kind = ExprKind::Int(value);
             return DType::INT;
@@ -340,7 +344,7 @@ impl Checker {
             }
             _ => {}
         }
-        if let Some(size) = t.size() {
+        if let Some(size) = self.types.size_of(t) {
             e.kind = ExprKind::Int(size);
         }
         DType::ULONG
@@ -349,6 +353,22 @@ impl Checker {
     fn member(&mut self, base: &mut Expr, member: &str, arrow: bool, span: Span) -> DType {
         self.value(base);
         let t = base.ty.clone();
+        let record = match (&t, arrow) {
+            (DType::Pointer(to), true) => &**to,
+            (r @ DType::Record { .. }, false) => r,
+            _ => &DType::Unknown,
+        };
+        if let DType::Record { name, union } = record {
+            if self.types.record(*union, name).is_some() {
+                return match self.types.member(record, member) {
+                    Some(m) => m.ty.clone(),
+                    None => {
+                        self.error(span, format!("{record} has no member `{member}`"));
+                        DType::Unknown
+                    }
+                };
+            }
+        }
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
@@ -399,7 +419,9 @@ impl Checker {
                 self.value(base);
                 match (&base.ty, &*indices) {
                     (DType::Unknown, _) => DType::Unknown,
-                    (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
+                    (DType::Pointer(to), [i]) | (DType::Array(to, _), [i]) if i.ty.is_integer() => {
+                        (**to).clone()
+                    }
                     (t, _) => {
                         let message =
                             format!("`[]` needs a pointer or an associative array, found {t}");

@@ -23,6 +23,7 @@ use super::ast::{
 };
 use super::diagnostic::{Diagnostic, Severity};
 use super::span::Span;
+use super::typetable::TypeTable;
 
 /// What a checked variable is known to be so far.
 struct VarState {
@@ -48,6 +49,8 @@ pub struct Checker {
     /// Whether some variable was read before any clause assigned it.
     read_ahead: bool,
     second_pass: bool,
+    /// The program's structs, unions, enums and typedefs.
+    types: TypeTable,
 }
 
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
@@ -87,6 +90,7 @@ fn run(
     let mut checker = Checker {
         second_pass,
         later_types,
+        types: program.types.clone(),
         ..Checker::default()
     };
     (checker.assigned, checker.filled_aggs) = assignments(program);
@@ -138,6 +142,11 @@ impl Checker {
         }
         if matches!(d.ty, DType::Void) {
             self.error(d.span, format!("`{}` cannot have type void", d.name));
+            return;
+        }
+        if matches!(d.ty, DType::Record { .. }) && self.types.size_of(&d.ty).is_none() {
+            let message = format!("`{}` has incomplete type {}", d.name, d.ty);
+            self.error(d.span, message);
             return;
         }
         self.define(d.scope, &d.name, d.ty.clone(), d.keys.clone(), d.span);

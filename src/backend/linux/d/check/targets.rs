@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::expr::display_name;
 use super::{same_kind, Checker};
-use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, Stmt, VarScope};
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
@@ -43,11 +43,7 @@ pub fn assignments<'a>(
 fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
-            let named = match &target.kind {
-                ExprKind::Index { base, .. } => base,
-                _ => target,
-            };
-            match &named.kind {
+            match &member_root(target).kind {
                 ExprKind::Ident(name) => {
                     vars.insert((VarScope::Global, name));
                 }
@@ -59,6 +55,18 @@ fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
         }
         e.for_each_child(&mut |c| expr_assignments(c, vars));
     })
+}
+
+/// The variable that `x`, `x[k]`, `x.a.b` or `x[k].a[2]` stores into.
+pub(super) fn member_root(mut target: &Expr) -> &Expr {
+    while let ExprKind::Member {
+        base, arrow: false, ..
+    }
+    | ExprKind::Index { base, .. } = &target.kind
+    {
+        target = base;
+    }
+    target
 }
 
 /// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).
@@ -84,6 +92,9 @@ impl Checker {
             return DType::Unknown;
         };
         self.value(value);
+        if matches!(target.kind, ExprKind::Member { arrow: false, .. }) {
+            return self.member_assign(*op, target, value);
+        }
         let Some(t) = self.target(target) else {
             return DType::Unknown;
         };
@@ -91,7 +102,10 @@ impl Checker {
         if value_ty == DType::Unknown {
             return DType::Unknown;
         }
-        if matches!(value_ty, DType::Stack | DType::Void | DType::Record { .. }) {
+        let sized = self.types.size_of(&value_ty).is_some();
+        if matches!(value_ty, DType::Stack | DType::Void)
+            || matches!(value_ty, DType::Record { .. } | DType::Array(..)) && !sized
+        {
             self.error(
                 value.span,
                 format!("a {value_ty} value cannot be stored in a variable"),
@@ -133,6 +147,57 @@ impl Checker {
         let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
         ty
+    }
+
+    /// `x.a.b = v`: a store into a member of a struct variable.
+    fn member_assign(&mut self, op: Option<BinaryOp>, target: &mut Expr, value: &Expr) -> DType {
+        self.value(target);
+        let (ty, value_ty) = (target.ty.clone(), value.ty.clone());
+        if ty == DType::Unknown || value_ty == DType::Unknown {
+            return DType::Unknown;
+        }
+        if !self.in_struct_variable(target) {
+            self.error(
+                target.span,
+                "only members of struct and union variables can be assigned",
+            );
+            return DType::Unknown;
+        }
+        let fits = match op {
+            Some(_) => ty.is_integer() && value_ty.is_scalar(),
+            None if ty.is_scalar() => value_ty.is_scalar(),
+            None => ty == value_ty,
+        };
+        if !fits {
+            let message = format!("cannot assign {value_ty} to a member of type {ty}");
+            self.error(value.span, message);
+            return DType::Unknown;
+        }
+        ty
+    }
+
+    /// Whether every base of the member chain `target` is a struct or union held in a
+    /// variable (or an element of an array member), not one reached through a pointer.
+    fn in_struct_variable(&self, mut target: &Expr) -> bool {
+        loop {
+            let base = match &target.kind {
+                ExprKind::Member {
+                    base, arrow: false, ..
+                } => base,
+                ExprKind::Index { base, .. } if matches!(base.ty, DType::Array(..)) => base,
+                ExprKind::Var { .. } => return true,
+                ExprKind::Index { base, .. } => return matches!(base.kind, ExprKind::Var { .. }),
+                _ => return false,
+            };
+            let defined = match &base.ty {
+                DType::Record { .. } | DType::Array(..) => self.types.size_of(&base.ty).is_some(),
+                _ => false,
+            };
+            if !defined {
+                return false;
+            }
+            target = base;
+        }
     }
 
     pub(super) fn inc_dec(&mut self, target: &mut Expr) -> DType {
