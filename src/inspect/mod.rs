@@ -8,9 +8,11 @@
 //!   refuses to show a map).
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
 //! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
+//! - `kallsyms`: kernel symbols' addresses, for D's backquoted names.
 
 pub(crate) mod cgroup;
 pub(crate) mod elf;
+pub(crate) mod kallsyms;
 pub(crate) mod procmaps;
 mod ptrace;
 pub(crate) mod tracefs;

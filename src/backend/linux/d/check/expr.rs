@@ -10,6 +10,7 @@ use crate::backend::linux::d::ast::{
 };
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
+use crate::inspect::kallsyms::{self, KernelSymbol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -94,7 +95,19 @@ impl Checker {
                 self.error(span, message);
                 DType::Unknown
             }
-            ExprKind::Unary { op, operand } => self.unary(*op, operand),
+            ExprKind::Unary { op, operand } => {
+                let ty = self.unary(*op, operand);
+                // `&` of a kernel symbol is its address.
+                if let (UnaryOp::AddrOf, ExprKind::Unary { op: UnaryOp::Deref, operand: p }) =
+                    (*op, &mut operand.kind)
+                {
+                    if let ExprKind::Int(address) = p.kind {
+                        e.kind = ExprKind::Int(address);
+                        return (ty, DType::Unknown);
+                    }
+                }
+                ty
+            }
             ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs),
             ExprKind::Ternary {
                 cond,
@@ -169,6 +182,9 @@ impl Checker {
             };
             return self.var_read(VarScope::Global, name, e.span);
         }
+        if let Some((module, symbol)) = name.split_once('`') {
+            return self.kernel_symbol(e, module, symbol);
+        }
         if let Some(value) = self.types.enumerator(name) {
             e.kind = ExprKind::Int(normalize(value as u64, &DType::INT));
             return DType::INT;
@@ -179,6 +195,39 @@ impl Checker {
         }
         self.error(e.span, format!("unknown identifier `{name}`"));
         DType::Unknown
+    }
+
+    /// `` `sym `` or ``mod`sym``: a kernel variable, read at its address from
+    /// /proc/kallsyms. Its type is `uintptr_t`, as dtrace types a kernel symbol that it has
+    /// no type information for (dtk reads no kernel types for symbols).
+    fn kernel_symbol(&mut self, e: &mut Expr, module: &str, symbol: &str) -> DType {
+        let module = (!module.is_empty()).then_some(module);
+        let address = match kallsyms::lookup(module, symbol) {
+            KernelSymbol::Address(a) => a,
+            KernelSymbol::Hidden => {
+                let message = format!(
+                    "the kernel hides the address of `{symbol}` (kernel.kptr_restrict, or not root)"
+                );
+                self.error(e.span, message);
+                return DType::Unknown;
+            }
+            KernelSymbol::Missing => {
+                let within = module.map_or(String::new(), |m| format!(" in module `{m}`"));
+                let message = format!("kernel symbol `{symbol}`{within} is not in /proc/kallsyms");
+                self.error(e.span, message);
+                return DType::Unknown;
+            }
+        };
+        let pointer = Expr {
+            kind: ExprKind::Int(address),
+            span: e.span,
+            ty: DType::Pointer(Box::new(DType::ULONG)),
+        };
+        e.kind = ExprKind::Unary {
+            op: UnaryOp::Deref,
+            operand: Box::new(pointer),
+        };
+        DType::ULONG
     }
 
     pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {

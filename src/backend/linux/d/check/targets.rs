@@ -151,6 +151,16 @@ impl Checker {
 
     /// `x.a.b = v`: a store into a member of a struct variable.
     fn member_assign(&mut self, op: Option<BinaryOp>, target: &mut Expr, value: &Expr) -> DType {
+        let declared = match &member_root(target).kind {
+            ExprKind::Ident(name) => self.vars.contains_key(&(VarScope::Global, name.clone())),
+            ExprKind::Var { name, scope } => self.vars.contains_key(&(*scope, name.clone())),
+            _ => true,
+        };
+        if !declared {
+            let message = "declare a struct or union variable before assigning its members";
+            self.error(target.span, message);
+            return DType::Unknown;
+        }
         self.value(target);
         let (ty, value_ty) = (target.ty.clone(), value.ty.clone());
         if ty == DType::Unknown || value_ty == DType::Unknown {

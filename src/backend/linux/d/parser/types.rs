@@ -56,7 +56,7 @@ pub fn starts_declaration(word: &str) -> bool {
 impl Parser<'_> {
     /// Whether `token` begins a type: a type word, or a typedef the program declared.
     pub(super) fn starts_type(&self, token: &Token) -> bool {
-        matches!(&token.tok, Tok::Ident(w) if is_type_word(w) || self.types.typedef(w).is_some())
+        matches!(&token.tok, Tok::Ident(w) if is_type_word(unscoped(w)) || self.types.typedef(unscoped(w)).is_some())
     }
 
     /// Whether the token after the next one begins a type (as in `(int)` or `[string]`).
@@ -107,7 +107,8 @@ impl Parser<'_> {
         let Tok::Ident(word) = &token.tok else {
             return Err(expected_type(&token));
         };
-        if let Some((_, bits, signed)) = TYPEDEFS.iter().find(|(n, _, _)| n == word) {
+        let word = unscoped(word);
+        if let Some((_, bits, signed)) = TYPEDEFS.iter().find(|(n, _, _)| *n == word) {
             return Ok(DType::Int {
                 bits: *bits,
                 signed: *signed,
@@ -116,7 +117,7 @@ impl Parser<'_> {
         if let Some(ty) = self.types.typedef(word) {
             return Ok(ty.clone());
         }
-        match word.as_str() {
+        match word {
             "void" => Ok(DType::Void),
             "string" => Ok(DType::String),
             "struct" | "union" => self.record_type(word == "union", token.span),
@@ -142,7 +143,8 @@ impl Parser<'_> {
     /// An optional name after `struct`, `union` or `enum`.
     fn tag_name(&mut self) -> PResult<Option<(String, Span)>> {
         if matches!(self.peek()?.tok, Tok::Ident(_)) {
-            return self.expect_ident("a name").map(Some);
+            let (name, span) = self.expect_ident("a name")?;
+            return Ok(Some((unscoped(&name).to_string(), span)));
         }
         Ok(None)
     }
@@ -334,6 +336,12 @@ impl Parser<'_> {
         }
         Ok(bits)
     }
+}
+
+/// A type name without its module: ``D`s`` (the program's own types) and ``vmlinux`s`` name
+/// `s`. dtk reads no kernel types, so a kernel struct is one the program may only point to.
+fn unscoped(word: &str) -> &str {
+    word.rsplit_once('`').map_or(word, |(_, name)| name)
 }
 
 fn expected_type(token: &Token) -> Diagnostic {
