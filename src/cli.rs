@@ -363,6 +363,18 @@ pub struct RunArgs {
     /// Print the generated eBPF programs on stderr before tracing (linux back end).
     #[arg(long)]
     pub dump_bpf: bool,
+    /// Run the C preprocessor (cpp) over the program first, as dtrace -C does.
+    #[arg(short = 'C')]
+    pub cpp: bool,
+    /// With -C: define a preprocessor macro (repeatable).
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub defines: Vec<String>,
+    /// With -C: undefine a preprocessor macro (repeatable).
+    #[arg(short = 'U', value_name = "NAME")]
+    pub undefines: Vec<String>,
+    /// With -C: a directory to search for #include files (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include_dirs: Vec<String>,
     /// The script file (unless -n is given), then its arguments ($1, $2, …).
     #[arg(value_name = "SCRIPT_AND_ARGS", trailing_var_arg = true)]
     pub script_and_args: Vec<String>,

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 
 use crate::backend::BackendChoice;
+use crate::cpp::CppOptions;
 use crate::cli::{
     self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
 };
@@ -143,6 +144,8 @@ pub struct RunConfig {
     pub zdefs: bool,
     pub options: Vec<(String, Option<String>)>,
     pub dump_bpf: bool,
+    /// `-C`: preprocess the program with cpp first.
+    pub cpp: Option<CppOptions>,
 }
 
 /// What the environment says about colour and terminals, read in one place.
@@ -360,6 +363,11 @@ fn run(a: cli::RunArgs) -> Result<RunConfig> {
         zdefs: a.zdefs,
         options,
         dump_bpf: a.dump_bpf,
+        cpp: a.cpp.then(|| CppOptions {
+            defines: a.defines,
+            undefines: a.undefines,
+            include_dirs: a.include_dirs,
+        }),
     })
 }
 

@@ -177,7 +177,7 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     span,
                     format!(
-                        "`#{}` is a C preprocessor directive; dtk does not run the preprocessor",
+                        "`#{}` is a C preprocessor directive: run the program with -C to preprocess it",
                         line.split_whitespace().next().unwrap_or("")
                     ),
                 ))
