@@ -253,7 +253,12 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
-        if matches!(target.kind, ExprKind::Member { .. }) {
+        let element = match &target.kind {
+            ExprKind::Member { .. } => true,
+            ExprKind::Index { base, .. } => matches!(base.ty, DType::Array(..)),
+            _ => false,
+        };
+        if element {
             let v = v.convert(&target.ty);
             return self.assign_member(op, target, v, &value.ty, f);
         }
@@ -363,14 +368,14 @@ impl State {
                 let n = indices.first().and_then(Expr::as_int).unwrap_or(0);
                 Ok(self.arg(n as usize, f).convert(ty))
             }
-            ExprKind::Var { name, scope } => {
-                let keys = self.keys(indices, f)?;
-                Ok(self.read_var(*scope, name, keys, ty, f))
-            }
             _ if matches!(base.ty, DType::Array(..)) => match indices.first() {
                 Some(i) => self.array_element(base, i, f),
                 None => Err(Fault::IllegalOperation),
             },
+            ExprKind::Var { name, scope } => {
+                let keys = self.keys(indices, f)?;
+                Ok(self.read_var(*scope, name, keys, ty, f))
+            }
             _ => {
                 let pointer = self.eval(base, f)?;
                 let i = match indices.first() {

@@ -463,23 +463,50 @@ impl Checker {
                     }
                 }
             }
+            ExprKind::Ident(_) | ExprKind::Var { .. } if self.is_array_var(base) => {
+                self.value(base);
+                self.array_index(base, indices)
+            }
             ExprKind::Ident(_) | ExprKind::Var { .. } => self.assoc_read(base, indices),
             _ => {
                 self.value(base);
                 match (&base.ty, &*indices) {
                     (DType::Unknown, _) => DType::Unknown,
-                    (DType::Pointer(to), [i]) | (DType::Array(to, _), [i]) if i.ty.is_integer() => {
-                        (**to).clone()
-                    }
-                    (t, _) => {
-                        let message =
-                            format!("`[]` needs a pointer or an associative array, found {t}");
-                        self.error(base.span, message);
-                        DType::Unknown
-                    }
+                    (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
+                    _ => self.array_index(base, indices),
                 }
             }
         }
+    }
+
+    /// `a[i]` of an array: the element type.
+    fn array_index(&mut self, base: &Expr, indices: &[Expr]) -> DType {
+        match (&base.ty, indices) {
+            (DType::Unknown, _) => DType::Unknown,
+            (DType::Array(_, n), [i]) if i.as_int().is_some_and(|i| i >= *n) => {
+                let message = format!("index {} is past the end of {}", i.as_int().unwrap_or(0) as i64, base.ty);
+                self.error(i.span, message);
+                DType::Unknown
+            }
+            (DType::Array(elem, _), [i]) if i.ty.is_integer() => (**elem).clone(),
+            (t, _) => {
+                let message = format!("`[]` needs a pointer or an associative array, found {t}");
+                self.error(base.span, message);
+                DType::Unknown
+            }
+        }
+    }
+
+    /// Whether `e` names a variable declared as an array (`int a[5];`).
+    pub(super) fn is_array_var(&self, e: &Expr) -> bool {
+        let key = match &e.kind {
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            _ => return false,
+        };
+        self.vars
+            .get(&key)
+            .is_some_and(|s| matches!(self.variables[s.index].ty, DType::Array(..)))
     }
 }
 

@@ -92,7 +92,14 @@ impl Checker {
             return DType::Unknown;
         };
         self.value(value);
-        if matches!(target.kind, ExprKind::Member { arrow: false, .. }) {
+        let element = match &target.kind {
+            ExprKind::Member { arrow: false, .. } => true,
+            ExprKind::Index { base, .. } => {
+                self.is_array_var(base) || matches!(base.kind, ExprKind::Member { arrow: false, .. })
+            }
+            _ => false,
+        };
+        if element {
             return self.member_assign(*op, target, value);
         }
         let Some(t) = self.target(target) else {
