@@ -295,7 +295,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__run)
-            opts="-p -c -n -l -Z -x -o -q -h -V --pid --command --program --list --zdefs --option --dump-bpf --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -l -Z -x -C -D -U -I -o -q -h -V --pid --command --program --list --zdefs --option --dump-bpf --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,6 +330,18 @@ _dtk() {
                     return 0
                     ;;
                 -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -I)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

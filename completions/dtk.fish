@@ -124,6 +124,9 @@ complete -c dtk -n "__fish_dtk_using_subcommand run" -s p -l pid -d 'Trace this 
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s c -l command -d 'Start this command (split like a shell would) and trace it until it exits' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s n -l program -d 'A D program given on the command line (repeatable: clauses are joined in order). With -n, every positional argument is a macro argument ($1, $2, …)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s x -l option -d 'Set a D option, as `#pragma D option` does (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s D -d 'With -C: define a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s U -d 'With -C: undefine a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s I -d 'With -C: a directory to search for #include files (repeatable)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l backend -d 'Tracing engine: libdtrace where built in, else dtk\'s eBPF engine' -r -f -a "auto\t''
 libdtrace\t''
 linux\t''"
@@ -135,6 +138,7 @@ json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s l -l list -d 'List the probes that the descriptions match (-n DESC, or the script\'s) instead of tracing'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s Z -l zdefs -d 'Permit probe descriptions that match no probes'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l dump-bpf -d 'Print the generated eBPF programs on stderr before tracing (linux back end)'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s C -d 'Run the C preprocessor (cpp) over the program first, as dtrace -C does'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l no-header -d 'Do not print the header line'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s h -l help -d 'Print help'

@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 
 use crate::backend::BackendChoice;
-use crate::cpp::CppOptions;
 use crate::cli::{
     self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
 };
+use crate::cpp::CppOptions;
 use crate::output::{decide_color, ColorChoice};
 use crate::target::Target;
 

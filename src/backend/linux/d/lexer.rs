@@ -177,9 +177,9 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     span,
                     format!(
-                        "`#{}` is a C preprocessor directive: run the program with -C to preprocess it",
-                        line.split_whitespace().next().unwrap_or("")
-                    ),
+                    "`#{}` is a C preprocessor directive: run the program with -C to preprocess it",
+                    line.split_whitespace().next().unwrap_or("")
+                ),
                 ))
             }
         }

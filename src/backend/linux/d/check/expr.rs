@@ -98,8 +98,13 @@ impl Checker {
             ExprKind::Unary { op, operand } => {
                 let ty = self.unary(*op, operand);
                 // `&` of a kernel symbol is its address.
-                if let (UnaryOp::AddrOf, ExprKind::Unary { op: UnaryOp::Deref, operand: p }) =
-                    (*op, &mut operand.kind)
+                if let (
+                    UnaryOp::AddrOf,
+                    ExprKind::Unary {
+                        op: UnaryOp::Deref,
+                        operand: p,
+                    },
+                ) = (*op, &mut operand.kind)
                 {
                     if let ExprKind::Int(address) = p.kind {
                         e.kind = ExprKind::Int(address);
@@ -484,7 +489,11 @@ impl Checker {
         match (&base.ty, indices) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Array(_, n), [i]) if i.as_int().is_some_and(|i| i >= *n) => {
-                let message = format!("index {} is past the end of {}", i.as_int().unwrap_or(0) as i64, base.ty);
+                let message = format!(
+                    "index {} is past the end of {}",
+                    i.as_int().unwrap_or(0) as i64,
+                    base.ty
+                );
                 self.error(i.span, message);
                 DType::Unknown
             }

@@ -11,9 +11,9 @@ use crate::backend::linux::d::diagnostic::Diagnostic;
 pub fn fold(e: &mut Expr, operand_ty: &DType) -> Result<(), Diagnostic> {
     let folded = match &e.kind {
         // `*` of a constant address reads memory, at run time.
-        ExprKind::Unary { op, operand } => operand
-            .as_int()
-            .and_then(|v| arith::unary(*op, v, &e.ty)),
+        ExprKind::Unary { op, operand } => {
+            operand.as_int().and_then(|v| arith::unary(*op, v, &e.ty))
+        }
         ExprKind::Binary { op, lhs, rhs } => fold_binary(*op, lhs, rhs, operand_ty, &e.ty)?,
         ExprKind::Cast { expr, .. } if e.ty.is_integer() => expr.as_int(),
         ExprKind::Ternary {

@@ -95,7 +95,8 @@ impl Checker {
         let element = match &target.kind {
             ExprKind::Member { arrow: false, .. } => true,
             ExprKind::Index { base, .. } => {
-                self.is_array_var(base) || matches!(base.kind, ExprKind::Member { arrow: false, .. })
+                self.is_array_var(base)
+                    || matches!(base.kind, ExprKind::Member { arrow: false, .. })
             }
             _ => false,
         };
@@ -176,7 +177,7 @@ impl Checker {
         if !self.in_struct_variable(target) {
             self.error(
                 target.span,
-                "only members of struct and union variables can be assigned",
+                "only members of struct, union and array variables can be assigned",
             );
             return DType::Unknown;
         }

@@ -6,6 +6,7 @@ mod aggregations;
 mod corpus;
 mod scripts;
 mod subroutines;
+mod types;
 mod variables;
 
 use std::sync::Arc;
