@@ -189,6 +189,7 @@ fn prepare(
     }
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
+    refuse_destructive(job, &compiled.program, &options)?;
     let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
@@ -196,6 +197,28 @@ fn prepare(
         })
     })?;
     Ok((compiled, options, plan))
+}
+
+/// A destructive action in a program that `destructive` (-w) does not allow is a compile
+/// error, as in dtrace(1).
+fn refuse_destructive(
+    job: &Job,
+    program: &d::ast::Program,
+    options: &Options,
+) -> Result<(), BackendError> {
+    if options.destructive {
+        return Ok(());
+    }
+    match d::first_destructive_action(program) {
+        Some(mut error) => {
+            error.file = job.script.name.clone();
+            Err(not_compiled(d::Diagnostics {
+                source_text: job.script.text.clone(),
+                diagnostics: vec![error],
+            }))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Parses the job's program; `$target` is substituted when it is compiled.

@@ -25,6 +25,13 @@ pub struct Options {
     pub zdefs: bool,
     /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
     pub dynvarsize: usize,
+    /// `nspec`: how many speculative buffers `speculation()` hands out.
+    pub nspec: usize,
+    /// `specsize`: bytes of data one speculative buffer holds.
+    pub specsize: usize,
+    /// `destructive` (or -w): actions that change the system (`system()`, `raise()`) are
+    /// allowed.
+    pub destructive: bool,
 }
 
 impl Default for Options {
@@ -35,6 +42,9 @@ impl Default for Options {
             switchrate: Duration::from_millis(50),
             zdefs: false,
             dynvarsize: 1 << 20,
+            nspec: 1,
+            specsize: 4 << 20,
+            destructive: false,
         }
     }
 }
@@ -82,6 +92,16 @@ impl Options {
         let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
         match name {
             "zdefs" => self.zdefs = true,
+            "destructive" => self.destructive = true,
+            "specsize" => self.specsize = parse_size(name, need()?)?,
+            "nspec" => {
+                let value = need()?;
+                self.nspec = value.parse().map_err(|_| OptionError::BadValue {
+                    name: name.into(),
+                    value: value.into(),
+                    what: "count",
+                })?;
+            }
             "strsize" => self.strsize = parse_size(name, need()?)?.max(2),
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,

@@ -617,6 +617,33 @@ pub enum Function {
     Tolower,
     Toupper,
     Progenyof,
+    Strchr,
+    Strrchr,
+    Cleanpath,
+    /// getmajor(dev) / getminor(dev): the kernel's MAJOR() and MINOR() of a dev_t.
+    Getmajor,
+    Getminor,
+    Strtok,
+    Rand,
+    /// htons(), htonl(), htonll() and their ntoh inverses: byte order swaps of 16, 32 and 64
+    /// bits (the host is little-endian; network order is big-endian).
+    Htons,
+    Htonl,
+    Htonll,
+    Ntohs,
+    Ntohl,
+    Ntohll,
+    /// speculation(): a free speculative buffer's id, or 0.
+    Speculation,
+    /// speculate(id): the rest of the clause's data goes to that buffer.
+    Speculate,
+    /// commit(id) / discard(id): a speculative buffer's data is output / thrown away.
+    Commit,
+    Discard,
+    /// system(format, ...): runs a shell command in the consumer (destructive).
+    System,
+    /// raise(signal): signals the thread that fired the probe (destructive).
+    Raise,
     /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
     Aggregating(AggFunc),
 }
@@ -632,6 +659,9 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("denormalize", Function::Denormalize),
     ("stack", Function::Stack),
     ("ustack", Function::Ustack),
+    // jstack() is ustack() with Java frames annotated; this engine has no Java helper, so
+    // it is ustack().
+    ("jstack", Function::Ustack),
     ("copyin", Function::Copyin),
     ("copyinstr", Function::Copyinstr),
     ("strlen", Function::Strlen),
@@ -646,6 +676,25 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("tolower", Function::Tolower),
     ("toupper", Function::Toupper),
     ("progenyof", Function::Progenyof),
+    ("strchr", Function::Strchr),
+    ("cleanpath", Function::Cleanpath),
+    ("getmajor", Function::Getmajor),
+    ("getminor", Function::Getminor),
+    ("strrchr", Function::Strrchr),
+    ("strtok", Function::Strtok),
+    ("rand", Function::Rand),
+    ("htons", Function::Htons),
+    ("htonl", Function::Htonl),
+    ("htonll", Function::Htonll),
+    ("ntohs", Function::Ntohs),
+    ("ntohl", Function::Ntohl),
+    ("ntohll", Function::Ntohll),
+    ("speculation", Function::Speculation),
+    ("speculate", Function::Speculate),
+    ("commit", Function::Commit),
+    ("discard", Function::Discard),
+    ("system", Function::System),
+    ("raise", Function::Raise),
     ("count", Function::Aggregating(AggFunc::Count)),
     ("sum", Function::Aggregating(AggFunc::Sum)),
     ("min", Function::Aggregating(AggFunc::Min)),
@@ -683,12 +732,17 @@ impl Function {
     pub fn kind(self) -> FunctionKind {
         use Function::*;
         match self {
-            Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize => {
-                FunctionKind::Action
-            }
+            Trace | Printf | Printa | Exit | Clear | Trunc | Normalize | Denormalize
+            | Speculate | Commit | Discard | System | Raise => FunctionKind::Action,
             Aggregating(_) => FunctionKind::Aggregating,
             _ => FunctionKind::Subroutine,
         }
+    }
+
+    /// Whether dtrace(1) refuses this action without `-w` (`-x destructive`): it changes the
+    /// traced system rather than observing it.
+    pub fn is_destructive(self) -> bool {
+        matches!(self, Function::System | Function::Raise)
     }
 }
 

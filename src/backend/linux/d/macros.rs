@@ -1,4 +1,5 @@
-//! D's macros. `$pid` and `$ppid` (dtk's own, as in dtrace(1)), `$1`…`$9` (an integer or an
+//! D's macros. `$pid`, `$ppid`, `$pgid`, `$sid`, `$uid`, `$gid`, `$euid`, `$egid`,
+//! `$projid` and `$taskid` (dtk's own, as in dtrace(1)), `$1`…`$9` (an integer or an
 //! identifier) and `$$1`…`$$9` (always a string) are substituted as the lexer meets them: an
 //! argument may be an identifier, which the parser must see as one. Unset arguments are
 //! errors unless `#pragma D option defaultargs` makes them 0 and "".
@@ -65,6 +66,9 @@ impl Lexer<'_> {
         match name {
             "pid" => Ok(std::process::id().to_string()),
             "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
+            "pgid" | "sid" | "uid" | "gid" | "euid" | "egid" => Ok(own_id(name).to_string()),
+            // Solaris projects and tasks: Linux has neither, and dtrace for Linux gives 0.
+            "projid" | "taskid" => Ok("0".to_string()),
             _ => self.macro_argument(name, as_string, span),
         }
     }
@@ -219,6 +223,22 @@ fn each_expr(e: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
 
 impl Lexer<'_> {}
 
+/// dtk's own process group, session or credential, for `$pgid`, `$sid`, `$uid`, `$gid`,
+/// `$euid` and `$egid`, which name the dtrace process in D.
+fn own_id(name: &str) -> u32 {
+    // SAFETY: these calls take no pointers and cannot fail for the calling process.
+    unsafe {
+        match name {
+            "pgid" => libc::getpgid(0) as u32,
+            "sid" => libc::getsid(0) as u32,
+            "uid" => libc::getuid(),
+            "gid" => libc::getgid(),
+            "euid" => libc::geteuid(),
+            _ => libc::getegid(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{parser, MacroArgs};
@@ -259,5 +279,38 @@ mod tests {
         assert_eq!(err.span, Span::new(29, 36));
         assert!(err.message.contains("no target process"), "{}", err.message);
         assert!(parse("BEGIN { x = 1; }", None).is_ok());
+    }
+
+    #[test]
+    fn process_macros_name_dtk_itself() {
+        let src = "BEGIN { trace($pgid); trace($sid); trace($uid); trace($gid); trace($projid); }";
+        let program = parse(src, None).unwrap();
+        let Some(body) = program.clauses()[0].body.as_deref() else {
+            panic!("no body")
+        };
+        let values: Vec<u64> = body
+            .iter()
+            .map(|stmt| match stmt {
+                Stmt::Expr(Expr {
+                    kind: ExprKind::Call { args, .. },
+                    ..
+                }) => match args[0].kind {
+                    ExprKind::Int(v) => v,
+                    ref other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // SAFETY: plain queries of this process.
+        let expected = unsafe {
+            [
+                libc::getpgid(0) as u64,
+                libc::getsid(0) as u64,
+                u64::from(libc::getuid()),
+                u64::from(libc::getgid()),
+                0,
+            ]
+        };
+        assert_eq!(values, expected);
     }
 }

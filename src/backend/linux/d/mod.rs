@@ -21,7 +21,8 @@
 //! Layout: `lexer` (with `macros` and `literal`), `arith` (integer semantics, shared with the
 //! executor), `format` (printf formats, shared with the executor), `parser` (items and statements; `expr`,
 //! `types`), `check` (names and types in `expr`, assignments in `targets`, calls in `calls`
-//! and `printf`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
+//! and `printf`, the order of actions around speculate() and commit() in `speculation`,
+//! destructive actions in `destructive`, `fold`, `options`, `constants`, `builtins`), `diagnostic`, `dump` (the text
 //! form the golden tests compare).
 
 pub(crate) mod arith;
@@ -38,7 +39,7 @@ mod span;
 mod token;
 pub(crate) mod typetable;
 
-pub use check::check_option;
+pub use check::{check_option, first_destructive_action};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use dump::dump;
 #[cfg(test)]

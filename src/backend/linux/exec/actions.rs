@@ -1,4 +1,5 @@
-//! D's actions: trace, printf, printa, exit, clear, trunc, normalize and denormalize.
+//! D's actions: trace, printf, printa, exit, clear, trunc, normalize and denormalize; the
+//! speculation actions (with `speculation`) and the destructive ones (`destructive`).
 //!
 //! A clause's actions are collected while it runs and applied in order once it completes
 //! (`commit`): DTrace discards what an enabling recorded when it faults, and runs printa,
@@ -8,6 +9,7 @@
 use std::io;
 
 use super::agg::KeyPart;
+use super::destructive;
 use super::printf::{self, Formatted, Typed};
 use super::{ExecError, Fault, Frame, State};
 use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
@@ -32,6 +34,20 @@ pub enum Pending {
     /// normalize(@a, n); denormalize(@a) is n = 1.
     Normalize(String, i64),
     Exit(i32),
+    /// commit(id) / discard(id) of the speculative buffer at this index.
+    Commit(usize),
+    Discard(usize),
+    /// system(): the command line, run by the shell when the clause's data is output.
+    System {
+        origin: Origin,
+        command: String,
+    },
+    /// raise(): a signal for the thread that fired the probe.
+    Raise {
+        pid: u32,
+        tid: u32,
+        signal: i32,
+    },
 }
 
 /// The name of an aggregation argument, `@name`.
@@ -55,6 +71,7 @@ impl State {
                 for arg in args {
                     values.push(self.eval(arg, f)?.to_event(&arg.ty));
                 }
+                self.speculative_data(&values, f)?;
                 // Consecutive trace() calls make one record, which dtrace(1) shows as one
                 // line after the probe's header.
                 if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
@@ -66,7 +83,43 @@ impl State {
                     values,
                 }))
             }
-            Function::Printf => self.printf(args, f)?,
+            Function::Printf => {
+                let pending = self.printf(args, f)?;
+                if let Pending::Emit(Event::Printf(p)) = &pending {
+                    self.speculative_data(&p.args, f)?;
+                }
+                pending
+            }
+            Function::Speculate => {
+                let id = self.int_arg(args.first(), f)? as u64;
+                return self.speculate(id, f);
+            }
+            Function::Commit | Function::Discard => {
+                let id = self.int_arg(args.first(), f)? as u64;
+                match self.speculations.index(id)? {
+                    Some(i) if func == Function::Commit => Pending::Commit(i),
+                    Some(i) => Pending::Discard(i),
+                    None => return Ok(()),
+                }
+            }
+            Function::System => match self.printf(args, f)? {
+                Pending::Emit(Event::Printf(p)) => Pending::System {
+                    origin: p.origin,
+                    command: String::from_utf8_lossy(p.text.as_bytes()).into_owned(),
+                },
+                _ => return Err(Fault::IllegalOperation),
+            },
+            Function::Raise => {
+                let signal = self.int_arg(args.first(), f)?;
+                if !(1..=64).contains(&signal) {
+                    return Err(Fault::IllegalOperation);
+                }
+                Pending::Raise {
+                    pid: f.firing.pid,
+                    tid: f.firing.tid,
+                    signal: signal as i32,
+                }
+            }
             Function::Printa => return self.printa(args, f),
             Function::Exit => {
                 let status = self.int_arg(args.first(), f)?;
@@ -168,8 +221,20 @@ impl State {
         in_end: bool,
         sink: &mut dyn EventSink,
     ) -> Result<(), ExecError> {
+        self.apply_all(pending, in_end, sink)
+            .map_err(ExecError::Output)
+    }
+
+    /// Applies one clause's actions, in order: when it completes, or when the speculative
+    /// buffer that holds them is committed.
+    fn apply_all(
+        &mut self,
+        pending: Vec<Pending>,
+        in_end: bool,
+        sink: &mut dyn EventSink,
+    ) -> io::Result<()> {
         for p in pending {
-            self.apply(p, in_end, sink).map_err(ExecError::Output)?;
+            self.apply(p, in_end, sink)?;
         }
         Ok(())
     }
@@ -208,6 +273,25 @@ impl State {
             Pending::Exit(status) => {
                 self.exit.get_or_insert(status);
             }
+            Pending::Commit(index) => {
+                for clause in self.speculations.take(index) {
+                    self.apply_all(clause, in_end, sink)?;
+                }
+            }
+            Pending::Discard(index) => {
+                self.speculations.take(index);
+            }
+            Pending::System { origin, command } => {
+                let text = destructive::system(&command)?;
+                sink.event(Event::Printf(Printf {
+                    origin,
+                    text: text.into(),
+                    traced: Vec::new(),
+                    args: Vec::new(),
+                    printa: None,
+                }))?;
+            }
+            Pending::Raise { pid, tid, signal } => destructive::raise(pid, tid, signal),
         }
         Ok(())
     }

@@ -234,7 +234,12 @@ impl State {
             return Ok(Value::Int(u64::from(truth)));
         }
         if op.is_comparison() {
-            let holds = if lhs.ty == DType::String || rhs.ty == DType::String {
+            let holds = if (lhs.ty == DType::String) != (rhs.ty == DType::String) {
+                // A string against NULL: a string is a non-NULL pointer unless a subroutine
+                // returned NULL (0) for it.
+                let pointer = |v: &Value| u64::from(!matches!(v, Value::Int(0)));
+                arith::compare(op, pointer(&l), pointer(&r), &DType::ULONG)
+            } else if lhs.ty == DType::String {
                 let ord = string_of(&l).cmp(string_of(&r));
                 arith::holds(op, ord)
             } else {
@@ -407,6 +412,7 @@ pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
         Value::Memory { bytes, .. } if !ty.is_scalar() => KeyPart::Str(bytes.to_vec()),
+        _ if *ty == DType::String => KeyPart::Str(string_of(v).to_vec()),
         Value::Stack => KeyPart::Stack,
         other if is_signed(ty) => KeyPart::Int(other.int() as i64),
         other => KeyPart::UInt(other.int()),

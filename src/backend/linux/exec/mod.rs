@@ -13,11 +13,13 @@ mod actions;
 mod agg;
 mod buckets;
 mod builtins;
+mod destructive;
 mod eval;
 mod format;
 mod printf;
 mod procfs;
 mod records;
+mod speculation;
 mod strings;
 mod subroutines;
 mod value;
@@ -41,6 +43,7 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use actions::Pending;
 use agg::Aggregations;
 use procfs::ProcessTable;
+use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
 
@@ -76,6 +79,9 @@ enum Fault {
     IllegalOperation,
     /// An aggregating function's constant parameters cannot be used.
     BadParameters(String),
+    /// The clause ends here and its data is dropped, with no error: speculate() on a
+    /// buffer that is not active, or speculative data past `specsize`.
+    Abandoned,
 }
 
 /// Where in a clause a fault happened.
@@ -97,6 +103,7 @@ impl Fault {
             Fault::DivideByZero => format!("divide-by-zero in {place}"),
             Fault::IllegalOperation => format!("illegal operation in {place}"),
             Fault::BadParameters(why) => format!("{why} in {place}"),
+            Fault::Abandoned => format!("clause abandoned in {place}"),
         }
     }
 }
@@ -116,7 +123,9 @@ impl Faulted {
         let (kind, addr) = match self.fault {
             Fault::InvalidAddress(addr) => (FAULT_BADADDR, addr),
             Fault::DivideByZero => (FAULT_DIVZERO, 0),
-            Fault::IllegalOperation | Fault::BadParameters(_) => (FAULT_ILLOP, 0),
+            Fault::IllegalOperation | Fault::BadParameters(_) | Fault::Abandoned => {
+                (FAULT_ILLOP, 0)
+            }
         };
         let action = match self.place {
             Place::Predicate => 0,
@@ -162,6 +171,8 @@ struct Frame<'a> {
     /// The number of the statement being run.
     action: usize,
     pending: Vec<Pending>,
+    /// Set by speculate(): the clause's data goes to a speculative buffer.
+    speculating: Option<Speculating>,
 }
 
 /// The executor's state between firings.
@@ -183,6 +194,11 @@ struct State {
     /// Aggregations printa printed during END: the final print leaves them out.
     printed_in_end: HashSet<String>,
     exit: Option<i32>,
+    speculations: Buffers,
+    /// Where strtok(NULL, ...) resumes.
+    strtok_rest: Option<Arc<[u8]>>,
+    /// rand()'s generator state (never 0).
+    rand_state: u64,
     /// The program's structs, unions and typedefs, for members and zero values.
     types: TypeTable,
 }
@@ -240,6 +256,7 @@ impl Executor {
             probes,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
+                speculations: Buffers::new(options.nspec),
                 options,
                 aggs: Aggregations::with_key_sizes(key_sizes),
                 agg_funcs,
@@ -250,6 +267,8 @@ impl Executor {
                 drops: HashMap::new(),
                 printed_in_end: HashSet::new(),
                 exit: None,
+                strtok_rest: None,
+                rand_state: (wall_clock_offset() as u64) | 1,
                 types,
             },
         }
@@ -323,9 +342,14 @@ impl Executor {
                 captures: &captures,
                 action: 0,
                 pending: Vec::new(),
+                speculating: None,
             };
             match state.run_clause(clause, &mut frame) {
-                Ok(()) => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                Ok(()) => match frame.speculating {
+                    Some(s) => state.keep_speculative(s, frame.pending),
+                    None => state.commit(frame.pending, probe.kind == ProbeKind::End, sink)?,
+                },
+                Err((Fault::Abandoned, _)) => {}
                 Err((fault, place)) => {
                     sink.event(Event::Error {
                         probe: Some(Arc::clone(&probe.desc)),

@@ -28,12 +28,63 @@ pub fn substr(bytes: &[u8], index: i64, length: Option<i64>, strsize: usize) -> 
     &bytes[start..end.max(start)]
 }
 
-/// `strstr(s, sub)`: `s` from the first occurrence of `sub`, or "" when there is none (D's
-/// NULL string prints as empty).
-pub fn strstr<'s>(s: &'s [u8], sub: &[u8]) -> &'s [u8] {
+/// `strstr(s, sub)`: `s` from the first occurrence of `sub`, or None (NULL) when there is
+/// none.
+pub fn strstr<'s>(s: &'s [u8], sub: &[u8]) -> Option<&'s [u8]> {
     (0..=s.len())
         .find(|&at| s[at..].starts_with(sub))
-        .map_or(&b""[..], |at| &s[at..])
+        .map(|at| &s[at..])
+}
+
+/// `strchr(s, c)` / `strrchr(s, c)`: `s` from the first / last `c`, or None (NULL).
+pub fn strchr(s: &[u8], c: u8, last: bool) -> Option<&[u8]> {
+    let at = if last {
+        s.iter().rposition(|&b| b == c)
+    } else {
+        s.iter().position(|&b| b == c)
+    };
+    at.map(|at| &s[at..])
+}
+
+/// One step of `strtok`: skips leading delimiters of `s`, and returns the token there, if
+/// any, and where the next call resumes: at the delimiter that ends the token, which the
+/// next call skips only if it is one of that call's delimiters (as in DTrace).
+pub fn strtok<'s>(s: &'s [u8], delims: &[u8]) -> (Option<&'s [u8]>, &'s [u8]) {
+    let start = s.iter().position(|b| !delims.contains(b));
+    let Some(start) = start else {
+        return (None, &s[s.len()..]);
+    };
+    let rest = &s[start..];
+    match rest.iter().position(|b| delims.contains(b)) {
+        Some(end) => (Some(&rest[..end]), &rest[end..]),
+        None => (Some(rest), &rest[rest.len()..]),
+    }
+}
+
+/// `cleanpath(path)`: the path without `.` components, repeated slashes, a trailing slash,
+/// or `..` components that follow a name (a `..` at the root stays at the root).
+pub fn cleanpath(path: &[u8]) -> Vec<u8> {
+    if path.is_empty() {
+        return Vec::new();
+    }
+    let rooted = path[0] == b'/';
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." if parts.last().is_some_and(|p| *p != b"..") => {
+                parts.pop();
+            }
+            b".." if rooted => {}
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join(&b'/');
+    match (rooted, joined.is_empty()) {
+        (true, _) => [&b"/"[..], &joined].concat(),
+        (false, true) => b".".to_vec(),
+        (false, false) => joined,
+    }
 }
 
 /// `index(s, sub[, start])`.
@@ -182,8 +233,44 @@ mod tests {
         assert_eq!(rindex(s, b"", Some(-1)), 0);
         assert_eq!(rindex(s, b"", None), s.len() as i64);
         assert_eq!(index(b"", b"", Some(5)), 0);
-        assert_eq!(strstr(s, b"world"), b"world, hello");
-        assert_eq!(strstr(s, b"nope"), b"");
+        assert_eq!(strstr(s, b"world"), Some(&b"world, hello"[..]));
+        assert_eq!(strstr(s, b"nope"), None);
+    }
+
+    #[test]
+    fn strchr_strrchr_and_strtok_follow_dtrace() {
+        let s = &b"fooeyfooeyfoo"[..];
+        assert_eq!(strchr(s, b'y', false), Some(&b"yfooeyfoo"[..]));
+        assert_eq!(strchr(s, b'y', true), Some(&b"yfoo"[..]));
+        assert_eq!(strchr(s, b'a', false), None);
+        let mut rest = &b",,,Carrots,,Barley,Oatmeal,,,Beans,"[..];
+        let mut tokens = Vec::new();
+        while let (Some(token), next) = strtok(rest, b",") {
+            tokens.push(token);
+            rest = next;
+        }
+        assert_eq!(tokens, [&b"Carrots"[..], b"Barley", b"Oatmeal", b"Beans"]);
+        assert_eq!(strtok(b"a b", b""), (Some(&b"a b"[..]), &b""[..]));
+        assert_eq!(strtok(b"xyAbc", b"A"), (Some(&b"xy"[..]), &b"Abc"[..]));
+        assert_eq!(strtok(b"", b","), (None, &b""[..]));
+    }
+
+    #[test]
+    fn cleanpath_follows_dtrace() {
+        let cases = [
+            ("/foo/bar///baz/", "/foo/bar/baz"),
+            ("/foo/bar/../../baz/.//", "/baz"),
+            ("/../../", "/"),
+            ("./", "."),
+            ("", ""),
+            ("../..", "../.."),
+            ("a/..", "."),
+            ("z/a/b/../../././c///d/e", "z/c/d/e"),
+            ("/a/..", "/"),
+        ];
+        for (path, clean) in cases {
+            assert_eq!(cleanpath(path.as_bytes()), clean.as_bytes(), "{path:?}");
+        }
     }
 
     #[test]

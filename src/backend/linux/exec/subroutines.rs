@@ -1,6 +1,7 @@
 //! D's subroutines: copyin and copyinstr over what the kernel captured at the probe, the
-//! string functions (`strings`), progenyof, and stack()/ustack(), whose frames this engine
-//! does not capture (they yield an empty stack).
+//! string functions (`strings`; strtok keeps where `strtok(NULL, ...)` resumes), rand, the
+//! byte-order functions, progenyof, speculation() (`speculation`), and stack()/ustack(),
+//! whose frames this engine does not capture (they yield an empty stack).
 
 use std::sync::Arc;
 
@@ -45,7 +46,10 @@ impl State {
                 int(2),
                 strsize,
             )),
-            Function::Strstr => Value::str(strings::strstr(text(0), text(1))),
+            Function::Strstr => strings::strstr(text(0), text(1)).map_or(Value::Int(0), Value::str),
+            Function::Cleanpath => Value::str(strings::cleanpath(text(0))),
+            Function::Getmajor => Value::Int(u64::from(first.int() as u32 >> 20)),
+            Function::Getminor => Value::Int(first.int() & 0xf_ffff),
             Function::Index => Value::Int(strings::index(text(0), text(1), int(2)) as u64),
             Function::Rindex => Value::Int(strings::rindex(text(0), text(1), int(2)) as u64),
             Function::Basename => Value::str(strings::basename(text(0))),
@@ -65,8 +69,53 @@ impl State {
                 Value::Int(u64::from(yes))
             }
             Function::Stack | Function::Ustack => Value::Stack,
+            Function::Speculation => Value::Int(self.speculation()),
+            Function::Strchr | Function::Strrchr => {
+                let c = int(1).unwrap_or(0) as u8;
+                strings::strchr(text(0), c, func == Function::Strrchr)
+                    .map_or(Value::Int(0), Value::str)
+            }
+            Function::Strtok => self.strtok(&values)?,
+            Function::Rand => Value::Int(self.rand() as i32 as i64 as u64),
+            Function::Htons | Function::Ntohs => {
+                Value::Int(u64::from((first.int() as u16).swap_bytes()))
+            }
+            Function::Htonl | Function::Ntohl => {
+                Value::Int(u64::from((first.int() as u32).swap_bytes()))
+            }
+            Function::Htonll | Function::Ntohll => Value::Int(first.int().swap_bytes()),
             _ => Value::zero(ty),
         })
+    }
+
+    /// strtok(s, delims): the first token of `s`; strtok(NULL, delims) the next token of the
+    /// string the last strtok() was given. NULL (0) when there is none; a NULL delimiter
+    /// string, or NULL before any string, is an invalid address, as in DTrace.
+    fn strtok(&mut self, values: &[Value]) -> Result<Value, Fault> {
+        let is_null = |v: Option<&Value>| matches!(v, Some(Value::Int(0)) | None);
+        if is_null(values.get(1)) {
+            return Err(Fault::InvalidAddress(0));
+        }
+        let delims = values.get(1).map_or(&b""[..], string_of);
+        let source: std::sync::Arc<[u8]> = if is_null(values.first()) {
+            self.strtok_rest.clone().ok_or(Fault::InvalidAddress(0))?
+        } else {
+            values.first().map_or(&b""[..], string_of).into()
+        };
+        let (token, rest) = strings::strtok(&source, delims);
+        let token = token.map(Value::str);
+        self.strtok_rest = Some(rest.into());
+        Ok(token.unwrap_or(Value::Int(0)))
+    }
+
+    /// rand(): a pseudo-random integer (xorshift64*, seeded from the clock at start).
+    fn rand(&mut self) -> u64 {
+        let mut x = self.rand_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rand_state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32
     }
 
     /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the

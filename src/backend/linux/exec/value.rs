@@ -88,6 +88,8 @@ impl Value {
     pub fn to_event(&self, ty: &DType) -> event::Value {
         match self {
             Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
+            // A string subroutine's NULL (strstr, strchr or strtok finding nothing).
+            Value::Int(0) if *ty == DType::String => event::Value::Str(Default::default()),
             Value::Stack => event::Value::Stack(Vec::new()),
             Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
             other if is_signed(ty) => event::Value::Int(other.int() as i64),

@@ -17,6 +17,8 @@ enum Kind {
     Const,
     /// A string (or pointer to char).
     Str,
+    /// A string, or `NULL` (an integer constant 0).
+    StrOrNull,
     /// An aggregation, `@name`.
     Agg,
     /// Any value that can be recorded: not an aggregation, not void.
@@ -41,9 +43,39 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Strjoin | Strstr => (&[Str, Str], 2, DType::String),
         Substr => (&[Str, Int, Int], 2, DType::String),
         Index | Rindex => (&[Str, Str, Int], 2, DType::INT),
-        Basename | Dirname | Tolower | Toupper => (&[Str], 1, DType::String),
+        Basename | Dirname | Tolower | Toupper | Cleanpath => (&[Str], 1, DType::String),
+        Getmajor | Getminor => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 32,
+                signed: false,
+            },
+        ),
         Lltostr => (&[Int, Int], 1, DType::String),
         Progenyof => (&[Int], 1, DType::INT),
+        Speculation => (&[], 0, DType::INT),
+        Strchr | Strrchr => (&[Str, Int], 2, DType::String),
+        Strtok => (&[StrOrNull, StrOrNull], 2, DType::String),
+        Rand => (&[], 0, DType::INT),
+        Htons | Ntohs => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 16,
+                signed: false,
+            },
+        ),
+        Htonl | Ntohl => (
+            &[Int],
+            1,
+            DType::Int {
+                bits: 32,
+                signed: false,
+            },
+        ),
+        Htonll | Ntohll => (&[Int], 1, DType::ULONG),
+        Speculate | Commit | Discard | Raise => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
         Aggregating(
             AggFunc::Sum
@@ -55,7 +87,7 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         ) => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Lquantize) => (&[Int, Const, Const, Const], 3, DType::Void),
         Aggregating(AggFunc::Llquantize) => (&[Int, Const, Const, Const, Const], 5, DType::Void),
-        Printf | Printa => (&[], 0, DType::Void),
+        Printf | Printa | System => (&[], 0, DType::Void),
     }
 }
 
@@ -80,7 +112,9 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
             checker.error(span, message);
             return DType::Unknown;
         }
-        _ if func == Function::Printf => return checker.printf(args, span),
+        _ if matches!(func, Function::Printf | Function::System) => {
+            return checker.printf(func, args, span)
+        }
         _ if func == Function::Printa => return checker.printa(args, span),
         _ => {}
     }
@@ -165,6 +199,10 @@ impl Checker {
             Kind::Int => (ty.is_scalar(), "an integer"),
             Kind::Const => (arg.as_int().is_some(), "an integer constant"),
             Kind::Str => (ty.is_string_like(), "a string"),
+            Kind::StrOrNull => (
+                ty.is_string_like() || arg.as_int() == Some(0),
+                "a string or NULL",
+            ),
             _ => (!matches!(ty, DType::Void | DType::Aggregation), "a value"),
         };
         if !ok {

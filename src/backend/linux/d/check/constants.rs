@@ -1,6 +1,7 @@
 //! Constants D scripts use by name without declaring them: `NULL`, errno values (`ENOENT`),
-//! signals (`SIGKILL`) and open(2) flags (`O_CREAT`). dtrace(1) provides these from its D
-//! library files; the values here are Linux's, as the Linux engine traces Linux.
+//! signals (`SIGKILL`), open(2) flags (`O_CREAT`) and fault types (`DTRACEFLT_BADADDR`).
+//! dtrace(1) provides these from its D library files; the values here are Linux's, as the
+//! Linux engine traces Linux.
 
 const CONSTANTS: &[(&str, u64)] = &[
     ("NULL", 0),
@@ -67,6 +68,34 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("SIGCONT", 18),
     ("SIGSTOP", 19),
     ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPOLL", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
+    ("SIGRTMIN", 34),
+    ("SIGRTMAX", 64),
+    // Fault types, as the ERROR probe's arg4 gives them (dtrace's DTRACEFLT_*).
+    ("DTRACEFLT_UNKNOWN", 0),
+    ("DTRACEFLT_BADADDR", 1),
+    ("DTRACEFLT_BADALIGN", 2),
+    ("DTRACEFLT_ILLOP", 3),
+    ("DTRACEFLT_DIVZERO", 4),
+    ("DTRACEFLT_NOSCRATCH", 5),
+    ("DTRACEFLT_KPRIV", 6),
+    ("DTRACEFLT_UPRIV", 7),
+    ("DTRACEFLT_TUPOFLOW", 8),
+    ("DTRACEFLT_BADSTACK", 9),
+    ("DTRACEFLT_BADSIZE", 10),
+    ("DTRACEFLT_BADINDEX", 11),
+    ("DTRACEFLT_LIBRARY", 1000),
     ("O_RDONLY", 0),
     ("O_WRONLY", 1),
     ("O_RDWR", 2),

@@ -321,6 +321,11 @@ impl Checker {
             if l.is_string_like() && r.is_string_like() {
                 return (DType::INT, DType::String);
             }
+            // `s == NULL`: whether a string subroutine found nothing.
+            let null = |e: &Expr, other: &DType| e.as_int() == Some(0) && *other == DType::String;
+            if null(lhs, &r) || null(rhs, &l) {
+                return (DType::INT, DType::Unknown);
+            }
             self.error(span, format!("cannot compare {l} with {r} using `{sym}`"));
             return (DType::Unknown, DType::Unknown);
         }

@@ -7,12 +7,15 @@ mod ahead;
 mod builtins;
 mod calls;
 mod constants;
+mod destructive;
 mod expr;
 mod fold;
 mod options;
 mod printf;
+mod speculation;
 mod targets;
 
+pub use destructive::first_destructive_action;
 pub use options::check_option;
 
 use std::collections::{HashMap, HashSet};
@@ -110,6 +113,7 @@ fn run(
                 }
                 if let Some(body) = &mut c.body {
                     checker.statements(body);
+                    checker.action_order(body);
                 }
             }
         }

@@ -47,18 +47,20 @@ impl Checker {
         }
     }
 
-    pub(super) fn printf(&mut self, args: &mut [Expr], span: Span) -> DType {
+    /// printf(), and system(), whose command is formatted as printf formats.
+    pub(super) fn printf(&mut self, func: Function, args: &mut [Expr], span: Span) -> DType {
         let Some((fmt, rest)) = args.split_first_mut() else {
-            self.error(
-                span,
-                "`printf()` takes a format and its arguments, found none",
+            let message = format!(
+                "`{}()` takes a format and its arguments, found none",
+                func.name()
             );
+            self.error(span, message);
             return DType::Void;
         };
         for arg in rest.iter_mut() {
             self.value(arg);
         }
-        let Some((text, convs)) = self.format_of(Function::Printf, fmt) else {
+        let Some((text, convs)) = self.format_of(func, fmt) else {
             return DType::Void;
         };
         if let Some(c) = convs.iter().find(|c| c.aggregation) {
@@ -72,7 +74,8 @@ impl Checker {
         let needed: usize = convs.iter().map(|c| c.stars() + 1).sum();
         if needed != rest.len() {
             let message = format!(
-                "the format of `printf()` needs {needed} argument{} after it, found {}",
+                "the format of `{}()` needs {needed} argument{} after it, found {}",
+                func.name(),
                 if needed == 1 { "" } else { "s" },
                 rest.len()
             );

@@ -4,7 +4,9 @@
 mod actions;
 mod aggregations;
 mod corpus;
+mod functions;
 mod scripts;
+mod speculation;
 mod subroutines;
 mod types;
 mod variables;
