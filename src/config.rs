@@ -363,7 +363,7 @@ fn run(a: cli::RunArgs) -> Result<RunConfig> {
         zdefs: a.zdefs,
         options,
         dump_bpf: a.dump_bpf,
-        cpp: a.cpp.then(|| CppOptions {
+        cpp: a.cpp.then_some(CppOptions {
             defines: a.defines,
             undefines: a.undefines,
             include_dirs: a.include_dirs,
