@@ -273,7 +273,23 @@ impl Checker {
                     DType::Unknown
                 }
             },
-            UnaryOp::AddrOf => DType::Pointer(Box::new(t)),
+            UnaryOp::AddrOf => match variable_place(operand) {
+                Some(name) if matches!(operand.kind, ExprKind::Var { .. }) => {
+                    let message = format!("cannot take the address of D variable `{name}`");
+                    self.error(operand.span, message);
+                    DType::Unknown
+                }
+                // DTrace gives an element of an array variable an address in its own
+                // storage; dtk's executor keeps variables as values, with no addresses.
+                Some(name) => {
+                    let message = format!(
+                        "dtk gives D variables no addresses: `&` of an element or member of `{name}` is not available"
+                    );
+                    self.error(operand.span, message);
+                    DType::Unknown
+                }
+                None => DType::Pointer(Box::new(t)),
+            },
             _ => {
                 let sym = match op {
                     UnaryOp::Neg => "-",
@@ -521,6 +537,24 @@ impl Checker {
         self.vars
             .get(&key)
             .is_some_and(|s| matches!(self.variables[s.index].ty, DType::Array(..)))
+    }
+}
+
+/// The variable that `x`, `x[i]` or `x.a.b` is (a part of), as the user wrote it.
+fn variable_place(mut e: &Expr) -> Option<String> {
+    loop {
+        match &e.kind {
+            ExprKind::Var { name, scope } => return Some(display_name(*scope, name)),
+            ExprKind::Member {
+                base, arrow: false, ..
+            }
+            | ExprKind::Index { base, .. }
+                if !matches!(base.ty, DType::Pointer(_)) =>
+            {
+                e = base
+            }
+            _ => return None,
+        }
     }
 }
 
