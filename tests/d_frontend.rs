@@ -235,8 +235,8 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("typedef int t;\ntypedef long t;", 2, 14, "typedef `t` is already defined"),
     case("int a[2];\nBEGIN { a[2] = 1; }", 2, 11, "index 2 is past the end of int [2]"),
     case("BEGIN { y = 1; y.x = 2; }", 1, 16, "only members of struct, union and array variables can be assigned"),
-    case("int i;\nBEGIN { p = &i; }", 2, 10, "cannot take the address of D variable `i`"),
-    case("int a[2];\nBEGIN { p = &a[1]; }", 2, 10, "dtk gives D variables no addresses"),
+    case("int i;\nBEGIN { p = &i; }", 2, 14, "cannot take the address of D variable `i`"),
+    case("int a[2];\nBEGIN { p = &a[1]; }", 2, 14, "dtk gives D variables no addresses"),
     case(
         "BEGIN { x = `dtk_no_such_symbol; }",
         1,
