@@ -237,6 +237,9 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { y = 1; y.x = 2; }", 1, 16, "only members of struct, union and array variables can be assigned"),
     case("int i;\nBEGIN { p = &i; }", 2, 14, "cannot take the address of D variable `i`"),
     case("int a[2];\nBEGIN { p = &a[1]; }", 2, 14, "dtk gives D variables no addresses"),
+    case("int `x;", 1, 5, "a D variable's name has no scope"),
+    case("extern int;", 1, 1, "this extern declaration declares nothing"),
+    case("int a[2], b[2];\nBEGIN { a = b; }", 2, 13, "an array cannot be assigned as a whole"),
     case(
         "BEGIN { x = `dtk_no_such_symbol; }",
         1,

@@ -1,4 +1,5 @@
-//! The types a D program declares: struct and union layouts, enums' constants and typedefs.
+//! The types a D program declares: struct and union layouts, enums' constants, typedefs,
+//! and the types `extern` declarations give kernel symbols.
 //!
 //! Layouts follow DTrace, which builds its types with libctf's rules rather than a C
 //! compiler's: each member of a struct starts at the end of the one before, rounded up to a
@@ -53,6 +54,8 @@ pub struct TypeTable {
     enums: Vec<String>,
     /// Enumerators of every enum: D puts them in one name space with the variables.
     enumerators: HashMap<String, i64>,
+    /// Kernel symbols' types, from `extern` declarations.
+    externs: HashMap<String, DType>,
     anonymous: usize,
 }
 
@@ -77,6 +80,20 @@ impl TypeTable {
     pub fn anonymous_name(&mut self) -> String {
         self.anonymous += 1;
         format!("(anon{})", self.anonymous)
+    }
+
+    pub fn extern_type(&self, symbol: &str) -> Option<&DType> {
+        self.externs.get(symbol)
+    }
+
+    pub fn add_extern(&mut self, symbol: &str, ty: DType) -> Result<(), String> {
+        if matches!(ty, DType::Void | DType::String) {
+            return Err(format!("extern `{symbol}` cannot have type {ty}"));
+        }
+        if self.externs.insert(symbol.to_string(), ty).is_some() {
+            return Err(format!("extern `{symbol}` is already declared"));
+        }
+        Ok(())
     }
 
     pub fn add_typedef(&mut self, name: &str, ty: DType) -> Result<(), String> {

@@ -203,8 +203,9 @@ impl Checker {
     }
 
     /// `` `sym `` or ``mod`sym``: a kernel variable, read at its address from
-    /// /proc/kallsyms. Its type is `uintptr_t`, as dtrace types a kernel symbol that it has
-    /// no type information for (dtk reads no kernel types for symbols).
+    /// /proc/kallsyms. Its type is the one an `extern` declaration gives it, else
+    /// `uintptr_t`, as dtrace types a kernel symbol that it has no type information for (dtk
+    /// reads no kernel types for symbols).
     fn kernel_symbol(&mut self, e: &mut Expr, module: &str, symbol: &str) -> DType {
         let module = (!module.is_empty()).then_some(module);
         let address = match kallsyms::lookup(module, symbol) {
@@ -223,16 +224,21 @@ impl Checker {
                 return DType::Unknown;
             }
         };
+        let ty = self
+            .types
+            .extern_type(symbol)
+            .cloned()
+            .unwrap_or(DType::ULONG);
         let pointer = Expr {
             kind: ExprKind::Int(address),
             span: e.span,
-            ty: DType::Pointer(Box::new(DType::ULONG)),
+            ty: DType::Pointer(Box::new(ty.clone())),
         };
         e.kind = ExprKind::Unary {
             op: UnaryOp::Deref,
             operand: Box::new(pointer),
         };
-        DType::ULONG
+        ty
     }
 
     pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {

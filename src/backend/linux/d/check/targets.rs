@@ -110,6 +110,11 @@ impl Checker {
         if value_ty == DType::Unknown {
             return DType::Unknown;
         }
+        if matches!(value_ty, DType::Array(..)) {
+            let message = "an array cannot be assigned as a whole; assign its elements";
+            self.error(value.span, message);
+            return DType::Unknown;
+        }
         let sized = self.types.size_of(&value_ty).is_some();
         if matches!(value_ty, DType::Stack | DType::Void)
             || matches!(value_ty, DType::Record { .. } | DType::Array(..)) && !sized
@@ -182,6 +187,7 @@ impl Checker {
             return DType::Unknown;
         }
         let fits = match op {
+            _ if matches!(ty, DType::Array(..)) => false,
             Some(_) => ty.is_integer() && value_ty.is_scalar(),
             None if ty.is_scalar() => value_ty.is_scalar(),
             None => ty == value_ty,

@@ -432,6 +432,11 @@ impl Parser<'_> {
             self.typedef()?;
             return Ok(Vec::new());
         }
+        if scope == VarScope::Global && first.is_ident("extern") {
+            self.bump()?;
+            self.extern_decl(start)?;
+            return Ok(Vec::new());
+        }
         let base = self.base_type()?;
         let mut decls = Vec::new();
         // `struct s { ... };` and `enum e { ... };` define a type and declare nothing.
@@ -441,6 +446,10 @@ impl Parser<'_> {
         loop {
             let ty = self.pointers(base.clone())?;
             let (name, name_span) = self.expect_ident("a variable name")?;
+            if name.contains('`') {
+                let message = format!("a D variable's name has no scope: `{name}`");
+                return Err(Diagnostic::error(name_span, message));
+            }
             if self.at("=")? {
                 let span = self.peek()?.span;
                 return Err(Diagnostic::error(
@@ -471,6 +480,32 @@ impl Parser<'_> {
         }
         self.expect(";")?;
         Ok(decls)
+    }
+
+    /// `extern type name, ...;` (after `extern`): the type of a kernel symbol, which a
+    /// backquoted name then reads as.
+    fn extern_decl(&mut self, start: Span) -> PResult<()> {
+        let base = self.base_type()?;
+        if self.at(";")? {
+            let span = start.to(Span::new(self.prev_end, self.prev_end));
+            return Err(Diagnostic::error(
+                span,
+                "this extern declaration declares nothing",
+            ));
+        }
+        loop {
+            let ty = self.pointers(base.clone())?;
+            let (name, span) = self.expect_ident("the symbol's name")?;
+            let ty = self.array_suffix(ty)?;
+            self.types
+                .add_extern(&name, ty)
+                .map_err(|m| Diagnostic::error(span, m))?;
+            if !self.eat(",")? {
+                break;
+            }
+        }
+        self.expect(";")?;
+        Ok(())
     }
 
     /// `typedef type name;` (after `typedef`), with `*`s and `[N]` as in a declaration.

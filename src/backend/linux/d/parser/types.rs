@@ -50,7 +50,7 @@ pub fn is_type_word(word: &str) -> bool {
 
 /// Words that begin a top-level declaration, besides the program's typedef names.
 pub fn starts_declaration(word: &str) -> bool {
-    is_type_word(word) || matches!(word, "inline" | "self" | "this" | "typedef")
+    is_type_word(word) || matches!(word, "inline" | "self" | "this" | "typedef" | "extern")
 }
 
 impl Parser<'_> {

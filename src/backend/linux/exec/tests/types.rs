@@ -148,3 +148,12 @@ fn a_constant_address_is_read_at_run_time_not_folded() {
     h.fire(&firing(0, 0));
     assert_eq!(errors(&h.take()), ["invalid address (0x1000) in action #1"]);
 }
+
+#[test]
+fn extern_declarations_type_kernel_symbols() {
+    // `_text` and `_stext` are in every kernel's /proc/kallsyms; only the first is declared.
+    let out = begin(
+        "extern int _text;\nBEGIN { printf(\"%d %d %d\\n\", sizeof(`_text), sizeof(vmlinux`_stext), &`_text == &vmlinux`_text); }",
+    );
+    assert_eq!(out, ["4 8 1\n"]);
+}
