@@ -238,6 +238,8 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("int i;\nBEGIN { p = &i; }", 2, 14, "cannot take the address of D variable `i`"),
     case("int a[2];\nBEGIN { p = &a[1]; }", 2, 14, "dtk gives D variables no addresses"),
     case("int `x;", 1, 5, "a D variable's name has no scope"),
+    case("this int a[int];", 1, 1, "clause-local `this->a` cannot be an associative array"),
+    case("void *p;\nBEGIN { q = p + 1; }", 2, 13, "`+` cannot move a void pointer"),
     case("extern int;", 1, 1, "this extern declaration declares nothing"),
     case("int a[2], b[2];\nBEGIN { a = b; }", 2, 13, "an array cannot be assigned as a whole"),
     case(

@@ -352,6 +352,14 @@ impl Checker {
             return (DType::Unknown, DType::Unknown);
         }
         let pointer_math = matches!(op, BinaryOp::Add | BinaryOp::Sub);
+        let void_pointer = |t: &DType| matches!(t, DType::Pointer(to) if **to == DType::Void);
+        if pointer_math && (void_pointer(&l) || void_pointer(&r)) {
+            self.error(
+                span,
+                format!("`{sym}` cannot move a void pointer, found {l} and {r}"),
+            );
+            return (DType::Unknown, DType::Unknown);
+        }
         let ty = match (&l, &r) {
             (DType::Pointer(_), DType::Pointer(_)) if op == BinaryOp::Sub => DType::LONG,
             (DType::Pointer(_), DType::Int { .. }) if pointer_math => l.clone(),

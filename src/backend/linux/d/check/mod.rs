@@ -154,6 +154,14 @@ impl Checker {
             self.error(d.span, format!("`{}` cannot have type void", d.name));
             return;
         }
+        if d.scope == VarScope::Clause && !d.keys.is_empty() {
+            let message = format!(
+                "clause-local `this->{}` cannot be an associative array",
+                d.name
+            );
+            self.error(d.span, message);
+            return;
+        }
         if matches!(d.ty, DType::Record { .. }) && self.types.size_of(&d.ty).is_none() {
             let message = format!("`{}` has incomplete type {}", d.name, d.ty);
             self.error(d.span, message);
