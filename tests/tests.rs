@@ -9,6 +9,7 @@ mod codegen;
 mod d_frontend;
 mod destructive;
 mod exec;
+mod follow;
 mod hostile;
 mod json;
 #[cfg(dtk_libdtrace)]
@@ -18,6 +19,7 @@ mod live;
 mod opens;
 mod pyflow;
 mod run_linux;
+mod semantics;
 mod speculation;
 mod syscalls;
 mod usdt;

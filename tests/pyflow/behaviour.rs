@@ -12,7 +12,7 @@ use dtk::internals::inspect::UsdtProbes;
 use serde_json::Value;
 
 use super::{dtk, programs, success, Interpreter};
-use crate::util::kernel_available;
+use crate::util::{kernel_available, spawn_fresh_executable};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -26,11 +26,6 @@ impl Drop for Started {
     }
 }
 
-/// tests/pyflow/loop.py on python3.11, once it has said it is ready.
-fn start_loop() -> Started {
-    start_loop_on(&Interpreter::system_3_11())
-}
-
 /// tests/pyflow/loop.py on `python`, once it has said it is ready.
 fn start_loop_on(python: &Interpreter) -> Started {
     start_on(python, &["loop.py"])
@@ -38,12 +33,12 @@ fn start_loop_on(python: &Interpreter) -> Started {
 
 /// A program of tests/pyflow (and its arguments) on `python`, once it has said it is ready.
 fn start_on(python: &Interpreter, script: &[&str]) -> Started {
-    let mut child = python
-        .command(script)
-        .current_dir(programs())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_fresh_executable(
+        python
+            .command(script)
+            .current_dir(programs())
+            .stdout(Stdio::piped()),
+    );
     let mut ready = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut ready)
@@ -86,7 +81,15 @@ fn pyflow_attaches_to_a_running_loop_and_restores_its_semaphores() {
     if !kernel_available("pyflow_attaches_to_a_running_loop_and_restores_its_semaphores") {
         return;
     }
-    let target = start_loop();
+    // A copy of python3.11 of the test's own: a following `dtk pyflow` that another test runs
+    // at the same time raises the semaphores of every process running /usr/bin/python3.11.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("python3.11");
+    std::fs::copy(PYTHON, &private).unwrap();
+    let mut python = Interpreter::system_3_11();
+    python.argv = vec![private.to_string_lossy().into_owned()];
+    python.env.push(("PYTHONHOME".into(), "/usr".into()));
+    let target = start_loop_on(&python);
     let pid = target.0.id();
     let names = ["function__entry", "function__return", "line"];
     assert_eq!(semaphores(pid, &names), [0, 0, 0]);
@@ -342,7 +345,11 @@ fn show_with_activate_prints_the_program_and_leaves_the_target_alone() {
         &expected,
     );
     let expected = String::from_utf8_lossy(&expected.stdout)
-        .replace(&format!("pid{}::", on.0.id()), &format!("pid{pid}::"));
+        .replace(&format!("pid{}::", on.0.id()), &format!("pid{pid}::"))
+        .replace(
+            &format!("/pid == {}/", on.0.id()),
+            &format!("/pid == {pid}/"),
+        );
     assert!(expected.contains(&format!("pid{pid}::_PyEval_EvalFrameDefault:entry")));
 
     let shown = dtk(&programs())

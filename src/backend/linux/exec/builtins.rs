@@ -35,13 +35,12 @@ impl State {
             Builtin::Errno => int(firing.errno as i64 as u64),
             Builtin::Id => int(u64::from(firing.probe) + 1),
             Builtin::Epid => int(f.clause as u64 + 1),
-            Builtin::Args
-            | Builtin::Curthread
-            | Builtin::Curpsinfo
-            | Builtin::Stackdepth
-            | Builtin::Ustackdepth
-            | Builtin::Caller
-            | Builtin::Ucaller => Value::Int(0),
+            Builtin::Args | Builtin::Curthread | Builtin::Curpsinfo => Value::Int(0),
+            Builtin::Stackdepth => int(firing.kernel_stack.len() as u64),
+            Builtin::Ustackdepth => int(firing.user_stack.len() as u64),
+            // The frame that called the probed function: the second of the stack.
+            Builtin::Caller => int(firing.kernel_stack.get(1).copied().unwrap_or(0)),
+            Builtin::Ucaller => int(firing.user_stack.get(1).copied().unwrap_or(0)),
         }
     }
 

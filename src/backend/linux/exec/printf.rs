@@ -68,7 +68,7 @@ pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
                 let (spec, width, precision) = resolve(spec.clone(), &mut star);
                 let Some(arg) = next.next() else { break };
                 let operand = match &arg.value {
-                    Value::Stack => Operand::Str(b""),
+                    Value::Stack(_) => Operand::Str(b""),
                     v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
                         Operand::Str(string_of(v))
                     }
@@ -161,7 +161,7 @@ pub fn printa_row(
                     KeyPart::Int(v) => Operand::Int(long(*v as u64, true)),
                     KeyPart::UInt(v) => Operand::Int(long(*v, false)),
                     KeyPart::Str(s) => Operand::Str(s),
-                    KeyPart::Stack => Operand::Str(b""),
+                    KeyPart::Stack(_) => Operand::Str(b""),
                 };
                 out.converted(&spec, &apply(&spec, width, precision, operand));
             }
@@ -194,6 +194,7 @@ fn value_text(
         name: String::new(),
         func,
         key_sizes: Vec::new(),
+        sort: crate::event::AggSort::default(),
         entries: vec![AggEntry {
             keys: Vec::new(),
             value: value.clone(),
