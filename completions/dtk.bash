@@ -295,7 +295,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__run)
-            opts="-p -c -s -n -P -m -f -l -e -Z -w -F -b -x -G -a -A -S -v -H -i -L -X -o -q -h -V --pid --command --script --program --provider --module --function --list --compile-only --zdefs --destructive --flowindent --bufsize --option --dump-bpf --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -s -n -P -m -f -l -e -Z -w -F -b -x -C -D -U -I -G -a -A -S -v -H -i -L -X -o -q -h -V --pid --command --script --program --provider --module --function --list --compile-only --zdefs --destructive --flowindent --bufsize --option --dump-bpf --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +370,18 @@ _dtk() {
                     return 0
                     ;;
                 -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -I)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -132,6 +132,9 @@ complete -c dtk -n "__fish_dtk_using_subcommand run" -s m -l module -d 'Probes i
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s f -l function -d 'Probes of this function, as `dtrace -f`: [[PROVIDER:]MODULE:]FUNCTION[{action}] (repeatable)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s b -l bufsize -d 'The principal buffer\'s size, such as 4m (`-x bufsize=SIZE`)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s x -l option -d 'Set a D option, as `#pragma D option` does (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s D -d 'With -C: define a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s U -d 'With -C: undefine a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s I -d 'With -C: a directory to search for #include files (repeatable)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s i -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s L -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s X -r
@@ -149,6 +152,7 @@ complete -c dtk -n "__fish_dtk_using_subcommand run" -s Z -l zdefs -d 'Permit pr
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s w -l destructive -d 'Permit destructive actions such as system() and raise() (`-x destructive`)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s F -l flowindent -d 'Indent function entries and returns (`-x flowindent`)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l dump-bpf -d 'Print the generated eBPF programs on stderr before tracing (linux back end)'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s C -d 'Run the C preprocessor (cpp) over the program first, as dtrace -C does'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s G
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s a
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s A

@@ -118,7 +118,7 @@ pub enum Command {
     Pyflow(PyflowArgs),
     Opens(OpensArgs),
     Syscalls(SyscallsArgs),
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the bundled D scripts, one line each.
     #[command(after_help = "Examples:\n  dtk list\n  dtk -o json list")]
     List,
@@ -415,6 +415,18 @@ pub struct RunArgs {
     /// Print the generated eBPF programs on stderr before tracing (linux back end).
     #[arg(long)]
     pub dump_bpf: bool,
+    /// Run the C preprocessor (cpp) over the program first, as dtrace -C does.
+    #[arg(short = 'C')]
+    pub cpp: bool,
+    /// With -C: define a preprocessor macro (repeatable).
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub defines: Vec<String>,
+    /// With -C: undefine a preprocessor macro (repeatable).
+    #[arg(short = 'U', value_name = "NAME")]
+    pub undefines: Vec<String>,
+    /// With -C: a directory to search for #include files (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include_dirs: Vec<String>,
     #[command(flatten)]
     pub unsupported: UnsupportedArgs,
     /// The script file (unless -s, -n, -P, -m or -f gives the program), then its arguments

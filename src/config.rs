@@ -13,6 +13,7 @@ use crate::backend::BackendChoice;
 use crate::cli::{
     self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
 };
+use crate::cpp::CppOptions;
 use crate::output::{decide_color, ColorChoice};
 use crate::target::Target;
 
@@ -154,6 +155,8 @@ pub struct RunConfig {
     /// Whether per-firing lines show the CPU and probe ID columns (not under
     /// `_DTRACE_TESTING`).
     pub probe_columns: bool,
+    /// `-C`: preprocess the program with cpp first.
+    pub cpp: Option<CppOptions>,
 }
 
 /// What the environment says about colour and terminals, read in one place.
@@ -212,7 +215,7 @@ impl Config {
             Command::Pyflow(a) => CommandConfig::Pyflow(pyflow(a, env)?),
             Command::Opens(a) => CommandConfig::Opens(opens(a, &mut notices)?),
             Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a, &mut notices)?),
-            Command::Run(a) => CommandConfig::Run(run(a, g.quiet, env.dtrace_testing)?),
+            Command::Run(a) => CommandConfig::Run(run(*a, g.quiet, env.dtrace_testing)?),
             Command::List => CommandConfig::List,
             Command::Show(a) => CommandConfig::Show(match a.script {
                 cli::ShowScript::Pyflow(a) => ShowConfig::Pyflow(pyflow(a, env)?),
@@ -400,6 +403,11 @@ fn run(a: cli::RunArgs, quiet: bool, dtrace_testing: bool) -> Result<RunConfig> 
         options,
         dump_bpf: a.dump_bpf,
         probe_columns: !dtrace_testing,
+        cpp: a.cpp.then_some(CppOptions {
+            defines: a.defines,
+            undefines: a.undefines,
+            include_dirs: a.include_dirs,
+        }),
     })
 }
 

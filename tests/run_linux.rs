@@ -955,3 +955,78 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     assert!(programs.contains("bpf_map_lookup_elem"), "{programs}");
     assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
 }
+
+/// Runs `dtk --backend linux run ARGS…` with `path` as PATH.
+fn dtk_run_with_path(args: &[&std::ffi::OsStr], path: &Path) -> Output {
+    std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run"])
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cpp_keeps_the_line_numbers_of_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pre.d");
+    let header = dir.path().join("defs.h");
+    std::fs::write(&header, "#define TWO 2\n#define THREE 3\n").unwrap();
+    let lines = [
+        "#include \"defs.h\"",
+        "#define BAD",
+        "#ifdef BAD",
+        "BEGIN { x = TWO + THREE; }",
+        "BEGIN { y = ; }",
+        "#endif",
+    ];
+    std::fs::write(&script, lines.join("\n") + "\n").unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let include = format!("-I{}", dir.path().display());
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), include.as_ref(), script.as_os_str()][..],
+        Path::new(&path),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let bad = lines.iter().position(|l| l.contains("y = ;")).unwrap() + 1;
+    let loc = format!("{}:{bad}:", script.display());
+    assert!(err.contains(&loc), "want {loc}: {err}");
+    assert!(
+        err.contains("y = ;"),
+        "the message quotes the script's line: {err}"
+    );
+}
+
+#[test]
+fn cpp_defines_and_conditionals_select_the_program() {
+    let prog = "#pragma D option quiet\n#if N > 2 && defined(__SUNW_D)\nBEGIN { printf(\"%d\\n\", N * 10); exit(0); }\n#else\nBEGIN { printf(\"small\\n\"); exit(0); }\n#endif\n";
+    let Some(big) = stdout_of("cpp_defines_big", prog, &["-C", "-DN=7"]) else {
+        return;
+    };
+    assert_eq!(big.trim_end(), (7 * 10).to_string());
+    let small = stdout_of("cpp_defines_small", prog, &["-C", "-D", "N=1"]).unwrap();
+    assert_eq!(small.trim_end(), "small");
+}
+
+#[test]
+fn cpp_failure_and_a_missing_cpp_are_clear_errors() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let unterminated: &std::ffi::OsStr = "#ifdef X\nBEGIN { exit(0); }\n".as_ref();
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), "-n".as_ref(), unterminated][..],
+        Path::new(&path),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the C preprocessor failed"), "{err}");
+    assert!(err.contains("unterminated"), "cpp's own message: {err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), "-n".as_ref(), "BEGIN { exit(0); }".as_ref()][..],
+        empty.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`cpp`, which is not installed"), "{err}");
+}

@@ -12,6 +12,7 @@ use super::Notices;
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job, Stop};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
+use crate::cpp;
 use crate::event::{Event, Origin, Printf, ProbeDesc, TraceFormat, Value};
 use crate::output::{self, json, text, LineWriter};
 use crate::script::Script;
@@ -20,7 +21,7 @@ use crate::target::Target;
 /// Returns the status the program gave exit(), as dtrace(1) exits with it, else 0 (also when
 /// a -c command ends the run: its status is reported, not returned, as by dtrace(1)).
 pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
-    let script = match &c.source {
+    let mut script = match &c.source {
         ProgramSource::File(path) => Script {
             name: path.display().to_string(),
             text: fs::read_to_string(path)
@@ -31,6 +32,9 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
             text: text.clone(),
         },
     };
+    if let Some(options) = &c.cpp {
+        script.text = cpp::preprocess(&script.name, &script.text, options)?;
+    }
     if let Target::Pid(pid) = c.target {
         backend::check_pid(pid)?;
     }

@@ -117,7 +117,8 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
                 Tok::Agg(self.ident_text().to_string())
             }
-            c if is_ident_start(c) => Tok::Ident(self.ident_text().to_string()),
+            c if is_ident_start(c) => Tok::Ident(self.scoped_ident()),
+            b'`' if is_ident_start(self.peek_byte(1)) => Tok::Ident(self.scoped_ident()),
             c if c.is_ascii_digit() => self.number()?,
             _ => self.punct()?,
         };
@@ -133,6 +134,21 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         &self.src[start..self.pos]
+    }
+
+    /// A name, with its scope if it has one: ``mod`name`` or `` `name `` (a kernel symbol,
+    /// or a type of a module, `D` being the program's own types).
+    fn scoped_ident(&mut self) -> String {
+        let mut text = String::new();
+        if self.peek_byte(0) != b'`' {
+            text.push_str(self.ident_text());
+        }
+        if self.peek_byte(0) == b'`' && is_ident_start(self.peek_byte(1)) {
+            self.pos += 1;
+            text.push('`');
+            text.push_str(self.ident_text());
+        }
+        text
     }
 
     fn punct(&mut self) -> LexResult<Tok> {
@@ -162,9 +178,9 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     span,
                     format!(
-                        "`#{}` is a C preprocessor directive; dtk does not run the preprocessor",
-                        line.split_whitespace().next().unwrap_or("")
-                    ),
+                    "`#{}` is a C preprocessor directive: run the program with -C to preprocess it",
+                    line.split_whitespace().next().unwrap_or("")
+                ),
                 )
                 .tagged("D_PRAGCTL_INVAL"))
             }

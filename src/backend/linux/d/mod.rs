@@ -37,6 +37,7 @@ mod macros;
 mod parser;
 mod span;
 mod token;
+pub(crate) mod typetable;
 
 pub use check::{check_option, first_destructive_action};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -17,7 +17,7 @@ use crate::backend::linux::deep;
 use crate::backend::linux::firing::{in_zone, thread_member_path, zone_compared};
 use crate::event::DropKind;
 
-type Eval = Result<Value, Fault>;
+pub(super) type Eval = Result<Value, Fault>;
 
 impl State {
     /// Runs a clause: the predicate, then the statements. On a fault, says where it was.
@@ -185,7 +185,7 @@ impl State {
         }
     }
 
-    fn read_var(
+    pub(super) fn read_var(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -197,7 +197,7 @@ impl State {
         self.vars
             .get(place, f.firing.tid)
             .cloned()
-            .unwrap_or_else(|| Value::zero(ty))
+            .unwrap_or_else(|| self.zero(ty))
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
@@ -268,6 +268,15 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
+        let element = match &target.kind {
+            ExprKind::Member { .. } => true,
+            ExprKind::Index { base, .. } => matches!(base.ty, DType::Array(..)),
+            _ => false,
+        };
+        if element {
+            let v = v.convert(&target.ty);
+            return self.assign_member(op, target, v, &value.ty, f);
+        }
         let (scope, name, keys) = self.target(target, f)?;
         let new = match op {
             None => v,
@@ -309,7 +318,7 @@ impl State {
     }
 
     /// The variable an assignment stores into, with its evaluated keys.
-    fn target<'e>(
+    pub(super) fn target<'e>(
         &mut self,
         target: &'e Expr,
         f: &mut Frame<'_>,
@@ -324,7 +333,7 @@ impl State {
         }
     }
 
-    fn store(
+    pub(super) fn store(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -360,6 +369,9 @@ impl State {
         if let ExprKind::Builtin(Builtin::Curpsinfo) = base.kind {
             return Ok(self.psinfo_member(member, ty, f));
         }
+        if let Some(v) = self.record_member(base, member, f) {
+            return v;
+        }
         // Other structures are kernel or user memory this engine does not read; DTrace
         // faults the same way on an address it cannot load.
         let v = self.eval(base, f)?;
@@ -372,6 +384,10 @@ impl State {
                 let n = indices.first().and_then(Expr::as_int).unwrap_or(0);
                 Ok(self.arg(n as usize, f).convert(ty))
             }
+            _ if matches!(base.ty, DType::Array(..)) => match indices.first() {
+                Some(i) => self.array_element(base, i, f),
+                None => Err(Fault::IllegalOperation),
+            },
             ExprKind::Var { name, scope } => {
                 let keys = self.keys(indices, f)?;
                 Ok(self.read_var(*scope, name, keys, ty, f))
@@ -406,6 +422,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
+        Value::Memory { bytes, .. } if !ty.is_scalar() => KeyPart::Str(bytes.to_vec()),
         _ if *ty == DType::String => KeyPart::Str(string_of(v).to_vec()),
         Value::Stack(frames) => KeyPart::Stack(frames.clone()),
         other if is_signed(ty) => KeyPart::Int(normalize(other.int(), ty) as i64),
@@ -423,7 +440,12 @@ pub(super) fn string_of(v: &Value) -> &[u8] {
 }
 
 /// An arithmetic or bitwise operator, by D's integer rules.
-fn arithmetic(op: BinaryOp, l: (u64, &DType), r: (u64, &DType), ty: &DType) -> Result<u64, Fault> {
+pub(super) fn arithmetic(
+    op: BinaryOp,
+    l: (u64, &DType),
+    r: (u64, &DType),
+    ty: &DType,
+) -> Result<u64, Fault> {
     arith::binary(op, l, r, ty).map_err(|arith::DivideByZero| Fault::DivideByZero)
 }
 

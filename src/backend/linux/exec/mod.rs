@@ -18,6 +18,7 @@ mod eval;
 mod format;
 mod printf;
 mod process;
+mod records;
 mod speculation;
 mod strings;
 mod subroutines;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, DType, Item, Program, VariableKind};
+use super::d::typetable::TypeTable;
 use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -202,6 +204,8 @@ struct State {
     strtok_rest: Option<Arc<[u8]>>,
     /// rand()'s generator state (never 0).
     rand_state: u64,
+    /// The program's structs, unions and typedefs, for members and zero values.
+    types: TypeTable,
 }
 
 impl State {
@@ -246,6 +250,7 @@ impl Executor {
         let mut aggs = Aggregations::with_key_sizes(key_sizes);
         aggs.sort = options.aggsort;
         aggs.sort_pos = options.aggsortpos;
+        let types = program.types.clone();
         let clauses = program
             .items
             .into_iter()
@@ -273,6 +278,7 @@ impl Executor {
                 symbols: Symbolizer::default(),
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
+                types,
             },
         }
     }

@@ -10,6 +10,7 @@ use crate::backend::linux::d::ast::{
 };
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
+use crate::inspect::kallsyms::{self, KernelSymbol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -103,7 +104,24 @@ impl Checker {
                 self.tagged("D_AGG_SCALAR", span, message);
                 DType::Unknown
             }
-            ExprKind::Unary { op, operand } => self.unary(*op, operand),
+            ExprKind::Unary { op, operand } => {
+                let ty = self.unary(*op, operand);
+                // `&` of a kernel symbol is its address.
+                if let (
+                    UnaryOp::AddrOf,
+                    ExprKind::Unary {
+                        op: UnaryOp::Deref,
+                        operand: p,
+                    },
+                ) = (*op, &mut operand.kind)
+                {
+                    if let ExprKind::Int(address) = p.kind {
+                        e.kind = ExprKind::Int(address);
+                        return (ty, DType::Unknown);
+                    }
+                }
+                ty
+            }
             ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs),
             ExprKind::Ternary {
                 cond,
@@ -179,6 +197,13 @@ impl Checker {
             };
             return self.var_read(VarScope::Global, name, e.span);
         }
+        if let Some((module, symbol)) = name.split_once('`') {
+            return self.kernel_symbol(e, module, symbol);
+        }
+        if let Some(value) = self.types.enumerator(name) {
+            e.kind = ExprKind::Int(normalize(value as u64, &DType::INT));
+            return DType::INT;
+        }
         if let Some(value) = super::constants::constant(name) {
             e.kind = ExprKind::Int(value);
             return DType::INT;
@@ -189,6 +214,45 @@ impl Checker {
             format!("unknown identifier `{name}`"),
         );
         DType::Unknown
+    }
+
+    /// `` `sym `` or ``mod`sym``: a kernel variable, read at its address from
+    /// /proc/kallsyms. Its type is the one an `extern` declaration gives it, else
+    /// `uintptr_t`, as dtrace types a kernel symbol that it has no type information for (dtk
+    /// reads no kernel types for symbols).
+    fn kernel_symbol(&mut self, e: &mut Expr, module: &str, symbol: &str) -> DType {
+        let module = (!module.is_empty()).then_some(module);
+        let address = match kallsyms::lookup(module, symbol) {
+            KernelSymbol::Address(a) => a,
+            KernelSymbol::Hidden => {
+                let message = format!(
+                    "the kernel hides the address of `{symbol}` (kernel.kptr_restrict, or not root)"
+                );
+                self.tagged("D_SYM_BADREF", e.span, message);
+                return DType::Unknown;
+            }
+            KernelSymbol::Missing => {
+                let within = module.map_or(String::new(), |m| format!(" in module `{m}`"));
+                let message = format!("kernel symbol `{symbol}`{within} is not in /proc/kallsyms");
+                self.tagged("D_SYM_BADREF", e.span, message);
+                return DType::Unknown;
+            }
+        };
+        let ty = self
+            .types
+            .extern_type(symbol)
+            .cloned()
+            .unwrap_or(DType::ULONG);
+        let pointer = Expr {
+            kind: ExprKind::Int(address),
+            span: e.span,
+            ty: DType::Pointer(Box::new(ty.clone())),
+        };
+        e.kind = ExprKind::Unary {
+            op: UnaryOp::Deref,
+            operand: Box::new(pointer),
+        };
+        ty
     }
 
     pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
@@ -233,7 +297,23 @@ impl Checker {
                     DType::Unknown
                 }
             },
-            UnaryOp::AddrOf => DType::Pointer(Box::new(t)),
+            UnaryOp::AddrOf => match variable_place(operand) {
+                Some(name) if matches!(operand.kind, ExprKind::Var { .. }) => {
+                    let message = format!("cannot take the address of D variable `{name}`");
+                    self.tagged("D_ADDROF_VAR", operand.span, message);
+                    DType::Unknown
+                }
+                // DTrace gives an element of an array variable an address in its own
+                // storage; dtk's executor keeps variables as values, with no addresses.
+                Some(name) => {
+                    let message = format!(
+                        "dtk gives D variables no addresses: `&` of an element or member of `{name}` is not available"
+                    );
+                    self.tagged("D_ADDROF_VAR", operand.span, message);
+                    DType::Unknown
+                }
+                None => DType::Pointer(Box::new(t)),
+            },
             _ => {
                 let sym = match op {
                     UnaryOp::Neg => "-",
@@ -296,6 +376,15 @@ impl Checker {
             return (DType::Unknown, DType::Unknown);
         }
         let pointer_math = matches!(op, BinaryOp::Add | BinaryOp::Sub);
+        let void_pointer = |t: &DType| matches!(t, DType::Pointer(to) if **to == DType::Void);
+        if pointer_math && (void_pointer(&l) || void_pointer(&r)) {
+            self.tagged(
+                "D_OP_VFPTR",
+                span,
+                format!("`{sym}` cannot move a void pointer, found {l} and {r}"),
+            );
+            return (DType::Unknown, DType::Unknown);
+        }
         let ty = match (&l, &r) {
             (DType::Pointer(_), DType::Pointer(_)) if op == BinaryOp::Sub => DType::LONG,
             (DType::Pointer(_), DType::Int { .. }) if pointer_math => l.clone(),
@@ -378,7 +467,7 @@ impl Checker {
             }
             _ => {}
         }
-        if let Some(size) = t.size() {
+        if let Some(size) = self.types.size_of(t) {
             e.kind = ExprKind::Int(size);
         }
         DType::ULONG
@@ -387,6 +476,26 @@ impl Checker {
     fn member(&mut self, base: &mut Expr, member: &str, arrow: bool, span: Span) -> DType {
         self.value(base);
         let t = base.ty.clone();
+        let record = match (&t, arrow) {
+            (DType::Pointer(to), true) => &**to,
+            (r @ DType::Record { .. }, false) => r,
+            _ => &DType::Unknown,
+        };
+        if let DType::Record { name, union } = record {
+            if self.types.record(*union, name).is_some() {
+                return match self.types.member(record, member) {
+                    Some(m) => m.ty.clone(),
+                    None => {
+                        self.tagged(
+                            "D_TYPE_MEMBER",
+                            span,
+                            format!("{record} has no member `{member}`"),
+                        );
+                        DType::Unknown
+                    }
+                };
+            }
+        }
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
@@ -449,20 +558,71 @@ impl Checker {
                     }
                 }
             }
+            ExprKind::Ident(_) | ExprKind::Var { .. } if self.is_array_var(base) => {
+                self.value(base);
+                self.array_index(base, indices)
+            }
             ExprKind::Ident(_) | ExprKind::Var { .. } => self.assoc_read(base, indices),
             _ => {
                 self.value(base);
                 match (&base.ty, &*indices) {
                     (DType::Unknown, _) => DType::Unknown,
                     (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
-                    (t, _) => {
-                        let message =
-                            format!("`[]` needs a pointer or an associative array, found {t}");
-                        self.tagged("D_OP_INCOMPAT", base.span, message);
-                        DType::Unknown
-                    }
+                    _ => self.array_index(base, indices),
                 }
             }
+        }
+    }
+
+    /// `a[i]` of an array: the element type.
+    fn array_index(&mut self, base: &Expr, indices: &[Expr]) -> DType {
+        match (&base.ty, indices) {
+            (DType::Unknown, _) => DType::Unknown,
+            (DType::Array(_, n), [i]) if i.as_int().is_some_and(|i| i >= *n) => {
+                let message = format!(
+                    "index {} is past the end of {}",
+                    i.as_int().unwrap_or(0) as i64,
+                    base.ty
+                );
+                self.tagged("D_ARR_BOUNDS", i.span, message);
+                DType::Unknown
+            }
+            (DType::Array(elem, _), [i]) if i.ty.is_integer() => (**elem).clone(),
+            (t, _) => {
+                let message = format!("`[]` needs a pointer or an associative array, found {t}");
+                self.tagged("D_OP_INCOMPAT", base.span, message);
+                DType::Unknown
+            }
+        }
+    }
+
+    /// Whether `e` names a variable declared as an array (`int a[5];`).
+    pub(super) fn is_array_var(&self, e: &Expr) -> bool {
+        let key = match &e.kind {
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            _ => return false,
+        };
+        self.vars
+            .get(&key)
+            .is_some_and(|s| matches!(self.variables[s.index].ty, DType::Array(..)))
+    }
+}
+
+/// The variable that `x`, `x[i]` or `x.a.b` is (a part of), as the user wrote it.
+fn variable_place(mut e: &Expr) -> Option<String> {
+    loop {
+        match &e.kind {
+            ExprKind::Var { name, scope } => return Some(display_name(*scope, name)),
+            ExprKind::Member {
+                base, arrow: false, ..
+            }
+            | ExprKind::Index { base, .. }
+                if !matches!(base.ty, DType::Pointer(_)) =>
+            {
+                e = base
+            }
+            _ => return None,
         }
     }
 }

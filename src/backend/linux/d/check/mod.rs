@@ -26,6 +26,7 @@ use super::ast::{
 };
 use super::diagnostic::{Diagnostic, Severity};
 use super::span::Span;
+use super::typetable::TypeTable;
 
 /// What a checked variable is known to be so far.
 struct VarState {
@@ -53,6 +54,8 @@ pub struct Checker {
     /// Whether some variable was read before any clause assigned it.
     read_ahead: bool,
     second_pass: bool,
+    /// The program's structs, unions, enums and typedefs.
+    types: TypeTable,
 }
 
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
@@ -63,8 +66,14 @@ pub fn check(program: &mut Program) -> Vec<Diagnostic> {
     let pristine = ahead::may_read_ahead(program).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
     let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
+        // An assignment that failed its check defines no variable, so a later read of it
+        // looks like a read ahead; the error already reported is the one to show.
+        let failed = first
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error);
         debug_assert!(
-            !first.read_ahead,
+            !first.read_ahead || failed,
             "a read ahead that ahead.rs did not foresee"
         );
         return first.finish();
@@ -92,6 +101,7 @@ fn run(
     let mut checker = Checker {
         second_pass,
         later_types,
+        types: program.types.clone(),
         ..Checker::default()
     };
     (checker.assigned, checker.filled_aggs) = assignments(program);
@@ -154,6 +164,19 @@ impl Checker {
                 d.span,
                 format!("`{}` cannot have type void", d.name),
             );
+            return;
+        }
+        if d.scope == VarScope::Clause && !d.keys.is_empty() {
+            let message = format!(
+                "clause-local `this->{}` cannot be an associative array",
+                d.name
+            );
+            self.tagged("D_DECL_LOCASSC", d.span, message);
+            return;
+        }
+        if matches!(d.ty, DType::Record { .. }) && self.types.size_of(&d.ty).is_none() {
+            let message = format!("`{}` has incomplete type {}", d.name, d.ty);
+            self.tagged("D_DECL_INCOMPLETE", d.span, message);
             return;
         }
         self.define(d.scope, &d.name, d.ty.clone(), d.keys.clone(), d.span);

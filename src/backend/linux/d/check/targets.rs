@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::expr::display_name;
 use super::{same_kind, Checker};
-use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, Stmt, VarScope};
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
@@ -44,11 +44,7 @@ pub fn assignments<'a>(
 pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
-            let named = match &target.kind {
-                ExprKind::Index { base, .. } => base,
-                _ => target,
-            };
-            match &named.kind {
+            match &member_root(target).kind {
                 ExprKind::Ident(name) => {
                     vars.insert((VarScope::Global, name));
                 }
@@ -60,6 +56,18 @@ pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>
         }
         e.for_each_child(&mut |c| expr_assignments(c, vars));
     })
+}
+
+/// The variable that `x`, `x[k]`, `x.a.b` or `x[k].a[2]` stores into.
+pub(super) fn member_root(mut target: &Expr) -> &Expr {
+    while let ExprKind::Member {
+        base, arrow: false, ..
+    }
+    | ExprKind::Index { base, .. } = &target.kind
+    {
+        target = base;
+    }
+    target
 }
 
 /// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).
@@ -85,6 +93,17 @@ impl Checker {
             return DType::Unknown;
         };
         self.value(value);
+        let element = match &target.kind {
+            ExprKind::Member { arrow: false, .. } => true,
+            ExprKind::Index { base, .. } => {
+                self.is_array_var(base)
+                    || matches!(base.kind, ExprKind::Member { arrow: false, .. })
+            }
+            _ => false,
+        };
+        if element {
+            return self.member_assign(*op, target, value);
+        }
         let Some(t) = self.target(target) else {
             return DType::Unknown;
         };
@@ -92,7 +111,15 @@ impl Checker {
         if value_ty == DType::Unknown {
             return DType::Unknown;
         }
-        if matches!(value_ty, DType::Stack | DType::Void | DType::Record { .. }) {
+        if matches!(value_ty, DType::Array(..)) {
+            let message = "an array cannot be assigned as a whole; assign its elements";
+            self.tagged("D_OP_INCOMPAT", value.span, message);
+            return DType::Unknown;
+        }
+        let sized = self.types.size_of(&value_ty).is_some();
+        if matches!(value_ty, DType::Stack | DType::Void)
+            || matches!(value_ty, DType::Record { .. } | DType::Array(..)) && !sized
+        {
             self.tagged(
                 "D_OP_INCOMPAT",
                 value.span,
@@ -135,6 +162,69 @@ impl Checker {
         let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
         ty
+    }
+
+    /// `x.a.b = v`: a store into a member of a struct variable.
+    fn member_assign(&mut self, op: Option<BinaryOp>, target: &mut Expr, value: &Expr) -> DType {
+        let declared = match &member_root(target).kind {
+            ExprKind::Ident(name) => self.vars.contains_key(&(VarScope::Global, name.clone())),
+            ExprKind::Var { name, scope } => self.vars.contains_key(&(*scope, name.clone())),
+            _ => true,
+        };
+        if !declared {
+            let message = "declare a struct or union variable before assigning its members";
+            self.tagged("D_OP_LVAL", target.span, message);
+            return DType::Unknown;
+        }
+        self.value(target);
+        let (ty, value_ty) = (target.ty.clone(), value.ty.clone());
+        if ty == DType::Unknown || value_ty == DType::Unknown {
+            return DType::Unknown;
+        }
+        if !self.in_struct_variable(target) {
+            self.tagged(
+                "D_OP_INCOMPAT",
+                target.span,
+                "only members of struct, union and array variables can be assigned",
+            );
+            return DType::Unknown;
+        }
+        let fits = match op {
+            _ if matches!(ty, DType::Array(..)) => false,
+            Some(_) => ty.is_integer() && value_ty.is_scalar(),
+            None if ty.is_scalar() => value_ty.is_scalar(),
+            None => ty == value_ty,
+        };
+        if !fits {
+            let message = format!("cannot assign {value_ty} to a member of type {ty}");
+            self.tagged("D_OP_INCOMPAT", value.span, message);
+            return DType::Unknown;
+        }
+        ty
+    }
+
+    /// Whether every base of the member chain `target` is a struct or union held in a
+    /// variable (or an element of an array member), not one reached through a pointer.
+    fn in_struct_variable(&self, mut target: &Expr) -> bool {
+        loop {
+            let base = match &target.kind {
+                ExprKind::Member {
+                    base, arrow: false, ..
+                } => base,
+                ExprKind::Index { base, .. } if matches!(base.ty, DType::Array(..)) => base,
+                ExprKind::Var { .. } => return true,
+                ExprKind::Index { base, .. } => return matches!(base.kind, ExprKind::Var { .. }),
+                _ => return false,
+            };
+            let defined = match &base.ty {
+                DType::Record { .. } | DType::Array(..) => self.types.size_of(&base.ty).is_some(),
+                _ => false,
+            };
+            if !defined {
+                return false;
+            }
+            target = base;
+        }
     }
 
     pub(super) fn inc_dec(&mut self, target: &mut Expr) -> DType {

@@ -374,13 +374,3 @@ fn length_modifiers_are_accepted_and_ignored() {
     let src = r#"BEGIN { printf("%hhd %hd %ld %lld %zu %lx %a\n", 1, 2, 3, 4, 5, 255, 4096); }"#;
     assert_eq!(begin(src), ["1 2 3 4 5 ff 0x1000\n"]);
 }
-
-#[test]
-fn address_of_a_variable_is_an_illegal_operation() {
-    let mut h = Harness::new(
-        "BEGIN { x = 1; y = (long)&x; printf(\"not reached\\n\"); }",
-        &[("BEGIN", ProbeKind::Begin)],
-    );
-    h.fire(&firing(0, 0));
-    assert_eq!(errors(&h.take()), ["illegal operation in action #2"]);
-}

@@ -9,6 +9,7 @@ mod scripts;
 mod semantics;
 mod speculation;
 mod subroutines;
+mod types;
 mod variables;
 
 use std::sync::Arc;
