@@ -71,7 +71,9 @@ pub mod load {
     pub use crate::backend::linux::load::{attach, Attached, LoadError};
 }
 pub use crate::backend::linux::exec::{Executor, Flow};
-pub use crate::backend::linux::firing::{CapturedString, Firing, ProbeInfo, ProbeKind};
+pub use crate::backend::linux::firing::{
+    CapturedString, Firing, MemoryRead, ProbeInfo, ProbeKind, ReadData,
+};
 pub use crate::backend::linux::options::Options;
 pub use crate::backend::linux::record::decode;
 
