@@ -302,6 +302,6 @@ fn pyflow_d_allocations_per_firing() {
     );
 }
 
-const OPENS_MAX: f64 = 19.5;
-const SYSCALLS_MAX: f64 = 3.5;
-const PYFLOW_MAX: f64 = 32.0;
+const OPENS_MAX: f64 = 18.5;
+const SYSCALLS_MAX: f64 = 1.5;
+const PYFLOW_MAX: f64 = 31.0;

@@ -118,7 +118,7 @@ impl State {
     pub(super) fn eval(&mut self, e: &Expr, f: &mut Frame<'_>) -> Eval {
         deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
-            ExprKind::Str(s) => Ok(Value::str(s)),
+            ExprKind::Str(s) => Ok(self.interned.value(s)),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
             ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
             ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),

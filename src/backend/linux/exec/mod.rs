@@ -16,6 +16,7 @@ mod builtins;
 mod destructive;
 mod eval;
 mod format;
+mod interned;
 mod printf;
 mod procfs;
 mod speculation;
@@ -40,6 +41,7 @@ use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use actions::Pending;
 use agg::Aggregations;
+use interned::Interned;
 use procfs::ProcessTable;
 use speculation::{Buffers, Speculating};
 use value::Capture;
@@ -197,6 +199,8 @@ struct State {
     strtok_rest: Option<Arc<[u8]>>,
     /// rand()'s generator state (never 0).
     rand_state: u64,
+    /// String literals and probe description fields, shared (see `interned`).
+    interned: Interned,
 }
 
 impl State {
@@ -210,6 +214,8 @@ impl State {
 pub struct Executor {
     clauses: Vec<Clause>,
     probes: Vec<ProbeInfo>,
+    /// The ERROR probe's index in `probes`, found once.
+    error_probe: Option<usize>,
     state: State,
 }
 
@@ -246,9 +252,11 @@ impl Executor {
                 _ => None,
             })
             .collect();
+        let error_probe = probes.iter().position(|p| p.kind == ProbeKind::Error);
         Executor {
             clauses,
             probes,
+            error_probe,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 speculations: Buffers::new(options.nspec),
@@ -264,6 +272,7 @@ impl Executor {
                 exit: None,
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
+                interned: Interned::default(),
             },
         }
     }
@@ -279,7 +288,7 @@ impl Executor {
     /// Returns `Flow::Exit(status)` once exit() has run.
     pub fn fire(&mut self, firing: &Firing, sink: &mut dyn EventSink) -> Result<Flow, ExecError> {
         let faults = self.run(firing, sink)?;
-        let error_probe = self.probes.iter().position(|p| p.kind == ProbeKind::Error);
+        let error_probe = self.error_probe;
         let faulted_kind = self.probes.get(firing.probe as usize).map(|p| &p.kind);
         // A fault in an ERROR clause does not fire ERROR again, as in DTrace.
         if let (Some(error), false) = (error_probe, faulted_kind == Some(&ProbeKind::Error)) {
@@ -308,6 +317,7 @@ impl Executor {
             clauses,
             probes,
             state,
+            ..
         } = self;
         let probe = probes
             .get(firing.probe as usize)
@@ -407,7 +417,11 @@ const _: fn() = || {
 };
 
 /// What the kernel read at each argument's address, by argument number.
+/// A firing that carries no strings or bytes (most do not) costs no allocation.
 fn captures_of(firing: &Firing) -> Vec<Option<Arc<Capture>>> {
+    if firing.strings.is_empty() && firing.bytes.is_empty() {
+        return Vec::new();
+    }
     let mut captures: Vec<Option<Capture>> = vec![None; firing.args.len()];
     for s in &firing.strings {
         if let Some(slot) = captures.get_mut(usize::from(s.arg)) {
