@@ -666,8 +666,10 @@ const REORDER_NS: u64 = 5_000_000;
 /// few bpf() calls, and drop notices are printed at most once a second anyway.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The most records decoded per wake.
-const READ_BATCH: usize = 16 * 1024;
+/// The most records decoded per wake. Decoded firings are held on the heap until delivered,
+/// so this bounds the reader's memory (about 400 bytes a firing); behind a busy target the
+/// loop reads again at once.
+const READ_BATCH: usize = 4 * 1024;
 
 /// Records decoded at a time while a stop drains the ring buffer.
 const STOP_CHUNK: usize = 1024;
