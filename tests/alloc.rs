@@ -302,6 +302,6 @@ fn pyflow_d_allocations_per_firing() {
     );
 }
 
-const OPENS_MAX: f64 = 6.5;
+const OPENS_MAX: f64 = 6.0;
 const SYSCALLS_MAX: f64 = 1.5;
-const PYFLOW_MAX: f64 = 17.0;
+const PYFLOW_MAX: f64 = 13.0;
