@@ -89,6 +89,8 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     let (compiled, options, plan) = prepare(job, parsed?, traced.pid())?;
     let mut programs = codegen::build(&plan, &options).map_err(engine_error)?;
     let layouts = std::mem::take(&mut programs.layouts);
+    // Before the ring buffer is mapped, so that the two are never resident together.
+    release_free_memory();
     let mut attached = load::attach(programs).map_err(engine_error)?;
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
@@ -684,6 +686,18 @@ fn push_decoded(decoder: &Decoder<'_>, record: &[u8], held: &mut Vec<Firing>, ba
     match decoder.decode(record) {
         Ok(firing) => held.push(firing),
         Err(_) => *bad += 1,
+    }
+}
+
+/// Gives the memory that setting up freed (the target's ELF files, BTF, the compiled
+/// program's intermediate forms) back to the system, so that a long run keeps only what it
+/// uses: the allocator would otherwise hold it for reuse.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own heap; every live
+    // allocation stays where it is.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
