@@ -147,7 +147,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__opens)
-            opts="-p -c -n -N -z -Z -x -T -e -d -o -q -h -V --pid --command --name --name-regex --zone --show-zone --path --failed --flags --timestamp --elapsed --full --count --duration --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -N -z -Z -x -T -e -d -o -q -h -V --pid --command --no-follow --name --name-regex --zone --show-zone --path --failed --flags --timestamp --elapsed --full --count --duration --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,7 +233,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__pyflow)
-            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -a -o -q -h -V --pid --command --no-follow --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,7 +387,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__show__subcmd__opens)
-            opts="-p -c -n -N -z -Z -x -T -e -d -o -q -h -V --pid --command --name --name-regex --zone --show-zone --path --failed --flags --timestamp --elapsed --full --count --duration --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -N -z -Z -x -T -e -d -o -q -h -V --pid --command --no-follow --name --name-regex --zone --show-zone --path --failed --flags --timestamp --elapsed --full --count --duration --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,7 +473,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__show__subcmd__pyflow)
-            opts="-p -c -a -o -q -h -V --pid --command --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -a -o -q -h -V --pid --command --no-follow --all --include --exclude --module --elapsed --summary --top --activate --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -535,7 +535,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__show__subcmd__syscalls)
-            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --no-follow --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,7 +629,7 @@ _dtk() {
             return 0
             ;;
         dtk__subcmd__syscalls)
-            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
+            opts="-p -c -n -z -P -L -e -T -i -d -o -q -h -V --pid --command --no-follow --name --zone --by-process --latency --errors --live --top --sort --interval --duration --hist --backend --color --output --no-header --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,7 +7,10 @@
  * Providers:  syscall.
  * Parameters: the inline constants below. dtk sets them from its options; to run this file
  *             by hand, edit them.
- *   FILTER_PID   -p PID: only this process (0: every process).
+ *   FILTER_PID   -p PID or -c: only this process (0: every process).
+ *   FOLLOW       1: also its descendants (progenyof), as dtk does by default for -p and -c
+ *                (--no-follow: 0). dtk's Linux engine follows the tree itself, in a kernel
+ *                map kept at fork and exit, and then sets FILTER_PID to 0 and FOLLOW to 0.
  *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
  *   FILTER_ZONE  -z ZONE: only this zone ("": all). On Linux, dtk's engine reads
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
@@ -29,6 +32,7 @@
 #pragma D option switchrate=20hz
 
 inline int FILTER_PID = 0;
+inline int FOLLOW = 0;
 inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int FAILED_ONLY = 0;
@@ -40,7 +44,8 @@ BEGIN
 
 syscall::open:entry,
 syscall::creat:entry
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
@@ -51,7 +56,8 @@ syscall::creat:entry
 }
 
 syscall::openat:entry
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
@@ -62,7 +68,8 @@ syscall::openat:entry
 
 /* openat2(dfd, path, how, size): the flags are the first member of struct open_how. */
 syscall::openat2:entry
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
@@ -75,7 +82,8 @@ syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
@@ -89,7 +97,8 @@ syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  !self->path/
@@ -101,7 +110,8 @@ syscall::open:return,
 syscall::creat:return,
 syscall::openat:return,
 syscall::openat2:return
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  self->path/

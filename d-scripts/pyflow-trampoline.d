@@ -25,11 +25,14 @@
  *   CURRENT_FRAME   offset of current_frame in _PyCFrame (3.12) or PyThreadState (3.13+).
  *   GEN_IFRAME      offset of the frame in a generator (or coroutine) object, gi_iframe.
  *   GEN_FRAME_STATE offset of gi_frame_state in it; a suspended generator's is negative.
- * Output:     one line per event:
+ * Output:     `following pid ppid execname` at the first event of each process, then one
+ *   line per event:
  *   timestamp pid tid kind file line function
  *   where kind is -> for an entry, <- for a return, <! for a return by an exception (the
  *   evaluator returns NULL), <y for a generator's (or coroutine's) return by yield or await,
- *   and y> for its entry resuming after one. Every kind gives the def line.
+ *   and y> for its entry resuming after one. Every kind gives the def line. An exec prints
+ *   x> with the new program's name as the file, line 0 and no function: the program's calls
+ *   end there, unreturned, and a new program's flow begins.
  *   dtk reads these lines as the contract in src/commands/pyflow/mod.rs (CONTRACT)
  *   declares them; a unit test fails when the two disagree.
  *
@@ -74,6 +77,9 @@ inline int CURRENT_FRAME = 0;
 inline int GEN_IFRAME = 72;
 inline int GEN_FRAME_STATE = 67;
 
+/* Processes announced. */
+int announced[int];
+
 /* Frames (by address) of generators suspended at a yield. */
 int suspended[uint64_t];
 
@@ -83,6 +89,17 @@ self uint64_t frame;
 this int recorded;
 this int resumed;
 this int yielded;
+
+/*
+ * The first event of each process: `following PID PPID EXECNAME`, so that the processes
+ * picked up can be announced.
+ */
+pid$target::_PyEval_EvalFrameDefault:entry
+/!announced[pid]/
+{
+	announced[pid] = 1;
+	printf("following %d %d %s\n", pid, ppid, execname);
+}
 
 /* A clause-local variable is undefined until this firing sets it: clear the flags first. */
 pid$target::_PyEval_EvalFrameDefault:entry
@@ -179,4 +196,12 @@ pid$target::_PyEval_EvalFrameDefault:return
 {
 	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
 	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
+}
+
+/* An exec ends the program's calls without returns: the thread starts again at depth 0. */
+proc:::exec-success
+/pid == $target/
+{
+	self->depth = 0;
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, "x>", execname, 0, "");
 }

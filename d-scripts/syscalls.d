@@ -7,7 +7,10 @@
  * Providers:  syscall.
  * Parameters: the inline constants below. dtk sets them from its options; to run this file
  *             by hand, edit them.
- *   FILTER_PID   -p PID: only this process (0: every process).
+ *   FILTER_PID   -p PID or -c: only this process (0: every process).
+ *   FOLLOW       1: also its descendants (progenyof), as dtk does by default for -p and -c
+ *                (--no-follow: 0). dtk's Linux engine follows the tree itself, in a kernel
+ *                map kept at fork and exit, and then sets FILTER_PID to 0 and FOLLOW to 0.
  *   FILTER_NAME  -n NAME: only processes whose execname is exactly this ("": all).
  *   FILTER_ZONE  -z ZONE: only this zone; on Linux a cgroup ("": all).
  *   BY_PROCESS   -P: 1 to key the counts by process as well as by call.
@@ -33,6 +36,7 @@
 #pragma D option quiet
 
 inline int FILTER_PID = 0;
+inline int FOLLOW = 0;
 inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int BY_PROCESS = 0;
@@ -43,7 +47,8 @@ inline int INTERVAL = 0;
 inline int SNAPSHOT = 0;
 
 syscall:::entry
-/(FILTER_PID == 0 || pid == FILTER_PID) &&
+/(FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
@@ -52,7 +57,8 @@ syscall:::entry
 
 syscall:::entry
 /TIMED &&
- (FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {
@@ -68,7 +74,8 @@ syscall:::return
 
 syscall:::return
 /ERRORS && errno != 0 &&
- (FILTER_PID == 0 || pid == FILTER_PID) &&
+ (FILTER_PID == 0 || !FOLLOW && pid == FILTER_PID ||
+  FOLLOW && progenyof(FILTER_PID)) &&
  (FILTER_NAME == "" || execname == FILTER_NAME) &&
  (FILTER_ZONE == "" || zonename == FILTER_ZONE)/
 {

@@ -45,7 +45,14 @@ pub fn render_final(snapshots: &[AggSnapshot]) -> String {
 /// The entries of one aggregation, sorted as dtrace sorts them.
 fn render_entries(snapshot: &AggSnapshot) -> String {
     let mut entries: Vec<&AggEntry> = snapshot.entries.iter().collect();
-    entries.sort_by(|a, b| compare_values(&a.value, &b.value).then_with(|| compare_keys(a, b)));
+    entries.sort_by(|a, b| {
+        let nkeys = a.keys.len().min(b.keys.len());
+        snapshot.sort.compare(
+            nkeys,
+            |i| compare_key(&a.keys[i], &b.keys[i]),
+            || compare_values(&a.value, &b.value),
+        )
+    });
     let mut out = String::new();
     for entry in entries {
         for (i, key) in entry.keys.iter().enumerate() {
@@ -227,17 +234,11 @@ fn write_llquantize(out: &mut String, factor: u16, low: u16, high: u16, nsteps: 
     });
 }
 
-fn compare_keys(a: &AggEntry, b: &AggEntry) -> Ordering {
-    for (x, y) in a.keys.iter().zip(&b.keys) {
-        let ord = match (x, y) {
-            (Value::Str(x), Value::Str(y)) => x.cmp(y),
-            _ => x.as_i64().cmp(&y.as_i64()),
-        };
-        if ord != Ordering::Equal {
-            return ord;
-        }
+fn compare_key(x: &Value, y: &Value) -> Ordering {
+    match (x, y) {
+        (Value::Str(x), Value::Str(y)) => x.cmp(y),
+        _ => x.as_i64().cmp(&y.as_i64()),
     }
-    Ordering::Equal
 }
 
 #[cfg(test)]
@@ -250,6 +251,7 @@ mod tests {
             name: "a".into(),
             func,
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
             entries: entries
                 .into_iter()
                 .map(|(keys, value)| AggEntry { keys, value })
@@ -270,6 +272,24 @@ mod tests {
             "\n  {:<50} {:>16}\n  {:<50} {:>16}\n",
             "utmpd", 2, "sshd", 15
         );
+        assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn the_snapshot_sort_orders_the_entries() {
+        let mut s = snapshot(
+            AggFunc::Count,
+            vec![
+                (vec![Value::Str("a".into())], AggValue::Scalar(15)),
+                (vec![Value::Str("b".into())], AggValue::Scalar(2)),
+            ],
+        );
+        s.sort = crate::event::AggSort {
+            by_key: true,
+            key_pos: 0,
+            reverse: true,
+        };
+        let expected = format!("\n  {:<50} {:>16}\n  {:<50} {:>16}\n", "b", 2, "a", 15);
         assert_eq!(render(&s), expected);
     }
 

@@ -83,7 +83,7 @@ pub struct GlobalArgs {
     /// "type" (the fields of each are in README.md, "JSON output").
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text, global = true)]
     pub output: FormatArg,
-    /// Do not print the header line.
+    /// Do not print the header line (pyflow: the flow's; its --summary table keeps its own).
     #[arg(long, global = true)]
     pub no_header: bool,
     /// Print no notices on stderr (errors and drop counts are still printed).
@@ -153,15 +153,24 @@ Examples:
   dtk pyflow -p 4242 | grep connect   one event per line, flushed as it happens
   dtk pyflow -c 'python3 app.py' --summary
 
-Marks (CPython 3.9 and 3.11 to 3.14, with a target):
+Marks (CPython 3.9 and 3.11 to 3.15, with a target):
   <- f !          f returned by an exception
   <- f (yield)    generator or coroutine f yielded (or awaited)
   -> f (resume)   f resumed after a yield
+  => exec PROG    the process replaced its program: a new flow begins, at depth 0
+
+Lines carry the thread id (TID) from the first, since any program may start a thread.
+EXCL in the summary is a function's time outside the shown functions it called: time in the
+hidden library code it called is its own.
 
 ", exit_status_of_tracing!()))]
 pub struct PyflowArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Show every frame, including the standard library, site-packages and frozen modules.
     #[arg(short, long)]
     pub all: bool,
@@ -177,7 +186,8 @@ pub struct PyflowArgs {
     /// Show the time since tracing started instead of the time since the previous event.
     #[arg(long)]
     pub elapsed: bool,
-    /// At exit, print calls and inclusive and exclusive time per function.
+    /// At exit, print calls and inclusive and exclusive time per function (exclusive time
+    /// includes the hidden library code the function called).
     #[arg(long)]
     pub summary: bool,
     /// How many functions the summary lists.
@@ -204,6 +214,10 @@ Examples:
 pub struct OpensArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Only processes whose name is exactly NAME.
     #[arg(short = 'n', long, value_name = "NAME")]
     pub name: Option<String>,
@@ -274,6 +288,10 @@ Examples:
 pub struct SyscallsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With -c or -p: trace only that one process, not its children (by default the whole
+    /// process tree is followed: children by fork, vfork and clone, theirs, across exec).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Only processes whose name is exactly NAME.
     #[arg(short = 'n', long, value_name = "NAME")]
     pub name: Option<String>,

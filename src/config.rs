@@ -82,6 +82,8 @@ pub struct FrameFilter {
 #[derive(Debug)]
 pub struct PyflowConfig {
     pub target: Target,
+    /// With a target: follow its whole process tree (not --no-follow).
+    pub follow: bool,
     pub filter: FrameFilter,
     pub elapsed: bool,
     pub summary: bool,
@@ -95,6 +97,8 @@ pub struct PyflowConfig {
 #[derive(Debug)]
 pub struct OpensConfig {
     pub target: Target,
+    /// With a target: follow its whole process tree (not --no-follow).
+    pub follow: bool,
     pub name: Option<String>,
     pub name_regex: Option<Regex>,
     pub zone: Option<String>,
@@ -112,6 +116,8 @@ pub struct OpensConfig {
 #[derive(Debug)]
 pub struct SyscallsConfig {
     pub target: Target,
+    /// With a target: follow its whole process tree (not --no-follow).
+    pub follow: bool,
     pub name: Option<String>,
     pub zone: Option<String>,
     pub by_process: bool,
@@ -270,6 +276,7 @@ fn comm_name(name: Option<String>, notices: &mut Vec<String>) -> Option<String> 
 fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
     Ok(PyflowConfig {
         target: target(&a.target)?,
+        follow: !a.no_follow,
         filter: FrameFilter {
             all: a.all,
             include: regexes(&a.include, "--include")?,
@@ -287,6 +294,7 @@ fn pyflow(a: cli::PyflowArgs, env: &Environment) -> Result<PyflowConfig> {
 fn opens(a: cli::OpensArgs, notices: &mut Vec<String>) -> Result<OpensConfig> {
     Ok(OpensConfig {
         target: target(&a.target)?,
+        follow: !a.no_follow,
         name_regex: regex(a.name_regex.as_ref(), "-N")?,
         name: comm_name(a.name, notices),
         show_zone: a.show_zone || a.zone.is_some(),
@@ -305,6 +313,7 @@ fn opens(a: cli::OpensArgs, notices: &mut Vec<String>) -> Result<OpensConfig> {
 fn syscalls(a: cli::SyscallsArgs, notices: &mut Vec<String>) -> Result<SyscallsConfig> {
     Ok(SyscallsConfig {
         target: target(&a.target)?,
+        follow: !a.no_follow,
         name: comm_name(a.name, notices),
         zone: a.zone,
         by_process: a.by_process,

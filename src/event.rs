@@ -325,6 +325,16 @@ pub fn quantize_bucket_value(i: usize) -> i64 {
     }
 }
 
+/// Whether factor^(high + 1) exceeds 64 bits, which dtrace refuses (D_LLQUANT_HMAGVAL).
+pub fn llquantize_overflows(factor: i64, high: i64) -> bool {
+    let (Ok(factor), Ok(high)) = (u64::try_from(factor), u32::try_from(high)) else {
+        return false;
+    };
+    high.checked_add(1)
+        .and_then(|n| factor.checked_pow(n))
+        .is_none()
+}
+
 /// The lower bounds of llquantize()'s buckets after the first ("< factor^low") one, and the
 /// value that the last (">=") bucket starts at.
 pub fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<i64>, i64) {
@@ -340,7 +350,7 @@ pub fn llquantize_bounds(factor: u16, low: u16, high: u16, nsteps: u16) -> (Vec<
     let mut order = low;
     while order <= high && step > 0 {
         bounds.push(value);
-        value += step;
+        value = value.saturating_add(step);
         if value >= next {
             value = next;
             next = value.saturating_mul(factor);
@@ -415,12 +425,58 @@ pub struct AggEntry {
     pub value: AggValue,
 }
 
+/// How an aggregation's entries are ordered when printed: dtrace's options `aggsortkey`
+/// (by key, then value; the default is by value, then key), `aggsortkeypos` (the key
+/// compared first; the others follow in order, wrapping around) and `aggsortrev` (reversed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggSort {
+    pub by_key: bool,
+    pub key_pos: usize,
+    pub reverse: bool,
+}
+
+impl AggSort {
+    /// The order of two entries with `nkeys` keys, given how key `i` of each compares and
+    /// how their values compare.
+    pub fn compare(
+        &self,
+        nkeys: usize,
+        key: impl Fn(usize) -> Ordering,
+        value: impl FnOnce() -> Ordering,
+    ) -> Ordering {
+        let first = if self.key_pos < nkeys {
+            self.key_pos
+        } else {
+            0
+        };
+        let keys = || {
+            (0..nkeys)
+                .map(|i| key((first + i) % nkeys))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        };
+        let ord = if self.by_key {
+            keys().then_with(value)
+        } else {
+            value().then_with(keys)
+        };
+        if self.reverse {
+            ord.reverse()
+        } else {
+            ord
+        }
+    }
+}
+
 /// A snapshot of one aggregation, taken at print time (printa, END, exit or interval).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AggSnapshot {
     pub name: String,
     pub func: AggFunc,
     pub entries: Vec<AggEntry>,
+    /// The order to print the entries in.
+    #[serde(skip)]
+    pub sort: AggSort,
     /// The size in bytes of each key as the program typed it (1, 2, 4 or 8 for integers, 0
     /// otherwise), where the back end knows it: dtrace(1) prints an integer key in a column
     /// as wide as its type (`@[pid]` is narrower than `@[timestamp]`). Empty: 8 bytes.
@@ -445,6 +501,8 @@ pub enum DropKind {
     /// Recorded before a stop, but still unread when the time a stop may take ran out: the
     /// reader was behind a target that traces faster than it prints.
     Unshown,
+    /// Processes of a followed tree not followed: the kernel's followed set was full.
+    Unfollowed,
 }
 
 impl fmt::Display for DropKind {
@@ -456,6 +514,7 @@ impl fmt::Display for DropKind {
             DropKind::Speculation => "speculation drops",
             DropKind::TruncatedString => "strings truncated at strsize",
             DropKind::Unshown => "events recorded before the stop not shown (dtk was behind)",
+            DropKind::Unfollowed => "processes not followed (followed set full)",
         })
     }
 }

@@ -59,6 +59,10 @@ pub mod d {
 /// The run's middle: plan, code generation, loading, records and the executor.
 pub mod plan {
     pub use crate::backend::linux::plan::{list, resolve, Plan, PlanError, Site};
+
+    pub mod glob {
+        pub use crate::backend::linux::plan::glob::matches;
+    }
 }
 pub mod codegen {
     pub use crate::backend::linux::codegen::{build, CodegenError};

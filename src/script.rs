@@ -63,18 +63,48 @@ pub enum Param {
 
 impl Param {
     /// The FILTER_PID of a command's target: the pid, `$target` for a command dtk starts
-    /// (known only at run time), or 0 for every process.
-    pub fn pid_filter(target: &Target) -> Param {
+    /// (known only at run time), or 0 for every process, and also when the back end follows
+    /// the target's tree (and so filters on it itself).
+    pub fn pid_filter(target: &Target, tree: Tree) -> Param {
         match target {
+            _ if tree == Tree::ByBackend => Param::Int(0),
             Target::Pid(pid) => Param::Int((*pid).into()),
             Target::Command(_) => Param::TargetPid,
             Target::None => Param::Int(0),
         }
     }
 
+    /// The FOLLOW of a toolkit script: 1 when the script follows the tree in D.
+    pub fn follow(tree: Tree) -> Param {
+        Param::Int((tree == Tree::InScript).into())
+    }
+
     /// An optional string filter: "" when not given, as the scripts read it.
     pub fn text(value: &Option<String>) -> Param {
         Param::Str(value.clone().unwrap_or_default())
+    }
+}
+
+/// How a toolkit command's run covers its target's process tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tree {
+    /// The one process (no target, or --no-follow).
+    One,
+    /// The whole tree, kept by the back end (`Scope::follow`); the script names no pid.
+    ByBackend,
+    /// The whole tree, in D: `progenyof(FILTER_PID)`, for a back end that does not follow
+    /// trees, and for `dtk show`, which prints the script as dtrace(1) would run it.
+    InScript,
+}
+
+impl Tree {
+    /// How `dtk show` prints a script for `target`: the tree in D when it is followed.
+    pub fn shown(target: &Target, follow: bool) -> Tree {
+        match target {
+            Target::None => Tree::One,
+            _ if follow => Tree::InScript,
+            _ => Tree::One,
+        }
     }
 }
 

@@ -33,7 +33,7 @@ fn plan_of(src: &str, options: &Options) -> Result<Plan, PlanError> {
     let program = compile("test.d", src, &MacroArgs::default())
         .unwrap_or_else(|d| panic!("{src}: {d}"))
         .program;
-    plan::resolve(&program, None, options)
+    plan::resolve(&program, None, options, None)
 }
 
 /// Builds and loads `plan`'s programs.
@@ -858,7 +858,7 @@ fn every_bundled_script_plans_and_loads() {
         };
         let program = compile(name, &source, &macros).unwrap().program;
         let options = Options::resolve(&program, &[]).unwrap();
-        let plan = plan::resolve(&program, Some(pid), &options).unwrap();
+        let plan = plan::resolve(&program, Some(pid), &options, None).unwrap();
         let attached =
             build_and_attach(&plan, &options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         println!(
@@ -885,12 +885,14 @@ fn every_bundled_script_plans_and_loads() {
         [(2, 8)],
         "copyin(arg2, sizeof (uint64_t))"
     );
-    // -z and -n are decided in the kernel: the entry and return probes keep a kernel filter.
+    // -z, -n and -p (--no-follow: the pid alone, FOLLOW 0, so that progenyof folds away) are
+    // decided in the kernel: the entry and return probes keep a kernel filter.
     let source =
         std::fs::read_to_string(format!("{}/d-scripts/opens.d", env!("CARGO_MANIFEST_DIR")))
             .unwrap()
             .replace("FILTER_ZONE = \"\"", "FILTER_ZONE = \"global\"")
-            .replace("FILTER_NAME = \"\"", "FILTER_NAME = \"cat\"");
+            .replace("FILTER_NAME = \"\"", "FILTER_NAME = \"cat\"")
+            .replace("FILTER_PID = 0", "FILTER_PID = 42");
     let zoned = plan_of(&source, &options()).unwrap();
     assert_eq!(zoned.zones.len(), 1);
     for probe in zoned

@@ -77,6 +77,7 @@ fn run_with(script: Script, target: Target, stop: &Stop) -> Vec<Event> {
         options: Vec::new(),
         allow_empty: false,
         dump_bpf: false,
+        scope: Default::default(),
     };
     let mut backend = select(BackendChoice::Libdtrace).unwrap();
     let mut sink = Collect::default();
@@ -504,6 +505,7 @@ fn run_l_lists_the_probes_a_description_matches() {
             options: Vec::new(),
             allow_empty: false,
             dump_bpf: false,
+            scope: Default::default(),
         };
         let mut backend = select(BackendChoice::Libdtrace).unwrap();
         let mut probes: Vec<String> = backend

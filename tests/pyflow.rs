@@ -9,6 +9,7 @@
 
 mod behaviour;
 mod interpreter;
+mod program;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ fn by_thread(lines: &str) -> Vec<Vec<Call>> {
                 v["kind"].as_str().unwrap().to_string(),
                 v["file"].as_str().unwrap().to_string(),
                 v["function"].as_str().unwrap().to_string(),
-                v["line"].as_i64().unwrap(),
+                v["line"].as_i64().unwrap_or(-1),
                 v["depth"].as_u64().unwrap(),
             ));
     }
@@ -96,14 +97,22 @@ fn success(what: &str, out: &Output) {
 
 /// What sys.setprofile records for `program` on `python`.
 fn setprofile_flow(python: &Interpreter, program: &str) -> Vec<Vec<Call>> {
+    setprofile_of(python, &[program])
+}
+
+/// What sys.setprofile records on `python` for what `args` run: a program (and its
+/// arguments), or `-c CODE`.
+fn setprofile_of(python: &Interpreter, args: &[&str]) -> Vec<Vec<Call>> {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("events.json");
+    let mut words = vec!["setprofile.py", out_file.to_str().unwrap()];
+    words.extend(args);
     let out = python
-        .command(&["setprofile.py", out_file.to_str().unwrap(), program])
+        .command(&words)
         .current_dir(programs())
         .output()
         .unwrap();
-    success(&format!("{} setprofile.py {program}", python.name), &out);
+    success(&format!("{} setprofile.py {args:?}", python.name), &out);
     by_thread(&std::fs::read_to_string(out_file).unwrap())
 }
 
@@ -170,15 +179,26 @@ fn renamed(threads: Vec<Vec<Call>>, names: &[(&str, &str)]) -> Vec<Vec<Call>> {
 /// sys.setprofile's view of a return by an exception: a return.
 const UNWINDS_AS_RETURNS: &[(&str, &str)] = &[("unwind", "return")];
 
-/// What the markers tell (USDT: 3.8, 3.10 and 3.15): entries and returns only, since
+/// What the markers alone tell (USDT: 3.8 and 3.10): entries and returns only, since
 /// function__entry and function__return fire alike for a call and a resume, a return and a
 /// yield.
 const AS_THE_MARKERS_SEE: &[(&str, &str)] = &[("resume", "entry"), ("yield", "return")];
 
 /// The ground truth of this module: pyflow shows what sys.setprofile records.
 pub fn assert_flow_matches_setprofile(python: &Interpreter, program: &str) {
-    let mut want = setprofile_flow(python, program);
-    let mut have = pyflow_flow(python, program);
+    let want = setprofile_flow(python, program);
+    let have = pyflow_flow(python, program);
+    assert_same_flow(python, program, want, have);
+}
+
+/// What pyflow shows (`have`) is what sys.setprofile records (`want`), as far as `python`'s
+/// probes can tell.
+pub fn assert_same_flow(
+    python: &Interpreter,
+    what: &str,
+    mut want: Vec<Vec<Call>>,
+    mut have: Vec<Vec<Call>>,
+) {
     if python.trampoline {
         want = as_the_trampoline_sees(want);
         have = as_the_trampoline_sees(have);
@@ -189,32 +209,37 @@ pub fn assert_flow_matches_setprofile(python: &Interpreter, program: &str) {
     }
     assert!(
         want.iter().map(Vec::len).sum::<usize>() > 5,
-        "{program}: too few events recorded to compare:\n{}",
+        "{what}: too few events recorded to compare:\n{}",
         render(&want)
     );
     assert!(
         have == want,
-        "{} {program}: pyflow shows\n{}\nsys.setprofile records\n{}",
+        "{} {what}: pyflow shows\n{}\nsys.setprofile records\n{}",
         python.name,
         render(&have),
         render(&want)
     );
 }
 
-const PROGRAMS: [&str; 6] = [
+const PROGRAMS: [&str; 11] = [
     "recursion.py",
     "generators.py",
     "exceptions.py",
     "threads.py",
     "imports.py",
     "classes.py",
+    "genexpr.py",
+    "docstring.py",
+    "generated.py",
+    "gather.py",
+    "asyncgen.py",
 ];
 
 /// Generators stopped while suspended (throw(), close(), dropped), where the perf
-/// trampoline's and 3.11's yields and resumes are told apart. Not 3.15, whose
-/// markers fire no function__entry when throw() or close() resumes a generator (sys.setprofile
-/// reports a 'call'); nor 3.9, whose sys.setprofile misses what a dropped generator's
-/// finalizer runs (the markers fire for it).
+/// trampoline's, 3.11's and 3.15's yields and resumes are told apart (3.15's markers fire no
+/// function__entry when throw() or close() resumes a generator; pyflow.d reports the resume
+/// from the generator's frame). Not 3.9, whose sys.setprofile misses what a dropped
+/// generator's finalizer runs (the markers fire for it).
 const SUSPENDED: &str = "suspended.py";
 
 fn assert_every_program(test: &str, python: Option<Interpreter>) {

@@ -10,6 +10,7 @@ mod codegen;
 mod d_frontend;
 mod destructive;
 mod exec;
+mod follow;
 mod hostile;
 mod json;
 #[cfg(dtk_libdtrace)]
@@ -19,6 +20,7 @@ mod live;
 mod opens;
 mod pyflow;
 mod run_linux;
+mod semantics;
 mod speculation;
 mod syscalls;
 mod usdt;

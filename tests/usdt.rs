@@ -133,7 +133,12 @@ fn attach(prog: &Program, sites: &[UsdtProbe], pid: u32) -> Vec<Link> {
 /// The sites of python3.11's probe `name`. There is one per probe in Debian's build, which
 /// is what lets each test build one program, from the first site's argument specs.
 fn python_probe(name: &str) -> Vec<UsdtProbe> {
-    let probes = UsdtProbes::open(Path::new(PYTHON)).unwrap();
+    probe_in(Path::new(PYTHON), name)
+}
+
+/// The sites of probe `name` in the python3.11 at `path`.
+fn probe_in(path: &Path, name: &str) -> Vec<UsdtProbe> {
+    let probes = UsdtProbes::open(path).unwrap();
     let sites: Vec<UsdtProbe> = probes
         .find("python", name)
         .unwrap()
@@ -151,6 +156,37 @@ struct PythonChild {
     stdout: BufReader<ChildStdout>,
     script: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// A copy of python3.11 of the test's own, for the tests that count on its semaphores: a
+/// tracer attached to /usr/bin/python3.11 for every process (a following `dtk pyflow`, which
+/// other tests run at the same time) raises them in every process that runs that file, and
+/// not in a copy, which is another file.
+struct PrivatePython {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl PrivatePython {
+    fn new() -> PrivatePython {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("python3.11");
+        std::fs::copy(PYTHON, &path).unwrap();
+        PrivatePython { _dir: dir, path }
+    }
+
+    fn probe(&self, name: &str) -> Vec<UsdtProbe> {
+        probe_in(&self.path, name)
+    }
+
+    /// Starts the copy on a script, as `PythonChild::start` does.
+    fn start(&self, body: &str) -> PythonChild {
+        PythonChild::start_with("", body, |script| {
+            let mut command = Command::new(&self.path);
+            command.arg(script).env("PYTHONHOME", "/usr");
+            command
+        })
+    }
 }
 
 /// `python3.11 SCRIPT`.
@@ -319,11 +355,12 @@ fn python_3_11_fires_function_entry_only_while_line_is_enabled() {
     let text = format!("{WAIT_FOR_GO}{CALLS}");
     let leaf_def = line_of(&text, "def leaf(n):");
     let middle_def = line_of(&text, "def middle(n):");
-    let entry_sites = python_probe("function__entry");
-    let line_sites = python_probe("line");
+    let python = PrivatePython::new();
+    let entry_sites = python.probe("function__entry");
+    let line_sites = python.probe("line");
 
     // Entry alone: CPython 3.11 never reaches the marker (PYTHON.md, upstream #98894).
-    let mut alone = PythonChild::start(CALLS);
+    let mut alone = python.start(CALLS);
     let mut ring = RingBuf::create(1 << 18, "usdt_entry").unwrap();
     let entry_prog = record_program(&ring, &entry_sites[0], ENTRY_TAG, true);
     let links = attach(&entry_prog, &entry_sites, alone.pid());
@@ -333,7 +370,7 @@ fn python_3_11_fires_function_entry_only_while_line_is_enabled() {
     assert_eq!(script_calls(&events, &alone.script, ENTRY_TAG), vec![]);
 
     // Entry with `line` attached too: entries fire, each with the def line.
-    let mut with_line = PythonChild::start(CALLS);
+    let mut with_line = python.start(CALLS);
     let line_prog = empty_program();
     let mut links = attach(&line_prog, &line_sites, with_line.pid());
     links.extend(attach(&entry_prog, &entry_sites, with_line.pid()));
@@ -397,12 +434,13 @@ fn semaphore_is_raised_while_attached_and_restored_after() {
     if !kernel_available("semaphore_is_raised_while_attached_and_restored_after") {
         return;
     }
-    let sites = python_probe("function__entry");
+    let private = PrivatePython::new();
+    let sites = private.probe("function__entry");
     let semaphore = sites[0].semaphore.expect("function__entry has a semaphore");
-    let mut python = PythonChild::start("pass\n");
+    let mut python = private.start("pass\n");
     let maps = ProcessMaps::read(python.pid()).unwrap();
     let address = maps
-        .address_of(PYTHON, semaphore.file_offset)
+        .address_of(private.path.to_str().unwrap(), semaphore.file_offset)
         .expect("the semaphore's page is mapped");
     assert_eq!(address, semaphore.address, "python3.11 is not PIE here");
 

@@ -5,6 +5,7 @@
 //! into [`Event`]s for a sink. It never formats output for a person.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -40,6 +41,24 @@ pub struct Job {
     pub allow_empty: bool,
     /// `--dump-bpf`: print the generated BPF programs on stderr before tracing.
     pub dump_bpf: bool,
+    /// Which processes the run traces beyond what its probe descriptions name.
+    pub scope: Scope,
+}
+
+/// The processes a toolkit command traces: `dtk run` keeps dtrace's meaning (the default),
+/// the toolkit commands follow their target's process tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The target's whole process tree rather than the one process: its children by fork,
+    /// vfork and clone, their children, across exec. Only for a back end that
+    /// [`Backend::follows_trees`]; the toolkit scripts say `pid == FILTER_PID`, which the
+    /// command then sets to 0 (every process), leaving the tree to the back end.
+    pub follow: bool,
+    /// USDT providers named by a glob (`python*`) attach to the files that hold them, once
+    /// per file, for every process that maps it now or later, rather than once per running
+    /// process: these files (pyflow's installed interpreters), and the files running
+    /// processes map.
+    pub usdt_files: Option<Vec<PathBuf>>,
 }
 
 /// How a run ended: what decides dtk's exit status.
@@ -49,6 +68,9 @@ pub struct RunEnd {
     pub exit: Option<i32>,
     /// The target's end, when tracing ended because the target exited.
     pub target: Option<TargetExit>,
+    /// The pid of the command the back end started for -c: it has exited, or was killed and
+    /// reaped, when the run returns.
+    pub started: Option<u32>,
 }
 
 /// Receives the events of a run. An error (a closed pipe, say) ends the run.
@@ -76,6 +98,12 @@ pub trait Backend {
 
     /// The probes that the job's probe descriptions match (`dtk run -l`), without tracing.
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError>;
+
+    /// Whether it follows a target's process tree itself ([`Scope`]). A back end that does
+    /// not is given a script that follows the tree in D (`progenyof`).
+    fn follows_trees(&self) -> bool {
+        false
+    }
 }
 
 /// Errors common to both back ends.

@@ -10,14 +10,15 @@ mod run;
 pub(crate) mod syscalls;
 
 use std::io::{self, Write as _};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::backend::{self, EventSink, Job, RunEnd, Stop};
+use crate::backend::{self, Backend, EventSink, Job, RunEnd, Scope, Stop};
 use crate::config::{CommandConfig, Config, ShowConfig};
 use crate::event::{DropKind, Event, TargetStatus};
-use crate::script::Script;
+use crate::script::{Script, Tree};
 use crate::target::Target;
 
 /// Runs the configured command; returns dtk's exit status.
@@ -31,8 +32,8 @@ pub fn dispatch(config: Config) -> Result<u8> {
         CommandConfig::Show(show) => {
             let script = match show {
                 ShowConfig::Pyflow(c) => pyflow::script(c)?,
-                ShowConfig::Opens(c) => opens::script(c)?,
-                ShowConfig::Syscalls(c) => syscalls::script(c)?,
+                ShowConfig::Opens(c) => opens::script(c, Tree::shown(&c.target, c.follow))?,
+                ShowConfig::Syscalls(c) => syscalls::script(c, Tree::shown(&c.target, c.follow))?,
             };
             let mut out = io::stdout().lock();
             out.write_all(script.text.as_bytes())?;
@@ -43,33 +44,64 @@ pub fn dispatch(config: Config) -> Result<u8> {
     }
 }
 
-/// Runs `script` on the configured back end, feeding `sink`. A pid target is checked first,
-/// so that a typo gives "no such process" rather than a back-end error.
-/// With a duration, the run stops by itself after it, as after Ctrl-C.
+/// A toolkit command's back end, opened for its target, and how the run covers the
+/// target's process tree.
+pub(crate) struct Tracer {
+    backend: Box<dyn Backend>,
+    pub tree: Tree,
+}
+
+impl Tracer {
+    /// Opens the configured back end for a run on `target`, which follows the target's
+    /// process tree when `follow` (not --no-follow). A pid target is checked first, so that a
+    /// typo gives "no such process" rather than a back-end error.
+    pub fn open(config: &Config, target: &Target, follow: bool) -> Result<Tracer> {
+        if let Target::Pid(pid) = target {
+            backend::check_pid(*pid)?;
+        }
+        let backend = backend::select(config.backend)?;
+        let tree = match target {
+            Target::None => Tree::One,
+            _ if !follow => Tree::One,
+            _ if backend.follows_trees() => Tree::ByBackend,
+            _ => Tree::InScript,
+        };
+        Ok(Tracer { backend, tree })
+    }
+
+    /// The scope of a run with these USDT files (see [`Scope::usdt_files`]).
+    pub fn scope(&self, usdt_files: Option<Vec<PathBuf>>) -> Scope {
+        Scope {
+            follow: self.tree == Tree::ByBackend,
+            usdt_files,
+        }
+    }
+}
+
+/// Runs `script` on `tracer`'s back end, feeding `sink`. With a duration, the run stops by
+/// itself after it, as after Ctrl-C.
 fn trace(
-    config: &Config,
+    tracer: Tracer,
     script: Script,
+    scope: Scope,
     target: &Target,
     duration: Option<Duration>,
     sink: &mut dyn EventSink,
 ) -> Result<RunEnd> {
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
-    trace_until(config, script, target, duration, stop, sink)
+    trace_until(tracer, script, scope, target, duration, stop, sink)
 }
 
 /// `trace`, also ended by whoever else holds `stop` (a live view's q key).
 fn trace_until(
-    config: &Config,
+    mut tracer: Tracer,
     script: Script,
+    scope: Scope,
     target: &Target,
     duration: Option<Duration>,
     stop: Stop,
     sink: &mut dyn EventSink,
 ) -> Result<RunEnd> {
-    if let Target::Pid(pid) = target {
-        backend::check_pid(*pid)?;
-    }
-    let mut backend = backend::select(config.backend)?;
     if let Some(duration) = duration {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -84,8 +116,9 @@ fn trace_until(
         options: Vec::new(),
         allow_empty: false,
         dump_bpf: false,
+        scope,
     };
-    Ok(backend.run(&job, &stop, sink)?)
+    Ok(tracer.backend.run(&job, &stop, sink)?)
 }
 
 /// The exit status of a toolkit command (pyflow, opens, syscalls), as strace and time give

@@ -14,22 +14,24 @@ use nix::fcntl::OFlag;
 use serde::Serialize;
 
 use super::contract::{record, Line, Mismatch, ScriptContract};
-use super::{exit_status, trace, Notices};
+use super::{exit_status, trace, Notices, Tracer};
 use crate::backend::EventSink;
 use crate::cli::CountBy;
 use crate::config::{Config, Format, OpensConfig, OutputConfig};
 use crate::event::{AggSnapshot, ByteString, DropKind, Event, Printf, ProbeDesc};
 use crate::local_time::local_time;
 use crate::output::{self, LineWriter};
-use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::script::{bundled, Param, Script, TargetMacro, Tree};
 
-/// The script `dtk opens` runs for this configuration.
-pub fn script(c: &OpensConfig) -> Result<Script> {
-    let pid = Param::pid_filter(&c.target);
+/// The script `dtk opens` runs for this configuration, covering the target's tree as `tree`
+/// says.
+pub fn script(c: &OpensConfig, tree: Tree) -> Result<Script> {
+    let pid = Param::pid_filter(&c.target, tree);
     let text = Param::text;
     Ok(bundled("opens").expect("opens.d is bundled").instantiate(
         &[
             ("FILTER_PID", pid),
+            ("FOLLOW", Param::follow(tree)),
             ("FILTER_NAME", text(&c.name)),
             ("FILTER_ZONE", text(&c.zone)),
             ("FAILED_ONLY", Param::Int(c.failed.into())),
@@ -41,7 +43,10 @@ pub fn script(c: &OpensConfig) -> Result<Script> {
 pub fn run(config: &Config, c: &OpensConfig) -> Result<u8> {
     let mut presenter =
         OpensPresenter::new(output::stdout(config.output.line_flush), config.output, c);
-    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let tracer = Tracer::open(config, &c.target, c.follow)?;
+    let script = script(c, tracer.tree)?;
+    let scope = tracer.scope(None);
+    let end = trace(tracer, script, scope, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
     Ok(exit_status(config, &c.target, &end))
 }
@@ -492,6 +497,7 @@ mod tests {
     fn config(full: bool) -> OpensConfig {
         OpensConfig {
             target: crate::target::Target::None,
+            follow: true,
             name: None,
             name_regex: None,
             zone: None,
@@ -663,6 +669,7 @@ mod tests {
                 value: crate::event::AggValue::Scalar(n),
             }],
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
         }])
     }
 

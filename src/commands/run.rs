@@ -41,6 +41,7 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
         options: c.options.clone(),
         allow_empty: c.zdefs,
         dump_bpf: c.dump_bpf,
+        scope: Default::default(),
     };
     let mut backend = backend::select(config.backend)?;
     if c.list {
@@ -193,11 +194,14 @@ fn format_value(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
         Value::Str(s) => s.to_string(),
-        Value::Stack(frames) => frames
-            .iter()
-            .map(|f| text::escape(f.as_bytes()))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        // As dtrace prints a stack: from the next line, one indented frame a line.
+        Value::Stack(frames) => {
+            frames
+                .iter()
+                .map(|f| format!("\n{:14}{}", "", text::escape(f.as_bytes())))
+                .collect::<String>()
+                + "\n"
+        }
         Value::Bytes(b) => b
             .iter()
             .map(|x| format!("{x:02x}"))

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::contract::{record, Keys, Line, Mismatch, ScriptContract};
 use super::opens::errno_name;
-use super::{exit_status, trace, Notices};
+use super::{exit_status, trace, Notices, Tracer};
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job};
 use crate::cli::SortBy;
@@ -25,12 +25,12 @@ use crate::config::{Config, Format, OutputConfig, SyscallsConfig};
 use crate::event::{AggSnapshot, AggValue, ByteString, Event};
 use crate::local_time::local_time;
 use crate::output::{self, json, LineWriter};
-use crate::script::{bundled, Param, Script, TargetMacro};
+use crate::script::{bundled, Param, Script, TargetMacro, Tree};
 use crate::target::Target;
 
 /// The script `dtk syscalls` runs for this configuration.
-pub fn script(c: &SyscallsConfig) -> Result<Script> {
-    let pid = Param::pid_filter(&c.target);
+pub fn script(c: &SyscallsConfig, tree: Tree) -> Result<Script> {
+    let pid = Param::pid_filter(&c.target, tree);
     let text = Param::text;
     let timed = c.latency || c.hist.is_some() || c.live;
     Ok(bundled("syscalls")
@@ -38,6 +38,7 @@ pub fn script(c: &SyscallsConfig) -> Result<Script> {
         .instantiate(
             &[
                 ("FILTER_PID", pid),
+                ("FOLLOW", Param::follow(tree)),
                 ("FILTER_NAME", text(&c.name)),
                 ("FILTER_ZONE", text(&c.zone)),
                 ("BY_PROCESS", Param::Int((c.by_process || c.live).into())),
@@ -55,8 +56,10 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
     if let Some(call) = &c.hist {
         check_syscall(config, call)?;
     }
+    let tracer = Tracer::open(config, &c.target, c.follow)?;
+    let script = script(c, tracer.tree)?;
     if c.live {
-        return live::run(config, c, script(c)?);
+        return live::run(config, c, tracer, script);
     }
     let mut presenter = SyscallsPresenter {
         out: output::stdout(config.output.line_flush),
@@ -66,7 +69,8 @@ pub fn run(config: &Config, c: &SyscallsConfig) -> Result<u8> {
         hist: None,
         notices: Notices::default(),
     };
-    let end = trace(config, script(c)?, &c.target, c.duration, &mut presenter)?;
+    let scope = tracer.scope(None);
+    let end = trace(tracer, script, scope, &c.target, c.duration, &mut presenter)?;
     presenter.out.flush()?;
     Ok(exit_status(config, &c.target, &end))
 }
@@ -88,6 +92,7 @@ fn check_syscall(config: &Config, call: &str) -> Result<()> {
         options: Vec::new(),
         allow_empty: true,
         dump_bpf: false,
+        scope: Default::default(),
     };
     let probes = backend::select(config.backend)?.list(&job)?;
     if probes.is_empty() {
@@ -446,6 +451,7 @@ mod tests {
     fn config(by_process: bool) -> SyscallsConfig {
         SyscallsConfig {
             target: Target::None,
+            follow: true,
             name: None,
             zone: None,
             by_process,
@@ -466,6 +472,7 @@ mod tests {
             name: name.into(),
             func,
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
             entries: rows
                 .iter()
                 .map(|&(pid, comm, call, errno, v)| {

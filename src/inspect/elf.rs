@@ -238,6 +238,40 @@ impl ElfImage {
         Some((needed, if runpath.is_empty() { rpath } else { runpath }))
     }
 
+    /// The defined functions of .symtab and .dynsym: (address, size, name), sorted by
+    /// address, each address once (a global name wins over a local one).
+    pub fn functions(&self) -> Vec<(u64, u64, String)> {
+        let Ok(file) = self.parsed() else {
+            return Vec::new();
+        };
+        let mut found: Vec<(u64, bool, u64, String)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.is_definition() && s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| {
+                let name = s.name().ok()?.to_string();
+                Some((s.address(), !s.is_global(), s.size(), name))
+            })
+            .collect();
+        found.sort();
+        found.dedup_by_key(|f| f.0);
+        found
+            .into_iter()
+            .map(|(address, _, size, name)| (address, size, name))
+            .collect()
+    }
+
+    /// The virtual address that file offset `offset` is loaded at, through the PT_LOAD
+    /// segment whose file image holds it.
+    pub fn address_of_offset(&self, offset: u64) -> Option<u64> {
+        let file = self.parsed().ok()?;
+        file.segments().find_map(|segment| {
+            let (start, size) = segment.file_range();
+            let within = offset.checked_sub(start)?;
+            (within < size).then(|| segment.address() + within)
+        })
+    }
+
     fn parsed(&self) -> Result<object::File<'_>, ElfError> {
         parse(&self.path, &self.data)
     }

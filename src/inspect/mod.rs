@@ -8,10 +8,13 @@
 //!   refuses to show a map).
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
 //! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
+//! - `symbols`: stack frames as names, from /proc/kallsyms and the ELF symbols of the files
+//!   a process maps.
 
 pub(crate) mod cgroup;
 pub(crate) mod elf;
 pub(crate) mod procmaps;
 mod ptrace;
+pub(crate) mod symbols;
 pub(crate) mod tracefs;
 pub(crate) mod usdt;

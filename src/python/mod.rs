@@ -93,9 +93,82 @@ pub struct Build {
     pub markers: bool,
     /// The trampoline path's structure offsets, on 3.12 and later.
     pub layout: Option<Layout>,
-    /// Where `_PyRuntime` is, on a 3.9 or 3.11 with markers (pyflow.d reads the running
+    /// Where `_PyRuntime` is, on a 3.9, 3.11 or 3.15 with markers (pyflow.d reads the running
     /// thread's state through it).
     pub runtime: Option<Runtime>,
+    /// On 3.15 with markers: the offsets pyflow.d follows from `_PyRuntime` to the running
+    /// frame, read from the build's `_Py_DebugOffsets`.
+    pub reach: Option<FrameReach>,
+}
+
+/// How pyflow.d reaches the running frame on CPython 3.15, and what it reads there: the main
+/// interpreter (`_PyRuntime.interpreters.head`), the thread that holds its GIL (the one
+/// running Python code, whose marker fires), its current frame, and the frame's code, owner
+/// and next instruction. From the build's `_Py_DebugOffsets`, whose sections start (in
+/// 64-bit words) at: runtime_state 3, interpreter_state 6, thread_state 22,
+/// interpreter_frame 39, code_object 47, unicode_object 89 (read in Debian's 3.15.2, whose
+/// sections show as runs of known offsets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameReach {
+    pub interpreters_head: u64,
+    pub gil_holder: u64,
+    pub current_frame: u64,
+    pub current_exception: u64,
+    pub frame_code: u64,
+    pub frame_previous: u64,
+    pub frame_instr: u64,
+    pub frame_owner: u64,
+    pub co_flags: u64,
+    pub co_filename: u64,
+    pub co_name: u64,
+    pub co_firstlineno: u64,
+    pub str_state: u64,
+    pub str_ascii_data: u64,
+}
+
+impl FrameReach {
+    /// Reads the offsets of a 3.15 build's `_Py_DebugOffsets`.
+    fn read(image: &ElfImage) -> Option<FrameReach> {
+        let words = debug_words(
+            image,
+            Version {
+                major: 3,
+                minor: 15,
+            },
+            93,
+        )?;
+        // The word after the version says whether the build is free-threaded: there, no one
+        // thread holds a GIL, and the running thread cannot be found this way.
+        if words[2] != 0 {
+            return None;
+        }
+        let (interp, thread, frame, code, unicode) = (6, 22, 39, 47, 89);
+        Some(FrameReach {
+            interpreters_head: words[5],
+            // interpreter_state: size, id, next, threads_head, threads_main, gc,
+            // imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state, its enabled,
+            // locked and holder, …
+            gil_holder: words[interp + 13],
+            // thread_state: size, prev, next, interp, current_frame, …, current_exception
+            // (the 15th field).
+            current_frame: words[thread + 4],
+            current_exception: words[thread + 14],
+            // interpreter_frame: size, previous, executable, instr_ptr, localsplus, owner.
+            frame_previous: words[frame + 1],
+            frame_code: words[frame + 2],
+            frame_instr: words[frame + 3],
+            frame_owner: words[frame + 5],
+            // code_object: size, filename, name, qualname, linetable, firstlineno, argcount;
+            // co_flags sits just before co_argcount.
+            co_filename: words[code + 1],
+            co_name: words[code + 2],
+            co_firstlineno: words[code + 5],
+            co_flags: words[code + 6].checked_sub(4)?,
+            // unicode_object: size, state, length, asciiobject_size.
+            str_state: words[unicode + 1],
+            str_ascii_data: words[unicode + 3],
+        })
+    }
 }
 
 /// `_PyRuntime` in the interpreter's file (in .data or .bss).
@@ -127,7 +200,11 @@ impl Runtime {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkerLayout {
     pub minor: u8,
+    /// 3.9 and 3.11: where the pointer to the running thread's state is; 3.15: where the
+    /// pointer to the main interpreter is (`_PyRuntime.interpreters.head`).
     pub tstate_current: u64,
+    /// 3.15: the way from there to the running frame.
+    pub reach: Option<FrameReach>,
 }
 
 /// _PyRuntimeState.gilstate.tstate_current, by minor version.
@@ -143,7 +220,31 @@ impl MarkerLayout {
     /// The parameters of pyflow.d.
     pub fn params(&self) -> Vec<(&'static str, u64)> {
         let mut params = vec![("TSTATE_CURRENT", self.tstate_current)];
-        if self.minor == 9 {
+        if let Some(r) = self.reach {
+            params.extend([
+                ("MODEL", 3),
+                ("GIL_HOLDER", r.gil_holder),
+                ("TS_CFRAME", 0),
+                ("CF_CURRENT_FRAME", r.current_frame),
+                ("TS_CUREXC", r.current_exception),
+                ("FRAME_CODE", r.frame_code),
+                ("FRAME_PREVIOUS", r.frame_previous),
+                ("FRAME_PREV_INSTR", r.frame_instr),
+                ("FRAME_OWNER", r.frame_owner),
+                ("CO_FLAGS", r.co_flags),
+                ("CO_FILENAME", r.co_filename),
+                ("CO_NAME", r.co_name),
+                ("CO_FIRSTLINENO", r.co_firstlineno),
+                ("STR_STATE", r.str_state),
+                ("STR_ASCII_DATA", r.str_ascii_data),
+                // 3.15's opcodes (Lib/_opcode_metadata.py): RESUME, its specialisations
+                // RESUME_CHECK and RESUME_CHECK_JIT, and INSTRUMENTED_RESUME.
+                ("RESUME", 128),
+                ("RESUME_QUICK", 200),
+                ("RESUME_JIT", 201),
+                ("RESUME_INSTRUMENTED", 244),
+            ]);
+        } else if self.minor == 9 {
             params.extend([
                 ("MODEL", 1),
                 ("TS_CFRAME", 0),
@@ -269,9 +370,17 @@ impl Build {
             _ => None,
         };
         let address = runtime.in_process(loaded)?;
+        if let Some(reach) = self.reach {
+            return Some(MarkerLayout {
+                minor,
+                tstate_current: address + reach.interpreters_head,
+                reach: Some(reach),
+            });
+        }
         Some(MarkerLayout {
             minor,
             tstate_current: address + runtime_tstate_current(minor)?,
+            reach: None,
         })
     }
 
@@ -310,9 +419,16 @@ impl Build {
             )?),
             _ => None,
         };
+        let reach = match version {
+            Some(Version {
+                major: 3,
+                minor: 15,
+            }) if markers => FrameReach::read(image),
+            _ => None,
+        };
         let runtime = match version {
             Some(Version { major: 3, minor })
-                if markers && runtime_tstate_current(minor).is_some() =>
+                if markers && (runtime_tstate_current(minor).is_some() || reach.is_some()) =>
             {
                 runtime_of(image)
             }
@@ -324,6 +440,7 @@ impl Build {
             markers,
             layout,
             runtime,
+            reach,
         }))
     }
 
@@ -446,6 +563,62 @@ fn is_python2(path: &Path) -> bool {
     name.starts_with("python2") || name.starts_with("libpython2")
 }
 
+/// The interpreters with function markers that are installed where Pythons are started
+/// from: `python*` executables on PATH and in /usr/bin and /usr/local/bin, and the
+/// libpython of shared builds in the usual library directories. Each file once (symbolic
+/// links resolved). `dtk pyflow` with no target attaches to these, so that a Python started
+/// after it is traced too.
+pub fn installed_with_markers() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    let mut libs: Vec<PathBuf> = ["/usr/lib", "/usr/lib64", "/usr/local/lib"]
+        .map(PathBuf::from)
+        .into();
+    // Multiarch directories: /usr/lib/x86_64-linux-gnu and the like.
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        libs.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("-linux-gnu")),
+        );
+    }
+    let named = |dir: &Path, prefix: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let candidates = dirs.iter().flat_map(|d| named(d, "python")).chain(
+        libs.iter()
+            .flat_map(|d| named(d, "libpython"))
+            .filter(|p| p.to_string_lossy().contains(".so")),
+    );
+    let mut found: Vec<PathBuf> = Vec::new();
+    for path in candidates {
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if found.contains(&real) || is_python2(&real) {
+            continue;
+        }
+        let markers =
+            UsdtProbes::open(&real).is_ok_and(|p| p.find("python", "function__entry").is_ok());
+        if markers {
+            found.push(real);
+        }
+    }
+    found
+}
+
 /// The state letter of /proc/PID/stat (R, S, Z…).
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -549,20 +722,8 @@ fn debug_sections(v: Version) -> Option<(usize, usize, usize, usize)> {
 /// cookie "xdebugpy" and PY_VERSION_HEX, then one u64 per field.
 fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
     let (thread, frame, code, unicode) = debug_sections(v)?;
-    let address = image.symbol_address("_PyRuntime").ok()?;
-    let start = image.file_offset(address).ok()?;
-    let words = image.bytes_at(start, 8 * (unicode + 4))?;
-    if &words[..8] != b"xdebugpy" || !image.is_little_endian() {
-        return None;
-    }
-    let word = |i: usize| {
-        let b = &words[8 * i..8 * i + 8];
-        u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
-    };
-    let version = word(1);
-    if (version >> 24, (version >> 16) & 0xff) != (u64::from(v.major), u64::from(v.minor)) {
-        return None;
-    }
+    let words = debug_words(image, v, unicode + 4)?;
+    let word = |i: usize| words[i];
     Some(Layout {
         // interpreter_frame: size, previous, executable, instr_ptr, localsplus, owner.
         frame_code: word(frame + 2),
@@ -586,6 +747,26 @@ fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
         gen_iframe: GEN_IFRAME,
         gen_frame_state: GEN_FRAME_STATE,
     })
+}
+
+/// The first `count` words of the build's `_Py_DebugOffsets` (3.13+), when it starts with
+/// the cookie "xdebugpy" and its PY_VERSION_HEX is version `v`'s.
+fn debug_words(image: &ElfImage, v: Version, count: usize) -> Option<Vec<u64>> {
+    let address = image.symbol_address("_PyRuntime").ok()?;
+    let start = image.file_offset(address).ok()?;
+    let bytes = image.bytes_at(start, 8 * count)?;
+    if &bytes[..8] != b"xdebugpy" || !image.is_little_endian() {
+        return None;
+    }
+    let words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .collect();
+    let version = words[1];
+    if (version >> 24, (version >> 16) & 0xff) != (u64::from(v.major), u64::from(v.minor)) {
+        return None;
+    }
+    Some(words)
 }
 
 /// Where `_PyRuntime` is in `image`.

@@ -342,7 +342,11 @@ fn show_with_activate_prints_the_program_and_leaves_the_target_alone() {
         &expected,
     );
     let expected = String::from_utf8_lossy(&expected.stdout)
-        .replace(&format!("pid{}::", on.0.id()), &format!("pid{pid}::"));
+        .replace(&format!("pid{}::", on.0.id()), &format!("pid{pid}::"))
+        .replace(
+            &format!("/pid == {}/", on.0.id()),
+            &format!("/pid == {pid}/"),
+        );
     assert!(expected.contains(&format!("pid{pid}::_PyEval_EvalFrameDefault:entry")));
 
     let shown = dtk(&programs())

@@ -19,8 +19,8 @@ pub struct Interpreter {
     pub env: Vec<(String, String)>,
     /// CPython 3.12 to 3.14: no function markers, pyflow follows the perf trampoline.
     pub trampoline: bool,
-    /// pyflow tells yields, resumes and unwinds apart on it: the trampoline path, 3.9 and
-    /// 3.11 (pyflow.d reads the running frame there).
+    /// pyflow tells yields, resumes and unwinds apart on it: the trampoline path, 3.9, 3.11
+    /// and 3.15 (pyflow.d reads the running frame there).
     pub yields: bool,
 }
 
@@ -64,7 +64,7 @@ impl Interpreter {
                         argv: vec![python.to_string_lossy().into_owned()],
                         env: vec![("PYTHONHOME".into(), usr.to_string_lossy().into_owned())],
                         trampoline: ["3.12", "3.13", "3.14"].contains(&version),
-                        yields: ["3.9", "3.11", "3.12", "3.13", "3.14"].contains(&version),
+                        yields: ["3.9", "3.11", "3.12", "3.13", "3.14", "3.15"].contains(&version),
                     });
                 }
                 "the manifest lists it but its interpreter is missing (.ci/debian-pythons)"
@@ -113,8 +113,13 @@ impl Interpreter {
 
     /// The command line for `dtk -c`, running `script`.
     pub fn command_line(&self, script: &str) -> String {
+        self.command_line_of(&[script])
+    }
+
+    /// The command line for `dtk -c`, with `args` after the interpreter.
+    pub fn command_line_of(&self, args: &[&str]) -> String {
         let mut words = self.argv.clone();
-        words.push(script.to_string());
+        words.extend(args.iter().map(|a| a.to_string()));
         shlex::try_join(words.iter().map(String::as_str)).expect("no NUL in a path")
     }
 }

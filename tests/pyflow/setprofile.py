@@ -13,7 +13,15 @@ in the same order, so the events are paired one to one; before 3.12, a yield's r
 its YIELD_VALUE (or YIELD_FROM) instruction, and its frame runs again later (a generator
 still suspended when the program ends would count as returned).
 
+Code compiled from a string (`<string>`, `<stdin>`) is shown where shown code or no code
+calls it (this file's frames count as none): `python -c` code is the user's, and so is a
+dataclass's generated __init__ that the user's code calls, but not the code the standard library
+compiles and runs itself. With -c, CODE runs as `python -c CODE` would run it.
+
+When the program replaces itself (os.exec*), the events so far are written before it does.
+
     python setprofile.py OUT PROGRAM
+    python setprofile.py OUT -c CODE
 """
 
 import dis
@@ -116,7 +124,9 @@ def final_kinds(tid):
     return kinds
 
 
-def shown(filename):
+def shown(filename, stack):
+    if filename in ("<string>", "<stdin>"):
+        return not stack or stack[-1] is not False
     if filename.startswith("<") or "/site-packages/" in filename or "/dist-packages/" in filename:
         return False
     real = os.path.realpath(filename)
@@ -132,12 +142,13 @@ def profile(frame, event, arg):
     sequence = sequences.setdefault(tid, [])
     sequence.append((frame, kind_now(frame, event)))
     if event == "call":
-        visible = shown(code.co_filename)
+        visible = shown(code.co_filename, stack)
         depth = stack.count(True)
-        stack.append(visible)
+        # This file's frames are no caller, for code compiled from a string.
+        stack.append(None if os.path.realpath(code.co_filename) == HERE else visible)
         line = code.co_firstlineno
     elif stack:
-        visible = stack.pop()
+        visible = stack.pop() is True
         depth = stack.count(True)
         line = frame.f_lineno
     else:
@@ -155,25 +166,42 @@ def profile(frame, event, arg):
         )
 
 
+def write(out):
+    sys.setprofile(None)
+    threading.setprofile(None)
+    if MONITORING:
+        sys.monitoring.set_events(sys.monitoring.PROFILER_ID, 0)
+    kinds = {tid: final_kinds(tid) for tid in sequences}
+    with open(out, "w") as f:
+        for e in events:
+            e["kind"] = kinds[e["tid"]][e.pop("at")]
+            f.write(json.dumps(e) + "\n")
+
+
 def main():
     out, program = sys.argv[1], sys.argv[2]
-    sys.argv = sys.argv[2:]
+    if program == "-c":
+        code = compile(sys.argv[3], "<string>", "exec")
+        sys.argv = ["-c"] + sys.argv[4:]
+    else:
+        sys.argv = sys.argv[2:]
+
+    def before_exec(event, args):
+        if event == "os.exec":
+            write(out)
+
+    sys.addaudithook(before_exec)
     if MONITORING:
         monitor()
     threading.setprofile(profile)
     sys.setprofile(profile)
     try:
-        runpy.run_path(program, run_name="__main__")
+        if program == "-c":
+            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        else:
+            runpy.run_path(program, run_name="__main__")
     finally:
-        sys.setprofile(None)
-        threading.setprofile(None)
-        if MONITORING:
-            sys.monitoring.set_events(sys.monitoring.PROFILER_ID, 0)
-        kinds = {tid: final_kinds(tid) for tid in sequences}
-        with open(out, "w") as f:
-            for e in events:
-                e["kind"] = kinds[e["tid"]][e.pop("at")]
-                f.write(json.dumps(e) + "\n")
+        write(out)
 
 
 main()

@@ -73,6 +73,7 @@ impl Walk {
                 name,
                 func: view.func,
                 entries: vec![entry],
+                sort: crate::event::AggSort::default(),
                 // Integer keys are traced at their own size; anything else (strings, stacks)
                 // is wider than eight bytes.
                 key_sizes: view

@@ -156,6 +156,9 @@ impl Backend for LibdtraceBackend {
         result?;
         finish(&mut handle, consumer)?;
         Ok(RunEnd {
+            started: consumer
+                .target
+                .filter(|_| matches!(job.target, Target::Command(_))),
             exit: consumer.exit_status,
             target: consumer
                 .target

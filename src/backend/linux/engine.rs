@@ -123,6 +123,7 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
         reported_lost_by_probe: Vec::new(),
         reported_agg_drops: 0,
         reported_var_drops: 0,
+        reported_unfollowed: 0,
         bad_records: 0,
         target_exit: None,
     };
@@ -133,6 +134,10 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     Ok(RunEnd {
         exit: run.exec.exit_status(),
         target: run.target_exit,
+        started: match &traced {
+            Traced::Started(s) => Some(s.pid()),
+            _ => None,
+        },
     })
 }
 
@@ -191,13 +196,22 @@ fn prepare(
     }
     let mut options = Options::resolve(&compiled.program, &job.options).map_err(engine_error)?;
     options.zdefs |= job.allow_empty;
+    if let Some(cpu) = options.cpu {
+        run_on_cpu(cpu).map_err(|source| engine_error(EngineError::Cpu { cpu, source }))?;
+    }
     refuse_destructive(job, &compiled.program, &options)?;
-    let plan = plan::resolve(&compiled.program, target, &options).map_err(|e| {
+    let plan_error = |e| {
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
             source: Box::new(e),
         })
-    })?;
+    };
+    let usdt_files = job.scope.usdt_files.as_deref();
+    let mut plan =
+        plan::resolve(&compiled.program, target, &options, usdt_files).map_err(plan_error)?;
+    if let (true, Some(root)) = (job.scope.follow, target) {
+        plan.follow_tree(root).map_err(plan_error)?;
+    }
     Ok((compiled, options, plan))
 }
 
@@ -249,6 +263,7 @@ struct Run<'a> {
     reported_lost_by_probe: Vec<u64>,
     reported_agg_drops: u64,
     reported_var_drops: u64,
+    reported_unfollowed: u64,
     /// Records that did not decode (never expected: a bug if it happens), reported once.
     bad_records: u64,
     /// The target's end, when the run ended with it.
@@ -620,6 +635,15 @@ impl Run<'_> {
             })?;
             self.reported_agg_drops = agg;
         }
+        let unfollowed = attached.unfollowed().map_err(engine_error)?;
+        if unfollowed > self.reported_unfollowed {
+            self.sink.event(Event::Drop {
+                kind: DropKind::Unfollowed,
+                count: unfollowed - self.reported_unfollowed,
+                probe: None,
+            })?;
+            self.reported_unfollowed = unfollowed;
+        }
         let vars = attached.thread_var_drops().map_err(engine_error)?;
         if vars > self.reported_var_drops {
             self.sink.event(Event::Drop {
@@ -717,6 +741,25 @@ fn monotonic_ns() -> u64 {
     // SAFETY: a valid timespec pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Keeps this thread, and the threads it starts from now on, on `cpu`: with `-x cpu=N`,
+/// BEGIN, END and tick-N fire on that CPU, as they do in dtrace.
+fn run_on_cpu(cpu: u32) -> std::io::Result<()> {
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    if cpu as usize >= bits {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below the set's capacity (checked above).
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn current_cpu() -> u32 {

@@ -37,6 +37,13 @@ pub enum EngineError {
     /// Watching the target's exit (pidfd_open).
     #[error(transparent)]
     Watch(std::io::Error),
+    /// `-x cpu=N` names a CPU dtk cannot run on.
+    #[error("option cpu: cannot run on CPU {cpu}")]
+    Cpu {
+        cpu: u32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Codegen(#[from] CodegenError),
     #[error(transparent)]

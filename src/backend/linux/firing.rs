@@ -82,6 +82,10 @@ pub struct Firing {
     /// Memory read in the kernel at addresses the program computed (a pointer read through
     /// another, `copyinstr(*(uint64_t *)copyin(arg1 + 8, 8))`); only the reads that succeeded.
     pub reads: Vec<MemoryRead>,
+    /// The kernel and user stacks at the probe, innermost frame first, where the program
+    /// reads them (`Captures::kernel_stack`, `user_stack`).
+    pub kernel_stack: Vec<u64>,
+    pub user_stack: Vec<u64>,
     /// For syscall returns: the error number when the call failed, else 0.
     pub errno: i32,
 }

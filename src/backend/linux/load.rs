@@ -119,6 +119,8 @@ pub struct Attached {
     generation: Option<Generation>,
     aggregation_drops: DropCounter,
     thread_var_drops: DropCounter,
+    /// Children of a followed tree that the full followed set refused.
+    unfollowed: Option<DropCounter>,
     /// The maps only programs use (thread variables, shadows, record scratch, syscall
     /// numbers), kept open as long as they are.
     _others: Vec<Map>,
@@ -164,6 +166,10 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
     let aggregation_drops = DropCounter::from_map(agg_drops, take(agg_drops.map())?);
     let var_drops = set.thread_vars.drops;
     let thread_var_drops = DropCounter::from_map(var_drops, take(var_drops.map())?);
+    let unfollowed = match set.unfollowed {
+        Some(slots) => Some(DropCounter::from_map(slots, take(slots.map())?)),
+        None => None,
+    };
     let mut attached = Attached {
         programs: Vec::new(),
         ring,
@@ -173,6 +179,7 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
         generation,
         aggregation_drops,
         thread_var_drops,
+        unfollowed,
         _others: maps.into_iter().flatten().collect(),
     };
     for program in set.programs {
@@ -270,6 +277,12 @@ impl Attached {
     /// `DropKind::Dynamic`).
     pub fn thread_var_drops(&self) -> Result<u64, MapError> {
         self.thread_var_drops.total()
+    }
+
+    /// Processes of a followed tree that were not followed because the followed set was full
+    /// (report as `DropKind::Unfollowed`); 0 when the run follows no tree.
+    pub fn unfollowed(&self) -> Result<u64, MapError> {
+        self.unfollowed.as_ref().map_or(Ok(0), DropCounter::total)
     }
 
     /// The aggregations kept in the kernel (`Plan::kernel_aggregations`), each with its

@@ -51,4 +51,8 @@ impl Backend for LinuxEngine {
     fn list(&mut self, job: &Job) -> Result<Vec<Arc<ProbeDesc>>, BackendError> {
         engine::list(job)
     }
+
+    fn follows_trees(&self) -> bool {
+        true
+    }
 }

@@ -8,13 +8,14 @@ use thiserror::Error;
 
 use super::d::ast::{Item, Program};
 use super::d::check_option;
+use crate::event::AggSort;
 
 /// The options the engine uses, with dtrace's defaults, except `switchrate`: 20hz rather
 /// than dtrace's 1hz, so that on a terminal an event shows within 50 ms of happening (an idle
 /// run wakes that often and no more).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// `strsize`: longest string, including its NUL; longer strings are cut and counted.
+    /// `strsize`: longest string, not counting its NUL; longer strings are cut and counted.
     pub strsize: usize,
     /// `bufsize`: the ring buffer's size in bytes (rounded up to a power of two by the
     /// runtime).
@@ -25,6 +26,12 @@ pub struct Options {
     pub zdefs: bool,
     /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
     pub dynvarsize: usize,
+    /// `aggsortkey`, `aggsortkeypos` and `aggsortrev`: how aggregations are printed.
+    pub aggsort: AggSort,
+    /// `aggsortpos`: the aggregation whose values order a multi-aggregation printa.
+    pub aggsortpos: usize,
+    /// `cpu`: trace on this CPU only; BEGIN, END and tick-N fire there too.
+    pub cpu: Option<u32>,
     /// `nspec`: how many speculative buffers `speculation()` hands out.
     pub nspec: usize,
     /// `specsize`: bytes of data one speculative buffer holds.
@@ -42,6 +49,9 @@ impl Default for Options {
             switchrate: Duration::from_millis(50),
             zdefs: false,
             dynvarsize: 1 << 20,
+            aggsort: AggSort::default(),
+            aggsortpos: 0,
+            cpu: None,
             nspec: 1,
             specsize: 4 << 20,
             destructive: false,
@@ -106,6 +116,11 @@ impl Options {
             "bufsize" => self.bufsize = parse_size(name, need()?)?,
             "dynvarsize" => self.dynvarsize = parse_size(name, need()?)?,
             "switchrate" => self.switchrate = parse_rate(name, need()?)?,
+            "aggsortkey" => self.aggsort.by_key = true,
+            "aggsortrev" => self.aggsort.reverse = true,
+            "aggsortkeypos" => self.aggsort.key_pos = parse_count(name, need()?)?,
+            "aggsortpos" => self.aggsortpos = parse_count(name, need()?)?,
+            "cpu" => self.cpu = Some(parse_count(name, need()?)? as u32),
             // Kernel aggregations are read when they are printed, so the rate is checked and
             // then has nothing to pace.
             "aggrate" => {
@@ -116,6 +131,15 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// A position: a non-negative integer.
+fn parse_count(name: &str, value: &str) -> Result<usize, OptionError> {
+    value.parse().map_err(|_| OptionError::BadValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        what: "position (a non-negative integer)",
+    })
 }
 
 /// `4m`, `512k`, `1g`, `256`.

@@ -67,7 +67,16 @@ pub struct Layout {
     pub store_scratch: DerivedSlot,
     /// The record and its scratch space: what the program's slot must hold.
     pub room: usize,
+    /// Slots of the kernel and user stacks (`Captures::kernel_stack`, `user_stack`): the
+    /// byte count bpf_get_stack returned, then up to `KERNEL_FRAMES` / `USER_FRAMES`
+    /// addresses.
+    pub kernel_stack: Option<usize>,
+    pub user_stack: Option<usize>,
 }
+
+/// The deepest stacks recorded: dtrace's default `stackframes` is 20 and `ustackframes` 100.
+pub const KERNEL_FRAMES: usize = 64;
+pub const USER_FRAMES: usize = 100;
 
 impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
@@ -101,6 +110,8 @@ impl Layout {
                 }
             })
             .collect();
+        let kernel_stack = captures.kernel_stack.then(|| slot(8 * KERNEL_FRAMES));
+        let user_stack = captures.user_stack.then(|| slot(8 * USER_FRAMES));
         let depth = captures
             .shadow_stores
             .iter()
@@ -120,6 +131,8 @@ impl Layout {
             size: at,
             store_scratch,
             room: store_scratch.data() + 8 * depth,
+            kernel_stack,
+            user_stack,
         }
     }
 }
@@ -247,6 +260,8 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         strings: strings(record, layout),
         bytes: bytes(record, layout),
         reads: reads(record, layout),
+        kernel_stack: stack(record, layout.kernel_stack),
+        user_stack: stack(record, layout.user_stack),
         errno: errno(&probe.info.kind, args[0]),
     })
 }
@@ -313,6 +328,18 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
         .collect()
 }
 
+/// The addresses of a recorded stack, innermost first; none when it was not recorded or
+/// the kernel could not walk it.
+fn stack(record: &[u8], slot: Option<usize>) -> Vec<u64> {
+    let Some(at) = slot else {
+        return Vec::new();
+    };
+    let bytes = (u64_at(record, at) as i64).clamp(0, (record.len() - at - 8) as i64) as usize;
+    (0..bytes / 8)
+        .map(|i| u64_at(record, at + 8 + 8 * i))
+        .collect()
+}
+
 /// A syscall return's errno: −ret for a return value in [−4095, −1], as the kernel encodes
 /// errors; 0 otherwise and for other probes.
 fn errno(kind: &ProbeKind, arg0: u64) -> i32 {
@@ -356,6 +383,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            follow: None,
         }
     }
 

@@ -4,8 +4,28 @@
 use crate::config::FrameFilter;
 
 impl FrameFilter {
-    /// Whether a frame from `file` is shown.
-    pub fn shows(&self, file: &str) -> bool {
+    /// Whether a frame from `file`, called by a frame that is shown or not (None: by no
+    /// Python frame), is shown. Code compiled from a string (`<string>`: `python -c`, exec;
+    /// `<stdin>`) is the user's where the user's code runs it, or where nothing does: the
+    /// program given to `python -c` is the user's, but the functions that the standard
+    /// library makes with exec (dataclasses, namedtuple) stay hidden while the library runs them.
+    pub fn shows_frame(&self, file: &str, caller: Option<bool>) -> bool {
+        if self.default_rule(file) && is_compiled_string(file) {
+            return caller != Some(false);
+        }
+        self.shows(file)
+    }
+
+    /// Whether only the default rule (library code hidden) decides for `file`.
+    fn default_rule(&self, file: &str) -> bool {
+        !self.all
+            && self.include.is_empty()
+            && !self.exclude.iter().any(|r| r.is_match(file))
+            && !self.modules.iter().any(|m| in_module(file, m))
+    }
+
+    /// Whether a frame from `file` is shown, whoever called it.
+    fn shows(&self, file: &str) -> bool {
         if self.exclude.iter().any(|r| r.is_match(file)) {
             return false;
         }
@@ -25,6 +45,11 @@ pub fn is_library(file: &str) -> bool {
         || file.contains("/site-packages/")
         || file.contains("/dist-packages/")
         || is_stdlib(file)
+}
+
+/// Code compiled from a string: `python -c`, `exec(text)`, the interactive prompt.
+fn is_compiled_string(file: &str) -> bool {
+    file == "<string>" || file == "<stdin>"
 }
 
 /// `/usr/lib/python3.11/json/decoder.py`, `/root/.pyenv/versions/3.12.1/lib/python3.12/x.py`.
@@ -61,6 +86,23 @@ mod tests {
         for user in ["/home/u/app.py", "app/db.py", "/srv/python3/app.py"] {
             assert!(!is_library(user), "{user}");
         }
+    }
+
+    /// `python -c` code is the user's; what the standard library compiles and runs with exec
+    /// is the library's.
+    #[test]
+    fn code_compiled_from_a_string_is_shown_where_the_user_runs_it() {
+        let f = FrameFilter::default();
+        assert!(f.shows_frame("<string>", None));
+        assert!(f.shows_frame("<string>", Some(true)));
+        assert!(!f.shows_frame("<string>", Some(false)));
+        assert!(f.shows_frame("<stdin>", None));
+        assert!(!f.shows_frame("<frozen importlib._bootstrap>", None));
+        let excluded = FrameFilter {
+            exclude: vec![regex::Regex::new("^<string>$").unwrap()],
+            ..FrameFilter::default()
+        };
+        assert!(!excluded.shows_frame("<string>", None));
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //!   its `def`, which the flow learns from the return at that yield.
 //! - `<module>` enters at line 0 (3.11, 3.15); a module's code starts at line 1.
 //! - 3.15 also fires an entry, never returned from, when a generator function is called and
-//!   makes its generator. Such an entry is held until the thread's next event, which tells a
-//!   creation from a first resume (see [`Creation`]); creations are not shown. Returns are
+//!   makes its generator. pyflow.d leaves those out where it reads the running frame; where it
+//!   cannot, such an entry is held until the thread's next event, which tells a creation from
+//!   a first resume (see [`Creation`]); creations are not shown. Returns are
 //!   matched to entries by function, so an entry that is never returned from cannot shift the
 //!   depth of what follows.
 //! - 3.15 enters some code at no line (class bodies, closures, methods using `super()`). The
 //!   line is the `def` or `class` of that name in the source; when the file has several, the
 //!   entry's line waits for its return (the definition above the returning line), and the
-//!   thread's later lines wait with it, in order.
+//!   thread's later lines wait with it, in order. Code no statement defines (`__annotate__`)
+//!   takes the line it returns at.
+//! - An exec ends a process's flow; the new program's starts at depth 0.
 
 use std::collections::HashMap;
 
@@ -48,12 +51,14 @@ pub struct Totals {
 }
 
 /// A frame on a thread's stack.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Frame {
     key: FnKey,
     shown: bool,
     entered_ns: u64,
-    /// Time spent in callees, for exclusive time.
+    /// Time spent in shown callees, for exclusive time: a hidden callee's own time is its
+    /// shown caller's, as a reader of the flow takes "exclusive" (the time in library code
+    /// the function called is the function's).
     children_ns: u64,
     /// The first lines it may have, while its entry came at no line and several definitions
     /// in the file have its name.
@@ -67,6 +72,8 @@ struct Frame {
 /// One thread's stack, depth and held entry.
 #[derive(Debug, Default)]
 struct ThreadFlow {
+    /// Its process.
+    pid: u32,
     stack: Vec<Frame>,
     /// Shown frames on the stack: the indentation depth.
     depth: usize,
@@ -78,6 +85,10 @@ struct ThreadFlow {
     /// Frames on the stack whose line is not known yet.
     unplaced: usize,
 }
+
+/// The one candidate line of an entry at no line whose name no statement in its file defines:
+/// its line is the line it returns at.
+const AT_RETURN: i64 = -1;
 
 /// Most events a thread's queue holds for an entry's line; past it, the line stays unknown.
 const MAX_QUEUED: usize = 4096;
@@ -104,13 +115,16 @@ impl ThreadFlow {
         if frame.candidates.is_empty() {
             return;
         }
-        let def_line = frame
-            .candidates
-            .iter()
-            .copied()
-            .filter(|&c| c <= line)
-            .max()
-            .unwrap_or(frame.candidates[0]);
+        let def_line = match frame.candidates[..] {
+            [AT_RETURN] => line,
+            _ => frame
+                .candidates
+                .iter()
+                .copied()
+                .filter(|&c| c <= line)
+                .max()
+                .unwrap_or(frame.candidates[0]),
+        };
         frame.key.def_line = def_line;
         if let Some(at) = frame.queued_at {
             self.queue[at].event.line = def_line;
@@ -152,6 +166,9 @@ pub struct Flow<'a> {
     totals: HashMap<FnKey, Totals>,
     /// The --module names no frame has belonged to yet.
     unmatched_modules: Vec<&'a str>,
+    /// The script leaves out generator creations itself, and marks resumes (3.15, from the
+    /// code's flags and the frame's owner): every entry it reports is shown as it comes.
+    creations_left_out: bool,
 }
 
 impl<'a> Flow<'a> {
@@ -165,7 +182,13 @@ impl<'a> Flow<'a> {
             generator_functions: HashMap::new(),
             totals: HashMap::new(),
             unmatched_modules: filter.modules.iter().map(String::as_str).collect(),
+            creations_left_out: false,
         }
+    }
+
+    /// The script leaves out generator creations and marks resumes itself.
+    pub fn creations_left_out(&mut self) {
+        self.creations_left_out = true;
     }
 
     /// The --module names that no frame traced so far belonged to.
@@ -175,6 +198,34 @@ impl<'a> Flow<'a> {
 
     /// Takes one event and says what to show now: up to two events (a held entry that turned
     /// out to be a call, then this event).
+    /// Process `child` was forked by thread `parent` (its main thread: fork copies the
+    /// calling thread only): the child's thread starts inside the frames the parent's is in
+    /// now, so that its calls show at their depth and its returns from them match. Nothing
+    /// changes once the child has events of its own.
+    pub fn fork(&mut self, parent: u32, child: u32) {
+        if self.threads.contains_key(&child) {
+            return;
+        }
+        let Some(from) = self.threads.get(&parent) else {
+            return;
+        };
+        let stack: Vec<Frame> = from
+            .stack
+            .iter()
+            .map(|f| Frame {
+                candidates: Vec::new(),
+                queued_at: None,
+                ..f.clone()
+            })
+            .collect();
+        let thread = ThreadFlow {
+            depth: from.depth,
+            stack,
+            ..ThreadFlow::default()
+        };
+        self.threads.insert(child, thread);
+    }
+
     pub fn event(&mut self, e: PyEvent) -> Vec<Shown> {
         let mut shown = Vec::new();
         let held = self.threads.get_mut(&e.tid).and_then(|t| t.held.take());
@@ -182,12 +233,46 @@ impl<'a> Flow<'a> {
             let verdict = self.creation(&h, Some(&e));
             self.settle(h, verdict, &mut shown);
         }
+        // An exec may be any process's (the scripts report every exec): it makes no thread.
+        if e.kind != Kind::Exec {
+            self.threads.entry(e.tid).or_default().pid = e.pid;
+        }
         match e.kind {
+            Kind::Exec => self.exec(e, &mut shown),
             Kind::Entry => self.entry(e, &mut shown),
             Kind::Resume => self.resume(e, &mut shown),
             Kind::Return | Kind::Unwind | Kind::Yield => self.ret(e, &mut shown),
         }
         shown
+    }
+
+    /// The process `e.pid` replaced its program: what it ran is gone, unreturned, and what it
+    /// knew of its functions with it. The exec is shown, at depth 0, if the flow followed the
+    /// process (the scripts report every exec); the new program's flow starts there.
+    fn exec(&mut self, mut e: PyEvent, shown: &mut Vec<Shown>) {
+        if self.processes.remove(&e.pid).is_none() {
+            return;
+        }
+        let pid = e.pid;
+        let last_ns = self
+            .threads
+            .values()
+            .filter(|t| t.pid == pid)
+            .filter_map(|t| t.last_ns)
+            .max();
+        for thread in self.threads.values_mut().filter(|t| t.pid == pid) {
+            shown.append(&mut thread.queue);
+        }
+        self.threads.retain(|_, t| t.pid != pid);
+        self.generator_functions.retain(|(p, _), _| *p != pid);
+        self.sources.forget(pid);
+        let thread = self.threads.entry(e.tid).or_default();
+        thread.pid = pid;
+        thread.last_ns = last_ns;
+        // The script gives line 0: an exec has no line.
+        e.line = -1;
+        let s = show(thread, e, 0);
+        shown.push(s);
     }
 
     /// Settles every held entry: the run is over, so nothing will tell them apart any more.
@@ -208,11 +293,9 @@ impl<'a> Flow<'a> {
         shown
     }
 
-    /// The summary rows of shown functions.
+    /// The summary rows, one per shown function.
     pub fn totals(&self) -> impl Iterator<Item = (&FnKey, &Totals)> {
-        self.totals
-            .iter()
-            .filter(|(key, _)| self.filter.shows(&key.file))
+        self.totals.iter()
     }
 
     fn process(&mut self, pid: u32) -> &mut ProcessFlow {
@@ -238,8 +321,15 @@ impl<'a> Flow<'a> {
                 if let [line] = candidates[..] {
                     e.line = line;
                     candidates.clear();
+                } else if candidates.is_empty() {
+                    // Code no statement defines (3.14's `__annotate__`): CPython places all
+                    // of it at the line of what it was made for, where it returns.
+                    candidates.push(AT_RETURN);
                 }
             }
+        }
+        if self.creations_left_out {
+            return self.push(e, candidates, shown);
         }
         let sources = &mut self.sources;
         let generator = *self
@@ -269,6 +359,15 @@ impl<'a> Flow<'a> {
         let same = |n: &PyEvent| n.file == h.file && n.function == h.function;
         let process = self.processes.entry(h.pid).or_default();
         let made_before = process.unstarted.get(&key_of(h)).copied().unwrap_or(0) > 0;
+        if h.function == "<genexpr>" {
+            // A generator expression's creation enters at no line (3.15), its resumes at its
+            // line: the line alone tells them apart.
+            return if h.line < 0 {
+                Creation::Made
+            } else {
+                Creation::Called
+            };
+        }
         match next {
             // The run ended (or the thread's next event was never seen).
             None => Creation::Made,
@@ -310,12 +409,13 @@ impl<'a> Flow<'a> {
     }
 
     fn push(&mut self, e: PyEvent, candidates: Vec<i64>, shown: &mut Vec<Shown>) {
-        let visible = self.filter.shows(&e.file);
         if !self.unmatched_modules.is_empty() {
             self.unmatched_modules
                 .retain(|m| !super::filter::in_module(&e.file, m));
         }
         let thread = self.threads.entry(e.tid).or_default();
+        let caller = thread.stack.last().map(|f| f.shown);
+        let visible = self.filter.shows_frame(&e.file, caller);
         let depth = thread.depth;
         thread.depth += usize::from(visible);
         if !candidates.is_empty() {
@@ -347,7 +447,8 @@ impl<'a> Flow<'a> {
             // A return from a call that began before tracing did. One at no line leaves one of
             // the interpreter's own shim frames (3.15's `__init__` cleanup), which entered
             // without an entry and is no Python function.
-            if e.line >= 0 && self.filter.shows(&e.file) {
+            let caller = thread.stack.last().map(|f| f.shown);
+            if e.line >= 0 && self.filter.shows_frame(&e.file, caller) {
                 let s = show(thread, e, 0);
                 thread.emit(s, shown);
             }
@@ -368,7 +469,7 @@ impl<'a> Flow<'a> {
         thread.depth -= usize::from(frame.shown);
         let incl = e.ts_ns.saturating_sub(frame.entered_ns);
         if let Some(parent) = thread.stack.last_mut() {
-            parent.children_ns += incl;
+            parent.children_ns += if frame.shown { incl } else { frame.children_ns };
         }
         let depth = thread.depth;
         if frame.shown {
@@ -382,7 +483,7 @@ impl<'a> Flow<'a> {
                 .yield_points
                 .insert(point, frame.key.def_line);
         }
-        if self.summary {
+        if self.summary && frame.shown {
             let t = self.totals.entry(frame.key).or_default();
             t.calls += u64::from(!frame.resumed);
             t.incl_ns += incl;

@@ -2,25 +2,28 @@
 //! standard library and installed packages hidden unless asked for.
 //!
 //! pyflow.d (USDT markers) or pyflow-trampoline.d (3.12 to 3.14) reports every entry and
-//! return, and where the interpreter's structures tell (3.9, 3.11 to 3.14, with a target)
-//! which entries resume a generator and which returns are yields or exceptions; `flow` works
+//! return, and where the interpreter's structures tell (3.9, 3.11 to 3.15, with a target)
+//! which entries resume a generator and which returns are yields or exceptions (on 3.15 also
+//! which entries only make a generator, which it leaves out); both report execs. `flow` works
 //! out, per thread, which frames are shown, their depth (which counts only shown frames), the
 //! deltas and the summary, and makes every CPython version read like sys.setprofile; `present`
 //! prints them; `filter` says which files are library code; `source` tells generator
-//! functions from the source.
+//! functions from the source where the structures cannot be read; `recursion` measures what
+//! `-X perf` does to CPython 3.12's recursion.
 
 mod filter;
 mod flow;
 mod present;
+mod recursion;
 mod source;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::contract::{record, Line, Mismatch, ScriptContract};
-use super::{exit_status, trace};
+use super::{exit_status, trace, Tracer};
 use crate::config::{Config, PyflowConfig};
 use crate::event::{ByteString, Printf};
 use crate::output::{self, text};
@@ -37,9 +40,17 @@ use present::FlowPresenter;
 struct Choice {
     pub script: Script,
     pub target: Target,
+    /// Without a target, the interpreter files to attach to for every process
+    /// (`Scope::usdt_files`), so that Pythons started later are traced: the installed ones.
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate, on a running CPython whose trampoline is off: turn it on before tracing.
     pub activate: Option<ToActivate>,
+    /// dtk starts the command with -X perf: the perf map it leaves is dtk's to remove.
+    pub owns_perf_map: bool,
+    /// The script leaves out generator creations itself (pyflow.d on 3.15 with the frame
+    /// reach known).
+    pub creations_left_out: bool,
 }
 
 /// A running CPython (3.14 or later) whose perf trampoline --activate turns on.
@@ -54,15 +65,23 @@ struct ToActivate {
 pub struct Prepared {
     pub script: Script,
     pub target: Target,
+    pub usdt_files: Option<Vec<PathBuf>>,
     pub notices: Vec<String>,
     /// --activate turned the trampoline on in this process: turn it off at the end.
     pub activated: Option<Activation>,
+    /// dtk starts the command with -X perf: it removes /tmp/perf-PID.map after the process
+    /// exits.
+    pub owns_perf_map: bool,
+    /// The script leaves out generator creations itself.
+    pub creations_left_out: bool,
 }
 
 /// CPython 3.14's perf trampoline, turned on by dtk in a running process; dropping this turns
 /// it off again, so that the process is left as it was found.
 pub struct Activation {
     pid: u32,
+    /// -q: say nothing when turning it off.
+    quiet: bool,
 }
 
 impl Drop for Activation {
@@ -76,6 +95,9 @@ impl Drop for Activation {
                 // that the process is left as it was found and no one takes the trampoline
                 // for on.
                 let _ = std::fs::remove_file(perf_map(self.pid));
+                if self.quiet {
+                    return;
+                }
                 eprintln!(
                     "dtk: turned the perf trampoline of pid {} off again (sys.remote_exec)",
                     self.pid
@@ -98,8 +120,11 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
     let Choice {
         script,
         target,
+        usdt_files,
         mut notices,
         activate,
+        owns_perf_map,
+        creations_left_out,
     } = choose(c)?;
     let activated = match activate {
         None => None,
@@ -110,21 +135,25 @@ pub fn prepare(c: &PyflowConfig) -> Result<Prepared> {
                  sys.remote_exec (--activate); it runs before the process's next bytecode, and \
                  dtk turns it off when tracing ends"
             ));
-            Some(Activation { pid })
+            Some(Activation { pid, quiet: false })
         }
     };
     Ok(Prepared {
         script,
         target,
+        usdt_files,
         notices,
         activated,
+        owns_perf_map,
+        creations_left_out,
     })
 }
 
 /// Chooses the call source for the target's interpreter (../shared/DESIGN.md, "CPython
 /// support"): the USDT markers where the build has them, else the perf trampoline on 3.12 to
-/// 3.14. With no target, every process with markers is traced. Reads the target; never acts
-/// on it.
+/// 3.14. With no target, every process with markers is traced, and every Python started
+/// later from an installed interpreter. The target's children are the back end's to follow
+/// (`Scope::follow`). Reads the target; never acts on it.
 fn choose(c: &PyflowConfig) -> Result<Choice> {
     let markers = |target: TargetMacro| -> Result<Script> {
         Ok(bundled("pyflow")
@@ -137,8 +166,11 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
             return Ok(Choice {
                 script: markers(TargetMacro::Any)?,
                 target: Target::None,
+                usdt_files: Some(python::installed_with_markers()),
                 notices: Vec::new(),
                 activate: None,
+                owns_perf_map: false,
+                creations_left_out: false,
             })
         }
         Target::Pid(pid) => {
@@ -174,8 +206,9 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 Target::Pid(pid) => Some(pid),
                 _ => None,
             };
-            let params: Vec<(&str, Param)> = build
-                .marker_layout(pid)
+            let layout = build.marker_layout(pid);
+            let creations_left_out = layout.is_some_and(|l| l.reach.is_some());
+            let params: Vec<(&str, Param)> = layout
                 .map(|layout| layout.params())
                 .unwrap_or_default()
                 .into_iter()
@@ -186,8 +219,11 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                     .expect("pyflow.d is bundled")
                     .instantiate(&params, target_macro)?,
                 target,
+                usdt_files: None,
                 notices,
                 activate: None,
+                owns_perf_map: false,
+                creations_left_out,
             });
         }
         FlowSource::Trampoline(layout) => layout,
@@ -216,7 +252,12 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
                 "dtk: starting CPython {version} with -X perf: it has no function probes, so \
                  calls are followed through the perf trampoline"
             );
-            (Target::Command(argv), Some(notice))
+            notices.push(notice);
+            if build.version.is_some_and(|v| v.minor == 12) {
+                let interpreter = &argv[index];
+                notices.extend(recursion::perf_notice(Path::new(interpreter)));
+            }
+            (Target::Command(argv), None)
         }
         (Target::Pid(pid), _) if trampoline_active(*pid) => (Target::Pid(*pid), None),
         (Target::Pid(pid), _) if c.activate && remote_exec_works => {
@@ -243,11 +284,15 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
         (target, _) => (target.clone(), None),
     };
     notices.extend(notice);
+    let owns_perf_map = matches!(target, Target::Command(_));
     Ok(Choice {
         script,
         target,
+        usdt_files: None,
         notices,
         activate,
+        owns_perf_map,
+        creations_left_out: false,
     })
 }
 
@@ -292,21 +337,40 @@ fn perf_map(pid: u32) -> String {
 }
 
 pub fn run(config: &Config, c: &PyflowConfig) -> Result<u8> {
-    let prepared = prepare(c)?;
-    for notice in &prepared.notices {
-        eprintln!("{notice}");
+    let tracer = Tracer::open(config, &c.target, c.follow)?;
+    let mut prepared = prepare(c)?;
+    if !config.quiet {
+        for notice in &prepared.notices {
+            eprintln!("{notice}");
+        }
     }
-    let mut presenter =
-        FlowPresenter::new(output::stdout(config.output.line_flush), config.output, c);
+    if let Some(activated) = &mut prepared.activated {
+        activated.quiet = config.quiet;
+    }
+    let mut presenter = FlowPresenter::new(
+        output::stdout(config.output.line_flush),
+        config.output,
+        c,
+        config.quiet,
+    )
+    .creations_left_out(prepared.creations_left_out);
     // Dropped after tracing ends, however it ends: the trampoline goes off again.
     let _activated = prepared.activated;
+    let scope = tracer.scope(prepared.usdt_files);
     let end = trace(
-        config,
+        tracer,
         prepared.script,
+        scope,
         &prepared.target,
         None,
         &mut presenter,
     )?;
+    if let (true, Some(pid)) = (prepared.owns_perf_map, end.started) {
+        // The process dtk started with -X perf is gone (it exited, or was killed when tracing
+        // ended), in dtk's own mount namespace: its perf map is left over, and nothing else
+        // will read it.
+        let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    }
     presenter.out.flush()?;
     Ok(exit_status(config, &prepared.target, &end))
 }
@@ -323,6 +387,9 @@ pub enum Kind {
     Yield,
     /// Its entry resuming after one (the trampoline path).
     Resume,
+    /// The process replaced its program (exec): a new flow begins, at depth 0. The event's
+    /// file is the new program's name.
+    Exec,
 }
 
 impl Kind {
@@ -358,7 +425,7 @@ record! {
         timestamp: i64,
         pid: i64,
         tid: i64,
-        /// ->, <-, <!, <y or y>.
+        /// ->, <-, <!, <y, y> or x> (an exec).
         kind: ByteString,
         file: ByteString,
         line: i64,
@@ -366,12 +433,56 @@ record! {
     }
 }
 
+record! {
+    /// The pyflow scripts' line at the first event of each process.
+    pub struct FollowingLine {
+        pid: i64,
+        ppid: i64,
+        execname: ByteString,
+    }
+}
+
+/// The start of the pyflow scripts' line at the first event of each process.
+const FOLLOWING: &str = "following ";
+
 /// What the pyflow presenter reads of the pyflow scripts.
 pub(crate) const CONTRACT: ScriptContract = ScriptContract {
     scripts: &["pyflow", "pyflow-trampoline"],
-    lines: &[Line::of::<FlowLine>("")],
+    lines: &[
+        Line::of::<FlowLine>(""),
+        Line::of::<FollowingLine>(FOLLOWING),
+    ],
     keys: &[],
 };
+
+/// A process seen for the first time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Following {
+    pub pid: u32,
+    pub ppid: u32,
+    pub execname: ByteString,
+}
+
+/// One printf line of the pyflow scripts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowRecord {
+    Following(Following),
+    Event(PyEvent),
+}
+
+impl FlowRecord {
+    pub fn decode(p: &Printf) -> Result<FlowRecord, Mismatch> {
+        if CONTRACT.prefix_of(&p.text)? == FOLLOWING {
+            let l: FollowingLine = CONTRACT.decode(&p.args)?;
+            return Ok(FlowRecord::Following(Following {
+                pid: CONTRACT.id("pid", l.pid)?,
+                ppid: CONTRACT.id("ppid", l.ppid)?,
+                execname: l.execname,
+            }));
+        }
+        PyEvent::from_printf(p).map(FlowRecord::Event)
+    }
+}
 
 impl PyEvent {
     /// Reads the pyflow scripts' line per event ([`FlowLine`]).
@@ -383,6 +494,7 @@ impl PyEvent {
             "<!" => Kind::Unwind,
             "<y" => Kind::Yield,
             "y>" => Kind::Resume,
+            "x>" => Kind::Exec,
             _ => {
                 let kind = text::escape(&l.kind);
                 return Err(CONTRACT.mismatch(format!("\"{kind}\" is not a kind of event")));

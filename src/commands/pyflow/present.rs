@@ -12,7 +12,7 @@ use std::path::Path;
 use owo_colors::OwoColorize;
 
 use super::flow::{Flow, FnKey, Shown, Totals};
-use super::{Kind, PyEvent};
+use super::{FlowRecord, Following, Kind, PyEvent};
 use crate::backend::EventSink;
 use crate::commands::Notices;
 use crate::config::{Format, OutputConfig, PyflowConfig};
@@ -34,36 +34,71 @@ pub struct FlowPresenter<'a, W: io::Write> {
     c: &'a PyflowConfig,
     flow: Flow<'a>,
     first_ns: Option<u64>,
-    tids: std::collections::HashSet<u32>,
+    /// The processes whose first event was seen (`following` lines).
+    announced: std::collections::HashSet<u32>,
+    /// Lines carry the PID without a target, and when the target's process tree is followed
+    /// (any process may fork). They always carry the TID: any Python program may start a
+    /// thread. The columns are decided before the first line, so that the header is printed
+    /// once and every line of the stream has the same columns.
     show_pid: bool,
-    show_tid: bool,
+    /// Print on stderr each process picked up besides the target (not with -q).
+    announce: bool,
     header_done: bool,
     notices: Notices,
 }
 
 impl<'a, W: io::Write> FlowPresenter<'a, W> {
-    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig) -> Self {
+    pub fn new(out: LineWriter<W>, output: OutputConfig, c: &'a PyflowConfig, quiet: bool) -> Self {
         FlowPresenter {
             out,
             output,
             c,
             flow: Flow::new(&c.filter, c.summary),
             first_ns: None,
-            tids: Default::default(),
-            show_pid: c.target == Target::None,
-            show_tid: false,
+            announced: Default::default(),
+            show_pid: c.target == Target::None || c.follow,
+            announce: !quiet,
             header_done: false,
             notices: Notices::default(),
         }
     }
 
+    /// The script leaves out generator creations and marks resumes itself (see `Flow`).
+    pub fn creations_left_out(mut self, yes: bool) -> Self {
+        if yes {
+            self.flow.creations_left_out();
+        }
+        self
+    }
+
+    /// The first event of a process: announced, unless it is the target, which the user
+    /// named (a -p pid, or with -c the first process to run Python).
+    fn following(&mut self, p: Following) {
+        let first = self.announced.is_empty();
+        if !self.announced.insert(p.pid) {
+            return;
+        }
+        let target = match self.c.target {
+            Target::Pid(pid) => pid == p.pid,
+            Target::Command(_) => first,
+            Target::None => false,
+        };
+        if self.announced.contains(&p.ppid) {
+            self.flow.fork(p.ppid, p.pid);
+        }
+        if self.announce && !target {
+            let name = text::escape(&p.execname);
+            let parent = if p.ppid > 0 {
+                format!(" (child of {})", p.ppid)
+            } else {
+                String::new()
+            };
+            eprintln!("dtk: following {name} pid {}{parent}", p.pid);
+        }
+    }
+
     fn python_event(&mut self, e: PyEvent) -> io::Result<()> {
         self.first_ns.get_or_insert(e.ts_ns);
-        if self.tids.insert(e.tid) && self.tids.len() == 2 {
-            // A second thread: from now on lines carry the TID, under a new header.
-            self.show_tid = true;
-            self.header_done = false;
-        }
         for shown in self.flow.event(e) {
             self.print(&shown)?;
         }
@@ -97,7 +132,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 "kind": e.kind,
                 "depth": shown.depth,
                 "file": file,
-                "line": e.line,
+                "line": known_line(e.line),
                 "function": e.function,
             }));
         }
@@ -107,8 +142,17 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             &e.pid.to_string(),
             &e.tid.to_string(),
         );
+        if e.kind == Kind::Exec {
+            // The marker of a new program's flow: its name, where the function would be.
+            let program = text::escape(e.file.as_bytes());
+            let line = format!("{prefix}=> exec {program}");
+            if self.output.color {
+                return self.out.line(&line.bold().to_string());
+            }
+            return self.out.line(&line);
+        }
         // Traced names are escaped before any colour is added (output::text).
-        let location = format!("{}:{}", text::escape(file.as_bytes()), e.line);
+        let location = located(&text::escape(file.as_bytes()), e.line);
         let function = text::escape(e.function.as_bytes());
         let arrow = if e.kind.enters() { "->" } else { "<-" };
         // A return by an exception is marked `<- f !` (OUTPUT.md); a generator's yield and
@@ -118,6 +162,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             Kind::Unwind => " !",
             Kind::Yield => " (yield)",
             Kind::Resume => " (resume)",
+            Kind::Exec => "",
         };
         let indent = "  ".repeat(shown.depth);
         let line = if self.output.color {
@@ -127,7 +172,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
                 Kind::Return => (arrow.blue().to_string(), String::new()),
                 Kind::Unwind => (arrow.red().to_string(), mark.red().to_string()),
                 Kind::Resume => (arrow.green().to_string(), mark.cyan().to_string()),
-                Kind::Yield => (arrow.blue().to_string(), mark.cyan().to_string()),
+                Kind::Yield | Kind::Exec => (arrow.blue().to_string(), mark.cyan().to_string()),
             };
             format!(
                 "{prefix}{indent}{arrow} {}{mark}  {}",
@@ -162,9 +207,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
         if self.show_pid {
             s.push_str(&format!("{pid:>7}  "));
         }
-        if self.show_tid {
-            s.push_str(&format!("{tid:>7}  "));
-        }
+        s.push_str(&format!("{tid:>7}  "));
         s
     }
 
@@ -187,7 +230,7 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             for (k, t) in &rows {
                 self.out.json(&serde_json::json!({
                     "type": "summary",
-                    "function": k.function, "file": self.relative(&k.file), "line": k.def_line,
+                    "function": k.function, "file": self.relative(&k.file), "line": known_line(k.def_line),
                     "calls": t.calls, "incl_us": t.incl_ns / 1000, "excl_us": t.excl_ns / 1000,
                 }))?;
             }
@@ -197,19 +240,19 @@ impl<'a, W: io::Write> FlowPresenter<'a, W> {
             .iter()
             .map(|(k, t)| {
                 let file = text::escape(self.relative(&k.file).as_bytes());
-                let location = format!("{file}:{}", k.def_line);
+                let location = located(&file, k.def_line);
                 (text::escape(k.function.as_bytes()), location, t)
             })
             .collect();
         // Printed once, at the end: the columns are as wide as the longest name and location.
         let fw = located.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
         let lw = located.iter().map(|r| r.1.len()).max().unwrap_or(0).max(9);
-        if self.output.header {
-            self.out.line(&format!(
-                "\n{:<fw$}  {:<lw$}  {:>8}  {:>10}  {:>10}",
-                "FUNCTION", "FILE:LINE", "CALLS", "INCL(us)", "EXCL(us)"
-            ))?;
-        }
+        // The summary's header is printed even with --no-header, which drops the flow's: the
+        // table cannot be read without it, and scripts read the summary as JSON.
+        self.out.line(&format!(
+            "\n{:<fw$}  {:<lw$}  {:>8}  {:>10}  {:>10}",
+            "FUNCTION", "FILE:LINE", "CALLS", "INCL(us)", "EXCL(us)"
+        ))?;
         for (function, location, t) in located {
             self.out.line(&format!(
                 "{function:<fw$}  {location:<lw$}  {:>8}  {:>10}  {:>10}",
@@ -232,7 +275,13 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             return Ok(());
         };
         match event {
-            Event::Printf(p) => self.python_event(PyEvent::from_printf(&p)?),
+            Event::Printf(p) => match FlowRecord::decode(&p)? {
+                FlowRecord::Following(f) => {
+                    self.following(f);
+                    Ok(())
+                }
+                FlowRecord::Event(e) => self.python_event(e),
+            },
             Event::FinalAggs(aggs) => {
                 too_deep_notice(&aggs);
                 Ok(())
@@ -250,6 +299,20 @@ impl<W: io::Write> EventSink for FlowPresenter<'_, W> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// A line number, or None where CPython gave none and the source did not tell (3.15 enters
+/// generated code such as `__annotate__` at line -1).
+fn known_line(line: i64) -> Option<i64> {
+    (line >= 0).then_some(line)
+}
+
+/// `file:line`, or the file alone where the line is not known.
+fn located(file: &str, line: i64) -> String {
+    match known_line(line) {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_string(),
     }
 }
 
@@ -280,6 +343,7 @@ mod tests {
     fn config(filter: FrameFilter, summary: bool) -> PyflowConfig {
         PyflowConfig {
             target: Target::Pid(100),
+            follow: false,
             filter,
             elapsed: false,
             summary,
@@ -325,7 +389,7 @@ mod tests {
     }
 
     fn run(c: &PyflowConfig, format: Format, steps: &[Step]) -> String {
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c);
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(format), c, false);
         for &step in steps {
             EventSink::event(&mut p, printf(step)).unwrap();
         }
@@ -355,7 +419,12 @@ mod tests {
     #[test]
     fn a_line_unlike_the_scripts_is_an_error() {
         let c = config(FrameFilter::default(), false);
-        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), output(Format::Text), &c);
+        let mut p = FlowPresenter::new(
+            LineWriter::new(Vec::new(), true),
+            output(Format::Text),
+            &c,
+            false,
+        );
         let Event::Printf(mut line) = printf((10, 1, "->", APP, 1, "main")) else {
             unreachable!()
         };
@@ -392,11 +461,11 @@ mod tests {
             (50, 1, "<-", APP, 5, "main"),
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
-        let expected = "  DELTA(us)  FUNCTION  FILE:LINE\n\
-                        \x20         0  -> main  app.py:1\n\
-                        \x20        10    -> hook  app.py:9\n\
-                        \x20        10    <- hook  app.py:10\n\
-                        \x20        20  <- main  app.py:5\n";
+        let expected = "  DELTA(us)      TID  FUNCTION  FILE:LINE\n\
+                        \x20         0        1  -> main  app.py:1\n\
+                        \x20        10        1    -> hook  app.py:9\n\
+                        \x20        10        1    <- hook  app.py:10\n\
+                        \x20        20        1  <- main  app.py:5\n";
         assert_eq!(out, expected);
         let all = FrameFilter {
             all: true,
@@ -421,15 +490,17 @@ mod tests {
             .skip(1)
             .map(|l| l.find(['-', '<']).unwrap())
             .collect();
-        assert_eq!(arrows, [13, 15, 15, 13], "{out}");
+        assert_eq!(arrows, [22, 24, 24, 22], "{out}");
         assert!(
             out.contains("-> deep  a/much/longer/path/to/module.py:3\n"),
             "{out}"
         );
     }
 
+    /// The TID column is there from the first line, and the header is printed once: a
+    /// thread that starts mid-stream changes neither.
     #[test]
-    fn threads_have_their_own_depth_and_a_tid_column() {
+    fn threads_have_their_own_depth_and_a_tid_column_from_the_start() {
         let steps = [
             (10, 1, "->", APP, 1, "main"),
             (12, 2, "->", APP, 20, "worker"),
@@ -438,9 +509,16 @@ mod tests {
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[2], "  DELTA(us)      TID  FUNCTION  FILE:LINE");
-        assert_eq!(lines[3], "          0        2  -> worker  app.py:20");
-        assert_eq!(lines[5], "          7        2  <- worker  app.py:22");
+        assert_eq!(
+            lines,
+            [
+                "  DELTA(us)      TID  FUNCTION  FILE:LINE",
+                "          0        1  -> main  app.py:1",
+                "          0        2  -> worker  app.py:20",
+                "          5        1  <- main  app.py:3",
+                "          7        2  <- worker  app.py:22",
+            ]
+        );
     }
 
     #[test]
@@ -460,6 +538,159 @@ mod tests {
             .collect();
         assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "700"]);
         assert_eq!(rows[1], ["load", "app.py:8", "1", "300", "300"]);
+    }
+
+    /// Time in hidden (library) frames is the exclusive time of the shown function that
+    /// called them; a shown callback inside the library is still its own.
+    #[test]
+    fn summary_gives_hidden_time_to_the_shown_caller() {
+        let steps = [
+            (0, 1, "->", APP, 1, "main"),
+            (100, 1, "->", JSON, 299, "loads"),
+            (200, 1, "->", APP, 9, "hook"),
+            (250, 1, "<-", APP, 10, "hook"),
+            (700, 1, "<-", JSON, 346, "loads"),
+            (1000, 1, "<-", APP, 3, "main"),
+        ];
+        let out = flow(&config(FrameFilter::default(), true), &steps);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("FUNCTION"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["main", "app.py:1", "1", "1000", "950"], "{out}");
+        assert_eq!(rows[1], ["hook", "app.py:9", "1", "50", "50"], "{out}");
+        assert_eq!(rows.len(), 2, "{out}");
+    }
+
+    /// A followed tree may fork at any moment, so its lines carry the PID from the first
+    /// line on, and the header is printed once.
+    #[test]
+    fn a_followed_tree_has_a_pid_column_from_the_start() {
+        let mut c = config(FrameFilter::default(), false);
+        c.follow = true;
+        let out = flow(
+            &c,
+            &[(0, 1, "->", APP, 1, "main"), (5, 1, "<-", APP, 2, "main")],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["DELTA(us)", "PID", "TID", "FUNCTION", "FILE:LINE"],
+            "{out}"
+        );
+        assert_eq!(out.matches("DELTA(us)").count(), 1, "{out}");
+        assert_eq!(lines[1].split_whitespace().nth(1), Some("100"), "{out}");
+    }
+
+    /// --no-header drops the flow's header, not the summary's.
+    #[test]
+    fn no_header_keeps_the_summary_header() {
+        let c = config(FrameFilter::default(), true);
+        let mut o = output(Format::Text);
+        o.header = false;
+        let mut p = FlowPresenter::new(LineWriter::new(Vec::new(), true), o, &c, false);
+        for step in [(0, 1, "->", APP, 1, "main"), (5, 1, "<-", APP, 2, "main")] {
+            EventSink::event(&mut p, printf(step)).unwrap();
+        }
+        EventSink::event(&mut p, Event::Done).unwrap();
+        let out = String::from_utf8(p.out.into_inner().unwrap()).unwrap();
+        assert!(!out.contains("DELTA(us)"), "{out}");
+        assert!(out.contains("\nFUNCTION  FILE:LINE"), "{out}");
+    }
+
+    /// CPython 3.15 enters generated code (`__annotate__`) at line -1, and no statement of
+    /// the file defines it: it is shown at the line it returns at, or, when it never returns,
+    /// with no line rather than -1, in text and in JSON.
+    #[test]
+    fn a_line_cpython_does_not_give_is_learnt_at_the_return_or_left_out() {
+        let returned = [
+            (0, 1, "->", APP, -1, "__annotate__"),
+            (5, 1, "<-", APP, 2, "__annotate__"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &returned);
+        assert!(out.contains("-> __annotate__  app.py:2\n"), "{out}");
+        let unreturned = [(0, 1, "->", APP, -1, "__annotate__")];
+        let out = flow(&config(FrameFilter::default(), false), &unreturned);
+        assert!(out.contains("-> __annotate__  app.py\n"), "{out}");
+        let json = run(
+            &config(FrameFilter::default(), false),
+            Format::Json,
+            &unreturned,
+        );
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["line"], serde_json::Value::Null, "{json}");
+    }
+
+    /// CPython 3.15's events for `sum(square(x) for x in range(2))` (measured with `dtk run`):
+    /// the generator expression is made at no line and resumed at its line, every time.
+    #[test]
+    fn every_resume_of_a_3_15_generator_expression_is_shown() {
+        let steps = [
+            (0, 1, "->", APP, 3, "main"),
+            (1, 1, "->", APP, -1, "<genexpr>"),
+            (2, 1, "->", APP, 4, "<genexpr>"),
+            (3, 1, "->", APP, 1, "square"),
+            (4, 1, "<-", APP, 2, "square"),
+            (5, 1, "<-", APP, 4, "<genexpr>"),
+            (6, 1, "->", APP, 4, "<genexpr>"),
+            (7, 1, "->", APP, 1, "square"),
+            (8, 1, "<-", APP, 2, "square"),
+            (9, 1, "<-", APP, 4, "<genexpr>"),
+            (10, 1, "->", APP, 4, "<genexpr>"),
+            (11, 1, "<-", APP, 4, "<genexpr>"),
+            (12, 1, "<-", APP, 4, "main"),
+        ];
+        let seen: Vec<String> = run(&config(FrameFilter::default(), false), Format::Json, &steps)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", v["depth"], v["kind"], v["function"])
+            })
+            .collect();
+        let expected = [
+            "0 \"entry\" \"main\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "2 \"entry\" \"square\"",
+            "2 \"return\" \"square\"",
+            "1 \"return\" \"<genexpr>\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "2 \"entry\" \"square\"",
+            "2 \"return\" \"square\"",
+            "1 \"return\" \"<genexpr>\"",
+            "1 \"entry\" \"<genexpr>\"",
+            "1 \"return\" \"<genexpr>\"",
+            "0 \"return\" \"main\"",
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    /// An exec of a followed process ends its flow and starts a new one at depth 0, after a
+    /// marker line; an exec of a process the flow never saw is not shown.
+    #[test]
+    fn an_exec_starts_a_new_flow_at_depth_0() {
+        let steps = [
+            (0, 1, "x>", "python3.11", 0, ""),
+            (10, 1, "->", APP, 1, "main"),
+            (12, 1, "->", APP, 5, "replace"),
+            (20, 1, "x>", "python3.11", 0, ""),
+            (30, 1, "->", APP, 1, "<module>"),
+            (31, 1, "<-", APP, 3, "<module>"),
+        ];
+        let out = flow(&config(FrameFilter::default(), false), &steps);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "  DELTA(us)      TID  FUNCTION  FILE:LINE",
+                "          0        1  -> main  app.py:1",
+                "          2        1    -> replace  app.py:5",
+                "          8        1  => exec python3.11",
+                "         10        1  -> <module>  app.py:1",
+                "          1        1  <- <module>  app.py:3",
+            ]
+        );
     }
 
     /// CPython 3.11 and 3.9: a resume enters at the line it yielded at; `<module>` at 0.
@@ -497,18 +728,22 @@ mod tests {
             (70, 1, "<-", APP, 2, "main"),
         ];
         let out = flow(&config(FrameFilter::default(), false), &steps);
-        let lines: Vec<&str> = out.lines().skip(1).map(str::trim_start).collect();
+        let lines: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once("  1  ").unwrap().1)
+            .collect();
         assert_eq!(
             lines,
             [
-                "0  -> main  app.py:1",
-                "10    -> ticks  app.py:4",
-                "10    <- ticks (yield)  app.py:5",
-                "10    -> ticks (resume)  app.py:4",
-                "10    <- ticks (yield)  app.py:6",
-                "10    -> ticks (resume)  app.py:4",
-                "10    <- ticks !  app.py:6",
-                "10  <- main  app.py:2",
+                "-> main  app.py:1",
+                "  -> ticks  app.py:4",
+                "  <- ticks (yield)  app.py:5",
+                "  -> ticks (resume)  app.py:4",
+                "  <- ticks (yield)  app.py:6",
+                "  -> ticks (resume)  app.py:4",
+                "  <- ticks !  app.py:6",
+                "<- main  app.py:2",
             ]
         );
         let json = run(&config(FrameFilter::default(), false), Format::Json, &steps);

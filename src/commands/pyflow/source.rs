@@ -2,8 +2,11 @@
 //!
 //! CPython 3.15 fires function-entry when a generator (or coroutine) function is called and
 //! the generator object is made (RETURN_GENERATOR), and no return for it. That entry looks
-//! exactly like the generator's first resume, so the flow needs to know, before the function's
-//! first call, which functions make generators. The probes do not say; the source does: a
+//! exactly like the generator's first resume. Where pyflow.d reaches the running frame, it
+//! tells them apart by the code's flags and the frame's owner, and leaves creations out; this
+//! module is for where it cannot (no target, a relocated interpreter started with -c): the
+//! flow then needs to know, before the function's first call, which functions make
+//! generators. The probes do not say; the source roughly does: a
 //! `def` whose own body (not a nested def or class) holds `yield`, any `async def`, and every
 //! generator expression.
 //!
@@ -46,6 +49,12 @@ impl SourceCache {
         let found = self.find_definitions(pid, file, function);
         self.definitions.insert(key, found.clone());
         found
+    }
+
+    /// Forgets what was read for process `pid` (it replaced its program).
+    pub fn forget(&mut self, pid: u32) {
+        self.files.retain(|(p, _), _| *p != pid);
+        self.definitions.retain(|(p, _, _), _| *p != pid);
     }
 
     fn find_definitions(&mut self, pid: u32, file: &str, function: &str) -> Vec<i64> {

@@ -18,13 +18,13 @@ use anyhow::{bail, Context, Result};
 use super::{average_us, wall_date, RowKey, Tally, WallLine, CONTRACT, SNAPSHOT};
 use crate::backend::{EventSink, Stop};
 use crate::cli::SortBy;
-use crate::commands::{exit_status, trace_until};
+use crate::commands::{exit_status, trace_until, Tracer};
 use crate::config::{Config, Format, SyscallsConfig};
 use crate::event::{ByteString, Event};
 use crate::output::live::{Key, Screen};
 use crate::script::Script;
 
-pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<u8> {
+pub fn run(config: &Config, c: &SyscallsConfig, tracer: Tracer, script: Script) -> Result<u8> {
     if config.output.format == Format::Json {
         bail!("--live draws on the terminal and has no JSON form (try -i 1 -o json)");
     }
@@ -42,7 +42,16 @@ pub fn run(config: &Config, c: &SyscallsConfig, script: Script) -> Result<u8> {
         view: Arc::clone(&view),
         pending: Tally::measuring(true, true, true),
     };
-    let result = trace_until(config, script, &c.target, c.duration, stop, &mut presenter);
+    let scope = tracer.scope(None);
+    let result = trace_until(
+        tracer,
+        script,
+        scope,
+        &c.target,
+        c.duration,
+        stop,
+        &mut presenter,
+    );
     done.store(true, Ordering::Relaxed);
     let keys = keys.join();
     // The screen goes (and the terminal comes back) before any error is printed.
@@ -322,6 +331,7 @@ mod tests {
             name: "calls".into(),
             func: AggFunc::Count,
             key_sizes: Vec::new(),
+            sort: crate::event::AggSort::default(),
             entries: rows
                 .iter()
                 .map(|&(pid, comm, call, n)| AggEntry {

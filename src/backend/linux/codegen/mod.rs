@@ -31,13 +31,13 @@ use thiserror::Error;
 
 use super::attach::uprobe::UprobeSpec;
 use super::bpf::drops::DropSlots;
-use super::bpf::gate;
 use super::bpf::insn::{AsmError, Insn, MapRef};
 use super::bpf::maps::{MapSpec, MapTable, MapType};
 use super::bpf::prog::ProgType;
+use super::bpf::{follow, gate};
 use super::d::ast::Expr;
 use super::options::Options;
-use super::plan::{ArgLoad, KernelClause, Plan, PlannedProbe, Site};
+use super::plan::{ArgLoad, Follow, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
 pub use aggregate::{AggregationMaps, Counts};
 use program::{ProbeIndex, ProgramSpec, SharedMaps};
@@ -99,6 +99,8 @@ pub struct ProgramSet {
     pub gate: MapRef,
     pub aggregations: AggregationMaps,
     pub thread_vars: ThreadVars,
+    /// Children of a followed tree the full followed set refused (`bpf::follow`).
+    pub unfollowed: Option<DropSlots>,
 }
 
 /// Builds a program for every kernel attach point of `plan`, with `options.bufsize` as the
@@ -120,6 +122,10 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
     let thread_vars = ThreadVars::plan(plan, &mut table);
     let shadows = threadvars::shadow_maps(plan, &mut table);
     let gate = table.add(gate::spec("dtk_gate"));
+    let followed = plan
+        .follow
+        .as_ref()
+        .map(|f| table.add(follow::spec("dtk_followed", &f.seed)));
     let scratch = table.add(record_scratch(plan, &layouts)?);
     let shared = SharedMaps {
         aggregations,
@@ -130,6 +136,8 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         ring_size,
         drops,
         gate,
+        followed,
+        cpu: options.cpu,
     };
     let mut builder = Builder {
         plan,
@@ -144,6 +152,10 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
     for entry in [true, false] {
         builder.raw_syscalls(entry)?;
     }
+    let unfollowed = match (&plan.follow, followed) {
+        (Some(f), Some(map)) => Some(builder.follow(f, map)?),
+        _ => None,
+    };
     let programs = builder.programs;
     Ok(ProgramSet {
         maps: table.into_specs(),
@@ -154,6 +166,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         gate,
         aggregations: shared.aggregations,
         thread_vars: shared.vars,
+        unfollowed,
     })
 }
 
@@ -213,6 +226,42 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The two programs that keep the followed set `map` (`bpf::follow`); returns the counter
+    /// of children the full set refused.
+    fn follow(&mut self, f: &Follow, map: MapRef) -> Result<DropSlots, CodegenError> {
+        let full = DropSlots::new(self.table.add(DropSlots::spec("dtk_unfollowed", 0)), 0);
+        let asm_error = |what: &str| {
+            let what = what.to_string();
+            move |source| CodegenError::Asm { what, source }
+        };
+        let fork = "sched:sched_process_fork (following)";
+        let exit = "sched:sched_process_exit (following)";
+        let programs = [
+            (
+                fork,
+                "sched_process_fork",
+                follow::fork_program(map, full, f.child_pid).map_err(asm_error(fork))?,
+            ),
+            (
+                exit,
+                "sched_process_exit",
+                follow::exit_program(map, f.group_dead).map_err(asm_error(exit))?,
+            ),
+        ];
+        for (what, name, insns) in programs {
+            self.programs.push(Program {
+                what: what.to_string(),
+                kind: ProgType::Tracepoint,
+                insns,
+                attach: AttachPoint::Tracepoint {
+                    category: "sched".into(),
+                    name: name.into(),
+                },
+            });
+        }
+        Ok(full)
     }
 
     /// Assembles the program for the record of probe `index`.
@@ -407,6 +456,7 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            follow: None,
         }
     }
 
@@ -435,6 +485,55 @@ mod tests {
         let mut insns = set.programs[0].insns.clone();
         relocate(&mut insns, &fds).unwrap();
         assert_eq!(relocate(&mut insns, &fds[..1]).map_err(|e| e.count), Err(1));
+    }
+
+    /// How many times `insns` call `helper`.
+    fn calls_of(insns: &[Insn], helper: crate::backend::linux::bpf::insn::Helper) -> usize {
+        insns
+            .iter()
+            .filter(|i| i.code == 0x85 && i.imm == helper.id())
+            .count()
+    }
+
+    #[test]
+    fn a_following_plan_checks_the_followed_set_and_keeps_it_at_fork_and_exit() {
+        use crate::backend::linux::bpf::insn::Helper;
+        let alone = build(&profile_plan(), &Options::default()).unwrap();
+        let plan = Plan {
+            follow: Some(Follow {
+                seed: vec![42, 43],
+                child_pid: 20,
+                group_dead: Some(32),
+            }),
+            ..profile_plan()
+        };
+        let set = build(&plan, &Options::default()).unwrap();
+        let followed = set.maps.iter().find(|m| m.name == "dtk_followed").unwrap();
+        let seeded: Vec<Vec<u8>> = followed.entries.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(seeded, [42u32.to_ne_bytes(), 43u32.to_ne_bytes()]);
+        assert!(set.unfollowed.is_some());
+        // The probe's program looks the process up once more than it does alone.
+        let probe = &set.programs[0].insns;
+        assert_eq!(
+            calls_of(probe, Helper::GetCurrentPidTgid),
+            calls_of(&alone.programs[0].insns, Helper::GetCurrentPidTgid) + 1
+        );
+        let keepers: Vec<(&str, &Vec<Insn>)> = set.programs[1..]
+            .iter()
+            .map(|p| match &p.attach {
+                AttachPoint::Tracepoint { category, name } if category == "sched" => {
+                    (name.as_str(), &p.insns)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let names: Vec<&str> = keepers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["sched_process_fork", "sched_process_exit"]);
+        assert_eq!(calls_of(keepers[0].1, Helper::MapUpdateElem), 1);
+        // A thread's own entry, and the process's when its group is dead.
+        assert_eq!(calls_of(keepers[1].1, Helper::MapDeleteElem), 2);
+        assert!(alone.unfollowed.is_none());
+        assert_eq!(alone.programs.len(), 1);
     }
 
     #[test]

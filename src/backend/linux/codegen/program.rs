@@ -15,10 +15,10 @@ use super::predicate::{self, Scope};
 use super::threadvars::ThreadVars;
 use super::usdt_arg::load_arg;
 use crate::backend::linux::bpf::drops::DropSlots;
-use crate::backend::linux::bpf::gate;
 use crate::backend::linux::bpf::insn::{
     AluOp, Asm, AsmError, Cond, Helper, Insn, Label, MapRef, Reg, Size, Src,
 };
+use crate::backend::linux::bpf::{follow, gate};
 use crate::backend::linux::d::ast::Expr;
 use crate::backend::linux::firing::{Zone, MAX_ARGS};
 use crate::backend::linux::plan::{
@@ -80,6 +80,10 @@ pub struct SharedMaps {
     pub drops: DropSlots,
     /// Checked first: while it is closed the program does nothing.
     pub gate: MapRef,
+    /// The followed set (`bpf::follow`), checked next when the run follows a tree.
+    pub followed: Option<MapRef>,
+    /// The `cpu` option: programs on any other CPU do nothing.
+    pub cpu: Option<u32>,
 }
 
 /// Assembles the program.
@@ -99,6 +103,13 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
     let out = asm.label();
     asm.mov64_reg(Reg::R6, Reg::R1);
     gate::emit_check(&mut asm, spec.maps.gate, KEY_SLOT, out);
+    if let Some(cpu) = spec.maps.cpu {
+        asm.call(Helper::GetSmpProcessorId)
+            .jmp_if(Cond::Ne, Reg::R0, Src::Imm(cpu as i32), out);
+    }
+    if let Some(followed) = spec.maps.followed {
+        follow::emit_check(&mut asm, followed, KEY_SLOT, out);
+    }
     if let Some(offset) = spec.guard {
         asm.ldx(Size::B, Reg::R1, Reg::R6, offset as i16).jmp_if(
             Cond::Eq,
@@ -144,6 +155,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             },
         }
         captures(&mut asm, spec.layout);
+        stacks(&mut asm, spec.layout);
         let shadows = &spec.maps.shadows;
         for (read, slot) in spec.derived.iter().zip(&spec.layout.derived) {
             super::derived::emit(&mut asm, read, slot, shadows);
@@ -407,6 +419,28 @@ fn captures(asm: &mut Asm, layout: &Layout) {
             .mov64_imm(Reg::R2, size as i32)
             .ldx(Size::DW, Reg::R3, Reg::R7, arg_offset(arg))
             .call(helper)
+            .stx(Size::DW, Reg::R7, at as i16, Reg::R0);
+    }
+}
+
+/// `bpf_get_stack` flag: the user stack rather than the kernel's.
+const BPF_F_USER_STACK: i32 = 1 << 8;
+
+/// Records the kernel and user stacks the layout has slots for: the byte count (or a
+/// negative error) at the slot, the addresses after it.
+fn stacks(asm: &mut Asm, layout: &Layout) {
+    let slots = [
+        (layout.kernel_stack, record::KERNEL_FRAMES, 0),
+        (layout.user_stack, record::USER_FRAMES, BPF_F_USER_STACK),
+    ];
+    for (at, frames, flags) in slots {
+        let Some(at) = at else { continue };
+        asm.mov64_reg(Reg::R1, Reg::R6)
+            .mov64_reg(Reg::R2, Reg::R7)
+            .alu64(AluOp::Add, Reg::R2, Src::Imm(at as i32 + 8))
+            .mov64_imm(Reg::R3, (8 * frames) as i32)
+            .mov64_imm(Reg::R4, flags)
+            .call(Helper::GetStack)
             .stx(Size::DW, Reg::R7, at as i16, Reg::R0);
     }
 }

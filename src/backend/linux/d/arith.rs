@@ -2,10 +2,12 @@
 //! (`exec::eval`) both compute with these functions, so a constant expression and the same
 //! expression over variables give the same value.
 //!
-//! The rules are C's on LP64, as DTrace applies them: operands are converted to the type the
-//! operator works in (C's usual arithmetic conversions, [`promote`]), results wrap to that
-//! type's width, and division, modulo, `>>` and comparisons are signed or unsigned as that
-//! type says. Shifts are those of the machine DTrace compiles D to: dtrace-utils emits
+//! The rules are C's on LP64, as DTrace applies them: the type an operator works in is C's
+//! (the usual arithmetic conversions, [`promote`]), and division, modulo, `>>` and
+//! comparisons are signed or unsigned as that type says. Like DTrace, which computes in
+//! 64-bit BPF registers, arithmetic does not wrap to that type's width: intermediate results
+//! keep 64 bits, and a value is cut to its type where it is stored, cast, printed or used as
+//! a key ([`normalize`]), so `i * i / i` is `i` for an `int` whose square needs 64 bits. Shifts are those of the machine DTrace compiles D to: dtrace-utils emits
 //! BPF_LSH, BPF_RSH or BPF_ARSH on 64-bit registers, and the BPF instruction set takes the
 //! shift count modulo 64 (`count & 63`), so `1 << 64` is 1 and `1 << -1` is `1 << 63`.
 //! Division and modulo by zero are an error the caller reports: a compile-time diagnostic
@@ -133,9 +135,7 @@ pub fn binary(
     if let Some(v) = pointer_arithmetic(op, l, r) {
         return Ok(v);
     }
-    let shift = matches!(op, BinaryOp::Shl | BinaryOp::Shr);
-    let a = normalize(l.0, ty);
-    let b = if shift { r.0 } else { normalize(r.0, ty) };
+    let (a, b) = (l.0, r.0);
     let count = (b & 63) as u32;
     let signed = is_signed(ty);
     let v = match op {
@@ -155,7 +155,7 @@ pub fn binary(
         BinaryOp::BitXor => a ^ b,
         _ => return Ok(u64::from(compare(op, a, b, ty).unwrap_or(false))),
     };
-    Ok(normalize(v, ty))
+    Ok(v)
 }
 
 /// C's pointer arithmetic: `p + n` and `p - n` move by `n` elements, `p - q` counts them.
@@ -222,8 +222,9 @@ mod tests {
         assert_eq!(shl(1, 64, &DType::LONG), 1);
         assert_eq!(shl(1, 65, &DType::LONG), 2);
         assert_eq!(shl(1, -1, &DType::LONG), 1 << 63);
-        // The shift is done on 64 bits, then cut to the type.
-        assert_eq!(shl(1, 40, &DType::INT), 0);
+        // The shift is done on 64 bits, and cut to the type only where it is stored.
+        assert_eq!(shl(1, 40, &DType::INT), 1 << 40);
+        assert_eq!(normalize(shl(1, 40, &DType::INT), &DType::INT), 0);
         let sar = binary(
             BinaryOp::Shr,
             (u64::MAX - 7, &DType::LONG),
@@ -254,6 +255,30 @@ mod tests {
         assert_eq!(div(BinaryOp::Mod, 7, 0), Err(DivideByZero));
         assert_eq!(div(BinaryOp::Div, i64::MIN, -1), Ok(i64::MIN as u64));
         assert_eq!(div(BinaryOp::Mod, -7, 2), Ok(-1i64 as u64));
+    }
+
+    #[test]
+    fn intermediate_results_keep_64_bits() {
+        let int = |op, a: i64, b: i64| {
+            binary(
+                op,
+                (a as u64, &DType::INT),
+                (b as u64, &DType::INT),
+                &DType::INT,
+            )
+            .unwrap()
+        };
+        let i: i64 = 25920;
+        let product = int(BinaryOp::Mul, 5 * i, i);
+        assert_eq!(product as i64, 5 * i * i);
+        let back = int(BinaryOp::Div, product as i64, i);
+        assert_eq!(back as i64, 5 * i);
+        // Stored into an int, the 64-bit difference is cut to 32 bits, as in DTrace.
+        let diff = int(BinaryOp::Sub, i, product as i64);
+        assert_eq!(
+            normalize(diff, &DType::INT) as i64,
+            i64::from((i - 5 * i * i) as i32)
+        );
     }
 
     #[test]

@@ -164,6 +164,20 @@ impl Expr {
         deep::recurse(|| self.children(f));
     }
 
+    /// Whether evaluating `self` can change state or fault in a call: an assignment, `++`,
+    /// `--` or a function call anywhere in it (`sizeof`'s operand is not evaluated).
+    pub fn has_side_effects(&self) -> bool {
+        match &self.kind {
+            ExprKind::Assign { .. } | ExprKind::IncDec { .. } | ExprKind::Call { .. } => true,
+            ExprKind::SizeofExpr(_) => false,
+            _ => {
+                let mut any = false;
+                self.for_each_child(&mut |c| any = any || c.has_side_effects());
+                any
+            }
+        }
+    }
+
     fn children<'e>(&'e self, f: &mut impl FnMut(&'e Expr)) {
         match &self.kind {
             ExprKind::Int(_)

@@ -263,9 +263,10 @@ impl<'a> Lexer<'a> {
             ));
         }
         self.pos += 1;
+        // A character constant is an int, as in C: sizeof('c') is 4.
         Ok(Tok::Int {
             value: normalize(u64::from(value), &DType::CHAR),
-            ty: DType::CHAR,
+            ty: DType::INT,
         })
     }
 
@@ -438,14 +439,14 @@ mod tests {
             toks[1],
             Tok::Int {
                 value: 0,
-                ty: DType::CHAR
+                ty: DType::INT
             }
         );
         assert_eq!(
             toks[2],
             Tok::Int {
                 value: b'z'.into(),
-                ty: DType::CHAR
+                ty: DType::INT
             }
         );
         assert!(lex_all("\"abc").is_err());

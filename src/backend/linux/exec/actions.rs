@@ -69,7 +69,7 @@ impl State {
             Function::Trace => {
                 let mut values = Vec::with_capacity(args.len());
                 for arg in args {
-                    values.push(self.eval(arg, f)?.to_event(&arg.ty));
+                    values.push(self.eval(arg, f)?.string(&arg.ty)?.to_event(&arg.ty));
                 }
                 self.speculative_data(&values, f)?;
                 // Consecutive trace() calls make one record, which dtrace(1) shows as one
@@ -244,8 +244,8 @@ impl State {
             Pending::Emit(event) => sink.event(event)?,
             Pending::Printa(name) => {
                 let snapshot = self.snapshot(&name);
-                if in_end {
-                    self.printed_in_end.insert(name);
+                if !snapshot.entries.is_empty() {
+                    self.printed.insert(name);
                 }
                 sink.event(Event::Agg(snapshot))?;
             }
@@ -254,10 +254,11 @@ impl State {
                 names,
                 origin,
             } => {
-                if in_end {
-                    self.printed_in_end.extend(names.iter().cloned());
+                let rows = self.printa_rows(&format, &names);
+                if !rows.is_empty() {
+                    self.printed.extend(names.iter().cloned());
                 }
-                for (Formatted { text, traced }, args, row) in self.printa_rows(&format, &names) {
+                for (Formatted { text, traced }, args, row) in rows {
                     sink.event(Event::Printf(Printf {
                         origin: origin.clone(),
                         text: text.into(),
@@ -270,6 +271,8 @@ impl State {
             Pending::Clear(name) => self.aggs.clear(&name),
             Pending::Trunc(name, keep) => self.aggs.trunc(&name, keep),
             Pending::Normalize(name, n) => self.aggs.set_normal(&name, n),
+            // The first exit() sets the status; one in END overrides it, as in dtrace(1).
+            Pending::Exit(status) if in_end => self.exit = Some(status),
             Pending::Exit(status) => {
                 self.exit.get_or_insert(status);
             }
@@ -303,6 +306,7 @@ impl State {
             func: self.func_of(name),
             entries: Vec::new(),
             key_sizes: Vec::new(),
+            sort: self.aggs.sort,
         })
     }
 

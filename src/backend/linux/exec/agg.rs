@@ -7,13 +7,15 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::buckets::{
     arg, llquantize_bucket, llquantize_layout, lquantize_bucket, lquantize_layout, quantize_bucket,
     BadParameters,
 };
+use super::value::Frames;
 use crate::event::{
-    self, compare_values, AggEntry, AggFunc, AggSnapshot, AggValue, QUANTIZE_BUCKETS,
+    self, compare_values, AggEntry, AggFunc, AggSnapshot, AggSort, AggValue, QUANTIZE_BUCKETS,
 };
 
 /// One part of a key tuple, hashable (event values are not). An integer key is the same
@@ -25,7 +27,7 @@ pub enum KeyPart {
     Int(i64),
     UInt(u64),
     Str(Vec<u8>),
-    Stack,
+    Stack(Frames),
 }
 
 /// What identifies a key part.
@@ -33,7 +35,7 @@ pub enum KeyPart {
 enum KeyBits<'a> {
     Int(u64),
     Str(&'a [u8]),
-    Stack,
+    Stack(&'a [Arc<str>]),
 }
 
 impl KeyPart {
@@ -42,7 +44,7 @@ impl KeyPart {
             KeyPart::Int(v) => KeyBits::Int(*v as u64),
             KeyPart::UInt(v) => KeyBits::Int(*v),
             KeyPart::Str(s) => KeyBits::Str(s),
-            KeyPart::Stack => KeyBits::Stack,
+            KeyPart::Stack(frames) => KeyBits::Stack(frames),
         }
     }
 
@@ -51,7 +53,9 @@ impl KeyPart {
             KeyPart::Int(v) => event::Value::Int(*v),
             KeyPart::UInt(v) => event::Value::UInt(*v),
             KeyPart::Str(s) => event::Value::Str(s.as_slice().into()),
-            KeyPart::Stack => event::Value::Stack(Vec::new()),
+            KeyPart::Stack(frames) => {
+                event::Value::Stack(frames.iter().map(|f| f.to_string()).collect())
+            }
         }
     }
 
@@ -60,7 +64,10 @@ impl KeyPart {
             event::Value::Int(v) => KeyPart::Int(*v),
             event::Value::UInt(v) => KeyPart::UInt(*v),
             event::Value::Str(s) => KeyPart::Str(s.to_vec()),
-            event::Value::Stack(_) | event::Value::Bytes(_) => KeyPart::Stack,
+            event::Value::Stack(frames) => {
+                KeyPart::Stack(frames.iter().map(|f| Arc::from(f.as_str())).collect())
+            }
+            event::Value::Bytes(_) => KeyPart::Stack(Arc::from([])),
         }
     }
 
@@ -71,6 +78,7 @@ impl KeyPart {
             (KeyPart::UInt(a), KeyPart::UInt(b)) => a.cmp(b),
             (KeyPart::Int(a), KeyPart::UInt(b)) => i128::from(*a).cmp(&i128::from(*b)),
             (KeyPart::UInt(a), KeyPart::Int(b)) => i128::from(*a).cmp(&i128::from(*b)),
+            (KeyPart::Stack(a), KeyPart::Stack(b)) => a.cmp(b),
             _ => Ordering::Equal,
         }
     }
@@ -131,6 +139,10 @@ pub struct Aggregations {
     key_sizes: HashMap<String, Vec<u8>>,
     /// Names in the order aggregations first received data, for the final print.
     order: Vec<String>,
+    /// How printa and the final print order entries (the aggsort* options).
+    pub sort: AggSort,
+    /// `aggsortpos`: which aggregation of a multi-aggregation printa orders its rows.
+    pub sort_pos: usize,
 }
 
 impl Aggregations {
@@ -232,6 +244,7 @@ impl Aggregations {
             name: name.to_string(),
             func: agg.func,
             key_sizes: self.key_sizes.get(name).cloned().unwrap_or_default(),
+            sort: self.sort,
             entries: agg
                 .entries
                 .iter()
@@ -315,13 +328,18 @@ impl Aggregations {
                 (k.clone(), values)
             })
             .collect();
+        let pos = if self.sort_pos < names.len() {
+            self.sort_pos
+        } else {
+            0
+        };
         rows.sort_by(|a, b| {
-            let first = |row: &(Vec<KeyPart>, Vec<AggValue>)| row.1.first().cloned();
-            match (first(a), first(b)) {
-                (Some(x), Some(y)) => compare_values(&x, &y),
+            let nkeys = a.0.len().min(b.0.len());
+            let value = || match (a.1.get(pos), b.1.get(pos)) {
+                (Some(x), Some(y)) => compare_values(x, y),
                 _ => Ordering::Equal,
-            }
-            .then_with(|| compare_keys(&a.0, &b.0))
+            };
+            self.sort.compare(nkeys, |i| a.0[i].compare(&b.0[i]), value)
         });
         rows
     }
@@ -480,14 +498,6 @@ fn zero_of(func: AggFunc, like: &AggValue) -> AggValue {
         *s = 0;
     }
     v
-}
-
-fn compare_keys(a: &[KeyPart], b: &[KeyPart]) -> Ordering {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| x.compare(y))
-        .find(|o| *o != Ordering::Equal)
-        .unwrap_or(Ordering::Equal)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::event::{AggValue, QUANTIZE_BUCKETS};
+use crate::event::{llquantize_overflows, AggValue, QUANTIZE_BUCKETS};
 
 /// Why an aggregating function's parameters cannot be used (DTrace rejects these when it
 /// compiles the program).
@@ -52,9 +52,16 @@ pub fn llquantize_layout(args: &[i64]) -> Result<AggValue, BadParameters> {
             "llquantize(): parameters must be from 0 to 65535".into(),
         ));
     };
-    if factor < 2 || high <= low || nsteps < factor || nsteps % factor != 0 {
+    if factor < 2
+        || high <= low
+        || nsteps < factor
+        || nsteps % factor != 0
+        || llquantize_overflows(factor.into(), high.into())
+    {
         return Err(BadParameters(
-            "llquantize(): needs factor >= 2, low < high, and nsteps a multiple of factor".into(),
+            "llquantize(): needs factor >= 2, low < high, nsteps a multiple of factor, \
+             and factor^(high+1) within 64 bits"
+                .into(),
         ));
     }
     let top = llquantize_bucket(factor, low, high, nsteps, i64::MAX);

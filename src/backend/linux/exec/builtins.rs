@@ -27,21 +27,20 @@ impl State {
             Builtin::Cpu => int(u64::from(firing.cpu)),
             Builtin::Timestamp | Builtin::Vtimestamp => int(firing.ts_ns),
             Builtin::Walltimestamp => int(firing.ts_ns.wrapping_add_signed(self.wall_offset_ns)),
-            Builtin::Probeprov => self.interned.value(&desc.provider),
-            Builtin::Probemod => self.interned.value(&desc.module),
-            Builtin::Probefunc => self.interned.value(&desc.function),
-            Builtin::Probename => self.interned.value(&desc.name),
+            Builtin::Probeprov => self.interned.value(desc.provider.as_bytes()),
+            Builtin::Probemod => self.interned.value(desc.module.as_bytes()),
+            Builtin::Probefunc => self.interned.value(desc.function.as_bytes()),
+            Builtin::Probename => self.interned.value(desc.name.as_bytes()),
             Builtin::Arg(n) => self.arg(usize::from(n), f).convert(ty),
             Builtin::Errno => int(firing.errno as i64 as u64),
             Builtin::Id => int(u64::from(firing.probe) + 1),
             Builtin::Epid => int(f.clause as u64 + 1),
-            Builtin::Args
-            | Builtin::Curthread
-            | Builtin::Curpsinfo
-            | Builtin::Stackdepth
-            | Builtin::Ustackdepth
-            | Builtin::Caller
-            | Builtin::Ucaller => Value::Int(0),
+            Builtin::Args | Builtin::Curthread | Builtin::Curpsinfo => Value::Int(0),
+            Builtin::Stackdepth => int(firing.kernel_stack.len() as u64),
+            Builtin::Ustackdepth => int(firing.user_stack.len() as u64),
+            // The frame that called the probed function: the second of the stack.
+            Builtin::Caller => int(firing.kernel_stack.get(1).copied().unwrap_or(0)),
+            Builtin::Ucaller => int(firing.user_stack.get(1).copied().unwrap_or(0)),
         }
     }
 

@@ -10,8 +10,8 @@ use super::vars::{Place as VarPlace, Stored};
 use super::{Fault, Frame, Place, State};
 use crate::backend::linux::d::arith::{self, is_signed, normalize, promote};
 use crate::backend::linux::d::ast::{
-    BinaryOp, Builtin, Clause, DType, Expr, ExprKind, FunctionKind, IncDecOp, Stmt, UnaryOp,
-    VarScope,
+    BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, FunctionKind, IncDecOp, Stmt,
+    UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
 use crate::backend::linux::firing::{in_zone, zone_compared};
@@ -97,6 +97,10 @@ impl State {
             if func.kind() == FunctionKind::Action {
                 return self.action(*func, args, f);
             }
+            // stack() and ustack() as statements record the stack, as trace() of it does.
+            if matches!(func, Function::Stack | Function::Ustack) {
+                return self.action(Function::Trace, std::slice::from_ref(e), f);
+            }
         }
         self.eval(e, f).map(|_| ())
     }
@@ -118,7 +122,10 @@ impl State {
     pub(super) fn eval(&mut self, e: &Expr, f: &mut Frame<'_>) -> Eval {
         deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
-            ExprKind::Str(s) => Ok(self.interned.value(s)),
+            // A string constant holds at most strsize bytes, as in DTrace (not a drop).
+            ExprKind::Str(s) => Ok(self
+                .interned
+                .value(&s.as_bytes()[..s.len().min(self.options.strsize)])),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
             ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
             ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),
@@ -328,16 +335,17 @@ impl State {
         }
     }
 
-    /// Strings are cut at strsize - 1 bytes, as DTrace cuts them, and each cut counted.
+    /// Strings are cut at strsize bytes (the terminating NUL not counted), as DTrace cuts
+    /// them, and each cut counted.
     pub(super) fn cut_value(&mut self, v: Value) -> Value {
         match v {
-            Value::Str(s) if s.len() >= self.options.strsize => Value::str(self.cut(&s)),
+            Value::Str(s) if s.len() > self.options.strsize => Value::str(self.cut(&s)),
             other => other,
         }
     }
 
     pub(super) fn cut<'s>(&mut self, s: &'s [u8]) -> &'s [u8] {
-        let max = self.options.strsize.saturating_sub(1);
+        let max = self.options.strsize;
         if s.len() <= max {
             return s;
         }
@@ -396,9 +404,9 @@ pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
         _ if *ty == DType::String => KeyPart::Str(string_of(v).to_vec()),
-        Value::Stack => KeyPart::Stack,
-        other if is_signed(ty) => KeyPart::Int(other.int() as i64),
-        other => KeyPart::UInt(other.int()),
+        Value::Stack(frames) => KeyPart::Stack(frames.clone()),
+        other if is_signed(ty) => KeyPart::Int(normalize(other.int(), ty) as i64),
+        other => KeyPart::UInt(normalize(other.int(), ty)),
     }
 }
 

@@ -19,12 +19,10 @@ pub struct Interned {
 
 impl Interned {
     /// `s` as a D string value. `s` must live in the executor's program or probe list.
-    pub fn value(&mut self, s: &str) -> Value {
+    pub fn value(&mut self, s: &[u8]) -> Value {
         let key = (s.as_ptr() as usize, s.len());
         Value::Str(Arc::clone(
-            self.by_address
-                .entry(key)
-                .or_insert_with(|| Arc::from(s.as_bytes())),
+            self.by_address.entry(key).or_insert_with(|| Arc::from(s)),
         ))
     }
 }

@@ -39,6 +39,7 @@ use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
 use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
+use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
 use interned::Interned;
@@ -191,9 +192,12 @@ struct State {
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, measured once, for walltimestamp.
     wall_offset_ns: i64,
     drops: HashMap<DropKind, u64>,
-    /// Aggregations printa printed during END: the final print leaves them out.
-    printed_in_end: HashSet<String>,
+    /// Aggregations printa printed while they had data: the final print leaves them out,
+    /// as dtrace(1) leaves out those it marked DTRACE_AGD_PRINTED.
+    printed: HashSet<String>,
     exit: Option<i32>,
+    /// Names the frames of stack() and ustack().
+    symbols: Symbolizer,
     speculations: Buffers,
     /// Where strtok(NULL, ...) resumes.
     strtok_rest: Option<Arc<[u8]>>,
@@ -244,6 +248,9 @@ impl Executor {
             .map(|v| (v.name.clone(), v.keys.iter().map(key_size).collect()))
             .collect();
         let agg_order = aggregations.map(|v| v.name.clone()).collect();
+        let mut aggs = Aggregations::with_key_sizes(key_sizes);
+        aggs.sort = options.aggsort;
+        aggs.sort_pos = options.aggsortpos;
         let clauses = program
             .items
             .into_iter()
@@ -261,15 +268,16 @@ impl Executor {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 speculations: Buffers::new(options.nspec),
                 options,
-                aggs: Aggregations::with_key_sizes(key_sizes),
+                aggs,
                 agg_funcs,
                 agg_order,
                 procs: ProcessTable::default(),
                 zones: Vec::new(),
                 wall_offset_ns: wall_clock_offset(),
                 drops: HashMap::new(),
-                printed_in_end: HashSet::new(),
+                printed: HashSet::new(),
                 exit: None,
+                symbols: Symbolizer::default(),
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
                 interned: Interned::default(),
@@ -329,6 +337,10 @@ impl Executor {
         let captures = captures_of(firing);
         let mut faults = Vec::new();
         for &index in &probe.clauses {
+            // exit() ends tracing: dtrace runs no clause after it but END's.
+            if state.exit.is_some() && probe.kind != ProbeKind::End {
+                break;
+            }
             let clause = clauses.get(index).ok_or_else(|| ExecError::UnknownClause {
                 probe: probe.desc.to_string(),
                 clause: index,
@@ -372,7 +384,7 @@ impl Executor {
     }
 
     /// At the end of the run (after END): one snapshot per aggregation that has data and
-    /// was not printed by printa in END.
+    /// that no printa() printed.
     pub fn final_snapshots(&mut self, sink: &mut dyn EventSink) -> io::Result<()> {
         let with_data = self.state.aggs.names_with_data();
         let ordered = self
@@ -385,7 +397,7 @@ impl Executor {
             .filter(|n| !self.state.agg_order.contains(n));
         let snapshots = ordered
             .chain(others)
-            .filter(|name| !self.state.printed_in_end.contains(*name))
+            .filter(|name| !self.state.printed.contains(*name))
             .filter_map(|name| self.state.aggs.snapshot(name))
             .collect();
         sink.event(Event::FinalAggs(snapshots))

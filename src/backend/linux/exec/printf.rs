@@ -87,21 +87,21 @@ pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
                 let (spec, width, precision) = resolve(spec.clone(), &mut star);
                 let Some(arg) = next.next() else { break };
                 let plain = match &arg.value {
-                    v if arg.ty.is_string_like() && !matches!(v, Value::Int(_) | Value::Stack) => {
-                        Arg::Str(string_of(v))
+                    Value::Stack(_) => None,
+                    v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
+                        Some(Arg::Str(string_of(v)))
                     }
-                    Value::Stack => Arg::Str(b""),
-                    v => Arg::Int {
+                    v => Some(Arg::Int {
                         value: v.int(),
                         bits: bits(&arg.ty),
                         signed: is_signed(&arg.ty),
-                    },
+                    }),
                 };
-                if out.plain(&spec, width, precision, plain) {
+                if plain.is_some_and(|a| out.plain(&spec, width, precision, a)) {
                     continue;
                 }
                 let operand = match &arg.value {
-                    Value::Stack => Operand::Str(b""),
+                    Value::Stack(_) => Operand::Str(b""),
                     v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
                         Operand::Str(string_of(v))
                     }
@@ -194,7 +194,7 @@ pub fn printa_row(
                     KeyPart::Int(v) => Operand::Int(long(*v as u64, true)),
                     KeyPart::UInt(v) => Operand::Int(long(*v, false)),
                     KeyPart::Str(s) => Operand::Str(s),
-                    KeyPart::Stack => Operand::Str(b""),
+                    KeyPart::Stack(_) => Operand::Str(b""),
                 };
                 out.converted(&spec, &apply(&spec, width, precision, operand));
             }
@@ -227,6 +227,7 @@ fn value_text(
         name: String::new(),
         func,
         key_sizes: Vec::new(),
+        sort: crate::event::AggSort::default(),
         entries: vec![AggEntry {
             keys: Vec::new(),
             value: value.clone(),

@@ -1,6 +1,6 @@
 //! D's string subroutines, with the semantics of DTrace's implementation: substr's negative
 //! positions, index/rindex's Perl-like positions, basename and dirname of "" and "/",
-//! lltostr's prefixes for bases 8 and 16. Strings are byte strings of at most strsize - 1
+//! lltostr's prefixes for bases 8 and 16. Strings are byte strings of at most strsize
 //! bytes; results longer than that are cut by the caller.
 
 /// `substr(s, index[, length])`.

@@ -13,6 +13,11 @@ use crate::backend::linux::d::ast::{DType, Expr, Function};
 use crate::backend::linux::firing::{Firing, ReadData};
 use crate::event::DropKind;
 
+/// Frames `stack()` and `ustack()` show by default: dtrace's `stackframes` and
+/// `ustackframes`.
+const STACK_FRAMES: usize = 20;
+const USTACK_FRAMES: usize = 100;
+
 impl State {
     pub(super) fn subroutine(
         &mut self,
@@ -67,7 +72,14 @@ impl State {
                     .progeny_of(f.firing.pid, &f.firing.comm, ancestor);
                 Value::Int(u64::from(yes))
             }
-            Function::Stack | Function::Ustack => Value::Stack,
+            Function::Stack => {
+                let depth = int(0).map_or(STACK_FRAMES, |n| n.max(0) as usize);
+                self.stack(&f.firing.kernel_stack, depth, None)
+            }
+            Function::Ustack => {
+                let depth = int(0).map_or(USTACK_FRAMES, |n| n.max(0) as usize);
+                self.stack(&f.firing.user_stack, depth, Some(f.firing.pid))
+            }
             Function::Speculation => Value::Int(self.speculation()),
             Function::Strchr | Function::Strrchr => {
                 let c = int(1).unwrap_or(0) as u8;
@@ -85,6 +97,7 @@ impl State {
             Function::Htonll | Function::Ntohll => Value::Int(first.int().swap_bytes()),
             _ => Value::zero(ty),
         })
+        .map(|v| self.cut_value(v))
     }
 
     /// strtok(s, delims): the first token of `s`; strtok(NULL, delims) the next token of the
@@ -146,6 +159,20 @@ impl State {
         })
     }
 
+    /// The first `depth` frames of a recorded stack, named: the kernel's, or those of
+    /// process `pid`.
+    fn stack(&mut self, addrs: &[u64], depth: usize, pid: Option<u32>) -> Value {
+        let frames = addrs
+            .iter()
+            .take(depth)
+            .map(|&addr| match pid {
+                Some(pid) => self.symbols.user(pid, addr),
+                None => self.symbols.kernel(addr),
+            })
+            .collect();
+        Value::Stack(frames)
+    }
+
     /// copyinstr(addr[, maxlen]): the string the kernel read at `addr` at the probe: the
     /// capture an argument carries, or a read at an address the program computed.
     fn copyinstr<'v>(
@@ -173,9 +200,14 @@ impl State {
         if truncated {
             self.drop(DropKind::TruncatedString);
         }
+        // copyinstr(addr, n) reads n bytes with the NUL, as the kernel's strsize slot does.
         let s = match max {
-            Some(n) if n >= 0 && (n as usize) < s.len() => &s[..n as usize],
-            _ => s,
+            Some(n) => {
+                &s[..s
+                    .len()
+                    .min(usize::try_from(n).unwrap_or(0).saturating_sub(1))]
+            }
+            None => s,
         };
         Ok(self.cut(s))
     }

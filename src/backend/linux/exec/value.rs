@@ -13,6 +13,8 @@ use crate::backend::linux::d::arith::{is_signed, normalize};
 use crate::backend::linux::d::ast::DType;
 use crate::event;
 
+use super::Fault;
+
 /// What the kernel read at a user address when the probe fired.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Capture {
@@ -23,6 +25,9 @@ pub struct Capture {
     /// The kernel cut the string at strsize.
     pub truncated: bool,
 }
+
+/// Named stack frames, as dtrace prints them (`module`function+0xoffset`).
+pub type Frames = Arc<[Arc<str>]>;
 
 /// One value computed by a D expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +41,8 @@ pub enum Value {
     User { addr: u64, capture: Arc<Capture> },
     /// The scratch buffer `copyin` returns: the bytes read from `addr`.
     Memory { addr: u64, bytes: Arc<[u8]> },
-    /// The value of `stack()` or `ustack()`: frames are not captured by this engine.
-    Stack,
+    /// The value of `stack()` or `ustack()`: its frames, named, innermost first.
+    Stack(Frames),
 }
 
 impl Value {
@@ -50,7 +55,7 @@ impl Value {
         match self {
             Value::Int(v) => *v,
             Value::User { addr, .. } | Value::Memory { addr, .. } => *addr,
-            Value::Str(_) | Value::Stack => 0,
+            Value::Str(_) | Value::Stack(_) => 0,
         }
     }
 
@@ -58,16 +63,24 @@ impl Value {
     pub fn truthy(&self) -> bool {
         match self {
             Value::Str(s) => !s.is_empty(),
-            Value::Stack => false,
+            Value::Stack(frames) => !frames.is_empty(),
             other => other.int() != 0,
         }
     }
 
-    /// The zero value of a type: what an unset variable reads as.
-    pub fn zero(ty: &DType) -> Value {
-        match ty {
-            DType::String => Value::str(""),
-            _ => Value::Int(0),
+    /// The zero value of a type: what an unset variable reads as. For a string that is
+    /// DTrace's NULL pointer, which compares as "" and prints as "", but faults where
+    /// trace() reads the string ([`Value::string`]).
+    pub fn zero(_ty: &DType) -> Value {
+        Value::Int(0)
+    }
+
+    /// The value as the string operand of `ty`: a NULL string (an unset string variable)
+    /// is an invalid address, as DTrace's load from address 0 is.
+    pub fn string(self, ty: &DType) -> Result<Value, Fault> {
+        match self {
+            Value::Int(addr) if *ty == DType::String => Err(Fault::InvalidAddress(addr)),
+            v => Ok(v),
         }
     }
 
@@ -90,10 +103,12 @@ impl Value {
             Value::Str(s) => event::Value::Str(event::ByteString::from(&s[..])),
             // A string subroutine's NULL (strstr, strchr or strtok finding nothing).
             Value::Int(0) if *ty == DType::String => event::Value::Str(Default::default()),
-            Value::Stack => event::Value::Stack(Vec::new()),
+            Value::Stack(frames) => {
+                event::Value::Stack(frames.iter().map(|f| f.to_string()).collect())
+            }
             Value::Memory { bytes, .. } if !ty.is_scalar() => event::Value::Bytes(bytes.to_vec()),
-            other if is_signed(ty) => event::Value::Int(other.int() as i64),
-            other => event::Value::UInt(other.int()),
+            other if is_signed(ty) => event::Value::Int(normalize(other.int(), ty) as i64),
+            other => event::Value::UInt(normalize(other.int(), ty)),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use super::derived::{self, read_size, AddrExpr, DerivedRead, ShadowStore};
 use super::walk::{walk, walk_stmt};
 use super::{PlannedProbe, Site};
-use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, VarScope};
+use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, VarScope};
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +29,10 @@ pub struct Captures {
     /// `Plan::shadow_vars[i]`, for a later probe to read through (`AddrExpr::Shadow`); in
     /// the order of the firing's assignments.
     pub shadow_stores: Vec<ShadowStore>,
+    /// The kernel stack is recorded (`stack()`, `stackdepth`, `caller`).
+    pub kernel_stack: bool,
+    /// The user stack is recorded (`ustack()`, `ustackdepth`, `ucaller`).
+    pub user_stack: bool,
 }
 
 /// What a pointer expression given to copyinstr/copyin refers to.
@@ -150,6 +154,11 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
             .collect();
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
+        if !matches!(probe.site, Site::UserSpace | Site::Tick { .. }) {
+            let (kernel, user) = stacks_used(&own_clauses(probe, clauses));
+            probe.captures.kernel_stack = kernel;
+            probe.captures.user_stack = user;
+        }
     }
     unify_raw_syscalls(probes);
     shadow_vars
@@ -270,7 +279,10 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
+        let (mut kernel_stack, mut user_stack) = (false, false);
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
+            kernel_stack |= p.captures.kernel_stack;
+            user_stack |= p.captures.user_stack;
             strings.extend(p.captures.strings.iter().copied());
             bytes.extend(p.captures.bytes.iter().copied());
             derived.extend(p.captures.derived.iter().cloned());
@@ -285,11 +297,40 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             bytes: bytes.into_iter().collect(),
             derived: derived.into_iter().collect(),
             shadow_stores,
+            kernel_stack,
+            user_stack,
         };
         for p in probes.iter_mut().filter(|p| is_group(p)) {
             p.captures = union.clone();
         }
     }
+}
+
+/// Whether `clauses` read the kernel stack and the user stack.
+fn stacks_used(clauses: &[&Clause]) -> (bool, bool) {
+    let (mut kernel, mut user) = (false, false);
+    let mut visit = |e: &Expr| match &e.kind {
+        ExprKind::Call {
+            func: Function::Stack,
+            ..
+        }
+        | ExprKind::Builtin(Builtin::Stackdepth | Builtin::Caller) => kernel = true,
+        ExprKind::Call {
+            func: Function::Ustack,
+            ..
+        }
+        | ExprKind::Builtin(Builtin::Ustackdepth | Builtin::Ucaller) => user = true,
+        _ => {}
+    };
+    for clause in clauses {
+        if let Some(p) = &clause.predicate {
+            walk(p, &mut visit);
+        }
+        for stmt in clause.body.iter().flatten() {
+            walk_stmt(stmt, &mut visit);
+        }
+    }
+    (kernel, user)
 }
 
 fn clause_use(clause: &Clause) -> ClauseUse {

@@ -19,7 +19,8 @@ mod aggregate;
 mod captures;
 mod derived;
 pub(crate) mod filter;
-mod glob;
+mod follow;
+pub(crate) mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
 mod threadvars;
@@ -27,6 +28,7 @@ mod walk;
 mod zone;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ pub use aggregate::{
 };
 pub use captures::Captures;
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
+pub use follow::Follow;
 pub use threadvars::MAX_KERNEL_VARS;
 pub use walk::walk;
 
@@ -68,6 +71,9 @@ pub struct Plan {
     pub shadow_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
+    /// The process tree the run follows (`Scope::follow`): every kernel program fires only in
+    /// its processes. Set by the engine once the target is known.
+    pub follow: Option<Follow>,
 }
 
 /// One concrete probe.
@@ -191,6 +197,11 @@ pub enum PlanError {
     },
     #[error("the program compares zonename with {count} zones; at most {MAX_ZONES} are supported")]
     TooManyZones { count: usize },
+    #[error("tracepoint {tracepoint} has no field {field}")]
+    TracepointField {
+        tracepoint: &'static str,
+        field: &'static str,
+    },
     #[error("probe description {desc}")]
     Elf {
         desc: String,
@@ -215,10 +226,12 @@ pub(crate) struct Candidate {
 
 /// Resolves every probe description of `program`. `target` is the -p/-c process, already
 /// substituted for `$target` by the front end; it only sharpens error messages.
+/// `usdt_files`: where USDT providers named by a glob are found (`Scope::usdt_files`).
 pub fn resolve(
     program: &ast::Program,
     target: Option<u32>,
     options: &Options,
+    usdt_files: Option<&[PathBuf]>,
 ) -> Result<Plan, PlanError> {
     let clauses = program.clauses();
     let zones = zone::resolve(&clauses)?;
@@ -226,6 +239,7 @@ pub fn resolve(
     let mut cache = providers::Cache::default();
     let mut query = providers::Query {
         target,
+        usdt_files,
         cache: &mut cache,
     };
     for (index, clause) in clauses.iter().enumerate() {
@@ -254,6 +268,7 @@ pub fn resolve(
         kernel_vars,
         shadow_vars,
         zones,
+        follow: None,
     })
 }
 

@@ -9,7 +9,7 @@ fn program(src: &str) -> ast::Program {
 }
 
 fn plan(src: &str) -> Result<Plan, PlanError> {
-    resolve(&program(src), None, &Options::default())
+    resolve(&program(src), None, &Options::default(), None)
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn a_description_that_matches_nothing_is_an_error_unless_zdefs() {
         zdefs: true,
         ..Options::default()
     };
-    let p = resolve(&program(src), None, &options).unwrap();
+    let p = resolve(&program(src), None, &options, None).unwrap();
     assert_eq!(p.probes.len(), 1);
 }
 

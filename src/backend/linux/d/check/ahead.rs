@@ -23,6 +23,9 @@ type Key<'a> = (VarScope, &'a str);
 pub fn assignments(program: &Program) -> (HashSet<Key<'_>>, HashSet<&str>) {
     let (mut vars, mut aggs) = (HashSet::new(), HashSet::new());
     for c in program.clauses() {
+        if let Some(p) = &c.predicate {
+            targets::expr_assignments(p, &mut vars);
+        }
         for stmt in c.body.iter().flatten() {
             targets::assignments(stmt, &mut vars, &mut aggs);
         }
@@ -51,6 +54,9 @@ pub fn may_read_ahead(program: &Program) -> bool {
                     .is_some_and(|e| reads(e, assigned, &seen))
                 {
                     return true;
+                }
+                if let Some(p) = &c.predicate {
+                    targets::expr_assignments(p, &mut seen);
                 }
                 for stmt in c.body.iter().flatten() {
                     if stmt_reads(stmt, assigned, &seen) {

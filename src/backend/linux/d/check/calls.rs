@@ -7,6 +7,7 @@ use crate::backend::linux::d::ast::{
     AggFunc, Aggregate, DType, Expr, ExprKind, Function, FunctionKind,
 };
 use crate::backend::linux::d::span::Span;
+use crate::event::llquantize_overflows;
 
 /// What an argument must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +153,9 @@ pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
         }
         (AggFunc::Llquantize, [_, low, high, _]) if high <= low || *low < 0 => {
             Some("`llquantize()` needs 0 <= low magnitude < high magnitude")
+        }
+        (AggFunc::Llquantize, [factor, _, high, _]) if llquantize_overflows(*factor, *high) => {
+            Some("the high magnitude of `llquantize()` would overflow 64 bits (factor^(high+1))")
         }
         (AggFunc::Llquantize, [_, _, _, steps]) if *steps <= 0 => {
             Some("the steps per magnitude of `llquantize()` must be positive")

@@ -65,6 +65,11 @@ impl Checker {
                 return (self.size_of(e, &t), DType::Unknown);
             }
             ExprKind::SizeofExpr(inner) => {
+                // A string constant is an array of its bytes and the NUL: sizeof "hi" is 3.
+                if let ExprKind::Str(s) = &inner.kind {
+                    e.kind = ExprKind::Int(s.len() as u64 + 1);
+                    return (DType::ULONG, DType::Unknown);
+                }
                 self.value(inner);
                 let t = inner.ty.clone();
                 return (self.size_of(e, &t), DType::Unknown);

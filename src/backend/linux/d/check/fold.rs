@@ -36,8 +36,10 @@ pub fn fold(e: &mut Expr, operand_ty: &DType) -> Result<(), Diagnostic> {
         }
         _ => None,
     };
+    // Arithmetic keeps its 64 bits until stored, as it does at run time (see `arith`).
+    let wide = matches!(&e.kind, ExprKind::Binary { .. });
     if let Some(v) = folded {
-        e.kind = ExprKind::Int(normalize(v, &e.ty));
+        e.kind = ExprKind::Int(if wide { v } else { normalize(v, &e.ty) });
     } else if let Some(kept) = drop_neutral_operand(e) {
         *e = kept;
     }
@@ -83,9 +85,12 @@ fn fold_binary(
         return Ok(arith::holds(op, a.cmp(b)).map(u64::from));
     }
     let (l, r) = (lhs.as_int(), rhs.as_int());
+    // A constant right operand decides the result only when the left one, which runs
+    // first, has no side effects: `(h = 3) || 1` still assigns h.
+    let pure_lhs = !lhs.has_side_effects();
     match op {
-        BinaryOp::And if l == Some(0) || r == Some(0) => return Ok(Some(0)),
-        BinaryOp::Or if l.is_some_and(|v| v != 0) || r.is_some_and(|v| v != 0) => {
+        BinaryOp::And if l == Some(0) || (r == Some(0) && pure_lhs) => return Ok(Some(0)),
+        BinaryOp::Or if l.is_some_and(|v| v != 0) || (r.is_some_and(|v| v != 0) && pure_lhs) => {
             return Ok(Some(1))
         }
         _ => {}

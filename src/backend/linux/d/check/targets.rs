@@ -40,7 +40,8 @@ pub fn assignments<'a>(
     }
 }
 
-fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
+/// Records the variables `e` assigns or increments.
+pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
             let named = match &target.kind {
@@ -308,7 +309,7 @@ impl Checker {
         if !state.assigned && !state.warned {
             state.warned = true;
             let ty = &self.variables[index].ty;
-            let always = if ty.is_string_like() { "empty" } else { "zero" };
+            let always = if ty.is_string_like() { "NULL" } else { "zero" };
             let message = format!(
                 "`{}` is read but never assigned; it is always {always}",
                 display_name(scope, name)

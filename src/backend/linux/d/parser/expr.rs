@@ -352,7 +352,11 @@ impl Parser<'_> {
                     ty,
                 })
             }
-            Tok::Str(s) => ExprKind::Str(s),
+            // A D string ends at its first NUL: "ab\0cd" is "ab".
+            Tok::Str(mut s) => {
+                s.truncate(s.find('\0').unwrap_or(s.len()));
+                ExprKind::Str(s)
+            }
             Tok::Agg(name) => ExprKind::Aggregation(name),
             Tok::Punct("(") => {
                 let inner = self.expr()?;

@@ -117,6 +117,56 @@ END { printa(@n); }
 }
 
 #[test]
+fn exit_stops_the_later_clauses_of_its_firing_and_every_later_firing_but_end() {
+    let src = r#"
+BEGIN { exit(4); printf("same clause\n"); }
+BEGIN { printf("next clause\n"); }
+syscall::read:entry { printf("later firing\n"); }
+END { printf("end\n"); }
+END { printf("end again\n"); }
+"#;
+    let mut h = Harness::new(
+        src,
+        &[
+            ("BEGIN", ProbeKind::Begin),
+            ("syscall::read:entry", ProbeKind::SyscallEntry),
+            ("END", ProbeKind::End),
+        ],
+    );
+    assert_eq!(h.fire(&firing(0, 0)), Flow::Exit(4));
+    assert_eq!(h.printed(), ["same clause\n"]);
+    assert_eq!(h.fire(&firing(1, 1)), Flow::Exit(4));
+    assert!(h.printed().is_empty());
+    h.fire(&firing(2, 0));
+    assert_eq!(h.printed(), ["end\n", "end again\n"]);
+}
+
+#[test]
+fn exit_in_end_overrides_the_status_of_the_first_exit() {
+    let src = "BEGIN { exit(1); } END { exit(0); }";
+    let mut h = Harness::new(src, &[("BEGIN", ProbeKind::Begin), ("END", ProbeKind::End)]);
+    assert_eq!(h.fire(&firing(0, 0)), Flow::Exit(1));
+    assert_eq!(h.fire(&firing(1, 0)), Flow::Exit(0));
+}
+
+#[test]
+fn an_aggregation_printa_printed_with_data_is_left_out_of_the_final_print() {
+    let src = r#"
+BEGIN { printa(@empty); @printed = count(); printa(@printed); @fmt[1] = sum(2);
+        printa("%d %@d\n", @fmt); @kept = count(); }
+END { @empty = count(); }
+"#;
+    let mut h = Harness::new(src, &[("BEGIN", ProbeKind::Begin), ("END", ProbeKind::End)]);
+    h.fire(&firing(0, 0));
+    h.fire(&firing(1, 0));
+    h.take();
+    let mut names: Vec<String> = h.finals().into_iter().map(|s| s.name).collect();
+    names.sort();
+    // @empty had no data when printa ran, so dtrace still prints it at the end.
+    assert_eq!(names, ["empty", "kept"]);
+}
+
+#[test]
 fn printa_with_a_format_prints_one_line_per_entry_sorted_by_value() {
     let src = r#"
 syscall::read:entry { @calls[execname, pid] = count(); @bytes[execname, pid] = sum(arg2); }

@@ -6,6 +6,7 @@ mod aggregations;
 mod corpus;
 mod functions;
 mod scripts;
+mod semantics;
 mod speculation;
 mod subroutines;
 mod variables;

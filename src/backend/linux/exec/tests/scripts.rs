@@ -199,8 +199,14 @@ fn pyflow_prints_entries_and_returns() {
         let f = with_args(firing(probe, 9), &[0x10, 0x20, 42]);
         h.fire(&with_string(with_string(f, 0, "app.py"), 1, "main"));
     }
+    let printed = h.printed();
+    // The process's first event announces it (its ppid is whatever process 100 has here).
+    assert!(
+        printed[0].starts_with("following 100 ") && printed[0].ends_with(" cat\n"),
+        "{printed:?}"
+    );
     assert_eq!(
-        h.printed(),
+        printed[1..],
         [
             "1000000 100 9 -> app.py 42 main\n",
             "1000000 100 9 <- app.py 42 main\n"

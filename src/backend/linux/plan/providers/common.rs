@@ -4,6 +4,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::hash_map::{Entry, HashMap};
+use std::path::PathBuf;
 
 use crate::backend::linux::d::ast;
 use crate::backend::linux::plan::glob::matches;
@@ -38,6 +39,9 @@ impl Cache {
 pub struct Query<'c> {
     /// The -p/-c process, already substituted for `$target`; it only sharpens error messages.
     pub target: Option<u32>,
+    /// Files where USDT providers named by a glob are found besides the running processes'
+    /// (`Scope::usdt_files`), attached for every process; None: in each running process.
+    pub usdt_files: Option<&'c [PathBuf]>,
     pub cache: &'c mut Cache,
 }
 

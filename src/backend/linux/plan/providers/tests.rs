@@ -28,6 +28,7 @@ fn find(text: &str) -> Result<Vec<Candidate>, PlanError> {
         &desc(text),
         &mut Query {
             target: None,
+            usdt_files: None,
             cache: &mut cache,
         },
     )
@@ -115,6 +116,7 @@ fn every_provider_lists_and_matches_its_probes() {
             let mut cache = Cache::default();
             let query = &mut Query {
                 target: None,
+                usdt_files: None,
                 cache: &mut cache,
             };
             let others = resolve_desc(&other, query).unwrap_or_default();
