@@ -57,14 +57,7 @@
 
 #pragma D option quiet
 #pragma D option switchrate=20hz
-/*
- * The ring buffer is mapped into dtk twice over (the kernel maps its data pages two times so
- * that a record never wraps), and all of it is resident from the start: 4 MB costs 8 MB of
- * memory. The programs wake the reader when it is a quarter full, which leaves 3 MB for what
- * arrives before the reader runs; past that, lost events are counted and reported. For
- * longer bursts, run this script with `dtk run -x bufsize=SIZE`.
- */
-#pragma D option bufsize=4m
+#pragma D option bufsize=64m
 
 inline int MODEL = 0;
 inline uint64_t TSTATE_CURRENT = 0;
