@@ -92,6 +92,9 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     // Before the ring buffer is mapped, so that the two are never resident together.
     release_free_memory();
     let mut attached = load::attach(programs).map_err(engine_error)?;
+    for notice in plan.holds.iter().filter_map(|h| h.notice.as_ref()) {
+        eprintln!("dtk: {notice}");
+    }
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
         .pid()
