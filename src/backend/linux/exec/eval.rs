@@ -123,9 +123,9 @@ impl State {
         deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
             // A string constant holds at most strsize bytes, as in DTrace (not a drop).
-            ExprKind::Str(s) => Ok(Value::str(
-                &s.as_bytes()[..s.len().min(self.options.strsize)],
-            )),
+            ExprKind::Str(s) => Ok(self
+                .interned
+                .value(&s.as_bytes()[..s.len().min(self.options.strsize)])),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
             ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
             ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),

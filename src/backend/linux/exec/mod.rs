@@ -16,6 +16,7 @@ mod builtins;
 mod destructive;
 mod eval;
 mod format;
+mod interned;
 mod printf;
 mod process;
 mod records;
@@ -43,6 +44,7 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
+use interned::Interned;
 use process::ProcessTable;
 use speculation::{Buffers, Speculating};
 use value::Capture;
@@ -206,6 +208,8 @@ struct State {
     rand_state: u64,
     /// The program's structs, unions and typedefs, for members and zero values.
     types: TypeTable,
+    /// String literals and probe description fields, shared (see `interned`).
+    interned: Interned,
 }
 
 impl State {
@@ -219,6 +223,8 @@ impl State {
 pub struct Executor {
     clauses: Vec<Clause>,
     probes: Vec<ProbeInfo>,
+    /// The ERROR probe's index in `probes`, found once.
+    error_probe: Option<usize>,
     state: State,
 }
 
@@ -259,9 +265,11 @@ impl Executor {
                 _ => None,
             })
             .collect();
+        let error_probe = probes.iter().position(|p| p.kind == ProbeKind::Error);
         Executor {
             clauses,
             probes,
+            error_probe,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 speculations: Buffers::new(options.nspec),
@@ -279,6 +287,7 @@ impl Executor {
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
                 types,
+                interned: Interned::default(),
             },
         }
     }
@@ -294,7 +303,7 @@ impl Executor {
     /// Returns `Flow::Exit(status)` once exit() has run.
     pub fn fire(&mut self, firing: &Firing, sink: &mut dyn EventSink) -> Result<Flow, ExecError> {
         let faults = self.run(firing, sink)?;
-        let error_probe = self.probes.iter().position(|p| p.kind == ProbeKind::Error);
+        let error_probe = self.error_probe;
         let faulted_kind = self.probes.get(firing.probe as usize).map(|p| &p.kind);
         // A fault in an ERROR clause does not fire ERROR again, as in DTrace.
         if let (Some(error), false) = (error_probe, faulted_kind == Some(&ProbeKind::Error)) {
@@ -323,6 +332,7 @@ impl Executor {
             clauses,
             probes,
             state,
+            ..
         } = self;
         let probe = probes
             .get(firing.probe as usize)
@@ -426,7 +436,11 @@ const _: fn() = || {
 };
 
 /// What the kernel read at each argument's address, by argument number.
+/// A firing that carries no strings or bytes (most do not) costs no allocation.
 fn captures_of(firing: &Firing) -> Vec<Option<Arc<Capture>>> {
+    if firing.strings.is_empty() && firing.bytes.is_empty() {
+        return Vec::new();
+    }
     let mut captures: Vec<Option<Capture>> = vec![None; firing.args.len()];
     for s in &firing.strings {
         if let Some(slot) = captures.get_mut(usize::from(s.arg)) {

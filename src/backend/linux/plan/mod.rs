@@ -20,7 +20,7 @@ mod captures;
 mod derived;
 pub(crate) mod filter;
 mod follow;
-mod glob;
+pub(crate) mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
 mod semaphores;
