@@ -14,7 +14,7 @@ const PYTHON: &str = "/usr/bin/python3.11";
 
 fn dtk_run(prog: &str, command: &str) -> Output {
     std::process::Command::new(cargo_bin("dtk"))
-        .args(["--backend", "linux", "run", "-n", prog, "-c", command])
+        .args(["--backend", "linux", "run", "-q", "-n", prog, "-c", command])
         .env_remove("NO_COLOR")
         .env_remove("TERM")
         .output()
@@ -184,7 +184,7 @@ fn thread_state_through_fsbase(version: &str, test: &str) {
         offset.unsigned_abs()
     );
     let out = std::process::Command::new(cargo_bin("dtk"))
-        .args(["--backend", "linux", "run", "-n", &prog, "-c"])
+        .args(["--backend", "linux", "run", "-q", "-n", &prog, "-c"])
         .arg(python.command_line(&script.to_string_lossy()))
         .envs(python.env.iter().map(|(k, v)| (k, v)))
         .env_remove("NO_COLOR")
