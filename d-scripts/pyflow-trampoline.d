@@ -85,6 +85,8 @@ self uint64_t frame;
 this int recorded;
 this int resumed;
 this int yielded;
+this int owned;
+this int unseen;
 
 /*
  * The first event of each process: `following PID PPID EXECNAME`, so that the processes
@@ -147,6 +149,7 @@ pid$target::_PyEval_EvalFrameDefault:entry
 pid$target::_PyEval_EvalFrameDefault:return
 {
 	this->yielded = 0;
+	this->unseen = self->depth == 0 && self->frame != 0;
 }
 
 /* A generator's frame returning: did it yield? Not if it returned NULL (an exception); and
@@ -187,8 +190,35 @@ pid$target::_PyEval_EvalFrameDefault:return
 	self->depth--;
 }
 
-/* The frame the thread runs now: the caller's. */
+/*
+ * A return of a frame that was already running when tracing began: no entry of it was seen,
+ * but it is the frame the thread runs now (self->frame), known once the thread has been
+ * seen entering a call. It prints as a return, which dtk shows at depth 0. A thread whose
+ * first event is a return shows nothing until it enters a call.
+ */
 pid$target::_PyEval_EvalFrameDefault:return
+/this->unseen/
+{
+	this->code = *(uint64_t *)copyin(self->frame + FRAME_CODE, 8) & ~(uint64_t)CODE_TAG_BITS;
+	this->file = *(uint64_t *)copyin(this->code + CO_FILENAME, 8);
+	this->name = *(uint64_t *)copyin(this->code + CO_NAME, 8);
+	this->ftext = (*(uint32_t *)copyin(this->file + STR_STATE, 4) & 0x40) ?
+	    this->file + STR_ASCII_DATA : *(uint64_t *)copyin(this->file + STR_UTF8, 8);
+	this->ntext = (*(uint32_t *)copyin(this->name + STR_STATE, 4) & 0x40) ?
+	    this->name + STR_ASCII_DATA : *(uint64_t *)copyin(this->name + STR_UTF8, 8);
+	this->owned = *(uint8_t *)copyin(self->frame + FRAME_OWNER, 1) == 1;
+	this->yielded = arg1 && this->owned &&
+	    *(int8_t *)copyin(self->frame - GEN_IFRAME + GEN_FRAME_STATE, 1) < 0;
+	suspended[self->frame] = this->yielded;
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid,
+	    !arg1 ? "<!" : this->yielded ? "<y" : "<-", copyinstr(this->ftext),
+	    *(int *)copyin(this->code + CO_FIRSTLINENO, 4), copyinstr(this->ntext));
+}
+
+/* The frame the thread runs now: the caller's. Not known on a thread whose first event since
+   tracing began is a return (attaching with -p): its thread state is learnt at an entry. */
+pid$target::_PyEval_EvalFrameDefault:return
+/self->tstate/
 {
 	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
 	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
