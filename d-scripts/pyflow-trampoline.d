@@ -79,14 +79,17 @@ int announced[int];
 /* Frames (by address) of generators suspended at a yield. */
 int suspended[uint64_t];
 
+/* Whether a thread's frame running before any entry of it was seen is named, and its name. */
+int running[int];
+
 self int depth;
 self uint64_t tstate;
 self uint64_t frame;
 this int recorded;
 this int resumed;
 this int yielded;
-this int owned;
 this int unseen;
+this uint64_t caller;
 
 /*
  * The first event of each process: `following PID PPID EXECNAME`, so that the processes
@@ -104,8 +107,40 @@ pid$target::_PyEval_EvalFrameDefault:entry
 {
 	this->recorded = 0;
 	this->resumed = 0;
+	this->caller = 0;
 	self->tstate = arg0;
 	self->frame = arg1;
+}
+
+/*
+ * The frame that makes a call the thread enters at depth 0 was running before any entry of
+ * it was seen (when tracing began, or it is the caller of such a frame that has returned
+ * since): the thread state's current frame, still the caller's at the evaluator's entry. Its
+ * name is kept, to show its return as its own. A frame the interpreter runs for itself (the
+ * owner of its C stack's entry frame, 3, and later) is none.
+ */
+pid$target::_PyEval_EvalFrameDefault:entry
+/self->depth == 0/
+{
+	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(arg0 + TS_CFRAME, 8) : arg0;
+	this->caller = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
+}
+
+pid$target::_PyEval_EvalFrameDefault:entry
+/this->caller && *(uint8_t *)copyin(this->caller + FRAME_OWNER, 1) < 2/
+{
+	this->ccode = *(uint64_t *)copyin(this->caller + FRAME_CODE, 8) &
+	    ~(uint64_t)CODE_TAG_BITS;
+	this->cfile = *(uint64_t *)copyin(this->ccode + CO_FILENAME, 8);
+	this->cname = *(uint64_t *)copyin(this->ccode + CO_NAME, 8);
+	this->cftext = (*(uint32_t *)copyin(this->cfile + STR_STATE, 4) & 0x40) ?
+	    this->cfile + STR_ASCII_DATA : *(uint64_t *)copyin(this->cfile + STR_UTF8, 8);
+	this->cntext = (*(uint32_t *)copyin(this->cname + STR_STATE, 4) & 0x40) ?
+	    this->cname + STR_ASCII_DATA : *(uint64_t *)copyin(this->cname + STR_UTF8, 8);
+	running_files[tid] = copyinstr(this->cftext);
+	running_names[tid] = copyinstr(this->cntext);
+	running_lines[tid] = *(int *)copyin(this->ccode + CO_FIRSTLINENO, 4);
+	running[tid] = 1;
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
@@ -149,7 +184,19 @@ pid$target::_PyEval_EvalFrameDefault:entry
 pid$target::_PyEval_EvalFrameDefault:return
 {
 	this->yielded = 0;
-	this->unseen = self->depth == 0 && self->frame != 0;
+	this->unseen = self->depth == 0 && running[tid];
+}
+
+/* The return of a frame whose entry was not seen, named at the entry of a call it made. */
+pid$target::_PyEval_EvalFrameDefault:return
+/this->unseen/
+{
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, !arg1 ? "<!" : "<-",
+	    running_files[tid], running_lines[tid], running_names[tid]);
+	running_files[tid] = 0;
+	running_names[tid] = 0;
+	running_lines[tid] = 0;
+	running[tid] = 0;
 }
 
 /* A generator's frame returning: did it yield? Not if it returned NULL (an exception); and
@@ -188,31 +235,6 @@ pid$target::_PyEval_EvalFrameDefault:return
 	frames[tid, self->depth] = 0;
 	owned[tid, self->depth] = 0;
 	self->depth--;
-}
-
-/*
- * A return of a frame that was already running when tracing began: no entry of it was seen,
- * but it is the frame the thread runs now (self->frame), known once the thread has been
- * seen entering a call. It prints as a return, which dtk shows at depth 0. A thread whose
- * first event is a return shows nothing until it enters a call.
- */
-pid$target::_PyEval_EvalFrameDefault:return
-/this->unseen/
-{
-	this->code = *(uint64_t *)copyin(self->frame + FRAME_CODE, 8) & ~(uint64_t)CODE_TAG_BITS;
-	this->file = *(uint64_t *)copyin(this->code + CO_FILENAME, 8);
-	this->name = *(uint64_t *)copyin(this->code + CO_NAME, 8);
-	this->ftext = (*(uint32_t *)copyin(this->file + STR_STATE, 4) & 0x40) ?
-	    this->file + STR_ASCII_DATA : *(uint64_t *)copyin(this->file + STR_UTF8, 8);
-	this->ntext = (*(uint32_t *)copyin(this->name + STR_STATE, 4) & 0x40) ?
-	    this->name + STR_ASCII_DATA : *(uint64_t *)copyin(this->name + STR_UTF8, 8);
-	this->owned = *(uint8_t *)copyin(self->frame + FRAME_OWNER, 1) == 1;
-	this->yielded = arg1 && this->owned &&
-	    *(int8_t *)copyin(self->frame - GEN_IFRAME + GEN_FRAME_STATE, 1) < 0;
-	suspended[self->frame] = this->yielded;
-	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid,
-	    !arg1 ? "<!" : this->yielded ? "<y" : "<-", copyinstr(this->ftext),
-	    *(int *)copyin(this->code + CO_FIRSTLINENO, 4), copyinstr(this->ntext));
 }
 
 /* The frame the thread runs now: the caller's. Not known on a thread whose first event since
