@@ -538,7 +538,11 @@ fn returns_of_frames_running_at_the_attach_are_shown() {
             }
             assert_eq!(
                 (&entered["kind"], &entered["function"], &entered["depth"]),
-                (&Value::from("entry"), &Value::from("phase"), &Value::from(0)),
+                (
+                    &Value::from("entry"),
+                    &Value::from("phase"),
+                    &Value::from(0)
+                ),
                 "{what}"
             );
             assert_eq!(

@@ -243,12 +243,8 @@ impl Firing<'_> {
                             Some(known) => known.clone(),
                             None => Some(AddrExpr::Shadow(i)),
                         };
-                        let (store, after) = guarded(
-                            known,
-                            previous,
-                            self.cond.clone(),
-                            self.guard.clone(),
-                        );
+                        let (store, after) =
+                            guarded(known, previous, self.cond.clone(), self.guard.clone());
                         match store {
                             Some((value, guard)) => self.out.stores.push(ShadowStore {
                                 var: i,
