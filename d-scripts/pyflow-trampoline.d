@@ -47,6 +47,12 @@
  * note of its frame, since a new generator may take the memory of one that was dropped
  * while suspended.
  *
+ * Attached to a running program (-p), frames already running have no entry seen. The first
+ * call a thread makes at depth 0 names its caller (the thread state's current frame at that
+ * entry), and that frame's return is printed as its own; dtk shows it at depth 0. Its code
+ * object cannot be read at its return instead: 3.14 clears it before the evaluator returns.
+ * A thread whose first event is a return shows that return not at all.
+ *
  * Calling a generator, coroutine or async generator function runs its frame only up to
  * RETURN_GENERATOR, which makes the generator; its body runs later, each time the generator
  * is resumed, in a frame the generator owns. That first short run is not a call of the
