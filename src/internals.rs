@@ -76,6 +76,11 @@ pub use crate::backend::linux::options::Options;
 pub use crate::backend::linux::record::decode;
 
 /// Reading the system: tracefs, ELF files, process maps, USDT notes.
+/// CPython facts the pyflow scripts are built from.
+pub mod python {
+    pub use crate::python::tls::{thread_state_tls, ThreadStateTls, TlsError, GET_UNCHECKED};
+}
+
 pub mod inspect {
     pub use crate::inspect::elf::ElfImage;
     pub use crate::inspect::procmaps::{find_probe_file, ProcessMaps};

@@ -17,6 +17,7 @@ mod libdtrace;
 mod lifetime;
 mod live;
 mod opens;
+mod process_state;
 mod pyflow;
 mod run_linux;
 mod semantics;

@@ -33,7 +33,7 @@ use super::d;
 use super::d::ast::Item;
 use super::error::EngineError;
 use super::exec::{Executor, Flow};
-use super::firing::{Firing, ProbeKind};
+use super::firing::{Firing, ProbeKind, ProcessState};
 use super::load::{self, Attached};
 use super::options::Options;
 use super::plan::{self, Plan, Site};
@@ -187,8 +187,8 @@ fn prepare(
     parsed: d::Parsed,
     target: Option<u32>,
 ) -> Result<(d::Compiled, Options, Plan), BackendError> {
-    let compiled =
-        d::finish(&job.script.name, &job.script.text, parsed, target).map_err(not_compiled)?;
+    let compiled = d::finish(&job.script.name, &job.script.text, parsed, target)
+        .map_err(|d| not_compiled(job, d))?;
     // Planning reads tracefs and the target's files, which need the same privileges as
     // tracing: say which capability is missing before a plan error could hide it.
     super::bpf::access::check().map_err(engine_error)?;
@@ -202,8 +202,13 @@ fn prepare(
     }
     refuse_destructive(job, &compiled.program, &options)?;
     let plan_error = |e| {
+        let tag = matches!(
+            e,
+            plan::PlanError::NoMatch { .. } | plan::PlanError::BadRate { .. }
+        ) && errtags(job);
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
+            tag: tag.then_some("D_PDESC_ZERO"),
             source: Box::new(e),
         })
     };
@@ -229,10 +234,14 @@ fn refuse_destructive(
     match d::first_destructive_action(program) {
         Some(mut error) => {
             error.file = job.script.name.clone();
-            Err(not_compiled(d::Diagnostics {
-                source_text: job.script.text.clone(),
-                diagnostics: vec![error],
-            }))
+            Err(not_compiled(
+                job,
+                d::Diagnostics {
+                    source_text: job.script.text.clone(),
+                    diagnostics: vec![error],
+                    errtags: false,
+                },
+            ))
         }
         None => Ok(()),
     }
@@ -245,10 +254,16 @@ fn parse(job: &Job) -> Result<d::Parsed, BackendError> {
         args: job.args.clone(),
         defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
-    d::parse_program(&job.script.name, &job.script.text, &macros).map_err(not_compiled)
+    d::parse_program(&job.script.name, &job.script.text, &macros).map_err(|d| not_compiled(job, d))
 }
 
-fn not_compiled(diagnostics: d::Diagnostics) -> BackendError {
+/// `-x errtags` shows each error's DTrace tag, as dtrace(1) does.
+fn errtags(job: &Job) -> bool {
+    job.options.iter().any(|(name, _)| name == "errtags")
+}
+
+fn not_compiled(job: &Job, mut diagnostics: d::Diagnostics) -> BackendError {
+    diagnostics.errtags = errtags(job);
     engine_error(EngineError::Compile(diagnostics))
 }
 
@@ -615,6 +630,7 @@ impl Run<'_> {
             // SAFETY: as for getuid.
             gid: unsafe { libc::getgid() },
             comm: "dtk".into(),
+            process: Some(Box::new(ProcessState::own())),
             ..Firing::default()
         }
     }

@@ -23,6 +23,7 @@ mod aggregate;
 mod derived;
 pub(crate) mod frame;
 mod predicate;
+mod process;
 mod program;
 mod threadvars;
 pub(crate) mod usdt_arg;
@@ -289,6 +290,13 @@ impl Builder<'_> {
             kernel_clauses: parts.kernel_clauses,
             maps: self.maps,
             zones: &self.plan.zones,
+            task: self.plan.task.as_ref(),
+            thread_members: probe
+                .captures
+                .thread_members
+                .iter()
+                .filter_map(|path| self.plan.thread_members.get(path))
+                .collect(),
         };
         let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
             what: what.to_string(),
@@ -460,6 +468,8 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            task: None,
+            thread_members: Default::default(),
             follow: None,
             holds: Vec::new(),
         }

@@ -3,8 +3,8 @@
 //! order, and turns their actions into [`Event`]s.
 //!
 //! Everything D keeps between firings lives here: global, thread-local and associative
-//! variables (`vars`), aggregations (`agg`), and caches of what /proc says about processes
-//! (`procfs`). Expressions are evaluated over the checked AST (`eval`, `builtins`,
+//! variables (`vars`), aggregations (`agg`), and the names of the cgroups zonename reads
+//! (`process`, which also reads the process state the kernel carried in the firing). Expressions are evaluated over the checked AST (`eval`, `builtins`,
 //! `subroutines`); actions are collected per clause and applied when the clause completes
 //! (`actions`), so that a clause that faults leaves no output, as in DTrace, where the data
 //! an enabling recorded before an error is discarded.
@@ -17,7 +17,8 @@ mod destructive;
 mod eval;
 mod format;
 mod printf;
-mod procfs;
+mod process;
+mod records;
 mod speculation;
 mod strings;
 mod subroutines;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, DType, Item, Program, VariableKind};
+use super::d::typetable::TypeTable;
 use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -41,7 +43,7 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
-use procfs::ProcessTable;
+use process::ProcessTable;
 use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
@@ -148,6 +150,7 @@ impl Faulted {
             zones: faulted.zones,
             comm: faulted.comm.clone(),
             args,
+            process: faulted.process.clone(),
             ..Firing::default()
         }
     }
@@ -201,6 +204,8 @@ struct State {
     strtok_rest: Option<Arc<[u8]>>,
     /// rand()'s generator state (never 0).
     rand_state: u64,
+    /// The program's structs, unions and typedefs, for members and zero values.
+    types: TypeTable,
 }
 
 impl State {
@@ -245,6 +250,7 @@ impl Executor {
         let mut aggs = Aggregations::with_key_sizes(key_sizes);
         aggs.sort = options.aggsort;
         aggs.sort_pos = options.aggsortpos;
+        let types = program.types.clone();
         let clauses = program
             .items
             .into_iter()
@@ -272,6 +278,7 @@ impl Executor {
                 symbols: Symbolizer::default(),
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
+                types,
             },
         }
     }

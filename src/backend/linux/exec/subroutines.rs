@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::eval::string_of;
+use super::process;
 use super::strings;
 use super::value::Value;
 use super::{Fault, Frame, State};
@@ -68,9 +69,11 @@ impl State {
             Function::Toupper => Value::str(text(0).to_ascii_uppercase()),
             Function::Progenyof => {
                 let ancestor = int(0).unwrap_or(0) as u32;
-                let yes = self
-                    .procs
-                    .progeny_of(f.firing.pid, &f.firing.comm, ancestor);
+                let yes = f
+                    .firing
+                    .process
+                    .as_ref()
+                    .is_some_and(|state| process::progeny_of(f.firing.pid, state, ancestor));
                 Value::Int(u64::from(yes))
             }
             Function::Stack => {
