@@ -979,7 +979,7 @@ fn a_pointer_set_under_a_predicate_is_followed_by_every_clause() {
                 syscall::openat:return /self->path/ { \
                     printf(\"[%s]\\n\", copyinstr(self->last + 1)); self->path = 0; }";
     let command = format!("cat {} {}", files[0].display(), files[1].display());
-    let out = dtk_run(prog, &["-c", &command]);
+    let out = dtk_run(prog, &["-x", "quiet", "-c", &command]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
