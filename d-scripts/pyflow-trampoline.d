@@ -47,6 +47,12 @@
  * note of its frame, since a new generator may take the memory of one that was dropped
  * while suspended.
  *
+ * Attached to a running program (-p), frames already running have no entry seen. The first
+ * call a thread makes at depth 0 names its caller (the thread state's current frame at that
+ * entry), and that frame's return is printed as its own; dtk shows it at depth 0. Its code
+ * object cannot be read at its return instead: 3.14 clears it before the evaluator returns.
+ * A thread whose first event is a return shows that return not at all.
+ *
  * Calling a generator, coroutine or async generator function runs its frame only up to
  * RETURN_GENERATOR, which makes the generator; its body runs later, each time the generator
  * is resumed, in a frame the generator owns. That first short run is not a call of the
@@ -79,12 +85,17 @@ int announced[int];
 /* Frames (by address) of generators suspended at a yield. */
 int suspended[uint64_t];
 
+/* Whether a thread's frame running before any entry of it was seen is named, and its name. */
+int running[int];
+
 self int depth;
 self uint64_t tstate;
 self uint64_t frame;
 this int recorded;
 this int resumed;
 this int yielded;
+this int unseen;
+this uint64_t caller;
 
 /*
  * The first event of each process: `following PID PPID EXECNAME`, so that the processes
@@ -102,8 +113,40 @@ pid$target::_PyEval_EvalFrameDefault:entry
 {
 	this->recorded = 0;
 	this->resumed = 0;
+	this->caller = 0;
 	self->tstate = arg0;
 	self->frame = arg1;
+}
+
+/*
+ * The frame that makes a call the thread enters at depth 0 was running before any entry of
+ * it was seen (when tracing began, or it is the caller of such a frame that has returned
+ * since): the thread state's current frame, still the caller's at the evaluator's entry. Its
+ * name is kept, to show its return as its own. A frame the interpreter runs for itself (the
+ * owner of its C stack's entry frame, 3, and later) is none.
+ */
+pid$target::_PyEval_EvalFrameDefault:entry
+/self->depth == 0/
+{
+	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(arg0 + TS_CFRAME, 8) : arg0;
+	this->caller = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);
+}
+
+pid$target::_PyEval_EvalFrameDefault:entry
+/this->caller && *(uint8_t *)copyin(this->caller + FRAME_OWNER, 1) < 2/
+{
+	this->ccode = *(uint64_t *)copyin(this->caller + FRAME_CODE, 8) &
+	    ~(uint64_t)CODE_TAG_BITS;
+	this->cfile = *(uint64_t *)copyin(this->ccode + CO_FILENAME, 8);
+	this->cname = *(uint64_t *)copyin(this->ccode + CO_NAME, 8);
+	this->cftext = (*(uint32_t *)copyin(this->cfile + STR_STATE, 4) & 0x40) ?
+	    this->cfile + STR_ASCII_DATA : *(uint64_t *)copyin(this->cfile + STR_UTF8, 8);
+	this->cntext = (*(uint32_t *)copyin(this->cname + STR_STATE, 4) & 0x40) ?
+	    this->cname + STR_ASCII_DATA : *(uint64_t *)copyin(this->cname + STR_UTF8, 8);
+	running_files[tid] = copyinstr(this->cftext);
+	running_names[tid] = copyinstr(this->cntext);
+	running_lines[tid] = *(int *)copyin(this->ccode + CO_FIRSTLINENO, 4);
+	running[tid] = 1;
 }
 
 pid$target::_PyEval_EvalFrameDefault:entry
@@ -147,6 +190,19 @@ pid$target::_PyEval_EvalFrameDefault:entry
 pid$target::_PyEval_EvalFrameDefault:return
 {
 	this->yielded = 0;
+	this->unseen = self->depth == 0 && running[tid];
+}
+
+/* The return of a frame whose entry was not seen, named at the entry of a call it made. */
+pid$target::_PyEval_EvalFrameDefault:return
+/this->unseen/
+{
+	printf("%d %d %d %s %s %d %s\n", timestamp, pid, tid, !arg1 ? "<!" : "<-",
+	    running_files[tid], running_lines[tid], running_names[tid]);
+	running_files[tid] = 0;
+	running_names[tid] = 0;
+	running_lines[tid] = 0;
+	running[tid] = 0;
 }
 
 /* A generator's frame returning: did it yield? Not if it returned NULL (an exception); and
@@ -187,8 +243,10 @@ pid$target::_PyEval_EvalFrameDefault:return
 	self->depth--;
 }
 
-/* The frame the thread runs now: the caller's. */
+/* The frame the thread runs now: the caller's. Not known on a thread whose first event since
+   tracing began is a return (attaching with -p): its thread state is learnt at an entry. */
 pid$target::_PyEval_EvalFrameDefault:return
+/self->tstate/
 {
 	this->cframe = TS_CFRAME ? *(uint64_t *)copyin(self->tstate + TS_CFRAME, 8) : self->tstate;
 	self->frame = *(uint64_t *)copyin(this->cframe + CURRENT_FRAME, 8);

@@ -956,6 +956,46 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
 }
 
+/// A thread variable kept by the kernel (a pointer followed from probe to probe) and set in
+/// a clause whose predicate names another kept variable: every clause reads the value the
+/// executor gives it, so the path read through it is the one each open was given.
+#[test]
+fn a_pointer_set_under_a_predicate_is_followed_by_every_clause() {
+    let name = "a_pointer_set_under_a_predicate_is_followed_by_every_clause";
+    if !kernel_available(name) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = ["first-opened", "second-opened"]
+        .iter()
+        .map(|f| {
+            let path = dir.path().join(f);
+            std::fs::write(&path, "x\n").unwrap();
+            path
+        })
+        .collect();
+    let prog = "syscall::openat:entry /pid == $target/ { self->path = arg1; } \
+                syscall::openat:return /self->path/ { self->last = self->path; } \
+                syscall::openat:return /self->path/ { \
+                    printf(\"[%s]\\n\", copyinstr(self->last + 1)); self->path = 0; }";
+    let command = format!("cat {} {}", files[0].display(), files[1].display());
+    let out = dtk_run(prog, &["-x", "quiet", "-c", &command]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("invalid address"), "stderr:\n{stderr}");
+    for file in &files {
+        // What the program passed to openat, less its first byte.
+        let tail = &file.to_str().unwrap()[1..];
+        let want = format!("[{tail}]");
+        assert_eq!(
+            stdout.lines().filter(|l| *l == want).count(),
+            1,
+            "{want} once in:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+}
+
 /// Runs `dtk --backend linux run ARGS…` with `path` as PATH.
 fn dtk_run_with_path(args: &[&std::ffi::OsStr], path: &Path) -> Output {
     std::process::Command::new(cargo_bin("dtk"))

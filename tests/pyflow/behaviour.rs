@@ -465,6 +465,97 @@ fn attaching_mid_run_never_drifts_on_the_trampoline_path() {
     }
 }
 
+/// Attaches per trampoline Python in `returns_of_frames_running_at_the_attach_are_shown`.
+const PHASE_ATTACHES: usize = 5;
+
+/// Attaching with -p while phase() runs (tests/pyflow/phases.py): once the thread has been
+/// seen calling step(), phase()'s return is shown as its own, at depth 0, though its entry
+/// came before the attach; the next phase() then nests its step() calls one deeper. No
+/// attach prints a fault on stderr (a thread whose first event is a return shows nothing).
+#[test]
+fn returns_of_frames_running_at_the_attach_are_shown() {
+    let test = "returns_of_frames_running_at_the_attach_are_shown";
+    if !kernel_available(test) {
+        return;
+    }
+    let pythons = [
+        Interpreter::debian("3.13", test),
+        Interpreter::debian("3.14", test),
+        Interpreter::pyenv("3.12.1", test),
+    ];
+    for mut python in pythons.into_iter().flatten() {
+        python.env.push(("PYTHONPERFSUPPORT".into(), "1".into()));
+        let dir = tempfile::tempdir().unwrap();
+        let stop = dir.path().join("stop");
+        let target = start_on(&python, &["phases.py", stop.to_str().unwrap()]);
+        let pid = target.0.id().to_string();
+        for attach in 0..PHASE_ATTACHES {
+            let errors = dir.path().join(format!("stderr-{attach}"));
+            let mut dtk = dtk(&programs())
+                .args(["pyflow", "-o", "json", "-p", &pid])
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&errors).unwrap())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(dtk.stdout.take().unwrap()).lines();
+            let mut flow: Vec<Value> = Vec::new();
+            let mut next = |flow: &mut Vec<Value>| loop {
+                let line = lines.next().expect("pyflow printed lines").unwrap();
+                let value: Value = serde_json::from_str(&line).unwrap();
+                if value["type"] == "flow" {
+                    flow.push(value.clone());
+                    return value;
+                }
+            };
+            // Seen calling step(): then end the phase that was running at the attach.
+            while next(&mut flow)["function"] != "step" {}
+            std::fs::write(&stop, "").unwrap();
+            let returned = loop {
+                let line = next(&mut flow);
+                if line["function"] == "phase" {
+                    break line;
+                }
+            };
+            let entered = next(&mut flow);
+            let stepped = next(&mut flow);
+            // SAFETY: kill(2) on the pid of the dtk process this test started.
+            unsafe { libc::kill(dtk.id() as i32, libc::SIGINT) };
+            let status = wait_for(&mut dtk, Duration::from_secs(10));
+            if status.is_none() {
+                let _ = dtk.kill();
+                let _ = dtk.wait();
+            }
+            let what = format!("{} attach {attach}: {flow:#?}", python.name);
+            assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{what}");
+            assert_eq!(
+                (&returned["kind"], &returned["depth"]),
+                (&Value::from("return"), &Value::from(0)),
+                "{what}"
+            );
+            for line in &flow[..flow.len() - 3] {
+                assert_eq!(line["function"], "step", "{what}");
+                assert_eq!(line["depth"], 0, "{what}");
+            }
+            assert_eq!(
+                (&entered["kind"], &entered["function"], &entered["depth"]),
+                (
+                    &Value::from("entry"),
+                    &Value::from("phase"),
+                    &Value::from(0)
+                ),
+                "{what}"
+            );
+            assert_eq!(
+                (&stepped["function"], &stepped["depth"]),
+                (&Value::from("step"), &Value::from(1)),
+                "{what}"
+            );
+            let stderr = std::fs::read_to_string(&errors).unwrap();
+            assert!(!stderr.contains("invalid address"), "{what}\n{stderr}");
+        }
+    }
+}
+
 /// `dtk pyflow -o json -p PID` until it has shown `count` flow lines, then Ctrl-C.
 fn attach_for_lines(pid: &str, count: usize) -> Vec<Value> {
     let mut dtk = dtk(&programs())

@@ -111,9 +111,16 @@ fn value(
                 asm.ld_map(Reg::R1, map)
                     .mov64_reg(Reg::R2, Reg::R10)
                     .alu64(AluOp::Add, Reg::R2, Src::Imm(THREAD_KEY.into()))
-                    .call(Helper::MapLookupElem)
-                    .jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), fail)
-                    .ldx(Size::DW, Reg::R0, Reg::R0, 0);
+                    .call(Helper::MapLookupElem);
+                // A thread that has not set the variable reads it as 0, as D does.
+                let unset = asm.label();
+                let end = asm.label();
+                asm.jmp_if(Cond::Eq, Reg::R0, Src::Imm(0), unset)
+                    .ldx(Size::DW, Reg::R0, Reg::R0, 0)
+                    .jmp(end)
+                    .bind(unset)
+                    .mov64_imm(Reg::R0, 0)
+                    .bind(end);
             }
             None => {
                 asm.jmp(fail);

@@ -184,7 +184,8 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
 /// at the probe from the value an earlier probe of the thread kept, when every assignment to
 /// x is one the kernel can mirror: `self->x = E` outside `if` bodies, with E computable at
 /// the probe (arguments, constants, arithmetic, reads through pointers, and other followed
-/// variables), in a clause without a predicate or with one the kernel evaluates. The kernel
+/// variables), in a clause without a predicate, with one the kernel evaluates, or with one
+/// that is such a value itself (`/self->t/`: x keeps `t ? E : x`, see `derived`). The kernel
 /// then keeps x when the executor sets it; a variable set any other way is not followed (its
 /// reads go through the executor, which cannot reach the memory: an invalid address).
 fn with_followed(

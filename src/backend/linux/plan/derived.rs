@@ -72,13 +72,14 @@ pub struct DerivedRead {
 pub const MAX_DEPTH: usize = 12;
 
 impl AddrExpr {
-    /// Whether computing it reads user memory (which can fail).
+    /// Whether computing it reads user memory (which can fail). A kept value the thread has
+    /// not set reads as 0.
     pub fn loads(&self) -> bool {
         match self {
-            AddrExpr::Arg(_) | AddrExpr::Const(_) => false,
+            AddrExpr::Arg(_) | AddrExpr::Const(_) | AddrExpr::Shadow(_) => false,
             AddrExpr::Binary(_, a, b) => a.loads() || b.loads(),
             AddrExpr::Select(c, a, b) => c.loads() || a.loads() || b.loads(),
-            AddrExpr::Load { .. } | AddrExpr::Shadow(_) | AddrExpr::ThreadMember(_) => true,
+            AddrExpr::Load { .. } | AddrExpr::ThreadMember(_) => true,
         }
     }
 
@@ -134,6 +135,7 @@ pub fn reads_of(clauses: &[&Clause], kept: &[String], probe: &ProbeInfo) -> Prob
         locals: Locals::new(),
         kept,
         guard: Ok(None),
+        cond: None,
         out: ProbeReads::default(),
     };
     for clause in clauses {
@@ -147,6 +149,12 @@ pub fn reads_of(clauses: &[&Clause], kept: &[String], probe: &ProbeInfo) -> Prob
                 .map(Some)
                 .ok_or(()),
         };
+        // The predicate as a value, read where the clause begins: what an assignment in the
+        // clause leaves a kept variable holding is `cond ? value : previous value`.
+        at.cond = clause
+            .predicate
+            .as_ref()
+            .and_then(|p| address(p, &at.locals, kept));
         if let Some(p) = &clause.predicate {
             at.collect(p);
         }
@@ -176,6 +184,8 @@ struct Firing<'a> {
     kept: &'a [String],
     /// The current clause's predicate as the kernel evaluates it (Err: it cannot).
     guard: Result<Option<Expr>, ()>,
+    /// The current clause's predicate as a value the kernel computes, when it can.
+    cond: Option<AddrExpr>,
     out: ProbeReads,
 }
 
@@ -235,16 +245,23 @@ impl Firing<'_> {
                         let Some(i) = self.kept.iter().position(|k| k == name) else {
                             continue;
                         };
-                        match (&known, &self.guard) {
-                            (Some(value), Ok(guard)) => self.out.stores.push(ShadowStore {
+                        let key = format!("self->{name}");
+                        let previous = match self.locals.get(&key) {
+                            Some(known) => known.clone(),
+                            None => Some(AddrExpr::Shadow(i)),
+                        };
+                        let (store, after) =
+                            guarded(known, previous, self.cond.clone(), self.guard.clone());
+                        match store {
+                            Some((value, guard)) => self.out.stores.push(ShadowStore {
                                 var: i,
-                                value: value.clone(),
-                                guard: guard.clone(),
+                                value,
+                                guard,
                                 probe: None,
                             }),
-                            _ => self.out.unfollowable.push(name.clone()),
+                            None => self.out.unfollowable.push(name.clone()),
                         }
-                        self.locals.insert(format!("self->{name}"), known);
+                        self.locals.insert(key, after);
                     }
                     VarScope::Global => {}
                 }
@@ -274,6 +291,39 @@ impl Firing<'_> {
                 }
             });
         })
+    }
+}
+
+/// How the kernel mirrors `self->x = known` in a clause: the store to make (its value, and
+/// the guard it is made under), if any; and what x holds for the clause's later statements
+/// and the firing's later clauses (None: not known, so that nothing is read through it).
+/// `previous` is x's value before the clause, `cond` the clause's predicate as a value and
+/// `guard` as a kernel condition (Ok(None): no predicate; Err: one the kernel cannot test).
+/// A store that depends on a predicate the kernel cannot test is none: x is then followed
+/// by the executor alone, never by a value the kernel would keep whether the clause ran or
+/// not.
+fn guarded(
+    known: Option<AddrExpr>,
+    previous: Option<AddrExpr>,
+    cond: Option<AddrExpr>,
+    guard: Result<Option<Expr>, ()>,
+) -> (Option<(AddrExpr, Option<Expr>)>, Option<AddrExpr>) {
+    let Some(value) = known else {
+        return (None, None);
+    };
+    let selected = match (guard.as_ref(), cond, previous) {
+        (Ok(None), _, _) => return (Some((value.clone(), None)), Some(value)),
+        (_, Some(cond), Some(previous)) => Some(AddrExpr::Select(
+            Box::new(cond),
+            Box::new(value.clone()),
+            Box::new(previous),
+        )),
+        _ => None,
+    };
+    match (guard, selected) {
+        (Ok(Some(guard)), after) => (Some((value, Some(guard))), after),
+        (_, Some(selected)) => (Some((selected.clone(), None)), Some(selected)),
+        (_, None) => (None, None),
     }
 }
 

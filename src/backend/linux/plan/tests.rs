@@ -534,3 +534,80 @@ fn a_kept_pointer_set_under_a_kernel_predicate_is_kept_only_when_it_holds() {
     assert_eq!(captures::assign(&mut probes, &clauses), ["f"]);
     assert_eq!(stores_of(&probes[0]), [(0, AddrExpr::Arg(1), true)]);
 }
+
+#[test]
+fn a_kept_pointer_set_under_a_predicate_on_a_kept_value_is_kept_as_a_choice() {
+    // pyflow-trampoline.d's return: the caller's frame is read only on a thread whose state
+    // an entry kept. The kernel keeps `t ? new frame : old frame`, as the executor does.
+    let prog = program(
+        "BEGIN { self->t = arg0; self->f = arg1; } \
+         END { printf(\"%d\", *(int8_t *)copyin(self->f + 3, 1)); } \
+         END /self->t/ { self->f = *(uint64_t *)copyin(self->t + 72, 8); } \
+         END { printf(\"%d\", *(int8_t *)copyin(self->f + 5, 1)); }",
+    );
+    let clauses = prog.clauses();
+    let mut probes = vec![
+        probe_with_args(3, vec![0]),
+        probe_with_args(3, vec![1, 2, 3]),
+    ];
+    assert_eq!(captures::assign(&mut probes, &clauses), ["f", "t"]);
+    let (f, t) = (AddrExpr::Shadow(0), AddrExpr::Shadow(1));
+    let chosen = AddrExpr::Select(
+        Box::new(t.clone()),
+        Box::new(load(add(t.clone(), 72), 8, false)),
+        Box::new(f.clone()),
+    );
+    assert_eq!(stores_of(&probes[1]), [(0, chosen.clone(), false)]);
+    let reads: Vec<AddrExpr> = probes[1]
+        .captures
+        .derived
+        .iter()
+        .map(|r| r.addr.clone())
+        .collect();
+    assert!(reads.contains(&add(f, 3)), "before the clause: {reads:?}");
+    assert!(reads.contains(&add(chosen, 5)), "after it: {reads:?}");
+}
+
+#[test]
+fn a_later_clause_never_reads_a_value_the_kernel_assumed_was_assigned() {
+    // p is kept (copyinstr(self->p), set from an argument); the second END's assignment
+    // depends on a predicate only the executor evaluates, so what p holds after it is not
+    // known to the kernel: arg2 + 1 is not read as if the assignment had run.
+    let prog = program(
+        "BEGIN { self->p = arg1; self->n = timestamp; } \
+         END /self->n == 7/ { self->p = arg2; } \
+         END { printf(\"%s %s\", copyinstr(self->p), copyinstr(self->p + 1)); }",
+    );
+    let clauses = prog.clauses();
+    let mut probes = vec![probe_with_args(3, vec![0]), probe_with_args(3, vec![1, 2])];
+    assert_eq!(captures::assign(&mut probes, &clauses), ["p"]);
+    let reads: Vec<AddrExpr> = probes[1]
+        .captures
+        .derived
+        .iter()
+        .map(|r| r.addr.clone())
+        .collect();
+    assert!(
+        !reads.contains(&add(AddrExpr::Arg(2), 1)),
+        "read as if assigned: {reads:?}"
+    );
+}
+
+#[test]
+fn thread_variables_a_user_space_clause_names_leave_the_kernel_for_every_clause() {
+    // ts is set and tested by clauses the kernel can run, but a printf under a predicate
+    // names it too: every clause then uses the executor's ts, none a kernel copy.
+    let p = plan(
+        "profile-997 { self->ts = timestamp; } \
+         profile-99 /self->ts/ { @n = count(); } \
+         profile-99 /self->ts && arg0 == 0/ { printf(\"%d\", timestamp - self->ts); } \
+         profile-99 { self->ts = 0; }",
+    )
+    .unwrap();
+    assert!(p.kernel_vars.is_empty(), "{:?}", p.kernel_vars);
+    for probe in &p.probes {
+        for k in &probe.kernel_clauses {
+            assert!(k.assigns.is_empty(), "a kernel clause assigns ts: {k:?}");
+        }
+    }
+}
