@@ -353,7 +353,7 @@ fn failed_store_is_reported_once() {
         let errors: Vec<_> = diagnostics.errors().collect();
         let shown: Vec<_> = errors.iter().map(|d| d.render(source)).collect();
         assert_eq!(errors.len(), 1, "{source}\n{}", shown.join(""));
-        let start = errors[0].span.start as usize;
+        let start = errors[0].span.start;
         assert!(source[start..].starts_with(at), "{}", shown[0]);
     }
     // The same shapes with valid stores compile, with the stored types read back.
