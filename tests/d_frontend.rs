@@ -327,6 +327,40 @@ fn errors_carry_dtrace_error_tags() {
     }
 }
 
+/// A store that fails its check leaves its variable of no known type: later reads of it,
+/// in the same clause or a later one, are not errors of their own (nor reads ahead of an
+/// assignment), and the one error names the failed store.
+#[test]
+fn failed_store_is_reported_once() {
+    let cases = [
+        (
+            "BEGIN {\n    printf(\"%d\\n\", (s = (string)pid)[1] == 'y');\n    printf(\"%s\", s);\n}\n",
+            "pid)[1]",
+        ),
+        (
+            "BEGIN\n{\n    i = NO_SUCH_NAME;\n    trace(i + 1);\n}\nEND\n{\n    printf(\"%s\", i);\n}\n",
+            "NO_SUCH_NAME",
+        ),
+        (
+            "BEGIN { x[self->k = (string)pid] = 1; } END { trace(self->k); }",
+            "pid]",
+        ),
+    ];
+    for (source, at) in cases {
+        let Err(diagnostics) = compile("f.d", source, &MacroArgs::default()) else {
+            panic!("compiled without error: {source}");
+        };
+        let errors: Vec<_> = diagnostics.errors().collect();
+        let shown: Vec<_> = errors.iter().map(|d| d.render(source)).collect();
+        assert_eq!(errors.len(), 1, "{source}\n{}", shown.join(""));
+        let start = errors[0].span.start;
+        assert!(source[start..].starts_with(at), "{}", shown[0]);
+    }
+    // The same shapes with valid stores compile, with the stored types read back.
+    let valid = "BEGIN {\n    printf(\"%d\\n\", (s = execname) == \"y\");\n    printf(\"%s\", s);\n}\nEND\n{\n    i = 2;\n    trace(i + 1);\n}\n";
+    compile("v.d", valid, &MacroArgs::default()).expect("compiles");
+}
+
 #[test]
 fn unassigned_variable_read_is_a_warning() {
     let source = "syscall::read:return\n/self->ts/\n{\n    trace(timestamp - self->ts);\n}\n";

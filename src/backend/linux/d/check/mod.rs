@@ -53,6 +53,9 @@ pub struct Checker {
     later_types: HashMap<(VarScope, String), DType>,
     /// Whether some variable was read before any clause assigned it.
     read_ahead: bool,
+    /// Variables whose only assignments so far failed their check (the error is reported
+    /// there): a later read of one is of no known type, not a read ahead.
+    failed_stores: HashSet<(VarScope, String)>,
     second_pass: bool,
     /// The program's structs, unions, enums and typedefs.
     types: TypeTable,
@@ -66,8 +69,9 @@ pub fn check(program: &mut Program) -> Vec<Diagnostic> {
     let pristine = ahead::may_read_ahead(program).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
     let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
-        // An assignment that failed its check defines no variable, so a later read of it
-        // looks like a read ahead; the error already reported is the one to show.
+        // An assignment inside an expression whose check failed early is never checked,
+        // so a later read of its variable looks like a read ahead; the error already
+        // reported is the one to show.
         let failed = first
             .diagnostics
             .iter()
@@ -134,6 +138,9 @@ impl Checker {
     /// The type of a variable read before any clause assigned it: what a later assignment
     /// gives it (known on the second pass), else D's zero, a long.
     fn type_read_ahead(&mut self, key: &(VarScope, String)) -> DType {
+        if self.failed_stores.contains(key) {
+            return DType::Unknown;
+        }
         self.read_ahead = true;
         self.later_types.get(key).cloned().unwrap_or(DType::LONG)
     }

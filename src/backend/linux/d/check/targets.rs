@@ -87,8 +87,26 @@ struct Target {
 }
 
 impl Checker {
-    /// Checks `target = value` or `target op= value`; returns the target's type.
+    /// Checks `target = value` or `target op= value`; returns the target's type. A store
+    /// that fails its check into a variable not yet defined leaves it undefined, and
+    /// later reads of it of no known type (the error is reported once, here).
     pub(super) fn assign(&mut self, e: &mut Expr) -> DType {
+        let key = match &e.kind {
+            ExprKind::Assign { target, .. } => match &member_root(target).kind {
+                ExprKind::Ident(name) => Some((VarScope::Global, name.clone())),
+                ExprKind::Var { name, scope } => Some((*scope, name.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let ty = self.assign_checked(e);
+        if let Some(key) = key.filter(|k| ty == DType::Unknown && !self.vars.contains_key(k)) {
+            self.failed_stores.insert(key);
+        }
+        ty
+    }
+
+    fn assign_checked(&mut self, e: &mut Expr) -> DType {
         let ExprKind::Assign { op, target, value } = &mut e.kind else {
             return DType::Unknown;
         };
