@@ -29,6 +29,7 @@ pub(crate) mod usdt_arg;
 
 use thiserror::Error;
 
+use super::attach::perf::CpuClock;
 use super::attach::uprobe::UprobeSpec;
 use super::bpf::drops::DropSlots;
 use super::bpf::insn::{AsmError, Insn, MapRef};
@@ -66,10 +67,8 @@ pub enum AttachPoint {
         category: String,
         name: String,
     },
-    /// cpu-clock sampling on every CPU, `hz` times a second.
-    CpuClock {
-        hz: u64,
-    },
+    /// cpu-clock sampling (profile-N and tick-N).
+    CpuClock(CpuClock),
     Uprobe(UprobeSpec),
 }
 
@@ -198,8 +197,8 @@ impl Builder<'_> {
         // effect of its own (a USDT semaphore raised while a uprobe is attached).
         let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
         match &probe.site {
-            Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
-            Site::Tracepoint { .. } | Site::Profile { .. } if idle => {}
+            Site::UserSpace | Site::RawSyscall { .. } => {}
+            Site::Tracepoint { .. } | Site::Profile { .. } | Site::Tick { .. } if idle => {}
             Site::Tracepoint {
                 category,
                 name,
@@ -214,7 +213,12 @@ impl Builder<'_> {
                 self.add(index, &what, parts, ProgType::Tracepoint, attach)?;
             }
             Site::Profile { hz, args } => {
-                let attach = AttachPoint::CpuClock { hz: *hz };
+                let attach = AttachPoint::CpuClock(CpuClock::EveryCpu { hz: *hz });
+                self.add(index, &what, parts(args, None), ProgType::PerfEvent, attach)?;
+            }
+            Site::Tick { period, args } => {
+                let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                let attach = AttachPoint::CpuClock(CpuClock::OneCpu { period_ns });
                 self.add(index, &what, parts(args, None), ProgType::PerfEvent, attach)?;
             }
             Site::Uprobe { sites } => {

@@ -154,7 +154,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
             .collect();
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
-        if !matches!(probe.site, Site::UserSpace | Site::Tick { .. }) {
+        if probe.site != Site::UserSpace {
             let (kernel, user) = stacks_used(&own_clauses(probe, clauses));
             probe.captures.kernel_stack = kernel;
             probe.captures.user_stack = user;
