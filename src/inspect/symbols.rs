@@ -244,6 +244,22 @@ mod tests {
     }
 
     #[test]
+    fn symbols_print_as_frames_and_functions() {
+        let named = Symbol {
+            module: "libc.so.6".into(),
+            function: Some(("malloc".into(), 0x14)),
+        };
+        assert_eq!(named.frame(0x7f00), "libc.so.6`malloc+0x14");
+        assert_eq!(named.function(0x7f00), "libc.so.6`malloc");
+        let unnamed = Symbol {
+            module: "a.out".into(),
+            function: None,
+        };
+        assert_eq!(unnamed.frame(0x401000), "a.out`0x401000");
+        assert_eq!(unnamed.function(0x401000), "a.out`0x401000");
+    }
+
+    #[test]
     fn this_process_names_its_own_functions() {
         let here = this_process_names_its_own_functions as *const () as usize as u64;
         let mut s = Symbolizer::default();
