@@ -15,8 +15,8 @@ use crate::backend::linux::bpf::sys::{
 pub enum CpuClock {
     /// `hz` times a second on every online CPU (profile-N).
     EveryCpu { hz: u64 },
-    /// Every `period_ns` nanoseconds on the first online CPU (tick-N).
-    OneCpu { period_ns: u64 },
+    /// Every `period_ns` nanoseconds on one CPU (tick-N): `cpu`, or the first online CPU.
+    OneCpu { period_ns: u64, cpu: Option<u32> },
 }
 
 /// Runs `prog` as `clock` says, for every process.
@@ -32,13 +32,11 @@ pub fn attach_cpu_clock(prog: &Program, clock: CpuClock) -> Result<Link, AttachE
             attr.sample_period_or_freq = hz;
             (online, format!("profile-{hz}hz"))
         }
-        CpuClock::OneCpu { period_ns } => {
+        CpuClock::OneCpu { period_ns, cpu } => {
             // cpu-clock counts nanoseconds, so the sample period is the tick's.
             attr.sample_period_or_freq = period_ns.max(1);
-            (
-                online.into_iter().take(1).collect(),
-                format!("tick-{period_ns}ns"),
-            )
+            let cpu = cpu.or_else(|| online.first().copied()).unwrap_or(0);
+            (vec![cpu], format!("tick-{period_ns}ns"))
         }
     };
     let events = cpus

@@ -218,7 +218,9 @@ impl Builder<'_> {
             }
             Site::Tick { period, args } => {
                 let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-                let attach = AttachPoint::CpuClock(CpuClock::OneCpu { period_ns });
+                // Under `-x cpu`, ticks fire on that CPU, the only one traced.
+                let cpu = self.maps.cpu;
+                let attach = AttachPoint::CpuClock(CpuClock::OneCpu { period_ns, cpu });
                 self.add(index, &what, parts(args, None), ProgType::PerfEvent, attach)?;
             }
             Site::Uprobe { sites } => {
