@@ -949,3 +949,21 @@ expect_lines!(
         }
     }
 );
+
+expect_lines!(
+    maxframes_caps_every_stack,
+    "#pragma D option quiet\n#pragma D option maxframes=2\nsyscall::getppid:entry /pid == $target/ { printf(\"%d\\n\", stackdepth); stack(); stack(5); printf(\"end\\n\"); exit(0); }",
+    ["-c", python("import os\nos.getppid()")],
+    |out| {
+        let depth: usize = out.lines().next().unwrap().parse().unwrap();
+        let frames = out
+            .lines()
+            .skip(1)
+            .take_while(|l| *l != "end")
+            .filter(|l| l.contains('`') || l.trim().starts_with("0x"))
+            .count();
+        // Two stacks, each of at most two frames, however deep the kernel's was.
+        assert!(depth >= 2, "{out}");
+        assert_eq!(frames, 4, "{out}");
+    }
+);

@@ -14,11 +14,6 @@ use crate::backend::linux::firing::{Firing, ReadData};
 use crate::event::DropKind;
 use crate::inspect::symbols::Symbol;
 
-/// Frames `stack()` and `ustack()` show by default: dtrace's `stackframes` and
-/// `ustackframes`.
-const STACK_FRAMES: usize = 20;
-const USTACK_FRAMES: usize = 100;
-
 impl State {
     pub(super) fn subroutine(
         &mut self,
@@ -75,11 +70,11 @@ impl State {
                 Value::Int(u64::from(yes))
             }
             Function::Stack => {
-                let depth = int(0).map_or(STACK_FRAMES, |n| n.max(0) as usize);
+                let depth = self.frames(int(0), self.options.stackframes);
                 self.stack(&f.firing.kernel_stack, depth, None)
             }
             Function::Ustack => {
-                let depth = int(0).map_or(USTACK_FRAMES, |n| n.max(0) as usize);
+                let depth = self.frames(int(0), self.options.ustackframes);
                 self.stack(&f.firing.user_stack, depth, Some(f.firing.pid))
             }
             Function::Func | Function::Mod => {
@@ -140,6 +135,14 @@ impl State {
         x ^= x >> 27;
         self.rand_state = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32
+    }
+
+    /// How many frames a stack shows: the count asked for, or `default`, and no more than
+    /// `maxframes`, as dtrace silently reduces it.
+    fn frames(&self, asked: Option<i64>, default: usize) -> usize {
+        asked
+            .map_or(default, |n| n.max(0) as usize)
+            .min(self.options.maxframes)
     }
 
     /// The first `depth` frames of a recorded stack, named: the kernel's, or those of

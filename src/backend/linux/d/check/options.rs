@@ -43,6 +43,7 @@ const OPTIONS: &[(&str, Value)] = &[
     ("stackframes", Value::Count),
     ("ustackframes", Value::Count),
     ("jstackframes", Value::Count),
+    ("maxframes", Value::Count),
     ("nspec", Value::Count),
     ("aggsortpos", Value::Count),
     ("aggsortkeypos", Value::Count),
