@@ -2,11 +2,14 @@
 //! root: `cargo bench --bench pyflow`), on Debian's /usr/bin/python3.11 (USDT):
 //!
 //! 1. overhead per Python call: fib(20) (21,891 calls, 43,782 events: within the ring buffer,
-//!    so nothing is dropped) timed from inside the program, untraced, under `dtk pyflow -c`,
-//!    and under a bpftrace script that prints the same fields from the same probes (with the
+//!    so nothing is dropped) timed from inside the program (its CPU time), untraced, under
+//!    `dtk pyflow -c`, and under a bpftrace script that prints the same fields from the same probes (with the
 //!    `line` probe enabled too, as 3.11 needs for entries) and reads the same interpreter
 //!    structures to tell resumes, yields and unwinds apart;
-//! 2. events per second to a pipe without loss: fib(22) (57,313 calls, 114,626 events)
+//! 2. what turning CPython 3.11's function-entry on costs by itself: the `line` semaphore
+//!    held by dtk (a uprobe that never fires), against bpftrace's `line` probe attached at its
+//!    sites (a trap on every line);
+//! 3. events per second to a pipe without loss: fib(22) (57,313 calls, 114,626 events)
 //!    through `dtk run` of d-scripts/pyflow.d with pyflow's parameters for this python3.11
 //!    and a ring buffer large enough to hold them all, and through the bpftrace script; the
 //!    rate is lines over the time from the first line to the last, read from the tracer's
@@ -26,7 +29,7 @@ mod stats;
 
 use stats::{median, Result, Stats};
 
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 const DTK: &str = env!("CARGO_BIN_EXE_dtk");
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -104,6 +107,30 @@ fn main() -> Result<()> {
             "  ratio (bpftrace overhead / dtk overhead): {:.2}",
             per_call(bt.median) / per_call(dtk.median)
         );
+    }
+
+    // What turning 3.11's function-entry on costs by itself: dtk holds the `line` semaphore
+    // with a uprobe that never fires; bpftrace attaches the `line` probe at its sites, which
+    // trap on every line.
+    println!(
+        "\n## The line semaphore alone: fib(20), {} calls",
+        calls(20)
+    );
+    const LINE_ONLY: &str = "python$target:::line /0/ { }";
+    let held = median(RUNS, || {
+        run_quiet(Command::new(DTK).args(["run", "-n", LINE_ONLY, "-c", &fib(20)]))?;
+        read_time()
+    })?;
+    report("dtk run (held)", &held, "ms");
+    println!("  dtk: {:.2} µs per call", per_call(held.median));
+    if bpftrace {
+        let line = "usdt:/usr/bin/python3.11:python:line /0/ { }";
+        let bt = median(RUNS, || {
+            run_quiet(Command::new("bpftrace").args(["-e", line, "-c", &fib(20)]))?;
+            read_time()
+        })?;
+        report("bpftrace (attached at line's sites)", &bt, "ms");
+        println!("  bpftrace: {:.2} µs per call", per_call(bt.median));
     }
 
     let events = 2 * calls(22);

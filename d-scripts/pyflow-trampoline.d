@@ -18,8 +18,11 @@
  *   STR_STATE       offset of a str's state bits (bit 6: ASCII).
  *   STR_ASCII_DATA  where an ASCII str's text starts (sizeof (PyASCIIObject)).
  *   STR_UTF8        offset of a non-ASCII str's cached UTF-8 pointer.
- *   MAX_DEPTH       the kernel places a return probe on at most this many nested calls of a
- *                   thread; deeper calls are counted in @too_deep and not shown.
+ *   MAX_DEPTH       the deepest nesting of a thread's calls followed; deeper calls are
+ *                   counted in @too_deep and not shown. dtk gives 100000 where the return
+ *                   probe is a uprobe on each of the evaluator's return instructions, and 64
+ *                   where it is a uretprobe (the kernel places those on at most 64 nested
+ *                   calls of a thread).
  *   TS_CFRAME       offset of PyThreadState.cframe (3.12), or 0 where the thread state holds
  *                   the current frame itself (3.13 and later).
  *   CURRENT_FRAME   offset of current_frame in _PyCFrame (3.12) or PyThreadState (3.13+).

@@ -163,6 +163,11 @@ Lines carry the thread id (TID) from the first, since any program may start a th
 EXCL in the summary is a function's time outside the shown functions it called: time in the
 hidden library code it called is its own.
 
+Limits (CPython 3.12 to 3.14, through the perf trampoline):
+  calls nested up to 100,000 deep are shown (64 where dtk cannot find the evaluator's
+  return instructions; it then says how many calls it did not show); CPython 3.13 runs a
+  specialised class call's __init__ without the trampoline, so those are not shown
+
 ", exit_status_of_tracing!()))]
 pub struct PyflowArgs {
     #[command(flatten)]
@@ -349,9 +354,9 @@ Examples:
   dtk run script.d                    run a D script
   dtk run script.d 42 nginx           with $1 = 42 and $2 = nginx
   dtk run -n 'syscall::openat:entry { printf(\"%s\\n\", copyinstr(arg1)); }'
-  dtk run -n 'python$target:::function-return { @[copyinstr(arg1)] = count(); }' -p 4242
-                                      calls per Python function (CPython 3.11 fires
-                                      function-entry only while its line probe is on)
+  dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242
+                                      calls per Python function (on CPython 3.11, dtk
+                                      turns the line probe on, which entries need)
   dtk run -n 'tick-1s { exit(3); }'; echo $?
   dtk run -l -n 'syscall::read*:'     list the probes a description matches
 

@@ -79,7 +79,7 @@ pub use crate::backend::linux::record::decode;
 pub mod inspect {
     pub use crate::inspect::elf::ElfImage;
     pub use crate::inspect::procmaps::{find_probe_file, ProcessMaps};
-    pub use crate::inspect::usdt::{UsdtProbe, UsdtProbes};
+    pub use crate::inspect::usdt::{semaphore_holder, UsdtProbe, UsdtProbes};
 
     pub mod tracefs {
         pub use crate::inspect::tracefs::{read_format, root, TracefsError};

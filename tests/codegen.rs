@@ -498,10 +498,29 @@ fn pid_provider_traces_a_library_function_and_its_return_value() {
         in_executable.probes[0].info.desc.to_string(),
         format!("pid{pid}:python3.11:PyLong_FromLong:entry")
     );
+    // As in DTrace, the return probe is a uprobe on each of getppid's return instructions.
+    let Site::Uprobe { sites } = &plan.probes[1].site else {
+        panic!("getppid:return is not a uprobe: {:?}", plan.probes[1].site);
+    };
+    assert!(!sites.is_empty());
+    for site in sites {
+        assert!(!site.spec.retprobe);
+        let code = std::fs::read(&site.spec.path).unwrap();
+        assert_eq!(
+            code[site.spec.offset as usize], 0xc3,
+            "a ret at {:#x}",
+            site.spec.offset
+        );
+    }
     let mut attached = attach(&plan);
     let dump = attached.dump();
-    assert_eq!(dump.matches("bpf_ringbuf_output").count(), 2, "{dump}");
-    assert!(dump.contains("uretprobe"));
+    let programs = 1 + sites.len();
+    assert_eq!(
+        dump.matches("bpf_ringbuf_output").count(),
+        programs,
+        "{dump}"
+    );
+    assert!(!dump.contains("uretprobe"), "{dump}");
     child.go_and_wait();
     let firings = drain(&mut attached, &plan);
     drop(attached);

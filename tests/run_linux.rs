@@ -426,6 +426,30 @@ expect_lines!(
     }
 );
 
+#[test]
+fn python_function_entries_on_3_11_turn_the_line_probe_on_and_say_so() {
+    let name = "python_function_entries_on_3_11_turn_the_line_probe_on_and_say_so";
+    if !kernel_available(name) {
+        return;
+    }
+    // The program's own count of its calls is the ground truth.
+    let calls = 1000 + std::process::id() % 1000;
+    let code = format!("def leaf():\n    return 1\nfor _ in range({calls}): leaf()");
+    let out = dtk_run(
+        "#pragma D option quiet\npython$target:::function-entry /copyinstr(arg1) == \"leaf\"/ { @ = count(); }",
+        &["-c", &python(&code)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(agg_lines(&stdout), [vec![calls.to_string()]], "{stderr}");
+    assert!(
+        stderr.contains("dtk: enabled the line probe of pid ")
+            && stderr.contains("so that CPython 3.11 fires function-entry"),
+        "{stderr}"
+    );
+}
+
 expect_lines!(
     pid_provider_uprobe_on_libc,
     "#pragma D option quiet\npid$target::getppid:entry { @ = count(); }",

@@ -22,7 +22,7 @@ use dtk::internals::bpf::RingBuf;
 use dtk::internals::codegen::usdt_arg::load_arg;
 use dtk::internals::inspect::tracefs;
 use dtk::internals::inspect::{find_probe_file, ProcessMaps};
-use dtk::internals::inspect::{UsdtProbe, UsdtProbes};
+use dtk::internals::inspect::{semaphore_holder, UsdtProbe, UsdtProbes};
 
 use crate::util::kernel_available;
 
@@ -591,4 +591,86 @@ fn probes_in_libpython_when_the_executable_has_none() {
         script_calls(&events, &python.script, RETURN_TAG),
         expected_returns_of_calls()
     );
+}
+
+/// Waits up to `limit` for `test` of the u16 at `address` in `pid`, and returns its last value.
+fn wait_for_semaphore(pid: u32, address: u64, limit: Duration, test: impl Fn(u16) -> bool) -> u16 {
+    let start = std::time::Instant::now();
+    loop {
+        let value = read_semaphore(pid, address);
+        if test(value) || start.elapsed() > limit {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The byte at `offset` of the file at `path`, and the byte the process shows there.
+fn file_and_memory_byte(pid: u32, path: &str, offset: u64) -> (u8, u8) {
+    let address = ProcessMaps::read(pid)
+        .unwrap()
+        .address_of(path, offset)
+        .expect("the offset is mapped");
+    let mut file = [0u8];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut file, offset)
+        .unwrap();
+    let mut memory = [0u8];
+    std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap()
+        .read_exact_at(&mut memory, address)
+        .unwrap();
+    (file[0], memory[0])
+}
+
+#[test]
+fn an_idle_line_probe_holds_its_semaphore_without_a_breakpoint_until_dtk_is_killed() {
+    if !kernel_available(
+        "an_idle_line_probe_holds_its_semaphore_without_a_breakpoint_until_dtk_is_killed",
+    ) {
+        return;
+    }
+    const INT3: u8 = 0xcc;
+    let tracefs_events =
+        || std::fs::read_to_string(tracefs::root().unwrap().join("uprobe_events")).unwrap();
+    let events_before = tracefs_events();
+    let line = python_probe("line");
+    let semaphore = line[0].semaphore.expect("line has a semaphore");
+    let holder = semaphore_holder(Path::new(PYTHON), semaphore.file_offset)
+        .unwrap()
+        .expect("python3.11 has padding between functions");
+    let mut python = PythonChild::start("pass\n");
+    let pid = python.pid();
+    assert_eq!(read_semaphore(pid, semaphore.address), 0);
+    let mut dtk = Command::new(env!("CARGO_BIN_EXE_dtk"))
+        .args(["--backend", "linux", "run", "-p", &pid.to_string(), "-n"])
+        .arg("python$target:::line /0/ { }")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = wait_for_semaphore(pid, semaphore.address, Duration::from_secs(30), |v| v > 0);
+    assert_eq!(held, 1, "dtk raised the line semaphore");
+    // The breakpoint is at the holder, and at none of line's sites.
+    let (file, memory) = file_and_memory_byte(pid, PYTHON, holder);
+    assert_ne!(file, INT3);
+    assert_eq!(memory, INT3, "the holder at {holder:#x} has the breakpoint");
+    for site in &line {
+        let (file, memory) = file_and_memory_byte(pid, PYTHON, site.file_offset);
+        assert_eq!(
+            memory, file,
+            "no breakpoint at line's site {:#x}",
+            site.file_offset
+        );
+    }
+    // SIGKILL: dtk cannot clean up; the kernel lowers the semaphore as the uprobe goes.
+    dtk.kill().unwrap();
+    dtk.wait().unwrap();
+    let after = wait_for_semaphore(pid, semaphore.address, Duration::from_secs(30), |v| v == 0);
+    assert_eq!(after, 0, "the kernel restored the semaphore after SIGKILL");
+    let (file, memory) = file_and_memory_byte(pid, PYTHON, holder);
+    assert_eq!(memory, file, "the holder's breakpoint is gone");
+    assert_eq!(tracefs_events(), events_before);
+    python.go_and_wait();
 }

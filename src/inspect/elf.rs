@@ -143,6 +143,18 @@ impl ElfImage {
         })
     }
 
+    /// The file's function symbols by the address they start at.
+    pub fn function_starts(&self) -> std::collections::HashMap<u64, String> {
+        let Ok(file) = self.parsed() else {
+            return Default::default();
+        };
+        file.symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+            .filter_map(|s| Some((s.address(), s.name().ok()?.to_string())))
+            .collect()
+    }
+
     /// The address of any defined symbol (function or data) named `name`.
     pub fn symbol_address(&self, name: &str) -> Result<u64, ElfError> {
         let file = self.parsed()?;
@@ -211,6 +223,44 @@ impl ElfImage {
     pub fn bytes_at(&self, offset: u64, len: usize) -> Option<&[u8]> {
         let start = usize::try_from(offset).ok()?;
         self.data.get(start..start.checked_add(len)?)
+    }
+
+    /// File offsets of instructions that never run: the padding no-op right after a function
+    /// (`.p2align` between functions; code never runs off the end of a function), one per
+    /// function that has one, in address order. A uprobe there never fires, so it can hold a
+    /// USDT semaphore (its `ref_ctr_offset`) without trapping. Only no-ops that the kernel's
+    /// uprobe decoder accepts are taken: on x86-64 no `cs` prefix (`nopw %cs:…`); on AArch64
+    /// the 4-byte `nop`. Empty for other machines or a file without function sizes.
+    pub fn padding_after_functions(&self) -> Vec<u64> {
+        let Ok(file) = self.parsed() else {
+            return Vec::new();
+        };
+        let mut functions: Vec<(u64, u64)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.size() > 0)
+            .map(|s| (s.address(), s.address() + s.size()))
+            .collect();
+        functions.sort_unstable();
+        functions.dedup();
+        // The end of each function, if no other function covers it; the gap up to the next.
+        let mut gaps = Vec::new();
+        let mut covered = 0;
+        for (i, &(_, end)) in functions.iter().enumerate() {
+            covered = covered.max(end);
+            let next = functions.get(i + 1).map_or(0, |&(start, _)| start);
+            if end == covered && next > end {
+                gaps.push((end, next - end));
+            }
+        }
+        gaps.into_iter()
+            .filter_map(|(address, gap)| {
+                let offset = self.file_offset(address).ok()?;
+                let bytes = self.bytes_at(offset, usize::try_from(gap.min(16)).ok()?)?;
+                let len = padding_nop_len(self.machine, bytes)?;
+                (len as u64 <= gap).then_some(offset)
+            })
+            .collect()
     }
 
     /// The libraries a 64-bit file needs (DT_NEEDED) and where it asks the loader to look
@@ -284,6 +334,31 @@ fn parse<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>, ElfError> 
     })
 }
 
+/// The length of the no-op `bytes` start with, if it is one that pads between functions and
+/// that a uprobe may be placed on.
+fn padding_nop_len(machine: Machine, bytes: &[u8]) -> Option<usize> {
+    const X86_NOPS: [&[u8]; 9] = [
+        &[0x90],
+        &[0x66, 0x90],
+        &[0x0f, 0x1f, 0x00],
+        &[0x0f, 0x1f, 0x40, 0x00],
+        &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    ];
+    const AARCH64_NOP: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
+    match machine {
+        Machine::X86_64 => X86_NOPS
+            .iter()
+            .find(|nop| bytes.starts_with(nop))
+            .map(|nop| nop.len()),
+        Machine::Aarch64 => bytes.starts_with(AARCH64_NOP).then_some(AARCH64_NOP.len()),
+        Machine::Other(_) => None,
+    }
+}
+
 /// The (address, size) of the defined symbol named `name` among `symbols`, preferring a
 /// global one; only functions when `functions_only`.
 fn best_symbol<'data, S>(
@@ -349,6 +424,41 @@ mod tests {
             probes.file_offset
         );
         assert_eq!(image.machine(), Machine::X86_64);
+    }
+
+    #[test]
+    fn padding_after_functions_is_a_nop_outside_every_function() {
+        let Some(image) = python() else { return };
+        let padding = image.padding_after_functions();
+        assert!(padding.len() > 100, "{} padding sites", padding.len());
+        let file = image.parsed().unwrap();
+        let functions: Vec<(u64, u64)> = file
+            .dynamic_symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+            .map(|s| (image.file_offset(s.address()).unwrap(), s.size()))
+            .collect();
+        for &offset in padding.iter().take(200) {
+            let bytes = image.bytes_at(offset, 16).unwrap();
+            assert!(
+                bytes[0] == 0x90 || bytes[0] == 0x66 || bytes[0] == 0x0f,
+                "{bytes:x?}"
+            );
+            assert!(
+                !functions
+                    .iter()
+                    .any(|&(start, size)| (start..start + size).contains(&offset)),
+                "{offset:#x} is inside a function"
+            );
+        }
+        assert_eq!(
+            padding_nop_len(Machine::X86_64, &[0x66, 0x2e, 0x0f, 0x1f]),
+            None
+        );
+        assert_eq!(padding_nop_len(Machine::X86_64, &[0xcc]), None);
+        assert_eq!(
+            padding_nop_len(Machine::X86_64, &[0x0f, 0x1f, 0x40, 0x00, 0x90]),
+            Some(4)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! - `elf`: symbols → addresses → file offsets, and raw sections.
 //! - `usdt`: the USDT probes of an ELF file and their argument specs.
+//! - `returns`: the return instructions of a function, where that can be known.
 //! - `procmaps`: which mapped file of a process holds a probe (with `ptrace`, why the kernel
 //!   refuses to show a map).
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
@@ -15,6 +16,7 @@ pub(crate) mod cgroup;
 pub(crate) mod elf;
 pub(crate) mod procmaps;
 mod ptrace;
+pub(crate) mod returns;
 pub(crate) mod symbols;
 pub(crate) mod tracefs;
 pub(crate) mod usdt;

@@ -18,6 +18,7 @@ use command::Program;
 
 use crate::inspect::elf::{ElfError, ElfImage};
 use crate::inspect::procmaps::{ProcMapsError, ProcessMaps};
+use crate::inspect::returns::return_sites;
 use crate::inspect::usdt::UsdtProbes;
 
 /// CPython's bytecode evaluator: with the perf trampoline, entered once per Python call.
@@ -301,11 +302,22 @@ pub struct Layout {
     /// gi_iframe and gi_frame_state in a generator object.
     pub gen_iframe: u64,
     pub gen_frame_state: u64,
+    /// How many nested calls of a thread the evaluator's return probe follows: any depth
+    /// (`DEEPEST`) where its return instructions are known and each gets a uprobe, else the
+    /// kernel's 64 uretprobes (`inspect::returns`).
+    pub max_depth: u64,
 }
+
+/// The deepest nesting pyflow-trampoline.d follows when the evaluator's returns are uprobes:
+/// far past CPython's default recursion limit (1,000); deeper calls are counted, not shown.
+pub const DEEPEST: u64 = 100_000;
+
+/// The kernel's MAX_URETPROBE_DEPTH: uretprobes on at most this many nested calls of a thread.
+pub const URETPROBE_DEPTH: u64 = 64;
 
 impl Layout {
     /// The parameters of pyflow-trampoline.d.
-    pub fn params(&self) -> [(&'static str, u64); 14] {
+    pub fn params(&self) -> [(&'static str, u64); 15] {
         [
             ("FRAME_CODE", self.frame_code),
             ("CODE_TAG_BITS", self.code_tag_bits),
@@ -321,6 +333,7 @@ impl Layout {
             ("CURRENT_FRAME", self.current_frame),
             ("GEN_IFRAME", self.gen_iframe),
             ("GEN_FRAME_STATE", self.gen_frame_state),
+            ("MAX_DEPTH", self.max_depth),
         ]
     }
 }
@@ -342,6 +355,7 @@ const LAYOUT_3_12: Layout = Layout {
     current_frame: 0,
     gen_iframe: GEN_IFRAME,
     gen_frame_state: GEN_FRAME_STATE,
+    max_depth: URETPROBE_DEPTH,
 };
 
 /// A generator's frame and state, the same on 3.12 to 3.14 (gdb `ptype/o PyGenObject` on
@@ -419,6 +433,10 @@ impl Build {
             )?),
             _ => None,
         };
+        let layout = layout.map(|l| Layout {
+            max_depth: max_depth(image),
+            ..l
+        });
         let reach = match version {
             Some(Version {
                 major: 3,
@@ -544,6 +562,22 @@ impl Build {
             },
         })
     }
+}
+
+/// Whether the file at `path` is a CPython 3.11 with markers, which fires function__entry
+/// only while its `line` marker's semaphore is set (CPython issue #98894, not fixed in 3.11).
+pub fn entry_needs_line(path: &Path) -> bool {
+    matches!(
+        Build::read(path),
+        Ok(Some(Build {
+            version: Some(Version {
+                major: 3,
+                minor: 11
+            }),
+            markers: true,
+            ..
+        }))
+    )
 }
 
 /// The interpreter a command line runs.
@@ -746,7 +780,22 @@ fn debug_offsets(image: &ElfImage, v: Version) -> Option<Layout> {
         current_frame: word(thread + 4),
         gen_iframe: GEN_IFRAME,
         gen_frame_state: GEN_FRAME_STATE,
+        max_depth: URETPROBE_DEPTH,
     })
+}
+
+/// How deep pyflow-trampoline.d can follow the calls of `image`'s evaluator.
+fn max_depth(image: &ElfImage) -> u64 {
+    let known = image
+        .function(EVAL_FRAME)
+        .ok()
+        .and_then(|f| return_sites(image, EVAL_FRAME, &f, true))
+        .is_some_and(|rets| !rets.is_empty());
+    if known {
+        DEEPEST
+    } else {
+        URETPROBE_DEPTH
+    }
 }
 
 /// The first `count` words of the build's `_Py_DebugOffsets` (3.13+), when it starts with

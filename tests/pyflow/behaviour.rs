@@ -12,7 +12,7 @@ use dtk::internals::inspect::UsdtProbes;
 use serde_json::Value;
 
 use super::{dtk, programs, success, Interpreter};
-use crate::util::kernel_available;
+use crate::util::{kernel_available, spawn_fresh_executable};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
@@ -26,11 +26,6 @@ impl Drop for Started {
     }
 }
 
-/// tests/pyflow/loop.py on python3.11, once it has said it is ready.
-fn start_loop() -> Started {
-    start_loop_on(&Interpreter::system_3_11())
-}
-
 /// tests/pyflow/loop.py on `python`, once it has said it is ready.
 fn start_loop_on(python: &Interpreter) -> Started {
     start_on(python, &["loop.py"])
@@ -38,12 +33,12 @@ fn start_loop_on(python: &Interpreter) -> Started {
 
 /// A program of tests/pyflow (and its arguments) on `python`, once it has said it is ready.
 fn start_on(python: &Interpreter, script: &[&str]) -> Started {
-    let mut child = python
-        .command(script)
-        .current_dir(programs())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_fresh_executable(
+        python
+            .command(script)
+            .current_dir(programs())
+            .stdout(Stdio::piped()),
+    );
     let mut ready = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut ready)
@@ -86,7 +81,15 @@ fn pyflow_attaches_to_a_running_loop_and_restores_its_semaphores() {
     if !kernel_available("pyflow_attaches_to_a_running_loop_and_restores_its_semaphores") {
         return;
     }
-    let target = start_loop();
+    // A copy of python3.11 of the test's own: a following `dtk pyflow` that another test runs
+    // at the same time raises the semaphores of every process running /usr/bin/python3.11.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("python3.11");
+    std::fs::copy(PYTHON, &private).unwrap();
+    let mut python = Interpreter::system_3_11();
+    python.argv = vec![private.to_string_lossy().into_owned()];
+    python.env.push(("PYTHONHOME".into(), "/usr".into()));
+    let target = start_loop_on(&python);
     let pid = target.0.id();
     let names = ["function__entry", "function__return", "line"];
     assert_eq!(semaphores(pid, &names), [0, 0, 0]);
@@ -382,11 +385,12 @@ fn show_with_activate_prints_the_program_and_leaves_the_target_alone() {
     assert_eq!(remote_scripts_run(&log), format!("{}\n", script.display()));
 }
 
-/// On the trampoline path the kernel follows at most 64 nested returns per thread: deeper
-/// calls are not shown, and their number is said on stderr.
+/// On the trampoline path the evaluator's return probe is a uprobe on each of its return
+/// instructions, not a uretprobe (which the kernel places on at most 64 nested calls of a
+/// thread): every call of a deep recursion is shown, and none is said to be too deep.
 #[test]
-fn calls_deeper_than_the_kernel_follows_are_counted() {
-    let test = "calls_deeper_than_the_kernel_follows_are_counted";
+fn calls_nested_past_64_are_followed_on_the_trampoline_path() {
+    let test = "calls_nested_past_64_are_followed_on_the_trampoline_path";
     if !kernel_available(test) {
         return;
     }
@@ -394,7 +398,8 @@ fn calls_deeper_than_the_kernel_follows_are_counted() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let depth = 100;
+    // 3.12's -X perf makes its recursion limit count C frames too: about 750 Python frames.
+    let depth = 600;
     let program = dir.path().join("deep.py");
     std::fs::write(
         &program,
@@ -411,13 +416,125 @@ fn calls_deeper_than_the_kernel_follows_are_counted() {
         .unwrap();
     success("dtk pyflow on deep.py", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let entries = stdout.lines().filter(|l| l.contains("\"entry\"")).count();
-    // <module> and `depth` nested rec() calls: the kernel follows the first 64.
-    let hidden = 1 + depth - 64;
-    assert_eq!(entries, 64, "{stdout}");
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["type"] == "flow")
+        .collect();
+    let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+    // <module> and `depth` nested rec() calls, each returning.
+    assert_eq!((count("entry"), count("return")), (depth + 1, depth + 1));
+    let deepest = events.iter().filter_map(|e| e["depth"].as_u64()).max();
+    assert_eq!(deepest, Some(depth as u64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("dtk: {hidden} calls nested deeper than 64 frames")),
-        "{stderr}"
-    );
+    assert!(!stderr.contains("nested deeper"), "{stderr}");
+}
+
+/// How many times each trampoline Python is attached to a running loop.
+const ATTACHES: usize = 50;
+
+/// Attaching with -p to a loop that runs under the perf trampoline, again and again: every
+/// attach shows tick()'s calls at depth 0, each entry followed by its return, and never a
+/// return whose entry was not shown (the probes go live together, and a thread's depth is
+/// counted only from an entry seen).
+#[test]
+fn attaching_mid_run_never_drifts_on_the_trampoline_path() {
+    let test = "attaching_mid_run_never_drifts_on_the_trampoline_path";
+    if !kernel_available(test) {
+        return;
+    }
+    let pythons = [
+        Interpreter::debian("3.13", test),
+        Interpreter::debian("3.14", test),
+        Interpreter::pyenv("3.12.1", test),
+    ];
+    for mut python in pythons.into_iter().flatten() {
+        python.env.push(("PYTHONPERFSUPPORT".into(), "1".into()));
+        let target = start_loop_on(&python);
+        let pid = target.0.id().to_string();
+        for attach in 0..ATTACHES {
+            let lines = attach_for_lines(&pid, 6);
+            let what = format!("{} attach {attach}: {lines:#?}", python.name);
+            for (i, line) in lines.iter().enumerate() {
+                let kind = if i % 2 == 0 { "entry" } else { "return" };
+                assert_eq!(line["kind"], kind, "{what}");
+                assert_eq!(line["function"], "tick", "{what}");
+                assert_eq!(line["depth"], 0, "{what}");
+            }
+        }
+    }
+}
+
+/// `dtk pyflow -o json -p PID` until it has shown `count` flow lines, then Ctrl-C.
+fn attach_for_lines(pid: &str, count: usize) -> Vec<Value> {
+    let mut dtk = dtk(&programs())
+        .args(["pyflow", "-o", "json", "-p", pid])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dtk.stdout.take().unwrap()).lines();
+    let mut flow = Vec::new();
+    while flow.len() < count {
+        let line = lines.next().expect("pyflow printed lines").unwrap();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        if value["type"] == "flow" {
+            flow.push(value);
+        }
+    }
+    // SAFETY: kill(2) on the pid of the dtk process this test started.
+    unsafe { libc::kill(dtk.id() as i32, libc::SIGINT) };
+    let status = wait_for(&mut dtk, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = dtk.kill();
+        let _ = dtk.wait();
+    }
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "dtk after SIGINT");
+    flow
+}
+
+/// A class called in a loop: CPython 3.14 shows each `__init__` (the program's own count);
+/// 3.13 runs the specialised ones without the perf trampoline, which dtk says on stderr.
+#[test]
+fn repeated_init_calls_are_shown_or_said_missing() {
+    let test = "repeated_init_calls_are_shown_or_said_missing";
+    if !kernel_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let calls = 5;
+    let program = dir.path().join("init.py");
+    std::fs::write(
+        &program,
+        format!(
+            "class C:\n    def __init__(self, v):\n        self.v = v\n\n\n\
+             def main():\n    for i in range({calls}):\n        C(i)\n\n\nmain()\n"
+        ),
+    )
+    .unwrap();
+    for version in ["3.13", "3.14"] {
+        let Some(python) = Interpreter::debian(version, test) else {
+            continue;
+        };
+        let out = dtk(dir.path())
+            .args(["pyflow", "-o", "json", "-c"])
+            .arg(python.command_line(program.to_str().unwrap()))
+            .output()
+            .unwrap();
+        success("dtk pyflow on init.py", &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let inits = stdout
+            .lines()
+            .filter(|l| l.contains("\"entry\"") && l.contains("\"__init__\""))
+            .count();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = stderr.contains("__init__ calls are not shown");
+        if version == "3.13" {
+            assert!(said, "{stderr}");
+            assert!(inits <= calls, "{stdout}");
+        } else {
+            assert!(!said, "{stderr}");
+            assert_eq!(inits, calls, "{stdout}");
+        }
+    }
 }

@@ -90,6 +90,9 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     let mut programs = codegen::build(&plan, &options).map_err(engine_error)?;
     let layouts = std::mem::take(&mut programs.layouts);
     let mut attached = load::attach(programs).map_err(engine_error)?;
+    for notice in plan.holds.iter().filter_map(|h| h.notice.as_ref()) {
+        eprintln!("dtk: {notice}");
+    }
     // The loop's one wait also ends when the target exits.
     let exit_fd = traced
         .pid()

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use super::attach::perf::attach_cpu_clock;
 use super::attach::tracepoint::attach_tracepoint;
-use super::attach::uprobe::attach_uprobe;
+use super::attach::uprobe::{attach_uprobe, hold_semaphore};
 use super::attach::{AttachError, Link};
 use super::bpf::disasm::disassemble;
 use super::bpf::drops::DropCounter;
@@ -112,6 +112,8 @@ impl Generation {
 #[derive(Debug)]
 pub struct Attached {
     programs: Vec<AttachedProgram>,
+    /// Uprobes that only hold USDT semaphores raised (`Plan::holds`).
+    holds: Vec<Link>,
     ring: RingBuf,
     drops: DropCounter,
     gate: Map,
@@ -172,6 +174,7 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
     };
     let mut attached = Attached {
         programs: Vec::new(),
+        holds: Vec::new(),
         ring,
         drops,
         gate,
@@ -204,8 +207,12 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
             _program: loaded,
         });
     }
-    for program in &attached.programs {
-        program.link.enable()?;
+    for spec in &set.holds {
+        attached.holds.push(hold_semaphore(spec)?);
+    }
+    let programs = attached.programs.iter().map(|p| &p.link);
+    for link in programs.chain(&attached.holds) {
+        link.enable()?;
     }
     gate::open(&attached.gate).map_err(LoadError::Gate)?;
     Ok(attached)
@@ -328,6 +335,7 @@ impl Attached {
     /// programs wrote can still be read, and nothing more arrives.
     pub fn detach(&mut self) {
         self.programs.clear();
+        self.holds.clear();
     }
 
     /// Detaches everything without making the caller wait for the kernel to unregister the
@@ -343,14 +351,11 @@ impl Attached {
     /// processes until that process is done, a grace period per uprobe later. Where the fork
     /// fails, the events are closed here.
     pub fn release(self) {
-        for program in &self.programs {
-            program.link.disable();
+        let links = || self.programs.iter().map(|p| &p.link).chain(&self.holds);
+        for link in links() {
+            link.disable();
         }
-        let keep: Vec<RawFd> = self
-            .programs
-            .iter()
-            .flat_map(|p| p.link.event_fds())
-            .collect();
+        let keep: Vec<RawFd> = links().flat_map(Link::event_fds).collect();
         let last_close = close_after(keep);
         drop(self);
         // The closer sees the end of the pipe, and closes the last copies.

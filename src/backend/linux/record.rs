@@ -384,6 +384,7 @@ mod tests {
             shadow_vars: Vec::new(),
             zones: Vec::new(),
             follow: None,
+            holds: Vec::new(),
         }
     }
 

@@ -284,6 +284,14 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
         (target, _) => (target.clone(), None),
     };
     notices.extend(notice);
+    if build.version
+        == Some(Version {
+            major: 3,
+            minor: 13,
+        })
+    {
+        notices.push(INLINED_INIT_3_13.to_string());
+    }
     let owns_perf_map = matches!(target, Target::Command(_));
     Ok(Choice {
         script,
@@ -295,6 +303,15 @@ fn choose(c: &PyflowConfig) -> Result<Choice> {
         creations_left_out: false,
     })
 }
+
+/// CPython 3.13's specialised class call (CALL_ALLOC_AND_ENTER_INIT, once a call site has run
+/// a few times) runs `__init__` inside the caller's evaluator, not through the perf
+/// trampoline, so no probe fires for it; 3.14 goes through the trampoline again. The frame
+/// chain cannot stand in: nothing fires while such an `__init__` runs unless it calls
+/// something, and its return is never seen.
+const INLINED_INIT_3_13: &str = "dtk: CPython 3.13 runs a class's __init__ without the perf \
+     trampoline once the class call is specialised (after its first few calls): those \
+     __init__ calls are not shown, and what they call is shown one level up";
 
 /// Refuses --activate where it cannot work: it needs sys.remote_exec (CPython 3.14).
 fn check_activate(pid: u32, build: &Build) -> Result<(), PythonError> {

@@ -316,8 +316,8 @@ fn located(file: &str, line: i64) -> String {
     }
 }
 
-/// pyflow-trampoline.d counts in @too_deep the calls it could not follow: the kernel places a
-/// return probe on at most 64 nested calls of a thread. Nothing is lost silently.
+/// pyflow-trampoline.d counts in @too_deep the calls nested deeper than it follows (its
+/// MAX_DEPTH: see `python::Layout::max_depth`). Nothing is lost silently.
 fn too_deep_notice(aggs: &[AggSnapshot]) {
     let calls: i64 = aggs
         .iter()
@@ -327,8 +327,9 @@ fn too_deep_notice(aggs: &[AggSnapshot]) {
         .sum();
     if calls > 0 {
         eprintln!(
-            "dtk: {calls} calls nested deeper than 64 frames were not shown (the kernel \
-             follows at most 64 nested returns of a thread)"
+            "dtk: {calls} calls nested deeper than pyflow follows were not shown (100,000 \
+             frames where dtk finds the evaluator's return instructions, else 64: the \
+             kernel's limit on nested uretprobes)"
         );
     }
 }

@@ -192,6 +192,30 @@ impl UsdtProbes {
     }
 }
 
+/// Where a uprobe that never fires can hold the semaphore at file offset `semaphore` of the
+/// file at `path` raised (as its `ref_ctr_offset`): the kernel then counts the semaphore in
+/// every process the uprobe is for, and lowers it when the uprobe goes, even if dtk is killed,
+/// without a breakpoint on the probe's sites. It is one of the file's `padding_after_functions`,
+/// chosen by the semaphore's rank among the file's semaphores, so that every semaphore of a
+/// file has a place of its own, the same in every run (the kernel refuses two uprobes at one
+/// place with different reference counters). None when the file has no such padding or no
+/// such semaphore.
+pub fn semaphore_holder(path: &Path, semaphore: u64) -> Result<Option<u64>, UsdtError> {
+    let image = ElfImage::open(path)?;
+    let mut semaphores: Vec<u64> = UsdtProbes::read(&image)?
+        .all()
+        .iter()
+        .filter_map(|p| p.semaphore.map(|s| s.file_offset))
+        .collect();
+    semaphores.sort_unstable();
+    semaphores.dedup();
+    let Ok(rank) = semaphores.binary_search(&semaphore) else {
+        return Ok(None);
+    };
+    let padding = image.padding_after_functions();
+    Ok((!padding.is_empty()).then(|| padding[rank % padding.len()]))
+}
+
 /// Turns a note into a probe: prelink adjustment, file offsets, decoded arguments.
 fn probe(
     image: &ElfImage,
@@ -504,5 +528,29 @@ mod tests {
             assert_eq!(image.file_offset(probe.address).unwrap(), probe.file_offset);
             probe.args().unwrap();
         }
+    }
+
+    #[test]
+    fn every_semaphore_has_a_holder_of_its_own_away_from_every_site() {
+        let Some(probes) = python() else { return };
+        let path = Path::new(PYTHON);
+        let mut holders: Vec<u64> = Vec::new();
+        for probe in probes.all() {
+            let semaphore = probe.semaphore.unwrap().file_offset;
+            let holder = semaphore_holder(path, semaphore).unwrap().unwrap();
+            assert!(probes.all().iter().all(|p| p.file_offset != holder));
+            holders.push(holder);
+        }
+        holders.sort_unstable();
+        holders.dedup();
+        let mut semaphores: Vec<u64> = probes
+            .all()
+            .iter()
+            .map(|p| p.semaphore.unwrap().file_offset)
+            .collect();
+        semaphores.sort_unstable();
+        semaphores.dedup();
+        assert_eq!(holders.len(), semaphores.len());
+        assert_eq!(semaphore_holder(path, 1).unwrap(), None);
     }
 }

@@ -134,17 +134,36 @@ unsafe fn attach_perf_event(
     cpu: i32,
     what: &str,
 ) -> Result<OwnedFd, AttachError> {
+    // SAFETY: the caller upholds the contract on pointers in `attr` (see # Safety).
+    let event = unsafe { open_perf_event(attr, pid, cpu, what) }?;
+    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(|source| {
+        AttachError::Sys {
+            what: what.to_string(),
+            source,
+        }
+    })?;
+    Ok(event)
+}
+
+/// Opens a perf event, disabled, with no program.
+///
+/// # Safety
+/// As for [`attach_perf_event`].
+unsafe fn open_perf_event(
+    attr: &PerfEventAttr,
+    pid: i32,
+    cpu: i32,
+    what: &str,
+) -> Result<OwnedFd, AttachError> {
     let mut attr = *attr;
     attr.flags |= sys::PERF_FLAG_BIT_DISABLED;
-    let sys_err = |source| AttachError::Sys {
-        what: what.to_string(),
-        source,
-    };
     // SAFETY: the caller upholds the contract on pointers in `attr` (see # Safety).
-    let event = unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }
-        .map_err(sys_err)?;
-    sys::perf_ioctl(event.as_raw_fd(), PerfIoctl::SetBpf(prog.as_raw_fd())).map_err(sys_err)?;
-    Ok(event)
+    unsafe { sys::perf_event_open(&attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC) }.map_err(
+        |source| AttachError::Sys {
+            what: what.to_string(),
+            source,
+        },
+    )
 }
 
 /// Reads a sysfs/tracefs file that holds one decimal number.

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{attach_perf_event, read_number, AttachError, Link};
+use super::{attach_perf_event, open_perf_event, read_number, AttachError, Link};
 use crate::backend::linux::bpf::prog::Program;
 use crate::backend::linux::bpf::sys::PerfEventAttr;
 use crate::inspect::tracefs;
@@ -69,6 +69,31 @@ pub fn attach_uprobe(prog: &Program, spec: &UprobeSpec) -> Result<Link, AttachEr
     };
     // SAFETY: config1 points into `path`, a CString that lives until the end of this function.
     match unsafe { attach_perf_event(prog, &attr, pid, cpu, &what) } {
+        Ok(event) => Ok(Link {
+            events: vec![event],
+            what,
+        }),
+        Err(AttachError::Sys { source, what }) if source.errno() == Some(libc::EINVAL) => {
+            Err(explain_einval(spec, source, what))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a uprobe at `spec` with no program, disabled: enabled, it only holds its semaphore
+/// (`ref_ctr_offset`) raised, in the processes it is for, until it closes.
+pub fn hold_semaphore(spec: &UprobeSpec) -> Result<Link, AttachError> {
+    let what = format!("semaphore holder {}", describe(spec));
+    let path =
+        CString::new(spec.path.as_os_str().as_bytes()).map_err(|_| AttachError::NulInPath {
+            path: spec.path.clone(),
+        })?;
+    let mut attr = PerfEventAttr::new(pmu_type()?, config(spec)?);
+    attr.config1 = path.as_ptr() as u64;
+    attr.config2 = spec.offset;
+    let (pid, cpu) = spec.pid.map_or((-1, 0), |pid| (pid, -1));
+    // SAFETY: config1 points into `path`, a CString that lives until the end of this function.
+    match unsafe { open_perf_event(&attr, pid, cpu, &what) } {
         Ok(event) => Ok(Link {
             events: vec![event],
             what,

@@ -100,6 +100,8 @@ pub struct ProgramSet {
     pub thread_vars: ThreadVars,
     /// Children of a followed tree the full followed set refused (`bpf::follow`).
     pub unfollowed: Option<DropSlots>,
+    /// Uprobes that hold USDT semaphores and run no program (`Plan::holds`).
+    pub holds: Vec<UprobeSpec>,
 }
 
 /// Builds a program for every kernel attach point of `plan`, with `options.bufsize` as the
@@ -166,6 +168,7 @@ pub fn build(plan: &Plan, options: &Options) -> Result<ProgramSet, CodegenError>
         aggregations: shared.aggregations,
         thread_vars: shared.vars,
         unfollowed,
+        holds: plan.holds.iter().map(|h| h.spec.clone()).collect(),
     })
 }
 
@@ -194,7 +197,8 @@ impl Builder<'_> {
                 .collect(),
         };
         // A probe with nothing to emit or update needs no program, unless attaching has an
-        // effect of its own (a USDT semaphore raised while a uprobe is attached).
+        // effect of its own (a USDT semaphore raised while a uprobe is attached, where the
+        // plan could not hold it elsewhere: `plan::semaphores`).
         let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
         match &probe.site {
             Site::UserSpace | Site::RawSyscall { .. } => {}
@@ -463,6 +467,7 @@ mod tests {
             shadow_vars: Vec::new(),
             zones: Vec::new(),
             follow: None,
+            holds: Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ mod follow;
 mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
+mod semaphores;
 mod threadvars;
 mod walk;
 mod zone;
@@ -74,6 +75,17 @@ pub struct Plan {
     /// The process tree the run follows (`Scope::follow`): every kernel program fires only in
     /// its processes. Set by the engine once the target is known.
     pub follow: Option<Follow>,
+    /// USDT semaphores held raised by uprobes that never fire (`semaphores`).
+    pub holds: Vec<SemaphoreHold>,
+}
+
+/// A uprobe that only holds a USDT semaphore raised: it is where no code runs, and carries the
+/// semaphore as its `ref_ctr_offset`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemaphoreHold {
+    pub spec: UprobeSpec,
+    /// What to tell the user, when the program did not ask for the probe itself.
+    pub notice: Option<String>,
 }
 
 /// One concrete probe.
@@ -265,6 +277,7 @@ pub fn resolve(
         probe.kernel_filter = filter::kernel_filter(&chosen, &probe.info);
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
+    let holds = semaphores::resolve(&mut probes)?;
     Ok(Plan {
         probes,
         strsize: options.strsize,
@@ -273,6 +286,7 @@ pub fn resolve(
         shadow_vars,
         zones,
         follow: None,
+        holds,
     })
 }
 

@@ -4,9 +4,13 @@
 //! every mapped file. Function globs are
 //! matched against the defined functions of `.symtab` and `.dynsym`.
 //!
-//! Entry probes give the six integer argument registers as arg0–arg5; return probes give
-//! arg1 = the return value (arg0, the return's offset in the function in DTrace, is 0: a
-//! uretprobe does not know it).
+//! Entry probes give the six integer argument registers as arg0–arg5. A return probe is, as
+//! in DTrace, a uprobe on each of the function's return instructions, with arg0 = the
+//! return's offset in the function and arg1 = the return value, where `inspect::returns`
+//! can tell them all (x86-64 code whose every exit is a `ret`; CPython's evaluator, whose
+//! indirect jumps are its own computed gotos). Otherwise it is a uretprobe, with arg0 = 0:
+//! the kernel places those on at most 64 nested calls of a thread, and deeper returns are not
+//! seen.
 
 use std::path::Path;
 
@@ -20,8 +24,9 @@ use crate::backend::linux::plan::glob::{is_glob, matches};
 use crate::backend::linux::plan::{
     describe, regs, ArgLoad, Candidate, PlanError, Site, UprobeSite,
 };
-use crate::inspect::elf::{ElfError, ElfImage};
+use crate::inspect::elf::{ElfError, ElfImage, FunctionLocation};
 use crate::inspect::procmaps::ProcessMaps;
+use crate::inspect::returns::return_sites;
 
 /// The pid provider's probes in process `pid`.
 pub fn probes(
@@ -66,15 +71,17 @@ pub fn probes(
                     pid: i32::try_from(pid).ok(),
                     retprobe,
                 };
+                let sites = match retprobe {
+                    true => return_probes(&image, &function, &location, spec),
+                    false => vec![UprobeSite {
+                        spec,
+                        args: function_args(false),
+                    }],
+                };
                 found.push(Candidate {
                     desc: concrete(&format!("pid{pid}"), module, &function, name),
                     kind: ProbeKind::Uprobe,
-                    site: Site::Uprobe {
-                        sites: vec![UprobeSite {
-                            spec,
-                            args: function_args(retprobe),
-                        }],
-                    },
+                    site: Site::Uprobe { sites },
                 });
             }
         }
@@ -104,6 +111,37 @@ fn function_names(pattern: &str, path: &Path) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The return probe of `function`: a uprobe on each of its return instructions when they are
+/// known, else the uretprobe `uretprobe`.
+fn return_probes(
+    image: &ElfImage,
+    function: &str,
+    location: &FunctionLocation,
+    uretprobe: UprobeSpec,
+) -> Vec<UprobeSite> {
+    let evaluator = function == crate::python::EVAL_FRAME;
+    let Some(rets) = return_sites(image, function, location, evaluator) else {
+        return vec![UprobeSite {
+            spec: uretprobe,
+            args: function_args(true),
+        }];
+    };
+    rets.into_iter()
+        .map(|offset| {
+            let mut args = function_args(true);
+            args[0] = ArgLoad::Constant(offset.wrapping_sub(location.file_offset));
+            UprobeSite {
+                spec: UprobeSpec {
+                    offset,
+                    retprobe: false,
+                    ..uretprobe.clone()
+                },
+                args,
+            }
+        })
+        .collect()
 }
 
 fn function_args(retprobe: bool) -> Vec<ArgLoad> {
