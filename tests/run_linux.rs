@@ -991,3 +991,13 @@ expect_lines!(
         assert_eq!(frames, 4, "{out}");
     }
 );
+
+expect_lines!(
+    ticks_fire_while_a_followed_command_sleeps,
+    "#pragma D option quiet\ntick-50ms /++n == 4/ { printf(\"ticks %d\\n\", n); exit(0); }",
+    // The command never runs during the ticks: they fire whatever the CPU runs.
+    ["-c", "sleep 30"],
+    |out| {
+        assert_eq!(out, "ticks 4\n\n");
+    }
+);

@@ -37,6 +37,7 @@ use super::bpf::maps::{MapSpec, MapTable, MapType};
 use super::bpf::prog::ProgType;
 use super::bpf::{follow, gate};
 use super::d::ast::Expr;
+use super::firing::ProbeKind;
 use super::options::Options;
 use super::plan::{ArgLoad, Follow, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
@@ -295,6 +296,7 @@ impl Builder<'_> {
             kernel_clauses: parts.kernel_clauses,
             maps: self.maps,
             zones: &self.plan.zones,
+            in_followed_set: probe.info.kind != ProbeKind::Tick,
         };
         let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
             what: what.to_string(),
@@ -430,7 +432,7 @@ mod tests {
     use super::*;
     use crate::backend::linux::bpf::insn::relocate;
     use crate::backend::linux::bpf::sys::fake::with_kernel;
-    use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
+    use crate::backend::linux::firing::ProbeInfo;
     use crate::backend::linux::load::{self, LoadError};
     use crate::backend::linux::plan::Captures;
     use crate::event::ProbeDesc;
