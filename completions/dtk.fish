@@ -125,8 +125,19 @@ complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s h -l help -d 'Print
 complete -c dtk -n "__fish_dtk_using_subcommand syscalls" -s V -l version -d 'Print version'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s p -l pid -d 'Trace this running process; tracing ends when it exits' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s c -l command -d 'Start this command (split like a shell would) and trace it until it exits' -r
-complete -c dtk -n "__fish_dtk_using_subcommand run" -s n -l program -d 'A D program given on the command line (repeatable: clauses are joined in order). With -n, every positional argument is a macro argument ($1, $2, …)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s s -l script -d 'The D script file; every operand is then a macro argument ($1, $2, …)' -r -F
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s n -l program -d 'A D program given on the command line (repeatable: clauses are joined in order). With -n, every operand is a macro argument ($1, $2, …)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s P -l provider -d 'Probes of this provider, as `dtrace -P`: PROVIDER[[/predicate/]{action}] (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s m -l module -d 'Probes in this module, as `dtrace -m`: [PROVIDER:]MODULE[{action}] (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s f -l function -d 'Probes of this function, as `dtrace -f`: [[PROVIDER:]MODULE:]FUNCTION[{action}] (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s b -l bufsize -d 'The principal buffer\'s size, such as 4m (`-x bufsize=SIZE`)' -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s x -l option -d 'Set a D option, as `#pragma D option` does (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s D -d 'With -C: define a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s U -d 'With -C: undefine a preprocessor macro (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s I -d 'With -C: a directory to search for #include files (repeatable)' -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s i -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s L -r
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s X -r
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l backend -d 'Tracing engine: libdtrace where built in, else dtk\'s eBPF engine' -r -f -a "auto\t''
 libdtrace\t''
 linux\t''"
@@ -136,8 +147,18 @@ never\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s o -l output -d 'Output format: text for people, json for one JSON object per line, each with a "type" (the fields of each are in README.md, "JSON output")' -r -f -a "text\t''
 json\t''"
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s l -l list -d 'List the probes that the descriptions match (-n DESC, or the script\'s) instead of tracing'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s e -l compile-only -d 'Compile the program and match its probes, then exit without tracing'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s Z -l zdefs -d 'Permit probe descriptions that match no probes'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s w -l destructive -d 'Permit destructive actions such as system() and raise() (`-x destructive`)'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s F -l flowindent -d 'Indent function entries and returns (`-x flowindent`)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l dump-bpf -d 'Print the generated eBPF programs on stderr before tracing (linux back end)'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s C -d 'Run the C preprocessor (cpp) over the program first, as dtrace -C does'
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s G
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s a
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s A
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s S
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s v
+complete -c dtk -n "__fish_dtk_using_subcommand run" -s H
 complete -c dtk -n "__fish_dtk_using_subcommand run" -l no-header -d 'Do not print the header line (pyflow: the flow\'s; its --summary table keeps its own)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s q -l quiet -d 'Print no notices on stderr (errors and drop counts are still printed)'
 complete -c dtk -n "__fish_dtk_using_subcommand run" -s h -l help -d 'Print help'

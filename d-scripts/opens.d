@@ -15,12 +15,14 @@
  *   FILTER_ZONE  -z ZONE: only this zone ("": all). On Linux, dtk's engine reads
  *                `zonename == "X"` as: in cgroup X (a name or a path) or below it.
  *   FAILED_ONLY  -x: 1 to report only opens that failed.
+ *   WANT_CWD     --full: 1 to report the working directory at each open, which a relative
+ *                path is resolved from (0: cwd is printed as "", and not read).
  * Output:     first `tracing since TIMESTAMP`, then one line per open:
- *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd path
+ *   timestamp walltimestamp zonename pid tid execname result errno flags dirfd cwd path
  *   where result is the fd, or -1 with errno set, and a relative path is relative to
- *   dirfd (-100, AT_FDCWD: the working directory). At the end, @unmatched counts the
- *   returns of opens whose entry was not recorded (lost, or begun before tracing); it is
- *   not printed when it is 0.
+ *   dirfd (-100, AT_FDCWD: the working directory, cwd, as it was at the return, with
+ *   WANT_CWD). At the end, @unmatched counts the returns of opens whose entry was not
+ *   recorded (lost, or begun before tracing); it is not printed when it is 0.
  *   dtk reads these lines as the contract in src/commands/opens.rs (CONTRACT) declares
  *   them; a unit test fails when the two disagree.
  *   Every return clause repeats the process filters, so that the kernel sends only the
@@ -36,6 +38,7 @@ inline int FOLLOW = 0;
 inline string FILTER_NAME = "";
 inline string FILTER_ZONE = "";
 inline int FAILED_ONLY = 0;
+inline int WANT_CWD = 0;
 
 BEGIN
 {
@@ -88,8 +91,9 @@ syscall::openat2:return
  (FILTER_ZONE == "" || zonename == FILTER_ZONE) &&
  self->path && (FAILED_ONLY == 0 || (int)arg0 < 0)/
 {
-	printf("%d %d %s %d %d %s %d %d %d %d %s\n", timestamp, walltimestamp, zonename,
+	printf("%d %d %s %d %d %s %d %d %d %d %s %s\n", timestamp, walltimestamp, zonename,
 	    pid, tid, execname, (int)arg0, errno, self->flags, self->dirfd,
+	    WANT_CWD ? cwd : "",
 	    copyinstr(self->path));
 }
 

@@ -62,6 +62,8 @@ Environment:
   TERM            when dumb, no colour unless --color always
   PATH            where -c finds its command, and pyflow an interpreter named without a path
   PYENV_VERSION   the interpreter a pyenv shim runs, as `pyenv which` (which pyflow asks) says
+  _DTRACE_TESTING when set, run leaves the CPU and ID columns out of its per-firing lines,
+                  as dtrace(1) does for its test suite
   dtk reads no DTK_* variables. A -c command runs with dtk's environment.")]
 pub struct Cli {
     #[command(flatten)]
@@ -116,7 +118,7 @@ pub enum Command {
     Pyflow(PyflowArgs),
     Opens(OpensArgs),
     Syscalls(SyscallsArgs),
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the bundled D scripts, one line each.
     #[command(after_help = "Examples:\n  dtk list\n  dtk -o json list")]
     List,
@@ -353,6 +355,8 @@ pub enum SortBy {
 Examples:
   dtk run script.d                    run a D script
   dtk run script.d 42 nginx           with $1 = 42 and $2 = nginx
+  dtk run -s script.d -c 'ls /'       the same as dtrace(1): options anywhere, -s the script
+  dtk run -q -P syscall -e            compile and match probes, then exit
   dtk run -n 'syscall::openat:entry { printf(\"%s\\n\", copyinstr(arg1)); }'
   dtk run -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 4242
                                       calls per Python function (on CPython 3.11, dtk
@@ -369,26 +373,119 @@ Exit status:
 pub struct RunArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The D script file; every operand is then a macro argument ($1, $2, …).
+    #[arg(short = 's', long = "script", value_name = "FILE")]
+    pub script: Option<PathBuf>,
     /// A D program given on the command line (repeatable: clauses are joined in order).
-    /// With -n, every positional argument is a macro argument ($1, $2, …).
+    /// With -n, every operand is a macro argument ($1, $2, …).
     #[arg(short = 'n', long = "program", value_name = "PROGRAM")]
     pub program: Vec<String>,
+    /// Probes of this provider, as `dtrace -P`: PROVIDER[[/predicate/]{action}] (repeatable).
+    #[arg(short = 'P', long = "provider", value_name = "PROVIDER")]
+    pub provider: Vec<String>,
+    /// Probes in this module, as `dtrace -m`: [PROVIDER:]MODULE[{action}] (repeatable).
+    #[arg(short = 'm', long = "module", value_name = "MODULE")]
+    pub module: Vec<String>,
+    /// Probes of this function, as `dtrace -f`: [[PROVIDER:]MODULE:]FUNCTION[{action}]
+    /// (repeatable).
+    #[arg(short = 'f', long = "function", value_name = "FUNCTION")]
+    pub function: Vec<String>,
     /// List the probes that the descriptions match (-n DESC, or the script's) instead of
     /// tracing.
     #[arg(short = 'l', long)]
     pub list: bool,
+    /// Compile the program and match its probes, then exit without tracing.
+    #[arg(short = 'e', long)]
+    pub compile_only: bool,
     /// Permit probe descriptions that match no probes.
     #[arg(short = 'Z', long)]
     pub zdefs: bool,
+    /// Permit destructive actions such as system() and raise() (`-x destructive`).
+    #[arg(short = 'w', long)]
+    pub destructive: bool,
+    /// Indent function entries and returns (`-x flowindent`).
+    #[arg(short = 'F', long)]
+    pub flowindent: bool,
+    /// The principal buffer's size, such as 4m (`-x bufsize=SIZE`).
+    #[arg(short = 'b', long, value_name = "SIZE")]
+    pub bufsize: Option<String>,
     /// Set a D option, as `#pragma D option` does (repeatable).
     #[arg(short = 'x', long = "option", value_name = "NAME[=VALUE]")]
     pub options: Vec<String>,
     /// Print the generated eBPF programs on stderr before tracing (linux back end).
     #[arg(long)]
     pub dump_bpf: bool,
-    /// The script file (unless -n is given), then its arguments ($1, $2, …).
-    #[arg(value_name = "SCRIPT_AND_ARGS", trailing_var_arg = true)]
+    /// Run the C preprocessor (cpp) over the program first, as dtrace -C does.
+    #[arg(short = 'C')]
+    pub cpp: bool,
+    /// With -C: define a preprocessor macro (repeatable).
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub defines: Vec<String>,
+    /// With -C: undefine a preprocessor macro (repeatable).
+    #[arg(short = 'U', value_name = "NAME")]
+    pub undefines: Vec<String>,
+    /// With -C: a directory to search for #include files (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include_dirs: Vec<String>,
+    #[command(flatten)]
+    pub unsupported: UnsupportedArgs,
+    /// The script file (unless -s, -n, -P, -m or -f gives the program), then its arguments
+    /// ($1, $2, …). Options may come before, between or after them, as with dtrace(1); `--`
+    /// ends the options.
+    #[arg(value_name = "SCRIPT_AND_ARGS", allow_negative_numbers = true)]
     pub script_and_args: Vec<String>,
+}
+
+/// dtrace(1) options that dtk does not have. They are accepted by the parser only so that the
+/// error can name the feature instead of calling the option unknown.
+#[derive(Clone, Debug, Args)]
+pub struct UnsupportedArgs {
+    #[arg(short = 'G', hide = true)]
+    pub anonymous_object: bool,
+    #[arg(short = 'a', hide = true)]
+    pub claim_anonymous: bool,
+    #[arg(short = 'A', hide = true)]
+    pub anonymous: bool,
+    #[arg(short = 'S', hide = true)]
+    pub show_dif: bool,
+    #[arg(short = 'v', hide = true)]
+    pub verbose: bool,
+    #[arg(short = 'H', hide = true)]
+    pub include_files: bool,
+    #[arg(short = 'i', hide = true, value_name = "ID")]
+    pub probe_id: Option<String>,
+    #[arg(short = 'L', hide = true, value_name = "PATH")]
+    pub library_path: Option<String>,
+    #[arg(short = 'X', hide = true, value_name = "MODE")]
+    pub conformance: Option<String>,
+}
+
+impl UnsupportedArgs {
+    /// The first dtrace(1) option given that dtk does not have, with what it does there.
+    pub fn first(&self) -> Option<&'static str> {
+        [
+            (
+                self.anonymous_object,
+                "-G (an ELF object for anonymous tracing)",
+            ),
+            (
+                self.claim_anonymous,
+                "-a (claiming anonymous tracing state)",
+            ),
+            (self.anonymous, "-A (anonymous tracing at boot)"),
+            (self.show_dif, "-S (showing the compiled DIF)"),
+            (self.verbose, "-v (the stability report)"),
+            (self.include_files, "-H (listing the files cpp includes)"),
+            (self.probe_id.is_some(), "-i (probes by numeric id)"),
+            (self.library_path.is_some(), "-L (a D library directory)"),
+            (
+                self.conformance.is_some(),
+                "-X (ISO C conformance modes of cpp)",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(given, what)| given.then_some(what))
+    }
 }
 
 /// Print the exact D program a command would run, ready to paste into dtrace(1).

@@ -13,6 +13,7 @@ use crate::backend::BackendChoice;
 use crate::cli::{
     self, BackendArg, Cli, ColorArg, Command, CountBy, FormatArg, GenerateKind, SortBy,
 };
+use crate::cpp::CppOptions;
 use crate::output::{decide_color, ColorChoice};
 use crate::target::Target;
 
@@ -146,9 +147,16 @@ pub struct RunConfig {
     pub args: Vec<String>,
     pub target: Target,
     pub list: bool,
+    /// -e: compile the program and match its probes, then exit.
+    pub compile_only: bool,
     pub zdefs: bool,
     pub options: Vec<(String, Option<String>)>,
     pub dump_bpf: bool,
+    /// Whether per-firing lines show the CPU and probe ID columns (not under
+    /// `_DTRACE_TESTING`).
+    pub probe_columns: bool,
+    /// `-C`: preprocess the program with cpp first.
+    pub cpp: Option<CppOptions>,
 }
 
 /// What the environment says about colour and terminals, read in one place.
@@ -158,6 +166,9 @@ pub struct Environment {
     pub no_color: Option<OsString>,
     pub term: Option<OsString>,
     pub cwd: Option<PathBuf>,
+    /// `_DTRACE_TESTING` is set: as dtrace(1) does for its test suite, `run` leaves the CPU
+    /// and ID columns out of its per-firing lines.
+    pub dtrace_testing: bool,
 }
 
 impl Environment {
@@ -167,6 +178,7 @@ impl Environment {
             no_color: std::env::var_os("NO_COLOR"),
             term: std::env::var_os("TERM"),
             cwd: std::env::current_dir().ok(),
+            dtrace_testing: std::env::var_os("_DTRACE_TESTING").is_some(),
         }
     }
 }
@@ -203,7 +215,7 @@ impl Config {
             Command::Pyflow(a) => CommandConfig::Pyflow(pyflow(a, env)?),
             Command::Opens(a) => CommandConfig::Opens(opens(a, &mut notices)?),
             Command::Syscalls(a) => CommandConfig::Syscalls(syscalls(a, &mut notices)?),
-            Command::Run(a) => CommandConfig::Run(run(a)?),
+            Command::Run(a) => CommandConfig::Run(run(*a, g.quiet, env.dtrace_testing)?),
             Command::List => CommandConfig::List,
             Command::Show(a) => CommandConfig::Show(match a.script {
                 cli::ShowScript::Pyflow(a) => ShowConfig::Pyflow(pyflow(a, env)?),
@@ -329,47 +341,95 @@ fn syscalls(a: cli::SyscallsArgs, notices: &mut Vec<String>) -> Result<SyscallsC
     })
 }
 
-fn run(a: cli::RunArgs) -> Result<RunConfig> {
+fn run(a: cli::RunArgs, quiet: bool, dtrace_testing: bool) -> Result<RunConfig> {
+    if let Some(what) = a.unsupported.first() {
+        bail!("dtrace(1)'s {what} is not supported by dtk");
+    }
     let mut rest = a.script_and_args.into_iter();
-    let source = if a.program.is_empty() {
-        match rest.next() {
+    let mut clauses: Vec<String> = Vec::new();
+    // dtrace(1) qualifies each kind of description from the left: -P names the provider, -m
+    // the module, -f the function, -n the probe name.
+    for (specs, last_field) in [(&a.provider, 0), (&a.module, 1), (&a.function, 2)] {
+        clauses.extend(specs.iter().map(|s| qualify(s, last_field)));
+    }
+    clauses.extend(a.program.iter().cloned());
+    let source = match (a.script, clauses.is_empty()) {
+        (Some(_), false) => bail!("-s cannot be combined with -n, -P, -m or -f in dtk"),
+        (Some(file), true) => ProgramSource::File(file),
+        (None, true) => match rest.next() {
             Some(file) => ProgramSource::File(file.into()),
-            None => bail!("no program: give a script file or -n 'PROGRAM'"),
+            None => bail!("no program: give a script file (-s FILE) or -n 'PROGRAM'"),
+        },
+        (None, false) => {
+            // A bare description (`-n BEGIN`, `-P syscall`) is a clause with dtrace's
+            // default action.
+            let clauses: Vec<String> = clauses
+                .into_iter()
+                .map(|d| {
+                    if d.contains('{') || d.trim().is_empty() {
+                        d
+                    } else {
+                        format!("{d} {{}}")
+                    }
+                })
+                .collect();
+            ProgramSource::Inline(clauses.join("\n"))
         }
-    } else if a.list {
-        // With -l, -n gives probe descriptions; an empty body makes each a clause.
-        let clauses: Vec<String> = a
-            .program
-            .iter()
-            .map(|d| {
-                if d.contains('{') {
-                    d.clone()
-                } else {
-                    format!("{d} {{}}")
-                }
-            })
-            .collect();
-        ProgramSource::Inline(clauses.join("\n"))
-    } else {
-        ProgramSource::Inline(a.program.join("\n"))
     };
-    let options = a
-        .options
-        .iter()
-        .map(|o| match o.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (o.clone(), None),
-        })
-        .collect();
+    let mut options: Vec<(String, Option<String>)> = Vec::new();
+    for (given, name) in [
+        (quiet, "quiet"),
+        (a.destructive, "destructive"),
+        (a.flowindent, "flowindent"),
+    ] {
+        if given {
+            options.push((name.into(), None));
+        }
+    }
+    if let Some(size) = a.bufsize {
+        options.push(("bufsize".into(), Some(size)));
+    }
+    options.extend(a.options.iter().map(|o| match o.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (o.clone(), None),
+    }));
     Ok(RunConfig {
         source,
         args: rest.collect(),
         target: target(&a.target)?,
         list: a.list,
+        compile_only: a.compile_only,
         zdefs: a.zdefs,
         options,
         dump_bpf: a.dump_bpf,
+        probe_columns: !dtrace_testing,
+        cpp: a.cpp.then_some(CppOptions {
+            defines: a.defines,
+            undefines: a.undefines,
+            include_dirs: a.include_dirs,
+        }),
     })
+}
+
+/// A `-P`/`-m`/`-f` description made a full `provider:module:function:name` one: its fields
+/// end at field `last_field` (0 = provider), the fields after it match anything. What follows
+/// the description (a predicate or an action) is kept.
+fn qualify(spec: &str, last_field: usize) -> String {
+    let end = spec.find(['/', '{']).unwrap_or(spec.len());
+    let (desc, clause) = spec.split_at(end);
+    let desc = desc.trim();
+    let given = desc.split(':').count();
+    let before = (last_field + 1).saturating_sub(given);
+    let after = 3 - last_field;
+    format!(
+        "{}{}{} {}",
+        ":".repeat(before),
+        desc,
+        ":".repeat(after),
+        clause
+    )
+    .trim_end()
+    .to_string()
 }
 
 #[cfg(test)]
@@ -416,6 +476,66 @@ mod tests {
         assert_eq!(r.source, ProgramSource::Inline("BEGIN { exit(0); }".into()));
         assert_eq!(r.args, ["1"]);
         assert!(resolve(&["dtk", "run"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_options_anywhere_as_dtrace_does() {
+        let c = resolve(&[
+            "dtk",
+            "run",
+            "x.d",
+            "-c",
+            "ls /",
+            "a",
+            "-q",
+            "-x",
+            "strsize=8",
+        ]);
+        let CommandConfig::Run(r) = c.unwrap().command else {
+            panic!()
+        };
+        assert_eq!(r.source, ProgramSource::File("x.d".into()));
+        assert_eq!(r.args, ["a"]);
+        assert_eq!(r.target, Target::Command(vec!["ls".into(), "/".into()]));
+        assert_eq!(
+            r.options,
+            [("quiet".into(), None), ("strsize".into(), Some("8".into()))]
+        );
+        let c = resolve(&["dtk", "run", "1", "-s", "y.d", "-w", "2"]).unwrap();
+        let CommandConfig::Run(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.source, ProgramSource::File("y.d".into()));
+        assert_eq!(r.args, ["1", "2"]);
+        assert_eq!(r.options, [("destructive".into(), None)]);
+    }
+
+    #[test]
+    fn probe_options_qualify_descriptions_as_dtrace_does() {
+        assert_eq!(qualify("syscall", 0), "syscall:::");
+        assert_eq!(qualify("syscall{ exit(0); }", 0), "syscall::: { exit(0); }");
+        assert_eq!(qualify("libc.so.6", 1), ":libc.so.6::");
+        assert_eq!(qualify("pid1:libc.so.6", 1), "pid1:libc.so.6::");
+        assert_eq!(qualify("read /pid == 1/", 2), "::read: /pid == 1/");
+        let c = resolve(&["dtk", "run", "-P", "syscall", "-f", "read"]).unwrap();
+        let CommandConfig::Run(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            r.source,
+            ProgramSource::Inline("syscall::: {}\n::read: {}".into())
+        );
+    }
+
+    #[test]
+    fn dtrace_options_dtk_lacks_are_named() {
+        let err = resolve(&["dtk", "run", "-G", "-s", "x.d"]).unwrap_err();
+        assert!(err.to_string().contains("-G (an ELF object"), "{err}");
+        let err = resolve(&["dtk", "run", "-i", "12"]).unwrap_err();
+        assert!(
+            err.to_string().contains("-i (probes by numeric id)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -181,6 +181,21 @@ pub struct Origin {
 pub struct Record {
     pub origin: Origin,
     pub values: Vec<Value>,
+    /// How dtrace(1) shows each value; shorter than `values` when the back end does not say
+    /// (a value is then shown by its own kind, an integer as 8 bytes).
+    pub formats: Vec<TraceFormat>,
+}
+
+/// What decides how dtrace(1) shows one value of a trace() record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceFormat {
+    /// An integer (or pointer) of this many bytes: its column's width depends on it.
+    Int(u8),
+    /// A string the D program itself wrote (a constant): shown as is, while a string from
+    /// the traced system has its control characters escaped.
+    ProgramText,
+    /// Anything else: strings from the traced system, stacks, memory.
+    Other,
 }
 
 /// The output of one `printf()` action: the formatted text, and the arguments it was made of,
@@ -519,6 +534,23 @@ impl fmt::Display for DropKind {
     }
 }
 
+impl DropKind {
+    /// What dtrace(1) calls `count` of these (`1 dynamic variable drop`, `3 aggregation
+    /// drops`) and the tag `-x droptags` shows (DTRACEDROP_*); None for the kinds that are
+    /// dtk's own. dtrace adds `on CPU N` to buffer drops, which dtk does not count per CPU.
+    pub fn dtrace_words(&self, count: u64) -> Option<(&'static str, String)> {
+        let (tag, what) = match self {
+            DropKind::Buffer => ("DTRACEDROP_PRINCIPAL", "drop"),
+            DropKind::Aggregation => ("DTRACEDROP_AGGREGATION", "aggregation drop"),
+            DropKind::Dynamic => ("DTRACEDROP_DYNAMIC", "dynamic variable drop"),
+            DropKind::Speculation => ("DTRACEDROP_SPEC", "speculative drop"),
+            DropKind::TruncatedString | DropKind::Unshown | DropKind::Unfollowed => return None,
+        };
+        let plural = if count == 1 { "" } else { "s" };
+        Some((tag, format!("{count} {what}{plural}")))
+    }
+}
+
 /// How a traced process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetStatus {
@@ -569,6 +601,15 @@ impl fmt::Display for TargetExit {
 /// Everything a back end can tell a presenter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// A clause of a program that is not quiet starts its output for one firing: dtrace(1)
+    /// prints the probe's CPU, ID and FUNCTION:NAME, then what the clause records on the same
+    /// line, until `FiringEnd`. `probe_id` numbers the probe as `dtk run -l` does.
+    FiringStart {
+        origin: Origin,
+        probe_id: u32,
+    },
+    /// The end of what a clause recorded for the firing `FiringStart` began.
+    FiringEnd,
     Record(Record),
     Printf(Printf),
     /// printa(@a) without a format.
@@ -598,6 +639,20 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_are_worded_as_dtrace_words_them() {
+        assert_eq!(
+            DropKind::Dynamic.dtrace_words(1),
+            Some(("DTRACEDROP_DYNAMIC", "1 dynamic variable drop".to_string()))
+        );
+        assert_eq!(
+            DropKind::Aggregation.dtrace_words(3),
+            Some(("DTRACEDROP_AGGREGATION", "3 aggregation drops".to_string()))
+        );
+        assert_eq!(DropKind::Buffer.dtrace_words(2).unwrap().1, "2 drops");
+        assert_eq!(DropKind::Unshown.dtrace_words(2), None);
+    }
 
     #[test]
     fn traced_strings_are_found_in_a_finished_text_in_order() {

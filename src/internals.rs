@@ -59,6 +59,10 @@ pub mod d {
 /// The run's middle: plan, code generation, loading, records and the executor.
 pub mod plan {
     pub use crate::backend::linux::plan::{list, resolve, Plan, PlanError, Site};
+
+    pub mod glob {
+        pub use crate::backend::linux::plan::glob::matches;
+    }
 }
 pub mod codegen {
     pub use crate::backend::linux::codegen::{build, CodegenError};
@@ -71,11 +75,18 @@ pub mod load {
     pub use crate::backend::linux::load::{attach, Attached, LoadError};
 }
 pub use crate::backend::linux::exec::{Executor, Flow};
-pub use crate::backend::linux::firing::{CapturedString, Firing, ProbeInfo, ProbeKind};
+pub use crate::backend::linux::firing::{
+    CapturedString, Firing, MemoryRead, ProbeInfo, ProbeKind, ReadData,
+};
 pub use crate::backend::linux::options::Options;
 pub use crate::backend::linux::record::decode;
 
 /// Reading the system: tracefs, ELF files, process maps, USDT notes.
+/// CPython facts the pyflow scripts are built from.
+pub mod python {
+    pub use crate::python::tls::{thread_state_tls, ThreadStateTls, TlsError, GET_UNCHECKED};
+}
+
 pub mod inspect {
     pub use crate::inspect::elf::ElfImage;
     pub use crate::inspect::procmaps::{find_probe_file, ProcessMaps};

@@ -11,6 +11,7 @@ pub(crate) mod backend;
 pub(crate) mod cli;
 pub(crate) mod commands;
 pub(crate) mod config;
+pub(crate) mod cpp;
 pub(crate) mod event;
 pub(crate) mod inspect;
 #[doc(hidden)]

@@ -357,7 +357,7 @@ fn unknown_d_option_is_named() {
     let (code, err) = failure_of(&["run", "-x", "bogusopt=1", "-n", "BEGIN { exit(0); }"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("failed to set -x bogusopt: unknown option `bogusopt`"),
+        err.contains("failed to set -x bogusopt: Invalid option name"),
         "{err}"
     );
 }

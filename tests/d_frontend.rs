@@ -166,8 +166,15 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { @a = count(1); }", 1, 9, "`count()` takes no arguments, found 1"),
     case("BEGIN { @a = sum(\"x\"); }", 1, 18, "argument 1 of `sum()` must be an integer, found string"),
     case("BEGIN { @a = lquantize(1, 0, 10, pid); }", 1, 34, "argument 4 of `lquantize()` must be an integer constant, found a non-constant expression"),
-    case("BEGIN { @a = lquantize(1, 10, 0, 1); }", 1, 9, "the upper bound of `lquantize()` must be greater than its lower bound"),
-    case("BEGIN { @a = llquantize(1, 1, 0, 6, 20); }", 1, 9, "the factor of `llquantize()` must be at least 2"),
+    case("BEGIN { @a = lquantize(1, 10, 0, 1); }", 1, 9, "lquantize() base (argument #1) must be less than limit (argument #2)"),
+    case("BEGIN { @a = lquantize(1, 0, 10000000, 1); }", 1, 9, "lquantize() step (argument #3) too small"),
+    case("BEGIN { @a = lquantize(1, 0, 10, 20); }", 1, 9, "lquantize() step (argument #3) too large"),
+    case("BEGIN { @a = llquantize(1, 1, 0, 6, 20); }", 1, 28, "llquantize() argument #1 must be an unsigned 16-bit quantity greater than or equal to 2"),
+    case("BEGIN { @a = llquantize(1, 10, 0, 30, 20); }", 1, 35, "llquantize() argument #3 (high magnitude) will cause overflow of 64 bits"),
+    case("BEGIN { @a = llquantize(1, 10, 0, 6, 3); }", 1, 28, "llquantize() argument #4 (steps) must evenly divide argument #1 (factor)"),
+    case("BEGIN { @a = lquantize(1, 0, 10, 1);\n@a = lquantize(1, 0, 20, 1); }", 2, 1, "lquantize() limit (argument #2) doesn't match previous declaration: expected 10, found 20"),
+    case("BEGIN { stack(0); }", 1, 15, "stack() argument #1 must be a non-zero positive integer constant"),
+    case("BEGIN { printf(\"\"); }", 1, 16, "printf() format string is empty"),
     case("BEGIN { printf(\"%d\\n\", execname); }", 1, 24, "conversion #1 `%d` needs an integer, but this argument has type string"),
     case("BEGIN { printf(\"%s %s\\n\", execname); }", 1, 9, "the format of `printf()` needs 2 arguments after it, found 1"),
     case("BEGIN { printf(\"%d\\n\", 1, 2); }", 1, 9, "the format of `printf()` needs 1 argument after it, found 2"),
@@ -201,11 +208,11 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { x = 1; } /* open", 1, 18, "unterminated comment"),
     case("BEGIN { x = $4; }", 1, 13, "macro argument `$4` is not defined: 3 argument(s) given"),
     case("BEGIN { x = $3; }", 1, 13, "is neither an integer nor an identifier; use `$$3` for a string"),
-    case("#pragma D option nosuch\n", 1, 1, "unknown option `nosuch`"),
-    case("#pragma D option bufsize\n", 1, 1, "option `bufsize` needs a value: `bufsize=...`"),
-    case("#pragma D option bufsize=lots\n", 1, 1, "option `bufsize` takes a size such as 4m, found `lots`"),
-    case("#pragma D option switchrate=often\n", 1, 1, "option `switchrate` takes a rate such as 10hz or 100ms, found `often`"),
-    case("#pragma D option bufpolicy=drop\n", 1, 1, "option `bufpolicy` takes fill, switch, ring, found `drop`"),
+    case("#pragma D option nosuch\n", 1, 1, "failed to set option `nosuch`: Invalid option name"),
+    case("#pragma D option bufsize\n", 1, 1, "failed to set option `bufsize`: it needs a value: `bufsize=...`"),
+    case("#pragma D option bufsize=lots\n", 1, 1, "failed to set option `bufsize`: it takes a size such as 4m, found `lots`"),
+    case("#pragma D option switchrate=often\n", 1, 1, "failed to set option `switchrate`: it takes a rate such as 10hz or 100ms, found `often`"),
+    case("#pragma D option bufpolicy=drop\n", 1, 1, "failed to set option `bufpolicy`: it takes fill, switch, ring, found `drop`"),
     case("#include <stdio.h>\n", 1, 1, "`#include` is a C preprocessor directive"),
     case("a:b:c:d:e { }", 1, 1, "has 5 parts; at most four"),
     case("syscall::[ab:entry { }", 1, 1, "has no closing `]`"),
@@ -220,7 +227,34 @@ const ERROR_CASES: &[ErrorCase] = &[
     case("BEGIN { a[1, 2] = 2; x = a[1]; }", 1, 26, "`a` has 2 key(s), but 1 are given here"),
     case("BEGIN { x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))); }", 1, 60, "nested too deeply"),
     case("BEGIN { x = '\\q'; }", 1, 14, "unknown escape sequence"),
-    case("BEGIN { x = `y; }", 1, 13, "unexpected character '`'"),
+    case("BEGIN { x = ` y; }", 1, 13, "unexpected character '`'"),
+    case("struct s { int a : 0; };", 1, 20, "bit-field width 0 is not between 1 and 64"),
+    case("struct s { char a : 9; };", 1, 8, "bit-field width 9 exceeds its type, char"),
+    case("struct s { string a : 3; };", 1, 19, "member `a` cannot have type string"),
+    case("struct s { int a; int a; };", 1, 8, "member `a` is declared twice"),
+    case("struct s { int a; };\nstruct s { int b; };", 2, 8, "struct s is already defined"),
+    case("struct s { int a; } v;\nBEGIN { v.b = 1; }", 2, 9, "struct s has no member `b`"),
+    case("struct t v;\nBEGIN { exit(0); }", 1, 1, "`v` has incomplete type struct t"),
+    case("struct s { int a : 3; };\nBEGIN { x = offsetof(struct s, a); }", 2, 32, "offsetof cannot be applied to bit-field `a`"),
+    case("BEGIN { x = offsetof(int, a); }", 1, 22, "offsetof needs a struct or union type, found int"),
+    case("enum e { A = 0x80000000 };", 1, 10, "enumerator `A`'s value 2147483648 does not fit in an int"),
+    case("enum e { A, B };\nenum f { B };", 2, 10, "enumerator `B` is already defined"),
+    case("typedef int t;\ntypedef long t;", 2, 14, "typedef `t` is already defined"),
+    case("int a[2];\nBEGIN { a[2] = 1; }", 2, 11, "index 2 is past the end of int [2]"),
+    case("BEGIN { y = 1; y.x = 2; }", 1, 16, "only members of struct, union and array variables can be assigned"),
+    case("int i;\nBEGIN { p = &i; }", 2, 14, "cannot take the address of D variable `i`"),
+    case("int a[2];\nBEGIN { p = &a[1]; }", 2, 14, "dtk gives D variables no addresses"),
+    case("int `x;", 1, 5, "a D variable's name has no scope"),
+    case("this int a[int];", 1, 1, "clause-local `this->a` cannot be an associative array"),
+    case("void *p;\nBEGIN { q = p + 1; }", 2, 13, "`+` cannot move a void pointer"),
+    case("extern int;", 1, 1, "this extern declaration declares nothing"),
+    case("int a[2], b[2];\nBEGIN { a = b; }", 2, 13, "an array cannot be assigned as a whole"),
+    case(
+        "BEGIN { x = `dtk_no_such_symbol; }",
+        1,
+        13,
+        "kernel symbol `dtk_no_such_symbol` is not in /proc/kallsyms",
+    ),
     case("BEGIN { x = $target; }", 1, 13, "`$target` is used but no target process was given"),
     case("", 1, 1, "no probes specified: the program has no probe clauses"),
     case("/* only a comment */\n#pragma D option quiet\n", 3, 1, "no probes specified"),
@@ -257,6 +291,40 @@ fn error_cases_report_message_line_and_column() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Each error carries DTrace's tag for it (dt_errtags.h), and `-x errtags` renders it.
+#[test]
+fn errors_carry_dtrace_error_tags() {
+    let cases = [
+        ("BEGIN { x = ; }", "D_SYNTAX"),
+        ("BEGIN { trace(nosuch); }", "D_IDENT_UNDEF"),
+        ("BEGIN { exit(1, 2); }", "D_PROTO_LEN"),
+        ("BEGIN { printf(\"%d\\n\", \"s\"); }", "D_PRINTF_ARG_TYPE"),
+        (
+            "BEGIN { @a = lquantize(1, 0, 10, 1); @a = lquantize(1, 5, 10, 1); }",
+            "D_LQUANT_MATCHBASE",
+        ),
+        (
+            "BEGIN { @a = llquantize(1, 10, 0, 6, 0); }",
+            "D_LLQUANT_STEPTYPE",
+        ),
+        ("BEGIN { ustack(1, -1); }", "D_USTACK_STRSIZE"),
+        ("#pragma D option nosuch\n", "D_PRAGMA_OPTSET"),
+        ("BEGIN { trace($3); }", "D_MACRO_UNDEF"),
+    ];
+    for (source, tag) in cases {
+        let Err(mut diagnostics) = compile("t.d", source, &MacroArgs::default()) else {
+            panic!("compiled: {source}");
+        };
+        let first = diagnostics.errors().next().expect("an error");
+        assert_eq!(first.tag, Some(tag), "{source}");
+        let plain = diagnostics.to_string();
+        assert!(!plain.contains(&format!("[{tag}]")), "{plain}");
+        diagnostics.errtags = true;
+        let tagged = diagnostics.to_string();
+        assert!(tagged.contains(&format!(": error: [{tag}] ")), "{tagged}");
+    }
 }
 
 #[test]

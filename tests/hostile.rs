@@ -298,8 +298,12 @@ fn run_escapes_traced_strings_in_text_and_keeps_their_bytes_in_json() {
         "dtk run",
     );
     let text = assert_safe_text(&out.stdout, "run");
-    // printf's own `\n` still ends each line; the traced newline does not.
-    let opens: Vec<&str> = text.lines().filter(|l| l.starts_with("open ")).collect();
+    // printf's own `\n` still ends each line; the traced newline does not. Each firing's
+    // output follows its probe's `CPU ID FUNCTION:NAME` columns, as in dtrace(1).
+    let opens: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.find(":entry open ").map(|at| &l[at + ":entry ".len()..]))
+        .collect();
     assert_eq!(opens.len(), paths.len(), "{text}");
     for (_, shown) in NAMES {
         let path = format!("{dir_text}/{shown}");

@@ -56,6 +56,7 @@ fn exit_in_d_is_dtk_s_exit_status() {
     // From a probe the kernel fires, after END has run; the low 8 bits, as exit(2) keeps.
     let out = run(&[
         "run",
+        "-q",
         "-n",
         "syscall::getppid:entry /pid == $target/ { exit(256 + 7); } END { printf(\"end\\n\"); }",
         "-c",

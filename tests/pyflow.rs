@@ -8,7 +8,7 @@
 //! marked as such where sys.setprofile's frame stopped at a yield.
 
 mod behaviour;
-mod interpreter;
+pub(crate) mod interpreter;
 mod program;
 
 use std::collections::BTreeMap;

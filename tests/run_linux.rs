@@ -69,11 +69,65 @@ macro_rules! expect_lines {
 expect_lines!(
     begin_printf_and_exit,
     "BEGIN { printf(\"hello %d\\n\", 42); exit(0); }",
-    [],
+    ["-q"],
     |out| {
         assert_eq!(out, "hello 42\n\n");
     }
 );
+
+/// Without `quiet`, each firing of a clause that records something prints its probe's line,
+/// then what the clause records on it, as dtrace(1) does (a clause that only assigns prints
+/// nothing); `_DTRACE_TESTING` leaves out the CPU and ID columns.
+#[test]
+fn default_output_prints_each_firing_as_dtrace_does() {
+    if !kernel_available("default_output_prints_each_firing_as_dtrace_does") {
+        return;
+    }
+    let prog = "BEGIN { n = 1; } BEGIN { printf(\"hello %d\", n); } BEGIN /0/ { } \
+                BEGIN { trace((int8_t)-1); trace((int)7); trace(-1ul); trace(\"a\"); } \
+                END { exit(0); } BEGIN { exit(0); }";
+    let out = std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run", "-n", prog])
+        .env("_DTRACE_TESTING", "t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let begin = format!("{:>32} ", ":BEGIN");
+    let expected = [
+        format!("{:>32}", "FUNCTION:NAME"),
+        format!("{begin}hello 1"),
+        format!("{begin}{:>4}{:>11}{:>21}  {:<33}", -1, 7, u64::MAX, "a"),
+        begin.clone(),
+        format!("{:>32} ", ":END"),
+        String::new(),
+    ]
+    .map(|l| l + "\n")
+    .concat();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    // With the columns: the heading, and the probe's id as `dtk run -l` numbers it.
+    let out = dtk_run("BEGIN { exit(0); }", &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{:>3} {:>6} {:>32}", "CPU", "ID", "FUNCTION:NAME").as_str())
+    );
+    let listed = dtk_run("BEGIN", &["-l"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let id: u32 = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fields: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert!(fields[0].parse::<u32>().is_ok(), "{text}");
+    assert_eq!(fields[1..], [id.to_string().as_str(), ":BEGIN"], "{text}");
+}
 
 expect_lines!(
     arithmetic_precedence_and_wraparound,
@@ -868,7 +922,7 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
         3 * ROUND
     );
     let dtk = std::process::Command::new(cargo_bin("dtk"))
-        .args(["--backend", "linux", "run", "-n", prog, "-c", &copy])
+        .args(["--backend", "linux", "run", "-q", "-n", prog, "-c", &copy])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1001,3 +1055,77 @@ expect_lines!(
         assert_eq!(out, "ticks 4\n\n");
     }
 );
+/// Runs `dtk --backend linux run ARGS…` with `path` as PATH.
+fn dtk_run_with_path(args: &[&std::ffi::OsStr], path: &Path) -> Output {
+    std::process::Command::new(cargo_bin("dtk"))
+        .args(["--backend", "linux", "run"])
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cpp_keeps_the_line_numbers_of_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pre.d");
+    let header = dir.path().join("defs.h");
+    std::fs::write(&header, "#define TWO 2\n#define THREE 3\n").unwrap();
+    let lines = [
+        "#include \"defs.h\"",
+        "#define BAD",
+        "#ifdef BAD",
+        "BEGIN { x = TWO + THREE; }",
+        "BEGIN { y = ; }",
+        "#endif",
+    ];
+    std::fs::write(&script, lines.join("\n") + "\n").unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let include = format!("-I{}", dir.path().display());
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), include.as_ref(), script.as_os_str()][..],
+        Path::new(&path),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let bad = lines.iter().position(|l| l.contains("y = ;")).unwrap() + 1;
+    let loc = format!("{}:{bad}:", script.display());
+    assert!(err.contains(&loc), "want {loc}: {err}");
+    assert!(
+        err.contains("y = ;"),
+        "the message quotes the script's line: {err}"
+    );
+}
+
+#[test]
+fn cpp_defines_and_conditionals_select_the_program() {
+    let prog = "#pragma D option quiet\n#if N > 2 && defined(__SUNW_D)\nBEGIN { printf(\"%d\\n\", N * 10); exit(0); }\n#else\nBEGIN { printf(\"small\\n\"); exit(0); }\n#endif\n";
+    let Some(big) = stdout_of("cpp_defines_big", prog, &["-C", "-DN=7"]) else {
+        return;
+    };
+    assert_eq!(big.trim_end(), (7 * 10).to_string());
+    let small = stdout_of("cpp_defines_small", prog, &["-C", "-D", "N=1"]).unwrap();
+    assert_eq!(small.trim_end(), "small");
+}
+
+#[test]
+fn cpp_failure_and_a_missing_cpp_are_clear_errors() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let unterminated: &std::ffi::OsStr = "#ifdef X\nBEGIN { exit(0); }\n".as_ref();
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), "-n".as_ref(), unterminated][..],
+        Path::new(&path),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the C preprocessor failed"), "{err}");
+    assert!(err.contains("unterminated"), "cpp's own message: {err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = dtk_run_with_path(
+        &["-C".as_ref(), "-n".as_ref(), "BEGIN { exit(0); }".as_ref()][..],
+        empty.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`cpp`, which is not installed"), "{err}");
+}

@@ -3,6 +3,7 @@
 //! Kernel tests (attach, see events, detach) need root and a kernel with BPF. They skip with a
 //! note when that is missing, and fail instead when `DTK_REQUIRE_KERNEL=1` (CI sets it).
 
+mod alloc;
 mod bpf_runtime;
 mod cli;
 mod codegen;
@@ -17,6 +18,7 @@ mod libdtrace;
 mod lifetime;
 mod live;
 mod opens;
+mod process_state;
 mod pyflow;
 mod run_linux;
 mod semantics;

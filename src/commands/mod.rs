@@ -148,22 +148,62 @@ fn exit_status(config: &Config, target: &Target, end: &RunEnd) -> u8 {
 /// second, and whatever is left when the run ends.
 #[derive(Debug, Default)]
 pub struct Notices {
-    /// What was lost ("events dropped (buffer full)", "opens lost (ring buffer full)"), and
-    /// how many since the last print.
-    pending: Vec<(String, u64)>,
+    /// What was lost, and how many since the last print.
+    pending: Vec<(Lost, u64)>,
     last: Option<Instant>,
+    /// `run` words drops as dtrace(1) does; `Some(true)` with their `[DTRACEDROP_*]` tags
+    /// (`-x droptags`).
+    dtrace_drops: Option<bool>,
+}
+
+/// A kind of loss that notices count.
+#[derive(Debug, PartialEq)]
+enum Lost {
+    /// In a command's own terms: "events dropped (buffer full)", "opens lost (ring buffer
+    /// full)".
+    Named(String),
+    /// In dtrace(1)'s words, with the tag or without.
+    Dtrace(DropKind, bool),
 }
 
 impl Notices {
+    /// Notices that word drops as dtrace(1) does, with their tags under `-x droptags`.
+    pub fn dtrace_wording(droptags: bool) -> Notices {
+        Notices {
+            pending: Vec::new(),
+            last: None,
+            dtrace_drops: Some(droptags),
+        }
+    }
+
     pub fn drop(&mut self, kind: DropKind, count: u64) {
-        self.lost(&kind.to_string(), count);
+        match self.dtrace_drops {
+            Some(tags) if kind.dtrace_words(count).is_some() => {
+                self.count(Lost::Dtrace(kind, tags), count)
+            }
+            _ => self.lost(&kind.to_string(), count),
+        }
     }
 
     /// Counts `count` more of `what` lost, in a command's own terms.
     pub fn lost(&mut self, what: &str, count: u64) {
-        match self.pending.iter_mut().find(|(w, _)| w == what) {
+        self.count(Lost::Named(what.to_string()), count);
+    }
+
+    /// How many of `what` are counted and not yet printed.
+    #[cfg(test)]
+    pub fn lost_count(&self, what: &str) -> u64 {
+        self.pending
+            .iter()
+            .filter(|(w, _)| *w == Lost::Named(what.to_string()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn count(&mut self, what: Lost, count: u64) {
+        match self.pending.iter_mut().find(|(w, _)| *w == what) {
             Some((_, n)) => *n += count,
-            None => self.pending.push((what.to_string(), count)),
+            None => self.pending.push((what, count)),
         }
         if self
             .last
@@ -191,7 +231,19 @@ impl Notices {
     /// Prints what is pending.
     pub fn flush(&mut self) {
         for (what, count) in self.pending.drain(..) {
-            eprintln!("dtk: {count} {what}");
+            match what {
+                Lost::Named(what) => eprintln!("dtk: {count} {what}"),
+                Lost::Dtrace(kind, tags) => {
+                    if let Some((tag, words)) = kind.dtrace_words(count) {
+                        let tag = if tags {
+                            format!("[{tag}] ")
+                        } else {
+                            String::new()
+                        };
+                        eprintln!("dtk: {tag}{words}");
+                    }
+                }
+            }
         }
         self.last = Some(Instant::now());
     }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -35,6 +36,7 @@ pub fn script(c: &OpensConfig, tree: Tree) -> Result<Script> {
             ("FILTER_NAME", text(&c.name)),
             ("FILTER_ZONE", text(&c.zone)),
             ("FAILED_ONLY", Param::Int(c.failed.into())),
+            ("WANT_CWD", Param::Int(c.full.into())),
         ],
         TargetMacro::Keep,
     )?)
@@ -70,6 +72,9 @@ pub struct OpenEvent {
     /// The directory a relative path is relative to: an fd, or AT_FDCWD.
     #[serde(skip)]
     pub dirfd: i64,
+    /// The working directory when the call returned (empty when it could not be read).
+    #[serde(skip)]
+    pub cwd: ByteString,
     /// With `--full`: whether `path` is absolute (as given, or made so from the process's
     /// working directory). Absent without `--full`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +95,9 @@ record! {
         errno: i64,
         flags: i64,
         dirfd: i64,
+        /// The working directory at the return, which a relative path with AT_FDCWD is
+        /// relative to.
+        cwd: ByteString,
         path: ByteString,
     }
 }
@@ -143,6 +151,7 @@ impl OpenEvent {
             errno: (l.result < 0).then(|| errno_name(l.errno)),
             flags: open_flag_names(l.flags),
             dirfd: l.dirfd,
+            cwd: l.cwd,
             path: l.path,
             resolved: None,
         })
@@ -235,15 +244,17 @@ impl<'a, W: io::Write> OpensPresenter<'a, W> {
             e.resolved = Some(true);
             return;
         }
+        // The working directory was read at the probe; a directory fd's path only exists
+        // in /proc while the process does.
         let dir = match e.dirfd {
-            AT_FDCWD => format!("/proc/{}/cwd", e.pid),
-            fd => format!("/proc/{}/fd/{fd}", e.pid),
+            AT_FDCWD => (!e.cwd.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(&e.cwd))),
+            fd => std::fs::read_link(format!("/proc/{}/fd/{fd}", e.pid)).ok(),
         };
-        let dir = std::fs::read_link(dir).ok();
         // A removed directory reads as "/old/dir (deleted)", which is no path to join.
         match dir.filter(|d| !d.as_os_str().as_bytes().ends_with(b" (deleted)")) {
             Some(dir) => {
-                let full = dir.join(OsStr::from_bytes(&e.path));
+                // Components drop the "." of "./x"; ".." stays, as symlinks may lie under it.
+                let full: PathBuf = dir.join(OsStr::from_bytes(&e.path)).components().collect();
                 e.path = full.into_os_string().into_vec().into();
                 e.resolved = Some(true);
             }
@@ -476,6 +487,13 @@ mod tests {
                 Value::Int(errno),
                 Value::Int(flags),
                 Value::Int(AT_FDCWD),
+                Value::Str(
+                    std::env::current_dir()
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .into(),
+                ),
                 Value::Str(path.into()),
             ],
             printa: None,
@@ -545,9 +563,9 @@ mod tests {
         let err = p.event(Event::Printf(short)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "dtk and its script disagree on a printf line of opens.d: 10 values, where dtk reads \
-             11 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
-             flags, dirfd, path)"
+            "dtk and its script disagree on a printf line of opens.d: 11 values, where dtk reads \
+             12 (timestamp, walltimestamp, zonename, pid, tid, execname, result, errno, \
+             flags, dirfd, cwd, path)"
         );
         let Event::Printf(mut begin) = since(5) else {
             unreachable!()
@@ -610,11 +628,25 @@ mod tests {
     }
 
     #[test]
-    fn full_marks_a_relative_path_it_cannot_resolve() {
+    fn full_resolves_from_the_working_directory_read_at_the_probe() {
+        // The process is gone when its line is shown: its working directory came with it.
         let gone = gone_pid();
-        let own = i64::from(std::process::id());
-        let cwd = std::env::current_dir().unwrap();
-        let events = || vec![open_at(gone, 1, "./x"), open_at(own, 2, "y")];
+        let cwd = PathBuf::from("/srv/app");
+        let unknown = |pid, ts, path| {
+            let mut open = open_at(pid, ts, path);
+            if let Event::Printf(p) = &mut open {
+                p.args[10] = Value::Str(ByteString::default());
+            }
+            open
+        };
+        let at = |pid, ts, path| {
+            let mut open = open_at(pid, ts, path);
+            if let Event::Printf(p) = &mut open {
+                p.args[10] = Value::Str(cwd.as_os_str().as_bytes().into());
+            }
+            open
+        };
+        let events = || vec![unknown(gone, 1, "./x"), at(gone, 2, "y")];
         let text = present(&config(true), Format::Text, events());
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[1].ends_with("  ./x (unresolved)"), "{text}");
@@ -687,12 +719,7 @@ mod tests {
         for e in events {
             p.event(e).unwrap();
         }
-        p.notices
-            .pending
-            .iter()
-            .filter(|(what, _)| what == OPENS_LOST)
-            .map(|(_, n)| n)
-            .sum::<u64>()
+        p.notices.lost_count(OPENS_LOST)
     }
 
     #[test]

@@ -12,7 +12,8 @@ use super::Notices;
 use crate::aggregation_text;
 use crate::backend::{self, EventSink, Job, Stop};
 use crate::config::{Config, Format, ProgramSource, RunConfig};
-use crate::event::{Event, Printf, ProbeDesc, Value};
+use crate::cpp;
+use crate::event::{Event, Origin, Printf, ProbeDesc, TraceFormat, Value};
 use crate::output::{self, json, text, LineWriter};
 use crate::script::Script;
 use crate::target::Target;
@@ -20,7 +21,7 @@ use crate::target::Target;
 /// Returns the status the program gave exit(), as dtrace(1) exits with it, else 0 (also when
 /// a -c command ends the run: its status is reported, not returned, as by dtrace(1)).
 pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
-    let script = match &c.source {
+    let mut script = match &c.source {
         ProgramSource::File(path) => Script {
             name: path.display().to_string(),
             text: fs::read_to_string(path)
@@ -31,6 +32,9 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
             text: text.clone(),
         },
     };
+    if let Some(options) = &c.cpp {
+        script.text = cpp::preprocess(&script.name, &script.text, options)?;
+    }
     if let Target::Pid(pid) = c.target {
         backend::check_pid(pid)?;
     }
@@ -47,12 +51,20 @@ pub fn run(config: &Config, c: &RunConfig) -> Result<u8> {
     if c.list {
         return list(config, backend.list(&job)?).map(|()| 0);
     }
+    if c.compile_only {
+        // -e: compiling the program and matching its probes is all dtrace(1) does too.
+        backend.list(&job)?;
+        return Ok(0);
+    }
     let stop = Stop::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let mut presenter = RunPresenter {
         out: output::stdout(config.output.line_flush),
-        notices: Notices::default(),
+        notices: Notices::dtrace_wording(c.options.iter().any(|(name, _)| name == "droptags")),
         quiet: config.quiet,
         json: config.output.format == Format::Json,
+        header: config.output.header,
+        probe_columns: c.probe_columns,
+        in_firing: false,
     };
     let end = backend.run(&job, &stop, &mut presenter)?;
     presenter.out.flush()?;
@@ -88,6 +100,12 @@ struct RunPresenter<W: io::Write> {
     notices: Notices,
     quiet: bool,
     json: bool,
+    /// The `CPU ID FUNCTION:NAME` heading is still to print (before the first firing's line).
+    header: bool,
+    /// Per-firing lines show the CPU and ID columns.
+    probe_columns: bool,
+    /// Between FiringStart and FiringEnd: trace() values take dtrace's padded columns.
+    in_firing: bool,
 }
 
 impl<W: io::Write> RunPresenter<W> {
@@ -107,6 +125,8 @@ impl<W: io::Write> RunPresenter<W> {
                 }
                 return Ok(true);
             }
+            // Every JSON line carries its probe already.
+            Event::FiringStart { .. } | Event::FiringEnd => return Ok(true),
             _ => return Ok(false),
         };
         self.out.json(&line)?;
@@ -156,18 +176,19 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
         }
         match event {
             Event::Printf(p) => self.out.text(&p.display()),
+            Event::FiringStart { origin, probe_id } => {
+                self.in_firing = true;
+                self.firing_start(&origin, probe_id)
+            }
+            Event::FiringEnd => {
+                self.in_firing = false;
+                self.out.text("\n")
+            }
             Event::Record(r) => {
-                let values: Vec<String> = r.values.iter().map(format_value).collect();
-                self.out.line(&format!(
-                    "{:>3} {:>32}  {}",
-                    r.origin.cpu,
-                    format!(
-                        "{}:{}",
-                        text::escape(r.origin.probe.function.as_bytes()),
-                        text::escape(r.origin.probe.name.as_bytes())
-                    ),
-                    values.join(" ")
-                ))
+                let text: String = (0..r.values.len())
+                    .map(|i| trace_text(&r.values[i], r.formats.get(i), self.in_firing))
+                    .collect();
+                self.out.text(&text)
             }
             Event::Agg(snapshot) => self.out.text(&aggregation_text::render(&snapshot)),
             Event::FinalAggs(snapshots) => {
@@ -185,6 +206,57 @@ impl<W: io::Write> EventSink for RunPresenter<W> {
             }
             Event::Drop { .. } | Event::Error { .. } => Ok(()),
         }
+    }
+}
+
+impl<W: io::Write> RunPresenter<W> {
+    /// The heading before the first firing, then the firing's probe, as dtrace(1) prints them
+    /// (`%3d %6d %32s `, or only `%32s ` without the CPU and ID columns).
+    fn firing_start(&mut self, origin: &Origin, probe_id: u32) -> io::Result<()> {
+        let name = format!(
+            "{}:{}",
+            text::escape(origin.probe.function.as_bytes()),
+            text::escape(origin.probe.name.as_bytes())
+        );
+        let mut out = String::new();
+        if std::mem::take(&mut self.header) {
+            out = match self.probe_columns {
+                true => format!("{:>3} {:>6} {:>32}\n", "CPU", "ID", "FUNCTION:NAME"),
+                false => format!("{:>32}\n", "FUNCTION:NAME"),
+            };
+        }
+        if self.probe_columns {
+            out.push_str(&format!("{:>3} {:>6} ", origin.cpu, probe_id));
+        }
+        out.push_str(&format!("{name:>32} "));
+        self.out.text(&out)
+    }
+}
+
+/// One value of a trace() record as dtrace(1) prints it: after a probe's line, integers
+/// right-aligned in a width that depends on their size and strings left-aligned in 33
+/// columns; in a quiet program, the bare value. The program's own strings are shown as
+/// written, the traced system's escaped.
+fn trace_text(v: &Value, format: Option<&TraceFormat>, padded: bool) -> String {
+    let shown = match (v, format) {
+        (Value::Str(s), Some(TraceFormat::ProgramText)) => s.to_str_lossy().into_owned(),
+        _ => format_value(v),
+    };
+    if !padded {
+        return shown;
+    }
+    let size = match format {
+        Some(TraceFormat::Int(size)) => *size,
+        _ => 8,
+    };
+    match (v, size) {
+        (Value::Int(_) | Value::UInt(_), 1) => format!(" {shown:>3}"),
+        (Value::Int(_) | Value::UInt(_), 2) => format!(" {shown:>5}"),
+        (Value::Int(_) | Value::UInt(_), 4) => format!(" {shown:>10}"),
+        (Value::Int(_), _) => format!(" {shown:>19}"),
+        (Value::UInt(_), _) => format!(" {shown:>20}"),
+        (Value::Str(_), _) => format!("  {shown:<33}"),
+        _ => format!("\n{shown}\n"),
     }
 }
 

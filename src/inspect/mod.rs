@@ -9,14 +9,18 @@
 //!   refuses to show a map).
 //! - `tracefs`: finding tracefs, tracepoint ids and record formats.
 //! - `cgroup`: the cgroup v2 hierarchy, which stands in for zones.
+//! - `kallsyms`: kernel symbols' addresses, for D's backquoted names.
 //! - `symbols`: stack frames as names, from /proc/kallsyms and the ELF symbols of the files
 //!   a process maps.
 
+pub(crate) mod btf;
 pub(crate) mod cgroup;
 pub(crate) mod elf;
+pub(crate) mod kallsyms;
 pub(crate) mod procmaps;
 mod ptrace;
 pub(crate) mod returns;
 pub(crate) mod symbols;
+pub(crate) mod task;
 pub(crate) mod tracefs;
 pub(crate) mod usdt;

@@ -9,6 +9,7 @@
 //! initial value is in the file's data, so they are read from there for the build at hand.
 
 mod command;
+pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};
 

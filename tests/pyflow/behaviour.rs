@@ -233,7 +233,7 @@ fn pyflow_filters_frames_by_library_module_include_and_exclude() {
 /// times a second; without the perf trampoline those calls stay inside one evaluator run.
 fn evaluator_entries(pid: u32) -> u64 {
     let out = dtk(&programs())
-        .args(["run", "-p", &pid.to_string(), "-n"])
+        .args(["run", "-q", "-p", &pid.to_string(), "-n"])
         .arg("pid$target::_PyEval_EvalFrameDefault:entry { @ = count(); } tick-1s { exit(0); }")
         .output()
         .unwrap();

@@ -236,7 +236,11 @@ impl<'a> Consumer<'a> {
         }
         let values = std::mem::take(&mut self.values);
         let origin = self.current_origin();
-        self.emit(Event::Record(Record { origin, values }));
+        self.emit(Event::Record(Record {
+            origin,
+            values,
+            formats: Vec::new(),
+        }));
     }
 
     fn error(&mut self, err: &ffi::dtrace_errdata_t) {

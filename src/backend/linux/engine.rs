@@ -33,7 +33,7 @@ use super::d;
 use super::d::ast::Item;
 use super::error::EngineError;
 use super::exec::{Executor, Flow};
-use super::firing::{Firing, ProbeKind};
+use super::firing::{Firing, ProbeKind, ProcessState};
 use super::load::{self, Attached};
 use super::options::Options;
 use super::plan::{self, Plan};
@@ -89,6 +89,8 @@ pub fn run(job: &Job, stop: &Stop, sink: &mut dyn EventSink) -> Result<RunEnd, B
     let (compiled, options, plan) = prepare(job, parsed?, traced.pid())?;
     let mut programs = codegen::build(&plan, &options).map_err(engine_error)?;
     let layouts = std::mem::take(&mut programs.layouts);
+    // Before the ring buffer is mapped, so that the two are never resident together.
+    release_free_memory();
     let mut attached = load::attach(programs).map_err(engine_error)?;
     for notice in plan.holds.iter().filter_map(|h| h.notice.as_ref()) {
         eprintln!("dtk: {notice}");
@@ -187,8 +189,8 @@ fn prepare(
     parsed: d::Parsed,
     target: Option<u32>,
 ) -> Result<(d::Compiled, Options, Plan), BackendError> {
-    let compiled =
-        d::finish(&job.script.name, &job.script.text, parsed, target).map_err(not_compiled)?;
+    let compiled = d::finish(&job.script.name, &job.script.text, parsed, target)
+        .map_err(|d| not_compiled(job, d))?;
     // Planning reads tracefs and the target's files, which need the same privileges as
     // tracing: say which capability is missing before a plan error could hide it.
     super::bpf::access::check().map_err(engine_error)?;
@@ -202,8 +204,13 @@ fn prepare(
     }
     refuse_destructive(job, &compiled.program, &options)?;
     let plan_error = |e| {
+        let tag = matches!(
+            e,
+            plan::PlanError::NoMatch { .. } | plan::PlanError::BadRate { .. }
+        ) && errtags(job);
         engine_error(EngineError::Plan {
             script: job.script.name.clone(),
+            tag: tag.then_some("D_PDESC_ZERO"),
             source: Box::new(e),
         })
     };
@@ -229,10 +236,14 @@ fn refuse_destructive(
     match d::first_destructive_action(program) {
         Some(mut error) => {
             error.file = job.script.name.clone();
-            Err(not_compiled(d::Diagnostics {
-                source_text: job.script.text.clone(),
-                diagnostics: vec![error],
-            }))
+            Err(not_compiled(
+                job,
+                d::Diagnostics {
+                    source_text: job.script.text.clone(),
+                    diagnostics: vec![error],
+                    errtags: false,
+                },
+            ))
         }
         None => Ok(()),
     }
@@ -245,10 +256,16 @@ fn parse(job: &Job) -> Result<d::Parsed, BackendError> {
         args: job.args.clone(),
         defaultargs: job.options.iter().any(|(name, _)| name == "defaultargs"),
     };
-    d::parse_program(&job.script.name, &job.script.text, &macros).map_err(not_compiled)
+    d::parse_program(&job.script.name, &job.script.text, &macros).map_err(|d| not_compiled(job, d))
 }
 
-fn not_compiled(diagnostics: d::Diagnostics) -> BackendError {
+/// `-x errtags` shows each error's DTrace tag, as dtrace(1) does.
+fn errtags(job: &Job) -> bool {
+    job.options.iter().any(|(name, _)| name == "errtags")
+}
+
+fn not_compiled(job: &Job, mut diagnostics: d::Diagnostics) -> BackendError {
+    diagnostics.errtags = errtags(job);
     engine_error(EngineError::Compile(diagnostics))
 }
 
@@ -537,6 +554,7 @@ impl Run<'_> {
             // SAFETY: as for getuid.
             gid: unsafe { libc::getgid() },
             comm: "dtk".into(),
+            process: Some(Box::new(ProcessState::own())),
             ..Firing::default()
         }
     }
@@ -615,8 +633,10 @@ const REORDER_NS: u64 = 5_000_000;
 /// few bpf() calls, and drop notices are printed at most once a second anyway.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The most records decoded per wake.
-const READ_BATCH: usize = 16 * 1024;
+/// The most records decoded per wake. Decoded firings are held on the heap until delivered,
+/// so this bounds the reader's memory (about 400 bytes a firing); behind a busy target the
+/// loop reads again at once.
+const READ_BATCH: usize = 4 * 1024;
 
 /// Records decoded at a time while a stop drains the ring buffer.
 const STOP_CHUNK: usize = 1024;
@@ -631,6 +651,18 @@ fn push_decoded(decoder: &Decoder<'_>, record: &[u8], held: &mut Vec<Firing>, ba
     match decoder.decode(record) {
         Ok(firing) => held.push(firing),
         Err(_) => *bad += 1,
+    }
+}
+
+/// Gives the memory that setting up freed (the target's ELF files, BTF, the compiled
+/// program's intermediate forms) back to the system, so that a long run keeps only what it
+/// uses: the allocator would otherwise hold it for reuse.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own heap; every live
+    // allocation stays where it is.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -22,9 +22,11 @@ pub enum EngineError {
     #[error("the D program does not compile:\n{}", .0.to_string().trim_end())]
     Compile(Diagnostics),
     /// The program compiled, but its probes could not be planned.
-    #[error("{script}")]
+    #[error("{script}{}", tag.map_or(String::new(), |t| format!(": [{t}]")))]
     Plan {
         script: String,
+        /// DTrace's tag for the error, under `-x errtags`.
+        tag: Option<&'static str>,
         #[source]
         source: Box<PlanError>,
     },

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr};
+use crate::backend::linux::d::ast::{string_test, BinaryOp, Builtin, Expr, ExprKind};
 use crate::event::{ByteString, ProbeDesc};
 
 /// What a probe is; decides how its arguments and `errno` read. Each kind belongs to one
@@ -88,6 +88,55 @@ pub struct Firing {
     pub user_stack: Vec<u64>,
     /// For syscall returns: the error number when the call failed, else 0.
     pub errno: i32,
+    /// The process state read at the probe, when the probe's clauses read it.
+    pub process: Option<Box<ProcessState>>,
+    /// `curthread->…` members read at the probe, by path (`thread_member_path`); None where
+    /// a link could not be read.
+    pub thread_members: Vec<(Arc<str>, Option<u64>)>,
+    /// D's `cwd`, read at the probe when the clauses read it; None when the walk up the
+    /// directory tree could not be made or did not reach the root.
+    pub cwd: Option<ByteString>,
+}
+
+/// The path below `curthread` of a member expression rooted at it (`->real_parent->tgid`
+/// for `curthread->real_parent->tgid`), which names what the kernel reads for it.
+pub fn thread_member_path(e: &Expr) -> Option<String> {
+    let ExprKind::Member {
+        base,
+        member,
+        arrow,
+    } = &e.kind
+    else {
+        return None;
+    };
+    let op = if *arrow { "->" } else { "." };
+    let prefix = match &base.kind {
+        ExprKind::Builtin(Builtin::Curthread) => String::new(),
+        _ => thread_member_path(base)?,
+    };
+    Some(format!("{prefix}{op}{member}"))
+}
+
+/// What the kernel read from the current task at the probe (`record::process`). A link
+/// that could not be read (a kernel thread has no `mm`) leaves its fields 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessState {
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub nlwp: u32,
+    pub argc: u32,
+    /// The task_struct's address: D's `curthread`.
+    pub task: u64,
+    /// Virtual and resident size, in pages.
+    pub size_pages: u64,
+    pub rss_pages: u64,
+    /// The parent's tgid, its parent's, … (bounded; see `record::process::MAX_ANCESTORS`).
+    pub ancestors: Vec<u32>,
+    /// The first bytes of the command line, its arguments separated by spaces.
+    pub psargs: ByteString,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

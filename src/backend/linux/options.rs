@@ -26,6 +26,8 @@ pub struct Options {
     pub zdefs: bool,
     /// `dynvarsize`: space for thread-local and associative-array variables, in bytes.
     pub dynvarsize: usize,
+    /// `quiet` (or -q): only what the program prints explicitly, no per-firing probe lines.
+    pub quiet: bool,
     /// `aggsortkey`, `aggsortkeypos` and `aggsortrev`: how aggregations are printed.
     pub aggsort: AggSort,
     /// `aggsortpos`: the aggregation whose values order a multi-aggregation printa.
@@ -67,6 +69,7 @@ impl Default for Options {
             switchrate: Duration::from_millis(50),
             zdefs: false,
             dynvarsize: 1 << 20,
+            quiet: false,
             aggsort: AggSort::default(),
             aggsortpos: 0,
             cpu: None,
@@ -123,6 +126,7 @@ impl Options {
         let need = || value.ok_or_else(|| OptionError::MissingValue(name.to_string()));
         match name {
             "zdefs" => self.zdefs = true,
+            "quiet" => self.quiet = true,
             "destructive" => self.destructive = true,
             "specsize" => self.specsize = parse_size(name, need()?)?,
             "nspec" => {
@@ -150,7 +154,7 @@ impl Options {
             "aggrate" => {
                 parse_rate(name, need()?)?;
             }
-            // `quiet` and the rest change nothing in the engine.
+            // The rest change nothing in the engine.
             _ => {}
         }
         Ok(())
@@ -252,7 +256,7 @@ mod tests {
         let err = resolve("BEGIN { exit(0); }", &[("bogusopt", Some("1"))]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "failed to set -x bogusopt: unknown option `bogusopt`"
+            "failed to set -x bogusopt: Invalid option name"
         );
         let err = resolve("BEGIN { exit(0); }", &[("bufsize", Some("lots"))]).unwrap_err();
         assert!(

@@ -15,7 +15,8 @@
 //! | 40 | char comm[16] |
 //! | 56 | u64 zone membership: bit i set when the thread is in `Plan::zones[i]` or below |
 //! | 64 | u64 arg0 … arg9 |
-//! | 144 | one slot per captured string, then one per captured byte range, then one per derived read |
+//! | 144 | the process block (`process`), when the probe's clauses read process state, then the working directory's (`cwd`) when they read `cwd`, then a slot per `curthread->…` member they read |
+//! | … | one slot per captured string, then one per captured byte range, then one per derived read |
 //!
 //! A slot is an i64 (what the read helper returned: the length read including the NUL for
 //! strings, 0 for bytes, or a negative error) followed by the data, padded to 8 bytes. A
@@ -23,12 +24,14 @@
 //! read's slot has the computed address between the two, and its data area is also the
 //! scratch space where the program keeps the intermediate values of the address.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::backend::linux::firing::{
-    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ReadData, MAX_ARGS,
+    CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ProcessState, ReadData, MAX_ARGS,
 };
-use crate::backend::linux::plan::{Captures, Plan};
+use crate::backend::linux::plan::{Captures, Plan, PlannedProbe};
 use crate::event::ByteString;
 
 pub const PROBE: i16 = 0;
@@ -45,6 +48,62 @@ pub const ZONES: i16 = 56;
 pub const ARGS: i16 = 64;
 pub const HEADER: usize = ARGS as usize + 8 * MAX_ARGS;
 
+/// The process state read at the probe from the current `task_struct` (see
+/// `inspect::task`), at `Layout::process` in the record. Offsets are within the block.
+pub mod process {
+    pub const PPID: usize = 0;
+    pub const PGID: usize = 4;
+    pub const SID: usize = 8;
+    pub const EUID: usize = 12;
+    pub const EGID: usize = 16;
+    pub const NLWP: usize = 20;
+    pub const ARGC: usize = 24;
+    /// u32: bytes of `PSARGS` read (0 when the read failed).
+    pub const PSARGS_LEN: usize = 28;
+    /// u64: the task_struct's address, D's `curthread`.
+    pub const TASK: usize = 32;
+    /// u64: mm->total_vm, in pages.
+    pub const TOTAL_VM: usize = 40;
+    /// u64 × 3: the resident page counts (file, anonymous, shmem).
+    pub const RSS: usize = 48;
+    /// u64 × 2: where the program keeps pointers between reads.
+    pub const SCRATCH: usize = 72;
+    /// u32 × `ANCESTORS`: the tgids of the parent, its parent, …, up to the first of 0 or
+    /// 1 (init, or a task with no parent).
+    pub const ANCESTORS: usize = 88;
+    pub const MAX_ANCESTORS: usize = 32;
+    /// The command line's first bytes, NUL-separated as in memory.
+    pub const PSARGS: usize = ANCESTORS + 4 * MAX_ANCESTORS;
+    pub const PSARGS_SIZE: usize = 80;
+    pub const SIZE: usize = PSARGS + PSARGS_SIZE;
+}
+
+/// D's `cwd`, read at the probe by walking up from the task's working directory
+/// (`task->fs->pwd`) through `d_parent`, crossing mount points, at `Layout::cwd`. Offsets are
+/// within the block.
+pub mod cwd {
+    /// u64: `UNKNOWN`, `COMPLETE` (the walk reached the root) or `CUT`.
+    pub const STATUS: usize = 0;
+    pub const UNKNOWN: u64 = 0;
+    pub const COMPLETE: u64 = 1;
+    pub const CUT: u64 = 2;
+    /// u64 words the program keeps pointers in: the task, the dentry and the mount reached,
+    /// and two temporaries.
+    pub const TASK: usize = 8;
+    pub const DENTRY: usize = 16;
+    pub const MOUNT: usize = 24;
+    pub const TMP: usize = 32;
+    pub const TMP2: usize = 40;
+    /// One slot per level, from the working directory up: an i64 (what
+    /// bpf_probe_read_kernel_str returned; 0 for a level that crossed a mount point, which
+    /// names nothing) and the name.
+    pub const NAMES: usize = 48;
+    pub const LEVELS: usize = 16;
+    pub const NAME_SIZE: usize = 64;
+    pub const SLOT: usize = 8 + NAME_SIZE;
+    pub const SIZE: usize = NAMES + LEVELS * SLOT;
+}
+
 /// Offset of argN in the record.
 pub fn arg_offset(n: u8) -> i16 {
     ARGS + 8 * i16::from(n)
@@ -53,6 +112,13 @@ pub fn arg_offset(n: u8) -> i16 {
 /// Where each captured string and byte range lives in a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Offset of the process block (`process`), when the probe reads process state.
+    pub process: Option<usize>,
+    /// Offset of the working directory's block (`cwd`), when the probe reads `cwd`.
+    pub cwd: Option<usize>,
+    /// One slot per `Captures::thread_members`: an i64 status (0, or the failed read's
+    /// error), then the value, which is also where the pointers on the way are kept.
+    pub thread_members: Vec<usize>,
     /// (argN, slot offset).
     pub strings: Vec<(u8, usize)>,
     /// (argN, size, slot offset).
@@ -80,12 +146,16 @@ pub const USER_FRAMES: usize = 100;
 
 impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
-        let mut at = HEADER;
+        let process = captures.process.then_some(HEADER);
+        let mut at = HEADER + if captures.process { process::SIZE } else { 0 };
+        let cwd = captures.cwd.then_some(at);
+        at += if captures.cwd { cwd::SIZE } else { 0 };
         let mut slot = |data: usize| {
             let here = at;
             at += 8 + data.next_multiple_of(8);
             here
         };
+        let thread_members = captures.thread_members.iter().map(|_| slot(8)).collect();
         let strings = captures
             .strings
             .iter()
@@ -124,6 +194,9 @@ impl Layout {
             string: false,
         };
         Layout {
+            process,
+            cwd,
+            thread_members,
             strings,
             bytes,
             derived,
@@ -263,6 +336,9 @@ fn decode_with(record: &[u8], plan: &Plan, layouts: &[Layout]) -> Result<Firing,
         kernel_stack: stack(record, layout.kernel_stack),
         user_stack: stack(record, layout.user_stack),
         errno: errno(&probe.info.kind, args[0]),
+        process: layout.process.map(|at| Box::new(process_state(record, at))),
+        thread_members: thread_members(record, layout, probe, plan),
+        cwd: layout.cwd.and_then(|at| working_directory(record, at)),
     })
 }
 
@@ -328,6 +404,100 @@ fn reads(record: &[u8], layout: &Layout) -> Vec<MemoryRead> {
         .collect()
 }
 
+/// The `curthread->…` members read at the probe, cut and extended to their kernel type.
+fn thread_members(
+    record: &[u8],
+    layout: &Layout,
+    probe: &PlannedProbe,
+    plan: &Plan,
+) -> Vec<(Arc<str>, Option<u64>)> {
+    probe
+        .captures
+        .thread_members
+        .iter()
+        .zip(&layout.thread_members)
+        .map(|(path, &at)| {
+            let ok = u64_at(record, at) == 0;
+            let value = plan.thread_members.get(path).filter(|_| ok).map(|read| {
+                let raw = u64_at(record, at + 8);
+                let bits = 8 * u32::from(read.size);
+                if bits >= 64 {
+                    raw
+                } else if read.signed {
+                    ((raw << (64 - bits)) as i64 >> (64 - bits)) as u64
+                } else {
+                    raw & ((1 << bits) - 1)
+                }
+            });
+            (path.clone(), value)
+        })
+        .collect()
+}
+
+/// The working directory from its block at `at`: the names from the root down. None when
+/// the walk did not reach the root, or a name was cut.
+fn working_directory(record: &[u8], at: usize) -> Option<ByteString> {
+    use cwd::*;
+    if u64_at(record, at + STATUS) != COMPLETE {
+        return None;
+    }
+    let mut path = Vec::new();
+    for level in (0..LEVELS).rev() {
+        let slot = at + NAMES + level * SLOT;
+        let read = u64_at(record, slot) as i64;
+        if read <= 1 {
+            continue;
+        }
+        if read as usize >= NAME_SIZE {
+            return None;
+        }
+        path.push(b'/');
+        path.extend_from_slice(&record[slot + 8..slot + 8 + read as usize - 1]);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    Some(path.as_slice().into())
+}
+
+/// The process block at `at`.
+fn process_state(record: &[u8], at: usize) -> ProcessState {
+    use process::*;
+    let word = |off: usize| u32::from_ne_bytes(record[at + off..at + off + 4].try_into().unwrap());
+    let long = |off: usize| u64_at(record, at + off);
+    // The walk stops after a tgid of 0 or 1; what follows is an older record's.
+    let mut ancestors = Vec::new();
+    for tgid in (0..MAX_ANCESTORS).map(|i| word(ANCESTORS + 4 * i)) {
+        if tgid != 0 {
+            ancestors.push(tgid);
+        }
+        if tgid <= 1 {
+            break;
+        }
+    }
+    let len = (word(PSARGS_LEN) as usize).min(PSARGS_SIZE);
+    let args = &record[at + PSARGS..at + PSARGS + len];
+    let psargs: Vec<u8> = args
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(&b' ');
+    ProcessState {
+        ppid: word(PPID),
+        pgid: word(PGID),
+        sid: word(SID),
+        euid: word(EUID),
+        egid: word(EGID),
+        nlwp: word(NLWP),
+        argc: word(ARGC),
+        task: long(TASK),
+        size_pages: long(TOTAL_VM),
+        rss_pages: (0..3).map(|i| long(RSS + 8 * i) as i64).sum::<i64>().max(0) as u64,
+        ancestors,
+        psargs: psargs.as_slice().into(),
+    }
+}
+
 /// The addresses of a recorded stack, innermost first; none when it was not recorded or
 /// the kernel could not walk it.
 fn stack(record: &[u8], slot: Option<usize>) -> Vec<u64> {
@@ -383,6 +553,8 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            task: None,
+            thread_members: Default::default(),
             follow: None,
             holds: Vec::new(),
         }

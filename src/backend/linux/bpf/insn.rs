@@ -180,6 +180,7 @@ helpers! {
     GetCurrentPidTgid = 14, "bpf_get_current_pid_tgid", "Kernel ≥ 4.2.";
     GetCurrentUidGid = 15, "bpf_get_current_uid_gid", "Kernel ≥ 4.2.";
     GetCurrentComm = 16, "bpf_get_current_comm", "Kernel ≥ 4.2.";
+    GetCurrentTask = 35, "bpf_get_current_task", "Kernel ≥ 4.8.";
     GetStack = 67, "bpf_get_stack", "Kernel ≥ 4.18.";
     GetCurrentCgroupId = 80, "bpf_get_current_cgroup_id", "Kernel ≥ 4.18.";
     ProbeReadUser = 112, "bpf_probe_read_user", "Kernel ≥ 5.5.";

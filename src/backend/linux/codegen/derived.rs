@@ -17,6 +17,7 @@ use crate::backend::linux::bpf::insn::{AluOp, Asm, Cond, Helper, Label, MapRef, 
 use crate::backend::linux::deep;
 use crate::backend::linux::plan::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
 use crate::backend::linux::record::{arg_offset, DerivedSlot};
+use crate::inspect::task::MemberRead;
 
 /// -EFAULT, the status of a read whose address could not be computed.
 const EFAULT: i32 = -14;
@@ -121,6 +122,7 @@ fn value(
         AddrExpr::Arg(n) => {
             asm.ldx(Size::DW, Reg::R0, Reg::R7, arg_offset(*n));
         }
+        AddrExpr::ThreadMember(read) => thread_member(asm, read, scratch(slot, level), fail),
         AddrExpr::Const(v) => match i32::try_from(*v as i64) {
             Ok(small) => {
                 asm.mov64_imm(Reg::R0, small);
@@ -171,6 +173,39 @@ fn value(
             }
         }
     })
+}
+
+/// R0 = `curthread->…` (see `inspect::task::MemberRead`), using the scratch word at `at`.
+fn thread_member(asm: &mut Asm, read: &MemberRead, at: i16, fail: Label) {
+    let Some((last, links)) = read.offsets.split_last() else {
+        asm.jmp(fail);
+        return;
+    };
+    asm.call(Helper::GetCurrentTask)
+        .stx(Size::DW, Reg::R7, at, Reg::R0);
+    let step = |asm: &mut Asm, offset: u32, size: u8| {
+        asm.ldx(Size::DW, Reg::R3, Reg::R7, at)
+            .st(Size::DW, Reg::R7, at, 0)
+            .alu64(AluOp::Add, Reg::R3, Src::Imm(offset as i32))
+            .mov64_reg(Reg::R1, Reg::R7)
+            .alu64(AluOp::Add, Reg::R1, Src::Imm(i32::from(at)))
+            .mov64_imm(Reg::R2, i32::from(size))
+            .call(Helper::ProbeReadKernel)
+            .jmp_if(Cond::Ne, Reg::R0, Src::Imm(0), fail);
+    };
+    for &offset in links {
+        step(asm, offset, 8);
+    }
+    step(asm, *last, read.size);
+    asm.ldx(Size::DW, Reg::R0, Reg::R7, at);
+    if read.signed && read.size < 8 {
+        let unused = 64 - 8 * i32::from(read.size);
+        asm.alu64(AluOp::Lsh, Reg::R0, Src::Imm(unused)).alu64(
+            AluOp::Arsh,
+            Reg::R0,
+            Src::Imm(unused),
+        );
+    }
 }
 
 fn alu(op: AddrOp) -> AluOp {

@@ -23,6 +23,7 @@ mod aggregate;
 mod derived;
 pub(crate) mod frame;
 mod predicate;
+mod process;
 mod program;
 mod threadvars;
 pub(crate) mod usdt_arg;
@@ -297,6 +298,13 @@ impl Builder<'_> {
             maps: self.maps,
             zones: &self.plan.zones,
             in_followed_set: probe.info.kind != ProbeKind::Tick,
+            task: self.plan.task.as_ref(),
+            thread_members: probe
+                .captures
+                .thread_members
+                .iter()
+                .filter_map(|path| self.plan.thread_members.get(path))
+                .collect(),
         };
         let insns = program::build(&spec).map_err(|source| CodegenError::Asm {
             what: what.to_string(),
@@ -468,6 +476,8 @@ mod tests {
             kernel_vars: Vec::new(),
             shadow_vars: Vec::new(),
             zones: Vec::new(),
+            task: None,
+            thread_members: Default::default(),
             follow: None,
             holds: Vec::new(),
         }

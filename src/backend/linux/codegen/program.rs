@@ -25,6 +25,7 @@ use crate::backend::linux::plan::{
     regs, ArgLoad, DerivedRead, HeaderReads, KernelClause, ShadowStore,
 };
 use crate::backend::linux::record::{self, arg_offset, Layout};
+use crate::inspect::task::{MemberRead, TaskLayout};
 
 /// How the program learns which probe fired.
 pub enum ProbeIndex<'a> {
@@ -67,6 +68,10 @@ pub struct ProgramSpec<'a> {
     /// Whether the program fires only in the followed set (when the run follows a tree):
     /// every program but tick-N's, which marks time whatever runs.
     pub in_followed_set: bool,
+    /// Where the process state lives in the kernel, for a record with a process block.
+    pub task: Option<&'a TaskLayout>,
+    /// How to read each of the probe's `curthread->…` members, in `layout` order.
+    pub thread_members: Vec<&'a MemberRead>,
 }
 
 /// The maps every program of a run may use.
@@ -156,6 +161,15 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
                 }
                 _ => per_probe_filters(&mut asm, filters, spec.zones, out),
             },
+        }
+        if let (Some(at), Some(task)) = (spec.layout.process, spec.task) {
+            super::process::emit(&mut asm, task, at);
+        }
+        if let (Some(at), Some(task)) = (spec.layout.cwd, spec.task) {
+            super::process::emit_cwd(&mut asm, task, at);
+        }
+        for (read, &at) in spec.thread_members.iter().zip(&spec.layout.thread_members) {
+            super::process::emit_member(&mut asm, read, at);
         }
         captures(&mut asm, spec.layout);
         stacks(&mut asm, spec.layout);

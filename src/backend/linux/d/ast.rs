@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::span::Span;
+use super::typetable::TypeTable;
 use crate::backend::linux::deep;
 pub use crate::event::AggFunc;
 
@@ -15,6 +16,8 @@ pub struct Program {
     /// Every global, thread-local (`self->`), clause-local (`this->`) variable and
     /// aggregation, with its type; filled by the checker.
     pub variables: Vec<Variable>,
+    /// The structs, unions, enums and typedefs the program declares.
+    pub types: TypeTable,
 }
 
 impl Program {
@@ -468,11 +471,14 @@ pub enum DType {
     },
     String,
     Pointer(Box<DType>),
-    /// `struct name` or `union name`; members are typed as 64-bit integers.
+    /// `struct name` or `union name`: its members are in the program's `TypeTable` when
+    /// the program defines it; otherwise they read as 64-bit integers.
     Record {
         union: bool,
         name: String,
     },
+    /// An array of a fixed number of elements (a struct member or a variable).
+    Array(Box<DType>, u64),
     /// The value of `stack()` or `ustack()`.
     Stack,
     Aggregation,
@@ -547,6 +553,7 @@ impl std::fmt::Display for DType {
             DType::Record { union, name } => {
                 write!(f, "{} {name}", if *union { "union" } else { "struct" })
             }
+            DType::Array(elem, n) => write!(f, "{elem} [{n}]"),
             DType::Stack => f.write_str("stack"),
             DType::Aggregation => f.write_str("aggregation"),
         }
@@ -584,6 +591,8 @@ pub enum Builtin {
     Epid,
     Id,
     Curpsinfo,
+    /// The process's working directory.
+    Cwd,
 }
 
 /// Which of D's function families a function belongs to; decides where it may appear.

@@ -28,6 +28,9 @@ pub struct Diagnostic {
     pub severity: Severity,
     pub span: Span,
     pub message: String,
+    /// DTrace's name for the error (`D_SYNTAX`, `D_PROTO_LEN`, …; libdtrace's dt_errtags.h),
+    /// shown under `-x errtags` as dtrace(1) shows it.
+    pub tag: Option<&'static str>,
 }
 
 impl Diagnostic {
@@ -37,7 +40,14 @@ impl Diagnostic {
             severity: Severity::Error,
             span,
             message: message.into(),
+            tag: None,
         }
+    }
+
+    /// The diagnostic with DTrace's tag for it.
+    pub fn tagged(mut self, tag: &'static str) -> Diagnostic {
+        self.tag = Some(tag);
+        self
     }
 
     pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
@@ -57,6 +67,12 @@ impl Diagnostic {
     /// indented by four spaces, and a caret line under the span (`^^^` when it is wider than
     /// one character; a span running past the line is cut at the line's end).
     pub fn render(&self, source: &str) -> String {
+        self.render_with(source, false)
+    }
+
+    /// As [`Diagnostic::render`]; with `errtags`, the message starts with the tag in brackets
+    /// (`[D_SYNTAX]`), as dtrace(1) prints it under `-x errtags`.
+    pub fn render_with(&self, source: &str, errtags: bool) -> String {
         let loc = locate(source, self.span.start);
         let line = source[loc.line_start..loc.line_end].trim_end_matches('\r');
         let end = self.span.end.clamp(self.span.start, loc.line_end);
@@ -77,7 +93,10 @@ impl Diagnostic {
             loc.line,
             loc.column,
             self.severity,
-            self.message,
+            match self.tag.filter(|_| errtags) {
+                Some(tag) => format!("[{tag}] {}", self.message),
+                None => self.message.clone(),
+            },
             line,
             pad,
             "^".repeat(width)
@@ -93,13 +112,15 @@ pub struct Diagnostics {
     /// The script the spans point into.
     pub source_text: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// `-x errtags`: render each error's tag.
+    pub errtags: bool,
 }
 
 impl Diagnostics {
     fn render_all(&self) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
-            out.push_str(&d.render(&self.source_text));
+            out.push_str(&d.render_with(&self.source_text, self.errtags));
         }
         out
     }

@@ -58,6 +58,7 @@ fn short(ty: &DType) -> String {
         DType::Record { union, name } => {
             format!("{}:{name}", if *union { "union" } else { "struct" })
         }
+        DType::Array(elem, n) => format!("[{n}]{}", short(elem)),
         DType::Stack => "stack".into(),
         DType::Aggregation => "agg".into(),
     }

@@ -84,7 +84,8 @@ impl<'a> Lexer<'a> {
                     return Err(Diagnostic::error(
                         Span::new(self.pos, self.pos + 2),
                         "unterminated comment: `/*` has no closing `*/`",
-                    ));
+                    )
+                    .tagged("D_SYNTAX"));
                 };
                 self.pos += end + 4;
             } else if trimmed.starts_with("//") || is_foreign_pragma(trimmed) {
@@ -116,7 +117,8 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
                 Tok::Agg(self.ident_text().to_string())
             }
-            c if is_ident_start(c) => Tok::Ident(self.ident_text().to_string()),
+            c if is_ident_start(c) => Tok::Ident(self.scoped_ident()),
+            b'`' if is_ident_start(self.peek_byte(1)) => Tok::Ident(self.scoped_ident()),
             c if c.is_ascii_digit() => self.number()?,
             _ => self.punct()?,
         };
@@ -132,6 +134,21 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         &self.src[start..self.pos]
+    }
+
+    /// A name, with its scope if it has one: ``mod`name`` or `` `name `` (a kernel symbol,
+    /// or a type of a module, `D` being the program's own types).
+    fn scoped_ident(&mut self) -> String {
+        let mut text = String::new();
+        if self.peek_byte(0) != b'`' {
+            text.push_str(self.ident_text());
+        }
+        if self.peek_byte(0) == b'`' && is_ident_start(self.peek_byte(1)) {
+            self.pos += 1;
+            text.push('`');
+            text.push_str(self.ident_text());
+        }
+        text
     }
 
     fn punct(&mut self) -> LexResult<Tok> {
@@ -161,10 +178,11 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     span,
                     format!(
-                        "`#{}` is a C preprocessor directive; dtk does not run the preprocessor",
-                        line.split_whitespace().next().unwrap_or("")
-                    ),
-                ))
+                    "`#{}` is a C preprocessor directive: run the program with -C to preprocess it",
+                    line.split_whitespace().next().unwrap_or("")
+                ),
+                )
+                .tagged("D_PRAGCTL_INVAL"))
             }
         }
         match (words.next(), words.next()) {
@@ -176,20 +194,22 @@ impl<'a> Lexer<'a> {
                         "unsupported `#pragma D {}`: dtk supports `#pragma D option`",
                         other.unwrap_or("")
                     ),
-                ))
+                )
+                .tagged("D_PRAGMA_INVAL"))
             }
             _ => {
-                return Err(Diagnostic::error(
-                    span,
-                    "expected `#pragma D option name[=value]`",
-                ))
+                return Err(
+                    Diagnostic::error(span, "expected `#pragma D option name[=value]`")
+                        .tagged("D_PRAGMA_MALFORM"),
+                )
             }
         }
         let (Some(setting), None) = (words.next(), words.next()) else {
             return Err(Diagnostic::error(
                 span,
                 "expected one `name` or `name=value` after `#pragma D option`",
-            ));
+            )
+            .tagged("D_PRAGMA_MALFORM"));
         };
         let (name, value) = match setting.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -210,7 +230,8 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         let text = &self.src[start..self.pos];
-        parse_integer(text).map_err(|msg| Diagnostic::error(Span::new(start, self.pos), msg))
+        parse_integer(text)
+            .map_err(|msg| Diagnostic::error(Span::new(start, self.pos), msg).tagged("D_INT_OFLOW"))
     }
 
     fn string(&mut self) -> LexResult<String> {
@@ -228,7 +249,8 @@ impl<'a> Lexer<'a> {
                     return Err(Diagnostic::error(
                         Span::new(start, self.pos),
                         "unterminated string constant",
-                    ))
+                    )
+                    .tagged("D_STR_NL"))
                 }
                 c => {
                     out.push(c);
@@ -248,7 +270,8 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     Span::new(start, self.pos + 1),
                     "empty character constant",
-                ))
+                )
+                .tagged("D_CHR_NULL"))
             }
             0 if self.pos >= self.src.len() => 0,
             c => {
@@ -260,7 +283,8 @@ impl<'a> Lexer<'a> {
             return Err(Diagnostic::error(
                 Span::new(start, self.pos),
                 "character constant must hold one character and end with `'`",
-            ));
+            )
+            .tagged("D_CHR_OFLOW"));
         }
         self.pos += 1;
         // A character constant is an int, as in C: sizeof('c') is 4.
@@ -301,7 +325,8 @@ impl<'a> Lexer<'a> {
                 return Err(Diagnostic::error(
                     Span::new(start, self.pos),
                     "unknown escape sequence",
-                ));
+                )
+                .tagged("D_SYNTAX"));
             }
         };
         let mut digits = String::new();
@@ -320,6 +345,7 @@ impl<'a> Lexer<'a> {
                     Span::new(start, self.pos),
                     "escape sequence out of range for a character",
                 )
+                .tagged("D_SYNTAX")
             })
     }
 

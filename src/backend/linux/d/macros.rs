@@ -56,7 +56,7 @@ impl Lexer<'_> {
                     "macro argument `{}` ({value:?}) is neither an integer nor an identifier; use `$${name}` for a string",
                     &self.src[start..self.pos]
                 ),
-            ));
+            ).tagged("D_MACRO_UNDEF"));
         };
         Ok(Token { tok, span })
     }
@@ -76,7 +76,10 @@ impl Lexer<'_> {
     fn macro_argument(&self, name: &str, as_string: bool, span: Span) -> LexResult<String> {
         let index: usize = match name.parse() {
             Ok(n) if n >= 1 && name.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(Diagnostic::error(span, format!("unknown macro `${name}`"))),
+            _ => {
+                return Err(Diagnostic::error(span, format!("unknown macro `${name}`"))
+                    .tagged("D_MACRO_UNDEF"))
+            }
         };
         match self.macros.args.get(index - 1) {
             Some(v) => {
@@ -90,7 +93,8 @@ impl Lexer<'_> {
                     "macro argument `${index}` is not defined: {} argument(s) given",
                     self.macros.args.len()
                 ),
-            )),
+            )
+            .tagged("D_MACRO_UNDEF")),
         }
     }
 
@@ -108,7 +112,8 @@ impl Lexer<'_> {
                     self.macros.args[i],
                     i + 1
                 ),
-            )),
+            )
+            .tagged("D_MACRO_UNUSED")),
             None => Ok(()),
         }
     }
@@ -151,10 +156,12 @@ pub(super) fn substitute_target(
         return Err(Diagnostic::error(
             *first,
             "`$target` is used but no target process was given (-p PID or -c CMD)",
-        ));
+        )
+        .tagged("D_MACRO_UNDEF"));
     };
     let text = target.to_string();
-    let int = parse_integer(&text).map_err(|message| Diagnostic::error(*first, message))?;
+    let int = parse_integer(&text)
+        .map_err(|message| Diagnostic::error(*first, message).tagged("D_MACRO_OFLOW"))?;
     let Tok::Int { value, ty } = int else {
         return Ok(());
     };

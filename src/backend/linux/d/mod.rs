@@ -37,6 +37,7 @@ mod macros;
 mod parser;
 mod span;
 mod token;
+pub(crate) mod typetable;
 
 pub use check::{check_option, first_destructive_action};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
@@ -86,8 +87,18 @@ pub fn parse_program(file: &str, source: &str, macros: &MacroArgs) -> Result<Par
         .map(Parsed)
         .map_err(|d| Diagnostics {
             source_text: source.to_string(),
-            diagnostics: vec![named(file, d)],
+            // The parser stops at its first error; dtrace calls those syntax errors unless
+            // the lexer or parser named a more precise one.
+            diagnostics: vec![named(file, syntax_unless_tagged(d))],
+            errtags: false,
         })
+}
+
+fn syntax_unless_tagged(d: Diagnostic) -> Diagnostic {
+    match d.tag {
+        Some(_) => d,
+        None => d.tagged("D_SYNTAX"),
+    }
 }
 
 /// Substitutes `$target` (None: no target process) and checks a parsed script.
@@ -105,6 +116,7 @@ pub fn finish(
     macros::substitute_target(&mut program, &target_uses, target).map_err(|d| Diagnostics {
         source_text: source.to_string(),
         diagnostics: vec![named(file, d)],
+        errtags: false,
     })?;
     let mut diagnostics: Vec<Diagnostic> = check::check(&mut program)
         .into_iter()
@@ -117,6 +129,7 @@ pub fn finish(
         return Err(Diagnostics {
             source_text: source.to_string(),
             diagnostics,
+            errtags: false,
         });
     }
     Ok(Compiled {

@@ -12,10 +12,10 @@ use super::agg::KeyPart;
 use super::destructive;
 use super::printf::{self, Formatted, Typed};
 use super::{ExecError, Fault, Frame, State};
-use crate::backend::linux::d::ast::{Expr, ExprKind, Function};
+use crate::backend::linux::d::ast::{DType, Expr, ExprKind, Function};
 use crate::backend::EventSink;
 use crate::event::{
-    AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, Value,
+    AggFunc, AggSnapshot, AggValue, Event, Origin, PrintaRow, Printf, Record, TraceFormat, Value,
 };
 
 /// An action waiting for its clause to complete.
@@ -50,6 +50,18 @@ pub enum Pending {
     },
 }
 
+/// How dtrace(1) shows a traced expression: by its integer size, or as the program's own
+/// text when it is a string constant.
+fn trace_format(e: &Expr) -> TraceFormat {
+    match (&e.kind, &e.ty) {
+        (ExprKind::Str(_), _) => TraceFormat::ProgramText,
+        (_, DType::Int { .. } | DType::Pointer(_)) => {
+            TraceFormat::Int(e.ty.size().map_or(8, |n| n as u8))
+        }
+        _ => TraceFormat::Other,
+    }
+}
+
 /// The name of an aggregation argument, `@name`.
 fn agg_name(e: Option<&Expr>) -> String {
     match e.map(|e| &e.kind) {
@@ -68,19 +80,22 @@ impl State {
         let pending = match func {
             Function::Trace => {
                 let mut values = Vec::with_capacity(args.len());
+                let mut formats = Vec::with_capacity(args.len());
                 for arg in args {
                     values.push(self.eval(arg, f)?.string(&arg.ty)?.to_event(&arg.ty));
+                    formats.push(trace_format(arg));
                 }
                 self.speculative_data(&values, f)?;
-                // Consecutive trace() calls make one record, which dtrace(1) shows as one
-                // line after the probe's header.
+                // Consecutive trace() calls make one record.
                 if let Some(Pending::Emit(Event::Record(last))) = f.pending.last_mut() {
                     last.values.extend(values);
+                    last.formats.extend(formats);
                     return Ok(());
                 }
                 Pending::Emit(Event::Record(Record {
                     origin: f.origin.clone(),
                     values,
+                    formats,
                 }))
             }
             Function::Printf => {
@@ -143,6 +158,7 @@ impl State {
             Function::Denormalize => Pending::Normalize(agg_name(args.first()), 1),
             _ => return self.eval_all(args, f),
         };
+        self.fired(f);
         f.pending.push(pending);
         Ok(())
     }
@@ -187,6 +203,7 @@ impl State {
     }
 
     fn printa(&mut self, args: &[Expr], f: &mut Frame<'_>) -> Result<(), Fault> {
+        self.fired(f);
         match args.first().map(|e| &e.kind) {
             Some(ExprKind::Str(format)) => {
                 let names = args.iter().skip(1).map(|e| agg_name(Some(e))).collect();
@@ -205,13 +222,18 @@ impl State {
         Ok(())
     }
 
-    /// A clause with no body: DTrace's default action records the firing with no data, which
-    /// the presenter shows as the probe's line.
-    pub(super) fn default_action(&mut self, f: &mut Frame<'_>) {
-        f.pending.push(Pending::Emit(Event::Record(Record {
-            origin: f.origin.clone(),
-            values: Vec::new(),
-        })));
+    /// The clause records something for this firing (an action, or DTrace's default action
+    /// for a clause with an empty body, which records the firing and nothing else): unless
+    /// the program is quiet, its output starts with the probe's line, as dtrace(1) prints it.
+    /// A clause that only assigns variables or aggregations records nothing, and prints no
+    /// line.
+    pub(super) fn fired(&mut self, f: &mut Frame<'_>) {
+        if !self.options.quiet && f.pending.is_empty() {
+            f.pending.push(Pending::Emit(Event::FiringStart {
+                origin: f.origin.clone(),
+                probe_id: f.firing.probe + 1,
+            }));
+        }
     }
 
     /// Applies a completed clause's actions, in order.
@@ -226,15 +248,23 @@ impl State {
     }
 
     /// Applies one clause's actions, in order: when it completes, or when the speculative
-    /// buffer that holds them is committed.
+    /// buffer that holds them is committed. Output that began with the probe's line (see
+    /// `fired`) ends with its FiringEnd.
     fn apply_all(
         &mut self,
         pending: Vec<Pending>,
         in_end: bool,
         sink: &mut dyn EventSink,
     ) -> io::Result<()> {
+        let fired = matches!(
+            pending.first(),
+            Some(Pending::Emit(Event::FiringStart { .. }))
+        );
         for p in pending {
             self.apply(p, in_end, sink)?;
+        }
+        if fired {
+            sink.event(Event::FiringEnd)?;
         }
         Ok(())
     }

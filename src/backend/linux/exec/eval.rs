@@ -14,10 +14,10 @@ use crate::backend::linux::d::ast::{
     UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
-use crate::backend::linux::firing::{in_zone, zone_compared};
+use crate::backend::linux::firing::{in_zone, thread_member_path, zone_compared};
 use crate::event::DropKind;
 
-type Eval = Result<Value, Fault>;
+pub(super) type Eval = Result<Value, Fault>;
 
 impl State {
     /// Runs a clause: the predicate, then the statements. On a fault, says where it was.
@@ -34,9 +34,9 @@ impl State {
                 return Ok(());
             }
         }
-        match &clause.body {
-            None => {
-                self.default_action(f);
+        match clause.body.as_deref() {
+            None | Some([]) => {
+                self.fired(f);
                 Ok(())
             }
             Some(body) => self
@@ -123,9 +123,9 @@ impl State {
         deep::recurse(|| match &e.kind {
             ExprKind::Int(v) => Ok(Value::Int(*v)),
             // A string constant holds at most strsize bytes, as in DTrace (not a drop).
-            ExprKind::Str(s) => Ok(Value::str(
-                &s.as_bytes()[..s.len().min(self.options.strsize)],
-            )),
+            ExprKind::Str(s) => Ok(self
+                .interned
+                .value(&s.as_bytes()[..s.len().min(self.options.strsize)])),
             ExprKind::Ident(_) | ExprKind::Aggregation(_) => Ok(Value::zero(&e.ty)),
             ExprKind::Var { name, scope } => Ok(self.read_var(*scope, name, Vec::new(), &e.ty, f)),
             ExprKind::Builtin(b) => Ok(self.builtin(*b, &e.ty, f)),
@@ -152,7 +152,10 @@ impl State {
                 let v = self.eval(x, f)?;
                 Ok(Value::str(self.stringof(&v, &x.ty)))
             }
-            ExprKind::Member { base, member, .. } => self.member(base, member, &e.ty, f),
+            ExprKind::Member { base, member, .. } => match thread_member_path(e) {
+                Some(path) => thread_member(&path, &e.ty, f),
+                None => self.member(base, member, &e.ty, f),
+            },
             ExprKind::Index { base, indices } => self.index(base, indices, &e.ty, f),
             ExprKind::Call { func, args } => self.subroutine(*func, args, &e.ty, f),
         })
@@ -182,7 +185,7 @@ impl State {
         }
     }
 
-    fn read_var(
+    pub(super) fn read_var(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -194,7 +197,7 @@ impl State {
         self.vars
             .get(place, f.firing.tid)
             .cloned()
-            .unwrap_or_else(|| Value::zero(ty))
+            .unwrap_or_else(|| self.zero(ty))
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, ty: &DType, f: &mut Frame<'_>) -> Eval {
@@ -265,6 +268,15 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
+        let element = match &target.kind {
+            ExprKind::Member { .. } => true,
+            ExprKind::Index { base, .. } => matches!(base.ty, DType::Array(..)),
+            _ => false,
+        };
+        if element {
+            let v = v.convert(&target.ty);
+            return self.assign_member(op, target, v, &value.ty, f);
+        }
         let (scope, name, keys) = self.target(target, f)?;
         let new = match op {
             None => v,
@@ -306,7 +318,7 @@ impl State {
     }
 
     /// The variable an assignment stores into, with its evaluated keys.
-    fn target<'e>(
+    pub(super) fn target<'e>(
         &mut self,
         target: &'e Expr,
         f: &mut Frame<'_>,
@@ -321,7 +333,7 @@ impl State {
         }
     }
 
-    fn store(
+    pub(super) fn store(
         &mut self,
         scope: VarScope,
         name: &str,
@@ -357,6 +369,9 @@ impl State {
         if let ExprKind::Builtin(Builtin::Curpsinfo) = base.kind {
             return Ok(self.psinfo_member(member, ty, f));
         }
+        if let Some(v) = self.record_member(base, member, f) {
+            return v;
+        }
         // Other structures are kernel or user memory this engine does not read; DTrace
         // faults the same way on an address it cannot load.
         let v = self.eval(base, f)?;
@@ -369,6 +384,10 @@ impl State {
                 let n = indices.first().and_then(Expr::as_int).unwrap_or(0);
                 Ok(self.arg(n as usize, f).convert(ty))
             }
+            _ if matches!(base.ty, DType::Array(..)) => match indices.first() {
+                Some(i) => self.array_element(base, i, f),
+                None => Err(Fault::IllegalOperation),
+            },
             ExprKind::Var { name, scope } => {
                 let keys = self.keys(indices, f)?;
                 Ok(self.read_var(*scope, name, keys, ty, f))
@@ -403,6 +422,7 @@ fn leaves(stmts: &[Stmt]) -> usize {
 pub(super) fn key_part(v: &Value, ty: &DType) -> KeyPart {
     match v {
         Value::Str(s) => KeyPart::Str(s.to_vec()),
+        Value::Memory { bytes, .. } if !ty.is_scalar() => KeyPart::Str(bytes.to_vec()),
         _ if *ty == DType::String => KeyPart::Str(string_of(v).to_vec()),
         Value::Stack(frames) => KeyPart::Stack(frames.clone()),
         other if is_signed(ty) => KeyPart::Int(normalize(other.int(), ty) as i64),
@@ -420,7 +440,12 @@ pub(super) fn string_of(v: &Value) -> &[u8] {
 }
 
 /// An arithmetic or bitwise operator, by D's integer rules.
-fn arithmetic(op: BinaryOp, l: (u64, &DType), r: (u64, &DType), ty: &DType) -> Result<u64, Fault> {
+pub(super) fn arithmetic(
+    op: BinaryOp,
+    l: (u64, &DType),
+    r: (u64, &DType),
+    ty: &DType,
+) -> Result<u64, Fault> {
     arith::binary(op, l, r, ty).map_err(|arith::DivideByZero| Fault::DivideByZero)
 }
 
@@ -438,4 +463,14 @@ fn load(pointer: &Value, offset: u64, ty: &DType) -> Eval {
     let mut raw = [0u8; 8];
     raw[..chunk.len().min(8)].copy_from_slice(&chunk[..chunk.len().min(8)]);
     Ok(Value::Int(normalize(u64::from_le_bytes(raw), ty)))
+}
+
+/// `curthread->…`: what the kernel read there at the probe, or the fault DTrace reports
+/// when a link cannot be read.
+fn thread_member(path: &str, ty: &DType, f: &Frame<'_>) -> Eval {
+    let found = f.firing.thread_members.iter().find(|(p, _)| &**p == path);
+    match found {
+        Some((_, Some(value))) => Ok(Value::Int(*value).convert(ty)),
+        _ => Err(Fault::InvalidAddress(0)),
+    }
 }

@@ -101,6 +101,32 @@ pub fn convert(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>
     }
 }
 
+/// The conversions printf runs most, `%d %i %u %s` with no flag, width or precision, written
+/// straight onto `out` (no text of their own is made); false, with `out` unchanged, for every
+/// other conversion, which `convert` makes.
+pub fn plain(
+    spec: &Spec,
+    width: usize,
+    precision: Option<usize>,
+    arg: Arg<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    use std::io::Write as _;
+    let flagged = spec.minus || spec.plus || spec.space || spec.alt || spec.zero;
+    if flagged || width != 0 || precision.is_some() {
+        return false;
+    }
+    // Writing to a Vec cannot fail.
+    let _ = match (spec.conv, arg) {
+        ('s', Arg::Str(s)) => out.write_all(s),
+        ('d', a) if !a.is_signed() => write!(out, "{}", a.as_unsigned()),
+        ('d' | 'i', a @ Arg::Int { .. }) => write!(out, "{}", a.as_signed()),
+        ('u', a @ Arg::Int { .. }) => write!(out, "{}", a.as_unsigned()),
+        _ => return false,
+    };
+    true
+}
+
 /// The conversions whose text is ASCII: integers, addresses and floating point.
 fn number(spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> String {
     match spec.conv {

@@ -3,8 +3,8 @@
 //! order, and turns their actions into [`Event`]s.
 //!
 //! Everything D keeps between firings lives here: global, thread-local and associative
-//! variables (`vars`), aggregations (`agg`), and caches of what /proc says about processes
-//! (`procfs`). Expressions are evaluated over the checked AST (`eval`, `builtins`,
+//! variables (`vars`), aggregations (`agg`), and the names of the cgroups zonename reads
+//! (`process`, which also reads the process state the kernel carried in the firing). Expressions are evaluated over the checked AST (`eval`, `builtins`,
 //! `subroutines`); actions are collected per clause and applied when the clause completes
 //! (`actions`), so that a clause that faults leaves no output, as in DTrace, where the data
 //! an enabling recorded before an error is discarded.
@@ -16,8 +16,10 @@ mod builtins;
 mod destructive;
 mod eval;
 mod format;
+mod interned;
 mod printf;
-mod procfs;
+mod process;
+mod records;
 mod speculation;
 mod strings;
 mod subroutines;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::d::ast::{Clause, DType, Item, Program, VariableKind};
+use super::d::typetable::TypeTable;
 use super::firing::{Firing, ProbeInfo, ProbeKind, Zone, MAX_ARGS};
 use super::options::Options;
 use crate::backend::EventSink;
@@ -41,7 +44,8 @@ use crate::event::{AggEntry, AggFunc, DropKind, Event, Origin};
 use crate::inspect::symbols::Symbolizer;
 use actions::Pending;
 use agg::Aggregations;
-use procfs::ProcessTable;
+use interned::Interned;
+use process::ProcessTable;
 use speculation::{Buffers, Speculating};
 use value::Capture;
 use vars::Variables;
@@ -148,6 +152,7 @@ impl Faulted {
             zones: faulted.zones,
             comm: faulted.comm.clone(),
             args,
+            process: faulted.process.clone(),
             ..Firing::default()
         }
     }
@@ -201,6 +206,10 @@ struct State {
     strtok_rest: Option<Arc<[u8]>>,
     /// rand()'s generator state (never 0).
     rand_state: u64,
+    /// The program's structs, unions and typedefs, for members and zero values.
+    types: TypeTable,
+    /// String literals and probe description fields, shared (see `interned`).
+    interned: Interned,
 }
 
 impl State {
@@ -214,6 +223,8 @@ impl State {
 pub struct Executor {
     clauses: Vec<Clause>,
     probes: Vec<ProbeInfo>,
+    /// The ERROR probe's index in `probes`, found once.
+    error_probe: Option<usize>,
     state: State,
 }
 
@@ -245,6 +256,7 @@ impl Executor {
         let mut aggs = Aggregations::with_key_sizes(key_sizes);
         aggs.sort = options.aggsort;
         aggs.sort_pos = options.aggsortpos;
+        let types = program.types.clone();
         let clauses = program
             .items
             .into_iter()
@@ -253,9 +265,11 @@ impl Executor {
                 _ => None,
             })
             .collect();
+        let error_probe = probes.iter().position(|p| p.kind == ProbeKind::Error);
         Executor {
             clauses,
             probes,
+            error_probe,
             state: State {
                 vars: Variables::new(options.dynvarsize, options.strsize),
                 speculations: Buffers::new(options.nspec),
@@ -272,6 +286,8 @@ impl Executor {
                 symbols: Symbolizer::default(),
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
+                types,
+                interned: Interned::default(),
             },
         }
     }
@@ -287,7 +303,7 @@ impl Executor {
     /// Returns `Flow::Exit(status)` once exit() has run.
     pub fn fire(&mut self, firing: &Firing, sink: &mut dyn EventSink) -> Result<Flow, ExecError> {
         let faults = self.run(firing, sink)?;
-        let error_probe = self.probes.iter().position(|p| p.kind == ProbeKind::Error);
+        let error_probe = self.error_probe;
         let faulted_kind = self.probes.get(firing.probe as usize).map(|p| &p.kind);
         // A fault in an ERROR clause does not fire ERROR again, as in DTrace.
         if let (Some(error), false) = (error_probe, faulted_kind == Some(&ProbeKind::Error)) {
@@ -316,6 +332,7 @@ impl Executor {
             clauses,
             probes,
             state,
+            ..
         } = self;
         let probe = probes
             .get(firing.probe as usize)
@@ -419,7 +436,11 @@ const _: fn() = || {
 };
 
 /// What the kernel read at each argument's address, by argument number.
+/// A firing that carries no strings or bytes (most do not) costs no allocation.
 fn captures_of(firing: &Firing) -> Vec<Option<Arc<Capture>>> {
+    if firing.strings.is_empty() && firing.bytes.is_empty() {
+        return Vec::new();
+    }
     let mut captures: Vec<Option<Capture>> = vec![None; firing.args.len()];
     for s in &firing.strings {
         if let Some(slot) = captures.get_mut(usize::from(s.arg)) {

@@ -50,15 +50,34 @@ impl Formatted {
     fn converted(&mut self, spec: &Spec, bytes: &[u8]) {
         let start = self.text.len();
         self.text.extend_from_slice(bytes);
-        if !bytes.is_empty() && spec.conv != 'S' {
+        self.traced_from(spec, start);
+    }
+
+    /// Marks what a conversion wrote from `start` on as traced (see `converted`).
+    fn traced_from(&mut self, spec: &Spec, start: usize) {
+        if self.text.len() > start && spec.conv != 'S' {
             self.traced.push(start..self.text.len());
         }
+    }
+
+    /// A conversion `format::plain` can write in place, written; false for the others.
+    fn plain(&mut self, spec: &Spec, width: usize, precision: Option<usize>, arg: Arg<'_>) -> bool {
+        let start = self.text.len();
+        let done = format::plain(spec, width, precision, arg, &mut self.text);
+        if done {
+            self.traced_from(spec, start);
+        }
+        done
     }
 }
 
 /// The text of `printf(fmt, args…)`.
 pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
-    let mut out = Formatted::default();
+    // Room for the usual line, so that it is made in one allocation.
+    let mut out = Formatted {
+        text: Vec::with_capacity(fmt.len() + 24 * args.len()),
+        traced: Vec::with_capacity(args.len()),
+    };
     let mut next = args.iter();
     for piece in format::parsed(fmt).iter() {
         match piece {
@@ -67,6 +86,20 @@ pub fn printf(fmt: &str, args: &[Typed]) -> Formatted {
                 let mut star = || next.next().map_or(0, |a| a.value.int() as i64);
                 let (spec, width, precision) = resolve(spec.clone(), &mut star);
                 let Some(arg) = next.next() else { break };
+                let plain = match &arg.value {
+                    Value::Stack(_) => None,
+                    v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {
+                        Some(Arg::Str(string_of(v)))
+                    }
+                    v => Some(Arg::Int {
+                        value: v.int(),
+                        bits: bits(&arg.ty),
+                        signed: is_signed(&arg.ty),
+                    }),
+                };
+                if plain.is_some_and(|a| out.plain(&spec, width, precision, a)) {
+                    continue;
+                }
                 let operand = match &arg.value {
                     Value::Stack(_) => Operand::Str(b""),
                     v if arg.ty.is_string_like() && !matches!(v, Value::Int(_)) => {

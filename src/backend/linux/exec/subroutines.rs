@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::eval::string_of;
+use super::process;
 use super::strings;
 use super::value::Value;
 use super::{Fault, Frame, State};
@@ -22,6 +23,9 @@ impl State {
         ty: &DType,
         f: &mut Frame<'_>,
     ) -> Result<Value, Fault> {
+        if let Function::Copyin | Function::Copyinstr = func {
+            return self.copy_subroutine(func, args, f);
+        }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
             values.push(self.eval(arg, f)?);
@@ -31,11 +35,7 @@ impl State {
         let int = |i: usize| values.get(i).map(|v| v.int() as i64);
         let strsize = self.options.strsize;
         Ok(match func {
-            Function::Copyin => copyin(&first, int(1).unwrap_or(0), f.firing)?,
-            Function::Copyinstr => {
-                let s = self.copyinstr(&first, int(1), f.firing)?;
-                Value::str(s)
-            }
+            Function::Copyin | Function::Copyinstr => unreachable!("copy_subroutine runs them"),
             Function::Strlen => Value::Int(text(0).len() as u64),
             Function::Strjoin => {
                 let joined = [text(0), text(1)].concat();
@@ -64,9 +64,11 @@ impl State {
             Function::Toupper => Value::str(text(0).to_ascii_uppercase()),
             Function::Progenyof => {
                 let ancestor = int(0).unwrap_or(0) as u32;
-                let yes = self
-                    .procs
-                    .progeny_of(f.firing.pid, &f.firing.comm, ancestor);
+                let yes = f
+                    .firing
+                    .process
+                    .as_ref()
+                    .is_some_and(|state| process::progeny_of(f.firing.pid, state, ancestor));
                 Value::Int(u64::from(yes))
             }
             Function::Stack => {
@@ -143,6 +145,35 @@ impl State {
         asked
             .map_or(default, |n| n.max(0) as usize)
             .min(self.options.maxframes)
+    }
+
+    /// copyin and copyinstr, which most scripts run on every firing: their arguments are read
+    /// without being collected, and a string the kernel captured whole is shared, not copied.
+    fn copy_subroutine(
+        &mut self,
+        func: Function,
+        args: &[Expr],
+        f: &mut Frame<'_>,
+    ) -> Result<Value, Fault> {
+        let addr = match args.first() {
+            Some(e) => self.eval(e, f)?,
+            None => Value::Int(0),
+        };
+        let size = match args.get(1) {
+            Some(e) => Some(self.eval(e, f)?.int() as i64),
+            None => None,
+        };
+        if func == Function::Copyin {
+            return copyin(&addr, size.unwrap_or(0), f.firing);
+        }
+        let s = self.copyinstr(&addr, size, f.firing)?;
+        Ok(match &addr {
+            Value::User { capture, .. } => match &capture.string {
+                Some(whole) if std::ptr::eq(s, &whole[..]) => Value::Str(Arc::clone(whole)),
+                _ => Value::str(s),
+            },
+            _ => Value::str(s),
+        })
     }
 
     /// The first `depth` frames of a recorded stack, named: the kernel's, or those of

@@ -9,12 +9,14 @@
 //! The fixed header (ids, time, pid/tid, uid/gid, comm, cgroup) and the probe's arguments are
 //! always captured.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::derived::{self, read_size, AddrExpr, DerivedRead, ShadowStore};
 use super::walk::{walk, walk_stmt};
 use super::{PlannedProbe, Site};
 use crate::backend::linux::d::ast::{Builtin, Clause, Expr, ExprKind, Function, VarScope};
+use crate::backend::linux::firing::thread_member_path;
 
 /// What a probe's program reads from user memory besides its arguments.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +31,15 @@ pub struct Captures {
     /// `Plan::shadow_vars[i]`, for a later probe to read through (`AddrExpr::Shadow`); in
     /// the order of the firing's assignments.
     pub shadow_stores: Vec<ShadowStore>,
+    /// The clauses read process state (`ppid`, `curpsinfo`, `curthread`, `progenyof`),
+    /// which the program reads from the current task at the probe (`record::process`).
+    pub process: bool,
+    /// `curthread->…` paths the clauses read (`firing::thread_member_path`), sorted; the
+    /// plan's `thread_members` says how to read each.
+    pub thread_members: Vec<Arc<str>>,
+    /// The clauses read `cwd`, which the program reads by walking up from the task's
+    /// working directory (`record::cwd`).
+    pub cwd: bool,
     /// The kernel stack is recorded (`stack()`, `stackdepth`, `caller`).
     pub kernel_stack: bool,
     /// The user stack is recorded (`ustack()`, `ustackdepth`, `ucaller`).
@@ -154,6 +165,10 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
             .collect();
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
+        let own = own_clauses(probe, clauses);
+        probe.captures.process = own.iter().any(|c| reads_process(c));
+        probe.captures.thread_members = thread_members(&own);
+        probe.captures.cwd = own.iter().any(|c| reads_builtin(c, Builtin::Cwd));
         if probe.site != Site::UserSpace {
             let (kernel, user) = stacks_used(&own_clauses(probe, clauses));
             probe.captures.kernel_stack = kernel;
@@ -279,8 +294,14 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
+        let mut process = false;
+        let mut cwd = false;
+        let mut members = BTreeSet::new();
         let (mut kernel_stack, mut user_stack) = (false, false);
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
+            process |= p.captures.process;
+            cwd |= p.captures.cwd;
+            members.extend(p.captures.thread_members.iter().cloned());
             kernel_stack |= p.captures.kernel_stack;
             user_stack |= p.captures.user_stack;
             strings.extend(p.captures.strings.iter().copied());
@@ -297,6 +318,9 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             bytes: bytes.into_iter().collect(),
             derived: derived.into_iter().collect(),
             shadow_stores,
+            process,
+            thread_members: members.into_iter().collect(),
+            cwd,
             kernel_stack,
             user_stack,
         };
@@ -304,6 +328,70 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
             p.captures = union.clone();
         }
     }
+}
+
+/// The `curthread->…` paths the clauses read, sorted: those read for their own value, not
+/// only on the way to a member below them (`->thread` of `curthread->thread.fsbase`).
+fn thread_members(clauses: &[&Clause]) -> Vec<Arc<str>> {
+    let mut uses: BTreeMap<String, isize> = BTreeMap::new();
+    let mut visit = |e: &Expr| {
+        if let Some(path) = thread_member_path(e) {
+            *uses.entry(path).or_default() += 1;
+            if let ExprKind::Member { base, .. } = &e.kind {
+                if let Some(inner) = thread_member_path(base) {
+                    *uses.entry(inner).or_default() -= 1;
+                }
+            }
+        }
+    };
+    for clause in clauses {
+        if let Some(p) = &clause.predicate {
+            walk(p, &mut visit);
+        }
+        for stmt in clause.body.iter().flatten() {
+            walk_stmt(stmt, &mut visit);
+        }
+    }
+    uses.into_iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(path, _)| Arc::from(path))
+        .collect()
+}
+
+/// Whether the clause reads builtin `b`.
+fn reads_builtin(clause: &Clause, b: Builtin) -> bool {
+    let mut found = false;
+    let mut visit = |e: &Expr| found |= matches!(&e.kind, ExprKind::Builtin(x) if *x == b);
+    if let Some(p) = &clause.predicate {
+        walk(p, &mut visit);
+    }
+    for stmt in clause.body.iter().flatten() {
+        walk_stmt(stmt, &mut visit);
+    }
+    found
+}
+
+/// Whether the clause reads what the kernel keeps about the process: `ppid`, `curpsinfo`,
+/// `curthread` or `progenyof()`.
+fn reads_process(clause: &Clause) -> bool {
+    let mut found = false;
+    let mut visit = |e: &Expr| {
+        found |= matches!(
+            e.kind,
+            ExprKind::Builtin(Builtin::Ppid | Builtin::Curpsinfo | Builtin::Curthread)
+                | ExprKind::Call {
+                    func: Function::Progenyof,
+                    ..
+                }
+        );
+    };
+    if let Some(p) = &clause.predicate {
+        walk(p, &mut visit);
+    }
+    for stmt in clause.body.iter().flatten() {
+        walk_stmt(stmt, &mut visit);
+    }
+    found
 }
 
 /// Whether `clauses` read the kernel stack and the user stack.

@@ -20,7 +20,8 @@ use crate::backend::linux::d::ast::{
     BinaryOp, Builtin, Clause, DType, Expr, ExprKind, Function, Stmt, UnaryOp, VarScope,
 };
 use crate::backend::linux::deep;
-use crate::backend::linux::firing::ProbeInfo;
+use crate::backend::linux::firing::{thread_member_path, ProbeInfo};
+use crate::inspect::task::{self, MemberRead};
 
 /// An address (or any integer) computed at the probe.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +41,9 @@ pub enum AddrExpr {
     /// `Plan::shadow_vars[i]` (see `captures`: a path saved at a syscall's entry is read
     /// again at its return; a pointer set at one probe is followed at another).
     Shadow(usize),
+    /// A `curthread->…` member, read from the current task at the probe
+    /// (`curthread->thread.fsbase`, the thread pointer that TLS addresses start from).
+    ThreadMember(MemberRead),
 }
 
 /// Integer operators of addresses; `Sar` is the arithmetic (signed) right shift.
@@ -74,14 +78,17 @@ impl AddrExpr {
             AddrExpr::Arg(_) | AddrExpr::Const(_) => false,
             AddrExpr::Binary(_, a, b) => a.loads() || b.loads(),
             AddrExpr::Select(c, a, b) => c.loads() || a.loads() || b.loads(),
-            AddrExpr::Load { .. } | AddrExpr::Shadow(_) => true,
+            AddrExpr::Load { .. } | AddrExpr::Shadow(_) | AddrExpr::ThreadMember(_) => true,
         }
     }
 
     /// Levels of nesting: the scratch slots the program needs to compute it.
     pub fn depth(&self) -> usize {
         match self {
-            AddrExpr::Arg(_) | AddrExpr::Const(_) | AddrExpr::Shadow(_) => 1,
+            AddrExpr::Arg(_)
+            | AddrExpr::Const(_)
+            | AddrExpr::Shadow(_)
+            | AddrExpr::ThreadMember(_) => 1,
             AddrExpr::Binary(_, a, b) => a.depth().max(1 + b.depth()),
             AddrExpr::Select(c, a, b) => c.depth().max(a.depth()).max(b.depth()),
             AddrExpr::Load { addr, .. } => addr.depth(),
@@ -276,6 +283,10 @@ fn address(e: &Expr, locals: &Locals, kept: &[String]) -> Option<AddrExpr> {
         let a = match &e.kind {
             ExprKind::Int(v) => AddrExpr::Const(*v),
             ExprKind::Builtin(Builtin::Arg(n)) => AddrExpr::Arg(*n),
+            // A member BTF cannot resolve is not read here; planning reports it.
+            ExprKind::Member { .. } => {
+                AddrExpr::ThreadMember(task::member_read(&thread_member_path(e)?).ok()?)
+            }
             ExprKind::Index { base, indices }
                 if matches!(base.kind, ExprKind::Builtin(Builtin::Args)) =>
             {

@@ -20,7 +20,7 @@ mod captures;
 mod derived;
 pub(crate) mod filter;
 mod follow;
-mod glob;
+pub(crate) mod glob;
 pub(crate) mod providers;
 pub(crate) mod regs;
 mod semaphores;
@@ -28,7 +28,7 @@ mod threadvars;
 mod walk;
 mod zone;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,7 @@ use crate::event::ProbeDesc;
 use crate::inspect::cgroup::CgroupError;
 use crate::inspect::elf::ElfError;
 use crate::inspect::procmaps::ProcMapsError;
+use crate::inspect::task::{self, MemberRead, TaskLayout};
 use crate::inspect::tracefs::TracefsError;
 use crate::inspect::usdt::arg::UsdtArg;
 use crate::inspect::usdt::UsdtError;
@@ -72,6 +73,11 @@ pub struct Plan {
     pub shadow_vars: Vec<String>,
     /// The zones the program compares `zonename` with; zone i is bit i of `Firing::zones`.
     pub zones: Vec<Zone>,
+    /// The running kernel's task_struct layout, when some probe reads process state
+    /// (`Captures::process`).
+    pub task: Option<TaskLayout>,
+    /// How to read each `curthread->…` path some probe reads (`Captures::thread_members`).
+    pub thread_members: BTreeMap<Arc<str>, MemberRead>,
     /// The process tree the run follows (`Scope::follow`): every kernel program fires only in
     /// its processes. Set by the engine once the target is known.
     pub follow: Option<Follow>,
@@ -213,6 +219,8 @@ pub enum PlanError {
     },
     #[error("the program compares zonename with {count} zones; at most {MAX_ZONES} are supported")]
     TooManyZones { count: usize },
+    #[error("{0}")]
+    ProcessState(String),
     #[error("tracepoint {tracepoint} has no field {field}")]
     TracepointField {
         tracepoint: &'static str,
@@ -278,6 +286,23 @@ pub fn resolve(
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
     let holds = semaphores::resolve(&mut probes)?;
+    let task = if probes.iter().any(|p| p.captures.process || p.captures.cwd) {
+        let what = "reading ppid, curpsinfo, curthread, progenyof() or cwd at the probe";
+        Some(
+            TaskLayout::kernel(what)
+                .map_err(PlanError::ProcessState)?
+                .clone(),
+        )
+    } else {
+        None
+    };
+    let mut thread_members = BTreeMap::new();
+    for path in probes.iter().flat_map(|p| &p.captures.thread_members) {
+        if !thread_members.contains_key(path) {
+            let read = task::member_read(path).map_err(PlanError::ProcessState)?;
+            thread_members.insert(path.clone(), read);
+        }
+    }
     Ok(Plan {
         probes,
         strsize: options.strsize,
@@ -285,6 +310,8 @@ pub fn resolve(
         kernel_vars,
         shadow_vars,
         zones,
+        task,
+        thread_members,
         follow: None,
         holds,
     })

@@ -16,7 +16,7 @@ pub fn builtin_type(b: Builtin) -> DType {
     match b {
         Pid | Tid | Ppid => int(32, true),
         Uid | Gid => int(32, false),
-        Execname | Zonename | Probeprov | Probemod | Probefunc | Probename => DType::String,
+        Execname | Zonename | Cwd | Probeprov | Probemod | Probefunc | Probename => DType::String,
         Cpu | Epid | Id => int(32, false),
         Timestamp | Vtimestamp | Walltimestamp => int(64, false),
         Arg(_) | Caller | Ucaller => int(64, false),

@@ -93,6 +93,28 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
     }
 }
 
+/// DTrace's tag for a wrong argument `i` (0-based) of `func`: the aggregating functions name
+/// their own parameters.
+fn argument_tag(func: Function, i: usize) -> &'static str {
+    const LQUANTIZE: [&str; 3] = ["D_LQUANT_BASETYPE", "D_LQUANT_LIMTYPE", "D_LQUANT_STEPTYPE"];
+    const LLQUANTIZE: [&str; 4] = [
+        "D_LLQUANT_FACTORTYPE",
+        "D_LLQUANT_LMAGTYPE",
+        "D_LLQUANT_HMAGTYPE",
+        "D_LLQUANT_STEPTYPE",
+    ];
+    match (func, i) {
+        (Function::Aggregating(_), 0) => "D_AGG_SCALAR",
+        (Function::Aggregating(AggFunc::Lquantize), i) => {
+            LQUANTIZE.get(i - 1).copied().unwrap_or("D_PROTO_ARG")
+        }
+        (Function::Aggregating(AggFunc::Llquantize), i) => {
+            LLQUANTIZE.get(i - 1).copied().unwrap_or("D_PROTO_ARG")
+        }
+        _ => "D_PROTO_ARG",
+    }
+}
+
 fn count_message(func: Function, min: usize, max: usize, found: usize) -> String {
     let takes = match (min, max) {
         (0, 0) => "no arguments".to_string(),
@@ -111,7 +133,7 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
                 "aggregating function `{0}()` can only be used as `@name[keys] = {0}(...)`",
                 func.name()
             );
-            checker.error(span, message);
+            checker.tagged("D_AGG_FUNC", span, message);
             return DType::Unknown;
         }
         _ if matches!(func, Function::Printf | Function::System) => {
@@ -121,11 +143,26 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
         _ => {}
     }
     let (kinds, min, ret) = signature(func);
-    if checker.arguments(func, kinds, min, args, span) {
-        ret
-    } else {
-        DType::Unknown
+    if !checker.arguments(func, kinds, min, args, span) {
+        return DType::Unknown;
     }
+    let tags: &[&str] = match func {
+        Function::Stack => &["D_STACK_SIZE"],
+        Function::Ustack => &["D_USTACK_FRAMES", "D_USTACK_STRSIZE"],
+        _ => &[],
+    };
+    for (arg, tag) in args.iter().zip(tags) {
+        if arg.as_int().is_some_and(|v| v as i64 <= 0) {
+            let message = format!(
+                "{}() argument #{} must be a non-zero positive integer constant",
+                func.name(),
+                if *tag == "D_USTACK_STRSIZE" { 2 } else { 1 }
+            );
+            checker.tagged(tag, arg.span, message);
+            return DType::Unknown;
+        }
+    }
+    ret
 }
 
 /// Checks the arguments of an aggregation statement.
@@ -142,30 +179,198 @@ pub fn aggregating_args(checker: &mut Checker, a: &mut Aggregate) {
         .filter_map(|e| e.as_int())
         .map(|v| v as i64)
         .collect();
-    let problem = match (a.func, consts.as_slice()) {
-        (AggFunc::Lquantize, [low, high, ..]) if high <= low => {
-            Some("the upper bound of `lquantize()` must be greater than its lower bound")
-        }
-        (AggFunc::Lquantize, [_, _, step]) if *step <= 0 => {
-            Some("the step of `lquantize()` must be positive")
-        }
-        (AggFunc::Llquantize, [factor, ..]) if *factor < 2 => {
-            Some("the factor of `llquantize()` must be at least 2")
-        }
-        (AggFunc::Llquantize, [_, low, high, _]) if high <= low || *low < 0 => {
-            Some("`llquantize()` needs 0 <= low magnitude < high magnitude")
-        }
-        (AggFunc::Llquantize, [factor, _, high, _]) if llquantize_overflows(*factor, *high) => {
-            Some("the high magnitude of `llquantize()` would overflow 64 bits (factor^(high+1))")
-        }
-        (AggFunc::Llquantize, [_, _, _, steps]) if *steps <= 0 => {
-            Some("the steps per magnitude of `llquantize()` must be positive")
-        }
+    let problem = match a.func {
+        AggFunc::Lquantize => lquantize_problem(&consts),
+        AggFunc::Llquantize => llquantize_problem(&consts),
         _ => None,
     };
-    if let Some(message) = problem {
-        checker.error(a.span, message);
+    if let Some((arg, tag, message)) = problem {
+        // The argument dtrace points at (its 1-based number), else the whole call.
+        let span = arg.and_then(|n| a.args.get(n)).map_or(a.span, |e| e.span);
+        checker.tagged(tag, span, message);
     }
+}
+
+/// The constant parameters of an lquantize() or llquantize() (dtrace requires every use of
+/// one aggregation to repeat them).
+pub fn quantize_params(a: &Aggregate) -> Option<Vec<i64>> {
+    if !matches!(a.func, AggFunc::Lquantize | AggFunc::Llquantize) {
+        return None;
+    }
+    let mut params: Vec<i64> = a
+        .args
+        .iter()
+        .skip(1)
+        .filter_map(|e| e.as_int())
+        .map(|v| v as i64)
+        .collect();
+    if a.func == AggFunc::Lquantize && params.len() == 2 {
+        params.push(1);
+    }
+    Some(params)
+}
+
+/// The tag and message when `now` repeats an aggregation's quantize parameters wrongly.
+pub fn params_mismatch(
+    func: AggFunc,
+    first: &[i64],
+    now: &[i64],
+) -> Option<(&'static str, String)> {
+    let names: &[(&str, &str)] = match func {
+        AggFunc::Lquantize => &[
+            ("D_LQUANT_MATCHBASE", "base (argument #1)"),
+            ("D_LQUANT_MATCHLIM", "limit (argument #2)"),
+            ("D_LQUANT_MATCHSTEP", "step (argument #3)"),
+        ],
+        _ => &[
+            ("D_LLQUANT_MATCHFACTOR", "factor (argument #1)"),
+            ("D_LLQUANT_MATCHLMAG", "lmag (argument #2)"),
+            ("D_LLQUANT_MATCHHMAG", "hmag (argument #3)"),
+            ("D_LLQUANT_MATCHSTEPS", "steps (argument #4)"),
+        ],
+    };
+    let i = (0..names.len()).find(|&i| first.get(i) != now.get(i))?;
+    let (tag, what) = names[i];
+    let shown = |v: Option<&i64>| v.map_or("none".to_string(), i64::to_string);
+    Some((
+        tag,
+        format!(
+            "{}() {what} doesn't match previous declaration: expected {}, found {}",
+            Function::Aggregating(func).name(),
+            shown(first.get(i)),
+            shown(now.get(i))
+        ),
+    ))
+}
+
+/// What dtrace rejects in `lquantize(value, base, limit[, step])`: the argument (1-based),
+/// the tag and the message.
+type QuantizeProblem = (Option<usize>, &'static str, &'static str);
+
+fn lquantize_problem(params: &[i64]) -> Option<QuantizeProblem> {
+    let &[base, limit, ref rest @ ..] = params else {
+        return None;
+    };
+    let step = rest.first().copied().unwrap_or(1);
+    let int32 = |v: i64| i32::try_from(v).is_ok();
+    Some(if !int32(base) {
+        (
+            Some(1),
+            "D_LQUANT_BASEVAL",
+            "lquantize() argument #1 must be a 32-bit quantity",
+        )
+    } else if !int32(limit) {
+        (
+            Some(2),
+            "D_LQUANT_LIMVAL",
+            "lquantize() argument #2 must be a 32-bit quantity",
+        )
+    } else if limit <= base {
+        (
+            None,
+            "D_LQUANT_MISMATCH",
+            "lquantize() base (argument #1) must be less than limit (argument #2)",
+        )
+    } else if step <= 0 {
+        (
+            Some(3),
+            "D_LQUANT_STEPTYPE",
+            "lquantize() argument #3 must be a non-zero positive integer constant",
+        )
+    } else if step > i64::from(u16::MAX) {
+        (
+            Some(3),
+            "D_LQUANT_STEPVAL",
+            "lquantize() argument #3 must be a 16-bit quantity",
+        )
+    } else if (limit - base) / step == 0 {
+        (
+            None,
+            "D_LQUANT_STEPLARGE",
+            "lquantize() step (argument #3) too large: must have at least one quantization level",
+        )
+    } else if (limit - base) / step > i64::from(u16::MAX) {
+        (
+            None,
+            "D_LQUANT_STEPSMALL",
+            "lquantize() step (argument #3) too small: number of quantization levels must be a 16-bit quantity",
+        )
+    } else {
+        return None;
+    })
+}
+
+/// What dtrace rejects in `llquantize(value, factor, low, high, steps)`.
+fn llquantize_problem(params: &[i64]) -> Option<QuantizeProblem> {
+    let &[factor, lmag, hmag, steps] = params else {
+        return None;
+    };
+    let u16_range = |v: i64| (0..=i64::from(u16::MAX)).contains(&v);
+    // What steps must divide when steps > factor (factor² when lmag is 0).
+    let bucket_base = || (factor as u128).pow(lmag.max(1) as u32 + 1);
+    Some(if !(2..=i64::from(u16::MAX)).contains(&factor) {
+        (
+            Some(1),
+            "D_LLQUANT_FACTORVAL",
+            "llquantize() argument #1 must be an unsigned 16-bit quantity greater than or equal to 2",
+        )
+    } else if !u16_range(lmag) {
+        (
+            Some(2),
+            "D_LLQUANT_LMAGVAL",
+            "llquantize() argument #2 must be an unsigned 16-bit quantity",
+        )
+    } else if !u16_range(hmag) {
+        (
+            Some(3),
+            "D_LLQUANT_HMAGVAL",
+            "llquantize() argument #3 must be an unsigned 16-bit quantity",
+        )
+    } else if hmag < lmag {
+        (
+            Some(3),
+            "D_LLQUANT_HMAGVAL",
+            "llquantize() argument #3 (high magnitude) must be at least argument #2 (low magnitude)",
+        )
+    } else if llquantize_overflows(factor, hmag) {
+        (
+            Some(3),
+            "D_LLQUANT_HMAGVAL",
+            "llquantize() argument #3 (high magnitude) will cause overflow of 64 bits",
+        )
+    } else if steps <= 0 {
+        (
+            Some(4),
+            "D_LLQUANT_STEPTYPE",
+            "llquantize() argument #4 must be a non-zero positive integer constant",
+        )
+    } else if steps > i64::from(u16::MAX) {
+        (
+            Some(4),
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 must be an unsigned 16-bit quantity",
+        )
+    } else if steps < factor && factor % steps != 0 {
+        (
+            Some(1),
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 (steps) must evenly divide argument #1 (factor) when steps<factor",
+        )
+    } else if steps > factor && steps % factor != 0 {
+        (
+            Some(1),
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 (steps) must be a multiple of argument #1 (factor) when steps>factor",
+        )
+    } else if steps > factor && bucket_base() % steps as u128 != 0 {
+        (
+            Some(1),
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 (steps) must evenly divide pow(argument #1 (factor), lmag (argument #2) + 1) when steps>factor",
+        )
+    } else {
+        return None;
+    })
 }
 
 impl Checker {
@@ -185,7 +390,7 @@ impl Checker {
         }
         if args.len() < min || args.len() > kinds.len() {
             let message = count_message(func, min, kinds.len(), args.len());
-            self.error(span, message);
+            self.tagged("D_PROTO_LEN", span, message);
             return false;
         }
         ok
@@ -221,7 +426,7 @@ impl Checker {
                 i + 1,
                 func.name()
             );
-            self.error(arg.span, message);
+            self.tagged(argument_tag(func, i), arg.span, message);
         }
         ok
     }
@@ -233,12 +438,18 @@ impl Checker {
                 "`{}()` needs an aggregation such as `@counts` here",
                 func.name()
             );
-            self.error(arg.span, message);
+            let tag = match func {
+                Function::Clear => "D_CLEAR_AGGARG",
+                Function::Trunc => "D_TRUNC_AGGARG",
+                Function::Normalize | Function::Denormalize => "D_NORMALIZE_AGGARG",
+                _ => "D_PRINTA_AGGARG",
+            };
+            self.tagged(tag, arg.span, message);
             return false;
         };
         if !self.filled_aggs.contains(name) {
             let message = format!("`@{name}` is not an aggregation this program fills");
-            self.error(arg.span, message);
+            self.tagged("D_PRINTA_AGGARG", arg.span, message);
             return false;
         }
         arg.ty = DType::Aggregation;

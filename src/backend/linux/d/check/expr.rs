@@ -10,6 +10,7 @@ use crate::backend::linux::d::ast::{
 };
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
+use crate::inspect::kallsyms::{self, KernelSymbol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -88,7 +89,11 @@ impl Checker {
                 self.var_read(scope, &name, span)
             }
             ExprKind::Builtin(Builtin::Args) => {
-                self.error(span, "`args` must be indexed, as in `args[0]`");
+                self.tagged(
+                    "D_ARGS_IDX",
+                    span,
+                    "`args` must be indexed, as in `args[0]`",
+                );
                 DType::Unknown
             }
             ExprKind::Builtin(b) => builtin_type(*b),
@@ -96,10 +101,27 @@ impl Checker {
                 let message = format!(
                     "aggregation `@{name}` cannot be used as a value; print it with printa()"
                 );
-                self.error(span, message);
+                self.tagged("D_AGG_SCALAR", span, message);
                 DType::Unknown
             }
-            ExprKind::Unary { op, operand } => self.unary(*op, operand),
+            ExprKind::Unary { op, operand } => {
+                let ty = self.unary(*op, operand);
+                // `&` of a kernel symbol is its address.
+                if let (
+                    UnaryOp::AddrOf,
+                    ExprKind::Unary {
+                        op: UnaryOp::Deref,
+                        operand: p,
+                    },
+                ) = (*op, &mut operand.kind)
+                {
+                    if let ExprKind::Int(address) = p.kind {
+                        e.kind = ExprKind::Int(address);
+                        return (ty, DType::Unknown);
+                    }
+                }
+                ty
+            }
             ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs),
             ExprKind::Ternary {
                 cond,
@@ -135,7 +157,8 @@ impl Checker {
             ExprKind::Call { func, args } => {
                 let func = *func;
                 if ctx == Context::Value && func.kind() == FunctionKind::Action {
-                    self.error(
+                    self.tagged(
+                        "D_TRACE_VOID",
                         span,
                         format!("`{}()` is an action; it has no value", func.name()),
                     );
@@ -153,7 +176,7 @@ impl Checker {
     /// Reports `message` unless `ty` is already the result of an earlier error.
     pub(super) fn not_unknown(&mut self, ty: &DType, span: Span, message: &str) {
         if *ty != DType::Unknown {
-            self.error(span, format!("{message}, found {ty}"));
+            self.tagged("D_OP_INCOMPAT", span, format!("{message}, found {ty}"));
         }
     }
 
@@ -174,12 +197,62 @@ impl Checker {
             };
             return self.var_read(VarScope::Global, name, e.span);
         }
+        if let Some((module, symbol)) = name.split_once('`') {
+            return self.kernel_symbol(e, module, symbol);
+        }
+        if let Some(value) = self.types.enumerator(name) {
+            e.kind = ExprKind::Int(normalize(value as u64, &DType::INT));
+            return DType::INT;
+        }
         if let Some(value) = super::constants::constant(name) {
             e.kind = ExprKind::Int(value);
             return DType::INT;
         }
-        self.error(e.span, format!("unknown identifier `{name}`"));
+        self.tagged(
+            "D_IDENT_UNDEF",
+            e.span,
+            format!("unknown identifier `{name}`"),
+        );
         DType::Unknown
+    }
+
+    /// `` `sym `` or ``mod`sym``: a kernel variable, read at its address from
+    /// /proc/kallsyms. Its type is the one an `extern` declaration gives it, else
+    /// `uintptr_t`, as dtrace types a kernel symbol that it has no type information for (dtk
+    /// reads no kernel types for symbols).
+    fn kernel_symbol(&mut self, e: &mut Expr, module: &str, symbol: &str) -> DType {
+        let module = (!module.is_empty()).then_some(module);
+        let address = match kallsyms::lookup(module, symbol) {
+            KernelSymbol::Address(a) => a,
+            KernelSymbol::Hidden => {
+                let message = format!(
+                    "the kernel hides the address of `{symbol}` (kernel.kptr_restrict, or not root)"
+                );
+                self.tagged("D_SYM_BADREF", e.span, message);
+                return DType::Unknown;
+            }
+            KernelSymbol::Missing => {
+                let within = module.map_or(String::new(), |m| format!(" in module `{m}`"));
+                let message = format!("kernel symbol `{symbol}`{within} is not in /proc/kallsyms");
+                self.tagged("D_SYM_BADREF", e.span, message);
+                return DType::Unknown;
+            }
+        };
+        let ty = self
+            .types
+            .extern_type(symbol)
+            .cloned()
+            .unwrap_or(DType::ULONG);
+        let pointer = Expr {
+            kind: ExprKind::Int(address),
+            span: e.span,
+            ty: DType::Pointer(Box::new(ty.clone())),
+        };
+        e.kind = ExprKind::Unary {
+            op: UnaryOp::Deref,
+            operand: Box::new(pointer),
+        };
+        ty
     }
 
     pub(super) fn var_read(&mut self, scope: VarScope, name: &str, span: Span) -> DType {
@@ -198,7 +271,7 @@ impl Checker {
         if keyed {
             let message =
                 format!("`{name}` is an associative array; index it, as in `{name}[key]`");
-            self.error(span, message);
+            self.tagged("D_VAR_UNDEF", span, message);
             return DType::Unknown;
         }
         ty
@@ -216,11 +289,31 @@ impl Checker {
             UnaryOp::Deref => match t {
                 DType::Pointer(to) if *to != DType::Void => *to,
                 _ => {
-                    self.error(operand.span, format!("cannot dereference {t}"));
+                    self.tagged(
+                        "D_DEREF_NONPTR",
+                        operand.span,
+                        format!("cannot dereference {t}"),
+                    );
                     DType::Unknown
                 }
             },
-            UnaryOp::AddrOf => DType::Pointer(Box::new(t)),
+            UnaryOp::AddrOf => match variable_place(operand) {
+                Some(name) if matches!(operand.kind, ExprKind::Var { .. }) => {
+                    let message = format!("cannot take the address of D variable `{name}`");
+                    self.tagged("D_ADDROF_VAR", operand.span, message);
+                    DType::Unknown
+                }
+                // DTrace gives an element of an array variable an address in its own
+                // storage; dtk's executor keeps variables as values, with no addresses.
+                Some(name) => {
+                    let message = format!(
+                        "dtk gives D variables no addresses: `&` of an element or member of `{name}` is not available"
+                    );
+                    self.tagged("D_ADDROF_VAR", operand.span, message);
+                    DType::Unknown
+                }
+                None => DType::Pointer(Box::new(t)),
+            },
             _ => {
                 let sym = match op {
                     UnaryOp::Neg => "-",
@@ -233,7 +326,8 @@ impl Checker {
                 } else {
                     "an integer"
                 };
-                self.error(
+                self.tagged(
+                    "D_OP_INT",
                     operand.span,
                     format!("unary `{sym}` needs {what} operand, found {t}"),
                 );
@@ -255,7 +349,8 @@ impl Checker {
             if l.is_scalar() && r.is_scalar() {
                 return (DType::INT, promote(&l, &r));
             }
-            self.error(
+            self.tagged(
+                "D_OP_SCALAR",
                 span,
                 format!("`{sym}` needs scalar operands, found {l} and {r}"),
             );
@@ -273,10 +368,23 @@ impl Checker {
             if null(lhs, &r) || null(rhs, &l) {
                 return (DType::INT, DType::Unknown);
             }
-            self.error(span, format!("cannot compare {l} with {r} using `{sym}`"));
+            self.tagged(
+                "D_OP_INCOMPAT",
+                span,
+                format!("cannot compare {l} with {r} using `{sym}`"),
+            );
             return (DType::Unknown, DType::Unknown);
         }
         let pointer_math = matches!(op, BinaryOp::Add | BinaryOp::Sub);
+        let void_pointer = |t: &DType| matches!(t, DType::Pointer(to) if **to == DType::Void);
+        if pointer_math && (void_pointer(&l) || void_pointer(&r)) {
+            self.tagged(
+                "D_OP_VFPTR",
+                span,
+                format!("`{sym}` cannot move a void pointer, found {l} and {r}"),
+            );
+            return (DType::Unknown, DType::Unknown);
+        }
         let ty = match (&l, &r) {
             (DType::Pointer(_), DType::Pointer(_)) if op == BinaryOp::Sub => DType::LONG,
             (DType::Pointer(_), DType::Int { .. }) if pointer_math => l.clone(),
@@ -289,7 +397,8 @@ impl Checker {
                 }
             }
             _ => {
-                self.error(
+                self.tagged(
+                    "D_OP_INT",
                     span,
                     format!("`{sym}` needs integer operands, found {l} and {r}"),
                 );
@@ -313,7 +422,7 @@ impl Checker {
             (DType::Int { .. }, DType::Pointer(_)) => b.clone(),
             _ => {
                 let message = format!("the branches of `?:` have different types: {a} and {b}");
-                self.error(then.span.to(otherwise.span), message);
+                self.tagged("D_OP_INCOMPAT", then.span.to(otherwise.span), message);
                 DType::Unknown
             }
         }
@@ -331,7 +440,11 @@ impl Checker {
             _ => false,
         };
         if !allowed {
-            self.error(expr.span, format!("cannot cast {from} to {to}"));
+            self.tagged(
+                "D_CAST_INVAL",
+                expr.span,
+                format!("cannot cast {from} to {to}"),
+            );
             return DType::Unknown;
         }
         if let (Some(v), DType::Int { .. }) = (expr.as_int(), to) {
@@ -345,12 +458,16 @@ impl Checker {
         match t {
             DType::Unknown => return DType::Unknown,
             DType::Void | DType::Aggregation | DType::Stack => {
-                self.error(e.span, format!("sizeof cannot be applied to {t}"));
+                self.tagged(
+                    "D_SIZEOF_TYPE",
+                    e.span,
+                    format!("sizeof cannot be applied to {t}"),
+                );
                 return DType::Unknown;
             }
             _ => {}
         }
-        if let Some(size) = t.size() {
+        if let Some(size) = self.types.size_of(t) {
             e.kind = ExprKind::Int(size);
         }
         DType::ULONG
@@ -359,28 +476,64 @@ impl Checker {
     fn member(&mut self, base: &mut Expr, member: &str, arrow: bool, span: Span) -> DType {
         self.value(base);
         let t = base.ty.clone();
+        let record = match (&t, arrow) {
+            (DType::Pointer(to), true) => &**to,
+            (r @ DType::Record { .. }, false) => r,
+            _ => &DType::Unknown,
+        };
+        if let DType::Record { name, union } = record {
+            if self.types.record(*union, name).is_some() {
+                return match self.types.member(record, member) {
+                    Some(m) => m.ty.clone(),
+                    None => {
+                        self.tagged(
+                            "D_TYPE_MEMBER",
+                            span,
+                            format!("{record} has no member `{member}`"),
+                        );
+                        DType::Unknown
+                    }
+                };
+            }
+        }
         match (&t, arrow) {
             (DType::Unknown, _) => DType::Unknown,
             (DType::Pointer(to), true) if matches!(**to, DType::Record { .. }) => match &**to {
                 DType::Record { name, .. } if name == "psinfo_t" => psinfo_member(member)
                     .unwrap_or_else(|| {
-                        self.error(span, format!("psinfo_t has no member `{member}`"));
+                        self.tagged(
+                            "D_TYPE_MEMBER",
+                            span,
+                            format!("psinfo_t has no member `{member}`"),
+                        );
                         DType::Unknown
                     }),
                 _ => DType::LONG,
             },
             (DType::Record { .. }, false) | (DType::Int { .. }, _) => DType::LONG,
             (DType::Pointer(_), false) => {
-                self.error(span, format!("{t} is a pointer; use `->{member}`"));
+                self.tagged(
+                    "D_OP_SOU",
+                    span,
+                    format!("{t} is a pointer; use `->{member}`"),
+                );
                 DType::Unknown
             }
             (DType::Record { .. }, true) => {
-                self.error(span, format!("{t} is not a pointer; use `.{member}`"));
+                self.tagged(
+                    "D_OP_PTR",
+                    span,
+                    format!("{t} is not a pointer; use `.{member}`"),
+                );
                 DType::Unknown
             }
             _ => {
                 let op = if arrow { "->" } else { "." };
-                self.error(span, format!("`{op}` needs a struct or union, found {t}"));
+                self.tagged(
+                    "D_OP_SOU",
+                    span,
+                    format!("`{op}` needs a struct or union, found {t}"),
+                );
                 DType::Unknown
             }
         }
@@ -396,7 +549,8 @@ impl Checker {
                 match indices {
                     [i] if i.as_int().is_some_and(|v| v <= 9) => DType::LONG,
                     _ => {
-                        self.error(
+                        self.tagged(
+                            "D_ARGS_IDX",
                             base.span.to(indices.last().map_or(base.span, |i| i.span)),
                             "`args[]` takes one integer constant index from 0 to 9",
                         );
@@ -404,20 +558,71 @@ impl Checker {
                     }
                 }
             }
+            ExprKind::Ident(_) | ExprKind::Var { .. } if self.is_array_var(base) => {
+                self.value(base);
+                self.array_index(base, indices)
+            }
             ExprKind::Ident(_) | ExprKind::Var { .. } => self.assoc_read(base, indices),
             _ => {
                 self.value(base);
                 match (&base.ty, &*indices) {
                     (DType::Unknown, _) => DType::Unknown,
                     (DType::Pointer(to), [i]) if i.ty.is_integer() => (**to).clone(),
-                    (t, _) => {
-                        let message =
-                            format!("`[]` needs a pointer or an associative array, found {t}");
-                        self.error(base.span, message);
-                        DType::Unknown
-                    }
+                    _ => self.array_index(base, indices),
                 }
             }
+        }
+    }
+
+    /// `a[i]` of an array: the element type.
+    fn array_index(&mut self, base: &Expr, indices: &[Expr]) -> DType {
+        match (&base.ty, indices) {
+            (DType::Unknown, _) => DType::Unknown,
+            (DType::Array(_, n), [i]) if i.as_int().is_some_and(|i| i >= *n) => {
+                let message = format!(
+                    "index {} is past the end of {}",
+                    i.as_int().unwrap_or(0) as i64,
+                    base.ty
+                );
+                self.tagged("D_ARR_BOUNDS", i.span, message);
+                DType::Unknown
+            }
+            (DType::Array(elem, _), [i]) if i.ty.is_integer() => (**elem).clone(),
+            (t, _) => {
+                let message = format!("`[]` needs a pointer or an associative array, found {t}");
+                self.tagged("D_OP_INCOMPAT", base.span, message);
+                DType::Unknown
+            }
+        }
+    }
+
+    /// Whether `e` names a variable declared as an array (`int a[5];`).
+    pub(super) fn is_array_var(&self, e: &Expr) -> bool {
+        let key = match &e.kind {
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            _ => return false,
+        };
+        self.vars
+            .get(&key)
+            .is_some_and(|s| matches!(self.variables[s.index].ty, DType::Array(..)))
+    }
+}
+
+/// The variable that `x`, `x[i]` or `x.a.b` is (a part of), as the user wrote it.
+fn variable_place(mut e: &Expr) -> Option<String> {
+    loop {
+        match &e.kind {
+            ExprKind::Var { name, scope } => return Some(display_name(*scope, name)),
+            ExprKind::Member {
+                base, arrow: false, ..
+            }
+            | ExprKind::Index { base, .. }
+                if !matches!(base.ty, DType::Pointer(_)) =>
+            {
+                e = base
+            }
+            _ => return None,
         }
     }
 }

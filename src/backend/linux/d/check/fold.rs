@@ -10,10 +10,10 @@ use crate::backend::linux::d::diagnostic::Diagnostic;
 /// checked; `operand_ty` is the type both operands of a binary operator were converted to.
 pub fn fold(e: &mut Expr, operand_ty: &DType) -> Result<(), Diagnostic> {
     let folded = match &e.kind {
-        ExprKind::Unary { op, operand } => operand.as_int().map(|v| {
-            // `*` and `&` of a constant keep the value, in the expression's type.
-            arith::unary(*op, v, &e.ty).unwrap_or_else(|| normalize(v, &e.ty))
-        }),
+        // `*` of a constant address reads memory, at run time.
+        ExprKind::Unary { op, operand } => {
+            operand.as_int().and_then(|v| arith::unary(*op, v, &e.ty))
+        }
         ExprKind::Binary { op, lhs, rhs } => fold_binary(*op, lhs, rhs, operand_ty, &e.ty)?,
         ExprKind::Cast { expr, .. } if e.ty.is_integer() => expr.as_int(),
         ExprKind::Ternary {
@@ -106,6 +106,7 @@ fn fold_binary(
         Err(DivideByZero) => Err(Diagnostic::error(
             rhs.span,
             "division by zero in a constant expression",
-        )),
+        )
+        .tagged("D_DIV_ZERO")),
     }
 }

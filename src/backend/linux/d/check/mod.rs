@@ -26,6 +26,7 @@ use super::ast::{
 };
 use super::diagnostic::{Diagnostic, Severity};
 use super::span::Span;
+use super::typetable::TypeTable;
 
 /// What a checked variable is known to be so far.
 struct VarState {
@@ -46,11 +47,15 @@ pub struct Checker {
     /// Variables some statement assigns, and aggregations some statement fills.
     assigned: HashSet<(VarScope, String)>,
     filled_aggs: HashSet<String>,
+    /// The lquantize()/llquantize() parameters of each aggregation's first use.
+    quantize_params: HashMap<String, Vec<i64>>,
     /// Types of variables from an earlier pass, for reads before the assigning clause.
     later_types: HashMap<(VarScope, String), DType>,
     /// Whether some variable was read before any clause assigned it.
     read_ahead: bool,
     second_pass: bool,
+    /// The program's structs, unions, enums and typedefs.
+    types: TypeTable,
 }
 
 /// Checks `program` in place. Returns every diagnostic (errors and warnings), in source
@@ -61,8 +66,14 @@ pub fn check(program: &mut Program) -> Vec<Diagnostic> {
     let pristine = ahead::may_read_ahead(program).then(|| program.clone());
     let first = run(program, HashMap::new(), false);
     let Some(pristine) = pristine.filter(|_| first.read_ahead) else {
+        // An assignment that failed its check defines no variable, so a later read of it
+        // looks like a read ahead; the error already reported is the one to show.
+        let failed = first
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error);
         debug_assert!(
-            !first.read_ahead,
+            !first.read_ahead || failed,
             "a read ahead that ahead.rs did not foresee"
         );
         return first.finish();
@@ -90,6 +101,7 @@ fn run(
     let mut checker = Checker {
         second_pass,
         later_types,
+        types: program.types.clone(),
         ..Checker::default()
     };
     (checker.assigned, checker.filled_aggs) = assignments(program);
@@ -126,8 +138,10 @@ impl Checker {
         self.later_types.get(key).cloned().unwrap_or(DType::LONG)
     }
 
-    fn error(&mut self, span: Span, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic::error(span, message));
+    /// An error, with DTrace's tag for it (see `Diagnostic::tag`).
+    fn tagged(&mut self, tag: &'static str, span: Span, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(span, message).tagged(tag));
     }
 
     fn declaration(&mut self, d: &mut Decl) {
@@ -137,11 +151,32 @@ impl Checker {
         }
         let key = (d.scope, d.name.clone());
         if self.vars.contains_key(&key) || self.inlines.contains_key(&d.name) {
-            self.error(d.span, format!("`{}` is already declared", d.name));
+            self.tagged(
+                "D_DECL_IDRED",
+                d.span,
+                format!("`{}` is already declared", d.name),
+            );
             return;
         }
         if matches!(d.ty, DType::Void) {
-            self.error(d.span, format!("`{}` cannot have type void", d.name));
+            self.tagged(
+                "D_DECL_VOIDOBJ",
+                d.span,
+                format!("`{}` cannot have type void", d.name),
+            );
+            return;
+        }
+        if d.scope == VarScope::Clause && !d.keys.is_empty() {
+            let message = format!(
+                "clause-local `this->{}` cannot be an associative array",
+                d.name
+            );
+            self.tagged("D_DECL_LOCASSC", d.span, message);
+            return;
+        }
+        if matches!(d.ty, DType::Record { .. }) && self.types.size_of(&d.ty).is_none() {
+            let message = format!("`{}` has incomplete type {}", d.name, d.ty);
+            self.tagged("D_DECL_INCOMPLETE", d.span, message);
             return;
         }
         self.define(d.scope, &d.name, d.ty.clone(), d.keys.clone(), d.span);
@@ -151,7 +186,11 @@ impl Checker {
         if self.inlines.contains_key(name)
             || self.vars.contains_key(&(VarScope::Global, name.into()))
         {
-            self.error(span, format!("`{name}` is already declared"));
+            self.tagged(
+                "D_DECL_IDRED",
+                span,
+                format!("`{name}` is already declared"),
+            );
             return;
         }
         self.value(value);
@@ -161,7 +200,8 @@ impl Checker {
             _ => false,
         };
         if value.ty != DType::Unknown && !compatible {
-            self.error(
+            self.tagged(
+                "D_OP_INCOMPAT",
                 value.span,
                 format!(
                     "inline `{name}` is declared {ty} but its value has type {}",
@@ -175,7 +215,8 @@ impl Checker {
         }
         value.ty = ty.clone();
         if expr::too_large(value) {
-            self.error(
+            self.tagged(
+                "D_DECL_IDRED",
                 span,
                 format!("inline `{name}` expands to too large an expression"),
             );
@@ -239,7 +280,8 @@ impl Checker {
     fn condition(&mut self, e: &mut Expr, what: &str) {
         self.value(e);
         if e.ty != DType::Unknown && !e.ty.is_scalar() {
-            self.error(
+            self.tagged(
+                "D_OP_INCOMPAT",
                 e.span,
                 format!("{what} must be an integer or a pointer, found {}", e.ty),
             );
@@ -251,6 +293,18 @@ impl Checker {
             self.key(key);
         }
         calls::aggregating_args(self, a);
+        if let Some(params) = calls::quantize_params(a) {
+            match self.quantize_params.get(&a.name) {
+                None => {
+                    self.quantize_params.insert(a.name.clone(), params);
+                }
+                Some(first) => {
+                    if let Some((tag, message)) = calls::params_mismatch(a.func, first, &params) {
+                        self.tagged(tag, a.span, message);
+                    }
+                }
+            }
+        }
         let keys: Vec<DType> = a.keys.iter().map(|k| k.ty.clone()).collect();
         let Some(&index) = self.aggs.get(&a.name) else {
             self.aggs.insert(a.name.clone(), self.variables.len());
@@ -266,7 +320,8 @@ impl Checker {
         };
         let first = self.variables[index].clone();
         if first.func != Some(a.func) {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.span,
                 format!(
                     "`@{}` is used with {}() here but with {}() before",
@@ -276,7 +331,8 @@ impl Checker {
                 ),
             );
         } else if first.keys.len() != keys.len() {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.span,
                 format!(
                     "`@{}` has {} key(s) here but {} before",
@@ -286,7 +342,8 @@ impl Checker {
                 ),
             );
         } else if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&first.keys[i], &keys[i])) {
-            self.error(
+            self.tagged(
+                "D_AGG_REDEF",
                 a.keys[i].span,
                 format!(
                     "key {} of `@{}` has type {} here but {} before",
@@ -304,7 +361,7 @@ impl Checker {
     fn key(&mut self, e: &mut Expr) {
         self.value(e);
         if matches!(e.ty, DType::Void) {
-            self.error(e.span, "a key must have a value");
+            self.tagged("D_KEY_TYPE", e.span, "a key must have a value");
         }
     }
 }

@@ -30,17 +30,37 @@ const OPTIONS: &[(&str, Value)] = &[
     ("aggzoom", Value::Flag),
     ("verbose", Value::Flag),
     ("nolibs", Value::Flag),
+    ("errtags", Value::Flag),
+    ("droptags", Value::Flag),
+    ("quietresize", Value::Flag),
+    ("noresolve", Value::Flag),
+    ("empty", Value::Flag),
+    ("argref", Value::Flag),
+    ("pspec", Value::Flag),
+    ("knodefs", Value::Flag),
+    ("kdefs", Value::Flag),
+    ("unodefs", Value::Flag),
+    ("udefs", Value::Flag),
+    ("lazyload", Value::Flag),
+    ("grabanon", Value::Flag),
+    ("bpflog", Value::Flag),
     ("bufsize", Value::Size),
     ("aggsize", Value::Size),
     ("dynvarsize", Value::Size),
     ("specsize", Value::Size),
     ("strsize", Value::Size),
     ("jstackstrsize", Value::Size),
+    ("bpflogsize", Value::Size),
+    ("lockmem", Value::Size),
+    ("scratchsize", Value::Size),
+    ("printsize", Value::Size),
+    ("pcapsize", Value::Size),
     ("switchrate", Value::Rate),
     ("aggrate", Value::Rate),
     ("cleanrate", Value::Rate),
     ("statusrate", Value::Rate),
     ("stackframes", Value::Count),
+    ("maxframes", Value::Count),
     ("ustackframes", Value::Count),
     ("jstackframes", Value::Count),
     ("maxframes", Value::Count),
@@ -68,15 +88,16 @@ fn number_with_suffix(value: &str, suffixes: &[&str]) -> bool {
     digits > 0 && positive && suffixes.contains(&suffix.as_str())
 }
 
-/// Why `name[=value]` is not a valid D option, or `Ok` when it is. Shared by the checker
-/// (pragmas) and `-x` on the command line.
+/// Why `name[=value]` is not a valid D option, or `Ok` when it is; the reason follows
+/// dtrace's `failed to set option 'NAME': ` (pragmas) or `failed to set -x NAME: ` (the command
+/// line), as its callers word it.
 pub fn check_option(name: &str, value: Option<&str>) -> Result<(), String> {
     let Some(&(_, kind)) = OPTIONS.iter().find(|(n, _)| *n == name) else {
-        return Err(format!("unknown option `{name}`"));
+        return Err("Invalid option name".into());
     };
     let Some(value) = value else {
         if kind != Value::Flag {
-            return Err(format!("option `{name}` needs a value: `{name}=...`"));
+            return Err(format!("it needs a value: `{name}=...`"));
         }
         return Ok(());
     };
@@ -96,14 +117,15 @@ pub fn check_option(name: &str, value: Option<&str>) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("option `{name}` takes {wanted}, found `{value}`"))
+        Err(format!("it takes {wanted}, found `{value}`"))
     }
 }
 
 impl Checker {
     pub(super) fn pragma(&mut self, p: &Pragma) {
         if let Err(message) = check_option(&p.name, p.value.as_deref()) {
-            self.error(p.span, message);
+            let message = format!("failed to set option `{}`: {message}", p.name);
+            self.tagged("D_PRAGMA_OPTSET", p.span, message);
         }
     }
 }

@@ -25,6 +25,23 @@ fn wanted(conv: char, ty: &DType) -> Option<&'static str> {
     })
 }
 
+/// DTrace's tag for printf arguments that do not match the format's count: too many, a `*`
+/// width or precision with no argument, or a conversion with none.
+fn count_tag(convs: &[Spec], given: usize) -> &'static str {
+    let mut left = given;
+    for c in convs {
+        if left < c.stars() {
+            return "D_PRINTF_DYN_PROTO";
+        }
+        left -= c.stars();
+        if left == 0 {
+            return "D_PRINTF_ARG_PROTO";
+        }
+        left -= 1;
+    }
+    "D_PRINTF_ARG_EXTRA"
+}
+
 impl Checker {
     /// The format argument: a string constant (an inline of type string counts).
     fn format_of(&mut self, func: Function, arg: &mut Expr) -> Option<(String, Vec<Spec>)> {
@@ -34,14 +51,15 @@ impl Checker {
                 "the format of `{}()` must be a string constant",
                 func.name()
             );
-            self.error(arg.span, message);
+            self.tagged("D_PRINTF_ARG_FMT", arg.span, message);
             return None;
         };
         match conversions(fmt) {
             Ok(c) => Some((fmt.clone(), c)),
             Err(message) => {
                 let message = format!("`{}()`: {message}", func.name());
-                self.error(arg.span, message);
+                // dtrace's printf format parser reports these as syntax errors.
+                self.tagged("D_SYNTAX", arg.span, message);
                 None
             }
         }
@@ -54,7 +72,7 @@ impl Checker {
                 "`{}()` takes a format and its arguments, found none",
                 func.name()
             );
-            self.error(span, message);
+            self.tagged("D_PROTO_LEN", span, message);
             return DType::Void;
         };
         for arg in rest.iter_mut() {
@@ -63,12 +81,17 @@ impl Checker {
         let Some((text, convs)) = self.format_of(func, fmt) else {
             return DType::Void;
         };
+        if text.is_empty() {
+            let message = format!("{}() format string is empty", func.name());
+            self.tagged("D_PRINTF_FMT_EMPTY", fmt.span, message);
+            return DType::Void;
+        }
         if let Some(c) = convs.iter().find(|c| c.aggregation) {
             let message = format!(
                 "`{}` prints an aggregation; it is only valid in printa()",
                 &text[c.at.clone()]
             );
-            self.error(fmt.span, message);
+            self.tagged("D_PRINTF_AGG_CONV", fmt.span, message);
             return DType::Void;
         }
         let needed: usize = convs.iter().map(|c| c.stars() + 1).sum();
@@ -79,7 +102,7 @@ impl Checker {
                 if needed == 1 { "" } else { "s" },
                 rest.len()
             );
-            self.error(span, message);
+            self.tagged(count_tag(&convs, rest.len()), span, message);
             return DType::Void;
         }
         let mut next = rest.iter();
@@ -87,8 +110,13 @@ impl Checker {
             let c_text = &text[c.at.clone()];
             let star_args = (&mut next).take(c.stars());
             for arg in star_args {
-                if let Some(want) = wanted('d', &arg.ty) {
-                    self.format_mismatch(n, c_text, arg, want);
+                if wanted('d', &arg.ty).is_some() {
+                    let message = format!(
+                        "conversion #{} `{c_text}` takes its width or precision from an integer, but this argument has type {}",
+                        n + 1,
+                        arg.ty
+                    );
+                    self.tagged("D_PRINTF_DYN_TYPE", arg.span, message);
                 }
             }
             if let Some(arg) = next.next() {
@@ -106,12 +134,13 @@ impl Checker {
             n + 1,
             arg.ty
         );
-        self.error(arg.span, message);
+        self.tagged("D_PRINTF_ARG_TYPE", arg.span, message);
     }
 
     pub(super) fn printa(&mut self, args: &mut [Expr], span: Span) -> DType {
         let Some((first, rest)) = args.split_first_mut() else {
-            self.error(
+            self.tagged(
+                "D_PROTO_LEN",
                 span,
                 "`printa()` takes an aggregation, or a format and aggregations",
             );
@@ -124,9 +153,19 @@ impl Checker {
             }
             return DType::Void;
         }
+        self.value(first);
+        if !matches!(first.kind, ExprKind::Str(_)) {
+            self.tagged(
+                "D_PRINTA_AGGARG",
+                first.span,
+                "`printa()` needs an aggregation, or a format string and aggregations",
+            );
+            return DType::Void;
+        }
         let convs = self.format_of(Function::Printa, first);
         if rest.is_empty() {
-            self.error(
+            self.tagged(
+                "D_PRINTA_PROTO",
                 span,
                 "`printa()` with a format needs at least one aggregation after it",
             );
@@ -157,7 +196,7 @@ impl Checker {
                 key_convs.len(),
                 keys.len()
             );
-            self.error(agg.span, message);
+            self.tagged("D_PRINTF_ARG_PROTO", agg.span, message);
             return;
         }
         for (n, (c, key)) in key_convs.iter().zip(&keys).enumerate() {
@@ -168,7 +207,7 @@ impl Checker {
                     &text[c.at.clone()],
                     n + 1
                 );
-                self.error(agg.span, message);
+                self.tagged("D_PRINTF_ARG_TYPE", agg.span, message);
             }
         }
     }

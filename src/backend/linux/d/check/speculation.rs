@@ -83,32 +83,36 @@ impl Checker {
                 }
                 continue;
             }
-            if let Some(message) = order_problem(step(stmt), seen) {
-                self.error(span_of(stmt), message);
+            if let Some((tag, message)) = order_problem(step(stmt), seen) {
+                self.tagged(tag, span_of(stmt), message);
             }
         }
     }
 }
 
-/// Applies one step to `seen`; the rule it breaks, if any.
-fn order_problem(step: Step, seen: &mut Seen) -> Option<&'static str> {
+/// Applies one step to `seen`; the rule it breaks, if any, with DTrace's tag for it.
+fn order_problem(step: Step, seen: &mut Seen) -> Option<(&'static str, &'static str)> {
     match step {
         Step::Nothing => None,
         Step::Discard => None,
         Step::Commit => {
-            let problem = seen
-                .data
-                .then_some("`commit()` may not follow data-recording actions");
+            let problem = seen.data.then_some((
+                "D_COMM_DREC",
+                "`commit()` may not follow data-recording actions",
+            ));
             seen.commit = true;
             problem
         }
         Step::Speculate => {
             let problem = if seen.speculate {
-                Some("`speculate()` may not follow `speculate()`")
+                Some(("D_SPEC_SPEC", "`speculate()` may not follow `speculate()`"))
             } else if seen.commit {
-                Some("`speculate()` may not follow `commit()`")
+                Some(("D_SPEC_COMM", "`speculate()` may not follow `commit()`"))
             } else if seen.data {
-                Some("`speculate()` may not follow data-recording actions")
+                Some((
+                    "D_SPEC_DREC",
+                    "`speculate()` may not follow data-recording actions",
+                ))
             } else {
                 None
             };
@@ -117,9 +121,15 @@ fn order_problem(step: Step, seen: &mut Seen) -> Option<&'static str> {
         }
         Step::Aggregation => {
             let problem = if seen.commit {
-                Some("aggregating actions may not follow `commit()`")
+                Some((
+                    "D_AGG_COMM",
+                    "aggregating actions may not follow `commit()`",
+                ))
             } else if seen.speculate {
-                Some("aggregating actions may not follow `speculate()`")
+                Some((
+                    "D_AGG_SPEC",
+                    "aggregating actions may not follow `speculate()`",
+                ))
             } else {
                 None
             };
@@ -128,11 +138,17 @@ fn order_problem(step: Step, seen: &mut Seen) -> Option<&'static str> {
         }
         Step::Data { destructive, exit } => {
             let problem = if seen.speculate && destructive {
-                Some("destructive actions may not follow `speculate()`")
+                Some((
+                    "D_ACT_SPEC",
+                    "destructive actions may not follow `speculate()`",
+                ))
             } else if seen.speculate && exit {
-                Some("`exit()` may not follow `speculate()`")
+                Some(("D_EXIT_SPEC", "`exit()` may not follow `speculate()`"))
             } else if seen.commit {
-                Some("data-recording actions may not follow `commit()`")
+                Some((
+                    "D_DREC_COMM",
+                    "data-recording actions may not follow `commit()`",
+                ))
             } else {
                 None
             };

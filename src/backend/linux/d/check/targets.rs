@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::expr::display_name;
 use super::{same_kind, Checker};
-use crate::backend::linux::d::ast::{Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, Stmt, VarScope};
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
@@ -44,11 +44,7 @@ pub fn assignments<'a>(
 pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>) {
     deep::recurse(|| {
         if let ExprKind::Assign { target, .. } | ExprKind::IncDec { target, .. } = &e.kind {
-            let named = match &target.kind {
-                ExprKind::Index { base, .. } => base,
-                _ => target,
-            };
-            match &named.kind {
+            match &member_root(target).kind {
                 ExprKind::Ident(name) => {
                     vars.insert((VarScope::Global, name));
                 }
@@ -60,6 +56,18 @@ pub fn expr_assignments<'a>(e: &'a Expr, vars: &mut HashSet<(VarScope, &'a str)>
         }
         e.for_each_child(&mut |c| expr_assignments(c, vars));
     })
+}
+
+/// The variable that `x`, `x[k]`, `x.a.b` or `x[k].a[2]` stores into.
+pub(super) fn member_root(mut target: &Expr) -> &Expr {
+    while let ExprKind::Member {
+        base, arrow: false, ..
+    }
+    | ExprKind::Index { base, .. } = &target.kind
+    {
+        target = base;
+    }
+    target
 }
 
 /// Records the stored-to variable's type on the target (and on the array of `a[k] = v`).
@@ -85,6 +93,17 @@ impl Checker {
             return DType::Unknown;
         };
         self.value(value);
+        let element = match &target.kind {
+            ExprKind::Member { arrow: false, .. } => true,
+            ExprKind::Index { base, .. } => {
+                self.is_array_var(base)
+                    || matches!(base.kind, ExprKind::Member { arrow: false, .. })
+            }
+            _ => false,
+        };
+        if element {
+            return self.member_assign(*op, target, value);
+        }
         let Some(t) = self.target(target) else {
             return DType::Unknown;
         };
@@ -92,8 +111,17 @@ impl Checker {
         if value_ty == DType::Unknown {
             return DType::Unknown;
         }
-        if matches!(value_ty, DType::Stack | DType::Void | DType::Record { .. }) {
-            self.error(
+        if matches!(value_ty, DType::Array(..)) {
+            let message = "an array cannot be assigned as a whole; assign its elements";
+            self.tagged("D_OP_INCOMPAT", value.span, message);
+            return DType::Unknown;
+        }
+        let sized = self.types.size_of(&value_ty).is_some();
+        if matches!(value_ty, DType::Stack | DType::Void)
+            || matches!(value_ty, DType::Record { .. } | DType::Array(..)) && !sized
+        {
+            self.tagged(
+                "D_OP_INCOMPAT",
                 value.span,
                 format!("a {value_ty} value cannot be stored in a variable"),
             );
@@ -106,7 +134,7 @@ impl Checker {
                     "`{}=` needs integer operands, found {var_ty} and {value_ty}",
                     op.symbol()
                 );
-                self.error(target.span.to(value.span), message);
+                self.tagged("D_OP_INCOMPAT", target.span.to(value.span), message);
                 return DType::Unknown;
             }
         }
@@ -136,13 +164,80 @@ impl Checker {
         ty
     }
 
+    /// `x.a.b = v`: a store into a member of a struct variable.
+    fn member_assign(&mut self, op: Option<BinaryOp>, target: &mut Expr, value: &Expr) -> DType {
+        let declared = match &member_root(target).kind {
+            ExprKind::Ident(name) => self.vars.contains_key(&(VarScope::Global, name.clone())),
+            ExprKind::Var { name, scope } => self.vars.contains_key(&(*scope, name.clone())),
+            _ => true,
+        };
+        if !declared {
+            let message = "declare a struct or union variable before assigning its members";
+            self.tagged("D_OP_LVAL", target.span, message);
+            return DType::Unknown;
+        }
+        self.value(target);
+        let (ty, value_ty) = (target.ty.clone(), value.ty.clone());
+        if ty == DType::Unknown || value_ty == DType::Unknown {
+            return DType::Unknown;
+        }
+        if !self.in_struct_variable(target) {
+            self.tagged(
+                "D_OP_INCOMPAT",
+                target.span,
+                "only members of struct, union and array variables can be assigned",
+            );
+            return DType::Unknown;
+        }
+        let fits = match op {
+            _ if matches!(ty, DType::Array(..)) => false,
+            Some(_) => ty.is_integer() && value_ty.is_scalar(),
+            None if ty.is_scalar() => value_ty.is_scalar(),
+            None => ty == value_ty,
+        };
+        if !fits {
+            let message = format!("cannot assign {value_ty} to a member of type {ty}");
+            self.tagged("D_OP_INCOMPAT", value.span, message);
+            return DType::Unknown;
+        }
+        ty
+    }
+
+    /// Whether every base of the member chain `target` is a struct or union held in a
+    /// variable (or an element of an array member), not one reached through a pointer.
+    fn in_struct_variable(&self, mut target: &Expr) -> bool {
+        loop {
+            let base = match &target.kind {
+                ExprKind::Member {
+                    base, arrow: false, ..
+                } => base,
+                ExprKind::Index { base, .. } if matches!(base.ty, DType::Array(..)) => base,
+                ExprKind::Var { .. } => return true,
+                ExprKind::Index { base, .. } => return matches!(base.kind, ExprKind::Var { .. }),
+                _ => return false,
+            };
+            let defined = match &base.ty {
+                DType::Record { .. } | DType::Array(..) => self.types.size_of(&base.ty).is_some(),
+                _ => false,
+            };
+            if !defined {
+                return false;
+            }
+            target = base;
+        }
+    }
+
     pub(super) fn inc_dec(&mut self, target: &mut Expr) -> DType {
         let Some(t) = self.target(target) else {
             return DType::Unknown;
         };
         let ty = self.existing_type(&t);
         if !ty.is_scalar() {
-            self.error(t.span, format!("`++` and `--` need an integer, found {ty}"));
+            self.tagged(
+                "D_OP_SCALAR",
+                t.span,
+                format!("`++` and `--` need an integer, found {ty}"),
+            );
             return DType::Unknown;
         }
         let keys: Vec<DType> = match &target.kind {
@@ -168,26 +263,30 @@ impl Checker {
         };
         let resolved = match &named.kind {
             ExprKind::Ident(name) if self.inlines.contains_key(name) => {
-                self.error(span, format!("inline `{name}` cannot be assigned"));
+                self.tagged(
+                    "D_OP_LVAL",
+                    span,
+                    format!("inline `{name}` cannot be assigned"),
+                );
                 return None;
             }
             ExprKind::Ident(name) => (VarScope::Global, name.clone()),
             ExprKind::Var { name, scope } => (*scope, name.clone()),
             ExprKind::Builtin(Builtin::Args) => {
-                self.error(span, "`args[]` cannot be assigned");
+                self.tagged("D_OP_LVAL", span, "`args[]` cannot be assigned");
                 return None;
             }
             ExprKind::Builtin(_) => {
-                self.error(span, "a builtin variable cannot be assigned");
+                self.tagged("D_OP_LVAL", span, "a builtin variable cannot be assigned");
                 return None;
             }
             ExprKind::Aggregation(name) => {
                 let message = format!("`@{name}` can only be assigned with `@{name} = func(...)`");
-                self.error(span, message);
+                self.tagged("D_AGG_SCALAR", span, message);
                 return None;
             }
             _ => {
-                self.error(span, "only variables can be assigned");
+                self.tagged("D_OP_LVAL", span, "only variables can be assigned");
                 return None;
             }
         };
@@ -224,7 +323,7 @@ impl Checker {
             } else {
                 format!("`{shown}` is an associative array; assign `{shown}[key]`")
             };
-            self.error(t.span, message);
+            self.tagged("D_ARR_LOCAL", t.span, message);
             return DType::Unknown;
         }
         if var.keys.len() != keys.len() {
@@ -233,7 +332,7 @@ impl Checker {
                 var.keys.len(),
                 keys.len()
             );
-            self.error(t.span, message);
+            self.tagged("D_ARR_BADREF", t.span, message);
             return DType::Unknown;
         }
         if let Some(i) = (0..keys.len()).find(|&i| !same_kind(&var.keys[i], &keys[i])) {
@@ -243,12 +342,12 @@ impl Checker {
                 keys[i],
                 var.keys[i]
             );
-            self.error(t.span, message);
+            self.tagged("D_ARR_BADREF", t.span, message);
             return DType::Unknown;
         }
         if !same_kind(&var.ty, &ty) {
             let message = format!("cannot assign {ty} to `{shown}`, which has type {}", var.ty);
-            self.error(value_span, message);
+            self.tagged("D_OP_INCOMPAT", value_span, message);
             return DType::Unknown;
         }
         var.ty
@@ -264,7 +363,11 @@ impl Checker {
         let key = (scope, name.clone());
         let known = self.vars.contains_key(&key) || self.assigned.contains(&key);
         if scope == VarScope::Global && !known {
-            self.error(base.span, format!("unknown identifier `{name}`"));
+            self.tagged(
+                "D_IDENT_UNDEF",
+                base.span,
+                format!("unknown identifier `{name}`"),
+            );
             return DType::Unknown;
         }
         base.kind = ExprKind::Var {
@@ -293,7 +396,7 @@ impl Checker {
                     indices.len()
                 )
             };
-            self.error(base.span, message);
+            self.tagged("D_ARR_BADREF", base.span, message);
             return DType::Unknown;
         }
         base.ty = var.ty.clone();

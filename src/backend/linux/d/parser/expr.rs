@@ -2,10 +2,9 @@
 //! `^^` (logical exclusive or, between `&&` and `||`). Unary, cast, `sizeof`, `stringof` and
 //! postfix forms are recursive descent.
 
-use super::types::starts_type;
 use super::{PResult, Parser};
 use crate::backend::linux::d::ast::{
-    BinaryOp, Builtin, Expr, ExprKind, Function, IncDecOp, UnaryOp, VarScope,
+    BinaryOp, Builtin, DType, Expr, ExprKind, Function, IncDecOp, UnaryOp, VarScope,
 };
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
@@ -91,6 +90,7 @@ fn builtin(name: &str) -> Option<Builtin> {
         "epid" => Epid,
         "id" => Id,
         "curpsinfo" => Curpsinfo,
+        "cwd" => Cwd,
         _ => {
             let n = name.strip_prefix("arg")?;
             let digit = n.parse::<u8>().ok().filter(|d| *d <= 9 && n.len() == 1)?;
@@ -124,7 +124,7 @@ impl Parser<'_> {
         Ok(result)
     }
 
-    fn ternary(&mut self) -> PResult<Expr> {
+    pub(super) fn ternary(&mut self) -> PResult<Expr> {
         let cond = self.binary(1)?;
         if !self.eat("?")? {
             return Ok(cond);
@@ -229,7 +229,7 @@ impl Parser<'_> {
             let operand = self.unary()?;
             let span = token.span.to(operand.span);
             Expr::new(ExprKind::Stringof(Box::new(operand)), span)
-        } else if token.is("(") && starts_type(&self.lexer.lookahead()?) {
+        } else if token.is("(") && self.type_follows()? {
             self.bump()?;
             let to = self.parse_type()?;
             self.expect(")")?;
@@ -251,7 +251,7 @@ impl Parser<'_> {
 
     fn sizeof(&mut self) -> PResult<Expr> {
         let start = self.bump()?.span;
-        if self.at("(")? && starts_type(&self.lexer.lookahead()?) {
+        if self.at("(")? && self.type_follows()? {
             self.bump()?;
             let ty = self.parse_type()?;
             let end = self.expect(")")?.span;
@@ -388,9 +388,14 @@ impl Parser<'_> {
                 span.to(var_span),
             ));
         }
+        if name == "offsetof" && self.at("(")? {
+            return self.offsetof(span);
+        }
         if self.at("(")? {
-            let func = Function::from_name(&name)
-                .ok_or_else(|| Diagnostic::error(span, format!("unknown function `{name}`")))?;
+            let func = Function::from_name(&name).ok_or_else(|| {
+                Diagnostic::error(span, format!("unknown function `{name}`"))
+                    .tagged("D_IDENT_UNDEF")
+            })?;
             self.bump()?;
             let args = self.arguments(")")?;
             let full = span.to(Span::new(self.prev_end, self.prev_end));
@@ -401,5 +406,34 @@ impl Parser<'_> {
             None => ExprKind::Ident(name),
         };
         Ok(Expr::new(kind, span))
+    }
+
+    /// `offsetof(type, member)`: the member's offset in bytes, a constant of type size_t.
+    fn offsetof(&mut self, start: Span) -> PResult<Expr> {
+        self.expect("(")?;
+        let ty_span = self.peek()?.span;
+        let ty = self.parse_type()?;
+        self.expect(",")?;
+        let (member, member_span) = self.expect_ident("a member name")?;
+        let end = self.expect(")")?.span;
+        let DType::Record { union, name } = &ty else {
+            let message = format!("offsetof needs a struct or union type, found {ty}");
+            return Err(Diagnostic::error(ty_span, message));
+        };
+        let Some(record) = self.types.record(*union, name) else {
+            return Err(Diagnostic::error(ty_span, format!("{ty} is not defined")));
+        };
+        let m = record.member(&member).ok_or_else(|| {
+            Diagnostic::error(member_span, format!("{ty} has no member `{member}`"))
+        })?;
+        if m.width.is_some() {
+            let message = format!("offsetof cannot be applied to bit-field `{member}`");
+            return Err(Diagnostic::error(member_span, message));
+        }
+        Ok(Expr {
+            kind: ExprKind::Int(m.offset / 8),
+            span: start.to(end),
+            ty: DType::ULONG,
+        })
     }
 }

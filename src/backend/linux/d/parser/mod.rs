@@ -14,6 +14,7 @@ use super::lexer::Lexer;
 use super::macros::substitute_target;
 use super::span::Span;
 use super::token::{Tok, Token};
+use super::typetable::TypeTable;
 use super::MacroArgs;
 
 /// How deeply expressions and statements may nest. Real scripts stay far below it; the limit
@@ -30,6 +31,8 @@ pub struct Parser<'a> {
     depth: usize,
     /// Inside `/.../`: a `/` followed by `{` ends the predicate instead of dividing.
     in_predicate: bool,
+    /// The structs, unions, enums and typedefs declared so far.
+    types: TypeTable,
 }
 
 /// Parses a D program, with every macro substituted from `macros`.
@@ -61,6 +64,7 @@ pub fn parse_whole(source: &str, macros: &MacroArgs) -> PResult<Parsed> {
         prev_end: 0,
         depth: 0,
         in_predicate: false,
+        types: TypeTable::default(),
     };
     let program = parser.program()?;
     let end = Span::new(source.len(), source.len());
@@ -159,7 +163,9 @@ impl Parser<'_> {
             if let Some(t) = self.peeked.take() {
                 self.lexer.seek(t.span.start);
             }
-            if self.lexer.at_declaration(types::starts_declaration)? {
+            let typedefs = &self.types;
+            let declares = |w: &str| types::starts_declaration(w) || typedefs.typedef(w).is_some();
+            if self.lexer.at_declaration(declares)? {
                 let token = self.peek()?.clone();
                 match token.tok {
                     Tok::Eof => break,
@@ -180,6 +186,7 @@ impl Parser<'_> {
         Ok(Program {
             items,
             variables: Vec::new(),
+            types: std::mem::take(&mut self.types),
         })
     }
 
@@ -379,7 +386,8 @@ fn aggregate_statement(mut expr: Expr) -> PResult<Stmt> {
             format!(
                 "`@{name}` can only be assigned an aggregating function such as count() or quantize()"
             ),
-        )),
+        )
+        .tagged("D_AGG_FUNC")),
     }
 }
 
@@ -420,10 +428,29 @@ impl Parser<'_> {
             self.bump()?;
             return Ok(vec![self.inline_decl(start)?]);
         }
-        let ty = self.parse_type()?;
+        if scope == VarScope::Global && first.is_ident("typedef") {
+            self.bump()?;
+            self.typedef()?;
+            return Ok(Vec::new());
+        }
+        if scope == VarScope::Global && first.is_ident("extern") {
+            self.bump()?;
+            self.extern_decl(start)?;
+            return Ok(Vec::new());
+        }
+        let base = self.base_type()?;
         let mut decls = Vec::new();
+        // `struct s { ... };` and `enum e { ... };` define a type and declare nothing.
+        if self.eat(";")? {
+            return Ok(decls);
+        }
         loop {
+            let ty = self.pointers(base.clone())?;
             let (name, name_span) = self.expect_ident("a variable name")?;
+            if name.contains('`') {
+                let message = format!("a D variable's name has no scope: `{name}`");
+                return Err(Diagnostic::error(name_span, message));
+            }
             if self.at("=")? {
                 let span = self.peek()?.span;
                 return Err(Diagnostic::error(
@@ -433,14 +460,16 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            let keys = if self.eat("[")? {
-                self.key_types()?
+            let keyed = self.at("[")? && self.type_follows()?;
+            let (ty, keys) = if keyed {
+                self.bump()?;
+                (ty, self.key_types()?)
             } else {
-                Vec::new()
+                (self.array_suffix(ty)?, Vec::new())
             };
             decls.push(Decl {
                 scope,
-                ty: ty.clone(),
+                ty,
                 name,
                 keys,
                 inline: None,
@@ -452,6 +481,50 @@ impl Parser<'_> {
         }
         self.expect(";")?;
         Ok(decls)
+    }
+
+    /// `extern type name, ...;` (after `extern`): the type of a kernel symbol, which a
+    /// backquoted name then reads as.
+    fn extern_decl(&mut self, start: Span) -> PResult<()> {
+        let base = self.base_type()?;
+        if self.at(";")? {
+            let span = start.to(Span::new(self.prev_end, self.prev_end));
+            return Err(Diagnostic::error(
+                span,
+                "this extern declaration declares nothing",
+            ));
+        }
+        loop {
+            let ty = self.pointers(base.clone())?;
+            let (name, span) = self.expect_ident("the symbol's name")?;
+            let ty = self.array_suffix(ty)?;
+            self.types
+                .add_extern(&name, ty)
+                .map_err(|m| Diagnostic::error(span, m))?;
+            if !self.eat(",")? {
+                break;
+            }
+        }
+        self.expect(";")?;
+        Ok(())
+    }
+
+    /// `typedef type name;` (after `typedef`), with `*`s and `[N]` as in a declaration.
+    fn typedef(&mut self) -> PResult<()> {
+        let base = self.base_type()?;
+        loop {
+            let ty = self.pointers(base.clone())?;
+            let (name, span) = self.expect_ident("the typedef's name")?;
+            let ty = self.array_suffix(ty)?;
+            self.types
+                .add_typedef(&name, ty)
+                .map_err(|m| Diagnostic::error(span, m))?;
+            if !self.eat(",")? {
+                break;
+            }
+        }
+        self.expect(";")?;
+        Ok(())
     }
 
     fn inline_decl(&mut self, start: Span) -> PResult<Decl> {

@@ -206,19 +206,6 @@ END { printa("%s%@d\n", @q); }
 }
 
 #[test]
-fn bad_lquantize_parameters_are_a_run_time_error() {
-    let src = "syscall::read:entry { @l = lquantize((long)arg0, 0, 10000000, 1); }";
-    let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
-    h.fire(&firing(0, 1));
-    let errs = errors(&h.take());
-    assert_eq!(errs.len(), 1);
-    assert!(
-        errs[0].starts_with("lquantize(): too many levels"),
-        "{errs:?}"
-    );
-}
-
-#[test]
 fn final_print_follows_program_order() {
     let src = r#"
 syscall::read:entry /arg0 == 1/ { @first = count(); }

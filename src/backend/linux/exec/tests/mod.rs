@@ -9,6 +9,7 @@ mod scripts;
 mod semantics;
 mod speculation;
 mod subroutines;
+mod types;
 mod variables;
 
 use std::sync::Arc;
@@ -100,8 +101,17 @@ impl Harness {
         self.exec.fire(firing, &mut self.events).unwrap()
     }
 
-    /// Takes the events emitted so far.
+    /// Takes the events emitted so far, but the markers of each firing's output
+    /// (FiringStart, FiringEnd).
     fn take(&mut self) -> Vec<Event> {
+        self.take_all()
+            .into_iter()
+            .filter(|e| !matches!(e, Event::FiringStart { .. } | Event::FiringEnd))
+            .collect()
+    }
+
+    /// Takes every event emitted so far.
+    fn take_all(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events.0)
     }
 

@@ -31,10 +31,13 @@ fn opens_fields(line: &str) -> Vec<String> {
 
 #[test]
 fn opens_reports_fd_flags_and_path() {
-    let mut h = Harness::new(&script("opens", &[], TargetMacro::Keep), OPENS_PROBES);
+    let full = [("WANT_CWD", Param::Int(1))];
+    let mut h = Harness::new(&script("opens", &full, TargetMacro::Keep), OPENS_PROBES);
     let entry = with_args(firing(0, 7), &[(-100i64) as u64, 0x1000, 0x80000]);
     h.fire(&with_string(entry, 1, "/etc/hosts"));
-    h.fire(&with_args(firing(1, 7), &[3, 3]));
+    let mut ret = with_args(firing(1, 7), &[3, 3]);
+    ret.cwd = Some("/srv".into());
+    h.fire(&ret);
     // openat2(dfd, path, how, size): the flags are read from struct open_how.
     let entry = with_args(firing(2, 7), &[5, 0x2000, 0x3000, 24]);
     let entry = with_string(entry, 1, "/nope");
@@ -65,12 +68,13 @@ fn opens_reports_fd_flags_and_path() {
             "0",
             "524288",
             "-100",
+            "/srv",
             "/etc/hosts"
         ]
     );
     assert_eq!(
         opens_fields(&lines[1]),
-        ["global", "100", "7", "cat", "-2", "2", "577", "5", "/nope"]
+        ["global", "100", "7", "cat", "-2", "2", "577", "5", "", "/nope"]
     );
 }
 

@@ -92,7 +92,10 @@ fn an_llquantize_whose_top_overflows_64_bits_is_refused_at_compile_time() {
         let result = compile(high);
         assert_eq!(result.is_ok(), fits, "high {high}: {result:?}");
         if let Err(e) = result {
-            assert!(e.to_string().contains("overflow 64 bits"), "{e}");
+            assert!(
+                e.to_string().contains("will cause overflow of 64 bits"),
+                "{e}"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! String subroutines and friends through D, on edge cases.
 
 use super::*;
+use crate::backend::linux::firing::ProcessState;
 
 #[test]
 fn string_subroutines_on_edge_cases() {
@@ -41,13 +42,23 @@ fn lltostr_with_a_bad_base_is_an_illegal_operation() {
 }
 
 #[test]
-fn progenyof_walks_the_parent_chain() {
-    let src = r#"syscall::read:entry { printf("%d %d\n", progenyof(1), progenyof((int)arg0)); }"#;
+fn progenyof_reads_the_ancestors_read_at_the_probe() {
+    let src = r#"syscall::read:entry {
+	printf("%d %d %d %d\n", progenyof(1), progenyof(7), progenyof(pid), progenyof((int)arg0));
+}"#;
     let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
     let mut f = with_args(firing(0, 1), &[4_194_304 + 11]);
-    f.pid = std::process::id();
+    f.pid = 42;
+    f.process = Some(Box::new(ProcessState {
+        ppid: 7,
+        ancestors: vec![7, 5, 1],
+        ..ProcessState::default()
+    }));
     h.fire(&f);
-    assert_eq!(h.printed(), ["1 0\n"]);
+    // A firing that carries no process state is nobody's progeny.
+    f.process = None;
+    h.fire(&f);
+    assert_eq!(h.printed(), ["1 1 1 0\n", "0 0 0 0\n"]);
 }
 
 #[test]

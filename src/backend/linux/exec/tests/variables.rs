@@ -2,6 +2,7 @@
 //! freed by 0, clause-locals, integer wraparound and C arithmetic, dynvarsize.
 
 use super::*;
+use crate::backend::linux::firing::ProcessState;
 use crate::backend::linux::firing::Zone;
 
 const OPENSNOOP: &str = r#"
@@ -184,29 +185,45 @@ syscall::read:entry /execname == "dog"/ { printf("dog\n"); }
 }
 
 #[test]
-fn builtins_from_the_firing_and_proc() {
+fn builtins_from_the_firing_and_its_process_state() {
     let src = r#"
 syscall::read:entry {
 	printf("%d %d %d %d %s %s %s %s %d\n", pid, tid, uid, cpu, probeprov, probemod,
 	    probefunc, probename, timestamp);
 	printf("%d %d %s\n", ppid, curpsinfo->pr_pid, zonename);
 	printf("%d %d\n", errno, walltimestamp > timestamp);
+	printf("%d %d %d %d %d %d %s %d %x\n", curpsinfo->pr_ppid, curpsinfo->pr_pgid,
+	    curpsinfo->pr_sid, curpsinfo->pr_euid, curpsinfo->pr_egid, curpsinfo->pr_argc,
+	    curpsinfo->pr_psargs, curpsinfo->pr_size, curthread);
 }
 "#;
     let mut h = Harness::new(src, &[("syscall::read:entry", ProbeKind::SyscallEntry)]);
     let mut f = firing(0, 3);
-    f.pid = std::process::id();
+    let (pid, ppid) = (4242, 4000);
+    f.pid = pid;
     f.errno = 2;
+    f.process = Some(Box::new(ProcessState {
+        ppid,
+        pgid: 4001,
+        sid: 4002,
+        euid: 7,
+        egid: 8,
+        argc: 2,
+        psargs: "cat /etc/hostname".into(),
+        size_pages: 3,
+        task: 0xffff_8880_1234_5678,
+        ..ProcessState::default()
+    }));
     h.fire(&f);
-    // SAFETY: getppid has no preconditions.
-    let ppid = unsafe { libc::getppid() };
-    let pid = std::process::id();
+    // SAFETY: sysconf has no preconditions.
+    let kb = 3 * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } / 1024;
     assert_eq!(
         h.printed(),
         [
             format!("{pid} 3 1000 1 syscall  read entry 1000000\n"),
             format!("{ppid} {pid} global\n"),
-            "2 1\n".to_string()
+            "2 1\n".to_string(),
+            format!("{ppid} 4001 4002 7 8 2 cat /etc/hostname {kb} ffff888012345678\n"),
         ]
     );
 }
