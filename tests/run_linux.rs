@@ -963,7 +963,7 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
 
 expect_lines!(
     tick_fires_in_the_thread_it_interrupts,
-    "#pragma D option quiet\ntick-5ms /pid == $target/ { printf(\"%s %d %x %x\\n\", execname, tid, arg0, arg1); }",
+    "#pragma D option quiet\ntick-5ms /pid == $target && execname == \"python3.11\"/ { printf(\"%s %d %x %x\\n\", execname, tid, arg0, arg1); }",
     // tick-N samples the first online CPU: the busy target runs there.
     [
         "-c",
