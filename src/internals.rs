@@ -37,7 +37,7 @@ pub mod attach {
     pub use crate::backend::linux::attach::{AttachError, Link};
 
     pub mod perf {
-        pub use crate::backend::linux::attach::perf::attach_cpu_clock;
+        pub use crate::backend::linux::attach::perf::{attach_cpu_clock, CpuClock};
     }
     pub mod tracepoint {
         pub use crate::backend::linux::attach::tracepoint::attach_tracepoint;

@@ -901,7 +901,7 @@ fn long_chains_run_on_a_small_stack() {
 /// intervals lose nothing: dd copies bytes that the test feeds it in three rounds, 0.8 s
 /// apart, so that a tick falls between the last two; the per-interval write counts
 /// (truncated) and byte sums (cleared) each add up to the bytes copied, as does a count never
-/// reset; the programs send no records, and nothing is dropped.
+/// reset; the write program sends no records, and nothing is dropped.
 #[test]
 fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     if !kernel_available("intervals_truncated_and_cleared_at_ticks_add_up_to_the_total") {
@@ -952,8 +952,13 @@ fn intervals_truncated_and_cleared_at_ticks_add_up_to_the_total() {
     assert_eq!(values("all "), [copied], "{stdout}");
     let dump = dtk_run(prog, &["--dump-bpf", "-c", "true"]);
     let programs = String::from_utf8_lossy(&dump.stderr);
-    assert!(programs.contains("bpf_map_lookup_elem"), "{programs}");
-    assert!(!programs.contains("bpf_ringbuf_output"), "{programs}");
+    // The write program's, up to the next program (the tick's, which sends its firings).
+    let write = programs
+        .split("\n; ")
+        .find(|p| p.contains("sys_enter_write"))
+        .unwrap_or_else(|| panic!("{programs}"));
+    assert!(write.contains("bpf_map_lookup_elem"), "{programs}");
+    assert!(!write.contains("bpf_ringbuf_output"), "{programs}");
 }
 
 /// A thread variable kept by the kernel (a pointer followed from probe to probe) and set in
@@ -996,6 +1001,100 @@ fn a_pointer_set_under_a_predicate_is_followed_by_every_clause() {
     }
 }
 
+expect_lines!(
+    tick_fires_in_the_thread_it_interrupts,
+    "#pragma D option quiet\ntick-5ms /pid == $target && execname == \"python3.11\"/ { printf(\"%s %d %x %x\\n\", execname, tid, arg0, arg1); }",
+    // tick-N samples the first online CPU: the busy target runs there.
+    [
+        "-c",
+        format!("taskset -c 0 {}", python("x = 0\nfor i in range(5_000_000): x += i"))
+    ],
+    |out| {
+        let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+        assert!(!lines.is_empty(), "no tick interrupted the target:\n{out}");
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f[0], "python3.11", "{line}");
+            let kernel_pc = u64::from_str_radix(f[2], 16).unwrap();
+            let user_pc = u64::from_str_radix(f[3], 16).unwrap();
+            // arg0 is the kernel's program counter and arg1 the user's: one of them, the
+            // mode the CPU was in.
+            assert!((kernel_pc == 0) != (user_pc == 0), "{line}");
+            assert!(kernel_pc == 0 || kernel_pc >> 63 == 1, "{line}");
+            assert!(user_pc >> 63 == 0, "{line}");
+        }
+    }
+);
+
+expect_lines!(
+    ufunc_umod_and_uaddr_name_the_sampled_user_functions,
+    "#pragma D option quiet\nprofile-997 /pid == $target && arg1/ { @f[ufunc(arg1)] = count(); @m[umod(arg1)] = count(); @a[uaddr(arg1)] = count(); } END { printa(\"f %s\\n\", @f); printa(\"m %s\\n\", @m); printa(\"a %s\\n\", @a); }",
+    ["-c", python("x = 0\nfor i in range(3_000_000): x += i")],
+    |out| {
+        let module = Path::new(PYTHON).file_name().unwrap().to_str().unwrap();
+        let keys = |tag: &str| -> Vec<String> {
+            out.lines()
+                .filter_map(|l| l.strip_prefix(tag))
+                .map(str::to_string)
+                .collect()
+        };
+        let named = regex::Regex::new(&format!(r"^{}`[A-Za-z_]", regex::escape(module))).unwrap();
+        let funcs = keys("f ");
+        assert!(funcs.iter().any(|f| named.is_match(f)), "{out}");
+        let mut unique = funcs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), funcs.len(), "a function counted twice:\n{out}");
+        assert!(keys("m ").iter().any(|m| m == module), "{out}");
+        let with_offset = regex::Regex::new(&format!(r"^{}`[A-Za-z_]\w*(\+0x[0-9a-f]+)?$", regex::escape(module))).unwrap();
+        assert!(keys("a ").iter().any(|a| with_offset.is_match(a)), "{out}");
+    }
+);
+
+expect_lines!(
+    func_and_mod_name_the_sampled_kernel_functions,
+    "#pragma D option quiet\nprofile-997 /pid == $target && arg0/ { @f[func(arg0)] = count(); @m[mod(arg0)] = count(); } END { printa(\"f %s\\n\", @f); printa(\"m %s\\n\", @m); }",
+    ["-c", python("import os\nfor _ in range(400_000): os.getppid()")],
+    |out| {
+        let funcs: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("f ")).collect();
+        let mods: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("m ")).collect();
+        assert!(!funcs.is_empty(), "{out}");
+        // Every kernel function is in a module mod() names, and no offset is shown.
+        for f in &funcs {
+            let (module, name) = f.split_once('`').unwrap_or_else(|| panic!("{out}"));
+            assert!(mods.contains(&module), "{f} not in {mods:?}");
+            assert!(!name.contains('+'), "{f}");
+        }
+    }
+);
+
+expect_lines!(
+    maxframes_caps_every_stack,
+    "#pragma D option quiet\n#pragma D option maxframes=2\nsyscall::getppid:entry /pid == $target/ { printf(\"%d\\n\", stackdepth); stack(); stack(5); printf(\"end\\n\"); exit(0); }",
+    ["-c", python("import os\nos.getppid()")],
+    |out| {
+        let depth: usize = out.lines().next().unwrap().parse().unwrap();
+        let frames = out
+            .lines()
+            .skip(1)
+            .take_while(|l| *l != "end")
+            .filter(|l| l.contains('`') || l.trim().starts_with("0x"))
+            .count();
+        // Two stacks, each of at most two frames, however deep the kernel's was.
+        assert!(depth >= 2, "{out}");
+        assert_eq!(frames, 4, "{out}");
+    }
+);
+
+expect_lines!(
+    ticks_fire_while_a_followed_command_sleeps,
+    "#pragma D option quiet\ntick-50ms /++n == 4/ { printf(\"ticks %d\\n\", n); exit(0); }",
+    // The command never runs during the ticks: they fire whatever the CPU runs.
+    ["-c", "sleep 30"],
+    |out| {
+        assert_eq!(out, "ticks 4\n\n");
+    }
+);
 /// Runs `dtk --backend linux run ARGS…` with `path` as PATH.
 fn dtk_run_with_path(args: &[&std::ffi::OsStr], path: &Path) -> Output {
     std::process::Command::new(cargo_bin("dtk"))

@@ -63,14 +63,50 @@ impl KernelSymbols {
         KernelSymbols { functions, modules }
     }
 
-    fn name(&self, addr: u64) -> Option<String> {
+    fn symbol(&self, addr: u64) -> Option<Symbol> {
         let i = self
             .functions
             .0
             .partition_point(|f| f.0 <= addr)
             .checked_sub(1)?;
         let (name, offset) = self.functions.find(addr)?;
-        Some(frame(&self.modules[i], name, offset))
+        Some(Symbol {
+            module: self.modules[i].clone(),
+            function: Some((name.to_string(), offset)),
+        })
+    }
+
+    #[cfg(test)]
+    fn name(&self, addr: u64) -> Option<String> {
+        self.symbol(addr).map(|s| s.frame(addr))
+    }
+}
+
+/// Where an address lies: its module (the file mapped there, or the kernel module), and the
+/// function that holds it with the offset into it, when a symbol covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub module: String,
+    pub function: Option<(String, u64)>,
+}
+
+impl Symbol {
+    /// `module`name+0xoffset` (`module`0xaddr` when no function holds `addr`), as stack
+    /// frames and uaddr() print it.
+    pub fn frame(&self, addr: u64) -> String {
+        match &self.function {
+            Some((name, offset)) => frame(&self.module, name, *offset),
+            None => format!("{}`{}", self.module, hex(addr)),
+        }
+    }
+
+    /// `module`name` (`module`0xaddr` when no function holds `addr`), as func() and
+    /// ufunc() print it.
+    pub fn function(&self, addr: u64) -> String {
+        match &self.function {
+            Some((name, _)) => frame(&self.module, name, 0),
+            None => self.frame(addr),
+        }
     }
 }
 
@@ -94,8 +130,10 @@ impl Symbolizer {
         if let Some(name) = self.names.get(&(0, addr)) {
             return name.clone();
         }
-        let kernel = self.kernel.get_or_insert_with(KernelSymbols::read);
-        let name: Arc<str> = kernel.name(addr).unwrap_or_else(|| hex(addr)).into();
+        let name: Arc<str> = self
+            .kernel_symbol(addr)
+            .map_or_else(|| hex(addr), |s| s.frame(addr))
+            .into();
         self.names.insert((0, addr), name.clone());
         name
     }
@@ -107,14 +145,22 @@ impl Symbolizer {
             return name.clone();
         }
         let name: Arc<str> = self
-            .name_user(pid, addr)
-            .unwrap_or_else(|| hex(addr))
+            .user_symbol(pid, addr)
+            .map_or_else(|| hex(addr), |s| s.frame(addr))
             .into();
         self.names.insert(key, name.clone());
         name
     }
 
-    fn name_user(&mut self, pid: u32, addr: u64) -> Option<String> {
+    /// Where kernel address `addr` lies, if a kernel symbol covers it.
+    pub fn kernel_symbol(&mut self, addr: u64) -> Option<Symbol> {
+        self.kernel
+            .get_or_insert_with(KernelSymbols::read)
+            .symbol(addr)
+    }
+
+    /// Where address `addr` of process `pid` lies, if a file is mapped there.
+    pub fn user_symbol(&mut self, pid: u32, addr: u64) -> Option<Symbol> {
         let process = self
             .processes
             .entry(pid)
@@ -143,10 +189,10 @@ impl Symbolizer {
         let offset = addr - mapping.start + mapping.offset;
         let (functions, image) = &*file;
         let vaddr = image.as_ref()?.address_of_offset(offset)?;
-        match functions.find(vaddr) {
-            Some((name, within)) => Some(frame(&module, name, within)),
-            None => Some(format!("{module}`{}", hex(addr))),
-        }
+        let function = functions
+            .find(vaddr)
+            .map(|(name, within)| (name.to_string(), within));
+        Some(Symbol { module, function })
     }
 }
 
@@ -195,6 +241,22 @@ mod tests {
             Some("ext4`ext4_write+0x10")
         );
         assert_eq!(k.name(0x1000), None);
+    }
+
+    #[test]
+    fn symbols_print_as_frames_and_functions() {
+        let named = Symbol {
+            module: "libc.so.6".into(),
+            function: Some(("malloc".into(), 0x14)),
+        };
+        assert_eq!(named.frame(0x7f00), "libc.so.6`malloc+0x14");
+        assert_eq!(named.function(0x7f00), "libc.so.6`malloc");
+        let unnamed = Symbol {
+            module: "a.out".into(),
+            function: None,
+        };
+        assert_eq!(unnamed.frame(0x401000), "a.out`0x401000");
+        assert_eq!(unnamed.function(0x401000), "a.out`0x401000");
     }
 
     #[test]

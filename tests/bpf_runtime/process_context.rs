@@ -26,7 +26,7 @@ fn cpu_clock_samples_every_cpu_at_the_asked_frequency() {
     const HZ: u64 = 200;
     // The window is timed from attached to detaching, so a slow attach on a busy machine does
     // not count as time without samples.
-    let link = perf::attach_cpu_clock(&prog, HZ)
+    let link = perf::attach_cpu_clock(&prog, perf::CpuClock::EveryCpu { hz: HZ })
         .and_then(|l| l.enabled())
         .unwrap();
     let start = std::time::Instant::now();

@@ -67,7 +67,7 @@ fn attach_everything(scratch: &Path) -> Vec<Box<dyn std::any::Any>> {
         .and_then(|l| l.enabled())
         .unwrap();
     let perf_prog = load(ProgType::PerfEvent, &empty);
-    let clock = perf::attach_cpu_clock(&perf_prog, 49)
+    let clock = perf::attach_cpu_clock(&perf_prog, perf::CpuClock::EveryCpu { hz: 49 })
         .and_then(|l| l.enabled())
         .unwrap();
     vec![

@@ -36,7 +36,7 @@ use super::exec::{Executor, Flow};
 use super::firing::{Firing, ProbeKind, ProcessState};
 use super::load::{self, Attached};
 use super::options::Options;
-use super::plan::{self, Plan, Site};
+use super::plan::{self, Plan};
 use super::record::{self, Decoder};
 use super::target::{self, Spawned, Watched};
 use crate::backend::{BackendError, EventSink, Job, RunEnd, Stop};
@@ -288,16 +288,6 @@ struct Run<'a> {
     target_exit: Option<TargetExit>,
 }
 
-/// A tick-N probe's timer.
-struct Tick {
-    probe: u32,
-    period: Duration,
-    due: Instant,
-    /// `due` on CLOCK_MONOTONIC: the firing's timestamp. A tick carries the time it was due,
-    /// so that ticks the loop fires late, back to back, still have their own times.
-    due_ns: u64,
-}
-
 /// Why the loop ended.
 enum Ending {
     Exit,
@@ -317,19 +307,7 @@ impl Run<'_> {
             return self.end(attached, Ending::Exit);
         }
         self.sink.flush()?;
-        let (start, start_ns) = (Instant::now(), monotonic_ns());
-        let mut ticks: Vec<Tick> = (0u32..)
-            .zip(&self.plan.probes)
-            .filter_map(|(probe, p)| match p.site {
-                Site::Tick { period } => Some(Tick {
-                    probe,
-                    period,
-                    due: start + period,
-                    due_ns: start_ns.saturating_add(duration_ns(period)),
-                }),
-                _ => None,
-            })
-            .collect();
+        let start = Instant::now();
         // Records read and not yet delivered, younger than REORDER_NS when last looked at;
         // they go out at the next wake, at most a switchrate later.
         let mut held: Vec<Firing> = Vec::new();
@@ -340,7 +318,7 @@ impl Run<'_> {
             let wake = if attached.ring_buffer().has_data() {
                 Instant::now()
             } else {
-                ticks.iter().map(|t| t.due).fold(next_read, Instant::min)
+                next_read
             };
             let target_ready = attached
                 .ring_buffer()
@@ -367,7 +345,7 @@ impl Run<'_> {
             }
             let horizon = monotonic_ns().saturating_sub(REORDER_NS);
             self.read(attached, &mut held)?;
-            if is_exit(self.deliver(&mut held, horizon, || stop.is_set())?) {
+            if is_exit(self.deliver(attached, &mut held, horizon, || stop.is_set())?) {
                 attached.disarm().map_err(engine_error)?;
                 break Ending::Exit;
             }
@@ -375,70 +353,9 @@ impl Run<'_> {
                 self.report_drops(attached)?;
                 next_drop_report = now + DROP_REPORT_INTERVAL;
             }
-            if is_exit(self.fire_due_ticks(attached, &mut ticks, &mut held, stop)?) {
-                attached.disarm().map_err(engine_error)?;
-                break Ending::Exit;
-            }
             self.sink.flush()?;
         };
         self.end(attached, ending)
-    }
-
-    /// Fires the tick-N probes that are due, after every record read so far.
-    fn fire_due_ticks(
-        &mut self,
-        attached: &mut Attached,
-        ticks: &mut [Tick],
-        held: &mut Vec<Firing>,
-        stop: &Stop,
-    ) -> Result<Flow, BackendError> {
-        let now = Instant::now();
-        let mut due: Vec<(u64, u32)> = ticks
-            .iter_mut()
-            .filter(|t| t.due <= now)
-            .map(|t| {
-                let at = t.due_ns;
-                t.due += t.period;
-                t.due_ns = t.due_ns.saturating_add(duration_ns(t.period));
-                (at, t.probe)
-            })
-            .collect();
-        if due.is_empty() || stop.is_set() {
-            return Ok(Flow::Continue);
-        }
-        let flow = self.deliver(held, u64::MAX, || stop.is_set())?;
-        if is_exit(flow) || stop.is_set() {
-            return Ok(flow);
-        }
-        self.fire_ticks(attached, &mut due)
-    }
-
-    /// Fires the due ticks, `(due time, probe)`, in time order, each at its own time. The
-    /// kernel aggregations are read before the ticks of each time, so that what a tick
-    /// prints, clears or truncates is current.
-    fn fire_ticks(
-        &mut self,
-        attached: &mut Attached,
-        due: &mut [(u64, u32)],
-    ) -> Result<Flow, BackendError> {
-        due.sort_unstable();
-        let mut result = Flow::Continue;
-        let mut read_at = None;
-        for &(at, probe) in due.iter() {
-            if read_at != Some(at) {
-                self.refresh_kernel_aggregations(attached)?;
-                read_at = Some(at);
-            }
-            let firing = Firing {
-                ts_ns: at,
-                ..self.user_firing(probe)
-            };
-            let flow = self.fire(&firing)?;
-            if is_exit(flow) {
-                result = flow;
-            }
-        }
-        Ok(result)
     }
 
     /// The stop: disarms every program in one step, then delivers what they recorded before
@@ -471,7 +388,7 @@ impl Run<'_> {
                 Some(newest) if !drained => newest.saturating_sub(REORDER_NS),
                 _ => u64::MAX,
             };
-            let flow = self.deliver(held, horizon, out_of_time)?;
+            let flow = self.deliver(attached, held, horizon, out_of_time)?;
             if drained || is_exit(flow) || out_of_time() {
                 break (drained, flow);
             }
@@ -573,6 +490,7 @@ impl Run<'_> {
     /// the others; stops early, keeping the rest, once `pause` says so.
     fn deliver(
         &mut self,
+        attached: &mut Attached,
         held: &mut Vec<Firing>,
         horizon: u64,
         mut pause: impl FnMut() -> bool,
@@ -586,6 +504,10 @@ impl Run<'_> {
                 break;
             }
             delivered += 1;
+            if self.plan.probes[firing.probe as usize].info.kind == ProbeKind::Tick {
+                // What a tick prints, clears or truncates is current.
+                self.refresh_kernel_aggregations(attached)?;
+            }
             flow = self.fire(firing)?;
             if is_exit(flow) {
                 break;
@@ -746,10 +668,6 @@ fn release_free_memory() {
 
 fn is_exit(flow: Flow) -> bool {
     matches!(flow, Flow::Exit(_))
-}
-
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn monotonic_ns() -> u64 {

@@ -20,7 +20,7 @@ pub enum ProbeKind {
     End,
     /// DTrace's ERROR probe: arg1 = epid, arg2 = clause index, arg4 = fault, arg5 = address.
     Error,
-    /// tick-N: user-space timer.
+    /// tick-N: a perf cpu-clock sample on one CPU.
     Tick,
     /// profile-N: a perf cpu-clock sample on every CPU.
     Profile,

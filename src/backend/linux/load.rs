@@ -198,7 +198,7 @@ pub fn attach(set: ProgramSet) -> Result<Attached, LoadError> {
             AttachPoint::Tracepoint { category, name } => {
                 attach_tracepoint(&loaded, category, name)?
             }
-            AttachPoint::CpuClock { hz } => attach_cpu_clock(&loaded, *hz)?,
+            AttachPoint::CpuClock(clock) => attach_cpu_clock(&loaded, *clock)?,
             AttachPoint::Uprobe(spec) => attach_uprobe(&loaded, spec)?,
         };
         attached.programs.push(AttachedProgram {

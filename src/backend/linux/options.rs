@@ -41,6 +41,24 @@ pub struct Options {
     /// `destructive` (or -w): actions that change the system (`system()`, `raise()`) are
     /// allowed.
     pub destructive: bool,
+    /// `stackframes` and `ustackframes`: the frames `stack()` and `ustack()` show without a
+    /// count.
+    pub stackframes: usize,
+    pub ustackframes: usize,
+    /// `maxframes`: the most frames any stack shows, whatever count it asks for; by default
+    /// the kernel's `perf_event_max_stack`, as in dtrace.
+    pub maxframes: usize,
+}
+
+/// dtrace's `maxframes` when /proc/sys/kernel/perf_event_max_stack cannot be read (the
+/// kernel's own default).
+const DEFAULT_MAXFRAMES: usize = 127;
+
+fn kernel_max_stack() -> usize {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAXFRAMES)
 }
 
 impl Default for Options {
@@ -58,6 +76,9 @@ impl Default for Options {
             nspec: 1,
             specsize: 4 << 20,
             destructive: false,
+            stackframes: 20,
+            ustackframes: 100,
+            maxframes: kernel_max_stack(),
         }
     }
 }
@@ -125,6 +146,9 @@ impl Options {
             "aggsortkeypos" => self.aggsort.key_pos = parse_count(name, need()?)?,
             "aggsortpos" => self.aggsortpos = parse_count(name, need()?)?,
             "cpu" => self.cpu = Some(parse_count(name, need()?)? as u32),
+            "stackframes" => self.stackframes = parse_count(name, need()?)?,
+            "ustackframes" => self.ustackframes = parse_count(name, need()?)?,
+            "maxframes" => self.maxframes = parse_count(name, need()?)?,
             // Kernel aggregations are read when they are printed, so the rate is checked and
             // then has nothing to pace.
             "aggrate" => {
@@ -212,6 +236,19 @@ mod tests {
         .unwrap();
         assert_eq!(o.strsize, 64);
         assert_eq!(o.switchrate, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn stack_frame_options() {
+        let o = resolve("BEGIN { exit(0); }", &[]).unwrap();
+        assert_eq!((o.stackframes, o.ustackframes), (20, 100));
+        assert!(o.maxframes > 0);
+        let o = resolve(
+            "#pragma D option maxframes=25\nBEGIN { exit(0); }",
+            &[("stackframes", Some("5")), ("ustackframes", Some("7"))],
+        )
+        .unwrap();
+        assert_eq!((o.stackframes, o.ustackframes, o.maxframes), (5, 7, 25));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub(crate) mod usdt_arg;
 
 use thiserror::Error;
 
+use super::attach::perf::CpuClock;
 use super::attach::uprobe::UprobeSpec;
 use super::bpf::drops::DropSlots;
 use super::bpf::insn::{AsmError, Insn, MapRef};
@@ -37,6 +38,7 @@ use super::bpf::maps::{MapSpec, MapTable, MapType};
 use super::bpf::prog::ProgType;
 use super::bpf::{follow, gate};
 use super::d::ast::Expr;
+use super::firing::ProbeKind;
 use super::options::Options;
 use super::plan::{ArgLoad, Follow, KernelClause, Plan, PlannedProbe, Site};
 use super::record::{self, Layout};
@@ -67,10 +69,8 @@ pub enum AttachPoint {
         category: String,
         name: String,
     },
-    /// cpu-clock sampling on every CPU, `hz` times a second.
-    CpuClock {
-        hz: u64,
-    },
+    /// cpu-clock sampling (profile-N and tick-N).
+    CpuClock(CpuClock),
     Uprobe(UprobeSpec),
 }
 
@@ -203,8 +203,8 @@ impl Builder<'_> {
         // plan could not hold it elsewhere: `plan::semaphores`).
         let idle = never_emits(probe) && probe.kernel_clauses.is_empty();
         match &probe.site {
-            Site::UserSpace | Site::Tick { .. } | Site::RawSyscall { .. } => {}
-            Site::Tracepoint { .. } | Site::Profile { .. } if idle => {}
+            Site::UserSpace | Site::RawSyscall { .. } => {}
+            Site::Tracepoint { .. } | Site::Profile { .. } | Site::Tick { .. } if idle => {}
             Site::Tracepoint {
                 category,
                 name,
@@ -219,7 +219,14 @@ impl Builder<'_> {
                 self.add(index, &what, parts, ProgType::Tracepoint, attach)?;
             }
             Site::Profile { hz, args } => {
-                let attach = AttachPoint::CpuClock { hz: *hz };
+                let attach = AttachPoint::CpuClock(CpuClock::EveryCpu { hz: *hz });
+                self.add(index, &what, parts(args, None), ProgType::PerfEvent, attach)?;
+            }
+            Site::Tick { period, args } => {
+                let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                // Under `-x cpu`, ticks fire on that CPU, the only one traced.
+                let cpu = self.maps.cpu;
+                let attach = AttachPoint::CpuClock(CpuClock::OneCpu { period_ns, cpu });
                 self.add(index, &what, parts(args, None), ProgType::PerfEvent, attach)?;
             }
             Site::Uprobe { sites } => {
@@ -290,6 +297,7 @@ impl Builder<'_> {
             kernel_clauses: parts.kernel_clauses,
             maps: self.maps,
             zones: &self.plan.zones,
+            in_followed_set: probe.info.kind != ProbeKind::Tick,
             task: self.plan.task.as_ref(),
             thread_members: probe
                 .captures
@@ -432,7 +440,7 @@ mod tests {
     use super::*;
     use crate::backend::linux::bpf::insn::relocate;
     use crate::backend::linux::bpf::sys::fake::with_kernel;
-    use crate::backend::linux::firing::{ProbeInfo, ProbeKind};
+    use crate::backend::linux::firing::ProbeInfo;
     use crate::backend::linux::load::{self, LoadError};
     use crate::backend::linux::plan::Captures;
     use crate::event::ProbeDesc;

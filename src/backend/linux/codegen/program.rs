@@ -65,6 +65,9 @@ pub struct ProgramSpec<'a> {
     pub maps: &'a SharedMaps,
     /// The plan's zones, whose membership the header records.
     pub zones: &'a [Zone],
+    /// Whether the program fires only in the followed set (when the run follows a tree):
+    /// every program but tick-N's, which marks time whatever runs.
+    pub in_followed_set: bool,
     /// Where the process state lives in the kernel, for a record with a process block.
     pub task: Option<&'a TaskLayout>,
     /// How to read each of the probe's `curthread->…` members, in `layout` order.
@@ -112,7 +115,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
         asm.call(Helper::GetSmpProcessorId)
             .jmp_if(Cond::Ne, Reg::R0, Src::Imm(cpu as i32), out);
     }
-    if let Some(followed) = spec.maps.followed {
+    if let Some(followed) = spec.maps.followed.filter(|_| spec.in_followed_set) {
         follow::emit_check(&mut asm, followed, KEY_SLOT, out);
     }
     if let Some(offset) = spec.guard {

@@ -660,6 +660,16 @@ pub enum Function {
     System,
     /// raise(signal): signals the thread that fired the probe (destructive).
     Raise,
+    /// func(addr) / sym(addr): the kernel function holding an address, `module`function`.
+    Func,
+    /// mod(addr): the kernel module holding an address.
+    Mod,
+    /// ufunc(addr) / usym(addr): the function of the current process holding an address.
+    Ufunc,
+    /// uaddr(addr): `module`function+0xoffset` of an address of the current process.
+    Uaddr,
+    /// umod(addr): the file of the current process mapped at an address.
+    Umod,
     /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
     Aggregating(AggFunc),
 }
@@ -711,6 +721,13 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("discard", Function::Discard),
     ("system", Function::System),
     ("raise", Function::Raise),
+    ("func", Function::Func),
+    ("sym", Function::Func),
+    ("mod", Function::Mod),
+    ("ufunc", Function::Ufunc),
+    ("usym", Function::Ufunc),
+    ("uaddr", Function::Uaddr),
+    ("umod", Function::Umod),
     ("count", Function::Aggregating(AggFunc::Count)),
     ("sum", Function::Aggregating(AggFunc::Sum)),
     ("min", Function::Aggregating(AggFunc::Min)),

@@ -1,7 +1,7 @@
 //! D's subroutines: copyin and copyinstr over what the kernel captured at the probe, the
 //! string functions (`strings`; strtok keeps where `strtok(NULL, ...)` resumes), rand, the
-//! byte-order functions, progenyof, speculation() (`speculation`), and stack()/ustack(),
-//! whose frames this engine does not capture (they yield an empty stack).
+//! byte-order functions, progenyof, speculation() (`speculation`), stack()/ustack() over the
+//! frames the kernel captured, and the symbols of addresses (func, mod, ufunc, uaddr, umod).
 
 use std::sync::Arc;
 
@@ -13,11 +13,7 @@ use super::{Fault, Frame, State};
 use crate::backend::linux::d::ast::{DType, Expr, Function};
 use crate::backend::linux::firing::{Firing, ReadData};
 use crate::event::DropKind;
-
-/// Frames `stack()` and `ustack()` show by default: dtrace's `stackframes` and
-/// `ustackframes`.
-const STACK_FRAMES: usize = 20;
-const USTACK_FRAMES: usize = 100;
+use crate::inspect::symbols::Symbol;
 
 impl State {
     pub(super) fn subroutine(
@@ -76,12 +72,22 @@ impl State {
                 Value::Int(u64::from(yes))
             }
             Function::Stack => {
-                let depth = int(0).map_or(STACK_FRAMES, |n| n.max(0) as usize);
+                let depth = self.frames(int(0), self.options.stackframes);
                 self.stack(&f.firing.kernel_stack, depth, None)
             }
             Function::Ustack => {
-                let depth = int(0).map_or(USTACK_FRAMES, |n| n.max(0) as usize);
+                let depth = self.frames(int(0), self.options.ustackframes);
                 self.stack(&f.firing.user_stack, depth, Some(f.firing.pid))
+            }
+            Function::Func | Function::Mod => {
+                let addr = first.int();
+                let symbol = self.symbols.kernel_symbol(addr);
+                Value::str(symbol_text(func, symbol.as_ref(), addr))
+            }
+            Function::Ufunc | Function::Uaddr | Function::Umod => {
+                let addr = first.int();
+                let symbol = self.symbols.user_symbol(f.firing.pid, addr);
+                Value::str(symbol_text(func, symbol.as_ref(), addr))
             }
             Function::Speculation => Value::Int(self.speculation()),
             Function::Strchr | Function::Strrchr => {
@@ -131,6 +137,14 @@ impl State {
         x ^= x >> 27;
         self.rand_state = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32
+    }
+
+    /// How many frames a stack shows: the count asked for, or `default`, and no more than
+    /// `maxframes`, as dtrace silently reduces it.
+    fn frames(&self, asked: Option<i64>, default: usize) -> usize {
+        asked
+            .map_or(default, |n| n.max(0) as usize)
+            .min(self.options.maxframes)
     }
 
     /// copyin and copyinstr, which most scripts run on every firing: their arguments are read
@@ -241,4 +255,15 @@ fn copyin(addr: &Value, size: i64, firing: &Firing) -> Result<Value, Fault> {
         addr: addr.int(),
         bytes,
     })
+}
+
+/// What func(), mod(), ufunc(), uaddr() and umod() (`func`) show of `addr`, which lies in
+/// `symbol`: the address in hex when nothing is known of it, as dtrace shows it.
+fn symbol_text(func: Function, symbol: Option<&Symbol>, addr: u64) -> String {
+    match (func, symbol) {
+        (_, None) => format!("{addr:#x}"),
+        (Function::Mod | Function::Umod, Some(s)) => s.module.clone(),
+        (Function::Uaddr, Some(s)) => s.frame(addr),
+        (_, Some(s)) => s.function(addr),
+    }
 }

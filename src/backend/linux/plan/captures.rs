@@ -169,7 +169,7 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         probe.captures.process = own.iter().any(|c| reads_process(c));
         probe.captures.thread_members = thread_members(&own);
         probe.captures.cwd = own.iter().any(|c| reads_builtin(c, Builtin::Cwd));
-        if !matches!(probe.site, Site::UserSpace | Site::Tick { .. }) {
+        if probe.site != Site::UserSpace {
             let (kernel, user) = stacks_used(&own_clauses(probe, clauses));
             probe.captures.kernel_stack = kernel;
             probe.captures.user_stack = user;

@@ -115,8 +115,11 @@ pub struct PlannedProbe {
 pub enum Site {
     /// BEGIN, END and ERROR: the engine fires them.
     UserSpace,
-    /// tick-N: the engine runs a timer with this period.
-    Tick { period: Duration },
+    /// tick-N: perf cpu-clock with this period on one CPU; its arguments are profile's.
+    Tick {
+        period: Duration,
+        args: Vec<ArgLoad>,
+    },
     /// profile-N: perf cpu-clock at `hz` on every online CPU; arg0 is the kernel's program
     /// counter and arg1 the user's, whichever was interrupted (the other is 0).
     Profile { hz: u64, args: Vec<ArgLoad> },
@@ -172,9 +175,10 @@ impl Site {
         match self {
             Site::Tracepoint { args, .. }
             | Site::RawSyscall { args, .. }
-            | Site::Profile { args, .. } => args,
+            | Site::Profile { args, .. }
+            | Site::Tick { args, .. } => args,
             Site::Uprobe { sites } => sites.first().map_or(&[], |s| &s.args),
-            Site::UserSpace | Site::Tick { .. } => &[],
+            Site::UserSpace => &[],
         }
     }
 }

@@ -13,7 +13,7 @@ fn plan(src: &str) -> Result<Plan, PlanError> {
 }
 
 #[test]
-fn user_space_probes_and_their_clauses() {
+fn dtrace_probes_and_ticks_and_their_clauses() {
     let p = plan("BEGIN {} profile:::tick-10ms {} END {} dtrace:::BEGIN, END {}").unwrap();
     let names: Vec<&str> = p.probes.iter().map(|p| p.info.desc.name.as_str()).collect();
     assert_eq!(names, ["BEGIN", "tick-10ms", "END"]);
@@ -23,9 +23,14 @@ fn user_space_probes_and_their_clauses() {
     assert_eq!(
         p.probes[1].site,
         Site::Tick {
-            period: Duration::from_millis(10)
+            period: Duration::from_millis(10),
+            args: vec![
+                ArgLoad::SampledPc { user: false },
+                ArgLoad::SampledPc { user: true },
+            ],
         }
     );
+    assert!(p.probes[1].info.kind.in_kernel());
     assert!(list(&p).contains("    2    profile"));
 }
 
@@ -190,9 +195,7 @@ fn simple_aggregating_clauses_on_kernel_probes_run_in_the_kernel() {
 
 #[test]
 fn aggregations_stay_in_user_space_when_any_update_needs_it() {
-    assert!(
-        kernel_aggregations("profile-997 { @a = count(); } tick-1s { @a = count(); }").is_empty()
-    );
+    assert!(kernel_aggregations("profile-997 { @a = count(); } END { @a = count(); }").is_empty());
     assert!(kernel_aggregations("profile-997 { @a = count(); printf(\"x\"); }").is_empty());
     assert!(kernel_aggregations(
         "profile-997 { @a[execname] = count(); } profile-99 { @a[probefunc] = count(); }"

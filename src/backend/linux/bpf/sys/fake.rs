@@ -68,7 +68,7 @@ mod tests {
 
     use super::super::{BpfCmd, PerfIoctl, SysError};
     use super::*;
-    use crate::backend::linux::attach::perf::attach_cpu_clock;
+    use crate::backend::linux::attach::perf::{attach_cpu_clock, CpuClock};
     use crate::backend::linux::attach::AttachError;
     use crate::backend::linux::bpf::insn::{Asm, Reg};
     use crate::backend::linux::bpf::maps::{Map, MapError, MapType, Update};
@@ -183,7 +183,7 @@ mod tests {
     fn a_refused_perf_event_names_the_attach_point() {
         let err = with_kernel(loading(|_| errno(libc::EACCES)), || {
             let prog = prog::load(ProgType::PerfEvent, &program(), "GPL").unwrap();
-            attach_cpu_clock(&prog, 99).unwrap_err()
+            attach_cpu_clock(&prog, CpuClock::EveryCpu { hz: 99 }).unwrap_err()
         });
         let AttachError::Sys { what, source } = &err else {
             panic!("{err:?}");
@@ -217,7 +217,7 @@ mod tests {
         };
         let err = with_kernel(loading(perf), || {
             let prog = prog::load(ProgType::PerfEvent, &program(), "GPL").unwrap();
-            attach_cpu_clock(&prog, 99).unwrap_err()
+            attach_cpu_clock(&prog, CpuClock::EveryCpu { hz: 99 }).unwrap_err()
         });
         let AttachError::Sys { source, .. } = &err else {
             panic!("{err:?}");

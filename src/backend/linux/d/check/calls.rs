@@ -59,6 +59,7 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
         Strchr | Strrchr => (&[Str, Int], 2, DType::String),
         Strtok => (&[StrOrNull, StrOrNull], 2, DType::String),
         Rand => (&[], 0, DType::INT),
+        Func | Mod | Ufunc | Uaddr | Umod => (&[Int], 1, DType::String),
         Htons | Ntohs => (
             &[Int],
             1,

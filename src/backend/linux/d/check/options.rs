@@ -63,6 +63,7 @@ const OPTIONS: &[(&str, Value)] = &[
     ("maxframes", Value::Count),
     ("ustackframes", Value::Count),
     ("jstackframes", Value::Count),
+    ("maxframes", Value::Count),
     ("nspec", Value::Count),
     ("aggsortpos", Value::Count),
     ("aggsortkeypos", Value::Count),

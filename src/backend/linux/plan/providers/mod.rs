@@ -89,7 +89,7 @@ const DTRACE: Provider = Provider {
     ],
 };
 
-/// profile-N in the kernel, tick-N in user space.
+/// profile-N and tick-N, both in the kernel.
 const PROFILE: Provider = Provider {
     name: "profile",
     naming: Naming::Fixed {
@@ -97,7 +97,7 @@ const PROFILE: Provider = Provider {
     },
     kinds: &[
         (ProbeKind::Profile, Fires::InKernel),
-        (ProbeKind::Tick, Fires::InUserSpace),
+        (ProbeKind::Tick, Fires::InKernel),
     ],
 };
 

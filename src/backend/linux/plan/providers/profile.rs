@@ -1,6 +1,8 @@
 //! The profile provider: `profile-N` (a perf cpu-clock sample at that rate on every online
-//! CPU, in the kernel; the kernel captures the interrupted program counter, kernel's as arg0
-//! and user's as arg1) and `tick-N` (a timer in user space; nothing is attached). N is a rate:
+//! CPU) and `tick-N` (the same at that period on one CPU), both in the kernel, so that the
+//! firing is the interrupted thread's (pid, tid, execname; 0 and the idle task's name when
+//! the CPU was idle) and the kernel captures its program counter, kernel's as arg0 and
+//! user's as arg1. N is a rate:
 //! a number with D's suffixes (ns/nsec, us/usec, ms/msec, s/sec, m/min, h/hour, d/day, hz); a
 //! bare number is in hertz. Their names are made, not listed, so a glob in the name part
 //! matches none of them.
@@ -27,14 +29,14 @@ pub fn probes(desc: &ast::ProbeDesc, _: &mut Query) -> Result<Vec<Candidate>, Pl
         desc: describe(desc),
         name: name.to_string(),
     })?;
+    let args = vec![
+        ArgLoad::SampledPc { user: false },
+        ArgLoad::SampledPc { user: true },
+    ];
     let (kind, site) = if tick {
-        (ProbeKind::Tick, Site::Tick { period })
+        (ProbeKind::Tick, Site::Tick { period, args })
     } else {
         let hz = (1_000_000_000 / period.as_nanos().max(1)).max(1) as u64;
-        let args = vec![
-            ArgLoad::SampledPc { user: false },
-            ArgLoad::SampledPc { user: true },
-        ];
         (ProbeKind::Profile, Site::Profile { hz, args })
     };
     Ok(vec![Candidate {
