@@ -660,6 +660,12 @@ pub enum Function {
     System,
     /// raise(signal): signals the thread that fired the probe (destructive).
     Raise,
+    /// alloca(size): scratch memory that lasts until the end of the firing.
+    Alloca,
+    /// bcopy(src, dst, size): copies `size` bytes into scratch memory.
+    Bcopy,
+    /// copyinto(addr, size, dst): copyin() into scratch memory.
+    Copyinto,
     /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
     Aggregating(AggFunc),
 }
@@ -711,6 +717,9 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("discard", Function::Discard),
     ("system", Function::System),
     ("raise", Function::Raise),
+    ("alloca", Function::Alloca),
+    ("bcopy", Function::Bcopy),
+    ("copyinto", Function::Copyinto),
     ("count", Function::Aggregating(AggFunc::Count)),
     ("sum", Function::Aggregating(AggFunc::Sum)),
     ("min", Function::Aggregating(AggFunc::Min)),

@@ -150,6 +150,7 @@ impl State {
             ExprKind::SizeofExpr(x) => Ok(Value::Int(self.size_of(&x.ty))),
             ExprKind::Stringof(x) => {
                 let v = self.eval(x, f)?;
+                let v = self.deref_scratch(v);
                 Ok(Value::str(self.stringof(&v, &x.ty)))
             }
             ExprKind::Member { base, member, .. } => match thread_member_path(e) {
@@ -204,14 +205,20 @@ impl State {
         let v = match op {
             // D variables live in DTrace's own storage, which has no address a D program
             // may take; DTrace refuses `&` of them.
-            UnaryOp::AddrOf => return Err(Fault::IllegalOperation),
+            // `&p[i]` and `&p->m` are addresses computed from a pointer.
+            UnaryOp::AddrOf => {
+                return match self.address_of(operand, f) {
+                    Some(addr) => addr.map(Value::Int),
+                    None => Err(Fault::IllegalOperation),
+                }
+            }
             _ => self.eval(operand, f)?,
         };
         match op {
             UnaryOp::Not => Ok(Value::Int(u64::from(!v.truthy()))),
             _ => match arith::unary(op, v.int(), ty) {
                 Some(n) => Ok(Value::Int(n)),
-                None => load(&v, 0, ty),
+                None => load(&self.deref_scratch(v), 0, ty),
             },
         }
     }
@@ -268,6 +275,9 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
+        if let Some(stored) = self.store_through_pointer(op, target, &v, &value.ty, f) {
+            return stored;
+        }
         let element = match &target.kind {
             ExprKind::Member { .. } => true,
             ExprKind::Index { base, .. } => matches!(base.ty, DType::Array(..)),
@@ -388,7 +398,8 @@ impl State {
                 Some(i) => self.array_element(base, i, f),
                 None => Err(Fault::IllegalOperation),
             },
-            ExprKind::Var { name, scope } => {
+            // An associative array; a pointer variable is indexed below.
+            ExprKind::Var { name, scope } if !matches!(base.ty, DType::Pointer(_)) => {
                 let keys = self.keys(indices, f)?;
                 Ok(self.read_var(*scope, name, keys, ty, f))
             }
@@ -398,8 +409,8 @@ impl State {
                     Some(e) => self.eval(e, f)?.int(),
                     None => 0,
                 };
-                let size = ty.size().unwrap_or(1);
-                load(&pointer, i.wrapping_mul(size), ty)
+                let size = self.types.size_of(ty).unwrap_or(1);
+                load(&self.deref_scratch(pointer), i.wrapping_mul(size), ty)
             }
         }
     }

@@ -76,6 +76,9 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
             },
         ),
         Htonll | Ntohll => (&[Int], 1, DType::ULONG),
+        Alloca => (&[Int], 1, DType::Pointer(Box::new(DType::Void))),
+        Bcopy => (&[Any, Int, Int], 3, DType::Void),
+        Copyinto => (&[Int, Int, Int], 3, DType::Void),
         Speculate | Commit | Discard | Raise => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
         Aggregating(
