@@ -26,6 +26,7 @@ impl State {
         clause: &Clause,
         f: &mut Frame<'_>,
     ) -> Result<(), (Fault, Place)> {
+        self.scratch.clear();
         if let Some(pred) = &clause.predicate {
             let v = self
                 .eval(pred, f)

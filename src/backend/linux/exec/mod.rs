@@ -208,7 +208,7 @@ struct State {
     /// Names the frames of stack() and ustack().
     symbols: Symbolizer,
     speculations: Buffers,
-    /// alloca()'s memory for the firing being run.
+    /// alloca()'s memory for the clause being run.
     scratch: scratch::Scratch,
     /// Where strtok(NULL, ...) resumes.
     strtok_rest: Option<Arc<[u8]>>,
@@ -350,7 +350,6 @@ impl Executor {
                 known: probes.len(),
             })?;
         state.vars.begin_firing();
-        state.scratch.clear();
         let captures = captures_of(firing);
         let mut faults = Vec::new();
         for &index in &probe.clauses {

@@ -1,5 +1,5 @@
-//! alloca()'s scratch memory: `scratchsize` bytes the clauses of one firing share, freed when
-//! the firing ends, as in DTrace. Pointers into it are plain integers at [`SCRATCH_BASE`], so
+//! alloca()'s scratch memory: `scratchsize` bytes for one clause, freed when the clause
+//! ends, as in DTrace (a second clause of the same firing gets the same addresses). Pointers into it are plain integers at [`SCRATCH_BASE`], so
 //! D's pointer arithmetic works on them; loads, stores, bcopy() and copyinto() at such an
 //! address reach the buffer, and anything past what alloca() handed out faults.
 
@@ -8,18 +8,19 @@ use std::sync::Arc;
 
 use super::value::Value;
 use super::{Fault, State};
+use crate::backend::linux::d::ast::DType;
 
 /// Where scratch memory appears to the program: an address no user mapping has.
 pub(super) const SCRATCH_BASE: u64 = 0xffff_e000_0000_0000;
 
-/// Scratch memory of the firing being run.
+/// Scratch memory of the clause being run.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     bytes: Vec<u8>,
 }
 
 impl Scratch {
-    /// Frees everything: a new firing starts with empty scratch space.
+    /// Frees everything: a new clause starts with empty scratch space.
     pub(super) fn clear(&mut self) {
         self.bytes.clear();
     }
@@ -88,6 +89,19 @@ impl State {
             Value::Int(addr) if self.scratch.holds(addr) => {
                 self.scratch.view(addr).unwrap_or(Value::Int(addr))
             }
+            other => other,
+        }
+    }
+
+    /// A string-typed pointer into scratch space as the string stored there (up to its NUL,
+    /// at most strsize bytes); other values as they are.
+    pub(super) fn scratch_string(&self, v: Value, ty: &DType) -> Value {
+        match self.deref_scratch(v) {
+            Value::Memory { bytes, .. } if ty.is_string_like() => {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                Value::str(&bytes[..end.min(self.options.strsize)])
+            }
+            Value::Memory { addr, .. } => Value::Int(addr),
             other => other,
         }
     }

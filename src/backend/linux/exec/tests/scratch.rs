@@ -1,5 +1,5 @@
 //! alloca() scratch memory: stores and loads through pointers into it, struct members,
-//! bcopy() and copyinto(), its bounds and its life of one firing.
+//! bcopy() and copyinto(), its bounds and its life of one clause.
 
 use super::*;
 
@@ -86,12 +86,13 @@ syscall::write:entry {
 }
 
 #[test]
-fn scratch_is_bounded_by_scratchsize_and_freed_each_firing() {
+fn scratch_is_bounded_by_scratchsize_and_freed_each_clause() {
     let mut h = Harness::new(
         r#"
 #pragma D option scratchsize=64
 tick-1s { a = alloca(40); b = (long *)alloca(24); b[2] = 9; printf("%d\n", b[2]); }
-tick-1s { c = alloca(1); printf("not reached\n"); }
+tick-1s { c = alloca(40); c = alloca(25); printf("not reached\n"); }
+tick-1s { d = (long *)alloca(64); printf("%d %d\n", d == a, d[7]); }
 tick-1s { printf("%d\n", *(long *)a); }
 "#,
         &[("profile:::tick-1s", ProbeKind::Tick)],
@@ -106,12 +107,37 @@ tick-1s { printf("%d\n", *(long *)a); }
                 _ => None,
             })
             .collect();
-        // 40 + 24 bytes fill the 64: the second clause faults, the third still reads.
-        assert_eq!(printed, ["9\n", "0\n"]);
+        // 40 + 24 bytes fit in 64 and 40 + 25 do not; the third clause has all 64 again, at
+        // the first clause's address, zeroed; in the fourth, the first clause's memory is
+        // gone.
+        assert_eq!(printed, ["9\n", "1 0\n"]);
         let errors = errors(&events);
-        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("out of scratch space"), "{errors:?}");
+        assert!(errors[1].contains("invalid address"), "{errors:?}");
     }
+}
+
+#[test]
+fn trace_of_a_char_pointer_into_scratch_is_its_string() {
+    let mut h = Harness::new(
+        r#"BEGIN { s = (char *)alloca(8); bcopy("hi", s, 3); trace(s); }"#,
+        &[("BEGIN", ProbeKind::Begin)],
+    );
+    h.fire(&firing(0, 0));
+    let events = h.take_all();
+    assert!(errors(&events).is_empty(), "{events:?}");
+    let traced: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Record(r) => Some(r.values.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        traced,
+        [vec![crate::event::Value::Str("hi".as_bytes().into())]]
+    );
 }
 
 #[test]
