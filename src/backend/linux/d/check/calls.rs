@@ -148,6 +148,22 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
     if !checker.arguments(func, kinds, min, args, span) {
         return DType::Unknown;
     }
+    // bcopy() and copyinto() write through their destination, which must be a pointer.
+    let dst = match func {
+        Function::Bcopy => args.get(1),
+        Function::Copyinto => args.get(2),
+        _ => None,
+    };
+    if let Some(dst) = dst.filter(|d| !matches!(d.ty, DType::Pointer(_) | DType::Unknown)) {
+        let message = format!(
+            "{}() argument #{} must be a pointer to scratch memory, found {}",
+            func.name(),
+            if func == Function::Bcopy { 2 } else { 3 },
+            dst.ty
+        );
+        checker.tagged("D_PROTO_ARG", dst.span, message);
+        return DType::Unknown;
+    }
     let tags: &[&str] = match func {
         Function::Stack => &["D_STACK_SIZE"],
         Function::Ustack => &["D_USTACK_FRAMES", "D_USTACK_STRSIZE"],
