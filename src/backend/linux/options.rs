@@ -151,7 +151,7 @@ fn parse_count(name: &str, value: &str) -> Result<usize, OptionError> {
 }
 
 /// `4m`, `512k`, `1g`, `256`.
-fn parse_size(name: &str, value: &str) -> Result<usize, OptionError> {
+pub(crate) fn parse_size(name: &str, value: &str) -> Result<usize, OptionError> {
     let bad = || OptionError::BadValue {
         name: name.into(),
         value: value.into(),

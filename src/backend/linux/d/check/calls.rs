@@ -9,6 +9,9 @@ use crate::backend::linux::d::ast::{
 use crate::backend::linux::d::span::Span;
 use crate::event::llquantize_overflows;
 
+/// dtrace's `scratchsize` when no pragma sets it (the run-time default is the same).
+const DEFAULT_SCRATCHSIZE: usize = 256;
+
 /// What an argument must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -147,6 +150,14 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
     let (kinds, min, ret) = signature(func);
     if !checker.arguments(func, kinds, min, args, span) {
         return DType::Unknown;
+    }
+    let scratchsize = checker.scratchsize.unwrap_or(DEFAULT_SCRATCHSIZE) as u64;
+    if let (Function::Alloca, Some(size)) = (func, args.first().and_then(Expr::as_int)) {
+        if size > scratchsize {
+            let message = format!("alloca({size}) size larger than scratchsize {scratchsize}");
+            checker.tagged("D_ALLOCA_SIZE", span, message);
+            return DType::Unknown;
+        }
     }
     // bcopy() and copyinto() write through their destination, which must be a pointer.
     let dst = match func {
