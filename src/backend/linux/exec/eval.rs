@@ -146,7 +146,14 @@ impl State {
             }
             ExprKind::Assign { op, target, value } => self.assign(*op, target, value, f),
             ExprKind::IncDec { op, target } => self.inc_dec(*op, target, f),
-            ExprKind::Cast { to, expr } => Ok(self.eval(expr, f)?.convert(to)),
+            ExprKind::Cast { to, expr } => {
+                let v = self.eval(expr, f)?;
+                let v = match to {
+                    DType::String => self.scratch_string(v, to),
+                    _ => v,
+                };
+                Ok(v.convert(to))
+            }
             ExprKind::SizeofType(t) => Ok(Value::Int(self.size_of(t))),
             ExprKind::SizeofExpr(x) => Ok(Value::Int(self.size_of(&x.ty))),
             ExprKind::Stringof(x) => {

@@ -436,7 +436,8 @@ impl Checker {
         }
         let allowed = match to {
             DType::Int { .. } | DType::Pointer(_) => from.is_scalar(),
-            DType::String => from.is_string_like(),
+            // `(string)p` reads the string at a pointer, as stringof(p) does.
+            DType::String => from.is_string_like() || matches!(from, DType::Pointer(_)),
             _ => false,
         };
         if !allowed {

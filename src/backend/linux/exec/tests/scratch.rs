@@ -57,11 +57,13 @@ BEGIN {
 	s = (char *)alloca(16);
 	bcopy("abcdef", s, 7);
 	bcopy("XY", &s[2], 2);
-	printf("%s %s %c\n", stringof(s), stringof(&s[3]), s[5]);
+	v = alloca(4);
+	bcopy("xyz", v, 4);
+	printf("%s %s %c %s\n", stringof(s), stringof(&s[3]), s[5], (string)v);
 }
 "#,
     );
-    assert_eq!(out, ["abXYef Yef f\n"]);
+    assert_eq!(out, ["abXYef Yef f xyz\n"]);
 }
 
 #[test]
