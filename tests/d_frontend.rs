@@ -312,6 +312,14 @@ fn errors_carry_dtrace_error_tags() {
         ("BEGIN { ustack(1, -1); }", "D_USTACK_STRSIZE"),
         ("#pragma D option nosuch\n", "D_PRAGMA_OPTSET"),
         ("BEGIN { trace($3); }", "D_MACRO_UNDEF"),
+        ("BEGIN { copyinto(1, 2, 3); }", "D_PROTO_ARG"),
+        ("BEGIN { bcopy(\"ab\", 4, 2); }", "D_PROTO_ARG"),
+        ("BEGIN { p = alloca(); }", "D_PROTO_LEN"),
+        ("BEGIN { p = alloca(257); }", "D_ALLOCA_SIZE"),
+        (
+            "#pragma D option scratchsize=1k\nBEGIN { p = alloca(1025); }",
+            "D_ALLOCA_SIZE",
+        ),
     ];
     for (source, tag) in cases {
         let Err(mut diagnostics) = compile("t.d", source, &MacroArgs::default()) else {

@@ -36,6 +36,8 @@ pub struct Options {
     pub cpu: Option<u32>,
     /// `nspec`: how many speculative buffers `speculation()` hands out.
     pub nspec: usize,
+    /// `scratchsize`: bytes of scratch memory `alloca()` hands out in one firing.
+    pub scratchsize: usize,
     /// `specsize`: bytes of data one speculative buffer holds.
     pub specsize: usize,
     /// `destructive` (or -w): actions that change the system (`system()`, `raise()`) are
@@ -75,6 +77,7 @@ impl Default for Options {
             cpu: None,
             nspec: 1,
             specsize: 4 << 20,
+            scratchsize: 256,
             destructive: false,
             stackframes: 20,
             ustackframes: 100,
@@ -129,6 +132,7 @@ impl Options {
             "quiet" => self.quiet = true,
             "destructive" => self.destructive = true,
             "specsize" => self.specsize = parse_size(name, need()?)?,
+            "scratchsize" => self.scratchsize = parse_size(name, need()?)?,
             "nspec" => {
                 let value = need()?;
                 self.nspec = value.parse().map_err(|_| OptionError::BadValue {
@@ -171,7 +175,7 @@ fn parse_count(name: &str, value: &str) -> Result<usize, OptionError> {
 }
 
 /// `4m`, `512k`, `1g`, `256`.
-fn parse_size(name: &str, value: &str) -> Result<usize, OptionError> {
+pub(crate) fn parse_size(name: &str, value: &str) -> Result<usize, OptionError> {
     let bad = || OptionError::BadValue {
         name: name.into(),
         value: value.into(),

@@ -670,6 +670,12 @@ pub enum Function {
     Uaddr,
     /// umod(addr): the file of the current process mapped at an address.
     Umod,
+    /// alloca(size): scratch memory that lasts until the end of the clause.
+    Alloca,
+    /// bcopy(src, dst, size): copies `size` bytes into scratch memory.
+    Bcopy,
+    /// copyinto(addr, size, dst): copyin() into scratch memory.
+    Copyinto,
     /// count(), sum(), quantize() …: the aggregating functions are the event model's list.
     Aggregating(AggFunc),
 }
@@ -728,6 +734,9 @@ const FUNCTION_NAMES: &[(&str, Function)] = &[
     ("usym", Function::Ufunc),
     ("uaddr", Function::Uaddr),
     ("umod", Function::Umod),
+    ("alloca", Function::Alloca),
+    ("bcopy", Function::Bcopy),
+    ("copyinto", Function::Copyinto),
     ("count", Function::Aggregating(AggFunc::Count)),
     ("sum", Function::Aggregating(AggFunc::Sum)),
     ("min", Function::Aggregating(AggFunc::Min)),

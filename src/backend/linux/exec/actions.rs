@@ -82,7 +82,9 @@ impl State {
                 let mut values = Vec::with_capacity(args.len());
                 let mut formats = Vec::with_capacity(args.len());
                 for arg in args {
-                    values.push(self.eval(arg, f)?.string(&arg.ty)?.to_event(&arg.ty));
+                    let v = self.eval(arg, f)?;
+                    let v = self.scratch_string(v, &arg.ty);
+                    values.push(v.string(&arg.ty)?.to_event(&arg.ty));
                     formats.push(trace_format(arg));
                 }
                 self.speculative_data(&values, f)?;

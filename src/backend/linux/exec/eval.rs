@@ -26,6 +26,7 @@ impl State {
         clause: &Clause,
         f: &mut Frame<'_>,
     ) -> Result<(), (Fault, Place)> {
+        self.scratch.clear();
         if let Some(pred) = &clause.predicate {
             let v = self
                 .eval(pred, f)
@@ -145,11 +146,19 @@ impl State {
             }
             ExprKind::Assign { op, target, value } => self.assign(*op, target, value, f),
             ExprKind::IncDec { op, target } => self.inc_dec(*op, target, f),
-            ExprKind::Cast { to, expr } => Ok(self.eval(expr, f)?.convert(to)),
+            ExprKind::Cast { to, expr } => {
+                let v = self.eval(expr, f)?;
+                let v = match to {
+                    DType::String => self.scratch_string(v, to),
+                    _ => v,
+                };
+                Ok(v.convert(to))
+            }
             ExprKind::SizeofType(t) => Ok(Value::Int(self.size_of(t))),
             ExprKind::SizeofExpr(x) => Ok(Value::Int(self.size_of(&x.ty))),
             ExprKind::Stringof(x) => {
                 let v = self.eval(x, f)?;
+                let v = self.deref_scratch(v);
                 Ok(Value::str(self.stringof(&v, &x.ty)))
             }
             ExprKind::Member { base, member, .. } => match thread_member_path(e) {
@@ -204,14 +213,20 @@ impl State {
         let v = match op {
             // D variables live in DTrace's own storage, which has no address a D program
             // may take; DTrace refuses `&` of them.
-            UnaryOp::AddrOf => return Err(Fault::IllegalOperation),
+            // `&p[i]` and `&p->m` are addresses computed from a pointer.
+            UnaryOp::AddrOf => {
+                return match self.address_of(operand, f) {
+                    Some(addr) => addr.map(Value::Int),
+                    None => Err(Fault::IllegalOperation),
+                }
+            }
             _ => self.eval(operand, f)?,
         };
         match op {
             UnaryOp::Not => Ok(Value::Int(u64::from(!v.truthy()))),
             _ => match arith::unary(op, v.int(), ty) {
                 Some(n) => Ok(Value::Int(n)),
-                None => load(&v, 0, ty),
+                None => load(&self.deref_scratch(v), 0, ty),
             },
         }
     }
@@ -268,6 +283,9 @@ impl State {
         f: &mut Frame<'_>,
     ) -> Eval {
         let v = self.eval(value, f)?;
+        if let Some(stored) = self.store_through_pointer(op, target, &v, &value.ty, f) {
+            return stored;
+        }
         let element = match &target.kind {
             ExprKind::Member { .. } => true,
             ExprKind::Index { base, .. } => matches!(base.ty, DType::Array(..)),
@@ -388,7 +406,8 @@ impl State {
                 Some(i) => self.array_element(base, i, f),
                 None => Err(Fault::IllegalOperation),
             },
-            ExprKind::Var { name, scope } => {
+            // An associative array; a pointer variable is indexed below.
+            ExprKind::Var { name, scope } if !matches!(base.ty, DType::Pointer(_)) => {
                 let keys = self.keys(indices, f)?;
                 Ok(self.read_var(*scope, name, keys, ty, f))
             }
@@ -398,8 +417,8 @@ impl State {
                     Some(e) => self.eval(e, f)?.int(),
                     None => 0,
                 };
-                let size = ty.size().unwrap_or(1);
-                load(&pointer, i.wrapping_mul(size), ty)
+                let size = self.types.size_of(ty).unwrap_or(1);
+                load(&self.deref_scratch(pointer), i.wrapping_mul(size), ty)
             }
         }
     }

@@ -20,6 +20,7 @@ mod interned;
 mod printf;
 mod process;
 mod records;
+mod scratch;
 mod speculation;
 mod strings;
 mod subroutines;
@@ -85,6 +86,8 @@ enum Fault {
     /// The clause ends here and its data is dropped, with no error: speculate() on a
     /// buffer that is not active, or speculative data past `specsize`.
     Abandoned,
+    /// alloca() asked for more than is left of `scratchsize`.
+    NoScratch,
 }
 
 /// Where in a clause a fault happened.
@@ -107,6 +110,7 @@ impl Fault {
             Fault::IllegalOperation => format!("illegal operation in {place}"),
             Fault::BadParameters(why) => format!("{why} in {place}"),
             Fault::Abandoned => format!("clause abandoned in {place}"),
+            Fault::NoScratch => format!("out of scratch space in {place}"),
         }
     }
 }
@@ -126,6 +130,7 @@ impl Faulted {
         let (kind, addr) = match self.fault {
             Fault::InvalidAddress(addr) => (FAULT_BADADDR, addr),
             Fault::DivideByZero => (FAULT_DIVZERO, 0),
+            Fault::NoScratch => (FAULT_NOSCRATCH, 0),
             Fault::IllegalOperation | Fault::BadParameters(_) | Fault::Abandoned => {
                 (FAULT_ILLOP, 0)
             }
@@ -162,6 +167,7 @@ impl Faulted {
 const FAULT_BADADDR: u64 = 1;
 const FAULT_ILLOP: u64 = 3;
 const FAULT_DIVZERO: u64 = 4;
+const FAULT_NOSCRATCH: u64 = 5;
 
 /// One run of one clause over one firing.
 struct Frame<'a> {
@@ -202,6 +208,8 @@ struct State {
     /// Names the frames of stack() and ustack().
     symbols: Symbolizer,
     speculations: Buffers,
+    /// alloca()'s memory for the clause being run.
+    scratch: scratch::Scratch,
     /// Where strtok(NULL, ...) resumes.
     strtok_rest: Option<Arc<[u8]>>,
     /// rand()'s generator state (never 0).
@@ -284,6 +292,7 @@ impl Executor {
                 printed: HashSet::new(),
                 exit: None,
                 symbols: Symbolizer::default(),
+                scratch: Default::default(),
                 strtok_rest: None,
                 rand_state: (wall_clock_offset() as u64) | 1,
                 types,

@@ -9,7 +9,7 @@ use super::eval::Eval;
 use super::value::Value;
 use super::{Fault, Frame, State};
 use crate::backend::linux::d::arith::normalize;
-use crate::backend::linux::d::ast::{BinaryOp, DType, Expr, ExprKind};
+use crate::backend::linux::d::ast::{BinaryOp, DType, Expr, ExprKind, UnaryOp};
 
 /// Where a member is inside the variable that holds it.
 struct Place {
@@ -50,7 +50,10 @@ impl State {
             width: m.width.map_or_else(|| self.bits(&m.ty), u64::from),
             ty: m.ty,
         };
-        Some(self.eval(base, f).and_then(|v| read(&v, &place)))
+        Some(
+            self.eval(base, f)
+                .and_then(|v| read(&self.deref_scratch(v), &place)),
+        )
     }
 
     /// `array[i]` of an array member or variable.
@@ -152,6 +155,136 @@ impl State {
         };
         self.store(scope, name, keys, whole, f);
         Ok(stored)
+    }
+}
+
+impl State {
+    /// Where a store through a pointer lands: `*p`, `p[i]`, `p->m` and members and elements
+    /// of those, as the address of the object holding it and the place inside it. `None`
+    /// for targets that are not reached through a pointer.
+    fn pointed_place(
+        &mut self,
+        target: &Expr,
+        f: &mut Frame<'_>,
+    ) -> Option<Result<(u64, Place), Fault>> {
+        let whole = |addr: u64, ty: &DType, this: &Self| {
+            Ok((
+                addr,
+                Place {
+                    bit: 0,
+                    width: this.bits(ty),
+                    ty: ty.clone(),
+                },
+            ))
+        };
+        match &target.kind {
+            ExprKind::Unary {
+                op: UnaryOp::Deref,
+                operand,
+            } => Some(
+                self.eval(operand, f)
+                    .and_then(|p| whole(p.int(), &target.ty, self)),
+            ),
+            ExprKind::Index { base, indices } if matches!(base.ty, DType::Pointer(_)) => {
+                Some((|| {
+                    let p = self.eval(base, f)?.int();
+                    let i = match indices.first() {
+                        Some(e) => self.eval(e, f)?.int(),
+                        None => 0,
+                    };
+                    let size = self.types.size_of(&target.ty).unwrap_or(1);
+                    whole(p.wrapping_add(i.wrapping_mul(size)), &target.ty, self)
+                })())
+            }
+            ExprKind::Member {
+                base,
+                member,
+                arrow,
+            } => {
+                let (addr, start) = if *arrow {
+                    match self.eval(base, f) {
+                        Ok(p) => (p.int(), 0),
+                        Err(e) => return Some(Err(e)),
+                    }
+                } else {
+                    match self.pointed_place(base, f)? {
+                        Ok((addr, place)) => (addr, place.bit),
+                        Err(e) => return Some(Err(e)),
+                    }
+                };
+                let record = match &base.ty {
+                    DType::Pointer(to) if *arrow => &**to,
+                    other => other,
+                };
+                let Some(m) = self.types.member(record, member).cloned() else {
+                    return Some(Err(Fault::IllegalOperation));
+                };
+                Some(Ok((
+                    addr,
+                    Place {
+                        bit: start + m.offset,
+                        width: m.width.map_or_else(|| self.bits(&m.ty), u64::from),
+                        ty: m.ty,
+                    },
+                )))
+            }
+            ExprKind::Index { base, indices } if matches!(base.ty, DType::Array(..)) => {
+                let (addr, place) = match self.pointed_place(base, f)? {
+                    Ok(found) => found,
+                    Err(e) => return Some(Err(e)),
+                };
+                Some((|| {
+                    let i = match indices.first() {
+                        Some(e) => self.eval(e, f)?.int(),
+                        None => 0,
+                    };
+                    Ok((addr, self.element(&base.ty, place.bit, i)?))
+                })())
+            }
+            _ => None,
+        }
+    }
+
+    /// `&p[i]`, `&p->m`, `&*p`: the address they name; `None` for what has no address.
+    pub(super) fn address_of(
+        &mut self,
+        target: &Expr,
+        f: &mut Frame<'_>,
+    ) -> Option<Result<u64, Fault>> {
+        let found = self.pointed_place(target, f)?;
+        Some(found.map(|(addr, place)| addr.wrapping_add(place.bit / 8)))
+    }
+
+    /// `*p = v`, `p[i] op= v`, `p->m = v`: stores into the scratch memory the pointer
+    /// points at (the only memory this engine lets a program write). `None` when `target`
+    /// is not reached through a pointer.
+    pub(super) fn store_through_pointer(
+        &mut self,
+        op: Option<BinaryOp>,
+        target: &Expr,
+        value: &Value,
+        value_ty: &DType,
+        f: &mut Frame<'_>,
+    ) -> Option<Eval> {
+        let (addr, place) = match self.pointed_place(target, f)? {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        let len = (place.bit + place.width).div_ceil(8);
+        Some((|| {
+            let memory = self.scratch.slice_mut(addr, len)?;
+            let new = match op {
+                None => value.clone().convert(&place.ty),
+                Some(op) => Value::Int(super::eval::arithmetic(
+                    op,
+                    (read_bytes(memory, &place).int(), &place.ty),
+                    (value.int(), value_ty),
+                    &place.ty,
+                )?),
+            };
+            write(memory, &place, &new)?;
+            Ok(read_bytes(memory, &place))
+        })())
     }
 }
 

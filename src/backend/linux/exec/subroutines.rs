@@ -104,6 +104,22 @@ impl State {
                 Value::Int(u64::from((first.int() as u32).swap_bytes()))
             }
             Function::Htonll | Function::Ntohll => Value::Int(first.int().swap_bytes()),
+            Function::Alloca => self.alloca(first.int())?,
+            Function::Bcopy => {
+                let n =
+                    usize::try_from(int(2).unwrap_or(0)).map_err(|_| Fault::IllegalOperation)?;
+                let bytes = self.source_bytes(&first, n)?;
+                self.copy_to_scratch(&bytes, values.get(1).map_or(0, Value::int))?;
+                Value::Int(0)
+            }
+            Function::Copyinto => {
+                let copied = copyin(&first, int(1).unwrap_or(0), f.firing)?;
+                let Value::Memory { bytes, .. } = copied else {
+                    return Err(Fault::InvalidAddress(first.int()));
+                };
+                self.copy_to_scratch(&bytes, values.get(2).map_or(0, Value::int))?;
+                Value::Int(0)
+            }
             _ => Value::zero(ty),
         })
         .map(|v| self.cut_value(v))

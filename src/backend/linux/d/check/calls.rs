@@ -9,6 +9,9 @@ use crate::backend::linux::d::ast::{
 use crate::backend::linux::d::span::Span;
 use crate::event::llquantize_overflows;
 
+/// dtrace's `scratchsize` when no pragma sets it (the run-time default is the same).
+const DEFAULT_SCRATCHSIZE: usize = 256;
+
 /// What an argument must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -77,6 +80,9 @@ fn signature(func: Function) -> (&'static [Kind], usize, DType) {
             },
         ),
         Htonll | Ntohll => (&[Int], 1, DType::ULONG),
+        Alloca => (&[Int], 1, DType::Pointer(Box::new(DType::Void))),
+        Bcopy => (&[Any, Int, Int], 3, DType::Void),
+        Copyinto => (&[Int, Int, Int], 3, DType::Void),
         Speculate | Commit | Discard | Raise => (&[Int], 1, DType::Void),
         Aggregating(AggFunc::Count) => (&[], 0, DType::Void),
         Aggregating(
@@ -144,6 +150,30 @@ pub fn call(checker: &mut Checker, func: Function, args: &mut [Expr], span: Span
     }
     let (kinds, min, ret) = signature(func);
     if !checker.arguments(func, kinds, min, args, span) {
+        return DType::Unknown;
+    }
+    let scratchsize = checker.scratchsize.unwrap_or(DEFAULT_SCRATCHSIZE) as u64;
+    if let (Function::Alloca, Some(size)) = (func, args.first().and_then(Expr::as_int)) {
+        if size > scratchsize {
+            let message = format!("alloca({size}) size larger than scratchsize {scratchsize}");
+            checker.tagged("D_ALLOCA_SIZE", span, message);
+            return DType::Unknown;
+        }
+    }
+    // bcopy() and copyinto() write through their destination, which must be a pointer.
+    let dst = match func {
+        Function::Bcopy => args.get(1),
+        Function::Copyinto => args.get(2),
+        _ => None,
+    };
+    if let Some(dst) = dst.filter(|d| !matches!(d.ty, DType::Pointer(_) | DType::Unknown)) {
+        let message = format!(
+            "{}() argument #{} must be a pointer to scratch memory, found {}",
+            func.name(),
+            if func == Function::Bcopy { 2 } else { 3 },
+            dst.ty
+        );
+        checker.tagged("D_PROTO_ARG", dst.span, message);
         return DType::Unknown;
     }
     let tags: &[&str] = match func {

@@ -436,7 +436,8 @@ impl Checker {
         }
         let allowed = match to {
             DType::Int { .. } | DType::Pointer(_) => from.is_scalar(),
-            DType::String => from.is_string_like(),
+            // `(string)p` reads the string at a pointer, as stringof(p) does.
+            DType::String => from.is_string_like() || matches!(from, DType::Pointer(_)),
             _ => false,
         };
         if !allowed {
@@ -562,7 +563,9 @@ impl Checker {
                 self.value(base);
                 self.array_index(base, indices)
             }
-            ExprKind::Ident(_) | ExprKind::Var { .. } => self.assoc_read(base, indices),
+            ExprKind::Ident(_) | ExprKind::Var { .. } if !self.is_pointer_var(base) => {
+                self.assoc_read(base, indices)
+            }
             _ => {
                 self.value(base);
                 match (&base.ty, &*indices) {
@@ -606,6 +609,21 @@ impl Checker {
         self.vars
             .get(&key)
             .is_some_and(|s| matches!(self.variables[s.index].ty, DType::Array(..)))
+    }
+}
+
+impl Checker {
+    /// Whether `e` names a scalar variable that holds a pointer, which `e[i]` indexes.
+    pub(super) fn is_pointer_var(&self, e: &Expr) -> bool {
+        let key = match &e.kind {
+            ExprKind::Ident(name) => (VarScope::Global, name.clone()),
+            ExprKind::Var { name, scope } => (*scope, name.clone()),
+            _ => return false,
+        };
+        self.vars.get(&key).is_some_and(|s| {
+            let var = &self.variables[s.index];
+            var.keys.is_empty() && matches!(var.ty, DType::Pointer(_))
+        })
     }
 }
 

@@ -40,6 +40,8 @@ struct VarState {
 #[derive(Default)]
 pub struct Checker {
     diagnostics: Vec<Diagnostic>,
+    /// `#pragma D option scratchsize=`, the most alloca() may ask for (else 256).
+    scratchsize: Option<usize>,
     variables: Vec<Variable>,
     vars: HashMap<(VarScope, String), VarState>,
     aggs: HashMap<String, usize>,

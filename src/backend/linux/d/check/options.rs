@@ -126,6 +126,8 @@ impl Checker {
         if let Err(message) = check_option(&p.name, p.value.as_deref()) {
             let message = format!("failed to set option `{}`: {message}", p.name);
             self.tagged("D_PRAGMA_OPTSET", p.span, message);
+        } else if let ("scratchsize", Some(v)) = (p.name.as_str(), p.value.as_deref()) {
+            self.scratchsize = crate::backend::linux::options::parse_size(&p.name, v).ok();
         }
     }
 }

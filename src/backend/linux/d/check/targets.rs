@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use super::expr::display_name;
 use super::{same_kind, Checker};
-use crate::backend::linux::d::ast::{BinaryOp, Builtin, DType, Expr, ExprKind, Stmt, VarScope};
+use crate::backend::linux::d::ast::{
+    BinaryOp, Builtin, DType, Expr, ExprKind, Stmt, UnaryOp, VarScope,
+};
 use crate::backend::linux::d::diagnostic::Diagnostic;
 use crate::backend::linux::d::span::Span;
 use crate::backend::linux::deep;
@@ -119,6 +121,9 @@ impl Checker {
             }
             _ => false,
         };
+        if self.through_pointer(target) {
+            return self.pointer_assign(*op, target, value);
+        }
         if element {
             return self.member_assign(*op, target, value);
         }
@@ -179,6 +184,43 @@ impl Checker {
         };
         let ty = self.store(&t, stored, keys, value.span);
         set_target_type(target, &ty);
+        ty
+    }
+
+    /// Whether `target` is memory reached through a pointer: `*p`, `p[i]`, `p->m`, or a
+    /// member or element of one of those.
+    fn through_pointer(&self, target: &Expr) -> bool {
+        match &target.kind {
+            ExprKind::Unary {
+                op: UnaryOp::Deref, ..
+            }
+            | ExprKind::Member { arrow: true, .. } => true,
+            ExprKind::Index { base, .. } => {
+                self.is_pointer_var(base)
+                    || matches!(base.ty, DType::Pointer(_))
+                    || self.through_pointer(base)
+            }
+            ExprKind::Member { base, .. } => self.through_pointer(base),
+            _ => false,
+        }
+    }
+
+    /// `*p = v`, `p[i] op= v`, `p->m = v`: a store into the memory a pointer points at.
+    fn pointer_assign(&mut self, op: Option<BinaryOp>, target: &mut Expr, value: &Expr) -> DType {
+        self.value(target);
+        let (ty, value_ty) = (target.ty.clone(), value.ty.clone());
+        if ty == DType::Unknown || value_ty == DType::Unknown {
+            return DType::Unknown;
+        }
+        let fits = match op {
+            Some(_) => ty.is_integer() && value_ty.is_scalar(),
+            None => ty.is_scalar() && value_ty.is_scalar(),
+        };
+        if !fits {
+            let message = format!("cannot assign {value_ty} to memory of type {ty}");
+            self.tagged("D_OP_INCOMPAT", value.span, message);
+            return DType::Unknown;
+        }
         ty
     }
 

@@ -5,6 +5,7 @@ mod actions;
 mod aggregations;
 mod corpus;
 mod functions;
+mod scratch;
 mod scripts;
 mod semantics;
 mod speculation;
