@@ -31,7 +31,7 @@ use thiserror::Error;
 use crate::backend::linux::firing::{
     CapturedBytes, CapturedString, Firing, MemoryRead, ProbeKind, ProcessState, ReadData, MAX_ARGS,
 };
-use crate::backend::linux::plan::{Captures, Plan, PlannedProbe};
+use crate::backend::linux::plan::{Captures, Plan, PlannedProbe, ProcessRead};
 use crate::event::ByteString;
 
 pub const PROBE: i16 = 0;
@@ -114,6 +114,8 @@ pub fn arg_offset(n: u8) -> i16 {
 pub struct Layout {
     /// Offset of the process block (`process`), when the probe reads process state.
     pub process: Option<usize>,
+    /// The block is filled whole, not only its task and parent (`ProcessRead::Full`).
+    pub process_full: bool,
     /// Offset of the working directory's block (`cwd`), when the probe reads `cwd`.
     pub cwd: Option<usize>,
     /// One slot per `Captures::thread_members`: an i64 status (0, or the failed read's
@@ -146,8 +148,9 @@ pub const USER_FRAMES: usize = 100;
 
 impl Layout {
     pub fn new(captures: &Captures, strsize: usize) -> Layout {
-        let process = captures.process.then_some(HEADER);
-        let mut at = HEADER + if captures.process { process::SIZE } else { 0 };
+        let reads_process = captures.process != ProcessRead::None;
+        let process = reads_process.then_some(HEADER);
+        let mut at = HEADER + if reads_process { process::SIZE } else { 0 };
         let cwd = captures.cwd.then_some(at);
         at += if captures.cwd { cwd::SIZE } else { 0 };
         let mut slot = |data: usize| {
@@ -195,6 +198,7 @@ impl Layout {
         };
         Layout {
             process,
+            process_full: captures.process == ProcessRead::Full,
             cwd,
             thread_members,
             strings,

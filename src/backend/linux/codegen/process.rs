@@ -16,12 +16,24 @@ use crate::inspect::task::{MemberRead, TaskLayout};
 const SCRATCH_A: usize = SCRATCH;
 const SCRATCH_B: usize = SCRATCH + 8;
 
-/// Emits the reads that fill the process block at record offset `at` (R7 = the record).
-/// Clobbers R0–R5.
-pub fn emit(asm: &mut Asm, task: &TaskLayout, at: usize) {
+/// Emits the reads that fill the process block at record offset `at` (R7 = the record):
+/// the task and `ppid` only, unless `full`. Clobbers R0–R5.
+pub fn emit(asm: &mut Asm, task: &TaskLayout, at: usize, full: bool) {
     let block = Block { at };
     asm.call(Helper::GetCurrentTask)
         .stx(Size::DW, Reg::R7, block.off(TASK), Reg::R0);
+    if !full {
+        block.read(asm, SCRATCH_A, 8, TASK, task.real_parent);
+        block.read(asm, PPID, 4, SCRATCH_A, task.tgid);
+        // What the record decodes beyond them reads as empty, not as an older record's.
+        asm.st(Size::W, Reg::R7, block.off(PSARGS_LEN), 0).st(
+            Size::W,
+            Reg::R7,
+            block.off(ANCESTORS),
+            0,
+        );
+        return;
+    }
     // euid, egid: task->cred->{euid, egid}.
     block.read(asm, SCRATCH_B, 8, TASK, task.cred);
     block.read(asm, EUID, 4, SCRATCH_B, task.euid);

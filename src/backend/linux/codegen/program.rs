@@ -163,7 +163,7 @@ pub fn build(spec: &ProgramSpec<'_>) -> Result<Vec<Insn>, AsmError> {
             },
         }
         if let (Some(at), Some(task)) = (spec.layout.process, spec.task) {
-            super::process::emit(&mut asm, task, at);
+            super::process::emit(&mut asm, task, at, spec.layout.process_full);
         }
         if let (Some(at), Some(task)) = (spec.layout.cwd, spec.task) {
             super::process::emit_cwd(&mut asm, task, at);

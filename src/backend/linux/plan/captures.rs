@@ -31,9 +31,9 @@ pub struct Captures {
     /// `Plan::shadow_vars[i]`, for a later probe to read through (`AddrExpr::Shadow`); in
     /// the order of the firing's assignments.
     pub shadow_stores: Vec<ShadowStore>,
-    /// The clauses read process state (`ppid`, `curpsinfo`, `curthread`, `progenyof`),
+    /// The process state the clauses read (`ppid`, `curthread`; `curpsinfo`, `progenyof`),
     /// which the program reads from the current task at the probe (`record::process`).
-    pub process: bool,
+    pub process: ProcessRead,
     /// `curthread->…` paths the clauses read (`firing::thread_member_path`), sorted; the
     /// plan's `thread_members` says how to read each.
     pub thread_members: Vec<Arc<str>>,
@@ -166,7 +166,11 @@ pub fn assign(probes: &mut [PlannedProbe], clauses: &[&Clause]) -> Vec<String> {
         stores.extend(derived.stores);
         probe.captures.shadow_stores = stores;
         let own = own_clauses(probe, clauses);
-        probe.captures.process = own.iter().any(|c| reads_process(c));
+        probe.captures.process = own
+            .iter()
+            .map(|c| reads_process(c))
+            .max()
+            .unwrap_or_default();
         probe.captures.thread_members = thread_members(&own);
         probe.captures.cwd = own.iter().any(|c| reads_builtin(c, Builtin::Cwd));
         if probe.site != Site::UserSpace {
@@ -295,12 +299,12 @@ fn unify_raw_syscalls(probes: &mut [PlannedProbe]) {
         let mut bytes = BTreeSet::new();
         let mut derived = BTreeSet::new();
         let mut shadow_stores: Vec<ShadowStore> = Vec::new();
-        let mut process = false;
+        let mut process = ProcessRead::None;
         let mut cwd = false;
         let mut members = BTreeSet::new();
         let (mut kernel_stack, mut user_stack) = (false, false);
         for (index, p) in probes.iter().enumerate().filter(|(_, p)| is_group(p)) {
-            process |= p.captures.process;
+            process = process.max(p.captures.process);
             cwd |= p.captures.cwd;
             members.extend(p.captures.thread_members.iter().cloned());
             kernel_stack |= p.captures.kernel_stack;
@@ -372,19 +376,34 @@ fn reads_builtin(clause: &Clause, b: Builtin) -> bool {
     found
 }
 
-/// Whether the clause reads what the kernel keeps about the process: `ppid`, `curpsinfo`,
-/// `curthread` or `progenyof()`.
-fn reads_process(clause: &Clause) -> bool {
-    let mut found = false;
+/// How much of the process block a probe's clauses need. A probe that reads only `ppid` or
+/// `curthread` (pyflow's per-process line, on every call) costs three reads, not the
+/// block's forty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProcessRead {
+    #[default]
+    None,
+    /// `ppid` and `curthread`: the task, and its parent's tgid.
+    Parent,
+    /// Also `curpsinfo`'s members and `progenyof()`'s ancestors: the whole block.
+    Full,
+}
+
+/// What the clause reads of what the kernel keeps about the process: `ppid` and `curthread`,
+/// or also `curpsinfo` or `progenyof()`.
+fn reads_process(clause: &Clause) -> ProcessRead {
+    let mut found = ProcessRead::None;
     let mut visit = |e: &Expr| {
-        found |= matches!(
-            e.kind,
-            ExprKind::Builtin(Builtin::Ppid | Builtin::Curpsinfo | Builtin::Curthread)
-                | ExprKind::Call {
-                    func: Function::Progenyof,
-                    ..
-                }
-        );
+        let read = match e.kind {
+            ExprKind::Builtin(Builtin::Ppid | Builtin::Curthread) => ProcessRead::Parent,
+            ExprKind::Builtin(Builtin::Curpsinfo)
+            | ExprKind::Call {
+                func: Function::Progenyof,
+                ..
+            } => ProcessRead::Full,
+            _ => ProcessRead::None,
+        };
+        found = found.max(read);
     };
     if let Some(p) = &clause.predicate {
         walk(p, &mut visit);

@@ -52,7 +52,7 @@ pub use aggregate::MAX_KEY_SIZE;
 pub use aggregate::{
     HeaderReads, KernelAggregation, KernelClause, KernelUpdate, KeyKind, Storage, ThreadAssign,
 };
-pub use captures::Captures;
+pub use captures::{Captures, ProcessRead};
 pub use derived::{AddrExpr, AddrOp, DerivedRead, ShadowStore};
 pub use follow::Follow;
 pub use threadvars::MAX_KERNEL_VARS;
@@ -286,7 +286,10 @@ pub fn resolve(
     }
     let shadow_vars = captures::assign(&mut probes, &clauses);
     let holds = semaphores::resolve(&mut probes)?;
-    let task = if probes.iter().any(|p| p.captures.process || p.captures.cwd) {
+    let task = if probes
+        .iter()
+        .any(|p| p.captures.process != ProcessRead::None || p.captures.cwd)
+    {
         let what = "reading ppid, curpsinfo, curthread, progenyof() or cwd at the probe";
         Some(
             TaskLayout::kernel(what)

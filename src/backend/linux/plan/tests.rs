@@ -614,3 +614,30 @@ fn thread_variables_a_user_space_clause_names_leave_the_kernel_for_every_clause(
         }
     }
 }
+
+/// `ppid` and `curthread` need the task and its parent only; `curpsinfo` and `progenyof()`
+/// need the whole block. Each probe reads as much as its own clauses use.
+#[test]
+fn a_probe_reads_only_as_much_of_the_process_as_its_clauses_use() {
+    let p = plan(
+        "syscall::getppid:entry { trace(ppid); } \
+         syscall::getpid:entry { trace(curpsinfo->pr_pgid); } \
+         syscall::getuid:entry { trace(pid); } \
+         syscall::getgid:entry /progenyof(1)/ { trace(curthread); }",
+    )
+    .unwrap();
+    let reads: Vec<(&str, ProcessRead)> = p
+        .probes
+        .iter()
+        .map(|p| (p.info.desc.function.as_str(), p.captures.process))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            ("getppid", ProcessRead::Parent),
+            ("getpid", ProcessRead::Full),
+            ("getuid", ProcessRead::None),
+            ("getgid", ProcessRead::Full),
+        ]
+    );
+}
